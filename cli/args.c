@@ -1,0 +1,91 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+
+void cli_args_init(cli_args *a, const char *command, int argc, char **argv)
+{
+    a->command = command;
+    a->argc = argc;
+    a->argv = argv;
+    a->index = 0;
+    a->value = NULL;
+}
+
+const char *cli_current(const cli_args *a) { return a->index < a->argc ? a->argv[a->index] : NULL; }
+
+void cli_next(cli_args *a) { a->index++; }
+
+void cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("mixreg: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(EXIT_USAGE);
+}
+
+void cli_unknown_argument(const cli_args *a)
+{
+    cli_usage_error("%s: unknown argument '%s' (see mixreg %s --help)", a->command, cli_current(a), a->command);
+}
+
+int cli_flag_value(cli_args *a, const char *name)
+{
+    const char *arg = cli_current(a);
+    size_t len = strlen(name);
+    if (!arg || strncmp(arg, name, len)) return 0;
+    if (arg[len] == '=') {
+        a->value = arg + len + 1;
+        return 1;
+    }
+    if (arg[len] != '\0') return 0;
+    if (a->index + 1 >= a->argc) cli_usage_error("%s: %s needs a value", a->command, name);
+    a->index++;
+    a->value = a->argv[a->index];
+    return 1;
+}
+
+int cli_flag_switch(cli_args *a, const char *name)
+{
+    const char *arg = cli_current(a);
+    if (!arg) return 0;
+    size_t len = strlen(name);
+    if (!strncmp(arg, name, len) && arg[len] == '=')
+        cli_usage_error("%s: %s takes no value", a->command, name);
+    return !strcmp(arg, name);
+}
+
+double cli_parse_double(const cli_args *a, const char *name, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(a->value, &end);
+    if (end == a->value || *end || errno || !isfinite(v))
+        cli_usage_error("%s: %s: '%s' is not a number", a->command, name, a->value);
+    if (v < min || v > max) cli_usage_error("%s: %s must be in [%g, %g], got %s", a->command, name, min, max, a->value);
+    return v;
+}
+
+size_t cli_parse_size(const cli_args *a, const char *name, size_t min, size_t max)
+{
+    char *end;
+    errno = 0;
+    if (a->value[0] == '-') cli_usage_error("%s: %s must be in %zu..%zu, got %s", a->command, name, min, max, a->value);
+    unsigned long long v = strtoull(a->value, &end, 10);
+    if (end == a->value || *end || errno) cli_usage_error("%s: %s: '%s' is not a whole number", a->command, name, a->value);
+    if (v < min || v > max) cli_usage_error("%s: %s must be in %zu..%zu, got %s", a->command, name, min, max, a->value);
+    return (size_t)v;
+}
+
+int cli_report(mx_status status)
+{
+    fprintf(stderr, "mixreg: error: %s\n", mx_error_message());
+    return status == MX_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
+}

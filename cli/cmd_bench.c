@@ -1,0 +1,145 @@
+/* The training step timed the way ../shared/bench/torch_peer.py times
+ * PyTorch's: random batches, Mixup (one lambda per batch, permutation
+ * partner), SGD with Nesterov momentum; then eval throughput over 8 batches. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "mixreg/source.h"
+#include "mixreg/step.h"
+#include "mixreg/train.h"
+#include "train/progress.h"
+
+static const char bench_help[] =
+    "usage: mixreg bench [options]\n"
+    "\n"
+    "Times the training step like the PyTorch peer (bench/run.sh runs both) and\n"
+    "prints one JSON line with training and evaluation images per second.\n"
+    "\n"
+    "  --model mlp|logreg  (default mlp)\n"
+    "  --data D         (default fashion-mnist)\n"
+    "  --threads T      (default 2)\n"
+    "  --batch B        (default 128)\n"
+    "  --steps N        timed steps (default 60)\n"
+    "  --warmup N       untimed steps first (default 10)\n"
+    "  --alpha A        mixup alpha (default 1)\n";
+
+typedef struct {
+    char model[32];
+    const char *data;
+    int threads;
+    size_t batch, steps, warmup;
+    double alpha;
+} bench_options;
+
+static void parse_bench_flags(int argc, char **argv, bench_options *o)
+{
+    cli_args a;
+    cli_args_init(&a, "bench", argc, argv);
+    for (; cli_current(&a); cli_next(&a)) {
+        if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
+            fputs(bench_help, stdout);
+            exit(0);
+        } else if (cli_flag_value(&a, "--model")) {
+            if (strlen(a.value) >= sizeof o->model) cli_usage_error("bench: --model: unknown '%s'", a.value);
+            strcpy(o->model, a.value);
+        } else if (cli_flag_value(&a, "--data")) {
+            o->data = a.value;
+        } else if (cli_flag_value(&a, "--threads")) {
+            o->threads = (int)cli_parse_size(&a, "--threads", 1, 1024);
+        } else if (cli_flag_value(&a, "--batch")) {
+            o->batch = cli_parse_size(&a, "--batch", 1, 65536);
+        } else if (cli_flag_value(&a, "--steps")) {
+            o->steps = cli_parse_size(&a, "--steps", 1, 1000000);
+        } else if (cli_flag_value(&a, "--warmup")) {
+            o->warmup = cli_parse_size(&a, "--warmup", 0, 1000000);
+        } else if (cli_flag_value(&a, "--alpha")) {
+            o->alpha = cli_parse_double(&a, "--alpha", 0, 1e6);
+        } else {
+            cli_unknown_argument(&a);
+        }
+    }
+}
+
+static double time_training(mx_stepper *stepper, const mx_dataset *train, const bench_options *o, double *final_loss)
+{
+    mx_rng pick, mix;
+    mx_rng_init(&pick, 0, MX_STREAM_SHUFFLE);
+    mx_rng_init(&mix, 0, MX_STREAM_MIXUP);
+    uint32_t *idx = malloc(o->batch * sizeof *idx);
+    if (!idx) return 0;
+    double start = 0;
+    for (size_t it = 0; it < o->warmup + o->steps; it++) {
+        if (it == o->warmup) start = mx_now_seconds();
+        for (size_t i = 0; i < o->batch; i++) idx[i] = mx_rng_below(&pick, (uint32_t)train->n);
+        *final_loss = mx_stepper_step(stepper, train, idx, o->batch, &mix, 0.05);
+    }
+    double seconds = mx_now_seconds() - start;
+    free(idx);
+    return (double)(o->steps * o->batch) / seconds;
+}
+
+static double time_eval(mx_model *model, const mx_dataset *train, const mx_normalizer *nz, size_t batch)
+{
+    size_t dim = mx_model_input_size(model), batches = 8;
+    float *x = malloc(batches * batch * dim * sizeof(float));
+    int32_t *labels = malloc(batches * batch * sizeof(int32_t));
+    uint32_t *idx = malloc(batches * batch * sizeof(uint32_t));
+    double rate = 0;
+    if (x && labels && idx) {
+        for (size_t i = 0; i < batches * batch; i++) idx[i] = (uint32_t)(i % train->n);
+        mx_dataset_gather(train, nz, idx, batches * batch, x, labels);
+        mx_model_forward(model, x, batch);
+        double start = mx_now_seconds();
+        for (size_t k = 0; k < batches; k++) mx_model_forward(model, x + k * batch * dim, batch);
+        rate = (double)(batches * batch) / (mx_now_seconds() - start);
+    }
+    free(x);
+    free(labels);
+    free(idx);
+    return rate;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0};
+    parse_bench_flags(argc, argv, &o);
+    mx_set_threads(o.threads);
+    mx_dataset train = {0};
+    mx_status st = mx_data_load(o.data, "train", &train);
+    if (st != MX_OK) return cli_report(st);
+    float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
+    mx_dataset_channel_stats(&train, mean, std);
+    mx_normalizer nz;
+    mx_model_spec spec = {.in_channels = train.channels, .in_height = train.height, .in_width = train.width,
+                          .num_classes = train.num_classes, .num_hidden = 2, .hidden = {512, 512}};
+    snprintf(spec.arch, sizeof spec.arch, "%s", o.model);
+    mx_model *model = NULL;
+    st = mx_normalizer_init(&nz, train.channels, mean, std);
+    if (st == MX_OK) st = mx_model_create(&spec, o.batch, &model);
+    mx_stepper stepper;
+    mx_mixup_config mixup = mx_mixup_config_default();
+    mixup.alpha = o.alpha;
+    mx_sgd_config sgd = {0.9, 1, 5e-4};
+    if (st == MX_OK) {
+        mx_model_init_params(model, 0);
+        st = mx_stepper_init(&stepper, model, &nz, &mixup, &sgd);
+    }
+    if (st != MX_OK) {
+        mx_model_free(model);
+        mx_dataset_free(&train);
+        return cli_report(st);
+    }
+    double loss = 0;
+    double train_rate = time_training(&stepper, &train, &o, &loss);
+    double eval_rate = time_eval(model, &train, &nz, o.batch);
+    printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"batch\": %zu, "
+           "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, \"final_loss\": %.4f}\n",
+           MIXREG_VERSION, o.model, o.threads, o.batch, train_rate, eval_rate, loss);
+    mx_stepper_free(&stepper);
+    mx_model_free(model);
+    mx_dataset_free(&train);
+    return 0;
+}

@@ -1,0 +1,153 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "args.h"
+#include "commands.h"
+#include "mixreg/source.h"
+#include "mixreg/theta.h"
+#include "mixreg/train.h"
+
+static const char train_help[] =
+    "usage: mixreg train [options]\n"
+    "\n"
+    "Trains a classifier with Mixup, evaluates it on the test set after every epoch\n"
+    "(plain and with the paper's rescaled prediction) and writes a run directory.\n"
+    "\n"
+    "data and model:\n"
+    "  --data fashion-mnist|idx:DIR|DIR  dataset (default fashion-mnist)\n"
+    "  --model mlp|logreg       architecture (default mlp)\n"
+    "  --hidden W1,W2,...       MLP hidden widths (default 512,512)\n"
+    "mixup:\n"
+    "  --mixup-alpha A          lambda ~ Beta(A, A); 0 = plain ERM (default 1)\n"
+    "  --mixup-mode batch|pair|elem  one lambda per batch, per pair or per sample (default batch)\n"
+    "  --mixup-partner perm|flip|roll  random permutation, reversed or rolled batch (default perm)\n"
+    "  --mixup-theta            fold lambda to theta = max(lambda, 1 - lambda) (the paper's form)\n"
+    "  --label-smoothing E      smooth the one-hot targets before mixing (default 0)\n"
+    "optimisation:\n"
+    "  --epochs N               (default 20)\n"
+    "  --batch-size B           (default 128)\n"
+    "  --lr LR                  peak learning rate (default 0.05)\n"
+    "  --momentum M             (default 0.9)\n"
+    "  --nesterov               Nesterov momentum\n"
+    "  --weight-decay WD        L2 penalty added to the gradient, as PyTorch's SGD (default 5e-4)\n"
+    "  --schedule constant|cosine|step:E1,E2,...  (default cosine; step multiplies by 0.1)\n"
+    "  --warmup-epochs W        linear warm-up (default 1)\n"
+    "run:\n"
+    "  --seed S                 (default 0); same seed + same threads = same bits\n"
+    "  --threads T              (default: all cores)\n"
+    "  --out RUN_DIR            (default runs/<date>-<time>)\n"
+    "  --max-steps N            stop after N steps in all (for quick looks)\n";
+
+static void parse_train_flags(int argc, char **argv, mx_train_config *cfg)
+{
+    cli_args a;
+    cli_args_init(&a, "train", argc, argv);
+    for (; cli_current(&a); cli_next(&a)) {
+        if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
+            fputs(train_help, stdout);
+            exit(0);
+        } else if (cli_flag_value(&a, "--data")) {
+            if (strlen(a.value) >= sizeof cfg->data) cli_usage_error("train: --data: path too long");
+            strcpy(cfg->data, a.value);
+        } else if (cli_flag_value(&a, "--model")) {
+            if (strcmp(a.value, "mlp") && strcmp(a.value, "logreg"))
+                cli_usage_error("train: --model: unknown '%s' (available: %s)", a.value, mx_model_arch_names());
+            strcpy(cfg->model.arch, a.value);
+        } else if (cli_flag_value(&a, "--hidden")) {
+            if (mx_model_spec_set_hidden(&cfg->model, a.value) != MX_OK) cli_usage_error("train: %s", mx_error_message());
+        } else if (cli_flag_value(&a, "--epochs")) {
+            cfg->epochs = cli_parse_size(&a, "--epochs", 1, 100000);
+        } else if (cli_flag_value(&a, "--batch-size")) {
+            cfg->batch_size = cli_parse_size(&a, "--batch-size", 1, 65536);
+        } else if (cli_flag_value(&a, "--mixup-alpha")) {
+            cfg->mixup.alpha = cli_parse_double(&a, "--mixup-alpha", 0, 1e6);
+        } else if (cli_flag_value(&a, "--mixup-mode")) {
+            if (mx_mix_mode_parse(a.value, &cfg->mixup.mode) != MX_OK) cli_usage_error("train: %s", mx_error_message());
+        } else if (cli_flag_value(&a, "--mixup-partner")) {
+            if (mx_partner_parse(a.value, &cfg->mixup.partner) != MX_OK) cli_usage_error("train: %s", mx_error_message());
+        } else if (cli_flag_switch(&a, "--mixup-theta")) {
+            cfg->mixup.theta_form = 1;
+        } else if (cli_flag_value(&a, "--label-smoothing")) {
+            cfg->mixup.label_smoothing = cli_parse_double(&a, "--label-smoothing", 0, 0.999);
+        } else if (cli_flag_value(&a, "--lr")) {
+            cfg->lr = cli_parse_double(&a, "--lr", 1e-12, 1e3);
+        } else if (cli_flag_value(&a, "--momentum")) {
+            cfg->momentum = cli_parse_double(&a, "--momentum", 0, 0.999999);
+        } else if (cli_flag_switch(&a, "--nesterov")) {
+            cfg->nesterov = 1;
+        } else if (cli_flag_value(&a, "--weight-decay")) {
+            cfg->weight_decay = cli_parse_double(&a, "--weight-decay", 0, 1);
+        } else if (cli_flag_value(&a, "--schedule")) {
+            if (strlen(a.value) >= sizeof cfg->schedule) cli_usage_error("train: --schedule: too long");
+            strcpy(cfg->schedule, a.value);
+        } else if (cli_flag_value(&a, "--warmup-epochs")) {
+            cfg->warmup_epochs = cli_parse_double(&a, "--warmup-epochs", 0, 100000);
+        } else if (cli_flag_value(&a, "--seed")) {
+            cfg->seed = cli_parse_size(&a, "--seed", 0, (size_t)1 << 53);
+        } else if (cli_flag_value(&a, "--threads")) {
+            cfg->threads = (int)cli_parse_size(&a, "--threads", 1, 1024);
+        } else if (cli_flag_value(&a, "--out")) {
+            if (!a.value[0] || strlen(a.value) >= sizeof cfg->out) cli_usage_error("train: --out: empty or too long");
+            strcpy(cfg->out, a.value);
+        } else if (cli_flag_value(&a, "--max-steps")) {
+            cfg->max_steps = cli_parse_size(&a, "--max-steps", 1, (size_t)1 << 40);
+        } else {
+            cli_unknown_argument(&a);
+        }
+    }
+}
+
+/* runs/YYYYmmdd-HHMMSS, with a numeric suffix if that exists already. */
+static void default_run_dir(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    struct stat sb;
+    snprintf(out, cap, "runs/%s", stamp);
+    for (int k = 2; stat(out, &sb) == 0 && k < 1000; k++) snprintf(out, cap, "runs/%s-%d", stamp, k);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    mx_train_config cfg;
+    mx_train_config_default(&cfg);
+    parse_train_flags(argc, argv, &cfg);
+    mx_status st = mx_train_config_validate(&cfg);
+    if (st != MX_OK) return cli_report(st);
+    if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
+    mx_set_threads(cfg.threads);
+
+    mx_dataset train = {0}, test = {0};
+    st = mx_data_load(cfg.data, "train", &train);
+    if (st == MX_OK) st = mx_data_load(cfg.data, "test", &test);
+    if (st != MX_OK) {
+        mx_dataset_free(&train);
+        return cli_report(st);
+    }
+    mx_theta_stats theta;
+    mx_theta_stats_compute(cfg.mixup.alpha, &theta);
+    printf("mixreg: training %s on %s (%zu train / %zu test, %zux%zux%zu, %zu classes), ", cfg.model.arch,
+            cfg.data, train.n, test.n, train.channels, train.height, train.width, train.num_classes);
+    if (cfg.mixup.alpha > 0)
+        printf("mixup alpha %g (theta_bar %.4f), ", cfg.mixup.alpha, theta.theta_bar);
+    else
+        printf("ERM (no mixup), ");
+    printf("%zu epochs, batch %zu -> %s\n", cfg.epochs, cfg.batch_size, cfg.out);
+    fflush(stdout);
+
+    mx_train_result result;
+    st = mx_train_run(&cfg, &train, &test, &result);
+    mx_dataset_free(&train);
+    mx_dataset_free(&test);
+    if (st != MX_OK) return cli_report(st);
+    printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result.epochs_done,
+           result.steps_done, result.train_img_per_s, cfg.out);
+    print_metrics_table(&result.plain, &result.rescaled);
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* Models: a spec (architecture + shapes), parameters and gradients each one
+ * flat float array with a table of named views (so the optimizer, a gradient
+ * all-reduce and the checkpoint are each one loop, one call, one write), and a
+ * forward/backward pair over buffers planned once for the largest batch. */
+#ifndef MIXREG_MODEL_H
+#define MIXREG_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixreg/error.h"
+
+#define MX_MAX_HIDDEN 8
+#define MX_MAX_NDIM 4
+
+typedef struct {
+    char arch[32];                /* "mlp" or "logreg" */
+    size_t in_channels, in_height, in_width;
+    size_t num_classes;
+    size_t num_hidden;            /* mlp only */
+    size_t hidden[MX_MAX_HIDDEN];
+} mx_model_spec;
+
+typedef struct {
+    char name[64];                /* PyTorch-style, e.g. "layers.0.weight" */
+    size_t offset, numel;         /* into the flat parameter array */
+    size_t ndim;
+    size_t shape[MX_MAX_NDIM];
+} mx_param_info;
+
+typedef struct mx_model mx_model;
+
+/* Comma-separated names of every architecture, for help and error messages. */
+const char *mx_model_arch_names(void);
+
+/* Parses "512,512" into spec->hidden; MX_ERR_ARG on an empty list, zero or junk. */
+mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list);
+
+/* Checks the spec (known arch, shapes that fit) and plans every buffer for
+ * batches of up to max_batch samples. */
+mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model **out);
+void mx_model_free(mx_model *model);
+
+const mx_model_spec *mx_model_get_spec(const mx_model *model);
+size_t mx_model_input_size(const mx_model *model);
+size_t mx_model_max_batch(const mx_model *model);
+size_t mx_model_param_count(const mx_model *model);
+size_t mx_model_param_tensors(const mx_model *model, const mx_param_info **table);
+float *mx_model_params(mx_model *model);
+float *mx_model_grads(mx_model *model);
+
+/* PyTorch's default initialisation for each layer, drawn from the seed's
+ * MX_STREAM_INIT stream. */
+void mx_model_init_params(mx_model *model, uint64_t seed);
+
+/* Logits (n x num_classes) in a buffer owned by the model, valid until the next
+ * forward. Keeps what backward needs. n <= max_batch. */
+const float *mx_model_forward(mx_model *model, const float *x, size_t n);
+
+/* Gradients of the loss w.r.t. every parameter, given d loss / d logits of the
+ * last forward; overwrites the gradient array (no separate zero-grad step). */
+void mx_model_backward(mx_model *model, const float *dlogits, size_t n);
+
+/* Soft-target cross-entropy averaged over the batch:
+ * loss = -(1/n) sum_i sum_c y[i,c] log_softmax(logits[i])[c].
+ * Writes dlogits = (softmax(logits) - y) / n when dlogits is not NULL. */
+double mx_softmax_xent(const float *logits, const float *targets, size_t n, size_t num_classes,
+                       float *dlogits);
+
+#endif

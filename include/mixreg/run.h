@@ -1,0 +1,32 @@
+/* A trained model as it lives on disk: RUN_DIR/model.safetensors holds the
+ * weights (PyTorch names), the rescale statistics (tensors "mixreg.rescale.x_bar",
+ * "mixreg.rescale.y_bar"; theta_bar in the metadata), the input normalisation and
+ * the full training config, so `eval` and `predict` need nothing else. */
+#ifndef MIXREG_RUN_H
+#define MIXREG_RUN_H
+
+#include "mixreg/data.h"
+#include "mixreg/error.h"
+#include "mixreg/model.h"
+#include "mixreg/rescale.h"
+#include "mixreg/train.h"
+
+#define MX_RUN_MODEL_FILE "model.safetensors"
+
+typedef struct {
+    mx_train_config config;
+    mx_model *model;
+    mx_normalizer normalizer;
+    mx_rescale_stats rescale;
+    size_t epoch;   /* epochs completed when saved */
+    size_t step;
+} mx_run;
+
+/* Writes RUN_DIR/model.safetensors atomically. */
+mx_status mx_run_save(const char *dir, const mx_run *run);
+
+/* Loads a run directory; the model is created for batches of up to max_batch. */
+mx_status mx_run_load(const char *dir, size_t max_batch, mx_run *run);
+void mx_run_free(mx_run *run);
+
+#endif

@@ -1,0 +1,68 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mixreg/evaluate.h"
+
+typedef struct {
+    float *x, *scratch, *logits;
+    uint32_t *index;
+    int32_t *labels;
+    mx_metrics_acc plain, rescaled;
+} eval_buffers;
+
+static void free_buffers(eval_buffers *b)
+{
+    free(b->x);
+    free(b->scratch);
+    free(b->logits);
+    free(b->index);
+    free(b->labels);
+    mx_metrics_free(&b->plain);
+    mx_metrics_free(&b->rescaled);
+}
+
+mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz, const mx_rescale_stats *stats,
+                      size_t bins, mx_metrics *plain, mx_metrics *rescaled)
+{
+    const mx_model_spec *spec = mx_model_get_spec(model);
+    size_t dim = mx_model_input_size(model), classes = spec->num_classes, batch = mx_model_max_batch(model);
+    if (ds->channels * ds->height * ds->width != dim)
+        return mx_error_set(MX_ERR_ARG, "data is %zux%zux%zu but the model expects %zux%zux%zu", ds->channels, ds->height,
+                            ds->width, spec->in_channels, spec->in_height, spec->in_width);
+    if (ds->num_classes > classes)
+        return mx_error_set(MX_ERR_ARG, "data has %zu classes but the model predicts %zu", ds->num_classes, classes);
+    if (rescaled && !stats) return mx_error_set(MX_ERR_ARG, "rescaled evaluation needs rescale statistics");
+    eval_buffers b = {0};
+    b.x = malloc(batch * dim * sizeof(float));
+    b.scratch = malloc(batch * dim * sizeof(float));
+    b.logits = malloc(batch * classes * sizeof(float));
+    b.index = malloc(batch * sizeof(uint32_t));
+    b.labels = malloc(batch * sizeof(int32_t));
+    mx_status st = (b.x && b.scratch && b.logits && b.index && b.labels) ? MX_OK
+                                                                      : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
+    if (st == MX_OK) st = mx_metrics_init(&b.plain, bins, classes);
+    if (st == MX_OK) st = mx_metrics_init(&b.rescaled, bins, classes);
+    for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
+        size_t n = ds->n - start < batch ? ds->n - start : batch;
+        for (size_t i = 0; i < n; i++) b.index[i] = (uint32_t)(start + i);
+        mx_dataset_gather(ds, nz, b.index, n, b.x, b.labels);
+        if (plain) {
+            mx_predict_logits(model, NULL, b.x, n, b.scratch, b.logits);
+            mx_metrics_add_logits(&b.plain, b.logits, b.labels, n);
+        }
+        if (rescaled) {
+            mx_predict_logits(model, stats, b.x, n, b.scratch, b.logits);
+            mx_metrics_add_logits(&b.rescaled, b.logits, b.labels, n);
+        }
+    }
+    if (st == MX_OK && plain) mx_metrics_finish(&b.plain, plain);
+    if (st == MX_OK && rescaled) mx_metrics_finish(&b.rescaled, rescaled);
+    free_buffers(&b);
+    return st;
+}
+
+void mx_metrics_format_json(const mx_metrics *m, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{\"accuracy\": %.6f, \"nll\": %.6f, \"ece\": %.6f, \"mce\": %.6f, \"brier\": %.6f, \"n\": %zu}",
+             m->accuracy, m->nll, m->ece, m->mce, m->brier, m->n);
+}

@@ -1,0 +1,119 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mixreg/fileio.h"
+
+static mx_status write_fully(int fd, const char *path, const void *data, size_t size)
+{
+    const char *p = data;
+    while (size) {
+        ssize_t w = write(fd, p, size);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        p += w;
+        size -= (size_t)w;
+    }
+    return MX_OK;
+}
+
+static void fsync_parent_dir(const char *path)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+mx_status mx_file_write_atomic(const char *path, const void *data, size_t size)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return mx_error_set(MX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    mx_status st = write_fully(fd, tmp, data, size);
+    if (st == MX_OK && fsync(fd) != 0) st = mx_error_set(MX_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && st == MX_OK) st = mx_error_set(MX_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == MX_OK && rename(tmp, path) != 0)
+        st = mx_error_set(MX_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (st != MX_OK) {
+        unlink(tmp);
+        return mx_error_wrap(st, "saving %s failed, the previous version (if any) is intact", path);
+    }
+    fsync_parent_dir(path);
+    return MX_OK;
+}
+
+mx_status mx_file_read_all(const char *path, size_t max_size, char **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return mx_error_set(MX_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((size_t)sb.st_size > max_size) {
+        fclose(f);
+        return mx_error_set(MX_ERR_FORMAT, "%s: %lld bytes is larger than the %zu allowed", path,
+                            (long long)sb.st_size, max_size);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return mx_error_set(MX_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (got != n || err) {
+        free(buf);
+        return mx_error_set(MX_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *size = n;
+    return MX_OK;
+}
+
+mx_status mx_make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return mx_error_set(MX_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return mx_error_set(MX_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return mx_error_set(MX_ERR_IO, "%s exists and is not a directory", buf);
+    return MX_OK;
+}
+
+mx_status mx_file_append_line(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "a");
+    if (!f) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
+    int bad = fputs(line, f) < 0 || fputc('\n', f) == EOF;
+    bad |= fclose(f) != 0;
+    if (bad) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return MX_OK;
+}

@@ -1,0 +1,231 @@
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixreg/run.h"
+#include "mixreg/safetensors.h"
+
+#define FORMAT_VERSION "1"
+
+static char *spec_json(const mx_model_spec *spec)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", spec->arch);
+    cJSON_AddNumberToObject(o, "in_channels", (double)spec->in_channels);
+    cJSON_AddNumberToObject(o, "in_height", (double)spec->in_height);
+    cJSON_AddNumberToObject(o, "in_width", (double)spec->in_width);
+    cJSON_AddNumberToObject(o, "num_classes", (double)spec->num_classes);
+    cJSON *hidden = cJSON_AddArrayToObject(o, "hidden");
+    for (size_t i = 0; i < spec->num_hidden; i++) cJSON_AddItemToArray(hidden, cJSON_CreateNumber((double)spec->hidden[i]));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static char *normalizer_json(const mx_normalizer *nz)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *mean = cJSON_AddArrayToObject(o, "mean"), *std = cJSON_AddArrayToObject(o, "std");
+    for (size_t c = 0; c < nz->channels; c++) {
+        cJSON_AddItemToArray(mean, cJSON_CreateNumber(nz->mean[c]));
+        cJSON_AddItemToArray(std, cJSON_CreateNumber(nz->std[c]));
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+mx_status mx_run_save(const char *dir, const mx_run *run)
+{
+    char path[MX_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, MX_RUN_MODEL_FILE);
+    const mx_param_info *table;
+    size_t count = mx_model_param_tensors(run->model, &table);
+    mx_st_tensor *tensors = calloc(count + 2, sizeof *tensors);
+    if (!tensors) return mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
+    const float *params = mx_model_params(run->model);
+    for (size_t i = 0; i < count; i++) {
+        snprintf(tensors[i].name, sizeof tensors[i].name, "%s", table[i].name);
+        tensors[i].dtype = MX_DTYPE_F32;
+        tensors[i].ndim = table[i].ndim;
+        memcpy(tensors[i].shape, table[i].shape, table[i].ndim * sizeof(size_t));
+        tensors[i].nbytes = table[i].numel * sizeof(float);
+        tensors[i].data = params + table[i].offset;
+    }
+    const mx_model_spec *spec = mx_model_get_spec(run->model);
+    mx_st_tensor *xb = &tensors[count], *yb = &tensors[count + 1];
+    snprintf(xb->name, sizeof xb->name, "mixreg.rescale.x_bar");
+    xb->dtype = MX_DTYPE_F32;
+    xb->ndim = 3;
+    xb->shape[0] = spec->in_channels;
+    xb->shape[1] = spec->in_height;
+    xb->shape[2] = spec->in_width;
+    xb->nbytes = run->rescale.input_size * sizeof(float);
+    xb->data = run->rescale.x_bar;
+    snprintf(yb->name, sizeof yb->name, "mixreg.rescale.y_bar");
+    yb->dtype = MX_DTYPE_F32;
+    yb->ndim = 1;
+    yb->shape[0] = run->rescale.num_classes;
+    yb->nbytes = run->rescale.num_classes * sizeof(float);
+    yb->data = run->rescale.y_bar;
+
+    char theta[32], epoch[32], step[32];
+    snprintf(theta, sizeof theta, "%.17g", run->rescale.theta_bar);
+    snprintf(epoch, sizeof epoch, "%zu", run->epoch);
+    snprintf(step, sizeof step, "%zu", run->step);
+    char *config = mx_train_config_to_json(&run->config);
+    char *model = spec_json(spec);
+    char *norm = normalizer_json(&run->normalizer);
+    mx_status st;
+    if (!config || !model || !norm) {
+        st = mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
+    } else {
+        mx_st_meta meta[] = {
+            {"format", "pt"},  /* lets safetensors' PyTorch loader accept the file */
+            {"mixreg.format_version", FORMAT_VERSION},
+            {"mixreg.version", MIXREG_VERSION},
+            {"mixreg.model", model},
+            {"mixreg.normalize", norm},
+            {"mixreg.theta_bar", theta},
+            {"mixreg.epoch", epoch},
+            {"mixreg.step", step},
+            {"mixreg.config", config},
+        };
+        st = mx_safetensors_write(path, tensors, count + 2, meta, sizeof meta / sizeof meta[0]);
+    }
+    free(config);
+    free(model);
+    free(norm);
+    free(tensors);
+    return st;
+}
+
+static mx_status json_size_field(const cJSON *o, const char *key, size_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9)
+        return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.model: bad '%s'", key);
+    *out = (size_t)v->valuedouble;
+    return MX_OK;
+}
+
+static mx_status parse_spec(const char *text, mx_model_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    cJSON *o = cJSON_Parse(text);
+    mx_status st = MX_OK;
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(o, "arch");
+    const cJSON *hidden = cJSON_GetObjectItemCaseSensitive(o, "hidden");
+    if (!cJSON_IsString(arch) || strlen(arch->valuestring) >= sizeof spec->arch || !cJSON_IsArray(hidden) ||
+        cJSON_GetArraySize(hidden) > MX_MAX_HIDDEN) {
+        st = mx_error_set(MX_ERR_FORMAT, "metadata mixreg.model is malformed");
+    } else {
+        strcpy(spec->arch, arch->valuestring);
+        if (st == MX_OK) st = json_size_field(o, "in_channels", &spec->in_channels);
+        if (st == MX_OK) st = json_size_field(o, "in_height", &spec->in_height);
+        if (st == MX_OK) st = json_size_field(o, "in_width", &spec->in_width);
+        if (st == MX_OK) st = json_size_field(o, "num_classes", &spec->num_classes);
+        for (const cJSON *w = hidden->child; st == MX_OK && w; w = w->next) {
+            if (!cJSON_IsNumber(w) || w->valuedouble < 1 || w->valuedouble > 65536)
+                st = mx_error_set(MX_ERR_FORMAT, "metadata mixreg.model: bad hidden width");
+            else
+                spec->hidden[spec->num_hidden++] = (size_t)w->valuedouble;
+        }
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+static mx_status parse_normalizer(const char *text, size_t channels, mx_normalizer *nz)
+{
+    cJSON *o = cJSON_Parse(text);
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(o, "mean"), *std = cJSON_GetObjectItemCaseSensitive(o, "std");
+    float m[MX_MAX_CHANNELS], s[MX_MAX_CHANNELS];
+    mx_status st = MX_OK;
+    if (!cJSON_IsArray(mean) || !cJSON_IsArray(std) || channels > MX_MAX_CHANNELS ||
+        cJSON_GetArraySize(mean) != (int)channels || cJSON_GetArraySize(std) != (int)channels) {
+        st = mx_error_set(MX_ERR_FORMAT, "metadata mixreg.normalize does not match the model's %zu channels", channels);
+    } else {
+        for (size_t c = 0; c < channels; c++) {
+            const cJSON *mc = cJSON_GetArrayItem(mean, (int)c), *sc = cJSON_GetArrayItem(std, (int)c);
+            if (!cJSON_IsNumber(mc) || !cJSON_IsNumber(sc)) {
+                st = mx_error_set(MX_ERR_FORMAT, "metadata mixreg.normalize holds a non-number");
+                break;
+            }
+            m[c] = (float)mc->valuedouble;
+            s[c] = (float)sc->valuedouble;
+        }
+        if (st == MX_OK) st = mx_normalizer_init(nz, channels, m, s);
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+/* Copies a float tensor of exactly `numel` elements out of the file. */
+static mx_status copy_tensor(const mx_safetensors *st, const char *name, size_t numel, float *dst)
+{
+    const mx_st_tensor *t = mx_safetensors_find(st, name);
+    if (!t) return mx_error_set(MX_ERR_FORMAT, "tensor '%s' is missing", name);
+    if (t->dtype != MX_DTYPE_F32 || t->nbytes != numel * sizeof(float))
+        return mx_error_set(MX_ERR_FORMAT, "tensor '%s' has the wrong type or size for this model", name);
+    memcpy(dst, t->data, t->nbytes);
+    return MX_OK;
+}
+
+static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *run)
+{
+    const char *config = mx_safetensors_meta(st, "mixreg.config");
+    const char *model = mx_safetensors_meta(st, "mixreg.model");
+    const char *norm = mx_safetensors_meta(st, "mixreg.normalize");
+    const char *theta = mx_safetensors_meta(st, "mixreg.theta_bar");
+    const char *epoch = mx_safetensors_meta(st, "mixreg.epoch");
+    const char *step = mx_safetensors_meta(st, "mixreg.step");
+    if (!config || !model || !norm || !theta || !epoch || !step)
+        return mx_error_set(MX_ERR_FORMAT, "not a mixreg model (metadata missing)");
+    mx_status s = mx_train_config_from_json(config, &run->config);
+    mx_model_spec spec;
+    if (s == MX_OK) s = parse_spec(model, &spec);
+    if (s == MX_OK) s = parse_normalizer(norm, spec.in_channels, &run->normalizer);
+    if (s == MX_OK) s = mx_model_create(&spec, max_batch, &run->model);
+    if (s != MX_OK) return s;
+    const mx_param_info *table;
+    size_t count = mx_model_param_tensors(run->model, &table);
+    float *params = mx_model_params(run->model);
+    for (size_t i = 0; s == MX_OK && i < count; i++) s = copy_tensor(st, table[i].name, table[i].numel, params + table[i].offset);
+    if (s == MX_OK) s = mx_rescale_stats_alloc(&run->rescale, mx_model_input_size(run->model), spec.num_classes);
+    if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.x_bar", run->rescale.input_size, run->rescale.x_bar);
+    if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.y_bar", run->rescale.num_classes, run->rescale.y_bar);
+    if (s != MX_OK) return s;
+    char *end;
+    run->rescale.theta_bar = strtod(theta, &end);
+    if (*end || !(run->rescale.theta_bar >= 0.5 && run->rescale.theta_bar <= 1.0))
+        return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.theta_bar '%s' is not in [0.5, 1]", theta);
+    run->epoch = strtoull(epoch, NULL, 10);
+    run->step = strtoull(step, NULL, 10);
+    return MX_OK;
+}
+
+mx_status mx_run_load(const char *dir, size_t max_batch, mx_run *run)
+{
+    memset(run, 0, sizeof *run);
+    char path[MX_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, MX_RUN_MODEL_FILE);
+    mx_safetensors st;
+    mx_status s = mx_safetensors_read(path, &st);
+    if (s != MX_OK) return s;
+    s = load_from(&st, max_batch, run);
+    mx_safetensors_free(&st);
+    if (s != MX_OK) {
+        mx_run_free(run);
+        return mx_error_wrap(s, "%s", path);
+    }
+    return MX_OK;
+}
+
+void mx_run_free(mx_run *run)
+{
+    mx_model_free(run->model);
+    run->model = NULL;
+    mx_rescale_stats_free(&run->rescale);
+}

@@ -1,0 +1,281 @@
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixreg/fileio.h"
+#include "mixreg/safetensors.h"
+
+#define MAX_HEADER_BYTES (100u << 20)
+#define MAX_FILE_BYTES ((size_t)16 << 30)
+
+static const struct {
+    const char *name;
+    mx_dtype dtype;
+    size_t size;
+} dtype_table[] = {
+    {"F32", MX_DTYPE_F32, 4}, {"F64", MX_DTYPE_F64, 8}, {"I32", MX_DTYPE_I32, 4},
+    {"I64", MX_DTYPE_I64, 8}, {"U8", MX_DTYPE_U8, 1},   {"U32", MX_DTYPE_U32, 4},
+};
+#define NUM_DTYPES (sizeof dtype_table / sizeof dtype_table[0])
+
+size_t mx_dtype_size(mx_dtype dtype)
+{
+    for (size_t i = 0; i < NUM_DTYPES; i++)
+        if (dtype_table[i].dtype == dtype) return dtype_table[i].size;
+    return 0;
+}
+
+static const char *dtype_name(mx_dtype dtype)
+{
+    for (size_t i = 0; i < NUM_DTYPES; i++)
+        if (dtype_table[i].dtype == dtype) return dtype_table[i].name;
+    return "?";
+}
+
+static cJSON *header_json(const mx_st_tensor *tensors, size_t count, const mx_st_meta *meta, size_t meta_count)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    if (meta_count) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        for (size_t i = 0; m && i < meta_count; i++) cJSON_AddStringToObject(m, meta[i].key, meta[i].value);
+    }
+    size_t offset = 0;
+    for (size_t i = 0; i < count; i++) {
+        const mx_st_tensor *t = &tensors[i];
+        cJSON *entry = cJSON_AddObjectToObject(root, t->name);
+        if (!entry) break;
+        cJSON_AddStringToObject(entry, "dtype", dtype_name(t->dtype));
+        cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
+        for (size_t d = 0; shape && d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON *offsets = cJSON_AddArrayToObject(entry, "data_offsets");
+        if (offsets) {
+            cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+            cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + t->nbytes)));
+        }
+        offset += t->nbytes;
+    }
+    return root;
+}
+
+mx_status mx_safetensors_write(const char *path, const mx_st_tensor *tensors, size_t count, const mx_st_meta *meta,
+                               size_t meta_count)
+{
+    size_t data_bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t numel = 1;
+        for (size_t d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
+        if (numel * mx_dtype_size(tensors[i].dtype) != tensors[i].nbytes)
+            return mx_error_set(MX_ERR_ARG, "%s: tensor '%s' has %zu bytes for its shape", path, tensors[i].name,
+                                tensors[i].nbytes);
+        data_bytes += tensors[i].nbytes;
+    }
+    cJSON *root = header_json(tensors, count, meta, meta_count);
+    char *header = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!header) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory building the header", path);
+    /* Pad the header with spaces so the tensor data starts 8-byte aligned. */
+    size_t header_len = strlen(header);
+    size_t padded = (header_len + 7) & ~(size_t)7;
+    size_t total = 8 + padded + data_bytes;
+    uint8_t *buf = malloc(total);
+    if (!buf) {
+        free(header);
+        return mx_error_set(MX_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, total);
+    }
+    for (int b = 0; b < 8; b++) buf[b] = (uint8_t)((uint64_t)padded >> (8 * b));
+    memcpy(buf + 8, header, header_len);
+    memset(buf + 8 + header_len, ' ', padded - header_len);
+    free(header);
+    uint8_t *p = buf + 8 + padded;
+    for (size_t i = 0; i < count; i++) {
+        if (tensors[i].nbytes) memcpy(p, tensors[i].data, tensors[i].nbytes);
+        p += tensors[i].nbytes;
+    }
+    mx_status st = mx_file_write_atomic(path, buf, total);
+    free(buf);
+    return st;
+}
+
+/* A JSON number that is an exact non-negative integer below 2^53. */
+static int json_size(const cJSON *item, size_t *out)
+{
+    if (!cJSON_IsNumber(item)) return 0;
+    double v = item->valuedouble;
+    if (!(v >= 0) || v > 9007199254740992.0 || floor(v) != v) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+static mx_status parse_tensor(const char *path, const cJSON *entry, size_t data_size, mx_st_tensor *t, size_t *begin)
+{
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    if (!cJSON_IsObject(entry) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets) ||
+        cJSON_GetArraySize(offsets) != 2)
+        return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets", path, t->name);
+    size_t elem = 0;
+    for (size_t i = 0; i < NUM_DTYPES; i++)
+        if (!strcmp(dtype->valuestring, dtype_table[i].name)) {
+            t->dtype = dtype_table[i].dtype;
+            elem = dtype_table[i].size;
+        }
+    if (!elem) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%s'", path, t->name, dtype->valuestring);
+    int ndim = cJSON_GetArraySize(shape);
+    if (ndim > MX_ST_MAX_NDIM) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has %d dimensions", path, t->name, ndim);
+    t->ndim = (size_t)ndim;
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        size_t dim;
+        if (!json_size(cJSON_GetArrayItem(shape, d), &dim))
+            return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has a bad shape", path, t->name);
+        t->shape[d] = dim;
+        if (dim && numel > SIZE_MAX / dim / elem)
+            return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' shape overflows", path, t->name);
+        numel *= dim;
+    }
+    size_t b, e;
+    if (!json_size(cJSON_GetArrayItem(offsets, 0), &b) || !json_size(cJSON_GetArrayItem(offsets, 1), &e) || e < b ||
+        e > data_size)
+        return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has data_offsets outside the %zu data bytes", path,
+                            t->name, data_size);
+    if (e - b != numel * elem)
+        return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' shape needs %zu bytes but its offsets span %zu", path,
+                            t->name, numel * elem, e - b);
+    t->nbytes = e - b;
+    *begin = b;
+    return MX_OK;
+}
+
+static mx_status parse_metadata(const char *path, const cJSON *meta, mx_safetensors *st)
+{
+    if (!cJSON_IsObject(meta)) return mx_error_set(MX_ERR_FORMAT, "%s: __metadata__ is not an object", path);
+    size_t n = (size_t)cJSON_GetArraySize(meta);
+    st->meta_keys = calloc(n ? n : 1, sizeof(char *));
+    st->meta_values = calloc(n ? n : 1, sizeof(char *));
+    if (!st->meta_keys || !st->meta_values) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    for (const cJSON *item = meta->child; item; item = item->next) {
+        if (!cJSON_IsString(item)) return mx_error_set(MX_ERR_FORMAT, "%s: metadata '%s' is not a string", path, item->string);
+        size_t k = st->meta_count++;
+        st->meta_keys[k] = strdup(item->string);
+        st->meta_values[k] = strdup(item->valuestring);
+        if (!st->meta_keys[k] || !st->meta_values[k]) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return MX_OK;
+}
+
+typedef struct {
+    size_t begin, end;
+} byte_range;
+
+static int compare_ranges(const void *a, const void *b)
+{
+    const byte_range *x = a, *y = b;
+    return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
+/* The data area must be covered exactly once: no overlaps, no holes. */
+static mx_status check_coverage(const char *path, byte_range *ranges, size_t n, size_t data_size)
+{
+    qsort(ranges, n, sizeof *ranges, compare_ranges);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ranges[i].begin != at)
+            return mx_error_set(MX_ERR_FORMAT, "%s: tensor data %s at byte %zu", path,
+                                ranges[i].begin < at ? "overlaps" : "has a hole", at);
+        at = ranges[i].end;
+    }
+    if (at != data_size) return mx_error_set(MX_ERR_FORMAT, "%s: %zu data bytes but tensors cover %zu", path, data_size, at);
+    return MX_OK;
+}
+
+static mx_status parse_header(const char *path, const char *text, size_t len, size_t data_size, mx_safetensors *st)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return mx_error_set(MX_ERR_FORMAT, "%s: header is not a JSON object", path);
+    }
+    size_t n = (size_t)cJSON_GetArraySize(root);
+    st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
+    byte_range *ranges = calloc(n ? n : 1, sizeof *ranges);
+    mx_status status = (st->tensors && ranges) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    for (const cJSON *item = root->child; status == MX_OK && item; item = item->next) {
+        if (!strcmp(item->string, "__metadata__")) {
+            status = parse_metadata(path, item, st);
+            continue;
+        }
+        mx_st_tensor *t = &st->tensors[st->count];
+        if (strlen(item->string) >= sizeof t->name) {
+            status = mx_error_set(MX_ERR_FORMAT, "%s: tensor name too long", path);
+            break;
+        }
+        strcpy(t->name, item->string);
+        size_t begin = 0;
+        status = parse_tensor(path, item, data_size, t, &begin);
+        if (status != MX_OK) break;
+        t->data = st->file + 8 + len + begin;
+        ranges[st->count].begin = begin;
+        ranges[st->count].end = begin + t->nbytes;
+        st->count++;
+    }
+    if (status == MX_OK) status = check_coverage(path, ranges, st->count, data_size);
+    free(ranges);
+    cJSON_Delete(root);
+    return status;
+}
+
+mx_status mx_safetensors_read(const char *path, mx_safetensors *out)
+{
+    memset(out, 0, sizeof *out);
+    char *file;
+    size_t size;
+    mx_status st = mx_file_read_all(path, MAX_FILE_BYTES, &file, &size);
+    if (st != MX_OK) return st;
+    out->file = (uint8_t *)file;
+    out->file_size = size;
+    if (size < 8) {
+        mx_safetensors_free(out);
+        return mx_error_set(MX_ERR_FORMAT, "%s: truncated (%zu bytes, not a safetensors file)", path, size);
+    }
+    uint64_t header_len = 0;
+    for (int b = 0; b < 8; b++) header_len |= (uint64_t)out->file[b] << (8 * b);
+    if (header_len > MAX_HEADER_BYTES || header_len > size - 8) {
+        mx_safetensors_free(out);
+        return mx_error_set(MX_ERR_FORMAT, "%s: header length %llu does not fit the %zu-byte file (truncated or not safetensors)",
+                            path, (unsigned long long)header_len, size);
+    }
+    st = parse_header(path, file + 8, (size_t)header_len, size - 8 - (size_t)header_len, out);
+    if (st != MX_OK) mx_safetensors_free(out);
+    return st;
+}
+
+void mx_safetensors_free(mx_safetensors *st)
+{
+    for (size_t i = 0; i < st->meta_count; i++) {
+        free(st->meta_keys[i]);
+        free(st->meta_values[i]);
+    }
+    free(st->meta_keys);
+    free(st->meta_values);
+    free(st->tensors);
+    free(st->file);
+    memset(st, 0, sizeof *st);
+}
+
+const mx_st_tensor *mx_safetensors_find(const mx_safetensors *st, const char *name)
+{
+    for (size_t i = 0; i < st->count; i++)
+        if (!strcmp(st->tensors[i].name, name)) return &st->tensors[i];
+    return NULL;
+}
+
+const char *mx_safetensors_meta(const mx_safetensors *st, const char *key)
+{
+    for (size_t i = 0; i < st->meta_count; i++)
+        if (!strcmp(st->meta_keys[i], key)) return st->meta_values[i];
+    return NULL;
+}

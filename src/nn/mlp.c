@@ -1,0 +1,144 @@
+/* Multi-layer perceptron (and, with no hidden layer, logistic regression):
+ * Linear -> ReLU -> ... -> Linear, every matrix product through cblas_sgemm.
+ * Parameter names follow PyTorch's nn.Sequential(Flatten, Linear, ReLU, ...),
+ * so layer l's tensors are "<1+2l>.weight" [out, in] and "<1+2l>.bias" [out]. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixreg/rng.h"
+#include "nn/model_internal.h"
+
+typedef struct {
+    size_t num_layers;
+    size_t width[MX_MAX_HIDDEN + 2];  /* width[0] = input size, width[l+1] = layer l output */
+    float *act[MX_MAX_HIDDEN + 1];    /* layer outputs (after ReLU for hidden layers) */
+    float *delta[2];                  /* ping-pong buffers for d loss / d pre-activation */
+    const float *input;               /* the last forward's input, read by backward */
+} mlp_impl;
+
+static const float *layer_weight(const mx_model *m, size_t l) { return m->params + m->tensors[2 * l].offset; }
+static const float *layer_bias(const mx_model *m, size_t l) { return m->params + m->tensors[2 * l + 1].offset; }
+
+static void mlp_init_params(mx_model *m, uint64_t seed)
+{
+    mlp_impl *impl = m->impl;
+    mx_rng rng;
+    mx_rng_init(&rng, seed, MX_STREAM_INIT);
+    /* nn.Linear's default: kaiming_uniform(a = sqrt(5)) for the weight and
+     * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias: both bounds 1/sqrt(fan_in). */
+    for (size_t l = 0; l < impl->num_layers; l++) {
+        double bound = 1.0 / sqrt((double)impl->width[l]);
+        for (size_t k = 0; k < 2; k++) {
+            const mx_param_info *t = &m->tensors[2 * l + k];
+            float *p = m->params + t->offset;
+            for (size_t i = 0; i < t->numel; i++) p[i] = (float)((2.0 * mx_rng_uniform(&rng) - 1.0) * bound);
+        }
+    }
+}
+
+/* out[i, :] = relu?(out[i, :] + bias) over an n x width block. */
+static void add_bias_activate(float *out, const float *bias, size_t n, size_t width, int relu)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *row = out + i * width;
+        if (relu) {
+            for (size_t j = 0; j < width; j++) {
+                float v = row[j] + bias[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < width; j++) row[j] += bias[j];
+        }
+    }
+}
+
+static const float *mlp_forward(mx_model *m, const float *x, size_t n)
+{
+    mlp_impl *impl = m->impl;
+    impl->input = x;
+    const float *in = x;
+    for (size_t l = 0; l < impl->num_layers; l++) {
+        size_t fan_in = impl->width[l], fan_out = impl->width[l + 1];
+        float *out = impl->act[l];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fan_out, (int)fan_in, 1.0f, in,
+                    (int)fan_in, layer_weight(m, l), (int)fan_in, 0.0f, out, (int)fan_out);
+        add_bias_activate(out, layer_bias(m, l), n, fan_out, l + 1 < impl->num_layers);
+        in = out;
+    }
+    return impl->act[impl->num_layers - 1];
+}
+
+static void column_sums(const float *a, size_t n, size_t width, float *sums)
+{
+    memset(sums, 0, width * sizeof *sums);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < width; j++) sums[j] += a[i * width + j];
+}
+
+static void mlp_backward(mx_model *m, const float *dlogits, size_t n)
+{
+    mlp_impl *impl = m->impl;
+    const float *delta = dlogits;
+    for (size_t l = impl->num_layers; l-- > 0;) {
+        size_t fan_in = impl->width[l], fan_out = impl->width[l + 1];
+        const float *in = l ? impl->act[l - 1] : impl->input;
+        float *dw = m->grads + m->tensors[2 * l].offset;
+        float *db = m->grads + m->tensors[2 * l + 1].offset;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fan_out, (int)fan_in, (int)n, 1.0f, delta,
+                    (int)fan_out, in, (int)fan_in, 0.0f, dw, (int)fan_in);
+        column_sums(delta, n, fan_out, db);
+        if (l == 0) break;
+        float *dprev = impl->delta[l & 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fan_in, (int)fan_out, 1.0f, delta,
+                    (int)fan_out, layer_weight(m, l), (int)fan_in, 0.0f, dprev, (int)fan_in);
+        /* ReLU backward: the stored output is zero exactly where the unit was off. */
+        for (size_t i = 0; i < n * fan_in; i++)
+            if (in[i] <= 0.0f) dprev[i] = 0.0f;
+        delta = dprev;
+    }
+}
+
+static void mlp_destroy(mx_model *m)
+{
+    mlp_impl *impl = m->impl;
+    if (!impl) return;
+    for (size_t l = 0; l < impl->num_layers; l++) free(impl->act[l]);
+    free(impl->delta[0]);
+    free(impl->delta[1]);
+    free(impl);
+}
+
+static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, mlp_backward, mlp_destroy};
+
+mx_status mx_mlp_create(mx_model *m)
+{
+    mlp_impl *impl = calloc(1, sizeof *impl);
+    if (!impl) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the MLP");
+    m->impl = impl;
+    m->ops = &mlp_ops;
+    impl->num_layers = m->spec.num_hidden + 1;
+    impl->width[0] = mx_model_input_size(m);
+    for (size_t l = 0; l < m->spec.num_hidden; l++) impl->width[l + 1] = m->spec.hidden[l];
+    impl->width[impl->num_layers] = m->spec.num_classes;
+
+    size_t widest_hidden = 1;
+    for (size_t l = 0; l < impl->num_layers; l++) {
+        char name[64];
+        size_t wshape[2] = {impl->width[l + 1], impl->width[l]};
+        snprintf(name, sizeof name, "%zu.weight", 1 + 2 * l);
+        mx_model_add_tensor(m, name, 2, wshape);
+        snprintf(name, sizeof name, "%zu.bias", 1 + 2 * l);
+        mx_model_add_tensor(m, name, 1, &wshape[0]);
+        impl->act[l] = malloc(m->max_batch * impl->width[l + 1] * sizeof(float));
+        if (!impl->act[l]) return mx_error_set(MX_ERR_NOMEM, "out of memory for activations");
+        if (l + 1 < impl->num_layers && impl->width[l + 1] > widest_hidden) widest_hidden = impl->width[l + 1];
+    }
+    for (size_t k = 0; k < 2; k++) {
+        impl->delta[k] = malloc(m->max_batch * widest_hidden * sizeof(float));
+        if (!impl->delta[k]) return mx_error_set(MX_ERR_NOMEM, "out of memory for gradients");
+    }
+    return mx_model_alloc_params(m);
+}

@@ -1,0 +1,219 @@
+/* The run configuration: defaults, validation, and its JSON form (stored in
+ * config.json and in the checkpoint's metadata so a run explains itself). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixreg/optim.h"
+#include "mixreg/train.h"
+
+static const char *const mode_names[] = {"batch", "pair", "elem"};
+static const char *const partner_names[] = {"perm", "flip", "roll"};
+
+const char *mx_mix_mode_name(mx_mix_mode mode) { return (unsigned)mode < 3 ? mode_names[mode] : "?"; }
+const char *mx_partner_name(mx_partner partner) { return (unsigned)partner < 3 ? partner_names[partner] : "?"; }
+
+mx_status mx_mix_mode_parse(const char *text, mx_mix_mode *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, mode_names[i])) {
+            *out = (mx_mix_mode)i;
+            return MX_OK;
+        }
+    return mx_error_set(MX_ERR_ARG, "--mixup-mode: unknown '%s' (expected batch, pair or elem)", text);
+}
+
+mx_status mx_partner_parse(const char *text, mx_partner *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, partner_names[i])) {
+            *out = (mx_partner)i;
+            return MX_OK;
+        }
+    return mx_error_set(MX_ERR_ARG, "--mixup-partner: unknown '%s' (expected perm, flip or roll)", text);
+}
+
+void mx_train_config_default(mx_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data, sizeof cfg->data, "fashion-mnist");
+    snprintf(cfg->model.arch, sizeof cfg->model.arch, "mlp");
+    cfg->model.num_hidden = 2;
+    cfg->model.hidden[0] = cfg->model.hidden[1] = 512;
+    cfg->epochs = 20;
+    cfg->batch_size = 128;
+    cfg->mixup = mx_mixup_config_default();
+    cfg->lr = 0.05;
+    cfg->momentum = 0.9;
+    cfg->nesterov = 0;
+    cfg->weight_decay = 5e-4;
+    snprintf(cfg->schedule, sizeof cfg->schedule, "cosine");
+    cfg->warmup_epochs = 1;
+    cfg->seed = 0;
+    cfg->threads = 0;
+}
+
+mx_status mx_train_config_validate(const mx_train_config *cfg)
+{
+    if (cfg->epochs == 0) return mx_error_set(MX_ERR_ARG, "--epochs must be at least 1");
+    if (cfg->batch_size == 0 || cfg->batch_size > 65536) return mx_error_set(MX_ERR_ARG, "--batch-size must be in 1..65536");
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return mx_error_set(MX_ERR_ARG, "--lr must be a positive number");
+    if (!(cfg->momentum >= 0 && cfg->momentum < 1)) return mx_error_set(MX_ERR_ARG, "--momentum must be in [0, 1)");
+    if (cfg->nesterov && cfg->momentum == 0) return mx_error_set(MX_ERR_ARG, "--nesterov needs --momentum > 0");
+    if (!(cfg->weight_decay >= 0) || !isfinite(cfg->weight_decay))
+        return mx_error_set(MX_ERR_ARG, "--weight-decay must be >= 0");
+    if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > (double)cfg->epochs)
+        return mx_error_set(MX_ERR_ARG, "--warmup-epochs must be in [0, epochs]");
+    if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
+    mx_schedule schedule;
+    mx_status st = mx_schedule_parse(cfg->schedule, &schedule);
+    if (st != MX_OK) return st;
+    return mx_mixup_config_validate(&cfg->mixup);
+}
+
+char *mx_train_config_to_json(const mx_train_config *cfg)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "data", cfg->data);
+    cJSON_AddStringToObject(o, "model", cfg->model.arch);
+    cJSON *hidden = cJSON_AddArrayToObject(o, "hidden");
+    for (size_t i = 0; hidden && i < cfg->model.num_hidden; i++)
+        cJSON_AddItemToArray(hidden, cJSON_CreateNumber((double)cfg->model.hidden[i]));
+    cJSON_AddNumberToObject(o, "epochs", (double)cfg->epochs);
+    cJSON_AddNumberToObject(o, "batch_size", (double)cfg->batch_size);
+    cJSON_AddNumberToObject(o, "mixup_alpha", cfg->mixup.alpha);
+    cJSON_AddStringToObject(o, "mixup_mode", mx_mix_mode_name(cfg->mixup.mode));
+    cJSON_AddStringToObject(o, "mixup_partner", mx_partner_name(cfg->mixup.partner));
+    cJSON_AddBoolToObject(o, "mixup_theta", cfg->mixup.theta_form);
+    cJSON_AddBoolToObject(o, "mixup_inputs", cfg->mixup.mix_inputs);
+    cJSON_AddBoolToObject(o, "mixup_labels", cfg->mixup.mix_labels);
+    cJSON_AddNumberToObject(o, "label_smoothing", cfg->mixup.label_smoothing);
+    cJSON_AddNumberToObject(o, "lr", cfg->lr);
+    cJSON_AddNumberToObject(o, "momentum", cfg->momentum);
+    cJSON_AddBoolToObject(o, "nesterov", cfg->nesterov);
+    cJSON_AddNumberToObject(o, "weight_decay", cfg->weight_decay);
+    cJSON_AddStringToObject(o, "weight_decay_mode", "l2");
+    cJSON_AddStringToObject(o, "schedule", cfg->schedule);
+    cJSON_AddNumberToObject(o, "warmup_epochs", cfg->warmup_epochs);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+    cJSON_AddRawToObject(o, "seed", seed);
+    cJSON_AddNumberToObject(o, "threads", cfg->threads);
+    cJSON_AddNumberToObject(o, "max_steps", (double)cfg->max_steps);
+    cJSON_AddStringToObject(o, "out", cfg->out);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static mx_status get_size(const cJSON *item, size_t *out)
+{
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || floor(item->valuedouble) != item->valuedouble)
+        return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be a non-negative integer", item->string);
+    *out = (size_t)item->valuedouble;
+    return MX_OK;
+}
+
+static mx_status get_number(const cJSON *item, double *out)
+{
+    if (!cJSON_IsNumber(item)) return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be a number", item->string);
+    *out = item->valuedouble;
+    return MX_OK;
+}
+
+static mx_status get_bool(const cJSON *item, int *out)
+{
+    if (!cJSON_IsBool(item)) return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be true or false", item->string);
+    *out = cJSON_IsTrue(item);
+    return MX_OK;
+}
+
+static mx_status get_string(const cJSON *item, char *out, size_t cap)
+{
+    if (!cJSON_IsString(item) || strlen(item->valuestring) >= cap)
+        return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be a string shorter than %zu", item->string, cap);
+    strcpy(out, item->valuestring);
+    return MX_OK;
+}
+
+static mx_status get_hidden(const cJSON *item, mx_model_spec *spec)
+{
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) > MX_MAX_HIDDEN)
+        return mx_error_set(MX_ERR_FORMAT, "config: 'hidden' must be a list of at most %d widths", MX_MAX_HIDDEN);
+    spec->num_hidden = 0;
+    for (const cJSON *w = item->child; w; w = w->next) {
+        mx_status st = get_size(w, &spec->hidden[spec->num_hidden]);
+        if (st != MX_OK || spec->hidden[spec->num_hidden] == 0)
+            return mx_error_set(MX_ERR_FORMAT, "config: 'hidden' widths must be positive integers");
+        spec->num_hidden++;
+    }
+    return MX_OK;
+}
+
+static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
+{
+    const char *k = item->string;
+    char text[64];
+    double seed = 0;
+    mx_status st;
+    if (!strcmp(k, "data")) return get_string(item, cfg->data, sizeof cfg->data);
+    if (!strcmp(k, "model")) return get_string(item, cfg->model.arch, sizeof cfg->model.arch);
+    if (!strcmp(k, "hidden")) return get_hidden(item, &cfg->model);
+    if (!strcmp(k, "epochs")) return get_size(item, &cfg->epochs);
+    if (!strcmp(k, "batch_size")) return get_size(item, &cfg->batch_size);
+    if (!strcmp(k, "mixup_alpha")) return get_number(item, &cfg->mixup.alpha);
+    if (!strcmp(k, "mixup_mode")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_mix_mode_parse(text, &cfg->mixup.mode);
+    }
+    if (!strcmp(k, "mixup_partner")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_partner_parse(text, &cfg->mixup.partner);
+    }
+    if (!strcmp(k, "mixup_theta")) return get_bool(item, &cfg->mixup.theta_form);
+    if (!strcmp(k, "mixup_inputs")) return get_bool(item, &cfg->mixup.mix_inputs);
+    if (!strcmp(k, "mixup_labels")) return get_bool(item, &cfg->mixup.mix_labels);
+    if (!strcmp(k, "label_smoothing")) return get_number(item, &cfg->mixup.label_smoothing);
+    if (!strcmp(k, "lr")) return get_number(item, &cfg->lr);
+    if (!strcmp(k, "momentum")) return get_number(item, &cfg->momentum);
+    if (!strcmp(k, "nesterov")) return get_bool(item, &cfg->nesterov);
+    if (!strcmp(k, "weight_decay")) return get_number(item, &cfg->weight_decay);
+    if (!strcmp(k, "weight_decay_mode")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return strcmp(text, "l2") ? mx_error_set(MX_ERR_FORMAT, "config: weight_decay_mode '%s' unsupported", text) : MX_OK;
+    }
+    if (!strcmp(k, "schedule")) return get_string(item, cfg->schedule, sizeof cfg->schedule);
+    if (!strcmp(k, "warmup_epochs")) return get_number(item, &cfg->warmup_epochs);
+    if (!strcmp(k, "seed")) {
+        /* Printed as a raw integer; cJSON reads it as a double, exact below 2^53. */
+        if ((st = get_number(item, &seed)) != MX_OK) return st;
+        cfg->seed = (uint64_t)seed;
+        return MX_OK;
+    }
+    if (!strcmp(k, "threads")) {
+        size_t t;
+        if ((st = get_size(item, &t)) != MX_OK) return st;
+        cfg->threads = (int)t;
+        return MX_OK;
+    }
+    if (!strcmp(k, "max_steps")) return get_size(item, &cfg->max_steps);
+    if (!strcmp(k, "out")) return get_string(item, cfg->out, sizeof cfg->out);
+    return mx_error_set(MX_ERR_FORMAT, "config: unknown key '%s'", k);
+}
+
+mx_status mx_train_config_from_json(const char *json, mx_train_config *cfg)
+{
+    mx_train_config_default(cfg);
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return mx_error_set(MX_ERR_FORMAT, "config: not a JSON object");
+    }
+    mx_status st = MX_OK;
+    for (const cJSON *item = root->child; st == MX_OK && item; item = item->next) st = apply_key(item, cfg);
+    cJSON_Delete(root);
+    return st;
+}

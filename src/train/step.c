@@ -1,0 +1,59 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixreg/step.h"
+
+mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *nz, const mx_mixup_config *mixup,
+                          const mx_sgd_config *sgd)
+{
+    memset(s, 0, sizeof *s);
+    s->model = model;
+    s->nz = nz;
+    s->mixup = *mixup;
+    s->sgd = *sgd;
+    s->batch = mx_model_max_batch(model);
+    s->dim = mx_model_input_size(model);
+    s->classes = mx_model_get_spec(model)->num_classes;
+    size_t b = s->batch;
+    s->x = malloc(b * s->dim * sizeof(float));
+    s->x_mix = malloc(b * s->dim * sizeof(float));
+    s->y_mix = malloc(b * s->classes * sizeof(float));
+    s->dlogits = malloc(b * s->classes * sizeof(float));
+    s->velocity = calloc(mx_model_param_count(model), sizeof(float));
+    s->labels = malloc(b * sizeof(int32_t));
+    s->mix_ws.partner = malloc(b * sizeof(uint32_t));
+    s->mix_ws.lambda = malloc(b * sizeof(float));
+    if (!s->x || !s->x_mix || !s->y_mix || !s->dlogits || !s->velocity || !s->labels || !s->mix_ws.partner ||
+        !s->mix_ws.lambda) {
+        mx_stepper_free(s);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory for training buffers");
+    }
+    return MX_OK;
+}
+
+void mx_stepper_free(mx_stepper *s)
+{
+    free(s->x);
+    free(s->x_mix);
+    free(s->y_mix);
+    free(s->dlogits);
+    free(s->velocity);
+    free(s->labels);
+    free(s->mix_ws.partner);
+    free(s->mix_ws.lambda);
+    memset(s, 0, sizeof *s);
+}
+
+double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng, double lr)
+{
+    mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels);
+    mx_mixup_batch(&s->mixup, mix_rng, s->x, s->labels, n, s->dim, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
+    const float *logits = mx_model_forward(s->model, s->x_mix, n);
+    double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);
+    if (!isfinite(loss)) return loss;
+    mx_model_backward(s->model, s->dlogits, n);
+    mx_sgd_step(&s->sgd, lr, mx_model_params(s->model), mx_model_grads(s->model), s->velocity,
+                mx_model_param_count(s->model));
+    return loss;
+}

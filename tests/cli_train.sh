@@ -1,0 +1,61 @@
+# End to end on Fashion-MNIST: train a few hundred steps with Mixup, evaluate
+# plain and rescaled through the CLI, check the run directory and the JSON.
+. "$(dirname "$0")/cli_lib.sh"
+
+RUN="$WORK/run"
+if ! "$BIN" train --epochs 2 --max-steps 300 --threads 2 --seed 3 --out "$RUN" > "$WORK/train.out" 2> "$WORK/train.err"; then
+    fail "training failed: $(cat "$WORK/train.err")"
+    finish; exit 1
+fi
+check '[ -f "$RUN/model.safetensors" ] && [ -f "$RUN/config.json" ] && [ -f "$RUN/log.jsonl" ] && [ -f "$RUN/result.json" ]'
+check 'grep -q "rescaled" "$WORK/train.out"'
+check '[ "$(wc -l < "$RUN/log.jsonl")" = 1 ]'   # 300 steps < one 469-step epoch: one epoch line
+
+"$BIN" eval "$RUN" --json > "$WORK/eval.json" 2> "$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
+check '[ "$(json_get "$WORK/eval.json" "\",\".join(sorted(j))")" = plain,rescaled,theta_bar ]'
+acc=$(json_get "$WORK/eval.json" "j['plain']['accuracy']")
+racc=$(json_get "$WORK/eval.json" "j['rescaled']['accuracy']")
+echo "accuracy after 300 steps: plain $acc, rescaled $racc"
+check 'python3 -c "import sys; sys.exit(not float(sys.argv[1]) > 0.70)" "$acc"'   # chance is 0.10
+check 'python3 -c "import sys; sys.exit(not float(sys.argv[1]) > 0.70)" "$racc"'
+check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"n\"]")" = 10000 ]'
+check '[ "$(json_get "$WORK/eval.json" "round(j[\"theta_bar\"], 6)")" = 0.75 ]'
+# eval agrees with what training reported at its end.
+check '[ "$(json_get "$RUN/result.json" "round(j[\"plain\"][\"accuracy\"], 6)")" = "$(json_get "$WORK/eval.json" "round(j[\"plain\"][\"accuracy\"], 6)")" ]'
+# --rescale off reports only the plain mode.
+"$BIN" eval "$RUN" --json --rescale off > "$WORK/plain.json"
+check '[ "$(json_get "$WORK/plain.json" "\"rescaled\" in j")" = False ]'
+# The config records the run's settings.
+check '[ "$(json_get "$RUN/config.json" "j[\"mixup_alpha\"]")" = 1 ]'
+# A second run into the same directory is refused, the first model untouched.
+before=$(md5sum < "$RUN/model.safetensors")
+expect_status 2 "already holds" -- train --max-steps 5 --out "$RUN"
+check '[ "$before" = "$(md5sum < "$RUN/model.safetensors")" ]'
+
+# Reproducible: the same seed and threads give the same bits.
+"$BIN" train --epochs 1 --max-steps 40 --threads 2 --seed 11 --out "$WORK/a" > /dev/null 2>&1
+"$BIN" train --epochs 1 --max-steps 40 --threads 2 --seed 11 --out "$WORK/b" > /dev/null 2>&1
+check 'tensors_equal "$WORK/a/model.safetensors" "$WORK/b/model.safetensors"'
+"$BIN" train --epochs 1 --max-steps 40 --threads 2 --seed 12 --out "$WORK/c" > /dev/null 2>&1
+check '! tensors_equal "$WORK/a/model.safetensors" "$WORK/c/model.safetensors"'
+
+# ERM with every other mixup variant runs; ERM's rescaled equals plain (theta_bar = 1).
+"$BIN" train --epochs 1 --max-steps 30 --mixup-alpha 0 --out "$WORK/erm" > /dev/null 2>&1 || fail "ERM run failed"
+"$BIN" eval "$WORK/erm" --json > "$WORK/erm.json"
+check '[ "$(json_get "$WORK/erm.json" "j[\"plain\"] == j[\"rescaled\"]")" = True ]'
+for variant in "--mixup-mode elem --mixup-partner flip" "--mixup-mode pair --mixup-partner perm --mixup-theta" \
+               "--mixup-mode pair --mixup-partner flip --batch-size 7" "--mixup-partner roll --label-smoothing 0.1" \
+               "--model logreg --schedule step:1 --nesterov"; do
+    # shellcheck disable=SC2086
+    "$BIN" train --epochs 2 --max-steps 20 $variant --out "$WORK/v$CHECKS" > /dev/null 2> "$WORK/v.err" || fail "variant '$variant' failed: $(cat "$WORK/v.err")"
+    CHECKS=$((CHECKS + 1))
+done
+
+# Divergence is a clear runtime error.
+expect_status 1 "loss became" -- train --epochs 1 --lr 1000 --schedule constant --warmup-epochs 0 --out "$WORK/nan"
+
+# theta --json carries every field.
+"$BIN" theta --alpha 1 --json > "$WORK/theta.json"
+check '[ "$(json_get "$WORK/theta.json" "\",\".join(sorted(j))")" = alpha,gamma2,label_smoothing,theta_bar,theta_var ]'
+check '[ "$(json_get "$WORK/theta.json" "round(j[\"label_smoothing\"], 12)")" = 0.25 ]'
+finish

@@ -1,0 +1,63 @@
+/* The run configuration: JSON round trip, unknown keys refused, validation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mixreg/train.h"
+
+static void test_round_trip(void)
+{
+    mx_train_config a, b;
+    mx_train_config_default(&a);
+    a.epochs = 7;
+    a.mixup.alpha = 0.4;
+    a.mixup.mode = MX_MIX_ELEM;
+    a.mixup.partner = MX_PARTNER_FLIP;
+    a.mixup.theta_form = 1;
+    a.mixup.label_smoothing = 0.1;
+    a.nesterov = 1;
+    a.seed = 9007199254740991ull;  /* 2^53 - 1: the largest seed JSON keeps exactly */
+    a.model.num_hidden = 3;
+    a.model.hidden[2] = 17;
+    snprintf(a.schedule, sizeof a.schedule, "step:3,5");
+    snprintf(a.out, sizeof a.out, "runs/x \"quoted\"");
+    char *json = mx_train_config_to_json(&a);
+    CHECK(json != NULL);
+    CHECK_OK(mx_train_config_from_json(json, &b));
+    CHECK(b.epochs == 7 && b.mixup.alpha == 0.4 && b.mixup.mode == MX_MIX_ELEM && b.mixup.partner == MX_PARTNER_FLIP);
+    CHECK(b.mixup.theta_form == 1 && b.mixup.label_smoothing == 0.1 && b.nesterov == 1);
+    CHECK(b.seed == a.seed);
+    CHECK(b.model.num_hidden == 3 && b.model.hidden[2] == 17);
+    CHECK(!strcmp(b.schedule, "step:3,5") && !strcmp(b.out, a.out));
+    CHECK(b.mixup.mix_inputs == 1 && b.mixup.mix_labels == 1);
+    free(json);
+}
+
+static void test_rejects(void)
+{
+    mx_train_config c;
+    CHECK(mx_train_config_from_json("{\"epochz\": 3}", &c) == MX_ERR_FORMAT);
+    CHECK(strstr(mx_error_message(), "epochz") != NULL);
+    CHECK(mx_train_config_from_json("{\"epochs\": -3}", &c) == MX_ERR_FORMAT);
+    CHECK(mx_train_config_from_json("{\"mixup_mode\": \"triple\"}", &c) != MX_OK);
+    CHECK(mx_train_config_from_json("{\"nesterov\": 1}", &c) == MX_ERR_FORMAT);
+    CHECK(mx_train_config_from_json("not json", &c) == MX_ERR_FORMAT);
+    mx_train_config_default(&c);
+    CHECK_OK(mx_train_config_validate(&c));
+    c.mixup.alpha = -1;
+    CHECK(mx_train_config_validate(&c) == MX_ERR_ARG);
+    mx_train_config_default(&c);
+    c.warmup_epochs = 100;
+    CHECK(mx_train_config_validate(&c) == MX_ERR_ARG);
+    mx_train_config_default(&c);
+    c.momentum = 0;
+    c.nesterov = 1;
+    CHECK(mx_train_config_validate(&c) == MX_ERR_ARG);
+}
+
+int main(void)
+{
+    test_round_trip();
+    test_rejects();
+    CHECK_DONE();
+}

@@ -1,0 +1,246 @@
+/* Accuracy, NLL, ECE, MCE and Brier against hand-worked cases; the ECE bin
+ * edges; logits against probabilities; streaming; arg-max ties. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "mixreg/metrics.h"
+
+static mx_metrics metrics_of_probs(const float *probs, const int32_t *labels, size_t n, size_t classes, size_t bins)
+{
+    mx_metrics_acc acc;
+    mx_metrics m = {0};
+    CHECK_OK(mx_metrics_init(&acc, bins, classes));
+    mx_metrics_add_probs(&acc, probs, labels, n);
+    mx_metrics_finish(&acc, &m);
+    mx_metrics_free(&acc);
+    return m;
+}
+
+static mx_metrics metrics_of_logits(const float *logits, const int32_t *labels, size_t n, size_t classes,
+                                    size_t bins)
+{
+    mx_metrics_acc acc;
+    mx_metrics m = {0};
+    CHECK_OK(mx_metrics_init(&acc, bins, classes));
+    mx_metrics_add_logits(&acc, logits, labels, n);
+    mx_metrics_finish(&acc, &m);
+    mx_metrics_free(&acc);
+    return m;
+}
+
+/* Three classes, two bins (0, 0.5] and (0.5, 1]:
+ *   p                 label  pred (conf)  correct  -log p(label)  Brier term
+ *   {0.7, 0.2, 0.1}   0      0 (0.7)      yes      -ln 0.7        .09+.04+.01 = 0.14
+ *   {0.1, 0.6, 0.3}   2      1 (0.6)      no       -ln 0.3        .01+.36+.49 = 0.86
+ *   {0.4, 0.4, 0.2}   1      0 (0.4) tie  no       -ln 0.4        .16+.36+.04 = 0.56
+ *   {0.2, 0.3, 0.5}   2      2 (0.5)      yes      -ln 0.5        .04+.09+.25 = 0.38
+ * accuracy 2/4 = 0.5; NLL = -ln(0.7*0.3*0.4*0.5)/4 = -ln(0.042)/4;
+ * Brier = 1.94/4 = 0.485.
+ * bin 0 holds 0.4 (wrong) and 0.5 (right, on the edge): acc 0.5, conf 0.45, gap 0.05
+ * bin 1 holds 0.7 (right) and 0.6 (wrong):               acc 0.5, conf 0.65, gap 0.15
+ * ECE = 2/4 * 0.05 + 2/4 * 0.15 = 0.1; MCE = 0.15. */
+static void test_hand_worked_three_classes(void)
+{
+    const float probs[] = {0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.4f, 0.4f, 0.2f, 0.2f, 0.3f, 0.5f};
+    const int32_t labels[] = {0, 2, 1, 2};
+    mx_metrics m = metrics_of_probs(probs, labels, 4, 3, 2);
+    CHECK(m.n == 4);
+    CHECK_NEAR(m.accuracy, 0.5, 1e-12);
+    CHECK_NEAR(m.nll, -log(0.042) / 4, 1e-6);
+    CHECK_NEAR(m.brier, 0.485, 1e-6);
+    CHECK_NEAR(m.ece, 0.1, 1e-6);
+    CHECK_NEAR(m.mce, 0.15, 1e-6);
+}
+
+/* Two classes, five bins, three of them empty:
+ *   {0.9, 0.1}    label 0: conf 0.9 -> bin 4, right; -ln 0.9;  Brier .01+.01 = 0.02
+ *   {0.375, 0.625} label 0: conf 0.625 -> bin 3, wrong; -ln 0.375; Brier 2*0.625^2 = 0.78125
+ * ECE = 1/2 * |1 - 0.9| + 1/2 * |0 - 0.625| = 0.05 + 0.3125 = 0.3625
+ * MCE = 0.625 (empty bins do not count); Brier = 0.80125/2 = 0.400625;
+ * NLL = (-ln 0.9 - ln 0.375)/2; accuracy 0.5. */
+static void test_hand_worked_two_classes(void)
+{
+    const float probs[] = {0.9f, 0.1f, 0.375f, 0.625f};
+    const int32_t labels[] = {0, 0};
+    mx_metrics m = metrics_of_probs(probs, labels, 2, 2, 5);
+    CHECK_NEAR(m.accuracy, 0.5, 1e-12);
+    CHECK_NEAR(m.nll, (-log(0.9) - log(0.375)) / 2, 1e-6);
+    CHECK_NEAR(m.ece, 0.3625, 1e-6);
+    CHECK_NEAR(m.mce, 0.625, 1e-6);
+    CHECK_NEAR(m.brier, 0.400625, 1e-6);
+}
+
+/* A probability of 0 for the true label costs -ln(1e-12), not infinity. */
+static void test_prob_floor(void)
+{
+    const float probs[] = {1.0f, 0.0f};
+    const int32_t labels[] = {1};
+    mx_metrics m = metrics_of_probs(probs, labels, 1, 2, 10);
+    CHECK(isfinite(m.nll));
+    CHECK_NEAR(m.nll, -log(1e-12), 1e-9);
+    CHECK_NEAR(m.brier, 2.0, 1e-12);
+    CHECK_NEAR(m.ece, 1.0, 1e-12);
+}
+
+static void test_bin_edges(void)
+{
+    CHECK(mx_ece_bin(0.0, 5) == 0);
+    CHECK(mx_ece_bin(-0.25, 5) == 0);
+    CHECK(mx_ece_bin(1.0, 5) == 4);
+    CHECK(mx_ece_bin(1.5, 5) == 4);
+    CHECK(mx_ece_bin(0.2, 5) == 0);
+    CHECK(mx_ece_bin(nextafter(0.2, 1.0), 5) == 1);
+    CHECK(mx_ece_bin(0.4, 5) == 1);
+    CHECK(mx_ece_bin(0.6, 5) == 2);
+    CHECK(mx_ece_bin(0.8, 5) == 3);
+    CHECK(mx_ece_bin(0.81, 5) == 4);
+    CHECK(mx_ece_bin(0.7, 10) == 6);
+    CHECK(mx_ece_bin(0.3, 10) == 2);
+    CHECK(mx_ece_bin(1e-300, 15) == 0);
+    CHECK(mx_ece_bin(0.5, 1) == 0 && mx_ece_bin(1.0, 1) == 0 && mx_ece_bin(0.0, 1) == 0);
+    CHECK(mx_ece_bin(NAN, 5) < 5);
+    /* Every edge k/B, as the double nearest it, closes bin k-1; the next
+     * double up opens bin k. */
+    static const size_t bin_counts[] = {2, 3, 5, 7, 10, 15, 20, 30, 100, 1000};
+    int edges_wrong = 0;
+    for (size_t t = 0; t < sizeof bin_counts / sizeof bin_counts[0]; t++) {
+        size_t bins = bin_counts[t];
+        for (size_t k = 1; k < bins; k++) {
+            double edge = (double)k / (double)bins;
+            if (mx_ece_bin(edge, bins) != k - 1) edges_wrong++;
+            if (mx_ece_bin(nextafter(edge, 1.0), bins) != k) edges_wrong++;
+            if (mx_ece_bin(nextafter(edge, 0.0), bins) != k - 1) edges_wrong++;
+        }
+    }
+    CHECK(edges_wrong == 0);
+}
+
+/* Deterministic pseudo-random logits in [-4, 4). */
+static void fill_logits(float *z, int32_t *labels, size_t n, size_t classes)
+{
+    uint32_t s = 2024;
+    for (size_t i = 0; i < n * classes; i++) {
+        s = s * 1664525u + 1013904223u;
+        z[i] = (float)((s >> 8) / 16777216.0 * 8.0 - 4.0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        labels[i] = (int32_t)((s >> 16) % classes);
+    }
+}
+
+#define RANDOM_N 50
+#define RANDOM_C 4
+
+static void test_logits_match_probs(void)
+{
+    float z[RANDOM_N * RANDOM_C], p[RANDOM_N * RANDOM_C];
+    int32_t labels[RANDOM_N];
+    fill_logits(z, labels, RANDOM_N, RANDOM_C);
+    for (size_t i = 0; i < RANDOM_N; i++) {
+        double top = z[i * RANDOM_C], sum = 0;
+        for (size_t c = 1; c < RANDOM_C; c++) top = fmax(top, z[i * RANDOM_C + c]);
+        for (size_t c = 0; c < RANDOM_C; c++) sum += exp(z[i * RANDOM_C + c] - top);
+        for (size_t c = 0; c < RANDOM_C; c++) p[i * RANDOM_C + c] = (float)(exp(z[i * RANDOM_C + c] - top) / sum);
+    }
+    mx_metrics a = metrics_of_logits(z, labels, RANDOM_N, RANDOM_C, 15);
+    mx_metrics b = metrics_of_probs(p, labels, RANDOM_N, RANDOM_C, 15);
+    CHECK(a.n == RANDOM_N && b.n == RANDOM_N);
+    CHECK(a.accuracy == b.accuracy);
+    CHECK(a.accuracy > 0.1 && a.accuracy < 0.9); /* a mix of right and wrong */
+    CHECK_NEAR(a.nll, b.nll, 1e-6);
+    CHECK_NEAR(a.ece, b.ece, 1e-6);
+    CHECK_NEAR(a.mce, b.mce, 1e-6);
+    CHECK_NEAR(a.brier, b.brier, 1e-6);
+}
+
+/* exp(-1000) underflows to 0 in double: the confidence is exactly 1, and the
+ * NLL of the unlikely label is the logit gap, 1000, not infinity.
+ *   sample 0 label 0: right, NLL 0,    Brier 0
+ *   sample 1 label 1: wrong, NLL 1000, Brier 1 + 1 = 2
+ * Both sit in the last bin with confidence 1 and accuracy 1/2: ECE = MCE = 0.5. */
+static void test_extreme_logits(void)
+{
+    const float z[] = {0.0f, -1000.0f, 0.0f, -1000.0f};
+    const int32_t labels[] = {0, 1};
+    mx_metrics_acc acc;
+    CHECK_OK(mx_metrics_init(&acc, 10, 2));
+    mx_metrics_add_logits(&acc, z, labels, 2);
+    CHECK(acc.bin_count[9] == 2);
+    CHECK(acc.bin_conf[9] == 2.0);
+    mx_metrics m;
+    mx_metrics_finish(&acc, &m);
+    mx_metrics_free(&acc);
+    CHECK(isfinite(m.nll));
+    CHECK_NEAR(m.nll, 500.0, 1e-9);
+    CHECK_NEAR(m.accuracy, 0.5, 1e-12);
+    CHECK_NEAR(m.brier, 1.0, 1e-12);
+    CHECK_NEAR(m.ece, 0.5, 1e-12);
+    CHECK_NEAR(m.mce, 0.5, 1e-12);
+}
+
+static void test_streaming(void)
+{
+    float z[RANDOM_N * RANDOM_C];
+    int32_t labels[RANDOM_N];
+    fill_logits(z, labels, RANDOM_N, RANDOM_C);
+    mx_metrics whole = metrics_of_logits(z, labels, RANDOM_N, RANDOM_C, 15);
+    mx_metrics_acc acc;
+    CHECK_OK(mx_metrics_init(&acc, 15, RANDOM_C));
+    mx_metrics_add_logits(&acc, z, labels, 20);
+    mx_metrics_add_logits(&acc, z + 20 * RANDOM_C, labels + 20, RANDOM_N - 20);
+    mx_metrics parts;
+    mx_metrics_finish(&acc, &parts);
+    mx_metrics_free(&acc);
+    CHECK(parts.n == whole.n);
+    CHECK(parts.accuracy == whole.accuracy && parts.nll == whole.nll && parts.ece == whole.ece);
+    CHECK(parts.mce == whole.mce && parts.brier == whole.brier);
+}
+
+static void test_argmax_ties(void)
+{
+    /* Logits {1, 1, 0} predict class 0, so label 1 is a mistake and label 0 is not;
+     * {2, 5, 5} predicts class 1. */
+    const float z[] = {1.0f, 1.0f, 0.0f, 1.0f, 1.0f, 0.0f, 2.0f, 5.0f, 5.0f};
+    const int32_t labels[] = {1, 0, 1};
+    mx_metrics m = metrics_of_logits(z, labels, 3, 3, 10);
+    CHECK_NEAR(m.accuracy, 2.0 / 3.0, 1e-12);
+    const int32_t wrong[] = {1, 2, 2};
+    m = metrics_of_logits(z, wrong, 3, 3, 10);
+    CHECK(m.accuracy == 0.0);
+    /* The same through probabilities: {0.5, 0.5} predicts class 0. */
+    const float p[] = {0.5f, 0.5f};
+    const int32_t label0[] = {0}, label1[] = {1};
+    CHECK(metrics_of_probs(p, label0, 1, 2, 10).accuracy == 1.0);
+    CHECK(metrics_of_probs(p, label1, 1, 2, 10).accuracy == 0.0);
+}
+
+static void test_init_and_empty(void)
+{
+    mx_metrics_acc acc;
+    CHECK(mx_metrics_init(&acc, 0, 10) == MX_ERR_ARG);
+    CHECK(mx_metrics_init(&acc, 15, 0) == MX_ERR_ARG);
+    CHECK_OK(mx_metrics_init(&acc, 15, 10));
+    mx_metrics m;
+    memset(&m, 0xff, sizeof m);
+    mx_metrics_finish(&acc, &m);
+    CHECK(m.n == 0 && m.accuracy == 0 && m.nll == 0 && m.ece == 0 && m.mce == 0 && m.brier == 0);
+    mx_metrics_free(&acc);
+    CHECK(acc.bin_conf == NULL && acc.bins == 0);
+    mx_metrics_free(&acc); /* twice is harmless */
+}
+
+int main(void)
+{
+    test_hand_worked_three_classes();
+    test_hand_worked_two_classes();
+    test_prob_floor();
+    test_bin_edges();
+    test_logits_match_probs();
+    test_extreme_logits();
+    test_streaming();
+    test_argmax_ties();
+    test_init_and_empty();
+    CHECK_DONE();
+}
