@@ -61,6 +61,11 @@ const float *mx_model_forward(mx_model *model, const float *x, size_t n);
  * last forward; overwrites the gradient array (no separate zero-grad step). */
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n);
 
+/* d loss / d input (n x input size) for the last forward, given d loss / d logits:
+ * a vector-Jacobian product through the whole network. Also overwrites the
+ * parameter gradients. Used by the Jacobian and Lipschitz analysis. */
+void mx_model_backward_input(mx_model *model, const float *dlogits, size_t n, float *dx);
+
 /* Soft-target cross-entropy averaged over the batch:
  * loss = -(1/n) sum_i sum_c y[i,c] log_softmax(logits[i])[c].
  * Writes dlogits = (softmax(logits) - y) / n when dlogits is not NULL. */

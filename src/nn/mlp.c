@@ -78,7 +78,7 @@ static void column_sums(const float *a, size_t n, size_t width, float *sums)
         for (size_t j = 0; j < width; j++) sums[j] += a[i * width + j];
 }
 
-static void mlp_backward(mx_model *m, const float *dlogits, size_t n)
+static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
     mlp_impl *impl = m->impl;
     const float *delta = dlogits;
@@ -90,7 +90,12 @@ static void mlp_backward(mx_model *m, const float *dlogits, size_t n)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fan_out, (int)fan_in, (int)n, 1.0f, delta,
                     (int)fan_out, in, (int)fan_in, 0.0f, dw, (int)fan_in);
         column_sums(delta, n, fan_out, db);
-        if (l == 0) break;
+        if (l == 0) {
+            if (dx)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fan_in, (int)fan_out, 1.0f, delta,
+                            (int)fan_out, layer_weight(m, 0), (int)fan_in, 0.0f, dx, (int)fan_in);
+            break;
+        }
         float *dprev = impl->delta[l & 1];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fan_in, (int)fan_out, 1.0f, delta,
                     (int)fan_out, layer_weight(m, l), (int)fan_in, 0.0f, dprev, (int)fan_in);

@@ -111,5 +111,10 @@ const float *mx_model_forward(mx_model *model, const float *x, size_t n)
 
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n)
 {
-    model->ops->backward(model, dlogits, n);
+    model->ops->backward(model, dlogits, n, NULL);
+}
+
+void mx_model_backward_input(mx_model *model, const float *dlogits, size_t n, float *dx)
+{
+    model->ops->backward(model, dlogits, n, dx);
 }
