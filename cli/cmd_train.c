@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
@@ -39,16 +40,45 @@ static const char train_help[] =
     "  --seed S                 (default 0); same seed + same threads = same bits\n"
     "  --threads T              (default: all cores)\n"
     "  --out RUN_DIR            (default runs/<date>-<time>)\n"
-    "  --max-steps N            stop after N steps in all (for quick looks)\n";
+    "  --max-steps N            stop after N steps in all (for quick looks)\n"
+    "  --resume RUN_DIR         continue an interrupted run exactly (only --threads may be given too)\n"
+    "checkpoints and logs:\n"
+    "  --save-every N|Nsteps    checkpoint every N epochs (default 1) or N steps\n"
+    "  --keep K                 keep the K newest checkpoints in RUN_DIR/checkpoints (default 2)\n"
+    "  --val-split F            hold out F of the training set; best.safetensors = best validation accuracy\n"
+    "  --log-every N            a JSONL/TensorBoard point every N steps (default 50, 0 = none)\n"
+    "  --no-tensorboard         do not write RUN_DIR/tensorboard event files\n"
+    "  --tb-histograms          also log weight histograms to TensorBoard at each epoch end\n";
 
-static void parse_train_flags(int argc, char **argv, mx_train_config *cfg)
+/* Parses the flags into cfg; returns the --resume directory (or NULL) and
+ * counts the flags other than --resume and --threads in *others. */
+static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg, int *others)
 {
+    const char *resume = NULL;
+    *others = 0;
     cli_args a;
     cli_args_init(&a, "train", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
+        (*others)++;
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
             fputs(train_help, stdout);
             exit(0);
+        } else if (cli_flag_value(&a, "--resume")) {
+            resume = a.value;
+            (*others)--;
+        } else if (cli_flag_value(&a, "--save-every")) {
+            if (mx_save_every_parse(a.value, &cfg->save_every, &cfg->save_every_steps) != MX_OK)
+                cli_usage_error("train: %s", mx_error_message());
+        } else if (cli_flag_value(&a, "--keep")) {
+            cfg->keep = cli_parse_size(&a, "--keep", 0, 1000000);
+        } else if (cli_flag_value(&a, "--val-split")) {
+            cfg->val_split = cli_parse_double(&a, "--val-split", 0, 0.9);
+        } else if (cli_flag_value(&a, "--log-every")) {
+            cfg->log_every = cli_parse_size(&a, "--log-every", 0, (size_t)1 << 40);
+        } else if (cli_flag_switch(&a, "--no-tensorboard")) {
+            cfg->tensorboard = 0;
+        } else if (cli_flag_switch(&a, "--tb-histograms")) {
+            cfg->tb_histograms = 1;
         } else if (cli_flag_value(&a, "--data")) {
             if (strlen(a.value) >= sizeof cfg->data) cli_usage_error("train: --data: path too long");
             strcpy(cfg->data, a.value);
@@ -89,6 +119,7 @@ static void parse_train_flags(int argc, char **argv, mx_train_config *cfg)
             cfg->seed = cli_parse_size(&a, "--seed", 0, (size_t)1 << 53);
         } else if (cli_flag_value(&a, "--threads")) {
             cfg->threads = (int)cli_parse_size(&a, "--threads", 1, 1024);
+            (*others)--;
         } else if (cli_flag_value(&a, "--out")) {
             if (!a.value[0] || strlen(a.value) >= sizeof cfg->out) cli_usage_error("train: --out: empty or too long");
             strcpy(cfg->out, a.value);
@@ -98,6 +129,46 @@ static void parse_train_flags(int argc, char **argv, mx_train_config *cfg)
             cli_unknown_argument(&a);
         }
     }
+    return resume;
+}
+
+static int finish_training(mx_status st, const mx_train_result *result, const char *out)
+{
+    if (st == MX_ERR_INTERRUPTED) {
+        fprintf(stderr, "mixreg: %s\n", mx_error_message());
+        return 130;
+    }
+    if (st != MX_OK) return cli_report(st);
+    printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result->epochs_done,
+           result->steps_done, result->train_img_per_s, out);
+    print_metrics_table(&result->plain, &result->rescaled);
+    return 0;
+}
+
+static int resume_training(const char *dir, int threads)
+{
+    mx_run saved;
+    mx_status st = mx_run_load(dir, 1, &saved);
+    if (st != MX_OK) return cli_report(st);
+    char data[MX_PATH_MAX];
+    snprintf(data, sizeof data, "%s", saved.config.data);
+    size_t step = saved.step;
+    mx_set_threads(threads ? threads : saved.config.threads);
+    mx_run_free(&saved);
+    mx_dataset train = {0}, test = {0};
+    st = mx_data_load(data, "train", &train);
+    if (st == MX_OK) st = mx_data_load(data, "test", &test);
+    if (st != MX_OK) {
+        mx_dataset_free(&train);
+        return cli_report(st);
+    }
+    printf("mixreg: resuming %s from step %zu\n", dir, step);
+    fflush(stdout);
+    mx_train_result result;
+    st = mx_train_resume(dir, threads, &train, &test, &result);
+    mx_dataset_free(&train);
+    mx_dataset_free(&test);
+    return finish_training(st, &result, dir);
 }
 
 /* runs/YYYYmmdd-HHMMSS, with a numeric suffix if that exists already. */
@@ -117,7 +188,12 @@ int cmd_train(int argc, char **argv)
 {
     mx_train_config cfg;
     mx_train_config_default(&cfg);
-    parse_train_flags(argc, argv, &cfg);
+    int others;
+    const char *resume = parse_train_flags(argc, argv, &cfg, &others);
+    if (resume) {
+        if (others) cli_usage_error("train: --resume continues the saved configuration; only --threads may be given with it");
+        return resume_training(resume, cfg.threads);
+    }
     mx_status st = mx_train_config_validate(&cfg);
     if (st != MX_OK) return cli_report(st);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
@@ -145,9 +221,5 @@ int cmd_train(int argc, char **argv)
     st = mx_train_run(&cfg, &train, &test, &result);
     mx_dataset_free(&train);
     mx_dataset_free(&test);
-    if (st != MX_OK) return cli_report(st);
-    printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result.epochs_done,
-           result.steps_done, result.train_img_per_s, cfg.out);
-    print_metrics_table(&result.plain, &result.rescaled);
-    return 0;
+    return finish_training(st, &result, cfg.out);
 }

@@ -9,7 +9,8 @@ if ! "$BIN" train --epochs 2 --max-steps 300 --threads 2 --seed 3 --out "$RUN" >
 fi
 check '[ -f "$RUN/model.safetensors" ] && [ -f "$RUN/config.json" ] && [ -f "$RUN/log.jsonl" ] && [ -f "$RUN/result.json" ]'
 check 'grep -q "rescaled" "$WORK/train.out"'
-check '[ "$(wc -l < "$RUN/log.jsonl")" = 1 ]'   # 300 steps < one 469-step epoch: one epoch line
+check '[ "$(grep -c "\"type\": \"epoch\"" "$RUN/log.jsonl")" = 1 ]'   # 300 steps < one 469-step epoch
+check '[ "$(grep -c "\"type\": \"step\"" "$RUN/log.jsonl")" = 6 ]'    # a step line every 50 steps
 
 "$BIN" eval "$RUN" --json > "$WORK/eval.json" 2> "$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
 check '[ "$(json_get "$WORK/eval.json" "\",\".join(sorted(j))")" = plain,rescaled,theta_bar ]'

@@ -37,6 +37,9 @@ mx_status mx_dataset_load_idx(const char *dir, const char *split, mx_dataset *ou
 
 void mx_dataset_free(mx_dataset *ds);
 
+/* Copies samples idx[0..n) of src into a new dataset (num_classes kept from src). */
+mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n, mx_dataset *out);
+
 /* Per-channel mean and standard deviation of the pixels scaled to [0, 1]
  * (computed in double over the whole dataset). */
 void mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std);

@@ -47,6 +47,10 @@ typedef struct {
  * that does not parse, an unknown dtype, a shape whose size disagrees with its
  * offsets, offsets outside the data area, overlapping or uncovered bytes. */
 mx_status mx_safetensors_read(const char *path, mx_safetensors *out);
+
+/* The same checks on bytes already in memory; takes ownership of `data`
+ * (malloc'd, size + 1 bytes with a NUL at data[size]). `name` labels errors. */
+mx_status mx_safetensors_parse(const char *name, uint8_t *data, size_t size, mx_safetensors *out);
 void mx_safetensors_free(mx_safetensors *st);
 
 const mx_st_tensor *mx_safetensors_find(const mx_safetensors *st, const char *name);

@@ -30,6 +30,13 @@ typedef struct {
     int threads;
     char out[MX_PATH_MAX];       /* run directory */
     size_t max_steps;            /* stop after this many steps in all (0 = no limit); for tests and quick looks */
+    size_t save_every;           /* checkpoint interval (default 1) ... */
+    int save_every_steps;        /* ... counted in steps when 1, in epochs when 0 */
+    size_t keep;                 /* rolling checkpoints kept in RUN_DIR/checkpoints (0 = none) */
+    double val_split;            /* fraction of the training set held out for validation (0 = none) */
+    size_t log_every;            /* per-step JSONL / TensorBoard line every N steps (0 = none) */
+    int tensorboard;             /* write TensorBoard events to RUN_DIR/tensorboard */
+    int tb_histograms;           /* also weight histograms at each epoch end */
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);
@@ -52,12 +59,25 @@ typedef struct {
     mx_metrics plain, rescaled;   /* on the test set after the last epoch */
 } mx_train_result;
 
-/* Trains on `train`, evaluates on `test` after each epoch, writes the run
- * directory cfg->out (config.json, model.safetensors after every epoch,
- * log.jsonl). Progress goes to stderr (a bar on a terminal). A NaN or infinite
- * loss stops with MX_ERR_NUMERIC and leaves the last good checkpoint. */
+/* Trains on `train` (less the validation split), evaluates on `test` after each
+ * epoch, writes the run directory cfg->out: config.json, model.safetensors (the
+ * latest checkpoint: weights, optimizer and RNG state, rescale statistics),
+ * checkpoints/, best.safetensors (with a validation split), log.jsonl,
+ * tensorboard/, result.json. Progress goes to stderr (a bar on a terminal).
+ * A NaN or infinite loss stops with MX_ERR_NUMERIC and leaves the last good
+ * checkpoint; SIGINT/SIGTERM save a checkpoint and stop with MX_ERR_INTERRUPTED. */
 mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
                        mx_train_result *result);
+
+/* Continues the run in `dir` from its latest checkpoint (model.safetensors),
+ * with the configuration saved there (threads may be overridden: 0 keeps the
+ * saved value). Ends with bit-identical weights to an uninterrupted run with
+ * the same seed and thread count. */
+mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train, const mx_dataset *test,
+                          mx_train_result *result);
+
+/* Parses "--save-every" values: "N" or "Nepochs" (epochs), "Nsteps" (steps). */
+mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps);
 
 /* Uses `threads` threads for BLAS and OpenMP work (0 = all online CPUs). */
 void mx_set_threads(int threads);

@@ -9,9 +9,27 @@
 
 #include "mixreg/fileio.h"
 
+/* Fault injection for the tests (SQLite style): with MIXREG_FAULT_WRITE_LIMIT=N
+ * in the environment, atomic writes fail with ENOSPC after N bytes, as on a
+ * full disk. Read once; unset in normal use. */
+static long long fault_write_limit(void)
+{
+    static long long limit = -2;
+    if (limit == -2) {
+        const char *env = getenv("MIXREG_FAULT_WRITE_LIMIT");
+        limit = env && *env ? atoll(env) : -1;
+    }
+    return limit;
+}
+
 static mx_status write_fully(int fd, const char *path, const void *data, size_t size)
 {
     const char *p = data;
+    long long limit = fault_write_limit();
+    if (limit >= 0 && (long long)size > limit) {
+        if (limit > 0 && write(fd, p, (size_t)limit) < 0) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(ENOSPC));
+    }
     while (size) {
         ssize_t w = write(fd, p, size);
         if (w < 0 && errno == EINTR) continue;

@@ -36,13 +36,37 @@ static char *normalizer_json(const mx_normalizer *nz)
     return text;
 }
 
+#define RNG_WORDS 11 /* key[2], ctr[4], buf[4], used */
+
+static void rng_to_words(const mx_rng *rng, uint32_t *w)
+{
+    memcpy(w, rng->key, 2 * sizeof(uint32_t));
+    memcpy(w + 2, rng->ctr, 4 * sizeof(uint32_t));
+    memcpy(w + 6, rng->buf, 4 * sizeof(uint32_t));
+    w[10] = rng->used;
+}
+
+static void rng_from_words(const uint32_t *w, mx_rng *rng)
+{
+    memcpy(rng->key, w, 2 * sizeof(uint32_t));
+    memcpy(rng->ctr, w + 2, 4 * sizeof(uint32_t));
+    memcpy(rng->buf, w + 6, 4 * sizeof(uint32_t));
+    rng->used = w[10];
+}
+
 mx_status mx_run_save(const char *dir, const mx_run *run)
 {
     char path[MX_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, MX_RUN_MODEL_FILE);
+    return mx_run_save_file(path, run);
+}
+
+mx_status mx_run_save_file(const char *path, const mx_run *run)
+{
     const mx_param_info *table;
     size_t count = mx_model_param_tensors(run->model, &table);
-    mx_st_tensor *tensors = calloc(count + 2, sizeof *tensors);
+    size_t total = count + 2 + (run->momentum ? count + 1 : 0);
+    mx_st_tensor *tensors = calloc(total, sizeof *tensors);
     if (!tensors) return mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
     const float *params = mx_model_params(run->model);
     for (size_t i = 0; i < count; i++) {
@@ -69,8 +93,27 @@ mx_status mx_run_save(const char *dir, const mx_run *run)
     yb->shape[0] = run->rescale.num_classes;
     yb->nbytes = run->rescale.num_classes * sizeof(float);
     yb->data = run->rescale.y_bar;
+    uint32_t rng_words[RNG_WORDS];
+    if (run->momentum) {
+        for (size_t i = 0; i < count; i++) {
+            mx_st_tensor *m = &tensors[count + 2 + i];
+            *m = tensors[i];
+            snprintf(m->name, sizeof m->name, "mixreg.optim.momentum.%s", table[i].name);
+            m->data = run->momentum + table[i].offset;
+        }
+        mx_st_tensor *r = &tensors[2 * count + 2];
+        rng_to_words(&run->mix_rng, rng_words);
+        snprintf(r->name, sizeof r->name, "mixreg.rng.mixup");
+        r->dtype = MX_DTYPE_U32;
+        r->ndim = 1;
+        r->shape[0] = RNG_WORDS;
+        r->nbytes = sizeof rng_words;
+        r->data = rng_words;
+    }
 
-    char theta[32], epoch[32], step[32];
+    char theta[32], epoch[32], step[32], loss_sum[32], best[32];
+    snprintf(loss_sum, sizeof loss_sum, "%.17g", run->epoch_loss_sum);
+    snprintf(best, sizeof best, "%.17g", run->best_score);
     snprintf(theta, sizeof theta, "%.17g", run->rescale.theta_bar);
     snprintf(epoch, sizeof epoch, "%zu", run->epoch);
     snprintf(step, sizeof step, "%zu", run->step);
@@ -91,8 +134,10 @@ mx_status mx_run_save(const char *dir, const mx_run *run)
             {"mixreg.epoch", epoch},
             {"mixreg.step", step},
             {"mixreg.config", config},
+            {"mixreg.epoch_loss_sum", loss_sum},
+            {"mixreg.best_score", best},
         };
-        st = mx_safetensors_write(path, tensors, count + 2, meta, sizeof meta / sizeof meta[0]);
+        st = mx_safetensors_write(path, tensors, total, meta, sizeof meta / sizeof meta[0]);
     }
     free(config);
     free(model);
@@ -173,6 +218,37 @@ static mx_status copy_tensor(const mx_safetensors *st, const char *name, size_t 
     return MX_OK;
 }
 
+/* The optimizer and RNG state, when the file carries them. */
+static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
+{
+    const mx_st_tensor *rng = mx_safetensors_find(st, "mixreg.rng.mixup");
+    run->best_score = -1;
+    if (!rng) return MX_OK;
+    if (rng->dtype != MX_DTYPE_U32 || rng->nbytes != RNG_WORDS * sizeof(uint32_t))
+        return mx_error_set(MX_ERR_FORMAT, "tensor 'mixreg.rng.mixup' has the wrong type or size");
+    uint32_t words[RNG_WORDS];
+    memcpy(words, rng->data, sizeof words);
+    rng_from_words(words, &run->mix_rng);
+    if (run->mix_rng.used > 4) return mx_error_set(MX_ERR_FORMAT, "tensor 'mixreg.rng.mixup' holds an invalid state");
+    const mx_param_info *table;
+    size_t count = mx_model_param_tensors(run->model, &table);
+    run->momentum = calloc(mx_model_param_count(run->model), sizeof(float));
+    if (!run->momentum) return mx_error_set(MX_ERR_NOMEM, "out of memory for the optimizer state");
+    char name[160];
+    for (size_t i = 0; i < count; i++) {
+        snprintf(name, sizeof name, "mixreg.optim.momentum.%s", table[i].name);
+        mx_status s = copy_tensor(st, name, table[i].numel, run->momentum + table[i].offset);
+        if (s != MX_OK) return s;
+    }
+    const char *loss_sum = mx_safetensors_meta(st, "mixreg.epoch_loss_sum");
+    const char *best = mx_safetensors_meta(st, "mixreg.best_score");
+    if (!loss_sum || !best) return mx_error_set(MX_ERR_FORMAT, "training state metadata is missing");
+    run->epoch_loss_sum = strtod(loss_sum, NULL);
+    run->best_score = strtod(best, NULL);
+    run->has_train_state = 1;
+    return MX_OK;
+}
+
 static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *run)
 {
     const char *config = mx_safetensors_meta(st, "mixreg.config");
@@ -203,7 +279,7 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
         return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.theta_bar '%s' is not in [0.5, 1]", theta);
     run->epoch = strtoull(epoch, NULL, 10);
     run->step = strtoull(step, NULL, 10);
-    return MX_OK;
+    return load_train_state(st, run);
 }
 
 mx_status mx_run_load(const char *dir, size_t max_batch, mx_run *run)
@@ -227,5 +303,7 @@ void mx_run_free(mx_run *run)
 {
     mx_model_free(run->model);
     run->model = NULL;
+    free(run->momentum);
+    run->momentum = NULL;
     mx_rescale_stats_free(&run->rescale);
 }

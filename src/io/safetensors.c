@@ -228,6 +228,27 @@ static mx_status parse_header(const char *path, const char *text, size_t len, si
     return status;
 }
 
+mx_status mx_safetensors_parse(const char *path, uint8_t *data, size_t size, mx_safetensors *out)
+{
+    memset(out, 0, sizeof *out);
+    out->file = data;
+    out->file_size = size;
+    if (size < 8) {
+        mx_safetensors_free(out);
+        return mx_error_set(MX_ERR_FORMAT, "%s: truncated (%zu bytes, not a safetensors file)", path, size);
+    }
+    uint64_t header_len = 0;
+    for (int b = 0; b < 8; b++) header_len |= (uint64_t)data[b] << (8 * b);
+    if (header_len > MAX_HEADER_BYTES || header_len > size - 8) {
+        mx_safetensors_free(out);
+        return mx_error_set(MX_ERR_FORMAT, "%s: header length %llu does not fit the %zu-byte file (truncated or not safetensors)",
+                            path, (unsigned long long)header_len, size);
+    }
+    mx_status st = parse_header(path, (const char *)data + 8, (size_t)header_len, size - 8 - (size_t)header_len, out);
+    if (st != MX_OK) mx_safetensors_free(out);
+    return st;
+}
+
 mx_status mx_safetensors_read(const char *path, mx_safetensors *out)
 {
     memset(out, 0, sizeof *out);
@@ -235,22 +256,7 @@ mx_status mx_safetensors_read(const char *path, mx_safetensors *out)
     size_t size;
     mx_status st = mx_file_read_all(path, MAX_FILE_BYTES, &file, &size);
     if (st != MX_OK) return st;
-    out->file = (uint8_t *)file;
-    out->file_size = size;
-    if (size < 8) {
-        mx_safetensors_free(out);
-        return mx_error_set(MX_ERR_FORMAT, "%s: truncated (%zu bytes, not a safetensors file)", path, size);
-    }
-    uint64_t header_len = 0;
-    for (int b = 0; b < 8; b++) header_len |= (uint64_t)out->file[b] << (8 * b);
-    if (header_len > MAX_HEADER_BYTES || header_len > size - 8) {
-        mx_safetensors_free(out);
-        return mx_error_set(MX_ERR_FORMAT, "%s: header length %llu does not fit the %zu-byte file (truncated or not safetensors)",
-                            path, (unsigned long long)header_len, size);
-    }
-    st = parse_header(path, file + 8, (size_t)header_len, size - 8 - (size_t)header_len, out);
-    if (st != MX_OK) mx_safetensors_free(out);
-    return st;
+    return mx_safetensors_parse(path, (uint8_t *)file, size, out);
 }
 
 void mx_safetensors_free(mx_safetensors *st)

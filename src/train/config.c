@@ -53,6 +53,27 @@ void mx_train_config_default(mx_train_config *cfg)
     cfg->warmup_epochs = 1;
     cfg->seed = 0;
     cfg->threads = 0;
+    cfg->save_every = 1;
+    cfg->keep = 2;
+    cfg->log_every = 50;
+    cfg->tensorboard = 1;
+}
+
+mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps)
+{
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || v == 0 || text[0] == '-')
+        return mx_error_set(MX_ERR_ARG, "--save-every: '%s' is not N, Nepochs or Nsteps with N >= 1", text);
+    if (!*end || !strcmp(end, "epochs") || !strcmp(end, "epoch")) {
+        *in_steps = 0;
+    } else if (!strcmp(end, "steps") || !strcmp(end, "step")) {
+        *in_steps = 1;
+    } else {
+        return mx_error_set(MX_ERR_ARG, "--save-every: '%s' is not N, Nepochs or Nsteps with N >= 1", text);
+    }
+    *every = (size_t)v;
+    return MX_OK;
 }
 
 mx_status mx_train_config_validate(const mx_train_config *cfg)
@@ -67,6 +88,8 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > (double)cfg->epochs)
         return mx_error_set(MX_ERR_ARG, "--warmup-epochs must be in [0, epochs]");
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
+    if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
+    if (!(cfg->val_split >= 0 && cfg->val_split < 1)) return mx_error_set(MX_ERR_ARG, "--val-split must be in [0, 1)");
     mx_schedule schedule;
     mx_status st = mx_schedule_parse(cfg->schedule, &schedule);
     if (st != MX_OK) return st;
@@ -104,6 +127,13 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddNumberToObject(o, "threads", cfg->threads);
     cJSON_AddNumberToObject(o, "max_steps", (double)cfg->max_steps);
     cJSON_AddStringToObject(o, "out", cfg->out);
+    cJSON_AddNumberToObject(o, "save_every", (double)cfg->save_every);
+    cJSON_AddStringToObject(o, "save_every_unit", cfg->save_every_steps ? "steps" : "epochs");
+    cJSON_AddNumberToObject(o, "keep", (double)cfg->keep);
+    cJSON_AddNumberToObject(o, "val_split", cfg->val_split);
+    cJSON_AddNumberToObject(o, "log_every", (double)cfg->log_every);
+    cJSON_AddBoolToObject(o, "tensorboard", cfg->tensorboard);
+    cJSON_AddBoolToObject(o, "tb_histograms", cfg->tb_histograms);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     return text;
@@ -201,6 +231,19 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     }
     if (!strcmp(k, "max_steps")) return get_size(item, &cfg->max_steps);
     if (!strcmp(k, "out")) return get_string(item, cfg->out, sizeof cfg->out);
+    if (!strcmp(k, "save_every")) return get_size(item, &cfg->save_every);
+    if (!strcmp(k, "save_every_unit")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        if (strcmp(text, "steps") && strcmp(text, "epochs"))
+            return mx_error_set(MX_ERR_FORMAT, "config: save_every_unit '%s' is not steps or epochs", text);
+        cfg->save_every_steps = !strcmp(text, "steps");
+        return MX_OK;
+    }
+    if (!strcmp(k, "keep")) return get_size(item, &cfg->keep);
+    if (!strcmp(k, "val_split")) return get_number(item, &cfg->val_split);
+    if (!strcmp(k, "log_every")) return get_size(item, &cfg->log_every);
+    if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
+    if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
     return mx_error_set(MX_ERR_FORMAT, "config: unknown key '%s'", k);
 }
 

@@ -21,6 +21,7 @@ void mx_progress_begin(mx_progress *p, size_t epochs, size_t steps_per_epoch, si
     p->epochs = epochs;
     p->steps_per_epoch = steps_per_epoch;
     p->total_steps = total_steps;
+    p->start_step = 0;
     p->start = p->last_draw = mx_now_seconds();
 }
 
@@ -40,7 +41,8 @@ void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t
     if (now - p->last_draw < (p->tty ? TTY_INTERVAL_S : PLAIN_INTERVAL_S)) return;
     p->last_draw = now;
     double elapsed = now - p->start;
-    double eta = steps_done ? elapsed * (double)(p->total_steps - steps_done) / (double)steps_done : 0;
+    size_t done_here = steps_done - p->start_step;
+    double eta = done_here ? elapsed * (double)(p->total_steps - steps_done) / (double)done_here : 0;
     char eta_text[32];
     format_duration(eta, eta_text, sizeof eta_text);
     if (p->tty) {

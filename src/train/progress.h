@@ -8,6 +8,7 @@
 typedef struct {
     int tty;
     size_t epochs, steps_per_epoch, total_steps;
+    size_t start_step;  /* steps already done when this process started (resume) */
     double start, last_draw;
 } mx_progress;
 

@@ -1,11 +1,15 @@
 /* The training loop: shuffle, gather, mix, forward, loss, backward, SGD step;
- * evaluate, log and checkpoint after every epoch. Every buffer is allocated
- * before the first step. */
+ * per-step and per-epoch logs, evaluation, checkpoints, resume and clean
+ * stops on SIGINT/SIGTERM. Every buffer is allocated before the first step. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mixreg/evaluate.h"
 #include "mixreg/fileio.h"
@@ -18,20 +22,126 @@
 #include "mixreg/train.h"
 #include "train/progress.h"
 
+#define MX_STREAM_SPLIT 6  /* the validation hold-out */
+
 typedef struct {
-    mx_run run;
+    mx_run run;               /* model, normaliser, rescale stats, config, counters */
     mx_schedule schedule;
     mx_stepper stepper;
-    size_t batch;
+    mx_dataset train, val;    /* train less the hold-out, and the hold-out */
+    const mx_dataset *test;
+    size_t batch, steps_per_epoch, total_steps;
     uint32_t *order;
+    mx_progress progress;
+    double train_time;
+    size_t images;
+    int saved_any;            /* a checkpoint exists in the run directory */
     char log_path[MX_PATH_MAX + 32];
 } trainer;
+
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 static void trainer_free(trainer *t)
 {
     mx_stepper_free(&t->stepper);
     mx_run_free(&t->run);
+    mx_dataset_free(&t->train);
+    mx_dataset_free(&t->val);
     free(t->order);
+}
+
+/* Holds out the validation split: a seeded shuffle, the first val_split of it. */
+static mx_status split_data(trainer *t, const mx_dataset *full)
+{
+    const mx_train_config *cfg = &t->run.config;
+    size_t n_val = (size_t)(cfg->val_split * (double)full->n);
+    if (cfg->val_split > 0 && (n_val == 0 || n_val >= full->n))
+        return mx_error_set(MX_ERR_ARG, "--val-split %g leaves no validation or no training samples", cfg->val_split);
+    uint32_t *perm = malloc(full->n * sizeof *perm);
+    if (!perm) return mx_error_set(MX_ERR_NOMEM, "out of memory splitting the data");
+    mx_rng rng;
+    mx_rng_init(&rng, cfg->seed, MX_STREAM_SPLIT);
+    if (n_val) {
+        mx_rng_permutation(&rng, perm, full->n);
+    } else {
+        for (size_t i = 0; i < full->n; i++) perm[i] = (uint32_t)i;
+    }
+    mx_status st = mx_dataset_subset(full, perm + n_val, full->n - n_val, &t->train);
+    if (st == MX_OK && n_val) st = mx_dataset_subset(full, perm, n_val, &t->val);
+    free(perm);
+    return st;
+}
+
+static mx_status setup_schedule(trainer *t)
+{
+    const mx_train_config *cfg = &t->run.config;
+    mx_status st = mx_schedule_parse(cfg->schedule, &t->schedule);
+    if (st != MX_OK) return st;
+    t->batch = cfg->batch_size < t->train.n ? cfg->batch_size : t->train.n;
+    t->steps_per_epoch = (t->train.n + t->batch - 1) / t->batch;
+    t->schedule.base_lr = cfg->lr;
+    t->schedule.warmup_epochs = cfg->warmup_epochs;
+    t->schedule.epochs = cfg->epochs;
+    t->schedule.steps_per_epoch = t->steps_per_epoch;
+    t->total_steps = cfg->epochs * t->steps_per_epoch;
+    if (cfg->max_steps && cfg->max_steps < t->total_steps) t->total_steps = cfg->max_steps;
+    return MX_OK;
+}
+
+/* A new model, normalisation and rescale statistics from the training data. */
+static mx_status build_fresh(trainer *t)
+{
+    const mx_train_config *cfg = &t->run.config;
+    if (t->train.channels > MX_MAX_CHANNELS)
+        return mx_error_set(MX_ERR_ARG, "data has %zu channels, at most %d are supported", t->train.channels, MX_MAX_CHANNELS);
+    float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
+    mx_dataset_channel_stats(&t->train, mean, std);
+    mx_status st = mx_normalizer_init(&t->run.normalizer, t->train.channels, mean, std);
+    if (st != MX_OK) return mx_error_wrap(st, "training data");
+    mx_model_spec spec = cfg->model;
+    spec.in_channels = t->train.channels;
+    spec.in_height = t->train.height;
+    spec.in_width = t->train.width;
+    spec.num_classes = t->train.num_classes;
+    st = mx_model_create(&spec, t->batch, &t->run.model);
+    if (st != MX_OK) return st;
+    mx_model_init_params(t->run.model, cfg->seed);
+    mx_theta_stats theta;
+    st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
+    if (st == MX_OK) st = mx_rescale_stats_alloc(&t->run.rescale, mx_model_input_size(t->run.model), spec.num_classes);
+    if (st == MX_OK) st = mx_rescale_stats_compute(&t->run.rescale, &t->train, &t->run.normalizer, theta.theta_bar);
+    t->run.best_score = -1;
+    return st;
+}
+
+static mx_status setup_buffers(trainer *t)
+{
+    const mx_train_config *cfg = &t->run.config;
+    mx_sgd_config sgd = {cfg->momentum, cfg->nesterov, cfg->weight_decay};
+    mx_status st = mx_stepper_init(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd);
+    if (st != MX_OK) return st;
+    if (t->run.momentum) {
+        memcpy(t->stepper.velocity, t->run.momentum, mx_model_param_count(t->run.model) * sizeof(float));
+        free(t->run.momentum);
+        t->run.momentum = NULL;
+    }
+    t->order = malloc(t->train.n * sizeof(uint32_t));
+    if (!t->order) return mx_error_set(MX_ERR_NOMEM, "out of memory for the epoch order");
+    snprintf(t->log_path, sizeof t->log_path, "%s/log.jsonl", cfg->out);
+    return MX_OK;
+}
+
+static mx_status write_config(const mx_train_config *cfg)
+{
+    char path[MX_PATH_MAX + 64];
+    char *json = mx_train_config_to_json(cfg);
+    if (!json) return mx_error_set(MX_ERR_NOMEM, "out of memory writing the config");
+    snprintf(path, sizeof path, "%s/config.json", cfg->out);
+    mx_status st = mx_file_write_atomic(path, json, strlen(json));
+    free(json);
+    return st;
 }
 
 static mx_status prepare_run_dir(const mx_train_config *cfg)
@@ -41,129 +151,262 @@ static mx_status prepare_run_dir(const mx_train_config *cfg)
     snprintf(path, sizeof path, "%s/%s", cfg->out, MX_RUN_MODEL_FILE);
     struct stat sb;
     if (stat(path, &sb) == 0)
-        return mx_error_set(MX_ERR_ARG, "%s already holds a trained model; choose another --out", cfg->out);
+        return mx_error_set(MX_ERR_ARG, "%s already holds a run; choose another --out, or continue it with --resume %s",
+                            cfg->out, cfg->out);
     mx_status st = mx_make_dirs(cfg->out);
-    if (st != MX_OK) return st;
-    char *json = mx_train_config_to_json(cfg);
-    if (!json) return mx_error_set(MX_ERR_NOMEM, "out of memory writing the config");
-    snprintf(path, sizeof path, "%s/config.json", cfg->out);
-    st = mx_file_write_atomic(path, json, strlen(json));
-    free(json);
+    return st == MX_OK ? write_config(cfg) : st;
+}
+
+/* ---- checkpoints ---- */
+
+static void remove_old_checkpoints(const char *dir, size_t keep)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t count = 0, cap = 64;
+    char **names = malloc(cap * sizeof *names);
+    struct dirent *e;
+    while (names && (e = readdir(d))) {
+        if (strncmp(e->d_name, "step-", 5) || !strstr(e->d_name, ".safetensors") || strstr(e->d_name, ".tmp.")) continue;
+        if (count == cap) {
+            char **grown = realloc(names, 2 * cap * sizeof *names);
+            if (!grown) break;
+            names = grown, cap *= 2;
+        }
+        names[count++] = strdup(e->d_name);
+    }
+    closedir(d);
+    /* Zero-padded step numbers sort as strings; drop all but the newest `keep`. */
+    for (size_t i = 0; i < count; i++)
+        for (size_t j = i + 1; j < count; j++)
+            if (names[j] && names[i] && strcmp(names[j], names[i]) < 0) {
+                char *tmp = names[i];
+                names[i] = names[j], names[j] = tmp;
+            }
+    char path[MX_PATH_MAX + 512];
+    for (size_t i = 0; i < count; i++) {
+        if (i + keep < count && names[i]) {
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            unlink(path);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Saves the full training state: RUN_DIR/model.safetensors (the latest) and,
+ * with --keep, RUN_DIR/checkpoints/step-NNNNNNNNNN.safetensors. */
+static mx_status save_checkpoint(trainer *t, const mx_rng *mix_rng, double epoch_loss_sum)
+{
+    const mx_train_config *cfg = &t->run.config;
+    t->run.momentum = t->stepper.velocity;
+    t->run.mix_rng = *mix_rng;
+    t->run.epoch_loss_sum = epoch_loss_sum;
+    t->run.epoch = t->run.step / t->steps_per_epoch;
+    mx_status st = mx_run_save(cfg->out, &t->run);
+    if (st == MX_OK && cfg->keep) {
+        char dir[MX_PATH_MAX + 32], path[MX_PATH_MAX + 96];
+        snprintf(dir, sizeof dir, "%s/checkpoints", cfg->out);
+        st = mx_make_dirs(dir);
+        snprintf(path, sizeof path, "%s/step-%010zu.safetensors", dir, t->run.step);
+        if (st == MX_OK) st = mx_run_save_file(path, &t->run);
+        if (st == MX_OK) remove_old_checkpoints(dir, cfg->keep);
+    }
+    t->run.momentum = NULL;
+    if (st == MX_OK) t->saved_any = 1;
     return st;
 }
 
-static mx_status trainer_init(trainer *t, const mx_train_config *cfg, const mx_dataset *train)
+/* ---- logs ---- */
+
+static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
 {
-    t->run.config = *cfg;
-    mx_status st = mx_schedule_parse(cfg->schedule, &t->schedule);
-    if (st != MX_OK) return st;
-    t->batch = cfg->batch_size < train->n ? cfg->batch_size : train->n;
-    t->schedule.base_lr = cfg->lr;
-    t->schedule.warmup_epochs = cfg->warmup_epochs;
-    t->schedule.epochs = cfg->epochs;
-    t->schedule.steps_per_epoch = (train->n + t->batch - 1) / t->batch;
-
-    if (train->channels > MX_MAX_CHANNELS)
-        return mx_error_set(MX_ERR_ARG, "data has %zu channels, at most %d are supported", train->channels, MX_MAX_CHANNELS);
-    float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
-    mx_dataset_channel_stats(train, mean, std);
-    st = mx_normalizer_init(&t->run.normalizer, train->channels, mean, std);
-    if (st != MX_OK) return mx_error_wrap(st, "training data");
-
-    mx_model_spec spec = cfg->model;
-    spec.in_channels = train->channels;
-    spec.in_height = train->height;
-    spec.in_width = train->width;
-    spec.num_classes = train->num_classes;
-    st = mx_model_create(&spec, t->batch, &t->run.model);
-    if (st != MX_OK) return st;
-    mx_model_init_params(t->run.model, cfg->seed);
-
-    mx_theta_stats theta;
-    st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
-    if (st == MX_OK) st = mx_rescale_stats_alloc(&t->run.rescale, mx_model_input_size(t->run.model), spec.num_classes);
-    if (st == MX_OK) st = mx_rescale_stats_compute(&t->run.rescale, train, &t->run.normalizer, theta.theta_bar);
-    mx_sgd_config sgd = {cfg->momentum, cfg->nesterov, cfg->weight_decay};
-    if (st == MX_OK) st = mx_stepper_init(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd);
-    if (st != MX_OK) return st;
-    t->order = malloc(train->n * sizeof(uint32_t));
-    if (!t->order) return mx_error_set(MX_ERR_NOMEM, "out of memory for the epoch order");
-    snprintf(t->log_path, sizeof t->log_path, "%s/log.jsonl", cfg->out);
-    return MX_OK;
-}
-
-static mx_status end_of_epoch(trainer *t, const mx_dataset *test, size_t epoch, double mean_loss, double lr,
-                              double img_per_s, double elapsed, mx_train_result *result, mx_progress *progress)
-{
-    mx_status st = mx_evaluate(t->run.model, test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
-                               &result->plain, &result->rescaled);
-    if (st != MX_OK) return mx_error_wrap(st, "evaluating the test set");
-    t->run.epoch = epoch;
-    st = mx_run_save(t->run.config.out, &t->run);
-    if (st != MX_OK) return st;
-    char plain[256], rescaled[256], line[1024];
-    mx_metrics_format_json(&result->plain, plain, sizeof plain);
-    mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
+    char line[512];
     snprintf(line, sizeof line,
-             "{\"epoch\": %zu, \"step\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, \"img_per_s\": %.1f, "
-             "\"time_s\": %.2f, \"test\": {\"plain\": %s, \"rescaled\": %s}}",
-             epoch, t->run.step, lr, mean_loss, img_per_s, elapsed, plain, rescaled);
-    st = mx_file_append_line(t->log_path, line);
-    if (st != MX_OK) return st;
-    snprintf(line, sizeof line, "epoch %zu/%zu  loss %.4f  test acc %.2f%% (rescaled %.2f%%)  NLL %.4f (%.4f)  %.0f img/s",
-             epoch, t->run.config.epochs, mean_loss, 100 * result->plain.accuracy, 100 * result->rescaled.accuracy,
-             result->plain.nll, result->rescaled.nll, img_per_s);
-    mx_progress_line(progress, line);
-    return MX_OK;
+             "{\"type\": \"step\", \"epoch\": %zu, \"step\": %zu, \"loss\": %.6f, \"lr\": %.6g, \"img_per_s\": %.1f}",
+             epoch, t->run.step, loss, lr, t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
+    return mx_file_append_line(t->log_path, line);
 }
 
-static mx_status train_loop(trainer *t, const mx_dataset *train, const mx_dataset *test, mx_train_result *result)
+/* After a resume, drops log lines from steps after the checkpoint (they were
+ * written by the interrupted process and will be written again). */
+static mx_status trim_log(const char *path, size_t step)
+{
+    char *text;
+    size_t size;
+    if (access(path, F_OK) != 0) return MX_OK;
+    mx_status st = mx_file_read_all(path, (size_t)1 << 30, &text, &size);
+    if (st != MX_OK) return st;
+    char *out = malloc(size + 1);
+    size_t used = 0;
+    for (char *line = text; out && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) {
+            size_t len = strlen(line);
+            memcpy(out + used, line, len);
+            used += len;
+            out[used++] = '\n';
+        }
+        cJSON_Delete(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    st = out ? mx_file_write_atomic(path, out, used) : mx_error_set(MX_ERR_NOMEM, "out of memory trimming the log");
+    free(out);
+    free(text);
+    return st;
+}
+
+static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double lr, mx_train_result *result)
 {
     const mx_train_config *cfg = &t->run.config;
-    size_t steps_per_epoch = t->schedule.steps_per_epoch;
-    size_t total = cfg->epochs * steps_per_epoch;
-    if (cfg->max_steps && cfg->max_steps < total) total = cfg->max_steps;
-    mx_progress progress;
-    mx_progress_begin(&progress, cfg->epochs, steps_per_epoch, total);
-    double train_time = 0;
-    size_t images = 0;
-    for (size_t epoch = 1; epoch <= cfg->epochs && t->run.step < total; epoch++) {
-        /* Per-epoch streams: the shuffle and the mixing of epoch e depend only on (seed, e). */
-        mx_rng shuffle, mix;
-        mx_rng_init(&shuffle, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_SHUFFLE);
-        mx_rng_init(&mix, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_MIXUP);
-        mx_rng_permutation(&shuffle, t->order, train->n);
-        double loss_sum = 0, lr = 0, epoch_start = mx_now_seconds();
-        size_t steps = 0;
-        for (size_t s = 0; s < steps_per_epoch && t->run.step < total; s++) {
-            size_t first = s * t->batch, n = train->n - first < t->batch ? train->n - first : t->batch;
-            lr = mx_schedule_lr(&t->schedule, t->run.step);
-            double loss = mx_stepper_step(&t->stepper, train, t->order + first, n, &mix, lr);
-            if (!isfinite(loss)) {
-                mx_progress_clear(&progress);
-                return mx_error_set(MX_ERR_NUMERIC,
-                                    "loss became %s at epoch %zu step %zu (try a lower --lr); %s", isnan(loss) ? "NaN" : "infinite",
-                                    epoch, s + 1,
-                                    t->run.epoch ? "the last good model (end of the previous epoch) is kept in the run directory"
-                                                 : "no model was saved");
-            }
-            loss_sum += loss;
-            steps++;
-            t->run.step++;
-            images += n;
-            double now = mx_now_seconds();
-            mx_progress_step(&progress, epoch, s + 1, t->run.step, loss,
-                             (double)images / (train_time + now - epoch_start));
-        }
-        train_time += mx_now_seconds() - epoch_start;
-        result->epochs_done = epoch;
-        result->steps_done = t->run.step;
-        result->final_loss = loss_sum / (double)steps;
-        result->train_img_per_s = (double)images / train_time;
-        mx_status st = end_of_epoch(t, test, epoch, result->final_loss, lr, result->train_img_per_s,
-                                    mx_now_seconds() - progress.start, result, &progress);
+    mx_status st = mx_evaluate(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
+                               &result->plain, &result->rescaled);
+    if (st != MX_OK) return mx_error_wrap(st, "evaluating the test set");
+    char plain[256], rescaled[256], val[600] = "", line[2048];
+    mx_metrics_format_json(&result->plain, plain, sizeof plain);
+    mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
+    mx_metrics val_plain, val_rescaled;
+    if (t->val.n) {
+        st = mx_evaluate(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &val_plain,
+                         &val_rescaled);
+        if (st != MX_OK) return mx_error_wrap(st, "evaluating the validation split");
+        char vp[256], vr[256];
+        mx_metrics_format_json(&val_plain, vp, sizeof vp);
+        mx_metrics_format_json(&val_rescaled, vr, sizeof vr);
+        snprintf(val, sizeof val, ", \"val\": {\"plain\": %s, \"rescaled\": %s}", vp, vr);
+    }
+    double img_per_s = t->train_time > 0 ? (double)t->images / t->train_time : 0;
+    snprintf(line, sizeof line,
+             "{\"type\": \"epoch\", \"epoch\": %zu, \"step\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, \"img_per_s\": %.1f, "
+             "\"time_s\": %.2f, \"test\": {\"plain\": %s, \"rescaled\": %s}%s}",
+             epoch, t->run.step, lr, mean_loss, img_per_s, mx_now_seconds() - t->progress.start, plain, rescaled, val);
+    st = mx_file_append_line(t->log_path, line);
+    if (st != MX_OK) return st;
+    if (t->val.n && val_plain.accuracy > t->run.best_score) {
+        /* best.safetensors: the model with the best validation accuracy so far. */
+        t->run.best_score = val_plain.accuracy;
+        char path[MX_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/best.safetensors", cfg->out);
+        t->run.epoch = epoch;
+        st = mx_run_save_file(path, &t->run);
         if (st != MX_OK) return st;
     }
+    snprintf(line, sizeof line, "epoch %zu/%zu  loss %.4f  test acc %.2f%% (rescaled %.2f%%)  NLL %.4f (%.4f)  %.0f img/s",
+             epoch, cfg->epochs, mean_loss, 100 * result->plain.accuracy, 100 * result->rescaled.accuracy,
+             result->plain.nll, result->rescaled.nll, img_per_s);
+    mx_progress_line(&t->progress, line);
+    return MX_OK;
+}
+
+/* ---- the loop ---- */
+
+static int checkpoint_due(const trainer *t, int epoch_done)
+{
+    const mx_train_config *cfg = &t->run.config;
+    if (t->run.step == t->total_steps) return 1;
+    if (cfg->save_every_steps) return t->run.step % cfg->save_every == 0;
+    return epoch_done && (t->run.step / t->steps_per_epoch) % cfg->save_every == 0;
+}
+
+static mx_status train_loop(trainer *t, mx_train_result *result)
+{
+    const mx_train_config *cfg = &t->run.config;
+    mx_progress_begin(&t->progress, cfg->epochs, t->steps_per_epoch, t->total_steps);
+    t->progress.start_step = t->run.step;
+    mx_rng mix = t->run.mix_rng;
+    double loss_sum = t->run.epoch_loss_sum, lr = 0;
+    int resumed_mid_epoch = t->run.step % t->steps_per_epoch != 0;
+    while (t->run.step < t->total_steps) {
+        size_t epoch = t->run.step / t->steps_per_epoch + 1, pos = t->run.step % t->steps_per_epoch;
+        if (pos == 0 || resumed_mid_epoch) {
+            /* Per-epoch streams: the shuffle and the mixing of epoch e depend only on (seed, e). */
+            mx_rng shuffle;
+            mx_rng_init(&shuffle, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_SHUFFLE);
+            mx_rng_permutation(&shuffle, t->order, t->train.n);
+            if (!resumed_mid_epoch) {
+                mx_rng_init(&mix, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_MIXUP);
+                loss_sum = 0;
+            }
+            resumed_mid_epoch = 0;
+        }
+        size_t first = pos * t->batch, n = t->train.n - first < t->batch ? t->train.n - first : t->batch;
+        lr = mx_schedule_lr(&t->schedule, t->run.step);
+        double start = mx_now_seconds();
+        double loss = mx_stepper_step(&t->stepper, &t->train, t->order + first, n, &mix, lr);
+        if (!isfinite(loss)) {
+            mx_progress_clear(&t->progress);
+            return mx_error_set(MX_ERR_NUMERIC, "loss became %s at epoch %zu step %zu (try a lower --lr); %s",
+                                isnan(loss) ? "NaN" : "infinite", epoch, pos + 1,
+                                t->saved_any ? "the last good checkpoint is kept in the run directory"
+                                             : "no checkpoint had been saved yet");
+        }
+        t->train_time += mx_now_seconds() - start;
+        t->images += n;
+        loss_sum += loss;
+        t->run.step++;
+        int epoch_done = pos + 1 == t->steps_per_epoch || t->run.step == t->total_steps;
+        mx_progress_step(&t->progress, epoch, pos + 1, t->run.step, loss, (double)t->images / t->train_time);
+        mx_status st = MX_OK;
+        if (cfg->log_every && t->run.step % cfg->log_every == 0) st = log_step(t, epoch, loss, lr);
+        result->epochs_done = epoch;
+        result->steps_done = t->run.step;
+        result->final_loss = loss_sum / (double)(pos + 1);
+        result->train_img_per_s = (double)t->images / t->train_time;
+        if (st == MX_OK && epoch_done) st = end_of_epoch(t, epoch, result->final_loss, lr, result);
+        if (st == MX_OK && (checkpoint_due(t, epoch_done) || g_stop_signal))
+            st = save_checkpoint(t, &mix, epoch_done ? 0.0 : loss_sum);
+        if (st != MX_OK) return st;
+        if (g_stop_signal) {
+            mx_progress_clear(&t->progress);
+            return mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d at step %zu; checkpoint saved, continue with "
+                                "mixreg train --resume %s", (int)g_stop_signal, t->run.step, cfg->out);
+        }
+    }
+    return MX_OK;
+}
+
+static mx_status finish(trainer *t, mx_train_result *result)
+{
+    if (result->plain.n == 0) {
+        /* Resumed at the very end: evaluate so the result is complete. */
+        mx_status st = mx_evaluate(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
+                                   &result->plain, &result->rescaled);
+        if (st != MX_OK) return st;
+        result->steps_done = t->run.step;
+        result->epochs_done = (t->run.step + t->steps_per_epoch - 1) / t->steps_per_epoch;
+    }
+    char plain[256], rescaled[256], json[1024], path[MX_PATH_MAX + 32];
+    mx_metrics_format_json(&result->plain, plain, sizeof plain);
+    mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
+    int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s}\n", plain, rescaled);
+    snprintf(path, sizeof path, "%s/result.json", t->run.config.out);
+    return mx_file_write_atomic(path, json, (size_t)len);
+}
+
+static mx_status run_with_signals(trainer *t, mx_train_result *result)
+{
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    mx_status st = train_loop(t, result);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return st == MX_OK ? finish(t, result) : st;
+}
+
+static mx_status check_shapes(const mx_dataset *train, const mx_dataset *test)
+{
+    if (train->n == 0) return mx_error_set(MX_ERR_ARG, "the training set is empty");
+    if (test->channels != train->channels || test->height != train->height || test->width != train->width)
+        return mx_error_set(MX_ERR_ARG, "test images are %zux%zux%zu but training images are %zux%zux%zu", test->channels,
+                            test->height, test->width, train->channels, train->height, train->width);
     return MX_OK;
 }
 
@@ -172,24 +415,58 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
 {
     memset(result, 0, sizeof *result);
     mx_status st = mx_train_config_validate(cfg);
+    if (st == MX_OK) st = check_shapes(train, test);
     if (st != MX_OK) return st;
-    if (train->n == 0) return mx_error_set(MX_ERR_ARG, "the training set is empty");
-    if (test->channels != train->channels || test->height != train->height || test->width != train->width)
-        return mx_error_set(MX_ERR_ARG, "test images are %zux%zux%zu but training images are %zux%zux%zu", test->channels,
-                            test->height, test->width, train->channels, train->height, train->width);
     trainer t;
     memset(&t, 0, sizeof t);
-    st = trainer_init(&t, cfg, train);
+    t.run.config = *cfg;
+    t.test = test;
+    st = split_data(&t, train);
+    if (st == MX_OK) st = setup_schedule(&t);
+    if (st == MX_OK) st = build_fresh(&t);
+    if (st == MX_OK) st = setup_buffers(&t);
     if (st == MX_OK) st = prepare_run_dir(cfg);
-    if (st == MX_OK) st = train_loop(&t, train, test, result);
-    if (st == MX_OK) {
-        char plain[256], rescaled[256], json[1024], path[MX_PATH_MAX + 32];
-        mx_metrics_format_json(&result->plain, plain, sizeof plain);
-        mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
-        int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s}\n", plain, rescaled);
-        snprintf(path, sizeof path, "%s/result.json", cfg->out);
-        st = mx_file_write_atomic(path, json, (size_t)len);
+    if (st == MX_OK) st = run_with_signals(&t, result);
+    trainer_free(&t);
+    return st;
+}
+
+mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train, const mx_dataset *test,
+                          mx_train_result *result)
+{
+    memset(result, 0, sizeof *result);
+    trainer t;
+    memset(&t, 0, sizeof t);
+    mx_status st = mx_run_load(dir, 1, &t.run);
+    if (st != MX_OK) return st;
+    if (!t.run.has_train_state) {
+        mx_run_free(&t.run);
+        return mx_error_set(MX_ERR_FORMAT, "%s/%s holds no training state to resume from", dir, MX_RUN_MODEL_FILE);
     }
+    snprintf(t.run.config.out, sizeof t.run.config.out, "%s", dir);
+    if (threads) t.run.config.threads = threads;
+    t.test = test;
+    st = check_shapes(train, test);
+    if (st == MX_OK) st = split_data(&t, train);
+    if (st == MX_OK) st = setup_schedule(&t);
+    /* The model was loaded for batch 1: recreate it at the training batch size with the saved weights. */
+    mx_model *loaded = t.run.model;
+    if (st == MX_OK) st = mx_model_create(mx_model_get_spec(loaded), t.batch, &t.run.model);
+    if (st == MX_OK) {
+        memcpy(mx_model_params(t.run.model), mx_model_params(loaded), mx_model_param_count(loaded) * sizeof(float));
+        mx_model_free(loaded);
+    } else {
+        t.run.model = loaded;
+    }
+    if (st == MX_OK && mx_model_input_size(t.run.model) != train->channels * train->height * train->width)
+        st = mx_error_set(MX_ERR_ARG, "the checkpoint's model does not fit this data's image shape");
+    if (st == MX_OK && t.run.step > t.total_steps)
+        st = mx_error_set(MX_ERR_FORMAT, "%s: checkpoint step %zu is beyond the run's %zu steps", dir, t.run.step, t.total_steps);
+    if (st == MX_OK) st = setup_buffers(&t);
+    t.saved_any = 1;
+    if (st == MX_OK) st = write_config(&t.run.config);
+    if (st == MX_OK) st = trim_log(t.log_path, t.run.step);
+    if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
     return st;
 }
