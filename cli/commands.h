@@ -7,6 +7,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_theta(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 /* The metrics table train and eval print; a NULL row is skipped. */
 void print_metrics_table(const mx_metrics *plain, const mx_metrics *rescaled);

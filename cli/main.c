@@ -13,6 +13,7 @@ static const char usage[] =
     "  train   train a model (default: an MLP on Fashion-MNIST with Mixup, alpha 1)\n"
     "  eval    evaluate a run directory: accuracy, NLL, ECE, MCE, Brier, plain and rescaled\n"
     "  theta   theta_bar, Var(theta), gamma^2 and the implied label smoothing for an alpha\n"
+    "  runs    list run directories with their settings and final metrics\n"
     "  bench   time the training step (compare with the PyTorch peer)\n"
     "\n"
     "mixreg <command> --help shows a command's options; mixreg --version the version.\n";
@@ -36,5 +37,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "theta")) return cmd_theta(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
-    cli_usage_error("unknown command '%s' (commands: train, eval, theta, bench; see mixreg --help)", cmd);
+    if (!strcmp(cmd, "runs")) return cmd_runs(argc - 2, argv + 2);
+    cli_usage_error("unknown command '%s' (commands: train, eval, theta, runs, bench; see mixreg --help)", cmd);
 }

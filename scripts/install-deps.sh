@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything mixreg needs to build, test and run on Debian 12, from
-# Debian's packages. Safe to run again.
+# Installs everything mixreg needs to build, test and run on Debian 12: Debian's
+# packages, and a Python environment (.venv, from PyPI) for the interoperability
+# tests that read mixreg's files with safetensors, PyTorch and TensorBoard.
+# Safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
@@ -9,11 +12,17 @@ PACKAGES=(
     libopenblas-dev                        # GEMM for the dense layers
     zlib1g-dev                             # gzip-compressed IDX files
     libcjson-dev                           # JSON configs and safetensors headers
-    libomp-dev                             # OpenMP runtime headers (GCC uses libgomp)
+    libcairo2-dev                          # PNG/SVG figures
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
-    python3                                # the CLI tests read JSON with it
+    python3 python3-venv python3-numpy     # CLI tests; the interop environment below
+    python3-torch                          # interop test: PyTorch loads mixreg's weights
+    clang libclang-rt-14-dev               # libFuzzer targets (scripts/fuzz.sh)
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" > /dev/null
+if ! .venv/bin/python -c "import safetensors, tensorboard" 2> /dev/null; then
+    /usr/bin/python3 -m venv --system-site-packages .venv
+    .venv/bin/pip install -q --disable-pip-version-check safetensors tensorboard
+fi
 echo "mixreg: dependencies installed"

@@ -54,6 +54,15 @@ check '[ "$before" = "$(md5sum < "$WORK/full-disk/model.safetensors")" ]'
 check '"$BIN" eval "$WORK/full-disk" --json > /dev/null'
 check '[ -z "$(find "$WORK/full-disk" -name "*.tmp.*")" ]'
 
+# A NaN loss in epoch 2 stops training; epoch 1's checkpoint stays and loads.
+MIXREG_FAULT_NAN_STEP=150 "$BIN" train --epochs 2 --batch-size 500 --threads 2 --out "$WORK/nan" > /dev/null 2> "$WORK/nan.err"
+status=$?
+check '[ "$status" = 1 ]'
+check 'grep -q "loss became NaN at epoch 2" "$WORK/nan.err"'
+check 'grep -q "last good checkpoint is kept" "$WORK/nan.err"'
+check '"$BIN" eval "$WORK/nan" --json > "$WORK/nan.json"'
+check '[ "$(python3 -c "import json,struct,sys; b=open(sys.argv[1],\"rb\").read(); n=struct.unpack(\"<Q\",b[:8])[0]; print(json.loads(b[8:8+n])[\"__metadata__\"][\"mixreg.step\"])" "$WORK/nan/model.safetensors")" = 120 ]'
+
 # --resume takes no other settings; a run without training state cannot be resumed.
 expect_status 2 "only --threads" -- train --resume "$WORK/int" --epochs 9
 expect_status 1 "model.safetensors" -- train --resume "$WORK/nowhere"

@@ -55,6 +55,13 @@ done
 # Divergence is a clear runtime error.
 expect_status 1 "loss became" -- train --epochs 1 --lr 1000 --schedule constant --warmup-epochs 0 --out "$WORK/nan"
 
+# runs lists the run directories with their final metrics.
+"$BIN" runs "$WORK" --json > "$WORK/runs.json" || fail "runs failed"
+check '[ "$(json_get "$WORK/runs.json" "[r[\"status\"] for r in j if r[\"run\"] == \"run\"][0]")" = done ]'
+check '[ "$(json_get "$WORK/runs.json" "[r[\"test\"][\"plain\"][\"accuracy\"] for r in j if r[\"run\"] == \"run\"][0]")" = "$acc" ]'
+check '"$BIN" runs "$WORK" | grep -q "a=1 batch/perm"'
+expect_status 1 "no such directory" -- runs "$WORK/absent"
+
 # theta --json carries every field.
 "$BIN" theta --alpha 1 --json > "$WORK/theta.json"
 check '[ "$(json_get "$WORK/theta.json" "\",\".join(sorted(j))")" = alpha,gamma2,label_smoothing,theta_bar,theta_var ]'

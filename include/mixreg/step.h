@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mixreg/arena.h"
 #include "mixreg/data.h"
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
@@ -22,6 +23,7 @@ typedef struct {
     float *x, *x_mix, *y_mix, *dlogits, *velocity;
     int32_t *labels;
     mx_mixup_workspace mix_ws;
+    mx_arena arena;               /* owns every buffer above */
 } mx_stepper;
 
 mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *nz, const mx_mixup_config *mixup,

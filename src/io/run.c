@@ -93,7 +93,8 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
     yb->shape[0] = run->rescale.num_classes;
     yb->nbytes = run->rescale.num_classes * sizeof(float);
     yb->data = run->rescale.y_bar;
-    uint32_t rng_words[RNG_WORDS];
+    /* Stored as I64 (not U32) so that PyTorch versions without uint32 load the file. */
+    int64_t rng_words[RNG_WORDS];
     if (run->momentum) {
         for (size_t i = 0; i < count; i++) {
             mx_st_tensor *m = &tensors[count + 2 + i];
@@ -102,9 +103,11 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
             m->data = run->momentum + table[i].offset;
         }
         mx_st_tensor *r = &tensors[2 * count + 2];
-        rng_to_words(&run->mix_rng, rng_words);
+        uint32_t words[RNG_WORDS];
+        rng_to_words(&run->mix_rng, words);
+        for (int k = 0; k < RNG_WORDS; k++) rng_words[k] = words[k];
         snprintf(r->name, sizeof r->name, "mixreg.rng.mixup");
-        r->dtype = MX_DTYPE_U32;
+        r->dtype = MX_DTYPE_I64;
         r->ndim = 1;
         r->shape[0] = RNG_WORDS;
         r->nbytes = sizeof rng_words;
@@ -224,10 +227,16 @@ static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
     const mx_st_tensor *rng = mx_safetensors_find(st, "mixreg.rng.mixup");
     run->best_score = -1;
     if (!rng) return MX_OK;
-    if (rng->dtype != MX_DTYPE_U32 || rng->nbytes != RNG_WORDS * sizeof(uint32_t))
+    if (rng->dtype != MX_DTYPE_I64 || rng->nbytes != RNG_WORDS * sizeof(int64_t))
         return mx_error_set(MX_ERR_FORMAT, "tensor 'mixreg.rng.mixup' has the wrong type or size");
+    int64_t wide[RNG_WORDS];
     uint32_t words[RNG_WORDS];
-    memcpy(words, rng->data, sizeof words);
+    memcpy(wide, rng->data, sizeof wide);
+    for (int k = 0; k < RNG_WORDS; k++) {
+        if (wide[k] < 0 || wide[k] > UINT32_MAX)
+            return mx_error_set(MX_ERR_FORMAT, "tensor 'mixreg.rng.mixup' holds an invalid state");
+        words[k] = (uint32_t)wide[k];
+    }
     rng_from_words(words, &run->mix_rng);
     if (run->mix_rng.used > 4) return mx_error_set(MX_ERR_FORMAT, "tensor 'mixreg.rng.mixup' holds an invalid state");
     const mx_param_info *table;

@@ -15,33 +15,26 @@ mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *n
     s->batch = mx_model_max_batch(model);
     s->dim = mx_model_input_size(model);
     s->classes = mx_model_get_spec(model)->num_classes;
-    size_t b = s->batch;
-    s->x = malloc(b * s->dim * sizeof(float));
-    s->x_mix = malloc(b * s->dim * sizeof(float));
-    s->y_mix = malloc(b * s->classes * sizeof(float));
-    s->dlogits = malloc(b * s->classes * sizeof(float));
-    s->velocity = calloc(mx_model_param_count(model), sizeof(float));
-    s->labels = malloc(b * sizeof(int32_t));
-    s->mix_ws.partner = malloc(b * sizeof(uint32_t));
-    s->mix_ws.lambda = malloc(b * sizeof(float));
-    if (!s->x || !s->x_mix || !s->y_mix || !s->dlogits || !s->velocity || !s->labels || !s->mix_ws.partner ||
-        !s->mix_ws.lambda) {
-        mx_stepper_free(s);
-        return mx_error_set(MX_ERR_NOMEM, "out of memory for training buffers");
+    /* Measure, allocate once, then hand out: the step itself never allocates. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) mx_arena_measure(&s->arena);
+        else if (mx_arena_commit(&s->arena) != MX_OK) return MX_ERR_NOMEM;
+        size_t b = s->batch;
+        s->x = mx_arena_alloc(&s->arena, b * s->dim * sizeof(float));
+        s->x_mix = mx_arena_alloc(&s->arena, b * s->dim * sizeof(float));
+        s->y_mix = mx_arena_alloc(&s->arena, b * s->classes * sizeof(float));
+        s->dlogits = mx_arena_alloc(&s->arena, b * s->classes * sizeof(float));
+        s->velocity = mx_arena_alloc(&s->arena, mx_model_param_count(model) * sizeof(float));
+        s->labels = mx_arena_alloc(&s->arena, b * sizeof(int32_t));
+        s->mix_ws.partner = mx_arena_alloc(&s->arena, b * sizeof(uint32_t));
+        s->mix_ws.lambda = mx_arena_alloc(&s->arena, b * sizeof(float));
     }
     return MX_OK;
 }
 
 void mx_stepper_free(mx_stepper *s)
 {
-    free(s->x);
-    free(s->x_mix);
-    free(s->y_mix);
-    free(s->dlogits);
-    free(s->velocity);
-    free(s->labels);
-    free(s->mix_ws.partner);
-    free(s->mix_ws.lambda);
+    mx_arena_free(&s->arena);
     memset(s, 0, sizeof *s);
 }
 

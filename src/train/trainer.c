@@ -36,6 +36,7 @@ typedef struct {
     double train_time;
     size_t images;
     int saved_any;            /* a checkpoint exists in the run directory */
+    size_t fault_nan_step;    /* test hook: MIXREG_FAULT_NAN_STEP=N makes step N's loss NaN */
     char log_path[MX_PATH_MAX + 32];
 } trainer;
 
@@ -130,6 +131,8 @@ static mx_status setup_buffers(trainer *t)
     t->order = malloc(t->train.n * sizeof(uint32_t));
     if (!t->order) return mx_error_set(MX_ERR_NOMEM, "out of memory for the epoch order");
     snprintf(t->log_path, sizeof t->log_path, "%s/log.jsonl", cfg->out);
+    const char *fault = getenv("MIXREG_FAULT_NAN_STEP");
+    t->fault_nan_step = fault ? strtoull(fault, NULL, 10) : 0;
     return MX_OK;
 }
 
@@ -336,6 +339,7 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         lr = mx_schedule_lr(&t->schedule, t->run.step);
         double start = mx_now_seconds();
         double loss = mx_stepper_step(&t->stepper, &t->train, t->order + first, n, &mix, lr);
+        if (t->run.step + 1 == t->fault_nan_step) loss = NAN;
         if (!isfinite(loss)) {
             mx_progress_clear(&t->progress);
             return mx_error_set(MX_ERR_NUMERIC, "loss became %s at epoch %zu step %zu (try a lower --lr); %s",
