@@ -12,7 +12,7 @@ PACKAGES=(
     libopenblas-dev                        # GEMM for the dense layers
     zlib1g-dev                             # gzip-compressed IDX files
     libcjson-dev                           # JSON configs and safetensors headers
-    libcairo2-dev                          # PNG/SVG figures
+    libcairo2-dev fonts-dejavu-core        # PNG/SVG figures
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
     python3-torch                          # interop test: PyTorch loads mixreg's weights

@@ -1,6 +1,9 @@
 /* Accuracy, NLL, ECE, MCE and Brier against hand-worked cases; the ECE bin
- * edges; logits against probabilities; streaming; arg-max ties. */
+ * edges; logits against probabilities; streaming; arg-max ties; top-5
+ * accuracy, the adaptive (equal-mass) ECE and the reliability data. */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -196,6 +199,7 @@ static void test_streaming(void)
     CHECK(parts.n == whole.n);
     CHECK(parts.accuracy == whole.accuracy && parts.nll == whole.nll && parts.ece == whole.ece);
     CHECK(parts.mce == whole.mce && parts.brier == whole.brier);
+    CHECK(parts.ece_adaptive == whole.ece_adaptive);
 }
 
 static void test_argmax_ties(void)
@@ -226,9 +230,153 @@ static void test_init_and_empty(void)
     memset(&m, 0xff, sizeof m);
     mx_metrics_finish(&acc, &m);
     CHECK(m.n == 0 && m.accuracy == 0 && m.nll == 0 && m.ece == 0 && m.mce == 0 && m.brier == 0);
+    CHECK(m.top5 == 0 && m.ece_adaptive == 0);
     mx_metrics_free(&acc);
-    CHECK(acc.bin_conf == NULL && acc.bins == 0);
+    CHECK(acc.bin_conf == NULL && acc.bins == 0 && acc.sample_conf == NULL && acc.sample_cap == 0);
     mx_metrics_free(&acc); /* twice is harmless */
+    /* Five classes or fewer: top-5 is not meaningful and reported as -1, empty or not. */
+    CHECK_OK(mx_metrics_init(&acc, 15, 5));
+    mx_metrics_finish(&acc, &m);
+    CHECK(m.top5 == -1.0);
+    mx_metrics_free(&acc);
+}
+
+/* Seven classes, logits 7..1 (class 0 highest): label 4 has rank 4 (in the top
+ * 5), label 5 rank 5 (out). All-equal logits rank ties by index, as the
+ * arg-max does: label 4 is in, label 5 out. A label out of range is never in. */
+static void test_top5(void)
+{
+    const float z[] = {7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                       7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7};
+    const int32_t labels[] = {4, 5, 4, 5, 9, 2};
+    mx_metrics m = metrics_of_logits(z, labels, 6, 7, 10);
+    /* in: rows 0, 2, 5 (label 2 has rank 4 in 1..7); out: rows 1, 3, 4 */
+    CHECK_NEAR(m.top5, 3.0 / 6.0, 1e-12);
+    CHECK(m.accuracy == 0.0);
+    /* The same through probabilities (a monotone map keeps the ranks). */
+    float p[42];
+    for (size_t i = 0; i < 42; i++) p[i] = z[i] / 28.0f;
+    m = metrics_of_probs(p, labels, 6, 7, 10);
+    CHECK_NEAR(m.top5, 0.5, 1e-12);
+    /* Top-5 is at least top-1 on random logits with 10 classes. */
+    float r[RANDOM_N * 10];
+    int32_t rl[RANDOM_N];
+    fill_logits(r, rl, RANDOM_N, 10);
+    m = metrics_of_logits(r, rl, RANDOM_N, 10, 15);
+    CHECK(m.top5 >= m.accuracy && m.top5 > 0.3 && m.top5 < 1.0);
+    /* Five classes: -1 whatever the data. */
+    m = metrics_of_logits(z, labels, 6, 5, 10);
+    CHECK(m.top5 == -1.0);
+}
+
+/* Two classes, two equal-mass groups of three:
+ *   confidences 0.6 R, 0.9 W, 0.7 R, 0.55 W, 0.95 R, 0.8 R
+ *   sorted: 0.55 W, 0.6 R, 0.7 R | 0.8 R, 0.9 W, 0.95 R
+ *   group 1: |2 - 1.85| = 0.15; group 2: |2 - 2.65| = 0.65
+ *   adaptive ECE = (0.15 + 0.65) / 6 = 0.8 / 6. */
+static void test_adaptive_ece(void)
+{
+    const float probs[] = {0.6f, 0.4f, 0.9f, 0.1f, 0.3f, 0.7f, 0.55f, 0.45f, 0.05f, 0.95f, 0.8f, 0.2f};
+    const int32_t labels[] = {0, 1, 1, 1, 1, 0};
+    mx_metrics m = metrics_of_probs(probs, labels, 6, 2, 2);
+    CHECK_NEAR(m.ece_adaptive, 0.8 / 6.0, 1e-6);
+    /* One group: |accuracy - mean confidence| = |4 - 4.5| / 6, as the one-bin ECE. */
+    m = metrics_of_probs(probs, labels, 6, 2, 1);
+    CHECK_NEAR(m.ece_adaptive, 0.5 / 6.0, 1e-6);
+    CHECK_NEAR(m.ece_adaptive, m.ece, 1e-12);
+    /* Uneven groups, 6 samples in 4: sizes 1, 2, 1, 2 (cuts at floor(6b/4) = 1, 3, 4):
+     *   {0.55 W} {0.6 R, 0.7 R} {0.8 R} {0.9 W, 0.95 R}
+     *   0.55 + 0.7 + 0.2 + 0.85 = 2.3 */
+    m = metrics_of_probs(probs, labels, 6, 2, 4);
+    CHECK_NEAR(m.ece_adaptive, 2.3 / 6.0, 1e-6);
+    /* More groups than samples: one sample per non-empty group, the mean of
+     * |correct - confidence| = (0.4 + 0.9 + 0.3 + 0.55 + 0.05 + 0.2) / 6. */
+    m = metrics_of_probs(probs, labels, 6, 2, 15);
+    CHECK_NEAR(m.ece_adaptive, 2.4 / 6.0, 1e-6);
+    /* Equal confidences are taken in sample order: right, right | wrong, wrong. */
+    const float tied[] = {0.75f, 0.25f, 0.75f, 0.25f, 0.75f, 0.25f, 0.75f, 0.25f};
+    const int32_t tied_labels[] = {0, 0, 1, 1};
+    m = metrics_of_probs(tied, tied_labels, 4, 2, 2);
+    CHECK_NEAR(m.ece_adaptive, (0.5 + 1.5) / 4.0, 1e-12);
+    const int32_t tied_other[] = {1, 1, 0, 0};
+    m = metrics_of_probs(tied, tied_other, 4, 2, 2);
+    CHECK_NEAR(m.ece_adaptive, (1.5 + 0.5) / 4.0, 1e-12);
+}
+
+/* Reserving room first, or growing past many reallocations, changes nothing. */
+static void test_reserve_and_growth(void)
+{
+    enum { N = 5000, C = 4 };
+    float *z = malloc(N * C * sizeof *z);
+    int32_t *labels = malloc(N * sizeof *labels);
+    fill_logits(z, labels, N, C);
+    mx_metrics_acc a, b;
+    mx_metrics ma, mb;
+    CHECK_OK(mx_metrics_init(&a, 15, C));
+    CHECK_OK(mx_metrics_init(&b, 15, C));
+    CHECK_OK(mx_metrics_reserve(&b, N));
+    CHECK(b.sample_cap >= N);
+    for (size_t i = 0; i < N; i += 7) {
+        size_t k = N - i < 7 ? N - i : 7;
+        mx_metrics_add_logits(&a, z + i * C, labels + i, k);
+    }
+    mx_metrics_add_logits(&b, z, labels, N);
+    CHECK(b.sample_cap == N); /* no growth after reserving */
+    mx_metrics_finish(&a, &ma);
+    mx_metrics_finish(&b, &mb);
+    CHECK(ma.ece_adaptive == mb.ece_adaptive && ma.ece == mb.ece && ma.nll == mb.nll);
+    CHECK(ma.ece_adaptive > 0 && ma.ece_adaptive < 1);
+    CHECK(mx_metrics_reserve(&a, SIZE_MAX / 4) == MX_ERR_NOMEM);
+    mx_metrics_free(&a);
+    mx_metrics_free(&b);
+    free(z);
+    free(labels);
+}
+
+/* The hand-worked cases above, bin by bin. */
+static void test_reliability(void)
+{
+    const float probs[] = {0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.4f, 0.4f, 0.2f, 0.2f, 0.3f, 0.5f};
+    const int32_t labels[] = {0, 2, 1, 2};
+    mx_metrics_acc acc;
+    double conf[5], accuracy[5];
+    size_t count[5];
+    CHECK_OK(mx_metrics_init(&acc, 2, 3));
+    mx_metrics_add_probs(&acc, probs, labels, 4);
+    mx_metrics_reliability(&acc, conf, accuracy, count);
+    CHECK(count[0] == 2 && count[1] == 2);
+    CHECK_NEAR(conf[0], 0.45, 1e-7);
+    CHECK_NEAR(conf[1], 0.65, 1e-7);
+    CHECK_NEAR(accuracy[0], 0.5, 1e-12);
+    CHECK_NEAR(accuracy[1], 0.5, 1e-12);
+    mx_metrics_free(&acc);
+
+    const float two[] = {0.9f, 0.1f, 0.375f, 0.625f};
+    const int32_t two_labels[] = {0, 0};
+    CHECK_OK(mx_metrics_init(&acc, 5, 2));
+    mx_metrics_add_probs(&acc, two, two_labels, 2);
+    mx_metrics_reliability(&acc, conf, accuracy, count);
+    /* bins 0-2 empty: their centres, accuracy 0 */
+    CHECK(count[0] == 0 && count[1] == 0 && count[2] == 0 && count[3] == 1 && count[4] == 1);
+    CHECK_NEAR(conf[0], 0.1, 1e-12);
+    CHECK_NEAR(conf[1], 0.3, 1e-12);
+    CHECK_NEAR(conf[2], 0.5, 1e-12);
+    CHECK(accuracy[0] == 0 && accuracy[1] == 0 && accuracy[2] == 0);
+    CHECK_NEAR(conf[3], 0.625, 1e-12);
+    CHECK(accuracy[3] == 0.0);
+    CHECK_NEAR(conf[4], 0.9, 1e-7);
+    CHECK(accuracy[4] == 1.0);
+    /* Any output may be left out. */
+    size_t only_count[5] = {9, 9, 9, 9, 9};
+    mx_metrics_reliability(&acc, NULL, NULL, only_count);
+    CHECK(only_count[0] == 0 && only_count[4] == 1);
+    /* The ECE is the count-weighted gap of this data. */
+    mx_metrics m;
+    mx_metrics_finish(&acc, &m);
+    double ece = 0;
+    for (size_t b = 0; b < 5; b++) ece += (double)count[b] / 2.0 * fabs(accuracy[b] - conf[b]);
+    CHECK_NEAR(ece, m.ece, 1e-12);
+    mx_metrics_free(&acc);
 }
 
 int main(void)
@@ -242,5 +390,9 @@ int main(void)
     test_streaming();
     test_argmax_ties();
     test_init_and_empty();
+    test_top5();
+    test_adaptive_ece();
+    test_reserve_and_growth();
+    test_reliability();
     CHECK_DONE();
 }

@@ -45,4 +45,22 @@ typedef struct {
  * diagonal, one set of bars per model) above the confidence histogram. */
 mx_status mx_plot_reliability(const char *path, const char *title, const mx_reliability *models, size_t count);
 
+/* The same at a chosen size; mx_plot_reliability draws 640 x 760 pixels. The
+ * top panel (about two thirds of the height) shows per bin, for each model,
+ * a bar of its accuracy with a dark tick at its mean confidence, against the
+ * dashed diagonal, the legend giving each model's ECE (from this data); the
+ * bottom panel the fraction of the model's samples in each bin. Empty bins
+ * get no bar. MX_ERR_ARG for a bad extension, no models, more than 10,
+ * models with different numbers of bins, or a model without samples;
+ * MX_ERR_IO if the file cannot be written. */
+mx_status mx_plot_reliability_sized(const char *path, int width, int height, const char *title,
+                                    const mx_reliability *models, size_t count);
+
+/* Frees what cairo and fontconfig keep for the life of the process once text
+ * has been drawn (font caches and configuration), so that a leak checker sees
+ * nothing left at exit. Call it after the last figure, when nothing else in
+ * the process is using cairo or fontconfig; plotting again afterwards works
+ * (they start afresh). */
+void mx_plot_release_caches(void);
+
 #endif

@@ -1,0 +1,133 @@
+/* Per-sample predictions as CSV or .npy, streamed through stdio into a
+ * temporary file that is renamed over the target at the end (fsync'd first),
+ * so a large evaluation needs no second copy of the data in memory. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mixreg/predictions.h"
+
+#define NPY_ALIGN 64
+#define NPY_MAX_EXACT ((size_t)1 << 24) /* integers float32 holds exactly */
+
+typedef enum { FORMAT_NONE, FORMAT_CSV, FORMAT_NPY } pred_format;
+
+static int ends_with_nocase(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    if (n < k) return 0;
+    for (size_t i = 0; i < k; i++)
+        if (tolower((unsigned char)s[n - k + i]) != tolower((unsigned char)suffix[i])) return 0;
+    return 1;
+}
+
+static pred_format format_of(const char *path)
+{
+    if (ends_with_nocase(path, ".csv")) return FORMAT_CSV;
+    if (ends_with_nocase(path, ".npy")) return FORMAT_NPY;
+    return FORMAT_NONE;
+}
+
+static int write_csv(FILE *f, const float *probs, const int32_t *labels, size_t n, size_t classes)
+{
+    int bad = fputs("index,label", f) < 0;
+    for (size_t c = 0; c < classes && !bad; c++) bad = fprintf(f, ",p%zu", c) < 0;
+    bad |= fputc('\n', f) == EOF;
+    for (size_t i = 0; i < n && !bad; i++) {
+        bad = fprintf(f, "%zu,%" PRId32, i, labels[i]) < 0;
+        for (size_t c = 0; c < classes && !bad; c++) bad = fprintf(f, ",%.7g", (double)probs[i * classes + c]) < 0;
+        bad |= fputc('\n', f) == EOF;
+    }
+    return !bad;
+}
+
+static void put_f32_le(unsigned char *dst, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    dst[0] = (unsigned char)(u & 0xff);
+    dst[1] = (unsigned char)((u >> 8) & 0xff);
+    dst[2] = (unsigned char)((u >> 16) & 0xff);
+    dst[3] = (unsigned char)(u >> 24);
+}
+
+static int write_npy(FILE *f, const float *probs, const int32_t *labels, size_t n, size_t classes)
+{
+    char dict[256];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", n,
+                       classes + 2);
+    if (len < 0 || (size_t)len >= sizeof dict) return 0;
+    /* magic (6) + version (2) + header length (2) + dict + spaces + '\n' */
+    size_t total = 10 + (size_t)len + 1;
+    total = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    size_t header_len = total - 10;
+    unsigned char preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(header_len & 0xff),
+                                  (unsigned char)(header_len >> 8)};
+    int bad = fwrite(preamble, 1, sizeof preamble, f) != sizeof preamble;
+    bad |= fwrite(dict, 1, (size_t)len, f) != (size_t)len;
+    for (size_t i = 10 + (size_t)len; i + 1 < total && !bad; i++) bad = fputc(' ', f) == EOF;
+    bad |= fputc('\n', f) == EOF;
+    size_t row_bytes = (classes + 2) * 4;
+    unsigned char *row = malloc(row_bytes);
+    if (!row) return 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        put_f32_le(row, (float)i);
+        put_f32_le(row + 4, (float)labels[i]);
+        for (size_t c = 0; c < classes; c++) put_f32_le(row + 8 + 4 * c, probs[i * classes + c]);
+        bad = fwrite(row, 1, row_bytes, f) != row_bytes;
+    }
+    free(row);
+    return !bad;
+}
+
+static void fsync_parent_dir(const char *path)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+mx_status mx_predictions_write(const char *path, const float *probs, const int32_t *labels, size_t n,
+                               size_t num_classes)
+{
+    if (!path) return mx_error_set(MX_ERR_ARG, "predictions: no file name");
+    pred_format format = format_of(path);
+    if (format == FORMAT_NONE)
+        return mx_error_set(MX_ERR_ARG, "%s: unknown predictions format (the name must end in .csv or .npy)", path);
+    if (num_classes == 0) return mx_error_set(MX_ERR_ARG, "%s: the number of classes must be at least 1", path);
+    if (format == FORMAT_NPY && n > NPY_MAX_EXACT)
+        return mx_error_set(MX_ERR_ARG, "%s: %zu samples, more than the %zu whose index float32 holds exactly", path, n,
+                            NPY_MAX_EXACT);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return mx_error_set(MX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int ok = format == FORMAT_CSV ? write_csv(f, probs, labels, n, num_classes)
+                                  : write_npy(f, probs, labels, n, num_classes);
+    int err = errno;
+    if (ok && fflush(f) != 0) ok = 0, err = errno;
+    if (ok && fsync(fileno(f)) != 0) ok = 0, err = errno;
+    if (fclose(f) != 0 && ok) ok = 0, err = errno;
+    if (!ok) {
+        unlink(tmp);
+        return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : EIO));
+    }
+    if (rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        return mx_error_set(MX_ERR_IO, "%s: cannot rename into place: %s", path, strerror(err));
+    }
+    fsync_parent_dir(path);
+    return MX_OK;
+}
