@@ -10,6 +10,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 
 /* The metrics table train and eval print; a NULL row is skipped. */
+void print_metrics_header(void);
+void print_metrics_row(const char *name, const mx_metrics *m);
 void print_metrics_table(const mx_metrics *plain, const mx_metrics *rescaled);
 
 #endif

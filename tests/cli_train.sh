@@ -14,6 +14,7 @@ check '[ "$(grep -c "\"type\": \"step\"" "$RUN/log.jsonl")" = 6 ]'    # a step l
 
 "$BIN" eval "$RUN" --json > "$WORK/eval.json" 2> "$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
 check '[ "$(json_get "$WORK/eval.json" "\",\".join(sorted(j))")" = plain,rescaled,theta_bar ]'
+check '[ "$(json_get "$WORK/eval.json" "\",\".join(sorted(j[\"plain\"]))")" = accuracy,brier,ece,ece_adaptive,mce,n,nll,top5 ]'
 acc=$(json_get "$WORK/eval.json" "j['plain']['accuracy']")
 racc=$(json_get "$WORK/eval.json" "j['rescaled']['accuracy']")
 echo "accuracy after 300 steps: plain $acc, rescaled $racc"
@@ -23,6 +24,23 @@ check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"n\"]")" = 10000 ]'
 check '[ "$(json_get "$WORK/eval.json" "round(j[\"theta_bar\"], 6)")" = 0.75 ]'
 # eval agrees with what training reported at its end.
 check '[ "$(json_get "$RUN/result.json" "round(j[\"plain\"][\"accuracy\"], 6)")" = "$(json_get "$WORK/eval.json" "round(j[\"plain\"][\"accuracy\"], 6)")" ]'
+# Temperature scaling, reliability diagram, predictions.
+"$BIN" eval "$RUN" --json --temperature fit --bins 10 --reliability "$WORK/rel.png" --reliability "$WORK/rel.svg" \
+    --predictions "$WORK/pred.csv" > "$WORK/temp.json" 2> "$WORK/temp.err" || fail "eval --temperature failed: $(cat "$WORK/temp.err")"
+check '[ "$(json_get "$WORK/temp.json" "\",\".join(sorted(k for k in j if isinstance(j[k], dict) and \"accuracy\" in j[k]))")" = plain,rescaled,rescaled+temperature,temperature ]'
+check '[ "$(json_get "$WORK/temp.json" "j[\"temperature\"][\"temperature\"] > 0")" = True ]'
+check '[ "$(json_get "$WORK/temp.json" "j[\"temperature\"][\"nll\"] <= j[\"plain\"][\"nll\"] + 0.02")" = True ]'
+check '[ "$(json_get "$WORK/temp.json" "j[\"temperature_fit\"][\"seen_in_training\"]")" = True ]'
+check '[ "$(json_get "$WORK/temp.json" "j[\"plain\"][\"accuracy\"] == j[\"temperature\"][\"accuracy\"]")" = True ]'
+check '[ "$(head -c 4 "$WORK/rel.svg" | od -An -c | tr -d " ")" != "" ] && grep -q "<svg" "$WORK/rel.svg"'
+check '[ "$(head -n 1 "$WORK/pred.csv")" = "index,label,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9" ]'
+check '[ "$(wc -l < "$WORK/pred.csv")" = 10001 ]'
+"$BIN" eval "$RUN" --reliability "$WORK/rel.png" > /dev/null || fail "eval --reliability png failed"
+check '[ "$(head -c 8 "$WORK/rel.png" | od -An -tx1 | tr -d " \n")" = 89504e470d0a1a0a ]'
+expect_status 2 "--temperature" -- eval "$RUN" --temperature guess
+expect_status 2 "--bins" -- eval "$RUN" --bins 0
+expect_status 2 ".csv or .npy" -- eval "$RUN" --predictions "$WORK/pred.txt"
+
 # --rescale off reports only the plain mode.
 "$BIN" eval "$RUN" --json --rescale off > "$WORK/plain.json"
 check '[ "$(json_get "$WORK/plain.json" "\"rescaled\" in j")" = False ]'

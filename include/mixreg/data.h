@@ -40,6 +40,11 @@ void mx_dataset_free(mx_dataset *ds);
 /* Copies samples idx[0..n) of src into a new dataset (num_classes kept from src). */
 mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n, mx_dataset *out);
 
+/* The validation hold-out: a shuffle seeded by `seed`, its first
+ * floor(fraction * n) samples into val, the rest into train (in original
+ * order when fraction is 0, val then left empty). */
+mx_status mx_dataset_split(const mx_dataset *full, uint64_t seed, double fraction, mx_dataset *train, mx_dataset *val);
+
 /* Per-channel mean and standard deviation of the pixels scaled to [0, 1]
  * (computed in double over the whole dataset). */
 void mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std);

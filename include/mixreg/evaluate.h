@@ -15,6 +15,16 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
 
 #endif
 
+/* Logits for every sample of ds (ds->n x num_classes, caller-allocated) and
+ * the labels (ds->n), rescaled when stats is not NULL. */
+mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                             const mx_rescale_stats *stats, float *logits, int32_t *labels);
+
+/* Metrics from logits already computed (bins equal-width bins); reliability
+ * arrays (bins entries each) are filled when not NULL. */
+mx_status mx_metrics_from_logits(const float *logits, const int32_t *labels, size_t n, size_t num_classes,
+                                 size_t bins, mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count);
+
 #ifndef MIXREG_EVALUATE_JSON
 #define MIXREG_EVALUATE_JSON
 /* {"accuracy": ..., "nll": ..., "ece": ..., "mce": ..., "brier": ..., "n": ...} */

@@ -2,6 +2,9 @@
 #include <string.h>
 
 #include "mixreg/data.h"
+#include "mixreg/rng.h"
+
+#define MX_STREAM_SPLIT 6 /* the validation hold-out */
 
 mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n, mx_dataset *out)
 {
@@ -23,4 +26,25 @@ mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n
     out->width = src->width;
     out->num_classes = src->num_classes;
     return MX_OK;
+}
+
+mx_status mx_dataset_split(const mx_dataset *full, uint64_t seed, double fraction, mx_dataset *train, mx_dataset *val)
+{
+    memset(val, 0, sizeof *val);
+    size_t n_val = (size_t)(fraction * (double)full->n);
+    if (fraction > 0 && (n_val == 0 || n_val >= full->n))
+        return mx_error_set(MX_ERR_ARG, "a validation split of %g leaves no validation or no training samples", fraction);
+    uint32_t *perm = calloc(full->n + 1, sizeof *perm);
+    if (!perm) return mx_error_set(MX_ERR_NOMEM, "out of memory splitting the data");
+    if (n_val) {
+        mx_rng rng;
+        mx_rng_init(&rng, seed, MX_STREAM_SPLIT);
+        mx_rng_permutation(&rng, perm, full->n);
+    } else {
+        for (size_t i = 0; i < full->n; i++) perm[i] = (uint32_t)i;
+    }
+    mx_status st = mx_dataset_subset(full, perm + n_val, full->n - n_val, train);
+    if (st == MX_OK && n_val) st = mx_dataset_subset(full, perm, n_val, val);
+    free(perm);
+    return st;
 }

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,6 +43,8 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
                                                                       : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
     if (st == MX_OK) st = mx_metrics_init(&b.plain, bins, classes);
     if (st == MX_OK) st = mx_metrics_init(&b.rescaled, bins, classes);
+    if (st == MX_OK) st = mx_metrics_reserve(&b.plain, plain ? ds->n : 0);
+    if (st == MX_OK) st = mx_metrics_reserve(&b.rescaled, rescaled ? ds->n : 0);
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
         for (size_t i = 0; i < n; i++) b.index[i] = (uint32_t)(start + i);
@@ -63,6 +66,49 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
 
 void mx_metrics_format_json(const mx_metrics *m, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "{\"accuracy\": %.6f, \"nll\": %.6f, \"ece\": %.6f, \"mce\": %.6f, \"brier\": %.6f, \"n\": %zu}",
-             m->accuracy, m->nll, m->ece, m->mce, m->brier, m->n);
+    char top5[48] = "", adaptive[48] = "null";
+    if (m->top5 >= 0) snprintf(top5, sizeof top5, "\"top5\": %.6f, ", m->top5);
+    if (isfinite(m->ece_adaptive)) snprintf(adaptive, sizeof adaptive, "%.6f", m->ece_adaptive);
+    snprintf(buf, cap,
+             "{\"accuracy\": %.6f, %s\"nll\": %.6f, \"ece\": %.6f, \"ece_adaptive\": %s, \"mce\": %.6f, \"brier\": %.6f, "
+             "\"n\": %zu}",
+             m->accuracy, top5, m->nll, m->ece, adaptive, m->mce, m->brier, m->n);
+}
+
+mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                             const mx_rescale_stats *stats, float *logits, int32_t *labels)
+{
+    size_t dim = mx_model_input_size(model), classes = mx_model_get_spec(model)->num_classes;
+    size_t batch = mx_model_max_batch(model);
+    if (ds->channels * ds->height * ds->width != dim || ds->num_classes > classes)
+        return mx_error_set(MX_ERR_ARG, "data does not fit the model (%zux%zux%zu, %zu classes)", ds->channels, ds->height,
+                            ds->width, ds->num_classes);
+    float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
+    uint32_t *index = malloc(batch * sizeof(uint32_t));
+    mx_status st = (x && scratch && index) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
+    for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
+        size_t n = ds->n - start < batch ? ds->n - start : batch;
+        for (size_t i = 0; i < n; i++) index[i] = (uint32_t)(start + i);
+        mx_dataset_gather(ds, nz, index, n, x, labels + start);
+        mx_predict_logits(model, stats, x, n, scratch, logits + start * classes);
+    }
+    free(x);
+    free(scratch);
+    free(index);
+    return st;
+}
+
+mx_status mx_metrics_from_logits(const float *logits, const int32_t *labels, size_t n, size_t num_classes,
+                                 size_t bins, mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count)
+{
+    mx_metrics_acc acc;
+    mx_status st = mx_metrics_init(&acc, bins, num_classes);
+    if (st == MX_OK) st = mx_metrics_reserve(&acc, n);
+    if (st == MX_OK) {
+        mx_metrics_add_logits(&acc, logits, labels, n);
+        mx_metrics_finish(&acc, out);
+        if (rel_conf || rel_acc || rel_count) mx_metrics_reliability(&acc, rel_conf, rel_acc, rel_count);
+    }
+    mx_metrics_free(&acc);
+    return st;
 }

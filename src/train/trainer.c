@@ -22,7 +22,6 @@
 #include "mixreg/train.h"
 #include "train/progress.h"
 
-#define MX_STREAM_SPLIT 6  /* the validation hold-out */
 
 typedef struct {
     mx_run run;               /* model, normaliser, rescale stats, config, counters */
@@ -53,26 +52,9 @@ static void trainer_free(trainer *t)
     free(t->order);
 }
 
-/* Holds out the validation split: a seeded shuffle, the first val_split of it. */
 static mx_status split_data(trainer *t, const mx_dataset *full)
 {
-    const mx_train_config *cfg = &t->run.config;
-    size_t n_val = (size_t)(cfg->val_split * (double)full->n);
-    if (cfg->val_split > 0 && (n_val == 0 || n_val >= full->n))
-        return mx_error_set(MX_ERR_ARG, "--val-split %g leaves no validation or no training samples", cfg->val_split);
-    uint32_t *perm = malloc(full->n * sizeof *perm);
-    if (!perm) return mx_error_set(MX_ERR_NOMEM, "out of memory splitting the data");
-    mx_rng rng;
-    mx_rng_init(&rng, cfg->seed, MX_STREAM_SPLIT);
-    if (n_val) {
-        mx_rng_permutation(&rng, perm, full->n);
-    } else {
-        for (size_t i = 0; i < full->n; i++) perm[i] = (uint32_t)i;
-    }
-    mx_status st = mx_dataset_subset(full, perm + n_val, full->n - n_val, &t->train);
-    if (st == MX_OK && n_val) st = mx_dataset_subset(full, perm, n_val, &t->val);
-    free(perm);
-    return st;
+    return mx_dataset_split(full, t->run.config.seed, t->run.config.val_split, &t->train, &t->val);
 }
 
 static mx_status setup_schedule(trainer *t)
