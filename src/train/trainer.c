@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mixreg/evaluate.h"
@@ -18,6 +19,7 @@
 #include "mixreg/rng.h"
 #include "mixreg/run.h"
 #include "mixreg/step.h"
+#include "mixreg/tfevents.h"
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
 #include "train/progress.h"
@@ -35,6 +37,7 @@ typedef struct {
     double train_time;
     size_t images;
     int saved_any;            /* a checkpoint exists in the run directory */
+    mx_tfevents *events;      /* RUN_DIR/tensorboard, NULL with --no-tensorboard */
     size_t fault_nan_step;    /* test hook: MIXREG_FAULT_NAN_STEP=N makes step N's loss NaN */
     char log_path[MX_PATH_MAX + 32];
 } trainer;
@@ -50,6 +53,52 @@ static void trainer_free(trainer *t)
     mx_dataset_free(&t->train);
     mx_dataset_free(&t->val);
     free(t->order);
+    mx_tfevents_close(t->events);
+}
+
+static double wall_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static mx_status open_events(trainer *t)
+{
+    if (!t->run.config.tensorboard) return MX_OK;
+    char dir[MX_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/tensorboard", t->run.config.out);
+    return mx_tfevents_open(dir, &t->events);
+}
+
+/* Scalars "<prefix>/accuracy" etc. for one evaluation mode. */
+static mx_status events_metrics(trainer *t, const char *prefix, const mx_metrics *m)
+{
+    const char *names[5] = {"accuracy", "nll", "ece", "mce", "brier"};
+    double values[5] = {m->accuracy, m->nll, m->ece, m->mce, m->brier};
+    double now = wall_clock();
+    char tag[128];
+    mx_status st = MX_OK;
+    for (int k = 0; k < 5 && st == MX_OK; k++) {
+        snprintf(tag, sizeof tag, "%s/%s", prefix, names[k]);
+        st = mx_tfevents_scalar(t->events, tag, (int64_t)t->run.step, now, values[k]);
+    }
+    return st;
+}
+
+static mx_status events_histograms(trainer *t)
+{
+    const mx_param_info *table;
+    size_t count = mx_model_param_tensors(t->run.model, &table);
+    const float *params = mx_model_params(t->run.model);
+    char tag[128];
+    mx_status st = MX_OK;
+    for (size_t i = 0; i < count && st == MX_OK; i++) {
+        snprintf(tag, sizeof tag, "weights/%s", table[i].name);
+        st = mx_tfevents_histogram(t->events, tag, (int64_t)t->run.step, wall_clock(), params + table[i].offset,
+                                   table[i].numel);
+    }
+    return st;
 }
 
 static mx_status split_data(trainer *t, const mx_dataset *full)
@@ -210,7 +259,15 @@ static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
     snprintf(line, sizeof line,
              "{\"type\": \"step\", \"epoch\": %zu, \"step\": %zu, \"loss\": %.6f, \"lr\": %.6g, \"img_per_s\": %.1f}",
              epoch, t->run.step, loss, lr, t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
-    return mx_file_append_line(t->log_path, line);
+    mx_status st = mx_file_append_line(t->log_path, line);
+    if (st == MX_OK && t->events) {
+        double now = wall_clock();
+        st = mx_tfevents_scalar(t->events, "train/loss", (int64_t)t->run.step, now, loss);
+        if (st == MX_OK) st = mx_tfevents_scalar(t->events, "train/lr", (int64_t)t->run.step, now, lr);
+        if (st == MX_OK && t->train_time > 0)
+            st = mx_tfevents_scalar(t->events, "train/img_per_s", (int64_t)t->run.step, now, (double)t->images / t->train_time);
+    }
+    return st;
 }
 
 /* After a resume, drops log lines from steps after the checkpoint (they were
@@ -269,6 +326,15 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
              "\"time_s\": %.2f, \"test\": {\"plain\": %s, \"rescaled\": %s}%s}",
              epoch, t->run.step, lr, mean_loss, img_per_s, mx_now_seconds() - t->progress.start, plain, rescaled, val);
     st = mx_file_append_line(t->log_path, line);
+    if (st == MX_OK && t->events) {
+        st = mx_tfevents_scalar(t->events, "train/epoch_loss", (int64_t)t->run.step, wall_clock(), mean_loss);
+        if (st == MX_OK) st = events_metrics(t, "test/plain", &result->plain);
+        if (st == MX_OK) st = events_metrics(t, "test/rescaled", &result->rescaled);
+        if (st == MX_OK && t->val.n) st = events_metrics(t, "val/plain", &val_plain);
+        if (st == MX_OK && t->val.n) st = events_metrics(t, "val/rescaled", &val_rescaled);
+        if (st == MX_OK && cfg->tb_histograms) st = events_histograms(t);
+        if (st == MX_OK) st = mx_tfevents_flush(t->events);
+    }
     if (st != MX_OK) return st;
     if (t->val.n && val_plain.accuracy > t->run.best_score) {
         /* best.safetensors: the model with the best validation accuracy so far. */
@@ -412,6 +478,7 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
     if (st == MX_OK) st = prepare_run_dir(cfg);
+    if (st == MX_OK) st = open_events(&t);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
     return st;
@@ -452,6 +519,7 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     t.saved_any = 1;
     if (st == MX_OK) st = write_config(&t.run.config);
     if (st == MX_OK) st = trim_log(t.log_path, t.run.step);
+    if (st == MX_OK) st = open_events(&t);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
     return st;

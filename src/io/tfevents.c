@@ -1,0 +1,258 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mixreg/fileio.h"
+#include "mixreg/tfevents.h"
+
+#define HISTOGRAM_BUCKETS 30
+
+struct mx_tfevents {
+    FILE *file;
+    char path[4096];
+};
+
+/* ---- CRC-32C, reflected polynomial 0x82F63B78, one table ---- */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (c & 1 ? 0x82F63B78u : 0);
+        crc_table[i] = c;
+    }
+}
+
+uint32_t mx_crc32c(const void *data, size_t size)
+{
+    if (!crc_table[1]) crc_init();
+    const uint8_t *p = data;
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+uint32_t mx_crc32c_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+
+/* ---- protobuf encoding into a growable buffer ---- */
+
+typedef struct {
+    uint8_t *data;
+    size_t size, cap;
+    int failed;
+} pbuf;
+
+static void put_bytes(pbuf *b, const void *p, size_t n)
+{
+    if (b->failed) return;
+    if (b->size + n > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        while (cap < b->size + n) cap *= 2;
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->size, p, n);
+    b->size += n;
+}
+
+static void put_varint(pbuf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n] = (uint8_t)(v & 0x7F);
+        v >>= 7;
+        if (v) tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    put_bytes(b, tmp, n);
+}
+
+static void put_key(pbuf *b, unsigned field, unsigned wire) { put_varint(b, ((uint64_t)field << 3) | wire); }
+
+static void put_double(pbuf *b, unsigned field, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
+    put_key(b, field, 1);
+    put_bytes(b, le, 8);
+}
+
+static void put_float(pbuf *b, unsigned field, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    uint8_t le[4];
+    for (int i = 0; i < 4; i++) le[i] = (uint8_t)(bits >> (8 * i));
+    put_key(b, field, 5);
+    put_bytes(b, le, 4);
+}
+
+static void put_message(pbuf *b, unsigned field, const pbuf *inner)
+{
+    put_key(b, field, 2);
+    put_varint(b, inner->size);
+    put_bytes(b, inner->data, inner->size);
+    if (inner->failed) b->failed = 1;
+}
+
+static void put_string(pbuf *b, unsigned field, const char *s)
+{
+    pbuf tmp = {(uint8_t *)s, strlen(s), strlen(s), 0};
+    put_message(b, field, &tmp);
+}
+
+/* ---- records ---- */
+
+static mx_status write_record(mx_tfevents *w, const pbuf *event)
+{
+    if (event->failed) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory encoding an event", w->path);
+    uint8_t header[12], footer[4];
+    uint64_t len = event->size;
+    for (int i = 0; i < 8; i++) header[i] = (uint8_t)(len >> (8 * i));
+    uint32_t crc = mx_crc32c_mask(mx_crc32c(header, 8));
+    for (int i = 0; i < 4; i++) header[8 + i] = (uint8_t)(crc >> (8 * i));
+    crc = mx_crc32c_mask(mx_crc32c(event->data, event->size));
+    for (int i = 0; i < 4; i++) footer[i] = (uint8_t)(crc >> (8 * i));
+    if (fwrite(header, 1, 12, w->file) != 12 || fwrite(event->data, 1, event->size, w->file) != event->size ||
+        fwrite(footer, 1, 4, w->file) != 4)
+        return mx_error_set(MX_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
+    return MX_OK;
+}
+
+/* Event{wall_time = 1, step = 2, summary = 5 { value = 1 { tag = 1, ... } } } around one value. */
+static mx_status write_value_event(mx_tfevents *w, int64_t step, double wall_time, const pbuf *value)
+{
+    pbuf summary = {0}, event = {0};
+    put_message(&summary, 1, value);
+    put_double(&event, 1, wall_time);
+    put_key(&event, 2, 0);
+    put_varint(&event, (uint64_t)step);
+    put_message(&event, 5, &summary);
+    mx_status st = write_record(w, &event);
+    free(summary.data);
+    free(event.data);
+    return st;
+}
+
+mx_status mx_tfevents_scalar(mx_tfevents *w, const char *tag, int64_t step, double wall_time, double value)
+{
+    pbuf v = {0};
+    put_string(&v, 1, tag);
+    put_float(&v, 2, (float)value);
+    mx_status st = write_value_event(w, step, wall_time, &v);
+    free(v.data);
+    return st;
+}
+
+mx_status mx_tfevents_histogram(mx_tfevents *w, const char *tag, int64_t step, double wall_time, const float *values,
+                                size_t n)
+{
+    double lo = INFINITY, hi = -INFINITY, sum = 0, sum_sq = 0;
+    size_t finite = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = values[i];
+        if (!isfinite(x)) continue;
+        finite++;
+        lo = x < lo ? x : lo;
+        hi = x > hi ? x : hi;
+        sum += x, sum_sq += x * x;
+    }
+    if (!finite) lo = hi = 0;
+    /* Equal-width buckets over [lo, hi]; a degenerate range gets one bucket. */
+    size_t buckets = hi > lo ? HISTOGRAM_BUCKETS : 1;
+    double limits[HISTOGRAM_BUCKETS], counts[HISTOGRAM_BUCKETS] = {0};
+    for (size_t k = 0; k < buckets; k++) limits[k] = buckets == 1 ? hi : lo + (hi - lo) * (double)(k + 1) / (double)buckets;
+    for (size_t i = 0; i < n; i++) {
+        double x = values[i];
+        if (!isfinite(x)) continue;
+        size_t k = buckets == 1 ? 0 : (size_t)((x - lo) / (hi - lo) * (double)buckets);
+        counts[k < buckets ? k : buckets - 1] += 1;
+    }
+    pbuf histo = {0}, packed_limits = {0}, packed_counts = {0}, v = {0};
+    put_double(&histo, 1, lo);
+    put_double(&histo, 2, hi);
+    put_double(&histo, 3, (double)finite);
+    put_double(&histo, 4, sum);
+    put_double(&histo, 5, sum_sq);
+    for (size_t k = 0; k < buckets; k++) {
+        uint64_t bits;
+        uint8_t le[8];
+        memcpy(&bits, &limits[k], 8);
+        for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
+        put_bytes(&packed_limits, le, 8);
+        memcpy(&bits, &counts[k], 8);
+        for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
+        put_bytes(&packed_counts, le, 8);
+    }
+    put_message(&histo, 6, &packed_limits);
+    put_message(&histo, 7, &packed_counts);
+    put_string(&v, 1, tag);
+    put_message(&v, 5, &histo);
+    mx_status st = write_value_event(w, step, wall_time, &v);
+    free(histo.data);
+    free(packed_limits.data);
+    free(packed_counts.data);
+    free(v.data);
+    return st;
+}
+
+mx_status mx_tfevents_open(const char *dir, mx_tfevents **out)
+{
+    *out = NULL;
+    mx_status st = mx_make_dirs(dir);
+    if (st != MX_OK) return st;
+    mx_tfevents *w = calloc(1, sizeof *w);
+    if (!w) return mx_error_set(MX_ERR_NOMEM, "out of memory for the event writer");
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s.%ld.mixreg", dir, (long long)time(NULL), host,
+             (long)getpid());
+    w->file = fopen(w->path, "wb");
+    if (!w->file) {
+        st = mx_error_set(MX_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+        free(w);
+        return st;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pbuf event = {0};
+    put_double(&event, 1, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    put_string(&event, 3, "brain.Event:2");
+    st = write_record(w, &event);
+    free(event.data);
+    if (st == MX_OK) st = mx_tfevents_flush(w);
+    if (st != MX_OK) {
+        mx_tfevents_close(w);
+        return st;
+    }
+    *out = w;
+    return MX_OK;
+}
+
+mx_status mx_tfevents_flush(mx_tfevents *w)
+{
+    if (fflush(w->file) != 0) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
+    return MX_OK;
+}
+
+void mx_tfevents_close(mx_tfevents *w)
+{
+    if (!w) return;
+    fclose(w->file);
+    free(w);
+}
+
+const char *mx_tfevents_path(const mx_tfevents *w) { return w->path; }
