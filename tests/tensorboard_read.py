@@ -13,7 +13,8 @@ lines = [json.loads(l) for l in open(os.path.join(run, "log.jsonl"))]
 checked = 0
 for line in lines:
     if line["type"] == "step":
-        pairs = [("train/loss", line["loss"]), ("train/lr", line["lr"])]
+        pairs = [("train/loss", line["loss"]), ("train/lr", line["lr"]), ("train/accuracy", line["accuracy"])]
+        assert 0 <= line["accuracy"] <= 1
     else:
         pairs = [("train/epoch_loss", line["train_loss"])]
         for mode in ("plain", "rescaled"):

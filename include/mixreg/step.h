@@ -24,6 +24,8 @@ typedef struct {
     int32_t *labels;
     mx_mixup_workspace mix_ws;
     mx_arena arena;               /* owns every buffer above */
+    double last_accuracy;         /* the last step's fraction of samples whose arg-max logit is the
+                                     mixed target's dominant class */
 } mx_stepper;
 
 mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *nz, const mx_mixup_config *mixup,

@@ -38,12 +38,28 @@ void mx_stepper_free(mx_stepper *s)
     memset(s, 0, sizeof *s);
 }
 
+static size_t argmax(const float *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static double batch_accuracy(const float *logits, const float *targets, size_t n, size_t classes)
+{
+    size_t correct = 0;
+    for (size_t i = 0; i < n; i++) correct += argmax(logits + i * classes, classes) == argmax(targets + i * classes, classes);
+    return (double)correct / (double)n;
+}
+
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng, double lr)
 {
     mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels);
     mx_mixup_batch(&s->mixup, mix_rng, s->x, s->labels, n, s->dim, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
     const float *logits = mx_model_forward(s->model, s->x_mix, n);
     double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);
+    s->last_accuracy = batch_accuracy(logits, s->y_mix, n, s->classes);
     if (!isfinite(loss)) return loss;
     mx_model_backward(s->model, s->dlogits, n);
     mx_sgd_step(&s->sgd, lr, mx_model_params(s->model), mx_model_grads(s->model), s->velocity,

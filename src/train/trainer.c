@@ -257,13 +257,16 @@ static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
 {
     char line[512];
     snprintf(line, sizeof line,
-             "{\"type\": \"step\", \"epoch\": %zu, \"step\": %zu, \"loss\": %.6f, \"lr\": %.6g, \"img_per_s\": %.1f}",
-             epoch, t->run.step, loss, lr, t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
+             "{\"type\": \"step\", \"epoch\": %zu, \"step\": %zu, \"loss\": %.6f, \"accuracy\": %.6f, \"lr\": %.6g, "
+             "\"img_per_s\": %.1f}",
+             epoch, t->run.step, loss, t->stepper.last_accuracy, lr, t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
     mx_status st = mx_file_append_line(t->log_path, line);
     if (st == MX_OK && t->events) {
         double now = wall_clock();
         st = mx_tfevents_scalar(t->events, "train/loss", (int64_t)t->run.step, now, loss);
         if (st == MX_OK) st = mx_tfevents_scalar(t->events, "train/lr", (int64_t)t->run.step, now, lr);
+        if (st == MX_OK)
+            st = mx_tfevents_scalar(t->events, "train/accuracy", (int64_t)t->run.step, now, t->stepper.last_accuracy);
         if (st == MX_OK && t->train_time > 0)
             st = mx_tfevents_scalar(t->events, "train/img_per_s", (int64_t)t->run.step, now, (double)t->images / t->train_time);
     }
