@@ -1,7 +1,6 @@
 /* mixreg runs [DIR]: the run directories under DIR with their settings and
  * final test metrics, one line each. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +62,6 @@ static const char *string(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
-static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static void describe(const char *root, const char *name, int json, int *first)
 {
     char dir[8192];
@@ -125,25 +122,12 @@ int cmd_runs(int argc, char **argv)
         }
     }
     if (!root) root = "runs";
-    DIR *d = opendir(root);
-    if (!d) {
-        fprintf(stderr, "mixreg: error: cannot list %s: no such directory (runs are written to runs/ by default)\n", root);
+    char **names;
+    size_t count;
+    if (mx_list_dir(root, "", &names, &count) != MX_OK) {
+        fprintf(stderr, "mixreg: error: %s (runs are written to runs/ by default)\n", mx_error_message());
         return EXIT_RUNTIME;
     }
-    size_t count = 0, cap = 16;
-    char **names = malloc(cap * sizeof *names);
-    struct dirent *e;
-    while (names && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        if (count == cap) {
-            char **grown = realloc(names, 2 * cap * sizeof *names);
-            if (!grown) break;
-            names = grown, cap *= 2;
-        }
-        names[count++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, count, sizeof *names, compare_names);
     int first = 1;
     if (json)
         printf("[");
@@ -152,9 +136,8 @@ int cmd_runs(int argc, char **argv)
                "acc(r)", "NLL", "NLL(r)", "ECE", "ECE(r)");
     for (size_t i = 0; i < count; i++) {
         describe(root, names[i], json, &first);
-        free(names[i]);
     }
-    free(names);
+    mx_free_names(names, count);
     if (json) printf("]\n");
     else if (first) printf("(no runs in %s)\n", root);
     return 0;

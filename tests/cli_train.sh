@@ -78,7 +78,7 @@ expect_status 1 "loss became" -- train --epochs 1 --lr 1000 --schedule constant 
 check '[ "$(json_get "$WORK/runs.json" "[r[\"status\"] for r in j if r[\"run\"] == \"run\"][0]")" = done ]'
 check '[ "$(json_get "$WORK/runs.json" "[r[\"test\"][\"plain\"][\"accuracy\"] for r in j if r[\"run\"] == \"run\"][0]")" = "$acc" ]'
 check '"$BIN" runs "$WORK" | grep -q "a=1 batch/perm"'
-expect_status 1 "no such directory" -- runs "$WORK/absent"
+expect_status 1 "No such file or directory" -- runs "$WORK/absent"
 
 # theta --json carries every field.
 "$BIN" theta --alpha 1 --json > "$WORK/theta.json"

@@ -23,6 +23,29 @@ static double loss_at(mx_model *m, const float *x, const float *y, size_t n)
     return mx_softmax_xent(mx_model_forward(m, x, n), y, n, 3, NULL);
 }
 
+/* Worst relative error of `analytic` against central differences of the loss
+ * in each of vars[0..count). eps small enough not to cross ReLU kinks, large
+ * enough for float32 losses; hence the mixed absolute/relative tolerance. */
+static double worst_fd_error(mx_model *m, float *x, const float *y, size_t n, float *vars, const float *analytic,
+                             size_t count)
+{
+    const float eps = 1e-3f;
+    double worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        float saved = vars[i];
+        vars[i] = saved + eps;
+        double up = loss_at(m, x, y, n);
+        vars[i] = saved - eps;
+        double down = loss_at(m, x, y, n);
+        vars[i] = saved;
+        double fd = (up - down) / (2 * eps);
+        double err = fabs(fd - analytic[i]) / (5e-3 + fabs(fd));
+        if (err > worst) worst = err;
+        if (err > 2e-2) fprintf(stderr, "entry %zu: backward %.6g, finite difference %.6g\n", i, analytic[i], fd);
+    }
+    return worst;
+}
+
 static void test_finite_differences(void)
 {
     mx_model_spec spec = small_spec();
@@ -44,23 +67,7 @@ static void test_finite_differences(void)
     size_t count = mx_model_param_count(m);
     float *grads = malloc(count * sizeof(float));
     memcpy(grads, mx_model_grads(m), count * sizeof(float));
-    float *p = mx_model_params(m);
-    /* Small enough not to cross ReLU kinks, large enough for float32 losses;
-     * hence a mixed absolute/relative tolerance. */
-    const float eps = 1e-3f;
-    double worst = 0;
-    for (size_t i = 0; i < count; i++) {
-        float saved = p[i];
-        p[i] = saved + eps;
-        double up = loss_at(m, x, y, n);
-        p[i] = saved - eps;
-        double down = loss_at(m, x, y, n);
-        p[i] = saved;
-        double fd = (up - down) / (2 * eps);
-        double err = fabs(fd - grads[i]) / (5e-3 + fabs(fd));
-        if (err > worst) worst = err;
-        if (err > 2e-2) fprintf(stderr, "param %zu: backward %.6g, finite difference %.6g\n", i, grads[i], fd);
-    }
+    double worst = worst_fd_error(m, x, y, n, mx_model_params(m), grads, count);
     printf("worst relative gradient error vs finite differences: %.2e over %zu parameters\n", worst, count);
     CHECK(worst < 2e-2);
 
@@ -68,18 +75,7 @@ static void test_finite_differences(void)
     float dx[7 * 12];
     mx_softmax_xent(mx_model_forward(m, x, n), y, n, 3, dlogits);
     mx_model_backward_input(m, dlogits, n, dx);
-    worst = 0;
-    for (size_t i = 0; i < n * 12; i++) {
-        float saved = x[i];
-        x[i] = saved + eps;
-        double up = loss_at(m, x, y, n);
-        x[i] = saved - eps;
-        double down = loss_at(m, x, y, n);
-        x[i] = saved;
-        double fd = (up - down) / (2 * eps);
-        double err = fabs(fd - dx[i]) / (5e-3 + fabs(fd));
-        if (err > worst) worst = err;
-    }
+    worst = worst_fd_error(m, x, y, n, x, dx, n * 12);
     printf("worst relative input-gradient error vs finite differences: %.2e\n", worst);
     CHECK(worst < 2e-2);
     free(grads);

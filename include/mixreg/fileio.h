@@ -20,4 +20,9 @@ mx_status mx_make_dirs(const char *path);
 /* Appends one line (a '\n' is added) to a file, flushing it. */
 mx_status mx_file_append_line(const char *path, const char *line);
 
+/* The names in `dir` (no "." entries) starting with `prefix`, sorted; each
+ * name and the array are malloc'd (free with mx_free_names). */
+mx_status mx_list_dir(const char *dir, const char *prefix, char ***names, size_t *count);
+void mx_free_names(char **names, size_t count);
+
 #endif

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -134,4 +135,46 @@ mx_status mx_file_append_line(const char *path, const char *line)
     bad |= fclose(f) != 0;
     if (bad) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     return MX_OK;
+}
+
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+mx_status mx_list_dir(const char *dir, const char *prefix, char ***names, size_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return mx_error_set(MX_ERR_IO, "cannot list %s: %s", dir, strerror(errno));
+    size_t n = 0, cap = 16;
+    char **list = malloc(cap * sizeof *list);
+    struct dirent *e;
+    mx_status st = list ? MX_OK : mx_error_set(MX_ERR_NOMEM, "out of memory listing %s", dir);
+    while (st == MX_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix))) continue;
+        if (n == cap) {
+            char **grown = realloc(list, 2 * cap * sizeof *list);
+            if (!grown) {
+                st = mx_error_set(MX_ERR_NOMEM, "out of memory listing %s", dir);
+                break;
+            }
+            list = grown, cap *= 2;
+        }
+        if (!(list[n] = strdup(e->d_name))) st = mx_error_set(MX_ERR_NOMEM, "out of memory listing %s", dir);
+        else n++;
+    }
+    closedir(d);
+    if (st != MX_OK) {
+        mx_free_names(list, n);
+        return st;
+    }
+    qsort(list, n, sizeof *list, compare_names);
+    *names = list;
+    *count = n;
+    return MX_OK;
+}
+
+void mx_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++) free(names[i]);
+    free(names);
 }

@@ -80,24 +80,28 @@ static void put_varint(pbuf *b, uint64_t v)
 
 static void put_key(pbuf *b, unsigned field, unsigned wire) { put_varint(b, ((uint64_t)field << 3) | wire); }
 
+/* `bytes` little-endian bytes of `bits` (protobuf's fixed32/fixed64 encoding). */
+static void put_fixed(pbuf *b, uint64_t bits, int bytes)
+{
+    uint8_t le[8];
+    for (int i = 0; i < bytes; i++) le[i] = (uint8_t)(bits >> (8 * i));
+    put_bytes(b, le, (size_t)bytes);
+}
+
 static void put_double(pbuf *b, unsigned field, double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, 8);
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
     put_key(b, field, 1);
-    put_bytes(b, le, 8);
+    put_fixed(b, bits, 8);
 }
 
 static void put_float(pbuf *b, unsigned field, float v)
 {
     uint32_t bits;
     memcpy(&bits, &v, 4);
-    uint8_t le[4];
-    for (int i = 0; i < 4; i++) le[i] = (uint8_t)(bits >> (8 * i));
     put_key(b, field, 5);
-    put_bytes(b, le, 4);
+    put_fixed(b, bits, 4);
 }
 
 static void put_message(pbuf *b, unsigned field, const pbuf *inner)
@@ -189,13 +193,10 @@ mx_status mx_tfevents_histogram(mx_tfevents *w, const char *tag, int64_t step, d
     put_double(&histo, 5, sum_sq);
     for (size_t k = 0; k < buckets; k++) {
         uint64_t bits;
-        uint8_t le[8];
         memcpy(&bits, &limits[k], 8);
-        for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
-        put_bytes(&packed_limits, le, 8);
+        put_fixed(&packed_limits, bits, 8);
         memcpy(&bits, &counts[k], 8);
-        for (int i = 0; i < 8; i++) le[i] = (uint8_t)(bits >> (8 * i));
-        put_bytes(&packed_counts, le, 8);
+        put_fixed(&packed_counts, bits, 8);
     }
     put_message(&histo, 6, &packed_limits);
     put_message(&histo, 7, &packed_counts);

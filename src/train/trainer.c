@@ -2,7 +2,6 @@
  * per-step and per-epoch logs, evaluation, checkpoints, resume and clean
  * stops on SIGINT/SIGTERM. Every buffer is allocated before the first step. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,37 +194,23 @@ static mx_status prepare_run_dir(const mx_train_config *cfg)
 
 static void remove_old_checkpoints(const char *dir, size_t keep)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    size_t count = 0, cap = 64;
-    char **names = malloc(cap * sizeof *names);
-    struct dirent *e;
-    while (names && (e = readdir(d))) {
-        if (strncmp(e->d_name, "step-", 5) || !strstr(e->d_name, ".safetensors") || strstr(e->d_name, ".tmp.")) continue;
-        if (count == cap) {
-            char **grown = realloc(names, 2 * cap * sizeof *names);
-            if (!grown) break;
-            names = grown, cap *= 2;
-        }
-        names[count++] = strdup(e->d_name);
-    }
-    closedir(d);
-    /* Zero-padded step numbers sort as strings; drop all but the newest `keep`. */
-    for (size_t i = 0; i < count; i++)
-        for (size_t j = i + 1; j < count; j++)
-            if (names[j] && names[i] && strcmp(names[j], names[i]) < 0) {
-                char *tmp = names[i];
-                names[i] = names[j], names[j] = tmp;
-            }
+    char **names;
+    size_t count;
+    if (mx_list_dir(dir, "step-", &names, &count) != MX_OK) return;
+    /* Zero-padded step numbers sort as strings; drop all but the newest `keep`
+     * (temporary files of an interrupted save go too). */
     char path[MX_PATH_MAX + 512];
-    for (size_t i = 0; i < count; i++) {
-        if (i + keep < count && names[i]) {
+    size_t complete = 0;
+    for (size_t i = 0; i < count; i++) complete += !strstr(names[i], ".tmp.");
+    for (size_t i = 0, seen = 0; i < count; i++) {
+        int temporary = strstr(names[i], ".tmp.") != NULL;
+        if (!temporary) seen++;
+        if (temporary || seen + keep <= complete) {
             snprintf(path, sizeof path, "%s/%s", dir, names[i]);
             unlink(path);
         }
-        free(names[i]);
     }
-    free(names);
+    mx_free_names(names, count);
 }
 
 /* Saves the full training state: RUN_DIR/model.safetensors (the latest) and,
