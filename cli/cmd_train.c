@@ -27,6 +27,8 @@ static const char train_help[] =
     "  --mixup-partner perm|flip|roll  random permutation, reversed or rolled batch (default perm)\n"
     "  --mixup-theta            fold lambda to theta = max(lambda, 1 - lambda) (the paper's form)\n"
     "  --label-smoothing E      smooth the one-hot targets before mixing (default 0)\n"
+    "  --mixup-only-inputs      ablation: mix the inputs, keep each sample's own label\n"
+    "  --mixup-only-labels      ablation: mix the labels, keep each sample's own input\n"
     "optimisation:\n"
     "  --epochs N               (default 20)\n"
     "  --batch-size B           (default 128)\n"
@@ -98,6 +100,10 @@ static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg
             if (mx_mix_mode_parse(a.value, &cfg->mixup.mode) != MX_OK) cli_usage_error("train: %s", mx_error_message());
         } else if (cli_flag_value(&a, "--mixup-partner")) {
             if (mx_partner_parse(a.value, &cfg->mixup.partner) != MX_OK) cli_usage_error("train: %s", mx_error_message());
+        } else if (cli_flag_switch(&a, "--mixup-only-inputs")) {
+            cfg->mixup.mix_labels = 0;
+        } else if (cli_flag_switch(&a, "--mixup-only-labels")) {
+            cfg->mixup.mix_inputs = 0;
         } else if (cli_flag_switch(&a, "--mixup-theta")) {
             cfg->mixup.theta_form = 1;
         } else if (cli_flag_value(&a, "--label-smoothing")) {

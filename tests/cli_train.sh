@@ -64,11 +64,15 @@ check '! tensors_equal "$WORK/a/model.safetensors" "$WORK/c/model.safetensors"'
 check '[ "$(json_get "$WORK/erm.json" "j[\"plain\"] == j[\"rescaled\"]")" = True ]'
 for variant in "--mixup-mode elem --mixup-partner flip" "--mixup-mode pair --mixup-partner perm --mixup-theta" \
                "--mixup-mode pair --mixup-partner flip --batch-size 7" "--mixup-partner roll --label-smoothing 0.1" \
-               "--model logreg --schedule step:1 --nesterov"; do
+               "--model logreg --schedule step:1 --nesterov" "--mixup-only-inputs" "--mixup-only-labels --mixup-theta"; do
     # shellcheck disable=SC2086
     "$BIN" train --epochs 2 --max-steps 20 $variant --out "$WORK/v$CHECKS" > /dev/null 2> "$WORK/v.err" || fail "variant '$variant' failed: $(cat "$WORK/v.err")"
     CHECKS=$((CHECKS + 1))
 done
+
+# The ablations are recorded in the config.
+"$BIN" train --epochs 1 --max-steps 5 --mixup-only-inputs --out "$WORK/ablation" > /dev/null 2>&1
+check '[ "$(json_get "$WORK/ablation/config.json" "(j[\"mixup_inputs\"], j[\"mixup_labels\"])")" = "(True, False)" ]'
 
 # Divergence is a clear runtime error.
 expect_status 1 "loss became" -- train --epochs 1 --lr 1000 --schedule constant --warmup-epochs 0 --out "$WORK/nan"

@@ -90,6 +90,8 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
     if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
     if (!(cfg->val_split >= 0 && cfg->val_split < 1)) return mx_error_set(MX_ERR_ARG, "--val-split must be in [0, 1)");
+    if (!cfg->mixup.mix_inputs && !cfg->mixup.mix_labels)
+        return mx_error_set(MX_ERR_ARG, "--mixup-only-inputs and --mixup-only-labels exclude each other");
     mx_schedule schedule;
     mx_status st = mx_schedule_parse(cfg->schedule, &schedule);
     if (st != MX_OK) return st;
