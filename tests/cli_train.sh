@@ -70,6 +70,22 @@ for variant in "--mixup-mode elem --mixup-partner flip" "--mixup-mode pair --mix
     CHECKS=$((CHECKS + 1))
 done
 
+# predict: a PNG of the first test image gets the same top classes as the test split's sample 0.
+python3 - "$WORK/first.png" "${MIXREG_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}/t10k-images-idx3-ubyte.gz" <<'PY'
+import gzip, struct, sys, zlib
+img = gzip.open(sys.argv[2]).read()[16:16 + 784]
+raw = b"".join(b"\x00" + img[r * 28:(r + 1) * 28] for r in range(28))
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+from_png=$("$BIN" predict "$RUN" "$WORK/first.png" | tail -n 1 | sed 's/^[^:]*://')
+from_data=$("$BIN" predict "$RUN" --data fashion-mnist --limit 1 | tail -n 1 | sed 's/^[^:]*://')
+check '[ -n "$from_png" ] && [ "$from_png" = "$from_data" ]'
+check '"$BIN" predict "$RUN" --data fashion-mnist --limit 2 --no-rescale | head -n 1 | grep -q "^plain prediction"'
+expect_status 2 "either IMAGE" -- predict "$RUN"
+expect_status 1 "not a readable PNG" -- predict "$RUN" "$WORK/eval.json"
+
 # The ablations are recorded in the config.
 "$BIN" train --epochs 1 --max-steps 5 --mixup-only-inputs --out "$WORK/ablation" > /dev/null 2>&1
 check '[ "$(json_get "$WORK/ablation/config.json" "(j[\"mixup_inputs\"], j[\"mixup_labels\"])")" = "(True, False)" ]'
