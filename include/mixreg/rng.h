@@ -22,6 +22,7 @@ enum {
     MX_STREAM_MIXUP = 3,    /* lambda, partners */
     MX_STREAM_AUGMENT = 4,
     MX_STREAM_DROPOUT = 5
+    /* 6: the validation hold-out (src/data/subset.c); 7: the analysis's power iteration (src/mixup/analysis.c) */
 };
 
 void mx_rng_init(mx_rng *rng, uint64_t seed, uint64_t stream);

@@ -1,0 +1,226 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "commands.h"
+#include "mixreg/analysis.h"
+#include "mixreg/run.h"
+#include "mixreg/source.h"
+#include "mixreg/theta.h"
+#include "mixreg/train.h"
+
+static const char analyze_help[] =
+    "usage: mixreg analyze RUN_DIR [options]\n"
+    "\n"
+    "How smooth a trained model is, and the regularisation terms Mixup adds to its loss\n"
+    "(method.md section 3), over the first N test samples:\n"
+    "  - the input-Jacobian J = df/dx of the logits (computed exactly, C backward passes)\n"
+    "    and of the softmax output (H J, H = diag(S) - S S^T): mean and max Frobenius norm;\n"
+    "  - the local Lipschitz constant ||J||_2 by power iteration: mean and max;\n"
+    "  - mean confidence (max softmax) and mean predictive entropy (nats);\n"
+    "  these at the plain test inputs x, and\n"
+    "  - the Taylor-expansion terms of the paper at x~ = x_bar + theta_bar (x - x_bar):\n"
+    "    the Jacobian penalty 1/2 <E[delta delta^T], J^T H J> and the cross term\n"
+    "    -<E[eps delta^T], J>, with the run's theta_bar, x_bar, y_bar, sigma^2 = Var(theta)\n"
+    "    and gamma^2 = E[(1 - theta)^2] for its alpha, and the training covariances\n"
+    "    Sigma_xx, Sigma_yx (one-hot labels). Both are 0 for an ERM model (alpha 0).\n"
+    "\n"
+    "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
+    "  --samples N              the first N test samples (default 1000)\n"
+    "  --seed S                 the power iteration's start vector (default 0)\n"
+    "  --batch-size B           samples per Jacobian batch (default 250)\n"
+    "  --threads T              (default: all cores)\n"
+    "  --json                   one JSON object\n";
+
+typedef struct {
+    const char *data;
+    size_t samples, batch;
+    uint64_t seed;
+    int json, threads;
+} analyze_options;
+
+static void parse_analyze_flags(int argc, char **argv, analyze_options *o, const char **run_dir)
+{
+    cli_args a;
+    cli_args_init(&a, "analyze", argc, argv);
+    for (; cli_current(&a); cli_next(&a)) {
+        if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
+            fputs(analyze_help, stdout);
+            exit(0);
+        } else if (cli_flag_value(&a, "--data")) {
+            o->data = a.value;
+        } else if (cli_flag_value(&a, "--samples")) {
+            o->samples = cli_parse_size(&a, "--samples", 1, (size_t)1 << 31);
+        } else if (cli_flag_value(&a, "--seed")) {
+            o->seed = (uint64_t)cli_parse_size(&a, "--seed", 0, SIZE_MAX);
+        } else if (cli_flag_value(&a, "--batch-size")) {
+            o->batch = cli_parse_size(&a, "--batch-size", 1, 65536);
+        } else if (cli_flag_value(&a, "--threads")) {
+            o->threads = (int)cli_parse_size(&a, "--threads", 1, 1024);
+        } else if (cli_flag_switch(&a, "--json")) {
+            o->json = 1;
+        } else if (cli_current(&a)[0] != '-' && !*run_dir) {
+            *run_dir = cli_current(&a);
+        } else {
+            cli_unknown_argument(&a);
+        }
+    }
+    if (!*run_dir) cli_usage_error("analyze: missing RUN_DIR (see mixreg analyze --help)");
+}
+
+/* The first n test samples, normalised as the model was trained. */
+static mx_status load_samples(const mx_run *run, const char *data, size_t want, float **x, int32_t **labels, size_t *n)
+{
+    mx_dataset test = {0};
+    mx_status st = mx_data_load(data, "test", &test);
+    if (st != MX_OK) return st;
+    const mx_model_spec *spec = mx_model_get_spec(run->model);
+    size_t d = mx_model_input_size(run->model);
+    if (test.channels * test.height * test.width != d || test.num_classes > spec->num_classes) {
+        st = mx_error_set(MX_ERR_ARG, "analyze: the test data (%zux%zux%zu, %zu classes) does not fit the model", test.channels,
+                          test.height, test.width, test.num_classes);
+    } else {
+        *n = want < test.n ? want : test.n;
+        *x = malloc(*n * d * sizeof(float) + 1);
+        *labels = malloc(*n * sizeof(int32_t) + 1);
+        uint32_t *idx = malloc(*n * sizeof(uint32_t) + 1);
+        if (!*x || !*labels || !idx) {
+            st = mx_error_set(MX_ERR_NOMEM, "out of memory for %zu test samples", *n);
+        } else {
+            for (size_t i = 0; i < *n; i++) idx[i] = (uint32_t)i;
+            mx_dataset_gather(&test, &run->normalizer, idx, *n, *x, *labels);
+        }
+        free(idx);
+    }
+    mx_dataset_free(&test);
+    return st;
+}
+
+/* Sigma_xx, Sigma_yx from the run's training split (less its validation hold-out, as trained). */
+static mx_status load_moments(const mx_run *run, const char *data, mx_data_moments *mo)
+{
+    mx_dataset full = {0}, train = {0}, val = {0};
+    mx_status st = mx_data_load(data, "train", &full);
+    if (st == MX_OK) st = mx_dataset_split(&full, run->config.seed, run->config.val_split, &train, &val);
+    mx_dataset_free(&full);
+    mx_dataset_free(&val);
+    if (st == MX_OK)
+        st = mx_data_moments_alloc(mo, mx_model_input_size(run->model), mx_model_get_spec(run->model)->num_classes);
+    if (st == MX_OK) st = mx_data_moments_compute(mo, &train, &run->normalizer);
+    mx_dataset_free(&train);
+    return st;
+}
+
+static void json_number(const char *key, double v, int last)
+{
+    if (isfinite(v)) printf("\"%s\": %.10g%s", key, v, last ? "" : ", ");
+    else printf("\"%s\": null%s", key, last ? "" : ", ");
+}
+
+static void json_smoothness(const mx_smoothness *m)
+{
+    json_number("jacobian_fro_mean", m->jacobian_fro_mean, 0);
+    json_number("jacobian_fro_max", m->jacobian_fro_max, 0);
+    json_number("softmax_jacobian_fro_mean", m->softmax_jacobian_fro_mean, 0);
+    json_number("softmax_jacobian_fro_max", m->softmax_jacobian_fro_max, 0);
+    json_number("lipschitz_mean", m->lipschitz_mean, 0);
+    json_number("lipschitz_max", m->lipschitz_max, 0);
+    printf("\"power_iterations_max\": %zu, ", m->power_iters_max);
+    json_number("confidence_mean", m->confidence_mean, 0);
+    json_number("entropy_mean", m->entropy_mean, 0);
+}
+
+/* The plain model's estimates at the top level, the rescaled prediction's in "rescaled". */
+static void print_json(const mx_analysis *r, double alpha)
+{
+    printf("{\"samples\": %zu, ", r->samples);
+    json_smoothness(&r->plain);
+    printf("\"rescaled\": {");
+    json_smoothness(&r->rescaled);
+    printf("\"at\": \"x_bar + theta_bar (x - x_bar)\"}, ");
+    json_number("jacobian_term", r->jacobian_term, 0);
+    json_number("jacobian_term_sigma2", r->jacobian_term_sigma2, 0);
+    json_number("jacobian_term_gamma2", r->jacobian_term_gamma2, 0);
+    json_number("cross_term", r->cross_term, 0);
+    json_number("cross_term_sigma2", r->cross_term_sigma2, 0);
+    json_number("cross_term_gamma2", r->cross_term_gamma2, 0);
+    json_number("alpha", alpha, 0);
+    json_number("theta_bar", r->theta_bar, 0);
+    json_number("sigma2", r->sigma2, 0);
+    json_number("gamma2", r->gamma2, 1);
+    printf("}\n");
+}
+
+static void print_table(const char *run_dir, const mx_analysis *r, const mx_train_config *cfg, double secs)
+{
+    const mx_smoothness *p = &r->plain, *q = &r->rescaled;
+    printf("%s: %zu test samples, mixup alpha %g (theta_bar %.4f, sigma^2 %.6f, gamma^2 %.6f), %.1f s\n", run_dir,
+           r->samples, cfg->mixup.alpha, r->theta_bar, r->sigma2, r->gamma2, secs);
+    printf("%-38s %21s   %21s\n", "", "plain f(x)", "rescaled prediction");
+    printf("%-38s %10s %10s   %10s %10s\n", "", "mean", "max", "mean", "max");
+    printf("%-38s %10.4f %10.4f   %10.4f %10.4f\n", "  input-Jacobian ||J||_F", p->jacobian_fro_mean,
+           p->jacobian_fro_max, q->jacobian_fro_mean, q->jacobian_fro_max);
+    printf("%-38s %10.4f %10.4f   %10.4f %10.4f\n", "  softmax Jacobian ||H J||_F", p->softmax_jacobian_fro_mean,
+           p->softmax_jacobian_fro_max, q->softmax_jacobian_fro_mean, q->softmax_jacobian_fro_max);
+    printf("%-38s %10.4f %10.4f   %10.4f %10.4f\n", "  Lipschitz ||J||_2 (power iteration)", p->lipschitz_mean,
+           p->lipschitz_max, q->lipschitz_mean, q->lipschitz_max);
+    printf("%-38s %10.4f %10s   %10.4f\n", "  confidence (max softmax)", p->confidence_mean, "", q->confidence_mean);
+    printf("%-38s %10.4f %10s   %10.4f\n", "  predictive entropy (nats)", p->entropy_mean, "", q->entropy_mean);
+    printf("(the rescaled prediction's Jacobian is J at x~ = x_bar + theta_bar (x - x_bar))\n");
+    printf("Taylor terms at x~, mean over the samples\n");
+    printf("%-38s %14s %14s %14s\n", "", "total", "sigma^2 part", "gamma^2 part");
+    printf("%-38s %14.6g %14.6g %14.6g\n", "  Jacobian penalty 1/2<E[dd^T],J^THJ>", r->jacobian_term,
+           r->jacobian_term_sigma2, r->jacobian_term_gamma2);
+    printf("%-38s %14.6g %14.6g %14.6g\n", "  cross term -<E[eps d^T], J>", r->cross_term, r->cross_term_sigma2,
+           r->cross_term_gamma2);
+    if (r->sigma2 == 0 && r->gamma2 == 0)
+        printf("note: an ERM model (alpha 0): sigma^2 = gamma^2 = 0, there is no perturbation and both terms are 0\n");
+    else if (!cfg->mixup.mix_inputs || !cfg->mixup.mix_labels)
+        printf("note: this run mixed only its %s; the expansion assumes inputs and labels are mixed together\n",
+               cfg->mixup.mix_inputs ? "inputs" : "labels");
+}
+
+int cmd_analyze(int argc, char **argv)
+{
+    analyze_options o = {.samples = 1000, .batch = 250};
+    const char *run_dir = NULL;
+    parse_analyze_flags(argc, argv, &o, &run_dir);
+    mx_set_threads(o.threads);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    mx_run run;
+    mx_status st = mx_run_load(run_dir, o.batch, &run);
+    if (st != MX_OK) return cli_report(st);
+    const char *data = o.data ? o.data : run.config.data;
+    mx_theta_stats theta;
+    float *x = NULL;
+    int32_t *labels = NULL;
+    size_t n = 0;
+    mx_data_moments mo;
+    memset(&mo, 0, sizeof mo);
+    mx_analysis r;
+    st = mx_theta_stats_compute(run.config.mixup.alpha, &theta);
+    if (st == MX_OK) st = load_samples(&run, data, o.samples, &x, &labels, &n);
+    const int erm = theta.theta_var == 0 && theta.gamma2 == 0;
+    if (st == MX_OK && !erm) st = load_moments(&run, data, &mo);
+    if (st == MX_OK) {
+        mx_analysis_config cfg = {.theta_bar = run.rescale.theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,
+                                  .x_bar = run.rescale.x_bar, .y_bar = run.rescale.y_bar, .moments = erm ? NULL : &mo,
+                                  .batch = o.batch, .seed = o.seed};
+        st = mx_analyze(run.model, x, labels, n, &cfg, &r);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (st == MX_OK) {
+        if (o.json) print_json(&r, run.config.mixup.alpha);
+        else print_table(run_dir, &r, &run.config, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    }
+    mx_data_moments_free(&mo);
+    free(x);
+    free(labels);
+    mx_run_free(&run);
+    return st == MX_OK ? 0 : cli_report(st);
+}
