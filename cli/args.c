@@ -1,11 +1,10 @@
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "mixreg/parse.h"
 
 void cli_args_init(cli_args *a, const char *command, int argc, char **argv)
 {
@@ -64,24 +63,16 @@ int cli_flag_switch(cli_args *a, const char *name)
 
 double cli_parse_double(const cli_args *a, const char *name, double min, double max)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(a->value, &end);
-    if (end == a->value || *end || errno || !isfinite(v))
-        cli_usage_error("%s: %s: '%s' is not a number", a->command, name, a->value);
-    if (v < min || v > max) cli_usage_error("%s: %s must be in [%g, %g], got %s", a->command, name, min, max, a->value);
+    double v;
+    if (mx_parse_double(name, a->value, min, max, &v) != MX_OK) cli_usage_error("%s: %s", a->command, mx_error_message());
     return v;
 }
 
 size_t cli_parse_size(const cli_args *a, const char *name, size_t min, size_t max)
 {
-    char *end;
-    errno = 0;
-    if (a->value[0] == '-') cli_usage_error("%s: %s must be in %zu..%zu, got %s", a->command, name, min, max, a->value);
-    unsigned long long v = strtoull(a->value, &end, 10);
-    if (end == a->value || *end || errno) cli_usage_error("%s: %s: '%s' is not a whole number", a->command, name, a->value);
-    if (v < min || v > max) cli_usage_error("%s: %s must be in %zu..%zu, got %s", a->command, name, min, max, a->value);
-    return (size_t)v;
+    size_t v;
+    if (mx_parse_size(name, a->value, min, max, &v) != MX_OK) cli_usage_error("%s: %s", a->command, mx_error_message());
+    return v;
 }
 
 int cli_report(mx_status status)

@@ -50,10 +50,15 @@ static const char train_help[] =
     "  --val-split F            hold out F of the training set; best.safetensors = best validation accuracy\n"
     "  --log-every N            a JSONL/TensorBoard point every N steps (default 50, 0 = none)\n"
     "  --no-tensorboard         do not write RUN_DIR/tensorboard event files\n"
-    "  --tb-histograms          also log weight histograms to TensorBoard at each epoch end\n";
+    "  --tb-histograms          also log weight histograms to TensorBoard at each epoch end\n"
+    "rescaled prediction:\n"
+    "  --rescale-stats augmented|clean  the pass computing x_bar and y_bar after training uses the\n"
+    "                           training pipeline without mixing (augmented, the default, as the\n"
+    "                           paper's reference implementation) or clean images\n";
 
-/* Parses the flags into cfg; returns the --resume directory (or NULL) and
- * counts the flags other than --resume and --threads in *others. */
+/* Parses the flags into cfg through the shared flag table; returns the
+ * --resume directory (or NULL) and counts the flags other than --resume and
+ * --threads in *others. */
 static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg, int *others)
 {
     const char *resume = NULL;
@@ -61,79 +66,30 @@ static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg
     cli_args a;
     cli_args_init(&a, "train", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
-        (*others)++;
+        const char *arg = cli_current(&a);
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
             fputs(train_help, stdout);
             exit(0);
-        } else if (cli_flag_value(&a, "--resume")) {
-            resume = a.value;
-            (*others)--;
-        } else if (cli_flag_value(&a, "--save-every")) {
-            if (mx_save_every_parse(a.value, &cfg->save_every, &cfg->save_every_steps) != MX_OK)
-                cli_usage_error("train: %s", mx_error_message());
-        } else if (cli_flag_value(&a, "--keep")) {
-            cfg->keep = cli_parse_size(&a, "--keep", 0, 1000000);
-        } else if (cli_flag_value(&a, "--val-split")) {
-            cfg->val_split = cli_parse_double(&a, "--val-split", 0, 0.9);
-        } else if (cli_flag_value(&a, "--log-every")) {
-            cfg->log_every = cli_parse_size(&a, "--log-every", 0, (size_t)1 << 40);
-        } else if (cli_flag_switch(&a, "--no-tensorboard")) {
-            cfg->tensorboard = 0;
-        } else if (cli_flag_switch(&a, "--tb-histograms")) {
-            cfg->tb_histograms = 1;
-        } else if (cli_flag_value(&a, "--data")) {
-            if (strlen(a.value) >= sizeof cfg->data) cli_usage_error("train: --data: path too long");
-            strcpy(cfg->data, a.value);
-        } else if (cli_flag_value(&a, "--model")) {
-            if (strcmp(a.value, "mlp") && strcmp(a.value, "logreg"))
-                cli_usage_error("train: --model: unknown '%s' (available: %s)", a.value, mx_model_arch_names());
-            strcpy(cfg->model.arch, a.value);
-        } else if (cli_flag_value(&a, "--hidden")) {
-            if (mx_model_spec_set_hidden(&cfg->model, a.value) != MX_OK) cli_usage_error("train: %s", mx_error_message());
-        } else if (cli_flag_value(&a, "--epochs")) {
-            cfg->epochs = cli_parse_size(&a, "--epochs", 1, 100000);
-        } else if (cli_flag_value(&a, "--batch-size")) {
-            cfg->batch_size = cli_parse_size(&a, "--batch-size", 1, 65536);
-        } else if (cli_flag_value(&a, "--mixup-alpha")) {
-            cfg->mixup.alpha = cli_parse_double(&a, "--mixup-alpha", 0, 1e6);
-        } else if (cli_flag_value(&a, "--mixup-mode")) {
-            if (mx_mix_mode_parse(a.value, &cfg->mixup.mode) != MX_OK) cli_usage_error("train: %s", mx_error_message());
-        } else if (cli_flag_value(&a, "--mixup-partner")) {
-            if (mx_partner_parse(a.value, &cfg->mixup.partner) != MX_OK) cli_usage_error("train: %s", mx_error_message());
-        } else if (cli_flag_switch(&a, "--mixup-only-inputs")) {
-            cfg->mixup.mix_labels = 0;
-        } else if (cli_flag_switch(&a, "--mixup-only-labels")) {
-            cfg->mixup.mix_inputs = 0;
-        } else if (cli_flag_switch(&a, "--mixup-theta")) {
-            cfg->mixup.theta_form = 1;
-        } else if (cli_flag_value(&a, "--label-smoothing")) {
-            cfg->mixup.label_smoothing = cli_parse_double(&a, "--label-smoothing", 0, 0.999);
-        } else if (cli_flag_value(&a, "--lr")) {
-            cfg->lr = cli_parse_double(&a, "--lr", 1e-12, 1e3);
-        } else if (cli_flag_value(&a, "--momentum")) {
-            cfg->momentum = cli_parse_double(&a, "--momentum", 0, 0.999999);
-        } else if (cli_flag_switch(&a, "--nesterov")) {
-            cfg->nesterov = 1;
-        } else if (cli_flag_value(&a, "--weight-decay")) {
-            cfg->weight_decay = cli_parse_double(&a, "--weight-decay", 0, 1);
-        } else if (cli_flag_value(&a, "--schedule")) {
-            if (strlen(a.value) >= sizeof cfg->schedule) cli_usage_error("train: --schedule: too long");
-            strcpy(cfg->schedule, a.value);
-        } else if (cli_flag_value(&a, "--warmup-epochs")) {
-            cfg->warmup_epochs = cli_parse_double(&a, "--warmup-epochs", 0, 100000);
-        } else if (cli_flag_value(&a, "--seed")) {
-            cfg->seed = cli_parse_size(&a, "--seed", 0, (size_t)1 << 53);
-        } else if (cli_flag_value(&a, "--threads")) {
-            cfg->threads = (int)cli_parse_size(&a, "--threads", 1, 1024);
-            (*others)--;
-        } else if (cli_flag_value(&a, "--out")) {
-            if (!a.value[0] || strlen(a.value) >= sizeof cfg->out) cli_usage_error("train: --out: empty or too long");
-            strcpy(cfg->out, a.value);
-        } else if (cli_flag_value(&a, "--max-steps")) {
-            cfg->max_steps = cli_parse_size(&a, "--max-steps", 1, (size_t)1 << 40);
-        } else {
-            cli_unknown_argument(&a);
         }
+        if (cli_flag_value(&a, "--resume")) {
+            resume = a.value;
+            continue;
+        }
+        /* "--name", "--name=value" or "--name value": the name decides which. */
+        char name[64];
+        size_t len = strcspn(arg, "=");
+        if (strncmp(arg, "--", 2) || len - 2 >= sizeof name) cli_unknown_argument(&a);
+        memcpy(name, arg + 2, len - 2);
+        name[len - 2] = '\0';
+        mx_flag_kind kind = mx_train_flag_kind(name);
+        if (kind == MX_FLAG_UNKNOWN) cli_unknown_argument(&a);
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s", name);
+        const char *value = NULL;
+        if (kind == MX_FLAG_VALUE && cli_flag_value(&a, flag)) value = a.value;
+        if (kind == MX_FLAG_SWITCH) cli_flag_switch(&a, flag); /* rejects "--switch=value" */
+        if (mx_train_config_set(cfg, name, value) != MX_OK) cli_usage_error("train: %s", mx_error_message());
+        if (strcmp(name, "threads")) (*others)++;
     }
     return resume;
 }

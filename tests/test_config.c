@@ -55,8 +55,36 @@ static void test_rejects(void)
     CHECK(mx_train_config_validate(&c) == MX_ERR_ARG);
 }
 
+/* The shared flag table: values checked as on the command line, switches
+ * settable both ways, unknown names refused. */
+static void test_flag_table(void)
+{
+    mx_train_config cfg;
+    mx_train_config_default(&cfg);
+    CHECK(mx_train_flag_kind("mixup-alpha") == MX_FLAG_VALUE);
+    CHECK(mx_train_flag_kind("mixup-theta") == MX_FLAG_SWITCH);
+    CHECK(mx_train_flag_kind("mixup-beta") == MX_FLAG_UNKNOWN);
+    CHECK(mx_train_config_set(&cfg, "mixup-alpha", "0.4") == MX_OK && cfg.mixup.alpha == 0.4);
+    CHECK(mx_train_config_set(&cfg, "mixup-alpha", "-1") == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "--mixup-alpha") != NULL);
+    CHECK(cfg.mixup.alpha == 0.4);
+    CHECK(mx_train_config_set(&cfg, "mixup-theta", NULL) == MX_OK && cfg.mixup.theta_form == 1);
+    CHECK(mx_train_config_set(&cfg, "mixup-theta", "false") == MX_OK && cfg.mixup.theta_form == 0);
+    CHECK(mx_train_config_set(&cfg, "mixup-theta", "maybe") == MX_ERR_ARG);
+    CHECK(mx_train_config_set(&cfg, "no-tensorboard", "yes") == MX_OK && cfg.tensorboard == 0);
+    CHECK(mx_train_config_set(&cfg, "no-tensorboard", "no") == MX_OK && cfg.tensorboard == 1);
+    CHECK(mx_train_config_set(&cfg, "lr", NULL) == MX_ERR_ARG);
+    CHECK(mx_train_config_set(&cfg, "model", "resnet9000") == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "mlp") != NULL);
+    CHECK(mx_train_config_set(&cfg, "rescale-stats", "clean") == MX_OK && cfg.rescale_stats == MX_RESCALE_CLEAN);
+    CHECK(mx_train_config_set(&cfg, "rescale-stats", "dirty") == MX_ERR_ARG);
+    CHECK(mx_train_config_set(&cfg, "seed", "12") == MX_OK && cfg.seed == 12);
+    CHECK(mx_train_config_set(&cfg, "frobnicate", "1") == MX_ERR_ARG);
+}
+
 int main(void)
 {
+    test_flag_table();
     test_round_trip();
     test_rejects();
     CHECK_DONE();

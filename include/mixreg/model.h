@@ -32,6 +32,8 @@ typedef struct mx_model mx_model;
 
 /* Comma-separated names of every architecture, for help and error messages. */
 const char *mx_model_arch_names(void);
+/* 1 if arch names an architecture this build has. */
+int mx_model_arch_known(const char *arch);
 
 /* Parses "512,512" into spec->hidden; MX_ERR_ARG on an empty list, zero or junk. */
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list);

@@ -14,6 +14,11 @@
 
 #define MX_PATH_MAX 1024
 
+/* Which training pipeline the rescale statistics' pass uses: the training
+ * augmentation without mixing (as the paper's reference implementation), or
+ * clean images. */
+typedef enum { MX_RESCALE_AUGMENTED, MX_RESCALE_CLEAN } mx_rescale_source;
+
 typedef struct {
     char data[MX_PATH_MAX];      /* "fashion-mnist", "idx:DIR" or DIR */
     mx_model_spec model;         /* arch and hidden widths; input shape and classes come from the data */
@@ -37,6 +42,7 @@ typedef struct {
     size_t log_every;            /* per-step JSONL / TensorBoard line every N steps (0 = none) */
     int tensorboard;             /* write TensorBoard events to RUN_DIR/tensorboard */
     int tb_histograms;           /* also weight histograms at each epoch end */
+    mx_rescale_source rescale_stats;
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);
@@ -46,6 +52,17 @@ mx_status mx_train_config_validate(const mx_train_config *cfg);
  * are an error when reading, so a config never silently loses a setting. */
 char *mx_train_config_to_json(const mx_train_config *cfg);
 mx_status mx_train_config_from_json(const char *json, mx_train_config *cfg);
+
+/* The training flags by name without the dashes ("mixup-alpha"), shared by
+ * the command line and experiment files. A switch takes value NULL (on) or
+ * true/false, yes/no, on/off, 1/0; every value is checked as on the command
+ * line, with the same message. */
+typedef enum { MX_FLAG_UNKNOWN = -1, MX_FLAG_SWITCH = 0, MX_FLAG_VALUE = 1 } mx_flag_kind;
+mx_flag_kind mx_train_flag_kind(const char *name);
+mx_status mx_train_config_set(mx_train_config *cfg, const char *name, const char *value);
+
+const char *mx_rescale_source_name(mx_rescale_source source);
+mx_status mx_rescale_source_parse(const char *what, const char *text, mx_rescale_source *out);
 
 const char *mx_mix_mode_name(mx_mix_mode mode);
 const char *mx_partner_name(mx_partner partner);

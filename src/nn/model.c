@@ -8,6 +8,8 @@
 
 const char *mx_model_arch_names(void) { return "mlp, logreg"; }
 
+int mx_model_arch_known(const char *arch) { return !strcmp(arch, "mlp") || !strcmp(arch, "logreg"); }
+
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list)
 {
     size_t count = 0;
@@ -40,7 +42,7 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
     model->spec = *spec;
     model->max_batch = max_batch;
     mx_status st;
-    if (!strcmp(spec->arch, "mlp") || !strcmp(spec->arch, "logreg")) {
+    if (mx_model_arch_known(spec->arch)) {
         if (!strcmp(spec->arch, "logreg")) model->spec.num_hidden = 0;
         st = mx_mlp_create(model);
     } else {

@@ -15,6 +15,19 @@ static const char *const partner_names[] = {"perm", "flip", "roll"};
 const char *mx_mix_mode_name(mx_mix_mode mode) { return (unsigned)mode < 3 ? mode_names[mode] : "?"; }
 const char *mx_partner_name(mx_partner partner) { return (unsigned)partner < 3 ? partner_names[partner] : "?"; }
 
+const char *mx_rescale_source_name(mx_rescale_source source)
+{
+    return source == MX_RESCALE_CLEAN ? "clean" : "augmented";
+}
+
+mx_status mx_rescale_source_parse(const char *what, const char *text, mx_rescale_source *out)
+{
+    if (!strcmp(text, "augmented")) *out = MX_RESCALE_AUGMENTED;
+    else if (!strcmp(text, "clean")) *out = MX_RESCALE_CLEAN;
+    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected augmented or clean)", what, text);
+    return MX_OK;
+}
+
 mx_status mx_mix_mode_parse(const char *text, mx_mix_mode *out)
 {
     for (int i = 0; i < 3; i++)
@@ -136,6 +149,7 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddNumberToObject(o, "log_every", (double)cfg->log_every);
     cJSON_AddBoolToObject(o, "tensorboard", cfg->tensorboard);
     cJSON_AddBoolToObject(o, "tb_histograms", cfg->tb_histograms);
+    cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     return text;
@@ -246,6 +260,10 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "log_every")) return get_size(item, &cfg->log_every);
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
+    if (!strcmp(k, "rescale_stats")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_rescale_source_parse("config: rescale_stats", text, &cfg->rescale_stats);
+    }
     return mx_error_set(MX_ERR_FORMAT, "config: unknown key '%s'", k);
 }
 
