@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/calibration.h"
+#include "mixreg/eval_modes.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/plot.h"
 #include "mixreg/predictions.h"
@@ -41,15 +42,6 @@ typedef struct {
     size_t batch, bins;
     double val_split;
 } eval_options;
-
-typedef struct {
-    const char *name;
-    float *logits;        /* n x C, owned */
-    double temperature;   /* 1 = none */
-    mx_metrics metrics;
-    double *rel_conf, *rel_acc;
-    size_t *rel_count;
-} eval_mode;
 
 static void parse_eval_flags(int argc, char **argv, eval_options *o, const char **run_dir)
 {
@@ -93,31 +85,7 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
     if (!*run_dir) cli_usage_error("eval: missing RUN_DIR (see mixreg eval --help)");
 }
 
-/* Fits T on the run's validation hold-out (or a fresh split of the training data). */
-static mx_status fit_temperature(mx_run *run, const char *data, const eval_options *o, int rescaled, double *t,
-                                 size_t *n_fit, int *seen_in_training)
-{
-    mx_dataset full = {0}, train = {0}, val = {0};
-    double fraction = run->config.val_split > 0 ? run->config.val_split : o->val_split;
-    *seen_in_training = !(run->config.val_split > 0);
-    mx_status st = mx_data_load(data, "train", &full);
-    if (st == MX_OK) st = mx_dataset_split(&full, run->config.seed, fraction, &train, &val);
-    mx_dataset_free(&full);
-    mx_dataset_free(&train);
-    size_t classes = mx_model_get_spec(run->model)->num_classes;
-    float *logits = st == MX_OK ? malloc(val.n * classes * sizeof(float) + 1) : NULL;
-    int32_t *labels = st == MX_OK ? malloc(val.n * sizeof(int32_t) + 1) : NULL;
-    if (st == MX_OK && (!logits || !labels)) st = mx_error_set(MX_ERR_NOMEM, "out of memory fitting the temperature");
-    if (st == MX_OK) st = mx_evaluate_logits(run->model, &val, &run->normalizer, rescaled ? &run->rescale : NULL, logits, labels);
-    if (st == MX_OK) st = mx_temperature_fit(logits, labels, val.n, classes, t);
-    *n_fit = val.n;
-    free(logits);
-    free(labels);
-    mx_dataset_free(&val);
-    return st;
-}
-
-static void print_json(const eval_mode *modes, size_t count, double theta_bar, const char *fit_note)
+static void print_json(const mx_eval_mode *modes, size_t count, double theta_bar, const char *fit_note)
 {
     char text[512];
     printf("{");
@@ -133,47 +101,7 @@ static void print_json(const eval_mode *modes, size_t count, double theta_bar, c
     printf(", \"theta_bar\": %.10g%s}\n", theta_bar, fit_note);
 }
 
-static mx_status evaluate_modes(mx_run *run, const mx_dataset *test, const eval_options *o, const char *data,
-                                eval_mode *modes, size_t *count, int32_t *labels, char *fit_note, size_t note_cap)
-{
-    size_t classes = mx_model_get_spec(run->model)->num_classes, n = test->n;
-    const int base_rescaled[2] = {0, 1};
-    const char *names[2][2] = {{"plain", "temperature"}, {"rescaled", "rescaled+temperature"}};
-    mx_status st = MX_OK;
-    *count = 0;
-    for (int r = 0; r < 2 && st == MX_OK; r++) {
-        if (!(r ? o->want_rescaled : o->want_plain)) continue;
-        for (int temp = 0; temp <= o->fit_temperature && st == MX_OK; temp++) {
-            eval_mode *m = &modes[(*count)++];
-            m->name = names[r][temp];
-            m->temperature = 1.0;
-            m->logits = malloc(n * classes * sizeof(float) + 1);
-            m->rel_conf = calloc(o->bins, sizeof(double));
-            m->rel_acc = calloc(o->bins, sizeof(double));
-            m->rel_count = calloc(o->bins, sizeof(size_t));
-            if (!m->logits || !m->rel_conf || !m->rel_acc || !m->rel_count)
-                return mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
-            st = mx_evaluate_logits(run->model, test, &run->normalizer, base_rescaled[r] ? &run->rescale : NULL, m->logits,
-                                    labels);
-            if (st == MX_OK && temp) {
-                size_t n_fit;
-                int seen;
-                st = fit_temperature(run, data, o, r, &m->temperature, &n_fit, &seen);
-                if (st == MX_OK) {
-                    mx_logits_scale(m->logits, n * classes, m->temperature);
-                    snprintf(fit_note, note_cap, ", \"temperature_fit\": {\"n\": %zu, \"seen_in_training\": %s}", n_fit,
-                             seen ? "true" : "false");
-                }
-            }
-            if (st == MX_OK)
-                st = mx_metrics_from_logits(m->logits, labels, n, classes, o->bins, &m->metrics, m->rel_conf, m->rel_acc,
-                                            m->rel_count);
-        }
-    }
-    return st;
-}
-
-static mx_status write_outputs(const eval_mode *modes, size_t count, const int32_t *labels, size_t n, size_t classes,
+static mx_status write_outputs(const mx_eval_mode *modes, size_t count, const int32_t *labels, size_t n, size_t classes,
                                const eval_options *o, const char *run_dir)
 {
     mx_status st = MX_OK;
@@ -188,7 +116,7 @@ static mx_status write_outputs(const eval_mode *modes, size_t count, const int32
     }
     if (st == MX_OK && o->predictions) {
         /* The rescaled prediction is the one a mixup model should be used with. */
-        const eval_mode *m = &modes[0];
+        const mx_eval_mode *m = &modes[0];
         for (size_t i = 0; i < count; i++)
             if (!strcmp(modes[i].name, "rescaled")) m = &modes[i];
         float *probs = malloc(n * classes * sizeof(float) + 1);
@@ -212,19 +140,17 @@ int cmd_eval(int argc, char **argv)
     if (st != MX_OK) return cli_report(st);
     const char *data = o.data ? o.data : run.config.data;
     mx_dataset test = {0};
-    eval_mode modes[4];
-    memset(modes, 0, sizeof modes);
-    size_t count = 0;
+    mx_eval_report report = {0};
     char fit_note[160] = "";
-    int32_t *labels = NULL;
     st = mx_data_load(data, "test", &test);
-    if (st == MX_OK) {
-        labels = malloc(test.n * sizeof(int32_t) + 1);
-        st = labels ? evaluate_modes(&run, &test, &o, data, modes, &count, labels, fit_note, sizeof fit_note)
-                    : mx_error_set(MX_ERR_NOMEM, "out of memory for labels");
-    }
-    if (st == MX_OK)
-        st = write_outputs(modes, count, labels, test.n, mx_model_get_spec(run.model)->num_classes, &o, run_dir);
+    mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split};
+    if (st == MX_OK) st = mx_eval_report_compute(&run, &test, NULL, data, &request, &report);
+    if (report.fit_n)
+        snprintf(fit_note, sizeof fit_note, ", \"temperature_fit\": {\"n\": %zu, \"seen_in_training\": %s}", report.fit_n,
+                 report.fit_seen_in_training ? "true" : "false");
+    const mx_eval_mode *modes = report.modes;
+    size_t count = report.count;
+    if (st == MX_OK) st = write_outputs(modes, count, report.labels, test.n, report.classes, &o, run_dir);
     if (st == MX_OK) {
         if (o.json) {
             print_json(modes, count, run.rescale.theta_bar, fit_note);
@@ -234,18 +160,12 @@ int cmd_eval(int argc, char **argv)
             for (size_t i = 0; i < count; i++) print_metrics_row(modes[i].name, &modes[i].metrics);
             for (size_t i = 0; i < count; i++)
                 if (modes[i].temperature != 1.0) printf("%s: T = %.4f\n", modes[i].name, modes[i].temperature);
-            if (strstr(fit_note, "true"))
+            if (report.fit_n && report.fit_seen_in_training)
                 printf("note: no validation split in this run; T was fitted on %.0f%% of the training set, which the "
                        "model saw in training\n", 100 * o.val_split);
         }
     }
-    for (size_t i = 0; i < count; i++) {
-        free(modes[i].logits);
-        free(modes[i].rel_conf);
-        free(modes[i].rel_acc);
-        free(modes[i].rel_count);
-    }
-    free(labels);
+    mx_eval_report_free(&report);
     mx_dataset_free(&test);
     mx_run_free(&run);
     return st == MX_OK ? 0 : cli_report(st);

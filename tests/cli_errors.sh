@@ -23,7 +23,7 @@ expect_status 2 "takes no value" -- train --mixup-theta=yes
 expect_status 2 "--threads" -- train --threads -3
 expect_status 2 "exclude each other" -- train --mixup-only-inputs --mixup-only-labels
 expect_status 1 "no/such/dir" -- train --data "$WORK/no/such/dir" --out "$WORK/run"
-expect_status 2 "unknown kind" -- train --data cifar10:x --out "$WORK/run"
+expect_status 2 "unknown kind" -- train --data foo:x --out "$WORK/run"
 expect_status 2 "missing RUN_DIR" -- eval
 expect_status 1 "model.safetensors" -- eval "$WORK/not-a-run"
 expect_status 2 "--rescale" -- eval "$WORK" --rescale sometimes
