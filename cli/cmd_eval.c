@@ -142,7 +142,7 @@ int cmd_eval(int argc, char **argv)
     mx_dataset test = {0};
     mx_eval_report report = {0};
     char fit_note[160] = "";
-    st = mx_data_load(data, "test", &test);
+    st = mx_data_load_labels(data, "test", run.config.labels, &test);
     mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split};
     if (st == MX_OK) st = mx_eval_report_compute(&run, &test, NULL, data, &request, &report);
     if (report.fit_n)

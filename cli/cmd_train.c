@@ -18,7 +18,8 @@ static const char train_help[] =
     "(plain and with the paper's rescaled prediction) and writes a run directory.\n"
     "\n"
     "data and model:\n"
-    "  --data fashion-mnist|idx:DIR|DIR  dataset (default fashion-mnist)\n"
+    "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|DIR  dataset (default fashion-mnist)\n"
+    "  --label fine|coarse      CIFAR-100 labels: 100 fine or 20 coarse classes (default fine)\n"
     "  --model mlp|logreg       architecture (default mlp)\n"
     "  --hidden W1,W2,...       MLP hidden widths (default 512,512)\n"
     "mixup:\n"
@@ -115,11 +116,12 @@ static int resume_training(const char *dir, int threads)
     char data[MX_PATH_MAX];
     snprintf(data, sizeof data, "%s", saved.config.data);
     size_t step = saved.step;
+    mx_label_kind labels = saved.config.labels;
     mx_set_threads(threads ? threads : saved.config.threads);
     mx_run_free(&saved);
     mx_dataset train = {0}, test = {0};
-    st = mx_data_load(data, "train", &train);
-    if (st == MX_OK) st = mx_data_load(data, "test", &test);
+    st = mx_data_load_labels(data, "train", labels, &train);
+    if (st == MX_OK) st = mx_data_load_labels(data, "test", labels, &test);
     if (st != MX_OK) {
         mx_dataset_free(&train);
         return cli_report(st);
@@ -162,8 +164,8 @@ int cmd_train(int argc, char **argv)
     mx_set_threads(cfg.threads);
 
     mx_dataset train = {0}, test = {0};
-    st = mx_data_load(cfg.data, "train", &train);
-    if (st == MX_OK) st = mx_data_load(cfg.data, "test", &test);
+    st = mx_data_load_labels(cfg.data, "train", cfg.labels, &train);
+    if (st == MX_OK) st = mx_data_load_labels(cfg.data, "test", cfg.labels, &test);
     if (st != MX_OK) {
         mx_dataset_free(&train);
         return cli_report(st);

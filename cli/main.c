@@ -10,13 +10,14 @@ static const char usage[] =
     "usage: mixreg <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train   train a model (default: an MLP on Fashion-MNIST with Mixup, alpha 1)\n"
-    "  eval    evaluate a run directory: accuracy, NLL, ECE, MCE, Brier, plain and rescaled\n"
-    "  predict top-k classes for PNG images or a test split (rescaled for mixup models)\n"
-    "  analyze Jacobian/Lipschitz estimates and the paper's Taylor regularisation terms for a run\n"
-    "  theta   theta_bar, Var(theta), gamma^2 and the implied label smoothing for an alpha\n"
-    "  runs    list run directories with their settings and final metrics\n"
-    "  bench   time the training step (compare with the PyTorch peer)\n"
+    "  train       train a model (default: an MLP on Fashion-MNIST with Mixup, alpha 1)\n"
+    "  eval        evaluate a run directory: accuracy, NLL, ECE, MCE, Brier, plain and rescaled\n"
+    "  predict     top-k classes for PNG images or a test split (rescaled for mixup models)\n"
+    "  analyze     Jacobian/Lipschitz estimates and the paper's Taylor regularisation terms for a run\n"
+    "  experiment  a grid of runs from a file, with a table, figures and an HTML report\n"
+    "  theta       theta_bar, Var(theta), gamma^2 and the implied label smoothing for an alpha\n"
+    "  runs        list run directories with their settings and final metrics\n"
+    "  bench       time the training step (compare with the PyTorch peer)\n"
     "\n"
     "mixreg <command> --help shows a command's options; mixreg --version the version.\n";
 
@@ -42,5 +43,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 2, argv + 2);
-    cli_usage_error("unknown command '%s' (commands: train, eval, predict, analyze, theta, runs, bench; see mixreg --help)", cmd);
+    if (!strcmp(cmd, "experiment")) return cmd_experiment(argc - 2, argv + 2);
+    cli_usage_error("unknown command '%s' (commands: train, eval, predict, analyze, experiment, theta, runs, bench; see mixreg --help)", cmd);
 }

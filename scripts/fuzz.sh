@@ -13,11 +13,28 @@ build() { # target sources...
     clang "${FLAGS[@]}" "$@" "tests/fuzz/$target.c" -o "$OUT/$target" $(pkg-config --cflags --libs libcjson zlib) -lm
 }
 build fuzz_safetensors src/core/error.c src/io/fileio.c src/io/safetensors.c
+build fuzz_idx src/core/error.c src/data/idx.c
+build fuzz_cifar src/core/error.c src/data/cifar.c src/data/dataset.c src/data/idx.c
+
+ramp() { printf "$(printf '\\x%02x' $(seq 0 $(($1 - 1))))"; } # the bytes 0 to $1 - 1 (at most 256)
+pixels() { for _ in $(seq 12); do ramp 256; done; }          # 3072 bytes: one CIFAR image
+seed() { # target corpus: writes a small valid file of each kind the target reads
+    case $1 in
+    fuzz_safetensors) cp tests/fixtures/*.safetensors "$2/" ;;
+    fuzz_idx)
+        { printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x04'; ramp 24; } > "$2/seed-images"
+        printf '\x00\x00\x08\x01\x00\x00\x00\x03\x00\x01\x02' > "$2/seed-labels"
+        gzip -n -c "$2/seed-images" > "$2/seed-images.gz" ;;
+    fuzz_cifar)
+        { printf '\x03'; pixels; printf '\x09'; pixels; } > "$2/seed-cifar10"
+        { printf '\x07\x2a'; pixels; printf '\x13\x63'; pixels; } > "$2/seed-cifar100" ;;
+    esac
+}
 for target in "$OUT"/fuzz_*; do
     name=$(basename "$target")
     corpus="$OUT/corpus-$name"
     mkdir -p "$corpus"
-    cp tests/fixtures/*.safetensors "$corpus/" 2> /dev/null || true
+    seed "$name" "$corpus"
     echo "fuzzing $name for ${SECONDS_PER_TARGET}s"
     "$target" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
 done

@@ -1,6 +1,6 @@
 /* Datasets held in memory as uint8 images plus int32 labels, read from the
- * IDX format (MNIST family, raw or gzip), and turned into normalised float
- * batches at the last moment. */
+ * IDX format (MNIST family, raw or gzip) or CIFAR-10/100's binary version, and
+ * turned into normalised float batches at the last moment. */
 #ifndef MIXREG_DATA_H
 #define MIXREG_DATA_H
 
@@ -14,7 +14,7 @@
 typedef struct {
     size_t n;            /* number of samples */
     size_t channels, height, width;
-    size_t num_classes;  /* 1 + the largest label seen */
+    size_t num_classes;  /* IDX: 1 + the largest label seen; CIFAR: fixed by the format */
     uint8_t *pixels;     /* n x channels x height x width, row-major (NCHW) */
     int32_t *labels;     /* n */
 } mx_dataset;
@@ -29,6 +29,12 @@ mx_status mx_idx_read_images(const char *path, uint8_t **pixels, size_t *n,
 
 /* Reads an IDX label file (magic 0x00000801: n uint8 labels). */
 mx_status mx_idx_read_labels(const char *path, int32_t **labels, size_t *n);
+
+/* The same two readers over raw (not gzip) IDX bytes already in memory, with
+ * the same checks and messages; `name` stands for the file in them. */
+mx_status mx_idx_parse_images(const char *name, const void *data, size_t len, uint8_t **pixels, size_t *n,
+                              size_t *rows, size_t *cols);
+mx_status mx_idx_parse_labels(const char *name, const void *data, size_t len, int32_t **labels, size_t *n);
 
 /* Loads split "train" or "test" of an IDX directory: DIR/train-images-idx3-ubyte
  * and DIR/train-labels-idx1-ubyte (or t10k-* for test), each optionally with a
@@ -63,5 +69,31 @@ mx_status mx_normalizer_init(mx_normalizer *nz, size_t channels, const float *me
 /* Gathers samples idx[0..n) into x (n x sample_size floats, normalised) and y. */
 void mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx,
                        size_t n, float *x, int32_t *y);
+
+/* ---- CIFAR-10 / CIFAR-100, binary version ------------------------------- */
+
+/* Which CIFAR-100 label a sample gets: one of 100 fine classes or one of 20
+ * coarse superclasses. CIFAR-10 has only one kind (MX_LABEL_FINE). */
+typedef enum { MX_LABEL_FINE, MX_LABEL_COARSE } mx_label_kind;
+
+#define MX_CIFAR_SIDE 32
+#define MX_CIFAR_PIXELS (3 * MX_CIFAR_SIDE * MX_CIFAR_SIDE)  /* 3072: R, G, B planes, row-major */
+
+/* Loads split "train" or "test" of the binary version of CIFAR-10
+ * (cifar100 = 0: DIR/data_batch_1.bin .. data_batch_5.bin, DIR/test_batch.bin;
+ * records of 1 label byte + 3072 pixel bytes) or CIFAR-100 (cifar100 = 1:
+ * DIR/train.bin, DIR/test.bin; records of 1 coarse + 1 fine label byte + 3072
+ * pixel bytes). The result is 3 x 32 x 32 (NCHW); num_classes is fixed by the
+ * format: 10, 100 (fine) or 20 (coarse). Errors name the file: missing, empty,
+ * a size that is not a whole number of records (MX_ERR_FORMAT, with the bytes
+ * left over), a label byte out of range (MX_ERR_FORMAT, with the record index).
+ * MX_ERR_ARG for coarse labels with CIFAR-10 or an unknown split. */
+mx_status mx_dataset_load_cifar(const char *dir, int cifar100, mx_label_kind labels, const char *split,
+                                mx_dataset *out);
+
+/* Decodes one CIFAR batch file's bytes already in memory with the same checks
+ * and messages (`name` stands for the file) into a new dataset. */
+mx_status mx_cifar_parse(const char *name, const void *data, size_t len, int cifar100, mx_label_kind labels,
+                         mx_dataset *out);
 
 #endif

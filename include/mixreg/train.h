@@ -43,6 +43,7 @@ typedef struct {
     int tensorboard;             /* write TensorBoard events to RUN_DIR/tensorboard */
     int tb_histograms;           /* also weight histograms at each epoch end */
     mx_rescale_source rescale_stats;
+    mx_label_kind labels;        /* CIFAR-100: fine (default) or coarse labels */
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);
@@ -63,6 +64,7 @@ mx_status mx_train_config_set(mx_train_config *cfg, const char *name, const char
 
 const char *mx_rescale_source_name(mx_rescale_source source);
 mx_status mx_rescale_source_parse(const char *what, const char *text, mx_rescale_source *out);
+mx_status mx_label_kind_parse(const char *what, const char *text, mx_label_kind *out);
 
 const char *mx_mix_mode_name(mx_mix_mode mode);
 const char *mx_partner_name(mx_partner partner);

@@ -3,7 +3,9 @@
  * through zlib so that raw and gzip files take the same path; zlib tells them
  * apart by content. Every way a file can be wrong gets its own message naming
  * the file, because a bad download is the common case and the user must be
- * able to tell a truncated file from a wrong one. */
+ * able to tell a truncated file from a wrong one. The same parser also runs
+ * over bytes already in memory (mx_idx_parse_*), which is what the fuzz
+ * target drives. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,16 +25,32 @@
  * pieces that fit both. */
 #define IDX_READ_CHUNK (1u << 30)
 #define IDX_GZ_BUFFER (1u << 17)
+/* The payload buffer starts at this size (or the payload's, if smaller) and
+ * doubles as data arrives, so that a few bytes claiming a 2 GiB payload cost
+ * a megabyte, not 2 GiB, before they are found to be truncated. */
+#define IDX_FIRST_ALLOC ((size_t)1 << 20)
 
+/* A file read through zlib (raw or gzip), or, when gz is NULL, raw bytes in
+ * memory. */
 typedef struct {
     gzFile gz;
+    const unsigned char *mem;
+    size_t mem_len, mem_pos;
     const char *path;
 } idx_file;
 
-static mx_status idx_open(idx_file *f, const char *path)
+static void idx_open_memory(idx_file *f, const char *name, const void *data, size_t len)
 {
     f->gz = NULL;
-    f->path = path;
+    f->mem = data;
+    f->mem_len = data ? len : 0;
+    f->mem_pos = 0;
+    f->path = name;
+}
+
+static mx_status idx_open(idx_file *f, const char *path)
+{
+    idx_open_memory(f, path, NULL, 0);
     /* open() rather than gzopen() so that errno is reliably the reason. */
     int fd = open(path, O_RDONLY);
     if (fd < 0) return mx_error_set(MX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -90,6 +108,13 @@ static mx_status idx_classify_short_read(const idx_file *f)
  * clean truncation. */
 static mx_status idx_read(idx_file *f, void *buf, size_t len, size_t *got)
 {
+    if (!f->gz) {
+        size_t left = f->mem_len - f->mem_pos, k = len < left ? len : left;
+        if (k) memcpy(buf, f->mem + f->mem_pos, k);
+        f->mem_pos += k;
+        *got = k;
+        return MX_OK;
+    }
     unsigned char *p = buf;
     z_off_t start = gztell(f->gz);
     size_t done = 0;
@@ -149,15 +174,34 @@ static mx_status idx_read_header(idx_file *f, uint32_t expected_magic, size_t nd
     return MX_OK;
 }
 
-/* Reads exactly len payload bytes into buf. */
-static mx_status idx_read_payload(idx_file *f, void *buf, size_t len, const char *what)
+/* Reads exactly len (> 0) payload bytes into a new buffer *out, grown as
+ * the bytes arrive (IDX_FIRST_ALLOC). */
+static mx_status idx_read_payload(idx_file *f, size_t len, const char *what, uint8_t **out)
 {
-    size_t got = 0;
-    mx_status st = idx_read(f, buf, len, &got);
-    if (st != MX_OK) return st;
-    if (got < len)
-        return mx_error_set(MX_ERR_FORMAT, "%s: truncated payload: expected %zu bytes of %s, got %zu", f->path, len,
-                            what, got);
+    *out = NULL;
+    size_t cap = len < IDX_FIRST_ALLOC ? len : IDX_FIRST_ALLOC, done = 0;
+    uint8_t *buf = NULL;
+    for (;;) {
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown) {
+            free(buf);
+            return mx_error_set(MX_ERR_NOMEM, "%s: out of memory for %zu bytes of %s", f->path, len, what);
+        }
+        buf = grown;
+        size_t got = 0;
+        mx_status st = idx_read(f, buf + done, cap - done, &got);
+        done += got;
+        if (st == MX_OK && done < cap)
+            st = mx_error_set(MX_ERR_FORMAT, "%s: truncated payload: expected %zu bytes of %s, got %zu", f->path,
+                              len, what, done);
+        if (st != MX_OK) {
+            free(buf);
+            return st;
+        }
+        if (done == len) break;
+        cap = len - cap < cap ? len : 2 * cap;
+    }
+    *out = buf;
     return MX_OK;
 }
 
@@ -166,6 +210,13 @@ static mx_status idx_read_payload(idx_file *f, void *buf, size_t len, const char
  * and length), which is where a corrupted stream often shows. */
 static mx_status idx_expect_end(idx_file *f, size_t payload_len)
 {
+    if (!f->gz) {
+        size_t left = f->mem_len - f->mem_pos;
+        if (left > 0)
+            return mx_error_set(MX_ERR_FORMAT, "%s: %zu bytes of trailing data after the %zu-byte payload", f->path,
+                                left, payload_len);
+        return MX_OK;
+    }
     unsigned char scratch[4096];
     uint64_t extra = 0;
     for (;;) {
@@ -205,9 +256,8 @@ static mx_status idx_read_images_from(idx_file *f, uint8_t **pixels, size_t *n, 
     if (st == MX_OK) st = idx_check_image_dims(f->path, dims);
     if (st != MX_OK) return st;
     size_t len = (size_t)dims[0] * dims[1] * dims[2];
-    uint8_t *buf = malloc(len);
-    if (!buf) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory for %zu bytes of pixels", f->path, len);
-    st = idx_read_payload(f, buf, len, "pixels");
+    uint8_t *buf = NULL;
+    st = idx_read_payload(f, len, "pixels", &buf);
     if (st == MX_OK) st = idx_expect_end(f, len);
     if (st != MX_OK) {
         free(buf);
@@ -231,6 +281,15 @@ mx_status mx_idx_read_images(const char *path, uint8_t **pixels, size_t *n, size
     return st;
 }
 
+mx_status mx_idx_parse_images(const char *name, const void *data, size_t len, uint8_t **pixels, size_t *n,
+                              size_t *rows, size_t *cols)
+{
+    *pixels = NULL;
+    idx_file f;
+    idx_open_memory(&f, name, data, len);
+    return idx_read_images_from(&f, pixels, n, rows, cols);
+}
+
 static mx_status idx_read_labels_from(idx_file *f, int32_t **labels, size_t *n)
 {
     uint32_t count;
@@ -239,22 +298,18 @@ static mx_status idx_read_labels_from(idx_file *f, int32_t **labels, size_t *n)
     if (count == 0 || count > IDX_MAX_PAYLOAD)
         return mx_error_set(MX_ERR_FORMAT, "%s: absurd label count %u (must be 1 to %llu)", f->path, (unsigned)count,
                             (unsigned long long)IDX_MAX_PAYLOAD);
-    uint8_t *bytes = malloc(count);
-    int32_t *out = malloc((size_t)count * sizeof *out);
-    if (!bytes || !out) {
-        free(bytes);
-        free(out);
-        return mx_error_set(MX_ERR_NOMEM, "%s: out of memory for %u labels", f->path, (unsigned)count);
-    }
-    st = idx_read_payload(f, bytes, count, "labels");
+    uint8_t *bytes = NULL;
+    st = idx_read_payload(f, count, "labels", &bytes);
     if (st == MX_OK) st = idx_expect_end(f, count);
+    int32_t *out = NULL;
+    if (st == MX_OK) {
+        out = malloc((size_t)count * sizeof *out);
+        if (!out) st = mx_error_set(MX_ERR_NOMEM, "%s: out of memory for %u labels", f->path, (unsigned)count);
+    }
     if (st == MX_OK)
         for (size_t i = 0; i < count; i++) out[i] = bytes[i];
     free(bytes);
-    if (st != MX_OK) {
-        free(out);
-        return st;
-    }
+    if (st != MX_OK) return st;
     *labels = out;
     *n = count;
     return MX_OK;
@@ -269,4 +324,12 @@ mx_status mx_idx_read_labels(const char *path, int32_t **labels, size_t *n)
     st = idx_read_labels_from(&f, labels, n);
     idx_close(&f);
     return st;
+}
+
+mx_status mx_idx_parse_labels(const char *name, const void *data, size_t len, int32_t **labels, size_t *n)
+{
+    *labels = NULL;
+    idx_file f;
+    idx_open_memory(&f, name, data, len);
+    return idx_read_labels_from(&f, labels, n);
 }

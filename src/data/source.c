@@ -7,9 +7,13 @@
 
 #define FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 
-mx_status mx_data_resolve(const char *spec, char *dir, size_t cap)
+typedef enum { SOURCE_IDX, SOURCE_CIFAR10, SOURCE_CIFAR100 } source_kind;
+
+/* Splits spec into its kind and directory; fashion-mnist is an IDX directory. */
+static mx_status parse_spec(const char *spec, source_kind *kind, char *dir, size_t cap)
 {
     const char *path = spec;
+    *kind = SOURCE_IDX;
     if (!strcmp(spec, "fashion-mnist")) {
         /* Debian's dataset-fashion-mnist installs here; the variable lets tests and
          * users point elsewhere without a flag. */
@@ -17,21 +21,45 @@ mx_status mx_data_resolve(const char *spec, char *dir, size_t cap)
         path = env && *env ? env : FASHION_MNIST_DEFAULT_DIR;
     } else if (!strncmp(spec, "idx:", 4)) {
         path = spec + 4;
+    } else if (!strncmp(spec, "cifar10:", 8)) {
+        path = spec + 8;
+        *kind = SOURCE_CIFAR10;
+    } else if (!strncmp(spec, "cifar100:", 9)) {
+        path = spec + 9;
+        *kind = SOURCE_CIFAR100;
     } else if (strchr(spec, ':') && !strchr(spec, '/')) {
-        return mx_error_set(MX_ERR_ARG, "--data: unknown kind in '%s' (expected fashion-mnist, idx:DIR or DIR)", spec);
+        return mx_error_set(MX_ERR_ARG,
+                            "--data: unknown kind in '%s' (expected fashion-mnist, idx:DIR, cifar10:DIR, "
+                            "cifar100:DIR or DIR)", spec);
     }
     if (!*path) return mx_error_set(MX_ERR_ARG, "--data: empty path");
     if ((size_t)snprintf(dir, cap, "%s", path) >= cap) return mx_error_set(MX_ERR_ARG, "--data: path too long");
     return MX_OK;
 }
 
-mx_status mx_data_load(const char *spec, const char *split, mx_dataset *out)
+mx_status mx_data_resolve(const char *spec, char *dir, size_t cap)
 {
+    source_kind kind;
+    return parse_spec(spec, &kind, dir, cap);
+}
+
+mx_status mx_data_load_labels(const char *spec, const char *split, mx_label_kind labels, mx_dataset *out)
+{
+    memset(out, 0, sizeof *out);
     char dir[4096];
-    mx_status st = mx_data_resolve(spec, dir, sizeof dir);
+    source_kind kind;
+    mx_status st = parse_spec(spec, &kind, dir, sizeof dir);
     if (st != MX_OK) return st;
+    if (labels != MX_LABEL_FINE && kind != SOURCE_CIFAR100)
+        return mx_error_set(MX_ERR_ARG, "--label coarse needs cifar100:DIR (--data is '%s')", spec);
+    if (kind != SOURCE_IDX) return mx_dataset_load_cifar(dir, kind == SOURCE_CIFAR100, labels, split, out);
     st = mx_dataset_load_idx(dir, split, out);
     if (st != MX_OK && !strcmp(spec, "fashion-mnist"))
         return mx_error_wrap(st, "Fashion-MNIST (install Debian's dataset-fashion-mnist, or set MIXREG_FASHION_MNIST)");
     return st;
+}
+
+mx_status mx_data_load(const char *spec, const char *split, mx_dataset *out)
+{
+    return mx_data_load_labels(spec, split, MX_LABEL_FINE, out);
 }

@@ -19,7 +19,7 @@ static mx_status fit_temperature(mx_run *run, const mx_dataset *train, const cha
     *seen = !(run->config.val_split > 0);
     mx_status st = MX_OK;
     if (!train) {
-        st = mx_data_load(data_spec, "train", &loaded);
+        st = mx_data_load_labels(data_spec, "train", run->config.labels, &loaded);
         train = &loaded;
     }
     if (st == MX_OK) st = mx_dataset_split(train, run->config.seed, fraction, &rest, &val);

@@ -28,6 +28,14 @@ mx_status mx_rescale_source_parse(const char *what, const char *text, mx_rescale
     return MX_OK;
 }
 
+mx_status mx_label_kind_parse(const char *what, const char *text, mx_label_kind *out)
+{
+    if (!strcmp(text, "fine")) *out = MX_LABEL_FINE;
+    else if (!strcmp(text, "coarse")) *out = MX_LABEL_COARSE;
+    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected fine or coarse)", what, text);
+    return MX_OK;
+}
+
 mx_status mx_mix_mode_parse(const char *text, mx_mix_mode *out)
 {
     for (int i = 0; i < 3; i++)
@@ -103,6 +111,8 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
     if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
     if (!(cfg->val_split >= 0 && cfg->val_split < 1)) return mx_error_set(MX_ERR_ARG, "--val-split must be in [0, 1)");
+    if (cfg->labels == MX_LABEL_COARSE && strncmp(cfg->data, "cifar100:", 9))
+        return mx_error_set(MX_ERR_ARG, "--label coarse needs --data cifar100:DIR");
     if (!cfg->mixup.mix_inputs && !cfg->mixup.mix_labels)
         return mx_error_set(MX_ERR_ARG, "--mixup-only-inputs and --mixup-only-labels exclude each other");
     mx_schedule schedule;
@@ -150,6 +160,7 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddBoolToObject(o, "tensorboard", cfg->tensorboard);
     cJSON_AddBoolToObject(o, "tb_histograms", cfg->tb_histograms);
     cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
+    cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     return text;
@@ -260,6 +271,10 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "log_every")) return get_size(item, &cfg->log_every);
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
+    if (!strcmp(k, "label")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_label_kind_parse("config: label", text, &cfg->labels);
+    }
     if (!strcmp(k, "rescale_stats")) {
         if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
         return mx_rescale_source_parse("config: rescale_stats", text, &cfg->rescale_stats);

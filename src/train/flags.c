@@ -125,8 +125,15 @@ static mx_status set_rescale_stats(mx_train_config *cfg, const char *what, const
     return mx_rescale_source_parse(what, value, &cfg->rescale_stats);
 }
 
+static mx_status set_label(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    return mx_label_kind_parse(what, value, &cfg->labels);
+}
+
 static const flag_entry flags[] = {
     {"data", 1, set_data},
+    {"label", 1, set_label},
     {"model", 1, set_model},
     {"hidden", 1, set_hidden},
     {"epochs", 1, set_epochs},

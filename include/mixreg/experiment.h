@@ -1,0 +1,58 @@
+/* Experiments: a grid of training runs (methods x settings x seeds) declared
+ * in a small file, run resumably, each run evaluated plain, rescaled and
+ * temperature-scaled. The file format (docs/experiments.md):
+ *
+ *   # comment
+ *   epochs = 15                 shared settings: any `mixreg train` flag without
+ *   seeds = 0, 1, 2             its dashes, plus seeds, bins, temperature
+ *   [mixup]                     a method; its settings override the shared ones
+ *   mixup-alpha = 0.2, 0.5, 1   a comma list is a grid axis
+ *
+ * Values of hidden, schedule and data are single values (they hold commas or
+ * paths); switches take true/false. Everything is checked before anything
+ * runs: an unknown key, a bad value, a repeated section or key, two runs with
+ * the same settings are errors naming the file and line. */
+#ifndef MIXREG_EXPERIMENT_H
+#define MIXREG_EXPERIMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixreg/error.h"
+#include "mixreg/train.h"
+
+typedef struct {
+    char name[512];          /* directory under OUT/runs: method, varying settings, seed */
+    char method[64];         /* the section */
+    char group[512];         /* method and varying settings except the seed (runs aggregated over seeds) */
+    size_t line;             /* the section's line in the file */
+    mx_train_config config;  /* out is set by the runner */
+} mx_experiment_run;
+
+typedef struct {
+    char name[256];          /* the file's stem, e.g. "paper-fmnist" */
+    char *source;            /* the file's text */
+    size_t bins;             /* ECE bins (default 15) */
+    int temperature;         /* fit and report temperature-scaled modes (default on) */
+    mx_experiment_run *runs;
+    size_t count;
+} mx_experiment;
+
+/* Parses `text` (error messages say "<path>:<line>: ..."). */
+mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment *out);
+mx_status mx_experiment_load(const char *path, mx_experiment *out);
+void mx_experiment_free(mx_experiment *e);
+
+typedef struct {
+    int threads;             /* 0: as each run's config says */
+    int report_only;         /* write the report from what is there, train nothing */
+} mx_experiment_options;
+
+/* Runs every run not finished yet under out_dir/runs/<name> (a finished run
+ * has eval.json; an interrupted one resumes from its checkpoint; a run
+ * directory made with other settings is an error, never overwritten), writes
+ * out_dir/manifest.json first and the report (table, figures, HTML) after
+ * each run. SIGINT/SIGTERM stop after saving: MX_ERR_INTERRUPTED. */
+mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options);
+
+#endif

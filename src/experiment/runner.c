@@ -1,0 +1,202 @@
+/* Running an experiment: each run trained (or resumed) in its own run
+ * directory, evaluated in every mode into eval.json, and the report redrawn
+ * after each so that an interrupted experiment still has one. */
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mixreg/eval_modes.h"
+#include "mixreg/experiment.h"
+#include "mixreg/experiment_report.h"
+#include "mixreg/fileio.h"
+#include "mixreg/run.h"
+#include "mixreg/source.h"
+#include "train/progress.h"
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static mx_status write_json(const char *path, cJSON *json)
+{
+    char *text = json ? cJSON_Print(json) : NULL;
+    mx_status st = text ? mx_file_write_atomic(path, text, strlen(text)) : mx_error_set(MX_ERR_NOMEM, "out of memory");
+    free(text);
+    return st;
+}
+
+static mx_status write_manifest(const mx_experiment *e, const char *out_dir)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "experiment", e->name);
+    cJSON_AddStringToObject(root, "source", e->source);
+    cJSON_AddNumberToObject(root, "bins", (double)e->bins);
+    cJSON *runs = cJSON_AddArrayToObject(root, "runs");
+    for (size_t i = 0; runs && i < e->count; i++) {
+        const mx_experiment_run *r = &e->runs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", r->name);
+        cJSON_AddStringToObject(o, "method", r->method);
+        cJSON_AddStringToObject(o, "group", r->group);
+        cJSON_AddNumberToObject(o, "alpha", r->config.mixup.alpha);
+        cJSON_AddNumberToObject(o, "seed", (double)r->config.seed);
+        cJSON_AddItemToArray(runs, o);
+    }
+    char path[MX_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/manifest.json", out_dir);
+    mx_status st = write_json(path, root);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* A run directory already there must hold this very run (the experiment file
+ * may have changed since): compared by config, the thread count aside. */
+static mx_status check_existing(const mx_train_config *cfg)
+{
+    char path[MX_PATH_MAX + 32], *text;
+    size_t size;
+    snprintf(path, sizeof path, "%s/config.json", cfg->out);
+    if (!file_exists(path)) return MX_OK;
+    mx_status st = mx_file_read_all(path, 1 << 20, &text, &size);
+    mx_train_config saved;
+    if (st == MX_OK) st = mx_train_config_from_json(text, &saved);
+    free(text);
+    if (st != MX_OK) return mx_error_wrap(st, "%s", path);
+    saved.threads = cfg->threads;
+    char *a = mx_train_config_to_json(&saved), *b = mx_train_config_to_json(cfg);
+    int same = a && b && !strcmp(a, b);
+    free(a);
+    free(b);
+    if (!same)
+        return mx_error_set(MX_ERR_ARG, "%s was trained with other settings than the experiment file now gives; "
+                            "remove it (or rename the method) to train it again", cfg->out);
+    return MX_OK;
+}
+
+typedef struct {
+    char spec[MX_PATH_MAX];
+    mx_label_kind labels;
+    mx_dataset train, test;
+} data_cache;
+
+static mx_status load_data(data_cache *cache, const char *spec, mx_label_kind labels)
+{
+    if (cache->spec[0] && !strcmp(cache->spec, spec) && cache->labels == labels) return MX_OK;
+    mx_dataset_free(&cache->train);
+    mx_dataset_free(&cache->test);
+    cache->spec[0] = '\0';
+    mx_status st = mx_data_load_labels(spec, "train", labels, &cache->train);
+    if (st == MX_OK) st = mx_data_load_labels(spec, "test", labels, &cache->test);
+    if (st == MX_OK) snprintf(cache->spec, sizeof cache->spec, "%s", spec), cache->labels = labels;
+    return st;
+}
+
+static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg, data_cache *data, double *summary)
+{
+    mx_run run;
+    mx_status st = mx_run_load(cfg->out, 500, &run);
+    if (st != MX_OK) return st;
+    mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1};
+    mx_eval_report report;
+    st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
+    char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar) : NULL;
+    if (st == MX_OK && !json) st = mx_error_set(MX_ERR_NOMEM, "out of memory");
+    if (st == MX_OK) {
+        char path[MX_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/eval.json", cfg->out);
+        st = mx_file_write_atomic(path, json, strlen(json));
+        summary[0] = report.modes[0].metrics.accuracy, summary[1] = report.modes[0].metrics.ece;
+        size_t r = e->temperature ? 2 : 1;  /* the rescaled mode's index */
+        summary[2] = report.modes[r].metrics.accuracy, summary[3] = report.modes[r].metrics.ece;
+    }
+    free(json);
+    mx_eval_report_free(&report);
+    mx_run_free(&run);
+    return st;
+}
+
+static mx_status train_run(const mx_train_config *cfg, data_cache *data)
+{
+    char path[MX_PATH_MAX + 32];
+    mx_train_result result;
+    snprintf(path, sizeof path, "%s/result.json", cfg->out);
+    if (file_exists(path)) return MX_OK;  /* trained; the evaluation was cut short */
+    snprintf(path, sizeof path, "%s/%s", cfg->out, MX_RUN_MODEL_FILE);
+    if (file_exists(path)) return mx_train_resume(cfg->out, cfg->threads, &data->train, &data->test, &result);
+    return mx_train_run(cfg, &data->train, &data->test, &result);
+}
+
+/* A stop asked for outside training (which handles it itself, saving a
+ * checkpoint) ends the experiment after the step in progress. */
+static volatile sig_atomic_t g_experiment_stop = 0;
+static void on_experiment_stop(int sig) { g_experiment_stop = sig; }
+
+static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options);
+
+mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
+{
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_experiment_stop;
+    sigemptyset(&sa.sa_mask);
+    g_experiment_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    mx_status st = run_grid(e, out_dir, options);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return st;
+}
+
+static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
+{
+    char path[MX_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/runs", out_dir);
+    mx_status st = mx_make_dirs(path);
+    if (st == MX_OK) st = write_manifest(e, out_dir);
+    data_cache data = {0};
+    size_t done = 0, trained_now = 0;
+    double start = mx_now_seconds();
+    for (size_t i = 0; st == MX_OK && i < e->count; i++) {
+        mx_train_config cfg = e->runs[i].config;
+        if (options->threads) cfg.threads = options->threads;
+        if ((size_t)snprintf(cfg.out, sizeof cfg.out, "%s/runs/%s", out_dir, e->runs[i].name) >= sizeof cfg.out)
+            return mx_error_set(MX_ERR_ARG, "%s/runs/%s: path too long", out_dir, e->runs[i].name);
+        snprintf(path, sizeof path, "%s/eval.json", cfg.out);
+        st = check_existing(&cfg);
+        if (st != MX_OK) break;
+        if (file_exists(path)) {
+            done++;
+            continue;
+        }
+        if (options->report_only) continue;
+        fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s\n", e->name, i + 1, e->count, e->runs[i].name);
+        double run_start = mx_now_seconds(), summary[4];
+        st = load_data(&data, cfg.data, cfg.labels);
+        if (st == MX_OK) st = train_run(&cfg, &data);
+        if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
+        if (st != MX_OK) {
+            if (st != MX_ERR_INTERRUPTED) st = mx_error_wrap(st, "%s", e->runs[i].name);
+            break;
+        }
+        done++, trained_now++;
+        double per_run = (mx_now_seconds() - start) / (double)trained_now;
+        printf("[%zu/%zu] %-48s acc %.2f%% (rescaled %.2f%%)  ECE %.2f%% (%.2f%%)  %.0f s, about %.0f min left\n", done,
+               e->count, e->runs[i].name, 100 * summary[0], 100 * summary[2], 100 * summary[1], 100 * summary[3],
+               mx_now_seconds() - run_start, per_run * (double)(e->count - done) / 60);
+        fflush(stdout);
+        st = mx_experiment_report(out_dir);
+        if (st == MX_OK && g_experiment_stop)
+            st = mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d after %zu of %zu runs", (int)g_experiment_stop,
+                              done, e->count);
+    }
+    mx_dataset_free(&data.train);
+    mx_dataset_free(&data.test);
+    if (st == MX_OK && (options->report_only || trained_now == 0)) st = mx_experiment_report(out_dir);
+    return st;
+}

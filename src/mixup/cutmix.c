@@ -1,0 +1,245 @@
+/* CutMix and the CutMix/Mixup switch on one batch, following timm's
+ * Mixup class (timm/data/mixup.py): rand_bbox, cutmix_bbox_and_lam with
+ * correct_lam, _params_per_batch / _params_per_elem. Decisions first (all
+ * random draws, in a fixed order), then the rows are written one by one;
+ * nothing is allocated. */
+#include <math.h>
+#include <string.h>
+
+#include "mixreg/cutmix.h"
+
+#define MAX_ALPHA 1e6
+
+mx_cutmix_config mx_cutmix_config_default(void)
+{
+    mx_cutmix_config cfg = {.alpha = 0.0, .switch_prob = 0.5, .prob = 1.0, .correct_lambda = 1};
+    return cfg;
+}
+
+mx_status mx_cutmix_config_validate(const mx_cutmix_config *cut, const mx_mixup_config *mix)
+{
+    mx_status st = mx_mixup_config_validate(mix);
+    if (st != MX_OK) return st;
+    if (!(cut->alpha >= 0.0) || !(cut->alpha <= MAX_ALPHA))
+        return mx_error_set(MX_ERR_ARG, "--cutmix-alpha must be a number in [0, 1e6] (got %g)", cut->alpha);
+    if (!(cut->switch_prob >= 0.0) || !(cut->switch_prob <= 1.0))
+        return mx_error_set(MX_ERR_ARG, "--cutmix-switch-prob must be in [0, 1] (got %g)", cut->switch_prob);
+    if (!(cut->prob >= 0.0) || !(cut->prob <= 1.0))
+        return mx_error_set(MX_ERR_ARG, "--mix-prob must be in [0, 1] (got %g)", cut->prob);
+    return MX_OK;
+}
+
+/* ---- boxes ---- */
+
+static uint32_t clip(long long v, size_t hi) { return v < 0 ? 0 : (uint32_t)((size_t)v > hi ? hi : (size_t)v); }
+
+mx_box mx_cutmix_box_at(double lambda, size_t height, size_t width, size_t cy, size_t cx)
+{
+    if (!(lambda >= 0.0)) lambda = 0.0; /* NaN too */
+    if (lambda > 1.0) lambda = 1.0;
+    double ratio = sqrt(1.0 - lambda);
+    long long half_h = (long long)((double)height * ratio) / 2, half_w = (long long)((double)width * ratio) / 2;
+    mx_box b;
+    b.y0 = clip((long long)cy - half_h, height);
+    b.y1 = clip((long long)cy + half_h, height);
+    b.x0 = clip((long long)cx - half_w, width);
+    b.x1 = clip((long long)cx + half_w, width);
+    return b;
+}
+
+mx_box mx_cutmix_rand_box(mx_rng *rng, double lambda, size_t height, size_t width)
+{
+    size_t cy = mx_rng_below(rng, (uint32_t)height);
+    size_t cx = mx_rng_below(rng, (uint32_t)width);
+    return mx_cutmix_box_at(lambda, height, width, cy, cx);
+}
+
+double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
+{
+    double area = (double)(box.y1 - box.y0) * (double)(box.x1 - box.x0);
+    return 1.0 - area / ((double)height * (double)width);
+}
+
+/* ---- partners: the same rules and draws as mx_mixup_batch ---- */
+
+/* q <- (a b) q (a b) for an involution q (see mixup.c). */
+static void conjugate_by_swap(uint32_t *q, uint32_t a, uint32_t b)
+{
+    if (a == b) return;
+    uint32_t qa = q[a], qb = q[b];
+    uint32_t holds_a = qa == a ? b : (qa == b ? a : qa);
+    uint32_t holds_b = qb == a ? b : (qb == b ? a : qb);
+    q[a] = qb;
+    q[b] = qa;
+    q[holds_a] = b;
+    q[holds_b] = a;
+}
+
+static void choose_partners(const mx_mixup_config *mix, mx_rng *rng, uint32_t *partner, size_t n)
+{
+    switch (mix->partner) {
+    case MX_PARTNER_FLIP:
+        for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)(n - 1 - i);
+        break;
+    case MX_PARTNER_ROLL:
+        for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)((i + n - 1) % n);
+        break;
+    case MX_PARTNER_PERM:
+    default:
+        if (mix->mode == MX_MIX_PAIR) {
+            /* A uniform perfect matching: (0 1)(2 3)... conjugated by Fisher-Yates. */
+            for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)(i ^ 1);
+            if (n % 2 == 1) partner[n - 1] = (uint32_t)(n - 1);
+            for (size_t i = n; i > 1; i--)
+                conjugate_by_swap(partner, (uint32_t)(i - 1), mx_rng_below(rng, (uint32_t)i));
+        } else {
+            mx_rng_permutation(rng, partner, n);
+        }
+        break;
+    }
+}
+
+/* ---- decisions ---- */
+
+typedef struct {
+    uint8_t kind;
+    float lambda;
+    mx_box box;
+} decision;
+
+static const mx_box no_box = {0, 0, 0, 0};
+
+/* One batch, pair or row: [prob draw] [switch draw] lambda [box centre]. */
+static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t height,
+                       size_t width)
+{
+    decision d = {MX_MIXED_NONE, 1.0f, no_box};
+    int mix_on = mix->alpha > 0.0, cut_on = cut->alpha > 0.0;
+    if (!mix_on && !cut_on) return d;
+    if (cut->prob < 1.0 && !(mx_rng_uniform(rng) < cut->prob)) return d;
+    int use_cut = cut_on && (!mix_on || mx_rng_uniform(rng) < cut->switch_prob);
+    if (!use_cut) {
+        double lam = mx_rng_beta(rng, mix->alpha, mix->alpha);
+        if (mix->theta_form && lam < 0.5) lam = 1.0 - lam;
+        d.kind = MX_MIXED_MIXUP;
+        d.lambda = (float)lam;
+        return d;
+    }
+    double lam = mx_rng_beta(rng, cut->alpha, cut->alpha);
+    d.kind = MX_MIXED_CUTMIX;
+    d.box = mx_cutmix_rand_box(rng, lam, height, width);
+    d.lambda = (float)(cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam);
+    return d;
+}
+
+static void record(mx_cutmix_workspace *ws, size_t i, uint32_t j, decision d)
+{
+    ws->partner[i] = d.kind == MX_MIXED_NONE ? (uint32_t)i : j;
+    ws->lambda[i] = d.lambda;
+    ws->box[i] = d.box;
+    ws->kind[i] = d.kind;
+}
+
+static void decide_all(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t n,
+                       size_t height, size_t width, mx_cutmix_workspace *ws)
+{
+    /* The drawn partners go to ws->partner; record() then keeps them only for mixed rows. */
+    choose_partners(mix, rng, ws->partner, n);
+    switch (mix->mode) {
+    case MX_MIX_ELEM:
+        for (size_t i = 0; i < n; i++) record(ws, i, ws->partner[i], decide(mix, cut, rng, height, width));
+        break;
+    case MX_MIX_PAIR: {
+        /* A pair is decided at its first member and copied to the second. */
+        for (size_t i = 0; i < n; i++) {
+            uint32_t j = ws->partner[i];
+            if (j == i) {
+                decision whole = {MX_MIXED_NONE, 1.0f, no_box};
+                record(ws, i, j, whole);
+            } else if (j < i && (ws->kind[j] == MX_MIXED_NONE ? ws->partner[j] == j : ws->partner[j] == i)) {
+                /* The first member j was decided already: a NONE pair left partner[j] = j. */
+                decision same = {ws->kind[j], ws->lambda[j], ws->box[j]};
+                record(ws, i, j, same);
+            } else {
+                record(ws, i, j, decide(mix, cut, rng, height, width));
+            }
+        }
+        break;
+    }
+    case MX_MIX_BATCH:
+    default: {
+        decision d = decide(mix, cut, rng, height, width);
+        for (size_t i = 0; i < n; i++) record(ws, i, ws->partner[i], d);
+        break;
+    }
+    }
+}
+
+/* ---- rows ---- */
+
+/* lam * smooth(onehot(own)) + (1 - lam) * smooth(onehot(other)), as mixup.c. */
+static void blend_targets(float *row, size_t num_classes, double smoothing, int32_t own, int32_t other, double lam)
+{
+    double off = smoothing / (double)num_classes;
+    double peak = 1.0 - smoothing;
+    for (size_t c = 0; c < num_classes; c++) row[c] = (float)off;
+    if (own == other || lam == 1.0) {
+        row[own] = (float)(off + peak);
+        return;
+    }
+    row[own] = (float)(off + lam * peak);
+    row[other] = (float)(off + (1.0 - lam) * peak);
+}
+
+static void blend_row(float *restrict out, const float *restrict own, const float *restrict other, float lam,
+                      size_t dim)
+{
+    float rest = 1.0f - lam;
+    for (size_t d = 0; d < dim; d++) out[d] = lam * own[d] + rest * other[d];
+}
+
+static void paste_box(float *restrict out, const float *restrict other, mx_box b, size_t channels, size_t height,
+                      size_t width)
+{
+    if (b.y1 <= b.y0 || b.x1 <= b.x0) return;
+    size_t run = (size_t)(b.x1 - b.x0) * sizeof(float);
+    for (size_t c = 0; c < channels; c++)
+        for (size_t y = b.y0; y < b.y1; y++) {
+            size_t at = (c * height + y) * width + b.x0;
+            memcpy(out + at, other + at, run);
+        }
+}
+
+void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, const float *x_in,
+                     const int32_t *labels, size_t n, size_t channels, size_t height, size_t width,
+                     size_t num_classes, float *x_out, float *y_out, mx_cutmix_workspace *ws)
+{
+    const size_t dim = channels * height * width;
+    if (!(cut->alpha > 0.0) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
+        mx_mixup_workspace mws = {ws->partner, ws->lambda};
+        mx_mixup_batch(mix, rng, x_in, labels, n, dim, num_classes, x_out, y_out, &mws);
+        uint8_t kind = mix->alpha > 0.0 ? MX_MIXED_MIXUP : MX_MIXED_NONE;
+        for (size_t i = 0; i < n; i++) {
+            ws->box[i] = no_box;
+            ws->kind[i] = kind;
+        }
+        return;
+    }
+    decide_all(mix, cut, rng, n, height, width, ws);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = ws->partner[i];
+        float lam = ws->lambda[i];
+        uint8_t kind = ws->kind[i];
+        const float *own = x_in + i * dim, *other = x_in + j * dim;
+        float *out = x_out + i * dim;
+        if (kind == MX_MIXED_MIXUP && mix->mix_inputs) {
+            blend_row(out, own, other, lam, dim);
+        } else {
+            memcpy(out, own, dim * sizeof(float));
+            if (kind == MX_MIXED_CUTMIX && mix->mix_inputs) paste_box(out, other, ws->box[i], channels, height, width);
+        }
+        int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
+        blend_targets(y_out + i * num_classes, num_classes, mix->label_smoothing, labels[i],
+                      mix_row_labels ? labels[j] : labels[i], mix_row_labels ? (double)lam : 1.0);
+    }
+}
