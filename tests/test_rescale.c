@@ -1,3 +1,4 @@
+#include <math.h>
 /* The rescaled prediction of method.md section 4 on hand-computed examples. */
 #include <string.h>
 
@@ -72,8 +73,46 @@ static void test_stats_from_data(void)
     mx_rescale_stats_free(&s);
 }
 
+/* The statistics' pass through the augmentation: images bright on the left
+ * and dark on the right, flipped for about half the samples, average to about
+ * half-bright everywhere; without random augmentation the pass is the plain one. */
+static void test_stats_augmented(void)
+{
+    enum { N = 4000, H = 2, W = 4 };
+    static uint8_t pixels[N * H * W];
+    static int32_t labels[N];
+    for (size_t i = 0; i < N; i++)
+        for (size_t k = 0; k < H * W; k++) pixels[i * H * W + k] = (k % W) < W / 2 ? 255 : 0;
+    mx_dataset ds = {.n = N, .channels = 1, .height = H, .width = W, .num_classes = 1, .pixels = pixels, .labels = labels};
+    mx_normalizer nz;
+    CHECK(mx_normalizer_init(&nz, 1, (const float[]){0.0f}, (const float[]){1.0f}) == MX_OK);
+    mx_rescale_stats plain, flipped, none_aug;
+    CHECK(mx_rescale_stats_alloc(&plain, H * W, 1) == MX_OK);
+    CHECK(mx_rescale_stats_alloc(&flipped, H * W, 1) == MX_OK);
+    CHECK(mx_rescale_stats_alloc(&none_aug, H * W, 1) == MX_OK);
+    mx_augment_config flip, none = mx_augment_config_none();
+    CHECK(mx_augment_parse("flip", &flip) == MX_OK);
+    CHECK(mx_rescale_stats_compute(&plain, &ds, &nz, 0.75) == MX_OK);
+    CHECK(mx_rescale_stats_compute_augmented(&flipped, &ds, &nz, 0.75, &flip, 7, 0) == MX_OK);
+    CHECK(mx_rescale_stats_compute_augmented(&none_aug, &ds, &nz, 0.75, &none, 7, 0) == MX_OK);
+    for (size_t k = 0; k < H * W; k++) {
+        CHECK(plain.x_bar[k] == ((k % W) < W / 2 ? 1.0f : 0.0f));
+        CHECK(none_aug.x_bar[k] == plain.x_bar[k]);
+        CHECK(fabsf(flipped.x_bar[k] - 0.5f) < 0.03f);  /* binomial sd 0.008 at N = 4000 */
+        CHECK(flipped.x_bar[k] != plain.x_bar[k]);
+    }
+    /* A flip is a permutation within a row: the row's mean stays exact. */
+    double row = 0;
+    for (size_t k = 0; k < W; k++) row += flipped.x_bar[k];
+    CHECK(fabs(row / W - 0.5) < 1e-6);
+    mx_rescale_stats_free(&plain);
+    mx_rescale_stats_free(&flipped);
+    mx_rescale_stats_free(&none_aug);
+}
+
 int main(void)
 {
+    test_stats_augmented();
     test_hand_computed();
     test_stats_from_data();
     CHECK_DONE();

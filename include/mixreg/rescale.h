@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "mixreg/augment.h"
 #include "mixreg/data.h"
 #include "mixreg/error.h"
 #include "mixreg/model.h"
@@ -26,6 +27,14 @@ void mx_rescale_stats_free(mx_rescale_stats *stats);
 /* One pass over the training set without mixing, in the network's input space. */
 mx_status mx_rescale_stats_compute(mx_rescale_stats *stats, const mx_dataset *train, const mx_normalizer *nz,
                                    double theta_bar);
+
+/* The same over the training set as augmentation `augment` makes it (draws
+ * from seed and epoch, as in training; padding counts as pixel value 0): the
+ * paper's reference computes the statistics on the training pipeline without
+ * mixing. With no random augmentation this equals mx_rescale_stats_compute. */
+mx_status mx_rescale_stats_compute_augmented(mx_rescale_stats *stats, const mx_dataset *train, const mx_normalizer *nz,
+                                             double theta_bar, const mx_augment_config *augment, uint64_t seed,
+                                             uint64_t epoch);
 
 /* out[i] = x_bar + theta_bar (x[i] - x_bar) for n samples; out may equal x. */
 void mx_rescale_inputs(const mx_rescale_stats *stats, const float *x, size_t n, float *out);

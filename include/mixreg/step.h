@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "mixreg/arena.h"
+#include "mixreg/augment.h"
+#include "mixreg/cutmix.h"
 #include "mixreg/data.h"
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
@@ -18,11 +20,14 @@ typedef struct {
     mx_model *model;              /* borrowed */
     const mx_normalizer *nz;      /* borrowed */
     mx_mixup_config mixup;
+    mx_cutmix_config cutmix;      /* CutMix off unless set after init */
+    mx_augment_config augment;    /* none unless set after init */
+    uint64_t augment_seed, augment_epoch;  /* the per-sample augmentation draws depend on these and the sample index */
     mx_sgd_config sgd;
     size_t batch, dim, classes;
     float *x, *x_mix, *y_mix, *dlogits, *velocity;
     int32_t *labels;
-    mx_mixup_workspace mix_ws;
+    mx_cutmix_workspace mix_ws;
     mx_arena arena;               /* owns every buffer above */
     double last_accuracy;         /* the last step's fraction of samples whose arg-max logit is the
                                      mixed target's dominant class */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mixreg/cutmix.h"
 #include "mixreg/data.h"
 #include "mixreg/error.h"
 #include "mixreg/metrics.h"
@@ -44,6 +45,8 @@ typedef struct {
     int tb_histograms;           /* also weight histograms at each epoch end */
     mx_rescale_source rescale_stats;
     mx_label_kind labels;        /* CIFAR-100: fine (default) or coarse labels */
+    char augment[64];            /* per-sample augmentation spec (augment.h): none | flip | crop:P[,flip] */
+    mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);

@@ -28,6 +28,14 @@ void mx_rescale_stats_free(mx_rescale_stats *stats)
 mx_status mx_rescale_stats_compute(mx_rescale_stats *stats, const mx_dataset *train, const mx_normalizer *nz,
                                    double theta_bar)
 {
+    mx_augment_config none = mx_augment_config_none();
+    return mx_rescale_stats_compute_augmented(stats, train, nz, theta_bar, &none, 0, 0);
+}
+
+mx_status mx_rescale_stats_compute_augmented(mx_rescale_stats *stats, const mx_dataset *train, const mx_normalizer *nz,
+                                             double theta_bar, const mx_augment_config *augment, uint64_t seed,
+                                             uint64_t epoch)
+{
     size_t dim = train->channels * train->height * train->width;
     if (dim != stats->input_size || train->num_classes > stats->num_classes)
         return mx_error_set(MX_ERR_ARG, "rescale statistics do not fit the training data's shape");
@@ -35,11 +43,22 @@ mx_status mx_rescale_stats_compute(mx_rescale_stats *stats, const mx_dataset *tr
     /* Sum the byte counts per coordinate exactly, then map through the
      * normaliser: the mean of an affine map is the map of the mean. */
     uint64_t *byte_sum = calloc(dim, sizeof *byte_sum);
-    if (!byte_sum) return mx_error_set(MX_ERR_NOMEM, "out of memory for rescale statistics");
+    int random = mx_augment_random(augment, train->height, train->width);
+    uint8_t *image = random ? malloc(dim) : NULL;
+    if (!byte_sum || (random && !image)) {
+        free(byte_sum);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory for rescale statistics");
+    }
     for (size_t i = 0; i < train->n; i++) {
         const uint8_t *px = train->pixels + i * dim;
+        if (random) {
+            mx_augment_draw draw = mx_augment_sample_draw(augment, seed, epoch, (uint32_t)i, train->height, train->width);
+            mx_augment_apply(augment, draw, px, train->channels, train->height, train->width, image);
+            px = image;
+        }
         for (size_t k = 0; k < dim; k++) byte_sum[k] += px[k];
     }
+    free(image);
     size_t plane = train->height * train->width;
     for (size_t k = 0; k < dim; k++) {
         size_t c = k / plane;

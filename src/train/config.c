@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/augment.h"
 #include "mixreg/optim.h"
 #include "mixreg/train.h"
 
@@ -78,6 +79,8 @@ void mx_train_config_default(mx_train_config *cfg)
     cfg->keep = 2;
     cfg->log_every = 50;
     cfg->tensorboard = 1;
+    snprintf(cfg->augment, sizeof cfg->augment, "none");
+    cfg->cutmix = mx_cutmix_config_default();
 }
 
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps)
@@ -118,6 +121,12 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     mx_schedule schedule;
     mx_status st = mx_schedule_parse(cfg->schedule, &schedule);
     if (st != MX_OK) return st;
+    mx_augment_config augment;
+    if ((st = mx_augment_parse(cfg->augment, &augment)) != MX_OK) return st;
+    if (augment.crop_height || augment.crop_width)
+        return mx_error_set(MX_ERR_ARG, "--augment: a crop size other than the image's is not supported yet (the "
+                            "model's input would differ at evaluation); use crop:PAD");
+    if ((st = mx_cutmix_config_validate(&cfg->cutmix, &cfg->mixup)) != MX_OK) return st;
     return mx_mixup_config_validate(&cfg->mixup);
 }
 
@@ -161,6 +170,10 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddBoolToObject(o, "tb_histograms", cfg->tb_histograms);
     cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
     cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
+    cJSON_AddStringToObject(o, "augment", cfg->augment);
+    cJSON_AddNumberToObject(o, "cutmix_alpha", cfg->cutmix.alpha);
+    cJSON_AddNumberToObject(o, "cutmix_switch_prob", cfg->cutmix.switch_prob);
+    cJSON_AddNumberToObject(o, "mix_prob", cfg->cutmix.prob);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     return text;
@@ -271,6 +284,10 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "log_every")) return get_size(item, &cfg->log_every);
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
+    if (!strcmp(k, "augment")) return get_string(item, cfg->augment, sizeof cfg->augment);
+    if (!strcmp(k, "cutmix_alpha")) return get_number(item, &cfg->cutmix.alpha);
+    if (!strcmp(k, "cutmix_switch_prob")) return get_number(item, &cfg->cutmix.switch_prob);
+    if (!strcmp(k, "mix_prob")) return get_number(item, &cfg->cutmix.prob);
     if (!strcmp(k, "label")) {
         if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
         return mx_label_kind_parse("config: label", text, &cfg->labels);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mixreg/augment.h"
 #include "mixreg/parse.h"
 #include "mixreg/train.h"
 
@@ -131,6 +132,18 @@ static mx_status set_label(mx_train_config *cfg, const char *what, const char *v
     return mx_label_kind_parse(what, value, &cfg->labels);
 }
 
+DOUBLE_FLAG(set_cutmix_alpha, cutmix.alpha, 0, 1e6)
+DOUBLE_FLAG(set_cutmix_switch, cutmix.switch_prob, 0, 1)
+DOUBLE_FLAG(set_mix_prob, cutmix.prob, 0, 1)
+
+static mx_status set_augment(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    mx_augment_config parsed;
+    mx_status st = mx_augment_parse(value, &parsed);
+    return st == MX_OK ? set_string(cfg->augment, sizeof cfg->augment, what, value) : st;
+}
+
 static const flag_entry flags[] = {
     {"data", 1, set_data},
     {"label", 1, set_label},
@@ -145,6 +158,10 @@ static const flag_entry flags[] = {
     {"mixup-only-inputs", 0, set_only_inputs},
     {"mixup-only-labels", 0, set_only_labels},
     {"label-smoothing", 1, set_label_smoothing},
+    {"cutmix-alpha", 1, set_cutmix_alpha},
+    {"cutmix-switch-prob", 1, set_cutmix_switch},
+    {"mix-prob", 1, set_mix_prob},
+    {"augment", 1, set_augment},
     {"lr", 1, set_lr},
     {"momentum", 1, set_momentum},
     {"nesterov", 0, set_nesterov},

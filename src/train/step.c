@@ -11,6 +11,8 @@ mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *n
     s->model = model;
     s->nz = nz;
     s->mixup = *mixup;
+    s->cutmix = mx_cutmix_config_default();
+    s->augment = mx_augment_config_none();
     s->sgd = *sgd;
     s->batch = mx_model_max_batch(model);
     s->dim = mx_model_input_size(model);
@@ -28,6 +30,8 @@ mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *n
         s->labels = mx_arena_alloc(&s->arena, b * sizeof(int32_t));
         s->mix_ws.partner = mx_arena_alloc(&s->arena, b * sizeof(uint32_t));
         s->mix_ws.lambda = mx_arena_alloc(&s->arena, b * sizeof(float));
+        s->mix_ws.box = mx_arena_alloc(&s->arena, b * sizeof(mx_box));
+        s->mix_ws.kind = mx_arena_alloc(&s->arena, b * sizeof(uint8_t));
     }
     return MX_OK;
 }
@@ -55,8 +59,10 @@ static double batch_accuracy(const float *logits, const float *targets, size_t n
 
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng, double lr)
 {
-    mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels);
-    mx_mixup_batch(&s->mixup, mix_rng, s->x, s->labels, n, s->dim, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
+    mx_augment_gather(&s->augment, s->augment_seed, s->augment_epoch, ds, s->nz, idx, n, s->x, s->labels);
+    const mx_model_spec *spec = mx_model_get_spec(s->model);
+    mx_cutmix_batch(&s->mixup, &s->cutmix, mix_rng, s->x, s->labels, n, spec->in_channels, spec->in_height,
+                    spec->in_width, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
     const float *logits = mx_model_forward(s->model, s->x_mix, n);
     double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);
     s->last_accuracy = batch_accuracy(logits, s->y_mix, n, s->classes);

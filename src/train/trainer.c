@@ -14,6 +14,7 @@
 #include "mixreg/evaluate.h"
 #include "mixreg/fileio.h"
 #include "mixreg/optim.h"
+#include "mixreg/augment.h"
 #include "mixreg/rescale.h"
 #include "mixreg/rng.h"
 #include "mixreg/run.h"
@@ -141,8 +142,15 @@ static mx_status build_fresh(trainer *t)
     mx_model_init_params(t->run.model, cfg->seed);
     mx_theta_stats theta;
     st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
+    /* The statistics' pass: the training pipeline without mixing (its
+     * augmentation drawn as for an epoch 0 that training never uses), or clean
+     * images with --rescale-stats clean. */
+    mx_augment_config augment = mx_augment_config_none();
+    if (st == MX_OK && cfg->rescale_stats == MX_RESCALE_AUGMENTED) st = mx_augment_parse(cfg->augment, &augment);
     if (st == MX_OK) st = mx_rescale_stats_alloc(&t->run.rescale, mx_model_input_size(t->run.model), spec.num_classes);
-    if (st == MX_OK) st = mx_rescale_stats_compute(&t->run.rescale, &t->train, &t->run.normalizer, theta.theta_bar);
+    if (st == MX_OK)
+        st = mx_rescale_stats_compute_augmented(&t->run.rescale, &t->train, &t->run.normalizer, theta.theta_bar, &augment,
+                                                cfg->seed, 0);
     t->run.best_score = -1;
     return st;
 }
@@ -152,6 +160,11 @@ static mx_status setup_buffers(trainer *t)
     const mx_train_config *cfg = &t->run.config;
     mx_sgd_config sgd = {cfg->momentum, cfg->nesterov, cfg->weight_decay};
     mx_status st = mx_stepper_init(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd);
+    if (st != MX_OK) return st;
+    t->stepper.cutmix = cfg->cutmix;
+    t->stepper.augment_seed = cfg->seed;
+    st = mx_augment_parse(cfg->augment, &t->stepper.augment);
+    if (st == MX_OK) st = mx_augment_config_validate(&t->stepper.augment, t->train.height, t->train.width);
     if (st != MX_OK) return st;
     if (t->run.momentum) {
         memcpy(t->stepper.velocity, t->run.momentum, mx_model_param_count(t->run.model) * sizeof(float));
@@ -365,6 +378,7 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
             mx_rng shuffle;
             mx_rng_init(&shuffle, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_SHUFFLE);
             mx_rng_permutation(&shuffle, t->order, t->train.n);
+            t->stepper.augment_epoch = epoch;
             if (!resumed_mid_epoch) {
                 mx_rng_init(&mix, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_MIXUP);
                 loss_sum = 0;
