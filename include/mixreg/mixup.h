@@ -43,6 +43,11 @@ typedef struct {
     float *lambda;      /* n entries: the weight of sample i itself in row i */
 } mx_mixup_workspace;
 
+/* Partners for a batch of n (batch, pair or elem mode, perm/flip/roll), the
+ * draws Mixup and CutMix share: perm is a uniform permutation, or in pair mode
+ * a uniform perfect matching (one sample left alone when n is odd). */
+void mx_mixup_choose_partners(const mx_mixup_config *cfg, mx_rng *rng, uint32_t *partner, size_t n);
+
 /* Mixes one batch. x_in: n x dim inputs (already normalised); labels: n class ids
  * in [0, num_classes). Writes x_out (n x dim, may not alias x_in) and y_out
  * (n x num_classes soft targets, rows sum to 1). Draws from rng only when

@@ -60,44 +60,6 @@ double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
     return 1.0 - area / ((double)height * (double)width);
 }
 
-/* ---- partners: the same rules and draws as mx_mixup_batch ---- */
-
-/* q <- (a b) q (a b) for an involution q (see mixup.c). */
-static void conjugate_by_swap(uint32_t *q, uint32_t a, uint32_t b)
-{
-    if (a == b) return;
-    uint32_t qa = q[a], qb = q[b];
-    uint32_t holds_a = qa == a ? b : (qa == b ? a : qa);
-    uint32_t holds_b = qb == a ? b : (qb == b ? a : qb);
-    q[a] = qb;
-    q[b] = qa;
-    q[holds_a] = b;
-    q[holds_b] = a;
-}
-
-static void choose_partners(const mx_mixup_config *mix, mx_rng *rng, uint32_t *partner, size_t n)
-{
-    switch (mix->partner) {
-    case MX_PARTNER_FLIP:
-        for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)(n - 1 - i);
-        break;
-    case MX_PARTNER_ROLL:
-        for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)((i + n - 1) % n);
-        break;
-    case MX_PARTNER_PERM:
-    default:
-        if (mix->mode == MX_MIX_PAIR) {
-            /* A uniform perfect matching: (0 1)(2 3)... conjugated by Fisher-Yates. */
-            for (size_t i = 0; i < n; i++) partner[i] = (uint32_t)(i ^ 1);
-            if (n % 2 == 1) partner[n - 1] = (uint32_t)(n - 1);
-            for (size_t i = n; i > 1; i--)
-                conjugate_by_swap(partner, (uint32_t)(i - 1), mx_rng_below(rng, (uint32_t)i));
-        } else {
-            mx_rng_permutation(rng, partner, n);
-        }
-        break;
-    }
-}
 
 /* ---- decisions ---- */
 
@@ -144,7 +106,7 @@ static void decide_all(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
                        size_t height, size_t width, mx_cutmix_workspace *ws)
 {
     /* The drawn partners go to ws->partner; record() then keeps them only for mixed rows. */
-    choose_partners(mix, rng, ws->partner, n);
+    mx_mixup_choose_partners(mix, rng, ws->partner, n);
     switch (mix->mode) {
     case MX_MIX_ELEM:
         for (size_t i = 0; i < n; i++) record(ws, i, ws->partner[i], decide(mix, cut, rng, height, width));

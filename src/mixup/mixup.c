@@ -64,7 +64,7 @@ static void random_matching(mx_rng *rng, uint32_t *partner, size_t n)
     for (size_t i = n; i > 1; i--) conjugate_by_swap(partner, (uint32_t)(i - 1), mx_rng_below(rng, (uint32_t)i));
 }
 
-static void choose_partners(const mx_mixup_config *cfg, mx_rng *rng, uint32_t *partner, size_t n)
+void mx_mixup_choose_partners(const mx_mixup_config *cfg, mx_rng *rng, uint32_t *partner, size_t n)
 {
     switch (cfg->partner) {
     case MX_PARTNER_FLIP:
@@ -146,7 +146,7 @@ void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, 
 {
     int mixing = cfg->alpha > 0.0;
     if (mixing) {
-        choose_partners(cfg, rng, ws->partner, n);
+        mx_mixup_choose_partners(cfg, rng, ws->partner, n);
         choose_lambdas(cfg, rng, ws->partner, ws->lambda, n);
     } else {
         for (size_t i = 0; i < n; i++) {
