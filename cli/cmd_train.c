@@ -36,6 +36,8 @@ static const char train_help[] =
     "augmentation:\n"
     "  --augment SPEC           none | flip | crop:PAD | crop:PAD,flip: per sample, seeded (default none;\n"
     "                           CIFAR recipe crop:4,flip)\n"
+    "  --workers N              threads preparing the next batches while the model trains (default 0:\n"
+    "                           in the training thread); results do not depend on N\n"
     "optimisation:\n"
     "  --epochs N               (default 20)\n"
     "  --batch-size B           (default 128)\n"

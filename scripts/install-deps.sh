@@ -13,6 +13,7 @@ PACKAGES=(
     zlib1g-dev                             # gzip-compressed IDX files
     libcjson-dev                           # JSON configs and safetensors headers
     libcairo2-dev fonts-dejavu-core        # PNG/SVG figures
+    libjpeg62-turbo-dev libpng-dev         # image-folder datasets: JPEG (libjpeg-turbo) and PNG decoding
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
     python3-torch                          # interop test: PyTorch loads mixreg's weights

@@ -36,6 +36,11 @@ check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"n\"]")" = 10000 ]'
 # Same seed, same flags: the same bits (augmentation and CutMix draws are seeded).
 train "$WORK/switch2" --mixup-alpha 1 --cutmix-alpha 1 --cutmix-switch-prob 0.5 --mix-prob 0.8 --augment flip
 check 'tensors_equal "$WORK/switch/model.safetensors" "$WORK/switch2/model.safetensors"'
+# Loader worker threads prepare the batches; the bits do not change.
+train "$WORK/workers" --mixup-alpha 1 --cutmix-alpha 1 --cutmix-switch-prob 0.5 --mix-prob 0.8 --augment flip --workers 2
+check 'tensors_equal "$WORK/switch/model.safetensors" "$WORK/workers/model.safetensors"'
+check '[ "$(json_get "$WORK/workers/config.json" "j[\"workers\"]")" = 2 ]'
+expect_status 2 "--workers" -- train --workers 100
 
 expect_status 2 "--augment" -- train --augment crop:4:20
 expect_status 2 "--augment" -- train --augment sideways

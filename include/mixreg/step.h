@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "mixreg/arena.h"
-#include "mixreg/augment.h"
 #include "mixreg/cutmix.h"
 #include "mixreg/data.h"
 #include "mixreg/mixup.h"
@@ -21,8 +20,6 @@ typedef struct {
     const mx_normalizer *nz;      /* borrowed */
     mx_mixup_config mixup;
     mx_cutmix_config cutmix;      /* CutMix off unless set after init */
-    mx_augment_config augment;    /* none unless set after init */
-    uint64_t augment_seed, augment_epoch;  /* the per-sample augmentation draws depend on these and the sample index */
     mx_sgd_config sgd;
     size_t batch, dim, classes;
     float *x, *x_mix, *y_mix, *dlogits, *velocity;
@@ -42,5 +39,9 @@ void mx_stepper_free(mx_stepper *s);
  * returned without touching the parameters. */
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng,
                        double lr);
+
+/* The same on a batch already gathered (normalised inputs x, n x dim, and
+ * their labels), e.g. by the loader's workers. */
+double mx_stepper_step_batch(mx_stepper *s, const float *x, const int32_t *labels, size_t n, mx_rng *mix_rng, double lr);
 
 #endif

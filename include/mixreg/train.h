@@ -45,6 +45,7 @@ typedef struct {
     int tb_histograms;           /* also weight histograms at each epoch end */
     mx_rescale_source rescale_stats;
     mx_label_kind labels;        /* CIFAR-100: fine (default) or coarse labels */
+    size_t workers;              /* loader threads preparing the next batches (0: in the training thread) */
     char augment[64];            /* per-sample augmentation spec (augment.h): none | flip | crop:P[,flip] */
     mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
 } mx_train_config;

@@ -111,6 +111,7 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
         return mx_error_set(MX_ERR_ARG, "--weight-decay must be >= 0");
     if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > (double)cfg->epochs)
         return mx_error_set(MX_ERR_ARG, "--warmup-epochs must be in [0, epochs]");
+    if (cfg->workers > 64) return mx_error_set(MX_ERR_ARG, "--workers must be in 0..64");
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
     if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
     if (!(cfg->val_split >= 0 && cfg->val_split < 1)) return mx_error_set(MX_ERR_ARG, "--val-split must be in [0, 1)");
@@ -171,6 +172,7 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
     cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
     cJSON_AddStringToObject(o, "augment", cfg->augment);
+    cJSON_AddNumberToObject(o, "workers", (double)cfg->workers);
     cJSON_AddNumberToObject(o, "cutmix_alpha", cfg->cutmix.alpha);
     cJSON_AddNumberToObject(o, "cutmix_switch_prob", cfg->cutmix.switch_prob);
     cJSON_AddNumberToObject(o, "mix_prob", cfg->cutmix.prob);
@@ -285,6 +287,7 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
     if (!strcmp(k, "augment")) return get_string(item, cfg->augment, sizeof cfg->augment);
+    if (!strcmp(k, "workers")) return get_size(item, &cfg->workers);
     if (!strcmp(k, "cutmix_alpha")) return get_number(item, &cfg->cutmix.alpha);
     if (!strcmp(k, "cutmix_switch_prob")) return get_number(item, &cfg->cutmix.switch_prob);
     if (!strcmp(k, "mix_prob")) return get_number(item, &cfg->cutmix.prob);

@@ -38,6 +38,7 @@ SIZE_FLAG(set_log_every, log_every, 0, (size_t)1 << 40)
 SIZE_FLAG(set_epochs, epochs, 1, 100000)
 SIZE_FLAG(set_batch_size, batch_size, 1, 65536)
 SIZE_FLAG(set_max_steps, max_steps, 1, (size_t)1 << 40)
+SIZE_FLAG(set_workers, workers, 0, 64)
 DOUBLE_FLAG(set_val_split, val_split, 0, 0.9)
 DOUBLE_FLAG(set_alpha, mixup.alpha, 0, 1e6)
 DOUBLE_FLAG(set_label_smoothing, mixup.label_smoothing, 0, 0.999)
@@ -162,6 +163,7 @@ static const flag_entry flags[] = {
     {"cutmix-switch-prob", 1, set_cutmix_switch},
     {"mix-prob", 1, set_mix_prob},
     {"augment", 1, set_augment},
+    {"workers", 1, set_workers},
     {"lr", 1, set_lr},
     {"momentum", 1, set_momentum},
     {"nesterov", 0, set_nesterov},

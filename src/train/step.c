@@ -12,7 +12,6 @@ mx_status mx_stepper_init(mx_stepper *s, mx_model *model, const mx_normalizer *n
     s->nz = nz;
     s->mixup = *mixup;
     s->cutmix = mx_cutmix_config_default();
-    s->augment = mx_augment_config_none();
     s->sgd = *sgd;
     s->batch = mx_model_max_batch(model);
     s->dim = mx_model_input_size(model);
@@ -59,9 +58,14 @@ static double batch_accuracy(const float *logits, const float *targets, size_t n
 
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng, double lr)
 {
-    mx_augment_gather(&s->augment, s->augment_seed, s->augment_epoch, ds, s->nz, idx, n, s->x, s->labels);
+    mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels);
+    return mx_stepper_step_batch(s, s->x, s->labels, n, mix_rng, lr);
+}
+
+double mx_stepper_step_batch(mx_stepper *s, const float *x, const int32_t *labels, size_t n, mx_rng *mix_rng, double lr)
+{
     const mx_model_spec *spec = mx_model_get_spec(s->model);
-    mx_cutmix_batch(&s->mixup, &s->cutmix, mix_rng, s->x, s->labels, n, spec->in_channels, spec->in_height,
+    mx_cutmix_batch(&s->mixup, &s->cutmix, mix_rng, x, labels, n, spec->in_channels, spec->in_height,
                     spec->in_width, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
     const float *logits = mx_model_forward(s->model, s->x_mix, n);
     double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);

@@ -15,6 +15,7 @@
 #include "mixreg/fileio.h"
 #include "mixreg/optim.h"
 #include "mixreg/augment.h"
+#include "mixreg/loader.h"
 #include "mixreg/rescale.h"
 #include "mixreg/rng.h"
 #include "mixreg/run.h"
@@ -29,6 +30,8 @@ typedef struct {
     mx_run run;               /* model, normaliser, rescale stats, config, counters */
     mx_schedule schedule;
     mx_stepper stepper;
+    mx_loader *loader;        /* gathers and augments batches, in worker threads with --workers */
+    mx_dataset_fill fill;     /* what the loader fills batches from */
     mx_dataset train, val;    /* train less the hold-out, and the hold-out */
     const mx_dataset *test;
     size_t batch, steps_per_epoch, total_steps;
@@ -48,6 +51,7 @@ static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 static void trainer_free(trainer *t)
 {
+    mx_loader_destroy(t->loader);
     mx_stepper_free(&t->stepper);
     mx_run_free(&t->run);
     mx_dataset_free(&t->train);
@@ -162,9 +166,13 @@ static mx_status setup_buffers(trainer *t)
     mx_status st = mx_stepper_init(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd);
     if (st != MX_OK) return st;
     t->stepper.cutmix = cfg->cutmix;
-    t->stepper.augment_seed = cfg->seed;
-    st = mx_augment_parse(cfg->augment, &t->stepper.augment);
-    if (st == MX_OK) st = mx_augment_config_validate(&t->stepper.augment, t->train.height, t->train.width);
+    t->fill = (mx_dataset_fill){&t->train, &t->run.normalizer, mx_augment_config_none(), cfg->seed};
+    st = mx_augment_parse(cfg->augment, &t->fill.augment);
+    if (st == MX_OK) st = mx_augment_config_validate(&t->fill.augment, t->train.height, t->train.width);
+    /* Two batches in flight per worker keep every worker busy while one is consumed. */
+    if (st == MX_OK)
+        st = mx_loader_create(mx_dataset_fill_batch, &t->fill, mx_model_input_size(t->run.model), t->batch, cfg->workers,
+                              2 * cfg->workers + 1, &t->loader);
     if (st != MX_OK) return st;
     if (t->run.momentum) {
         memcpy(t->stepper.velocity, t->run.momentum, mx_model_param_count(t->run.model) * sizeof(float));
@@ -378,17 +386,24 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
             mx_rng shuffle;
             mx_rng_init(&shuffle, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_SHUFFLE);
             mx_rng_permutation(&shuffle, t->order, t->train.n);
-            t->stepper.augment_epoch = epoch;
+            mx_status st = mx_loader_start_epoch(t->loader, t->order, t->train.n, t->batch, pos, epoch);
+            if (st != MX_OK) return st;
             if (!resumed_mid_epoch) {
                 mx_rng_init(&mix, cfg->seed, ((uint64_t)epoch << 32) | MX_STREAM_MIXUP);
                 loss_sum = 0;
             }
             resumed_mid_epoch = 0;
         }
-        size_t first = pos * t->batch, n = t->train.n - first < t->batch ? t->train.n - first : t->batch;
         lr = mx_schedule_lr(&t->schedule, t->run.step);
         double start = mx_now_seconds();
-        double loss = mx_stepper_step(&t->stepper, &t->train, t->order + first, n, &mix, lr);
+        mx_loader_batch batch;
+        mx_status fill_st = mx_loader_next(t->loader, &batch);
+        if (fill_st != MX_OK) {
+            mx_progress_clear(&t->progress);
+            return fill_st;
+        }
+        size_t n = batch.n;
+        double loss = mx_stepper_step_batch(&t->stepper, batch.x, batch.labels, n, &mix, lr);
         if (t->run.step + 1 == t->fault_nan_step) loss = NAN;
         if (!isfinite(loss)) {
             mx_progress_clear(&t->progress);
