@@ -75,7 +75,7 @@ static void parse_analyze_flags(int argc, char **argv, analyze_options *o, const
 static mx_status load_samples(const mx_run *run, const char *data, size_t want, float **x, int32_t **labels, size_t *n)
 {
     mx_dataset test = {0};
-    mx_status st = mx_data_load_labels(data, "test", run->config.labels, &test);
+    mx_status st = mx_train_data_load(&run->config, data, "test", &test);
     if (st != MX_OK) return st;
     const mx_model_spec *spec = mx_model_get_spec(run->model);
     size_t d = mx_model_input_size(run->model);
@@ -103,7 +103,7 @@ static mx_status load_samples(const mx_run *run, const char *data, size_t want, 
 static mx_status load_moments(const mx_run *run, const char *data, mx_data_moments *mo)
 {
     mx_dataset full = {0}, train = {0}, val = {0};
-    mx_status st = mx_data_load_labels(data, "train", run->config.labels, &full);
+    mx_status st = mx_train_data_load(&run->config, data, "train", &full);
     if (st == MX_OK) st = mx_dataset_split(&full, run->config.seed, run->config.val_split, &train, &val);
     mx_dataset_free(&full);
     mx_dataset_free(&val);

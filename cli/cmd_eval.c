@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "mixreg/calibration.h"
 #include "mixreg/eval_modes.h"
+#include "mixreg/fileio.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/plot.h"
 #include "mixreg/predictions.h"
@@ -30,6 +31,9 @@ static const char eval_help[] =
     "  --val-split F            that split when the run had none (default 0.1; the samples\n"
     "                           were then seen in training, which the output states)\n"
     "  --reliability FILE       reliability diagram + confidence histogram (.png or .svg)\n"
+    "  --class-map FILE         the dataset's classes map onto the model's (ObjectNet on ImageNet;\n"
+    "                           format in docs/formats.md): only mapped classes are scored,\n"
+    "                           accuracy by the ObjectNet rule (needs --data folder:DIR)\n"
     "  --predictions FILE       per-sample probabilities (.csv or .npy: index, label, p0..)\n"
     "                           of the rescaled prediction if reported, else the plain one\n"
     "  --batch-size B           evaluation batch (default 500)\n"
@@ -37,7 +41,7 @@ static const char eval_help[] =
     "  --json                   one JSON object, one entry per mode\n";
 
 typedef struct {
-    const char *data, *reliability, *predictions;
+    const char *data, *reliability, *predictions, *class_map;
     int want_plain, want_rescaled, fit_temperature, json, threads;
     size_t batch, bins;
     double val_split;
@@ -68,6 +72,8 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
             o->bins = cli_parse_size(&a, "--bins", 1, 1000);
         } else if (cli_flag_value(&a, "--reliability")) {
             o->reliability = a.value;
+        } else if (cli_flag_value(&a, "--class-map")) {
+            o->class_map = a.value;
         } else if (cli_flag_value(&a, "--predictions")) {
             o->predictions = a.value;
         } else if (cli_flag_value(&a, "--batch-size")) {
@@ -142,8 +148,18 @@ int cmd_eval(int argc, char **argv)
     mx_dataset test = {0};
     mx_eval_report report = {0};
     char fit_note[160] = "";
-    st = mx_data_load_labels(data, "test", run.config.labels, &test);
-    mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split};
+    st = mx_train_data_load(&run.config, data, "test", &test);
+    mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split, NULL};
+    mx_class_map map = {0};
+    if (st == MX_OK && o.class_map) {
+        char **names = NULL;
+        size_t count = 0;
+        st = mx_data_class_names(data, &names, &count);
+        if (st == MX_OK)
+            st = mx_class_map_load(o.class_map, names, count, mx_model_get_spec(run.model)->num_classes, &map);
+        mx_free_names(names, count);
+        request.class_map = &map;
+    }
     if (st == MX_OK) st = mx_eval_report_compute(&run, &test, NULL, data, &request, &report);
     if (report.fit_n)
         snprintf(fit_note, sizeof fit_note, ", \"temperature_fit\": {\"n\": %zu, \"seen_in_training\": %s}", report.fit_n,
@@ -166,6 +182,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     mx_eval_report_free(&report);
+    mx_class_map_free(&map);
     mx_dataset_free(&test);
     mx_run_free(&run);
     return st == MX_OK ? 0 : cli_report(st);

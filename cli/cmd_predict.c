@@ -120,7 +120,7 @@ int cmd_predict(int argc, char **argv)
     const mx_rescale_stats *stats = rescale && run.rescale.theta_bar < 1.0 ? &run.rescale : NULL;
     mx_dataset ds = {0};
     if (data) {
-        st = mx_data_load_labels(data, "test", run.config.labels, &ds);
+        st = mx_train_data_load(&run.config, data, "test", &ds);
         if (st == MX_OK && ds.n > limit) ds.n = limit;
     } else {
         size_t sample = spec->in_channels * spec->in_height * spec->in_width;

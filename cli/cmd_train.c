@@ -18,9 +18,12 @@ static const char train_help[] =
     "(plain and with the paper's rescaled prediction) and writes a run directory.\n"
     "\n"
     "data and model:\n"
-    "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|DIR  dataset (default fashion-mnist)\n"
+    "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR  (default fashion-mnist)\n"
     "  --label fine|coarse      CIFAR-100 labels: 100 fine or 20 coarse classes (default fine)\n"
-    "  --model mlp|logreg       architecture (default mlp)\n"
+    "  --image-size S           image folders: shorter side to S*256/224, centre S x S crop (default 224)\n"
+    "  --skip-bad-images        image folders: leave out files that fail to decode, count them\n"
+    "  --model M                architecture (default mlp): mlp, logreg, lenet5, resnet20, resnet32,\n"
+    "                           resnet56, resnet110, preact18, wrn-D-K (e.g. wrn-28-10), resnet50\n"
     "  --hidden W1,W2,...       MLP hidden widths (default 512,512)\n"
     "mixup:\n"
     "  --mixup-alpha A          lambda ~ Beta(A, A); 0 = plain ERM (default 1)\n"
@@ -121,15 +124,13 @@ static int resume_training(const char *dir, int threads)
     mx_run saved;
     mx_status st = mx_run_load(dir, 1, &saved);
     if (st != MX_OK) return cli_report(st);
-    char data[MX_PATH_MAX];
-    snprintf(data, sizeof data, "%s", saved.config.data);
+    mx_train_config cfg = saved.config;
     size_t step = saved.step;
-    mx_label_kind labels = saved.config.labels;
     mx_set_threads(threads ? threads : saved.config.threads);
     mx_run_free(&saved);
     mx_dataset train = {0}, test = {0};
-    st = mx_data_load_labels(data, "train", labels, &train);
-    if (st == MX_OK) st = mx_data_load_labels(data, "test", labels, &test);
+    st = mx_train_data_load(&cfg, NULL, "train", &train);
+    if (st == MX_OK) st = mx_train_data_load(&cfg, NULL, "test", &test);
     if (st != MX_OK) {
         mx_dataset_free(&train);
         return cli_report(st);
@@ -172,8 +173,8 @@ int cmd_train(int argc, char **argv)
     mx_set_threads(cfg.threads);
 
     mx_dataset train = {0}, test = {0};
-    st = mx_data_load_labels(cfg.data, "train", cfg.labels, &train);
-    if (st == MX_OK) st = mx_data_load_labels(cfg.data, "test", cfg.labels, &test);
+    st = mx_train_data_load(&cfg, NULL, "train", &train);
+    if (st == MX_OK) st = mx_train_data_load(&cfg, NULL, "test", &test);
     if (st != MX_OK) {
         mx_dataset_free(&train);
         return cli_report(st);

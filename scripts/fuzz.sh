@@ -10,11 +10,15 @@ FLAGS=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
        -D_POSIX_C_SOURCE=200809L -DMIXREG_VERSION=\"fuzz\" -Iinclude -Isrc)
 build() { # target sources...
     local target=$1; shift
-    clang "${FLAGS[@]}" "$@" "tests/fuzz/$target.c" -o "$OUT/$target" $(pkg-config --cflags --libs libcjson zlib) -lm
+    clang "${FLAGS[@]}" "$@" "tests/fuzz/$target.c" -o "$OUT/$target" $(pkg-config --cflags --libs libcjson zlib libjpeg libpng) -lm
 }
 build fuzz_safetensors src/core/error.c src/io/fileio.c src/io/safetensors.c
 build fuzz_idx src/core/error.c src/data/idx.c
 build fuzz_cifar src/core/error.c src/data/cifar.c src/data/dataset.c src/data/idx.c
+build fuzz_image src/core/error.c src/io/fileio.c src/data/image.c
+# fuzz_image's seeds are encoded by libjpeg and libpng, with the test fixtures' encoders.
+clang -std=c11 -O1 -D_POSIX_C_SOURCE=200809L -Itests tests/fuzz/image_seeds.c -o "$OUT/image_seeds" \
+    $(pkg-config --cflags --libs libjpeg libpng)
 
 ramp() { printf "$(printf '\\x%02x' $(seq 0 $(($1 - 1))))"; } # the bytes 0 to $1 - 1 (at most 256)
 pixels() { for _ in $(seq 12); do ramp 256; done; }          # 3072 bytes: one CIFAR image
@@ -28,6 +32,7 @@ seed() { # target corpus: writes a small valid file of each kind the target read
     fuzz_cifar)
         { printf '\x03'; pixels; printf '\x09'; pixels; } > "$2/seed-cifar10"
         { printf '\x07\x2a'; pixels; printf '\x13\x63'; pixels; } > "$2/seed-cifar100" ;;
+    fuzz_image) "$OUT/image_seeds" "$2" ;;
     esac
 }
 for target in "$OUT"/fuzz_*; do

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "mixreg/data.h"
+#include "mixreg/folder.h"
 #include "mixreg/metrics.h"
 #include "mixreg/run.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     int temperature;          /* also each one temperature-scaled */
     size_t bins;              /* ECE / reliability bins */
     double val_split;         /* hold-out for T when the run had none (its samples were seen in training) */
+    const mx_class_map *class_map; /* test labels are dataset classes scored through this map (NULL: none) */
 } mx_eval_request;
 
 typedef struct {

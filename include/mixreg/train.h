@@ -45,6 +45,8 @@ typedef struct {
     int tb_histograms;           /* also weight histograms at each epoch end */
     mx_rescale_source rescale_stats;
     mx_label_kind labels;        /* CIFAR-100: fine (default) or coarse labels */
+    size_t image_size;           /* image folders: the side images are brought to (default 224) */
+    int skip_bad_images;         /* image folders: leave out (and count) files that fail to decode */
     size_t workers;              /* loader threads preparing the next batches (0: in the training thread) */
     char augment[64];            /* per-sample augmentation spec (augment.h): none | flip | crop:P[,flip] */
     mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
@@ -101,6 +103,11 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
 
 /* Parses "--save-every" values: "N" or "Nepochs" (epochs), "Nsteps" (steps). */
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps);
+
+/* Loads split "train" or "test" of `spec` (NULL: cfg->data) as the run's
+ * settings say (labels, image size, bad images); the number of images left
+ * out is reported on stderr. */
+mx_status mx_train_data_load(const mx_train_config *cfg, const char *spec, const char *split, mx_dataset *out);
 
 /* Uses `threads` threads for BLAS and OpenMP work (0 = all online CPUs). */
 void mx_set_threads(int threads);

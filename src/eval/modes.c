@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mixreg/calibration.h"
+#include "mixreg/class_map_metrics.h"
 #include "mixreg/eval_modes.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/source.h"
@@ -19,7 +20,7 @@ static mx_status fit_temperature(mx_run *run, const mx_dataset *train, const cha
     *seen = !(run->config.val_split > 0);
     mx_status st = MX_OK;
     if (!train) {
-        st = mx_data_load_labels(data_spec, "train", run->config.labels, &loaded);
+        st = mx_train_data_load(&run->config, data_spec, "train", &loaded);
         train = &loaded;
     }
     if (st == MX_OK) st = mx_dataset_split(train, run->config.seed, fraction, &rest, &val);
@@ -50,6 +51,15 @@ mx_status mx_eval_report_compute(mx_run *run, const mx_dataset *test, const mx_d
     out->labels = malloc(test->n * sizeof(int32_t) + 1);
     if (!out->labels) return mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
     mx_status st = MX_OK;
+    /* With a class map the labels are the dataset's classes, not the model's:
+     * the map, not the model's class count, bounds them. */
+    mx_dataset view = *test;
+    if (request->class_map) {
+        if (request->class_map->num_model_classes != out->classes)
+            return mx_error_set(MX_ERR_ARG, "class map: made for %zu model classes, the model has %zu",
+                                request->class_map->num_model_classes, out->classes);
+        view.num_classes = 0;
+    }
     for (int r = 0; r < 2 && st == MX_OK; r++) {
         if (!(r ? request->rescaled : request->plain)) continue;
         for (int temp = 0; temp <= (request->temperature != 0) && st == MX_OK; temp++) {
@@ -63,13 +73,16 @@ mx_status mx_eval_report_compute(mx_run *run, const mx_dataset *test, const mx_d
             m->rel_count = calloc(request->bins, sizeof(size_t));
             if (!m->logits || !m->rel_conf || !m->rel_acc || !m->rel_count)
                 return mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
-            st = mx_evaluate_logits(run->model, test, &run->normalizer, r ? &run->rescale : NULL, m->logits, out->labels);
+            st = mx_evaluate_logits(run->model, &view, &run->normalizer, r ? &run->rescale : NULL, m->logits, out->labels);
             if (st == MX_OK && temp) {
                 st = fit_temperature(run, train, data_spec, request->val_split, r, &m->temperature, &out->fit_n,
                                      &out->fit_seen_in_training);
                 if (st == MX_OK) mx_logits_scale(m->logits, test->n * out->classes, m->temperature);
             }
-            if (st == MX_OK)
+            if (st == MX_OK && request->class_map)
+                st = mx_metrics_class_mapped(request->class_map, m->logits, out->labels, test->n, request->bins,
+                                             &m->metrics, m->rel_conf, m->rel_acc, m->rel_count);
+            else if (st == MX_OK)
                 st = mx_metrics_from_logits(m->logits, out->labels, test->n, out->classes, request->bins, &m->metrics,
                                             m->rel_conf, m->rel_acc, m->rel_count);
         }

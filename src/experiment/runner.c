@@ -79,20 +79,21 @@ static mx_status check_existing(const mx_train_config *cfg)
 }
 
 typedef struct {
-    char spec[MX_PATH_MAX];
-    mx_label_kind labels;
+    char key[MX_PATH_MAX + 64];   /* the settings the data was loaded with */
     mx_dataset train, test;
 } data_cache;
 
-static mx_status load_data(data_cache *cache, const char *spec, mx_label_kind labels)
+static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 {
-    if (cache->spec[0] && !strcmp(cache->spec, spec) && cache->labels == labels) return MX_OK;
+    char key[sizeof cache->key];
+    snprintf(key, sizeof key, "%s|%d|%zu|%d", cfg->data, (int)cfg->labels, cfg->image_size, cfg->skip_bad_images);
+    if (!strcmp(cache->key, key)) return MX_OK;
     mx_dataset_free(&cache->train);
     mx_dataset_free(&cache->test);
-    cache->spec[0] = '\0';
-    mx_status st = mx_data_load_labels(spec, "train", labels, &cache->train);
-    if (st == MX_OK) st = mx_data_load_labels(spec, "test", labels, &cache->test);
-    if (st == MX_OK) snprintf(cache->spec, sizeof cache->spec, "%s", spec), cache->labels = labels;
+    cache->key[0] = '\0';
+    mx_status st = mx_train_data_load(cfg, NULL, "train", &cache->train);
+    if (st == MX_OK) st = mx_train_data_load(cfg, NULL, "test", &cache->test);
+    if (st == MX_OK) snprintf(cache->key, sizeof cache->key, "%s", key);
     return st;
 }
 
@@ -101,7 +102,7 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     mx_run run;
     mx_status st = mx_run_load(cfg->out, 500, &run);
     if (st != MX_OK) return st;
-    mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1};
+    mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
     char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar) : NULL;
@@ -177,7 +178,7 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         if (options->report_only) continue;
         fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s\n", e->name, i + 1, e->count, e->runs[i].name);
         double run_start = mx_now_seconds(), summary[4];
-        st = load_data(&data, cfg.data, cfg.labels);
+        st = load_data(&data, &cfg);
         if (st == MX_OK) st = train_run(&cfg, &data);
         if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
         if (st != MX_OK) {

@@ -8,6 +8,7 @@
 
 #include "mixreg/augment.h"
 #include "mixreg/optim.h"
+#include "mixreg/source.h"
 #include "mixreg/train.h"
 
 static const char *const mode_names[] = {"batch", "pair", "elem"};
@@ -81,6 +82,21 @@ void mx_train_config_default(mx_train_config *cfg)
     cfg->tensorboard = 1;
     snprintf(cfg->augment, sizeof cfg->augment, "none");
     cfg->cutmix = mx_cutmix_config_default();
+    cfg->image_size = 224;
+}
+
+mx_status mx_train_data_load(const mx_train_config *cfg, const char *spec, const char *split, mx_dataset *out)
+{
+    mx_data_options opts = mx_data_options_default();
+    opts.labels = cfg->labels;
+    opts.image_size = cfg->image_size;
+    opts.skip_bad = cfg->skip_bad_images;
+    if (!spec) spec = cfg->data;
+    mx_status st = mx_data_load_with(spec, split, &opts, out);
+    if (st == MX_OK && opts.skipped)
+        fprintf(stderr, "mixreg: %s (%s): left out %zu image%s that failed to decode\n", spec, split, opts.skipped,
+                opts.skipped == 1 ? "" : "s");
+    return st;
 }
 
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps)
@@ -111,6 +127,7 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
         return mx_error_set(MX_ERR_ARG, "--weight-decay must be >= 0");
     if (!(cfg->warmup_epochs >= 0) || cfg->warmup_epochs > (double)cfg->epochs)
         return mx_error_set(MX_ERR_ARG, "--warmup-epochs must be in [0, epochs]");
+    if (cfg->image_size < 8 || cfg->image_size > 4096) return mx_error_set(MX_ERR_ARG, "--image-size must be in 8..4096");
     if (cfg->workers > 64) return mx_error_set(MX_ERR_ARG, "--workers must be in 0..64");
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
     if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
@@ -173,6 +190,8 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
     cJSON_AddStringToObject(o, "augment", cfg->augment);
     cJSON_AddNumberToObject(o, "workers", (double)cfg->workers);
+    cJSON_AddNumberToObject(o, "image_size", (double)cfg->image_size);
+    cJSON_AddBoolToObject(o, "skip_bad_images", cfg->skip_bad_images);
     cJSON_AddNumberToObject(o, "cutmix_alpha", cfg->cutmix.alpha);
     cJSON_AddNumberToObject(o, "cutmix_switch_prob", cfg->cutmix.switch_prob);
     cJSON_AddNumberToObject(o, "mix_prob", cfg->cutmix.prob);
@@ -288,6 +307,8 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
     if (!strcmp(k, "augment")) return get_string(item, cfg->augment, sizeof cfg->augment);
     if (!strcmp(k, "workers")) return get_size(item, &cfg->workers);
+    if (!strcmp(k, "image_size")) return get_size(item, &cfg->image_size);
+    if (!strcmp(k, "skip_bad_images")) return get_bool(item, &cfg->skip_bad_images);
     if (!strcmp(k, "cutmix_alpha")) return get_number(item, &cfg->cutmix.alpha);
     if (!strcmp(k, "cutmix_switch_prob")) return get_number(item, &cfg->cutmix.switch_prob);
     if (!strcmp(k, "mix_prob")) return get_number(item, &cfg->cutmix.prob);

@@ -39,6 +39,8 @@ SIZE_FLAG(set_epochs, epochs, 1, 100000)
 SIZE_FLAG(set_batch_size, batch_size, 1, 65536)
 SIZE_FLAG(set_max_steps, max_steps, 1, (size_t)1 << 40)
 SIZE_FLAG(set_workers, workers, 0, 64)
+SIZE_FLAG(set_image_size, image_size, 8, 4096)
+SWITCH_FLAG(set_skip_bad, skip_bad_images, 1)
 DOUBLE_FLAG(set_val_split, val_split, 0, 0.9)
 DOUBLE_FLAG(set_alpha, mixup.alpha, 0, 1e6)
 DOUBLE_FLAG(set_label_smoothing, mixup.label_smoothing, 0, 0.999)
@@ -164,6 +166,8 @@ static const flag_entry flags[] = {
     {"mix-prob", 1, set_mix_prob},
     {"augment", 1, set_augment},
     {"workers", 1, set_workers},
+    {"image-size", 1, set_image_size},
+    {"skip-bad-images", 0, set_skip_bad},
     {"lr", 1, set_lr},
     {"momentum", 1, set_momentum},
     {"nesterov", 0, set_nesterov},

@@ -1,0 +1,139 @@
+/* Still images for image-folder datasets: a JPEG (libjpeg-turbo) or PNG
+ * (libpng) held in memory, recognised by its first bytes (never by the file
+ * name), decoded to 8-bit RGB in CHW layout (3 x height x width: the R, G and B
+ * planes, each row-major, as mx_dataset stores samples); and the resizing and
+ * centre cropping of uint8 CHW images that the ImageNet evaluation recipe uses
+ * (resize the shorter side to 256, centre crop 224 x 224).
+ *
+ * Conversions to RGB:
+ *   JPEG  grayscale is replicated to the three channels; YCbCr and RGB go
+ *         through libjpeg's colour conversion (accurate integer IDCT, fancy
+ *         upsampling: as PIL); CMYK and YCCK are converted from CMYK with
+ *         R = (255 - C)(255 - K) / 255 (likewise G from M, B from Y), the
+ *         values read as inverted (Adobe/Photoshop convention) when the file
+ *         has an Adobe APP14 marker, as such files nearly always do.
+ *   PNG   palette, grayscale (1, 2, 4, 8 or 16 bits), gray + alpha, RGB and
+ *         RGBA, 8 or 16 bits a sample: palette entries and gray are expanded,
+ *         16-bit samples scaled to 8 bits with rounding (v * 255 / 65535),
+ *         and alpha, an alpha channel or tRNS transparency, DROPPED (the
+ *         colour values are kept as stored, not composited on any
+ *         background: PIL's convert("RGB")). gAMA, cHRM, sRGB and iCCP are
+ *         ignored (no colour management), interlaced images are supported.
+ * Neither applies an EXIF orientation (as PIL's open + convert, torchvision's
+ * ImageFolder loader). 12-bit JPEGs are refused (corrupt JPEG).
+ *
+ * Every failure is an mx_status with a message naming the file: the decoders'
+ * own errors (libjpeg's error_exit, libpng's error callback) are caught with
+ * setjmp/longjmp and never print, exit or crash. A JPEG whose data ends early
+ * ("Premature end of JPEG file", which libjpeg itself only warns about and
+ * pads with gray) is an error; libjpeg's other warnings (extraneous bytes
+ * before a marker and the like, common in real photo collections) are not.
+ * Images wider or taller than MX_IMAGE_MAX_SIDE or of more than
+ * MX_IMAGE_MAX_PIXELS pixels are refused from their header, before any pixel
+ * memory is allocated. */
+#ifndef MIXREG_IMAGE_H
+#define MIXREG_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixreg/error.h"
+
+#define MX_IMAGE_MAX_SIDE 16384
+#define MX_IMAGE_MAX_PIXELS ((size_t)1 << 28)
+/* mx_image_read refuses larger files (256 MiB) before reading them. */
+#define MX_IMAGE_MAX_FILE_BYTES ((size_t)1 << 28)
+
+typedef enum { MX_IMAGE_UNKNOWN = 0, MX_IMAGE_JPEG, MX_IMAGE_PNG } mx_image_format;
+
+typedef struct {
+    size_t height, width;
+    uint8_t *pixels;  /* 3 x height x width (CHW, RGB), malloc'd */
+} mx_image;
+
+typedef struct {
+    /* JPEG only: decode at 1/2, 1/4 or 1/8 of the size (libjpeg's DCT
+     * scaling, much faster for large photos; as PIL's Image.draft) choosing
+     * the smallest scale whose shorter side is still >= min_side. 0 (or a
+     * min_side the image does not exceed twice): full size. PNG ignores it. */
+    size_t min_side;
+    /* Refuse images of more pixels than this; 0 = MX_IMAGE_MAX_PIXELS (also
+     * the most it may be). The side limit MX_IMAGE_MAX_SIDE always holds. */
+    size_t max_pixels;
+} mx_image_decode_options;
+
+/* MX_IMAGE_JPEG (bytes FF D8 FF), MX_IMAGE_PNG (the 8-byte PNG signature) or
+ * MX_IMAGE_UNKNOWN. */
+mx_image_format mx_image_detect(const void *data, size_t len);
+
+/* Decodes len bytes of a JPEG or PNG into out (out->pixels malloc'd; out is
+ * zeroed on failure). opts may be NULL (full size, default limits). `name`
+ * stands for the file in messages. MX_ERR_FORMAT for an empty input, bytes
+ * that are neither format, a corrupt or truncated file, or absurd
+ * dimensions; MX_ERR_NOMEM when the pixels cannot be allocated. */
+mx_status mx_image_decode(const char *name, const void *data, size_t len, const mx_image_decode_options *opts,
+                          mx_image *out);
+
+/* Reads a whole file (at most MX_IMAGE_MAX_FILE_BYTES) and decodes it;
+ * errors (MX_ERR_IO for a file that cannot be read) name the path. */
+mx_status mx_image_read(const char *path, const mx_image_decode_options *opts, mx_image *out);
+
+void mx_image_free(mx_image *img);
+
+/* ---- resizing and cropping (uint8 CHW, any number of channels) ---------- */
+
+/* Bilinear resampling with half-pixel centres: output pixel x samples input
+ * coordinate (x + 0.5) * in / out - 0.5, which is PyTorch's
+ * interpolate(mode="bilinear", align_corners=False) and OpenCV's INTER_LINEAR,
+ * edges clamped. With antialias set, a downscale by a factor s > 1 widens the
+ * triangle filter to s input pixels (PIL's Image.resize(BILINEAR) and
+ * torchvision's Resize(antialias=True), i.e. the torchvision ImageNet
+ * recipe); without it, downscales by more than 2 skip input pixels and
+ * alias. Upscaling is the same either way. Fixed-point weights (14 bits a
+ * pass, normalised to sum exactly to one), results rounded to nearest: a
+ * constant image stays exactly constant and a resize to the same size is the
+ * identity. */
+
+/* Resizes in (channels x height x width) to out (channels x out_height x
+ * out_width). MX_ERR_ARG for a zero size, MX_ERR_NOMEM if the scratch space
+ * cannot be allocated. in and out must not overlap. */
+mx_status mx_image_resize(const uint8_t *in, size_t channels, size_t height, size_t width, int antialias,
+                          uint8_t *out, size_t out_height, size_t out_width);
+
+/* The out_height x out_width window at (top, left) of in resized to
+ * resized_height x resized_width, computed directly (the rest of the resized
+ * image is never made): out(c, y, x) = resized(c, top + y, left + x).
+ * MX_ERR_ARG when the window does not fit in the resized image. */
+mx_status mx_image_resize_crop(const uint8_t *in, size_t channels, size_t height, size_t width,
+                               size_t resized_height, size_t resized_width, size_t top, size_t left, int antialias,
+                               uint8_t *out, size_t out_height, size_t out_width);
+
+/* Where torchvision's CenterCrop puts an out_height x out_width window in a
+ * height x width image: top = round((height - out_height) / 2) with Python's
+ * round (halves to even), likewise left. The window must fit. */
+void mx_image_center_crop_offsets(size_t height, size_t width, size_t out_height, size_t out_width, size_t *top,
+                                  size_t *left);
+
+/* Copies the centre window (mx_image_center_crop_offsets) of in to out.
+ * MX_ERR_ARG if it does not fit or a size is 0. */
+mx_status mx_image_center_crop(const uint8_t *in, size_t channels, size_t height, size_t width, uint8_t *out,
+                               size_t out_height, size_t out_width);
+
+/* The size torchvision's Resize(shorter) gives a height x width image: the
+ * shorter side becomes `shorter`, the other floor(shorter * long / short)
+ * (a square stays square). */
+void mx_image_shorter_side_size(size_t height, size_t width, size_t shorter, size_t *out_height,
+                                size_t *out_width);
+
+/* The shorter side the evaluation recipe resizes to before a crop of
+ * `crop`: round(crop * 256 / 224) (256 for 224, 37 for 32). */
+size_t mx_image_eval_resize(size_t crop);
+
+/* The evaluation recipe in one pass: resize the shorter side to `shorter`
+ * (mx_image_shorter_side_size), then take the centre crop x crop window
+ * (mx_image_center_crop_offsets) into out (channels x crop x crop).
+ * MX_ERR_ARG if crop > shorter or a size is 0. */
+mx_status mx_image_resize_center_crop(const uint8_t *in, size_t channels, size_t height, size_t width,
+                                      size_t shorter, size_t crop, int antialias, uint8_t *out);
+
+#endif

@@ -1,0 +1,44 @@
+# Image folders end to end: train on folder:DIR (PNG files of odd sizes
+# brought to --image-size), evaluate, evaluate through a class map (the
+# ObjectNet protocol), and undecodable files: an error naming the file, or
+# left out and counted with --skip-bad-images.
+. "$(dirname "$0")/cli_lib.sh"
+
+DATA="$WORK/imgs"
+python3 "$MIXREG_SOURCE_DIR/tests/make_image_folder.py" "$DATA" --per-class 12 || fail "could not write the image folder"
+train() { # out args...
+    local out=$1; shift
+    "$BIN" train --data "folder:$DATA" --image-size 16 --epochs 3 --batch-size 8 --hidden 16 --threads 2 \
+        --no-tensorboard --log-every 0 --val-split 0 --out "$out" "$@" > "$WORK/train.out" 2> "$WORK/train.err"
+}
+train "$WORK/run" --mixup-alpha 0.5 || fail "training on an image folder failed: $(cat "$WORK/train.err")"
+check 'grep -q "36 train / 12 test, 3x16x16, 3 classes" "$WORK/train.out"'
+"$BIN" eval "$WORK/run" --json > "$WORK/eval.json" 2> "$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
+check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"n\"]")" = 12 ]'
+# Stripes and colours this distinct are learnt in three epochs.
+check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"accuracy\"] >= 0.9")" = True ]'
+
+# A class map scoring only two of the three classes, one of them through two model classes.
+printf '# dataset class -> model classes\nant\t0\ncow 2,1\n' > "$WORK/map.txt"
+"$BIN" eval "$WORK/run" --class-map "$WORK/map.txt" --json > "$WORK/mapped.json" 2> "$WORK/mapped.err" \
+    || fail "eval --class-map failed: $(cat "$WORK/mapped.err")"
+check '[ "$(json_get "$WORK/mapped.json" "j[\"plain\"][\"n\"]")" = 8 ]'
+check '[ "$(json_get "$WORK/mapped.json" "0 <= j[\"rescaled\"][\"accuracy\"] <= 1")" = True ]'
+printf 'ant 0\nyak 1\n' > "$WORK/bad-map.txt"
+expect_status 1 "bad-map.txt: line 2: .yak. is not a class" -- eval "$WORK/run" --class-map "$WORK/bad-map.txt"
+printf 'ant 7\n' > "$WORK/bad-map2.txt"
+expect_status 1 "bad-map2.txt: line 1: model class index 7 is out of range" -- eval "$WORK/run" --class-map "$WORK/bad-map2.txt"
+expect_status 2 "folder" -- eval "$WORK/run" --data fashion-mnist --class-map "$WORK/map.txt"
+
+# A file that does not decode: named, or skipped and counted.
+python3 "$MIXREG_SOURCE_DIR/tests/make_image_folder.py" "$DATA" --per-class 12 --corrupt
+train "$WORK/bad"
+BAD_STATUS=$?
+check '[ "$BAD_STATUS" = 1 ]'
+check 'grep -q "zz-broken.png" "$WORK/train.err"'
+train "$WORK/skip" --skip-bad-images || fail "--skip-bad-images failed: $(cat "$WORK/train.err")"
+check 'grep -q "left out 1 image that failed to decode" "$WORK/train.err"'
+expect_status 2 "--image-size" -- train --data "folder:$DATA" --image-size 4
+rm -rf "$DATA/train/emu" && mkdir -p "$DATA/train/emu"
+expect_status 1 "emu" -- train --data "folder:$DATA" --image-size 16 --out "$WORK/empty"
+finish
