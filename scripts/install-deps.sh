@@ -10,6 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
     build-essential cmake pkg-config      # compiler and build
     libopenblas-dev                        # GEMM for the dense layers
+    libdnnl-dev                            # oneDNN: the "cpu" backend's conv/BN/pool/linear kernels
     zlib1g-dev                             # gzip-compressed IDX files
     libcjson-dev                           # JSON configs and safetensors headers
     libcairo2-dev fonts-dejavu-core        # PNG/SVG figures

@@ -1,0 +1,274 @@
+/* Convolution micro-benchmark: forward + backward (dx and dweight) of
+ * ResNet-20's 3x3 convolutions (16->16 on 28x28, 32->32 on 14x14, 64->64 on
+ * 7x7, stride 1, pad 1, no bias) at batch 128, for
+ *   ref          the reference im2col + OpenBLAS sgemm path (layers.h)
+ *   dnnl-nchw    oneDNN plans on NCHW buffers, NCHW inside (gemm convolution)
+ *   dnnl-blocked oneDNN plans on NCHW buffers, blocked inside, reordering at
+ *                every call (x, weight, y; dy, weight, dx, x, dweight)
+ *   native-f32   raw oneDNN primitives on buffers already in the blocked
+ *                layout: what the plan costs without its reorders
+ *   dnnl-bf16 / native-bf16: the same with bfloat16 inputs, fp32 accumulation
+ * Prints one line per layer and variant: best and median milliseconds over
+ * the timed repetitions of forward, backward and both, and GFLOP/s of both
+ * (3 x 2 N O OH OW C KH KW flops: forward, backward data, backward weights).
+ * On a shared machine the best is the better estimate of the uncontended
+ * cost: an OpenMP team stalls at every barrier while one of its threads is
+ * descheduled.
+ *   conv_bench [THREADS=2] [BATCH=128] [REPS=15]
+ * The ref variants run first, before any OpenMP team exists (libgomp's
+ * spinning workers would slow OpenBLAS's pthreads down). */
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mixreg/layers.h"
+#include "mixreg/layers_dnnl.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static float *randoms(size_t count)
+{
+    float *p = malloc(count * sizeof(float));
+    if (!p) abort();
+    unsigned s = 12345;
+    for (size_t i = 0; i < count; i++) {
+        s = s * 1103515245u + 12345u;
+        p[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    return p;
+}
+
+typedef struct {
+    const mx_conv2d_desc *d;
+    size_t n;
+    float *x, *w, *y, *dy, *dx, *dw, *ws;
+    mx_dnnl_conv2d_plan *plan;
+    /* native */
+    dnnl_stream_t stream;
+    dnnl_primitive_t fwd, bwd_d, bwd_w;
+    dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
+} bench_case;
+
+typedef void (*step_fn)(bench_case *c, int backward);
+
+static void step_ref(bench_case *c, int backward)
+{
+    if (!backward)
+        mx_conv2d_forward(c->d, c->n, c->x, c->w, NULL, c->y, c->ws);
+    else
+        mx_conv2d_backward(c->d, c->n, c->x, c->w, c->dy, c->dx, c->dw, NULL, c->ws);
+}
+
+static void step_plan(bench_case *c, int backward)
+{
+    mx_status st = backward ? mx_dnnl_conv2d_backward(c->plan, c->n, c->x, c->w, c->dy, c->dx, c->dw, NULL)
+                            : mx_dnnl_conv2d_forward(c->plan, c->n, c->x, c->w, NULL, c->y);
+    if (st != MX_OK) {
+        fprintf(stderr, "conv_bench: %s\n", mx_error_message());
+        exit(1);
+    }
+}
+
+static void check(dnnl_status_t st)
+{
+    if (st != dnnl_success) {
+        fprintf(stderr, "conv_bench: oneDNN status %d\n", (int)st);
+        exit(1);
+    }
+}
+
+static void step_native(bench_case *c, int backward)
+{
+    if (!backward) {
+        dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_wei}, {DNNL_ARG_DST, c->m_dst}};
+        check(dnnl_primitive_execute(c->fwd, c->stream, 3, a));
+    } else {
+        dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, c->m_ddst}, {DNNL_ARG_WEIGHTS, c->m_wei_d},
+                               {DNNL_ARG_DIFF_SRC, c->m_dsrc}};
+        check(dnnl_primitive_execute(c->bwd_d, c->stream, 3, a));
+        dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, c->m_src_w}, {DNNL_ARG_DIFF_DST, c->m_ddst_w},
+                               {DNNL_ARG_DIFF_WEIGHTS, c->m_dwei}};
+        check(dnnl_primitive_execute(c->bwd_w, c->stream, 3, b));
+    }
+    dnnl_stream_wait(c->stream);
+}
+
+static void run(const char *layer, const char *variant, bench_case *c, step_fn step, int reps, double flops)
+{
+    for (int i = 0; i < 3; i++) step(c, 0), step(c, 1);
+    double *f = malloc(reps * sizeof(double)), *b = malloc(reps * sizeof(double)), *t = malloc(reps * sizeof(double));
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_ms();
+        step(c, 0);
+        double t1 = now_ms();
+        step(c, 1);
+        double t2 = now_ms();
+        f[r] = t1 - t0, b[r] = t2 - t1, t[r] = t2 - t0;
+    }
+    qsort(f, reps, sizeof(double), cmp_double);
+    qsort(b, reps, sizeof(double), cmp_double);
+    qsort(t, reps, sizeof(double), cmp_double);
+    double med = t[reps / 2], best = f[0] + b[0];
+    printf("%-18s %-12s fwd %6.2f / %6.2f  bwd %6.2f / %6.2f  fwd+bwd %6.2f / %6.2f ms  %6.1f / %6.1f GFLOP/s\n",
+           layer, variant, f[0], f[reps / 2], b[0], b[reps / 2], best, med, flops / (best * 1e6),
+           flops / (med * 1e6));
+    fflush(stdout);
+    free(f), free(b), free(t);
+}
+
+static dnnl_memory_t alloc_mem(dnnl_engine_t e, const dnnl_memory_desc_t *md)
+{
+    dnnl_memory_t m;
+    if (dnnl_memory_create(&m, md, e, DNNL_MEMORY_ALLOCATE) != dnnl_success) abort();
+    /* Fill with something finite (bf16 or f32 zeros are fine for timing, but avoid denormals). */
+    void *h;
+    dnnl_memory_get_data_handle(m, &h);
+    memset(h, 0, dnnl_memory_desc_get_size(md));
+    return m;
+}
+
+/* Raw primitives with blocked ("any") layouts, memories allocated in them. */
+static void native_setup(bench_case *c, dnnl_engine_t e, dnnl_data_type_t in_t)
+{
+    const mx_conv2d_desc *d = c->d;
+    dnnl_dims_t src = {(dnnl_dim_t)c->n, (dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->in_h, (dnnl_dim_t)d->in_w};
+    dnnl_dims_t wei = {(dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->kernel_h,
+                       (dnnl_dim_t)d->kernel_w};
+    dnnl_dims_t dst = {(dnnl_dim_t)c->n, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
+    dnnl_dims_t st = {(dnnl_dim_t)d->stride_h, (dnnl_dim_t)d->stride_w}, pad = {(dnnl_dim_t)d->pad_h, (dnnl_dim_t)d->pad_w};
+    dnnl_memory_desc_t q_src, q_wei, q_dst, f_src, f_wei, f_dst;
+    dnnl_memory_desc_init_by_tag(&q_src, 4, src, in_t, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&q_wei, 4, wei, in_t, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&q_dst, 4, dst, in_t, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&f_src, 4, src, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&f_wei, 4, wei, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&f_dst, 4, dst, dnnl_f32, dnnl_format_tag_any);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t fpd, dpd, wpd;
+    /* Data types as in the plan: bf16 inputs, f32 outputs. */
+    dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &q_src, &q_wei, NULL,
+                                       &f_dst, st, pad, pad);
+    if (dnnl_primitive_desc_create(&fpd, &cd, NULL, e, NULL) != dnnl_success) abort();
+    dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &f_src, &q_wei,
+                                             &q_dst, st, pad, pad);
+    if (dnnl_primitive_desc_create(&dpd, &cd, NULL, e, fpd) != dnnl_success) abort();
+    dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &q_src, &f_wei, NULL, &q_dst, st, pad,
+                                                pad);
+    if (dnnl_primitive_desc_create(&wpd, &cd, NULL, e, fpd) != dnnl_success) abort();
+    dnnl_primitive_create(&c->fwd, fpd);
+    dnnl_primitive_create(&c->bwd_d, dpd);
+    dnnl_primitive_create(&c->bwd_w, wpd);
+    c->m_src = alloc_mem(e, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0));
+    c->m_wei = alloc_mem(e, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0));
+    c->m_dst = alloc_mem(e, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0));
+    c->m_ddst = alloc_mem(e, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0));
+    c->m_wei_d = alloc_mem(e, dnnl_primitive_desc_query_md(dpd, dnnl_query_weights_md, 0));
+    c->m_dsrc = alloc_mem(e, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0));
+    c->m_src_w = alloc_mem(e, dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0));
+    c->m_ddst_w = alloc_mem(e, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0));
+    c->m_dwei = alloc_mem(e, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0));
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(dpd);
+    dnnl_primitive_desc_destroy(wpd);
+}
+
+static void native_free(bench_case *c)
+{
+    dnnl_primitive_destroy(c->fwd);
+    dnnl_primitive_destroy(c->bwd_d);
+    dnnl_primitive_destroy(c->bwd_w);
+    dnnl_memory_t m[] = {c->m_src, c->m_wei, c->m_dst, c->m_ddst, c->m_wei_d, c->m_dsrc, c->m_src_w, c->m_ddst_w, c->m_dwei};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) dnnl_memory_destroy(m[i]);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    size_t n = argc > 2 ? (size_t)atol(argv[2]) : 128;
+    int reps = argc > 3 ? atoi(argv[3]) : 15;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    static const size_t shapes[3][2] = {{16, 28}, {32, 14}, {64, 7}};
+    mx_conv2d_desc d[3];
+    bench_case c[3];
+    double flops[3];
+    char name[3][32];
+    for (int i = 0; i < 3; i++) {
+        d[i] = (mx_conv2d_desc){.in_channels = shapes[i][0], .out_channels = shapes[i][0], .in_h = shapes[i][1],
+                                .in_w = shapes[i][1], .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
+                                .pad_h = 1, .pad_w = 1};
+        if (mx_conv2d_setup(&d[i]) != MX_OK) return 1;
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].d = &d[i];
+        c[i].n = n;
+        size_t nx = n * d[i].in_channels * d[i].in_h * d[i].in_w, ny = n * d[i].out_channels * d[i].out_h * d[i].out_w;
+        size_t nw = d[i].out_channels * d[i].in_channels * 9;
+        c[i].x = randoms(nx), c[i].w = randoms(nw), c[i].y = randoms(ny), c[i].dy = randoms(ny);
+        c[i].dx = randoms(nx), c[i].dw = randoms(nw);
+        c[i].ws = malloc(mx_conv2d_workspace_bytes(&d[i]));
+        flops[i] = 3.0 * 2.0 * (double)n * d[i].out_channels * d[i].out_h * d[i].out_w * d[i].in_channels * 9;
+        snprintf(name[i], sizeof name[i], "%zu->%zu 3x3 %zux%zu", shapes[i][0], shapes[i][0], shapes[i][1], shapes[i][1]);
+    }
+    printf("conv_bench: batch %zu, %d threads, %d timed reps after 3 warm-up; each figure best / median\n"
+           "(fwd+bwd best = best fwd + best bwd; GFLOP/s of 3 x 2 N O OH OW C KH KW)\n", n, threads, reps);
+    for (int i = 0; i < 3; i++) run(name[i], "ref", &c[i], step_ref, reps, flops[i]);
+
+    mx_dnnl_context *ctx;
+    if (mx_dnnl_context_create(&ctx) != MX_OK) return 1;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_engine_create(&engine, dnnl_cpu, 0);
+    dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+    static const struct {
+        const char *name;
+        mx_dnnl_layout layout;
+        mx_dnnl_precision prec;
+        int native;
+    } variants[] = {
+        {"dnnl-nchw", MX_DNNL_LAYOUT_NCHW, MX_DNNL_F32, 0},
+        {"dnnl-blocked", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0},
+        {"native-f32", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 1},
+        {"dnnl-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0},
+        {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1},
+    };
+    for (int i = 0; i < 3; i++)
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            if (variants[v].native) {
+                c[i].stream = stream;
+                native_setup(&c[i], engine, variants[v].prec == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32);
+                run(name[i], variants[v].name, &c[i], step_native, reps, flops[i]);
+                native_free(&c[i]);
+                continue;
+            }
+            mx_dnnl_conv2d_options opt = {.layout = variants[v].layout, .precision = variants[v].prec};
+            if (mx_dnnl_conv2d_plan_create(ctx, &d[i], n, &opt, &c[i].plan) != MX_OK) {
+                printf("%-22s %-13s unavailable: %s\n", name[i], variants[v].name, mx_error_message());
+                continue;
+            }
+            run(name[i], variants[v].name, &c[i], step_plan, reps, flops[i]);
+            if (i == 0 || v == 0)
+                printf("    [%s | %s | %s]\n", mx_dnnl_conv2d_plan_impl(c[i].plan, 0),
+                       mx_dnnl_conv2d_plan_impl(c[i].plan, 1), mx_dnnl_conv2d_plan_impl(c[i].plan, 2));
+            mx_dnnl_conv2d_plan_free(c[i].plan);
+        }
+    dnnl_stream_destroy(stream);
+    dnnl_engine_destroy(engine);
+    mx_dnnl_context_free(ctx);
+    for (int i = 0; i < 3; i++) free(c[i].x), free(c[i].w), free(c[i].y), free(c[i].dy), free(c[i].dx), free(c[i].dw), free(c[i].ws);
+    return 0;
+}

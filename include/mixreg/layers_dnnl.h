@@ -1,0 +1,160 @@
+/* The "cpu" backend's layer kernels: oneDNN (libdnnl 2.x, CPU engine) as
+ * drop-in alternatives to the reference layers of mixreg/layers.h.
+ *
+ * Model:
+ *  - One context (engine + in-order stream + one scratch arena) per thread of
+ *    use, created once. It is not thread-safe: every plan made from it runs
+ *    on its stream and shares its scratch, one call at a time.
+ *  - A "plan" is made once per layer shape (batch size included): it builds
+ *    the oneDNN primitive descriptors and primitives (JIT code), the reorders
+ *    between the caller's layout and the primitive's, and queries their
+ *    scratchpad sizes; the context's scratch grows then, at plan creation, to
+ *    the largest plan's need. Executing a plan allocates nothing.
+ *  - Every tensor the caller passes is dense float32 NCHW (weights OIHW,
+ *    linear [out, in]), exactly as in layers.h, and the semantics (overwrite,
+ *    NULL gradients not wanted, PyTorch's batch-norm statistics) are those of
+ *    layers.h unless a function says otherwise. Blocked or bf16 layouts are
+ *    internal: inputs are reordered into them and outputs back at each call.
+ *  - Execute functions return MX_ERR_ARG (with a message) when the batch size
+ *    or the set of optional tensors disagrees with the plan, MX_ERR_NOMEM /
+ *    MX_ERR_ARG when oneDNN fails.
+ *  - oneDNN threads with OpenMP (omp_set_num_threads / OMP_NUM_THREADS),
+ *    unlike the reference layers (OpenBLAS's pthreads): results repeat bit for
+ *    bit for a fixed thread count, not across thread counts. On cores shared
+ *    with other busy processes, libgomp's default spin-waiting makes every
+ *    OpenMP barrier wait for a descheduled thread while its partner spins
+ *    (measured with 2 threads on 2 cores, one busy with another process:
+ *    batch norm 40x slower than one thread, convolution medians 5-10x their
+ *    best). OMP_WAIT_POLICY=passive in the environment (libgomp reads it
+ *    when it loads: not settable from main) removed the worst of it there.
+ *  - A plan keeps a pointer to its context: free plans before the context.
+ */
+#ifndef MIXREG_LAYERS_DNNL_H
+#define MIXREG_LAYERS_DNNL_H
+
+#include <stddef.h>
+
+#include "mixreg/error.h"
+#include "mixreg/layers.h"
+
+typedef struct mx_dnnl_context mx_dnnl_context;
+
+/* The CPU engine and its stream. */
+mx_status mx_dnnl_context_create(mx_dnnl_context **out);
+/* Frees the context (NULL is fine); its plans must be freed first. */
+void mx_dnnl_context_free(mx_dnnl_context *ctx);
+/* Bytes of scratch the context holds now (the largest plan's need). */
+size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx);
+
+/* Internal layout of a convolution's tensors. NCHW: the caller's layout, no
+ * reorders (oneDNN's gemm-based convolution, little faster than the
+ * reference). BLOCKED: oneDNN picks (format "any": nChw16c activations and
+ * OIhw16i16o-like weights, its direct AVX-512 JIT kernels; a 1-3 channel
+ * input stays plain), and every call reorders x, weight, dy into it and y,
+ * dx, dweight back out. The one to use: on ResNet-20's 3x3 layers (batch
+ * 128, fwd + bwd) BLOCKED was 2-11x faster than NCHW and 3-12x faster than
+ * the reference even with its reorders, which took 8-30% of its time
+ * (bench/conv_bench.c; the larger planes pay more). */
+typedef enum { MX_DNNL_LAYOUT_NCHW = 0, MX_DNNL_LAYOUT_BLOCKED = 1 } mx_dnnl_layout;
+
+/* Arithmetic of a convolution. BF16: x, weight and dy are rounded to
+ * bfloat16 on their way in (the reorders), products accumulate in float32,
+ * and y, dx, dweight, dbias come out float32 (relative error ~1e-2, not 1e-4). */
+typedef enum { MX_DNNL_F32 = 0, MX_DNNL_BF16 = 1 } mx_dnnl_precision;
+
+/* ---- conv2d ------------------------------------------------------------------ */
+typedef struct {
+    int has_bias;                 /* forward takes a bias, backward may give dbias */
+    int inference_only;           /* forward_inference, no backward primitives */
+    mx_dnnl_layout layout;
+    mx_dnnl_precision precision;
+} mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW, f32 */
+
+typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
+
+/* d as for mx_conv2d_setup (checked again here), n the batch size. */
+mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc *d, size_t n,
+                                     const mx_dnnl_conv2d_options *opt, mx_dnnl_conv2d_plan **out);
+void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p);
+/* oneDNN's implementation name for the forward (which = 0), backward data (1)
+ * or backward weights (2) primitive; "" when the plan has none. */
+const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which);
+
+/* y = conv(x, weight) + bias: bias non-NULL exactly when the plan has_bias. */
+mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                 const float *bias, float *y);
+/* dx (backward data) and dweight, dbias (backward weights) from dy; each may
+ * be NULL; dbias only for a plan with has_bias. */
+mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                  const float *dy, float *dx, float *dweight, float *dbias);
+
+/* ---- batchnorm2d --------------------------------------------------------------
+ * x, y [n, channels, hw]. affine: gamma/beta exist (required non-NULL by the
+ * forwards; dgamma/dbeta may be NULL); without, gamma/beta/dgamma/dbeta must
+ * all be NULL. save_mean/save_invstd are the reference's (mean and
+ * 1/sqrt(biased var + eps)), so either backend's backward accepts them.
+ * On plain NCHW oneDNN 2.6 runs its generic "ncsp_bnorm" code: measured no
+ * faster than the reference at one thread (ResNet-20 shapes, batch 128). */
+typedef struct mx_dnnl_batchnorm2d_plan mx_dnnl_batchnorm2d_plan;
+
+mx_status mx_dnnl_batchnorm2d_plan_create(mx_dnnl_context *ctx, size_t n, size_t channels, size_t hw, int affine,
+                                          float eps, mx_dnnl_batchnorm2d_plan **out);
+void mx_dnnl_batchnorm2d_plan_free(mx_dnnl_batchnorm2d_plan *p);
+
+/* As mx_batchnorm2d_forward_train: batch statistics, running stats (may be
+ * NULL) updated PyTorch's way with the UNBIASED variance, save_mean and
+ * save_invstd may be NULL. y may alias x. */
+mx_status mx_dnnl_batchnorm2d_forward_train(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
+                                            const float *gamma, const float *beta, float momentum,
+                                            float *running_mean, float *running_var, float *y, float *save_mean,
+                                            float *save_invstd);
+/* As mx_batchnorm2d_forward_eval (the plan's eps). y may alias x. */
+mx_status mx_dnnl_batchnorm2d_forward_eval(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
+                                           const float *gamma, const float *beta, const float *running_mean,
+                                           const float *running_var, float *y);
+/* As mx_batchnorm2d_backward. dx may alias dy. */
+mx_status mx_dnnl_batchnorm2d_backward(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x, const float *dy,
+                                       const float *gamma, const float *save_mean, const float *save_invstd,
+                                       float *dx, float *dgamma, float *dbeta);
+/* As mx_batchnorm2d_backward_eval. dx may alias dy. */
+mx_status mx_dnnl_batchnorm2d_backward_eval(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
+                                            const float *dy, const float *gamma, const float *running_mean,
+                                            const float *running_var, float *dx, float *dgamma, float *dbeta);
+
+/* ---- max / average pooling ------------------------------------------------------
+ * d as for mx_pool2d_setup (avg: d->exclude_pad honoured). Max pooling's
+ * backward needs the forward's workspace (oneDNN's own encoding of the argmax,
+ * not the reference's uint32 plane index): the caller keeps
+ * mx_dnnl_pool2d_workspace_bytes of it per layer between forward and backward.
+ * Ties: the first maximum in window order wins, as in the reference (tested);
+ * NaN inputs: oneDNN's behaviour, not PyTorch's "NaN wins", unspecified. */
+typedef enum { MX_DNNL_POOL_MAX = 0, MX_DNNL_POOL_AVG = 1 } mx_dnnl_pool_kind;
+
+typedef struct mx_dnnl_pool2d_plan mx_dnnl_pool2d_plan;
+
+mx_status mx_dnnl_pool2d_plan_create(mx_dnnl_context *ctx, const mx_pool2d_desc *d, size_t n, mx_dnnl_pool_kind kind,
+                                     int inference_only, mx_dnnl_pool2d_plan **out);
+void mx_dnnl_pool2d_plan_free(mx_dnnl_pool2d_plan *p);
+/* 0 for average pooling and inference-only plans (workspace may then be NULL). */
+size_t mx_dnnl_pool2d_workspace_bytes(const mx_dnnl_pool2d_plan *p);
+
+mx_status mx_dnnl_pool2d_forward(mx_dnnl_pool2d_plan *p, size_t n, const float *x, float *y, void *workspace);
+/* dx overwritten (overlapping windows add up). */
+mx_status mx_dnnl_pool2d_backward(mx_dnnl_pool2d_plan *p, size_t n, const void *workspace, const float *dy,
+                                  float *dx);
+
+/* ---- linear (inner product) ------------------------------------------------------
+ * y [n, out] = x [n, in] weight^T + bias, weight [out, in] (nn.Linear). */
+typedef struct mx_dnnl_linear_plan mx_dnnl_linear_plan;
+
+mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, size_t out, int has_bias,
+                                     int inference_only, mx_dnnl_linear_plan **out_plan);
+void mx_dnnl_linear_plan_free(mx_dnnl_linear_plan *p);
+
+mx_status mx_dnnl_linear_forward(mx_dnnl_linear_plan *p, size_t n, const float *x, const float *weight,
+                                 const float *bias, float *y);
+/* dx, dweight, dbias each may be NULL; dbias only for a plan with has_bias. */
+mx_status mx_dnnl_linear_backward(mx_dnnl_linear_plan *p, size_t n, const float *x, const float *weight,
+                                  const float *dy, float *dx, float *dweight, float *dbias);
+
+#endif

@@ -1,0 +1,223 @@
+/* oneDNN 2-D convolution: forward, backward data, backward weights (+ bias),
+ * on the caller's NCHW / OIHW float32 buffers, internally NCHW or oneDNN's
+ * preferred (blocked) layout, float32 or bfloat16. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/dnnl/dnnl_internal.h"
+
+struct mx_dnnl_conv2d_plan {
+    mxd_plan base;
+    mx_conv2d_desc d;
+    size_t n;
+    mx_dnnl_conv2d_options opt;
+    mxd_prim fwd, bwd_data, bwd_weights;
+    mxd_port f_src, f_wei, f_bias, f_dst;   /* forward */
+    mxd_port d_ddst, d_wei, d_dsrc;         /* backward data */
+    mxd_port w_src, w_ddst, w_dwei, w_dbias; /* backward weights */
+    int ddst_shared; /* both backward primitives read dy in one reordered layout */
+};
+
+#define TRY(expr) do { mx_status try_ = (expr); if (try_ != MX_OK) return try_; } while (0)
+
+void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p)
+{
+    if (!p) return;
+    mxd_port *ports[] = {&p->f_src, &p->f_wei, &p->f_bias, &p->f_dst, &p->d_ddst, &p->d_wei,
+                         &p->d_dsrc, &p->w_src, &p->w_ddst, &p->w_dwei, &p->w_dbias};
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) mxd_port_destroy(ports[i]);
+    mxd_prim_destroy(&p->fwd);
+    mxd_prim_destroy(&p->bwd_data);
+    mxd_prim_destroy(&p->bwd_weights);
+    free(p);
+}
+
+const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which)
+{
+    return mxd_impl(which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_weights);
+}
+
+/* The user (plain f32) and primitive-request descriptors of the plan's tensors. */
+typedef struct {
+    dnnl_memory_desc_t src, wei, bias, dst;       /* plain f32: the caller's */
+    dnnl_memory_desc_t q_src, q_wei, q_dst;       /* inputs' request (may be bf16 / any) */
+    dnnl_memory_desc_t q_fsrc, q_fwei, q_fdst;    /* outputs' request (f32, maybe any) */
+    dnnl_dims_t strides, pad_l, pad_r;
+} conv_mds;
+
+static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
+{
+    const mx_conv2d_desc *d = &p->d;
+    dnnl_dims_t src = {(dnnl_dim_t)p->n, (dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->in_h, (dnnl_dim_t)d->in_w};
+    dnnl_dims_t wei = {(dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->kernel_h,
+                       (dnnl_dim_t)d->kernel_w};
+    dnnl_dims_t bias = {(dnnl_dim_t)d->out_channels};
+    dnnl_dims_t dst = {(dnnl_dim_t)p->n, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
+    TRY(mxd_plain_md(&m->src, 4, src, dnnl_nchw));
+    TRY(mxd_plain_md(&m->wei, 4, wei, dnnl_oihw));
+    TRY(mxd_plain_md(&m->bias, 1, bias, dnnl_a));
+    TRY(mxd_plain_md(&m->dst, 4, dst, dnnl_nchw));
+    const int blocked = p->opt.layout == MX_DNNL_LAYOUT_BLOCKED;
+    const dnnl_data_type_t in_t = p->opt.precision == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+    const dnnl_format_tag_t act = blocked ? dnnl_format_tag_any : dnnl_nchw;
+    const dnnl_format_tag_t w = blocked ? dnnl_format_tag_any : dnnl_oihw;
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_wei, 4, wei, in_t, w), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, act), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, act), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fwei, 4, wei, dnnl_f32, w), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, act), "conv2d descriptor"));
+    m->strides[0] = (dnnl_dim_t)d->stride_h;
+    m->strides[1] = (dnnl_dim_t)d->stride_w;
+    /* Symmetric padding as PyTorch passes it; oneDNN checks the output size
+     * with the same floor division, so windows past the end are never formed. */
+    m->pad_l[0] = m->pad_r[0] = (dnnl_dim_t)d->pad_h;
+    m->pad_l[1] = m->pad_r[1] = (dnnl_dim_t)d->pad_w;
+    return MX_OK;
+}
+
+static mx_status build(mx_dnnl_conv2d_plan *p)
+{
+    conv_mds m;
+    TRY(make_mds(p, &m));
+    mxd_plan *b = &p->base;
+    const int bias = p->opt.has_bias;
+
+    dnnl_convolution_desc_t cd;
+    TRY(mxd_check(dnnl_convolution_forward_desc_init(
+                      &cd, p->opt.inference_only ? dnnl_forward_inference : dnnl_forward_training,
+                      dnnl_convolution_direct, &m.q_src, &m.q_wei, bias ? &m.bias : NULL, &m.q_fdst, m.strides,
+                      m.pad_l, m.pad_r),
+                  "conv2d forward descriptor"));
+    TRY(mxd_prim_create(b, &p->fwd, &cd, NULL, "conv2d forward"));
+    TRY(mxd_port_init(b, &p->f_src, &m.src, mxd_md(&p->fwd, dnnl_query_src_md), 0, 0));
+    TRY(mxd_port_init(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
+    if (bias) TRY(mxd_port_init(b, &p->f_bias, &m.bias, mxd_md_at(&p->fwd, dnnl_query_weights_md, 1), 0, 0));
+    TRY(mxd_port_init(b, &p->f_dst, &m.dst, mxd_md(&p->fwd, dnnl_query_dst_md), 1, 0));
+    if (p->opt.inference_only) return mxd_plan_finish(b);
+
+    TRY(mxd_check(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &m.q_fsrc, &m.q_wei,
+                                                           &m.q_dst, m.strides, m.pad_l, m.pad_r),
+                  "conv2d backward data descriptor"));
+    TRY(mxd_prim_create(b, &p->bwd_data, &cd, p->fwd.pd, "conv2d backward data"));
+    TRY(mxd_port_init(b, &p->d_ddst, &m.dst, mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), 0, 0));
+    TRY(mxd_port_init(b, &p->d_wei, &m.wei, mxd_md(&p->bwd_data, dnnl_query_weights_md), 0, 0));
+    TRY(mxd_port_init(b, &p->d_dsrc, &m.src, mxd_md(&p->bwd_data, dnnl_query_diff_src_md), 1, 0));
+
+    TRY(mxd_check(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &m.q_src, &m.q_fwei,
+                                                              bias ? &m.bias : NULL, &m.q_dst, m.strides, m.pad_l,
+                                                              m.pad_r),
+                  "conv2d backward weights descriptor"));
+    TRY(mxd_prim_create(b, &p->bwd_weights, &cd, p->fwd.pd, "conv2d backward weights"));
+    TRY(mxd_port_init(b, &p->w_src, &m.src, mxd_md(&p->bwd_weights, dnnl_query_src_md), 0, 0));
+    TRY(mxd_port_init(b, &p->w_ddst, &m.dst, mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), 0, 0));
+    TRY(mxd_port_init(b, &p->w_dwei, &m.wei, mxd_md(&p->bwd_weights, dnnl_query_diff_weights_md), 1, 1));
+    if (bias)
+        TRY(mxd_port_init(b, &p->w_dbias, &m.bias, mxd_md_at(&p->bwd_weights, dnnl_query_diff_weights_md, 1), 1, 1));
+    p->ddst_shared = mxd_port_reorders(&p->d_ddst) && mxd_port_reorders(&p->w_ddst) &&
+                     dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md),
+                                            mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md));
+    return mxd_plan_finish(b);
+}
+
+mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc *d, size_t n,
+                                     const mx_dnnl_conv2d_options *opt, mx_dnnl_conv2d_plan **out)
+{
+    *out = NULL;
+    mx_conv2d_desc checked = *d;
+    TRY(mx_conv2d_setup(&checked));
+    if (checked.out_h != d->out_h || checked.out_w != d->out_w)
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: the descriptor was not set up (mx_conv2d_setup)");
+    if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
+    if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
+                (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16)))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout or precision");
+    mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
+    if (!p) return mx_error_set(MX_ERR_NOMEM, "conv2d plan: out of memory");
+    p->base.ctx = ctx;
+    p->d = checked;
+    p->n = n;
+    if (opt) p->opt = *opt;
+    mx_status st = build(p);
+    if (st != MX_OK) {
+        mx_dnnl_conv2d_plan_free(p);
+        return mx_error_wrap(st, "conv2d plan (%zu -> %zu channels, %zux%zu input, %zux%zu kernel, batch %zu)",
+                             d->in_channels, d->out_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, n);
+    }
+    *out = p;
+    return MX_OK;
+}
+
+mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                 const float *bias, float *y)
+{
+    TRY(mxd_check_batch("conv2d forward", p->n, n));
+    if (!x || !weight || !y) return mx_error_set(MX_ERR_ARG, "conv2d forward: x, weight and y are required");
+    if (!bias != !p->opt.has_bias)
+        return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s a bias",
+                            p->opt.has_bias ? "with" : "without");
+    const mxd_plan *b = &p->base;
+    TRY(mxd_port_bind(b, &p->f_src, x));
+    TRY(mxd_port_bind(b, &p->f_wei, weight));
+    TRY(mxd_port_bind(b, &p->f_dst, y));
+    TRY(mxd_port_in(b, &p->f_src));
+    TRY(mxd_port_in(b, &p->f_wei));
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->f_src.mem},
+                               {DNNL_ARG_WEIGHTS, p->f_wei.mem},
+                               {DNNL_ARG_DST, p->f_dst.mem}};
+    int nargs = 3;
+    if (bias) {
+        TRY(mxd_port_bind(b, &p->f_bias, bias));
+        TRY(mxd_port_in(b, &p->f_bias));
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->f_bias.mem};
+    }
+    TRY(mxd_exec(b, &p->fwd, nargs, args, "conv2d forward"));
+    TRY(mxd_port_out(b, &p->f_dst, y));
+    return mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d forward");
+}
+
+mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                  const float *dy, float *dx, float *dweight, float *dbias)
+{
+    TRY(mxd_check_batch("conv2d backward", p->n, n));
+    if (p->opt.inference_only) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan is inference-only");
+    if (dbias && !p->opt.has_bias) return mx_error_set(MX_ERR_ARG, "conv2d backward: dbias for a plan without bias");
+    if (!dx && !dweight && !dbias) return MX_OK;
+    if (!dy || (dx && !weight) || ((dweight || dbias) && !x))
+        return mx_error_set(MX_ERR_ARG, "conv2d backward: dy, and x or weight for the gradients asked, are required");
+    const mxd_plan *b = &p->base;
+    if (dx) {
+        TRY(mxd_port_bind(b, &p->d_ddst, dy));
+        TRY(mxd_port_bind(b, &p->d_wei, weight));
+        TRY(mxd_port_bind(b, &p->d_dsrc, dx));
+        TRY(mxd_port_in(b, &p->d_ddst));
+        TRY(mxd_port_in(b, &p->d_wei));
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->d_ddst.mem},
+                                   {DNNL_ARG_WEIGHTS, p->d_wei.mem},
+                                   {DNNL_ARG_DIFF_SRC, p->d_dsrc.mem}};
+        TRY(mxd_exec(b, &p->bwd_data, 3, args, "conv2d backward data"));
+        TRY(mxd_port_out(b, &p->d_dsrc, dx));
+    }
+    if (dweight || dbias) {
+        TRY(mxd_port_bind(b, &p->w_src, x));
+        TRY(mxd_port_bind(b, &p->w_ddst, dy));
+        TRY(mxd_port_bind(b, &p->w_dwei, dweight));
+        TRY(mxd_port_in(b, &p->w_src));
+        if (dx && p->ddst_shared)
+            TRY(mxd_check(dnnl_memory_set_data_handle(p->w_ddst.mem, mxd_at(b, p->d_ddst.offset)), "memory handle"));
+        else
+            TRY(mxd_port_in(b, &p->w_ddst));
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->w_src.mem},
+                                   {DNNL_ARG_DIFF_DST, p->w_ddst.mem},
+                                   {DNNL_ARG_DIFF_WEIGHTS, p->w_dwei.mem}};
+        int nargs = 3;
+        if (p->opt.has_bias) {
+            TRY(mxd_port_bind(b, &p->w_dbias, dbias));
+            args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, p->w_dbias.mem};
+        }
+        TRY(mxd_exec(b, &p->bwd_weights, nargs, args, "conv2d backward weights"));
+        TRY(mxd_port_out(b, &p->w_dwei, dweight));
+        if (p->opt.has_bias) TRY(mxd_port_out(b, &p->w_dbias, dbias));
+    }
+    return mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d backward");
+}
