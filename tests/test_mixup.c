@@ -1,5 +1,6 @@
 /* Mixup on one batch: every mode x partner x odd/even size, the ERM identity,
  * ablations, label smoothing, validation and reproducibility. */
+#include <math.h>
 #include <string.h>
 
 #include "check.h"
@@ -362,8 +363,42 @@ static void test_reproducible(void)
     CHECK(memcmp(a.lambda, c.lambda, n * sizeof(float)) != 0);
 }
 
+/* The paper's label-smoothing reading (method.md section 3): with theta =
+ * max(lambda, 1 - lambda) and a uniformly random partner, sample i's target
+ * averages to theta_bar y_i + (1 - theta_bar) y_bar, y_bar the batch's class
+ * frequencies (alpha = 1: theta_bar = 3/4). Checked by Monte Carlo. */
+static void test_targets_shrink_to_prior(void)
+{
+    static batch b;
+    enum { N = 40, ROUNDS = 4000 };
+    batch_fill(&b, N);
+    double prior[CLASSES] = {0}, mean[N][CLASSES];
+    memset(mean, 0, sizeof mean);
+    for (size_t i = 0; i < N; i++) prior[b.labels[i]] += 1.0 / N;
+    mx_mixup_config cfg = mx_mixup_config_default();
+    cfg.mode = MX_MIX_ELEM;
+    cfg.alpha = 1.0;
+    cfg.theta_form = 1;
+    mx_rng rng;
+    mx_rng_init(&rng, 21, MX_STREAM_MIXUP);
+    for (int r = 0; r < ROUNDS; r++) {
+        mx_mixup_batch(&cfg, &rng, b.x, b.labels, N, DIM, CLASSES, b.x_out, b.y_out, &b.ws);
+        for (size_t i = 0; i < N; i++)
+            for (size_t c = 0; c < CLASSES; c++) mean[i][c] += b.y_out[i * CLASSES + c] / ROUNDS;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < N; i++)
+        for (size_t c = 0; c < CLASSES; c++) {
+            double want = 0.75 * (b.labels[i] == (int32_t)c) + 0.25 * prior[c];
+            worst = fmax(worst, fabs(mean[i][c] - want));
+        }
+    /* Per entry the standard error is below 0.25 / sqrt(ROUNDS) = 0.004. */
+    CHECK(worst < 0.02);
+}
+
 int main(void)
 {
+    test_targets_shrink_to_prior();
     test_defaults_and_validation();
     test_erm_identity();
     test_all_variants();
