@@ -16,6 +16,8 @@ build fuzz_safetensors src/core/error.c src/io/fileio.c src/io/safetensors.c
 build fuzz_idx src/core/error.c src/data/idx.c
 build fuzz_cifar src/core/error.c src/data/cifar.c src/data/dataset.c src/data/idx.c
 build fuzz_image src/core/error.c src/io/fileio.c src/data/image.c
+build fuzz_class_map src/core/error.c src/io/fileio.c src/data/image.c src/data/folder.c src/data/dataset.c src/data/idx.c \
+    src/data/subset.c src/core/rng.c
 # fuzz_image's seeds are encoded by libjpeg and libpng, with the test fixtures' encoders.
 clang -std=c11 -O1 -D_POSIX_C_SOURCE=200809L -Itests tests/fuzz/image_seeds.c -o "$OUT/image_seeds" \
     $(pkg-config --cflags --libs libjpeg libpng)
@@ -33,6 +35,7 @@ seed() { # target corpus: writes a small valid file of each kind the target read
         { printf '\x03'; pixels; printf '\x09'; pixels; } > "$2/seed-cifar10"
         { printf '\x07\x2a'; pixels; printf '\x13\x63'; pixels; } > "$2/seed-cifar100" ;;
     fuzz_image) "$OUT/image_seeds" "$2" ;;
+    fuzz_class_map) printf '# dataset class -> model classes\nant\t0,1\ndog fish\t6\ncow 2, 3\n' > "$2/seed-map" ;;
     esac
 }
 for target in "$OUT"/fuzz_*; do
