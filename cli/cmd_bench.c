@@ -18,7 +18,8 @@ static const char bench_help[] =
     "Times the training step like the PyTorch peer (bench/run.sh runs both) and\n"
     "prints one JSON line with training and evaluation images per second.\n"
     "\n"
-    "  --model mlp|logreg  (default mlp)\n"
+    "  --model M        mlp, logreg, lenet5, resnet20, preact18, wrn-D-K, resnet50...\n"
+    "                   (default mlp)\n"
     "  --data D         (default fashion-mnist)\n"
     "  --threads T      (default 2)\n"
     "  --batch B        (default 128)\n"
@@ -91,6 +92,7 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
     if (x && labels && idx) {
         for (size_t i = 0; i < batches * batch; i++) idx[i] = (uint32_t)(i % train->n);
         mx_dataset_gather(train, nz, idx, batches * batch, x, labels);
+        mx_model_set_training(model, 0);
         mx_model_forward(model, x, batch);
         double start = mx_now_seconds();
         for (size_t k = 0; k < batches; k++) mx_model_forward(model, x + k * batch * dim, batch);

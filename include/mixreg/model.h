@@ -14,7 +14,7 @@
 #define MX_MAX_NDIM 4
 
 typedef struct {
-    char arch[32];                /* "mlp" or "logreg" */
+    char arch[32];                /* "mlp", "logreg", "lenet5", "resnet20", "wrn-28-10"...: mx_model_arch_names() */
     size_t in_channels, in_height, in_width;
     size_t num_classes;
     size_t num_hidden;            /* mlp only */
@@ -27,6 +27,21 @@ typedef struct {
     size_t ndim;
     size_t shape[MX_MAX_NDIM];
 } mx_param_info;
+
+/* A model buffer: state that is saved with the parameters but is not one of
+ * them (no gradient, no SGD or weight decay): batch norm's running_mean and
+ * running_var (F32) and num_batches_tracked (I64, a 0-dimensional tensor), under
+ * their PyTorch state_dict names, e.g. "L.3.b1.running_mean"; with WideResNet
+ * dropout also the dropout generator's state, "mixreg.rng.dropout" (I64 [11]). */
+typedef enum { MX_BUFFER_F32, MX_BUFFER_I64 } mx_buffer_dtype;
+
+typedef struct {
+    char name[64];
+    mx_buffer_dtype dtype;
+    void *data;                   /* float * or int64_t *, owned by the model */
+    size_t numel, ndim;           /* ndim 0: a scalar (numel 1) */
+    size_t shape[MX_MAX_NDIM];
+} mx_buffer_info;
 
 typedef struct mx_model mx_model;
 
@@ -50,9 +65,24 @@ size_t mx_model_param_count(const mx_model *model);
 size_t mx_model_param_tensors(const mx_model *model, const mx_param_info **table);
 float *mx_model_params(mx_model *model);
 float *mx_model_grads(mx_model *model);
+/* The buffers (none for the MLP), in a table owned by the model. */
+size_t mx_model_buffer_tensors(const mx_model *model, const mx_buffer_info **table);
+
+/* Training (1, the state after mx_model_create) or evaluation (0) mode, as
+ * PyTorch's module.train()/eval(): a training forward normalises with the batch
+ * statistics and updates the running ones (and draws dropout masks); an eval
+ * forward uses the running statistics and changes nothing, so each sample's
+ * logits are independent of the rest of the batch. Backward follows the mode
+ * its forward ran in. The MLP has no mode-dependent layer and ignores it. */
+void mx_model_set_training(mx_model *model, int training);
+int mx_model_is_training(const mx_model *model);
+
+/* Copies parameters and buffers from src, a model of the same spec (e.g. the
+ * same network planned for another batch size); MX_ERR_ARG if they differ. */
+mx_status mx_model_copy_state(mx_model *dst, const mx_model *src);
 
 /* PyTorch's default initialisation for each layer, drawn from the seed's
- * MX_STREAM_INIT stream. */
+ * MX_STREAM_INIT stream; buffers reset (running mean 0, variance 1, count 0). */
 void mx_model_init_params(mx_model *model, uint64_t seed);
 
 /* Logits (n x num_classes) in a buffer owned by the model, valid until the next

@@ -1,5 +1,5 @@
 /* A trained model as it lives on disk: RUN_DIR/model.safetensors holds the
- * weights (PyTorch names), the rescale statistics (tensors "mixreg.rescale.x_bar",
+ * weights and buffers (PyTorch names), the rescale statistics (tensors "mixreg.rescale.x_bar",
  * "mixreg.rescale.y_bar"; theta_bar in the metadata), the input normalisation and
  * the full training config, so `eval` and `predict` need nothing else. */
 #ifndef MIXREG_RUN_H

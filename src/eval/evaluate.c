@@ -33,6 +33,7 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
     if (ds->num_classes > classes)
         return mx_error_set(MX_ERR_ARG, "data has %zu classes but the model predicts %zu", ds->num_classes, classes);
     if (rescaled && !stats) return mx_error_set(MX_ERR_ARG, "rescaled evaluation needs rescale statistics");
+    mx_model_set_training(model, 0);
     eval_buffers b = {0};
     b.x = malloc(batch * dim * sizeof(float));
     b.scratch = malloc(batch * dim * sizeof(float));
@@ -83,6 +84,7 @@ mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_nor
     if (ds->channels * ds->height * ds->width != dim || ds->num_classes > classes)
         return mx_error_set(MX_ERR_ARG, "data does not fit the model (%zux%zux%zu, %zu classes)", ds->channels, ds->height,
                             ds->width, ds->num_classes);
+    mx_model_set_training(model, 0);
     float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
     uint32_t *index = malloc(batch * sizeof(uint32_t));
     mx_status st = (x && scratch && index) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");

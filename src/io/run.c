@@ -64,8 +64,10 @@ mx_status mx_run_save(const char *dir, const mx_run *run)
 mx_status mx_run_save_file(const char *path, const mx_run *run)
 {
     const mx_param_info *table;
+    const mx_buffer_info *buffers;
     size_t count = mx_model_param_tensors(run->model, &table);
-    size_t total = count + 2 + (run->momentum ? count + 1 : 0);
+    size_t num_buffers = mx_model_buffer_tensors(run->model, &buffers);
+    size_t total = count + num_buffers + 2 + (run->momentum ? count + 1 : 0);
     mx_st_tensor *tensors = calloc(total, sizeof *tensors);
     if (!tensors) return mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
     const float *params = mx_model_params(run->model);
@@ -77,6 +79,17 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
         tensors[i].nbytes = table[i].numel * sizeof(float);
         tensors[i].data = params + table[i].offset;
     }
+    /* Buffers (batch norm's running statistics) under their PyTorch names, after the parameters. */
+    mx_st_tensor *bt = tensors + count;
+    for (size_t i = 0; i < num_buffers; i++) {
+        snprintf(bt[i].name, sizeof bt[i].name, "%s", buffers[i].name);
+        bt[i].dtype = buffers[i].dtype == MX_BUFFER_F32 ? MX_DTYPE_F32 : MX_DTYPE_I64;
+        bt[i].ndim = buffers[i].ndim;
+        memcpy(bt[i].shape, buffers[i].shape, buffers[i].ndim * sizeof(size_t));
+        bt[i].nbytes = buffers[i].numel * (buffers[i].dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t));
+        bt[i].data = buffers[i].data;
+    }
+    count += num_buffers;  /* the tensors before the rescale statistics */
     const mx_model_spec *spec = mx_model_get_spec(run->model);
     mx_st_tensor *xb = &tensors[count], *yb = &tensors[count + 1];
     snprintf(xb->name, sizeof xb->name, "mixreg.rescale.x_bar");
@@ -96,13 +109,14 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
     /* Stored as I64 (not U32) so that PyTorch versions without uint32 load the file. */
     int64_t rng_words[RNG_WORDS];
     if (run->momentum) {
-        for (size_t i = 0; i < count; i++) {
+        size_t num_params = count - num_buffers;
+        for (size_t i = 0; i < num_params; i++) {
             mx_st_tensor *m = &tensors[count + 2 + i];
             *m = tensors[i];
             snprintf(m->name, sizeof m->name, "mixreg.optim.momentum.%s", table[i].name);
             m->data = run->momentum + table[i].offset;
         }
-        mx_st_tensor *r = &tensors[2 * count + 2];
+        mx_st_tensor *r = &tensors[count + 2 + num_params];
         uint32_t words[RNG_WORDS];
         rng_to_words(&run->mix_rng, words);
         for (int k = 0; k < RNG_WORDS; k++) rng_words[k] = words[k];
@@ -221,6 +235,27 @@ static mx_status copy_tensor(const mx_safetensors *st, const char *name, size_t 
     return MX_OK;
 }
 
+/* The model's buffers (batch norm's running statistics), each required. */
+static mx_status load_buffers(const mx_safetensors *st, mx_model *model)
+{
+    const mx_buffer_info *buffers;
+    size_t count = mx_model_buffer_tensors(model, &buffers);
+    for (size_t i = 0; i < count; i++) {
+        const mx_buffer_info *b = &buffers[i];
+        if (b->dtype == MX_BUFFER_F32) {
+            mx_status s = copy_tensor(st, b->name, b->numel, b->data);
+            if (s != MX_OK) return s;
+            continue;
+        }
+        const mx_st_tensor *t = mx_safetensors_find(st, b->name);
+        if (!t) return mx_error_set(MX_ERR_FORMAT, "tensor '%s' is missing", b->name);
+        if (t->dtype != MX_DTYPE_I64 || t->nbytes != b->numel * sizeof(int64_t))
+            return mx_error_set(MX_ERR_FORMAT, "tensor '%s' has the wrong type or size for this model", b->name);
+        memcpy(b->data, t->data, t->nbytes);
+    }
+    return MX_OK;
+}
+
 /* The optimizer and RNG state, when the file carries them. */
 static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
 {
@@ -278,6 +313,7 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
     size_t count = mx_model_param_tensors(run->model, &table);
     float *params = mx_model_params(run->model);
     for (size_t i = 0; s == MX_OK && i < count; i++) s = copy_tensor(st, table[i].name, table[i].numel, params + table[i].offset);
+    if (s == MX_OK) s = load_buffers(st, run->model);
     if (s == MX_OK) s = mx_rescale_stats_alloc(&run->rescale, mx_model_input_size(run->model), spec.num_classes);
     if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.x_bar", run->rescale.input_size, run->rescale.x_bar);
     if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.y_bar", run->rescale.num_classes, run->rescale.y_bar);

@@ -24,6 +24,7 @@ mx_status mx_input_jacobian(mx_model *model, const float *x, size_t n, float *ja
         free(dx);
         return mx_error_set(MX_ERR_NOMEM, "out of memory for the input Jacobian");
     }
+    mx_model_set_training(model, 0);  /* batch norm on its running statistics: a per-sample function */
     const float *out = mx_model_forward(model, x, n);
     if (logits) memcpy(logits, out, n * C * sizeof *logits);
     /* Row c of every sample's Jacobian is the vector-Jacobian product with e_c. */

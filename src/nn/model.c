@@ -6,9 +6,15 @@
 
 #include "nn/model_internal.h"
 
-const char *mx_model_arch_names(void) { return "mlp, logreg"; }
+const char *mx_model_arch_names(void)
+{
+    return "mlp, logreg, lenet5, resnet20, resnet32, resnet56, resnet110 (any resnet<6n+2>), preact18, "
+           "wrn-D-K[-P] (e.g. wrn-28-10, or wrn-28-10-0.3 with dropout 0.3), resnet50";
+}
 
-int mx_model_arch_known(const char *arch) { return !strcmp(arch, "mlp") || !strcmp(arch, "logreg"); }
+static int is_mlp(const char *arch) { return !strcmp(arch, "mlp") || !strcmp(arch, "logreg"); }
+
+int mx_model_arch_known(const char *arch) { return is_mlp(arch) || mx_cnn_arch_known(arch); }
 
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list)
 {
@@ -41,10 +47,14 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
     if (!model) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the model");
     model->spec = *spec;
     model->max_batch = max_batch;
+    model->training = 1;
     mx_status st;
-    if (mx_model_arch_known(spec->arch)) {
+    if (is_mlp(spec->arch)) {
         if (!strcmp(spec->arch, "logreg")) model->spec.num_hidden = 0;
         st = mx_mlp_create(model);
+    } else if (mx_cnn_arch_known(spec->arch)) {
+        model->spec.num_hidden = 0;
+        st = mx_cnn_create(model);
     } else {
         st = mx_error_set(MX_ERR_ARG, "unknown model '%s' (available: %s)", spec->arch, mx_model_arch_names());
     }
@@ -62,12 +72,33 @@ void mx_model_free(mx_model *model)
     if (model->ops && model->ops->destroy) model->ops->destroy(model);
     free(model->params);
     free(model->grads);
+    free(model->tensors);
+    free(model->buffers);
+    free(model->buffer_f32);
+    free(model->buffer_i64);
     free(model);
 }
 
-void mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const size_t *shape)
+/* Room for one more entry of `size` bytes in a growing table (at creation only). */
+static int grow(void **table, size_t *cap, size_t count, size_t size)
 {
-    mx_param_info *t = &model->tensors[model->num_tensors++];
+    if (count < *cap) return 1;
+    size_t new_cap = *cap ? 2 * *cap : 32;
+    void *p = realloc(*table, new_cap * size);
+    if (!p) return 0;
+    *table = p;
+    *cap = new_cap;
+    return 1;
+}
+
+size_t mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const size_t *shape)
+{
+    if (!grow((void **)&model->tensors, &model->tensor_cap, model->num_tensors, sizeof *model->tensors)) {
+        model->table_oom = 1;
+        return 0;
+    }
+    mx_param_info *t = &model->tensors[model->num_tensors];
+    memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     t->numel = 1;
@@ -77,13 +108,79 @@ void mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const s
     }
     t->offset = model->param_count;
     model->param_count += t->numel;
+    return model->num_tensors++;
+}
+
+size_t mx_model_add_buffer(mx_model *model, const char *name, mx_buffer_dtype dtype, size_t ndim, const size_t *shape)
+{
+    if (!grow((void **)&model->buffers, &model->buffer_cap, model->num_buffers, sizeof *model->buffers)) {
+        model->table_oom = 1;
+        return 0;
+    }
+    mx_buffer_info *b = &model->buffers[model->num_buffers];
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->dtype = dtype;
+    b->ndim = ndim;
+    b->numel = 1;
+    for (size_t i = 0; i < ndim; i++) {
+        b->shape[i] = shape[i];
+        b->numel *= shape[i];
+    }
+    return model->num_buffers++;
 }
 
 mx_status mx_model_alloc_params(mx_model *model)
 {
+    if (model->table_oom) return mx_error_set(MX_ERR_NOMEM, "out of memory for the parameter table");
     model->params = calloc(model->param_count, sizeof(float));
     model->grads = calloc(model->param_count, sizeof(float));
     if (!model->params || !model->grads) return mx_error_set(MX_ERR_NOMEM, "out of memory for parameters");
+    size_t floats = 0, ints = 0;
+    for (size_t i = 0; i < model->num_buffers; i++) {
+        if (model->buffers[i].dtype == MX_BUFFER_F32) floats += model->buffers[i].numel;
+        else ints += model->buffers[i].numel;
+    }
+    model->buffer_f32 = calloc(floats ? floats : 1, sizeof(float));
+    model->buffer_i64 = calloc(ints ? ints : 1, sizeof(int64_t));
+    if (!model->buffer_f32 || !model->buffer_i64) return mx_error_set(MX_ERR_NOMEM, "out of memory for buffers");
+    floats = ints = 0;
+    for (size_t i = 0; i < model->num_buffers; i++) {
+        mx_buffer_info *b = &model->buffers[i];
+        if (b->dtype == MX_BUFFER_F32) {
+            b->data = model->buffer_f32 + floats;
+            floats += b->numel;
+        } else {
+            b->data = model->buffer_i64 + ints;
+            ints += b->numel;
+        }
+    }
+    return MX_OK;
+}
+
+size_t mx_model_buffer_tensors(const mx_model *model, const mx_buffer_info **table)
+{
+    *table = model->buffers;
+    return model->num_buffers;
+}
+
+void mx_model_set_training(mx_model *model, int training) { model->training = training != 0; }
+int mx_model_is_training(const mx_model *model) { return model->training; }
+
+mx_status mx_model_copy_state(mx_model *dst, const mx_model *src)
+{
+    const mx_model_spec *a = &dst->spec, *b = &src->spec;
+    int same = !strcmp(a->arch, b->arch) && a->in_channels == b->in_channels && a->in_height == b->in_height &&
+               a->in_width == b->in_width && a->num_classes == b->num_classes && a->num_hidden == b->num_hidden &&
+               dst->param_count == src->param_count && dst->num_buffers == src->num_buffers;
+    for (size_t i = 0; same && i < a->num_hidden; i++) same = a->hidden[i] == b->hidden[i];
+    for (size_t i = 0; same && i < dst->num_buffers; i++)
+        same = dst->buffers[i].numel == src->buffers[i].numel && dst->buffers[i].dtype == src->buffers[i].dtype;
+    if (!same) return mx_error_set(MX_ERR_ARG, "copying model state: the two models differ");
+    memcpy(dst->params, src->params, src->param_count * sizeof(float));
+    for (size_t i = 0; i < dst->num_buffers; i++)
+        memcpy(dst->buffers[i].data, src->buffers[i].data,
+               dst->buffers[i].numel * (dst->buffers[i].dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t)));
     return MX_OK;
 }
 

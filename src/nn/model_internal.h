@@ -20,17 +20,31 @@ struct mx_model {
     size_t param_count;
     float *params;
     float *grads;
-    size_t num_tensors;
-    mx_param_info tensors[2 * (MX_MAX_HIDDEN + 1)];
+    size_t num_tensors, tensor_cap;
+    mx_param_info *tensors;
+    size_t num_buffers, buffer_cap;
+    mx_buffer_info *buffers;      /* data pointers set by mx_model_alloc_params */
+    float *buffer_f32;            /* storage of the F32 buffers, then of the I64 ones */
+    int64_t *buffer_i64;
+    int training;                 /* mx_model_set_training */
+    int table_oom;                /* a table could not grow: mx_model_alloc_params fails */
     void *impl;  /* architecture-private buffers */
 };
 
-/* Appends a parameter tensor to the table, laying it out after the previous one. */
-void mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const size_t *shape);
+/* Appends a parameter tensor to the table, laying it out after the previous
+ * one; returns its index. */
+size_t mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const size_t *shape);
 
-/* Allocates params and grads for every tensor added (zero-filled). */
+/* Appends a buffer to the buffer table; returns its index. */
+size_t mx_model_add_buffer(mx_model *model, const char *name, mx_buffer_dtype dtype, size_t ndim, const size_t *shape);
+
+/* Allocates params and grads for every tensor added (zero-filled), and the
+ * buffers' storage (zero-filled). */
 mx_status mx_model_alloc_params(mx_model *model);
 
 mx_status mx_mlp_create(mx_model *model);
+/* Every other architecture: the layer graph of src/nn/cnn*.c. */
+int mx_cnn_arch_known(const char *arch);
+mx_status mx_cnn_create(mx_model *model);
 
 #endif

@@ -67,6 +67,7 @@ double mx_stepper_step_batch(mx_stepper *s, const float *x, const int32_t *label
     const mx_model_spec *spec = mx_model_get_spec(s->model);
     mx_cutmix_batch(&s->mixup, &s->cutmix, mix_rng, x, labels, n, spec->in_channels, spec->in_height,
                     spec->in_width, s->classes, s->x_mix, s->y_mix, &s->mix_ws);
+    mx_model_set_training(s->model, 1);
     const float *logits = mx_model_forward(s->model, s->x_mix, n);
     double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);
     s->last_accuracy = batch_accuracy(logits, s->y_mix, n, s->classes);

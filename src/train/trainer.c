@@ -523,7 +523,7 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     mx_model *loaded = t.run.model;
     if (st == MX_OK) st = mx_model_create(mx_model_get_spec(loaded), t.batch, &t.run.model);
     if (st == MX_OK) {
-        memcpy(mx_model_params(t.run.model), mx_model_params(loaded), mx_model_param_count(loaded) * sizeof(float));
+        st = mx_model_copy_state(t.run.model, loaded);  /* parameters and buffers (running statistics) */
         mx_model_free(loaded);
     } else {
         t.run.model = loaded;

@@ -1,0 +1,305 @@
+/* Building and planning the CNN layer graph (see cnn_internal.h). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cnn_internal.h"
+
+int cnn_fail(cnn_graph *g, mx_status st)
+{
+    if (g->status == MX_OK) g->status = st;
+    return -1;
+}
+
+static int grow(void **table, size_t *cap, size_t count, size_t size)
+{
+    if (count < *cap) return 1;
+    size_t new_cap = *cap ? 2 * *cap : 64;
+    void *p = realloc(*table, new_cap * size);
+    if (!p) return 0;
+    *table = p;
+    *cap = new_cap;
+    return 1;
+}
+
+static int new_tensor(cnn_graph *g, size_t c, size_t h, size_t w)
+{
+    if (!grow((void **)&g->tensors, &g->tensor_cap, g->num_tensors, sizeof *g->tensors))
+        return cnn_fail(g, mx_error_set(MX_ERR_NOMEM, "out of memory building the network"));
+    cnn_tensor *t = &g->tensors[g->num_tensors];
+    memset(t, 0, sizeof *t);
+    t->c = c, t->h = h, t->w = w, t->size = c * h * w;
+    t->slot = -1;
+    if (t->size > g->largest) g->largest = t->size;
+    return (int)g->num_tensors++;
+}
+
+/* A node reading `in` (checked), or NULL once an error is recorded. */
+static cnn_node *new_node(cnn_graph *g, cnn_op op, int in)
+{
+    if (g->status != MX_OK) return NULL;
+    if (in < 0 || (size_t)in >= g->num_tensors) {
+        cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: a layer reads tensor %d, which does not exist", in));
+        return NULL;
+    }
+    if (!grow((void **)&g->nodes, &g->node_cap, g->num_nodes, sizeof *g->nodes)) {
+        cnn_fail(g, mx_error_set(MX_ERR_NOMEM, "out of memory building the network"));
+        return NULL;
+    }
+    cnn_node *nd = &g->nodes[g->num_nodes++];
+    memset(nd, 0, sizeof *nd);
+    nd->op = op;
+    nd->in = in, nd->in2 = -1, nd->out = -1;
+    nd->weight = nd->bias = nd->buffer = CNN_NONE;
+    return nd;
+}
+
+/* The node just added writes a new tensor of this shape; its id, or -1. */
+static int finish_node(cnn_graph *g, size_t c, size_t h, size_t w, int relu)
+{
+    int t = new_tensor(g, c, h, w);
+    if (t < 0) return -1;
+    cnn_node *nd = &g->nodes[g->num_nodes - 1];
+    nd->out = t;
+    nd->relu = relu;
+    return t;
+}
+
+static size_t add_param(cnn_graph *g, const char *layer, const char *what, size_t ndim, const size_t *shape)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", layer, what);
+    if (strlen(name) >= sizeof((mx_param_info *)0)->name) {
+        cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: parameter name '%s' is too long", name));
+        return CNN_NONE;
+    }
+    return mx_model_add_tensor(g->model, name, ndim, shape);
+}
+
+int cnn_conv(cnn_graph *g, int in, const char *name, size_t out_channels, size_t kernel, size_t stride, size_t pad,
+             int bias, int relu)
+{
+    cnn_node *nd = new_node(g, CNN_CONV, in);
+    if (!nd) return -1;
+    const cnn_tensor *x = &g->tensors[in];
+    mx_conv2d_desc d = {.in_channels = x->c, .out_channels = out_channels, .in_h = x->h, .in_w = x->w,
+                        .kernel_h = kernel, .kernel_w = kernel, .stride_h = stride, .stride_w = stride,
+                        .pad_h = pad, .pad_w = pad};
+    mx_status st = mx_conv2d_setup(&d);
+    if (st != MX_OK) return cnn_fail(g, mx_error_wrap(st, "layer '%s' (%zux%zu convolution on %zux%zu)", name, kernel,
+                                                      kernel, x->h, x->w));
+    nd->conv = d;
+    size_t fan_in = x->c * kernel * kernel;
+    nd->init_bound = 1.0 / sqrt((double)fan_in);
+    size_t wshape[4] = {out_channels, x->c, kernel, kernel};
+    nd->weight = add_param(g, name, "weight", 4, wshape);
+    if (bias) nd->bias = add_param(g, name, "bias", 1, wshape);
+    size_t ws = mx_conv2d_workspace_bytes(&d);
+    if (ws > g->workspace_bytes) g->workspace_bytes = ws;
+    return finish_node(g, out_channels, d.out_h, d.out_w, relu);
+}
+
+int cnn_bn(cnn_graph *g, int in, const char *name, int relu)
+{
+    cnn_node *nd = new_node(g, CNN_BN, in);
+    if (!nd) return -1;
+    const cnn_tensor x = g->tensors[in];
+    size_t shape[1] = {x.c};
+    nd->weight = add_param(g, name, "weight", 1, shape);
+    nd->bias = add_param(g, name, "bias", 1, shape);
+    static const char *const buffers[3] = {"running_mean", "running_var", "num_batches_tracked"};
+    for (int k = 0; k < 3; k++) {
+        char full[96];
+        snprintf(full, sizeof full, "%s.%s", name, buffers[k]);
+        if (strlen(full) >= sizeof((mx_buffer_info *)0)->name)
+            return cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: buffer name '%s' is too long", full));
+        size_t b = mx_model_add_buffer(g->model, full, k < 2 ? MX_BUFFER_F32 : MX_BUFFER_I64, k < 2 ? 1 : 0, shape);
+        if (k == 0) nd->buffer = b;
+    }
+    return finish_node(g, x.c, x.h, x.w, relu);
+}
+
+int cnn_add(cnn_graph *g, int a, int b, int relu)
+{
+    cnn_node *nd = new_node(g, CNN_ADD, a);
+    if (!nd) return -1;
+    if (b < 0 || (size_t)b >= g->num_tensors) return cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: bad residual input"));
+    const cnn_tensor x = g->tensors[a], y = g->tensors[b];
+    if (x.c != y.c || x.h != y.h || x.w != y.w)
+        return cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: residual add of %zux%zux%zu and %zux%zux%zu", x.c, x.h, x.w,
+                                        y.c, y.h, y.w));
+    nd->in2 = b;
+    return finish_node(g, x.c, x.h, x.w, relu);
+}
+
+int cnn_maxpool(cnn_graph *g, int in, size_t kernel, size_t stride, size_t pad)
+{
+    cnn_node *nd = new_node(g, CNN_MAXPOOL, in);
+    if (!nd) return -1;
+    const cnn_tensor x = g->tensors[in];
+    mx_pool2d_desc d = {.channels = x.c, .in_h = x.h, .in_w = x.w, .kernel_h = kernel, .kernel_w = kernel,
+                        .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad};
+    mx_status st = mx_pool2d_setup(&d);
+    if (st != MX_OK)
+        return cnn_fail(g, mx_error_wrap(st, "%zux%zu max pool on %zux%zu", kernel, kernel, x.h, x.w));
+    nd->pool = d;
+    return finish_node(g, x.c, d.out_h, d.out_w, 0);
+}
+
+int cnn_gap(cnn_graph *g, int in)
+{
+    if (!new_node(g, CNN_GAP, in)) return -1;
+    return finish_node(g, g->tensors[in].c, 1, 1, 0);
+}
+
+int cnn_linear(cnn_graph *g, int in, const char *name, size_t out, int relu)
+{
+    cnn_node *nd = new_node(g, CNN_LINEAR, in);
+    if (!nd) return -1;
+    size_t features = g->tensors[in].size;
+    nd->init_bound = 1.0 / sqrt((double)features);
+    size_t wshape[2] = {out, features};
+    nd->weight = add_param(g, name, "weight", 2, wshape);
+    nd->bias = add_param(g, name, "bias", 1, wshape);
+    return finish_node(g, out, 1, 1, relu);
+}
+
+#define RNG_WORDS 11 /* mx_rng as int64 words: key[2], ctr[4], buf[4], used */
+
+int cnn_dropout(cnn_graph *g, int in, float p)
+{
+    cnn_node *nd = new_node(g, CNN_DROPOUT, in);
+    if (!nd) return -1;
+    if (!(p > 0.0f && p < 1.0f)) return cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: dropout %g is not in (0, 1)", p));
+    nd->p = p;
+    if (g->rng_buffer == CNN_NONE) {
+        size_t shape[1] = {RNG_WORDS};
+        g->rng_buffer = mx_model_add_buffer(g->model, "mixreg.rng.dropout", MX_BUFFER_I64, 1, shape);
+    }
+    const cnn_tensor x = g->tensors[in];
+    return finish_node(g, x.c, x.h, x.w, 0);
+}
+
+/* Gradient slots by liveness, walking the nodes as backward will: a tensor's
+ * gradient is live from its last consumer's backward (which writes it; earlier
+ * consumers add into it) to its producer's (which reads it and frees it). */
+static mx_status assign_slots(cnn_graph *g)
+{
+    size_t T = g->num_tensors;
+    uint8_t *seen = calloc(T, 1);
+    int *free_slots = malloc(T * sizeof *free_slots);
+    if (!seen || !free_slots) {
+        free(seen);
+        free(free_slots);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    size_t num_free = 0;
+    mx_status st = MX_OK;
+    seen[g->nodes[g->num_nodes - 1].out] = 1;  /* the logits: the caller's dlogits */
+    for (size_t k = g->num_nodes; k-- > 0 && st == MX_OK;) {
+        cnn_node *nd = &g->nodes[k];
+        if (!seen[nd->out]) {
+            st = mx_error_set(MX_ERR_ARG, "network: the output of layer %zu is never used", k);
+            break;
+        }
+        int inputs[2] = {nd->in, nd->in2}, *acc[2] = {&nd->acc_in, &nd->acc_in2};
+        for (int i = 0; i < 2; i++) {
+            int t = inputs[i];
+            if (t < 0) continue;
+            *acc[i] = seen[t];
+            if (seen[t]) continue;
+            seen[t] = 1;
+            if (t > 0) g->tensors[t].slot = num_free ? free_slots[--num_free] : (int)g->num_slots++;
+        }
+        if (k + 1 < g->num_nodes) free_slots[num_free++] = g->tensors[nd->out].slot;
+    }
+    free(seen);
+    free(free_slots);
+    return st;
+}
+
+static mx_status plan_arena(cnn_graph *g)
+{
+    const size_t B = g->model->max_batch;
+    if (g->largest > SIZE_MAX / sizeof(float) / B / 4)
+        return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", B);
+    g->slots = calloc(g->num_slots ? g->num_slots : 1, sizeof *g->slots);
+    if (!g->slots) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) {
+            mx_arena_measure(&g->arena);
+        } else {
+            mx_status st = mx_arena_commit(&g->arena);
+            if (st != MX_OK) return mx_error_wrap(st, "network buffers for batch %zu", B);
+        }
+        for (size_t t = 1; t < g->num_tensors; t++)
+            g->tensors[t].data = mx_arena_alloc(&g->arena, B * g->tensors[t].size * sizeof(float));
+        for (size_t k = 0; k < g->num_nodes; k++) {
+            cnn_node *nd = &g->nodes[k];
+            if (nd->op == CNN_BN) {
+                nd->save_mean = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
+                nd->save_invstd = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
+            } else if (nd->op == CNN_MAXPOOL) {
+                nd->argmax = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size * sizeof(uint32_t));
+            } else if (nd->op == CNN_DROPOUT) {
+                nd->mask = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size);
+            }
+        }
+        for (size_t s = 0; s < g->num_slots; s++) g->slots[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+        g->scratch = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+        g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
+    }
+    for (size_t t = 1; t < g->num_tensors; t++)
+        if (g->tensors[t].slot >= 0) g->tensors[t].grad = g->slots[g->tensors[t].slot];
+    return MX_OK;
+}
+
+mx_status cnn_plan(cnn_graph *g)
+{
+    if (g->status != MX_OK) return g->status;
+    if (!g->num_nodes) return mx_error_set(MX_ERR_ARG, "network: no layers");
+    const cnn_node *last = &g->nodes[g->num_nodes - 1];
+    const cnn_tensor *out = &g->tensors[last->out];
+    if (last->relu || out->size != g->model->spec.num_classes)
+        return mx_error_set(MX_ERR_ARG, "network: the last layer must give the %zu logits", g->model->spec.num_classes);
+    mx_status st = mx_model_alloc_params(g->model);
+    if (st == MX_OK) st = assign_slots(g);
+    if (st == MX_OK) st = plan_arena(g);
+    return st;
+}
+
+void cnn_graph_free(cnn_graph *g)
+{
+    if (!g) return;
+    mx_arena_free(&g->arena);
+    free(g->slots);
+    free(g->nodes);
+    free(g->tensors);
+    free(g);
+}
+
+static void cnn_destroy(mx_model *m)
+{
+    cnn_graph_free(m->impl);
+    m->impl = NULL;
+}
+
+static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward, cnn_backward, cnn_destroy};
+
+mx_status mx_cnn_create(mx_model *m)
+{
+    cnn_graph *g = calloc(1, sizeof *g);
+    if (!g) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the network");
+    g->model = m;
+    g->rng_buffer = CNN_NONE;
+    m->impl = g;
+    m->ops = &cnn_ops;
+    const mx_model_spec *spec = &m->spec;
+    if (new_tensor(g, spec->in_channels, spec->in_height, spec->in_width) != 0) return g->status;
+    mx_status st = cnn_build_arch(g, spec);
+    if (st == MX_OK) st = cnn_plan(g);
+    if (st == MX_OK) cnn_reset_buffers(m, 0);
+    return st;
+}

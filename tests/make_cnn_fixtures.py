@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch reference fixtures for mixreg's CNNs (src/nn/cnn*.c),
+compared by tests/test_cnn.c.
+
+Run with Debian's PyTorch:  /usr/bin/python3 tests/make_cnn_fixtures.py
+The outputs are committed, so the test suite itself never needs PyTorch.
+
+tests/fixtures/cnn_state_dicts.txt: the state_dict (parameters, then buffers,
+with dtype and shape) of each architecture's PyTorch module, for a few input
+shapes; mixreg's parameter and buffer tables must hold exactly these names and
+shapes, so its model.safetensors loads with load_state_dict(strict=True).
+Format: "model ARCH C H W CLASSES PARAMS" then one line per tensor
+"p|b NAME F32|I64 NDIM D0 D1 ...".
+
+tests/fixtures/resnet20_step.safetensors: one training step of resnet20 (the
+module of ../shared/bench/torch_peer.py) on 4 samples of 1x28x28, 10 classes
+(and tests/fixtures/cnn_steps.safetensors the same for lenet5, preact18,
+wrn-16-2 and resnet50 on small inputs, names prefixed "ARCH.", with the
+gradients of the smaller tensors only):
+  x, y                      inputs and soft (mixed) targets
+  logits, loss              train-mode forward (batch statistics), soft-target
+                            cross-entropy averaged over the batch
+  grad.NAME                 every parameter's gradient
+  buffer.NAME               every buffer after the forward (running stats
+                            updated, num_batches_tracked + 1)
+  eval_logits, eval_dx      eval mode afterwards (running stats): logits, and
+                            d loss / d x (the input gradient mixreg analyze uses)
+  eval_grad.NAME            (resnet50, instead of grad.NAME) the parameter
+                            gradients of that eval-mode backward
+The weights are not stored (they would double the file): every parameter and
+buffer is a fixed function of its name, weight_value() below, which
+test_cnn.c computes the same way (integer hashing, then IEEE double arithmetic
+rounded once to float32). The network runs in float64 on those float32 values,
+so the C side is compared with the exact answer to float precision.
+"""
+import json, os, struct, sys
+
+import numpy as np
+import torch, torch.nn as nn, torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "fixtures")
+
+
+# ---- the architectures (names and layouts of torch_peer.py, generalised) ----
+
+class Basic(nn.Module):  # torch_peer.Basic
+    def __init__(s, i, o, st):
+        super().__init__()
+        s.c1 = nn.Conv2d(i, o, 3, st, 1, bias=False); s.b1 = nn.BatchNorm2d(o)
+        s.c2 = nn.Conv2d(o, o, 3, 1, 1, bias=False); s.b2 = nn.BatchNorm2d(o)
+        s.sh = None if (st == 1 and i == o) else nn.Sequential(nn.Conv2d(i, o, 1, st, bias=False), nn.BatchNorm2d(o))
+
+    def forward(s, x):
+        o = F.relu(s.b1(s.c1(x))); o = s.b2(s.c2(o))
+        return F.relu(o + (x if s.sh is None else s.sh(x)))
+
+
+class ResNetCifar(nn.Module):  # torch_peer.ResNet20 with depth 6n+2
+    def __init__(s, cin=1, nc=10, w=16, n=3):
+        super().__init__()
+        s.c = nn.Conv2d(cin, w, 3, 1, 1, bias=False); s.b = nn.BatchNorm2d(w); L = []; i = w
+        for k, o in enumerate([w, 2 * w, 4 * w]):
+            for j in range(n):
+                L.append(Basic(i, o, 2 if (j == 0 and k > 0) else 1)); i = o
+        s.L = nn.Sequential(*L); s.fc = nn.Linear(i, nc)
+
+    def forward(s, x):
+        x = s.L(F.relu(s.b(s.c(x))))
+        return s.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class PreAct(nn.Module):  # torch_peer.PreAct, plus WideResNet's dropout between the convolutions
+    def __init__(s, i, o, st, p=0.0):
+        super().__init__()
+        s.b1 = nn.BatchNorm2d(i); s.c1 = nn.Conv2d(i, o, 3, st, 1, bias=False)
+        s.b2 = nn.BatchNorm2d(o); s.c2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
+        s.sh = None if (st == 1 and i == o) else nn.Conv2d(i, o, 1, st, bias=False)
+        s.p = p
+
+    def forward(s, x):
+        o = F.relu(s.b1(x)); sc = x if s.sh is None else s.sh(o)
+        o = s.c1(o); o = F.relu(s.b2(o))
+        o = F.dropout(o, s.p, s.training) if s.p else o
+        return s.c2(o) + sc
+
+
+class PreActResNet18(nn.Module):  # torch_peer.PreActResNet18
+    def __init__(s, cin=1, nc=10):
+        super().__init__()
+        s.c = nn.Conv2d(cin, 64, 3, 1, 1, bias=False); L = []; i = 64
+        for k, o in enumerate([64, 128, 256, 512]):
+            for j in range(2):
+                L.append(PreAct(i, o, 2 if (j == 0 and k > 0) else 1)); i = o
+        s.L = nn.Sequential(*L); s.fc = nn.Linear(512, nc)
+
+    def forward(s, x):
+        return s.fc(F.adaptive_avg_pool2d(s.L(s.c(x)), 1).flatten(1))
+
+
+class WideResNet(nn.Module):
+    """WRN-D-K (Zagoruyko & Komodakis): stem conv 16, three stages of (D-4)/6
+    pre-activation blocks of widths 16K, 32K, 64K (strides 1, 2, 2), a final
+    BN-ReLU, global average pool, fc. Named like torch_peer's PreActResNet18."""
+    def __init__(s, cin=1, nc=10, depth=28, k=10, p=0.0):
+        super().__init__()
+        n = (depth - 4) // 6
+        s.c = nn.Conv2d(cin, 16, 3, 1, 1, bias=False); L = []; i = 16
+        for st, o in enumerate([16 * k, 32 * k, 64 * k]):
+            for j in range(n):
+                L.append(PreAct(i, o, 2 if (j == 0 and st > 0) else 1, p)); i = o
+        s.L = nn.Sequential(*L); s.b = nn.BatchNorm2d(i); s.fc = nn.Linear(i, nc)
+
+    def forward(s, x):
+        return s.fc(F.adaptive_avg_pool2d(F.relu(s.b(s.L(s.c(x)))), 1).flatten(1))
+
+
+def lenet5(cin=1, nc=10, h=28, w=28):  # torch_peer.lenet5, flatten size from the input
+    fh, fw = (h // 2 - 4) // 2, (w // 2 - 4) // 2
+    return nn.Sequential(nn.Conv2d(cin, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * fh * fw, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, nc))
+
+
+def resnet50(cin=3, nc=1000):
+    import torchvision
+    m = torchvision.models.resnet50(weights=None, num_classes=nc)
+    m.conv1 = nn.Conv2d(cin, 64, 7, 2, 3, bias=False)
+    return m
+
+
+def build(arch, cin, nc, h, w):
+    if arch == "lenet5":
+        return lenet5(cin, nc, h, w)
+    if arch.startswith("resnet") and arch != "resnet50":
+        return ResNetCifar(cin, nc, 16, (int(arch[6:]) - 2) // 6)
+    if arch == "preact18":
+        return PreActResNet18(cin, nc)
+    if arch.startswith("wrn-"):
+        _, d, k = arch.split("-")
+        return WideResNet(cin, nc, int(d), int(k))
+    if arch == "resnet50":
+        return resnet50(cin, nc)
+    raise ValueError(arch)
+
+
+# ---- safetensors by hand (Debian's python3 has no safetensors module) ----
+
+def save(path, tensors, meta):
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, offset = {"__metadata__": meta}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().contiguous().numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+# ---- the state_dict tables ----
+
+STATE_DICT_CASES = [
+    ("lenet5", 1, 28, 28, 10), ("lenet5", 3, 32, 32, 100), ("resnet20", 1, 28, 28, 10), ("resnet32", 3, 32, 32, 10),
+    ("preact18", 1, 28, 28, 10), ("wrn-16-4", 3, 32, 32, 10), ("resnet50", 1, 28, 28, 10),
+]
+COUNT_ONLY = [("resnet56", 1, 28, 28, 10), ("resnet110", 1, 28, 28, 10), ("wrn-28-10", 1, 28, 28, 10),
+              ("wrn-28-10", 3, 32, 32, 10), ("resnet50", 3, 224, 224, 1000), ("wrn-40-2", 1, 28, 28, 10)]
+
+
+def write_state_dicts():
+    lines = []
+    for arch, cin, h, w, nc in STATE_DICT_CASES:
+        m = build(arch, cin, nc, h, w)
+        params = dict(m.named_parameters())
+        count = sum(p.numel() for p in params.values())
+        lines.append(f"model {arch} {cin} {h} {w} {nc} {count}")
+        for name, t in m.state_dict().items():
+            kind = "p" if name in params else "b"
+            dtype = "I64" if t.dtype == torch.int64 else "F32"
+            lines.append(" ".join([kind, name, dtype, str(t.dim())] + [str(d) for d in t.shape]))
+    path = os.path.join(FIXTURES, "cnn_state_dicts.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{path}: {len(lines)} lines, {os.path.getsize(path)} bytes")
+    for arch, cin, h, w, nc in STATE_DICT_CASES + COUNT_ONLY:
+        m = build(arch, cin, nc, h, w)
+        print(f"  {arch:10s} {cin}x{h}x{w} {nc:4d} classes: {sum(p.numel() for p in m.parameters()):,} parameters")
+
+
+def check_against_peer():
+    """The generalised definitions are torch_peer.py's at its defaults."""
+    peer_dir = os.path.join(HERE, "..", "..", "shared", "bench")
+    if not os.path.exists(os.path.join(peer_dir, "torch_peer.py")):
+        print("torch_peer.py not found: skipping the comparison with it")
+        return
+    sys.path.insert(0, peer_dir)
+    import torch_peer as tp
+    for mine, peer in ((build("lenet5", 1, 10, 28, 28), tp.lenet5()), (build("resnet20", 1, 10, 28, 28), tp.ResNet20()),
+                       (build("preact18", 1, 10, 28, 28), tp.PreActResNet18())):
+        a = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
+        b = {k: tuple(v.shape) for k, v in peer.state_dict().items()}
+        assert a == b, "definitions differ from torch_peer.py"
+    print("lenet5, resnet20, preact18 match torch_peer.py's state_dicts")
+
+
+# ---- the resnet20 training step ----
+
+def fnv1a(name):
+    h = 2166136261
+    for ch in name.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def uniforms(name, count):
+    """u_i in [0, 1): murmur3's finaliser of i * golden + fnv1a(name), / 2^32 (as test_cnn.c)."""
+    with np.errstate(over="ignore"):
+        x = np.arange(count, dtype=np.uint32) * np.uint32(0x9E3779B1) + np.uint32(fnv1a(name))
+        x ^= x >> np.uint32(16); x *= np.uint32(0x85EBCA6B)
+        x ^= x >> np.uint32(13); x *= np.uint32(0xC2B2AE35)
+        x ^= x >> np.uint32(16)
+    return x.astype(np.float64) / 4294967296.0
+
+
+def weight_value(name, shape):
+    count = int(np.prod(shape)) if len(shape) else 1
+    u = uniforms(name, count)
+    if name.endswith("running_mean") or name.endswith(".bias"):
+        v = 0.1 * (2 * u - 1)
+    elif name.endswith("running_var"):
+        v = 1.0 + 0.5 * u
+    elif name.endswith(".weight") and len(shape) == 1:  # batch-norm gamma
+        v = 1.0 + 0.2 * (2 * u - 1)
+    else:  # conv / linear weight: PyTorch's default bound 1/sqrt(fan_in)
+        v = (2 * u - 1) * (1.0 / np.sqrt(float(count // shape[0])))
+    return torch.tensor(v.astype(np.float32).reshape(shape))
+
+
+def step_tensors(arch, cin, h, w, nc, n, grad_limit=None, prefix="", train_grads=True):
+    """One training step of `arch` from weight_value() weights (num_batches_tracked 3).
+    train_grads=False stores the eval-mode parameter gradients (eval_grad.NAME)
+    instead of the training-mode ones: training-mode batch norm makes a deep
+    network's gradients ill-conditioned at initialisation (resnet50's differ by
+    up to 20% between PyTorch's own float32 and float64), eval mode does not."""
+    torch.manual_seed(20241125)
+    model = build(arch, cin, nc, h, w)
+    state = {}
+    for name, t in model.state_dict().items():
+        state[name] = torch.tensor(3, dtype=torch.int64) if t.dtype == torch.int64 else weight_value(name, tuple(t.shape))
+    model.load_state_dict(state)
+    model = model.double()
+    x = torch.randn(n, cin, h, w, dtype=torch.float32)
+    a, b = torch.randint(0, nc, (n,)), torch.randint(0, nc, (n,))
+    lam = torch.rand(n, 1)
+    y = lam * F.one_hot(a, nc).float() + (1 - lam) * F.one_hot(b, nc).float()
+    out = {"x": x, "y": y}
+
+    def xent(logits, target):
+        return torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+
+    model.train()
+    logits = model(x.double())
+    loss = xent(logits, y.double())
+    loss.backward()
+    out["logits"] = logits.float()
+    out["loss"] = loss.float().reshape(1)
+    def keep(name, p):
+        return grad_limit is None or p.numel() <= grad_limit or name in ("fc.weight", "11.weight")
+
+    for name, p in model.named_parameters():
+        if train_grads and keep(name, p):
+            out["grad." + name] = p.grad.float()
+        p.grad = None
+    for name, b in model.named_buffers():
+        out["buffer." + name] = b if b.dtype == torch.int64 else b.float()
+    model.eval()
+    xd = x.double().requires_grad_(True)
+    logits = model(xd)
+    xent(logits, y.double()).backward()
+    out["eval_logits"] = logits.float()
+    out["eval_dx"] = xd.grad.float()
+    for name, p in model.named_parameters():
+        if not train_grads and keep(name, p):
+            out["eval_grad." + name] = p.grad.float()
+    print(f"  {arch} {cin}x{h}x{w} batch {n}: loss {loss.item():.6f}, "
+          f"{sum('grad.' in k for k in out)} of {len(list(model.parameters()))} gradients stored")
+    return {prefix + k: v.detach() for k, v in out.items()}
+
+
+# The other architectures' steps (all in cnn_steps.safetensors, prefixed "ARCH."):
+# small inputs, and the gradients of the tensors up to 4,608 entries (every
+# batch norm, the small convolutions, the first and last layers) to stay small.
+# test_cnn.c lists the same shapes.
+STEP_CASES = [("lenet5", 2, 16, 16, 5, 3, True), ("preact18", 1, 12, 12, 10, 3, True),
+              ("wrn-16-2", 3, 16, 16, 10, 3, True), ("resnet50", 3, 48, 48, 10, 2, False)]
+
+
+def write_steps():
+    path = os.path.join(FIXTURES, "resnet20_step.safetensors")
+    save(path, step_tensors("resnet20", 1, 28, 28, 10, 4), {"generator": "tests/make_cnn_fixtures.py",
+                                                            "torch": torch.__version__})
+    print(f"{path}: {os.path.getsize(path)} bytes")
+    out = {}
+    for arch, cin, h, w, nc, n, train_grads in STEP_CASES:
+        out.update(step_tensors(arch, cin, h, w, nc, n, 4608, arch + ".", train_grads))
+    path = os.path.join(FIXTURES, "cnn_steps.safetensors")
+    save(path, out, {"generator": "tests/make_cnn_fixtures.py", "torch": torch.__version__})
+    print(f"{path}: {len(out)} tensors, {os.path.getsize(path)} bytes")
+
+
+def main():
+    os.makedirs(FIXTURES, exist_ok=True)
+    check_against_peer()
+    write_state_dicts()
+    write_steps()
+
+
+if __name__ == "__main__":
+    main()
