@@ -38,6 +38,8 @@ import json, os, struct, sys
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
+from safetensors_writer import write_safetensors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 
@@ -147,20 +149,7 @@ def build(arch, cin, nc, h, w):
 # ---- safetensors by hand (Debian's python3 has no safetensors module) ----
 
 def save(path, tensors, meta):
-    dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    header, blobs, offset = {"__metadata__": meta}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().numpy().tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    write_safetensors(path, tensors, meta)
 
 
 # ---- the state_dict tables ----

@@ -13,23 +13,13 @@ matters).
 import json, os, struct
 import torch, torch.nn as nn, torch.nn.functional as F
 
+from safetensors_writer import write_safetensors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def save_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    write_safetensors(path, tensors)
 
 
 def mlp_step():

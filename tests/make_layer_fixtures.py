@@ -16,33 +16,14 @@ the hyper-parameters (stride, padding) are listed in test_layers_torch.c.
 import json, os, struct
 import torch, torch.nn.functional as F
 
+from safetensors_writer import write_safetensors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "layers.safetensors")
 
 
 def save(path, tensors, meta):
-    tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
-    try:
-        from safetensors.torch import save_file
-        save_file(tensors, path, metadata=meta)
-        return
-    except ImportError:
-        pass
-    # The format by hand: 8-byte little-endian header length, JSON header, raw bytes.
-    dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    header, blobs, offset = {"__metadata__": meta}, [], 0
-    for name, t in tensors.items():
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    write_safetensors(path, tensors, meta)
 
 
 out = {}
