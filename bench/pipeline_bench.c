@@ -38,9 +38,15 @@ static int bench_folder(const char *dir, size_t side)
                 fprintf(stderr, "pipeline_bench: %s\n", mx_error_message());
                 return 1;
             }
-            for (size_t c = 0; c < 3; c++)
-                for (size_t k = 0; k < side * side; k++)
-                    x[c * side * side + k] = ((float)img[c * side * side + k] / 255.0f - mean[c]) / std[c];
+            /* vectorised as the library's loops are (omp simd): at -O2 GCC
+             * leaves this loop scalar otherwise, and it then costs more
+             * than the resize */
+            for (size_t c = 0; c < 3; c++) {
+                const uint8_t *restrict src = img + c * side * side;
+                float *restrict dst = x + c * side * side;
+#pragma omp simd
+                for (size_t k = 0; k < side * side; k++) dst[k] = ((float)src[k] / 255.0f - mean[c]) / std[c];
+            }
         }
         double rate = (double)index.n / (now() - start);
         if (rate > best) best = rate;

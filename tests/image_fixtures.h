@@ -28,7 +28,8 @@ static inline void fx_die(const char *what)
 
 typedef struct {
     int quality;       /* 1..100 */
-    int full_chroma;   /* 4:4:4 instead of libjpeg's default 4:2:0 */
+    int full_chroma;   /* 1: 4:4:4 instead of libjpeg's default 4:2:0; 422 or 440: 4:2:2 or 4:4:0 (the
+                        * first component sampled 2x1 or 1x2, the others 1x1) */
     int progressive;
     J_COLOR_SPACE stored; /* JCS_UNKNOWN: libjpeg's default for the input (YCbCr, gray, CMYK) */
     int no_adobe;      /* leave out the Adobe APP14 marker (CMYK without it reads as not inverted) */
@@ -55,6 +56,8 @@ static inline fx_buf fx_encode_jpeg(const uint8_t *pixels, size_t w, size_t h, J
     jpeg_set_quality(&c, o->quality, TRUE);
     if (o->full_chroma)
         for (int k = 0; k < c.num_components; k++) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
+    if (o->full_chroma == 422) c.comp_info[0].h_samp_factor = 2;
+    if (o->full_chroma == 440) c.comp_info[0].v_samp_factor = 2;
     if (o->progressive) jpeg_simple_progression(&c);
     if (o->no_adobe) c.write_Adobe_marker = FALSE;
     jpeg_start_compress(&c, TRUE);

@@ -31,8 +31,18 @@ mx_resized_crop_draw mx_resized_crop_draw_for(uint64_t seed, uint64_t epoch, uin
 mx_status mx_resized_crop_apply(const uint8_t *in, size_t channels, size_t height, size_t width,
                                 const mx_resized_crop_draw *draw, size_t side, uint8_t *out);
 
-/* Reads and decodes image i of a folder and applies its draw: the training
- * counterpart of mx_folder_load_sample. Errors name the file. */
+/* Reads image i of a folder and applies its draw: the training counterpart
+ * of mx_folder_load_sample. The draw is made from the size in the image's
+ * header (the same draw as from the decoded image's size), then only what
+ * the window needs is decoded and resized (mx_image_source_resized_crop
+ * with DCT scaling): a JPEG's rows below the window are never read and its
+ * pixels outside the window never transformed, and a window at least 2, 4
+ * or 8 times `side` in both dimensions is decoded at 1/2, 1/4 or 1/8 scale.
+ * So the result is bit-identical to mx_resized_crop_apply on the full decode
+ * (mx_image_read) whenever the window is less than 2 * side in either
+ * dimension (always for PNG), and close to it otherwise (see
+ * mx_image_source_resized_crop); and a JPEG damaged only below its window
+ * loads without error. Errors name the file. */
 mx_status mx_folder_load_sample_train(const mx_folder_index *index, size_t i, size_t side, uint64_t seed,
                                       uint64_t epoch, uint8_t *out_chw);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/fileio.h"
 #include "mixreg/image.h"
 #include "mixreg/resized_crop.h"
 
@@ -76,11 +77,21 @@ mx_status mx_folder_load_sample_train(const mx_folder_index *index, size_t i, si
                                       uint64_t epoch, uint8_t *out_chw)
 {
     if (i >= index->n || !side) return mx_error_set(MX_ERR_ARG, "folder sample %zu of %zu (side %zu)", i, index->n, side);
-    mx_image img;
-    mx_status st = mx_image_read(index->paths[i], NULL, &img);
+    const char *path = index->paths[i];
+    char *data;
+    size_t len;
+    mx_status st = mx_file_read_all(path, MX_IMAGE_MAX_FILE_BYTES, &data, &len);
     if (st != MX_OK) return st;
-    mx_resized_crop_draw d = mx_resized_crop_draw_for(seed, epoch, (uint32_t)i, img.height, img.width);
-    st = mx_resized_crop_apply(img.pixels, 3, img.height, img.width, &d, side, out_chw);
-    mx_image_free(&img);
+    /* The size from the header, the window from the size, then only the
+     * pixels under the window. */
+    mx_image_source *src;
+    mx_image_info info;
+    st = mx_image_source_open(path, data, len, NULL, &src, &info);
+    if (st == MX_OK) {
+        mx_resized_crop_draw d = mx_resized_crop_draw_for(seed, epoch, (uint32_t)i, info.height, info.width);
+        st = mx_image_source_resized_crop(src, d.top, d.left, d.height, d.width, side, side, d.flip, 1, out_chw);
+        mx_image_source_close(src);
+    }
+    free(data);
     return st;
 }
