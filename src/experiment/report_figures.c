@@ -126,9 +126,18 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
         if (swept(r, grp->method) || !drawable(grp, 0)) continue;
         alpha_series *a = &s[ns++];
         snprintf(a->label, sizeof a->label, "%s, plain", grp->name);
+        a->x = pool + (ns - 1) * ng * 5;
+        if (grp->alpha > 0) {
+            /* A method run at one alpha (an ablation): one point there, with its spread. */
+            a->n = 1;
+            a->ece = a->x + 1, a->ece_err = a->x + 2, a->acc = a->x + 3, a->acc_err = a->x + 4;
+            a->x[0] = grp->alpha;
+            a->ece[0] = 100 * grp->modes[0].ece.mean, a->ece_err[0] = 100 * grp->modes[0].ece.std;
+            a->acc[0] = 100 * grp->modes[0].accuracy.mean, a->acc_err[0] = 100 * grp->modes[0].accuracy.std;
+            continue;
+        }
         a->n = 2;
         a->line = 1;
-        a->x = pool + (ns - 1) * ng * 5;
         a->ece = a->x + 2; /* ng >= 2 here: a slot has room for 5 ng values */
         a->acc = a->x + 4;
         a->x[0] = amin;
@@ -137,7 +146,7 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
         a->acc[0] = a->acc[1] = 100 * grp->modes[0].accuracy.mean;
     }
     for (size_t i = 0; st == MX_OK && i < ns; i++) {
-        mx_plot_style style = s[i].line ? MX_PLOT_LINE : MX_PLOT_LINE_POINTS;
+        mx_plot_style style = s[i].line ? MX_PLOT_LINE : s[i].n == 1 ? MX_PLOT_POINTS : MX_PLOT_LINE_POINTS;
         ps[i] = (mx_plot_series){s[i].label, s[i].x, s[i].ece, s[i].line ? NULL : s[i].ece_err, s[i].n, style};
         ps[ns + i] = (mx_plot_series){s[i].label, s[i].x, s[i].acc, s[i].line ? NULL : s[i].acc_err, s[i].n, style};
     }
@@ -150,7 +159,8 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
         char path[MXR_PATH];
         st = add_figure(r, "alpha.png",
                         "ECE and accuracy against alpha: mean and standard deviation over seeds; horizontal "
-                        "lines are the methods without an alpha sweep (plain predictions).",
+                        "lines are the methods without mixing, single points the methods run at one alpha "
+                        "(plain predictions).",
                         path);
         if (st == MX_OK) st = mx_plot_write(path, 1200, 460, 2, axes, ps, counts);
         if (st == MX_OK) r->nfigures++;
