@@ -20,6 +20,8 @@ static const char bench_help[] =
     "\n"
     "  --model M        mlp, logreg, lenet5, resnet20, preact18, wrn-D-K, resnet50...\n"
     "                   (default mlp)\n"
+    "  --backend B      CNN kernels: cpu (oneDNN, default) or ref\n"
+    "  --precision P    fp32 (default) or bf16 convolutions (cpu backend)\n"
     "  --data D         (default fashion-mnist)\n"
     "  --threads T      (default 2)\n"
     "  --batch B        (default 128)\n"
@@ -33,6 +35,8 @@ typedef struct {
     int threads;
     size_t batch, steps, warmup;
     double alpha;
+    mx_backend backend;
+    mx_precision precision;
 } bench_options;
 
 static void parse_bench_flags(int argc, char **argv, bench_options *o)
@@ -46,6 +50,12 @@ static void parse_bench_flags(int argc, char **argv, bench_options *o)
         } else if (cli_flag_value(&a, "--model")) {
             if (strlen(a.value) >= sizeof o->model) cli_usage_error("bench: --model: unknown '%s'", a.value);
             strcpy(o->model, a.value);
+        } else if (cli_flag_value(&a, "--backend")) {
+            if (mx_backend_parse("bench: --backend", a.value, &o->backend) != MX_OK)
+                cli_usage_error("%s", mx_error_message());
+        } else if (cli_flag_value(&a, "--precision")) {
+            if (mx_precision_parse("bench: --precision", a.value, &o->precision) != MX_OK)
+                cli_usage_error("%s", mx_error_message());
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;
         } else if (cli_flag_value(&a, "--threads")) {
@@ -106,7 +116,7 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
 
 int cmd_bench(int argc, char **argv)
 {
-    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0};
+    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32};
     parse_bench_flags(argc, argv, &o);
     mx_set_threads(o.threads);
     mx_dataset train = {0};
@@ -116,7 +126,8 @@ int cmd_bench(int argc, char **argv)
     mx_dataset_channel_stats(&train, mean, std);
     mx_normalizer nz;
     mx_model_spec spec = {.in_channels = train.channels, .in_height = train.height, .in_width = train.width,
-                          .num_classes = train.num_classes, .num_hidden = 2, .hidden = {512, 512}};
+                          .num_classes = train.num_classes, .num_hidden = 2, .hidden = {512, 512},
+                          .backend = o.backend, .precision = o.precision};
     snprintf(spec.arch, sizeof spec.arch, "%s", o.model);
     mx_model *model = NULL;
     st = mx_normalizer_init(&nz, train.channels, mean, std);
@@ -137,9 +148,11 @@ int cmd_bench(int argc, char **argv)
     double loss = 0;
     double train_rate = time_training(&stepper, &train, &o, &loss);
     double eval_rate = time_eval(model, &train, &nz, o.batch);
-    printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"batch\": %zu, "
-           "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, \"final_loss\": %.4f}\n",
-           MIXREG_VERSION, o.model, o.threads, o.batch, train_rate, eval_rate, loss);
+    printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", "
+           "\"threads\": %d, \"batch\": %zu, \"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
+           "\"final_loss\": %.4f}\n",
+           MIXREG_VERSION, o.model, mx_backend_name(o.backend), mx_precision_name(o.precision), o.threads, o.batch,
+           train_rate, eval_rate, loss);
     mx_stepper_free(&stepper);
     mx_model_free(model);
     mx_dataset_free(&train);

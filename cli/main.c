@@ -1,5 +1,7 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -21,8 +23,35 @@ static const char usage[] =
     "\n"
     "mixreg <command> --help shows a command's options; mixreg --version the version.\n";
 
+/* OpenMP's wait policy. oneDNN and the cpu backend's kernels thread with
+ * libgomp, whose default lets a thread that finished its share spin (300,000
+ * rounds) before it sleeps. Measured with `mixreg bench` (batch 128, 2
+ * threads, 2 cores; training / evaluation images per second, the median of 3
+ * runs on idle cores, the mean of 2 with one other busy process):
+ *                                  idle cores              one other busy process
+ *                             resnet20     lenet5           resnet20     lenet5
+ *   default spinning        1,834/5,343  35.2k/132k         545/1,723  12.3k/71k
+ *   GOMP_SPINCOUNT=1000     1,769/5,630  32.0k/137k         628/2,605  12.0k/54k
+ *   OMP_WAIT_POLICY=passive 1,554/4,820  22.8k/65k          648/3,129  15.0k/66k
+ * (and while serial loops still ran between OpenMP regions, default spinning
+ * on busy cores cost 6.6x: 51 against 339 img/s). A short spin keeps nearly
+ * all of spinning's gain on idle cores, where back-to-back regions wake a
+ * sleeping thread otherwise, and most of passive waiting's on shared ones, so
+ * with neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, main() sets
+ * GOMP_SPINCOUNT=1000 and executes itself again, once: libgomp reads its
+ * environment in a constructor, before main runs (a setenv() here alone was
+ * measured to change nothing). Either variable set by the user wins. */
+static void set_omp_waiting(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", "1000", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* No /proc (not Linux): carry on with the default policy. */
+}
+
 int main(int argc, char **argv)
 {
+    set_omp_waiting(argv);
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

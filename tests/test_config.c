@@ -30,6 +30,22 @@ static void test_round_trip(void)
     CHECK(b.model.num_hidden == 3 && b.model.hidden[2] == 17);
     CHECK(!strcmp(b.schedule, "step:3,5") && !strcmp(b.out, a.out));
     CHECK(b.mixup.mix_inputs == 1 && b.mixup.mix_labels == 1);
+    CHECK(a.model.backend == MX_BACKEND_CPU && b.model.backend == MX_BACKEND_CPU);  /* the default */
+    free(json);
+    a.model.backend = MX_BACKEND_REF;
+    json = mx_train_config_to_json(&a);
+    CHECK(json && strstr(json, "\"backend\":\t\"ref\"") != NULL);
+    CHECK_OK(mx_train_config_from_json(json, &b));
+    CHECK(b.model.backend == MX_BACKEND_REF);
+    free(json);
+    /* A config from before the setting: the default. */
+    CHECK_OK(mx_train_config_from_json("{\"epochs\": 3}", &b));
+    CHECK(b.model.backend == MX_BACKEND_CPU && b.model.precision == MX_PRECISION_FP32);
+    a.model.backend = MX_BACKEND_CPU;
+    a.model.precision = MX_PRECISION_BF16;
+    json = mx_train_config_to_json(&a);
+    CHECK_OK(mx_train_config_from_json(json, &b));
+    CHECK(b.model.precision == MX_PRECISION_BF16);
     free(json);
 }
 
@@ -42,6 +58,15 @@ static void test_rejects(void)
     CHECK(mx_train_config_from_json("{\"mixup_mode\": \"triple\"}", &c) != MX_OK);
     CHECK(mx_train_config_from_json("{\"nesterov\": 1}", &c) == MX_ERR_FORMAT);
     CHECK(mx_train_config_from_json("not json", &c) == MX_ERR_FORMAT);
+    CHECK(mx_train_config_from_json("{\"backend\": \"gpu\"}", &c) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "ref or cpu") != NULL);
+    CHECK(mx_train_config_from_json("{\"precision\": \"fp16\"}", &c) == MX_ERR_ARG);
+    mx_train_config_default(&c);
+    c.model.precision = MX_PRECISION_BF16;
+    CHECK_OK(mx_train_config_validate(&c));
+    c.model.backend = MX_BACKEND_REF;
+    CHECK(mx_train_config_validate(&c) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "--backend cpu") != NULL);
     mx_train_config_default(&c);
     CHECK_OK(mx_train_config_validate(&c));
     c.mixup.alpha = -1;
@@ -79,6 +104,13 @@ static void test_flag_table(void)
     CHECK(mx_train_config_set(&cfg, "rescale-stats", "clean") == MX_OK && cfg.rescale_stats == MX_RESCALE_CLEAN);
     CHECK(mx_train_config_set(&cfg, "rescale-stats", "dirty") == MX_ERR_ARG);
     CHECK(mx_train_config_set(&cfg, "seed", "12") == MX_OK && cfg.seed == 12);
+    CHECK(mx_train_config_set(&cfg, "backend", "ref") == MX_OK && cfg.model.backend == MX_BACKEND_REF);
+    CHECK(mx_train_config_set(&cfg, "backend", "cpu") == MX_OK && cfg.model.backend == MX_BACKEND_CPU);
+    CHECK(mx_train_config_set(&cfg, "backend", "cuda") == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "--backend") && strstr(mx_error_message(), "ref or cpu"));
+    CHECK(mx_train_config_set(&cfg, "precision", "bf16") == MX_OK && cfg.model.precision == MX_PRECISION_BF16);
+    CHECK(mx_train_config_set(&cfg, "precision", "fp8") == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "fp32 or bf16") != NULL);
     CHECK(mx_train_config_set(&cfg, "frobnicate", "1") == MX_ERR_ARG);
 }
 

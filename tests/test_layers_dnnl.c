@@ -2,7 +2,8 @@
  * reference layers of layers.h: conv2d (NCHW and blocked, f32; blocked bf16
  * loosely), batch norm (training with the running-statistics update, eval,
  * both backwards, in place), max/avg pooling, linear; on odd sizes, strides
- * 1/2/3, padding 0/1/2, batch 1 and 7. Also: executing a plan again repeats
+ * 1/2/3, padding 0/1/2, batch 1 and 7; convolutions on nChw16c activations.
+ * Also: executing a plan again repeats
  * bit for bit, plans survive the context's scratch growing, and shape or
  * argument mismatches are MX_ERR_ARG. */
 #include <stdint.h>
@@ -252,6 +253,59 @@ static void test_conv_errors(void)
     mx_dnnl_conv2d_plan_free(NULL);
     free(x), free(w), free(b), free(y), free(dx), free(dw), free(db), free(y_ref);
     printf("conv2d argument errors\n");
+}
+
+/* NCHW <-> nChw16c ([n, c / 16, h, w, 16]). */
+static float *to_blocked(const float *x, size_t n, size_t c, size_t hw, int back)
+{
+    float *y = alloc_floats(n * c * hw);
+    for (size_t s = 0; s < n; s++)
+        for (size_t k = 0; k < c; k++)
+            for (size_t p = 0; p < hw; p++) {
+                size_t plain = (s * c + k) * hw + p, blocked = ((s * (c / 16) + k / 16) * hw + p) * 16 + k % 16;
+                if (back) y[plain] = x[blocked];
+                else y[blocked] = x[plain];
+            }
+    return y;
+}
+
+/* The caller's activations as nChw16c: the same bits as the NCHW plan's, laid out blocked. */
+static void test_conv_user_layouts(void)
+{
+    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 9, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const size_t n = 3, hw_in = d.in_h * d.in_w, hw_out = d.out_h * d.out_w;
+    const size_t nx = n * d.in_channels * hw_in, ny = n * d.out_channels * hw_out;
+    const size_t nw = d.out_channels * d.in_channels * d.kernel_h * d.kernel_w;
+    float *x = normals(nx, 1, 0), *w = normals(nw, 1, 0), *dy = normals(ny, 1, 0);
+    float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dw = alloc_floats(nw);
+    float *yb = alloc_floats(ny), *dxb = alloc_floats(nx), *dwb = alloc_floats(nw);
+    float *xb = to_blocked(x, n, d.in_channels, hw_in, 0), *dyb = to_blocked(dy, n, d.out_channels, hw_out, 0);
+    mx_dnnl_conv2d_options plain = {.layout = MX_DNNL_LAYOUT_BLOCKED};
+    mx_dnnl_conv2d_options blocked = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = MX_DNNL_ACT_NCHW16C,
+                                      .dst_layout = MX_DNNL_ACT_NCHW16C};
+    mx_dnnl_conv2d_plan *a = NULL, *b = NULL;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &plain, &a));
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &blocked, &b));
+    if (a && b) {
+        CHECK_OK(mx_dnnl_conv2d_forward(a, n, x, w, NULL, y));
+        CHECK_OK(mx_dnnl_conv2d_backward(a, n, x, w, dy, dx, dw, NULL));
+        CHECK_OK(mx_dnnl_conv2d_forward(b, n, xb, w, NULL, yb));
+        CHECK_OK(mx_dnnl_conv2d_backward(b, n, xb, w, dyb, dxb, dwb, NULL));
+        float *y_back = to_blocked(yb, n, d.out_channels, hw_out, 1), *dx_back = to_blocked(dxb, n, d.in_channels, hw_in, 1);
+        CHECK(same(y, y_back, ny) && same(dx, dx_back, nx) && same(dw, dwb, nw));
+        free(y_back), free(dx_back);
+    }
+    mx_dnnl_conv2d_plan_free(a);
+    mx_dnnl_conv2d_plan_free(b);
+    /* nChw16c needs a multiple of 16 channels. */
+    mx_conv2d_desc odd = conv_desc_of(1);
+    mx_dnnl_conv2d_plan *bad = NULL;
+    CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &odd, n, &blocked, &bad) == MX_ERR_ARG && bad == NULL);
+    CHECK(strstr(mx_error_message(), "multiple of 16") != NULL);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(yb), free(dxb), free(dwb), free(xb), free(dyb);
+    printf("conv2d on nChw16c activations: the NCHW plan's bits\n");
 }
 
 /* A plan made when the context's scratch was small still runs after a larger
@@ -579,6 +633,7 @@ int main(void)
     test_conv();
     test_conv_errors();
     test_scratch_growth();
+    test_conv_user_layouts();
     test_batchnorm();
     test_pool();
     test_maxpool_ties();

@@ -26,7 +26,8 @@
  *    (measured with 2 threads on 2 cores, one busy with another process:
  *    batch norm 40x slower than one thread, convolution medians 5-10x their
  *    best). OMP_WAIT_POLICY=passive in the environment (libgomp reads it
- *    when it loads: not settable from main) removed the worst of it there.
+ *    when it loads: not settable from main) removed the worst of it there;
+ *    the mixreg CLI sets GOMP_SPINCOUNT=1000 instead (cli/main.c).
  *  - A plan keeps a pointer to its context: free plans before the context.
  */
 #ifndef MIXREG_LAYERS_DNNL_H
@@ -62,13 +63,20 @@ typedef enum { MX_DNNL_LAYOUT_NCHW = 0, MX_DNNL_LAYOUT_BLOCKED = 1 } mx_dnnl_lay
  * and y, dx, dweight, dbias come out float32 (relative error ~1e-2, not 1e-4). */
 typedef enum { MX_DNNL_F32 = 0, MX_DNNL_BF16 = 1 } mx_dnnl_precision;
 
+/* The caller's layout of an activation (x and dx, or y and dy). NCHW16C is
+ * oneDNN's nChw16c: [n, c / 16, h, w, 16], for channel counts that are a
+ * multiple of 16 (no padding); a BLOCKED plan's primitives use it for such
+ * tensors, so passing it avoids the reorders. */
+typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1 } mx_dnnl_act_layout;
+
 /* ---- conv2d ------------------------------------------------------------------ */
 typedef struct {
     int has_bias;                 /* forward takes a bias, backward may give dbias */
     int inference_only;           /* forward_inference, no backward primitives */
     mx_dnnl_layout layout;
     mx_dnnl_precision precision;
-} mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW, f32 */
+    mx_dnnl_act_layout src_layout, dst_layout;  /* the caller's x / dx and y / dy */
+} mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32 */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
 
@@ -94,7 +102,8 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
  * all be NULL. save_mean/save_invstd are the reference's (mean and
  * 1/sqrt(biased var + eps)), so either backend's backward accepts them.
  * On plain NCHW oneDNN 2.6 runs its generic "ncsp_bnorm" code: measured no
- * faster than the reference at one thread (ResNet-20 shapes, batch 128). */
+ * faster than the reference at one thread (ResNet-20 shapes, batch 128); the
+ * CNN graph's cpu backend uses its own kernels instead (src/nn/cnn_cpu.c). */
 typedef struct mx_dnnl_batchnorm2d_plan mx_dnnl_batchnorm2d_plan;
 
 mx_status mx_dnnl_batchnorm2d_plan_create(mx_dnnl_context *ctx, size_t n, size_t channels, size_t hw, int affine,

@@ -13,12 +13,44 @@
 #define MX_MAX_HIDDEN 8
 #define MX_MAX_NDIM 4
 
+/* Which kernels run a CNN's layers. REF: the reference layers of
+ * mixreg/layers.h (plain loops, OpenBLAS sgemm), the oracle. CPU: oneDNN
+ * (mixreg/layers_dnnl.h) for convolution, max pooling and the linear layers,
+ * and OpenMP + SIMD kernels of its own for batch norm, ReLU and the residual
+ * add, with activations kept in oneDNN's blocked layout between them where
+ * the channel count allows (docs/backends.md). The two agree to float32
+ * rounding (~1e-5 on the logits), not bit for bit; each repeats bit for bit
+ * for a fixed thread count. The MLP ignores the choice. A backend is how a
+ * model runs, not what it is: a checkpoint written under one loads under the
+ * other. */
+typedef enum { MX_BACKEND_REF = 0, MX_BACKEND_CPU = 1 } mx_backend;
+
+/* The convolutions' arithmetic on the cpu backend. BF16: their inputs
+ * (activations, weights, output gradients) are rounded to bfloat16 on the way
+ * in, products accumulate in float32, and everything else stays float32 (the
+ * master weights and the optimizer, batch norm, the loss): PyTorch's CPU
+ * autocast, to ~1e-2 of float32 instead of ~1e-5. Only for CNNs on the cpu
+ * backend (mx_model_create refuses other combinations). */
+typedef enum { MX_PRECISION_FP32 = 0, MX_PRECISION_BF16 = 1 } mx_precision;
+
+/* "fp32" or "bf16" ("?" for anything else). */
+const char *mx_precision_name(mx_precision precision);
+/* Parses "fp32" or "bf16"; MX_ERR_ARG naming `what` and the choices otherwise. */
+mx_status mx_precision_parse(const char *what, const char *text, mx_precision *out);
+
+/* "ref" or "cpu" ("?" for anything else). */
+const char *mx_backend_name(mx_backend backend);
+/* Parses "ref" or "cpu"; MX_ERR_ARG naming `what` and the choices otherwise. */
+mx_status mx_backend_parse(const char *what, const char *text, mx_backend *out);
+
 typedef struct {
     char arch[32];                /* "mlp", "logreg", "lenet5", "resnet20", "wrn-28-10"...: mx_model_arch_names() */
     size_t in_channels, in_height, in_width;
     size_t num_classes;
     size_t num_hidden;            /* mlp only */
     size_t hidden[MX_MAX_HIDDEN];
+    mx_backend backend;           /* CNNs only; zero-initialised specs get REF */
+    mx_precision precision;       /* CNNs on the cpu backend only; zero-initialised specs get FP32 */
 } mx_model_spec;
 
 typedef struct {

@@ -307,6 +307,9 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
     mx_model_spec spec;
     if (s == MX_OK) s = parse_spec(model, &spec);
     if (s == MX_OK) s = parse_normalizer(norm, spec.in_channels, &run->normalizer);
+    /* The backend and precision are the run's (config.json), not part of the model's metadata. */
+    spec.backend = run->config.model.backend;
+    spec.precision = run->config.model.precision;
     if (s == MX_OK) s = mx_model_create(&spec, max_batch, &run->model);
     if (s != MX_OK) return s;
     const mx_param_info *table;

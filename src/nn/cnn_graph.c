@@ -250,6 +250,8 @@ static mx_status plan_arena(cnn_graph *g)
         for (size_t s = 0; s < g->num_slots; s++) g->slots[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
         g->scratch = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
+        if (g->backend == MX_BACKEND_CPU)
+            g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));
     }
     for (size_t t = 1; t < g->num_tensors; t++)
         if (g->tensors[t].slot >= 0) g->tensors[t].grad = g->slots[g->tensors[t].slot];
@@ -273,6 +275,8 @@ mx_status cnn_plan(cnn_graph *g)
 void cnn_graph_free(cnn_graph *g)
 {
     if (!g) return;
+    cnn_profile_report(g);
+    cnn_dnnl_free(g);  /* the plans, then their context */
     mx_arena_free(&g->arena);
     free(g->slots);
     free(g->nodes);
@@ -294,12 +298,16 @@ mx_status mx_cnn_create(mx_model *m)
     if (!g) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the network");
     g->model = m;
     g->rng_buffer = CNN_NONE;
+    g->backend = m->spec.backend;
+    const char *profile = getenv("MIXREG_PROFILE");
+    g->profile = profile && *profile && strcmp(profile, "0");
     m->impl = g;
     m->ops = &cnn_ops;
     const mx_model_spec *spec = &m->spec;
     if (new_tensor(g, spec->in_channels, spec->in_height, spec->in_width) != 0) return g->status;
     mx_status st = cnn_build_arch(g, spec);
     if (st == MX_OK) st = cnn_plan(g);
+    if (st == MX_OK && g->backend == MX_BACKEND_CPU) st = cnn_dnnl_init(g);
     if (st == MX_OK) cnn_reset_buffers(m, 0);
     return st;
 }

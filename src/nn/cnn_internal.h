@@ -1,24 +1,33 @@
-/* The CNN engine behind mx_model: a small graph of reference layers
- * (include/mixreg/layers.h) built once per (spec, max_batch) by an
- * architecture (cnn_arch.c), then planned into one arena: every activation and
- * what backward keeps (batch-norm statistics, max-pool arg-max), a few
- * gradient slots shared by liveness, and the im2col workspace. Forward and
- * backward only walk the node list; they never allocate.
+/* The CNN engine behind mx_model: a small graph of layers built once per
+ * (spec, max_batch) by an architecture (cnn_arch.c), then planned into one
+ * arena: every activation and what backward keeps (batch-norm statistics,
+ * max-pool arg-max), a few gradient slots shared by liveness, and the im2col
+ * workspace. Forward and backward only walk the node list; they never
+ * allocate. The backend (mx_model_spec.backend) runs each node on the
+ * reference layers (include/mixreg/layers.h) or, for "cpu", on oneDNN plans
+ * and threaded kernels (cnn_cpu.c), made when the graph is planned.
  *
- * Tensors are per-sample shapes [c, h, w] (NCHW for the batch); tensor 0 is
- * the network input (the caller's buffer). Every node writes one new tensor;
- * ReLU is a flag on the node that produced its input (applied in place, its
- * backward from the output), so no node needs its own ReLU. */
+ * Tensors are per-sample shapes [c, h, w] (NCHW for the batch; on the cpu
+ * backend some are nChw16c, see cnn_tensor.blocked); tensor 0 is the network
+ * input (the caller's buffer). Every node writes one new tensor; ReLU is a
+ * flag on the node that produced its input (applied in place, its backward
+ * from the output, or fused into batch norm and add on the cpu backend), so
+ * no node needs its own ReLU. */
 #ifndef MIXREG_NN_CNN_INTERNAL_H
 #define MIXREG_NN_CNN_INTERNAL_H
 
 #include "mixreg/arena.h"
 #include "mixreg/layers.h"
+#include "mixreg/layers_dnnl.h"
 #include "nn/model_internal.h"
 
 #define CNN_NONE ((size_t)-1)
 
 typedef enum { CNN_CONV, CNN_BN, CNN_ADD, CNN_MAXPOOL, CNN_GAP, CNN_LINEAR, CNN_DROPOUT } cnn_op;
+#define CNN_NUM_OPS 7
+/* Time per layer type with MIXREG_PROFILE=1 in the environment: the ops, then
+ * the ReLUs and the gradient additions of tensors read twice. */
+enum { CNN_PROF_RELU = CNN_NUM_OPS, CNN_PROF_ACCUMULATE, CNN_PROF_KINDS };
 
 typedef struct {
     cnn_op op;
@@ -38,10 +47,31 @@ typedef struct {
 
 typedef struct {
     size_t c, h, w, size;        /* per-sample shape and element count */
+    int blocked;                 /* cpu backend: stored as oneDNN's nChw16c ([n, c / 16, h, w, 16]), not NCHW */
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
 } cnn_tensor;
+
+/* The "cpu" backend's oneDNN plans of one node for one batch size (cnn_cpu.c);
+ * without one a node runs on the cpu backend's own kernels where it has them
+ * (batch norm, ReLU, add), else on the reference layers. */
+typedef struct {
+    mx_dnnl_conv2d_plan *conv;
+    mx_dnnl_pool2d_plan *pool;      /* its workspace is the node's argmax buffer */
+    mx_dnnl_linear_plan *linear;
+} cnn_node_plan;
+
+/* Every node's plans for batch size n: the model's max batch, made when the
+ * model is created, and up to two other sizes (an epoch's last partial batch,
+ * an evaluation's), made at their first forward and replaced least recently
+ * used first. */
+#define CNN_PLAN_SETS 3
+typedef struct {
+    size_t n;                    /* 0: an empty slot */
+    unsigned long last_use;
+    cnn_node_plan *node;         /* num_nodes entries */
+} cnn_plan_set;
 
 typedef struct {
     mx_model *model;
@@ -61,6 +91,16 @@ typedef struct {
     int fwd_training;            /* the mode the last forward ran in */
     size_t rng_buffer;           /* with dropout: the buffer "mixreg.rng.dropout" holding the
                                     generator's state (so checkpoints carry it), else CNN_NONE */
+    mx_backend backend;
+    mx_dnnl_context *dnnl;       /* cpu backend: the engine, stream and plan scratch */
+    cnn_plan_set plans[CNN_PLAN_SETS];
+    unsigned long plan_clock;
+    const cnn_plan_set *fwd_plans;  /* the set the last forward ran on (NULL: the reference layers) */
+    int plan_warned;
+    double *bn_partial;          /* cpu backend: batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel count */
+    int profile;                 /* MIXREG_PROFILE: time every node, print a table when freed */
+    double prof_s[CNN_PROF_KINDS][2];  /* seconds, forward / backward */
+    size_t prof_calls[2];        /* forwards, backwards */
 } cnn_graph;
 
 /* ---- building (cnn_graph.c): each returns the new tensor's id, or -1 once
@@ -85,12 +125,81 @@ int cnn_fail(cnn_graph *g, mx_status st);
 mx_status cnn_plan(cnn_graph *g);
 void cnn_graph_free(cnn_graph *g);
 
+/* ---- the cpu backend (cnn_cpu.c) ---- */
+/* The largest channel count a batch norm sees (for bn_partial). */
+size_t cnn_cpu_bn_channels(const cnn_graph *g);
+/* Chooses each tensor's layout, then makes the context and the plans for the
+ * model's max batch (after cnn_plan). */
+mx_status cnn_dnnl_init(cnn_graph *g);
+void cnn_dnnl_free(cnn_graph *g);
+/* The plan set for batch n, made now if it is new; NULL when that fails (a
+ * note on stderr, once): the forward then runs on the reference layers. */
+const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n);
+
+/* The cpu backend's threaded kernels (results independent of the thread
+ * count). ReLU semantics as mx_relu_forward / mx_relu_backward; `relu` fuses
+ * one into the output, a non-NULL `y` (the ReLU's output) its backward into
+ * the input gradient. Batch norm as the reference's (save_mean, save_invstd
+ * required in training), statistics summed in double; on NCHW tensors, or
+ * nChw16c ones (the _blocked kernels, which need `partial`: the graph's
+ * bn_partial). */
+void cnn_cpu_relu_forward(size_t count, float *y);
+void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
+void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
+/* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
+void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
+/* dst = src, or dst += src. */
+void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
+void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                              const float *beta, float momentum, float eps, float *running_mean, float *running_var,
+                              float *y, float *save_mean, float *save_invstd, int relu);
+void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                             const float *beta, const float *running_mean, const float *running_var, float eps,
+                             float *y, int relu);
+void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                         const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                         float *dgamma, float *dbeta);
+void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                              const float *gamma, const float *running_mean, const float *running_var, float eps,
+                              float *dx, float *dgamma, float *dbeta);
+
+void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                      const float *beta, float momentum, float eps, float *running_mean,
+                                      float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                      double *partial);
+void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, const float *running_mean, const float *running_var, float eps,
+                                     float *y, int relu, double *partial);
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                                 const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                 float *dgamma, float *dbeta, double *partial);
+void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                      const float *dy, const float *gamma, const float *running_mean,
+                                      const float *running_var, float eps, float *dx, float *dgamma, float *dbeta,
+                                      double *partial);
+/* Global average pooling of an nChw16c tensor into [n, channels], and back. */
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y);
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, const float *dy, float *dx);
+/* Dropout of an nChw16c tensor with the reference's draws: element (s, c, p)
+ * takes the draw of its NCHW index, and mask is kept in NCHW order. */
+void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, float p, mx_rng *rng, const float *x,
+                                     float *y, uint8_t *mask);
+void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, float p, const uint8_t *mask,
+                                      const float *dy, float *dx);
+/* Index of element (s, c, p) of a tensor of `channels` x hw per sample in either layout. */
+static inline size_t cnn_index(int blocked, size_t channels, size_t hw, size_t s, size_t c, size_t p)
+{
+    return blocked ? ((s * (channels / 16) + c / 16) * hw + p) * 16 + c % 16 : (s * channels + c) * hw + p;
+}
+
 /* ---- running (cnn_exec.c) ---- */
 void cnn_init_params(mx_model *m, uint64_t seed);
 /* Running statistics to their defaults, the dropout generator to the seed's stream. */
 void cnn_reset_buffers(mx_model *m, uint64_t seed);
 const float *cnn_forward(mx_model *m, const float *x, size_t n);
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
+/* The MIXREG_PROFILE table, on stderr. */
+void cnn_profile_report(const cnn_graph *g);
 
 /* ---- architectures (cnn_arch.c) ---- */
 mx_status cnn_build_arch(cnn_graph *g, const mx_model_spec *spec);

@@ -12,6 +12,32 @@ const char *mx_model_arch_names(void)
            "wrn-D-K[-P] (e.g. wrn-28-10, or wrn-28-10-0.3 with dropout 0.3), resnet50";
 }
 
+const char *mx_backend_name(mx_backend backend)
+{
+    return backend == MX_BACKEND_REF ? "ref" : backend == MX_BACKEND_CPU ? "cpu" : "?";
+}
+
+mx_status mx_backend_parse(const char *what, const char *text, mx_backend *out)
+{
+    if (!strcmp(text, "ref")) *out = MX_BACKEND_REF;
+    else if (!strcmp(text, "cpu")) *out = MX_BACKEND_CPU;
+    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected ref or cpu)", what, text);
+    return MX_OK;
+}
+
+const char *mx_precision_name(mx_precision precision)
+{
+    return precision == MX_PRECISION_FP32 ? "fp32" : precision == MX_PRECISION_BF16 ? "bf16" : "?";
+}
+
+mx_status mx_precision_parse(const char *what, const char *text, mx_precision *out)
+{
+    if (!strcmp(text, "fp32")) *out = MX_PRECISION_FP32;
+    else if (!strcmp(text, "bf16")) *out = MX_PRECISION_BF16;
+    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected fp32 or bf16)", what, text);
+    return MX_OK;
+}
+
 static int is_mlp(const char *arch) { return !strcmp(arch, "mlp") || !strcmp(arch, "logreg"); }
 
 int mx_model_arch_known(const char *arch) { return is_mlp(arch) || mx_cnn_arch_known(arch); }
@@ -43,6 +69,13 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
     if (spec->num_classes < 2) return mx_error_set(MX_ERR_ARG, "a classifier needs at least 2 classes");
     if (!spec->in_channels || !spec->in_height || !spec->in_width)
         return mx_error_set(MX_ERR_ARG, "model input shape has a zero dimension");
+    if (spec->backend != MX_BACKEND_REF && spec->backend != MX_BACKEND_CPU)
+        return mx_error_set(MX_ERR_ARG, "unknown backend %d (expected ref or cpu)", (int)spec->backend);
+    if (spec->precision != MX_PRECISION_FP32 && spec->precision != MX_PRECISION_BF16)
+        return mx_error_set(MX_ERR_ARG, "unknown precision %d (expected fp32 or bf16)", (int)spec->precision);
+    if (spec->precision == MX_PRECISION_BF16 && (is_mlp(spec->arch) || spec->backend != MX_BACKEND_CPU))
+        return mx_error_set(MX_ERR_ARG, "precision bf16 is for the convolutional models on the cpu backend, not %s "
+                            "on %s", spec->arch, mx_backend_name(spec->backend));
     mx_model *model = calloc(1, sizeof *model);
     if (!model) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the model");
     model->spec = *spec;

@@ -65,6 +65,7 @@ void mx_train_config_default(mx_train_config *cfg)
     snprintf(cfg->model.arch, sizeof cfg->model.arch, "mlp");
     cfg->model.num_hidden = 2;
     cfg->model.hidden[0] = cfg->model.hidden[1] = 512;
+    cfg->model.backend = MX_BACKEND_CPU;
     cfg->epochs = 20;
     cfg->batch_size = 128;
     cfg->mixup = mx_mixup_config_default();
@@ -130,6 +131,12 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     if (cfg->image_size < 8 || cfg->image_size > 4096) return mx_error_set(MX_ERR_ARG, "--image-size must be in 8..4096");
     if (cfg->workers > 64) return mx_error_set(MX_ERR_ARG, "--workers must be in 0..64");
     if (cfg->threads < 0 || cfg->threads > 1024) return mx_error_set(MX_ERR_ARG, "--threads must be in 0..1024");
+    if (cfg->model.backend != MX_BACKEND_REF && cfg->model.backend != MX_BACKEND_CPU)
+        return mx_error_set(MX_ERR_ARG, "--backend must be ref or cpu");
+    if (cfg->model.precision != MX_PRECISION_FP32 && cfg->model.precision != MX_PRECISION_BF16)
+        return mx_error_set(MX_ERR_ARG, "--precision must be fp32 or bf16");
+    if (cfg->model.precision == MX_PRECISION_BF16 && cfg->model.backend != MX_BACKEND_CPU)
+        return mx_error_set(MX_ERR_ARG, "--precision bf16 needs --backend cpu");
     if (cfg->save_every == 0) return mx_error_set(MX_ERR_ARG, "--save-every must be at least 1");
     if (!(cfg->val_split >= 0 && cfg->val_split < 1)) return mx_error_set(MX_ERR_ARG, "--val-split must be in [0, 1)");
     if (cfg->labels == MX_LABEL_COARSE && strncmp(cfg->data, "cifar100:", 9))
@@ -157,6 +164,8 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON *hidden = cJSON_AddArrayToObject(o, "hidden");
     for (size_t i = 0; hidden && i < cfg->model.num_hidden; i++)
         cJSON_AddItemToArray(hidden, cJSON_CreateNumber((double)cfg->model.hidden[i]));
+    cJSON_AddStringToObject(o, "backend", mx_backend_name(cfg->model.backend));
+    cJSON_AddStringToObject(o, "precision", mx_precision_name(cfg->model.precision));
     cJSON_AddNumberToObject(o, "epochs", (double)cfg->epochs);
     cJSON_AddNumberToObject(o, "batch_size", (double)cfg->batch_size);
     cJSON_AddNumberToObject(o, "mixup_alpha", cfg->mixup.alpha);
@@ -253,6 +262,14 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "data")) return get_string(item, cfg->data, sizeof cfg->data);
     if (!strcmp(k, "model")) return get_string(item, cfg->model.arch, sizeof cfg->model.arch);
     if (!strcmp(k, "hidden")) return get_hidden(item, &cfg->model);
+    if (!strcmp(k, "backend")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_backend_parse("config: backend", text, &cfg->model.backend);
+    }
+    if (!strcmp(k, "precision")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_precision_parse("config: precision", text, &cfg->model.precision);
+    }
     if (!strcmp(k, "epochs")) return get_size(item, &cfg->epochs);
     if (!strcmp(k, "batch_size")) return get_size(item, &cfg->batch_size);
     if (!strcmp(k, "mixup_alpha")) return get_number(item, &cfg->mixup.alpha);

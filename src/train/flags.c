@@ -81,6 +81,18 @@ static mx_status set_hidden(mx_train_config *cfg, const char *what, const char *
     return mx_model_spec_set_hidden(&cfg->model, value);
 }
 
+static mx_status set_backend(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    return mx_backend_parse(what, value, &cfg->model.backend);
+}
+
+static mx_status set_precision(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    return mx_precision_parse(what, value, &cfg->model.precision);
+}
+
 static mx_status set_mode(mx_train_config *cfg, const char *what, const char *value, int on)
 {
     (void)what, (void)on;
@@ -152,6 +164,8 @@ static const flag_entry flags[] = {
     {"label", 1, set_label},
     {"model", 1, set_model},
     {"hidden", 1, set_hidden},
+    {"backend", 1, set_backend},
+    {"precision", 1, set_precision},
     {"epochs", 1, set_epochs},
     {"batch-size", 1, set_batch_size},
     {"mixup-alpha", 1, set_alpha},

@@ -1,6 +1,6 @@
 /* oneDNN 2-D convolution: forward, backward data, backward weights (+ bias),
- * on the caller's NCHW / OIHW float32 buffers, internally NCHW or oneDNN's
- * preferred (blocked) layout, float32 or bfloat16. */
+ * on the caller's NCHW (or nChw16c) / OIHW float32 buffers, internally NCHW or
+ * oneDNN's preferred (blocked) layout, float32 or bfloat16. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,10 +53,10 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
                        (dnnl_dim_t)d->kernel_w};
     dnnl_dims_t bias = {(dnnl_dim_t)d->out_channels};
     dnnl_dims_t dst = {(dnnl_dim_t)p->n, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
-    TRY(mxd_plain_md(&m->src, 4, src, dnnl_nchw));
+    TRY(mxd_plain_md(&m->src, 4, src, p->opt.src_layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : dnnl_nchw));
     TRY(mxd_plain_md(&m->wei, 4, wei, dnnl_oihw));
     TRY(mxd_plain_md(&m->bias, 1, bias, dnnl_a));
-    TRY(mxd_plain_md(&m->dst, 4, dst, dnnl_nchw));
+    TRY(mxd_plain_md(&m->dst, 4, dst, p->opt.dst_layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : dnnl_nchw));
     const int blocked = p->opt.layout == MX_DNNL_LAYOUT_BLOCKED;
     const dnnl_data_type_t in_t = p->opt.precision == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     const dnnl_format_tag_t act = blocked ? dnnl_format_tag_any : dnnl_nchw;
@@ -130,8 +130,12 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
         return mx_error_set(MX_ERR_ARG, "conv2d plan: the descriptor was not set up (mx_conv2d_setup)");
     if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
     if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
-                (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16)))
+                (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16) ||
+                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW16C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW16C))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout or precision");
+    if (opt && ((opt->src_layout == MX_DNNL_ACT_NCHW16C && d->in_channels % 16) ||
+                (opt->dst_layout == MX_DNNL_ACT_NCHW16C && d->out_channels % 16)))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: nChw16c needs a multiple of 16 channels");
     mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
     if (!p) return mx_error_set(MX_ERR_NOMEM, "conv2d plan: out of memory");
     p->base.ctx = ctx;

@@ -1,0 +1,675 @@
+/* The CNN graph's "cpu" backend: oneDNN plans (mixreg/layers_dnnl.h) per node
+ * and batch size, made outside the training step, and the threaded kernels
+ * cnn_exec.c runs for the other nodes.
+ *
+ * What runs where (measured on resnet20 and lenet5 at batch 128, 2 threads;
+ * BENCHMARKS.md has the end-to-end figures and the per-layer profile):
+ *  - convolution: oneDNN with its blocked layout inside (direct AVX-512
+ *    kernels; 3-12x the reference's im2col + sgemm);
+ *  - activations between nodes as nChw16c where the channel count allows
+ *    (assign_layouts), so the convolutions read and write them without
+ *    reorders: on resnet20 that took the convolutions from 85 to 60 ms a step.
+ *    The rest stay NCHW and the plans reorder at the boundary (NCHW inside
+ *    instead, oneDNN's gemm convolution, was 2x slower on lenet5);
+ *  - max pooling and linear layers: oneDNN (the linear layers through
+ *    OpenBLAS instead trained lenet5 20-35% slower: its pthreads and the
+ *    OpenMP team compete);
+ *  - batch norm (ReLU fused), ReLU, residual add (ReLU fused), gradient sums,
+ *    global average pooling and dropout on nChw16c: this file's OpenMP + SIMD
+ *    kernels; oneDNN 2.6's batch norm on NCHW was 4x slower forward and 1.7x
+ *    backward than them;
+ *  - global average pooling and dropout on NCHW: the reference loops. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cnn_internal.h"
+
+static void free_set(cnn_graph *g, cnn_plan_set *s)
+{
+    if (s->node) {
+        for (size_t k = 0; k < g->num_nodes; k++) {
+            cnn_node_plan *p = &s->node[k];
+            mx_dnnl_conv2d_plan_free(p->conv);
+            mx_dnnl_pool2d_plan_free(p->pool);
+            mx_dnnl_linear_plan_free(p->linear);
+        }
+        free(s->node);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+size_t cnn_cpu_bn_channels(const cnn_graph *g)
+{
+    size_t most = 0;
+    for (size_t k = 0; k < g->num_nodes; k++)
+        if (g->nodes[k].op == CNN_BN && g->tensors[g->nodes[k].in].c > most) most = g->tensors[g->nodes[k].in].c;
+    return most;
+}
+
+static int find_root(int *parent, int t)
+{
+    while (parent[t] != t) t = parent[t] = parent[parent[t]];
+    return t;
+}
+
+/* Which tensors live as nChw16c: those whose channels are a multiple of 16,
+ * with more than one pixel (a [n, c, 1, 1] tensor is the same either way),
+ * and whose every reader and writer handles the layout. Batch norm, add and
+ * dropout keep their input's layout, so they tie tensors into groups that
+ * are blocked together or not at all; convolutions read and write either
+ * (their plans are told which); max pooling and the linear layers' flattened
+ * inputs stay NCHW, as does the network's input. */
+static mx_status assign_layouts(cnn_graph *g)
+{
+    const size_t T = g->num_tensors;
+    int *parent = malloc(T * sizeof *parent);
+    unsigned char *ok = malloc(T);
+    if (!parent || !ok) {
+        free(parent), free(ok);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    for (size_t t = 0; t < T; t++) {
+        const cnn_tensor *x = &g->tensors[t];
+        parent[t] = (int)t;
+        ok[t] = t > 0 && x->c % 16 == 0 && x->h * x->w > 1;
+    }
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT) {
+            parent[find_root(parent, nd->out)] = find_root(parent, nd->in);
+            if (nd->in2 >= 0) parent[find_root(parent, nd->in2)] = find_root(parent, nd->in);
+        } else if (nd->op == CNN_MAXPOOL) {
+            ok[nd->in] = ok[nd->out] = 0;
+        } else if (nd->op == CNN_LINEAR) {
+            ok[nd->in] = 0;
+        }
+    }
+    for (size_t t = 0; t < T; t++) ok[find_root(parent, (int)t)] &= ok[t];
+    for (size_t t = 0; t < T; t++) g->tensors[t].blocked = ok[find_root(parent, (int)t)];
+    free(parent), free(ok);
+    return MX_OK;
+}
+
+static mx_status make_node_plan(cnn_graph *g, const cnn_node *nd, size_t n, cnn_node_plan *p)
+{
+    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[nd->out];
+    mx_status st = MX_OK;
+    switch (nd->op) {
+    case CNN_CONV: {
+        mx_dnnl_conv2d_options opt = {.has_bias = nd->bias != CNN_NONE, .layout = MX_DNNL_LAYOUT_BLOCKED,
+                                      .precision = g->model->spec.precision == MX_PRECISION_BF16 ? MX_DNNL_BF16
+                                                                                                 : MX_DNNL_F32,
+                                      .src_layout = in->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW,
+                                      .dst_layout = out->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW};
+        st = mx_dnnl_conv2d_plan_create(g->dnnl, &nd->conv, n, &opt, &p->conv);
+        break;
+    }
+    case CNN_MAXPOOL:
+        st = mx_dnnl_pool2d_plan_create(g->dnnl, &nd->pool, n, MX_DNNL_POOL_MAX, 0, &p->pool);
+        /* Its workspace (an index per output, u8 or s32) lives in the node's argmax buffer. */
+        if (st == MX_OK && mx_dnnl_pool2d_workspace_bytes(p->pool) > n * out->size * sizeof(uint32_t)) {
+            mx_dnnl_pool2d_plan_free(p->pool);
+            p->pool = NULL;
+        }
+        break;
+    case CNN_LINEAR:
+        st = mx_dnnl_linear_plan_create(g->dnnl, n, in->size, out->size, nd->bias != CNN_NONE, 0, &p->linear);
+        break;
+    case CNN_BN:
+    case CNN_ADD:
+    case CNN_GAP:
+    case CNN_DROPOUT:
+        break;
+    }
+    return st;
+}
+
+static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n)
+{
+    s->node = calloc(g->num_nodes, sizeof *s->node);
+    if (!s->node) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    s->n = n;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        mx_status st = make_node_plan(g, &g->nodes[k], n, &s->node[k]);
+        if (st != MX_OK) {
+            free_set(g, s);
+            return mx_error_wrap(st, "oneDNN plans for batch %zu (layer %zu)", n, k);
+        }
+    }
+    s->last_use = ++g->plan_clock;
+    return MX_OK;
+}
+
+mx_status cnn_dnnl_init(cnn_graph *g)
+{
+    mx_status st = assign_layouts(g);
+    if (st == MX_OK) st = mx_dnnl_context_create(&g->dnnl);
+    if (st == MX_OK) st = make_set(g, &g->plans[0], g->model->max_batch);
+    return st;
+}
+
+void cnn_dnnl_free(cnn_graph *g)
+{
+    for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &g->plans[i]);
+    mx_dnnl_context_free(g->dnnl);
+    g->dnnl = NULL;
+}
+
+const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n)
+{
+    if (!g->dnnl) return NULL;
+    cnn_plan_set *victim = NULL;
+    for (size_t i = 0; i < CNN_PLAN_SETS; i++) {
+        cnn_plan_set *s = &g->plans[i];
+        if (s->n == n) {
+            s->last_use = ++g->plan_clock;
+            return s;
+        }
+        /* Slot 0 (the max batch) stays; an empty slot, else the least recently used. */
+        if (i > 0 && (!victim || (victim->n && (!s->n || s->last_use < victim->last_use)))) victim = s;
+    }
+    free_set(g, victim);
+    if (make_set(g, victim, n) == MX_OK) return victim;
+    if (!g->plan_warned) {
+        fprintf(stderr, "mixreg: %s; running that batch size on the reference layers\n", mx_error_message());
+        g->plan_warned = 1;
+    }
+    return NULL;
+}
+
+/* ---- the cpu backend's own kernels ------------------------------------------
+ * OpenMP-threaded and vectorised (#pragma omp simd), where the reference
+ * loops are single-threaded scalar code: ReLU, the residual add, gradient
+ * copies and sums, and batch norm with its ReLU fused in (one pass over the
+ * activation fewer each way). Element-wise loops split the elements, batch
+ * norm on NCHW the channels, on nChw16c the samples (their partial sums then
+ * added in order on one thread): the results do not depend on the thread
+ * count. Loops this small run on the calling thread. */
+
+#define CNN_CPU_PARALLEL_MIN 32768 /* elements: below, a team costs more than it saves */
+
+void cnn_cpu_relu_forward(size_t count, float *y)
+{
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i++) {
+        float v = y[i];
+        y[i] = (v > 0.0f || v != v) ? v : 0.0f; /* NaN passes, as mx_relu_forward */
+    }
+}
+
+void cnn_cpu_relu_backward(size_t count, const float *y, float *dy)
+{
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i++) dy[i] = y[i] <= 0.0f ? 0.0f : dy[i];
+}
+
+void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu)
+{
+    if (relu) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) {
+            float v = a[i] + b[i];
+            y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+    }
+}
+
+void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b)
+{
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i++) {
+        float g = y && y[i] <= 0.0f ? 0.0f : dy[i];
+        if (da) da[i] = acc_a ? da[i] + g : g;
+        if (db) db[i] = acc_b ? db[i] + g : g;
+    }
+}
+
+void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate)
+{
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) dst[i] += src[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) dst[i] = src[i];
+    }
+}
+
+/* Sum and sum of squares of one channel (n planes of hw, `stride` apart), in double. */
+static void channel_sums(size_t n, size_t hw, size_t stride, const float *x, double *sum, double *sumsq)
+{
+    double s1 = 0, s2 = 0;
+    for (size_t s = 0; s < n; s++) {
+        const float *p = x + s * stride;
+#pragma omp simd reduction(+ : s1, s2)
+        for (size_t i = 0; i < hw; i++) {
+            double v = p[i];
+            s1 += v;
+            s2 += v * v;
+        }
+    }
+    *sum = s1, *sumsq = s2;
+}
+
+/* y = relu?((x - mean) a + b) over one channel. */
+static void channel_affine(size_t n, size_t hw, size_t stride, const float *x, float mean, float a, float b,
+                           int relu, float *y)
+{
+    for (size_t s = 0; s < n; s++) {
+        const float *p = x + s * stride;
+        float *q = y + s * stride;
+        if (relu) {
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) {
+                float v = (p[i] - mean) * a + b;
+                q[i] = (v > 0.0f || v != v) ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) q[i] = (p[i] - mean) * a + b;
+        }
+    }
+}
+
+void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                              const float *beta, float momentum, float eps, float *running_mean, float *running_var,
+                              float *y, float *save_mean, float *save_invstd, int relu)
+{
+    const size_t m = n * hw, stride = channels * hw;
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+    for (size_t c = 0; c < channels; c++) {
+        double sum, sumsq;
+        channel_sums(n, hw, stride, x + c * hw, &sum, &sumsq);
+        const double mean = m ? sum / (double)m : 0.0;
+        double var = m ? sumsq / (double)m - mean * mean : 0.0;
+        if (var < 0) var = 0;
+        const double invstd = 1.0 / sqrt(var + eps);
+        const double a = (gamma ? gamma[c] : 1.0) * invstd;
+        channel_affine(n, hw, stride, x + c * hw, (float)mean, (float)a, beta ? beta[c] : 0.0f, relu, y + c * hw);
+        save_mean[c] = (float)mean;
+        save_invstd[c] = (float)invstd;
+        if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
+        if (running_var) {
+            double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+            running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
+        }
+    }
+}
+
+void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                             const float *beta, const float *running_mean, const float *running_var, float eps,
+                             float *y, int relu)
+{
+    const size_t stride = channels * hw;
+#pragma omp parallel for schedule(static) if (n * hw * channels >= CNN_CPU_PARALLEL_MIN)
+    for (size_t c = 0; c < channels; c++) {
+        const double a = (gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps);
+        channel_affine(n, hw, stride, x + c * hw, running_mean[c], (float)a, beta ? beta[c] : 0.0f, relu, y + c * hw);
+    }
+}
+
+/* Sums of dy' and dy' x over one channel, dy' = dy masked by y > 0 (y NaN
+ * passes) when y is not NULL: the fused ReLU's backward, as mx_relu_backward. */
+static void channel_grad_sums(size_t n, size_t hw, size_t stride, const float *x, const float *y, const float *dy,
+                              double *sum_dy, double *sum_dy_x)
+{
+    double s1 = 0, s2 = 0;
+    for (size_t s = 0; s < n; s++) {
+        const float *px = x + s * stride, *pg = dy + s * stride;
+        if (y) {
+            const float *py = y + s * stride;
+#pragma omp simd reduction(+ : s1, s2)
+            for (size_t i = 0; i < hw; i++) {
+                double g = py[i] <= 0.0f ? 0.0 : (double)pg[i];
+                s1 += g;
+                s2 += g * px[i];
+            }
+        } else {
+#pragma omp simd reduction(+ : s1, s2)
+            for (size_t i = 0; i < hw; i++) {
+                double g = pg[i];
+                s1 += g;
+                s2 += g * px[i];
+            }
+        }
+    }
+    *sum_dy = s1, *sum_dy_x = s2;
+}
+
+/* dx = k1 dy' - k0 - (x - mean) k2 over one channel. */
+static void channel_grad(size_t n, size_t hw, size_t stride, const float *x, const float *y, const float *dy,
+                         float mean, float k0, float k1, float k2, float *dx)
+{
+    for (size_t s = 0; s < n; s++) {
+        const float *px = x + s * stride, *pg = dy + s * stride;
+        float *q = dx + s * stride;
+        if (y) {
+            const float *py = y + s * stride;
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) {
+                float g = py[i] <= 0.0f ? 0.0f : pg[i];
+                q[i] = k1 * g - k0 - (px[i] - mean) * k2;
+            }
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) q[i] = k1 * pg[i] - k0 - (px[i] - mean) * k2;
+        }
+    }
+}
+
+void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                         const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                         float *dgamma, float *dbeta)
+{
+    const size_t m = n * hw, stride = channels * hw;
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+    for (size_t c = 0; c < channels; c++) {
+        const double mean = save_mean[c], invstd = save_invstd[c];
+        double sum_dy, sum_dy_x;
+        channel_grad_sums(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, &sum_dy, &sum_dy_x);
+        const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
+        if (dgamma) dgamma[c] = (float)sum_dy_xhat;
+        if (dbeta) dbeta[c] = (float)sum_dy;
+        if (!dx || !m) continue;
+        const double scale = (gamma ? gamma[c] : 1.0) * invstd;
+        const double mean_dy = sum_dy / (double)m, mean_dy_xhat = sum_dy_xhat / (double)m;
+        channel_grad(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, (float)mean,
+                     (float)(scale * mean_dy), (float)scale, (float)(scale * invstd * mean_dy_xhat), dx + c * hw);
+    }
+}
+
+void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                              const float *gamma, const float *running_mean, const float *running_var, float eps,
+                              float *dx, float *dgamma, float *dbeta)
+{
+    const size_t stride = channels * hw;
+#pragma omp parallel for schedule(static) if (n * hw * channels >= CNN_CPU_PARALLEL_MIN)
+    for (size_t c = 0; c < channels; c++) {
+        const double invstd = 1.0 / sqrt((double)running_var[c] + eps), mean = running_mean[c];
+        double sum_dy, sum_dy_x;
+        channel_grad_sums(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, &sum_dy, &sum_dy_x);
+        if (dgamma) dgamma[c] = (float)((sum_dy_x - mean * sum_dy) * invstd);
+        if (dbeta) dbeta[c] = (float)sum_dy;
+        if (dx)
+            channel_grad(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, 0.0f, 0.0f,
+                         (float)((gamma ? gamma[c] : 1.0) * invstd), 0.0f, dx + c * hw);
+    }
+}
+
+/* ---- nChw16c kernels --------------------------------------------------------
+ * Element (s, c, p) of a tensor of C channels (a multiple of 16) and hw per
+ * sample at ((s * C/16 + c/16) * hw + p) * 16 + c % 16: a block's 16 channels
+ * are one vector. Batch norm's sums are taken per sample and block (split
+ * across threads by sample), kept in `partial` ([n][2][C] doubles, then 3 C
+ * more), and added over the samples in order on one thread: the same bits for
+ * any thread count. */
+
+/* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
+ * mask > 0 (mask NULL: unmasked), into partial[s][0][c], partial[s][1][c]. */
+static void blocked_sums(size_t n, size_t channels, size_t hw, const float *a, const float *mask, const float *b,
+                         double *partial)
+{
+    const size_t CB = channels / 16;
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            const size_t base = (s * CB + cb) * hw * 16, end = hw * 16;
+            const float *pa = a + base;
+            double s1[16] = {0}, s2[16] = {0};
+            if (!b) {
+                for (size_t o = 0; o < end; o += 16) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        double v = pa[o + l];
+                        s1[l] += v;
+                        s2[l] += v * v;
+                    }
+                }
+            } else if (mask) {
+                const float *pm = mask + base, *pb = b + base;
+                for (size_t o = 0; o < end; o += 16) {
+                    float gm[16]; /* the select in its own loop: GCC vectorises neither otherwise */
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) gm[l] = pm[o + l] <= 0.0f ? 0.0f : pa[o + l];
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        double g = gm[l];
+                        s1[l] += g;
+                        s2[l] += g * pb[o + l];
+                    }
+                }
+            } else {
+                const float *pb = b + base;
+                for (size_t o = 0; o < end; o += 16) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        double g = pa[o + l];
+                        s1[l] += g;
+                        s2[l] += g * pb[o + l];
+                    }
+                }
+            }
+            double *out = partial + s * 2 * channels + cb * 16;
+            for (int l = 0; l < 16; l++) out[l] = s1[l], out[channels + l] = s2[l];
+        }
+}
+
+/* The two sums of channel c over the samples, in order. */
+static void blocked_total(size_t n, size_t channels, const double *partial, size_t c, double *t1, double *t2)
+{
+    double a = 0, b = 0;
+    for (size_t s = 0; s < n; s++) a += partial[s * 2 * channels + c], b += partial[s * 2 * channels + channels + c];
+    *t1 = a, *t2 = b;
+}
+
+/* y = relu?((x - k[0][c]) k[1][c] + k[2][c]) with k = float[3][channels]. */
+static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x, const float *k, int relu, float *y)
+{
+    const size_t CB = channels / 16;
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            const size_t base = (s * CB + cb) * hw * 16;
+            const float *mean = k + cb * 16, *a = k + channels + cb * 16, *b = k + 2 * channels + cb * 16;
+            for (size_t q = 0; q < hw; q++) {
+                const float *px = x + base + q * 16;
+                float *py = y + base + q * 16;
+#pragma omp simd
+                for (int l = 0; l < 16; l++) {
+                    float v = (px[l] - mean[l]) * a[l] + b[l];
+                    py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
+                }
+            }
+        }
+}
+
+/* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by y > 0 when y is not NULL. */
+static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                         const float *k, float *dx)
+{
+    const size_t CB = channels / 16;
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            const size_t base = (s * CB + cb) * hw * 16;
+            const float *k0 = k + cb * 16, *k1 = k + channels + cb * 16, *k2 = k + 2 * channels + cb * 16,
+                        *mean = k + 3 * channels + cb * 16;
+            const float *px = x + base, *pg = dy + base;
+            float *pd = dx + base;
+            if (y) {
+                const float *py = y + base;
+                for (size_t q = 0; q < hw * 16; q += 16) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        float v = pg[q + l], g = py[q + l] <= 0.0f ? 0.0f : v;
+                        pd[q + l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                    }
+                }
+            } else {
+                for (size_t q = 0; q < hw * 16; q += 16) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) pd[q + l] = k1[l] * pg[q + l] - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                }
+            }
+        }
+}
+
+/* partial has room for 4 C floats after its 2 n C doubles. */
+static float *blocked_consts(size_t n, size_t channels, double *partial)
+{
+    return (float *)(partial + 2 * n * channels);
+}
+
+void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                      const float *beta, float momentum, float eps, float *running_mean,
+                                      float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                      double *partial)
+{
+    const size_t m = n * hw;
+    blocked_sums(n, channels, hw, x, NULL, NULL, partial);
+    float *k = blocked_consts(n, channels, partial);
+    for (size_t c = 0; c < channels; c++) {
+        double sum, sumsq;
+        blocked_total(n, channels, partial, c, &sum, &sumsq);
+        const double mean = m ? sum / (double)m : 0.0;
+        double var = m ? sumsq / (double)m - mean * mean : 0.0;
+        if (var < 0) var = 0;
+        const double invstd = 1.0 / sqrt(var + eps);
+        k[c] = (float)mean;
+        k[channels + c] = (float)((gamma ? gamma[c] : 1.0) * invstd);
+        k[2 * channels + c] = beta ? beta[c] : 0.0f;
+        save_mean[c] = (float)mean;
+        save_invstd[c] = (float)invstd;
+        if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
+        if (running_var) {
+            double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+            running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
+        }
+    }
+    blocked_affine(n, channels, hw, x, k, relu, y);
+}
+
+void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, const float *running_mean, const float *running_var, float eps,
+                                     float *y, int relu, double *partial)
+{
+    float *k = blocked_consts(n, channels, partial);
+    for (size_t c = 0; c < channels; c++) {
+        k[c] = running_mean[c];
+        k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
+        k[2 * channels + c] = beta ? beta[c] : 0.0f;
+    }
+    blocked_affine(n, channels, hw, x, k, relu, y);
+}
+
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                                 const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                 float *dgamma, float *dbeta, double *partial)
+{
+    const size_t m = n * hw;
+    blocked_sums(n, channels, hw, dy, y, x, partial);
+    float *k = blocked_consts(n, channels, partial);
+    for (size_t c = 0; c < channels; c++) {
+        double sum_dy, sum_dy_x;
+        blocked_total(n, channels, partial, c, &sum_dy, &sum_dy_x);
+        const double mean = save_mean[c], invstd = save_invstd[c];
+        const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
+        if (dgamma) dgamma[c] = (float)sum_dy_xhat;
+        if (dbeta) dbeta[c] = (float)sum_dy;
+        const double scale = (gamma ? gamma[c] : 1.0) * invstd;
+        const double mean_dy = m ? sum_dy / (double)m : 0.0, mean_dy_xhat = m ? sum_dy_xhat / (double)m : 0.0;
+        k[c] = (float)(scale * mean_dy);
+        k[channels + c] = (float)scale;
+        k[2 * channels + c] = (float)(scale * invstd * mean_dy_xhat);
+        k[3 * channels + c] = (float)mean;
+    }
+    if (dx && m) blocked_grad(n, channels, hw, x, y, dy, k, dx);
+}
+
+void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                      const float *dy, const float *gamma, const float *running_mean,
+                                      const float *running_var, float eps, float *dx, float *dgamma, float *dbeta,
+                                      double *partial)
+{
+    blocked_sums(n, channels, hw, dy, y, x, partial);
+    float *k = blocked_consts(n, channels, partial);
+    for (size_t c = 0; c < channels; c++) {
+        double sum_dy, sum_dy_x;
+        blocked_total(n, channels, partial, c, &sum_dy, &sum_dy_x);
+        const double invstd = 1.0 / sqrt((double)running_var[c] + eps), mean = running_mean[c];
+        if (dgamma) dgamma[c] = (float)((sum_dy_x - mean * sum_dy) * invstd);
+        if (dbeta) dbeta[c] = (float)sum_dy;
+        k[c] = 0.0f;
+        k[channels + c] = (float)((gamma ? gamma[c] : 1.0) * invstd);
+        k[2 * channels + c] = 0.0f;
+        k[3 * channels + c] = 0.0f;
+    }
+    if (dx) blocked_grad(n, channels, hw, x, y, dy, k, dx);
+}
+
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y)
+{
+    const size_t CB = channels / 16;
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            const float *p = x + (s * CB + cb) * hw * 16;
+            double sum[16] = {0};
+            for (size_t q = 0; q < hw; q++) {
+#pragma omp simd
+                for (int l = 0; l < 16; l++) sum[l] += p[q * 16 + l];
+            }
+            for (int l = 0; l < 16; l++) y[s * channels + cb * 16 + l] = (float)(sum[l] / (double)hw);
+        }
+}
+
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, const float *dy, float *dx)
+{
+    const size_t CB = channels / 16;
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            float g[16];
+            for (int l = 0; l < 16; l++) g[l] = (float)(dy[s * channels + cb * 16 + l] / (double)hw);
+            float *p = dx + (s * CB + cb) * hw * 16;
+            for (size_t q = 0; q < hw; q++) {
+#pragma omp simd
+                for (int l = 0; l < 16; l++) p[q * 16 + l] = g[l];
+            }
+        }
+}
+
+void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, float p, mx_rng *rng, const float *x,
+                                     float *y, uint8_t *mask)
+{
+    /* mx_dropout_forward's rule and draws, in its (NCHW) order, applied through the index map. */
+    const double cut = (double)p * 4294967296.0;
+    const int drop_all = p >= 1.0f;
+    const uint64_t threshold = p <= 0.0f ? 0 : drop_all ? UINT64_C(4294967296) : (uint64_t)cut;
+    const float scale = drop_all ? 0.0f : 1.0f / (1.0f - p);
+    for (size_t s = 0; s < n; s++)
+        for (size_t c = 0; c < channels; c++)
+            for (size_t q = 0; q < hw; q++) {
+                const size_t i = (s * channels + c) * hw + q, j = cnn_index(1, channels, hw, s, c, q);
+                uint8_t keep = (uint64_t)mx_rng_u32(rng) >= threshold;
+                mask[i] = keep;
+                y[j] = keep ? x[j] * scale : 0.0f;
+            }
+}
+
+void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, float p, const uint8_t *mask,
+                                      const float *dy, float *dx)
+{
+    const float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+    for (size_t s = 0; s < n; s++)
+        for (size_t c = 0; c < channels; c++)
+            for (size_t q = 0; q < hw; q++) {
+                const size_t i = (s * channels + c) * hw + q, j = cnn_index(1, channels, hw, s, c, q);
+                dx[j] = mask[i] ? dy[j] * scale : 0.0f;
+            }
+}

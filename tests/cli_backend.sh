@@ -1,0 +1,90 @@
+# --backend ref|cpu end to end on a tiny IDX dataset (1x16x16, 4 classes, 100
+# training images: batches of 16 and a last one of 4, which the cpu backend
+# plans on first use): both backends train and evaluate, the run's config
+# records the backend (cpu by default) and a resume continues on it
+# bit-identically; the first step's loss is the same on either; the same with
+# --precision bf16 (which needs the cpu backend);
+# bench takes --backend; an unknown backend is refused.
+. "$(dirname "$0")/cli_lib.sh"
+
+python3 - "$WORK/tiny" <<'PY' || fail "could not write the tiny dataset"
+import os, random, struct, sys
+out, size, counts = sys.argv[1], 16, {"train": 100, "t10k": 40}
+os.makedirs(out, exist_ok=True)
+rng = random.Random(11)
+for split, n in counts.items():
+    labels = [i % 4 for i in range(n)]
+    pixels = bytearray()
+    for y in labels:
+        img = [rng.randrange(0, 80) for _ in range(size * size)]
+        r0, c0 = (y // 2) * size // 2, (y % 2) * size // 2
+        for r in range(r0, r0 + size // 3):
+            for c in range(c0, c0 + size // 3):
+                img[r * size + c] = 255
+        pixels += bytes(img)
+    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 2051, n, size, size) + pixels)
+    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
+        f.write(struct.pack(">II", 2049, n) + bytes(labels))
+PY
+DATA="idx:$WORK/tiny"
+
+# 7 steps per epoch (6 of 16, 1 of 4), 14 in all; a checkpoint every 3 steps.
+ARGS=(--model resnet20 --data "$DATA" --epochs 2 --batch-size 16 --lr 0.02 --seed 5 --threads 2 --save-every 3steps
+      --keep 10 --log-every 1 --no-tensorboard)
+for b in ref cpu; do
+    "$BIN" train "${ARGS[@]}" --backend "$b" --out "$WORK/$b" > /dev/null 2> "$WORK/$b.err" \
+        || fail "--backend $b training failed: $(cat "$WORK/$b.err")"
+    check '[ "$(json_get "$WORK/$b/config.json" "j[\"backend\"]")" = "$b" ]'
+    "$BIN" eval "$WORK/$b" --json --threads 2 > "$WORK/$b-eval.json" 2> "$WORK/$b-eval.err" \
+        || fail "eval of the $b run failed: $(cat "$WORK/$b-eval.err")"
+    check '[ "$(json_get "$WORK/$b-eval.json" "j[\"plain\"][\"n\"] == 40 and 0 <= j[\"plain\"][\"accuracy\"] <= 1")" = True ]'
+done
+
+# The default is cpu.
+"$BIN" train "${ARGS[@]}" --max-steps 1 --out "$WORK/default" > /dev/null 2>&1 || fail "default training failed"
+check '[ "$(json_get "$WORK/default/config.json" "j[\"backend\"]")" = cpu ]'
+
+# The same network either way: the first step's loss (a forward on the same
+# weights and batch) agrees to its printed 6 digits. (Later steps drift apart:
+# with these quantised images some activation lands within a rounding of a
+# ReLU's kink, on different sides, and training amplifies that like any
+# perturbation; tests/test_cnn_backends.c compares whole steps away from kinks.)
+for b in ref cpu; do
+    "$BIN" train "${ARGS[@]}" --backend "$b" --max-steps 1 --out "$WORK/one-$b" > /dev/null 2>&1 || fail "one step on $b failed"
+done
+first_loss() { python3 -c "import json,sys; print([j['loss'] for j in map(json.loads, open(sys.argv[1])) if j['type'] == 'step'][0])" "$1/log.jsonl"; }
+check '[ "$(first_loss "$WORK/one-ref")" = "$(first_loss "$WORK/one-cpu")" ]'
+
+# Resume on the cpu backend from step 9 (epoch 2, step 2 of 7): the same final bits.
+mkdir -p "$WORK/resumed"
+cp "$WORK/cpu/checkpoints/step-0000000009.safetensors" "$WORK/resumed/model.safetensors"
+"$BIN" train --resume "$WORK/resumed" > /dev/null 2> "$WORK/resume.err" || fail "resume failed: $(cat "$WORK/resume.err")"
+check '[ "$(json_get "$WORK/resumed/config.json" "j[\"backend\"]")" = cpu ]'
+check 'tensors_equal "$WORK/cpu/model.safetensors" "$WORK/resumed/model.safetensors"'
+
+# bf16 convolutions: recorded, evaluated and resumed bit-identically on them too.
+"$BIN" train "${ARGS[@]}" --precision bf16 --out "$WORK/bf16" > /dev/null 2> "$WORK/bf16.err" \
+    || fail "--precision bf16 training failed: $(cat "$WORK/bf16.err")"
+check '[ "$(json_get "$WORK/bf16/config.json" "j[\"precision\"] + j[\"backend\"]")" = bf16cpu ]'
+check '[ "$(json_get "$WORK/cpu/config.json" "j[\"precision\"]")" = fp32 ]'
+"$BIN" eval "$WORK/bf16" --json --threads 2 > "$WORK/bf16-eval.json" 2>&1 || fail "eval of the bf16 run failed"
+check '[ "$(json_get "$WORK/bf16-eval.json" "j[\"plain\"][\"n\"] == 40")" = True ]'
+mkdir -p "$WORK/bf16-resumed"
+cp "$WORK/bf16/checkpoints/step-0000000009.safetensors" "$WORK/bf16-resumed/model.safetensors"
+"$BIN" train --resume "$WORK/bf16-resumed" > /dev/null 2>&1 || fail "bf16 resume failed"
+check 'tensors_equal "$WORK/bf16/model.safetensors" "$WORK/bf16-resumed/model.safetensors"'
+expect_status 2 "backend cpu" -- train --model resnet20 --data "$DATA" --backend ref --precision bf16 --out "$WORK/bad"
+expect_status 2 "fp32 or bf16" -- train --model resnet20 --data "$DATA" --precision fp16 --out "$WORK/bad"
+
+# bench reports its backend.
+for b in ref cpu; do
+    "$BIN" bench --model lenet5 --data "$DATA" --backend "$b" --batch 8 --steps 2 --warmup 1 > "$WORK/bench.json" 2> "$WORK/bench.err" \
+        || fail "bench --backend $b failed: $(cat "$WORK/bench.err")"
+    check '[ "$(json_get "$WORK/bench.json" "j[\"backend\"] == \"$b\" and j[\"train_img_per_s\"] > 0")" = True ]'
+done
+
+expect_status 2 "ref or cpu" -- train --model lenet5 --data "$DATA" --backend gpu --out "$WORK/bad"
+check '[ ! -e "$WORK/bad" ]'
+expect_status 2 "ref or cpu" -- bench --model lenet5 --backend cuda
+finish

@@ -1,0 +1,558 @@
+/* The CNN backends against each other: the cpu backend (oneDNN convolution,
+ * pooling and linear layers, its own threaded batch norm, ReLU and add) agrees
+ * with the reference layers on a whole training step (logits, loss, every
+ * parameter gradient, the batch-norm buffers it updates, the parameters after
+ * SGD) and in eval mode (logits, input gradient), at the max batch and at a
+ * smaller one (plans made on first use); the cpu backend repeats bit for bit;
+ * its plan sets are reused and replaced correctly; a cpu-backend checkpoint
+ * loads onto the cpu backend and evaluates identically; the MLP ignores the
+ * backend; bf16 convolutions stay within bfloat16's precision of the
+ * reference and repeat bit for bit, and are refused off the cpu backend. Two threads throughout (results repeat for a fixed thread count). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mixreg/fileio.h"
+#include "mixreg/mixup.h"
+#include "mixreg/model.h"
+#include "mixreg/optim.h"
+#include "mixreg/rng.h"
+#include "mixreg/run.h"
+#include "mixreg/step.h"
+#include "mixreg/train.h"
+#include "nn/cnn_internal.h"
+
+/* The tolerance between the backends: every entry within RTOL (GRAD_RTOL for
+ * parameter gradients) of the reference relative to |entry| + FLOOR
+ * max|entries| of its tensor (the floor for sums that cancel to nearly
+ * nothing). The differences are float32 sums in other orders (oneDNN's
+ * convolutions, batch norm's statistics) through up to 20 layers, which batch
+ * norm's backward over the 3-6 samples of these batches amplifies in the
+ * gradients of the layers below it (measured up to 2.4e-4; the printed
+ * figures are each run's worst). Against PyTorch's float64 step both backends
+ * stay within 1e-4 (tests/test_cnn.c). A step where
+ * the two forwards put some activation on different sides of a ReLU's kink
+ * (a value within ~1e-7 of zero) is not compared: its gradient there differs
+ * by the whole gradient, legitimately; the step is redrawn instead. */
+#define RTOL 1e-4
+#define GRAD_RTOL 5e-4
+#define FLOOR 1e-2
+
+/* The precision make() gives cpu-backend models. */
+static mx_precision g_precision = MX_PRECISION_FP32;
+
+static mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
+                      mx_backend backend)
+{
+    mx_model_spec spec = {.in_channels = c, .in_height = h, .in_width = w, .num_classes = classes,
+                          .backend = backend, .precision = backend == MX_BACKEND_CPU ? g_precision : MX_PRECISION_FP32};
+    snprintf(spec.arch, sizeof spec.arch, "%s", arch);
+    if (!strcmp(arch, "mlp")) {
+        spec.num_hidden = 2;
+        spec.hidden[0] = spec.hidden[1] = 32;
+    }
+    mx_model *m = NULL;
+    mx_status st = mx_model_create(&spec, batch, &m);
+    if (st != MX_OK) fprintf(stderr, "creating %s (%s): %s\n", arch, mx_backend_name(backend), mx_error_message());
+    CHECK(st == MX_OK);
+    return m;
+}
+
+static void random_fill(mx_rng *rng, float *x, size_t count)
+{
+    for (size_t i = 0; i < count; i++) x[i] = (float)mx_rng_normal(rng);
+}
+
+static void random_targets(mx_rng *rng, float *y, size_t n, size_t classes)
+{
+    memset(y, 0, n * classes * sizeof *y);
+    for (size_t i = 0; i < n; i++) {
+        float lam = (float)mx_rng_uniform(rng);
+        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += lam;
+        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += 1 - lam;
+    }
+}
+
+/* Worst |got - want| / (|want| + floor * max|want|) over the entries: relative,
+ * with a floor for entries that cancel to nearly nothing. */
+static double rel_error(const float *got, const float *want, size_t count, double floor)
+{
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < count; i++)
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    for (size_t i = 0; i < count; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!isfinite(got[i])) return INFINITY;
+        double r = d / (fabs(want[i]) + floor * scale + 1e-30);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+typedef struct {
+    double logits, loss, grads, buffers, params, eval_logits, eval_dx;
+    const char *worst_grad;
+} agreement;
+
+static void note(double *slot, double e) { if (!(e <= *slot)) *slot = e; }
+
+/* Every parameter gradient of b against a; the worst one's name. */
+static double compare_grads(mx_model *a, mx_model *b, const char **worst_name)
+{
+    const mx_param_info *pt;
+    size_t np = mx_model_param_tensors(a, &pt);
+    double worst = 0;
+    for (size_t i = 0; i < np; i++) {
+        double e = rel_error(mx_model_grads(b) + pt[i].offset, mx_model_grads(a) + pt[i].offset, pt[i].numel, FLOOR);
+        if (!(e <= worst)) {
+            worst = e;
+            *worst_name = pt[i].name;
+        }
+    }
+    return worst;
+}
+
+/* The F32 buffers compared, the I64 counters equal. */
+static double compare_buffers(mx_model *a, mx_model *b)
+{
+    const mx_buffer_info *ba, *bb;
+    size_t nb = mx_model_buffer_tensors(a, &ba);
+    CHECK(mx_model_buffer_tensors(b, &bb) == nb);
+    double worst = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (ba[i].dtype == MX_BUFFER_F32)
+            note(&worst, rel_error(bb[i].data, ba[i].data, ba[i].numel, FLOOR));
+        else
+            CHECK(memcmp(ba[i].data, bb[i].data, ba[i].numel * sizeof(int64_t)) == 0);
+    }
+    return worst;
+}
+
+/* How many ReLU outputs of the last forwards are zero in one model and not in
+ * the other (the cpu backend may keep a tensor as nChw16c). */
+static size_t relu_flips(mx_model *a, mx_model *b, size_t n)
+{
+    const cnn_graph *ga = ((const struct mx_model *)a)->impl, *gb = ((const struct mx_model *)b)->impl;
+    size_t flips = 0;
+    for (size_t k = 0; k < ga->num_nodes; k++) {
+        const cnn_node *nd = &ga->nodes[k];
+        if (!nd->relu) continue;
+        const cnn_tensor *ta = &ga->tensors[nd->out], *tb = &gb->tensors[nd->out];
+        const size_t hw = ta->h * ta->w;
+        for (size_t s = 0; s < n; s++)
+            for (size_t c = 0; c < ta->c; c++)
+                for (size_t p = 0; p < hw; p++) {
+                    float x = ta->data[cnn_index(ta->blocked, ta->c, hw, s, c, p)];
+                    float y = tb->data[cnn_index(tb->blocked, tb->c, hw, s, c, p)];
+                    flips += (x > 0.0f) != (y > 0.0f);
+                }
+    }
+    return flips;
+}
+
+/* How many tensors of a model are nChw16c. */
+static size_t blocked_tensors(mx_model *m)
+{
+    const cnn_graph *g = ((const struct mx_model *)m)->impl;
+    size_t count = 0;
+    for (size_t t = 0; t < g->num_tensors; t++) count += g->tensors[t].blocked;
+    return count;
+}
+
+/* One training step of batch n (<= max_batch) on both backends from the same
+ * weights and buffers, then an eval-mode forward and input gradient. Returns
+ * 0, recording nothing, when the forwards disagree on a ReLU's side. */
+static int step_both(mx_model *ref, mx_model *cpu, size_t n, mx_rng *rng, agreement *total)
+{
+    agreement step = *total, *ag = &step;
+    int kinked = 0;
+    const mx_model_spec *spec = mx_model_get_spec(ref);
+    const size_t d = mx_model_input_size(ref), C = spec->num_classes, count = mx_model_param_count(ref);
+    float *x = malloc(n * d * sizeof *x), *y = malloc(n * C * sizeof *y);
+    float *dl_ref = malloc(n * C * sizeof *y), *dl_cpu = malloc(n * C * sizeof *y), *lr = malloc(n * C * sizeof *y);
+    float *dx_ref = malloc(n * d * sizeof *x), *dx_cpu = malloc(n * d * sizeof *x);
+    float *v_ref = calloc(count, sizeof(float)), *v_cpu = calloc(count, sizeof(float));
+    random_fill(rng, x, n * d);
+    random_targets(rng, y, n, C);
+    CHECK_OK(mx_model_copy_state(cpu, ref));
+
+    mx_model_set_training(ref, 1);
+    mx_model_set_training(cpu, 1);
+    memcpy(lr, mx_model_forward(ref, x, n), n * C * sizeof *lr);
+    const float *lc = mx_model_forward(cpu, x, n);
+    kinked |= relu_flips(ref, cpu, n) != 0;
+    note(&ag->logits, rel_error(lc, lr, n * C, FLOOR));
+    double loss_ref = mx_softmax_xent(lr, y, n, C, dl_ref), loss_cpu = mx_softmax_xent(lc, y, n, C, dl_cpu);
+    note(&ag->loss, fabs(loss_cpu - loss_ref) / fabs(loss_ref));
+    /* Each backward from its own dlogits: the whole step as training runs it. */
+    mx_model_backward(ref, dl_ref, n);
+    mx_model_backward(cpu, dl_cpu, n);
+    note(&ag->grads, compare_grads(ref, cpu, &ag->worst_grad));
+    note(&ag->buffers, compare_buffers(ref, cpu));
+    mx_sgd_config sgd = {0.9, 1, 5e-4};
+    mx_sgd_step(&sgd, 0.05, mx_model_params(ref), mx_model_grads(ref), v_ref, count);
+    mx_sgd_step(&sgd, 0.05, mx_model_params(cpu), mx_model_grads(cpu), v_cpu, count);
+    note(&ag->params, rel_error(mx_model_params(cpu), mx_model_params(ref), count, FLOOR));
+
+    /* Eval mode from the same (reference) state. */
+    CHECK_OK(mx_model_copy_state(cpu, ref));
+    mx_model_set_training(ref, 0);
+    mx_model_set_training(cpu, 0);
+    memcpy(lr, mx_model_forward(ref, x, n), n * C * sizeof *lr);
+    lc = mx_model_forward(cpu, x, n);
+    kinked |= relu_flips(ref, cpu, n) != 0;
+    note(&ag->eval_logits, rel_error(lc, lr, n * C, FLOOR));
+    mx_softmax_xent(lr, y, n, C, dl_ref);
+    mx_softmax_xent(lc, y, n, C, dl_cpu);
+    mx_model_backward_input(ref, dl_ref, n, dx_ref);
+    mx_model_backward_input(cpu, dl_cpu, n, dx_cpu);
+    note(&ag->eval_dx, rel_error(dx_cpu, dx_ref, n * d, FLOOR));
+    free(x), free(y), free(dl_ref), free(dl_cpu), free(lr), free(dx_ref), free(dx_cpu), free(v_ref), free(v_cpu);
+    if (kinked) return 0;
+    *total = step;
+    return 1;
+}
+
+static void test_agreement(void)
+{
+    static const struct {
+        const char *arch;
+        size_t c, h, w, classes, batch;
+    } cases[] = {
+        {"lenet5", 1, 28, 28, 10, 8},   {"lenet5", 3, 20, 20, 7, 5},     {"resnet20", 1, 28, 28, 10, 6},
+        {"resnet20", 3, 16, 16, 5, 4},  {"preact18", 1, 12, 12, 10, 4}, {"wrn-10-2-0.3", 3, 8, 8, 4, 4},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        mx_model *ref = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].classes, cases[k].batch,
+                             MX_BACKEND_REF);
+        mx_model *cpu = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].classes, cases[k].batch,
+                             MX_BACKEND_CPU);
+        if (!ref || !cpu) {
+            mx_model_free(ref), mx_model_free(cpu);
+            continue;
+        }
+        CHECK(mx_model_get_spec(cpu)->backend == MX_BACKEND_CPU);
+        size_t blocked = blocked_tensors(cpu);
+        mx_model_init_params(ref, 11 + k);
+        mx_rng rng;
+        mx_rng_init(&rng, 100 + k, 0);
+        agreement ag = {0};
+        /* Two steps at the max batch (the second from trained weights and moved
+         * statistics), then one at a smaller batch: its plans are made then. */
+        size_t done = 0, tries = 0;
+        for (; done < 3 && tries < 12; tries++) done += step_both(ref, cpu, cases[k].batch - (done == 2), &rng, &ag);
+        CHECK(done == 3);
+        printf("  %-12s %zux%zux%zu batch %zu and %zu (%zu nChw16c tensors; %zu of %zu steps kink-free): logits %.1e, loss %.1e, "
+               "gradients %.1e (%s), buffers %.1e, parameters after SGD %.1e; eval logits %.1e, input gradient "
+               "%.1e\n",
+               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].batch, cases[k].batch - 1, blocked, done, tries,
+               ag.logits, ag.loss, ag.grads, ag.worst_grad ? ag.worst_grad : "-", ag.buffers, ag.params,
+               ag.eval_logits, ag.eval_dx);
+        CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= GRAD_RTOL && ag.buffers <= RTOL);
+        CHECK(ag.params <= RTOL && ag.eval_logits <= RTOL && ag.eval_dx <= RTOL);
+        mx_model_free(ref);
+        mx_model_free(cpu);
+    }
+}
+
+/* ---- determinism ---- */
+
+static size_t buffer_bytes(const mx_buffer_info *b)
+{
+    return b->numel * (b->dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t));
+}
+
+static int same_state(mx_model *a, mx_model *b)
+{
+    size_t count = mx_model_param_count(a);
+    int same = memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0 &&
+               memcmp(mx_model_grads(a), mx_model_grads(b), count * sizeof(float)) == 0;
+    const mx_buffer_info *ba, *bb;
+    size_t nb = mx_model_buffer_tensors(a, &ba);
+    mx_model_buffer_tensors(b, &bb);
+    for (size_t i = 0; i < nb; i++) same = same && memcmp(ba[i].data, bb[i].data, buffer_bytes(&ba[i])) == 0;
+    return same;
+}
+
+/* `steps` Mixup steps of batch n (the last one smaller), an eval forward between them. */
+static void train_steps(mx_model *m, size_t steps, size_t n)
+{
+    const size_t d = mx_model_input_size(m), C = mx_model_get_spec(m)->num_classes;
+    mx_normalizer nz;
+    float mean = 0, std = 1;
+    mx_normalizer_init(&nz, 1, &mean, &std);
+    mx_mixup_config mixup = mx_mixup_config_default();
+    mx_sgd_config sgd = {0.9, 1, 5e-4};
+    mx_stepper s;
+    CHECK_OK(mx_stepper_init(&s, m, &nz, &mixup, &sgd));
+    mx_rng data, mix;
+    mx_rng_init(&data, 77, 0);
+    mx_rng_init(&mix, 78, MX_STREAM_MIXUP);
+    float *x = malloc(n * d * sizeof *x);
+    int32_t *labels = malloc(n * sizeof *labels);
+    for (size_t k = 0; k < steps; k++) {
+        size_t b = k + 1 == steps ? n - 1 : n;
+        random_fill(&data, x, b * d);
+        for (size_t i = 0; i < b; i++) labels[i] = (int32_t)mx_rng_below(&data, (uint32_t)C);
+        double loss = mx_stepper_step_batch(&s, x, labels, b, &mix, 0.05);
+        CHECK(isfinite(loss));
+        mx_model_set_training(m, 0);
+        mx_model_forward(m, x, 2);
+    }
+    free(x), free(labels);
+    mx_stepper_free(&s);
+}
+
+static void test_determinism(void)
+{
+    static const char *const archs[] = {"lenet5", "resnet20", "preact18"};
+    for (size_t k = 0; k < 3; k++) {
+        mx_model *a = make(archs[k], 1, 16, 16, 3, 6, MX_BACKEND_CPU), *b = make(archs[k], 1, 16, 16, 3, 6, MX_BACKEND_CPU);
+        if (!a || !b) {
+            mx_model_free(a), mx_model_free(b);
+            continue;
+        }
+        mx_model_init_params(a, 21);
+        mx_model_init_params(b, 21);
+        train_steps(a, 4, 6);
+        train_steps(b, 4, 6);
+        CHECK(same_state(a, b));
+        printf("  %s: 4 cpu-backend steps (batches 6, 6, 6, 5) twice from one seed: identical parameters, "
+               "gradients and buffers\n", archs[k]);
+        mx_model_free(a), mx_model_free(b);
+    }
+}
+
+/* ---- bf16 convolutions ---- */
+
+/* ||got - want|| / ||want||. */
+static double norm_error(const float *got, const float *want, size_t count)
+{
+    double d = 0, w = 0;
+    for (size_t i = 0; i < count; i++) {
+        d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        w += (double)want[i] * want[i];
+    }
+    return isfinite(d) ? sqrt(d / (w + 1e-300)) : INFINITY;
+}
+
+/* One training step and an eval forward with bf16 convolutions against the
+ * float32 reference, norm-wise: bfloat16's 8-bit mantissa carried through the
+ * network. The gradients move most: sums of many rounded products that
+ * cancel (batch norm's dgamma at initialisation above all). PyTorch's own
+ * bf16 autocast against its float32, on the same models and batches
+ * (tests/make_cnn_fixtures.py's modules, random inputs), differs by logits
+ * 3.7e-3 / 8.7e-3 / 1.7e-2 and gradient 2.3e-2 / 0.31 / 0.20 (worst tensor
+ * 0.094 / 0.51 / 0.29) for lenet5 / resnet20 / preact18: the same magnitudes
+ * as the figures printed here. */
+static void test_bf16(void)
+{
+    static const struct {
+        const char *arch;
+        size_t c, h, classes, batch;
+    } cases[] = {{"lenet5", 1, 28, 10, 8}, {"resnet20", 1, 28, 10, 6}, {"preact18", 3, 12, 10, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t n = cases[k].batch, C = cases[k].classes, d = cases[k].c * cases[k].h * cases[k].h;
+        g_precision = MX_PRECISION_BF16;
+        mx_model *ref = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].h, C, n, MX_BACKEND_REF);
+        mx_model *bf = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].h, C, n, MX_BACKEND_CPU);
+        g_precision = MX_PRECISION_FP32;
+        if (!ref || !bf) {
+            mx_model_free(ref), mx_model_free(bf);
+            continue;
+        }
+        CHECK(mx_model_get_spec(bf)->precision == MX_PRECISION_BF16);
+        mx_model_init_params(ref, 31 + k);
+        CHECK_OK(mx_model_copy_state(bf, ref));
+        mx_rng rng;
+        mx_rng_init(&rng, 300 + k, 0);
+        float *x = malloc(n * d * sizeof *x), *y = malloc(n * C * sizeof *y), *dl = malloc(n * C * sizeof *y);
+        float *lr = malloc(n * C * sizeof *y);
+        random_fill(&rng, x, n * d);
+        random_targets(&rng, y, n, C);
+        memcpy(lr, mx_model_forward(ref, x, n), n * C * sizeof *lr);
+        const float *lb = mx_model_forward(bf, x, n);
+        double e_logits = norm_error(lb, lr, n * C);
+        double loss_ref = mx_softmax_xent(lr, y, n, C, dl);
+        mx_model_backward(ref, dl, n);
+        double loss_bf = mx_softmax_xent(lb, y, n, C, dl);
+        mx_model_backward(bf, dl, n);
+        double e_loss = fabs(loss_bf - loss_ref) / loss_ref, e_tensor = 0;
+        double e_grads = norm_error(mx_model_grads(bf), mx_model_grads(ref), mx_model_param_count(ref));
+        const mx_param_info *pt;
+        const char *worst = "-";
+        size_t np = mx_model_param_tensors(ref, &pt);
+        for (size_t i = 0; i < np; i++) {
+            double e = norm_error(mx_model_grads(bf) + pt[i].offset, mx_model_grads(ref) + pt[i].offset, pt[i].numel);
+            if (e > e_tensor) e_tensor = e, worst = pt[i].name;
+        }
+        mx_model_set_training(ref, 0);
+        mx_model_set_training(bf, 0);
+        memcpy(lr, mx_model_forward(ref, x, n), n * C * sizeof *lr);
+        double e_eval = norm_error(mx_model_forward(bf, x, n), lr, n * C);
+        printf("  %-9s bf16 convolutions: norm-wise relative difference logits %.1e, loss %.1e, gradient %.1e "
+               "(worst tensor %s %.1e); eval logits %.1e\n", cases[k].arch, e_logits, e_loss, e_grads, worst, e_tensor,
+               e_eval);
+        CHECK(e_logits < 3e-2 && e_loss < 1e-2 && e_grads < 0.5 && e_eval < 3e-2);
+        free(x), free(y), free(dl), free(lr);
+        mx_model_free(ref), mx_model_free(bf);
+    }
+    /* Determinism, as for float32. */
+    g_precision = MX_PRECISION_BF16;
+    mx_model *a = make("resnet20", 1, 16, 16, 3, 6, MX_BACKEND_CPU), *b = make("resnet20", 1, 16, 16, 3, 6, MX_BACKEND_CPU);
+    g_precision = MX_PRECISION_FP32;
+    if (a && b) {
+        mx_model_init_params(a, 21);
+        mx_model_init_params(b, 21);
+        train_steps(a, 3, 6);
+        train_steps(b, 3, 6);
+        CHECK(same_state(a, b));
+    }
+    mx_model_free(a), mx_model_free(b);
+    /* bf16 is for the CNNs on the cpu backend only. */
+    mx_model_spec spec = {.arch = "resnet20", .in_channels = 1, .in_height = 12, .in_width = 12, .num_classes = 3,
+                          .backend = MX_BACKEND_REF, .precision = MX_PRECISION_BF16};
+    mx_model *m = NULL;
+    CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
+    snprintf(spec.arch, sizeof spec.arch, "mlp");
+    spec.backend = MX_BACKEND_CPU;
+    spec.num_hidden = 1;
+    spec.hidden[0] = 8;
+    CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
+    CHECK(strstr(mx_error_message(), "bf16") != NULL);
+}
+
+/* ---- plan sets: the max batch's, then up to two others replaced least recently used first ---- */
+
+static void test_plan_sets(void)
+{
+    const size_t B = 5, d = 144, C = 4;
+    mx_model *m = make("resnet20", 1, 12, 12, C, B, MX_BACKEND_CPU);
+    if (!m) return;
+    mx_model_init_params(m, 3);
+    mx_model_set_training(m, 0);
+    mx_rng rng;
+    mx_rng_init(&rng, 9, 0);
+    float x[5 * 144], first[5][5 * 4], again[5 * 4];
+    random_fill(&rng, x, B * d);
+    /* Eval mode: every sample's logits on its own, whatever the batch. */
+    for (size_t n = 1; n <= B; n++) memcpy(first[n - 1], mx_model_forward(m, x, n), n * C * sizeof(float));
+    int same = 1;
+    double worst = 0;
+    for (size_t round = 0; round < 2; round++)
+        for (size_t n = B; n >= 1; n--) {
+            memcpy(again, mx_model_forward(m, x, n), n * C * sizeof(float));
+            same = same && memcmp(again, first[n - 1], n * C * sizeof(float)) == 0;
+            double e = rel_error(again, first[B - 1], n * C, FLOOR);
+            if (e > worst) worst = e;
+        }
+    CHECK(same);        /* a batch size's plans, made again after being replaced, give the same bits */
+    CHECK(worst < 1e-5); /* and the batch sizes agree on each sample (to float32 rounding) */
+    printf("  batches 1..5 in turn on three plan slots: each size repeats its bits, sizes agree to %.1e\n", worst);
+    mx_model_free(m);
+}
+
+/* ---- a cpu-backend checkpoint ---- */
+
+static void test_checkpoint(void)
+{
+    const size_t B = 4, d = 256, C = 3;
+    mx_run run;
+    memset(&run, 0, sizeof run);
+    mx_train_config_default(&run.config);
+    CHECK(run.config.model.backend == MX_BACKEND_CPU);
+    snprintf(run.config.model.arch, sizeof run.config.model.arch, "resnet20");
+    run.model = make("resnet20", 1, 16, 16, C, B, MX_BACKEND_CPU);
+    if (!run.model) return;
+    mx_model_init_params(run.model, 4);
+    train_steps(run.model, 2, B);
+    float mean = 0.0f, std = 1.0f;
+    CHECK_OK(mx_normalizer_init(&run.normalizer, 1, &mean, &std));
+    CHECK_OK(mx_rescale_stats_alloc(&run.rescale, d, C));
+    run.rescale.theta_bar = 0.75;
+    char dir[4096];
+    const char *tmp = getenv("MIXREG_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/test_cnn_backends_run", tmp ? tmp : "/tmp");
+    CHECK_OK(mx_make_dirs(dir));
+    CHECK_OK(mx_run_save(dir, &run));
+    mx_run loaded;
+    CHECK_OK(mx_run_load(dir, B, &loaded));
+    if (!loaded.model) {
+        mx_run_free(&run);
+        return;
+    }
+    CHECK(mx_model_get_spec(loaded.model)->backend == MX_BACKEND_CPU);
+    CHECK(loaded.config.model.backend == MX_BACKEND_CPU);
+    mx_rng rng;
+    mx_rng_init(&rng, 8, 0);
+    float x[4 * 256], a[12], b[12];
+    random_fill(&rng, x, B * d);
+    mx_model_set_training(run.model, 0);
+    mx_model_set_training(loaded.model, 0);
+    for (size_t n = B; n >= B - 1; n--) {
+        memcpy(a, mx_model_forward(run.model, x, n), n * C * sizeof(float));
+        memcpy(b, mx_model_forward(loaded.model, x, n), n * C * sizeof(float));
+        CHECK(memcmp(a, b, n * C * sizeof(float)) == 0);
+    }
+    /* The same weights on the reference layers: the same model to the tolerance. */
+    mx_model *ref = make("resnet20", 1, 16, 16, C, B, MX_BACKEND_REF);
+    if (ref) {
+        CHECK_OK(mx_model_copy_state(ref, loaded.model));
+        mx_model_set_training(ref, 0);
+        memcpy(a, mx_model_forward(ref, x, B), B * C * sizeof(float));
+        memcpy(b, mx_model_forward(loaded.model, x, B), B * C * sizeof(float));
+        double e = rel_error(b, a, B * C, FLOOR);
+        CHECK(e <= RTOL);
+        printf("  cpu-backend checkpoint: loads on the cpu backend, identical eval logits (batches 4, 3); "
+               "%.1e from the reference layers\n", e);
+        mx_model_free(ref);
+    }
+    mx_run_free(&loaded);
+    mx_run_free(&run);
+}
+
+/* ---- the MLP ignores the backend ---- */
+
+static void test_mlp(void)
+{
+    mx_model *a = make("mlp", 1, 8, 8, 3, 4, MX_BACKEND_REF), *b = make("mlp", 1, 8, 8, 3, 4, MX_BACKEND_CPU);
+    if (!a || !b) {
+        mx_model_free(a), mx_model_free(b);
+        return;
+    }
+    mx_model_init_params(a, 1);
+    mx_model_init_params(b, 1);
+    mx_rng rng;
+    mx_rng_init(&rng, 2, 0);
+    float x[4 * 64], la[12];
+    random_fill(&rng, x, sizeof x / sizeof x[0]);
+    memcpy(la, mx_model_forward(a, x, 4), sizeof la);
+    CHECK(memcmp(la, mx_model_forward(b, x, 4), sizeof la) == 0);
+    mx_model_free(a), mx_model_free(b);
+    mx_model_spec spec = {.arch = "lenet5", .in_channels = 1, .in_height = 28, .in_width = 28, .num_classes = 10,
+                          .backend = (mx_backend)7};
+    mx_model *m = NULL;
+    CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
+    CHECK(strstr(mx_error_message(), "ref or cpu") != NULL);
+}
+
+int main(void)
+{
+    mx_set_threads(2);
+    printf("agreement (tolerance %.0e relative, gradients %.0e)\n", RTOL, GRAD_RTOL);
+    test_agreement();
+    printf("determinism\n");
+    test_determinism();
+    printf("bf16\n");
+    test_bf16();
+    printf("plan sets\n");
+    test_plan_sets();
+    printf("checkpoint\n");
+    test_checkpoint();
+    printf("mlp\n");
+    test_mlp();
+    CHECK_DONE();
+}
