@@ -10,55 +10,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/data.h"
 #include "mixreg/source.h"
 
 #define PIX MX_CIFAR_PIXELS
 #define PLANE (MX_CIFAR_SIDE * MX_CIFAR_SIDE)
-
-static char g_tmp[4096];
-
-/* Checks a call fails with `status` and a message containing `needle`. */
-#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
-    CHECK(fs_ == (status)); \
-    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
-        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
-    check_count_++; } while (0)
-
-/* ---- temporary files ---------------------------------------------------- */
-
-static void make_temp_root(void)
-{
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    if (mkdir(base, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", base, strerror(errno));
-        exit(1);
-    }
-    snprintf(g_tmp, sizeof g_tmp, "%s/test_cifar-XXXXXX", base);
-    if (!mkdtemp(g_tmp)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_tmp, strerror(errno));
-        exit(1);
-    }
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char child[8192];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 /* A new directory under the temp root, its path in a rotating static buffer. */
 static const char *make_dir(const char *name)
@@ -461,7 +418,7 @@ static void test_idx_parse(void)
 
 int main(void)
 {
-    make_temp_root();
+    make_temp_root_for("test_cifar");
     snprintf(g_c10, sizeof g_c10, "%s", make_dir("cifar10"));
     write_c10(g_c10);
     snprintf(g_c100, sizeof g_c100, "%s", make_dir("cifar100"));

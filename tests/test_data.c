@@ -10,64 +10,11 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/data.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
-static char g_tmp[4096];
-
-/* Checks a call fails with `status` and a message containing `needle`. */
-#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
-    CHECK(fs_ == (status)); \
-    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
-        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
-    check_count_++; } while (0)
-
-/* ---- temporary files ---------------------------------------------------- */
-
-static void make_temp_root(void)
-{
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    if (mkdir(base, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", base, strerror(errno));
-        exit(1);
-    }
-    snprintf(g_tmp, sizeof g_tmp, "%s/test_data-XXXXXX", base);
-    if (!mkdtemp(g_tmp)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_tmp, strerror(errno));
-        exit(1);
-    }
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char child[8192];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* Returns a path under the temp dir (a rotating static buffer, good for a few
- * names at once). */
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][8192];
-    static int next = 0;
-    char *p = bufs[next++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_tmp, name);
-    return p;
-}
 
 static void write_raw(const char *path, const void *data, size_t len)
 {
@@ -575,7 +522,7 @@ static void test_fashion_mnist(void)
 
 int main(void)
 {
-    make_temp_root();
+    make_temp_root_for("test_data");
     init_small_pixels();
     init_big_pixels();
     test_round_trip(0);

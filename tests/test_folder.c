@@ -12,66 +12,17 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "image_fixtures.h"
 #include "mixreg/folder.h"
 #include "mixreg/image.h"
 
-#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
-    CHECK(fs_ == (status)); \
-    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
-        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
-    check_count_++; } while (0)
-
-static char g_tmp[4096];
-
-static void make_temp_root(void)
-{
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    if (mkdir(base, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", base, strerror(errno));
-        exit(1);
-    }
-    snprintf(g_tmp, sizeof g_tmp, "%s/test_folder-XXXXXX", base);
-    if (!mkdtemp(g_tmp)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_tmp, strerror(errno));
-        exit(1);
-    }
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char child[8192];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* g_tmp/rel, in a rotating static buffer. */
-static const char *at(const char *rel)
-{
-    static char bufs[8][8192];
-    static int next = 0;
-    char *p = bufs[next++ % 8];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_tmp, rel);
-    return p;
-}
 
 /* mkdir -p g_tmp/rel */
 static void make_dirs(const char *rel)
 {
     char path[8192];
-    snprintf(path, sizeof path, "%s", at(rel));
+    snprintf(path, sizeof path, "%s", tmp_path(rel));
     for (char *p = path + strlen(g_tmp) + 1;; p++) {
         if (*p == '/' || !*p) {
             char c = *p;
@@ -92,7 +43,7 @@ static void write_png(const char *rel, size_t w, size_t h, unsigned shift)
     uint8_t *rgb = fx_gradient_rgb(w, h);
     for (size_t i = 0; i < w * h * 3; i++) rgb[i] = (uint8_t)(rgb[i] + shift);
     fx_buf b = fx_encode_png_rgb(rgb, w, h);
-    fx_write_file(at(rel), b.data, b.len);
+    fx_write_file(tmp_path(rel), b.data, b.len);
     free(b.data);
     free(rgb);
 }
@@ -102,12 +53,12 @@ static void write_jpeg(const char *rel, size_t w, size_t h, size_t cut)
     uint8_t *rgb = fx_gradient_rgb(w, h);
     fx_jpeg_options o = {92, 0, 0, JCS_UNKNOWN, 0};
     fx_buf b = fx_encode_jpeg(rgb, w, h, JCS_RGB, &o);
-    fx_write_file(at(rel), b.data, cut ? cut : b.len);
+    fx_write_file(tmp_path(rel), b.data, cut ? cut : b.len);
     free(b.data);
     free(rgb);
 }
 
-static void write_text(const char *rel, const char *text) { fx_write_file(at(rel), text, strlen(text)); }
+static void write_text(const char *rel, const char *text) { fx_write_file(tmp_path(rel), text, strlen(text)); }
 
 /* ---- indexing ---------------------------------------------------------------- */
 
@@ -137,7 +88,7 @@ static void make_tree(void)
 static void test_index(void)
 {
     mx_folder_index ix;
-    CHECK_OK(mx_folder_index_load(at("data"), "train", &ix));
+    CHECK_OK(mx_folder_index_load(tmp_path("data"), "train", &ix));
     CHECK(ix.num_classes == 3);
     if (ix.num_classes == 3)
         CHECK(!strcmp(ix.class_names[0], "Zebra") && !strcmp(ix.class_names[1], "apple") &&
@@ -146,10 +97,10 @@ static void test_index(void)
                                   "cat/y.jpg"};
     static const int32_t labels[] = {0, 1, 1, 1, 2, 2};
     CHECK(ix.n == 6);
-    CHECK(!strcmp(ix.root, at("data/train")));
+    CHECK(!strcmp(ix.root, tmp_path("data/train")));
     for (size_t i = 0; i < ix.n && i < 6; i++) {
         char want[8192];
-        snprintf(want, sizeof want, "%s/%s", at("data/train"), files[i]);
+        snprintf(want, sizeof want, "%s/%s", tmp_path("data/train"), files[i]);
         CHECK(!strcmp(ix.paths[i], want));
         CHECK(ix.labels[i] == labels[i]);
     }
@@ -157,19 +108,19 @@ static void test_index(void)
     CHECK(ix.paths == NULL && ix.n == 0);
 
     /* val is missing: test stands in; and the other way round. */
-    CHECK_OK(mx_folder_index_load(at("data"), "val", &ix));
-    CHECK(ix.n == 1 && ix.num_classes == 1 && !strcmp(ix.root, at("data/test")));
+    CHECK_OK(mx_folder_index_load(tmp_path("data"), "val", &ix));
+    CHECK(ix.n == 1 && ix.num_classes == 1 && !strcmp(ix.root, tmp_path("data/test")));
     mx_folder_index_free(&ix);
     make_dirs("valonly/val/k");
     write_png("valonly/val/k/v.png", 20, 20, 0);
-    CHECK_OK(mx_folder_index_load(at("valonly"), "test", &ix));
-    CHECK(ix.n == 1 && !strcmp(ix.root, at("valonly/val")));
+    CHECK_OK(mx_folder_index_load(tmp_path("valonly"), "test", &ix));
+    CHECK(ix.n == 1 && !strcmp(ix.root, tmp_path("valonly/val")));
     mx_folder_index_free(&ix);
     /* No split: DIR is the split directory. */
-    CHECK_OK(mx_folder_index_load(at("data/train"), "", &ix));
+    CHECK_OK(mx_folder_index_load(tmp_path("data/train"), "", &ix));
     CHECK(ix.n == 6 && ix.num_classes == 3);
     mx_folder_index_free(&ix);
-    CHECK_OK(mx_folder_index_load(at("data/train"), NULL, &ix));
+    CHECK_OK(mx_folder_index_load(tmp_path("data/train"), NULL, &ix));
     CHECK(ix.n == 6);
     mx_folder_index_free(&ix);
 }
@@ -177,21 +128,21 @@ static void test_index(void)
 static void test_index_errors(void)
 {
     mx_folder_index ix;
-    CHECK_FAILS(mx_folder_index_load(at("data"), "dev", &ix), MX_ERR_ARG, "unknown split 'dev'");
-    CHECK_FAILS(mx_folder_index_load(at("valonly"), "train", &ix), MX_ERR_IO, "no split directory");
-    CHECK_FAILS(mx_folder_index_load(at("nowhere"), "train", &ix), MX_ERR_IO, at("nowhere"));
+    CHECK_FAILS(mx_folder_index_load(tmp_path("data"), "dev", &ix), MX_ERR_ARG, "unknown split 'dev'");
+    CHECK_FAILS(mx_folder_index_load(tmp_path("valonly"), "train", &ix), MX_ERR_IO, "no split directory");
+    CHECK_FAILS(mx_folder_index_load(tmp_path("nowhere"), "train", &ix), MX_ERR_IO, tmp_path("nowhere"));
     CHECK(ix.n == 0 && ix.paths == NULL);
 
     make_dirs("empty/train/full");
     make_dirs("empty/train/hollow");
     write_png("empty/train/full/f.png", 20, 20, 0);
     write_text("empty/train/hollow/readme.txt", "no images here");
-    CHECK_FAILS(mx_folder_index_load(at("empty"), "train", &ix), MX_ERR_FORMAT, at("empty/train/hollow"));
-    CHECK_FAILS(mx_folder_index_load(at("empty"), "train", &ix), MX_ERR_FORMAT, "holds no .jpg, .jpeg or .png files");
+    CHECK_FAILS(mx_folder_index_load(tmp_path("empty"), "train", &ix), MX_ERR_FORMAT, tmp_path("empty/train/hollow"));
+    CHECK_FAILS(mx_folder_index_load(tmp_path("empty"), "train", &ix), MX_ERR_FORMAT, "holds no .jpg, .jpeg or .png files");
 
     make_dirs("flat/train");
     write_png("flat/train/loose.png", 20, 20, 0);
-    CHECK_FAILS(mx_folder_index_load(at("flat"), "train", &ix), MX_ERR_FORMAT, "no class directories");
+    CHECK_FAILS(mx_folder_index_load(tmp_path("flat"), "train", &ix), MX_ERR_FORMAT, "no class directories");
 }
 
 /* ---- samples and whole folders --------------------------------------------- */
@@ -211,7 +162,7 @@ static int sample_by_hand(const char *path, size_t side, uint8_t *out)
 static void test_samples(void)
 {
     mx_folder_index ix;
-    CHECK_OK(mx_folder_index_load(at("data"), "train", &ix));
+    CHECK_OK(mx_folder_index_load(tmp_path("data"), "train", &ix));
     size_t side = 16, sample = 3 * side * side;
     uint8_t got[3 * 16 * 16], want[3 * 16 * 16];
     for (size_t i = 0; i < ix.n; i++) {
@@ -227,10 +178,10 @@ static void test_samples(void)
     uint8_t rgb[45 * 31 * 3];
     for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(i % 3 == 0 ? 10 : i % 3 == 1 ? 200 : 99);
     fx_buf b = fx_encode_png_rgb(rgb, 45, 31);
-    fx_write_file(at("flatcolour/train/c/p.png"), b.data, b.len);
+    fx_write_file(tmp_path("flatcolour/train/c/p.png"), b.data, b.len);
     free(b.data);
     mx_folder_index flat;
-    CHECK_OK(mx_folder_index_load(at("flatcolour"), "train", &flat));
+    CHECK_OK(mx_folder_index_load(tmp_path("flatcolour"), "train", &flat));
     uint8_t flat_sample[3 * 24 * 24];
     CHECK_OK(mx_folder_load_sample(&flat, 0, 24, flat_sample));
     size_t ok = 1;
@@ -244,7 +195,7 @@ static void test_samples(void)
     for (int t = 0; t < 2; t++) {
         omp_set_num_threads(t + 1);
         size_t skipped = 99;
-        CHECK_OK(mx_dataset_load_folder(at("data"), "train", side, 0, &skipped, &ds[t]));
+        CHECK_OK(mx_dataset_load_folder(tmp_path("data"), "train", side, 0, &skipped, &ds[t]));
         CHECK(skipped == 0);
         CHECK(ds[t].n == 6 && ds[t].channels == 3 && ds[t].height == side && ds[t].width == side);
         CHECK(ds[t].num_classes == 3);
@@ -277,19 +228,19 @@ static void test_bad_files(void)
     size_t skipped = 99;
     for (int t = 1; t <= 2; t++) {
         omp_set_num_threads(t);
-        CHECK_FAILS(mx_dataset_load_folder(at("bad"), "val", 8, 0, &skipped, &ds), MX_ERR_FORMAT,
+        CHECK_FAILS(mx_dataset_load_folder(tmp_path("bad"), "val", 8, 0, &skipped, &ds), MX_ERR_FORMAT,
                     "bad/val/a/2_truncated.jpg: truncated JPEG");
         CHECK(ds.pixels == NULL && ds.n == 0);
     }
     mx_folder_index ix;
-    CHECK_OK(mx_folder_index_load(at("bad"), "val", &ix));
+    CHECK_OK(mx_folder_index_load(tmp_path("bad"), "val", &ix));
     uint8_t s[3 * 8 * 8];
     CHECK_FAILS(mx_folder_load_sample(&ix, 3, 8, s), MX_ERR_FORMAT,
                 "bad/val/b/0_garbage.png: not a JPEG or PNG image");
 
     for (int t = 1; t <= 2; t++) {
         omp_set_num_threads(t);
-        CHECK_OK(mx_dataset_load_folder(at("bad"), "val", 8, 1, &skipped, &ds));
+        CHECK_OK(mx_dataset_load_folder(tmp_path("bad"), "val", 8, 1, &skipped, &ds));
         CHECK(skipped == 2 && ds.n == 4 && ds.num_classes == 2);
         static const size_t kept[] = {0, 2, 4, 5};
         for (size_t k = 0; k < ds.n && k < 4; k++) {
@@ -305,9 +256,9 @@ static void test_bad_files(void)
     make_dirs("allbad/train/x");
     write_text("allbad/train/x/a.jpg", "");
     write_text("allbad/train/x/b.jpg", "\xff\xd8\xff");
-    CHECK_FAILS(mx_dataset_load_folder(at("allbad"), "train", 8, 1, &skipped, &ds), MX_ERR_FORMAT,
+    CHECK_FAILS(mx_dataset_load_folder(tmp_path("allbad"), "train", 8, 1, &skipped, &ds), MX_ERR_FORMAT,
                 "none of the 2 images could be decoded (the first: ");
-    CHECK_FAILS(mx_dataset_load_folder(at("allbad"), "train", 8, 1, &skipped, &ds), MX_ERR_FORMAT,
+    CHECK_FAILS(mx_dataset_load_folder(tmp_path("allbad"), "train", 8, 1, &skipped, &ds), MX_ERR_FORMAT,
                 "allbad/train/x/a.jpg: the file is empty");
     omp_set_num_threads(1);
 }
@@ -343,14 +294,14 @@ static void test_class_map(void)
 
     /* From a file: errors name it. */
     write_text("map.txt", "banana 4\ndog 0,9\n");
-    CHECK_OK(mx_class_map_load(at("map.txt"), g_names, 4, 10, &m));
+    CHECK_OK(mx_class_map_load(tmp_path("map.txt"), g_names, 4, 10, &m));
     CHECK(m.first[4] == 3 && mx_class_map_correct(&m, 3, 9));
     mx_class_map_free(&m);
     write_text("map.txt", "banana 4\nbanana 5\n");
-    CHECK_FAILS(mx_class_map_load(at("map.txt"), g_names, 4, 10, &m), MX_ERR_FORMAT,
+    CHECK_FAILS(mx_class_map_load(tmp_path("map.txt"), g_names, 4, 10, &m), MX_ERR_FORMAT,
                 "map.txt: line 2: class 'banana' is mapped twice (first on line 1)");
     CHECK(m.first == NULL);
-    CHECK_FAILS(mx_class_map_load(at("nomap.txt"), g_names, 4, 10, &m), MX_ERR_IO, "nomap.txt");
+    CHECK_FAILS(mx_class_map_load(tmp_path("nomap.txt"), g_names, 4, 10, &m), MX_ERR_IO, "nomap.txt");
 
     static const struct {
         const char *text, *message;
@@ -380,7 +331,7 @@ static void test_class_map(void)
 
 int main(void)
 {
-    make_temp_root();
+    make_temp_root_for("test_folder");
     make_tree();
     test_index();
     test_index_errors();

@@ -6,14 +6,10 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "image_fixtures.h"
 #include "mixreg/image.h"
 
-#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
-    CHECK(fs_ == (status)); \
-    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
-        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
-    check_count_++; } while (0)
 
 #define W 37
 #define H 23

@@ -15,15 +15,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "image_fixtures.h"
 #include "mixreg/image.h"
 #include "mixreg/resized_crop.h"
 
-#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
-    CHECK(fs_ == (status)); \
-    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
-        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
-    check_count_++; } while (0)
 
 static uint32_t lcg(uint32_t *s)
 {
@@ -490,33 +486,9 @@ static void test_damaged(void)
 
 /* ---- the training sample ---------------------------------------------------------- */
 
-static char g_tmp[4096];
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char child[8192];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void test_load_sample_train(void)
 {
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    if (mkdir(base, 0755) != 0 && errno != EEXIST) fx_die("cannot create the test directory");
-    snprintf(g_tmp, sizeof g_tmp, "%s/test_image_region-XXXXXX", base);
-    if (!mkdtemp(g_tmp)) fx_die("mkdtemp");
+    make_temp_root_for("test_image_region");
     char path[4600];
     snprintf(path, sizeof path, "%s/train", g_tmp);
     mkdir(path, 0755);

@@ -1,0 +1,71 @@
+/* Shared by the tests that write files: a private temporary directory under
+ * $MIXREG_TEST_TMP (or /tmp), paths inside it, recursive removal, and
+ * CHECK_FAILS for a call that must fail with a given status and message. */
+#ifndef MIXREG_TEST_TMP_H
+#define MIXREG_TEST_TMP_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mixreg/error.h"
+
+/* Checks a call fails with `status` and a message containing `needle`. */
+#define CHECK_FAILS(expr, status, needle) do { mx_error_clear(); mx_status fs_ = (expr); \
+    CHECK(fs_ == (status)); \
+    if (!strstr(mx_error_message(), (needle))) { check_failures_++; \
+        fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, mx_error_message(), (needle)); } \
+    check_count_++; } while (0)
+
+static char g_tmp[4096];
+
+/* Creates g_tmp = <base>/<name>-XXXXXX; exits if it cannot. */
+__attribute__((unused)) static void make_temp_root_for(const char *name)
+{
+    const char *base = getenv("MIXREG_TEST_TMP");
+    if (!base || !*base) base = "/tmp";
+    if (mkdir(base, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cannot create %s: %s\n", base, strerror(errno));
+        exit(1);
+    }
+    snprintf(g_tmp, sizeof g_tmp, "%s/%s-XXXXXX", base, name);
+    if (!mkdtemp(g_tmp)) {
+        fprintf(stderr, "mkdtemp %s: %s\n", g_tmp, strerror(errno));
+        exit(1);
+    }
+}
+
+__attribute__((unused)) static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char child[8192];
+            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+            remove_tree(child);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* g_tmp/rel, in a rotating static buffer (good for a few names at once). */
+__attribute__((unused)) static const char *tmp_path(const char *rel)
+{
+    static char bufs[8][8192];
+    static int next = 0;
+    char *p = bufs[next++ % 8];
+    snprintf(p, sizeof bufs[0], "%s/%s", g_tmp, rel);
+    return p;
+}
+
+#endif
