@@ -7,26 +7,7 @@
 # bench takes --backend; an unknown backend is refused.
 . "$(dirname "$0")/cli_lib.sh"
 
-python3 - "$WORK/tiny" <<'PY' || fail "could not write the tiny dataset"
-import os, random, struct, sys
-out, size, counts = sys.argv[1], 16, {"train": 100, "t10k": 40}
-os.makedirs(out, exist_ok=True)
-rng = random.Random(11)
-for split, n in counts.items():
-    labels = [i % 4 for i in range(n)]
-    pixels = bytearray()
-    for y in labels:
-        img = [rng.randrange(0, 80) for _ in range(size * size)]
-        r0, c0 = (y // 2) * size // 2, (y % 2) * size // 2
-        for r in range(r0, r0 + size // 3):
-            for c in range(c0, c0 + size // 3):
-                img[r * size + c] = 255
-        pixels += bytes(img)
-    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, size, size) + pixels)
-    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + bytes(labels))
-PY
+python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/tiny" 16 100 40 11 || fail "could not write the tiny dataset"
 DATA="idx:$WORK/tiny"
 
 # 7 steps per epoch (6 of 16, 1 of 4), 14 in all; a checkpoint every 3 steps.

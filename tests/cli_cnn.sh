@@ -9,26 +9,7 @@
 
 # Images: a class-dependent bright square on noise, so the models have something to learn.
 make_idx() {  # DIR SIZE TRAIN TEST
-    python3 - "$@" <<'PY'
-import os, random, struct, sys
-out, size, counts = sys.argv[1], int(sys.argv[2]), {"train": int(sys.argv[3]), "t10k": int(sys.argv[4])}
-os.makedirs(out, exist_ok=True)
-rng = random.Random(7)
-for split, n in counts.items():
-    labels = [i % 4 for i in range(n)]
-    pixels = bytearray()
-    for y in labels:
-        img = [rng.randrange(0, 80) for _ in range(size * size)]
-        r0, c0 = (y // 2) * size // 2, (y % 2) * size // 2
-        for r in range(r0, r0 + size // 3):
-            for c in range(c0, c0 + size // 3):
-                img[r * size + c] = 255
-        pixels += bytes(img)
-    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, size, size) + pixels)
-    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + bytes(labels))
-PY
+    python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$@" 7
 }
 make_idx "$WORK/tiny" 16 96 40 || fail "could not write the tiny dataset"
 make_idx "$WORK/tiny8" 8 32 8 || fail "could not write the 8x8 dataset"
