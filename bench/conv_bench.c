@@ -7,14 +7,20 @@
  *                every call (x, weight, y; dy, weight, dx, x, dweight)
  *   native-f32   raw oneDNN primitives on buffers already in the blocked
  *                layout: what the plan costs without its reorders
- *   dnnl-bf16 / native-bf16: the same with bfloat16 inputs, fp32 accumulation
+ *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them)
+ *   winograd-16c the same with oneDNN's Winograd kernels for all three passes
+ *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
  * Prints one line per layer and variant: best and median milliseconds over
  * the timed repetitions of forward, backward and both, and GFLOP/s of both
  * (3 x 2 N O OH OW C KH KW flops: forward, backward data, backward weights).
  * On a shared machine the best is the better estimate of the uncontended
  * cost: an OpenMP team stalls at every barrier while one of its threads is
  * descheduled.
- *   conv_bench [THREADS=2] [BATCH=128] [REPS=15]
+ *   conv_bench [THREADS=2] [BATCH=128] [REPS=15] [SHAPES=resnet20] [VARIANTS]
+ * SHAPES: resnet20 (the 28x28 Fashion-MNIST planes above), cifar (the same
+ * widths on 32x32, 16x16, 8x8) or preact18 (64@32, 128@16, 256@8); VARIANTS:
+ * a comma-separated list of the variant names to run (the ref one is then
+ * skipped), e.g. blocked-16c,winograd-16c.
  * The ref variants run first, before any OpenMP team exists (libgomp's
  * spinning workers would slow OpenBLAS's pthreads down). */
 #include <cblas.h>
@@ -203,7 +209,12 @@ int main(int argc, char **argv)
     int reps = argc > 3 ? atoi(argv[3]) : 15;
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
-    static const size_t shapes[3][2] = {{16, 28}, {32, 14}, {64, 7}};
+    const char *set = argc > 4 ? argv[4] : "resnet20";
+    const char *only = argc > 5 ? argv[5] : NULL;
+    static const size_t resnet20[3][2] = {{16, 28}, {32, 14}, {64, 7}};
+    static const size_t cifar[3][2] = {{16, 32}, {32, 16}, {64, 8}};
+    static const size_t preact18[3][2] = {{64, 32}, {128, 16}, {256, 8}};
+    const size_t(*shapes)[2] = !strcmp(set, "cifar") ? cifar : !strcmp(set, "preact18") ? preact18 : resnet20;
     mx_conv2d_desc d[3];
     bench_case c[3];
     double flops[3];
@@ -226,7 +237,7 @@ int main(int argc, char **argv)
     }
     printf("conv_bench: batch %zu, %d threads, %d timed reps after 3 warm-up; each figure best / median\n"
            "(fwd+bwd best = best fwd + best bwd; GFLOP/s of 3 x 2 N O OH OW C KH KW)\n", n, threads, reps);
-    for (int i = 0; i < 3; i++) run(name[i], "ref", &c[i], step_ref, reps, flops[i]);
+    for (int i = 0; i < 3 && !only; i++) run(name[i], "ref", &c[i], step_ref, reps, flops[i]);
 
     mx_dnnl_context *ctx;
     if (mx_dnnl_context_create(&ctx) != MX_OK) return 1;
@@ -239,15 +250,21 @@ int main(int argc, char **argv)
         mx_dnnl_layout layout;
         mx_dnnl_precision prec;
         int native;
+        int act16;  /* the caller's activations in nChw16c: no activation reorders */
+        mx_dnnl_conv_algorithm algorithm;
     } variants[] = {
-        {"dnnl-nchw", MX_DNNL_LAYOUT_NCHW, MX_DNNL_F32, 0},
-        {"dnnl-blocked", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0},
-        {"native-f32", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 1},
-        {"dnnl-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0},
-        {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1},
+        {"dnnl-nchw", MX_DNNL_LAYOUT_NCHW, MX_DNNL_F32, 0, 0, MX_DNNL_CONV_DIRECT},
+        {"dnnl-blocked", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 0, MX_DNNL_CONV_DIRECT},
+        {"blocked-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 1, MX_DNNL_CONV_DIRECT},
+        {"winograd-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 1, MX_DNNL_CONV_WINOGRAD},
+        {"native-f32", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 1, 0, MX_DNNL_CONV_DIRECT},
+        {"dnnl-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 0, MX_DNNL_CONV_DIRECT},
+        {"bf16-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 1, MX_DNNL_CONV_DIRECT},
+        {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1, 0, MX_DNNL_CONV_DIRECT},
     };
     for (int i = 0; i < 3; i++)
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            if (only && !strstr(only, variants[v].name)) continue;
             if (variants[v].native) {
                 c[i].stream = stream;
                 native_setup(&c[i], engine, variants[v].prec == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32);
@@ -255,13 +272,17 @@ int main(int argc, char **argv)
                 native_free(&c[i]);
                 continue;
             }
-            mx_dnnl_conv2d_options opt = {.layout = variants[v].layout, .precision = variants[v].prec};
+            const mx_dnnl_act_layout act = variants[v].act16 ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW;
+            const mx_dnnl_conv_algorithm algo = variants[v].algorithm;
+            mx_dnnl_conv2d_options opt = {.layout = variants[v].layout, .precision = variants[v].prec,
+                                          .src_layout = act, .dst_layout = act, .fwd_algorithm = algo,
+                                          .bwd_data_algorithm = algo, .bwd_weights_algorithm = algo};
             if (mx_dnnl_conv2d_plan_create(ctx, &d[i], n, &opt, &c[i].plan) != MX_OK) {
                 printf("%-22s %-13s unavailable: %s\n", name[i], variants[v].name, mx_error_message());
                 continue;
             }
             run(name[i], variants[v].name, &c[i], step_plan, reps, flops[i]);
-            if (i == 0 || v == 0)
+            if (i == 0 || v == 0 || variants[v].algorithm)
                 printf("    [%s | %s | %s]\n", mx_dnnl_conv2d_plan_impl(c[i].plan, 0),
                        mx_dnnl_conv2d_plan_impl(c[i].plan, 1), mx_dnnl_conv2d_plan_impl(c[i].plan, 2));
             mx_dnnl_conv2d_plan_free(c[i].plan);

@@ -39,6 +39,10 @@
  * by the whole gradient, legitimately; the step is redrawn instead. */
 #define RTOL 1e-4
 #define GRAD_RTOL 5e-4
+/* Convolutions of 64 channels and more run Winograd kernels on the cpu
+ * backend (cnn_cpu.c), whose transforms round more: the gradients of a model
+ * with them get this tolerance instead (preact18 measured 6.3e-4). */
+#define GRAD_RTOL_WINOGRAD 1.5e-3
 #define FLOOR 1e-2
 
 /* The precision make() gives cpu-backend models. */
@@ -162,6 +166,20 @@ static size_t blocked_tensors(mx_model *m)
     return count;
 }
 
+/* How many of the model's convolutions (at its max batch) run oneDNN's Winograd kernels. */
+static size_t winograd_convs(mx_model *m)
+{
+    const cnn_graph *g = ((const struct mx_model *)m)->impl;
+    size_t count = 0;
+    for (size_t s = 0; s < CNN_PLAN_SETS; s++) {
+        if (g->plans[s].n != mx_model_max_batch(m)) continue;
+        for (size_t k = 0; k < g->num_nodes; k++)
+            if (g->plans[s].node[k].conv && strstr(mx_dnnl_conv2d_plan_impl(g->plans[s].node[k].conv, 0), "wino"))
+                count++;
+    }
+    return count;
+}
+
 /* One training step of batch n (<= max_batch) on both backends from the same
  * weights and buffers, then an eval-mode forward and input gradient. Returns
  * 0, recording nothing, when the forwards disagree on a ReLU's side. */
@@ -235,7 +253,8 @@ static void test_agreement(void)
             continue;
         }
         CHECK(mx_model_get_spec(cpu)->backend == MX_BACKEND_CPU);
-        size_t blocked = blocked_tensors(cpu);
+        size_t blocked = blocked_tensors(cpu), winograd = winograd_convs(cpu);
+        const double grad_rtol = winograd ? GRAD_RTOL_WINOGRAD : GRAD_RTOL;
         mx_model_init_params(ref, 11 + k);
         mx_rng rng;
         mx_rng_init(&rng, 100 + k, 0);
@@ -245,13 +264,15 @@ static void test_agreement(void)
         size_t done = 0, tries = 0;
         for (; done < 3 && tries < 12; tries++) done += step_both(ref, cpu, cases[k].batch - (done == 2), &rng, &ag);
         CHECK(done == 3);
-        printf("  %-12s %zux%zux%zu batch %zu and %zu (%zu nChw16c tensors; %zu of %zu steps kink-free): logits %.1e, loss %.1e, "
+        printf("  %-12s %zux%zux%zu batch %zu and %zu (%zu nChw16c tensors, %zu Winograd convolutions; %zu of %zu steps "
+               "kink-free): logits %.1e, loss %.1e, "
                "gradients %.1e (%s), buffers %.1e, parameters after SGD %.1e; eval logits %.1e, input gradient "
                "%.1e\n",
-               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].batch, cases[k].batch - 1, blocked, done, tries,
+               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].batch, cases[k].batch - 1, blocked, winograd,
+               done, tries,
                ag.logits, ag.loss, ag.grads, ag.worst_grad ? ag.worst_grad : "-", ag.buffers, ag.params,
                ag.eval_logits, ag.eval_dx);
-        CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= GRAD_RTOL && ag.buffers <= RTOL);
+        CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= grad_rtol && ag.buffers <= RTOL);
         CHECK(ag.params <= RTOL && ag.eval_logits <= RTOL && ag.eval_dx <= RTOL);
         mx_model_free(ref);
         mx_model_free(cpu);
@@ -542,7 +563,8 @@ static void test_mlp(void)
 int main(void)
 {
     mx_set_threads(2);
-    printf("agreement (tolerance %.0e relative, gradients %.0e)\n", RTOL, GRAD_RTOL);
+    printf("agreement (tolerance %.0e relative, gradients %.0e, %.1e with Winograd convolutions)\n", RTOL, GRAD_RTOL,
+           GRAD_RTOL_WINOGRAD);
     test_agreement();
     printf("determinism\n");
     test_determinism();

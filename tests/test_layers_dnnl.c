@@ -18,6 +18,8 @@
 
 #define TOL 1e-4       /* fp32: norm-wise relative error */
 #define TOL_BF16 2e-2  /* bf16 inputs, fp32 accumulation */
+#define TOL_WINOGRAD 1e-4  /* F(4x4, 3x3) transforms: more rounding than the direct sums */
+static size_t g_winograd_ran;
 
 static mx_rng g_rng;
 static mx_dnnl_context *g_ctx;
@@ -110,6 +112,8 @@ static const struct {
     {16, 32, 15, 15, 3, 3, 2, 2, 1, 1, 0}, /* ResNet downsampling, odd plane */
     {16, 32, 15, 15, 1, 1, 2, 2, 0, 0, 0}, /* its 1x1 projection */
     {3, 17, 13, 11, 3, 3, 1, 1, 1, 1, 1},  /* channel counts off the 16-block */
+    {64, 64, 9, 9, 3, 3, 1, 1, 1, 1, 0},   /* Winograd-sized (cnn_cpu.c), odd plane */
+    {64, 80, 8, 6, 3, 3, 1, 1, 1, 1, 1},   /* Winograd-sized, rectangular, bias */
 };
 #define NUM_CONV (sizeof conv_configs / sizeof conv_configs[0])
 
@@ -125,7 +129,8 @@ static mx_conv2d_desc conv_desc_of(size_t k)
 
 /* One configuration, batch, layout and precision: forward and every backward
  * combination against the im2col reference; repeat runs bit for bit. */
-static void conv_case(size_t k, size_t n, mx_dnnl_layout layout, mx_dnnl_precision prec, double tol)
+static void conv_case_with(size_t k, size_t n, mx_dnnl_layout layout, mx_dnnl_precision prec,
+                           mx_dnnl_conv_algorithm algorithm, double tol)
 {
     mx_conv2d_desc d = conv_desc_of(k);
     const int has_bias = conv_configs[k].bias;
@@ -138,7 +143,9 @@ static void conv_case(size_t k, size_t n, mx_dnnl_layout layout, mx_dnnl_precisi
     mx_conv2d_forward(&d, n, x, w, b, y_ref, ws);
     mx_conv2d_backward(&d, n, x, w, dy, dx_ref, dw_ref, has_bias ? db_ref : NULL, ws);
 
-    mx_dnnl_conv2d_options opt = {.has_bias = has_bias, .layout = layout, .precision = prec};
+    mx_dnnl_conv2d_options opt = {.has_bias = has_bias, .layout = layout, .precision = prec,
+                                  .fwd_algorithm = algorithm, .bwd_data_algorithm = algorithm,
+                                  .bwd_weights_algorithm = algorithm};
     mx_dnnl_conv2d_plan *plan = NULL;
     mx_status st = mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan);
     if (st != MX_OK && prec == MX_DNNL_BF16) {
@@ -151,9 +158,15 @@ static void conv_case(size_t k, size_t n, mx_dnnl_layout layout, mx_dnnl_precisi
         goto done;
     }
     char what[160];
-    snprintf(what, sizeof what, "conv config %zu batch %zu layout %d prec %d [%s | %s | %s]", k, n, (int)layout,
-             (int)prec, mx_dnnl_conv2d_plan_impl(plan, 0), mx_dnnl_conv2d_plan_impl(plan, 1),
-             mx_dnnl_conv2d_plan_impl(plan, 2));
+    snprintf(what, sizeof what, "conv config %zu batch %zu layout %d prec %d algorithm %d [%s | %s | %s]", k, n,
+             (int)layout, (int)prec, (int)algorithm, mx_dnnl_conv2d_plan_impl(plan, 0),
+             mx_dnnl_conv2d_plan_impl(plan, 1), mx_dnnl_conv2d_plan_impl(plan, 2));
+    if (algorithm == MX_DNNL_CONV_WINOGRAD) {
+        int wino = strstr(mx_dnnl_conv2d_plan_impl(plan, 0), "wino") != NULL;
+        g_winograd_ran += wino;
+        /* Where oneDNN has no Winograd kernel (no AVX-512), the plan falls back to the direct one. */
+        if (!wino) CHECK(strstr(mx_dnnl_conv2d_plan_impl(plan, 0), "jit") || strstr(mx_dnnl_conv2d_plan_impl(plan, 0), "gemm"));
+    }
     float *y = alloc_floats(ny), *y2 = alloc_floats(ny), *dx = alloc_floats(nx), *dw = alloc_floats(nw),
           *db = alloc_floats(nb), *dx2 = alloc_floats(nx), *dw2 = alloc_floats(nw), *db2 = alloc_floats(nb);
     fill_nan(y, ny);
@@ -193,6 +206,11 @@ done:
     free(x), free(w), free(b), free(dy), free(ws), free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
 }
 
+static void conv_case(size_t k, size_t n, mx_dnnl_layout layout, mx_dnnl_precision prec, double tol)
+{
+    conv_case_with(k, n, layout, prec, MX_DNNL_CONV_DIRECT, tol);
+}
+
 static void test_conv(void)
 {
     static const size_t batches[] = {1, 7};
@@ -210,6 +228,15 @@ static void test_conv(void)
         conv_case(bf16_configs[i], 1, MX_DNNL_LAYOUT_NCHW, MX_DNNL_BF16, TOL_BF16);
     }
     printf("conv2d bf16: worst relative error %.2e\n", g_worst);
+    /* Winograd (asked for every layer; oneDNN takes it where it has a kernel:
+     * blocked, f32, 3x3 stride 1, 16-multiples of channels), else direct. */
+    g_worst = 0;
+    for (size_t k = 0; k < NUM_CONV; k++)
+        for (size_t bi = 0; bi < 2; bi++)
+            conv_case_with(k, batches[bi], MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, MX_DNNL_CONV_WINOGRAD, TOL_WINOGRAD);
+    printf("conv2d f32 Winograd where available (%zu of %zu cases ran Winograd kernels): worst relative error %.2e\n",
+           g_winograd_ran, 2 * NUM_CONV, g_worst);
+    if (!g_winograd_ran) printf("  no Winograd kernel on this CPU: every case ran the direct fallback\n");
 }
 
 static void test_conv_errors(void)

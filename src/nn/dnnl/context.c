@@ -86,10 +86,19 @@ static mx_status prim_from_pd(mxd_plan *plan, mxd_prim *pr, const char *what)
 mx_status mxd_prim_create(mxd_plan *plan, mxd_prim *pr, const void *op_desc, const_dnnl_primitive_desc_t hint,
                           const char *what)
 {
+    return mxd_prim_create_first(plan, pr, &op_desc, 1, hint, what);
+}
+
+mx_status mxd_prim_create_first(mxd_plan *plan, mxd_prim *pr, const void *const *op_descs, size_t count,
+                                const_dnnl_primitive_desc_t hint, const char *what)
+{
     dnnl_primitive_attr_t attr;
     mx_status st = mxd_attr(&attr);
     if (st != MX_OK) return st;
-    st = mxd_check(dnnl_primitive_desc_create(&pr->pd, op_desc, attr, plan->ctx->engine, hint), what);
+    dnnl_status_t made = dnnl_unimplemented;
+    for (size_t i = 0; i < count && made == dnnl_unimplemented; i++)
+        made = dnnl_primitive_desc_create(&pr->pd, op_descs[i], attr, plan->ctx->engine, hint);
+    st = mxd_check(made, what);
     dnnl_primitive_attr_destroy(attr);
     if (st != MX_OK) {
         pr->pd = NULL;

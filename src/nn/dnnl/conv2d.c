@@ -76,6 +76,11 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
     return MX_OK;
 }
 
+static dnnl_alg_kind_t algorithm(mx_dnnl_conv_algorithm a)
+{
+    return a == MX_DNNL_CONV_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
 static mx_status build(mx_dnnl_conv2d_plan *p)
 {
     conv_mds m;
@@ -83,32 +88,38 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     mxd_plan *b = &p->base;
     const int bias = p->opt.has_bias;
 
-    dnnl_convolution_desc_t cd;
-    TRY(mxd_check(dnnl_convolution_forward_desc_init(
-                      &cd, p->opt.inference_only ? dnnl_forward_inference : dnnl_forward_training,
-                      dnnl_convolution_direct, &m.q_src, &m.q_wei, bias ? &m.bias : NULL, &m.q_fdst, m.strides,
-                      m.pad_l, m.pad_r),
-                  "conv2d forward descriptor"));
-    TRY(mxd_prim_create(b, &p->fwd, &cd, NULL, "conv2d forward"));
+    /* cd[0] the algorithm asked for, cd[1] the direct fallback (the same when direct was asked). */
+    dnnl_convolution_desc_t cd[2];
+    const void *alternatives[2] = {&cd[0], &cd[1]};
+    for (int k = 0; k < 2; k++)
+        TRY(mxd_check(dnnl_convolution_forward_desc_init(
+                          &cd[k], p->opt.inference_only ? dnnl_forward_inference : dnnl_forward_training,
+                          algorithm(k ? MX_DNNL_CONV_DIRECT : p->opt.fwd_algorithm), &m.q_src, &m.q_wei,
+                          bias ? &m.bias : NULL, &m.q_fdst, m.strides, m.pad_l, m.pad_r),
+                      "conv2d forward descriptor"));
+    TRY(mxd_prim_create_first(b, &p->fwd, alternatives, 2, NULL, "conv2d forward"));
     TRY(mxd_port_init(b, &p->f_src, &m.src, mxd_md(&p->fwd, dnnl_query_src_md), 0, 0));
     TRY(mxd_port_init(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
     if (bias) TRY(mxd_port_init(b, &p->f_bias, &m.bias, mxd_md_at(&p->fwd, dnnl_query_weights_md, 1), 0, 0));
     TRY(mxd_port_init(b, &p->f_dst, &m.dst, mxd_md(&p->fwd, dnnl_query_dst_md), 1, 0));
     if (p->opt.inference_only) return mxd_plan_finish(b);
 
-    TRY(mxd_check(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &m.q_fsrc, &m.q_wei,
-                                                           &m.q_dst, m.strides, m.pad_l, m.pad_r),
-                  "conv2d backward data descriptor"));
-    TRY(mxd_prim_create(b, &p->bwd_data, &cd, p->fwd.pd, "conv2d backward data"));
+    for (int k = 0; k < 2; k++)
+        TRY(mxd_check(dnnl_convolution_backward_data_desc_init(
+                          &cd[k], algorithm(k ? MX_DNNL_CONV_DIRECT : p->opt.bwd_data_algorithm), &m.q_fsrc,
+                          &m.q_wei, &m.q_dst, m.strides, m.pad_l, m.pad_r),
+                      "conv2d backward data descriptor"));
+    TRY(mxd_prim_create_first(b, &p->bwd_data, alternatives, 2, p->fwd.pd, "conv2d backward data"));
     TRY(mxd_port_init(b, &p->d_ddst, &m.dst, mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), 0, 0));
     TRY(mxd_port_init(b, &p->d_wei, &m.wei, mxd_md(&p->bwd_data, dnnl_query_weights_md), 0, 0));
     TRY(mxd_port_init(b, &p->d_dsrc, &m.src, mxd_md(&p->bwd_data, dnnl_query_diff_src_md), 1, 0));
 
-    TRY(mxd_check(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &m.q_src, &m.q_fwei,
-                                                              bias ? &m.bias : NULL, &m.q_dst, m.strides, m.pad_l,
-                                                              m.pad_r),
-                  "conv2d backward weights descriptor"));
-    TRY(mxd_prim_create(b, &p->bwd_weights, &cd, p->fwd.pd, "conv2d backward weights"));
+    for (int k = 0; k < 2; k++)
+        TRY(mxd_check(dnnl_convolution_backward_weights_desc_init(
+                          &cd[k], algorithm(k ? MX_DNNL_CONV_DIRECT : p->opt.bwd_weights_algorithm), &m.q_src,
+                          &m.q_fwei, bias ? &m.bias : NULL, &m.q_dst, m.strides, m.pad_l, m.pad_r),
+                      "conv2d backward weights descriptor"));
+    TRY(mxd_prim_create_first(b, &p->bwd_weights, alternatives, 2, p->fwd.pd, "conv2d backward weights"));
     TRY(mxd_port_init(b, &p->w_src, &m.src, mxd_md(&p->bwd_weights, dnnl_query_src_md), 0, 0));
     TRY(mxd_port_init(b, &p->w_ddst, &m.dst, mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), 0, 0));
     TRY(mxd_port_init(b, &p->w_dwei, &m.wei, mxd_md(&p->bwd_weights, dnnl_query_diff_weights_md), 1, 1));
@@ -131,8 +142,11 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
     if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
     if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
                 (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16) ||
-                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW16C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW16C))
-        return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout or precision");
+                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW16C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW16C ||
+                (unsigned)opt->fwd_algorithm > MX_DNNL_CONV_WINOGRAD ||
+                (unsigned)opt->bwd_data_algorithm > MX_DNNL_CONV_WINOGRAD ||
+                (unsigned)opt->bwd_weights_algorithm > MX_DNNL_CONV_WINOGRAD))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout, precision or algorithm");
     if (opt && ((opt->src_layout == MX_DNNL_ACT_NCHW16C && d->in_channels % 16) ||
                 (opt->dst_layout == MX_DNNL_ACT_NCHW16C && d->out_channels % 16)))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: nChw16c needs a multiple of 16 channels");

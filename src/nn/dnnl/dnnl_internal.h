@@ -47,6 +47,11 @@ mx_status mxd_attr(dnnl_primitive_attr_t *attr);
  * the scratchpad size in plan. */
 mx_status mxd_prim_create(mxd_plan *plan, mxd_prim *pr, const void *op_desc, const_dnnl_primitive_desc_t hint,
                           const char *what);
+/* As mxd_prim_create with the first of op_descs[0..count) that oneDNN
+ * implements (the others are alternatives in order of preference, e.g. a
+ * Winograd convolution and its direct fallback). */
+mx_status mxd_prim_create_first(mxd_plan *plan, mxd_prim *pr, const void *const *op_descs, size_t count,
+                                const_dnnl_primitive_desc_t hint, const char *what);
 void mxd_prim_destroy(mxd_prim *pr);
 /* The pd's memory descriptor for `what` (dnnl_query_src_md ...). */
 const dnnl_memory_desc_t *mxd_md(const mxd_prim *pr, dnnl_query_t what);
