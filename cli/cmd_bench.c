@@ -103,9 +103,9 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
         for (size_t i = 0; i < batches * batch; i++) idx[i] = (uint32_t)(i % train->n);
         mx_dataset_gather(train, nz, idx, batches * batch, x, labels);
         mx_model_set_training(model, 0);
-        mx_model_forward(model, x, batch);
+        mx_model_predict(model, x, batch);
         double start = mx_now_seconds();
-        for (size_t k = 0; k < batches; k++) mx_model_forward(model, x + k * batch * dim, batch);
+        for (size_t k = 0; k < batches; k++) mx_model_predict(model, x + k * batch * dim, batch);
         rate = (double)(batches * batch) / (mx_now_seconds() - start);
     }
     free(x);

@@ -560,6 +560,82 @@ static void test_mlp(void)
     CHECK(strstr(mx_error_message(), "ref or cpu") != NULL);
 }
 
+/* mx_model_predict against the eval-mode forward on the cpu backend (its
+ * folded batch norms, sum and ReLU post-ops), after training steps have moved
+ * the running statistics and with gamma and beta away from 1 and 0: logits
+ * within RTOL, the same bits on every call and at every batch size's own
+ * plans, the mode left as it was; on the reference backend, the forward's bits. */
+static void test_predict(void)
+{
+    static const struct {
+        const char *arch;
+        size_t c, h, w, classes, batch;
+        int folds_bn, fuses_add;  /* lenet5 has no batch norm; pre-activation blocks add after a plain conv */
+    } cases[] = {
+        {"lenet5", 1, 28, 28, 10, 5, 0, 0},   {"resnet20", 1, 28, 28, 10, 5, 1, 1},
+        {"resnet20", 3, 16, 16, 5, 4, 1, 1},  {"preact18", 1, 12, 12, 10, 4, 1, 0},
+        {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0}, {"resnet50", 3, 32, 32, 6, 2, 1, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t B = cases[k].batch, C = cases[k].classes, d = cases[k].c * cases[k].h * cases[k].w;
+        mx_model *m = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, C, B, MX_BACKEND_CPU);
+        mx_model *r = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, C, B, MX_BACKEND_REF);
+        float *x = malloc(B * d * sizeof *x), *y = malloc(B * C * sizeof *y), *dl = malloc(B * C * sizeof *dl);
+        float *eval = malloc(B * C * sizeof *eval), *pred = malloc(B * C * sizeof *pred);
+        if (!m || !r || !x || !y || !dl || !eval || !pred) {
+            CHECK(0);
+            goto next;
+        }
+        mx_model_init_params(m, 40 + k);
+        mx_rng rng;
+        mx_rng_init(&rng, 50 + k, 0);
+        /* Batch-norm affine parameters off their defaults, then two SGD steps. */
+        const mx_param_info *tab;
+        size_t nt = mx_model_param_tensors(m, &tab);
+        float *params = mx_model_params(m), *grads = mx_model_grads(m);
+        for (size_t t = 0; t < nt; t++)
+            if (tab[t].ndim == 1)
+                for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(&rng);
+        for (int step = 0; step < 2; step++) {
+            random_fill(&rng, x, B * d);
+            random_targets(&rng, y, B, C);
+            const float *logits = mx_model_forward(m, x, B);
+            mx_softmax_xent(logits, y, B, C, dl);
+            mx_model_backward(m, dl, B);
+            for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
+        }
+        size_t folded = 0, summed = 0;
+        const cnn_graph *g = ((const struct mx_model *)m)->impl;
+        for (size_t j = 0; j < g->num_nodes; j++) folded += g->nodes[j].fold_bn >= 0, summed += g->nodes[j].fold_add >= 0;
+        CHECK((folded > 0) == cases[k].folds_bn);
+        CHECK((summed > 0) == cases[k].fuses_add);
+        random_fill(&rng, x, B * d);
+        double worst = 0;
+        for (size_t n = B; n >= B - 1; n--) {
+            mx_model_set_training(m, 0);
+            memcpy(eval, mx_model_forward(m, x, n), n * C * sizeof *eval);
+            mx_model_set_training(m, 1);
+            memcpy(pred, mx_model_predict(m, x, n), n * C * sizeof *pred);
+            CHECK(mx_model_is_training(m) == 1);
+            double e = norm_error(pred, eval, n * C);
+            if (e > worst) worst = e;
+            CHECK(e <= RTOL);
+            CHECK(memcmp(pred, mx_model_predict(m, x, n), n * C * sizeof *pred) == 0);
+        }
+        printf("  %-12s %zux%zux%zu: %zu batch norms folded into convolutions, %zu residual adds as add post-ops; "
+               "logits %.1e from the eval forward (norm-wise)\n",
+               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, folded, summed, worst);
+        /* The reference backend's predict is its eval forward, bit for bit. */
+        CHECK_OK(mx_model_copy_state(r, m));
+        mx_model_set_training(r, 0);
+        memcpy(eval, mx_model_forward(r, x, B), B * C * sizeof *eval);
+        CHECK(memcmp(eval, mx_model_predict(r, x, B), B * C * sizeof *eval) == 0);
+    next:
+        mx_model_free(m), mx_model_free(r);
+        free(x), free(y), free(dl), free(eval), free(pred);
+    }
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -576,5 +652,7 @@ int main(void)
     test_checkpoint();
     printf("mlp\n");
     test_mlp();
+    printf("predict\n");
+    test_predict();
     CHECK_DONE();
 }

@@ -87,6 +87,13 @@ typedef struct {
     mx_dnnl_precision precision;
     mx_dnnl_act_layout src_layout, dst_layout;  /* the caller's x / dx and y / dy */
     mx_dnnl_conv_algorithm fwd_algorithm, bwd_data_algorithm, bwd_weights_algorithm;
+    /* Inference-only plans: y = relu?(conv(x) + bias + (post_add ? addend
+     * : 0)), oneDNN's binary-add and eltwise post-ops, so a residual add and
+     * a ReLU cost no pass of their own (mx_dnnl_conv2d_forward_add). The
+     * addend is read in y's layout, which must be the one the primitive
+     * writes (nChw16c for a blocked plan with 16-multiple output channels):
+     * MX_ERR_ARG otherwise. */
+    int post_add, post_relu;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
@@ -102,6 +109,10 @@ const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which);
 /* y = conv(x, weight) + bias: bias non-NULL exactly when the plan has_bias. */
 mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                  const float *bias, float *y);
+/* The same for a plan with post_add: y = relu?(conv(x, weight) + bias + addend),
+ * addend in y's layout; NULL exactly when the plan has no post_add. */
+mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                     const float *bias, const float *addend, float *y);
 /* dx (backward data) and dweight, dbias (backward weights) from dy; each may
  * be NULL; dbias only for a plan with has_bias. */
 mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,

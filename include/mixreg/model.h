@@ -121,6 +121,15 @@ void mx_model_init_params(mx_model *model, uint64_t seed);
  * forward. Keeps what backward needs. n <= max_batch. */
 const float *mx_model_forward(mx_model *model, const float *x, size_t n);
 
+/* Eval-mode logits (whatever the mode; it is left as it was) for inference
+ * only: nothing is kept for a backward, which must not follow (it aborts).
+ * On the cpu backend a convolution absorbs the batch norm after it (folded
+ * into its weights and bias, as PyTorch's fuse_conv_bn_eval), the residual
+ * add and the ReLU after that (oneDNN post-ops), so the logits are the eval
+ * forward's up to float32 rounding (1e-5 relative), not bit for bit.
+ * Evaluation (mx_predict_logits) runs on it. */
+const float *mx_model_predict(mx_model *model, const float *x, size_t n);
+
 /* Gradients of the loss w.r.t. every parameter, given d loss / d logits of the
  * last forward; overwrites the gradient array (no separate zero-grad step). */
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n);

@@ -102,7 +102,7 @@ void mx_predict_logits(mx_model *model, const mx_rescale_stats *stats, const flo
         input = scratch;
     }
     mx_model_set_training(model, 0);
-    const float *out = mx_model_forward(model, input, n);
+    const float *out = mx_model_predict(model, input, n);
     size_t classes = mx_model_get_spec(model)->num_classes;
     memcpy(logits, out, n * classes * sizeof(float));
     if (stats) mx_rescale_logits(stats, logits, n);

@@ -1,5 +1,6 @@
 /* Running the CNN layer graph: initialisation, forward and backward, each a
  * walk over the node list with buffers planned by cnn_graph.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,75 +155,132 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
     return cpu && relu;
 }
 
+/* Node nd's forward (ReLU included) in the model's mode, on its plans pl
+ * (NULL: the reference layers). */
+static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node_plan *pl, size_t n, double *t)
+{
+    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[nd->out];
+    const float *X = tensor_data(g, nd->in);
+    float *Y = out->data;
+    const size_t hw = in->h * in->w, count = n * out->size;
+    int relu_done = 0;
+    switch (nd->op) {
+    case CNN_CONV:
+        if (pl && pl->conv)
+            must(mx_dnnl_conv2d_forward(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y));
+        else
+            mx_conv2d_forward(&nd->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y, g->workspace);
+        break;
+    case CNN_BN:
+        relu_done = bn_forward(m, g, nd, pl != NULL, n, X, Y);
+        break;
+    case CNN_ADD:
+        if (pl) cnn_cpu_add_forward(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu);
+        else mx_add_forward(count, X, tensor_data(g, nd->in2), Y);
+        break;
+    case CNN_MAXPOOL:
+        if (pl && pl->pool) must(mx_dnnl_pool2d_forward(pl->pool, n, X, Y, nd->argmax));
+        else mx_maxpool2d_forward(&nd->pool, n, X, Y, nd->argmax);
+        break;
+    case CNN_GAP:
+        if (pl && in->blocked) cnn_cpu_gap_forward_blocked(n, in->c, hw, X, Y);
+        else mx_global_avgpool_forward(n, in->c, hw, X, Y);
+        break;
+    case CNN_LINEAR:
+        if (pl && pl->linear)
+            must(mx_dnnl_linear_forward(pl->linear, n, X, param(m, nd->weight), param(m, nd->bias), Y));
+        else
+            mx_linear_forward(n, in->size, out->size, X, param(m, nd->weight), param(m, nd->bias), Y);
+        break;
+    case CNN_DROPOUT:
+        if (m->training) {
+            mx_rng rng;
+            rng_load(m, g, &rng);
+            if (pl && in->blocked) cnn_cpu_dropout_forward_blocked(n, in->c, hw, nd->p, &rng, X, Y, nd->mask);
+            else mx_dropout_forward(count, nd->p, &rng, X, Y, nd->mask);
+            rng_store(m, g, &rng);
+        } else {
+            memcpy(Y, X, count * sizeof(float));
+        }
+        break;
+    }
+    charge(g, (int)nd->op, 0, t);
+    if (nd->relu && !relu_done) {
+        if (pl) cnn_cpu_relu_forward(count, Y);
+        else mx_relu_forward(count, Y, Y);
+        charge(g, CNN_PROF_RELU, 0, t);
+    }
+}
+
 const float *cnn_forward(mx_model *m, const float *x, size_t n)
 {
     cnn_graph *g = m->impl;
     g->input = x;
     g->fwd_training = m->training;
+    g->fwd_inference = 0;
     /* The backward runs on the same plans (or the same reference layers). With
      * plans, every node has an entry (its oneDNN plans, or none: then the cpu
      * backend's own kernels where it has them, else the reference layer), and
      * tensors marked blocked are nChw16c; without (the reference layers, or a
      * batch size whose plans could not be made) every tensor is NCHW. */
-    const cnn_plan_set *plans = g->backend == MX_BACKEND_CPU ? cnn_dnnl_plans(g, n) : NULL;
+    const cnn_plan_set *plans = g->backend == MX_BACKEND_CPU ? cnn_dnnl_plans(g, n, 0) : NULL;
     g->fwd_plans = plans;
+    double t = g->profile ? now_s() : 0;
+    g->prof_calls[0]++;
+    for (size_t k = 0; k < g->num_nodes; k++) forward_node(m, g, &g->nodes[k], plans ? &plans->node[k] : NULL, n, &t);
+    return g->tensors[g->nodes[g->num_nodes - 1].out].data;
+}
+
+/* Convolution nd's weights and bias with the batch norm after it folded in,
+ * as PyTorch's fuse_conv_bn_eval: a = gamma / sqrt(running_var + eps),
+ * w' = a w per output channel, b' = beta + a (b - running_mean). */
+static void fold_batch_norm(mx_model *m, const cnn_graph *g, const cnn_node *nd, float *w, float *b)
+{
+    const cnn_node *bn = &g->nodes[nd->fold_bn];
+    const size_t out = nd->conv.out_channels, per = m->tensors[nd->weight].numel / out;
+    const float *wsrc = param(m, nd->weight), *bsrc = param(m, nd->bias);
+    const float *gamma = param(m, bn->weight), *beta = param(m, bn->bias);
+    const float *mean = buffer(m, bn->buffer), *var = buffer(m, bn->buffer + 1);
+    for (size_t o = 0; o < out; o++) {
+        const double a = (double)gamma[o] / sqrt((double)var[o] + MX_BN_EPS);
+        for (size_t i = 0; i < per; i++) w[o * per + i] = (float)(a * wsrc[o * per + i]);
+        b[o] = (float)(beta[o] + a * ((bsrc ? bsrc[o] : 0.0) - mean[o]));
+    }
+}
+
+const float *cnn_predict(mx_model *m, const float *x, size_t n)
+{
+    cnn_graph *g = m->impl;
+    const int training = m->training;
+    m->training = 0;
+    const cnn_plan_set *plans = g->backend == MX_BACKEND_CPU ? cnn_dnnl_plans(g, n, 1) : NULL;
+    if (!plans) {
+        const float *out = cnn_forward(m, x, n);
+        m->training = training;
+        return out;
+    }
+    g->input = x;
+    g->fwd_training = 0;
+    g->fwd_inference = 1;
+    g->fwd_plans = NULL;
     double t = g->profile ? now_s() : 0;
     g->prof_calls[0]++;
     for (size_t k = 0; k < g->num_nodes; k++) {
         cnn_node *nd = &g->nodes[k];
-        const cnn_node_plan *pl = plans ? &plans->node[k] : NULL;
-        const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[nd->out];
-        const float *X = tensor_data(g, nd->in);
-        float *Y = out->data;
-        const size_t hw = in->h * in->w, count = n * out->size;
-        int relu_done = 0;
-        switch (nd->op) {
-        case CNN_CONV:
-            if (pl && pl->conv)
-                must(mx_dnnl_conv2d_forward(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y));
-            else
-                mx_conv2d_forward(&nd->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y, g->workspace);
-            break;
-        case CNN_BN:
-            relu_done = bn_forward(m, g, nd, pl != NULL, n, X, Y);
-            break;
-        case CNN_ADD:
-            if (pl) cnn_cpu_add_forward(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu);
-            else mx_add_forward(count, X, tensor_data(g, nd->in2), Y);
-            break;
-        case CNN_MAXPOOL:
-            if (pl && pl->pool) must(mx_dnnl_pool2d_forward(pl->pool, n, X, Y, nd->argmax));
-            else mx_maxpool2d_forward(&nd->pool, n, X, Y, nd->argmax);
-            break;
-        case CNN_GAP:
-            if (pl && in->blocked) cnn_cpu_gap_forward_blocked(n, in->c, hw, X, Y);
-            else mx_global_avgpool_forward(n, in->c, hw, X, Y);
-            break;
-        case CNN_LINEAR:
-            if (pl && pl->linear)
-                must(mx_dnnl_linear_forward(pl->linear, n, X, param(m, nd->weight), param(m, nd->bias), Y));
-            else
-                mx_linear_forward(n, in->size, out->size, X, param(m, nd->weight), param(m, nd->bias), Y);
-            break;
-        case CNN_DROPOUT:
-            if (m->training) {
-                mx_rng rng;
-                rng_load(m, g, &rng);
-                if (pl && in->blocked) cnn_cpu_dropout_forward_blocked(n, in->c, hw, nd->p, &rng, X, Y, nd->mask);
-                else mx_dropout_forward(count, nd->p, &rng, X, Y, nd->mask);
-                rng_store(m, g, &rng);
-            } else {
-                memcpy(Y, X, count * sizeof(float));
-            }
-            break;
+        const cnn_node_plan *pl = &plans->node[k];
+        if (nd->fused) continue;
+        if (nd->op != CNN_CONV || nd->fold_bn < 0) {
+            forward_node(m, g, nd, pl, n, &t);
+            continue;
         }
-        charge(g, (int)nd->op, 0, &t);
-        if (nd->relu && !relu_done) {
-            if (pl) cnn_cpu_relu_forward(count, Y);
-            else mx_relu_forward(count, Y, Y);
-            charge(g, CNN_PROF_RELU, 0, &t);
-        }
+        float *Y = g->tensors[nd->pred_out].data;
+        float *w = g->fold, *b = g->fold + m->tensors[nd->weight].numel;
+        fold_batch_norm(m, g, nd, w, b);
+        const float *addend = nd->fold_add >= 0 ? tensor_data(g, nd->sum_in) : NULL;
+        must(mx_dnnl_conv2d_forward_add(pl->conv, n, tensor_data(g, nd->in), w, b, addend, Y));
+        charge(g, CNN_CONV, 0, &t);
     }
+    m->training = training;
     return g->tensors[g->nodes[g->num_nodes - 1].out].data;
 }
 
@@ -287,6 +345,10 @@ static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
     cnn_graph *g = m->impl;
+    if (g->fwd_inference) {
+        fprintf(stderr, "mixreg: internal error: a backward after mx_model_predict (it keeps nothing for one)\n");
+        abort();
+    }
     const cnn_plan_set *plans = g->fwd_plans;
     double t = g->profile ? now_s() : 0;
     g->prof_calls[1]++;

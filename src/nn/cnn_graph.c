@@ -290,7 +290,7 @@ static void cnn_destroy(mx_model *m)
     m->impl = NULL;
 }
 
-static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward, cnn_backward, cnn_destroy};
+static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward, cnn_predict, cnn_backward, cnn_destroy};
 
 mx_status mx_cnn_create(mx_model *m)
 {

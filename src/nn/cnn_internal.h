@@ -43,6 +43,16 @@ typedef struct {
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
     uint8_t *mask;                   /* dropout, training mode */
+    /* Inference on the cpu backend (cnn_predict; cnn_cpu.c plan_fusion): a
+     * convolution absorbs the batch norm after it (folded into its weights
+     * and bias), then the residual add after that (oneDNN's binary add
+     * post-op with the add's other input) and the last one's ReLU (eltwise
+     * post-op); the absorbed nodes are skipped. */
+    int fold_bn, fold_add;           /* conv: the node indices absorbed, -1 none */
+    int fused;                       /* BN / ADD: runs inside an earlier convolution */
+    int pred_out;                    /* conv: the tensor the fused convolution writes */
+    int sum_in;                      /* conv with fold_add: the add's other input */
+    int pred_relu;                   /* conv: the ReLU that ends the fused chain */
 } cnn_node;
 
 typedef struct {
@@ -63,12 +73,14 @@ typedef struct {
 } cnn_node_plan;
 
 /* Every node's plans for batch size n: the model's max batch, made when the
- * model is created, and up to two other sizes (an epoch's last partial batch,
- * an evaluation's), made at their first forward and replaced least recently
- * used first. */
-#define CNN_PLAN_SETS 3
+ * model is created, and up to three other (size, training or inference)
+ * sets (an epoch's last partial batch, an evaluation's full and last
+ * batches), made at their first forward and replaced least recently used
+ * first. */
+#define CNN_PLAN_SETS 4
 typedef struct {
     size_t n;                    /* 0: an empty slot */
+    int inference;               /* cnn_predict's plans: inference-only convolutions with the fusions */
     unsigned long last_use;
     cnn_node_plan *node;         /* num_nodes entries */
 } cnn_plan_set;
@@ -89,6 +101,8 @@ typedef struct {
     size_t largest;              /* largest per-sample tensor size */
     const float *input;          /* the last forward's input */
     int fwd_training;            /* the mode the last forward ran in */
+    int fwd_inference;           /* the last forward was cnn_predict's: no backward */
+    float *fold;                 /* cpu backend: one convolution's folded weights and bias */
     size_t rng_buffer;           /* with dropout: the buffer "mixreg.rng.dropout" holding the
                                     generator's state (so checkpoints carry it), else CNN_NONE */
     mx_backend backend;
@@ -132,9 +146,10 @@ size_t cnn_cpu_bn_channels(const cnn_graph *g);
  * model's max batch (after cnn_plan). */
 mx_status cnn_dnnl_init(cnn_graph *g);
 void cnn_dnnl_free(cnn_graph *g);
-/* The plan set for batch n, made now if it is new; NULL when that fails (a
- * note on stderr, once): the forward then runs on the reference layers. */
-const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n);
+/* The plan set for batch n (inference: cnn_predict's), made now if it is
+ * new; NULL when that fails (a note on stderr, once): the forward then runs
+ * on the reference layers. */
+const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference);
 
 /* The cpu backend's threaded kernels (results independent of the thread
  * count). ReLU semantics as mx_relu_forward / mx_relu_backward; `relu` fuses
@@ -197,6 +212,8 @@ void cnn_init_params(mx_model *m, uint64_t seed);
 /* Running statistics to their defaults, the dropout generator to the seed's stream. */
 void cnn_reset_buffers(mx_model *m, uint64_t seed);
 const float *cnn_forward(mx_model *m, const float *x, size_t n);
+/* Eval-mode logits with the inference fusions (mx_model_predict). */
+const float *cnn_predict(mx_model *m, const float *x, size_t n);
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
 /* The MIXREG_PROFILE table, on stderr. */
 void cnn_profile_report(const cnn_graph *g);

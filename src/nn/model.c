@@ -241,6 +241,16 @@ const float *mx_model_forward(mx_model *model, const float *x, size_t n)
     return model->ops->forward(model, x, n);
 }
 
+const float *mx_model_predict(mx_model *model, const float *x, size_t n)
+{
+    if (model->ops->predict) return model->ops->predict(model, x, n);
+    const int training = model->training;
+    model->training = 0;
+    const float *out = model->ops->forward(model, x, n);
+    model->training = training;
+    return out;
+}
+
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n)
 {
     model->ops->backward(model, dlogits, n, NULL);

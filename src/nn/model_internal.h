@@ -8,6 +8,8 @@
 typedef struct {
     void (*init_params)(mx_model *model, uint64_t seed);
     const float *(*forward)(mx_model *model, const float *x, size_t n);
+    /* Eval-mode logits with nothing kept for a backward; NULL: forward in eval mode. */
+    const float *(*predict)(mx_model *model, const float *x, size_t n);
     /* dx may be NULL (parameter gradients only). */
     void (*backward)(mx_model *model, const float *dlogits, size_t n, float *dx);
     void (*destroy)(mx_model *model);

@@ -86,15 +86,22 @@ static mx_status prim_from_pd(mxd_plan *plan, mxd_prim *pr, const char *what)
 mx_status mxd_prim_create(mxd_plan *plan, mxd_prim *pr, const void *op_desc, const_dnnl_primitive_desc_t hint,
                           const char *what)
 {
-    return mxd_prim_create_first(plan, pr, &op_desc, 1, hint, what);
+    return mxd_prim_create_first(plan, pr, &op_desc, 1, hint, NULL, what);
 }
 
 mx_status mxd_prim_create_first(mxd_plan *plan, mxd_prim *pr, const void *const *op_descs, size_t count,
-                                const_dnnl_primitive_desc_t hint, const char *what)
+                                const_dnnl_primitive_desc_t hint, const_dnnl_post_ops_t post_ops, const char *what)
 {
     dnnl_primitive_attr_t attr;
     mx_status st = mxd_attr(&attr);
     if (st != MX_OK) return st;
+    if (post_ops) {
+        st = mxd_check(dnnl_primitive_attr_set_post_ops(attr, post_ops), what);
+        if (st != MX_OK) {
+            dnnl_primitive_attr_destroy(attr);
+            return st;
+        }
+    }
     dnnl_status_t made = dnnl_unimplemented;
     for (size_t i = 0; i < count && made == dnnl_unimplemented; i++)
         made = dnnl_primitive_desc_create(&pr->pd, op_descs[i], attr, plan->ctx->engine, hint);

@@ -49,9 +49,9 @@ mx_status mxd_prim_create(mxd_plan *plan, mxd_prim *pr, const void *op_desc, con
                           const char *what);
 /* As mxd_prim_create with the first of op_descs[0..count) that oneDNN
  * implements (the others are alternatives in order of preference, e.g. a
- * Winograd convolution and its direct fallback). */
+ * Winograd convolution and its direct fallback), and post_ops (NULL: none). */
 mx_status mxd_prim_create_first(mxd_plan *plan, mxd_prim *pr, const void *const *op_descs, size_t count,
-                                const_dnnl_primitive_desc_t hint, const char *what);
+                                const_dnnl_primitive_desc_t hint, const_dnnl_post_ops_t post_ops, const char *what);
 void mxd_prim_destroy(mxd_prim *pr);
 /* The pd's memory descriptor for `what` (dnnl_query_src_md ...). */
 const dnnl_memory_desc_t *mxd_md(const mxd_prim *pr, dnnl_query_t what);
