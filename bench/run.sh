@@ -4,7 +4,7 @@
 # alternating them ROUNDS times; prints each JSON line with the peak RSS of the
 # process added, then the median ratio.
 #   bench/run.sh [MODEL] [ROUNDS]      e.g. bench/run.sh mlp 3
-# Environment: THREADS (2), MIXREG_BIN, MIXREG_FLAGS (e.g. "--backend ref"),
+# Environment: THREADS (2), STEPS (200), WARMUP (20), MIXREG_BIN, MIXREG_FLAGS (e.g. "--backend ref"),
 # PEER, PEER_FLAGS (e.g. "--channels-last").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ BIN=${MIXREG_BIN:-build/mixreg}
 PEER=${PEER:-../shared/bench/torch_peer.py}
 PEER_FLAGS=${PEER_FLAGS:-}
 MIXREG_FLAGS=${MIXREG_FLAGS:-}
+STEPS=${STEPS:-200}
+WARMUP=${WARMUP:-20}
 
 # Runs a command, appends "peak_rss_mib" (the child's maximum resident set) to its JSON line.
 with_rss() {
@@ -30,9 +32,9 @@ PY
 results=$(mktemp)
 for _ in $(seq "$ROUNDS"); do
     # shellcheck disable=SC2086
-    with_rss "$BIN" bench --model "$MODEL" --threads "$THREADS" --batch 128 --steps 200 --warmup 20 $MIXREG_FLAGS | tee -a "$results"
+    with_rss "$BIN" bench --model "$MODEL" --threads "$THREADS" --batch 128 --steps "$STEPS" --warmup "$WARMUP" $MIXREG_FLAGS | tee -a "$results"
     # shellcheck disable=SC2086
-    with_rss /usr/bin/python3 "$PEER" --model "$MODEL" --threads "$THREADS" --batch 128 --steps 200 --warmup 20 $PEER_FLAGS | tee -a "$results"
+    with_rss /usr/bin/python3 "$PEER" --model "$MODEL" --threads "$THREADS" --batch 128 --steps "$STEPS" --warmup "$WARMUP" $PEER_FLAGS | tee -a "$results"
 done
 /usr/bin/python3 - "$results" <<'PY'
 import json, statistics, sys

@@ -220,22 +220,83 @@ static mx_status assign_slots(cnn_graph *g)
     return st;
 }
 
+/* Whether a backward reads tensor t's values (not only its gradient):
+ * convolution, linear and batch-norm layers read their input; a layer with a
+ * ReLU (batch norm's fused one included) reads its output; the logits are the
+ * caller's until the next forward. Max pooling and dropout keep their own
+ * index and mask; add and average pooling read nothing. */
+static int backward_reads(const cnn_graph *g, int t)
+{
+    if (t == g->nodes[g->num_nodes - 1].out) return 1;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->out == t && nd->relu) return 1;
+        if ((nd->in == t || nd->in2 == t) && (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN))
+            return 1;
+    }
+    return 0;
+}
+
+/* Tensors no backward reads need their values only while the forward walks
+ * from their producer to their last reader, so they share a few buffers
+ * (preact18's block outputs before the residual add: 100 MiB at batch 128).
+ * A tensor holds its buffer from two nodes before its producer, because
+ * cnn_predict's fused convolutions write a batch norm's or residual add's
+ * output there; and a node's output never shares with its inputs. Returns
+ * the number of shared buffers; size[b] their element counts per sample. */
+static size_t plan_shared(cnn_graph *g, size_t *size)
+{
+    const size_t T = g->num_tensors, N = g->num_nodes;
+    size_t count = 0;
+    long *busy_until = calloc(T, sizeof *busy_until);  /* per buffer: the last node its tensor is read at */
+    if (!busy_until) return 0;                          /* no sharing: every tensor keeps its own buffer */
+    for (size_t k = 0; k < N; k++) {
+        const int t = g->nodes[k].out;
+        g->tensors[t].shared = -1;
+        if (backward_reads(g, t)) continue;
+        long last = (long)k;
+        for (size_t j = k + 1; j < N; j++)
+            if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = (long)j;
+        const long start = (long)k - 2;
+        size_t b = 0;
+        while (b < count && busy_until[b] >= start) b++;
+        if (b == count) size[count++] = 0;
+        busy_until[b] = last;
+        if (g->tensors[t].size > size[b]) size[b] = g->tensors[t].size;
+        g->tensors[t].shared = (int)b;
+    }
+    free(busy_until);
+    return count;
+}
+
 static mx_status plan_arena(cnn_graph *g)
 {
     const size_t B = g->model->max_batch;
     if (g->largest > SIZE_MAX / sizeof(float) / B / 4)
         return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", B);
     g->slots = calloc(g->num_slots ? g->num_slots : 1, sizeof *g->slots);
-    if (!g->slots) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    size_t *shared_size = calloc(g->num_tensors, sizeof *shared_size);
+    float **shared = calloc(g->num_tensors, sizeof *shared);
+    if (!g->slots || !shared_size || !shared) {
+        free(shared_size), free(shared);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    const size_t num_shared = plan_shared(g, shared_size);
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 0) {
             mx_arena_measure(&g->arena);
         } else {
             mx_status st = mx_arena_commit(&g->arena);
-            if (st != MX_OK) return mx_error_wrap(st, "network buffers for batch %zu", B);
+            if (st != MX_OK) {
+                free(shared_size), free(shared);
+                return mx_error_wrap(st, "network buffers for batch %zu", B);
+            }
         }
+        for (size_t b = 0; b < num_shared; b++) shared[b] = mx_arena_alloc(&g->arena, B * shared_size[b] * sizeof(float));
         for (size_t t = 1; t < g->num_tensors; t++)
-            g->tensors[t].data = mx_arena_alloc(&g->arena, B * g->tensors[t].size * sizeof(float));
+            g->tensors[t].data = g->tensors[t].shared >= 0
+                                     ? shared[g->tensors[t].shared]
+                                     : mx_arena_alloc(&g->arena, B * g->tensors[t].size * sizeof(float));
         for (size_t k = 0; k < g->num_nodes; k++) {
             cnn_node *nd = &g->nodes[k];
             if (nd->op == CNN_BN) {
@@ -253,6 +314,7 @@ static mx_status plan_arena(cnn_graph *g)
         if (g->backend == MX_BACKEND_CPU)
             g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));
     }
+    free(shared_size), free(shared);
     for (size_t t = 1; t < g->num_tensors; t++)
         if (g->tensors[t].slot >= 0) g->tensors[t].grad = g->slots[g->tensors[t].slot];
     return MX_OK;

@@ -61,6 +61,8 @@ typedef struct {
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
+    int shared;                  /* its data is a buffer shared with other tensors alive at other
+                                    times: no backward reads it (cnn_graph.c plan_shared) */
 } cnn_tensor;
 
 /* The "cpu" backend's oneDNN plans of one node for one batch size (cnn_cpu.c);
