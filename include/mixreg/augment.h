@@ -26,7 +26,8 @@ typedef struct {
     size_t crop_width;   /* output size; 0 = the input's width */
     int hflip;           /* mirror left-right with probability 1/2 */
     int resized_crop;    /* RandomResizedCrop of the original image to the sample size (streamed
-                            image folders only; pad and crop sizes are then 0) */
+                            image folders only, by mx_augment_sample and mx_augment_gather; pad
+                            and crop sizes are then 0) */
 } mx_augment_config;
 /* A crop happens when the padded image is larger than the output, i.e. pad > 0
  * or a crop size below the image size; pad 0 with the default size is no crop. */

@@ -339,7 +339,7 @@ static mx_status gather_streamed(const mx_augment_config *cfg, uint64_t seed, ui
 mx_status mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
                             const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y)
 {
-    if (!ds->pixels) return gather_streamed(cfg, seed, epoch, ds, nz, idx, n, x, y);
+    if (ds->stream) return gather_streamed(cfg, seed, epoch, ds, nz, idx, n, x, y);
     if (cfg->resized_crop)
         return mx_error_set(MX_ERR_ARG, "--augment rrc needs the original images: a streamed image folder");
     size_t oh, ow;

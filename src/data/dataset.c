@@ -185,7 +185,7 @@ mx_status mx_normalizer_init(mx_normalizer *nz, size_t channels, const float *me
 mx_status mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x,
                             int32_t *y)
 {
-    if (!ds->pixels) {
+    if (ds->stream) {
         mx_augment_config none = mx_augment_config_none();
         return mx_augment_gather(&none, 0, 0, ds, nz, idx, n, x, y);
     }

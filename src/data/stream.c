@@ -143,7 +143,7 @@ static mx_status load(const mx_dataset *ds, size_t i, const recipe *r, uint8_t *
 
 mx_status mx_dataset_sample(const mx_dataset *ds, size_t i, uint8_t *scratch, const uint8_t **pixels)
 {
-    if (ds->pixels) {
+    if (!ds->stream) {
         *pixels = ds->pixels + i * mx_dataset_sample_size(ds);
         return MX_OK;
     }
