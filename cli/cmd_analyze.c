@@ -91,7 +91,7 @@ static mx_status load_samples(const mx_run *run, const char *data, size_t want, 
             st = mx_error_set(MX_ERR_NOMEM, "out of memory for %zu test samples", *n);
         } else {
             for (size_t i = 0; i < *n; i++) idx[i] = (uint32_t)i;
-            mx_dataset_gather(&test, &run->normalizer, idx, *n, *x, *labels);
+            st = mx_dataset_gather(&test, &run->normalizer, idx, *n, *x, *labels);
         }
         free(idx);
     }

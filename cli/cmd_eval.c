@@ -161,6 +161,7 @@ int cmd_eval(int argc, char **argv)
         request.class_map = &map;
     }
     if (st == MX_OK) st = mx_eval_report_compute(&run, &test, NULL, data, &request, &report);
+    mx_train_data_report(data, "test", &test);
     if (report.fit_n)
         snprintf(fit_note, sizeof fit_note, ", \"temperature_fit\": {\"n\": %zu, \"seen_in_training\": %s}", report.fit_n,
                  report.fit_seen_in_training ? "true" : "false");

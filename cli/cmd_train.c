@@ -21,7 +21,13 @@ static const char train_help[] =
     "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR  (default fashion-mnist)\n"
     "  --label fine|coarse      CIFAR-100 labels: 100 fine or 20 coarse classes (default fine)\n"
     "  --image-size S           image folders: shorter side to S*256/224, centre S x S crop (default 224)\n"
-    "  --skip-bad-images        image folders: leave out files that fail to decode, count them\n"
+    "  --skip-bad-images        image folders: leave out files that fail to decode (streamed: replace\n"
+    "                           each by the next image of its class), count them\n"
+    "  --stream auto|on|off     image folders: decode samples from disk as batches need them (on) or\n"
+    "                           all into memory first (off); auto streams a split larger than a quarter\n"
+    "                           of memory, and the training set with --augment rrc (default auto)\n"
+    "  --normalize computed|imagenet|M,M,M/S,S,S  input normalisation: per-channel mean/std computed\n"
+    "                           from the training data (default), torchvision's ImageNet values, or given\n"
     "  --model M                architecture (default mlp): mlp, logreg, lenet5, resnet20, resnet32,\n"
     "                           resnet56, resnet110, preact18, wrn-D-K (e.g. wrn-28-10), resnet50\n"
     "  --hidden W1,W2,...       MLP hidden widths (default 512,512)\n"
@@ -41,8 +47,9 @@ static const char train_help[] =
     "  --cutmix-switch-prob P   with both Mixup and CutMix on, the chance a batch uses CutMix (default 0.5)\n"
     "  --mix-prob P             the chance a batch is mixed at all (default 1)\n"
     "augmentation:\n"
-    "  --augment SPEC           none | flip | crop:PAD | crop:PAD,flip: per sample, seeded (default none;\n"
-    "                           CIFAR recipe crop:4,flip)\n"
+    "  --augment SPEC           none | flip | crop:PAD | crop:PAD,flip | rrc | rrc,flip: per sample, seeded\n"
+    "                           (default none; CIFAR recipe crop:4,flip; ImageNet recipe rrc,flip: random\n"
+    "                           resized crop of the original image to --image-size, image folders only)\n"
     "  --workers N              threads preparing the next batches while the model trains (default 0:\n"
     "                           in the training thread); results do not depend on N\n"
     "optimisation:\n"
@@ -143,6 +150,8 @@ static int resume_training(const char *dir, int threads)
     fflush(stdout);
     mx_train_result result;
     st = mx_train_resume(dir, threads, &train, &test, &result);
+    mx_train_data_report(cfg.data, "train", &train);
+    mx_train_data_report(cfg.data, "test", &test);
     mx_dataset_free(&train);
     mx_dataset_free(&test);
     return finish_training(st, &result, dir);
@@ -185,8 +194,12 @@ int cmd_train(int argc, char **argv)
     }
     mx_theta_stats theta;
     mx_theta_stats_compute(cfg.mixup.alpha, &theta);
-    printf("mixreg: training %s on %s (%zu train / %zu test, %zux%zux%zu, %zu classes), ", cfg.model.arch,
-            cfg.data, train.n, test.n, train.channels, train.height, train.width, train.num_classes);
+    printf("mixreg: training %s on %s (%zu train / %zu test, %zux%zux%zu, %zu classes%s), ", cfg.model.arch,
+            cfg.data, train.n, test.n, train.channels, train.height, train.width, train.num_classes,
+            train.stream && test.stream ? ", streamed from disk"
+            : train.stream              ? ", training set streamed from disk"
+            : test.stream               ? ", test set streamed from disk"
+                                        : "");
     if (cfg.mixup.alpha > 0)
         printf("mixup alpha %g (theta_bar %.4f), ", cfg.mixup.alpha, theta.theta_bar);
     else
@@ -196,6 +209,8 @@ int cmd_train(int argc, char **argv)
 
     mx_train_result result;
     st = mx_train_run(&cfg, &train, &test, &result);
+    mx_train_data_report(cfg.data, "train", &train);
+    mx_train_data_report(cfg.data, "test", &test);
     mx_dataset_free(&train);
     mx_dataset_free(&test);
     return finish_training(st, &result, cfg.out);

@@ -14,10 +14,12 @@ build() { # target sources...
 }
 build fuzz_safetensors src/core/error.c src/io/fileio.c src/io/safetensors.c
 build fuzz_idx src/core/error.c src/data/idx.c
-build fuzz_cifar src/core/error.c src/data/cifar.c src/data/dataset.c src/data/idx.c
+# dataset.c with what it calls for streamed datasets (decoding, augmentation).
+DATASET=(src/core/error.c src/core/rng.c src/io/fileio.c src/data/dataset.c src/data/idx.c src/data/subset.c
+         src/data/stream.c src/data/augment.c src/data/resized_crop.c src/data/folder.c src/data/image.c)
+build fuzz_cifar src/data/cifar.c "${DATASET[@]}"
 build fuzz_image src/core/error.c src/io/fileio.c src/data/image.c
-build fuzz_class_map src/core/error.c src/io/fileio.c src/data/image.c src/data/folder.c src/data/dataset.c src/data/idx.c \
-    src/data/subset.c src/core/rng.c
+build fuzz_class_map "${DATASET[@]}"
 # fuzz_image's seeds are encoded by libjpeg and libpng, with the test fixtures' encoders.
 clang -std=c11 -O1 -D_POSIX_C_SOURCE=200809L -Itests tests/fuzz/image_seeds.c -o "$OUT/image_seeds" \
     $(pkg-config --cflags --libs libjpeg libpng)

@@ -3,7 +3,12 @@ tests: DIR/{train,val}/<class>/<n>.png, classes told apart by colour and
 stripe direction, sizes varied so that the loader's resize and crop work.
 Pure Python (zlib + struct): no imaging library needed.
 
-usage: make_image_folder.py DIR [--per-class N] [--corrupt]"""
+--corrupt adds DIR/train/bee/zz-broken.png, which is no image; --jpeg adds
+DIR/train/bee/zz-photo.jpg, a 16x16 baseline JPEG of the bee class's stripes
+(its bytes are below); --corrupt-jpeg writes that file cut in half, a JPEG
+that fails to decode ("truncated JPEG").
+
+usage: make_image_folder.py DIR [--per-class N] [--corrupt] [--jpeg | --corrupt-jpeg]"""
 import os
 import struct
 import sys
@@ -17,6 +22,15 @@ def png_bytes(width, height, pixel):
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
+
+# Encoded once by PIL (quality 75) and kept here so no imaging library is needed.
+BEE_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f141d1a1f1e1d1a"
+    "1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffdb0043010909090c0b0c180d0d1832211c213232323232"
+    "323232323232323232323232323232323232323232323232323232323232323232323232323232323232323232ffc0001108001000100301"
+    "2200021101031101ffc400160001010100000000000000000000000000000406ffc4001e1000010109000000000000000000000000001401"
+    "0305546591a3d2e2ffc4001501010100000000000000000000000000000506ffc4001a110002020300000000000000000000000000010211"
+    "215191ffda000c03010002110311003f00cf27824e3fb37509e0938fecdd4a14d031f214d031f201923ee5b7d47fffd9")
 
 CLASSES = {
     "ant": lambda x, y, k: (200, 40 + (x * 7 + k) % 60, 30) if (x // 3) % 2 else (120, 20, 20),
@@ -39,6 +53,9 @@ def main():
     if "--corrupt" in sys.argv:
         with open(os.path.join(root, "train", "bee", "zz-broken.png"), "wb") as f:
             f.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    if "--jpeg" in sys.argv or "--corrupt-jpeg" in sys.argv:
+        with open(os.path.join(root, "train", "bee", "zz-photo.jpg"), "wb") as f:
+            f.write(BEE_JPEG if "--jpeg" in sys.argv else BEE_JPEG[:len(BEE_JPEG) // 2])
 
 
 if __name__ == "__main__":

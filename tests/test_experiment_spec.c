@@ -55,6 +55,28 @@ static void test_override(void)
     mx_experiment_free(&e);
 }
 
+/* --normalize's value holds commas but is one setting, as hidden's; stream is
+ * an ordinary key. Both come from the same flag table as the command line. */
+static void test_normalize_and_stream(void)
+{
+    mx_experiment e;
+    CHECK(mx_experiment_parse("n.conf", "data = folder:imgs\nnormalize = 0.5,0.4,0.3/0.25,0.2,0.1\nstream = on, off\n[m]\n",
+                              &e) == MX_OK);
+    CHECK(e.count == 2);
+    if (e.count == 2) {
+        CHECK(!strcmp(e.runs[0].config.normalize, "0.5,0.4,0.3/0.25,0.2,0.1"));
+        CHECK(e.runs[0].config.stream == MX_STREAMING_ON && e.runs[1].config.stream == MX_STREAMING_OFF);
+    }
+    mx_experiment_free(&e);
+    CHECK(mx_experiment_parse("n.conf", "[m]\nnormalize = imagenet\n", &e) == MX_OK);
+    if (e.count == 1) CHECK(!strcmp(e.runs[0].config.normalize, "imagenet"));
+    mx_experiment_free(&e);
+    CHECK(mx_experiment_parse("n.conf", "[m]\nnormalize = 0.5/0\n", &e) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "n.conf:2") && strstr(mx_error_message(), "must be > 0"));
+    CHECK(mx_experiment_parse("n.conf", "[m]\nstream = sometimes\n", &e) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "expected auto, on or off") != NULL);
+}
+
 static void expect_error(const char *text, const char *needle1, const char *needle2)
 {
     mx_experiment e;
@@ -92,6 +114,7 @@ int main(void)
 {
     test_grid();
     test_override();
+    test_normalize_and_stream();
     test_errors();
     CHECK_DONE();
 }

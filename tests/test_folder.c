@@ -18,25 +18,6 @@
 #include "mixreg/image.h"
 
 
-/* mkdir -p g_tmp/rel */
-static void make_dirs(const char *rel)
-{
-    char path[8192];
-    snprintf(path, sizeof path, "%s", tmp_path(rel));
-    for (char *p = path + strlen(g_tmp) + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-                fprintf(stderr, "mkdir %s: %s\n", path, strerror(errno));
-                exit(1);
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
-}
-
 /* A w x h PNG of the gradient shifted by `shift` (so files differ). */
 static void write_png(const char *rel, size_t w, size_t h, unsigned shift)
 {

@@ -68,4 +68,23 @@ __attribute__((unused)) static const char *tmp_path(const char *rel)
     return p;
 }
 
+/* mkdir -p g_tmp/rel */
+__attribute__((unused)) static void make_dirs(const char *rel)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s", tmp_path(rel));
+    for (char *p = path + strlen(g_tmp) + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                fprintf(stderr, "mkdir %s: %s\n", path, strerror(errno));
+                exit(1);
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
+}
+
 #endif

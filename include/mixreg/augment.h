@@ -1,7 +1,9 @@
 /* Per-sample data augmentation on uint8 images: zero padding + random crop
  * and random horizontal flip (the CIFAR recipe: torchvision
  * RandomCrop(32, padding=4) then RandomHorizontalFlip(0.5), both before
- * normalisation, so the padding is pixel value 0).
+ * normalisation, so the padding is pixel value 0); or, for a streamed image
+ * folder, the random resized crop of the original image (the ImageNet
+ * recipe, resized_crop.h) with or without the flip.
  *
  * Every random draw of a sample is a pure function of (seed, epoch, the
  * sample's dataset index): results do not depend on the batch a sample lands
@@ -23,6 +25,9 @@ typedef struct {
     size_t crop_height;  /* output size; 0 = the input's height */
     size_t crop_width;   /* output size; 0 = the input's width */
     int hflip;           /* mirror left-right with probability 1/2 */
+    int resized_crop;    /* RandomResizedCrop of the original image to the sample size (streamed
+                            image folders only, by mx_augment_sample and mx_augment_gather; pad
+                            and crop sizes are then 0) */
 } mx_augment_config;
 /* A crop happens when the padded image is larger than the output, i.e. pad > 0
  * or a crop size below the image size; pad 0 with the default size is no crop. */
@@ -50,12 +55,14 @@ void mx_augment_output_size(const mx_augment_config *cfg, size_t height, size_t 
 mx_status mx_augment_config_validate(const mx_augment_config *cfg, size_t height, size_t width);
 
 /* Parses a CLI spec: "none", or a comma-separated list of distinct items
- * "flip", "crop:PAD", "crop:PAD:SIZE" (square) or "crop:PAD:HxW". The crop
- * size's fit to the data is checked later by mx_augment_config_validate. */
+ * "flip", "crop:PAD", "crop:PAD:SIZE" (square), "crop:PAD:HxW" or "rrc" (the
+ * random resized crop; not with crop). The crop size's fit to the data is
+ * checked later by mx_augment_config_validate. */
 mx_status mx_augment_parse(const char *spec, mx_augment_config *cfg);
 
 /* The canonical spec for cfg ("none", "flip", "crop:4", "crop:4,flip",
- * "crop:4:28,flip", "crop:0:24x28"); mx_augment_parse reads it back. Returns
+ * "crop:4:28,flip", "crop:0:24x28", "rrc", "rrc,flip"); mx_augment_parse
+ * reads it back. Returns
  * buf, truncated to size. */
 const char *mx_augment_format(const mx_augment_config *cfg, char *buf, size_t size);
 
@@ -81,12 +88,23 @@ void mx_augment_apply(const mx_augment_config *cfg, mx_augment_draw draw, const 
 void mx_augment_batch(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const uint8_t *in,
                       const uint32_t *index, size_t n, size_t channels, size_t height, size_t width, uint8_t *out);
 
+/* Sample i of ds as the augmentation makes it in `epoch`, uint8 into out
+ * (channels x out_height x out_width): mx_dataset_sample then
+ * mx_augment_apply with the sample's draw, or the random resized crop of the
+ * original (mx_dataset_sample_resized_crop). scratch holds one sample
+ * (mx_dataset_sample_size) and is unused in memory. */
+mx_status mx_augment_sample(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds, size_t i,
+                            uint8_t *scratch, uint8_t *out);
+
 /* mx_dataset_gather with augmentation: samples idx[0..n) of ds are augmented
  * (drawing on their dataset index) and normalised into x (n x channels x
  * out_height x out_width floats; the zero padding becomes the normaliser's
  * value for byte 0), labels into y when y is not NULL. With
- * mx_augment_config_none() x is exactly what mx_dataset_gather writes. */
-void mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
-                       const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y);
+ * mx_augment_config_none() x is exactly what mx_dataset_gather writes. In
+ * memory it fails only for rrc (MX_ERR_ARG: no originals); streamed, the
+ * samples are decoded in parallel (mx_augment_sample, the same bytes as in
+ * memory) and the first error in idx order is returned. */
+mx_status mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
+                            const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y);
 
 #endif

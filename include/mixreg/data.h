@@ -1,6 +1,8 @@
-/* Datasets held in memory as uint8 images plus int32 labels, read from the
- * IDX format (MNIST family, raw or gzip) or CIFAR-10/100's binary version, and
- * turned into normalised float batches at the last moment. */
+/* Datasets of uint8 images plus int32 labels, read from the IDX format (MNIST
+ * family, raw or gzip) or CIFAR-10/100's binary version and held in memory,
+ * or streamed: decoded from an image folder sample by sample when asked for
+ * (stream.c); either way turned into normalised float batches at the last
+ * moment. */
 #ifndef MIXREG_DATA_H
 #define MIXREG_DATA_H
 
@@ -11,13 +13,41 @@
 
 #define MX_MAX_CHANNELS 4
 
+/* Where a streamed dataset's samples come from (an image-folder index, the
+ * sample recipe and the bad files met so far), shared by the datasets cut
+ * from it (refcounted) and safe to read from several threads at once. */
+typedef struct mx_stream mx_stream;
+
 typedef struct {
     size_t n;            /* number of samples */
     size_t channels, height, width;
     size_t num_classes;  /* IDX: 1 + the largest label seen; CIFAR: fixed by the format */
-    uint8_t *pixels;     /* n x channels x height x width, row-major (NCHW) */
-    int32_t *labels;     /* n */
+    uint8_t *pixels;     /* n x channels x height x width, row-major (NCHW); NULL when streamed */
+    int32_t *labels;     /* n, in memory either way */
+    mx_stream *stream;   /* streamed: the source of the pixels (NULL in memory) ... */
+    uint32_t *entries;   /* ... and sample i is its entry entries[i] */
 } mx_dataset;
+
+/* How many bytes one sample's pixels take (channels x height x width). */
+size_t mx_dataset_sample_size(const mx_dataset *ds);
+
+/* The uint8 CHW pixels of sample i: a pointer into ds->pixels in memory;
+ * streamed, the sample decoded into scratch (mx_dataset_sample_size bytes)
+ * and *pixels = scratch. The one way every reader gets a sample's pixels.
+ * Streamed errors name the file (see mx_stream's bad-image rule in
+ * stream.c). Safe to call from several threads with separate scratch. */
+mx_status mx_dataset_sample(const mx_dataset *ds, size_t i, uint8_t *scratch, const uint8_t **pixels);
+
+/* Statistics over a streamed dataset decode an evenly spaced subsample of at
+ * most this many samples (sample floor(k * n / m), k < m); in memory every
+ * sample is used. */
+#define MX_STATS_SUBSAMPLE 10000
+size_t mx_dataset_stats_count(const mx_dataset *ds);
+size_t mx_dataset_stats_index(const mx_dataset *ds, size_t k);
+
+/* The number of distinct files of a streamed dataset (and those sharing its
+ * stream) that failed to decode and were replaced so far; 0 in memory. */
+size_t mx_dataset_bad_images(const mx_dataset *ds);
 
 /* Reads an IDX image file (magic 0x00000803: n x rows x cols uint8), raw or
  * gzip-compressed (detected from the content, not the name). Errors
@@ -43,7 +73,9 @@ mx_status mx_dataset_load_idx(const char *dir, const char *split, mx_dataset *ou
 
 void mx_dataset_free(mx_dataset *ds);
 
-/* Copies samples idx[0..n) of src into a new dataset (num_classes kept from src). */
+/* Copies samples idx[0..n) of src into a new dataset (num_classes kept from
+ * src); of a streamed dataset, only its entries are selected (the new dataset
+ * shares the stream). */
 mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n, mx_dataset *out);
 
 /* The validation hold-out: a shuffle seeded by `seed`, its first
@@ -52,8 +84,10 @@ mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n
 mx_status mx_dataset_split(const mx_dataset *full, uint64_t seed, double fraction, mx_dataset *train, mx_dataset *val);
 
 /* Per-channel mean and standard deviation of the pixels scaled to [0, 1]
- * (computed in double over the whole dataset). */
-void mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std);
+ * (exact integer sums, divided in double) over the whole dataset in memory,
+ * or the subsample above when streamed (decoded in parallel; the result does
+ * not depend on the thread count). Fails only on a streamed sample's error. */
+mx_status mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std);
 
 /* Per-sample normalisation: x = (pixel / 255 - mean[c]) / std[c]. */
 typedef struct {
@@ -66,9 +100,19 @@ typedef struct {
 /* MX_ERR_ARG if channels is 0 or > MX_MAX_CHANNELS or a std is not > 0. */
 mx_status mx_normalizer_init(mx_normalizer *nz, size_t channels, const float *mean, const float *std);
 
-/* Gathers samples idx[0..n) into x (n x sample_size floats, normalised) and y. */
-void mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx,
-                       size_t n, float *x, int32_t *y);
+/* Given normalisation statistics, as --normalize takes them: "imagenet"
+ * (mean 0.485,0.456,0.406, std 0.229,0.224,0.225, torchvision's) or
+ * "M1,...,Mc/S1,...,Sc" (one mean and one std per channel, on the [0, 1]
+ * pixel scale, 1 to MX_MAX_CHANNELS channels, as many stds as means, every
+ * std > 0). "computed" (statistics from the training data) is not parsed
+ * here. MX_ERR_ARG naming --normalize otherwise. */
+mx_status mx_normalize_parse(const char *text, size_t *channels, float *mean, float *std);
+
+/* Gathers samples idx[0..n) into x (n x sample_size floats, normalised) and
+ * y. In memory it cannot fail; streamed, samples are decoded (in parallel)
+ * and a decoding error is returned (the first in idx order). */
+mx_status mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx,
+                            size_t n, float *x, int32_t *y);
 
 /* ---- CIFAR-10 / CIFAR-100, binary version ------------------------------- */
 

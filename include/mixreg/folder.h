@@ -14,8 +14,9 @@
  * without class directories.
  *
  * The index holds file paths and labels, not pixels: a dataset larger than
- * memory is streamed with mx_folder_load_sample. A small one can be loaded
- * whole into an mx_dataset (mx_dataset_load_folder).
+ * memory is streamed (mx_dataset_stream_folder: samples decoded when asked
+ * for). A small one can be loaded whole into an mx_dataset
+ * (mx_dataset_load_folder).
  *
  * Samples are made with the ImageNet evaluation recipe at any size: the
  * shorter side resized (bilinear, antialiased: mx_image_resize_center_crop)
@@ -64,6 +65,16 @@ mx_status mx_folder_load_sample(const mx_folder_index *index, size_t i, size_t s
  * (which may be NULL), and only a dataset left empty is an error. */
 mx_status mx_folder_index_load_all(const mx_folder_index *index, size_t side, int skip_bad, size_t *skipped,
                                    mx_dataset *out);
+
+/* A streamed dataset of every image of the index, which it takes over
+ * (*index is zeroed on success): labels and entries in memory, pixels NULL;
+ * sample i is mx_folder_load_sample(index, i, side) when asked for
+ * (mx_dataset_sample), or the training recipe
+ * (mx_dataset_sample_resized_crop). A file that fails to decode is an error
+ * naming it when met, unless skip_bad: then the sample is made from the next
+ * sample of the same class that decodes, and the file counted
+ * (mx_dataset_bad_images; the rule is in stream.c). */
+mx_status mx_dataset_stream_folder(mx_folder_index *index, size_t side, int skip_bad, mx_dataset *out);
 
 /* mx_folder_index_load then mx_folder_index_load_all (the class names are not
  * kept: load the index yourself to have them). */

@@ -45,8 +45,9 @@ mx_status mx_loader_next(mx_loader *loader, mx_loader_batch *batch);
 
 void mx_loader_destroy(mx_loader *loader);
 
-/* The fill function for an in-memory dataset: normalised and augmented as
- * mx_augment_gather does. ctx points at an mx_dataset_fill. */
+/* The fill function for a dataset, in memory or streamed (decoded here, in
+ * the worker threads): normalised and augmented as mx_augment_gather does.
+ * ctx points at an mx_dataset_fill. */
 typedef struct {
     const mx_dataset *ds;
     const mx_normalizer *nz;

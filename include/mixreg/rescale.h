@@ -24,7 +24,10 @@ typedef struct {
 mx_status mx_rescale_stats_alloc(mx_rescale_stats *stats, size_t input_size, size_t num_classes);
 void mx_rescale_stats_free(mx_rescale_stats *stats);
 
-/* One pass over the training set without mixing, in the network's input space. */
+/* One pass over the training set without mixing, in the network's input
+ * space (x_bar over a streamed set: its evenly spaced subsample of
+ * mx_dataset_stats_count samples, decoded in parallel; y_bar over every
+ * label). Fails only on a streamed sample's error. */
 mx_status mx_rescale_stats_compute(mx_rescale_stats *stats, const mx_dataset *train, const mx_normalizer *nz,
                                    double theta_bar);
 

@@ -46,4 +46,17 @@ mx_status mx_resized_crop_apply(const uint8_t *in, size_t channels, size_t heigh
 mx_status mx_folder_load_sample_train(const mx_folder_index *index, size_t i, size_t side, uint64_t seed,
                                       uint64_t epoch, uint8_t *out_chw);
 
+/* The same with the draw made for sample `draw_index` (a dataset cut from
+ * the folder draws on its own sample numbers, as every augmentation does)
+ * and the flip left out when hflip is 0 (the window is drawn the same). */
+mx_status mx_folder_load_sample_train_as(const mx_folder_index *index, size_t i, uint32_t draw_index, size_t side,
+                                         uint64_t seed, uint64_t epoch, int hflip, uint8_t *out_chw);
+
+/* Sample i of a streamed image-folder dataset made with the training recipe
+ * (mx_folder_load_sample_train_as on its file, drawn for sample number i),
+ * 3 x side x side into out; a bad file is handled as mx_dataset_sample does.
+ * MX_ERR_ARG for a dataset in memory (its originals are gone). */
+mx_status mx_dataset_sample_resized_crop(const mx_dataset *ds, size_t i, int hflip, uint64_t seed, uint64_t epoch,
+                                         uint8_t *out);
+
 #endif

@@ -8,7 +8,8 @@
  *                   coarse labels;
  *   folder:DIR      an image folder (DIR/train/<class>/ images, DIR/val/...; folder.h),
  *                   decoded and brought to image_size x image_size (ImageNet's
- *                   evaluation recipe), whole into memory. */
+ *                   evaluation recipe), whole into memory or streamed from
+ *                   disk (mx_data_options.stream). */
 #ifndef MIXREG_SOURCE_H
 #define MIXREG_SOURCE_H
 
@@ -28,11 +29,27 @@ mx_status mx_data_load(const char *spec, const char *split, mx_dataset *out);
  * superclasses) is an MX_ERR_ARG error for anything but cifar100:DIR. */
 mx_status mx_data_load_labels(const char *spec, const char *split, mx_label_kind labels, mx_dataset *out);
 
+/* Whether an image folder's split is streamed (decoded from disk sample by
+ * sample, mx_dataset_stream_folder) or decoded whole into memory: auto
+ * streams it when its decoded pixels (n x 3 x side x side bytes) would take
+ * more than the memory budget. IDX and CIFAR data are always in memory. */
+typedef enum { MX_STREAMING_AUTO, MX_STREAMING_ON, MX_STREAMING_OFF } mx_streaming;
+
+const char *mx_streaming_name(mx_streaming mode);
+mx_status mx_streaming_parse(const char *what, const char *text, mx_streaming *out);
+
+/* The budget auto compares with: $MIXREG_MEMORY_BUDGET (bytes) when set,
+ * else a quarter of physical memory (for each split loaded). */
+size_t mx_data_memory_budget(void);
+
 typedef struct {
     mx_label_kind labels;  /* CIFAR-100 */
     size_t image_size;     /* image folders: the side of the square images (default 224) */
-    int skip_bad;          /* image folders: leave out files that fail to decode ... */
-    size_t skipped;        /* ... and count them here (set by the load) */
+    int skip_bad;          /* image folders: leave out files that fail to decode (in memory) or
+                              replace them when met (streamed, mx_dataset_bad_images) ... */
+    size_t skipped;        /* ... and the number left out is set here by an in-memory load */
+    mx_streaming stream;   /* image folders (default auto) */
+    size_t memory_budget;  /* for auto; 0: mx_data_memory_budget() */
 } mx_data_options;
 
 mx_data_options mx_data_options_default(void);

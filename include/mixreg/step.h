@@ -36,7 +36,8 @@ void mx_stepper_free(mx_stepper *s);
 
 /* Trains on samples idx[0..n) of ds (n <= the model's max batch) with learning
  * rate lr; returns the batch loss before the update. A non-finite loss is
- * returned without touching the parameters. */
+ * returned without touching the parameters; NaN too when a streamed sample
+ * fails to decode (the error message then says which). */
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng,
                        double lr);
 

@@ -12,6 +12,7 @@
 #include "mixreg/metrics.h"
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
+#include "mixreg/source.h"
 
 #define MX_PATH_MAX 1024
 
@@ -48,7 +49,9 @@ typedef struct {
     size_t image_size;           /* image folders: the side images are brought to (default 224) */
     int skip_bad_images;         /* image folders: leave out (and count) files that fail to decode */
     size_t workers;              /* loader threads preparing the next batches (0: in the training thread) */
-    char augment[64];            /* per-sample augmentation spec (augment.h): none | flip | crop:P[,flip] */
+    char augment[64];            /* per-sample augmentation spec (augment.h): none | flip | crop:P[,flip] | rrc[,flip] */
+    mx_streaming stream;         /* image folders: auto | on | off (source.h); rrc streams the training set */
+    char normalize[128];         /* "computed" (from the training data) or given: imagenet | M,../S,.. */
     mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
 } mx_train_config;
 
@@ -105,9 +108,19 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps);
 
 /* Loads split "train" or "test" of `spec` (NULL: cfg->data) as the run's
- * settings say (labels, image size, bad images); the number of images left
- * out is reported on stderr. */
+ * settings say (labels, image size, bad images, streaming: an image folder's
+ * training split is streamed for --augment rrc, which needs the originals);
+ * the number of images left out is reported on stderr. */
 mx_status mx_train_data_load(const mx_train_config *cfg, const char *spec, const char *split, mx_dataset *out);
+
+/* Reports on stderr how many files of a streamed dataset failed to decode
+ * and were replaced (nothing when none was, or in memory). */
+void mx_train_data_report(const char *spec, const char *split, const mx_dataset *ds);
+
+/* The normaliser a new run uses: statistics computed from the training data
+ * (cfg->normalize "computed"), or the given ones, whose channel count must
+ * match the data's. */
+mx_status mx_train_normalizer(const mx_train_config *cfg, const mx_dataset *train, mx_normalizer *nz);
 
 /* Uses `threads` threads for BLAS and OpenMP work (0 = all online CPUs). */
 void mx_set_threads(int threads);

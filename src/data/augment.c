@@ -4,9 +4,12 @@
  * output row is at most three runs (zeros, pixels, zeros), written with
  * memset/memcpy or one tight loop when mirrored. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "data/stream.h"
 #include "mixreg/augment.h"
+#include "mixreg/resized_crop.h"
 #include "mixreg/rng.h"
 
 /* Below this many output bytes per batch the work is a few microseconds and
@@ -20,7 +23,7 @@
 
 mx_augment_config mx_augment_config_none(void)
 {
-    mx_augment_config cfg = {.pad = 0, .crop_height = 0, .crop_width = 0, .hflip = 0};
+    mx_augment_config cfg = {.pad = 0, .crop_height = 0, .crop_width = 0, .hflip = 0, .resized_crop = 0};
     return cfg;
 }
 
@@ -35,7 +38,7 @@ int mx_augment_random(const mx_augment_config *cfg, size_t height, size_t width)
 {
     size_t oh, ow;
     mx_augment_output_size(cfg, height, width, &oh, &ow);
-    return cfg->hflip || height + 2 * cfg->pad != oh || width + 2 * cfg->pad != ow;
+    return cfg->hflip || cfg->resized_crop || height + 2 * cfg->pad != oh || width + 2 * cfg->pad != ow;
 }
 
 mx_status mx_augment_config_validate(const mx_augment_config *cfg, size_t height, size_t width)
@@ -98,7 +101,8 @@ static mx_status parse_crop(const char *item, size_t len, const char *spec, mx_a
 
 mx_status mx_augment_parse(const char *spec, mx_augment_config *cfg)
 {
-    static const char expected[] = "none, or a comma-separated list of flip, crop:PAD, crop:PAD:SIZE, crop:PAD:HxW";
+    static const char expected[] = "none, or a comma-separated list of flip, crop:PAD, crop:PAD:SIZE, crop:PAD:HxW, "
+                                   "rrc";
     mx_augment_config out = mx_augment_config_none();
     if (!spec || !*spec) return mx_error_set(MX_ERR_ARG, "--augment: empty value (expected %s)", expected);
     if (strcmp(spec, "none") == 0) {
@@ -116,8 +120,14 @@ mx_status mx_augment_parse(const char *spec, mx_augment_config *cfg)
             if (have_flip) return mx_error_set(MX_ERR_ARG, "--augment: 'flip' given twice in '%s'", spec);
             have_flip = 1;
             out.hflip = 1;
+        } else if (len == 3 && memcmp(item, "rrc", 3) == 0) {
+            if (out.resized_crop) return mx_error_set(MX_ERR_ARG, "--augment: 'rrc' given twice in '%s'", spec);
+            if (have_crop) return mx_error_set(MX_ERR_ARG, "--augment: 'rrc' and 'crop' exclude each other in '%s'", spec);
+            out.resized_crop = 1;
         } else if (len >= 5 && memcmp(item, "crop:", 5) == 0) {
             if (have_crop) return mx_error_set(MX_ERR_ARG, "--augment: 'crop' given twice in '%s'", spec);
+            if (out.resized_crop)
+                return mx_error_set(MX_ERR_ARG, "--augment: 'rrc' and 'crop' exclude each other in '%s'", spec);
             have_crop = 1;
             mx_status st = parse_crop(item, len, spec, &out);
             if (st != MX_OK) return st;
@@ -140,6 +150,10 @@ const char *mx_augment_format(const mx_augment_config *cfg, char *buf, size_t si
 {
     if (size == 0) return buf;
     int crop = cfg->pad || cfg->crop_height || cfg->crop_width;
+    if (cfg->resized_crop) {
+        snprintf(buf, size, "rrc%s", cfg->hflip ? ",flip" : "");
+        return buf;
+    }
     if (!crop && !cfg->hflip) {
         snprintf(buf, size, "none");
         return buf;
@@ -272,9 +286,62 @@ void mx_augment_batch(const mx_augment_config *cfg, uint64_t seed, uint64_t epoc
     }
 }
 
-void mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
-                       const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y)
+mx_status mx_augment_sample(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds, size_t i,
+                            uint8_t *scratch, uint8_t *out)
 {
+    if (cfg->resized_crop) return mx_dataset_sample_resized_crop(ds, i, cfg->hflip, seed, epoch, out);
+    const uint8_t *px;
+    mx_status st = mx_dataset_sample(ds, i, scratch, &px);
+    if (st != MX_OK) return st;
+    mx_augment_draw d = {0, 0, 0};
+    if (mx_augment_random(cfg, ds->height, ds->width))
+        d = mx_augment_sample_draw(cfg, seed, epoch, (uint32_t)i, ds->height, ds->width);
+    mx_augment_apply(cfg, d, px, ds->channels, ds->height, ds->width, out);
+    return MX_OK;
+}
+
+/* Streamed: each sample decoded (and augmented) as bytes into per-thread
+ * buffers, then normalised; decoding dominates, so always in parallel. */
+static mx_status gather_streamed(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
+                                 const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y)
+{
+    size_t oh, ow;
+    mx_augment_output_size(cfg, ds->height, ds->width, &oh, &ow);
+    const size_t plane = oh * ow, out_size = ds->channels * plane;
+    mx_first_error fe;
+    mx_first_error_init(&fe);
+#pragma omp parallel
+    {
+        uint8_t *scratch = malloc(mx_dataset_sample_size(ds)), *image = malloc(out_size);
+        const int usable = scratch && image;
+        if (!usable) mx_first_error_note(&fe, 0, mx_error_set(MX_ERR_NOMEM, "out of memory decoding a batch"));
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < n; i++) {
+            if (!usable) continue;
+            mx_status st = mx_augment_sample(cfg, seed, epoch, ds, idx[i], scratch, image);
+            if (st != MX_OK) {
+                mx_first_error_note(&fe, i, st);
+                continue;
+            }
+            float *restrict dst = x + i * out_size;
+            for (size_t c = 0; c < ds->channels; c++) {
+                const float *restrict lut = nz->lut[c];
+                for (size_t k = 0; k < plane; k++) dst[c * plane + k] = lut[image[c * plane + k]];
+            }
+            if (y) y[i] = ds->labels[idx[i]];
+        }
+        free(scratch);
+        free(image);
+    }
+    return mx_first_error_raise(&fe);
+}
+
+mx_status mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epoch, const mx_dataset *ds,
+                            const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x, int32_t *y)
+{
+    if (ds->stream) return gather_streamed(cfg, seed, epoch, ds, nz, idx, n, x, y);
+    if (cfg->resized_crop)
+        return mx_error_set(MX_ERR_ARG, "--augment rrc needs the original images: a streamed image folder");
     size_t oh, ow;
     mx_augment_output_size(cfg, ds->height, ds->width, &oh, &ow);
     const size_t in_size = ds->channels * ds->height * ds->width, out_size = ds->channels * oh * ow;
@@ -288,4 +355,5 @@ void mx_augment_gather(const mx_augment_config *cfg, uint64_t seed, uint64_t epo
                          x + (size_t)i * out_size);
         if (y) y[i] = ds->labels[idx[i]];
     }
+    return MX_OK;
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/stream.h"
+#include "mixreg/augment.h"
 #include "mixreg/data.h"
 
 #define DATASET_PATH_MAX 4096
@@ -101,29 +103,61 @@ void mx_dataset_free(mx_dataset *ds)
 {
     free(ds->pixels);
     free(ds->labels);
+    free(ds->entries);
+    if (ds->stream) mx_stream_release(ds->stream);
     memset(ds, 0, sizeof *ds);
 }
 
-void mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std)
+mx_status mx_dataset_channel_stats(const mx_dataset *ds, float *mean, float *std)
 {
-    size_t plane = ds->height * ds->width;
-    for (size_t c = 0; c < ds->channels; c++) {
-        /* Integer sums are exact (2^31 bytes of 255^2 stay far below 2^64),
-         * so only the final division rounds. */
-        uint64_t sum = 0, sum_sq = 0;
-        for (size_t i = 0; i < ds->n; i++) {
-            const uint8_t *px = ds->pixels + (i * ds->channels + c) * plane;
-            for (size_t k = 0; k < plane; k++) {
-                sum += px[k];
-                sum_sq += (uint32_t)px[k] * px[k];
+    const size_t plane = ds->height * ds->width, channels = ds->channels, count = mx_dataset_stats_count(ds);
+    /* Integer sums are exact (2^31 bytes of 255^2 stay far below 2^64), so
+     * neither the thread count nor the order matters and only the final
+     * division rounds. Only a streamed set has decoding worth threads. */
+    uint64_t sum[MX_MAX_CHANNELS] = {0}, sum_sq[MX_MAX_CHANNELS] = {0};
+    mx_first_error fe;
+    mx_first_error_init(&fe);
+    const int streamed = ds->stream != NULL;
+#pragma omp parallel if (streamed)
+    {
+        uint64_t my_sum[MX_MAX_CHANNELS] = {0}, my_sq[MX_MAX_CHANNELS] = {0};
+        uint8_t *scratch = streamed ? malloc(mx_dataset_sample_size(ds)) : NULL;
+        const int usable = !streamed || scratch;
+        if (!usable) mx_first_error_note(&fe, 0, mx_error_set(MX_ERR_NOMEM, "out of memory for statistics"));
+#pragma omp for schedule(dynamic, 8)
+        for (size_t k = 0; k < count; k++) {
+            const uint8_t *px;
+            mx_status st = usable ? mx_dataset_sample(ds, mx_dataset_stats_index(ds, k), scratch, &px) : MX_ERR_NOMEM;
+            if (st != MX_OK) {
+                if (usable) mx_first_error_note(&fe, k, st);
+                continue;
+            }
+            for (size_t c = 0; c < channels && c < MX_MAX_CHANNELS; c++) {
+                uint64_t s = 0, q = 0;
+                for (size_t j = 0; j < plane; j++) {
+                    s += px[c * plane + j];
+                    q += (uint32_t)px[c * plane + j] * px[c * plane + j];
+                }
+                my_sum[c] += s;
+                my_sq[c] += q;
             }
         }
-        double count = (double)ds->n * (double)plane;
-        double m = count > 0 ? (double)sum / count : 0.0;
-        double var = count > 0 ? (double)sum_sq / count - m * m : 0.0;
+        free(scratch);
+#pragma omp critical(mx_channel_stats)
+        for (size_t c = 0; c < MX_MAX_CHANNELS; c++) {
+            sum[c] += my_sum[c];
+            sum_sq[c] += my_sq[c];
+        }
+    }
+    if (fe.status != MX_OK) return mx_first_error_raise(&fe);
+    for (size_t c = 0; c < channels && c < MX_MAX_CHANNELS; c++) {
+        double total = (double)count * (double)plane;
+        double m = total > 0 ? (double)sum[c] / total : 0.0;
+        double var = total > 0 ? (double)sum_sq[c] / total - m * m : 0.0;
         mean[c] = (float)(m / 255.0);
         std[c] = (float)(var > 0 ? sqrt(var) / 255.0 : 0.0);
     }
+    return MX_OK;
 }
 
 mx_status mx_normalizer_init(mx_normalizer *nz, size_t channels, const float *mean, const float *std)
@@ -146,10 +180,15 @@ mx_status mx_normalizer_init(mx_normalizer *nz, size_t channels, const float *me
     return MX_OK;
 }
 
-/* One table lookup per byte; the caller matches nz->channels to ds->channels. */
-void mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x,
-                       int32_t *y)
+/* One table lookup per byte; the caller matches nz->channels to ds->channels.
+ * A streamed set goes through the augmenting gather, which decodes. */
+mx_status mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint32_t *idx, size_t n, float *x,
+                            int32_t *y)
 {
+    if (ds->stream) {
+        mx_augment_config none = mx_augment_config_none();
+        return mx_augment_gather(&none, 0, 0, ds, nz, idx, n, x, y);
+    }
     const size_t plane = ds->height * ds->width, sample = ds->channels * plane;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *restrict src = ds->pixels + (size_t)idx[i] * sample;
@@ -160,4 +199,5 @@ void mx_dataset_gather(const mx_dataset *ds, const mx_normalizer *nz, const uint
         }
         if (y) y[i] = ds->labels[idx[i]];
     }
+    return MX_OK;
 }

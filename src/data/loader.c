@@ -194,6 +194,5 @@ void mx_loader_destroy(mx_loader *l)
 mx_status mx_dataset_fill_batch(void *ctx, const uint32_t *idx, size_t n, uint64_t epoch, float *x, int32_t *labels)
 {
     const mx_dataset_fill *f = ctx;
-    mx_augment_gather(&f->augment, f->seed, epoch, f->ds, f->nz, idx, n, x, labels);
-    return MX_OK;
+    return mx_augment_gather(&f->augment, f->seed, epoch, f->ds, f->nz, idx, n, x, labels);
 }

@@ -76,6 +76,12 @@ mx_status mx_resized_crop_apply(const uint8_t *in, size_t channels, size_t heigh
 mx_status mx_folder_load_sample_train(const mx_folder_index *index, size_t i, size_t side, uint64_t seed,
                                       uint64_t epoch, uint8_t *out_chw)
 {
+    return mx_folder_load_sample_train_as(index, i, (uint32_t)i, side, seed, epoch, 1, out_chw);
+}
+
+mx_status mx_folder_load_sample_train_as(const mx_folder_index *index, size_t i, uint32_t draw_index, size_t side,
+                                         uint64_t seed, uint64_t epoch, int hflip, uint8_t *out_chw)
+{
     if (i >= index->n || !side) return mx_error_set(MX_ERR_ARG, "folder sample %zu of %zu (side %zu)", i, index->n, side);
     const char *path = index->paths[i];
     char *data;
@@ -88,7 +94,8 @@ mx_status mx_folder_load_sample_train(const mx_folder_index *index, size_t i, si
     mx_image_info info;
     st = mx_image_source_open(path, data, len, NULL, &src, &info);
     if (st == MX_OK) {
-        mx_resized_crop_draw d = mx_resized_crop_draw_for(seed, epoch, (uint32_t)i, info.height, info.width);
+        mx_resized_crop_draw d = mx_resized_crop_draw_for(seed, epoch, draw_index, info.height, info.width);
+        if (!hflip) d.flip = 0;
         st = mx_image_source_resized_crop(src, d.top, d.left, d.height, d.width, side, side, d.flip, 1, out_chw);
         mx_image_source_close(src);
     }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mixreg/folder.h"
 #include "mixreg/source.h"
@@ -49,7 +50,52 @@ mx_status mx_data_resolve(const char *spec, char *dir, size_t cap)
 
 mx_data_options mx_data_options_default(void)
 {
-    return (mx_data_options){.labels = MX_LABEL_FINE, .image_size = 224, .skip_bad = 0, .skipped = 0};
+    return (mx_data_options){.labels = MX_LABEL_FINE, .image_size = 224, .skip_bad = 0, .skipped = 0,
+                             .stream = MX_STREAMING_AUTO, .memory_budget = 0};
+}
+
+static const char *const streaming_names[] = {"auto", "on", "off"};
+
+const char *mx_streaming_name(mx_streaming mode) { return (unsigned)mode < 3 ? streaming_names[mode] : "?"; }
+
+mx_status mx_streaming_parse(const char *what, const char *text, mx_streaming *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, streaming_names[i])) {
+            *out = (mx_streaming)i;
+            return MX_OK;
+        }
+    return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected auto, on or off)", what, text);
+}
+
+size_t mx_data_memory_budget(void)
+{
+    const char *env = getenv("MIXREG_MEMORY_BUDGET");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (!*end) return (size_t)v;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    /* Unknown memory: 4 GiB, a size most machines that train on images have. */
+    if (pages <= 0 || page <= 0) return (size_t)1 << 32;
+    return (size_t)pages / 4 * (size_t)page;
+}
+
+/* An image folder's split, streamed or in memory as opts says. */
+static mx_status load_folder(const char *dir, const char *split, mx_data_options *opts, mx_dataset *out)
+{
+    mx_folder_index index;
+    mx_status st = mx_folder_index_load(dir, split, &index);
+    if (st != MX_OK) return st;
+    size_t side = opts->image_size, budget = opts->memory_budget ? opts->memory_budget : mx_data_memory_budget();
+    /* In doubles: a huge folder must not wrap round to a small size. */
+    double bytes = (double)index.n * 3.0 * (double)side * (double)side;
+    int stream = opts->stream == MX_STREAMING_ON || (opts->stream == MX_STREAMING_AUTO && bytes > (double)budget);
+    if (stream) st = mx_dataset_stream_folder(&index, side, opts->skip_bad, out);
+    else st = mx_folder_index_load_all(&index, side, opts->skip_bad, &opts->skipped, out);
+    mx_folder_index_free(&index);
+    return st;
 }
 
 mx_status mx_data_load_with(const char *spec, const char *split, mx_data_options *opts, mx_dataset *out)
@@ -63,9 +109,7 @@ mx_status mx_data_load_with(const char *spec, const char *split, mx_data_options
     if (opts->labels != MX_LABEL_FINE && kind != SOURCE_CIFAR100)
         return mx_error_set(MX_ERR_ARG, "--label coarse needs cifar100:DIR (--data is '%s')", spec);
     /* The folder's evaluation split is val (or test); its images come out at image_size. */
-    if (kind == SOURCE_FOLDER)
-        return mx_dataset_load_folder(dir, strcmp(split, "test") ? split : "val", opts->image_size, opts->skip_bad,
-                                      &opts->skipped, out);
+    if (kind == SOURCE_FOLDER) return load_folder(dir, strcmp(split, "test") ? split : "val", opts, out);
     if (kind != SOURCE_IDX) return mx_dataset_load_cifar(dir, kind == SOURCE_CIFAR100, opts->labels, split, out);
     st = mx_dataset_load_idx(dir, split, out);
     if (st != MX_OK && !strcmp(spec, "fashion-mnist"))

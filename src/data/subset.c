@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/stream.h"
 #include "mixreg/data.h"
 #include "mixreg/rng.h"
 
@@ -9,16 +10,23 @@
 mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n, mx_dataset *out)
 {
     memset(out, 0, sizeof *out);
-    size_t sample = src->channels * src->height * src->width;
-    out->pixels = malloc(n * sample + 1);
+    size_t sample = mx_dataset_sample_size(src);
+    /* Streamed: the subset picks entries of the same stream, no pixels. */
+    if (src->stream) out->entries = malloc(n * sizeof(uint32_t) + 1);
+    else out->pixels = malloc(n * sample + 1);
     out->labels = malloc(n * sizeof(int32_t) + 1);
-    if (!out->pixels || !out->labels) {
+    if (!(out->pixels || out->entries) || !out->labels) {
         mx_dataset_free(out);
         return mx_error_set(MX_ERR_NOMEM, "out of memory copying %zu samples", n);
     }
     for (size_t i = 0; i < n; i++) {
-        memcpy(out->pixels + i * sample, src->pixels + (size_t)idx[i] * sample, sample);
+        if (src->stream) out->entries[i] = src->entries[idx[i]];
+        else memcpy(out->pixels + i * sample, src->pixels + (size_t)idx[i] * sample, sample);
         out->labels[i] = src->labels[idx[i]];
+    }
+    if (src->stream) {
+        mx_stream_retain(src->stream);
+        out->stream = src->stream;
     }
     out->n = n;
     out->channels = src->channels;

@@ -49,7 +49,7 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
         for (size_t i = 0; i < n; i++) b.index[i] = (uint32_t)(start + i);
-        mx_dataset_gather(ds, nz, b.index, n, b.x, b.labels);
+        if ((st = mx_dataset_gather(ds, nz, b.index, n, b.x, b.labels)) != MX_OK) break;
         if (plain) {
             mx_predict_logits(model, NULL, b.x, n, b.scratch, b.logits);
             mx_metrics_add_logits(&b.plain, b.logits, b.labels, n);
@@ -91,7 +91,7 @@ mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_nor
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
         for (size_t i = 0; i < n; i++) index[i] = (uint32_t)(start + i);
-        mx_dataset_gather(ds, nz, index, n, x, labels + start);
+        if ((st = mx_dataset_gather(ds, nz, index, n, x, labels + start)) != MX_OK) break;
         mx_predict_logits(model, stats, x, n, scratch, logits + start * classes);
     }
     free(x);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "mixreg/augment.h"
 #include "mixreg/eval_modes.h"
 #include "mixreg/experiment.h"
 #include "mixreg/experiment_report.h"
@@ -86,7 +87,11 @@ typedef struct {
 static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 {
     char key[sizeof cache->key];
-    snprintf(key, sizeof key, "%s|%d|%zu|%d", cfg->data, (int)cfg->labels, cfg->image_size, cfg->skip_bad_images);
+    /* Streaming, and --augment rrc (which streams the training set), change what is loaded. */
+    mx_augment_config augment;
+    int rrc = mx_augment_parse(cfg->augment, &augment) == MX_OK && augment.resized_crop;
+    snprintf(key, sizeof key, "%s|%d|%zu|%d|%d|%d", cfg->data, (int)cfg->labels, cfg->image_size, cfg->skip_bad_images,
+             (int)cfg->stream, rrc);
     if (!strcmp(cache->key, key)) return MX_OK;
     mx_dataset_free(&cache->train);
     mx_dataset_free(&cache->test);

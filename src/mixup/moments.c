@@ -40,14 +40,19 @@ void mx_data_moments_free(mx_data_moments *m)
 }
 
 /* acc (d x d, upper triangle) += the byte Gram matrix of samples [i0, i0 + rows). */
-static void add_gram_chunk(const mx_dataset *ds, size_t i0, size_t rows, size_t d, float *chunk, float *gram,
-                           double *acc)
+static mx_status add_gram_chunk(const mx_dataset *ds, size_t i0, size_t rows, size_t d, uint8_t *scratch, float *chunk,
+                                float *gram, double *acc)
 {
-    const uint8_t *px = ds->pixels + i0 * d;
-    for (size_t t = 0; t < rows * d; t++) chunk[t] = (float)px[t];
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *px;
+        mx_status st = mx_dataset_sample(ds, i0 + r, scratch, &px);
+        if (st != MX_OK) return st;
+        for (size_t t = 0; t < d; t++) chunk[r * d + t] = (float)px[t];
+    }
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)rows, 1.0f, chunk, (int)d, 0.0f, gram, (int)d);
     for (size_t k = 0; k < d; k++)
         for (size_t l = k; l < d; l++) acc[k * d + l] += gram[k * d + l];
+    return MX_OK;
 }
 
 mx_status mx_data_moments_compute(mx_data_moments *m, const mx_dataset *train, const mx_normalizer *nz)
@@ -70,14 +75,16 @@ mx_status mx_data_moments_compute(mx_data_moments *m, const mx_dataset *train, c
     double *acc = calloc(d * d, sizeof *acc);
     float *chunk = malloc(MOMENTS_CHUNK * d * sizeof *chunk);
     float *gram = malloc(d * d * sizeof *gram);
+    uint8_t *scratch = malloc(d);  /* a streamed sample's pixels */
     mx_status st = MX_OK;
-    if (!byte_sum || !class_sum || !class_count || !acc || !chunk || !gram) {
+    if (!byte_sum || !class_sum || !class_count || !acc || !chunk || !gram || !scratch) {
         st = mx_error_set(MX_ERR_NOMEM, "out of memory for the input covariance");
         goto done;
     }
     /* Exact integer first moments, overall and per class. */
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *px = train->pixels + i * d;
+        const uint8_t *px;
+        if ((st = mx_dataset_sample(train, i, scratch, &px)) != MX_OK) goto done;
         uint64_t *cs = class_sum + (size_t)train->labels[i] * d;
         class_count[train->labels[i]]++;
         for (size_t k = 0; k < d; k++) {
@@ -87,7 +94,7 @@ mx_status mx_data_moments_compute(mx_data_moments *m, const mx_dataset *train, c
     }
     for (size_t i0 = 0; i0 < n; i0 += MOMENTS_CHUNK) {
         size_t rows = n - i0 < MOMENTS_CHUNK ? n - i0 : MOMENTS_CHUNK;
-        add_gram_chunk(train, i0, rows, d, chunk, gram, acc);
+        if ((st = add_gram_chunk(train, i0, rows, d, scratch, chunk, gram, acc)) != MX_OK) goto done;
     }
 
     /* Map bytes b to the input space: x = (b / 255 - mean_c) / std_c = b * scale_c + shift_c,
@@ -130,5 +137,6 @@ done:
     free(acc);
     free(chunk);
     free(gram);
+    free(scratch);
     return st;
 }

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/stream.h"
 #include "mixreg/rescale.h"
 
 mx_status mx_rescale_stats_alloc(mx_rescale_stats *stats, size_t input_size, size_t num_classes)
@@ -41,28 +42,51 @@ mx_status mx_rescale_stats_compute_augmented(mx_rescale_stats *stats, const mx_d
         return mx_error_set(MX_ERR_ARG, "rescale statistics do not fit the training data's shape");
     if (train->n == 0) return mx_error_set(MX_ERR_ARG, "rescale statistics need a non-empty training set");
     /* Sum the byte counts per coordinate exactly, then map through the
-     * normaliser: the mean of an affine map is the map of the mean. */
+     * normaliser: the mean of an affine map is the map of the mean. Integer
+     * sums do not depend on the order, so a streamed set (a subsample,
+     * decoded) is summed in parallel, per thread, then added up. */
+    const size_t count = mx_dataset_stats_count(train);
+    const int streamed = train->stream != NULL;
+    const int random = mx_augment_random(augment, train->height, train->width);
     uint64_t *byte_sum = calloc(dim, sizeof *byte_sum);
-    int random = mx_augment_random(augment, train->height, train->width);
-    uint8_t *image = random ? malloc(dim) : NULL;
-    if (!byte_sum || (random && !image)) {
-        free(byte_sum);
-        return mx_error_set(MX_ERR_NOMEM, "out of memory for rescale statistics");
-    }
-    for (size_t i = 0; i < train->n; i++) {
-        const uint8_t *px = train->pixels + i * dim;
-        if (random) {
-            mx_augment_draw draw = mx_augment_sample_draw(augment, seed, epoch, (uint32_t)i, train->height, train->width);
-            mx_augment_apply(augment, draw, px, train->channels, train->height, train->width, image);
-            px = image;
+    if (!byte_sum) return mx_error_set(MX_ERR_NOMEM, "out of memory for rescale statistics");
+    mx_first_error fe;
+    mx_first_error_init(&fe);
+#pragma omp parallel if (streamed)
+    {
+        uint64_t *mine = streamed ? calloc(dim, sizeof *mine) : byte_sum;
+        uint8_t *scratch = streamed ? malloc(dim) : NULL, *image = malloc(dim);
+        const int usable = mine && image && (!streamed || scratch);
+        if (!usable) mx_first_error_note(&fe, 0, mx_error_set(MX_ERR_NOMEM, "out of memory for rescale statistics"));
+#pragma omp for schedule(dynamic, 8)
+        for (size_t k = 0; k < count; k++) {
+            if (!usable) continue;
+            size_t i = mx_dataset_stats_index(train, k);
+            const uint8_t *px = image;
+            mx_status st = random ? mx_augment_sample(augment, seed, epoch, train, i, scratch, image)
+                                  : mx_dataset_sample(train, i, scratch, &px);
+            if (st != MX_OK) {
+                mx_first_error_note(&fe, k, st);
+                continue;
+            }
+            for (size_t j = 0; j < dim; j++) mine[j] += px[j];
         }
-        for (size_t k = 0; k < dim; k++) byte_sum[k] += px[k];
+        if (streamed && mine) {
+#pragma omp critical(mx_rescale_sum)
+            for (size_t j = 0; j < dim; j++) byte_sum[j] += mine[j];
+            free(mine);
+        }
+        free(scratch);
+        free(image);
     }
-    free(image);
+    if (fe.status != MX_OK) {
+        free(byte_sum);
+        return mx_first_error_raise(&fe);
+    }
     size_t plane = train->height * train->width;
     for (size_t k = 0; k < dim; k++) {
         size_t c = k / plane;
-        double mean_pixel = (double)byte_sum[k] / (double)train->n / 255.0;
+        double mean_pixel = (double)byte_sum[k] / (double)count / 255.0;
         stats->x_bar[k] = (float)((mean_pixel - nz->mean[c]) / nz->std[c]);
     }
     free(byte_sum);

@@ -84,6 +84,8 @@ void mx_train_config_default(mx_train_config *cfg)
     snprintf(cfg->augment, sizeof cfg->augment, "none");
     cfg->cutmix = mx_cutmix_config_default();
     cfg->image_size = 224;
+    cfg->stream = MX_STREAMING_AUTO;
+    snprintf(cfg->normalize, sizeof cfg->normalize, "computed");
 }
 
 mx_status mx_train_data_load(const mx_train_config *cfg, const char *spec, const char *split, mx_dataset *out)
@@ -92,12 +94,46 @@ mx_status mx_train_data_load(const mx_train_config *cfg, const char *spec, const
     opts.labels = cfg->labels;
     opts.image_size = cfg->image_size;
     opts.skip_bad = cfg->skip_bad_images;
+    opts.stream = cfg->stream;
+    /* The random resized crop works on the original images, so a training
+     * set it augments is streamed whatever its size. */
+    mx_augment_config augment;
+    if (!strcmp(split, "train") && opts.stream == MX_STREAMING_AUTO && mx_augment_parse(cfg->augment, &augment) == MX_OK &&
+        augment.resized_crop)
+        opts.stream = MX_STREAMING_ON;
     if (!spec) spec = cfg->data;
     mx_status st = mx_data_load_with(spec, split, &opts, out);
     if (st == MX_OK && opts.skipped)
         fprintf(stderr, "mixreg: %s (%s): left out %zu image%s that failed to decode\n", spec, split, opts.skipped,
                 opts.skipped == 1 ? "" : "s");
     return st;
+}
+
+void mx_train_data_report(const char *spec, const char *split, const mx_dataset *ds)
+{
+    size_t bad = mx_dataset_bad_images(ds);
+    if (bad)
+        fprintf(stderr, "mixreg: %s (%s): %zu image%s failed to decode and %s replaced by the next image of %s class\n",
+                spec, split, bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were", bad == 1 ? "its" : "their");
+}
+
+mx_status mx_train_normalizer(const mx_train_config *cfg, const mx_dataset *train, mx_normalizer *nz)
+{
+    float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
+    if (train->channels > MX_MAX_CHANNELS)
+        return mx_error_set(MX_ERR_ARG, "data has %zu channels, at most %d are supported", train->channels, MX_MAX_CHANNELS);
+    if (!strcmp(cfg->normalize, "computed")) {
+        mx_status st = mx_dataset_channel_stats(train, mean, std);
+        if (st == MX_OK) st = mx_normalizer_init(nz, train->channels, mean, std);
+        return st == MX_OK ? MX_OK : mx_error_wrap(st, "training data");
+    }
+    size_t channels;
+    mx_status st = mx_normalize_parse(cfg->normalize, &channels, mean, std);
+    if (st != MX_OK) return st;
+    if (channels != train->channels)
+        return mx_error_set(MX_ERR_ARG, "--normalize: '%s' gives %zu channel%s but the data has %zu", cfg->normalize,
+                            channels, channels == 1 ? "" : "s", train->channels);
+    return mx_normalizer_init(nz, channels, mean, std);
 }
 
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps)
@@ -151,6 +187,21 @@ mx_status mx_train_config_validate(const mx_train_config *cfg)
     if (augment.crop_height || augment.crop_width)
         return mx_error_set(MX_ERR_ARG, "--augment: a crop size other than the image's is not supported yet (the "
                             "model's input would differ at evaluation); use crop:PAD");
+    int folder = !strncmp(cfg->data, "folder:", 7);
+    if (augment.resized_crop && !folder)
+        return mx_error_set(MX_ERR_ARG, "--augment rrc needs an image folder (--data folder:DIR): it crops the "
+                            "original images");
+    if (augment.resized_crop && cfg->stream == MX_STREAMING_OFF)
+        return mx_error_set(MX_ERR_ARG, "--augment rrc crops the original images, which --stream off does not keep "
+                            "(use --stream auto or on)");
+    if (cfg->stream == MX_STREAMING_ON && !folder)
+        return mx_error_set(MX_ERR_ARG, "--stream on needs an image folder (--data folder:DIR); other data is read "
+                            "into memory");
+    if (strcmp(cfg->normalize, "computed")) {
+        size_t channels;
+        float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
+        if ((st = mx_normalize_parse(cfg->normalize, &channels, mean, std)) != MX_OK) return st;
+    }
     if ((st = mx_cutmix_config_validate(&cfg->cutmix, &cfg->mixup)) != MX_OK) return st;
     return mx_mixup_config_validate(&cfg->mixup);
 }
@@ -198,6 +249,8 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
     cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
     cJSON_AddStringToObject(o, "augment", cfg->augment);
+    cJSON_AddStringToObject(o, "stream", mx_streaming_name(cfg->stream));
+    cJSON_AddStringToObject(o, "normalize", cfg->normalize);
     cJSON_AddNumberToObject(o, "workers", (double)cfg->workers);
     cJSON_AddNumberToObject(o, "image_size", (double)cfg->image_size);
     cJSON_AddBoolToObject(o, "skip_bad_images", cfg->skip_bad_images);
@@ -323,6 +376,11 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
     if (!strcmp(k, "augment")) return get_string(item, cfg->augment, sizeof cfg->augment);
+    if (!strcmp(k, "normalize")) return get_string(item, cfg->normalize, sizeof cfg->normalize);
+    if (!strcmp(k, "stream")) {
+        if ((st = get_string(item, text, sizeof text)) != MX_OK) return st;
+        return mx_streaming_parse("config: stream", text, &cfg->stream);
+    }
     if (!strcmp(k, "workers")) return get_size(item, &cfg->workers);
     if (!strcmp(k, "image_size")) return get_size(item, &cfg->image_size);
     if (!strcmp(k, "skip_bad_images")) return get_bool(item, &cfg->skip_bad_images);

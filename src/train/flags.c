@@ -159,6 +159,26 @@ static mx_status set_augment(mx_train_config *cfg, const char *what, const char 
     return st == MX_OK ? set_string(cfg->augment, sizeof cfg->augment, what, value) : st;
 }
 
+static mx_status set_stream(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    return mx_streaming_parse(what, value, &cfg->stream);
+}
+
+/* "computed", or given statistics checked here (their channel count against
+ * the data's when the data is loaded). */
+static mx_status set_normalize(mx_train_config *cfg, const char *what, const char *value, int on)
+{
+    (void)on;
+    if (strcmp(value, "computed")) {
+        size_t channels;
+        float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
+        mx_status st = mx_normalize_parse(value, &channels, mean, std);
+        if (st != MX_OK) return st;
+    }
+    return set_string(cfg->normalize, sizeof cfg->normalize, what, value);
+}
+
 static const flag_entry flags[] = {
     {"data", 1, set_data},
     {"label", 1, set_label},
@@ -180,6 +200,8 @@ static const flag_entry flags[] = {
     {"mix-prob", 1, set_mix_prob},
     {"augment", 1, set_augment},
     {"workers", 1, set_workers},
+    {"stream", 1, set_stream},
+    {"normalize", 1, set_normalize},
     {"image-size", 1, set_image_size},
     {"skip-bad-images", 0, set_skip_bad},
     {"lr", 1, set_lr},

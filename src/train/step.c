@@ -58,7 +58,9 @@ static double batch_accuracy(const float *logits, const float *targets, size_t n
 
 double mx_stepper_step(mx_stepper *s, const mx_dataset *ds, const uint32_t *idx, size_t n, mx_rng *mix_rng, double lr)
 {
-    mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels);
+    /* A streamed sample that fails to decode (the message is set) ends the
+     * step before any update, as a non-finite loss does. */
+    if (mx_dataset_gather(ds, s->nz, idx, n, s->x, s->labels) != MX_OK) return NAN;
     return mx_stepper_step_batch(s, s->x, s->labels, n, mix_rng, lr);
 }
 

@@ -130,12 +130,8 @@ static mx_status setup_schedule(trainer *t)
 static mx_status build_fresh(trainer *t)
 {
     const mx_train_config *cfg = &t->run.config;
-    if (t->train.channels > MX_MAX_CHANNELS)
-        return mx_error_set(MX_ERR_ARG, "data has %zu channels, at most %d are supported", t->train.channels, MX_MAX_CHANNELS);
-    float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
-    mx_dataset_channel_stats(&t->train, mean, std);
-    mx_status st = mx_normalizer_init(&t->run.normalizer, t->train.channels, mean, std);
-    if (st != MX_OK) return mx_error_wrap(st, "training data");
+    mx_status st = mx_train_normalizer(cfg, &t->train, &t->run.normalizer);
+    if (st != MX_OK) return st;
     mx_model_spec spec = cfg->model;
     spec.in_channels = t->train.channels;
     spec.in_height = t->train.height;
@@ -399,8 +395,13 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         mx_loader_batch batch;
         mx_status fill_st = mx_loader_next(t->loader, &batch);
         if (fill_st != MX_OK) {
+            /* A streamed file that fails to decode is met here, mid-run. */
             mx_progress_clear(&t->progress);
-            return fill_st;
+            char message[1024];
+            snprintf(message, sizeof message, "%s", mx_error_message());
+            return mx_error_set(fill_st, "%s (epoch %zu step %zu; %s)", message, epoch, pos + 1,
+                                t->saved_any ? "the last checkpoint is kept in the run directory"
+                                             : "no checkpoint had been saved yet");
         }
         size_t n = batch.n;
         double loss = mx_stepper_step_batch(&t->stepper, batch.x, batch.labels, n, &mix, lr);
