@@ -1,6 +1,7 @@
 /* The training step timed the way ../shared/bench/torch_peer.py times
  * PyTorch's: random batches, Mixup (one lambda per batch, permutation
  * partner), SGD with Nesterov momentum; then eval throughput over 8 batches. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,12 @@ static const char bench_help[] =
     "  --batch B        (default 128)\n"
     "  --steps N        timed steps (default 60)\n"
     "  --warmup N       untimed steps first (default 10)\n"
-    "  --alpha A        mixup alpha (default 1)\n";
+    "  --alpha A        mixup alpha (default 1)\n"
+    "  --sgemm          also time OpenBLAS SGEMM (2048^3) at the same thread count\n"
+    "\n"
+    "The line also gives the model's forward GFLOP per image (2 per multiply-add\n"
+    "of its convolutions and dense layers) and the rates they imply: training\n"
+    "counts 3 times the forward (forward, backward data, backward weights).\n";
 
 typedef struct {
     char model[32];
@@ -37,6 +43,7 @@ typedef struct {
     double alpha;
     mx_backend backend;
     mx_precision precision;
+    int sgemm;
 } bench_options;
 
 static void parse_bench_flags(int argc, char **argv, bench_options *o)
@@ -66,6 +73,8 @@ static void parse_bench_flags(int argc, char **argv, bench_options *o)
             o->steps = cli_parse_size(&a, "--steps", 1, 1000000);
         } else if (cli_flag_value(&a, "--warmup")) {
             o->warmup = cli_parse_size(&a, "--warmup", 0, 1000000);
+        } else if (cli_flag_switch(&a, "--sgemm")) {
+            o->sgemm = 1;
         } else if (cli_flag_value(&a, "--alpha")) {
             o->alpha = cli_parse_double(&a, "--alpha", 0, 1e6);
         } else {
@@ -114,9 +123,31 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
     return rate;
 }
 
+/* The machine's float32 matrix-multiply rate, as the yardstick for the
+ * model's: OpenBLAS cblas_sgemm on 2048 x 2048 matrices at the benchmark's
+ * thread count, best of 5, in GFLOP/s. */
+static double sgemm_gflops(void)
+{
+    const int n = 2048;
+    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b),
+          *c = malloc((size_t)n * n * sizeof *c);
+    double best = 0;
+    if (a && b && c) {
+        for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+        for (int rep = 0; rep < 6; rep++) {
+            double start = mx_now_seconds();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+            double rate = 2.0 * n * n * (double)n / (mx_now_seconds() - start) / 1e9;
+            if (rep > 0 && rate > best) best = rate;  /* the first warms OpenBLAS's threads up */
+        }
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32};
+    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32, 0};
     parse_bench_flags(argc, argv, &o);
     mx_set_threads(o.threads);
     mx_dataset train = {0};
@@ -151,11 +182,15 @@ int cmd_bench(int argc, char **argv)
     double loss = 0;
     double train_rate = time_training(&stepper, &train, &o, &loss);
     double eval_rate = time_eval(model, &train, &nz, o.batch);
+    const double gflop = mx_model_forward_flops(model) / 1e9;
+    const double sgemm = o.sgemm ? sgemm_gflops() : 0;
     printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", "
            "\"threads\": %d, \"batch\": %zu, \"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
-           "\"final_loss\": %.4f}\n",
+           "\"final_loss\": %.4f, \"forward_gflop_per_img\": %.5f, \"train_gflops\": %.1f, \"eval_gflops\": %.1f",
            MIXREG_VERSION, o.model, mx_backend_name(o.backend), mx_precision_name(o.precision), o.threads, o.batch,
-           train_rate, eval_rate, loss);
+           train_rate, eval_rate, loss, gflop, 3 * gflop * train_rate, gflop * eval_rate);
+    if (o.sgemm) printf(", \"sgemm_gflops\": %.1f", sgemm);
+    printf("}\n");
     mx_stepper_free(&stepper);
     mx_model_free(model);
     mx_dataset_free(&train);

@@ -152,6 +152,31 @@ static void check_state_dict(mx_model *m, char **lines, size_t count, const char
     CHECK(ok);
 }
 
+/* mx_model_forward_flops against counts made by hand: 2 x the multiply-adds
+ * of the convolutions and dense layers (resnet20 on CIFAR: 40,813,184, the
+ * "40.81M" usually quoted for it). */
+static void test_forward_flops(void)
+{
+    static const struct {
+        const char *arch;
+        size_t c, h, w, classes;
+        double flops;
+    } cases[] = {
+        {"mlp", 1, 28, 28, 10, 2.0 * (784 * 512 + 512 * 512 + 512 * 10)},
+        /* 6x1x5x5 on 28x28, 16x6x5x5 on 10x10, then 400-120-84-10 */
+        {"lenet5", 1, 28, 28, 10, 2.0 * (150 * 784 + 2400 * 100 + 400 * 120 + 120 * 84 + 84 * 10)},
+        {"resnet20", 3, 32, 32, 10, 2.0 * 40813184},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        mx_model *m = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, cases[k].classes, 1);
+        if (!m) continue;
+        printf("  %-10s %zux%zux%zu: %.0f forward FLOPs a sample\n", cases[k].arch, cases[k].c, cases[k].h, cases[k].w,
+               mx_model_forward_flops(m));
+        CHECK(mx_model_forward_flops(m) == cases[k].flops);
+        mx_model_free(m);
+    }
+}
+
 static void test_state_dicts(void)
 {
     char path[4096];
@@ -852,6 +877,7 @@ int main(void)
 {
     printf("parameter counts\n");
     test_param_counts();
+    test_forward_flops();
     printf("state_dict tables\n");
     test_state_dicts();
     printf("finite differences\n");

@@ -121,6 +121,12 @@ void mx_model_init_params(mx_model *model, uint64_t seed);
  * forward. Keeps what backward needs. n <= max_batch. */
 const float *mx_model_forward(mx_model *model, const float *x, size_t n);
 
+/* Floating-point operations of one sample's forward: 2 per multiply-add of
+ * the convolutions and dense layers (the rest is a few percent); a training
+ * step costs about 3 times that per sample (forward, backward data, backward
+ * weights). */
+double mx_model_forward_flops(const mx_model *model);
+
 /* Eval-mode logits (whatever the mode; it is left as it was) for inference
  * only: nothing is kept for a backward, which must not follow (it aborts).
  * On the cpu backend a convolution absorbs the batch norm after it (folded

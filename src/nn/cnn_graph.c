@@ -352,7 +352,23 @@ static void cnn_destroy(mx_model *m)
     m->impl = NULL;
 }
 
-static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward, cnn_predict, cnn_backward, cnn_destroy};
+static double cnn_forward_flops(const mx_model *m)
+{
+    const cnn_graph *g = m->impl;
+    double flops = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const cnn_tensor *out = &g->tensors[nd->out];
+        if (nd->op == CNN_CONV)
+            flops += 2.0 * (double)m->tensors[nd->weight].numel * (double)(out->h * out->w);
+        else if (nd->op == CNN_LINEAR)
+            flops += 2.0 * (double)m->tensors[nd->weight].numel;
+    }
+    return flops;
+}
+
+static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward,   cnn_predict,
+                                     cnn_backward,    cnn_destroy,   cnn_forward_flops};
 
 mx_status mx_cnn_create(mx_model *m)
 {

@@ -241,6 +241,15 @@ const float *mx_model_forward(mx_model *model, const float *x, size_t n)
     return model->ops->forward(model, x, n);
 }
 
+double mx_model_forward_flops(const mx_model *model)
+{
+    if (model->ops->forward_flops) return model->ops->forward_flops(model);
+    double flops = 0;
+    for (size_t i = 0; i < model->num_tensors; i++)
+        if (model->tensors[i].ndim == 2) flops += 2.0 * (double)model->tensors[i].numel;
+    return flops;
+}
+
 const float *mx_model_predict(mx_model *model, const float *x, size_t n)
 {
     if (model->ops->predict) return model->ops->predict(model, x, n);

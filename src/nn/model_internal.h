@@ -13,6 +13,8 @@ typedef struct {
     /* dx may be NULL (parameter gradients only). */
     void (*backward)(mx_model *model, const float *dlogits, size_t n, float *dx);
     void (*destroy)(mx_model *model);
+    /* Multiply-adds x 2 of one sample's forward; NULL: 2 x every 2-D weight's size (dense layers). */
+    double (*forward_flops)(const mx_model *model);
 } mx_model_ops;
 
 struct mx_model {
