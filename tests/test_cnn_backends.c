@@ -146,13 +146,25 @@ static size_t relu_flips(mx_model *a, mx_model *b, size_t n)
         if (!nd->relu) continue;
         const cnn_tensor *ta = &ga->tensors[nd->out], *tb = &gb->tensors[nd->out];
         const size_t hw = ta->h * ta->w;
+        /* A batch norm's output the cpu backend recomputes in the backward
+         * shares its buffer (cnn_graph.c plan_recompute): made again here from
+         * its input and the forward's constants, as the backward does. */
+        const float *data_b = tb->data;
+        float *again = NULL;
+        if (tb->shared >= 0 && nd->op == CNN_BN) {
+            again = malloc(n * tb->size * sizeof *again);
+            if (!again) return 1;
+            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, gb->nodes[k].affine, 1, again);
+            data_b = again;
+        }
         for (size_t s = 0; s < n; s++)
             for (size_t c = 0; c < ta->c; c++)
                 for (size_t p = 0; p < hw; p++) {
                     float x = ta->data[cnn_index(ta->blocked, ta->c, hw, s, c, p)];
-                    float y = tb->data[cnn_index(tb->blocked, tb->c, hw, s, c, p)];
+                    float y = data_b[cnn_index(tb->blocked, tb->c, hw, s, c, p)];
                     flips += (x > 0.0f) != (y > 0.0f);
                 }
+        free(again);
     }
     return flips;
 }
@@ -636,6 +648,42 @@ static void test_predict(void)
     }
 }
 
+/* The memory plan: on the cpu backend batch norms' ReLU outputs are
+ * recomputed in the backward and share buffers, as do the tensors no
+ * backward reads, so the arena holds less than every activation (the agreement
+ * and determinism tests above show the gradients unchanged by it); the
+ * reference backend recomputes nothing. */
+static void test_memory_plan(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    for (size_t k = 0; k < 2; k++) {
+        mx_model *m = make(archs[k], 1, 28, 28, 10, 16, MX_BACKEND_CPU), *r = make(archs[k], 1, 28, 28, 10, 16, MX_BACKEND_REF);
+        if (!m || !r) {
+            mx_model_free(m), mx_model_free(r);
+            continue;
+        }
+        const cnn_graph *g = ((const struct mx_model *)m)->impl, *gr = ((const struct mx_model *)r)->impl;
+        size_t all = 0, shared = 0, recomputed = 0, ref_recomputed = 0, ref_shared = 0;
+        for (size_t t = 1; t < g->num_tensors; t++) {
+            all += 16 * g->tensors[t].size * sizeof(float);
+            shared += g->tensors[t].shared >= 0;
+            ref_shared += gr->tensors[t].shared >= 0;
+        }
+        for (size_t j = 0; j < g->num_nodes; j++) {
+            recomputed += g->nodes[j].recompute_bn >= 0;
+            ref_recomputed += gr->nodes[j].recompute_bn >= 0;
+        }
+        printf("  %-9s cpu: %zu of %zu tensors in shared buffers, %zu batch-norm outputs recomputed, arena %.1f MiB "
+               "for %.1f MiB of activations; ref: %zu shared, %zu recomputed\n",
+               archs[k], shared, g->num_tensors - 1, recomputed, g->arena.capacity / 1048576.0, all / 1048576.0,
+               ref_shared, ref_recomputed);
+        CHECK(recomputed > 0 && ref_recomputed == 0);
+        CHECK(shared > ref_shared && ref_shared > 0);
+        CHECK(g->arena.capacity < all);
+        mx_model_free(m), mx_model_free(r);
+    }
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -654,5 +702,7 @@ int main(void)
     test_mlp();
     printf("predict\n");
     test_predict();
+    printf("memory plan\n");
+    test_memory_plan();
     CHECK_DONE();
 }

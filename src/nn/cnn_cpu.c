@@ -375,7 +375,7 @@ static void channel_affine(size_t n, size_t hw, size_t stride, const float *x, f
 
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
-                              float *y, float *save_mean, float *save_invstd, int relu)
+                              float *y, float *save_mean, float *save_invstd, int relu, float *affine)
 {
     const size_t m = n * hw, stride = channels * hw;
 #pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
@@ -388,6 +388,8 @@ void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float 
         const double invstd = 1.0 / sqrt(var + eps);
         const double a = (gamma ? gamma[c] : 1.0) * invstd;
         channel_affine(n, hw, stride, x + c * hw, (float)mean, (float)a, beta ? beta[c] : 0.0f, relu, y + c * hw);
+        if (affine)
+            affine[c] = (float)mean, affine[channels + c] = (float)a, affine[2 * channels + c] = beta ? beta[c] : 0.0f;
         save_mean[c] = (float)mean;
         save_invstd[c] = (float)invstd;
         if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
@@ -400,13 +402,15 @@ void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float 
 
 void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                              const float *beta, const float *running_mean, const float *running_var, float eps,
-                             float *y, int relu)
+                             float *y, int relu, float *affine)
 {
     const size_t stride = channels * hw;
 #pragma omp parallel for schedule(static) if (n * hw * channels >= CNN_CPU_PARALLEL_MIN)
     for (size_t c = 0; c < channels; c++) {
         const double a = (gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps);
         channel_affine(n, hw, stride, x + c * hw, running_mean[c], (float)a, beta ? beta[c] : 0.0f, relu, y + c * hw);
+        if (affine)
+            affine[c] = running_mean[c], affine[channels + c] = (float)a, affine[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
 }
 
@@ -625,7 +629,7 @@ static float *blocked_consts(size_t n, size_t channels, double *partial)
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial)
+                                      double *partial, float *affine)
 {
     const size_t m = n * hw;
     blocked_sums(n, channels, hw, x, NULL, NULL, partial);
@@ -649,11 +653,12 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
         }
     }
     blocked_affine(n, channels, hw, x, k, relu, y);
+    if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial)
+                                     float *y, int relu, double *partial, float *affine)
 {
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
@@ -662,6 +667,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
     blocked_affine(n, channels, hw, x, k, relu, y);
+    if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
@@ -769,4 +775,18 @@ void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, floa
                 const size_t i = (s * channels + c) * hw + q, j = cnn_index(1, channels, hw, s, c, q);
                 dx[j] = mask[i] ? dy[j] * scale : 0.0f;
             }
+}
+
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
+                      float *y)
+{
+    if (blocked) {
+        blocked_affine(n, channels, hw, x, affine, relu, y);
+        return;
+    }
+    const size_t stride = channels * hw;
+#pragma omp parallel for schedule(static) if (n * hw * channels >= CNN_CPU_PARALLEL_MIN)
+    for (size_t c = 0; c < channels; c++)
+        channel_affine(n, hw, stride, x + c * hw, affine[c], affine[channels + c], affine[2 * channels + c], relu,
+                       y + c * hw);
 }

@@ -138,17 +138,18 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
         (*(int64_t *)m->buffers[nd->buffer + 2].data)++;
         if (cpu && in->blocked)
             cnn_cpu_bn_forward_train_blocked(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial);
+                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine);
         else if (cpu)
             cnn_cpu_bn_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                     nd->save_mean, nd->save_invstd, relu);
+                                     nd->save_mean, nd->save_invstd, relu, nd->affine);
         else
             mx_batchnorm2d_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
                                          nd->save_mean, nd->save_invstd);
     } else if (cpu && in->blocked) {
-        cnn_cpu_bn_forward_eval_blocked(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, g->bn_partial);
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, g->bn_partial,
+                                        nd->affine);
     } else if (cpu) {
-        cnn_cpu_bn_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu);
+        cnn_cpu_bn_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, nd->affine);
     } else {
         mx_batchnorm2d_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y);
     }
@@ -284,6 +285,41 @@ const float *cnn_predict(mx_model *m, const float *x, size_t n)
     return g->tensors[g->nodes[g->num_nodes - 1].out].data;
 }
 
+/* Batch norm bn's output (its ReLU applied), which shares its buffer with
+ * other tensors (cnn_graph.c plan_recompute), again for the backward: from the
+ * constants the forward saved when it ran on the cpu kernels (bit for bit);
+ * after a forward on the reference layers (a batch size without plans), from
+ * the saved statistics (training) or the running ones, the eval forward's
+ * own arithmetic. */
+static void recompute_bn_output(mx_model *m, cnn_graph *g, const cnn_node *bn, int cpu, size_t n)
+{
+    const cnn_tensor *in = &g->tensors[bn->in];
+    const size_t C = in->c, hw = in->h * in->w;
+    const float *X = tensor_data(g, bn->in);
+    float *Y = g->tensors[bn->out].data;
+    if (cpu) {
+        cnn_cpu_bn_apply(n, C, hw, in->blocked, X, bn->affine, bn->relu, Y);
+        return;
+    }
+    const float *gamma = param(m, bn->weight), *beta = param(m, bn->bias);
+    if (g->fwd_training) {
+        const size_t stride = C * hw;
+        for (size_t c = 0; c < C; c++) {
+            const double mean = bn->save_mean[c], invstd = bn->save_invstd[c], gc = gamma ? gamma[c] : 1.0;
+            const double b = beta ? beta[c] : 0.0;
+            for (size_t s = 0; s < n; s++)
+                for (size_t i = 0; i < hw; i++) {
+                    const size_t at = s * stride + c * hw + i;
+                    Y[at] = (float)((X[at] - mean) * invstd * gc + b);
+                }
+        }
+    } else {
+        mx_batchnorm2d_forward_eval(n, C, hw, X, gamma, beta, buffer(m, bn->buffer), buffer(m, bn->buffer + 1),
+                                    MX_BN_EPS, Y);
+    }
+    if (bn->relu) mx_relu_forward(n * C * hw, Y, Y);
+}
+
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static float *grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
 
@@ -355,6 +391,10 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     for (size_t k = g->num_nodes; k-- > 0;) {
         const cnn_node *nd = &g->nodes[k];
         const cnn_node_plan *pl = plans ? &plans->node[k] : NULL;
+        if (nd->recompute_bn >= 0) {
+            recompute_bn_output(m, g, &g->nodes[nd->recompute_bn], plans != NULL, n);
+            charge(g, CNN_BN, 1, &t);
+        }
         const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[nd->out];
         const size_t count = n * out->size;
         /* The last layer reads the caller's dlogits (never written: it has no ReLU). */

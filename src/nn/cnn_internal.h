@@ -40,6 +40,10 @@ typedef struct {
     mx_conv2d_desc conv;
     mx_pool2d_desc pool;
     float *save_mean, *save_invstd;  /* BN, training mode */
+    float *affine;                   /* BN on the cpu backend: the forward's per-channel float mean, scale
+                                        and shift (3 x channels), to recompute its output exactly */
+    int recompute_bn;                /* cpu backend: before this node's backward, recompute the output of
+                                        batch norm node recompute_bn (-1 none; cnn_graph.c plan_shared) */
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
     uint8_t *mask;                   /* dropout, training mode */
@@ -169,10 +173,10 @@ void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
-                              float *y, float *save_mean, float *save_invstd, int relu);
+                              float *y, float *save_mean, float *save_invstd, int relu, float *affine);
 void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                              const float *beta, const float *running_mean, const float *running_var, float eps,
-                             float *y, int relu);
+                             float *y, int relu, float *affine);
 void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                          const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                          float *dgamma, float *dbeta);
@@ -183,10 +187,15 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial);
+                                      double *partial, float *affine);
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial);
+                                     float *y, int relu, double *partial, float *affine);
+/* The four forwards above save their per-channel constants in affine (when
+ * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
+ * (ReLU too when relu), giving the forward's output bit for bit. */
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
+                      float *y);
 void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                                  const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  float *dgamma, float *dbeta, double *partial);
