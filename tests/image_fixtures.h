@@ -166,4 +166,28 @@ static inline void fx_write_file(const char *path, const void *data, size_t len)
     }
 }
 
+/* The gradient, each byte b turned into (b * scale + offset) mod 256 (so that
+ * files differ), encoded as a PNG at path. */
+static inline void fx_write_gradient_png(const char *path, size_t w, size_t h, unsigned scale, unsigned offset)
+{
+    uint8_t *rgb = fx_gradient_rgb(w, h);
+    for (size_t i = 0; i < w * h * 3; i++) rgb[i] = (uint8_t)(rgb[i] * scale + offset);
+    fx_buf b = fx_encode_png_rgb(rgb, w, h);
+    fx_write_file(path, b.data, b.len);
+    free(b.data);
+    free(rgb);
+}
+
+/* The gradient as an RGB JPEG of that quality at path, cut to `cut` bytes when
+ * cut is not 0 (then it fails to decode). */
+static inline void fx_write_gradient_jpeg(const char *path, size_t w, size_t h, int quality, size_t cut)
+{
+    uint8_t *rgb = fx_gradient_rgb(w, h);
+    fx_jpeg_options o = {quality, 0, 0, JCS_UNKNOWN, 0};
+    fx_buf b = fx_encode_jpeg(rgb, w, h, JCS_RGB, &o);
+    fx_write_file(path, b.data, cut ? cut : b.len);
+    free(b.data);
+    free(rgb);
+}
+
 #endif

@@ -21,22 +21,12 @@
 /* A w x h PNG of the gradient shifted by `shift` (so files differ). */
 static void write_png(const char *rel, size_t w, size_t h, unsigned shift)
 {
-    uint8_t *rgb = fx_gradient_rgb(w, h);
-    for (size_t i = 0; i < w * h * 3; i++) rgb[i] = (uint8_t)(rgb[i] + shift);
-    fx_buf b = fx_encode_png_rgb(rgb, w, h);
-    fx_write_file(tmp_path(rel), b.data, b.len);
-    free(b.data);
-    free(rgb);
+    fx_write_gradient_png(tmp_path(rel), w, h, 1, shift);
 }
 
 static void write_jpeg(const char *rel, size_t w, size_t h, size_t cut)
 {
-    uint8_t *rgb = fx_gradient_rgb(w, h);
-    fx_jpeg_options o = {92, 0, 0, JCS_UNKNOWN, 0};
-    fx_buf b = fx_encode_jpeg(rgb, w, h, JCS_RGB, &o);
-    fx_write_file(tmp_path(rel), b.data, cut ? cut : b.len);
-    free(b.data);
-    free(rgb);
+    fx_write_gradient_jpeg(tmp_path(rel), w, h, 92, cut);
 }
 
 static void write_text(const char *rel, const char *text) { fx_write_file(tmp_path(rel), text, strlen(text)); }

@@ -24,23 +24,13 @@
 
 static void write_png(const char *rel, size_t w, size_t h, unsigned shift)
 {
-    uint8_t *rgb = fx_gradient_rgb(w, h);
-    for (size_t i = 0; i < w * h * 3; i++) rgb[i] = (uint8_t)(rgb[i] * (shift % 3 + 1) + 17 * shift);
-    fx_buf b = fx_encode_png_rgb(rgb, w, h);
-    fx_write_file(tmp_path(rel), b.data, b.len);
-    free(b.data);
-    free(rgb);
+    fx_write_gradient_png(tmp_path(rel), w, h, shift % 3 + 1, 17 * shift);
 }
 
 /* A JPEG, cut to `cut` bytes when cut is not 0 (then it fails to decode). */
 static void write_jpeg(const char *rel, size_t w, size_t h, size_t cut)
 {
-    uint8_t *rgb = fx_gradient_rgb(w, h);
-    fx_jpeg_options o = {90, 0, 0, JCS_UNKNOWN, 0};
-    fx_buf b = fx_encode_jpeg(rgb, w, h, JCS_RGB, &o);
-    fx_write_file(tmp_path(rel), b.data, cut ? cut : b.len);
-    free(b.data);
-    free(rgb);
+    fx_write_gradient_jpeg(tmp_path(rel), w, h, 90, cut);
 }
 
 /* good/train: 2 classes of 5 and 4 images (PNG and JPEG, varied sizes). */
