@@ -323,14 +323,41 @@ void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y,
     }
 }
 
+/* d = (or +=) dy, masked by y > 0 when y is not NULL. */
+static void grad_into(size_t count, const float *restrict y, const float *restrict dy, float *restrict d, int acc)
+{
+    if (y && acc) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] += y[i] <= 0.0f ? 0.0f : dy[i];
+    } else if (y) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] = y[i] <= 0.0f ? 0.0f : dy[i];
+    } else {
+        cnn_cpu_grad_pass(count, d, dy, acc);
+    }
+}
+
+/* The cases are separate loops, with the pointers restrict: one loop testing
+ * them per element stayed scalar and took preact18's add backward to 65 ms a
+ * step (10x its forward). */
 void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b)
 {
+    if (da && db && !acc_a && !acc_b) {
+        /* Both inputs' gradients written fresh: one pass over dy. */
+        float *restrict a = da, *restrict b = db;
+        const float *restrict g = dy;
+        if (y) {
+            const float *restrict m = y;
 #pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
-    for (size_t i = 0; i < count; i++) {
-        float g = y && y[i] <= 0.0f ? 0.0f : dy[i];
-        if (da) da[i] = acc_a ? da[i] + g : g;
-        if (db) db[i] = acc_b ? db[i] + g : g;
+            for (size_t i = 0; i < count; i++) a[i] = b[i] = m[i] <= 0.0f ? 0.0f : g[i];
+        } else {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+            for (size_t i = 0; i < count; i++) a[i] = b[i] = g[i];
+        }
+        return;
     }
+    if (da) grad_into(count, y, dy, da, acc_a);
+    if (db) grad_into(count, y, dy, db, acc_b);
 }
 
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate)
