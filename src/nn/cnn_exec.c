@@ -323,12 +323,13 @@ static void recompute_bn_output(mx_model *m, cnn_graph *g, const cnn_node *bn, i
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static float *grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
 
-/* Where a layer should write t's gradient: the gradient itself, or the scratch
- * buffer when it must be added to what a later consumer already wrote there. */
-static float *grad_target(const cnn_graph *g, int t, int acc, float *dx)
+/* Where node nd should write its input's gradient: the gradient itself, or
+ * its scratch slot when it must be added to what a later consumer already
+ * wrote there. */
+static float *grad_target(const cnn_graph *g, const cnn_node *nd, float *dx)
 {
-    float *dst = grad_of(g, t, dx);
-    return dst && acc ? g->scratch : dst;
+    float *dst = grad_of(g, nd->in, dx);
+    return dst && nd->acc_in ? g->slots[nd->scratch_slot] : dst;
 }
 
 /* The residual add's backward: dy (through the add's ReLU, fused on the cpu
@@ -412,7 +413,7 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
             charge(g, CNN_PROF_RELU, 1, &t);
         }
         const float *X = tensor_data(g, nd->in);
-        float *dX = grad_target(g, nd->in, nd->acc_in, dx);
+        float *dX = grad_target(g, nd, dx);
         const size_t hw = in->h * in->w;
         switch (nd->op) {
         case CNN_CONV:
@@ -454,8 +455,8 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         charge(g, (int)nd->op, 1, &t);
         float *dst = grad_of(g, nd->in, dx);
         if (dst && nd->acc_in) {
-            if (pl) cnn_cpu_grad_pass(n * in->size, dst, g->scratch, 1);
-            else mx_grad_accumulate(n * in->size, dst, g->scratch);
+            if (pl) cnn_cpu_grad_pass(n * in->size, dst, g->slots[nd->scratch_slot], 1);
+            else mx_grad_accumulate(n * in->size, dst, g->slots[nd->scratch_slot]);
         }
         charge(g, CNN_PROF_ACCUMULATE, 1, &t);
     }

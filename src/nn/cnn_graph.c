@@ -184,7 +184,8 @@ int cnn_dropout(cnn_graph *g, int in, float p)
 
 /* Gradient slots by liveness, walking the nodes as backward will: a tensor's
  * gradient is live from its last consumer's backward (which writes it; earlier
- * consumers add into it) to its producer's (which reads it and frees it). */
+ * consumers add into it, through a slot free for the while) to its
+ * producer's (which reads it and frees it). */
 static mx_status assign_slots(cnn_graph *g)
 {
     size_t T = g->num_tensors;
@@ -212,6 +213,13 @@ static mx_status assign_slots(cnn_graph *g)
             if (seen[t]) continue;
             seen[t] = 1;
             if (t > 0) g->tensors[t].slot = num_free ? free_slots[--num_free] : (int)g->num_slots++;
+        }
+        /* The input gradient a layer adds into another goes to a slot free
+         * while this node runs, not to a buffer of its own. */
+        nd->scratch_slot = -1;
+        if (nd->op != CNN_ADD && nd->acc_in) {
+            nd->scratch_slot = num_free ? free_slots[--num_free] : (int)g->num_slots++;
+            free_slots[num_free++] = nd->scratch_slot;
         }
         if (k + 1 < g->num_nodes) free_slots[num_free++] = g->tensors[nd->out].slot;
     }
@@ -337,7 +345,6 @@ static mx_status plan_arena(cnn_graph *g)
             }
         }
         for (size_t s = 0; s < g->num_slots; s++) g->slots[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
-        g->scratch = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
         if (g->backend == MX_BACKEND_CPU)
             g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));

@@ -34,6 +34,8 @@ typedef struct {
     int relu;                    /* ReLU on the output, in place */
     int in, in2, out;            /* tensor ids; in2 only for ADD (else -1) */
     int acc_in, acc_in2;         /* backward adds into the input's gradient (a later consumer wrote it) */
+    int scratch_slot;            /* with acc_in (not ADD): the gradient slot free during this node's
+                                    backward that takes its input gradient before it is added */
     size_t weight, bias;         /* parameter indices (BN: gamma, beta), CNN_NONE if absent */
     size_t buffer;               /* BN: running_mean's buffer index (running_var +1, num_batches_tracked +2) */
     double init_bound;           /* conv / linear: PyTorch's default U(-b, b) bound, 1/sqrt(fan_in) */
@@ -103,7 +105,7 @@ typedef struct {
     size_t workspace_bytes;
     float **slots;               /* gradient slots, max_batch * largest tensor each */
     size_t num_slots;
-    float *scratch;              /* one more, for a gradient that is added into another */
+
     size_t largest;              /* largest per-sample tensor size */
     const float *input;          /* the last forward's input */
     int fwd_training;            /* the mode the last forward ran in */
