@@ -24,18 +24,25 @@ static void test_parse(void)
     CHECK_OK(mx_normalize_parse("0,0,0,0/1,1,1,1", &c, m, s));
     CHECK(c == 4);
 
-    CHECK_FAILS(mx_normalize_parse("0.5,0.5/0.25", &c, m, s), MX_ERR_ARG, "2 means but 1 std in '0.5,0.5/0.25'");
-    CHECK_FAILS(mx_normalize_parse("0.5/0", &c, m, s), MX_ERR_ARG, "the std of channel 0 is 0 in '0.5/0' (must be > 0)");
-    CHECK_FAILS(mx_normalize_parse("0.5,0.5/1,-1", &c, m, s), MX_ERR_ARG, "std of channel 1 is -1");
-    CHECK_FAILS(mx_normalize_parse("0.5", &c, m, s), MX_ERR_ARG, "--normalize: '0.5' is not imagenet or MEAN");
-    CHECK_FAILS(mx_normalize_parse("0.5/1/2", &c, m, s), MX_ERR_ARG, "is not imagenet or");
-    CHECK_FAILS(mx_normalize_parse("cifar", &c, m, s), MX_ERR_ARG, "'cifar' is not imagenet or");
-    CHECK_FAILS(mx_normalize_parse("x/1", &c, m, s), MX_ERR_ARG, "'x' in 'x/1' is not a number");
-    CHECK_FAILS(mx_normalize_parse("0.5,/1,1", &c, m, s), MX_ERR_ARG, "'' in '0.5,/1,1' is not a number");
-    CHECK_FAILS(mx_normalize_parse("0.5/1e999", &c, m, s), MX_ERR_ARG, "'1e999' in");
-    CHECK_FAILS(mx_normalize_parse("nan/1", &c, m, s), MX_ERR_ARG, "'nan' in");
-    CHECK_FAILS(mx_normalize_parse("1,2,3,4,5/1,1,1,1,1", &c, m, s), MX_ERR_ARG, "more than 4 values");
-    CHECK_FAILS(mx_normalize_parse("/", &c, m, s), MX_ERR_ARG, "is not a number");
+    /* Each malformed value and (a part of) its one-line message. */
+    static const struct {
+        const char *value, *message;
+    } bad[] = {
+        {"0.5,0.5/0.25", "2 means but 1 std in '0.5,0.5/0.25'"},
+        {"0.5/0", "the std of channel 0 is 0 in '0.5/0' (must be > 0)"},
+        {"0.5,0.5/1,-1", "std of channel 1 is -1"},
+        {"0.5", "--normalize: '0.5' is not imagenet or MEAN"},
+        {"0.5/1/2", "is not imagenet or"},
+        {"cifar", "'cifar' is not imagenet or"},
+        {"x/1", "'x' in 'x/1' is not a number"},
+        {"0.5,/1,1", "'' in '0.5,/1,1' is not a number"},
+        {"0.5/1e999", "'1e999' in"},
+        {"nan/1", "'nan' in"},
+        {"1,2,3,4,5/1,1,1,1,1", "more than 4 values"},
+        {"/", "is not a number"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        CHECK_FAILS(mx_normalize_parse(bad[k].value, &c, m, s), MX_ERR_ARG, bad[k].message);
 }
 
 /* The normaliser of a new run: computed, or given with the data's channel count. */
