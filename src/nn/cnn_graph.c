@@ -272,7 +272,7 @@ static int plan_recompute(cnn_graph *g, size_t b)
  * (plan_recompute), need their values only while the forward walks from
  * their producer to their last reader (and, recomputed, within that stretch
  * of the backward), so they share a few buffers: preact18 at batch 128 keeps
- * 280 MiB fewer. A tensor holds its buffer from two nodes before its
+ * 243 MiB fewer. A tensor holds its buffer from two nodes before its
  * producer, because cnn_predict's fused convolutions write a batch norm's or
  * residual add's output there; and a node's output never shares with its
  * inputs. Returns the number of shared buffers; size[b] their element counts
