@@ -407,6 +407,30 @@ static void channel_affine(size_t n, size_t hw, size_t stride, const float *x, f
     }
 }
 
+/* Channel c of a training batch norm from its m values' sum and sum of
+ * squares (double): the batch statistics saved for the backward, the running
+ * ones moved PyTorch's way (unbiased variance), and the forward's constants
+ * k = {mean, gamma / std, beta} as floats. */
+static void bn_train_channel(size_t c, size_t m, double sum, double sumsq, const float *gamma, const float *beta,
+                             float momentum, float eps, float *running_mean, float *running_var, float *save_mean,
+                             float *save_invstd, float k[3])
+{
+    const double mean = m ? sum / (double)m : 0.0;
+    double var = m ? sumsq / (double)m - mean * mean : 0.0;
+    if (var < 0) var = 0;
+    const double invstd = 1.0 / sqrt(var + eps);
+    k[0] = (float)mean;
+    k[1] = (float)((gamma ? gamma[c] : 1.0) * invstd);
+    k[2] = beta ? beta[c] : 0.0f;
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)invstd;
+    if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
+    if (running_var) {
+        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
+    }
+}
+
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
                               float *y, float *save_mean, float *save_invstd, int relu, float *affine)
@@ -416,21 +440,11 @@ void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float 
     for (size_t c = 0; c < channels; c++) {
         double sum, sumsq;
         channel_sums(n, hw, stride, x + c * hw, &sum, &sumsq);
-        const double mean = m ? sum / (double)m : 0.0;
-        double var = m ? sumsq / (double)m - mean * mean : 0.0;
-        if (var < 0) var = 0;
-        const double invstd = 1.0 / sqrt(var + eps);
-        const double a = (gamma ? gamma[c] : 1.0) * invstd;
-        channel_affine(n, hw, stride, x + c * hw, (float)mean, (float)a, beta ? beta[c] : 0.0f, relu, y + c * hw);
-        if (affine)
-            affine[c] = (float)mean, affine[channels + c] = (float)a, affine[2 * channels + c] = beta ? beta[c] : 0.0f;
-        save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
-        if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
-        if (running_var) {
-            double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
-            running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
-        }
+        float k[3];
+        bn_train_channel(c, m, sum, sumsq, gamma, beta, momentum, eps, running_mean, running_var, save_mean,
+                         save_invstd, k);
+        channel_affine(n, hw, stride, x + c * hw, k[0], k[1], k[2], relu, y + c * hw);
+        if (affine) affine[c] = k[0], affine[channels + c] = k[1], affine[2 * channels + c] = k[2];
     }
 }
 
@@ -671,20 +685,10 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
     for (size_t c = 0; c < channels; c++) {
         double sum, sumsq;
         blocked_total(n, channels, partial, c, &sum, &sumsq);
-        const double mean = m ? sum / (double)m : 0.0;
-        double var = m ? sumsq / (double)m - mean * mean : 0.0;
-        if (var < 0) var = 0;
-        const double invstd = 1.0 / sqrt(var + eps);
-        k[c] = (float)mean;
-        k[channels + c] = (float)((gamma ? gamma[c] : 1.0) * invstd);
-        k[2 * channels + c] = beta ? beta[c] : 0.0f;
-        save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
-        if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
-        if (running_var) {
-            double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
-            running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
-        }
+        float kc[3];
+        bn_train_channel(c, m, sum, sumsq, gamma, beta, momentum, eps, running_mean, running_var, save_mean,
+                         save_invstd, kc);
+        k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
     blocked_affine(n, channels, hw, x, k, relu, y);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
