@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cnn_test_data.h"
 #include "mixreg/fileio.h"
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
@@ -39,27 +40,6 @@ static mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t cla
     if (st != MX_OK) fprintf(stderr, "creating %s: %s\n", arch, mx_error_message());
     CHECK(st == MX_OK);
     return m;
-}
-
-static size_t buffer_bytes(const mx_buffer_info *b)
-{
-    return b->numel * (b->dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t));
-}
-
-static void random_fill(mx_rng *rng, float *x, size_t count)
-{
-    for (size_t i = 0; i < count; i++) x[i] = (float)mx_rng_normal(rng);
-}
-
-/* Soft targets: two classes mixed with a random weight per sample. */
-static void random_targets(mx_rng *rng, float *y, size_t n, size_t classes)
-{
-    memset(y, 0, n * classes * sizeof *y);
-    for (size_t i = 0; i < n; i++) {
-        float lam = (float)mx_rng_uniform(rng);
-        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += lam;
-        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += 1 - lam;
-    }
 }
 
 /* ---- parameter counts and the PyTorch state_dict tables ---- */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cnn_test_data.h"
 #include "mixreg/fileio.h"
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
@@ -63,21 +64,6 @@ static mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t cla
     if (st != MX_OK) fprintf(stderr, "creating %s (%s): %s\n", arch, mx_backend_name(backend), mx_error_message());
     CHECK(st == MX_OK);
     return m;
-}
-
-static void random_fill(mx_rng *rng, float *x, size_t count)
-{
-    for (size_t i = 0; i < count; i++) x[i] = (float)mx_rng_normal(rng);
-}
-
-static void random_targets(mx_rng *rng, float *y, size_t n, size_t classes)
-{
-    memset(y, 0, n * classes * sizeof *y);
-    for (size_t i = 0; i < n; i++) {
-        float lam = (float)mx_rng_uniform(rng);
-        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += lam;
-        y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += 1 - lam;
-    }
 }
 
 /* Worst |got - want| / (|want| + floor * max|want|) over the entries: relative,
@@ -292,11 +278,6 @@ static void test_agreement(void)
 }
 
 /* ---- determinism ---- */
-
-static size_t buffer_bytes(const mx_buffer_info *b)
-{
-    return b->numel * (b->dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t));
-}
 
 static int same_state(mx_model *a, mx_model *b)
 {

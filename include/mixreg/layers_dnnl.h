@@ -82,7 +82,7 @@ typedef enum { MX_DNNL_CONV_DIRECT = 0, MX_DNNL_CONV_WINOGRAD = 1 } mx_dnnl_conv
 
 typedef struct {
     int has_bias;                 /* forward takes a bias, backward may give dbias */
-    int inference_only;           /* forward_inference, no backward primitives */
+    int inference_only;           /* no backward primitives (the forward still asks for forward_training: see conv2d.c) */
     mx_dnnl_layout layout;
     mx_dnnl_precision precision;
     mx_dnnl_act_layout src_layout, dst_layout;  /* the caller's x / dx and y / dy */
