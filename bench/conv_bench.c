@@ -9,6 +9,9 @@
  *                layout: what the plan costs without its reorders
  *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them)
  *   winograd-16c the same with oneDNN's Winograd kernels for all three passes
+ *   wino2-16c    mixreg's own F(2x2, 3x3) Winograd forward (src/nn/winograd.c,
+ *                the inference path's kernel, weights transformed every call):
+ *                forward only, its bwd column is empty
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
  * Prints one line per layer and variant: best and median milliseconds over
  * the timed repetitions of forward, backward and both, and GFLOP/s of both
@@ -33,6 +36,7 @@
 
 #include "mixreg/layers.h"
 #include "mixreg/layers_dnnl.h"
+#include "nn/winograd.h"
 
 static double now_ms(void)
 {
@@ -68,6 +72,7 @@ typedef struct {
     dnnl_stream_t stream;
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
+    float *wino_u;  /* wino2-16c: the transformed weights */
 } bench_case;
 
 typedef void (*step_fn)(bench_case *c, int backward);
@@ -88,6 +93,13 @@ static void step_plan(bench_case *c, int backward)
         fprintf(stderr, "conv_bench: %s\n", mx_error_message());
         exit(1);
     }
+}
+
+static void step_wino(bench_case *c, int backward)
+{
+    if (backward) return;
+    mx_wino_transform_weights(c->d, c->w, c->wino_u);
+    mx_wino_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y);
 }
 
 static void check(dnnl_status_t st)
@@ -262,7 +274,12 @@ int main(int argc, char **argv)
         {"bf16-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 1, MX_DNNL_CONV_DIRECT},
         {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1, 0, MX_DNNL_CONV_DIRECT},
     };
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        if (mx_wino_available() && (!only || strstr(only, "wino2-16c"))) {
+            c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
+            run(name[i], "wino2-16c", &c[i], step_wino, reps, flops[i] / 3);
+            free(c[i].wino_u);
+        }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
             if (only && !strstr(only, variants[v].name)) continue;
             if (variants[v].native) {
@@ -287,6 +304,7 @@ int main(int argc, char **argv)
                        mx_dnnl_conv2d_plan_impl(c[i].plan, 1), mx_dnnl_conv2d_plan_impl(c[i].plan, 2));
             mx_dnnl_conv2d_plan_free(c[i].plan);
         }
+    }
     dnnl_stream_destroy(stream);
     dnnl_engine_destroy(engine);
     mx_dnnl_context_free(ctx);

@@ -25,6 +25,7 @@
 #include "mixreg/step.h"
 #include "mixreg/train.h"
 #include "nn/cnn_internal.h"
+#include "nn/winograd.h"
 
 /* The tolerance between the backends: every entry within RTOL (GRAD_RTOL for
  * parameter gradients) of the reference relative to |entry| + FLOOR
@@ -557,17 +558,21 @@ static void test_mlp(void)
  * folded batch norms, sum and ReLU post-ops), after training steps have moved
  * the running statistics and with gamma and beta away from 1 and 0: logits
  * within RTOL, the same bits on every call and at every batch size's own
- * plans, the mode left as it was; on the reference backend, the forward's bits. */
+ * plans, the mode left as it was, also for batches split into chunks; on the
+ * reference backend, the forward's bits. */
 static void test_predict(void)
 {
     static const struct {
         const char *arch;
         size_t c, h, w, classes, batch;
         int folds_bn, fuses_add;  /* lenet5 has no batch norm; pre-activation blocks add after a plain conv */
+        int winograd;             /* has 3x3 convolutions of 16 or 32 channels: mixreg's Winograd kernel */
     } cases[] = {
-        {"lenet5", 1, 28, 28, 10, 5, 0, 0},   {"resnet20", 1, 28, 28, 10, 5, 1, 1},
-        {"resnet20", 3, 16, 16, 5, 4, 1, 1},  {"preact18", 1, 12, 12, 10, 4, 1, 0},
-        {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0}, {"resnet50", 3, 32, 32, 6, 2, 1, 1},
+        {"lenet5", 1, 28, 28, 10, 5, 0, 0, 0},    {"resnet20", 1, 28, 28, 10, 5, 1, 1, 1},
+        {"resnet20", 3, 16, 16, 5, 4, 1, 1, 1},   {"preact18", 1, 12, 12, 10, 4, 1, 0, 0},
+        {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0, 1}, {"resnet50", 3, 32, 32, 6, 2, 1, 1, 0},
+        /* above CNN_PREDICT_CHUNK: chunks of 24, 23, 23 (then 3 x 23), the weights folded once per call */
+        {"resnet20", 3, 8, 8, 4, 70, 1, 1, 1},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const size_t B = cases[k].batch, C = cases[k].classes, d = cases[k].c * cases[k].h * cases[k].w;
@@ -597,11 +602,13 @@ static void test_predict(void)
             mx_model_backward(m, dl, B);
             for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
         }
-        size_t folded = 0, summed = 0;
+        size_t folded = 0, summed = 0, wino = 0;
         const cnn_graph *g = ((const struct mx_model *)m)->impl;
-        for (size_t j = 0; j < g->num_nodes; j++) folded += g->nodes[j].fold_bn >= 0, summed += g->nodes[j].fold_add >= 0;
+        for (size_t j = 0; j < g->num_nodes; j++)
+            folded += g->nodes[j].fold_bn >= 0, summed += g->nodes[j].fold_add >= 0, wino += g->nodes[j].wino;
         CHECK((folded > 0) == cases[k].folds_bn);
         CHECK((summed > 0) == cases[k].fuses_add);
+        CHECK((wino > 0) == (cases[k].winograd && mx_wino_available()));
         random_fill(&rng, x, B * d);
         double worst = 0;
         for (size_t n = B; n >= B - 1; n--) {
@@ -615,9 +622,9 @@ static void test_predict(void)
             CHECK(e <= RTOL);
             CHECK(memcmp(pred, mx_model_predict(m, x, n), n * C * sizeof *pred) == 0);
         }
-        printf("  %-12s %zux%zux%zu: %zu batch norms folded into convolutions, %zu residual adds as add post-ops; "
-               "logits %.1e from the eval forward (norm-wise)\n",
-               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, folded, summed, worst);
+        printf("  %-12s %zux%zux%zu: %zu batch norms folded into convolutions, %zu residual adds fused, %zu "
+               "convolutions on the Winograd kernel; logits %.1e from the eval forward (norm-wise)\n",
+               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, folded, summed, wino, worst);
         /* The reference backend's predict is its eval forward, bit for bit. */
         CHECK_OK(mx_model_copy_state(r, m));
         mx_model_set_training(r, 0);

@@ -22,13 +22,16 @@
  *  - 3x3 stride-1 convolutions of 64+ channels: oneDNN's Winograd kernels
  *    (choose_conv_algorithm);
  *  - inference (cnn_predict): a second kind of plan set where a convolution
- *    absorbs the batch norm, residual add and ReLU after it (plan_fusion). */
+ *    absorbs the batch norm, residual add and ReLU after it (plan_fusion);
+ *    there 3x3 stride-1 convolutions of 16 and 32 channels run mixreg's own
+ *    Winograd F(2x2, 3x3) kernel (winograd_inference_suits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_internal.h"
+#include "nn/winograd.h"
 
 static void free_set(cnn_graph *g, cnn_plan_set *s)
 {
@@ -128,6 +131,22 @@ static void choose_conv_algorithm(const cnn_graph *g, const cnn_node *nd, mx_dnn
     if (nd->conv.out_channels <= WINOGRAD_BWD_WEIGHTS_MAX_CHANNELS) opt->bwd_weights_algorithm = MX_DNNL_CONV_WINOGRAD;
 }
 
+/* Whether cnn_predict runs convolution nd on mixreg's Winograd F(2x2, 3x3)
+ * kernel (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1
+ * layers between nChw16c tensors with 16 or 32 channels in and out. Measured
+ * here with bench/conv_bench at batch 128, 2 threads, forward ms, oneDNN
+ * direct -> this kernel: 16@28 0.97 -> 0.69, 32@14 0.94 -> 0.60,
+ * 16@32 1.64 -> 0.89, 32@16 1.27 -> 0.77; at 64 channels oneDNN's own
+ * Winograd (64@7 0.62) beats it (1.30: with so few tiles per row the
+ * weights are reloaded for every four tiles). */
+static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd)
+{
+    const mx_conv2d_desc *d = &nd->conv;
+    return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
+           d->in_channels <= 32 && d->out_channels <= 32 && g->tensors[nd->in].blocked &&
+           g->tensors[nd->pred_out].blocked;
+}
+
 /* Which nodes cnn_predict fuses (see cnn_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -151,7 +170,7 @@ static mx_status plan_fusion(cnn_graph *g)
     for (size_t k = 0; k < g->num_nodes; k++) {
         cnn_node *nd = &g->nodes[k];
         nd->fold_bn = nd->fold_add = nd->sum_in = -1;
-        nd->fused = 0;
+        nd->fused = nd->wino = 0;
         nd->pred_out = nd->out;
         nd->pred_relu = nd->relu;
     }
@@ -178,7 +197,39 @@ static mx_status plan_fusion(cnn_graph *g)
         add->fused = 1;
     }
     free(readers);
+    size_t wino_floats = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        cnn_node *nd = &g->nodes[k];
+        if (nd->op != CNN_CONV || !(nd->wino = winograd_inference_suits(g, nd))) continue;
+        if (mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
+    }
     if (folded && !(g->fold = malloc(folded * sizeof(float))))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    if (wino_floats && !(g->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    /* pred_cache: per fused convolution its folded weights and bias, then its
+     * Winograd weights, each start 64-byte aligned. */
+    size_t cache = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        cnn_node *nd = &g->nodes[k];
+        nd->pred_cache_at = nd->pred_cache_wino_at = CNN_NONE;
+        if (nd->op != CNN_CONV || (nd->fold_bn < 0 && !nd->wino)) continue;
+        nd->pred_cache_at = cache;
+        if (nd->fold_bn >= 0) {
+            nd->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
+            cache += nd->pred_cache_wino_at;
+        }
+        if (nd->wino) cache += mx_wino_weight_floats(&nd->conv);
+    }
+    g->pred_chunked = wino_floats > 0; /* cnn_exec.c cnn_predict says why only these */
+    if (g->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
+        !(g->pred_cache = aligned_alloc(64, cache * sizeof(float))))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    if (!g->pred_cache)
+        for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].pred_cache_at = CNN_NONE;
+    if (!g->pred_chunked) return MX_OK;
+    const size_t logits = g->model->max_batch * g->tensors[g->nodes[g->num_nodes - 1].out].size;
+    if (!(g->pred_logits = malloc(logits * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     return MX_OK;
 }
@@ -231,7 +282,7 @@ static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n, int inference
     s->n = n;
     s->inference = inference;
     for (size_t k = 0; k < g->num_nodes; k++) {
-        if (inference && g->nodes[k].fused) continue;
+        if (inference && (g->nodes[k].fused || g->nodes[k].wino)) continue;
         mx_status st = make_node_plan(g, &g->nodes[k], n, inference, &s->node[k]);
         if (st != MX_OK) {
             free_set(g, s);
@@ -257,7 +308,10 @@ void cnn_dnnl_free(cnn_graph *g)
     mx_dnnl_context_free(g->dnnl);
     g->dnnl = NULL;
     free(g->fold);
-    g->fold = NULL;
+    free(g->wino_u);
+    free(g->pred_logits);
+    free(g->pred_cache);
+    g->fold = g->wino_u = g->pred_logits = g->pred_cache = NULL;
 }
 
 const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)

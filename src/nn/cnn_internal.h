@@ -59,6 +59,10 @@ typedef struct {
     int pred_out;                    /* conv: the tensor the fused convolution writes */
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
+    int wino;                        /* conv: cnn_predict runs it on mixreg's Winograd kernel (winograd.h) */
+    size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
+                                        Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
+    size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
 } cnn_node;
 
 typedef struct {
@@ -111,6 +115,11 @@ typedef struct {
     int fwd_training;            /* the mode the last forward ran in */
     int fwd_inference;           /* the last forward was cnn_predict's: no backward */
     float *fold;                 /* cpu backend: one convolution's folded weights and bias */
+    float *wino_u;               /* cpu backend: one convolution's weights in the Winograd domain (64-byte aligned) */
+    int pred_chunked;            /* cpu backend: cnn_predict splits large batches (some layer runs Winograd) */
+    float *pred_logits;          /* with pred_chunked: cnn_predict's logits (max_batch rows) */
+    float *pred_cache;           /* with pred_chunked: every fused convolution's cnn_predict weights, made once
+                                    per call; NULL above CNN_PRED_CACHE_BYTES */
     size_t rng_buffer;           /* with dropout: the buffer "mixreg.rng.dropout" holding the
                                     generator's state (so checkpoints carry it), else CNN_NONE */
     mx_backend backend;
@@ -225,7 +234,14 @@ void cnn_init_params(mx_model *m, uint64_t seed);
 /* Running statistics to their defaults, the dropout generator to the seed's stream. */
 void cnn_reset_buffers(mx_model *m, uint64_t seed);
 const float *cnn_forward(mx_model *m, const float *x, size_t n);
-/* Eval-mode logits with the inference fusions (mx_model_predict). */
+/* Eval-mode logits with the inference fusions (mx_model_predict); on
+ * networks with Winograd layers, batches above CNN_PREDICT_CHUNK samples run
+ * in near-equal chunks of at most that many, each through the whole network
+ * (cnn_exec.c says why). */
+#define CNN_PREDICT_CHUNK 32
+/* The most pred_cache may take (resnet20 needs 1.5 MiB; a model whose
+ * weights would need more folds them once per chunk instead). */
+#define CNN_PRED_CACHE_BYTES ((size_t)64 << 20)
 const float *cnn_predict(mx_model *m, const float *x, size_t n);
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
 /* The MIXREG_PROFILE table, on stderr. */

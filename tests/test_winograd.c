@@ -1,0 +1,108 @@
+/* The Winograd F(2x2, 3x3) inference kernel (src/nn/winograd.c) against the
+ * reference direct convolution (double accumulators), on nChw16c tensors:
+ * even and odd sizes (edge tiles clipped), several channel counts and tile
+ * groupings, with and without bias, residual addend and ReLU. Builds without
+ * AVX-512 have no kernel; the test then checks that it says so. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mixreg/layers.h"
+#include "nn/winograd.h"
+
+static float uniform(unsigned *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) / 16777216.0 * 2.0 - 1.0);
+}
+
+/* NCHW [n, c, hw] to nChw16c and back. */
+static void to_blocked(size_t n, size_t c, size_t hw, const float *x, float *b)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t p = 0; p < hw; p++)
+                b[((s * (c / 16) + ch / 16) * hw + p) * 16 + ch % 16] = x[(s * c + ch) * hw + p];
+}
+
+static void from_blocked(size_t n, size_t c, size_t hw, const float *b, float *x)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t p = 0; p < hw; p++)
+                x[(s * c + ch) * hw + p] = b[((s * (c / 16) + ch / 16) * hw + p) * 16 + ch % 16];
+}
+
+/* Largest |winograd - direct| over the output, relative to the largest |direct|. */
+static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with_bias, int with_addend, int relu)
+{
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    if (mx_conv2d_setup(&d) != MX_OK || !mx_wino_suits(&d)) return 1e30;
+    const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
+    float *x = malloc(in * sizeof *x), *xb = malloc(in * sizeof *xb), *w = malloc(wn * sizeof *w);
+    float *bias = malloc(K * sizeof *bias), *add = malloc(out * sizeof *add), *addb = malloc(out * sizeof *addb);
+    float *ref = malloc(out * sizeof *ref), *yb = malloc(out * sizeof *yb), *y = malloc(out * sizeof *y);
+    float *u = aligned_alloc(64, (mx_wino_weight_floats(&d) * sizeof(float) + 63) / 64 * 64);
+    unsigned state = (unsigned)(C * 131 + K * 17 + H * 7 + W);
+    for (size_t i = 0; i < in; i++) x[i] = uniform(&state);
+    for (size_t i = 0; i < wn; i++) w[i] = 0.3f * uniform(&state);
+    for (size_t i = 0; i < K; i++) bias[i] = uniform(&state);
+    for (size_t i = 0; i < out; i++) add[i] = uniform(&state);
+    mx_conv2d_forward_direct(&d, n, x, w, with_bias ? bias : NULL, ref);
+    double peak = 0;
+    for (size_t i = 0; i < out; i++) {
+        if (with_addend) ref[i] += add[i];
+        if (relu && !(ref[i] > 0)) ref[i] = 0;
+        if (fabs(ref[i]) > peak) peak = fabs(ref[i]);
+    }
+    to_blocked(n, C, H * W, x, xb);
+    to_blocked(n, K, H * W, add, addb);
+    for (size_t i = 0; i < out; i++) yb[i] = NAN; /* every output must be written */
+    mx_wino_transform_weights(&d, w, u);
+    mx_wino_forward(&d, n, xb, u, with_bias ? bias : NULL, with_addend ? addb : NULL, relu, yb);
+    from_blocked(n, K, H * W, yb, y);
+    double worst = 0;
+    for (size_t i = 0; i < out; i++) {
+        const double e = fabs((double)y[i] - ref[i]);
+        if (!(e <= worst)) worst = e; /* NaN (an output left unwritten) wins */
+    }
+    free(x), free(xb), free(w), free(bias), free(add), free(addb), free(ref), free(yb), free(y), free(u);
+    return worst / (peak > 0 ? peak : 1);
+}
+
+int main(void)
+{
+    mx_conv2d_desc no = {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 3, .kernel_w = 3,
+                         .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    CHECK(!mx_wino_suits(&no)); /* stride 2 */
+    no.stride_h = no.stride_w = 1;
+    no.in_channels = 8;
+    CHECK(!mx_wino_suits(&no)); /* channels not a multiple of 16 */
+    no.in_channels = 16, no.pad_h = no.pad_w = 0;
+    CHECK(!mx_wino_suits(&no));
+    no.pad_h = no.pad_w = 1;
+    CHECK(mx_wino_suits(&no));
+    CHECK(mx_wino_weight_floats(&no) == 16 * 16 * 16);
+    if (!mx_wino_available()) {
+        printf("no AVX-512 in this build: the Winograd kernel is absent, callers use the direct convolution\n");
+        CHECK_DONE();
+    }
+    /* n, C, K, H, W: resnet20's widths at Fashion-MNIST's and CIFAR's sizes,
+     * odd sizes (clipped edge tiles), more tiles than a micro-kernel takes,
+     * and in/out channel counts that differ. */
+    const size_t shapes[][5] = {{3, 16, 16, 28, 28}, {2, 32, 32, 14, 14}, {2, 64, 64, 7, 7}, {2, 16, 32, 9, 5},
+                                {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const size_t *s = shapes[i];
+        for (int variant = 0; variant < 4; variant++) {
+            const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
+            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu);
+            if (!(e < 2e-6))
+                fprintf(stderr, "shape %zu (%zu %zu %zu %zu %zu) variant %d: relative error %.3g\n", i, s[0], s[1],
+                        s[2], s[3], s[4], variant, e);
+            CHECK(e < 2e-6);
+        }
+    }
+    CHECK_DONE();
+}
