@@ -9,7 +9,7 @@
  *                layout: what the plan costs without its reorders
  *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them)
  *   winograd-16c the same with oneDNN's Winograd kernels for all three passes
- *   wino2-16c    mixreg's own F(2x2, 3x3) Winograd forward (src/nn/winograd.c,
+ *   mxwino-16c   mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
  *                the inference path's kernel, weights transformed every call):
  *                forward only, its bwd column is empty
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
@@ -72,7 +72,7 @@ typedef struct {
     dnnl_stream_t stream;
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
-    float *wino_u;  /* wino2-16c: the transformed weights */
+    float *wino_u;  /* mxwino-16c: the transformed weights */
 } bench_case;
 
 typedef void (*step_fn)(bench_case *c, int backward);
@@ -275,9 +275,9 @@ int main(int argc, char **argv)
         {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1, 0, MX_DNNL_CONV_DIRECT},
     };
     for (int i = 0; i < 3; i++) {
-        if (mx_wino_available() && (!only || strstr(only, "wino2-16c"))) {
+        if (mx_wino_available() && (!only || strstr(only, "mxwino-16c"))) {
             c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
-            run(name[i], "wino2-16c", &c[i], step_wino, reps, flops[i] / 3);
+            run(name[i], "mxwino-16c", &c[i], step_wino, reps, flops[i] / 3);
             free(c[i].wino_u);
         }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {

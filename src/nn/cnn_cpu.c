@@ -23,8 +23,8 @@
  *    (choose_conv_algorithm);
  *  - inference (cnn_predict): a second kind of plan set where a convolution
  *    absorbs the batch norm, residual add and ReLU after it (plan_fusion);
- *    there 3x3 stride-1 convolutions of 16 and 32 channels run mixreg's own
- *    Winograd F(2x2, 3x3) kernel (winograd_inference_suits). */
+ *    in networks no wider than 64 channels its 3x3 stride-1 convolutions
+ *    run mixreg's own Winograd kernel (winograd_inference_suits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,20 +131,35 @@ static void choose_conv_algorithm(const cnn_graph *g, const cnn_node *nd, mx_dnn
     if (nd->conv.out_channels <= WINOGRAD_BWD_WEIGHTS_MAX_CHANNELS) opt->bwd_weights_algorithm = MX_DNNL_CONV_WINOGRAD;
 }
 
-/* Whether cnn_predict runs convolution nd on mixreg's Winograd F(2x2, 3x3)
- * kernel (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1
- * layers between nChw16c tensors with 16 or 32 channels in and out. Measured
- * here with bench/conv_bench at batch 128, 2 threads, forward ms, oneDNN
- * direct -> this kernel: 16@28 0.97 -> 0.69, 32@14 0.94 -> 0.60,
- * 16@32 1.64 -> 0.89, 32@16 1.27 -> 0.77; at 64 channels oneDNN's own
- * Winograd (64@7 0.62) beats it (1.30: with so few tiles per row the
- * weights are reloaded for every four tiles). */
-static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd)
+/* The widest convolution's channel count, in or out. */
+static size_t widest_conv(const cnn_graph *g)
+{
+    size_t most = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->op != CNN_CONV) continue;
+        if (nd->conv.in_channels > most) most = nd->conv.in_channels;
+        if (nd->conv.out_channels > most) most = nd->conv.out_channels;
+    }
+    return most;
+}
+
+/* Whether cnn_predict runs convolution nd on mixreg's Winograd kernel
+ * (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1 layers
+ * between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
+ * ResNets), which cnn_predict then runs in chunks of 32 samples (cnn_exec.c).
+ * Measured here with bench/conv_bench at batch 32, 2 threads, forward ms
+ * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
+ * 16@28 0.14 / 0.23 / 0.20, 32@14 0.14 / 0.23 / 0.22, 64@7 0.17 / 0.23 / 0.18,
+ * 16@32 0.17 / 0.37 / 0.48, 32@16 0.14 / 0.30 / 0.22, 64@8 0.17 / 0.30 / 0.18.
+ * Wider networks keep oneDNN and whole batches: on preact18 the chunks and
+ * this kernel on its 64-channel layers took the evaluation from 766 to
+ * 640-660 img/s (oneDNN's Winograd on 128-512 channels wants the large batch). */
+static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size_t widest, int out)
 {
     const mx_conv2d_desc *d = &nd->conv;
     return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
-           d->in_channels <= 32 && d->out_channels <= 32 && g->tensors[nd->in].blocked &&
-           g->tensors[nd->pred_out].blocked;
+           widest <= 64 && g->tensors[nd->in].blocked && g->tensors[out].blocked;
 }
 
 /* Which nodes cnn_predict fuses (see cnn_node): a convolution without its
@@ -152,9 +167,9 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd)
  * that batch norm has no ReLU and only the next node, a residual add, reads
  * its output, that add too, when its output is nChw16c (the binary add
  * post-op reads the other input in the primitive's layout) and the
- * convolution does not run Winograd kernels (they take no binary post-op:
- * oneDNN would fall back to its direct kernel, slower than Winograd and a
- * separate add together). Measured on
+ * convolution does not run oneDNN's Winograd kernels (they take no binary
+ * post-op: oneDNN would fall back to its direct kernel, slower than Winograd
+ * and a separate add together; mixreg's own Winograd kernel takes it). Measured on
  * resnet20 eval at batch 128 (2 threads, best of 30, three alternations):
  * folding the batch norms took the forward from 20.6-22.3 to 18.1-19.4 ms;
  * the add as a binary post-op then to 18.0-20.2 (a sum post-op on y, which
@@ -175,6 +190,7 @@ static mx_status plan_fusion(cnn_graph *g)
         nd->pred_relu = nd->relu;
     }
     size_t folded = 0;
+    const size_t widest = widest_conv(g);
     for (size_t k = 0; k + 1 < g->num_nodes; k++) {
         cnn_node *nd = &g->nodes[k], *bn = &g->nodes[k + 1];
         if (nd->op != CNN_CONV || nd->relu || bn->op != CNN_BN || bn->in != nd->out || readers[nd->out] != 1) continue;
@@ -186,8 +202,9 @@ static mx_status plan_fusion(cnn_graph *g)
         if (need > folded) folded = need;
         if (k + 2 >= g->num_nodes) continue;
         cnn_node *add = &g->nodes[k + 2];
+        /* oneDNN's Winograd kernels take no binary post-op; mixreg's own takes the add. */
         if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
-            winograd_suits(g, nd))
+            (winograd_suits(g, nd) && !winograd_inference_suits(g, nd, widest, add->out)))
             continue;
         if (add->in != bn->out && add->in2 != bn->out) continue;
         nd->fold_add = (int)k + 2;
@@ -200,7 +217,7 @@ static mx_status plan_fusion(cnn_graph *g)
     size_t wino_floats = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
         cnn_node *nd = &g->nodes[k];
-        if (nd->op != CNN_CONV || !(nd->wino = winograd_inference_suits(g, nd))) continue;
+        if (nd->op != CNN_CONV || !(nd->wino = winograd_inference_suits(g, nd, widest, nd->pred_out))) continue;
         if (mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
     }
     if (folded && !(g->fold = malloc(folded * sizeof(float))))

@@ -1,17 +1,18 @@
-/* Winograd F(2x2, 3x3) forward convolution on nChw16c tensors (winograd.h).
+/* Winograd forward convolution on nChw16c tensors (winograd.h), F(2x2, 3x3)
+ * or F(4x4, 3x3) by the shape (tile_of).
  *
- * With V = B^T d B (d a 4x4 input patch), U = G g G^T (g a 3x3 filter) and
- * Y = A^T [sum over input channels of U .* V] A, one 2x2 output tile takes
- * 16 multiply-adds per input channel; the transforms are additions (and
- * halvings for the weights). Work per thread: one sample's row of tiles at
- * a time, in groups small enough that the group's transformed input
- * (16 x tiles x channels floats) stays in L1:
- *   1. transform every tile's 4x4 patch, channel block by channel block;
- *   2. per block of 16 output channels, per Winograd point (16 of them), a
- *      small GEMM: tiles x in-channels times in-channels x 16, the 16 weight
- *      vectors in registers and each transformed input broadcast from L1;
+ * With V = B^T d B (d an a x a input patch, a = m + 2), U = G g G^T (g a 3x3
+ * filter) and Y = A^T [sum over input channels of U .* V] A, one m x m output
+ * tile takes a^2 multiply-adds per input channel instead of 9 m^2: 16 for 4
+ * outputs (F2) or 36 for 16 (F4); the transforms are additions and small
+ * multiples. Work per thread: a group of one sample's tiles at a time, small
+ * enough that the group's transformed input stays in cache:
+ *   1. transform every tile's patch, channel block by channel block;
+ *   2. per block of 16 output channels, per Winograd point, a small GEMM:
+ *      tiles x in-channels times in-channels x 16, the 16 weight vectors in
+ *      registers and each transformed input broadcast from L1;
  *   3. the output transform with bias, residual addend and ReLU fused, and
- *      the 2x2 tile stored (edges clipped for odd sizes). */
+ *      the tile stored (clipped at the edges). */
 #include "nn/winograd.h"
 
 int mx_wino_suits(const mx_conv2d_desc *d)
@@ -21,7 +22,19 @@ int mx_wino_suits(const mx_conv2d_desc *d)
            d->out_channels > 0 && d->in_channels <= MX_WINO_MAX_CHANNELS;
 }
 
-size_t mx_wino_weight_floats(const mx_conv2d_desc *d) { return 16 * d->in_channels * d->out_channels; }
+int mx_wino_tile(const mx_conv2d_desc *d)
+{
+    const size_t f2 = (d->out_h + 1) / 2 * ((d->out_w + 1) / 2) * 16, f4 = (d->out_h + 3) / 4 * ((d->out_w + 3) / 4) * 36;
+    return f4 < f2 ? 4 : 2;
+}
+#define tile_of mx_wino_tile
+
+static size_t points_of(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
+
+size_t mx_wino_weight_floats(const mx_conv2d_desc *d)
+{
+    return points_of(tile_of(d)) * d->in_channels * d->out_channels;
+}
 
 /* Where U[point][k][c] lives: [point][k / 16][c][k % 16], so the GEMM loads
  * the 16 output channels of one input channel as one vector. */
@@ -30,25 +43,46 @@ static size_t u_index(size_t C, size_t K, size_t point, size_t k, size_t c)
     return ((point * (K / 16) + k / 16) * C + c) * 16 + k % 16;
 }
 
+/* G for each tile size: a x 3 (Lavin and Gray's, points 0, 1, -1 (, 2, -2), infinity). */
+static const float G2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float G4[6][3] = {{1.0f / 4, 0, 0},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                               {0, 0, 1}};
+
+/* Per input channel c and block of 16 output channels: the 16 filters'
+ * G g G^T, lane by lane (vectorised over the 16 output channels), stored as
+ * one 16-float row per point. Threaded over the input channels: this runs
+ * once per cnn_predict call and layer, and scalar code with the points
+ * scattered took 0.6 ms for a 64-channel layer. */
 void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u)
 {
     const size_t C = d->in_channels, K = d->out_channels;
-    for (size_t k = 0; k < K; k++)
-        for (size_t c = 0; c < C; c++) {
-            const float *g = w + (k * C + c) * 9;
-            float gg[4][3]; /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
-            for (int j = 0; j < 3; j++) {
-                gg[0][j] = g[j];
-                gg[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                gg[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                gg[3][j] = g[6 + j];
+    const int a = tile_of(d) + 2;
+    const float(*G)[3] = a == 6 ? G4 : G2;
+    const long work = (long)(C * (K / 16));
+#pragma omp parallel for schedule(static) if (work >= 64)
+    for (long job = 0; job < work; job++) {
+        const size_t c = (size_t)job % C, kb = (size_t)job / C;
+        float g[9][16], gg[6][3][16];
+        for (int j = 0; j < 9; j++)
+#pragma omp simd
+            for (int l = 0; l < 16; l++) g[j][l] = w[((kb * 16 + (size_t)l) * C + c) * 9 + (size_t)j];
+        for (int i = 0; i < a; i++) /* G g */
+            for (int j = 0; j < 3; j++)
+#pragma omp simd
+                for (int l = 0; l < 16; l++)
+                    gg[i][j][l] = G[i][0] * g[j][l] + G[i][1] * g[3 + j][l] + G[i][2] * g[6 + j][l];
+        for (int i = 0; i < a; i++) /* (G g) G^T */
+            for (int j = 0; j < a; j++) {
+                float *row = u + u_index(C, K, (size_t)(i * a + j), kb * 16, c);
+#pragma omp simd
+                for (int l = 0; l < 16; l++)
+                    row[l] = gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2];
             }
-            for (int i = 0; i < 4; i++) { /* (G g) G^T, the same combination across the row */
-                const float a = gg[i][0], b = gg[i][1], e = gg[i][2];
-                const float row[4] = {a, 0.5f * (a + b + e), 0.5f * (a - b + e), e};
-                for (int j = 0; j < 4; j++) u[u_index(C, K, (size_t)(i * 4 + j), k, c)] = row[j];
-            }
-        }
+    }
 }
 
 #ifdef __AVX512F__
@@ -56,20 +90,22 @@ void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u
 
 int mx_wino_available(void) { return 1; }
 
-/* A job's transformed inputs, 16 points x tiles x channels floats, at most
- * this many (64 KiB; the GEMM of one point reads a sixteenth of them), and at
+/* A job's transformed inputs, points x tiles x channels floats, at most
+ * this many (64 KiB; the GEMM of one point reads one point's share), and at
  * most GROUP_TILES tiles, which keeps the wider layers' weights (streamed
  * from L2 once per job and output-channel block) in use for enough tiles. */
 #define GROUP_FLOATS 16384
 #define GROUP_TILES 16
+#define MAX_POINTS 36
 /* Tiles per GEMM micro-kernel call: its accumulators and the 16 weight
  * vectors fit the 32 vector registers. */
 #define MICRO_TILES 8
 
 /* acc[t] = sum over the input channels of v[t][c] * U[c] for m tiles (m a
- * constant after inlining, so the accumulators live in registers). */
+ * constant after inlining, so the accumulators live in registers); tile t's
+ * result goes to out + t * out_stride. */
 static inline __attribute__((always_inline)) void gemm_micro(int m, size_t C, const float *v, size_t v_stride,
-                                                              const float *uw, float *out)
+                                                              const float *uw, float *out, size_t out_stride)
 {
     __m512 acc[MICRO_TILES];
 #pragma GCC unroll 8
@@ -86,62 +122,99 @@ static inline __attribute__((always_inline)) void gemm_micro(int m, size_t C, co
         }
     }
 #pragma GCC unroll 8
-    for (int t = 0; t < m; t++) _mm512_store_ps(out + (size_t)t * 256, acc[t]);
+    for (int t = 0; t < m; t++) _mm512_store_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-/* The point's GEMM for m (1..MICRO_TILES) tiles; out rows 256 floats apart. */
-static void gemm_tiles(int m, size_t C, const float *v, size_t v_stride, const float *uw, float *out)
+/* The point's GEMM for m (1..MICRO_TILES) tiles. */
+static void gemm_tiles(int m, size_t C, const float *v, size_t v_stride, const float *uw, float *out,
+                       size_t out_stride)
 {
     switch (m) {
 #define GEMM_CASE(M)                                                                                                   \
-    case M: gemm_micro(M, C, v, v_stride, uw, out); break;
+    case M: gemm_micro(M, C, v, v_stride, uw, out, out_stride); break;
         GEMM_CASE(1) GEMM_CASE(2) GEMM_CASE(3) GEMM_CASE(4) GEMM_CASE(5) GEMM_CASE(6) GEMM_CASE(7)
 #undef GEMM_CASE
-    default: gemm_micro(MICRO_TILES, C, v, v_stride, uw, out); break;
+    default: gemm_micro(MICRO_TILES, C, v, v_stride, uw, out, out_stride); break;
     }
 }
 
-/* V = B^T d B for one tile's 4x4 patch of 16 channels at input (row0, col0)
- * (which may start at -1 or run past the edge: zero padding), written to
- * v[point * v_stride]. */
-static inline __attribute__((always_inline)) void input_tile(const float *xb, long H, long W, long row0, long col0,
-                                                              float *v, size_t v_stride)
+/* One tile's a x a patch of 16 channels at input (row0, col0), which may
+ * start at -1 or run past the edge (zero padding). */
+static inline __attribute__((always_inline)) void load_patch(int a, const float *xb, long H, long W, long row0,
+                                                              long col0, __m512 d[6][6])
 {
-    __m512 d[4][4];
-    if (row0 >= 0 && col0 >= 0 && row0 + 4 <= H && col0 + 4 <= W) {
+    if (row0 >= 0 && col0 >= 0 && row0 + a <= H && col0 + a <= W) {
         const float *p = xb + ((size_t)row0 * (size_t)W + (size_t)col0) * 16;
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) d[i][j] = _mm512_loadu_ps(p + ((size_t)i * (size_t)W + (size_t)j) * 16);
-    } else {
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            const long r = row0 + i;
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                const long c = col0 + j;
-                d[i][j] = (r >= 0 && r < H && c >= 0 && c < W)
-                              ? _mm512_loadu_ps(xb + ((size_t)r * (size_t)W + (size_t)c) * 16)
-                              : _mm512_setzero_ps();
-            }
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++)
+#pragma GCC unroll 6
+            for (int j = 0; j < a; j++) d[i][j] = _mm512_loadu_ps(p + ((size_t)i * (size_t)W + (size_t)j) * 16);
+        return;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < a; i++) {
+        const long r = row0 + i;
+#pragma GCC unroll 6
+        for (int j = 0; j < a; j++) {
+            const long c = col0 + j;
+            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? _mm512_loadu_ps(xb + ((size_t)r * (size_t)W + (size_t)c) * 16)
+                                                           : _mm512_setzero_ps();
         }
     }
-    __m512 t[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+}
+
+/* B^T x for F2 (rows x0-x2, x1+x2, x2-x1, x1-x3), on 4 vectors in place. */
+static inline __attribute__((always_inline)) void bt2(__m512 *x0, __m512 *x1, __m512 *x2, __m512 *x3)
+{
+    const __m512 a = _mm512_sub_ps(*x0, *x2), b = _mm512_add_ps(*x1, *x2), c = _mm512_sub_ps(*x2, *x1),
+                 e = _mm512_sub_ps(*x1, *x3);
+    *x0 = a, *x1 = b, *x2 = c, *x3 = e;
+}
+
+/* B^T x for F4 on 6 vectors in place:
+ *   4x0 - 5x2 + x4, (x3 + x4) - 4(x1 + x2), (x4 - x3) + 4(x1 - x2),
+ *   (x4 - x2) + 2(x3 - x1), (x4 - x2) - 2(x3 - x1), 4x1 - 5x3 + x5. */
+static inline __attribute__((always_inline)) void bt4(__m512 x[6])
+{
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    const __m512 r0 = _mm512_fnmadd_ps(five, x[2], _mm512_fmadd_ps(four, x[0], x[4]));
+    const __m512 r1 = _mm512_fnmadd_ps(four, _mm512_add_ps(x[1], x[2]), _mm512_add_ps(x[3], x[4]));
+    const __m512 r2 = _mm512_fmadd_ps(four, _mm512_sub_ps(x[1], x[2]), _mm512_sub_ps(x[4], x[3]));
+    const __m512 q = _mm512_sub_ps(x[4], x[2]), e = _mm512_sub_ps(x[3], x[1]);
+    const __m512 r3 = _mm512_fmadd_ps(two, e, q), r4 = _mm512_fnmadd_ps(two, e, q);
+    const __m512 r5 = _mm512_fnmadd_ps(five, x[3], _mm512_fmadd_ps(four, x[1], x[5]));
+    x[0] = r0, x[1] = r1, x[2] = r2, x[3] = r3, x[4] = r4, x[5] = r5;
+}
+
+/* V = B^T d B for one tile, written to v[point * v_stride]. */
+static inline __attribute__((always_inline)) void input_tile(int tile, const float *xb, long H, long W, long row0,
+                                                              long col0, float *v, size_t v_stride)
+{
+    const int a = tile + 2;
+    __m512 d[6][6];
+    load_patch(a, xb, H, W, row0, col0, d);
+    if (a == 4) {
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-        t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-        t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-        t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-    }
+        for (int j = 0; j < 4; j++) bt2(&d[0][j], &d[1][j], &d[2][j], &d[3][j]); /* B^T d, column by column */
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) { /* (B^T d) B: the same across each row */
-        _mm512_store_ps(v + (size_t)(i * 4 + 0) * v_stride, _mm512_sub_ps(t[i][0], t[i][2]));
-        _mm512_store_ps(v + (size_t)(i * 4 + 1) * v_stride, _mm512_add_ps(t[i][1], t[i][2]));
-        _mm512_store_ps(v + (size_t)(i * 4 + 2) * v_stride, _mm512_sub_ps(t[i][2], t[i][1]));
-        _mm512_store_ps(v + (size_t)(i * 4 + 3) * v_stride, _mm512_sub_ps(t[i][1], t[i][3]));
+        for (int i = 0; i < 4; i++) bt2(&d[i][0], &d[i][1], &d[i][2], &d[i][3]); /* (B^T d) B, row by row */
+    } else {
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) {
+            __m512 col[6];
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) col[i] = d[i][j];
+            bt4(col);
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) d[i][j] = col[i];
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) bt4(d[i]);
     }
+#pragma GCC unroll 6
+    for (int i = 0; i < a; i++)
+#pragma GCC unroll 6
+        for (int j = 0; j < a; j++) _mm512_store_ps(v + (size_t)(i * a + j) * v_stride, d[i][j]);
 }
 
 static inline __m512 epilogue(__m512 v, __m512 bias, const float *addend, int relu)
@@ -155,28 +228,52 @@ static inline __m512 epilogue(__m512 v, __m512 bias, const float *addend, int re
                 : v;
 }
 
-/* Y = A^T M A for one tile's 16 points m (A^T rows 1 1 1 0 and 0 1 -1 -1),
- * then the epilogue, stored where the 2x2 tile falls inside the output. */
-static inline void output_tile(const float *m, __m512 bias, const float *addend, int relu, float *yb, size_t OH,
-                               size_t OW, size_t row0, size_t col0)
+/* A^T x: F2 (rows 1 1 1 0, 0 1 -1 -1) from 4 vectors to 2, F4 (rows
+ * 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1) from 6 to 4. */
+static inline __attribute__((always_inline)) void at_apply(int tile, const __m512 *x, __m512 *y)
 {
-    __m512 t[2][4];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        const __m512 m0 = _mm512_load_ps(m + (0 * 4 + j) * 16), m1 = _mm512_load_ps(m + (1 * 4 + j) * 16);
-        const __m512 m2 = _mm512_load_ps(m + (2 * 4 + j) * 16), m3 = _mm512_load_ps(m + (3 * 4 + j) * 16);
-        t[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-        t[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    if (tile == 2) {
+        y[0] = _mm512_add_ps(_mm512_add_ps(x[0], x[1]), x[2]);
+        y[1] = _mm512_sub_ps(_mm512_sub_ps(x[1], x[2]), x[3]);
+        return;
     }
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
+    const __m512 s12 = _mm512_add_ps(x[1], x[2]), d12 = _mm512_sub_ps(x[1], x[2]);
+    const __m512 s34 = _mm512_add_ps(x[3], x[4]), d34 = _mm512_sub_ps(x[3], x[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(x[0], s12), s34);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x[5]);
+}
+
+/* Y = A^T M A for one tile's points m (16 floats each), then the epilogue,
+ * stored where the tile falls inside the output. */
+static inline __attribute__((always_inline)) void output_tile(int tile, const float *m, __m512 bias,
+                                                               const float *addend, int relu, float *yb, size_t OH,
+                                                               size_t OW, size_t row0, size_t col0)
+{
+    const int a = tile + 2;
+    __m512 t[4][6]; /* A^T M: tile rows x a columns */
+#pragma GCC unroll 6
+    for (int j = 0; j < a; j++) {
+        __m512 col[6], out[4];
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++) col[i] = _mm512_load_ps(m + (size_t)(i * a + j) * 16);
+        at_apply(tile, col, out);
+#pragma GCC unroll 4
+        for (int i = 0; i < tile; i++) t[i][j] = out[i];
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < tile; i++) {
         const size_t r = row0 + (size_t)i;
         if (r >= OH) break;
-        const __m512 y0 = _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]);
-        const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]);
+        __m512 y[4];
+        at_apply(tile, t[i], y);
         const size_t at = (r * OW + col0) * 16;
-        _mm512_storeu_ps(yb + at, epilogue(y0, bias, addend ? addend + at : NULL, relu));
-        if (col0 + 1 < OW) _mm512_storeu_ps(yb + at + 16, epilogue(y1, bias, addend ? addend + at + 16 : NULL, relu));
+#pragma GCC unroll 4
+        for (int j = 0; j < tile; j++)
+            if (col0 + (size_t)j < OW)
+                _mm512_storeu_ps(yb + at + (size_t)j * 16,
+                                 epilogue(y[j], bias, addend ? addend + at + (size_t)j * 16 : NULL, relu));
     }
 }
 
@@ -197,15 +294,55 @@ static void prefetch_rows(const float *base, size_t s, size_t blocks, size_t pla
     }
 }
 
-void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
-                     const float *addend, int relu, float *y)
+/* One job: tiles [t_begin, t_begin + nt) of sample s (tile a constant after inlining). */
+static inline __attribute__((always_inline)) void run_job(int tile, const mx_conv2d_desc *d, size_t s,
+                                                           size_t t_begin, size_t nt, size_t group, const float *x,
+                                                           const float *u, const float *bias, const float *addend,
+                                                           int relu, float *y)
 {
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
     const size_t OH = d->out_h, OW = d->out_w, CB = C / 16, KB = K / 16;
-    const size_t tiles_x = (OW + 1) / 2, tiles = (OH + 1) / 2 * tiles_x;
+    const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile, P = points_of(tile);
+    /* points x group x C transformed inputs; then points x 16 lanes per tile. */
+    float v[GROUP_FLOATS] __attribute__((aligned(64)));
+    float mm[GROUP_TILES * MAX_POINTS * 16] __attribute__((aligned(64)));
+    const size_t v_stride = group * C; /* floats between two points of one tile */
+    for (size_t cb = 0; cb < CB; cb++) {
+        const float *xb = x + (s * CB + cb) * H * W * 16;
+        for (size_t t = 0; t < nt; t++) {
+            const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
+            input_tile(tile, xb, (long)H, (long)W, (long)(ty * (size_t)tile) - 1, (long)(tx * (size_t)tile) - 1,
+                       v + t * C + cb * 16, v_stride);
+        }
+    }
+    for (size_t kb = 0; kb < KB; kb++) {
+        for (size_t p = 0; p < P; p++) {
+            const float *uw = u + (p * KB + kb) * C * 16;
+            for (size_t t0 = 0; t0 < nt; t0 += MICRO_TILES) {
+                const int m = (int)(nt - t0 < MICRO_TILES ? nt - t0 : MICRO_TILES);
+                gemm_tiles(m, C, v + p * v_stride + t0 * C, C, uw, mm + (t0 * P + p) * 16, P * 16);
+            }
+        }
+        const __m512 bv = bias ? _mm512_loadu_ps(bias + kb * 16) : _mm512_setzero_ps();
+        const size_t plane = (s * KB + kb) * OH * OW * 16;
+        for (size_t t = 0; t < nt; t++) {
+            const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
+            output_tile(tile, mm + t * P * 16, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
+                        ty * (size_t)tile, tx * (size_t)tile);
+        }
+    }
+}
+
+void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
+                     const float *addend, int relu, float *y)
+{
+    const int tile = tile_of(d);
+    const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
+    const size_t OH = d->out_h, OW = d->out_w, CB = C / 16, KB = K / 16, T = (size_t)tile;
+    const size_t tiles_x = (OW + T - 1) / T, tiles = (OH + T - 1) / T * tiles_x;
     /* A job: `group` consecutive tiles (row-major, rows may wrap) of one
      * sample, near-equal groups so none is a sliver. */
-    size_t group = GROUP_FLOATS / (16 * C);
+    size_t group = GROUP_FLOATS / (points_of(tile) * C);
     if (group > GROUP_TILES) group = GROUP_TILES;
     if (group > tiles) group = tiles;
     if (group < 1) group = 1;
@@ -214,45 +351,21 @@ void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const fl
     const long jobs = (long)(n * per_sample);
 #pragma omp parallel for schedule(static)
     for (long job = 0; job < jobs; job++) {
-        /* 16 points x group x C transformed inputs; then 16 points x 16 lanes per tile. */
-        float v[GROUP_FLOATS] __attribute__((aligned(64)));
-        float mm[GROUP_TILES * 256] __attribute__((aligned(64)));
         const size_t s = (size_t)job / per_sample, t_begin = (size_t)job % per_sample * group;
         const size_t nt = tiles - t_begin < group ? tiles - t_begin : group;
-        const size_t v_stride = group * C; /* floats between two points of one tile */
         /* The next job's input rows past this job's last (all of them in a new
          * sample), and its addend rows. */
         if (job + 1 < jobs) {
             const size_t ns = (size_t)(job + 1) / per_sample, nb = (size_t)(job + 1) % per_sample * group;
             const size_t ne = (nb + group < tiles ? nb + group : tiles) - 1;
-            const long first = ns == s ? 2 * (long)((t_begin + nt - 1) / tiles_x) + 3 : 0;
-            const long last = 2 * (long)(ne / tiles_x) + 3;
-            prefetch_rows(x, ns, CB, H, W * 16, first > 2 * (long)(nb / tiles_x) - 1 ? first : 2 * (long)(nb / tiles_x) - 1,
-                          last);
-            if (addend) prefetch_rows(addend, ns, KB, OH, OW * 16, 2 * (long)(nb / tiles_x), 2 * (long)(ne / tiles_x) + 2);
+            const long need = (long)(T * (nb / tiles_x)) - 1, last = (long)(T * (ne / tiles_x)) + (long)T + 1;
+            const long done = ns == s ? (long)(T * ((t_begin + nt - 1) / tiles_x)) + (long)T + 1 : 0;
+            prefetch_rows(x, ns, CB, H, W * 16, done > need ? done : need, last);
+            if (addend)
+                prefetch_rows(addend, ns, KB, OH, OW * 16, (long)(T * (nb / tiles_x)), (long)(T * (ne / tiles_x) + T));
         }
-        for (size_t cb = 0; cb < CB; cb++) {
-            const float *xb = x + (s * CB + cb) * H * W * 16;
-            for (size_t t = 0; t < nt; t++) {
-                const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
-                input_tile(xb, (long)H, (long)W, 2 * (long)ty - 1, 2 * (long)tx - 1, v + t * C + cb * 16, v_stride);
-            }
-        }
-        for (size_t kb = 0; kb < KB; kb++) {
-            for (size_t p = 0; p < 16; p++) {
-                const float *uw = u + (p * KB + kb) * C * 16;
-                for (size_t t0 = 0; t0 < nt; t0 += MICRO_TILES) {
-                    const int m = (int)(nt - t0 < MICRO_TILES ? nt - t0 : MICRO_TILES);
-                    gemm_tiles(m, C, v + p * v_stride + t0 * C, C, uw, mm + t0 * 256 + p * 16);
-                }
-            }
-            const __m512 bv = bias ? _mm512_loadu_ps(bias + kb * 16) : _mm512_setzero_ps();
-            const size_t plane = (s * KB + kb) * OH * OW * 16;
-            for (size_t t = 0; t < nt; t++) {
-                const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
-                output_tile(mm + t * 256, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW, 2 * ty, 2 * tx);
-            }
-        }
+        if (tile == 4) run_job(4, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
+        else run_job(2, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
     }
 }
 

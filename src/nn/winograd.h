@@ -1,12 +1,11 @@
-/* Winograd F(2x2, 3x3) convolution, forward only, for nChw16c tensors: the
- * inference path's kernel for 3x3 stride-1 layers with few channels, where
- * oneDNN's direct kernels already run near the machine's peak and its own
- * Winograd (F(4x4, 3x3)) loses to them (winograd.c says by how much).
+/* Winograd convolution, forward only, for nChw16c tensors: the inference
+ * path's kernel for 3x3 stride-1 layers with few channels, where oneDNN's
+ * direct kernels already run near the machine's peak and its own Winograd
+ * loses to them (cnn_cpu.c winograd_inference_suits says by how much).
  *
- * Each 2x2 output tile costs 16 multiply-adds per input channel instead of
- * 36; the input and output transforms are additions. The weights are
- * transformed once per call of the caller's choosing (mx_wino_transform_weights),
- * so folded batch-norm weights can change between calls. */
+ * F(4x4, 3x3) or F(2x2, 3x3) by the shape (mx_wino_tile). The weights are
+ * transformed when the caller chooses (mx_wino_transform_weights), so folded
+ * batch-norm weights can change between calls. */
 #ifndef MIXREG_NN_WINOGRAD_H
 #define MIXREG_NN_WINOGRAD_H
 
@@ -20,7 +19,17 @@ int mx_wino_available(void);
 #define MX_WINO_MAX_CHANNELS 256
 int mx_wino_suits(const mx_conv2d_desc *d);
 
-/* Floats of the transformed weights: 16 x in x out. */
+/* The output tile's side for d: 4, F(4x4, 3x3) with 36 points, when its
+ * tiles cover the output with fewer points than F(2x2, 3x3)'s (16 points a
+ * 2x2 tile; a tie goes to F2), else 2: F4 on 28x28, 14x14, 8x8 and 7x7, F2
+ * on 6x6 and 5x5 (measured: 64@7 0.144 against 0.192 ms at batch 32, 64@6
+ * 0.143 against 0.113). F4 does 2.25 multiply-adds per output
+ * and input channel against F2's 4 and direct's 9; its rounding error is
+ * about ten times F2's (relative to the output's scale, ~5e-6 against
+ * ~4e-7 in tests/test_winograd.c), as oneDNN's own F(4x4, 3x3). */
+int mx_wino_tile(const mx_conv2d_desc *d);
+
+/* Floats of the transformed weights: (tile + 2)^2 x in x out. */
 size_t mx_wino_weight_floats(const mx_conv2d_desc *d);
 
 /* u = the weights w [out, in, 3, 3] in the Winograd domain, laid out for
