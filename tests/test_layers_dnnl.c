@@ -337,6 +337,55 @@ static void test_conv_user_layouts(void)
 
 /* A plan made when the context's scratch was small still runs after a larger
  * plan has grown it (the scratch is looked up at each call). */
+/* A bfloat16 plan on nChw16c activations takes dy already in bfloat16
+ * (mx_dnnl_conv2d_backward_bf16_dy): rounded to nearest even as its own
+ * reorder rounds, the gradients are the float32 dy's bits. */
+static uint16_t round_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static void test_conv_bf16_dy(void)
+{
+    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 9, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const size_t n = 3, nx = n * d.in_channels * d.in_h * d.in_w, nw = d.out_channels * d.in_channels * 9;
+    const size_t ny = n * d.out_channels * d.out_h * d.out_w;
+    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
+                                  .src_layout = MX_DNNL_ACT_NCHW16C, .dst_layout = MX_DNNL_ACT_NCHW16C};
+    mx_dnnl_conv2d_plan *plan = NULL;
+    if (mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan) != MX_OK) {
+        printf("  bf16 conv not available here, skipped: %s\n", mx_error_message());
+        CHECK(plan == NULL);
+        return;
+    }
+    float *x = normals(nx, 1, 0), *w = normals(nw, 0.3, 0), *dy = normals(ny, 1, 0);
+    float *dx1 = alloc_floats(nx), *dw1 = alloc_floats(nw), *dx2 = alloc_floats(nx), *dw2 = alloc_floats(nw);
+    uint16_t *dy16 = malloc(ny * sizeof *dy16);
+    for (size_t i = 0; i < ny; i++) dy16[i] = round_bf16(dy[i]);
+    if (!mx_dnnl_conv2d_takes_bf16_dy(plan)) {
+        printf("  this oneDNN reads dy in another layout: the bfloat16 dy path is off\n");
+        CHECK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+    } else {
+        CHECK_OK(mx_dnnl_conv2d_backward(plan, n, x, w, dy, dx1, dw1, NULL));
+        CHECK_OK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL));
+        CHECK(same(dx1, dx2, nx));
+        CHECK(same(dw1, dw2, nw));
+        printf("conv2d bf16 with dy given in bfloat16: the float32 dy's bits\n");
+    }
+    mx_dnnl_conv2d_plan_free(plan);
+    /* A float32 plan takes none. */
+    opt.precision = MX_DNNL_F32;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan));
+    CHECK(!mx_dnnl_conv2d_takes_bf16_dy(plan));
+    CHECK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+    mx_dnnl_conv2d_plan_free(plan);
+    free(x), free(w), free(dy), free(dx1), free(dw1), free(dx2), free(dw2), free(dy16);
+}
+
 static void test_scratch_growth(void)
 {
     mx_conv2d_desc d = conv_desc_of(1);
@@ -661,6 +710,7 @@ int main(void)
     test_conv_errors();
     test_scratch_growth();
     test_conv_user_layouts();
+    test_conv_bf16_dy();
     test_batchnorm();
     test_pool();
     test_maxpool_ties();

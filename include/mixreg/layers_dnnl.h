@@ -117,6 +117,14 @@ mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const flo
  * be NULL; dbias only for a plan with has_bias. */
 mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                   const float *dy, float *dx, float *dweight, float *dbias);
+/* Whether the plan's backward primitives read dy as bfloat16 nChw16c (a BF16
+ * plan whose caller's y layout is nChw16c, when oneDNN picks that layout):
+ * then mx_dnnl_conv2d_backward_bf16_dy takes dy already so, rounded by the
+ * producer as the plan's own reorder would (to nearest even), and skips the
+ * reorder, a pass over dy in float32 and its write in bfloat16. */
+int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
+mx_status mx_dnnl_conv2d_backward_bf16_dy(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                          const uint16_t *dy, float *dx, float *dweight, float *dbias);
 
 /* ---- batchnorm2d --------------------------------------------------------------
  * x, y [n, channels, hw]. affine: gamma/beta exist (required non-NULL by the

@@ -25,6 +25,7 @@
  *    absorbs the batch norm, residual add and ReLU after it (plan_fusion);
  *    in networks no wider than 64 channels its 3x3 stride-1 convolutions
  *    run mixreg's own Winograd kernel (winograd_inference_suits). */
+#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -709,8 +710,27 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x,
 }
 
 /* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by y > 0 when y is not NULL. */
+/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
+ * oneDNN's reorders round. */
+static inline void store_bf16x16(const float *v, uint16_t *out)
+{
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
+#else
+    for (int l = 0; l < 16; l++) {
+        uint32_t u;
+        memcpy(&u, &v[l], sizeof u);
+        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+#endif
+}
+
+/* dx from the constants k (and the ReLU's output y when fused), as float32,
+ * or with dx_bf16 as bfloat16 in dx's first half (the next consumer, a
+ * bfloat16 convolution's backward, reads it so). */
 static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                         const float *k, float *dx)
+                         const float *k, float *dx, int dx_bf16)
 {
     const size_t CB = channels / 16;
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
@@ -719,22 +739,22 @@ static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, c
             const size_t base = (s * CB + cb) * hw * 16;
             const float *k0 = k + cb * 16, *k1 = k + channels + cb * 16, *k2 = k + 2 * channels + cb * 16,
                         *mean = k + 3 * channels + cb * 16;
-            const float *px = x + base, *pg = dy + base;
-            float *pd = dx + base;
-            if (y) {
-                const float *py = y + base;
-                for (size_t q = 0; q < hw * 16; q += 16) {
+            const float *px = x + base, *pg = dy + base, *py = y ? y + base : NULL;
+            float *pd = dx + base, row[16];
+            uint16_t *pb = (uint16_t *)(void *)dx + base;
+            for (size_t q = 0; q < hw * 16; q += 16) {
+                float *out = dx_bf16 ? row : pd + q;
+                if (py) {
 #pragma omp simd
                     for (int l = 0; l < 16; l++) {
                         float v = pg[q + l], g = py[q + l] <= 0.0f ? 0.0f : v;
-                        pd[q + l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                        out[l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
                     }
-                }
-            } else {
-                for (size_t q = 0; q < hw * 16; q += 16) {
+                } else {
 #pragma omp simd
-                    for (int l = 0; l < 16; l++) pd[q + l] = k1[l] * pg[q + l] - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                    for (int l = 0; l < 16; l++) out[l] = k1[l] * pg[q + l] - k0[l] - (px[q + l] - mean[l]) * k2[l];
                 }
+                if (dx_bf16) store_bf16x16(row, pb + q);
             }
         }
 }
@@ -781,7 +801,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
 
 void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                                  const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                 float *dgamma, float *dbeta, double *partial)
+                                 int dx_bf16, float *dgamma, float *dbeta, double *partial)
 {
     const size_t m = n * hw;
     blocked_sums(n, channels, hw, dy, y, x, partial);
@@ -800,13 +820,13 @@ void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const flo
         k[2 * channels + c] = (float)(scale * invstd * mean_dy_xhat);
         k[3 * channels + c] = (float)mean;
     }
-    if (dx && m) blocked_grad(n, channels, hw, x, y, dy, k, dx);
+    if (dx && m) blocked_grad(n, channels, hw, x, y, dy, k, dx, dx_bf16);
 }
 
 void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
                                       const float *dy, const float *gamma, const float *running_mean,
-                                      const float *running_var, float eps, float *dx, float *dgamma, float *dbeta,
-                                      double *partial)
+                                      const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
+                                      float *dbeta, double *partial)
 {
     blocked_sums(n, channels, hw, dy, y, x, partial);
     float *k = blocked_consts(n, channels, partial);
@@ -821,7 +841,7 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, cons
         k[2 * channels + c] = 0.0f;
         k[3 * channels + c] = 0.0f;
     }
-    if (dx) blocked_grad(n, channels, hw, x, y, dy, k, dx);
+    if (dx) blocked_grad(n, channels, hw, x, y, dy, k, dx, dx_bf16);
 }
 
 void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y)

@@ -421,7 +421,7 @@ static void add_backward(const cnn_graph *g, const cnn_node *nd, int cpu, float 
 /* Batch norm's backward on the backend its forward ran on; Y non-NULL: the
  * ReLU the cpu kernel fused, whose backward it applies to dY first. */
 static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int cpu, size_t n,
-                        const float *X, const float *Y, float *dY, float *dX)
+                        const float *X, const float *Y, float *dY, float *dX, int dx_bf16)
 {
     const cnn_tensor *in = &g->tensors[nd->in];
     const size_t hw = in->h * in->w, C = in->c;
@@ -429,20 +429,38 @@ static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int
     float *dgamma = grad(m, nd->weight), *dbeta = grad(m, nd->bias);
     if (g->fwd_training) {
         if (cpu && in->blocked)
-            cnn_cpu_bn_backward_blocked(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta,
-                                        g->bn_partial);
+            cnn_cpu_bn_backward_blocked(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dx_bf16,
+                                        dgamma, dbeta, g->bn_partial);
         else if (cpu)
             cnn_cpu_bn_backward(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
         else
             mx_batchnorm2d_backward(n, C, hw, X, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
     } else if (cpu && in->blocked) {
-        cnn_cpu_bn_backward_eval_blocked(n, C, hw, X, Y, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dgamma, dbeta,
-                                         g->bn_partial);
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, X, Y, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dx_bf16, dgamma,
+                                         dbeta, g->bn_partial);
     } else if (cpu) {
         cnn_cpu_bn_backward_eval(n, C, hw, X, Y, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dgamma, dbeta);
     } else {
         mx_batchnorm2d_backward_eval(n, C, hw, X, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dgamma, dbeta);
     }
+}
+
+/* Whether convolution node k takes its dy as bfloat16 from the batch norm
+ * after it: a bfloat16 plan that reads dy so (mx_dnnl_conv2d_takes_bf16_dy),
+ * no ReLU of its own, its output (nChw16c) read by that batch norm alone.
+ * The batch norm's backward then writes its input gradient rounded to
+ * bfloat16, as the plan's reorder would have, and the reorder's pass is
+ * saved. */
+static int conv_takes_bf16_dy(const cnn_graph *g, const cnn_plan_set *plans, size_t k)
+{
+    if (!plans || k + 1 >= g->num_nodes) return 0;
+    const cnn_node *cv = &g->nodes[k], *bn = &g->nodes[k + 1];
+    if (cv->op != CNN_CONV || bn->op != CNN_BN || bn->in != cv->out || cv->relu || bn->acc_in ||
+        !g->tensors[cv->out].blocked || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_dy(plans->node[k].conv))
+        return 0;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (j != k + 1 && (g->nodes[j].in == cv->out || g->nodes[j].in2 == cv->out)) return 0;
+    return 1;
 }
 
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
@@ -483,7 +501,10 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         const size_t hw = in->h * in->w;
         switch (nd->op) {
         case CNN_CONV:
-            if (pl && pl->conv)
+            if (pl && pl->conv && conv_takes_bf16_dy(g, plans, k))
+                must(mx_dnnl_conv2d_backward_bf16_dy(pl->conv, n, X, param(m, nd->weight), (const uint16_t *)(void *)dY,
+                                                     dX, grad(m, nd->weight), grad(m, nd->bias)));
+            else if (pl && pl->conv)
                 must(mx_dnnl_conv2d_backward(pl->conv, n, X, param(m, nd->weight), dY, dX, grad(m, nd->weight),
                                              grad(m, nd->bias)));
             else
@@ -491,7 +512,8 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
                                    grad(m, nd->bias), g->workspace);
             break;
         case CNN_BN:
-            bn_backward(m, g, nd, pl != NULL, n, X, fused_relu ? out->data : NULL, dY, dX);
+            bn_backward(m, g, nd, pl != NULL, n, X, fused_relu ? out->data : NULL, dY, dX,
+                        k > 0 && conv_takes_bf16_dy(g, plans, k - 1));
             break;
         case CNN_MAXPOOL:
             if (dX && pl && pl->pool) must(mx_dnnl_pool2d_backward(pl->pool, n, nd->argmax, dY, dX));

@@ -207,13 +207,15 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
  * (ReLU too when relu), giving the forward's output bit for bit. */
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
                       float *y);
+/* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
+ * convolution's backward, mx_dnnl_conv2d_backward_bf16_dy). */
 void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                                  const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                 float *dgamma, float *dbeta, double *partial);
+                                 int dx_bf16, float *dgamma, float *dbeta, double *partial);
 void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
                                       const float *dy, const float *gamma, const float *running_mean,
-                                      const float *running_var, float eps, float *dx, float *dgamma, float *dbeta,
-                                      double *partial);
+                                      const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
+                                      float *dbeta, double *partial);
 /* Global average pooling of an nChw16c tensor into [n, channels], and back. */
 void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y);
 void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, const float *dy, float *dx);

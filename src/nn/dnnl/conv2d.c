@@ -17,6 +17,7 @@ struct mx_dnnl_conv2d_plan {
     mxd_port d_ddst, d_wei, d_dsrc;         /* backward data */
     mxd_port w_src, w_ddst, w_dwei, w_dbias; /* backward weights */
     int ddst_shared; /* both backward primitives read dy in one reordered layout */
+    int bf16_dy;     /* both backward primitives read dy as bfloat16 nChw16c: the caller may pass it so */
     dnnl_memory_t addend;  /* post_add: the binary post-op's second input, in y's layout */
 };
 
@@ -155,6 +156,13 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     p->ddst_shared = mxd_port_reorders(&p->d_ddst) && mxd_port_reorders(&p->w_ddst) &&
                      dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md),
                                             mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md));
+    if (p->opt.precision == MX_DNNL_BF16 && p->opt.dst_layout == MX_DNNL_ACT_NCHW16C) {
+        dnnl_memory_desc_t bf16_dst;
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_dst, 4, m.dst.dims, dnnl_bf16, dnnl_nChw16c),
+                      "conv2d descriptor"));
+        p->bf16_dy = dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), &bf16_dst) &&
+                     dnnl_memory_desc_equal(mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), &bf16_dst);
+    }
     return mxd_plan_finish(b);
 }
 
@@ -236,21 +244,31 @@ mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const flo
     return mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d forward");
 }
 
-mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
-                                  const float *dy, float *dx, float *dweight, float *dbias)
+int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
+
+/* The backward from dy as the caller holds it (float32) or, with dy_bf16,
+ * already as the primitives read it (bfloat16 nChw16c): no reorder then. */
+static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const void *dy,
+                          int dy_bf16, float *dx, float *dweight, float *dbias)
 {
     TRY(mxd_check_batch("conv2d backward", p->n, n));
     if (p->opt.inference_only) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan is inference-only");
     if (dbias && !p->opt.has_bias) return mx_error_set(MX_ERR_ARG, "conv2d backward: dbias for a plan without bias");
+    if (dy_bf16 && !p->bf16_dy) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan takes no bfloat16 dy");
     if (!dx && !dweight && !dbias) return MX_OK;
     if (!dy || (dx && !weight) || ((dweight || dbias) && !x))
         return mx_error_set(MX_ERR_ARG, "conv2d backward: dy, and x or weight for the gradients asked, are required");
     const mxd_plan *b = &p->base;
+    void *dy_mem = (void *)(uintptr_t)dy; /* oneDNN's handles are not const; dy is only read */
     if (dx) {
-        TRY(mxd_port_bind(b, &p->d_ddst, dy));
+        if (dy_bf16) {
+            TRY(mxd_check(dnnl_memory_set_data_handle(p->d_ddst.mem, dy_mem), "memory handle"));
+        } else {
+            TRY(mxd_port_bind(b, &p->d_ddst, dy));
+            TRY(mxd_port_in(b, &p->d_ddst));
+        }
         TRY(mxd_port_bind(b, &p->d_wei, weight));
         TRY(mxd_port_bind(b, &p->d_dsrc, dx));
-        TRY(mxd_port_in(b, &p->d_ddst));
         TRY(mxd_port_in(b, &p->d_wei));
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->d_ddst.mem},
                                    {DNNL_ARG_WEIGHTS, p->d_wei.mem},
@@ -260,13 +278,18 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
     }
     if (dweight || dbias) {
         TRY(mxd_port_bind(b, &p->w_src, x));
-        TRY(mxd_port_bind(b, &p->w_ddst, dy));
         TRY(mxd_port_bind(b, &p->w_dwei, dweight));
         TRY(mxd_port_in(b, &p->w_src));
-        if (dx && p->ddst_shared)
-            TRY(mxd_check(dnnl_memory_set_data_handle(p->w_ddst.mem, mxd_at(b, p->d_ddst.offset)), "memory handle"));
-        else
-            TRY(mxd_port_in(b, &p->w_ddst));
+        if (dy_bf16) {
+            TRY(mxd_check(dnnl_memory_set_data_handle(p->w_ddst.mem, dy_mem), "memory handle"));
+        } else {
+            TRY(mxd_port_bind(b, &p->w_ddst, dy));
+            if (dx && p->ddst_shared)
+                TRY(mxd_check(dnnl_memory_set_data_handle(p->w_ddst.mem, mxd_at(b, p->d_ddst.offset)),
+                              "memory handle"));
+            else
+                TRY(mxd_port_in(b, &p->w_ddst));
+        }
         dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->w_src.mem},
                                    {DNNL_ARG_DIFF_DST, p->w_ddst.mem},
                                    {DNNL_ARG_DIFF_WEIGHTS, p->w_dwei.mem}};
@@ -280,4 +303,16 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
         if (p->opt.has_bias) TRY(mxd_port_out(b, &p->w_dbias, dbias));
     }
     return mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d backward");
+}
+
+mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                  const float *dy, float *dx, float *dweight, float *dbias)
+{
+    return backward(p, n, x, weight, dy, 0, dx, dweight, dbias);
+}
+
+mx_status mx_dnnl_conv2d_backward_bf16_dy(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                          const uint16_t *dy, float *dx, float *dweight, float *dbias)
+{
+    return backward(p, n, x, weight, dy, 1, dx, dweight, dbias);
 }
