@@ -338,8 +338,9 @@ static void test_conv_user_layouts(void)
 /* A plan made when the context's scratch was small still runs after a larger
  * plan has grown it (the scratch is looked up at each call). */
 /* A bfloat16 plan on nChw16c activations takes dy already in bfloat16
- * (mx_dnnl_conv2d_backward_bf16_dy): rounded to nearest even as its own
- * reorder rounds, the gradients are the float32 dy's bits. */
+ * and x as its forward kept it (mx_dnnl_conv2d_backward_bf16): dy rounded to
+ * nearest even as its own reorder rounds, the gradients are the float32
+ * path's bits. */
 static uint16_t round_bf16(float f)
 {
     uint32_t u;
@@ -368,20 +369,36 @@ static void test_conv_bf16_dy(void)
     for (size_t i = 0; i < ny; i++) dy16[i] = round_bf16(dy[i]);
     if (!mx_dnnl_conv2d_takes_bf16_dy(plan)) {
         printf("  this oneDNN reads dy in another layout: the bfloat16 dy path is off\n");
-        CHECK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+        CHECK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, NULL, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
     } else {
+        float *y1 = alloc_floats(ny), *y2 = alloc_floats(ny);
+        CHECK_OK(mx_dnnl_conv2d_forward(plan, n, x, w, NULL, y1));
         CHECK_OK(mx_dnnl_conv2d_backward(plan, n, x, w, dy, dx1, dw1, NULL));
-        CHECK_OK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL));
+        CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, NULL, dy16, dx2, dw2, NULL));
         CHECK(same(dx1, dx2, nx));
         CHECK(same(dw1, dw2, nw));
-        printf("conv2d bf16 with dy given in bfloat16: the float32 dy's bits\n");
+        CHECK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, dy, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+        const size_t kept = mx_dnnl_conv2d_kept_x_bytes(plan);
+        CHECK(kept == nx * sizeof(uint16_t));
+        if (kept) {
+            void *xk = malloc(kept);
+            CHECK_OK(mx_dnnl_conv2d_forward_keep_x(plan, n, x, w, NULL, y2, xk));
+            CHECK(same(y1, y2, ny));
+            memset(dw2, 0, nw * sizeof *dw2);
+            CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, xk, w, dy, NULL, NULL, dw2, NULL));
+            CHECK(same(dw1, dw2, nw));
+            free(xk);
+        }
+        printf("conv2d bf16 with dy given in bfloat16 and x kept by the forward: the float32 path's bits\n");
+        free(y1), free(y2);
     }
     mx_dnnl_conv2d_plan_free(plan);
     /* A float32 plan takes none. */
     opt.precision = MX_DNNL_F32;
     CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan));
     CHECK(!mx_dnnl_conv2d_takes_bf16_dy(plan));
-    CHECK(mx_dnnl_conv2d_backward_bf16_dy(plan, n, x, w, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+    CHECK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, NULL, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
+    CHECK(mx_dnnl_conv2d_kept_x_bytes(plan) == 0);
     mx_dnnl_conv2d_plan_free(plan);
     free(x), free(w), free(dy), free(dx1), free(dw1), free(dx2), free(dw2), free(dy16);
 }

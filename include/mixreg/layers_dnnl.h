@@ -117,14 +117,26 @@ mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const flo
  * be NULL; dbias only for a plan with has_bias. */
 mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                   const float *dy, float *dx, float *dweight, float *dbias);
-/* Whether the plan's backward primitives read dy as bfloat16 nChw16c (a BF16
- * plan whose caller's y layout is nChw16c, when oneDNN picks that layout):
- * then mx_dnnl_conv2d_backward_bf16_dy takes dy already so, rounded by the
- * producer as the plan's own reorder would (to nearest even), and skips the
- * reorder, a pass over dy in float32 and its write in bfloat16. */
+/* Two passes a bfloat16 plan can skip when the caller holds its operands as
+ * the primitives read them.
+ * - dy: whether the backward primitives read it as bfloat16 nChw16c (a BF16
+ *   plan whose caller's y layout is nChw16c, when oneDNN picks that layout;
+ *   mx_dnnl_conv2d_takes_bf16_dy): the caller may then give dy already so,
+ *   rounded to nearest even as the plan's reorder rounds.
+ * - x: when the forward and backward-weights primitives read it in one
+ *   reordered layout (BF16 plans), mx_dnnl_conv2d_kept_x_bytes is its size
+ *   (else 0): mx_dnnl_conv2d_forward_keep_x leaves that copy in the caller's
+ *   buffer, and the backward reads it there instead of reordering x again.
+ * Either way the results are the float32 path's bits. */
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
-mx_status mx_dnnl_conv2d_backward_bf16_dy(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
-                                          const uint16_t *dy, float *dx, float *dweight, float *dbias);
+size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p);
+mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                        const float *bias, float *y, void *x_keep);
+/* The backward with x_kept (NULL: x is reordered) and exactly one of dy
+ * (float32) and dy_bf16. */
+mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept,
+                                       const float *weight, const float *dy, const uint16_t *dy_bf16, float *dx,
+                                       float *dweight, float *dbias);
 
 /* ---- batchnorm2d --------------------------------------------------------------
  * x, y [n, channels, hw]. affine: gamma/beta exist (required non-NULL by the

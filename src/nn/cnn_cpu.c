@@ -317,11 +317,23 @@ mx_status cnn_dnnl_init(cnn_graph *g)
     if (st == MX_OK) st = plan_fusion(g);
     if (st == MX_OK) st = mx_dnnl_context_create(&g->dnnl);
     if (st == MX_OK) st = make_set(g, &g->plans[0], g->model->max_batch, 0);
+    /* bf16: each convolution keeps its input in bfloat16 from the forward for
+     * the backward weights (one reorder a step fewer; sized for the max batch). */
+    for (size_t k = 0; st == MX_OK && k < g->num_nodes; k++) {
+        const mx_dnnl_conv2d_plan *conv = g->plans[0].node[k].conv;
+        const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
+        if (bytes && !(g->nodes[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+            st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
     return st;
 }
 
 void cnn_dnnl_free(cnn_graph *g)
 {
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        free(g->nodes[k].x_bf16);
+        g->nodes[k].x_bf16 = NULL;
+    }
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &g->plans[i]);
     mx_dnnl_context_free(g->dnnl);
     g->dnnl = NULL;

@@ -168,7 +168,10 @@ static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node
     int relu_done = 0;
     switch (nd->op) {
     case CNN_CONV:
-        if (pl && pl->conv)
+        if (pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
+            must(mx_dnnl_conv2d_forward_keep_x(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y,
+                                               nd->x_bf16));
+        else if (pl && pl->conv)
             must(mx_dnnl_conv2d_forward(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y));
         else
             mx_conv2d_forward(&nd->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y, g->workspace);
@@ -500,10 +503,13 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         float *dX = grad_target(g, nd, dx);
         const size_t hw = in->h * in->w;
         switch (nd->op) {
-        case CNN_CONV:
-            if (pl && pl->conv && conv_takes_bf16_dy(g, plans, k))
-                must(mx_dnnl_conv2d_backward_bf16_dy(pl->conv, n, X, param(m, nd->weight), (const uint16_t *)(void *)dY,
-                                                     dX, grad(m, nd->weight), grad(m, nd->bias)));
+        case CNN_CONV: {
+            const int dy16 = pl && pl->conv && conv_takes_bf16_dy(g, plans, k);
+            const void *x_kept = pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv) ? nd->x_bf16 : NULL;
+            if (dy16 || x_kept)
+                must(mx_dnnl_conv2d_backward_bf16(pl->conv, n, X, x_kept, param(m, nd->weight), dy16 ? NULL : dY,
+                                                  dy16 ? (const uint16_t *)(void *)dY : NULL, dX, grad(m, nd->weight),
+                                                  grad(m, nd->bias)));
             else if (pl && pl->conv)
                 must(mx_dnnl_conv2d_backward(pl->conv, n, X, param(m, nd->weight), dY, dX, grad(m, nd->weight),
                                              grad(m, nd->bias)));
@@ -511,6 +517,7 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
                 mx_conv2d_backward(&nd->conv, n, X, param(m, nd->weight), dY, dX, grad(m, nd->weight),
                                    grad(m, nd->bias), g->workspace);
             break;
+        }
         case CNN_BN:
             bn_backward(m, g, nd, pl != NULL, n, X, fused_relu ? out->data : NULL, dY, dX,
                         k > 0 && conv_takes_bf16_dy(g, plans, k - 1));

@@ -59,6 +59,8 @@ typedef struct {
     int pred_out;                    /* conv: the tensor the fused convolution writes */
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
+    void *x_bf16;                    /* conv, bf16 cpu backend: its input as its plans read it (bfloat16), kept
+                                        by the forward for the backward weights (mx_dnnl_conv2d_kept_x_bytes) */
     int wino;                        /* conv: cnn_predict runs it on mixreg's Winograd kernel (winograd.h) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
@@ -208,7 +210,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
                       float *y);
 /* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
- * convolution's backward, mx_dnnl_conv2d_backward_bf16_dy). */
+ * convolution's backward, mx_dnnl_conv2d_backward_bf16). */
 void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                                  const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial);

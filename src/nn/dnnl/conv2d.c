@@ -18,6 +18,7 @@ struct mx_dnnl_conv2d_plan {
     mxd_port w_src, w_ddst, w_dwei, w_dbias; /* backward weights */
     int ddst_shared; /* both backward primitives read dy in one reordered layout */
     int bf16_dy;     /* both backward primitives read dy as bfloat16 nChw16c: the caller may pass it so */
+    size_t kept_x_bytes; /* forward and backward weights read x in one reordered layout: the caller may keep it */
     dnnl_memory_t addend;  /* post_add: the binary post-op's second input, in y's layout */
 };
 
@@ -156,6 +157,9 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     p->ddst_shared = mxd_port_reorders(&p->d_ddst) && mxd_port_reorders(&p->w_ddst) &&
                      dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md),
                                             mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md));
+    if (p->opt.precision == MX_DNNL_BF16 && mxd_port_reorders(&p->f_src) && mxd_port_reorders(&p->w_src) &&
+        dnnl_memory_desc_equal(mxd_md(&p->fwd, dnnl_query_src_md), mxd_md(&p->bwd_weights, dnnl_query_src_md)))
+        p->kept_x_bytes = dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_src_md));
     if (p->opt.precision == MX_DNNL_BF16 && p->opt.dst_layout == MX_DNNL_ACT_NCHW16C) {
         dnnl_memory_desc_t bf16_dst;
         TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_dst, 4, m.dst.dims, dnnl_bf16, dnnl_nChw16c),
@@ -209,10 +213,11 @@ mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *
     return mx_dnnl_conv2d_forward_add(p, n, x, weight, bias, NULL, y);
 }
 
-mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
-                                     const float *bias, const float *addend, float *y)
+static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const float *bias,
+                         const float *addend, float *y, void *x_keep)
 {
     TRY(mxd_check_batch("conv2d forward", p->n, n));
+    if (x_keep && !p->kept_x_bytes) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan keeps no copy of x");
     if (!x || !weight || !y) return mx_error_set(MX_ERR_ARG, "conv2d forward: x, weight and y are required");
     if (!bias != !p->opt.has_bias)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s a bias",
@@ -224,6 +229,7 @@ mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const flo
     TRY(mxd_port_bind(b, &p->f_src, x));
     TRY(mxd_port_bind(b, &p->f_wei, weight));
     TRY(mxd_port_bind(b, &p->f_dst, y));
+    if (x_keep) TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, x_keep), "memory handle"));
     TRY(mxd_port_in(b, &p->f_src));
     TRY(mxd_port_in(b, &p->f_wei));
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, p->f_src.mem},
@@ -244,19 +250,34 @@ mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const flo
     return mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d forward");
 }
 
+mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                     const float *bias, const float *addend, float *y)
+{
+    return forward(p, n, x, weight, bias, addend, y, NULL);
+}
+
+size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kept_x_bytes; }
+
+mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
+                                        const float *bias, float *y, void *x_keep)
+{
+    return forward(p, n, x, weight, bias, NULL, y, x_keep);
+}
+
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
 
 /* The backward from dy as the caller holds it (float32) or, with dy_bf16,
  * already as the primitives read it (bfloat16 nChw16c): no reorder then. */
-static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const void *dy,
-                          int dy_bf16, float *dx, float *dweight, float *dbias)
+static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept, const float *weight,
+                          const void *dy, int dy_bf16, float *dx, float *dweight, float *dbias)
 {
     TRY(mxd_check_batch("conv2d backward", p->n, n));
     if (p->opt.inference_only) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan is inference-only");
     if (dbias && !p->opt.has_bias) return mx_error_set(MX_ERR_ARG, "conv2d backward: dbias for a plan without bias");
     if (dy_bf16 && !p->bf16_dy) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan takes no bfloat16 dy");
+    if (x_kept && !p->kept_x_bytes) return mx_error_set(MX_ERR_ARG, "conv2d backward: the plan keeps no copy of x");
     if (!dx && !dweight && !dbias) return MX_OK;
-    if (!dy || (dx && !weight) || ((dweight || dbias) && !x))
+    if (!dy || (dx && !weight) || ((dweight || dbias) && !x && !x_kept))
         return mx_error_set(MX_ERR_ARG, "conv2d backward: dy, and x or weight for the gradients asked, are required");
     const mxd_plan *b = &p->base;
     void *dy_mem = (void *)(uintptr_t)dy; /* oneDNN's handles are not const; dy is only read */
@@ -277,9 +298,13 @@ static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, cons
         TRY(mxd_port_out(b, &p->d_dsrc, dx));
     }
     if (dweight || dbias) {
-        TRY(mxd_port_bind(b, &p->w_src, x));
         TRY(mxd_port_bind(b, &p->w_dwei, dweight));
-        TRY(mxd_port_in(b, &p->w_src));
+        if (x_kept) {
+            TRY(mxd_check(dnnl_memory_set_data_handle(p->w_src.mem, (void *)(uintptr_t)x_kept), "memory handle"));
+        } else {
+            TRY(mxd_port_bind(b, &p->w_src, x));
+            TRY(mxd_port_in(b, &p->w_src));
+        }
         if (dy_bf16) {
             TRY(mxd_check(dnnl_memory_set_data_handle(p->w_ddst.mem, dy_mem), "memory handle"));
         } else {
@@ -308,11 +333,14 @@ static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, cons
 mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                   const float *dy, float *dx, float *dweight, float *dbias)
 {
-    return backward(p, n, x, weight, dy, 0, dx, dweight, dbias);
+    return backward(p, n, x, NULL, weight, dy, 0, dx, dweight, dbias);
 }
 
-mx_status mx_dnnl_conv2d_backward_bf16_dy(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
-                                          const uint16_t *dy, float *dx, float *dweight, float *dbias)
+mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept,
+                                       const float *weight, const float *dy, const uint16_t *dy_bf16, float *dx,
+                                       float *dweight, float *dbias)
 {
-    return backward(p, n, x, weight, dy, 1, dx, dweight, dbias);
+    if (!dy == !dy_bf16) return mx_error_set(MX_ERR_ARG, "conv2d backward: give dy or dy_bf16, not both");
+    return dy_bf16 ? backward(p, n, x, x_kept, weight, dy_bf16, 1, dx, dweight, dbias)
+                   : backward(p, n, x, x_kept, weight, dy, 0, dx, dweight, dbias);
 }
