@@ -642,10 +642,18 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
  * more), and added over the samples in order on one thread: the same bits for
  * any thread count. */
 
+/* Whether the fused ReLU zeroed this output, from the batch norm's input x
+ * and the forward's constants rk (mean, scale, shift per channel) with the
+ * forward's own arithmetic (blocked_affine): its output was <= 0. */
+static inline int relu_zeroed(float x, float mean, float scale, float shift)
+{
+    return (x - mean) * scale + shift <= 0.0f;
+}
+
 /* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
  * mask > 0 (mask NULL: unmasked), into partial[s][0][c], partial[s][1][c]. */
-static void blocked_sums(size_t n, size_t channels, size_t hw, const float *a, const float *mask, const float *b,
-                         double *partial)
+static void blocked_sums(size_t n, size_t channels, size_t hw, const float *a, const float *mask, const float *rk,
+                         const float *b, double *partial)
 {
     const size_t CB = channels / 16;
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
@@ -661,6 +669,20 @@ static void blocked_sums(size_t n, size_t channels, size_t hw, const float *a, c
                         double v = pa[o + l];
                         s1[l] += v;
                         s2[l] += v * v;
+                    }
+                }
+            } else if (!mask && rk) { /* the mask from b = x and the forward's constants (relu_zeroed) */
+                const float *pb = b + base, *rm = rk + cb * 16, *ra = rk + channels + cb * 16,
+                            *rb = rk + 2 * channels + cb * 16;
+                for (size_t o = 0; o < end; o += 16) {
+                    float gm[16];
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) gm[l] = relu_zeroed(pb[o + l], rm[l], ra[l], rb[l]) ? 0.0f : pa[o + l];
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        double g = gm[l];
+                        s1[l] += g;
+                        s2[l] += g * pb[o + l];
                     }
                 }
             } else if (mask) {
@@ -721,7 +743,6 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x,
         }
 }
 
-/* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by y > 0 when y is not NULL. */
 /* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
  * oneDNN's reorders round. */
 static inline void store_bf16x16(const float *v, uint16_t *out)
@@ -738,11 +759,14 @@ static inline void store_bf16x16(const float *v, uint16_t *out)
 #endif
 }
 
-/* dx from the constants k (and the ReLU's output y when fused), as float32,
- * or with dx_bf16 as bfloat16 in dx's first half (the next consumer, a
- * bfloat16 convolution's backward, reads it so). */
-static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                         const float *k, float *dx, int dx_bf16)
+
+/* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by the
+ * fused ReLU: by its output y > 0 when y is not NULL, else by relu_zeroed from
+ * rk when that is not NULL. As float32, or with dx_bf16 as bfloat16 in dx's
+ * first half (the next consumer, a bfloat16 convolution's backward, reads it
+ * so). */
+static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *rk,
+                         const float *dy, const float *k, float *dx, int dx_bf16)
 {
     const size_t CB = channels / 16;
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
@@ -752,11 +776,19 @@ static void blocked_grad(size_t n, size_t channels, size_t hw, const float *x, c
             const float *k0 = k + cb * 16, *k1 = k + channels + cb * 16, *k2 = k + 2 * channels + cb * 16,
                         *mean = k + 3 * channels + cb * 16;
             const float *px = x + base, *pg = dy + base, *py = y ? y + base : NULL;
+            const float *rm = rk ? rk + cb * 16 : NULL, *ra = rk ? rk + channels + cb * 16 : NULL,
+                        *rb = rk ? rk + 2 * channels + cb * 16 : NULL;
             float *pd = dx + base, row[16];
             uint16_t *pb = (uint16_t *)(void *)dx + base;
             for (size_t q = 0; q < hw * 16; q += 16) {
                 float *out = dx_bf16 ? row : pd + q;
-                if (py) {
+                if (!py && rm) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++) {
+                        float g = relu_zeroed(px[q + l], rm[l], ra[l], rb[l]) ? 0.0f : pg[q + l];
+                        out[l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                    }
+                } else if (py) {
 #pragma omp simd
                     for (int l = 0; l < 16; l++) {
                         float v = pg[q + l], g = py[q + l] <= 0.0f ? 0.0f : v;
@@ -783,7 +815,7 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
                                       double *partial, float *affine)
 {
     const size_t m = n * hw;
-    blocked_sums(n, channels, hw, x, NULL, NULL, partial);
+    blocked_sums(n, channels, hw, x, NULL, NULL, NULL, partial);
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
         double sum, sumsq;
@@ -811,12 +843,12 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
-void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                                 const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                 const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial)
 {
     const size_t m = n * hw;
-    blocked_sums(n, channels, hw, dy, y, x, partial);
+    blocked_sums(n, channels, hw, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
         double sum_dy, sum_dy_x;
@@ -832,15 +864,15 @@ void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const flo
         k[2 * channels + c] = (float)(scale * invstd * mean_dy_xhat);
         k[3 * channels + c] = (float)mean;
     }
-    if (dx && m) blocked_grad(n, channels, hw, x, y, dy, k, dx, dx_bf16);
+    if (dx && m) blocked_grad(n, channels, hw, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
 void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
-                                      const float *dy, const float *gamma, const float *running_mean,
+                                      const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
                                       const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
                                       float *dbeta, double *partial)
 {
-    blocked_sums(n, channels, hw, dy, y, x, partial);
+    blocked_sums(n, channels, hw, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
         double sum_dy, sum_dy_x;
@@ -853,7 +885,7 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, cons
         k[2 * channels + c] = 0.0f;
         k[3 * channels + c] = 0.0f;
     }
-    if (dx) blocked_grad(n, channels, hw, x, y, dy, k, dx, dx_bf16);
+    if (dx) blocked_grad(n, channels, hw, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
 void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y)

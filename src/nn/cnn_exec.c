@@ -424,7 +424,7 @@ static void add_backward(const cnn_graph *g, const cnn_node *nd, int cpu, float 
 /* Batch norm's backward on the backend its forward ran on; Y non-NULL: the
  * ReLU the cpu kernel fused, whose backward it applies to dY first. */
 static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int cpu, size_t n,
-                        const float *X, const float *Y, float *dY, float *dX, int dx_bf16)
+                        const float *X, const float *Y, const float *relu_k, float *dY, float *dX, int dx_bf16)
 {
     const cnn_tensor *in = &g->tensors[nd->in];
     const size_t hw = in->h * in->w, C = in->c;
@@ -432,14 +432,14 @@ static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int
     float *dgamma = grad(m, nd->weight), *dbeta = grad(m, nd->bias);
     if (g->fwd_training) {
         if (cpu && in->blocked)
-            cnn_cpu_bn_backward_blocked(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dx_bf16,
+            cnn_cpu_bn_backward_blocked(n, C, hw, X, Y, relu_k, dY, gamma, nd->save_mean, nd->save_invstd, dX, dx_bf16,
                                         dgamma, dbeta, g->bn_partial);
         else if (cpu)
             cnn_cpu_bn_backward(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
         else
             mx_batchnorm2d_backward(n, C, hw, X, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
     } else if (cpu && in->blocked) {
-        cnn_cpu_bn_backward_eval_blocked(n, C, hw, X, Y, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dx_bf16, dgamma,
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, X, Y, relu_k, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dx_bf16, dgamma,
                                          dbeta, g->bn_partial);
     } else if (cpu) {
         cnn_cpu_bn_backward_eval(n, C, hw, X, Y, dY, gamma, rmean, rvar, MX_BN_EPS, dX, dgamma, dbeta);
@@ -466,6 +466,27 @@ static int conv_takes_bf16_dy(const cnn_graph *g, const cnn_plan_set *plans, siz
     return 1;
 }
 
+/* Whether the backward can do without batch norm node b's output (its ReLU
+ * applied), which the memory plan left to be recomputed (cnn_graph.c
+ * plan_recompute): when it runs on the cpu kernels on nChw16c, and every
+ * reader is a convolution that kept its input from the forward in bfloat16
+ * (mx_dnnl_conv2d_kept_x_bytes). The batch norm's own backward then takes its
+ * ReLU's mask from its input and the forward's constants (bit for bit the
+ * same), and the recomputing pass is saved. */
+static int bn_output_unneeded(const cnn_graph *g, const cnn_plan_set *plans, size_t b)
+{
+    const cnn_node *bn = &g->nodes[b];
+    if (!plans || bn->op != CNN_BN || !bn->relu || !bn->affine || !g->tensors[bn->in].blocked) return 0;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if (nd->in != bn->out && nd->in2 != bn->out) continue;
+        if (nd->op != CNN_CONV || !nd->x_bf16 || !plans->node[j].conv ||
+            !mx_dnnl_conv2d_kept_x_bytes(plans->node[j].conv))
+            return 0;
+    }
+    return 1;
+}
+
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
     cnn_graph *g = m->impl;
@@ -479,7 +500,7 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     for (size_t k = g->num_nodes; k-- > 0;) {
         const cnn_node *nd = &g->nodes[k];
         const cnn_node_plan *pl = plans ? &plans->node[k] : NULL;
-        if (nd->recompute_bn >= 0) {
+        if (nd->recompute_bn >= 0 && !bn_output_unneeded(g, plans, (size_t)nd->recompute_bn)) {
             recompute_bn_output(m, g, &g->nodes[nd->recompute_bn], plans != NULL, n);
             charge(g, CNN_BN, 1, &t);
         }
@@ -519,8 +540,12 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
             break;
         }
         case CNN_BN:
-            bn_backward(m, g, nd, pl != NULL, n, X, fused_relu ? out->data : NULL, dY, dX,
-                        k > 0 && conv_takes_bf16_dy(g, plans, k - 1));
+        {
+            /* Without its output (not recomputed), the ReLU's mask from the input. */
+            const int from_input = fused_relu && bn_output_unneeded(g, plans, k);
+            bn_backward(m, g, nd, pl != NULL, n, X, fused_relu && !from_input ? out->data : NULL,
+                        from_input ? nd->affine : NULL, dY, dX, k > 0 && conv_takes_bf16_dy(g, plans, k - 1));
+        }
             break;
         case CNN_MAXPOOL:
             if (dX && pl && pl->pool) must(mx_dnnl_pool2d_backward(pl->pool, n, nd->argmax, dY, dX));

@@ -210,12 +210,14 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
                       float *y);
 /* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
- * convolution's backward, mx_dnnl_conv2d_backward_bf16). */
-void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                                 const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+ * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y
+ * NULL): the fused ReLU's mask from x and the forward's saved constants
+ * (affine) instead of from its output y, which then need not be recomputed. */
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                 const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial);
 void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
-                                      const float *dy, const float *gamma, const float *running_mean,
+                                      const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
                                       const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
                                       float *dbeta, double *partial);
 /* Global average pooling of an nChw16c tensor into [n, channels], and back. */
