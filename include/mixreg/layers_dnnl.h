@@ -132,6 +132,13 @@ int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                         const float *bias, float *y, void *x_keep);
+/* Whether that kept layout is bfloat16 nChw16c (for a caller whose x is
+ * nChw16c): then a producer may write x so itself, rounded to nearest even,
+ * and mx_dnnl_conv2d_forward_bf16_x reads it without a reorder; the caller's
+ * x_kept for the backward is then that same buffer. */
+int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p);
+mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
+                                        const float *bias, float *y);
 /* The backward with x_kept (NULL: x is reordered) and exactly one of dy
  * (float32) and dy_bf16. */
 mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept,

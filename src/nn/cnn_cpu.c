@@ -642,6 +642,22 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
  * more), and added over the samples in order on one thread: the same bits for
  * any thread count. */
 
+/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
+ * oneDNN's reorders round. */
+static inline void store_bf16x16(const float *v, uint16_t *out)
+{
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
+#else
+    for (int l = 0; l < 16; l++) {
+        uint32_t u;
+        memcpy(&u, &v[l], sizeof u);
+        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+#endif
+}
+
 /* Whether the fused ReLU zeroed this output, from the batch norm's input x
  * and the forward's constants rk (mean, scale, shift per channel) with the
  * forward's own arithmetic (blocked_affine): its output was <= 0. */
@@ -723,7 +739,10 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
 }
 
 /* y = relu?((x - k[0][c]) k[1][c] + k[2][c]) with k = float[3][channels]. */
-static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x, const float *k, int relu, float *y)
+/* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32,
+ * or with y_bf16 as bfloat16 in y's first half. */
+static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x, const float *k, int relu, float *y,
+                           int y_bf16)
 {
     const size_t CB = channels / 16;
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
@@ -733,31 +752,17 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x,
             const float *mean = k + cb * 16, *a = k + channels + cb * 16, *b = k + 2 * channels + cb * 16;
             for (size_t q = 0; q < hw; q++) {
                 const float *px = x + base + q * 16;
-                float *py = y + base + q * 16;
+                float row[16], *py = y_bf16 ? row : y + base + q * 16;
 #pragma omp simd
                 for (int l = 0; l < 16; l++) {
                     float v = (px[l] - mean[l]) * a[l] + b[l];
                     py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
                 }
+                if (y_bf16) store_bf16x16(row, (uint16_t *)(void *)y + base + q * 16);
             }
         }
 }
 
-/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
- * oneDNN's reorders round. */
-static inline void store_bf16x16(const float *v, uint16_t *out)
-{
-#ifdef __AVX512BF16__
-    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
-#else
-    for (int l = 0; l < 16; l++) {
-        uint32_t u;
-        memcpy(&u, &v[l], sizeof u);
-        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
-                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
-#endif
-}
 
 
 /* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by the
@@ -812,7 +817,7 @@ static float *blocked_consts(size_t n, size_t channels, double *partial)
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial, float *affine)
+                                      double *partial, float *affine, int y_bf16)
 {
     const size_t m = n * hw;
     blocked_sums(n, channels, hw, x, NULL, NULL, NULL, partial);
@@ -825,13 +830,13 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
                          save_invstd, kc);
         k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
-    blocked_affine(n, channels, hw, x, k, relu, y);
+    blocked_affine(n, channels, hw, x, k, relu, y, y_bf16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine)
+                                     float *y, int relu, double *partial, float *affine, int y_bf16)
 {
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
@@ -839,7 +844,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
         k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
-    blocked_affine(n, channels, hw, x, k, relu, y);
+    blocked_affine(n, channels, hw, x, k, relu, y, y_bf16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
@@ -954,7 +959,7 @@ void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const f
                       float *y)
 {
     if (blocked) {
-        blocked_affine(n, channels, hw, x, affine, relu, y);
+        blocked_affine(n, channels, hw, x, affine, relu, y, 0);
         return;
     }
     const size_t stride = channels * hw;

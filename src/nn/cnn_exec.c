@@ -127,8 +127,10 @@ void cnn_init_params(mx_model *m, uint64_t seed)
  * backend's own kernel, which applies the node's ReLU too (returns whether it
  * did). oneDNN 2.6's batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x
  * slower forward and 1.7x slower backward than that kernel on resnet20. */
+/* Y_bf16: Y is the consuming convolution's kept input, written in bfloat16
+ * (bn_writes_bf16). */
 static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, size_t n,
-                      const float *X, float *Y)
+                      const float *X, float *Y, int Y_bf16)
 {
     const cnn_tensor *in = &g->tensors[nd->in];
     const size_t hw = in->h * in->w, C = in->c;
@@ -139,7 +141,7 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
         (*(int64_t *)m->buffers[nd->buffer + 2].data)++;
         if (cpu && in->blocked)
             cnn_cpu_bn_forward_train_blocked(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine);
+                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine, Y_bf16);
         else if (cpu)
             cnn_cpu_bn_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
                                      nd->save_mean, nd->save_invstd, relu, nd->affine);
@@ -148,13 +150,46 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
                                          nd->save_mean, nd->save_invstd);
     } else if (cpu && in->blocked) {
         cnn_cpu_bn_forward_eval_blocked(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, g->bn_partial,
-                                        nd->affine);
+                                        nd->affine, Y_bf16);
     } else if (cpu) {
         cnn_cpu_bn_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, nd->affine);
     } else {
         mx_batchnorm2d_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y);
     }
     return cpu && relu;
+}
+
+/* The convolution node that batch norm node b writes its output for
+ * directly, in bfloat16 into the convolution's kept input (x_bf16), or -1:
+ * on the cpu kernels with plans (g->fwd_plans), a fused ReLU, nChw16c, and
+ * its one reader a convolution whose plan keeps its input and takes it as
+ * bfloat16 nChw16c (mx_dnnl_conv2d_takes_bf16_x). The float32 output is then
+ * never written: nothing reads it (the backward takes the ReLU's mask from
+ * the batch norm's input, see bn_output_unneeded). */
+static int bn_writes_bf16(const cnn_graph *g, size_t b)
+{
+    const cnn_plan_set *plans = g->fwd_plans;
+    const cnn_node *bn = &g->nodes[b];
+    if (!plans || bn->op != CNN_BN || !bn->relu || !bn->affine || !g->tensors[bn->in].blocked) return -1;
+    int reader = -1;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if (nd->in != bn->out && nd->in2 != bn->out) continue;
+        if (reader >= 0 || nd->op != CNN_CONV || nd->in2 == bn->out || !nd->x_bf16 || !plans->node[j].conv ||
+            !mx_dnnl_conv2d_takes_bf16_x(plans->node[j].conv))
+            return -1;
+        reader = (int)j;
+    }
+    return reader;
+}
+
+/* The batch norm node whose output convolution node k reads, when that batch
+ * norm wrote it in bfloat16 into k's kept input (bn_writes_bf16); else -1. */
+static int conv_input_from_bf16_bn(const cnn_graph *g, size_t k)
+{
+    for (size_t b = 0; b < g->num_nodes; b++)
+        if (g->nodes[b].out == g->nodes[k].in) return bn_writes_bf16(g, b) == (int)k ? (int)b : -1;
+    return -1;
 }
 
 /* Node nd's forward (ReLU included) in the model's mode, on its plans pl
@@ -168,7 +203,9 @@ static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node
     int relu_done = 0;
     switch (nd->op) {
     case CNN_CONV:
-        if (pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
+        if (pl && pl->conv && conv_input_from_bf16_bn(g, (size_t)(nd - g->nodes)) >= 0)
+            must(mx_dnnl_conv2d_forward_bf16_x(pl->conv, n, nd->x_bf16, param(m, nd->weight), param(m, nd->bias), Y));
+        else if (pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
             must(mx_dnnl_conv2d_forward_keep_x(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y,
                                                nd->x_bf16));
         else if (pl && pl->conv)
@@ -176,9 +213,11 @@ static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node
         else
             mx_conv2d_forward(&nd->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y, g->workspace);
         break;
-    case CNN_BN:
-        relu_done = bn_forward(m, g, nd, pl != NULL, n, X, Y);
+    case CNN_BN: {
+        const int to = pl ? bn_writes_bf16(g, (size_t)(nd - g->nodes)) : -1;
+        relu_done = bn_forward(m, g, nd, pl != NULL, n, X, to >= 0 ? (float *)g->nodes[to].x_bf16 : Y, to >= 0);
         break;
+    }
     case CNN_ADD:
         if (pl) cnn_cpu_add_forward(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu);
         else mx_add_forward(count, X, tensor_data(g, nd->in2), Y);

@@ -200,10 +200,10 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial, float *affine);
+                                      double *partial, float *affine, int y_bf16);
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine);
+                                     float *y, int relu, double *partial, float *affine, int y_bf16);
 /* The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */

@@ -19,6 +19,7 @@ struct mx_dnnl_conv2d_plan {
     int ddst_shared; /* both backward primitives read dy in one reordered layout */
     int bf16_dy;     /* both backward primitives read dy as bfloat16 nChw16c: the caller may pass it so */
     size_t kept_x_bytes; /* forward and backward weights read x in one reordered layout: the caller may keep it */
+    int bf16_x;          /* ... and that layout is bfloat16 nChw16c: the caller may give x so */
     dnnl_memory_t addend;  /* post_add: the binary post-op's second input, in y's layout */
 };
 
@@ -160,6 +161,12 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     if (p->opt.precision == MX_DNNL_BF16 && mxd_port_reorders(&p->f_src) && mxd_port_reorders(&p->w_src) &&
         dnnl_memory_desc_equal(mxd_md(&p->fwd, dnnl_query_src_md), mxd_md(&p->bwd_weights, dnnl_query_src_md)))
         p->kept_x_bytes = dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_src_md));
+    if (p->kept_x_bytes && p->opt.src_layout == MX_DNNL_ACT_NCHW16C) {
+        dnnl_memory_desc_t bf16_src;
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_src, 4, m.src.dims, dnnl_bf16, dnnl_nChw16c),
+                      "conv2d descriptor"));
+        p->bf16_x = dnnl_memory_desc_equal(mxd_md(&p->fwd, dnnl_query_src_md), &bf16_src);
+    }
     if (p->opt.precision == MX_DNNL_BF16 && p->opt.dst_layout == MX_DNNL_ACT_NCHW16C) {
         dnnl_memory_desc_t bf16_dst;
         TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_dst, 4, m.dst.dims, dnnl_bf16, dnnl_nChw16c),
@@ -213,12 +220,16 @@ mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *
     return mx_dnnl_conv2d_forward_add(p, n, x, weight, bias, NULL, y);
 }
 
+/* x_keep: where the reordered x goes (the caller keeps it); x_given: x
+ * already in the primitive's bfloat16 layout (x then unused). */
 static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const float *bias,
-                         const float *addend, float *y, void *x_keep)
+                         const float *addend, float *y, void *x_keep, const void *x_given)
 {
     TRY(mxd_check_batch("conv2d forward", p->n, n));
     if (x_keep && !p->kept_x_bytes) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan keeps no copy of x");
-    if (!x || !weight || !y) return mx_error_set(MX_ERR_ARG, "conv2d forward: x, weight and y are required");
+    if (x_given && !p->bf16_x) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan takes no bfloat16 x");
+    if ((!x && !x_given) || !weight || !y)
+        return mx_error_set(MX_ERR_ARG, "conv2d forward: x, weight and y are required");
     if (!bias != !p->opt.has_bias)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s a bias",
                             p->opt.has_bias ? "with" : "without");
@@ -226,11 +237,15 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s an add post-op",
                             p->opt.post_add ? "with" : "without");
     const mxd_plan *b = &p->base;
-    TRY(mxd_port_bind(b, &p->f_src, x));
     TRY(mxd_port_bind(b, &p->f_wei, weight));
     TRY(mxd_port_bind(b, &p->f_dst, y));
-    if (x_keep) TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, x_keep), "memory handle"));
-    TRY(mxd_port_in(b, &p->f_src));
+    if (x_given) {
+        TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, (void *)(uintptr_t)x_given), "memory handle"));
+    } else {
+        TRY(mxd_port_bind(b, &p->f_src, x));
+        if (x_keep) TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, x_keep), "memory handle"));
+        TRY(mxd_port_in(b, &p->f_src));
+    }
     TRY(mxd_port_in(b, &p->f_wei));
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, p->f_src.mem},
                                {DNNL_ARG_WEIGHTS, p->f_wei.mem},
@@ -253,7 +268,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
 mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                      const float *bias, const float *addend, float *y)
 {
-    return forward(p, n, x, weight, bias, addend, y, NULL);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL);
 }
 
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kept_x_bytes; }
@@ -261,7 +276,15 @@ size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kep
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                         const float *bias, float *y, void *x_keep)
 {
-    return forward(p, n, x, weight, bias, NULL, y, x_keep);
+    return forward(p, n, x, weight, bias, NULL, y, x_keep, NULL);
+}
+
+int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p) { return p->bf16_x; }
+
+mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
+                                        const float *bias, float *y)
+{
+    return forward(p, n, NULL, weight, bias, NULL, y, NULL, x);
 }
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
