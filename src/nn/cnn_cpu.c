@@ -378,6 +378,22 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
 
 #define CNN_CPU_PARALLEL_MIN 32768 /* elements: below, a team costs more than it saves */
 
+/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
+ * oneDNN's reorders round. */
+static inline void store_bf16x16(const float *v, uint16_t *out)
+{
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
+#else
+    for (int l = 0; l < 16; l++) {
+        uint32_t u;
+        memcpy(&u, &v[l], sizeof u);
+        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+#endif
+}
+
 void cnn_cpu_relu_forward(size_t count, float *y)
 {
 #pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
@@ -404,6 +420,19 @@ void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y,
     } else {
 #pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
         for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+    }
+}
+
+void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16)
+{
+#pragma omp parallel for schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i += 16) {
+#pragma omp simd
+        for (int l = 0; l < 16; l++) {
+            float v = a[i + l] + b[i + l];
+            y[i + l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
+        }
+        store_bf16x16(y + i, y16 + i);
     }
 }
 
@@ -642,21 +671,6 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
  * more), and added over the samples in order on one thread: the same bits for
  * any thread count. */
 
-/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
- * oneDNN's reorders round. */
-static inline void store_bf16x16(const float *v, uint16_t *out)
-{
-#ifdef __AVX512BF16__
-    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
-#else
-    for (int l = 0; l < 16; l++) {
-        uint32_t u;
-        memcpy(&u, &v[l], sizeof u);
-        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
-                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
-#endif
-}
 
 /* Whether the fused ReLU zeroed this output, from the batch norm's input x
  * and the forward's constants rk (mean, scale, shift per channel) with the
@@ -739,10 +753,10 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
 }
 
 /* y = relu?((x - k[0][c]) k[1][c] + k[2][c]) with k = float[3][channels]. */
-/* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32,
- * or with y_bf16 as bfloat16 in y's first half. */
+/* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32
+ * into y and as bfloat16 into y16, each when not NULL. */
 static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x, const float *k, int relu, float *y,
-                           int y_bf16)
+                           uint16_t *y16)
 {
     const size_t CB = channels / 16;
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
@@ -752,13 +766,13 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, const float *x,
             const float *mean = k + cb * 16, *a = k + channels + cb * 16, *b = k + 2 * channels + cb * 16;
             for (size_t q = 0; q < hw; q++) {
                 const float *px = x + base + q * 16;
-                float row[16], *py = y_bf16 ? row : y + base + q * 16;
+                float row[16], *py = y ? y + base + q * 16 : row;
 #pragma omp simd
                 for (int l = 0; l < 16; l++) {
                     float v = (px[l] - mean[l]) * a[l] + b[l];
                     py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
                 }
-                if (y_bf16) store_bf16x16(row, (uint16_t *)(void *)y + base + q * 16);
+                if (y16) store_bf16x16(py, y16 + base + q * 16);
             }
         }
 }
@@ -817,7 +831,7 @@ static float *blocked_consts(size_t n, size_t channels, double *partial)
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial, float *affine, int y_bf16)
+                                      double *partial, float *affine, uint16_t *y16)
 {
     const size_t m = n * hw;
     blocked_sums(n, channels, hw, x, NULL, NULL, NULL, partial);
@@ -830,13 +844,13 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
                          save_invstd, kc);
         k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
-    blocked_affine(n, channels, hw, x, k, relu, y, y_bf16);
+    blocked_affine(n, channels, hw, x, k, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine, int y_bf16)
+                                     float *y, int relu, double *partial, float *affine, uint16_t *y16)
 {
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
@@ -844,7 +858,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const
         k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
-    blocked_affine(n, channels, hw, x, k, relu, y, y_bf16);
+    blocked_affine(n, channels, hw, x, k, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
@@ -959,7 +973,7 @@ void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const f
                       float *y)
 {
     if (blocked) {
-        blocked_affine(n, channels, hw, x, affine, relu, y, 0);
+        blocked_affine(n, channels, hw, x, affine, relu, y, NULL);
         return;
     }
     const size_t stride = channels * hw;

@@ -127,10 +127,10 @@ void cnn_init_params(mx_model *m, uint64_t seed)
  * backend's own kernel, which applies the node's ReLU too (returns whether it
  * did). oneDNN 2.6's batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x
  * slower forward and 1.7x slower backward than that kernel on resnet20. */
-/* Y_bf16: Y is the consuming convolution's kept input, written in bfloat16
- * (bn_writes_bf16). */
+/* Y16: the output also (Y NULL: only) in bfloat16 there, for the
+ * convolutions reading it (bf16_copy_of). */
 static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, size_t n,
-                      const float *X, float *Y, int Y_bf16)
+                      const float *X, float *Y, uint16_t *Y16)
 {
     const cnn_tensor *in = &g->tensors[nd->in];
     const size_t hw = in->h * in->w, C = in->c;
@@ -141,7 +141,7 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
         (*(int64_t *)m->buffers[nd->buffer + 2].data)++;
         if (cpu && in->blocked)
             cnn_cpu_bn_forward_train_blocked(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine, Y_bf16);
+                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine, Y16);
         else if (cpu)
             cnn_cpu_bn_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
                                      nd->save_mean, nd->save_invstd, relu, nd->affine);
@@ -150,7 +150,7 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
                                          nd->save_mean, nd->save_invstd);
     } else if (cpu && in->blocked) {
         cnn_cpu_bn_forward_eval_blocked(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, g->bn_partial,
-                                        nd->affine, Y_bf16);
+                                        nd->affine, Y16);
     } else if (cpu) {
         cnn_cpu_bn_forward_eval(n, C, hw, X, gamma, beta, rmean, rvar, MX_BN_EPS, Y, relu, nd->affine);
     } else {
@@ -159,37 +159,60 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
     return cpu && relu;
 }
 
-/* The convolution node that batch norm node b writes its output for
- * directly, in bfloat16 into the convolution's kept input (x_bf16), or -1:
- * on the cpu kernels with plans (g->fwd_plans), a fused ReLU, nChw16c, and
- * its one reader a convolution whose plan keeps its input and takes it as
- * bfloat16 nChw16c (mx_dnnl_conv2d_takes_bf16_x). The float32 output is then
- * never written: nothing reads it (the backward takes the ReLU's mask from
- * the batch norm's input, see bn_output_unneeded). */
-static int bn_writes_bf16(const cnn_graph *g, size_t b)
+/* Where node p (a batch norm or residual add with a fused ReLU, on the cpu
+ * kernels with plans g->fwd_plans, nChw16c) writes its output in bfloat16 for
+ * the convolutions reading it, or NULL: the kept input (x_bf16) of its first
+ * reader among convolutions whose plans take x so
+ * (mx_dnnl_conv2d_takes_bf16_x); those convolutions read it there, forward
+ * and backward, without reordering. *f32 says whether the float32 output is
+ * still written: always for an add (its backward masks by its output), and
+ * for a batch norm unless its one reader is such a convolution (the backward
+ * then takes its ReLU's mask from its input, see bn_output_unneeded). */
+static void *bf16_copy_of(const cnn_graph *g, size_t p, int *f32)
 {
     const cnn_plan_set *plans = g->fwd_plans;
-    const cnn_node *bn = &g->nodes[b];
-    if (!plans || bn->op != CNN_BN || !bn->relu || !bn->affine || !g->tensors[bn->in].blocked) return -1;
-    int reader = -1;
+    const cnn_node *pr = &g->nodes[p];
+    *f32 = 1;
+    if (!plans || (pr->op != CNN_BN && pr->op != CNN_ADD) || !pr->relu || !g->tensors[pr->out].blocked ||
+        (pr->op == CNN_BN && !pr->affine))
+        return NULL;
+    void *to = NULL;
+    size_t readers = 0;
     for (size_t j = 0; j < g->num_nodes; j++) {
         const cnn_node *nd = &g->nodes[j];
-        if (nd->in != bn->out && nd->in2 != bn->out) continue;
-        if (reader >= 0 || nd->op != CNN_CONV || nd->in2 == bn->out || !nd->x_bf16 || !plans->node[j].conv ||
-            !mx_dnnl_conv2d_takes_bf16_x(plans->node[j].conv))
-            return -1;
-        reader = (int)j;
+        if (nd->in != pr->out && nd->in2 != pr->out) continue;
+        readers++;
+        if (!to && nd->op == CNN_CONV && nd->x_bf16 && plans->node[j].conv &&
+            mx_dnnl_conv2d_takes_bf16_x(plans->node[j].conv))
+            to = nd->x_bf16;
     }
-    return reader;
+    if (to && pr->op == CNN_BN && readers == 1) *f32 = 0;
+    return to;
 }
 
-/* The batch norm node whose output convolution node k reads, when that batch
- * norm wrote it in bfloat16 into k's kept input (bn_writes_bf16); else -1. */
-static int conv_input_from_bf16_bn(const cnn_graph *g, size_t k)
+/* The bfloat16 copy of convolution node k's input its producer wrote
+ * (bf16_copy_of), when k's plan takes it; else NULL. */
+static const void *conv_bf16_input(const cnn_graph *g, size_t k)
 {
-    for (size_t b = 0; b < g->num_nodes; b++)
-        if (g->nodes[b].out == g->nodes[k].in) return bn_writes_bf16(g, b) == (int)k ? (int)b : -1;
-    return -1;
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_plan_set *plans = g->fwd_plans;
+    if (!plans || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_x(plans->node[k].conv)) return NULL;
+    for (size_t p = 0; p < k; p++)
+        if (g->nodes[p].out == nd->in) {
+            int f32;
+            return bf16_copy_of(g, p, &f32);
+        }
+    return NULL;
+}
+
+/* Convolution node k's input as its plan keeps it in bfloat16 for the
+ * backward weights: its producer's copy, else its own reorder's; NULL when
+ * its plan keeps none. */
+static const void *conv_kept_input(const cnn_graph *g, const cnn_node_plan *pl, size_t k)
+{
+    if (!pl || !pl->conv || !g->nodes[k].x_bf16 || !mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return NULL;
+    const void *given = conv_bf16_input(g, k);
+    return given ? given : g->nodes[k].x_bf16;
 }
 
 /* Node nd's forward (ReLU included) in the model's mode, on its plans pl
@@ -202,9 +225,10 @@ static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node
     const size_t hw = in->h * in->w, count = n * out->size;
     int relu_done = 0;
     switch (nd->op) {
-    case CNN_CONV:
-        if (pl && pl->conv && conv_input_from_bf16_bn(g, (size_t)(nd - g->nodes)) >= 0)
-            must(mx_dnnl_conv2d_forward_bf16_x(pl->conv, n, nd->x_bf16, param(m, nd->weight), param(m, nd->bias), Y));
+    case CNN_CONV: {
+        const void *given = pl ? conv_bf16_input(g, (size_t)(nd - g->nodes)) : NULL;
+        if (given)
+            must(mx_dnnl_conv2d_forward_bf16_x(pl->conv, n, given, param(m, nd->weight), param(m, nd->bias), Y));
         else if (pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
             must(mx_dnnl_conv2d_forward_keep_x(pl->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y,
                                                nd->x_bf16));
@@ -213,15 +237,21 @@ static void forward_node(mx_model *m, cnn_graph *g, cnn_node *nd, const cnn_node
         else
             mx_conv2d_forward(&nd->conv, n, X, param(m, nd->weight), param(m, nd->bias), Y, g->workspace);
         break;
+    }
     case CNN_BN: {
-        const int to = pl ? bn_writes_bf16(g, (size_t)(nd - g->nodes)) : -1;
-        relu_done = bn_forward(m, g, nd, pl != NULL, n, X, to >= 0 ? (float *)g->nodes[to].x_bf16 : Y, to >= 0);
+        int f32 = 1;
+        uint16_t *copy = pl ? bf16_copy_of(g, (size_t)(nd - g->nodes), &f32) : NULL;
+        relu_done = bn_forward(m, g, nd, pl != NULL, n, X, f32 ? Y : NULL, copy);
         break;
     }
-    case CNN_ADD:
-        if (pl) cnn_cpu_add_forward(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu);
+    case CNN_ADD: {
+        int f32;
+        uint16_t *copy = pl ? bf16_copy_of(g, (size_t)(nd - g->nodes), &f32) : NULL;
+        if (copy) cnn_cpu_add_forward_bf16_copy(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu, copy);
+        else if (pl) cnn_cpu_add_forward(count, X, tensor_data(g, nd->in2), Y, relu_done = nd->relu);
         else mx_add_forward(count, X, tensor_data(g, nd->in2), Y);
         break;
+    }
     case CNN_MAXPOOL:
         if (pl && pl->pool) must(mx_dnnl_pool2d_forward(pl->pool, n, X, Y, nd->argmax));
         else mx_maxpool2d_forward(&nd->pool, n, X, Y, nd->argmax);
@@ -565,7 +595,7 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         switch (nd->op) {
         case CNN_CONV: {
             const int dy16 = pl && pl->conv && conv_takes_bf16_dy(g, plans, k);
-            const void *x_kept = pl && pl->conv && nd->x_bf16 && mx_dnnl_conv2d_kept_x_bytes(pl->conv) ? nd->x_bf16 : NULL;
+            const void *x_kept = conv_kept_input(g, pl, k);
             if (dy16 || x_kept)
                 must(mx_dnnl_conv2d_backward_bf16(pl->conv, n, X, x_kept, param(m, nd->weight), dy16 ? NULL : dY,
                                                   dy16 ? (const uint16_t *)(void *)dY : NULL, dX, grad(m, nd->weight),

@@ -180,6 +180,8 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference);
 void cnn_cpu_relu_forward(size_t count, float *y);
 void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
 void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
+/* The same writing y also in bfloat16 into y16 (count a multiple of 16). */
+void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16);
 /* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
 void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
 /* dst = src, or dst += src. */
@@ -200,10 +202,10 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
 void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial, float *affine, int y_bf16);
+                                      double *partial, float *affine, uint16_t *y16);
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine, int y_bf16);
+                                     float *y, int relu, double *partial, float *affine, uint16_t *y16);
 /* The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */
