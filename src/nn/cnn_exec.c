@@ -472,10 +472,27 @@ static float *grad_target(const cnn_graph *g, const cnn_node *nd, float *dx)
 
 /* The residual add's backward: dy (through the add's ReLU, fused on the cpu
  * backend) into both inputs' gradients, copied or added. */
-static void add_backward(const cnn_graph *g, const cnn_node *nd, int cpu, float *dy, float *dx, size_t n)
+/* The residual add's backward (node k). Both inputs' gradients are the same
+ * (masked) dy; when both are written fresh and one input is the output of
+ * a batch norm at node k - 1 (next in the backward, which only reads its
+ * dy), that gradient is not written: *alias_t is that tensor and *alias_p
+ * the other input's gradient, which node k - 1 reads instead (a pass over
+ * the activation fewer per residual block). */
+static void add_backward(const cnn_graph *g, size_t k, int cpu, float *dy, float *dx, size_t n, int *alias_t,
+                         float **alias_p)
 {
+    const cnn_node *nd = &g->nodes[k];
     int inputs[2] = {nd->in, nd->in2}, acc[2] = {nd->acc_in, nd->acc_in2};
     size_t count = n * g->tensors[nd->out].size;
+    const cnn_node *prev = k > 0 ? &g->nodes[k - 1] : NULL;
+    if (cpu && prev && prev->op == CNN_BN && !acc[0] && !acc[1] && inputs[0] != inputs[1] && inputs[0] > 0 &&
+        inputs[1] > 0 && (prev->out == inputs[0] || prev->out == inputs[1])) {
+        const int skip = prev->out == inputs[0] ? 0 : 1;
+        *alias_t = inputs[skip];
+        *alias_p = grad_of(g, inputs[1 - skip], dx);
+        cnn_cpu_add_backward(count, nd->relu ? g->tensors[nd->out].data : NULL, dy, *alias_p, 0, NULL, 0);
+        return;
+    }
     if (cpu) {
         cnn_cpu_add_backward(count, nd->relu ? g->tensors[nd->out].data : NULL, dy, grad_of(g, inputs[0], dx), acc[0],
                              grad_of(g, inputs[1], dx), acc[1]);
@@ -566,6 +583,8 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     const cnn_plan_set *plans = g->fwd_plans;
     double t = g->profile ? now_s() : 0;
     g->prof_calls[1]++;
+    int alias_t = -1;       /* a tensor whose gradient lives at alias_p (add_backward) */
+    float *alias_p = NULL;
     for (size_t k = g->num_nodes; k-- > 0;) {
         const cnn_node *nd = &g->nodes[k];
         const cnn_node_plan *pl = plans ? &plans->node[k] : NULL;
@@ -577,8 +596,10 @@ void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         const size_t count = n * out->size;
         /* The last layer reads the caller's dlogits (never written: it has no ReLU). */
         float *dY = k + 1 == g->num_nodes ? (float *)(uintptr_t)dlogits : out->grad;
+        if (alias_t >= 0 && alias_t == nd->out) dY = alias_p; /* the add before wrote it there */
+        alias_t = -1;
         if (nd->op == CNN_ADD) {
-            add_backward(g, nd, pl != NULL, dY, dx, n);
+            add_backward(g, k, pl != NULL, dY, dx, n, &alias_t, &alias_p);
             charge(g, CNN_ADD, 1, &t);
             continue;
         }
