@@ -126,9 +126,9 @@ void cnn_init_params(mx_model *m, uint64_t seed)
 /* Batch norm's forward on the node's backend: the reference layer, or the cpu
  * backend's own kernel, which applies the node's ReLU too (returns whether it
  * did). oneDNN 2.6's batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x
- * slower forward and 1.7x slower backward than that kernel on resnet20. */
-/* Y16: the output also (Y NULL: only) in bfloat16 there, for the
- * convolutions reading it (bf16_copy_of). */
+ * slower forward and 1.7x slower backward than that kernel on resnet20.
+ * Y16 (cpu, nChw16c): the output also (Y NULL: only) in bfloat16 there, for
+ * the convolutions reading it (bf16_copy_of). */
 static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, size_t n,
                       const float *X, float *Y, uint16_t *Y16)
 {
