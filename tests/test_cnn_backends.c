@@ -472,6 +472,74 @@ static void test_plan_sets(void)
 
 /* ---- a cpu-backend checkpoint ---- */
 
+/* The bf16 data flow's kernels (cnn_exec.c hands bfloat16 on between
+ * layers) against their float32 forms, bit for bit: batch norm's output
+ * written in bfloat16 (alone or beside float32) is the float32 output rounded
+ * to nearest even; its backward with the ReLU's mask from the input and the
+ * forward's constants equals the one masking by the output; its input
+ * gradient in bfloat16 is the float32 one rounded; the residual add's
+ * bfloat16 copy is its output rounded. */
+static uint16_t rne_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static int rounds_to(const float *f32, const uint16_t *b16, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (b16[i] != rne_bf16(f32[i])) return 0;
+    return 1;
+}
+
+static void test_bf16_kernels(void)
+{
+    const size_t n = 3, C = 32, hw = 20, count = n * C * hw;
+    mx_rng rng;
+    mx_rng_init(&rng, 77, 0);
+    float *x = malloc(count * sizeof *x), *y = malloc(count * sizeof *y), *y2 = malloc(count * sizeof *y2);
+    float *dy = malloc(count * sizeof *dy), *dx = malloc(count * sizeof *dx), *dx2 = malloc(count * sizeof *dx2);
+    uint16_t *y16 = malloc(count * sizeof *y16), *b16 = malloc(count * sizeof *b16);
+    float gamma[32], beta[32], rm[2][32], rv[2][32], sm[32], si[32], affine[3 * 32], dg[2][32], db[2][32];
+    double *partial = malloc((2 * n + 3) * C * sizeof *partial);
+    random_fill(&rng, x, count);
+    random_fill(&rng, dy, count);
+    for (size_t c = 0; c < C; c++) {
+        gamma[c] = 1.0f + 0.3f * (float)mx_rng_normal(&rng), beta[c] = 0.3f * (float)mx_rng_normal(&rng);
+        rm[0][c] = rm[1][c] = 0.0f, rv[0][c] = rv[1][c] = 1.0f;
+    }
+    /* Forward: float32, then bfloat16 alone, then both. */
+    cnn_cpu_bn_forward_train_blocked(n, C, hw, x, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y, sm, si, 1, partial,
+                                     affine, NULL);
+    cnn_cpu_bn_forward_train_blocked(n, C, hw, x, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], NULL, sm, si, 1, partial,
+                                     NULL, y16);
+    CHECK(rounds_to(y, y16, count));
+    CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
+    memset(b16, 0, count * sizeof *b16);
+    cnn_cpu_bn_forward_eval_blocked(n, C, hw, x, gamma, beta, rm[0], rv[0], 1e-5f, y2, 1, partial, NULL, b16);
+    CHECK(rounds_to(y2, b16, count));
+    /* Backward: the mask from the output y, then from the input and the constants. */
+    cnn_cpu_bn_backward_blocked(n, C, hw, x, y, NULL, dy, gamma, sm, si, dx, 0, dg[0], db[0], partial);
+    cnn_cpu_bn_backward_blocked(n, C, hw, x, NULL, affine, dy, gamma, sm, si, dx2, 0, dg[1], db[1], partial);
+    CHECK(memcmp(dx, dx2, count * sizeof *dx) == 0);
+    CHECK(memcmp(dg[0], dg[1], sizeof dg[0]) == 0 && memcmp(db[0], db[1], sizeof db[0]) == 0);
+    size_t zeroed = 0; /* the mask must matter for the comparison to mean anything */
+    for (size_t i = 0; i < count; i++) zeroed += y[i] == 0.0f;
+    CHECK(zeroed > count / 4 && zeroed < 3 * count / 4);
+    /* Its input gradient in bfloat16, into dx2's first half. */
+    cnn_cpu_bn_backward_blocked(n, C, hw, x, NULL, affine, dy, gamma, sm, si, dx2, 1, NULL, NULL, partial);
+    CHECK(rounds_to(dx, (const uint16_t *)(const void *)dx2, count));
+    /* The residual add's copy. */
+    cnn_cpu_add_forward(count, x, dy, y, 1);
+    cnn_cpu_add_forward_bf16_copy(count, x, dy, y2, 1, y16);
+    CHECK(memcmp(y, y2, count * sizeof *y) == 0);
+    CHECK(rounds_to(y, y16, count));
+    printf("bf16 kernels: batch norm and add outputs, the ReLU mask from the input, the bfloat16 gradient: "
+           "the float32 forms' bits (%zu of %zu outputs zeroed by the ReLU)\n", zeroed, count);
+    free(x), free(y), free(y2), free(dy), free(dx), free(dx2), free(y16), free(b16), free(partial);
+}
+
 static void test_checkpoint(void)
 {
     const size_t B = 4, d = 256, C = 3;
@@ -682,6 +750,7 @@ int main(void)
     test_determinism();
     printf("bf16\n");
     test_bf16();
+    test_bf16_kernels();
     printf("plan sets\n");
     test_plan_sets();
     printf("checkpoint\n");

@@ -1,5 +1,5 @@
 /* Winograd forward convolution on nChw16c tensors (winograd.h), F(2x2, 3x3)
- * or F(4x4, 3x3) by the shape (tile_of).
+ * or F(4x4, 3x3) by the shape (mx_wino_tile).
  *
  * With V = B^T d B (d an a x a input patch, a = m + 2), U = G g G^T (g a 3x3
  * filter) and Y = A^T [sum over input channels of U .* V] A, one m x m output
@@ -27,13 +27,12 @@ int mx_wino_tile(const mx_conv2d_desc *d)
     const size_t f2 = (d->out_h + 1) / 2 * ((d->out_w + 1) / 2) * 16, f4 = (d->out_h + 3) / 4 * ((d->out_w + 3) / 4) * 36;
     return f4 < f2 ? 4 : 2;
 }
-#define tile_of mx_wino_tile
 
 static size_t points_of(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
 
 size_t mx_wino_weight_floats(const mx_conv2d_desc *d)
 {
-    return points_of(tile_of(d)) * d->in_channels * d->out_channels;
+    return points_of(mx_wino_tile(d)) * d->in_channels * d->out_channels;
 }
 
 /* Where U[point][k][c] lives: [point][k / 16][c][k % 16], so the GEMM loads
@@ -60,7 +59,7 @@ static const float G4[6][3] = {{1.0f / 4, 0, 0},
 void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u)
 {
     const size_t C = d->in_channels, K = d->out_channels;
-    const int a = tile_of(d) + 2;
+    const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = a == 6 ? G4 : G2;
     const long work = (long)(C * (K / 16));
 #pragma omp parallel for schedule(static) if (work >= 64)
@@ -336,7 +335,7 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
 void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
                      const float *addend, int relu, float *y)
 {
-    const int tile = tile_of(d);
+    const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
     const size_t OH = d->out_h, OW = d->out_w, CB = C / 16, KB = K / 16, T = (size_t)tile;
     const size_t tiles_x = (OW + T - 1) / T, tiles = (OH + T - 1) / T * tiles_x;
