@@ -1,6 +1,8 @@
 # The progress bar in a real terminal (a pty of 40, 80 and 200 columns): every
 # redraw fits on one line, so the screen does not fill with wrapped bars; the
-# widest terminal shows the bar itself.
+# widest terminal shows the bar itself. And the summary lines: counts agree in
+# number ("1 epoch"), and a resumed run with nothing left to train reports no
+# speed instead of "0 img/s".
 . "$(dirname "$0")/cli_lib.sh"
 
 python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/tiny" 16 3000 20 9 || fail "could not write the tiny dataset"
@@ -40,4 +42,12 @@ if cols == 200 and not any("[" in b and "img/s" in b for b in bars):
 print(f"{cols} columns: {len(bars)} redraws, widest {max(map(len, bars))}: {bars[-1]}")
 PY
 done
+
+"$BIN" train --model logreg --data "idx:$WORK/tiny" --epochs 1 --max-steps 1 --batch-size 16 --no-tensorboard --threads 1 \
+    --out "$WORK/one" > "$WORK/one.out" 2> "$WORK/one.err" || fail "one-step run failed: $(cat "$WORK/one.err")"
+check 'grep -q "1 epoch, batch 16" "$WORK/one.out"'
+check 'grep -q "^test set after 1 epoch (1 step, [0-9]* img/s)" "$WORK/one.out"'
+"$BIN" train --resume "$WORK/one" > "$WORK/again.out" 2>&1 || fail "resuming a finished run failed: $(cat "$WORK/again.out")"
+check 'grep -q "^test set after 1 epoch (1 step), run directory" "$WORK/again.out"'
+check '! grep -q "0 img/s" "$WORK/again.out"'
 finish
