@@ -102,6 +102,6 @@ expect_status 1 "No such file or directory" -- runs "$WORK/absent"
 
 # theta --json carries every field.
 "$BIN" theta --alpha 1 --json > "$WORK/theta.json"
-check '[ "$(json_get "$WORK/theta.json" "\",\".join(sorted(j))")" = alpha,gamma2,label_smoothing,theta_bar,theta_var ]'
+check '[ "$(json_get "$WORK/theta.json" "\",\".join(sorted(j))")" = alpha,gamma2,label_smoothing,mix_prob,theta_bar,theta_var ]'
 check '[ "$(json_get "$WORK/theta.json" "round(j[\"label_smoothing\"], 12)")" = 0.25 ]'
 finish

@@ -53,7 +53,7 @@ size_t mx_progress_width(void)
 static size_t compose(char *buf, size_t cap, const mx_progress_fields *f, size_t bar_cells, int show_rate,
                       int show_step, int show_loss)
 {
-    char eta[32], bar[BAR_MAX + 3] = "", step[48] = "", loss[32] = "", rate[32] = "";
+    char eta[32], bar[BAR_MAX + 4] = "" /* " [" + cells + "]" + NUL */, step[48] = "", loss[32] = "", rate[32] = "";
     format_duration(f->eta_seconds, eta, sizeof eta);
     if (bar_cells) {
         double frac = f->fraction < 0 ? 0 : f->fraction > 1 ? 1 : f->fraction;
