@@ -29,6 +29,10 @@ mx_status mx_parse_size(const char *what, const char *text, size_t min, size_t m
 mx_status mx_parse_double_n(const char *what, const char *text, size_t len, double min, double max, double *out);
 mx_status mx_parse_size_n(const char *what, const char *text, size_t len, size_t min, size_t max, size_t *out);
 
+/* Whether the first `len` characters have the form of a decimal number (the
+ * rules above), whatever its size: for parsers that word their own errors. */
+int mx_parse_is_number(const char *text, size_t len);
+
 /* The range checks with the same messages, for numbers that come already
  * parsed (JSON): a double must be finite and in [min, max]; a count must in
  * addition be a whole number. */

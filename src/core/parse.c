@@ -46,6 +46,8 @@ static int real_form(const char *s, size_t len)
     return i == len;
 }
 
+int mx_parse_is_number(const char *text, size_t len) { return len <= MAX_NUMBER_TEXT && real_form(text, len); }
+
 static mx_status range_error_double(const char *what, const char *text, int len, double min, double max, const char *why)
 {
     return mx_error_set(MX_ERR_ARG, "%s must be in [%g, %g], got %.*s%s", what, min, max, len, text, why);
