@@ -21,8 +21,8 @@
 /* Step and log counters stay far below where products with a batch size
  * could overflow 64 bits. */
 #define MAX_STEPS ((double)((size_t)1 << 40))
-/* Seeds are stored as JSON numbers, exact up to 2^53. */
-#define MAX_SEED 9007199254740992.0
+/* Seeds are stored as JSON numbers, read back as doubles: exact below 2^53. */
+#define MAX_SEED 9007199254740991.0
 
 static mx_status set_string(const mx_setting *s, mx_train_config *cfg, const char *what, const char *value)
 {
