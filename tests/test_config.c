@@ -153,6 +153,15 @@ static void test_table_refuses_bad_stored_values(void)
     const mx_setting *table;
     size_t count = mx_settings(&table), cases_run = 0;
     CHECK(count >= 40);
+    /* The table's fields have the types its kinds read and write. */
+    for (size_t i = 0; i < count; i++) {
+        const mx_setting *s = &table[i];
+        CHECK(s->key && mx_setting_by_key(s->key) == s && (!s->flag || mx_setting_by_flag(s->flag) == s));
+        if (s->type == MX_SETTING_SWITCH) CHECK(s->width == sizeof(int));
+        if (s->type == MX_SETTING_NUMBER) CHECK(s->width == sizeof(double) && s->min <= s->max);
+        if (s->type == MX_SETTING_COUNT) CHECK((s->width == sizeof(int) || s->width == 8) && s->min <= s->max);
+        if (s->type == MX_SETTING_TEXT) CHECK(s->parse != NULL);
+    }
     for (size_t i = 0; i < count; i++) {
         const mx_setting *s = &table[i];
         setting_case cases[MAX_CASES];
