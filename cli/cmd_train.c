@@ -77,7 +77,11 @@ static const char train_help[] =
     "rescaled prediction:\n"
     "  --rescale-stats augmented|clean  the pass computing x_bar and y_bar after training uses the\n"
     "                           training pipeline without mixing (augmented, the default, as the\n"
-    "                           paper's reference implementation) or clean images\n";
+    "                           paper's reference implementation) or clean images\n"
+    "\n"
+    "Numbers are decimal (0.5, 1e-3), with no spaces around them; a value outside a\n"
+    "setting's range is refused, here, in experiment files and in a run's stored\n"
+    "config alike (docs/formats.md lists the ranges).\n";
 
 /* Parses the flags into cfg through the shared flag table; returns the
  * --resume directory (or NULL) and counts the flags other than --resume and

@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "mixreg/experiment.h"
+#include "settings_cases.h"
 
 static const char paper_like[] =
     "# shared settings\n"
@@ -115,11 +116,48 @@ static void test_errors(void)
     expect_error("[a\n", "bad.conf:1:", "[name]");
 }
 
+/* Every training setting of the table, every value just outside its range
+ * (or of the wrong form): refused when the file is checked, before anything
+ * runs, naming the file, the line and the flag. */
+static void test_table_values_refused(void)
+{
+    const mx_setting *table;
+    size_t count = mx_settings(&table), tried = 0;
+    static char text[4 * CASE_TEXT];
+    for (size_t i = 0; i < count; i++) {
+        const mx_setting *s = &table[i];
+        if (!s->flag || !strcmp(s->flag, "out")) continue;   /* out is the runner's */
+        setting_case cases[MAX_CASES];
+        size_t n = bad_flag_values(s, cases);
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s", s->flag);
+        for (size_t k = 0; k < n; k++) {
+            if (snprintf(text, sizeof text, "epochs = 3\n[m]\n%s = %s\n", s->flag, cases[k].text) >= (int)sizeof text) continue;
+            expect_error(text, "bad.conf:3: ", flag);
+            if (cases[k].range) expect_error(text, "bad.conf:3: ", "must be in");
+            tried++;
+        }
+    }
+    CHECK(tried > 40);
+    /* seeds are --seed values; numbers follow the parser's whitespace rule
+     * once the file's spaces around a value are trimmed. */
+    expect_error("seeds = 0, 9007199254740992\n[m]\n", "bad.conf:1: ", "--seed must be in");
+    expect_error("[m]\nsave-every = 99999999999999999999steps\n", "bad.conf:2: ", "--save-every must be in");
+    expect_error("[m]\nschedule = step:99999999999999999999\n", "bad.conf:2: ", "--schedule step must be in");
+    expect_error("[m]\nlr = 1e400\n", "bad.conf:2: ", "--lr must be in");
+    expect_error("[m]\nhidden = 64, 32\n", "bad.conf:2: ", "' 32' is not a whole number");
+    mx_experiment e;
+    CHECK(mx_experiment_parse("ok.conf", "[m]\nepochs =   4   \nlr = 0.1 , 0.2\n", &e) == MX_OK);
+    if (e.count == 2) CHECK(e.runs[0].config.epochs == 4 && e.runs[1].config.lr == 0.2);
+    mx_experiment_free(&e);
+}
+
 int main(void)
 {
     test_grid();
     test_override();
     test_normalize_and_stream();
     test_errors();
+    test_table_values_refused();
     CHECK_DONE();
 }

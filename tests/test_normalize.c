@@ -36,7 +36,10 @@ static void test_parse(void)
         {"cifar", "'cifar' is not imagenet or"},
         {"x/1", "'x' in 'x/1' is not a number"},
         {"0.5,/1,1", "'' in '0.5,/1,1' is not a number"},
-        {"0.5/1e999", "'1e999' in"},
+        {"0.5/1e999", "'1e999' in '0.5/1e999' is out of range"},
+        {"0.5/2e6", "'2e6' in '0.5/2e6' is out of range"},
+        {"0x1/1", "'0x1' in '0x1/1' is not a number"},
+        {" 0.5/1", "' 0.5' in ' 0.5/1' is not a number"},
         {"nan/1", "'nan' in"},
         {"1,2,3,4,5/1,1,1,1,1", "more than 4 values"},
         {"/", "is not a number"},
@@ -92,7 +95,7 @@ static void test_flags_and_json(void)
     CHECK_OK(mx_train_config_from_json(json, &back));
     free(json);
     CHECK(back.stream == MX_STREAMING_ON && !strcmp(back.normalize, cfg.normalize) && !strcmp(back.augment, "rrc,flip"));
-    CHECK_FAILS(mx_train_config_from_json("{\"stream\": \"never\"}", &back), MX_ERR_ARG, "config: stream: unknown 'never'");
+    CHECK_FAILS(mx_train_config_from_json("{\"stream\": \"never\"}", &back), MX_ERR_FORMAT, "config: stream: --stream: unknown 'never'");
     /* A config written before these settings existed reads with the defaults. */
     CHECK_OK(mx_train_config_from_json("{\"epochs\": 3}", &back));
     CHECK(back.stream == MX_STREAMING_AUTO && !strcmp(back.normalize, "computed"));

@@ -10,7 +10,7 @@
 #include "mixreg/model.h"
 #include "mixreg/rescale.h"
 #include "mixreg/rng.h"
-#include "mixreg/train.h"
+#include "mixreg/config.h"
 
 #define MX_RUN_MODEL_FILE "model.safetensors"
 

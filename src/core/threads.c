@@ -2,7 +2,7 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include "mixreg/train.h"
+#include "mixreg/threads.h"
 
 void mx_set_threads(int threads)
 {

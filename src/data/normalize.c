@@ -1,31 +1,28 @@
 /* Given normalisation statistics (--normalize): a named preset or one mean
  * and one standard deviation per channel. */
-#include <errno.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "mixreg/data.h"
+#include "mixreg/parse.h"
+
+/* Statistics of pixel values: anything beyond is a typo, not a dataset. */
+#define MAX_STAT 1e6
 
 /* "v1,v2,...,vk" spanning [s, end) into out: 0, or 1 for an item that is
- * not a number (*bad, *bad_len), or 2 for more than MX_MAX_CHANNELS items. */
+ * not a number (*bad, *bad_len), 2 for more than MX_MAX_CHANNELS items, or 3
+ * for a number out of range. */
 static int parse_list(const char *s, const char *end, float *out, size_t *count, const char **bad, size_t *bad_len)
 {
     *count = 0;
     for (const char *p = s;;) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
-        char item[64];
         size_t len = (size_t)(stop - p);
         *bad = p, *bad_len = len;
         if (*count == MX_MAX_CHANNELS) return 2;
-        if (len == 0 || len >= sizeof item) return 1;
-        memcpy(item, p, len);
-        item[len] = '\0';
-        char *item_end;
-        errno = 0;
-        double v = strtod(item, &item_end);
-        if (*item_end || errno || !isfinite(v)) return 1;
+        double v;
+        if (!mx_parse_is_number(p, len)) return 1;
+        if (mx_parse_double_n("--normalize", p, len, -MAX_STAT, MAX_STAT, &v) != MX_OK) return 3;
         out[(*count)++] = (float)v;
         if (!comma) return 0;
         p = comma + 1;
@@ -51,6 +48,9 @@ mx_status mx_normalize_parse(const char *text, size_t *channels, float *mean, fl
     if (!err) err = parse_list(slash + 1, end, std, &n_std, &bad, &bad_len);
     if (err == 2)
         return mx_error_set(MX_ERR_ARG, "--normalize: more than %d values on a side of '%s'", MX_MAX_CHANNELS, text);
+    if (err == 3)
+        return mx_error_set(MX_ERR_ARG, "--normalize: '%.*s' in '%s' is out of range (each value must be in [%g, %g])",
+                            (int)bad_len, bad, text, -MAX_STAT, MAX_STAT);
     if (err)
         return mx_error_set(MX_ERR_ARG, "--normalize: '%.*s' in '%s' is not a number (expected %s)", (int)bad_len, bad,
                             text, expected);

@@ -76,9 +76,11 @@ static int experiment_key(const char *key)
 static mx_status check_value(const parse_state *p, size_t line, const char *key, const char *value)
 {
     mx_status st = MX_OK;
+    mx_train_config scratch;
+    mx_train_config_default(&scratch);
     if (!strcmp(key, "seeds")) {
-        size_t seed;
-        st = mx_parse_size("seeds", value, 0, (size_t)1 << 53, &seed);
+        /* Each seed is a --seed value: its range is the settings table's. */
+        st = mx_train_config_set(&scratch, "seed", value);
     } else if (!strcmp(key, "bins")) {
         size_t bins;
         st = mx_parse_size("bins", value, 1, 1000, &bins);
@@ -86,8 +88,6 @@ static mx_status check_value(const parse_state *p, size_t line, const char *key,
         int on;
         st = mx_parse_bool("temperature", value, &on);
     } else {
-        mx_train_config scratch;
-        mx_train_config_default(&scratch);
         st = mx_train_config_set(&scratch, key, value);
     }
     return st == MX_OK ? MX_OK : error_at(p->path, line, "");

@@ -1,8 +1,10 @@
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/parse.h"
 #include "mixreg/run.h"
 #include "mixreg/safetensors.h"
 
@@ -257,6 +259,17 @@ static mx_status load_buffers(const mx_safetensors *st, mx_model *model)
 }
 
 /* The optimizer and RNG state, when the file carries them. */
+/* Epoch and step counters: exact in the JSON and doubles they pass through. */
+#define MAX_COUNTER ((size_t)1 << 53)
+
+/* A metadata number the parser refused: the file is corrupt, not the command line. */
+static mx_status metadata_error(void)
+{
+    char message[512];
+    snprintf(message, sizeof message, "%s", mx_error_message());
+    return mx_error_set(MX_ERR_FORMAT, "metadata %s", message);
+}
+
 static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
 {
     const mx_st_tensor *rng = mx_safetensors_find(st, "mixreg.rng.mixup");
@@ -287,8 +300,9 @@ static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
     const char *loss_sum = mx_safetensors_meta(st, "mixreg.epoch_loss_sum");
     const char *best = mx_safetensors_meta(st, "mixreg.best_score");
     if (!loss_sum || !best) return mx_error_set(MX_ERR_FORMAT, "training state metadata is missing");
-    run->epoch_loss_sum = strtod(loss_sum, NULL);
-    run->best_score = strtod(best, NULL);
+    if (mx_parse_double("mixreg.epoch_loss_sum", loss_sum, 0, DBL_MAX, &run->epoch_loss_sum) != MX_OK ||
+        mx_parse_double("mixreg.best_score", best, -1, 1, &run->best_score) != MX_OK)
+        return metadata_error();
     run->has_train_state = 1;
     return MX_OK;
 }
@@ -321,12 +335,10 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
     if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.x_bar", run->rescale.input_size, run->rescale.x_bar);
     if (s == MX_OK) s = copy_tensor(st, "mixreg.rescale.y_bar", run->rescale.num_classes, run->rescale.y_bar);
     if (s != MX_OK) return s;
-    char *end;
-    run->rescale.theta_bar = strtod(theta, &end);
-    if (*end || !(run->rescale.theta_bar >= 0.5 && run->rescale.theta_bar <= 1.0))
-        return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.theta_bar '%s' is not in [0.5, 1]", theta);
-    run->epoch = strtoull(epoch, NULL, 10);
-    run->step = strtoull(step, NULL, 10);
+    if (mx_parse_double("mixreg.theta_bar", theta, 0.5, 1.0, &run->rescale.theta_bar) != MX_OK ||
+        mx_parse_size("mixreg.epoch", epoch, 0, MAX_COUNTER, &run->epoch) != MX_OK ||
+        mx_parse_size("mixreg.step", step, 0, MAX_COUNTER, &run->step) != MX_OK)
+        return metadata_error();
     return load_train_state(st, run);
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/parse.h"
 #include "nn/cnn_internal.h"
 
 typedef enum { ARCH_LENET5, ARCH_RESNET_CIFAR, ARCH_PREACT18, ARCH_WRN, ARCH_RESNET50 } arch_kind;
@@ -39,7 +40,9 @@ static int parse_probability(const char *s, float *out)
     if (strncmp(s, "0.", 2)) return 0;
     size_t digits = strspn(s + 2, "0123456789");
     if (digits < 1 || digits > 3 || s[2 + digits] || strspn(s + 2, "0") == digits) return 0;
-    *out = (float)strtod(s, NULL);
+    double v;
+    if (mx_parse_double("dropout", s, 0, 1, &v) != MX_OK) return 0;
+    *out = (float)v;
     return 1;
 }
 

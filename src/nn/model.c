@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mixreg/layers_dnnl.h"
+#include "mixreg/parse.h"
 #include "nn/model_internal.h"
 
 const char *mx_model_arch_names(void)
@@ -45,20 +46,18 @@ int mx_model_arch_known(const char *arch) { return is_mlp(arch) || mx_cnn_arch_k
 
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list)
 {
-    size_t count = 0;
-    const char *p = list;
-    if (!*p) return mx_error_set(MX_ERR_ARG, "--hidden: empty list (expected e.g. 512,512)");
-    while (*p) {
-        char *end;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (end == p || v == 0 || v > 65536 || (*end && *end != ','))
-            return mx_error_set(MX_ERR_ARG, "--hidden: '%s' is not a list of widths in 1..65536", list);
-        if (count == MX_MAX_HIDDEN)
-            return mx_error_set(MX_ERR_ARG, "--hidden: at most %d layers", MX_MAX_HIDDEN);
-        spec->hidden[count++] = (size_t)v;
-        p = *end ? end + 1 : end;
-        if (*end && !*p) return mx_error_set(MX_ERR_ARG, "--hidden: trailing comma in '%s'", list);
+    size_t count = 0, widths[MX_MAX_HIDDEN];
+    if (!*list) return mx_error_set(MX_ERR_ARG, "--hidden: empty list (expected e.g. 512,512)");
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        if (count == MX_MAX_HIDDEN) return mx_error_set(MX_ERR_ARG, "--hidden: at most %d layers", MX_MAX_HIDDEN);
+        if (!len) return mx_error_set(MX_ERR_ARG, "--hidden: empty entry in '%s' (expected e.g. 512,512)", list);
+        mx_status st = mx_parse_size_n("--hidden", p, len, 1, 65536, &widths[count++]);
+        if (st != MX_OK) return st;
+        if (!p[len]) break;
+        p += len + 1;
     }
+    memcpy(spec->hidden, widths, count * sizeof widths[0]);
     spec->num_hidden = count;
     return MX_OK;
 }
