@@ -264,8 +264,10 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
 
 static mx_status get_size(const cJSON *item, size_t *out)
 {
-    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || floor(item->valuedouble) != item->valuedouble)
-        return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be a non-negative integer", item->string);
+    /* Below 2^53, where doubles are exact integers: converting a larger one to size_t may be undefined. */
+    if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0 && item->valuedouble < 9007199254740992.0) ||
+        floor(item->valuedouble) != item->valuedouble)
+        return mx_error_set(MX_ERR_FORMAT, "config: '%s' must be an integer in 0..2^53", item->string);
     *out = (size_t)item->valuedouble;
     return MX_OK;
 }
