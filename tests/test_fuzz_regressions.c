@@ -7,8 +7,8 @@
 #include "check.h"
 #include "mixreg/train.h"
 
-/* fuzz_config_json: a size_t setting of 2.2e20 was converted to size_t
- * (undefined behaviour: UBSan stopped at config.c get_size). */
+/* fuzz_config_json: a size_t setting of 2.2e20 was converted to size_t, a
+ * seed of 2^64 to uint64_t (undefined behaviour: UBSan stopped in config.c). */
 static void test_config_huge_integer(void)
 {
     static const char *const cases[] = {
@@ -17,6 +17,9 @@ static void test_config_huge_integer(void)
         "{\"max_steps\": 18446744073709551616}",
         "{\"hidden\": [1e20]}",
         "{\"keep\": 9007199254740992}",
+        "{\n\t\"seed\":\t18446744073709551616}",  /* and the seed, cast to uint64_t */
+        "{\"seed\": -1}",
+        "{\"seed\": 0.5}",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mx_train_config cfg;

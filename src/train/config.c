@@ -353,6 +353,8 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "seed")) {
         /* Printed as a raw integer; cJSON reads it as a double, exact below 2^53. */
         if ((st = get_number(item, &seed)) != MX_OK) return st;
+        if (!(seed >= 0 && seed < 18446744073709551616.0) || floor(seed) != seed)  /* else the cast is undefined */
+            return mx_error_set(MX_ERR_FORMAT, "config: 'seed' must be an integer in 0..2^64-1");
         cfg->seed = (uint64_t)seed;
         return MX_OK;
     }
