@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mixreg/checked.h"
+#include "mixreg/layers_dnnl.h"
 #include "nn/model_internal.h"
 
 const char *mx_model_arch_names(void)
@@ -105,6 +106,9 @@ mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, s
     if (spec->precision == MX_PRECISION_BF16 && (is_mlp(spec->arch) || spec->backend != MX_BACKEND_CPU))
         return mx_error_set(MX_ERR_ARG, "precision bf16 is for the convolutional models on the cpu backend, not %s "
                             "on %s", spec->arch, mx_backend_name(spec->backend));
+    if (spec->precision == MX_PRECISION_BF16 && !mx_dnnl_bf16_available())
+        return mx_error_set(MX_ERR_UNSUPPORTED, "precision bf16: this CPU has no bfloat16 convolution kernels "
+                            "(oneDNN's need AVX-512); use --precision fp32");
     mx_status sizes = check_sizes(spec, max_batch);
     if (sizes != MX_OK) return sizes;
     mx_model *model = calloc(1, sizeof *model);
