@@ -9,45 +9,13 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/fileio.h"
+#include "mixreg/run_files.h"
 
 static const char runs_help[] =
     "usage: mixreg runs [DIR] [--json]\n"
     "\n"
     "Lists the run directories in DIR (default runs/): model, mixup settings, epochs and\n"
     "steps done, and the final test accuracy, NLL and ECE, plain and rescaled.\n";
-
-static cJSON *read_json(const char *dir, const char *name)
-{
-    char path[8300], *text;
-    size_t size;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (mx_file_read_all(path, 1 << 20, &text, &size) != MX_OK) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
-
-/* The last epoch line of log.jsonl, for runs that have not finished. */
-static cJSON *last_epoch_line(const char *dir)
-{
-    char path[8300], *text;
-    size_t size;
-    snprintf(path, sizeof path, "%s/log.jsonl", dir);
-    if (mx_file_read_all(path, (size_t)1 << 30, &text, &size) != MX_OK) return NULL;
-    cJSON *last = NULL;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-        if (cJSON_IsString(type) && !strcmp(type->valuestring, "epoch")) {
-            cJSON_Delete(last);
-            last = j;
-        } else {
-            cJSON_Delete(j);
-        }
-    }
-    free(text);
-    return last;
-}
 
 static double number(const cJSON *o, const char *a, const char *b)
 {
@@ -66,10 +34,10 @@ static void describe(const char *root, const char *name, int json, int *first)
 {
     char dir[8192];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
-    cJSON *config = read_json(dir, "config.json");
+    cJSON *config = mx_run_files_read_json(dir, "config.json");
     if (!config) return;
-    cJSON *result = read_json(dir, "result.json");
-    cJSON *epoch = last_epoch_line(dir);
+    cJSON *result = mx_run_files_read_json(dir, "result.json");
+    cJSON *epoch = mx_run_files_last_epoch(dir);
     const cJSON *metrics = result ? result : cJSON_GetObjectItemCaseSensitive(epoch, "test");
     const char *status = result ? "done" : epoch ? "partial" : "started";
     double steps = number(epoch, "step", NULL), epochs_done = number(epoch, "epoch", NULL);

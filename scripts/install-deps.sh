@@ -18,7 +18,7 @@ PACKAGES=(
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
     python3-torch                          # interop test: PyTorch loads mixreg's weights
-    clang libclang-rt-14-dev               # libFuzzer targets (scripts/fuzz.sh)
+    clang libclang-rt-14-dev libomp-dev    # libFuzzer targets (scripts/fuzz.sh; libomp: the library built with clang)
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

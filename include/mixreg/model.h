@@ -12,6 +12,10 @@
 
 #define MX_MAX_HIDDEN 8
 #define MX_MAX_NDIM 4
+/* BLAS and oneDNN take int dimensions: an input of at most INT_MAX values per
+ * sample (2^31 - 1) and as many classes at most. */
+#define MX_MODEL_MAX_INPUT ((size_t)2147483647)
+#define MX_MODEL_MAX_CLASSES ((size_t)2147483647)
 
 /* Which kernels run a CNN's layers. REF: the reference layers of
  * mixreg/layers.h (plain loops, OpenBLAS sgemm), the oracle. CPU: oneDNN
@@ -86,8 +90,16 @@ int mx_model_arch_known(const char *arch);
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list);
 
 /* Checks the spec (known arch, shapes that fit) and plans every buffer for
- * batches of up to max_batch samples. */
+ * batches of up to max_batch samples. Sizes are computed with overflow checks:
+ * an input of more than MX_MODEL_MAX_INPUT values per sample, more than
+ * MX_MODEL_MAX_CLASSES classes or a batch whose buffers overflow size_t is
+ * MX_ERR_ARG before anything large is allocated. */
 mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model **out);
+/* The same, refusing (MX_ERR_FORMAT) a model of more than max_values parameters
+ * and buffer values in all before allocating them: a checkpoint passes how
+ * many its file can hold, so a crafted spec cannot ask for more memory than
+ * the file's own size. */
+mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, size_t max_values, mx_model **out);
 void mx_model_free(mx_model *model);
 
 const mx_model_spec *mx_model_get_spec(const mx_model *model);

@@ -43,9 +43,12 @@ typedef struct {
     char **meta_values;
 } mx_safetensors;
 
-/* MX_ERR_FORMAT naming the file for: a header length beyond the file, JSON
- * that does not parse, an unknown dtype, a shape whose size disagrees with its
- * offsets, offsets outside the data area, overlapping or uncovered bytes. */
+/* MX_ERR_FORMAT naming the file for: a header length beyond the file or over
+ * 16 MiB, JSON that does not parse or is not one object, a key twice (at any
+ * level), a tensor entry with other keys than dtype, shape and data_offsets, a
+ * NUL or control byte in the header, non-string metadata, an unknown dtype, a
+ * shape whose size overflows or disagrees with its offsets, offsets outside
+ * the data area, overlapping or uncovered bytes (docs/formats.md). */
 mx_status mx_safetensors_read(const char *path, mx_safetensors *out);
 
 /* The same checks on bytes already in memory; takes ownership of `data`

@@ -307,6 +307,21 @@ static mx_status load_train_state(const mx_safetensors *st, mx_run *run)
     return MX_OK;
 }
 
+/* The rescale statistics are stored in the model's input shape and class
+ * count: the declared sizes must be theirs, which bounds both by the file's
+ * own size before any buffer is planned for them. */
+static mx_status check_declared_sizes(const mx_safetensors *st, const mx_model_spec *spec)
+{
+    const mx_st_tensor *x = mx_safetensors_find(st, "mixreg.rescale.x_bar");
+    const mx_st_tensor *y = mx_safetensors_find(st, "mixreg.rescale.y_bar");
+    if (!x || !y || x->ndim != 3 || x->shape[0] != spec->in_channels || x->shape[1] != spec->in_height ||
+        x->shape[2] != spec->in_width || y->ndim != 1 || y->shape[0] != spec->num_classes)
+        return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.model (%zux%zux%zu input, %zu classes) does not match the "
+                            "tensors mixreg.rescale.x_bar and y_bar", spec->in_channels, spec->in_height,
+                            spec->in_width, spec->num_classes);
+    return MX_OK;
+}
+
 static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *run)
 {
     const char *config = mx_safetensors_meta(st, "mixreg.config");
@@ -324,7 +339,9 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
     /* The backend and precision are the run's (config.json), not part of the model's metadata. */
     spec.backend = run->config.model.backend;
     spec.precision = run->config.model.precision;
-    if (s == MX_OK) s = mx_model_create(&spec, max_batch, &run->model);
+    if (s == MX_OK) s = check_declared_sizes(st, &spec);
+    /* Every parameter and buffer value is stored in the file, in 4 bytes at least. */
+    if (s == MX_OK) s = mx_model_create_bounded(&spec, max_batch, st->file_size / sizeof(float), &run->model);
     if (s != MX_OK) return s;
     const mx_param_info *table;
     size_t count = mx_model_param_tensors(run->model, &table);

@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/checked.h"
 #include "mixreg/fileio.h"
 #include "mixreg/safetensors.h"
 
-#define MAX_HEADER_BYTES (100u << 20)
+/* mixreg's own headers are below 1 MiB (resnet50 with its optimizer state);
+ * the bound keeps a hostile header's JSON tree (tens of bytes per token) small. */
+#define MAX_HEADER_BYTES ((size_t)16 << 20)
 #define MAX_FILE_BYTES ((size_t)16 << 30)
 
 static const struct {
@@ -65,12 +68,13 @@ mx_status mx_safetensors_write(const char *path, const mx_st_tensor *tensors, si
 {
     size_t data_bytes = 0;
     for (size_t i = 0; i < count; i++) {
-        size_t numel = 1;
-        for (size_t d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
-        if (numel * mx_dtype_size(tensors[i].dtype) != tensors[i].nbytes)
+        size_t numel, bytes;
+        if (!mx_size_product(tensors[i].shape, tensors[i].ndim, &numel) ||
+            !mx_size_mul(numel, mx_dtype_size(tensors[i].dtype), &bytes) || bytes != tensors[i].nbytes)
             return mx_error_set(MX_ERR_ARG, "%s: tensor '%s' has %zu bytes for its shape", path, tensors[i].name,
                                 tensors[i].nbytes);
-        data_bytes += tensors[i].nbytes;
+        if (!mx_size_add(data_bytes, bytes, &data_bytes))
+            return mx_error_set(MX_ERR_ARG, "%s: the tensors' sizes overflow", path);
     }
     cJSON *root = header_json(tensors, count, meta, meta_count);
     char *header = root ? cJSON_PrintUnformatted(root) : NULL;
@@ -79,8 +83,8 @@ mx_status mx_safetensors_write(const char *path, const mx_st_tensor *tensors, si
     /* Pad the header with spaces so the tensor data starts 8-byte aligned. */
     size_t header_len = strlen(header);
     size_t padded = (header_len + 7) & ~(size_t)7;
-    size_t total = 8 + padded + data_bytes;
-    uint8_t *buf = malloc(total);
+    size_t total;
+    uint8_t *buf = mx_size_add(8 + padded, data_bytes, &total) ? malloc(total) : NULL;
     if (!buf) {
         free(header);
         return mx_error_set(MX_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, total);
@@ -109,13 +113,73 @@ static int json_size(const cJSON *item, size_t *out)
     return 1;
 }
 
+/* What cJSON lets through but a C reader cannot take: a NUL byte anywhere, a
+ * raw control byte inside a string, or the escape \u0000 (a name with a NUL
+ * in it is cut short by every string function, and could then equal another
+ * name). JSON strings are the only place a backslash may appear. */
+static int header_text_ok(const char *text, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (!c) return 0;
+        if (!in_string) {
+            in_string = c == '"';
+        } else if (c == '"') {
+            in_string = 0;
+        } else if (c < 0x20) {
+            return 0;
+        } else if (c == '\\') {
+            if (i + 5 < len && text[i + 1] == 'u' && !memcmp(text + i + 2, "0000", 4)) return 0;
+            i++;  /* the escaped character cannot end the string */
+        }
+    }
+    return 1;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key of `object` that occurs twice, or NULL. cJSON keeps every
+ * duplicate and finds the first, so a second "__metadata__" or a second
+ * tensor of the same name would otherwise be read as well (sorted: n log n
+ * even for a header of a million keys). */
+static const char *duplicate_key(const cJSON *object, size_t n, int *oom)
+{
+    *oom = 0;
+    if (n < 2) return NULL;
+    const char **names = malloc(n * sizeof *names);
+    if (!names) {
+        *oom = 1;
+        return NULL;
+    }
+    size_t k = 0;
+    for (const cJSON *item = object->child; item && k < n; item = item->next) names[k++] = item->string;
+    qsort(names, k, sizeof *names, compare_names);
+    const char *dup = NULL;
+    for (size_t i = 1; i < k && !dup; i++)
+        if (!strcmp(names[i - 1], names[i])) dup = names[i];
+    free(names);
+    return dup;
+}
+
 static mx_status parse_tensor(const char *path, const cJSON *entry, size_t data_size, mx_st_tensor *t, size_t *begin)
 {
-    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-    if (!cJSON_IsObject(entry) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets) ||
-        cJSON_GetArraySize(offsets) != 2)
+    if (!cJSON_IsObject(entry)) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' is not an object", path, t->name);
+    /* Exactly the three keys of the format, each once. */
+    static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
+    const cJSON *found[3] = {NULL, NULL, NULL};
+    for (const cJSON *item = entry->child; item; item = item->next) {
+        int k = 0;
+        while (k < 3 && strcmp(item->string, keys[k])) k++;
+        if (k == 3) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has an unknown key", path, t->name);
+        if (found[k]) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has '%s' twice", path, t->name, keys[k]);
+        found[k] = item;
+    }
+    const cJSON *dtype = found[0], *shape = found[1], *offsets = found[2];
+    if (!cJSON_IsString(dtype) || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
         return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets", path, t->name);
     size_t elem = 0;
     for (size_t i = 0; i < NUM_DTYPES; i++)
@@ -123,28 +187,24 @@ static mx_status parse_tensor(const char *path, const cJSON *entry, size_t data_
             t->dtype = dtype_table[i].dtype;
             elem = dtype_table[i].size;
         }
-    if (!elem) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%s'", path, t->name, dtype->valuestring);
+    if (!elem) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%.32s'", path, t->name, dtype->valuestring);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > MX_ST_MAX_NDIM) return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has %d dimensions", path, t->name, ndim);
     t->ndim = (size_t)ndim;
-    size_t numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        size_t dim;
-        if (!json_size(cJSON_GetArrayItem(shape, d), &dim))
+    int d = 0;
+    for (const cJSON *dim = shape->child; dim; dim = dim->next, d++)
+        if (!json_size(dim, &t->shape[d]))
             return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has a bad shape", path, t->name);
-        t->shape[d] = dim;
-        if (dim && numel > SIZE_MAX / dim / elem)
-            return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' shape overflows", path, t->name);
-        numel *= dim;
-    }
+    size_t numel, bytes;
+    if (!mx_size_product(t->shape, t->ndim, &numel) || !mx_size_mul(numel, elem, &bytes))
+        return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' shape overflows", path, t->name);
     size_t b, e;
-    if (!json_size(cJSON_GetArrayItem(offsets, 0), &b) || !json_size(cJSON_GetArrayItem(offsets, 1), &e) || e < b ||
-        e > data_size)
+    if (!json_size(offsets->child, &b) || !json_size(offsets->child->next, &e) || e < b || e > data_size)
         return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' has data_offsets outside the %zu data bytes", path,
                             t->name, data_size);
-    if (e - b != numel * elem)
+    if (e - b != bytes)
         return mx_error_set(MX_ERR_FORMAT, "%s: tensor '%s' shape needs %zu bytes but its offsets span %zu", path,
-                            t->name, numel * elem, e - b);
+                            t->name, bytes, e - b);
     t->nbytes = e - b;
     *begin = b;
     return MX_OK;
@@ -154,11 +214,16 @@ static mx_status parse_metadata(const char *path, const cJSON *meta, mx_safetens
 {
     if (!cJSON_IsObject(meta)) return mx_error_set(MX_ERR_FORMAT, "%s: __metadata__ is not an object", path);
     size_t n = (size_t)cJSON_GetArraySize(meta);
+    int oom;
+    const char *dup = duplicate_key(meta, n, &oom);
+    if (oom) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    if (dup) return mx_error_set(MX_ERR_FORMAT, "%s: metadata key '%.64s' appears twice", path, dup);
     st->meta_keys = calloc(n ? n : 1, sizeof(char *));
     st->meta_values = calloc(n ? n : 1, sizeof(char *));
     if (!st->meta_keys || !st->meta_values) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
-    for (const cJSON *item = meta->child; item; item = item->next) {
-        if (!cJSON_IsString(item)) return mx_error_set(MX_ERR_FORMAT, "%s: metadata '%s' is not a string", path, item->string);
+    for (const cJSON *item = meta->child; item && st->meta_count < n; item = item->next) {
+        if (!cJSON_IsString(item))
+            return mx_error_set(MX_ERR_FORMAT, "%s: metadata '%.64s' is not a string", path, item->string);
         size_t k = st->meta_count++;
         st->meta_keys[k] = strdup(item->string);
         st->meta_values[k] = strdup(item->valuestring);
@@ -171,10 +236,12 @@ typedef struct {
     size_t begin, end;
 } byte_range;
 
+/* By begin, then end: an empty tensor sorts before a tensor starting where it does. */
 static int compare_ranges(const void *a, const void *b)
 {
     const byte_range *x = a, *y = b;
-    return (x->begin > y->begin) - (x->begin < y->begin);
+    if (x->begin != y->begin) return (x->begin > y->begin) - (x->begin < y->begin);
+    return (x->end > y->end) - (x->end < y->end);
 }
 
 /* The data area must be covered exactly once: no overlaps, no holes. */
@@ -192,38 +259,66 @@ static mx_status check_coverage(const char *path, byte_range *ranges, size_t n, 
     return MX_OK;
 }
 
-static mx_status parse_header(const char *path, const char *text, size_t len, size_t data_size, mx_safetensors *st)
+/* The tensors and the metadata of a parsed header object with unique keys. */
+static mx_status parse_entries(const char *path, const cJSON *root, size_t n, size_t header_len, size_t data_size,
+                               mx_safetensors *st)
 {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return mx_error_set(MX_ERR_FORMAT, "%s: header is not a JSON object", path);
-    }
-    size_t n = (size_t)cJSON_GetArraySize(root);
     st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
     byte_range *ranges = calloc(n ? n : 1, sizeof *ranges);
     mx_status status = (st->tensors && ranges) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
-    for (const cJSON *item = root->child; status == MX_OK && item; item = item->next) {
+    for (const cJSON *item = root->child; status == MX_OK && item && st->count < n; item = item->next) {
         if (!strcmp(item->string, "__metadata__")) {
             status = parse_metadata(path, item, st);
             continue;
         }
         mx_st_tensor *t = &st->tensors[st->count];
-        if (strlen(item->string) >= sizeof t->name) {
-            status = mx_error_set(MX_ERR_FORMAT, "%s: tensor name too long", path);
+        size_t name_len = strlen(item->string);
+        if (!name_len || name_len >= sizeof t->name) {
+            status = mx_error_set(MX_ERR_FORMAT, "%s: a tensor name is empty or longer than %zu bytes", path,
+                                  sizeof t->name - 1);
             break;
         }
-        strcpy(t->name, item->string);
+        memcpy(t->name, item->string, name_len + 1);
         size_t begin = 0;
         status = parse_tensor(path, item, data_size, t, &begin);
         if (status != MX_OK) break;
-        t->data = st->file + 8 + len + begin;
+        t->data = st->file + 8 + header_len + begin;
         ranges[st->count].begin = begin;
         ranges[st->count].end = begin + t->nbytes;
         st->count++;
     }
     if (status == MX_OK) status = check_coverage(path, ranges, st->count, data_size);
     free(ranges);
+    return status;
+}
+
+static mx_status parse_header(const char *path, const char *text, size_t len, size_t data_size, mx_safetensors *st)
+{
+    if (!header_text_ok(text, len))
+        return mx_error_set(MX_ERR_FORMAT, "%s: header holds a NUL or control character", path);
+    /* cJSON stops at the end of the first value: what follows may only be
+     * the padding writers add (spaces). Nesting is bounded by cJSON
+     * (CJSON_NESTING_LIMIT) and every array and object is walked iteratively here. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (root && end) {
+        for (const char *p = end; p < text + len; p++)
+            if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+                cJSON_Delete(root);
+                return mx_error_set(MX_ERR_FORMAT, "%s: header has bytes after its JSON object", path);
+            }
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return mx_error_set(MX_ERR_FORMAT, "%s: header is not a JSON object", path);
+    }
+    size_t n = (size_t)cJSON_GetArraySize(root);
+    int oom;
+    const char *dup = duplicate_key(root, n, &oom);
+    mx_status status = MX_OK;
+    if (oom) status = mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    else if (dup) status = mx_error_set(MX_ERR_FORMAT, "%s: header key '%.64s' appears twice", path, dup);
+    else status = parse_entries(path, root, n, len, data_size, st);
     cJSON_Delete(root);
     return status;
 }

@@ -7,9 +7,20 @@
 #include <string.h>
 
 #include "mixreg/analysis.h"
+#include "mixreg/checked.h"
 #include "mixreg/rng.h"
 
 #define MX_STREAM_ANALYSIS 7 /* the power iteration's start vector */
+
+/* malloc of a x b x c elements of `elem` bytes, NULL when the size overflows
+ * (the class count and input size come from a checkpoint). */
+static void *alloc3(size_t a, size_t b, size_t c, size_t elem)
+{
+    const size_t dims[4] = {a, b, c, elem};
+    size_t bytes;
+    return mx_size_product(dims, 4, &bytes) ? malloc(bytes ? bytes : 1) : NULL;
+}
+
 
 mx_status mx_input_jacobian(mx_model *model, const float *x, size_t n, float *jac, float *logits)
 {
@@ -52,7 +63,7 @@ double mx_spectral_norm(const float *a, size_t rows, size_t cols, size_t max_ite
     if (!rows || !cols) return 0.0;
     int transpose = cols < rows;  /* 1: Gram matrix a^T a (cols x cols); 0: a a^T (rows x rows) */
     size_t m = transpose ? cols : rows, len = transpose ? rows : cols;
-    double *g = malloc(m * m * sizeof *g), *v = malloc(m * sizeof *v), *w = malloc(m * sizeof *w);
+    double *g = alloc3(m, m, 1, sizeof *g), *v = malloc(m * sizeof *v), *w = malloc(m * sizeof *w);
     if (!g || !v || !w) {
         free(g);
         free(v);
@@ -147,21 +158,21 @@ static mx_status workspace_alloc(workspace *w, size_t C, size_t d, size_t b, int
 {
     memset(w, 0, sizeof *w);
     w->C = C, w->d = d, w->b = b;
-    w->jac = malloc(b * C * d * sizeof(float));
-    w->logits = malloc(b * C * sizeof(float));
-    w->s = malloc(C * sizeof(double));
-    w->hm = malloc(C * C * sizeof(double));
-    w->ju = malloc(C * sizeof(double));
-    w->row = malloc(d * sizeof(double));
+    w->jac = alloc3(b, C, d, sizeof(float));
+    w->logits = alloc3(b, C, 1, sizeof(float));
+    w->s = alloc3(C, 1, 1, sizeof(double));
+    w->hm = alloc3(C, C, 1, sizeof(double));
+    w->ju = alloc3(C, 1, 1, sizeof(double));
+    w->row = alloc3(d, 1, 1, sizeof(double));
     int ok = w->jac && w->logits && w->s && w->hm && w->ju && w->row;
     if (at_xt) {
-        w->xt = malloc(b * d * sizeof(float));
-        w->jt = malloc(b * C * d * sizeof(float));
-        w->ht = malloc(b * C * sizeof(float));
+        w->xt = alloc3(b, d, 1, sizeof(float));
+        w->jt = alloc3(b, C, d, sizeof(float));
+        w->ht = alloc3(b, C, 1, sizeof(float));
         ok = ok && w->xt && w->jt && w->ht;
     }
     if (gamma_part) {
-        w->js = malloc(b * C * d * sizeof(float));
+        w->js = alloc3(b, C, d, sizeof(float));
         ok = ok && w->js;
     }
     if (!ok) {

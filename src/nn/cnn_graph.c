@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/checked.h"
 #include "nn/cnn_internal.h"
 
 int cnn_fail(cnn_graph *g, mx_status st)
@@ -30,7 +31,10 @@ static int new_tensor(cnn_graph *g, size_t c, size_t h, size_t w)
         return cnn_fail(g, mx_error_set(MX_ERR_NOMEM, "out of memory building the network"));
     cnn_tensor *t = &g->tensors[g->num_tensors];
     memset(t, 0, sizeof *t);
-    t->c = c, t->h = h, t->w = w, t->size = c * h * w;
+    t->c = c, t->h = h, t->w = w;
+    const size_t dims[3] = {c, h, w};
+    if (!mx_size_product(dims, 3, &t->size))
+        return cnn_fail(g, mx_error_set(MX_ERR_ARG, "network: a %zux%zux%zu tensor is too large", c, h, w));
     t->slot = -1;
     if (t->size > g->largest) g->largest = t->size;
     return (int)g->num_tensors++;

@@ -1,9 +1,11 @@
 /* Architecture-independent parts of mx_model: spec checks, the parameter
  * table, and dispatch to the architecture. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/checked.h"
 #include "mixreg/layers_dnnl.h"
 #include "mixreg/parse.h"
 #include "nn/model_internal.h"
@@ -62,7 +64,34 @@ mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list)
     return MX_OK;
 }
 
+/* The per-sample sizes every architecture multiplies by the batch: bounded
+ * here, so the products made while building the model cannot wrap. */
+static mx_status check_sizes(const mx_model_spec *spec, size_t max_batch)
+{
+    size_t input, widest = spec->num_classes, bytes;
+    const size_t dims[3] = {spec->in_channels, spec->in_height, spec->in_width};
+    if (!mx_size_product(dims, 3, &input) || input > MX_MODEL_MAX_INPUT)
+        return mx_error_set(MX_ERR_ARG, "model input %zux%zux%zu has more than %zu values", spec->in_channels,
+                            spec->in_height, spec->in_width, MX_MODEL_MAX_INPUT);
+    if (spec->num_classes > MX_MODEL_MAX_CLASSES)
+        return mx_error_set(MX_ERR_ARG, "%zu classes: at most %zu", spec->num_classes, MX_MODEL_MAX_CLASSES);
+    if (spec->num_hidden > MX_MAX_HIDDEN) return mx_error_set(MX_ERR_ARG, "more than %d hidden layers", MX_MAX_HIDDEN);
+    for (size_t l = 0; l < spec->num_hidden; l++)
+        if (spec->hidden[l] > widest) widest = spec->hidden[l];
+    if (input > widest) widest = input;
+    /* One float per value of the widest layer for every sample, with room for
+     * the few such buffers an architecture keeps. */
+    if (!mx_size_mul(max_batch, widest, &bytes) || !mx_size_mul(bytes, 16 * sizeof(float), &bytes))
+        return mx_error_set(MX_ERR_ARG, "batch size %zu is too large for this model's layers", max_batch);
+    return MX_OK;
+}
+
 mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model **out)
+{
+    return mx_model_create_bounded(spec, max_batch, 0, out);
+}
+
+mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, size_t max_values, mx_model **out)
 {
     *out = NULL;
     if (max_batch == 0) return mx_error_set(MX_ERR_ARG, "batch size must be at least 1");
@@ -79,10 +108,13 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
     if (spec->precision == MX_PRECISION_BF16 && !mx_dnnl_bf16_available())
         return mx_error_set(MX_ERR_UNSUPPORTED, "precision bf16: this CPU has no bfloat16 convolution kernels "
                             "(oneDNN's need AVX-512); use --precision fp32");
+    mx_status sizes = check_sizes(spec, max_batch);
+    if (sizes != MX_OK) return sizes;
     mx_model *model = calloc(1, sizeof *model);
     if (!model) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the model");
     model->spec = *spec;
     model->max_batch = max_batch;
+    model->max_values = max_values;
     model->training = 1;
     mx_status st;
     if (is_mlp(spec->arch)) {
@@ -137,13 +169,10 @@ size_t mx_model_add_tensor(mx_model *model, const char *name, size_t ndim, const
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
-    t->numel = 1;
-    for (size_t i = 0; i < ndim; i++) {
-        t->shape[i] = shape[i];
-        t->numel *= shape[i];
-    }
+    for (size_t i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    if (!mx_size_product(shape, ndim, &t->numel)) model->size_overflow = 1;
     t->offset = model->param_count;
-    model->param_count += t->numel;
+    if (!mx_size_add(model->param_count, t->numel, &model->param_count)) model->size_overflow = 1;
     return model->num_tensors++;
 }
 
@@ -158,25 +187,28 @@ size_t mx_model_add_buffer(mx_model *model, const char *name, mx_buffer_dtype dt
     snprintf(b->name, sizeof b->name, "%s", name);
     b->dtype = dtype;
     b->ndim = ndim;
-    b->numel = 1;
-    for (size_t i = 0; i < ndim; i++) {
-        b->shape[i] = shape[i];
-        b->numel *= shape[i];
-    }
+    for (size_t i = 0; i < ndim; i++) b->shape[i] = shape[i];
+    if (!mx_size_product(shape, ndim, &b->numel)) model->size_overflow = 1;
     return model->num_buffers++;
 }
 
 mx_status mx_model_alloc_params(mx_model *model)
 {
     if (model->table_oom) return mx_error_set(MX_ERR_NOMEM, "out of memory for the parameter table");
+    size_t floats = 0, ints = 0, values;
+    for (size_t i = 0; i < model->num_buffers; i++) {
+        size_t *sum = model->buffers[i].dtype == MX_BUFFER_F32 ? &floats : &ints;
+        if (!mx_size_add(*sum, model->buffers[i].numel, sum)) model->size_overflow = 1;
+    }
+    if (model->size_overflow || !mx_size_add(model->param_count, floats, &values) || !mx_size_add(values, ints, &values) ||
+        model->param_count > SIZE_MAX / sizeof(float) || ints > SIZE_MAX / sizeof(int64_t))
+        return mx_error_set(MX_ERR_ARG, "model %s: its parameter count overflows", model->spec.arch);
+    if (model->max_values && values > model->max_values)
+        return mx_error_set(MX_ERR_FORMAT, "model %s has %zu parameter and buffer values, more than the file can hold",
+                            model->spec.arch, values);
     model->params = calloc(model->param_count, sizeof(float));
     model->grads = calloc(model->param_count, sizeof(float));
     if (!model->params || !model->grads) return mx_error_set(MX_ERR_NOMEM, "out of memory for parameters");
-    size_t floats = 0, ints = 0;
-    for (size_t i = 0; i < model->num_buffers; i++) {
-        if (model->buffers[i].dtype == MX_BUFFER_F32) floats += model->buffers[i].numel;
-        else ints += model->buffers[i].numel;
-    }
     model->buffer_f32 = calloc(floats ? floats : 1, sizeof(float));
     model->buffer_i64 = calloc(ints ? ints : 1, sizeof(int64_t));
     if (!model->buffer_f32 || !model->buffer_i64) return mx_error_set(MX_ERR_NOMEM, "out of memory for buffers");

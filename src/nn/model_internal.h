@@ -32,6 +32,8 @@ struct mx_model {
     int64_t *buffer_i64;
     int training;                 /* mx_model_set_training */
     int table_oom;                /* a table could not grow: mx_model_alloc_params fails */
+    int size_overflow;            /* a tensor's or the total size overflowed: mx_model_alloc_params fails */
+    size_t max_values;            /* mx_model_create_bounded's limit (0: none) */
     void *impl;  /* architecture-private buffers */
 };
 

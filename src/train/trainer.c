@@ -19,6 +19,7 @@
 #include "mixreg/rescale.h"
 #include "mixreg/rng.h"
 #include "mixreg/run.h"
+#include "mixreg/run_files.h"
 #include "mixreg/step.h"
 #include "mixreg/tfevents.h"
 #include "mixreg/theta.h"
@@ -281,28 +282,13 @@ static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
  * written by the interrupted process and will be written again). */
 static mx_status trim_log(const char *path, size_t step)
 {
-    char *text;
-    size_t size;
+    char *text, *out;
+    size_t size, used;
     if (access(path, F_OK) != 0) return MX_OK;
     mx_status st = mx_file_read_all(path, (size_t)1 << 30, &text, &size);
     if (st != MX_OK) return st;
-    char *out = malloc(size + 1);
-    size_t used = 0;
-    for (char *line = text; out && line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = '\0';
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
-        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) {
-            size_t len = strlen(line);
-            memcpy(out + used, line, len);
-            used += len;
-            out[used++] = '\n';
-        }
-        cJSON_Delete(j);
-        line = nl ? nl + 1 : NULL;
-    }
-    st = out ? mx_file_write_atomic(path, out, used) : mx_error_set(MX_ERR_NOMEM, "out of memory trimming the log");
+    st = mx_run_files_trim_log(text, size, step, &out, &used);
+    if (st == MX_OK) st = mx_file_write_atomic(path, out, used);
     free(out);
     free(text);
     return st;
