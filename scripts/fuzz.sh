@@ -14,11 +14,13 @@ build() { # target sources...
 }
 build fuzz_safetensors src/core/error.c src/io/fileio.c src/io/safetensors.c
 build fuzz_idx src/core/error.c src/data/idx.c
+# The image decoders and resampling.
+IMAGE=(src/data/image.c src/data/image_jpeg.c src/data/image_png.c src/data/image_resample.c)
 # dataset.c with what it calls for streamed datasets (decoding, augmentation).
 DATASET=(src/core/error.c src/core/rng.c src/io/fileio.c src/data/dataset.c src/data/idx.c src/data/subset.c
-         src/data/stream.c src/data/augment.c src/data/resized_crop.c src/data/folder.c src/data/image.c)
+         src/data/stream.c src/data/augment.c src/data/resized_crop.c src/data/folder.c "${IMAGE[@]}")
 build fuzz_cifar src/data/cifar.c "${DATASET[@]}"
-build fuzz_image src/core/error.c src/io/fileio.c src/data/image.c
+build fuzz_image src/core/error.c src/io/fileio.c "${IMAGE[@]}"
 build fuzz_class_map "${DATASET[@]}"
 # fuzz_image's seeds are encoded by libjpeg and libpng, with the test fixtures' encoders.
 clang -std=c11 -O1 -D_POSIX_C_SOURCE=200809L -Itests tests/fuzz/image_seeds.c -o "$OUT/image_seeds" \
