@@ -38,6 +38,18 @@ check '[ "$BAD_STATUS" = 1 ]'
 check 'grep -q "zz-broken.png" "$WORK/train.err"'
 train "$WORK/skip" --skip-bad-images || fail "--skip-bad-images failed: $(cat "$WORK/train.err")"
 check 'grep -q "left out 1 image that failed to decode" "$WORK/train.err"'
+# A JPEG cut short and sealed with an end marker: libjpeg only warns (and fills
+# the rest with gray); it counts as a file that does not decode.
+FULL_DATA=$DATA
+DATA="$WORK/sealed"
+python3 "$MIXREG_SOURCE_DIR/tests/make_image_folder.py" "$DATA" --per-class 12 --sealed-jpeg
+train "$WORK/sealed-run"
+SEALED_STATUS=$?
+check '[ "$SEALED_STATUS" = 1 ]'
+check 'grep -q "zz-photo.jpg: corrupt JPEG: premature end of data segment" "$WORK/train.err"'
+train "$WORK/sealed-skip" --skip-bad-images || fail "--skip-bad-images failed: $(cat "$WORK/train.err")"
+check 'grep -q "left out 1 image that failed to decode" "$WORK/train.err"'
+DATA=$FULL_DATA
 expect_status 2 "--image-size" -- train --data "folder:$DATA" --image-size 4
 rm -rf "$DATA/train/emu" && mkdir -p "$DATA/train/emu"
 expect_status 1 "emu" -- train --data "folder:$DATA" --image-size 16 --out "$WORK/empty"

@@ -297,6 +297,25 @@ static void test_bad_files(void)
     for (size_t cut = j.len / 2; cut < j.len; cut = cut + (j.len - cut + 1) / 2)
         CHECK_FAILS(mx_image_decode("cut.jpg", j.data, cut, NULL, &img), MX_ERR_FORMAT, "cut.jpg: truncated JPEG");
     CHECK_FAILS(mx_image_decode("head.jpg", j.data, 3, NULL, &img), MX_ERR_FORMAT, "head.jpg: truncated JPEG");
+    /* Cut short inside the scan and given an end marker (FF D9): libjpeg meets
+     * the marker where entropy-coded data should be, only warns ("premature
+     * end of data segment") and fills the rest with gray. An error here. */
+    uint8_t *sealed = malloc(j.len + 2);
+    for (size_t cut = j.len / 2; cut + 40 < j.len; cut += (j.len - cut) / 3) {
+        memcpy(sealed, j.data, cut);
+        sealed[cut] = 0xff, sealed[cut + 1] = 0xd9;
+        /* Cut inside a Huffman code, the marker can also read as the data running out. */
+        CHECK(mx_image_decode("sealed.jpg", sealed, cut + 2, NULL, &img) == MX_ERR_FORMAT);
+        CHECK(strstr(mx_error_message(), "sealed.jpg: corrupt JPEG: premature end of data segment") ||
+              strstr(mx_error_message(), "sealed.jpg: truncated JPEG"));
+        CHECK(img.pixels == NULL);
+    }
+    /* Scan data damaged in the middle (a run of bytes zeroed): bad Huffman
+     * codes, which libjpeg also only warns about. */
+    memcpy(sealed, j.data, j.len);
+    for (size_t i = j.len / 2; i < j.len / 2 + 24; i++) sealed[i] = sealed[i] == 0xff ? 0xff : (uint8_t)(sealed[i] ^ 0x55) & 0xfe;
+    CHECK_FAILS(mx_image_decode("damaged.jpg", sealed, j.len, NULL, &img), MX_ERR_FORMAT, "damaged.jpg: corrupt JPEG: ");
+    free(sealed);
     /* JPEG magic, then garbage. */
     uint8_t garbage[600];
     memcpy(garbage, j.data, 3);

@@ -24,10 +24,13 @@
  *
  * Every failure is an mx_status with a message naming the file: the decoders'
  * own errors (libjpeg's error_exit, libpng's error callback) are caught with
- * setjmp/longjmp and never print, exit or crash. A JPEG whose data ends early
- * ("Premature end of JPEG file", which libjpeg itself only warns about and
- * pads with gray) is an error; libjpeg's other warnings (extraneous bytes
- * before a marker and the like, common in real photo collections) are not.
+ * setjmp/longjmp and never print, exit or crash. The libjpeg warnings after
+ * which it would carry on with pixels that are not the file's are errors:
+ * data ending early ("Premature end of JPEG file", padded with gray), a marker
+ * inside the scan data ("premature end of data segment": a file cut short and
+ * sealed with an end marker), a lost restart marker, a bad Huffman code.
+ * libjpeg's other warnings (extraneous bytes before a marker and the like,
+ * common in real photo collections, the pixels intact) are not.
  * Images wider or taller than MX_IMAGE_MAX_SIDE or of more than
  * MX_IMAGE_MAX_PIXELS pixels are refused from their header, before any pixel
  * memory is allocated. */

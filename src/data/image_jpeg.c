@@ -76,17 +76,34 @@ static void jpeg_fail(j_common_ptr cinfo)
     } else {
         char msg[JMSG_LENGTH_MAX];
         (*cinfo->err->format_message)(cinfo, msg);
-        snprintf(c->message, sizeof c->message, "corrupt JPEG: %s", msg);
+        /* "corrupt JPEG: bad Huffman code", not "...: Corrupt JPEG data: bad Huffman code" */
+        const char *prefix = "Corrupt JPEG data: ";
+        size_t skip = strncmp(msg, prefix, strlen(prefix)) ? 0 : strlen(prefix);
+        snprintf(c->message, sizeof c->message, "corrupt JPEG: %s", msg + skip);
     }
     longjmp(c->jump, 1);
 }
 
-/* Warnings (level -1) are counted silently except the end of the data, which
- * libjpeg would paper over with gray; trace messages (level >= 0) ignored. */
+/* The warnings after which libjpeg carries on with pixels that are not the
+ * file's: data ending early (JWRN_JPEG_EOF), a marker met inside the
+ * entropy-coded data (JWRN_HIT_MARKER: a file cut short and sealed with an end
+ * marker, the rest of the scan filled with gray), lost restart markers and
+ * codes that are not in the Huffman tables. (The arithmetic decoder's bad-code
+ * warning is not in jerror.h's list for applications, which libjpeg-turbo
+ * builds without its arithmetic-coding switches.) */
+static int jpeg_warning_loses_data(int code)
+{
+    return code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER || code == JWRN_MUST_RESYNC || code == JWRN_HUFF_BAD_CODE;
+}
+
+/* Warnings (level -1) that lose data are errors; the others (extraneous bytes
+ * before a marker and the like, common in real photo collections, where the
+ * pixels are intact) are counted silently; trace messages (level >= 0)
+ * ignored. */
 static void jpeg_emit(j_common_ptr cinfo, int level)
 {
     if (level >= 0) return;
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fail(cinfo);
+    if (jpeg_warning_loses_data(cinfo->err->msg_code)) jpeg_fail(cinfo);
     cinfo->err->num_warnings++;
 }
 
