@@ -18,10 +18,28 @@ mx_image_format mx_image_detect(const void *data, size_t len)
     return MX_IMAGE_UNKNOWN;
 }
 
-size_t mx_img_pixel_limit(const mx_image_decode_options *opts)
+mx_status mx_image_max_pixels(size_t *out)
 {
-    return opts && opts->max_pixels && opts->max_pixels < MX_IMAGE_MAX_PIXELS ? opts->max_pixels
-                                                                             : MX_IMAGE_MAX_PIXELS;
+    *out = MX_IMAGE_DEFAULT_MAX_PIXELS;
+    const char *env = getenv("MIXREG_MAX_IMAGE_PIXELS");
+    if (!env) return MX_OK;
+    /* Digits only: strtoull alone would take " 12", "-1" (as a huge number) and "12abc". */
+    size_t digits = strspn(env, "0123456789");
+    unsigned long long v = digits && digits <= 19 && !env[digits] ? strtoull(env, NULL, 10) : 0;
+    if (v < 1 || v > MX_IMAGE_MAX_PIXELS)
+        return mx_error_set(MX_ERR_ARG, "$MIXREG_MAX_IMAGE_PIXELS: '%.40s' is not a whole number from 1 to %zu", env,
+                            MX_IMAGE_MAX_PIXELS);
+    *out = (size_t)v;
+    return MX_OK;
+}
+
+mx_status mx_img_pixel_limit(const mx_image_decode_options *opts, size_t *limit)
+{
+    if (opts && opts->max_pixels) {
+        *limit = opts->max_pixels < MX_IMAGE_MAX_PIXELS ? opts->max_pixels : MX_IMAGE_MAX_PIXELS;
+        return MX_OK;
+    }
+    return mx_image_max_pixels(limit);
 }
 
 mx_status mx_img_check_dimensions(const char *name, const char *kind, unsigned long width, unsigned long height,
@@ -29,10 +47,13 @@ mx_status mx_img_check_dimensions(const char *name, const char *kind, unsigned l
 {
     if (width == 0 || height == 0)
         return mx_error_set(MX_ERR_FORMAT, "%s: %s image of %lux%lu pixels is empty", name, kind, width, height);
-    if (width > MX_IMAGE_MAX_SIDE || height > MX_IMAGE_MAX_SIDE || (size_t)width * height > max_pixels)
-        return mx_error_set(MX_ERR_FORMAT, "%s: %s image of %lux%lu pixels (width x height) is absurdly large "
-                            "(more than %d a side or %zu pixels)", name, kind, width, height, MX_IMAGE_MAX_SIDE,
-                            max_pixels);
+    if (width > MX_IMAGE_MAX_SIDE || height > MX_IMAGE_MAX_SIDE)
+        return mx_error_set(MX_ERR_FORMAT, "%s: %s image of %lux%lu pixels (width x height) is over the limit of %d "
+                            "pixels a side", name, kind, width, height, MX_IMAGE_MAX_SIDE);
+    if ((size_t)width * height > max_pixels)
+        return mx_error_set(MX_ERR_FORMAT, "%s: %s image of %lux%lu pixels (width x height) is over the limit of %zu "
+                            "pixels ($MIXREG_MAX_IMAGE_PIXELS raises it, up to %zu)", name, kind, width, height,
+                            max_pixels, MX_IMAGE_MAX_PIXELS);
     return MX_OK;
 }
 

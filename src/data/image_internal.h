@@ -12,8 +12,9 @@
 
 /* ---- limits (image.c) ---- */
 
-/* The most pixels an image may have under opts (its max_pixels, else the default). */
-size_t mx_img_pixel_limit(const mx_image_decode_options *opts);
+/* The most pixels an image may have under opts: its max_pixels (at most
+ * MX_IMAGE_MAX_PIXELS), else mx_image_max_pixels(). */
+mx_status mx_img_pixel_limit(const mx_image_decode_options *opts, size_t *limit);
 
 /* MX_ERR_FORMAT unless width x height is a sane image size. */
 mx_status mx_img_check_dimensions(const char *name, const char *kind, unsigned long width, unsigned long height,

@@ -269,8 +269,8 @@ static mx_status jpeg_open(const char *name, const uint8_t *data, size_t len, co
     c->name = name;
     c->data = data;
     c->len = len;
-    c->max_pixels = mx_img_pixel_limit(opts);
-    mx_status st = jpeg_status(c, jpeg_open_run(c));
+    mx_status st = mx_img_pixel_limit(opts, &c->max_pixels);
+    if (st == MX_OK) st = jpeg_status(c, jpeg_open_run(c));
     if (st != MX_OK) {
         mx_img_jpeg_close(c);
         return st;

@@ -121,10 +121,13 @@ mx_status mx_img_decode_png(const char *name, const uint8_t *data, size_t len, c
 {
     /* The size is at a fixed place (signature, IHDR length and type, width,
      * height): refuse an absurd one before libpng reads any further. */
+    size_t max_pixels;
+    mx_status st = mx_img_pixel_limit(opts, &max_pixels);
+    if (st != MX_OK) return st;
     if (len >= 24 && !memcmp(data + 12, "IHDR", 4)) {
         unsigned long w = (unsigned long)data[16] << 24 | (unsigned long)data[17] << 16 | data[18] << 8 | data[19];
         unsigned long h = (unsigned long)data[20] << 24 | (unsigned long)data[21] << 16 | data[22] << 8 | data[23];
-        mx_status st = mx_img_check_dimensions(name, "PNG", w, h, mx_img_pixel_limit(opts));
+        st = mx_img_check_dimensions(name, "PNG", w, h, max_pixels);
         if (st != MX_OK) return st;
     }
     png_ctx *c = calloc(1, sizeof *c);
@@ -132,10 +135,9 @@ mx_status mx_img_decode_png(const char *name, const uint8_t *data, size_t len, c
     c->name = name;
     c->data = data;
     c->len = len;
-    c->max_pixels = mx_img_pixel_limit(opts);
+    c->max_pixels = max_pixels;
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, png_fail, png_warn);
     if (c->png) c->info = png_create_info_struct(c->png);
-    mx_status st = MX_OK;
     if (!c->png || !c->info) {
         st = mx_error_set(MX_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
     } else {
