@@ -137,8 +137,9 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
     char *config = mx_train_config_to_json(&run->config);
     char *model = spec_json(spec);
     char *norm = normalizer_json(&run->normalizer);
+    char *classes = run->class_names ? mx_class_names_to_json(run->class_names, spec->num_classes) : NULL;
     mx_status st;
-    if (!config || !model || !norm) {
+    if (!config || !model || !norm || (run->class_names && !classes)) {
         st = mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
     } else {
         mx_st_meta meta[] = {
@@ -153,12 +154,14 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
             {"mixreg.config", config},
             {"mixreg.epoch_loss_sum", loss_sum},
             {"mixreg.best_score", best},
+            {"mixreg.classes", classes}, /* last: left out when NULL */
         };
-        st = mx_safetensors_write(path, tensors, total, meta, sizeof meta / sizeof meta[0]);
+        st = mx_safetensors_write(path, tensors, total, meta, sizeof meta / sizeof meta[0] - !classes);
     }
     free(config);
     free(model);
     free(norm);
+    free(classes);
     free(tensors);
     return st;
 }
@@ -327,6 +330,9 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
         return mx_error_set(MX_ERR_FORMAT, "metadata mixreg.theta_bar '%s' is not in [0.5, 1]", theta);
     run->epoch = strtoull(epoch, NULL, 10);
     run->step = strtoull(step, NULL, 10);
+    const char *classes = mx_safetensors_meta(st, "mixreg.classes");
+    if (classes) s = mx_class_names_from_json("metadata mixreg.classes", classes, spec.num_classes, &run->class_names);
+    if (s != MX_OK) return s;
     return load_train_state(st, run);
 }
 
@@ -354,4 +360,6 @@ void mx_run_free(mx_run *run)
     free(run->momentum);
     run->momentum = NULL;
     mx_rescale_stats_free(&run->rescale);
+    mx_class_names_free(run->class_names, SIZE_MAX); /* NULL-terminated */
+    run->class_names = NULL;
 }
