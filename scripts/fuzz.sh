@@ -18,7 +18,7 @@ build fuzz_idx src/core/error.c src/data/idx.c
 IMAGE=(src/data/image.c src/data/image_jpeg.c src/data/image_png.c src/data/image_resample.c)
 # dataset.c with what it calls for streamed datasets (decoding, augmentation).
 DATASET=(src/core/error.c src/core/rng.c src/io/fileio.c src/data/dataset.c src/data/idx.c src/data/subset.c
-         src/data/stream.c src/data/augment.c src/data/resized_crop.c src/data/folder.c "${IMAGE[@]}")
+         src/data/stream.c src/data/augment.c src/data/resized_crop.c src/data/folder.c src/data/classes.c "${IMAGE[@]}")
 build fuzz_cifar src/data/cifar.c "${DATASET[@]}"
 build fuzz_image src/core/error.c src/io/fileio.c "${IMAGE[@]}"
 build fuzz_class_map "${DATASET[@]}"

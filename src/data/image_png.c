@@ -120,7 +120,7 @@ mx_status mx_img_decode_png(const char *name, const uint8_t *data, size_t len, c
                             mx_image *out)
 {
     /* The size is at a fixed place (signature, IHDR length and type, width,
-     * height): refuse an absurd one before libpng reads any further. */
+     * height): refuse one over the limits before libpng reads any further. */
     size_t max_pixels;
     mx_status st = mx_img_pixel_limit(opts, &max_pixels);
     if (st != MX_OK) return st;
