@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "args.h"
+#include "mixreg/image.h"
 #include "mixreg/parse.h"
+#include "mixreg/source.h"
 
 void cli_args_init(cli_args *a, const char *command, int argc, char **argv)
 {
@@ -77,6 +79,34 @@ size_t cli_parse_size(const cli_args *a, const char *name, size_t min, size_t ma
 
 int cli_report(mx_status status)
 {
+    (void)status;
+    fprintf(stderr, "mixreg: error: %s\n", mx_error_message());
+    return EXIT_RUNTIME;
+}
+
+int cli_report_usage(mx_status status)
+{
     fprintf(stderr, "mixreg: error: %s\n", mx_error_message());
     return status == MX_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+void cli_check_data(const char *command, const char *spec)
+{
+    char dir[4096];
+    if (spec && mx_data_resolve(spec, dir, sizeof dir) != MX_OK) cli_usage_error("%s: %s", command, mx_error_message());
+}
+
+mx_status cli_match_classes(mx_dataset *ds, const char *spec, const char *split, char *const *names, size_t classes)
+{
+    char what[512], note[1024];
+    snprintf(what, sizeof what, "%s (%s)", spec, split);
+    mx_status st = mx_dataset_match_classes(ds, what, names, classes, note, sizeof note);
+    if (st == MX_OK && note[0]) fprintf(stderr, "mixreg: %s\n", note);
+    return st;
+}
+
+void cli_check_environment(void)
+{
+    size_t limit;
+    if (mx_image_max_pixels(&limit) != MX_OK) cli_usage_error("%s", mx_error_message());
 }

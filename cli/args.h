@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mixreg/data.h"
 #include "mixreg/error.h"
 
 #define EXIT_USAGE 2
@@ -35,7 +36,33 @@ size_t cli_parse_size(const cli_args *a, const char *name, size_t min, size_t ma
 
 _Noreturn void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void cli_unknown_argument(const cli_args *a);
-/* Prints "mixreg: error: <message>" and returns the exit status for status. */
+/* Exit statuses: EXIT_USAGE (2) only for a command line that is wrong in
+ * itself, found before anything is read: an unknown command or flag, a
+ * missing or malformed value, flags that exclude each other, an unknown kind
+ * of --data, an invalid $MIXREG_MAX_IMAGE_PIXELS. EXIT_RUNTIME (1) for
+ * everything met once the command line is accepted, whatever its mx_status:
+ * files that cannot be read or are corrupt (images, checkpoints, datasets), a
+ * checkpoint naming an unknown architecture, data that does not fit the model
+ * or the flags, an --out that already holds a run, numerical failures. (The
+ * library's MX_ERR_ARG means "a bad argument to this call", which at run time
+ * is a property of the files as often as of the flags, so it cannot decide.) */
+
+/* Prints "mixreg: error: <message>" and returns EXIT_RUNTIME. */
 int cli_report(mx_status status);
+/* For a library check of the command line itself (mx_train_config_validate,
+ * an experiment file's settings): EXIT_USAGE for MX_ERR_ARG, EXIT_RUNTIME
+ * otherwise (a file the flags name that cannot be read). */
+int cli_report_usage(mx_status status);
+/* A usage error unless --data's value names a known kind of data (mx_data_resolve). */
+void cli_check_data(const char *command, const char *spec);
+/* A usage error for an invalid $MIXREG_MAX_IMAGE_PIXELS (mx_image_max_pixels),
+ * checked once at start rather than met at every image. */
+void cli_check_environment(void);
+
+/* A loaded split against the model's classes (mx_dataset_match_classes: by
+ * name for an image folder and a model that has names), the note about
+ * classes it lacks, if any, printed on stderr as one line. `spec` and
+ * `split` name the data in messages. */
+mx_status cli_match_classes(mx_dataset *ds, const char *spec, const char *split, char *const *names, size_t classes);
 
 #endif

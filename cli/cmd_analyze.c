@@ -76,8 +76,12 @@ static mx_status load_samples(const mx_run *run, const char *data, size_t want, 
 {
     mx_dataset test = {0};
     mx_status st = mx_train_data_load(&run->config, data, "test", &test);
-    if (st != MX_OK) return st;
     const mx_model_spec *spec = mx_model_get_spec(run->model);
+    if (st == MX_OK) st = cli_match_classes(&test, data, "test", run->class_names, spec->num_classes);
+    if (st != MX_OK) {
+        mx_dataset_free(&test);
+        return st;
+    }
     size_t d = mx_model_input_size(run->model);
     if (test.channels * test.height * test.width != d || test.num_classes > spec->num_classes) {
         st = mx_error_set(MX_ERR_ARG, "analyze: the test data (%zux%zux%zu, %zu classes) does not fit the model", test.channels,
@@ -104,6 +108,8 @@ static mx_status load_moments(const mx_run *run, const char *data, mx_data_momen
 {
     mx_dataset full = {0}, train = {0}, val = {0};
     mx_status st = mx_train_data_load(&run->config, data, "train", &full);
+    if (st == MX_OK)
+        st = cli_match_classes(&full, data, "train", run->class_names, mx_model_get_spec(run->model)->num_classes);
     if (st == MX_OK) st = mx_dataset_split(&full, run->config.seed, run->config.val_split, &train, &val);
     mx_dataset_free(&full);
     mx_dataset_free(&val);
@@ -188,6 +194,7 @@ int cmd_analyze(int argc, char **argv)
     analyze_options o = {.samples = 1000, .batch = 250};
     const char *run_dir = NULL;
     parse_analyze_flags(argc, argv, &o, &run_dir);
+    cli_check_data("analyze", o.data);
     mx_set_threads(o.threads);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

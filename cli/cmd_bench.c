@@ -149,6 +149,7 @@ int cmd_bench(int argc, char **argv)
 {
     bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32, 0};
     parse_bench_flags(argc, argv, &o);
+    cli_check_data("bench", o.data);
     mx_set_threads(o.threads);
     mx_dataset train = {0};
     /* In memory: the benchmark times the model, not decoding. */
@@ -177,7 +178,8 @@ int cmd_bench(int argc, char **argv)
     if (st != MX_OK) {
         mx_model_free(model);
         mx_dataset_free(&train);
-        return cli_report(st);
+        /* --model, --backend, --precision and --data alone decide the model. */
+        return cli_report_usage(st);
     }
     double loss = 0;
     double train_rate = time_training(&stepper, &train, &o, &loss);

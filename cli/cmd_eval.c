@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "args.h"
 #include "commands.h"
@@ -47,6 +48,19 @@ typedef struct {
     double val_split;
 } eval_options;
 
+/* An output file's format is its name's: a wrong one is a bad flag, refused
+ * before the evaluation rather than after it. */
+static void check_extension(const char *flag, const char *path, const char *a, const char *b)
+{
+    size_t len = strlen(path);
+    for (int k = 0; k < 2; k++) {
+        const char *ext = k ? b : a;
+        size_t n = strlen(ext);
+        if (len > n && !strcasecmp(path + len - n, ext)) return;
+    }
+    cli_usage_error("eval: %s %s: the name must end in %s or %s", flag, path, a, b);
+}
+
 static void parse_eval_flags(int argc, char **argv, eval_options *o, const char **run_dir)
 {
     cli_args a;
@@ -72,10 +86,12 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
             o->bins = cli_parse_size(&a, "--bins", 1, 1000);
         } else if (cli_flag_value(&a, "--reliability")) {
             o->reliability = a.value;
+            check_extension("--reliability", a.value, ".png", ".svg");
         } else if (cli_flag_value(&a, "--class-map")) {
             o->class_map = a.value;
         } else if (cli_flag_value(&a, "--predictions")) {
             o->predictions = a.value;
+            check_extension("--predictions", a.value, ".csv", ".npy");
         } else if (cli_flag_value(&a, "--batch-size")) {
             o->batch = cli_parse_size(&a, "--batch-size", 1, 65536);
         } else if (cli_flag_value(&a, "--threads")) {
@@ -139,16 +155,22 @@ int cmd_eval(int argc, char **argv)
     eval_options o = {.want_plain = 1, .want_rescaled = 1, .batch = 500, .bins = MX_DEFAULT_ECE_BINS, .val_split = 0.1};
     const char *run_dir = NULL;
     parse_eval_flags(argc, argv, &o, &run_dir);
+    cli_check_data("eval", o.data);
     mx_set_threads(o.threads);
 
     mx_run run;
     mx_status st = mx_run_load(run_dir, o.batch, &run);
     if (st != MX_OK) return cli_report(st);
     const char *data = o.data ? o.data : run.config.data;
+    if (o.class_map && strncmp(data, "folder:", 7))
+        cli_usage_error("eval: --class-map needs an image folder (--data folder:DIR), not '%s'", data);
     mx_dataset test = {0};
     mx_eval_report report = {0};
     char fit_note[160] = "";
     st = mx_train_data_load(&run.config, data, "test", &test);
+    /* A class map relates the data's classes to the model's; otherwise they are matched by name. */
+    if (st == MX_OK && !o.class_map)
+        st = cli_match_classes(&test, data, "test", run.class_names, mx_model_get_spec(run.model)->num_classes);
     mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split, NULL};
     mx_class_map map = {0};
     if (st == MX_OK && o.class_map) {

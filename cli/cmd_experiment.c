@@ -48,7 +48,8 @@ int cmd_experiment(int argc, char **argv)
     if (!file) cli_usage_error("experiment: missing FILE (see mixreg experiment --help)");
     mx_experiment e;
     mx_status st = mx_experiment_load(file, &e);
-    if (st != MX_OK) return cli_report(st);
+    /* The file's settings are flags by another name: checked as the command line is. */
+    if (st != MX_OK) return cli_report_usage(st);
     char out_dir[2048];
     snprintf(out_dir, sizeof out_dir, "%s%s", out ? "" : "runs/", out ? out : e.name);
     if (dry_run) {

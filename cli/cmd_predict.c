@@ -1,7 +1,6 @@
-/* mixreg predict: top-k classes for images (PNG) or a dataset's test split,
+/* mixreg predict: top-k classes for images (JPEG or PNG) or a dataset's test split,
  * with the paper's rescaled prediction by default for models trained with
  * mixup. */
-#include <cairo.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +10,17 @@
 #include "commands.h"
 #include "mixreg/calibration.h"
 #include "mixreg/evaluate.h"
+#include "mixreg/folder.h"
+#include "mixreg/image.h"
 #include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "mixreg/train.h"
 
 static const char predict_help[] =
-    "usage: mixreg predict RUN_DIR IMAGE.png... | --data D [options]\n"
+    "usage: mixreg predict RUN_DIR IMAGE... | --data D [options]\n"
     "\n"
-    "Prints the top-k classes and probabilities for each image, or for the first\n"
+    "Prints the top-k classes (index, and name for a model trained on an image folder)\n"
+    "and probabilities for each image, or for the first\n"
     "--limit samples of a dataset's test split. Models trained with mixup use the\n"
     "paper's rescaled prediction unless --no-rescale is given.\n"
     "\n"
@@ -26,44 +28,42 @@ static const char predict_help[] =
     "  --limit N        samples of --data to predict (default 10)\n"
     "  --top K          classes to print per sample (default 3)\n"
     "  --no-rescale     the plain prediction\n"
-    "Images must have the model's height and width; colour is averaged to grey for\n"
-    "one-channel models.\n";
+    "IMAGE files are JPEG or PNG (recognised by their content). A model trained on an\n"
+    "image folder takes any size (the folder's recipe: shorter side resized, centre\n"
+    "crop); for other models images must have the model's height and width, and\n"
+    "colour is averaged to grey for one-channel models.\n";
 
-/* A PNG as uint8 samples, channels x height x width, through cairo's PNG reader. */
-static mx_status load_png(const char *path, size_t channels, size_t height, size_t width, uint8_t *out)
+/* An image file (JPEG or PNG, recognised by content, decoded as the image
+ * folder loader does) as the model's input, channels x height x width uint8.
+ * A run trained on an image folder gets the folder's evaluation recipe (any
+ * size: shorter side resized, centre crop); other runs' images must have the
+ * model's height and width, and are averaged to grey for one-channel models. */
+static mx_status load_image(const char *path, const mx_run *run, uint8_t *out)
 {
-    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
-    mx_status st = MX_OK;
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        st = mx_error_set(MX_ERR_FORMAT, "%s: not a readable PNG (%s)", path, cairo_status_to_string(cairo_surface_status(s)));
-    } else if ((size_t)cairo_image_surface_get_width(s) != width || (size_t)cairo_image_surface_get_height(s) != height) {
-        st = mx_error_set(MX_ERR_ARG, "%s is %dx%d but the model expects %zux%zu", path, cairo_image_surface_get_width(s),
-                          cairo_image_surface_get_height(s), width, height);
+    const mx_model_spec *spec = mx_model_get_spec(run->model);
+    size_t channels = spec->in_channels, height = spec->in_height, width = spec->in_width;
+    if (!strncmp(run->config.data, "folder:", 7) && channels == 3 && height == width)
+        return mx_folder_load_file(path, height, out);
+    mx_image img;
+    mx_status st = mx_image_read(path, NULL, &img);
+    if (st != MX_OK) return st;
+    if (img.width != width || img.height != height) {
+        st = mx_error_set(MX_ERR_FORMAT, "%s is %zux%zu but the model expects %zux%zu (width x height)", path,
+                          img.width, img.height, width, height);
     } else {
-        cairo_surface_flush(s);
-        const unsigned char *data = cairo_image_surface_get_data(s);
-        int stride = cairo_image_surface_get_stride(s);
-        cairo_format_t format = cairo_image_surface_get_format(s);
-        for (size_t y = 0; y < height; y++)
-            for (size_t x = 0; x < width; x++) {
-                unsigned rgb[3];
-                if (format == CAIRO_FORMAT_A8) {
-                    rgb[0] = rgb[1] = rgb[2] = data[y * (size_t)stride + x];
-                } else {
-                    uint32_t px;
-                    memcpy(&px, data + y * (size_t)stride + 4 * x, 4);
-                    rgb[0] = (px >> 16) & 0xFF, rgb[1] = (px >> 8) & 0xFF, rgb[2] = px & 0xFF;
-                }
-                for (size_t c = 0; c < channels; c++)
-                    out[(c * height + y) * width + x] =
-                        (uint8_t)(channels == 1 ? (rgb[0] + rgb[1] + rgb[2] + 1) / 3 : rgb[c < 3 ? c : 2]);
-            }
+        const size_t plane = height * width;
+        for (size_t i = 0; i < plane; i++) {
+            unsigned r = img.pixels[i], g = img.pixels[plane + i], b = img.pixels[2 * plane + i];
+            for (size_t c = 0; c < channels; c++)
+                out[c * plane + i] = (uint8_t)(channels == 1 ? (r + g + b + 1) / 3 : img.pixels[(c < 3 ? c : 2) * plane + i]);
+        }
     }
-    cairo_surface_destroy(s);
+    mx_image_free(&img);
     return st;
 }
 
-static void print_top(const char *name, const float *probs, size_t classes, size_t top, int label)
+/* "name: c p  c p ...", the class's name in brackets after its index when the model has names. */
+static void print_top(const char *name, const float *probs, size_t classes, size_t top, int label, char *const *names)
 {
     printf("%s", name);
     if (label >= 0) printf(" (label %d)", label);
@@ -74,7 +74,8 @@ static void print_top(const char *name, const float *probs, size_t classes, size
         for (size_t c = 0; c < classes; c++)
             if (!used[c] && (best == classes || probs[c] > probs[best])) best = c;
         used[best] = 1;
-        printf("  %zu %.4f", best, probs[best]);
+        if (names) printf("  %zu (%s) %.4f", best, names[best], probs[best]);
+        else printf("  %zu %.4f", best, probs[best]);
     }
     printf("\n");
 }
@@ -109,6 +110,7 @@ int cmd_predict(int argc, char **argv)
     }
     if (!run_dir) cli_usage_error("predict: missing RUN_DIR (see mixreg predict --help)");
     if (!n_images == !data) cli_usage_error("predict: give either IMAGE files or --data");
+    cli_check_data("predict", data);
     mx_set_threads(0);
     mx_run run;
     mx_status st = mx_run_load(run_dir, 256, &run);
@@ -121,6 +123,7 @@ int cmd_predict(int argc, char **argv)
     mx_dataset ds = {0};
     if (data) {
         st = mx_train_data_load(&run.config, data, "test", &ds);
+        if (st == MX_OK) st = cli_match_classes(&ds, data, "test", run.class_names, spec->num_classes);
         if (st == MX_OK && ds.n > limit) ds.n = limit;
     } else {
         size_t sample = spec->in_channels * spec->in_height * spec->in_width;
@@ -128,8 +131,9 @@ int cmd_predict(int argc, char **argv)
                           .width = spec->in_width, .num_classes = spec->num_classes};
         ds.pixels = malloc(n_images * sample + 1);
         ds.labels = calloc(n_images + 1, sizeof(int32_t));
+        if (!ds.pixels || !ds.labels) st = mx_error_set(MX_ERR_NOMEM, "out of memory for %zu images", n_images);
         for (size_t i = 0; st == MX_OK && i < n_images; i++)
-            st = load_png(images[i], spec->in_channels, spec->in_height, spec->in_width, ds.pixels + i * sample);
+            st = load_image(images[i], &run, ds.pixels + i * sample);
     }
     size_t classes = spec->num_classes;
     float *logits = st == MX_OK ? malloc(ds.n * classes * sizeof(float) + 1) : NULL;
@@ -141,7 +145,7 @@ int cmd_predict(int argc, char **argv)
         char name[64];
         for (size_t i = 0; i < ds.n; i++) {
             snprintf(name, sizeof name, "sample %zu", i);
-            print_top(data ? name : images[i], logits + i * classes, classes, top, data ? labels[i] : -1);
+            print_top(data ? name : images[i], logits + i * classes, classes, top, data ? labels[i] : -1, run.class_names);
         }
     }
     free(logits);

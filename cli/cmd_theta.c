@@ -82,9 +82,10 @@ int cmd_theta(int argc, char **argv)
         }
     }
     if (alpha < 0) cli_usage_error("theta: --alpha is required (see mixreg theta --help)");
+    cli_check_data("theta", data);
     mx_theta_stats s;
     mx_status st = mx_theta_stats_mixed(alpha, mix_prob, &s);
-    if (st != MX_OK) return cli_report(st);
+    if (st != MX_OK) return cli_report_usage(st);
     double *prior = NULL;
     size_t classes = 0;
     if (data && (st = class_prior(data, &prior, &classes)) != MX_OK) return cli_report(st);

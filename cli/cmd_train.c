@@ -145,12 +145,17 @@ static int resume_training(const char *dir, int threads)
     mx_train_config cfg = saved.config;
     size_t step = saved.step;
     mx_set_threads(threads ? threads : saved.config.threads);
-    mx_run_free(&saved);
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);
     if (st == MX_OK) st = mx_train_data_load(&cfg, NULL, "test", &test);
+    /* Both splits by name against the classes the run was trained with. */
+    size_t classes = mx_model_get_spec(saved.model)->num_classes;
+    if (st == MX_OK) st = cli_match_classes(&train, cfg.data, "train", saved.class_names, classes);
+    if (st == MX_OK) st = cli_match_classes(&test, cfg.data, "test", saved.class_names, classes);
+    mx_run_free(&saved);
     if (st != MX_OK) {
         mx_dataset_free(&train);
+        mx_dataset_free(&test);
         return cli_report(st);
     }
     printf("mixreg: resuming %s from step %zu\n", dir, step);
@@ -188,15 +193,19 @@ int cmd_train(int argc, char **argv)
         return resume_training(resume, cfg.threads);
     }
     mx_status st = mx_train_config_validate(&cfg);
-    if (st != MX_OK) return cli_report(st);
+    if (st != MX_OK) return cli_report_usage(st);
+    cli_check_data("train", cfg.data);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
     mx_set_threads(cfg.threads);
 
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);
     if (st == MX_OK) st = mx_train_data_load(&cfg, NULL, "test", &test);
+    /* An image folder's val classes are the training classes of the same names. */
+    if (st == MX_OK) st = cli_match_classes(&test, cfg.data, "test", train.class_names, train.num_classes);
     if (st != MX_OK) {
         mx_dataset_free(&train);
+        mx_dataset_free(&test);
         return cli_report(st);
     }
     mx_theta_stats theta;

@@ -14,7 +14,7 @@ static const char usage[] =
     "commands:\n"
     "  train       train a model (default: an MLP on Fashion-MNIST with Mixup, alpha 1)\n"
     "  eval        evaluate a run directory: accuracy, NLL, ECE, MCE, Brier, plain and rescaled\n"
-    "  predict     top-k classes for PNG images or a test split (rescaled for mixup models)\n"
+    "  predict     top-k classes for JPEG or PNG images or a test split (rescaled for mixup models)\n"
     "  analyze     Jacobian/Lipschitz estimates and the paper's Taylor regularisation terms for a run\n"
     "  experiment  a grid of runs from a file, with a table, figures and an HTML report\n"
     "  theta       theta_bar, Var(theta), gamma^2 and the implied label smoothing for an alpha\n"
@@ -65,6 +65,7 @@ int main(int argc, char **argv)
         printf("mixreg %s\n", MIXREG_VERSION);
         return 0;
     }
+    cli_check_environment();
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "theta")) return cmd_theta(argc - 2, argv + 2);

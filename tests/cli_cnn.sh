@@ -107,8 +107,9 @@ for opts in "--mixup-mode elem --mixup-partner flip" "--mixup-mode pair --mixup-
     done
 done
 
-# Models that do not fit, or do not exist: refused before anything is written.
-expect_status 2 "lenet5" -- train --model lenet5 --data "idx:$WORK/tiny8" --epochs 1 --out "$WORK/small"
+# Models that do not fit the data (a runtime condition: status 1), or do not
+# exist (a bad flag: 2): refused before anything is written.
+expect_status 1 "lenet5" -- train --model lenet5 --data "idx:$WORK/tiny8" --epochs 1 --out "$WORK/small"
 check '[ ! -e "$WORK/small" ]'
 expect_status 2 "wrn-D-K" -- train --model resnet21 --data "$DATA" --out "$WORK/bad"
 expect_status 2 "unknown" -- train --model wrn-27-10 --data "$DATA" --out "$WORK/bad"

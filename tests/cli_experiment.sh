@@ -76,7 +76,7 @@ check '[ -s "$OUT/report.html" ]'
 
 # The file changed under a finished run: refused, nothing overwritten.
 sed 's/hidden = 32/hidden = 48/' "$CONF" > "$WORK/changed.conf"
-expect_status 2 "other settings" -- experiment "$WORK/changed.conf" --out "$OUT"
+expect_status 1 "other settings" -- experiment "$WORK/changed.conf" --out "$OUT"
 
 # Bad files are refused before anything runs, naming the line.
 bad() { printf "$1" > "$WORK/bad.conf"; }

@@ -88,7 +88,7 @@ train "$WORK/given" --normalize 0.5,0.4,0.3/0.25,0.2,0.1 --stream on || fail "--
 check '[ "$(normalize_of "$WORK/given/model.safetensors")" = 0.500,0.400,0.300/0.250,0.200,0.100 ]'
 "$BIN" eval "$WORK/given" --json > "$WORK/given.json" 2> "$WORK/eval.err" || fail "eval failed: $(cat "$WORK/eval.err")"
 check '[ "$(json_get "$WORK/given.json" "j[\"plain\"][\"n\"]")" = 12 ]'
-expect_status 2 "'0.5/0.5' gives 1 channel but the data has 3" -- train --data "folder:$DATA" --image-size 16 --normalize 0.5/0.5 --out "$WORK/n1"
+expect_status 1 "'0.5/0.5' gives 1 channel but the data has 3" -- train --data "folder:$DATA" --image-size 16 --normalize 0.5/0.5 --out "$WORK/n1"
 expect_status 2 "2 means but 3 stds" -- train --normalize 0.5,0.5/1,1,1
 expect_status 2 "std of channel 1 is 0" -- train --normalize 0.5,0.5,0.5/1,0,1
 expect_status 2 "'abc' in 'abc/1' is not a number" -- train --normalize abc/1

@@ -48,7 +48,7 @@ check '[ "$(json_get "$WORK/plain.json" "\"rescaled\" in j")" = False ]'
 check '[ "$(json_get "$RUN/config.json" "j[\"mixup_alpha\"]")" = 1 ]'
 # A second run into the same directory is refused, the first model untouched.
 before=$(md5sum < "$RUN/model.safetensors")
-expect_status 2 "already holds" -- train --max-steps 5 --out "$RUN"
+expect_status 1 "already holds" -- train --max-steps 5 --out "$RUN"
 check '[ "$before" = "$(md5sum < "$RUN/model.safetensors")" ]'
 
 # Reproducible: the same seed and threads give the same bits.
@@ -84,7 +84,7 @@ from_data=$("$BIN" predict "$RUN" --data fashion-mnist --limit 1 | tail -n 1 | s
 check '[ -n "$from_png" ] && [ "$from_png" = "$from_data" ]'
 check '"$BIN" predict "$RUN" --data fashion-mnist --limit 2 --no-rescale | head -n 1 | grep -q "^plain prediction"'
 expect_status 2 "either IMAGE" -- predict "$RUN"
-expect_status 1 "not a readable PNG" -- predict "$RUN" "$WORK/eval.json"
+expect_status 1 "eval.json: not a JPEG or PNG image" -- predict "$RUN" "$WORK/eval.json"
 
 # The ablations are recorded in the config.
 "$BIN" train --epochs 1 --max-steps 5 --mixup-only-inputs --out "$WORK/ablation" > /dev/null 2>&1

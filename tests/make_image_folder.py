@@ -6,9 +6,11 @@ Pure Python (zlib + struct): no imaging library needed.
 --corrupt adds DIR/train/bee/zz-broken.png, which is no image; --jpeg adds
 DIR/train/bee/zz-photo.jpg, a 16x16 baseline JPEG of the bee class's stripes
 (its bytes are below); --corrupt-jpeg writes that file cut in half, a JPEG
-that fails to decode ("truncated JPEG").
+that fails to decode ("truncated JPEG"); --sealed-jpeg writes it with its last
+10 bytes (the end of the scan and the end marker) replaced by an end marker,
+which libjpeg alone would decode with gray in place of the missing data.
 
-usage: make_image_folder.py DIR [--per-class N] [--corrupt] [--jpeg | --corrupt-jpeg]"""
+usage: make_image_folder.py DIR [--per-class N] [--corrupt] [--jpeg | --corrupt-jpeg | --sealed-jpeg]"""
 import os
 import struct
 import sys
@@ -53,9 +55,14 @@ def main():
     if "--corrupt" in sys.argv:
         with open(os.path.join(root, "train", "bee", "zz-broken.png"), "wb") as f:
             f.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    if "--jpeg" in sys.argv or "--corrupt-jpeg" in sys.argv:
+    if "--jpeg" in sys.argv or "--corrupt-jpeg" in sys.argv or "--sealed-jpeg" in sys.argv:
         with open(os.path.join(root, "train", "bee", "zz-photo.jpg"), "wb") as f:
-            f.write(BEE_JPEG if "--jpeg" in sys.argv else BEE_JPEG[:len(BEE_JPEG) // 2])
+            if "--jpeg" in sys.argv:
+                f.write(BEE_JPEG)
+            elif "--corrupt-jpeg" in sys.argv:
+                f.write(BEE_JPEG[:len(BEE_JPEG) // 2])
+            else:
+                f.write(BEE_JPEG[:-10] + b"\xff\xd9")
 
 
 if __name__ == "__main__":

@@ -300,6 +300,143 @@ static void test_class_map(void)
     CHECK_FAILS(mx_class_map_parse("m", "dog 1\n", 6, g_names, 4, 0, &m), MX_ERR_ARG, "a model with 0 classes");
 }
 
+/* ---- class names: matched by name, kept with a model ----------------------- */
+
+/* A dataset of n 3x1x1 samples of the given labels over the named classes. */
+static mx_dataset named_dataset(char *const *names, size_t classes, const int32_t *labels, size_t n)
+{
+    mx_dataset ds = {0};
+    ds.n = n;
+    ds.channels = 3, ds.height = ds.width = 1;
+    ds.num_classes = classes;
+    ds.labels = malloc(n * sizeof *ds.labels + 1);
+    memcpy(ds.labels, labels, n * sizeof *labels);
+    ds.pixels = calloc(3 * n, 1);
+    CHECK_OK(mx_class_names_copy(names, classes, &ds.class_names));
+    return ds;
+}
+
+static void test_match_classes(void)
+{
+    char *model[] = {"ant", "bee", "cow", "dog"};
+    char note[512];
+    /* A val folder without "ant" (its classes sorted: bee, cow, dog): by
+     * position bee would be scored as ant, cow as bee... */
+    char *val[] = {"bee", "cow", "dog"};
+    int32_t labels[] = {0, 1, 2, 2, 0};
+    mx_dataset ds = named_dataset(val, 3, labels, 5);
+    CHECK_OK(mx_dataset_match_classes(&ds, "val", model, 4, note, sizeof note));
+    int32_t want[] = {1, 2, 3, 3, 1};
+    CHECK(!memcmp(ds.labels, want, sizeof want));
+    CHECK(ds.num_classes == 4 && !strcmp(ds.class_names[0], "ant") && !strcmp(ds.class_names[3], "dog"));
+    CHECK(strstr(note, "val: no images of 1 of the model's 4 classes (ant)") != NULL);
+    mx_dataset_free(&ds);
+
+    /* The same classes in the same order: labels unchanged, nothing to say. */
+    int32_t same[] = {3, 0, 2};
+    ds = named_dataset(model, 4, same, 3);
+    CHECK_OK(mx_dataset_match_classes(&ds, "val", model, 4, note, sizeof note));
+    CHECK(ds.labels[0] == 3 && ds.labels[1] == 0 && ds.labels[2] == 2 && note[0] == '\0');
+    mx_dataset_free(&ds);
+
+    /* A class the model does not have ("cat" renamed "zebra"): an error naming it. */
+    char *renamed[] = {"ant", "bee", "zebra"};
+    ds = named_dataset(renamed, 3, labels, 5);
+    CHECK_FAILS(mx_dataset_match_classes(&ds, "val", model, 4, note, sizeof note), MX_ERR_FORMAT,
+                "val: class 'zebra' is not one of the model's 4 classes (ant, bee, cow, dog)");
+    CHECK(ds.labels[0] == 0 && ds.num_classes == 3); /* untouched */
+    mx_dataset_free(&ds);
+
+    /* More model classes than shown: the list is cut. */
+    char *many[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    char *one[] = {"x"};
+    ds = named_dataset(one, 1, labels, 1);
+    CHECK_FAILS(mx_dataset_match_classes(&ds, "val", many, 8, note, sizeof note), MX_ERR_FORMAT,
+                "(a, b, c, d, e and 3 more)");
+    mx_dataset_free(&ds);
+
+    /* No names on one side: positions, which must exist in the model. */
+    int32_t four[] = {0, 3};
+    ds = named_dataset(NULL, 4, four, 2);
+    CHECK_OK(mx_dataset_match_classes(&ds, "idx", model, 4, note, sizeof note));
+    CHECK(ds.labels[1] == 3 && note[0] == '\0');
+    CHECK_FAILS(mx_dataset_match_classes(&ds, "idx", NULL, 3, note, sizeof note), MX_ERR_FORMAT,
+                "idx: the data has 4 classes but the model 3");
+    ds.num_classes = 3; /* a label beyond the classes it claims */
+    CHECK_FAILS(mx_dataset_match_classes(&ds, "idx", NULL, 3, note, sizeof note), MX_ERR_FORMAT,
+                "idx: sample 1 has label 3 but the model has 3 classes");
+    ds.num_classes = 4;
+    mx_dataset_free(&ds);
+    ds = named_dataset(val, 3, labels, 5); /* a folder against a model without names */
+    CHECK_OK(mx_dataset_match_classes(&ds, "val", NULL, 4, note, sizeof note));
+    CHECK(strstr(note, "the model stores no class names") != NULL && ds.labels[3] == 2);
+    mx_dataset_free(&ds);
+
+    /* Subsets keep the names. */
+    ds = named_dataset(model, 4, same, 3);
+    mx_dataset sub;
+    uint32_t pick[] = {2};
+    CHECK_OK(mx_dataset_subset(&ds, pick, 1, &sub));
+    CHECK(sub.class_names && !strcmp(sub.class_names[2], "cow") && sub.labels[0] == 2);
+    mx_dataset_free(&sub);
+    mx_dataset_free(&ds);
+}
+
+static void test_class_names_json(void)
+{
+    char *model[] = {"ant", "bee cow", "d\"o\\g", "\xc3\xa9t\xc3\xa9"};
+    char *json = mx_class_names_to_json(model, 4);
+    CHECK(json != NULL);
+    char **back = NULL;
+    CHECK_OK(mx_class_names_from_json("meta", json, 4, &back));
+    for (size_t c = 0; back && c < 4; c++) CHECK(!strcmp(back[c], model[c]));
+    mx_class_names_free(back, SIZE_MAX);
+    /* A checkpoint may be hostile: exactly the model's count of distinct, usable names. */
+    CHECK_FAILS(mx_class_names_from_json("meta", json, 3, &back), MX_ERR_FORMAT, "meta: not a list of 3 class names");
+    free(json);
+    char long_name[300];
+    memset(long_name, 'a', sizeof long_name);
+    long_name[299] = '\0';
+    char long_json[320];
+    snprintf(long_json, sizeof long_json, "[\"%s\"]", long_name);
+    const struct {
+        const char *json;
+        size_t n;
+        const char *message;
+    } bad[] = {
+        {"", 1, "not a list of 1 class names"},
+        {"{\"a\": 1}", 1, "not a list"},
+        {"[\"a\", \"b\"", 2, "not a list"},
+        {"[\"a\", 2]", 2, "class 1 is not a usable class name"},
+        {"[\"a\", \"\"]", 2, "class 1 is not a usable"},
+        {"[\"..\"]", 1, "class 0 is not a usable"},
+        {"[\"a/b\"]", 1, "class 0 is not a usable"},
+        {"[\"a\\nb\"]", 1, "class 0 is not a usable"},
+        {"[\"x\", \"y\", \"x\"]", 3, "class name 'x' appears twice"},
+        {long_json, 1, "class 0 is not a usable"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        back = (char **)1;
+        CHECK_FAILS(mx_class_names_from_json("meta", bad[k].json, bad[k].n, &back), MX_ERR_FORMAT, bad[k].message);
+        CHECK(back == NULL);
+    }
+}
+
+/* Folder datasets carry their class names, in memory and streamed. */
+static void test_folder_names(void)
+{
+    mx_dataset ds;
+    CHECK_OK(mx_dataset_load_folder(tmp_path("data"), "train", 8, 0, NULL, &ds));
+    CHECK(ds.class_names && ds.num_classes == 3 && !strcmp(ds.class_names[0], "Zebra") &&
+          !strcmp(ds.class_names[2], "cat"));
+    mx_dataset_free(&ds);
+    mx_folder_index index;
+    CHECK_OK(mx_folder_index_load(tmp_path("data"), "train", &index));
+    CHECK_OK(mx_dataset_stream_folder(&index, 8, 0, &ds));
+    CHECK(ds.class_names && !strcmp(ds.class_names[1], "apple"));
+    mx_dataset_free(&ds);
+}
+
 int main(void)
 {
     make_temp_root_for("test_folder");
@@ -309,6 +446,9 @@ int main(void)
     test_samples();
     test_bad_files();
     test_class_map();
+    test_match_classes();
+    test_class_names_json();
+    test_folder_names();
     remove_tree(g_tmp);
     CHECK_DONE();
 }

@@ -297,6 +297,25 @@ static void test_bad_files(void)
     for (size_t cut = j.len / 2; cut < j.len; cut = cut + (j.len - cut + 1) / 2)
         CHECK_FAILS(mx_image_decode("cut.jpg", j.data, cut, NULL, &img), MX_ERR_FORMAT, "cut.jpg: truncated JPEG");
     CHECK_FAILS(mx_image_decode("head.jpg", j.data, 3, NULL, &img), MX_ERR_FORMAT, "head.jpg: truncated JPEG");
+    /* Cut short inside the scan and given an end marker (FF D9): libjpeg meets
+     * the marker where entropy-coded data should be, only warns ("premature
+     * end of data segment") and fills the rest with gray. An error here. */
+    uint8_t *sealed = malloc(j.len + 2);
+    for (size_t cut = j.len / 2; cut + 40 < j.len; cut += (j.len - cut) / 3) {
+        memcpy(sealed, j.data, cut);
+        sealed[cut] = 0xff, sealed[cut + 1] = 0xd9;
+        /* Cut inside a Huffman code, the marker can also read as the data running out. */
+        CHECK(mx_image_decode("sealed.jpg", sealed, cut + 2, NULL, &img) == MX_ERR_FORMAT);
+        CHECK(strstr(mx_error_message(), "sealed.jpg: corrupt JPEG: premature end of data segment") ||
+              strstr(mx_error_message(), "sealed.jpg: truncated JPEG"));
+        CHECK(img.pixels == NULL);
+    }
+    /* Scan data damaged in the middle (a run of bytes zeroed): bad Huffman
+     * codes, which libjpeg also only warns about. */
+    memcpy(sealed, j.data, j.len);
+    for (size_t i = j.len / 2; i < j.len / 2 + 24; i++) sealed[i] = sealed[i] == 0xff ? 0xff : (uint8_t)(sealed[i] ^ 0x55) & 0xfe;
+    CHECK_FAILS(mx_image_decode("damaged.jpg", sealed, j.len, NULL, &img), MX_ERR_FORMAT, "damaged.jpg: corrupt JPEG: ");
+    free(sealed);
     /* JPEG magic, then garbage. */
     uint8_t garbage[600];
     memcpy(garbage, j.data, 3);
@@ -312,7 +331,7 @@ static void test_bad_files(void)
     CHECK(sof + 9 < j.len);
     big[sof + 5] = 0x4e, big[sof + 6] = 0x20; /* height 20000 */
     CHECK_FAILS(mx_image_decode("tall.jpg", big, j.len, NULL, &img), MX_ERR_FORMAT,
-                "tall.jpg: JPEG image of 37x20000 pixels (width x height) is absurdly large");
+                "tall.jpg: JPEG image of 37x20000 pixels (width x height) is over the limit of 16384 pixels a side");
     big[sof + 5] = 0, big[sof + 6] = H;
     big[sof + 4] = 12; /* 12-bit samples */
     CHECK_FAILS(mx_image_decode("12bit.jpg", big, j.len, NULL, &img), MX_ERR_FORMAT, "12bit.jpg: corrupt JPEG: ");
@@ -322,8 +341,8 @@ static void test_bad_files(void)
     big[sof + 5] = 0, big[sof + 6] = 200; /* 37 x 200 is fine, but not with a limit of 5000 pixels */
     mx_image_decode_options small = {0, 5000};
     CHECK_FAILS(mx_image_decode("limit.jpg", big, j.len, &small, &img), MX_ERR_FORMAT,
-                "limit.jpg: JPEG image of 37x200 pixels (width x height) is absurdly large (more than 16384 a side "
-                "or 5000 pixels)");
+                "limit.jpg: JPEG image of 37x200 pixels (width x height) is over the limit of 5000 pixels "
+                "($MIXREG_MAX_IMAGE_PIXELS raises it, up to 268435456)");
     free(big);
     free(j.data);
 
@@ -345,7 +364,7 @@ static void test_bad_files(void)
     uint8_t hdr[64];
     size_t n = png_header(hdr, 20000, 10);
     CHECK_FAILS(mx_image_decode("wide.png", hdr, n, NULL, &img), MX_ERR_FORMAT,
-                "wide.png: PNG image of 20000x10 pixels (width x height) is absurdly large");
+                "wide.png: PNG image of 20000x10 pixels (width x height) is over the limit of 16384 pixels a side");
     n = png_header(hdr, 16385, 1);
     CHECK_FAILS(mx_image_decode("wide.png", hdr, n, NULL, &img), MX_ERR_FORMAT, "16385x1 pixels");
     n = png_header(hdr, 16384, 16384);
@@ -357,6 +376,68 @@ static void test_bad_files(void)
     CHECK_FAILS(mx_image_decode("short.png", hdr, n, NULL, &img), MX_ERR_FORMAT, "short.png: corrupt PNG: truncated");
 
     CHECK_FAILS(mx_image_read("/nonexistent/x.jpg", NULL, &img), MX_ERR_IO, "/nonexistent/x.jpg");
+}
+
+/* The pixel limit: 2^26 by default, $MIXREG_MAX_IMAGE_PIXELS (1 to 2^28)
+ * otherwise, an explicit max_pixels over both; images over it refused from
+ * their header (the PNG headers here have no pixel data at all, so a decode
+ * that went on would fail differently). */
+static void test_pixel_limit(void)
+{
+    mx_image img;
+    size_t limit;
+    uint8_t hdr[64];
+    unsetenv("MIXREG_MAX_IMAGE_PIXELS");
+    CHECK_OK(mx_image_max_pixels(&limit));
+    CHECK(limit == MX_IMAGE_DEFAULT_MAX_PIXELS && limit == (size_t)1 << 26);
+    /* 16384 x 16384 (2^28 pixels, 768 MiB decoded) in 33 bytes. */
+    size_t n = png_header(hdr, 16384, 16384);
+    CHECK_FAILS(mx_image_decode("huge.png", hdr, n, NULL, &img), MX_ERR_FORMAT,
+                "huge.png: PNG image of 16384x16384 pixels (width x height) is over the limit of 67108864 pixels "
+                "($MIXREG_MAX_IMAGE_PIXELS raises it, up to 268435456)");
+    n = png_header(hdr, 8192, 8193); /* one row over */
+    CHECK_FAILS(mx_image_decode("over.png", hdr, n, NULL, &img), MX_ERR_FORMAT, "over the limit of 67108864 pixels");
+    n = png_header(hdr, 8192, 8192); /* at the limit: accepted, then the missing data is the error */
+    CHECK_FAILS(mx_image_decode("at.png", hdr, n, NULL, &img), MX_ERR_FORMAT, "at.png: corrupt PNG: truncated");
+
+    CHECK(setenv("MIXREG_MAX_IMAGE_PIXELS", "268435456", 1) == 0);
+    CHECK_OK(mx_image_max_pixels(&limit));
+    CHECK(limit == (size_t)1 << 28);
+    n = png_header(hdr, 16384, 16384);
+    CHECK_FAILS(mx_image_decode("huge.png", hdr, n, NULL, &img), MX_ERR_FORMAT, "huge.png: corrupt PNG: truncated");
+
+    /* Lowered: a 37 x 23 (851-pixel) JPEG and PNG, and the image sources. */
+    uint8_t *rgb = fx_gradient_rgb(W, H);
+    fx_buf j = fx_encode_jpeg(rgb, W, H, JCS_RGB, &JPEG_BEST), p = fx_encode_png_rgb(rgb, W, H);
+    CHECK(setenv("MIXREG_MAX_IMAGE_PIXELS", "850", 1) == 0);
+    CHECK_FAILS(mx_image_decode("small.jpg", j.data, j.len, NULL, &img), MX_ERR_FORMAT,
+                "small.jpg: JPEG image of 37x23 pixels (width x height) is over the limit of 850 pixels");
+    CHECK_FAILS(mx_image_decode("small.png", p.data, p.len, NULL, &img), MX_ERR_FORMAT,
+                "small.png: PNG image of 37x23 pixels (width x height) is over the limit of 850 pixels");
+    mx_image_source *src;
+    CHECK_FAILS(mx_image_source_open("small.jpg", j.data, j.len, NULL, &src, NULL), MX_ERR_FORMAT, "850 pixels");
+    mx_image_decode_options explicit_limit = {0, 851}; /* an explicit limit wins over the variable */
+    CHECK_OK(mx_image_decode("small.jpg", j.data, j.len, &explicit_limit, &img));
+    mx_image_free(&img);
+    CHECK(setenv("MIXREG_MAX_IMAGE_PIXELS", "851", 1) == 0);
+    CHECK_OK(mx_image_decode("small.jpg", j.data, j.len, NULL, &img));
+    mx_image_free(&img);
+    CHECK_OK(mx_image_decode("small.png", p.data, p.len, NULL, &img));
+    mx_image_free(&img);
+
+    /* Not a whole number in range: an error naming the variable, for every decode. */
+    const char *bad[] = {"", "0", "abc", "12abc", " 12", "-1", "268435457", "99999999999999999999999", "1e6"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(setenv("MIXREG_MAX_IMAGE_PIXELS", bad[i], 1) == 0);
+        CHECK_FAILS(mx_image_max_pixels(&limit), MX_ERR_ARG, "$MIXREG_MAX_IMAGE_PIXELS: ");
+        CHECK_FAILS(mx_image_decode("small.jpg", j.data, j.len, NULL, &img), MX_ERR_ARG,
+                    "is not a whole number from 1 to 268435456");
+        CHECK_FAILS(mx_image_decode("small.png", p.data, p.len, NULL, &img), MX_ERR_ARG, "$MIXREG_MAX_IMAGE_PIXELS");
+    }
+    unsetenv("MIXREG_MAX_IMAGE_PIXELS");
+    free(j.data);
+    free(p.data);
+    free(rgb);
 }
 
 /* ---- resampling ------------------------------------------------------------ */
@@ -535,6 +616,7 @@ int main(void)
     test_png_16bit();
     test_png_gray_palette();
     test_bad_files();
+    test_pixel_limit();
     test_resize_basics();
     test_resize_crop();
     test_decode_then_recipe();

@@ -22,6 +22,7 @@ typedef struct {
     size_t n;            /* number of samples */
     size_t channels, height, width;
     size_t num_classes;  /* IDX: 1 + the largest label seen; CIFAR: fixed by the format */
+    char **class_names;  /* num_classes names, label order (image folders; mx_dataset_match_classes); NULL: unnamed */
     uint8_t *pixels;     /* n x channels x height x width, row-major (NCHW); NULL when streamed */
     int32_t *labels;     /* n, in memory either way */
     mx_stream *stream;   /* streamed: the source of the pixels (NULL in memory) ... */
@@ -72,6 +73,38 @@ mx_status mx_idx_parse_labels(const char *name, const void *data, size_t len, in
 mx_status mx_dataset_load_idx(const char *dir, const char *split, mx_dataset *out);
 
 void mx_dataset_free(mx_dataset *ds);
+
+/* ---- class names ------------------------------------------------------------ */
+
+/* The longest class name kept or accepted (a directory entry's limit). */
+#define MX_CLASS_NAME_MAX 255
+
+/* A dataset's classes against a model's. With names on both sides
+ * (ds->class_names, model_names: an image folder and a model trained on one),
+ * by name: each label becomes its class's position among the model's,
+ * ds->num_classes the model's and ds->class_names a copy of model_names; a
+ * class of the data the model does not have is an MX_ERR_FORMAT error naming
+ * it (`what` stands for the data); model classes the data has no sample of
+ * are allowed, and said in `note` (one line; empty when there is nothing to
+ * say). Without names on either side, by position: an error unless every
+ * label is below model_classes (the data then unchanged). So a validation
+ * folder with a class renamed, dropped or added is never scored against the
+ * wrong labels. */
+mx_status mx_dataset_match_classes(mx_dataset *ds, const char *what, char *const *model_names, size_t model_classes,
+                                   char *note, size_t note_cap);
+
+/* A malloc'd copy of n names (*out NULL when names is NULL), and its release
+ * (of the first n names, or up to the NULL that ends every array of names
+ * made here: mx_class_names_free(names, SIZE_MAX) frees one whole). */
+mx_status mx_class_names_copy(char *const *names, size_t n, char ***out);
+void mx_class_names_free(char **names, size_t n);
+
+/* The names as a JSON array of strings (malloc'd; NULL when out of memory),
+ * as a checkpoint keeps them, and back: exactly `expected` distinct names, each
+ * a usable directory name of at most MX_CLASS_NAME_MAX bytes without control
+ * characters (MX_ERR_FORMAT naming `what` otherwise). */
+char *mx_class_names_to_json(char *const *names, size_t n);
+mx_status mx_class_names_from_json(const char *what, const char *json, size_t expected, char ***out);
 
 /* Copies samples idx[0..n) of src into a new dataset (num_classes kept from
  * src); of a streamed dataset, only its entries are selected (the new dataset

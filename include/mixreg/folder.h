@@ -57,6 +57,10 @@ void mx_folder_index_free(mx_folder_index *index);
  * from several threads at once. */
 mx_status mx_folder_load_sample(const mx_folder_index *index, size_t i, size_t side, uint8_t *out_chw);
 
+/* The same recipe on any image file (JPEG or PNG, by content): what a model
+ * trained on an image folder is given for a file of its own (predict). */
+mx_status mx_folder_load_file(const char *path, size_t side, uint8_t *out_chw);
+
 /* Loads every image of the index into an in-memory dataset (n x 3 x side x
  * side, labels as in the index, num_classes = the index's), decoding in
  * parallel (OpenMP; the result does not depend on the thread count). A file

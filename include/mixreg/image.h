@@ -24,13 +24,17 @@
  *
  * Every failure is an mx_status with a message naming the file: the decoders'
  * own errors (libjpeg's error_exit, libpng's error callback) are caught with
- * setjmp/longjmp and never print, exit or crash. A JPEG whose data ends early
- * ("Premature end of JPEG file", which libjpeg itself only warns about and
- * pads with gray) is an error; libjpeg's other warnings (extraneous bytes
- * before a marker and the like, common in real photo collections) are not.
- * Images wider or taller than MX_IMAGE_MAX_SIDE or of more than
- * MX_IMAGE_MAX_PIXELS pixels are refused from their header, before any pixel
- * memory is allocated. */
+ * setjmp/longjmp and never print, exit or crash. The libjpeg warnings after
+ * which it would carry on with pixels that are not the file's are errors:
+ * data ending early ("Premature end of JPEG file", padded with gray), a marker
+ * inside the scan data ("premature end of data segment": a file cut short and
+ * sealed with an end marker), a lost restart marker, a bad Huffman code.
+ * libjpeg's other warnings (extraneous bytes before a marker and the like,
+ * common in real photo collections, the pixels intact) are not.
+ * Images wider or taller than MX_IMAGE_MAX_SIDE or of more pixels than the
+ * limit (mx_image_max_pixels) are refused from their header, before any pixel
+ * memory is allocated: a few hundred bytes of PNG or JPEG can declare an image
+ * of gigabytes. */
 #ifndef MIXREG_IMAGE_H
 #define MIXREG_IMAGE_H
 
@@ -40,6 +44,14 @@
 #include "mixreg/error.h"
 
 #define MX_IMAGE_MAX_SIDE 16384
+/* The pixel limit, unless $MIXREG_MAX_IMAGE_PIXELS says otherwise: 2^26
+ * (64 Mi, 8192 x 8192), whose RGB decode takes 192 MiB. It is above every
+ * common camera sensor (61 megapixels at most in full frame) and ImageNet's
+ * largest photos, and keeps the worst case of the loader's parallel decodes
+ * (one image per thread) to a few GiB. */
+#define MX_IMAGE_DEFAULT_MAX_PIXELS ((size_t)1 << 26)
+/* The most $MIXREG_MAX_IMAGE_PIXELS (or max_pixels below) may allow: 2^28, a
+ * 16384 x 16384 image (768 MiB decoded). */
 #define MX_IMAGE_MAX_PIXELS ((size_t)1 << 28)
 /* mx_image_read refuses larger files (256 MiB) before reading them. */
 #define MX_IMAGE_MAX_FILE_BYTES ((size_t)1 << 28)
@@ -57,10 +69,17 @@ typedef struct {
      * the smallest scale whose shorter side is still >= min_side. 0 (or a
      * min_side the image does not exceed twice): full size. PNG ignores it. */
     size_t min_side;
-    /* Refuse images of more pixels than this; 0 = MX_IMAGE_MAX_PIXELS (also
-     * the most it may be). The side limit MX_IMAGE_MAX_SIDE always holds. */
+    /* Refuse images of more pixels than this (at most MX_IMAGE_MAX_PIXELS);
+     * 0 = mx_image_max_pixels(). The side limit MX_IMAGE_MAX_SIDE always
+     * holds. */
     size_t max_pixels;
 } mx_image_decode_options;
+
+/* The pixel limit in force: $MIXREG_MAX_IMAGE_PIXELS when set (a whole number
+ * from 1 to MX_IMAGE_MAX_PIXELS), else MX_IMAGE_DEFAULT_MAX_PIXELS. MX_ERR_ARG
+ * naming the variable for another value (and every decode that uses it then
+ * fails so). */
+mx_status mx_image_max_pixels(size_t *out);
 
 /* MX_IMAGE_JPEG (bytes FF D8 FF), MX_IMAGE_PNG (the 8-byte PNG signature) or
  * MX_IMAGE_UNKNOWN. */
@@ -69,8 +88,9 @@ mx_image_format mx_image_detect(const void *data, size_t len);
 /* Decodes len bytes of a JPEG or PNG into out (out->pixels malloc'd; out is
  * zeroed on failure). opts may be NULL (full size, default limits). `name`
  * stands for the file in messages. MX_ERR_FORMAT for an empty input, bytes
- * that are neither format, a corrupt or truncated file, or absurd
- * dimensions; MX_ERR_NOMEM when the pixels cannot be allocated. */
+ * that are neither format, a corrupt or truncated file, or dimensions over
+ * the limits; MX_ERR_NOMEM when the pixels cannot be allocated; MX_ERR_ARG
+ * for an invalid $MIXREG_MAX_IMAGE_PIXELS. */
 mx_status mx_image_decode(const char *name, const void *data, size_t len, const mx_image_decode_options *opts,
                           mx_image *out);
 

@@ -21,6 +21,11 @@ typedef struct {
     mx_rescale_stats rescale;
     size_t epoch;   /* epochs completed when saved */
     size_t step;    /* optimisation steps completed when saved */
+    /* The model's class names in label order (one per class: a model trained
+     * on an image folder, metadata "mixreg.classes"), or NULL (other data, or
+     * a checkpoint written before names were kept). Owned: mx_run_free frees
+     * them. */
+    char **class_names;
     /* Training state, saved when momentum is not NULL and restored by
      * mx_run_load when the file has it (has_train_state): enough to resume
      * bit-identically. */

@@ -101,6 +101,7 @@ mx_status mx_dataset_load_idx(const char *dir, const char *split, mx_dataset *ou
 
 void mx_dataset_free(mx_dataset *ds)
 {
+    mx_class_names_free(ds->class_names, ds->num_classes);
     free(ds->pixels);
     free(ds->labels);
     free(ds->entries);

@@ -207,22 +207,27 @@ void mx_folder_index_free(mx_folder_index *index)
 
 /* ---- samples --------------------------------------------------------------- */
 
-mx_status mx_folder_load_sample(const mx_folder_index *index, size_t i, size_t side, uint8_t *out_chw)
+mx_status mx_folder_load_file(const char *path, size_t side, uint8_t *out_chw)
 {
-    if (i >= index->n)
-        return mx_error_set(MX_ERR_ARG, "image folder %s: sample %zu of %zu", index->root, i, index->n);
     if (!side || side > MX_IMAGE_MAX_SIDE)
         return mx_error_set(MX_ERR_ARG, "image folder: image side %zu out of range (1 to %d)", side,
                             MX_IMAGE_MAX_SIDE);
     size_t shorter = mx_image_eval_resize(side);
     mx_image_decode_options opts = {.min_side = shorter, .max_pixels = 0};
     mx_image img;
-    mx_status st = mx_image_read(index->paths[i], &opts, &img);
+    mx_status st = mx_image_read(path, &opts, &img);
     if (st != MX_OK) return st;
     st = mx_image_resize_center_crop(img.pixels, 3, img.height, img.width, shorter, side, 1, out_chw);
     mx_image_free(&img);
-    if (st != MX_OK) return mx_error_wrap(st, "%s", index->paths[i]);
+    if (st != MX_OK) return mx_error_wrap(st, "%s", path);
     return MX_OK;
+}
+
+mx_status mx_folder_load_sample(const mx_folder_index *index, size_t i, size_t side, uint8_t *out_chw)
+{
+    if (i >= index->n)
+        return mx_error_set(MX_ERR_ARG, "image folder %s: sample %zu of %zu", index->root, i, index->n);
+    return mx_folder_load_file(index->paths[i], side, out_chw);
 }
 
 mx_status mx_folder_index_load_all(const mx_folder_index *index, size_t side, int skip_bad, size_t *skipped,
@@ -308,7 +313,9 @@ mx_status mx_folder_index_load_all(const mx_folder_index *index, size_t side, in
     out->num_classes = index->num_classes;
     out->pixels = pixels;
     out->labels = labels;
-    return MX_OK;
+    st = mx_class_names_copy(index->class_names, index->num_classes, &out->class_names);
+    if (st != MX_OK) mx_dataset_free(out);
+    return st;
 }
 
 mx_status mx_dataset_load_folder(const char *dir, const char *split, size_t side, int skip_bad, size_t *skipped,

@@ -71,7 +71,9 @@ mx_status mx_dataset_stream_folder(mx_folder_index *index, size_t side, int skip
     out->height = out->width = side;
     out->num_classes = s->index.num_classes;
     out->stream = s;
-    return MX_OK;
+    mx_status st = mx_class_names_copy(s->index.class_names, s->index.num_classes, &out->class_names);
+    if (st != MX_OK) mx_dataset_free(out);
+    return st;
 }
 
 size_t mx_dataset_sample_size(const mx_dataset *ds) { return ds->channels * ds->height * ds->width; }
@@ -136,7 +138,8 @@ static mx_status load(const mx_dataset *ds, size_t i, const recipe *r, uint8_t *
         st = try_entry(s, ds->entries[j], r, out, &skipped);
         if (!skipped) return st;
     }
-    int32_t label = ds->labels[i];
+    /* The class as the folder names it (ds->labels may be a model's after mx_dataset_match_classes). */
+    int32_t label = s->index.labels[ds->entries[i]];
     return mx_error_set(MX_ERR_FORMAT, "image folder %s: no image of class '%s' in this set could be decoded",
                         s->index.root, label >= 0 && (size_t)label < s->index.num_classes ? s->index.class_names[label] : "?");
 }

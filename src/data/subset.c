@@ -33,7 +33,9 @@ mx_status mx_dataset_subset(const mx_dataset *src, const uint32_t *idx, size_t n
     out->height = src->height;
     out->width = src->width;
     out->num_classes = src->num_classes;
-    return MX_OK;
+    mx_status st = mx_class_names_copy(src->class_names, src->num_classes, &out->class_names);
+    if (st != MX_OK) mx_dataset_free(out);
+    return st;
 }
 
 mx_status mx_dataset_split(const mx_dataset *full, uint64_t seed, double fraction, mx_dataset *train, mx_dataset *val)

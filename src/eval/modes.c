@@ -21,6 +21,10 @@ static mx_status fit_temperature(mx_run *run, const mx_dataset *train, const cha
     mx_status st = MX_OK;
     if (!train) {
         st = mx_train_data_load(&run->config, data_spec, "train", &loaded);
+        /* An image folder's classes by name, as the test split's (mx_dataset_match_classes). */
+        if (st == MX_OK)
+            st = mx_dataset_match_classes(&loaded, data_spec, run->class_names,
+                                          mx_model_get_spec(run->model)->num_classes, NULL, 0);
         train = &loaded;
     }
     if (st == MX_OK) st = mx_dataset_split(train, run->config.seed, fraction, &rest, &val);

@@ -98,6 +98,12 @@ static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
     cache->key[0] = '\0';
     mx_status st = mx_train_data_load(cfg, NULL, "train", &cache->train);
     if (st == MX_OK) st = mx_train_data_load(cfg, NULL, "test", &cache->test);
+    /* An image folder's val classes are the training classes of the same names. */
+    char note[1024];
+    if (st == MX_OK)
+        st = mx_dataset_match_classes(&cache->test, cfg->data, cache->train.class_names, cache->train.num_classes, note,
+                                      sizeof note);
+    if (st == MX_OK && note[0]) fprintf(stderr, "mixreg: %s\n", note);
     if (st == MX_OK) snprintf(cache->key, sizeof cache->key, "%s", key);
     return st;
 }

@@ -139,8 +139,9 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
     char *config = mx_train_config_to_json(&run->config);
     char *model = spec_json(spec);
     char *norm = normalizer_json(&run->normalizer);
+    char *classes = run->class_names ? mx_class_names_to_json(run->class_names, spec->num_classes) : NULL;
     mx_status st;
-    if (!config || !model || !norm) {
+    if (!config || !model || !norm || (run->class_names && !classes)) {
         st = mx_error_set(MX_ERR_NOMEM, "out of memory saving the model");
     } else {
         mx_st_meta meta[] = {
@@ -155,12 +156,14 @@ mx_status mx_run_save_file(const char *path, const mx_run *run)
             {"mixreg.config", config},
             {"mixreg.epoch_loss_sum", loss_sum},
             {"mixreg.best_score", best},
+            {"mixreg.classes", classes}, /* last: left out when NULL */
         };
-        st = mx_safetensors_write(path, tensors, total, meta, sizeof meta / sizeof meta[0]);
+        st = mx_safetensors_write(path, tensors, total, meta, sizeof meta / sizeof meta[0] - !classes);
     }
     free(config);
     free(model);
     free(norm);
+    free(classes);
     free(tensors);
     return st;
 }
@@ -356,6 +359,9 @@ static mx_status load_from(const mx_safetensors *st, size_t max_batch, mx_run *r
         mx_parse_size("mixreg.epoch", epoch, 0, MAX_COUNTER, &run->epoch) != MX_OK ||
         mx_parse_size("mixreg.step", step, 0, MAX_COUNTER, &run->step) != MX_OK)
         return metadata_error();
+    const char *classes = mx_safetensors_meta(st, "mixreg.classes");
+    if (classes) s = mx_class_names_from_json("metadata mixreg.classes", classes, spec.num_classes, &run->class_names);
+    if (s != MX_OK) return s;
     return load_train_state(st, run);
 }
 
@@ -383,4 +389,6 @@ void mx_run_free(mx_run *run)
     free(run->momentum);
     run->momentum = NULL;
     mx_rescale_stats_free(&run->rescale);
+    mx_class_names_free(run->class_names, SIZE_MAX); /* NULL-terminated */
+    run->class_names = NULL;
 }

@@ -459,13 +459,32 @@ static mx_status run_with_signals(trainer *t, mx_train_result *result)
     return st == MX_OK ? finish(t, result) : st;
 }
 
+/* A split against the model it is to train or test (the model's input
+ * shape, classes and class names, or the training set's for a model not yet
+ * made), before the first step: a test set that does not fit must not be
+ * found an epoch later. Named classes on both sides must be the same list
+ * (mx_dataset_match_classes makes a test set's so). */
+static mx_status check_split(const char *which, const mx_dataset *ds, const mx_dataset *model_shape, char *const *names)
+{
+    const mx_dataset *m = model_shape;
+    if (ds->channels != m->channels || ds->height != m->height || ds->width != m->width)
+        return mx_error_set(MX_ERR_FORMAT, "%s images are %zux%zux%zu but the model takes %zux%zux%zu", which,
+                            ds->channels, ds->height, ds->width, m->channels, m->height, m->width);
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->labels[i] < 0 || (size_t)ds->labels[i] >= m->num_classes)
+            return mx_error_set(MX_ERR_FORMAT, "%s sample %zu has label %d but the model has %zu classes", which, i,
+                                (int)ds->labels[i], m->num_classes);
+    for (size_t c = 0; names && ds->class_names && c < m->num_classes; c++)
+        if (c >= ds->num_classes || strcmp(ds->class_names[c], names[c]))
+            return mx_error_set(MX_ERR_FORMAT, "%s classes are not the model's (class %zu is '%s', not '%s'): match "
+                                "them by name first", which, c, c < ds->num_classes ? ds->class_names[c] : "", names[c]);
+    return MX_OK;
+}
+
 static mx_status check_shapes(const mx_dataset *train, const mx_dataset *test)
 {
     if (train->n == 0) return mx_error_set(MX_ERR_ARG, "the training set is empty");
-    if (test->channels != train->channels || test->height != train->height || test->width != train->width)
-        return mx_error_set(MX_ERR_ARG, "test images are %zux%zux%zu but training images are %zux%zux%zu", test->channels,
-                            test->height, test->width, train->channels, train->height, train->width);
-    return MX_OK;
+    return check_split("test", test, train, train->class_names);
 }
 
 mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
@@ -479,7 +498,8 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     memset(&t, 0, sizeof t);
     t.run.config = *cfg;
     t.test = test;
-    st = split_data(&t, train);
+    st = mx_class_names_copy(train->class_names, train->num_classes, &t.run.class_names); /* kept with the model */
+    if (st == MX_OK) st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
@@ -505,7 +525,7 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     snprintf(t.run.config.out, sizeof t.run.config.out, "%s", dir);
     if (threads) t.run.config.threads = threads;
     t.test = test;
-    st = check_shapes(train, test);
+    st = train->n ? MX_OK : mx_error_set(MX_ERR_ARG, "the training set is empty");
     if (st == MX_OK) st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     /* The model was loaded for batch 1: recreate it at the training batch size with the saved weights. */
@@ -517,8 +537,11 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     } else {
         t.run.model = loaded;
     }
-    if (st == MX_OK && mx_model_input_size(t.run.model) != train->channels * train->height * train->width)
-        st = mx_error_set(MX_ERR_ARG, "the checkpoint's model does not fit this data's image shape");
+    const mx_model_spec *spec = mx_model_get_spec(t.run.model);
+    mx_dataset model_shape = {.channels = spec->in_channels, .height = spec->in_height, .width = spec->in_width,
+                              .num_classes = spec->num_classes};
+    if (st == MX_OK) st = check_split("training", train, &model_shape, t.run.class_names);
+    if (st == MX_OK) st = check_split("test", test, &model_shape, t.run.class_names);
     if (st == MX_OK && t.run.step > t.total_steps)
         st = mx_error_set(MX_ERR_FORMAT, "%s: checkpoint step %zu is beyond the run's %zu steps", dir, t.run.step, t.total_steps);
     if (st == MX_OK) st = setup_buffers(&t);
