@@ -178,8 +178,14 @@ int cmd_train(int argc, char **argv)
     const char *resume = parse_train_flags(argc, argv, &cfg, &others);
     if (resume) {
         if (others) cli_usage_error("train: --resume continues the saved configuration; only --threads may be given with it");
+        /* Stopped before training resumes: the checkpoint is as it was. */
+        char remains[MX_PATH_MAX + 96];
+        snprintf(remains, sizeof remains, "the checkpoint is unchanged; continue with mixreg train --resume %s", resume);
+        mx_train_catch_signals(remains);
         return resume_training(resume, cfg.threads);
     }
+    /* Before loading data, which can take a while: a stop now has nothing to save. */
+    mx_train_catch_signals("nothing was trained or saved");
     mx_status st = mx_train_config_validate(&cfg);
     if (st != MX_OK) return cli_report(st);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);

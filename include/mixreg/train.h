@@ -97,6 +97,13 @@ typedef struct {
 mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
                        mx_train_result *result);
 
+/* For a program about to load data and call mx_train_run/mx_train_resume:
+ * SIGINT/SIGTERM from now until training starts print "mixreg: interrupted
+ * by signal N before training started; <what_remains>" and exit with status
+ * 130 at once (nothing has been trained, so nothing is saved); once training
+ * runs they save a checkpoint after the step in progress as always. */
+void mx_train_catch_signals(const char *what_remains);
+
 /* Continues the run in `dir` from its latest checkpoint (model.safetensors),
  * with the configuration saved there (threads may be overridden: 0 keeps the
  * saved value). Ends with bit-identical weights to an uninterrupted run with

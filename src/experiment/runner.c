@@ -14,6 +14,7 @@
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
 #include "mixreg/run.h"
+#include "mixreg/run_dir.h"
 #include "mixreg/source.h"
 #include "train/progress.h"
 
@@ -104,9 +105,17 @@ static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 
 static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg, data_cache *data, double *summary)
 {
-    mx_run run;
-    mx_status st = mx_run_load(cfg->out, 500, &run);
+    /* eval.json is the run's last file: written under the run directory's
+     * lock, as training's files are, so two experiments never both write it. */
+    int lock_fd;
+    mx_status st = mx_run_dir_lock(cfg->out, &lock_fd);
     if (st != MX_OK) return st;
+    mx_run run;
+    st = mx_run_load(cfg->out, 500, &run);
+    if (st != MX_OK) {
+        mx_run_dir_unlock(lock_fd);
+        return st;
+    }
     mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
@@ -123,6 +132,7 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     free(json);
     mx_eval_report_free(&report);
     mx_run_free(&run);
+    mx_run_dir_unlock(lock_fd);
     return st;
 }
 
