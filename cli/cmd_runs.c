@@ -211,14 +211,16 @@ int cmd_runs(int argc, char **argv)
     for (size_t i = 0; i < count; i++) shown += (size_t)describe(root, names[i], list);
     mx_free_names(names, count);
     if (json) {
-        char *text = cJSON_Print(list);
-        cJSON_Delete(list);
-        if (!text) {
-            fprintf(stderr, "mixreg: error: runs: out of memory\n");
-            return EXIT_RUNTIME;
+        /* One run a line, as before; cJSON escapes every string. */
+        printf("[");
+        int first = 1;
+        for (const cJSON *run = list->child; run; run = run->next, first = 0) {
+            char *text = cJSON_PrintUnformatted(run);
+            printf("%s%s", first ? "" : ",\n ", text ? text : "null");
+            free(text);
         }
-        printf("%s\n", text);
-        free(text);
+        printf("]\n");
+        cJSON_Delete(list);
     } else if (!shown) {
         printf("(no runs in %s)\n", root);
     }

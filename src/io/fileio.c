@@ -165,6 +165,7 @@ mx_status mx_file_open_append(const char *path, int *fd)
     *fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
     if (*fd < 0 && errno == ELOOP)
         return mx_error_set(MX_ERR_IO, "%s is a symbolic link; refusing to write through it", path);
+    if (*fd < 0 && errno == ENXIO) return mx_error_set(MX_ERR_IO, "%s: not a regular file (a FIFO)", path);
     if (*fd < 0) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
     const char *why = fstat(*fd, &sb) != 0 ? strerror(errno)
