@@ -93,7 +93,10 @@ typedef struct {
  * checkpoints/, best.safetensors (with a validation split), log.jsonl,
  * tensorboard/, result.json. Progress goes to stderr (a bar on a terminal).
  * A NaN or infinite loss stops with MX_ERR_NUMERIC and leaves the last good
- * checkpoint; SIGINT/SIGTERM save a checkpoint and stop with MX_ERR_INTERRUPTED. */
+ * checkpoint; SIGINT/SIGTERM save a checkpoint and stop with MX_ERR_INTERRUPTED.
+ * Holds the run directory's lock (run_dir.h) throughout: another writer gets
+ * MX_ERR_IO naming this process. A directory without model.safetensors that
+ * an earlier run left is started over (docs/formats.md). */
 mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
                        mx_train_result *result);
 
