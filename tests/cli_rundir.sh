@@ -122,6 +122,12 @@ ln -s "$WORK/outside.txt" "$R/predictions.csv"
 ln -s "$WORK/outside.txt" "$R/reliability.svg"
 check '"$BIN" eval "$R" --predictions "$R/predictions.csv" --reliability "$R/reliability.svg" > /dev/null'
 check '[ ! -L "$R/predictions.csv" ] && [ ! -L "$R/reliability.svg" ] && outside_untouched'
+# An experiment's runs/ directory that is a link is refused before any run.
+mkdir -p "$WORK/exp-out"
+ln -s "$WORK/outside-dir" "$WORK/exp-out/runs"
+printf 'data = idx:%s\nmodel = logreg\nepochs = 1\n[erm]\nmixup-alpha = 0\n' "$WORK/tiny" > "$WORK/exp.conf"
+expect_status 1 "exp-out/runs is a symbolic link" -- experiment "$WORK/exp.conf" --out "$WORK/exp-out"
+check 'outside_untouched'
 
 # ---- a full disk (a file size limit): whole records only, the checkpoint intact ----
 limited_train() {  # OUT ARGS...: training under a 24 KiB file size limit, SIGXFSZ ignored

@@ -172,8 +172,9 @@ mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, con
 static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
 {
     char path[MX_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/runs", out_dir);
-    mx_status st = mx_make_dirs(path);
+    /* OUT itself may be a link the user made; OUT/runs is ours and must be a real directory. */
+    mx_status st = mx_make_dirs(out_dir);
+    if (st == MX_OK) st = mx_run_dir_subdir(out_dir, "runs", path, sizeof path);
     if (st == MX_OK) st = write_manifest(e, out_dir);
     data_cache data = {0};
     size_t done = 0, trained_now = 0;

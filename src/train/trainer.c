@@ -548,11 +548,12 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     t.lock_fd = -1;
     t.run.config = *cfg;
     t.test = test;
-    st = claim_fresh_run_dir(&t);
-    if (st == MX_OK) st = split_data(&t, train);
+    st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
+    /* Only now, with everything that can be refused checked, is anything written. */
+    if (st == MX_OK) st = claim_fresh_run_dir(&t);
     if (st == MX_OK) st = write_config(cfg);
     if (st == MX_OK) st = open_events(&t);
     if (st == MX_OK) st = run_with_signals(&t, result);
