@@ -89,7 +89,7 @@ outside_untouched() { [ "$(md5sum < "$WORK/outside.txt")" = "$OUTSIDE_SUM" ] && 
 # name, what it links to, the expected exit status of a fresh run (0: the link is replaced or removed)
 while read -r name target want; do
     d="$WORK/link-$(echo "$name" | tr / _)"
-    mkdir -p "$d"
+    mkdir -p "$(dirname "$d/$name")"
     ln -s "$target" "$d/$name"
     "$BIN" train "${TINY[@]}" --epochs 2 --val-split 0.2 --keep 2 --out "$d" > /dev/null 2> "$d.err"
     got=$?
@@ -106,6 +106,7 @@ config.json $WORK/outside.txt 0
 log.jsonl $WORK/outside.txt 0
 result.json $WORK/outside.txt 0
 best.safetensors $WORK/outside.txt 0
+checkpoints/step-0000000016.safetensors $WORK/outside.txt 0
 .lock $WORK/outside.txt 1
 checkpoints $WORK/outside-dir 1
 tensorboard $WORK/outside-dir 1
