@@ -51,7 +51,11 @@ int cmd_experiment(int argc, char **argv)
     /* The file's settings are flags by another name: checked as the command line is. */
     if (st != MX_OK) return cli_report_usage(st);
     char out_dir[2048];
-    snprintf(out_dir, sizeof out_dir, "%s%s", out ? "" : "runs/", out ? out : e.name);
+    if (out) snprintf(out_dir, sizeof out_dir, "%s", out);
+    else if ((st = mx_experiment_default_out(file, &e, out_dir, sizeof out_dir)) != MX_OK) {
+        mx_experiment_free(&e);
+        return cli_report(st);
+    }
     if (dry_run) {
         printf("%s: %zu runs -> %s\n", file, e.count, out_dir);
         for (size_t i = 0; i < e.count; i++) printf("  %s\n", e.runs[i].name);

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/run.h"
+#include "mixreg/run_dir.h"
 #include "mixreg/source.h"
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
@@ -137,6 +138,18 @@ static int finish_training(mx_status st, const mx_train_result *result, const ch
     return 0;
 }
 
+/* Another process writing to `dir` is reported before the data is loaded
+ * (training takes the lock itself, and keeps it, once the data is there). */
+static mx_status check_not_in_use(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return MX_OK;
+    int lock_fd;
+    mx_status st = mx_run_dir_lock(dir, &lock_fd);
+    mx_run_dir_unlock(lock_fd);
+    return st;
+}
+
 static int resume_training(const char *dir, int threads)
 {
     mx_run saved;
@@ -145,6 +158,10 @@ static int resume_training(const char *dir, int threads)
     mx_train_config cfg = saved.config;
     size_t step = saved.step;
     mx_set_threads(threads ? threads : saved.config.threads);
+    if ((st = check_not_in_use(dir)) != MX_OK) {
+        mx_run_free(&saved);
+        return cli_report(st);
+    }
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);
     if (st == MX_OK) st = mx_train_data_load(&cfg, NULL, "test", &test);
@@ -190,13 +207,20 @@ int cmd_train(int argc, char **argv)
     const char *resume = parse_train_flags(argc, argv, &cfg, &others);
     if (resume) {
         if (others) cli_usage_error("train: --resume continues the saved configuration; only --threads may be given with it");
+        /* Stopped before training resumes: the checkpoint is as it was. */
+        char remains[MX_PATH_MAX + 96];
+        snprintf(remains, sizeof remains, "the checkpoint is unchanged; continue with mixreg train --resume %s", resume);
+        mx_train_catch_signals(remains);
         return resume_training(resume, cfg.threads);
     }
+    /* Before loading data, which can take a while: a stop now has nothing to save. */
+    mx_train_catch_signals("nothing was trained or saved");
     mx_status st = mx_train_config_validate(&cfg);
     if (st != MX_OK) return cli_report_usage(st);
     cli_check_data("train", cfg.data);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
     mx_set_threads(cfg.threads);
+    if ((st = check_not_in_use(cfg.out)) != MX_OK) return cli_report(st);
 
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);

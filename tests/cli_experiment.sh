@@ -31,10 +31,9 @@ check '[ ! -e "$OUT" ]'
 # short, so stop it as soon as the second run's directory appears).
 "$BIN" experiment "$CONF" --out "$OUT" > "$WORK/first.out" 2> "$WORK/first.err" &
 PID=$!
-for _ in $(seq 1 400); do
-    [ -e "$OUT/runs/erm_seed=1" ] && break
-    sleep 0.05
-done
+# (Waiting for that event, not a fixed time: a loaded machine may take long
+# over the first run, and a stop during it would leave no finished run.)
+wait_for '[ -e "$OUT/runs/erm_seed=1" ]' "$PID"
 kill -TERM "$PID" 2> /dev/null
 wait "$PID"
 STATUS=$?

@@ -44,6 +44,43 @@ PY
 
 check() { CHECKS=$((CHECKS + 1)); if ! eval "$1"; then fail "$1"; fi; }
 
+# wait_for CONDITION [PID] [SECONDS]: polls until CONDITION (a shell expression)
+# holds; fails (returns 1) when PID has ended first or after SECONDS (default 300;
+# a generous bound, reached only when something is wrong). Tests wait for an
+# event they can observe instead of sleeping a fixed time, so that a loaded
+# machine makes them slower, never wrong.
+wait_for() {
+    local condition=$1 pid=${2:-} limit=${3:-300} start=$SECONDS
+    until eval "$condition"; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2> /dev/null; then eval "$condition"; return; fi
+        if [ $((SECONDS - start)) -ge "$limit" ]; then return 1; fi
+        sleep 0.02
+    done
+}
+
+# has_step_line LOG [N]: LOG holds a "step" line for step N or later (default 1).
+has_step_line() {
+    [ -f "$1" ] && python3 - "$1" "${2:-1}" <<'PY'
+import json, sys
+steps = []
+for line in open(sys.argv[1]):
+    try:
+        j = json.loads(line)
+    except ValueError:
+        continue
+    if j.get("type") == "step":
+        steps.append(j["step"])
+sys.exit(0 if steps and max(steps) >= int(sys.argv[2]) else 1)
+PY
+}
+
+# catches_sigint PID: the process has installed its SIGINT handler (SigCgt in /proc).
+catches_sigint() {
+    local mask
+    mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2> /dev/null) || return 1
+    [ -n "$mask" ] && [ $(( 0x$mask & 2 )) != 0 ]
+}
+
 finish() {
     rm -rf "$WORK"
     echo "$((CHECKS - FAILS)) passed, $FAILS failed"

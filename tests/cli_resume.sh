@@ -8,10 +8,11 @@
 ARGS=(--epochs 4 --batch-size 500 --lr 0.05 --seed 5 --threads 2 --save-every 25steps --keep 2 --log-every 10)
 "$BIN" train "${ARGS[@]}" --out "$WORK/straight" > /dev/null 2>&1 || fail "uninterrupted run failed"
 
-# SIGINT: saves a checkpoint, exits 130, says how to continue.
+# SIGINT once training runs (its first step line is logged): saves a
+# checkpoint, exits 130, says how to continue.
 "$BIN" train "${ARGS[@]}" --out "$WORK/int" > /dev/null 2> "$WORK/int.err" &
 pid=$!
-sleep 1.5
+wait_for 'has_step_line "$WORK/int/log.jsonl"' $pid || fail "training logged no step"
 kill -INT $pid
 wait $pid
 status=$?
@@ -36,11 +37,13 @@ wait $pid 2> /dev/null
 if [ -f "$WORK/kill/model.safetensors" ]; then
     "$BIN" train --resume "$WORK/kill" > /dev/null 2> "$WORK/kill.err" || fail "resume after SIGKILL failed: $(cat "$WORK/kill.err")"
 else
-    # Killed before the first checkpoint: nothing to resume, so the run starts over.
-    rm -rf "$WORK/kill"
-    "$BIN" train "${ARGS[@]}" --out "$WORK/kill" > /dev/null 2>&1 || fail "rerun after an early SIGKILL failed"
+    # Killed before the first checkpoint: nothing to resume, so the run starts
+    # over in the same directory (its stale log is dropped).
+    "$BIN" train "${ARGS[@]}" --out "$WORK/kill" > /dev/null 2> "$WORK/kill.err" || fail "rerun after an early SIGKILL failed: $(cat "$WORK/kill.err")"
 fi
 check 'tensors_equal "$WORK/straight/model.safetensors" "$WORK/kill/model.safetensors"'
+check '[ "$(grep -c "\"type\": \"step\"" "$WORK/kill/log.jsonl")" = 48 ]'
+check '[ -z "$(find "$WORK/kill" -name "*.tmp.*")" ]'
 
 # A full disk while saving: a clear error, and the previous checkpoint untouched and loadable.
 before=$(md5sum < "$WORK/full-disk/model.safetensors")

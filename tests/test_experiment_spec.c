@@ -152,8 +152,33 @@ static void test_table_values_refused(void)
     mx_experiment_free(&e);
 }
 
+/* Run and output directory names never lead out of the output directory. */
+static void test_names(void)
+{
+    expect_error("[..]\nepochs = 1\n", "bad.conf:1:", "method name '..' cannot name a run directory");
+    expect_error("[.]\n", "bad.conf:1:", "method name '.' cannot name");
+    expect_error("[-rf]\n", "bad.conf:1:", "method name '-rf' cannot name");
+    const char *unsafe[] = {"", ".", "..", "a/b", "/", "-x"}, *safe[] = {"erm", "...", ".hidden", "a..b", "mixup_seed=1"};
+    for (size_t i = 0; i < sizeof unsafe / sizeof *unsafe; i++) CHECK(!mx_experiment_name_is_safe(unsafe[i]));
+    for (size_t i = 0; i < sizeof safe / sizeof *safe; i++) CHECK(mx_experiment_name_is_safe(safe[i]));
+    /* The default output directory is named after the file, when it can be. */
+    mx_experiment e;
+    char out[256];
+    CHECK_OK(mx_experiment_parse("dir/...conf", "[erm]\n", &e));
+    CHECK(!strcmp(e.name, ".."));
+    mx_error_clear();
+    CHECK(mx_experiment_default_out("dir/...conf", &e, out, sizeof out) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "give --out DIR") != NULL);
+    mx_experiment_free(&e);
+    CHECK_OK(mx_experiment_parse("dir/paper.v2.conf", "[erm]\n", &e));
+    CHECK_OK(mx_experiment_default_out("dir/paper.v2.conf", &e, out, sizeof out));
+    CHECK(!strcmp(out, "runs/paper.v2"));
+    mx_experiment_free(&e);
+}
+
 int main(void)
 {
+    test_names();
     test_grid();
     test_override();
     test_normalize_and_stream();

@@ -43,6 +43,14 @@ mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment 
 mx_status mx_experiment_load(const char *path, mx_experiment *out);
 void mx_experiment_free(mx_experiment *e);
 
+/* Whether `name` can be one directory name under the output directory: not
+ * empty, ".", "..", holding no '/', not starting with '-'. Every run name is
+ * checked when the file is parsed. */
+int mx_experiment_name_is_safe(const char *name);
+/* The output directory when --out is not given: runs/<the file's stem>; an
+ * error (give --out) when the stem cannot name a directory, e.g. "...conf". */
+mx_status mx_experiment_default_out(const char *path, const mx_experiment *e, char *out, size_t cap);
+
 typedef struct {
     int threads;             /* 0: as each run's config says */
     int report_only;         /* write the report from what is there, train nothing */

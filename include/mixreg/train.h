@@ -25,9 +25,19 @@ typedef struct {
  * checkpoints/, best.safetensors (with a validation split), log.jsonl,
  * tensorboard/, result.json. Progress goes to stderr (a bar on a terminal).
  * A NaN or infinite loss stops with MX_ERR_NUMERIC and leaves the last good
- * checkpoint; SIGINT/SIGTERM save a checkpoint and stop with MX_ERR_INTERRUPTED. */
+ * checkpoint; SIGINT/SIGTERM save a checkpoint and stop with MX_ERR_INTERRUPTED.
+ * Holds the run directory's lock (run_dir.h) throughout: another writer gets
+ * MX_ERR_IO naming this process. A directory without model.safetensors that
+ * an earlier run left is started over (docs/formats.md). */
 mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
                        mx_train_result *result);
+
+/* For a program about to load data and call mx_train_run/mx_train_resume:
+ * SIGINT/SIGTERM from now until training starts print "mixreg: interrupted
+ * by signal N before training started; <what_remains>" and exit with status
+ * 130 at once (nothing has been trained, so nothing is saved); once training
+ * runs they save a checkpoint after the step in progress as always. */
+void mx_train_catch_signals(const char *what_remains);
 
 /* Continues the run in `dir` from its latest checkpoint (model.safetensors),
  * with the configuration saved there (threads may be overridden: 0 keeps the

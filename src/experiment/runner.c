@@ -14,6 +14,7 @@
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
 #include "mixreg/run.h"
+#include "mixreg/run_dir.h"
 #include "mixreg/source.h"
 #include "train/progress.h"
 
@@ -110,9 +111,17 @@ static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 
 static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg, data_cache *data, double *summary)
 {
-    mx_run run;
-    mx_status st = mx_run_load(cfg->out, 500, &run);
+    /* eval.json is the run's last file: written under the run directory's
+     * lock, as training's files are, so two experiments never both write it. */
+    int lock_fd;
+    mx_status st = mx_run_dir_lock(cfg->out, &lock_fd);
     if (st != MX_OK) return st;
+    mx_run run;
+    st = mx_run_load(cfg->out, 500, &run);
+    if (st != MX_OK) {
+        mx_run_dir_unlock(lock_fd);
+        return st;
+    }
     mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
@@ -129,6 +138,7 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     free(json);
     mx_eval_report_free(&report);
     mx_run_free(&run);
+    mx_run_dir_unlock(lock_fd);
     return st;
 }
 
@@ -168,8 +178,9 @@ mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, con
 static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
 {
     char path[MX_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/runs", out_dir);
-    mx_status st = mx_make_dirs(path);
+    /* OUT itself may be a link the user made; OUT/runs is ours and must be a real directory. */
+    mx_status st = mx_make_dirs(out_dir);
+    if (st == MX_OK) st = mx_run_dir_subdir(out_dir, "runs", path, sizeof path);
     if (st == MX_OK) st = write_manifest(e, out_dir);
     data_cache data = {0};
     size_t done = 0, trained_now = 0;

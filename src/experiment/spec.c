@@ -139,6 +139,13 @@ static mx_status parse_setting(parse_state *p, section *sec, size_t line, char *
     return MX_OK;
 }
 
+int mx_experiment_name_is_safe(const char *name)
+{
+    /* One directory name under OUT/runs (or runs/): never "." or "..", which
+     * lead out of it, never a path, never something that reads as a flag. */
+    return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') && name[0] != '-';
+}
+
 static mx_status parse_section_header(parse_state *p, size_t line, char *text)
 {
     size_t n = strlen(text);
@@ -151,6 +158,9 @@ static mx_status parse_section_header(parse_state *p, size_t line, char *text)
         if (!isalnum((unsigned char)*c) && !strchr("-_.+", *c))
             return mx_error_set(MX_ERR_ARG, "%s:%zu: method name '%s' may hold only letters, digits and - _ . +", p->path,
                                 line, name);
+    if (!mx_experiment_name_is_safe(name))
+        return mx_error_set(MX_ERR_ARG, "%s:%zu: method name '%s' cannot name a run directory (not '.', '..' or starting "
+                            "with '-')", p->path, line, name);
     for (size_t i = 0; i < p->count; i++)
         if (!strcmp(p->sections[i].name, name))
             return mx_error_set(MX_ERR_ARG, "%s:%zu: method [%s] is declared twice (first at line %zu)", p->path, line,
@@ -249,6 +259,16 @@ static mx_status expand_section(parse_state *p, const section *sec, mx_experimen
     }
 }
 
+/* Every run directory name, whatever the labels appended to the method's. */
+static mx_status check_run_names(const char *path, const mx_experiment *e)
+{
+    for (size_t i = 0; i < e->count; i++)
+        if (!mx_experiment_name_is_safe(e->runs[i].name))
+            return mx_error_set(MX_ERR_ARG, "%s:%zu: [%s] gives the run name '%s', which cannot name a run directory", path,
+                                e->runs[i].line, e->runs[i].method, e->runs[i].name);
+    return MX_OK;
+}
+
 /* Two runs with the same settings would be the same run twice. */
 static mx_status check_duplicates(const char *path, const mx_experiment *e)
 {
@@ -324,6 +344,7 @@ mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment 
     if (st == MX_OK && (s = find_setting(&p.shared, "bins"))) mx_parse_size("bins", s->values[0], 1, 1000, &out->bins);
     if (st == MX_OK && (s = find_setting(&p.shared, "temperature"))) mx_parse_bool("temperature", s->values[0], &out->temperature);
     for (size_t i = 0; st == MX_OK && i < p.count; i++) st = expand_section(&p, &p.sections[i], out);
+    if (st == MX_OK) st = check_run_names(path, out);
     if (st == MX_OK) st = check_duplicates(path, out);
     free_section(&p.shared);
     for (size_t i = 0; p.sections && i < p.count; i++) free_section(&p.sections[i]);
@@ -331,6 +352,15 @@ mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment 
     free(copy);
     if (st != MX_OK) mx_experiment_free(out);
     return st;
+}
+
+mx_status mx_experiment_default_out(const char *path, const mx_experiment *e, char *out, size_t cap)
+{
+    if (!mx_experiment_name_is_safe(e->name))
+        return mx_error_set(MX_ERR_ARG, "%s: the file's name gives no usable output directory ('runs/%s'); give --out DIR",
+                            path, e->name);
+    if (snprintf(out, cap, "runs/%s", e->name) >= (int)cap) return mx_error_set(MX_ERR_ARG, "%s: name too long", path);
+    return MX_OK;
 }
 
 mx_status mx_experiment_load(const char *path, mx_experiment *out)

@@ -52,23 +52,54 @@ static void fsync_parent_dir(const char *path)
     }
 }
 
+/* Temporaries are "<path>.tmp.<pid>.<n>": the pid says whose it is (a stale
+ * one of a dead process is removed by the next writer of the run directory),
+ * the per-process counter makes the name unique within the process. */
+static unsigned long next_temp_number(void)
+{
+    static unsigned long counter;
+    return __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+}
+
+mx_status mx_file_create_temp(const char *path, char *tmp, size_t cap, int *fd)
+{
+    *fd = -1;
+    /* A name already taken is not ours (a leftover, or something planted):
+     * never opened, never followed; the next number is tried instead. */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        if (snprintf(tmp, cap, "%s.tmp.%ld.%lu", path, (long)getpid(), next_temp_number()) >= (int)cap)
+            return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
+        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (*fd >= 0) return MX_OK;
+        if (errno != EEXIST) return mx_error_set(MX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    return mx_error_set(MX_ERR_IO, "%s: cannot create a temporary file beside it: every name tried exists", path);
+}
+
+mx_status mx_file_rename_into_place(const char *tmp, const char *path)
+{
+    /* rename() replaces a symbolic link at `path` itself, never its target. */
+    if (rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return mx_error_set(MX_ERR_IO, "%s: cannot rename into place: %s", path, strerror(err));
+    }
+    fsync_parent_dir(path);
+    return MX_OK;
+}
+
 mx_status mx_file_write_atomic(const char *path, const void *data, size_t size)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return mx_error_set(MX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    mx_status st = write_fully(fd, tmp, data, size);
+    int fd;
+    mx_status st = mx_file_create_temp(path, tmp, sizeof tmp, &fd);
+    if (st != MX_OK) return mx_error_wrap(st, "saving %s failed, the previous version (if any) is intact", path);
+    st = write_fully(fd, tmp, data, size);
     if (st == MX_OK && fsync(fd) != 0) st = mx_error_set(MX_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && st == MX_OK) st = mx_error_set(MX_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (st == MX_OK && rename(tmp, path) != 0)
-        st = mx_error_set(MX_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (st != MX_OK) {
-        unlink(tmp);
-        return mx_error_wrap(st, "saving %s failed, the previous version (if any) is intact", path);
-    }
-    fsync_parent_dir(path);
+    if (st != MX_OK) unlink(tmp);
+    if (st == MX_OK) st = mx_file_rename_into_place(tmp, path);
+    if (st != MX_OK) return mx_error_wrap(st, "saving %s failed, the previous version (if any) is intact", path);
     return MX_OK;
 }
 
@@ -127,14 +158,69 @@ mx_status mx_make_dirs(const char *path)
     return MX_OK;
 }
 
+mx_status mx_file_open_append(const char *path, int *fd)
+{
+    /* O_NOFOLLOW: a symbolic link planted in the run directory is refused, not
+     * appended through; O_NONBLOCK: a FIFO there fails instead of blocking. */
+    *fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (*fd < 0 && errno == ELOOP)
+        return mx_error_set(MX_ERR_IO, "%s is a symbolic link; refusing to write through it", path);
+    if (*fd < 0 && errno == ENXIO) return mx_error_set(MX_ERR_IO, "%s: not a regular file (a FIFO)", path);
+    if (*fd < 0) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    const char *why = fstat(*fd, &sb) != 0 ? strerror(errno)
+                      : !S_ISREG(sb.st_mode) ? "not a regular file"
+                      : sb.st_nlink > 1      ? "it has other hard links; refusing to write to them"
+                                             : NULL;
+    if (why) {
+        close(*fd);
+        *fd = -1;
+        return mx_error_set(MX_ERR_IO, "%s: %s", path, why);
+    }
+    return MX_OK;
+}
+
+mx_status mx_file_append_record(int fd, const char *path, const void *data, size_t size)
+{
+    /* The writer holds the run directory's lock, so the end found here is the
+     * end of the last whole record. */
+    off_t good = lseek(fd, 0, SEEK_END);
+    if (good < 0) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = size;
+    int err = 0;
+    /* One write() of the whole record; a short one (disk full, file size
+     * limit) is continued, and a failure cuts the file back to `good`. */
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            err = w < 0 ? errno : EIO;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (!err) return MX_OK;
+    const char *cut = ftruncate(fd, good) == 0 ? "the partial record was removed" : "the partial record could not be removed";
+    return mx_error_set(MX_ERR_IO, "%s: write failed: %s (%s)", path, strerror(err), cut);
+}
+
 mx_status mx_file_append_line(const char *path, const char *line)
 {
-    FILE *f = fopen(path, "a");
-    if (!f) return mx_error_set(MX_ERR_IO, "%s: %s", path, strerror(errno));
-    int bad = fputs(line, f) < 0 || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return MX_OK;
+    size_t len = strlen(line);
+    char *record = malloc(len + 1);
+    if (!record) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(record, line, len);
+    record[len] = '\n';
+    int fd;
+    mx_status st = mx_file_open_append(path, &fd);
+    if (st == MX_OK) {
+        st = mx_file_append_record(fd, path, record, len + 1);
+        if (close(fd) != 0 && st == MX_OK) st = mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    free(record);
+    return st;
 }
 
 static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

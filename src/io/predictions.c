@@ -3,14 +3,13 @@
  * so a large evaluation needs no second copy of the data in memory. */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "mixreg/fileio.h"
 #include "mixreg/predictions.h"
 
 #define NPY_ALIGN 64
@@ -86,17 +85,6 @@ static int write_npy(FILE *f, const float *probs, const int32_t *labels, size_t 
     return !bad;
 }
 
-static void fsync_parent_dir(const char *path)
-{
-    char copy[4096];
-    snprintf(copy, sizeof copy, "%s", path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 mx_status mx_predictions_write(const char *path, const float *probs, const int32_t *labels, size_t n,
                                size_t num_classes)
 {
@@ -109,10 +97,16 @@ mx_status mx_predictions_write(const char *path, const float *probs, const int32
         return mx_error_set(MX_ERR_ARG, "%s: %zu samples, more than the %zu whose index float32 holds exactly", path, n,
                             NPY_MAX_EXACT);
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return mx_error_set(MX_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mx_error_set(MX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int fd;
+    mx_status st = mx_file_create_temp(path, tmp, sizeof tmp, &fd);
+    if (st != MX_OK) return st;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        unlink(tmp);
+        return mx_error_set(MX_ERR_IO, "%s: cannot write: %s", tmp, strerror(err));
+    }
     int ok = format == FORMAT_CSV ? write_csv(f, probs, labels, n, num_classes)
                                   : write_npy(f, probs, labels, n, num_classes);
     int err = errno;
@@ -123,11 +117,5 @@ mx_status mx_predictions_write(const char *path, const float *probs, const int32
         unlink(tmp);
         return mx_error_set(MX_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : EIO));
     }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        unlink(tmp);
-        return mx_error_set(MX_ERR_IO, "%s: cannot rename into place: %s", path, strerror(err));
-    }
-    fsync_parent_dir(path);
-    return MX_OK;
+    return mx_file_rename_into_place(tmp, path);
 }

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 #define HISTOGRAM_BUCKETS 30
 
 struct mx_tfevents {
-    FILE *file;
+    int fd;
     char path[4096];
 };
 
@@ -120,9 +121,13 @@ static void put_string(pbuf *b, unsigned field, const char *s)
 
 /* ---- records ---- */
 
+/* One TFRecord (length, masked CRC of it, payload, masked CRC of it) built
+ * whole in memory and appended as one record: a failed write leaves the file
+ * ending at the previous record, never inside one. */
 static mx_status write_record(mx_tfevents *w, const pbuf *event)
 {
     if (event->failed) return mx_error_set(MX_ERR_NOMEM, "%s: out of memory encoding an event", w->path);
+    pbuf record = {0};
     uint8_t header[12], footer[4];
     uint64_t len = event->size;
     for (int i = 0; i < 8; i++) header[i] = (uint8_t)(len >> (8 * i));
@@ -130,10 +135,13 @@ static mx_status write_record(mx_tfevents *w, const pbuf *event)
     for (int i = 0; i < 4; i++) header[8 + i] = (uint8_t)(crc >> (8 * i));
     crc = mx_crc32c_mask(mx_crc32c(event->data, event->size));
     for (int i = 0; i < 4; i++) footer[i] = (uint8_t)(crc >> (8 * i));
-    if (fwrite(header, 1, 12, w->file) != 12 || fwrite(event->data, 1, event->size, w->file) != event->size ||
-        fwrite(footer, 1, 4, w->file) != 4)
-        return mx_error_set(MX_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
-    return MX_OK;
+    put_bytes(&record, header, 12);
+    put_bytes(&record, event->data, event->size);
+    put_bytes(&record, footer, 4);
+    mx_status st = record.failed ? mx_error_set(MX_ERR_NOMEM, "%s: out of memory encoding an event", w->path)
+                                 : mx_file_append_record(w->fd, w->path, record.data, record.size);
+    free(record.data);
+    return st;
 }
 
 /* Event{wall_time = 1, step = 2, summary = 5 { value = 1 { tag = 1, ... } } } around one value. */
@@ -221,9 +229,11 @@ mx_status mx_tfevents_open(const char *dir, mx_tfevents **out)
     gethostname(host, sizeof host - 1);
     snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s.%ld.mixreg", dir, (long long)time(NULL), host,
              (long)getpid());
-    w->file = fopen(w->path, "wb");
-    if (!w->file) {
-        st = mx_error_set(MX_ERR_IO, "%s: cannot create: %s", w->path, strerror(errno));
+    /* A new file, never an existing one nor through a symbolic link. */
+    w->fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        st = mx_error_set(MX_ERR_IO, "%s: cannot create: %s", w->path,
+                          errno == EEXIST ? "it exists already (refusing to write into or through it)" : strerror(errno));
         free(w);
         return st;
     }
@@ -245,14 +255,14 @@ mx_status mx_tfevents_open(const char *dir, mx_tfevents **out)
 
 mx_status mx_tfevents_flush(mx_tfevents *w)
 {
-    if (fflush(w->file) != 0) return mx_error_set(MX_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
+    (void)w; /* records go to the file as they are written: nothing is buffered */
     return MX_OK;
 }
 
 void mx_tfevents_close(mx_tfevents *w)
 {
     if (!w) return;
-    fclose(w->file);
+    close(w->fd);
     free(w);
 }
 

@@ -19,6 +19,7 @@
 #include "mixreg/rescale.h"
 #include "mixreg/rng.h"
 #include "mixreg/run.h"
+#include "mixreg/run_dir.h"
 #include "mixreg/run_files.h"
 #include "mixreg/step.h"
 #include "mixreg/tfevents.h"
@@ -44,11 +45,47 @@ typedef struct {
     mx_tfevents *events;      /* RUN_DIR/tensorboard, NULL with --no-tensorboard */
     size_t fault_nan_step;    /* test hook: MIXREG_FAULT_NAN_STEP=N makes step N's loss NaN */
     char log_path[MX_PATH_MAX + 32];
+    int lock_fd;              /* the run directory's writer lock, -1 when not held */
 } trainer;
 
+/* SIGINT/SIGTERM: once training runs, the handler only records the signal and
+ * the loop saves a checkpoint after the step in progress. Before that (with
+ * mx_train_catch_signals: loading data, setting up) there is nothing to save,
+ * so the handler says so and exits at once. */
 static volatile sig_atomic_t g_stop_signal = 0;
+static volatile sig_atomic_t g_training = 0;
+static char g_early_message[512];
+static volatile sig_atomic_t g_early_len = 0;
 
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
+static void on_stop_signal(int sig)
+{
+    if (!g_training && g_early_len) {
+        /* Only async-signal-safe calls: the signal number by hand, write, _exit. */
+        char msg[sizeof g_early_message + 16] = "mixreg: interrupted by signal ";
+        size_t n = strlen(msg);
+        if (sig >= 10) msg[n++] = (char)('0' + sig / 10 % 10);
+        msg[n++] = (char)('0' + sig % 10);
+        memcpy(msg + n, g_early_message, (size_t)g_early_len);
+        n += (size_t)g_early_len;
+        ssize_t w = write(STDERR_FILENO, msg, n);
+        (void)w;
+        _exit(130);
+    }
+    g_stop_signal = sig;
+}
+
+void mx_train_catch_signals(const char *what_remains)
+{
+    int len = snprintf(g_early_message, sizeof g_early_message, " before training started; %s\n", what_remains);
+    g_early_len = len < 0 ? 0 : len < (int)sizeof g_early_message ? len : (int)sizeof g_early_message - 1;
+    g_training = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static void trainer_free(trainer *t)
 {
@@ -59,6 +96,8 @@ static void trainer_free(trainer *t)
     mx_dataset_free(&t->val);
     free(t->order);
     mx_tfevents_close(t->events);
+    mx_run_dir_unlock(t->lock_fd);
+    t->lock_fd = -1;
 }
 
 static double wall_clock(void)
@@ -72,8 +111,8 @@ static mx_status open_events(trainer *t)
 {
     if (!t->run.config.tensorboard) return MX_OK;
     char dir[MX_PATH_MAX + 32];
-    snprintf(dir, sizeof dir, "%s/tensorboard", t->run.config.out);
-    return mx_tfevents_open(dir, &t->events);
+    mx_status st = mx_run_dir_subdir(t->run.config.out, "tensorboard", dir, sizeof dir);
+    return st == MX_OK ? mx_tfevents_open(dir, &t->events) : st;
 }
 
 /* Scalars "<prefix>/accuracy" etc. for one evaluation mode. */
@@ -197,17 +236,30 @@ static mx_status write_config(const mx_train_config *cfg)
     return st;
 }
 
-static mx_status prepare_run_dir(const mx_train_config *cfg)
+static mx_status check_no_run_yet(const mx_train_config *cfg)
 {
-    if (!cfg->out[0]) return mx_error_set(MX_ERR_ARG, "no run directory given (--out)");
     char path[MX_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", cfg->out, MX_RUN_MODEL_FILE);
     struct stat sb;
-    if (stat(path, &sb) == 0)
+    if (lstat(path, &sb) == 0)
         return mx_error_set(MX_ERR_ARG, "%s already holds a run; choose another --out, or continue it with --resume %s",
                             cfg->out, cfg->out);
-    mx_status st = mx_make_dirs(cfg->out);
-    return st == MX_OK ? write_config(cfg) : st;
+    return MX_OK;
+}
+
+/* A fresh run's directory: created, locked against other writers, and
+ * cleared of what a run that was stopped before its first checkpoint left. */
+static mx_status claim_fresh_run_dir(trainer *t)
+{
+    const mx_train_config *cfg = &t->run.config;
+    if (!cfg->out[0]) return mx_error_set(MX_ERR_ARG, "no run directory given (--out)");
+    mx_status st = check_no_run_yet(cfg);
+    if (st == MX_OK) st = mx_make_dirs(cfg->out);
+    if (st == MX_OK) st = mx_run_dir_lock(cfg->out, &t->lock_fd);
+    if (st == MX_OK) st = check_no_run_yet(cfg);  /* again, now that no other writer can be saving one */
+    if (st != MX_OK) return st;
+    mx_run_dir_remove_stale_temporaries(cfg->out);
+    return mx_run_dir_start_over(cfg->out);
 }
 
 /* ---- checkpoints ---- */
@@ -245,8 +297,7 @@ static mx_status save_checkpoint(trainer *t, const mx_rng *mix_rng, double epoch
     mx_status st = mx_run_save(cfg->out, &t->run);
     if (st == MX_OK && cfg->keep) {
         char dir[MX_PATH_MAX + 32], path[MX_PATH_MAX + 96];
-        snprintf(dir, sizeof dir, "%s/checkpoints", cfg->out);
-        st = mx_make_dirs(dir);
+        st = mx_run_dir_subdir(cfg->out, "checkpoints", dir, sizeof dir);
         snprintf(path, sizeof path, "%s/step-%010zu.safetensors", dir, t->run.step);
         if (st == MX_OK) st = mx_run_save_file(path, &t->run);
         if (st == MX_OK) remove_old_checkpoints(dir, cfg->keep);
@@ -284,7 +335,9 @@ static mx_status trim_log(const char *path, size_t step)
 {
     char *text, *out;
     size_t size, used;
-    if (access(path, F_OK) != 0) return MX_OK;
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return MX_OK;
+    if (S_ISLNK(sb.st_mode)) return mx_error_set(MX_ERR_IO, "%s is a symbolic link; refusing to read or write through it", path);
     mx_status st = mx_file_read_all(path, (size_t)1 << 30, &text, &size);
     if (st != MX_OK) return st;
     st = mx_run_files_trim_log(text, size, step, &out, &used);
@@ -453,6 +506,9 @@ static mx_status run_with_signals(trainer *t, mx_train_result *result)
     g_stop_signal = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* From here a stop saves a checkpoint (and after the loop is ignored by the
+     * early handler mx_train_catch_signals installed, should it be restored). */
+    g_training = 1;
     mx_status st = train_loop(t, result);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -496,6 +552,7 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     if (st != MX_OK) return st;
     trainer t;
     memset(&t, 0, sizeof t);
+    t.lock_fd = -1;
     t.run.config = *cfg;
     t.test = test;
     st = mx_class_names_copy(train->class_names, train->num_classes, &t.run.class_names); /* kept with the model */
@@ -503,7 +560,9 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
-    if (st == MX_OK) st = prepare_run_dir(cfg);
+    /* Only now, with everything that can be refused checked, is anything written. */
+    if (st == MX_OK) st = claim_fresh_run_dir(&t);
+    if (st == MX_OK) st = write_config(cfg);
     if (st == MX_OK) st = open_events(&t);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
@@ -516,10 +575,20 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     memset(result, 0, sizeof *result);
     trainer t;
     memset(&t, 0, sizeof t);
-    mx_status st = mx_run_load(dir, 1, &t.run);
+    /* Locked before reading, so the checkpoint read is the one continued. */
+    int lock_fd;
+    mx_status st = mx_run_dir_lock(dir, &lock_fd);
     if (st != MX_OK) return st;
+    mx_run_dir_remove_stale_temporaries(dir);
+    st = mx_run_load(dir, 1, &t.run);
+    t.lock_fd = lock_fd;
+    if (st != MX_OK) {
+        mx_run_dir_unlock(lock_fd);
+        return st;
+    }
     if (!t.run.has_train_state) {
         mx_run_free(&t.run);
+        mx_run_dir_unlock(lock_fd);
         return mx_error_set(MX_ERR_FORMAT, "%s/%s holds no training state to resume from", dir, MX_RUN_MODEL_FILE);
     }
     snprintf(t.run.config.out, sizeof t.run.config.out, "%s", dir);
