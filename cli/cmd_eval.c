@@ -36,7 +36,8 @@ static const char eval_help[] =
     "                           accuracy by the ObjectNet rule (needs --data folder:DIR)\n"
     "  --predictions FILE       per-sample probabilities (.csv or .npy: index, label, p0..)\n"
     "                           of the rescaled prediction if reported, else the plain one\n"
-    "  --batch-size B           evaluation batch (default 500)\n"
+    "  --batch-size B           evaluation batch: at most B samples at once (default 500), fewer\n"
+    "                           when $MIXREG_INFERENCE_MEMORY bytes (default 512 MiB) hold fewer\n"
     "  --threads T              (default: all cores)\n"
     "  --json                   one JSON object, one entry per mode\n";
 
@@ -142,8 +143,13 @@ int cmd_eval(int argc, char **argv)
     mx_set_threads(o.threads);
 
     mx_run run;
-    mx_status st = mx_run_load(run_dir, o.batch, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);
     if (st != MX_OK) return cli_report(st);
+    st = mx_evaluate_plan(run.model, o.batch);
+    if (st != MX_OK) {
+        mx_run_free(&run);
+        return cli_report(st);
+    }
     const char *data = o.data ? o.data : run.config.data;
     mx_dataset test = {0};
     mx_eval_report report = {0};

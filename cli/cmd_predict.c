@@ -111,7 +111,8 @@ int cmd_predict(int argc, char **argv)
     if (!n_images == !data) cli_usage_error("predict: give either IMAGE files or --data");
     mx_set_threads(0);
     mx_run run;
-    mx_status st = mx_run_load(run_dir, 256, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);
+    if (st == MX_OK && (st = mx_evaluate_plan(run.model, 256)) != MX_OK) mx_run_free(&run);
     if (st != MX_OK) {
         free(images);
         return cli_report(st);

@@ -13,6 +13,7 @@
 #include "mixreg/experiment.h"
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
+#include "mixreg/evaluate.h"
 #include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "train/progress.h"
@@ -105,7 +106,8 @@ static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg, data_cache *data, double *summary)
 {
     mx_run run;
-    mx_status st = mx_run_load(cfg->out, 500, &run);
+    mx_status st = mx_run_load(cfg->out, 0, &run);
+    if (st == MX_OK && (st = mx_evaluate_plan(run.model, 500)) != MX_OK) mx_run_free(&run);
     if (st != MX_OK) return st;
     mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
