@@ -143,18 +143,15 @@ int cmd_eval(int argc, char **argv)
     mx_set_threads(o.threads);
 
     mx_run run;
-    mx_status st = mx_run_load(run_dir, 0, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers once the batch is known */
     if (st != MX_OK) return cli_report(st);
-    st = mx_evaluate_plan(run.model, o.batch);
-    if (st != MX_OK) {
-        mx_run_free(&run);
-        return cli_report(st);
-    }
     const char *data = o.data ? o.data : run.config.data;
     mx_dataset test = {0};
     mx_eval_report report = {0};
     char fit_note[160] = "";
     st = mx_train_data_load(&run.config, data, "test", &test);
+    /* Inference buffers for batches of --batch-size, or of the whole test split if smaller. */
+    if (st == MX_OK) st = mx_evaluate_plan(run.model, test.n && test.n < o.batch ? test.n : o.batch);
     mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split, NULL};
     mx_class_map map = {0};
     if (st == MX_OK && o.class_map) {

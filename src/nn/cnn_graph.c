@@ -361,7 +361,10 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
                 nd->mask = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size);
             }
         }
-        for (size_t s = 0; s < num_slots; s++) g->slots[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+        for (size_t s = 0; s < num_slots; s++) {
+            float *slot = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+            if (g->slots) g->slots[s] = slot; /* NULL: measuring only */
+        }
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
         if (g->backend == MX_BACKEND_CPU)
             g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));
