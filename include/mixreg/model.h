@@ -98,7 +98,7 @@ void mx_model_free(mx_model *model);
  * PREDICT: mx_model_predict only, nothing kept for a backward (tensors share
  * buffers by forward liveness; on the cpu backend the networks that predict
  * in chunks of CNN_PREDICT_CHUNK hold one chunk's activations): resnet20 at
- * 224x224 needs ~13 MB a sample where training keeps ~75 MB. */
+ * 224x224 needs 15 MiB a sample where training keeps 72 MiB. */
 typedef enum { MX_MODEL_TRAIN = 0, MX_MODEL_PREDICT = 1 } mx_model_use;
 
 /* Replaces the model's activation buffers (and the cpu backend's plans) by
@@ -110,8 +110,8 @@ mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use);
 /* Bytes of activation buffers mx_model_plan(model, batch, use) would
  * allocate (measured, nothing allocated; SIZE_MAX if it would overflow).
  * Outside them: the parameters, the cpu backend's oneDNN scratch (the
- * convolution plans' own, a few MiB to ~100 MiB for resnet50 at 224) and the
- * caller's input and output. */
+ * plans' own, made at first use for each batch size) and the caller's input
+ * and output. */
 size_t mx_model_plan_bytes(const mx_model *model, size_t batch, mx_model_use use);
 /* The largest batch b <= want (at least 1) for which mx_model_plan_bytes(b)
  * plus b * caller_per_sample bytes (the caller's own per-sample buffers: its

@@ -275,7 +275,7 @@ static int plan_recompute(cnn_graph *g, size_t b)
  * of the backward), so they share a few buffers: preact18 at batch 128 keeps
  * 243 MiB fewer. A model planned for prediction only (g->predict_only) has
  * no backward: every tensor shares, and a few buffers hold the whole
- * forward (resnet20 at 224x224: 13 MB a sample instead of 75). A tensor
+ * forward (resnet20 at 224x224: 15 MiB a sample instead of 72). A tensor
  * holds its buffer from two nodes before its producer, because cnn_predict's fused convolutions write a batch norm's or
  * residual add's output there; and a node's output never shares with its
  * inputs. Returns the number of shared buffers; size[b] their element counts
