@@ -124,8 +124,11 @@ static int finish_training(mx_status st, const mx_train_result *result, const ch
         return 130;
     }
     if (st != MX_OK) return cli_report(st);
-    printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result->epochs_done,
-           result->steps_done, result->train_img_per_s, out);
+    /* A resumed run that had nothing left to train has no speed to report. */
+    char speed[48] = "";
+    if (result->train_img_per_s > 0) snprintf(speed, sizeof speed, ", %.0f img/s", result->train_img_per_s);
+    printf("test set after %zu epoch%s (%zu step%s%s), run directory %s\n", result->epochs_done,
+           result->epochs_done == 1 ? "" : "s", result->steps_done, result->steps_done == 1 ? "" : "s", speed, out);
     print_metrics_table(&result->plain, &result->rescaled);
     return 0;
 }
@@ -204,7 +207,7 @@ int cmd_train(int argc, char **argv)
         printf("mixup alpha %g (theta_bar %.4f), ", cfg.mixup.alpha, theta.theta_bar);
     else
         printf("ERM (no mixup), ");
-    printf("%zu epochs, batch %zu -> %s\n", cfg.epochs, cfg.batch_size, cfg.out);
+    printf("%zu epoch%s, batch %zu -> %s\n", cfg.epochs, cfg.epochs == 1 ? "" : "s", cfg.batch_size, cfg.out);
     fflush(stdout);
 
     mx_train_result result;

@@ -140,8 +140,10 @@ static mx_status build_fresh(trainer *t)
     st = mx_model_create(&spec, t->batch, &t->run.model);
     if (st != MX_OK) return st;
     mx_model_init_params(t->run.model, cfg->seed);
+    /* --mix-prob leaves a fraction of the samples unmixed (theta = 1), which
+     * the stored theta_bar must count. */
     mx_theta_stats theta;
-    st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
+    st = mx_theta_stats_mixed(cfg->mixup.alpha, cfg->cutmix.prob, &theta);
     /* The statistics' pass: the training pipeline without mixing (its
      * augmentation drawn as for an epoch 0 that training never uses), or clean
      * images with --rescale-stats clean. */
