@@ -133,8 +133,8 @@ static mx_status plan_analysis(mx_run *run, size_t want, size_t n, int moments)
                             covariance / MiB, (double)budget / MiB);
     const double fixed = samples + (moments ? covariance : 0);
     if (fixed > (double)budget)
-        return mx_error_set(MX_ERR_NOMEM, "analyze: %zu samples of %.0f inputs%s take %.0f MiB, over the inference memory "
-                            "budget of %.0f MiB ($MIXREG_INFERENCE_MEMORY): ask for fewer --samples", n, d,
+        return mx_error_set(MX_ERR_NOMEM, "analyze: %zu samples of %.0f inputs%s take %.0f MiB, over the inference "
+                            "memory budget of %.0f MiB ($MIXREG_INFERENCE_MEMORY): ask for fewer --samples", n, d,
                             moments ? " and the input covariance" : "", fixed / MiB, (double)budget / MiB);
     const size_t per_sample = mx_analysis_bytes_per_sample((size_t)C, (size_t)d);
     const size_t batch = mx_model_fit_batch(run->model, want < n ? want : (n ? n : 1), MX_MODEL_TRAIN, per_sample,

@@ -75,7 +75,8 @@ static void test_plan_sizes(void)
     mx_model *m = NULL;
     CHECK_OK(mx_model_create(&spec, 0, &m));
     if (!m) return;
-    const size_t train = mx_model_plan_bytes(m, 16, MX_MODEL_TRAIN), predict = mx_model_plan_bytes(m, 16, MX_MODEL_PREDICT);
+    const size_t train = mx_model_plan_bytes(m, 16, MX_MODEL_TRAIN);
+    const size_t predict = mx_model_plan_bytes(m, 16, MX_MODEL_PREDICT);
     printf("  resnet20 %dx%dx%d batch 16: %zu bytes to train, %zu to predict\n", C, H, W, train, predict);
     CHECK(predict > 0 && predict * 3 < train);
     CHECK(mx_model_plan_bytes(m, 32, MX_MODEL_PREDICT) > predict);

@@ -86,11 +86,12 @@ typedef struct {
     mx_dnnl_linear_plan *linear;
 } cnn_node_plan;
 
-/* Every node's plans for batch size n: the model's max batch (or for
- * prediction only, its largest chunk), made when the model is planned, and up to three other (size, training or inference)
- * sets (an epoch's last partial batch, an evaluation's full and last
- * batches), made at their first forward and replaced least recently used
- * first. */
+/* Every node's plans for batch size n: a model planned for training has its
+ * max batch's, made when it is planned, and up to three other (size,
+ * training or inference) sets (an epoch's last partial batch, an
+ * evaluation's full and last batches), made at their first forward and
+ * replaced least recently used first; a model planned for prediction only
+ * has up to four inference sets, all made at first use. */
 #define CNN_PLAN_SETS 4
 typedef struct {
     size_t n;                    /* 0: an empty slot */
