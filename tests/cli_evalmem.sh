@@ -3,8 +3,8 @@
 # resnet20 evaluates with the default flags (--batch-size 500, which once
 # asked for 37 GB of training buffers) under a 2 GiB address-space limit,
 # with the metrics of an unlimited run; batches cut at a boundary that does
-# not divide the split, or squeezed to one sample by a tiny budget, give the
-# same metrics; analyze and predict plan within the budget too; a resnet50 at
+# not divide the split, or squeezed to one sample by a tiny budget, or with
+# the split streamed from disk, give the same metrics; analyze and predict plan within the budget too; a resnet50 at
 # 224 evaluates in well under 2 GiB of peak memory.
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -60,6 +60,10 @@ check 'same_metrics "$WORK/free.json" "$WORK/b4.json"'
 MIXREG_INFERENCE_MEMORY=1048576 "$BIN" eval "$WORK/r20" --json --threads 2 > "$WORK/tiny.json" 2> "$WORK/eval.err" \
     || fail "eval with a 1 MiB budget failed: $(cat "$WORK/eval.err")"
 check 'same_metrics "$WORK/free.json" "$WORK/tiny.json"'
+# A test split over $MIXREG_MEMORY_BUDGET is streamed (--stream auto, the run's setting): the same metrics.
+MIXREG_MEMORY_BUDGET=1000 "$BIN" eval "$WORK/r20" --json --threads 2 > "$WORK/streamed.json" 2> "$WORK/eval.err" \
+    || fail "eval of a streamed split failed: $(cat "$WORK/eval.err")"
+check 'same_metrics "$WORK/free.json" "$WORK/streamed.json"'
 # The budget's own errors: usage (exit 2), one line.
 MIXREG_INFERENCE_MEMORY=12k expect_status 2 "MIXREG_INFERENCE_MEMORY: '12k' is not a number of bytes" -- eval "$WORK/r20"
 # predict plans within the budget as eval does.
