@@ -4,8 +4,9 @@
 # asked for 37 GB of training buffers) under a 2 GiB address-space limit,
 # with the metrics of an unlimited run; batches cut at a boundary that does
 # not divide the split, or squeezed to one sample by a tiny budget, or with
-# the split streamed from disk, give the same metrics; analyze and predict plan within the budget too; a resnet50 at
-# 224 evaluates in well under 2 GiB of peak memory.
+# the split streamed from disk, give the same metrics; analyze and predict
+# plan within the budget too; a resnet50 at 224 evaluates in well under
+# 2 GiB of peak memory.
 . "$(dirname "$0")/cli_lib.sh"
 
 # AddressSanitizer reserves terabytes of address space for its shadow memory
