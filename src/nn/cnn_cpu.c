@@ -367,7 +367,7 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
         cnn_plan_set *s = &g->plans[i];
         if (s->n == n && s->inference == inference) {
             s->last_use = ++g->plan_clock;
-            return s;
+            return s->failed ? NULL : s;
         }
         /* Slot 0 (the max batch's training set) stays; an empty slot, else the least recently used. */
         if ((i > 0 || g->predict_only) && (!victim || (victim->n && (!s->n || s->last_use < victim->last_use))))
@@ -375,6 +375,10 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
     }
     free_set(g, victim);
     if (make_set(g, victim, n, inference) == MX_OK) return victim;
+    /* Remembered, so that later batches of this size do not make (and fail)
+     * the same plans again, one call each. */
+    victim->n = n, victim->inference = inference, victim->failed = 1;
+    victim->last_use = ++g->plan_clock;
     if (!g->plan_warned) {
         fprintf(stderr, "mixreg: %s; running that batch size %s\n", mx_error_message(),
                 inference ? "without the inference fusions" : "on the reference layers");

@@ -96,6 +96,7 @@ typedef struct {
 typedef struct {
     size_t n;                    /* 0: an empty slot */
     int inference;               /* cnn_predict's plans: inference-only convolutions with the fusions */
+    int failed;                  /* these plans could not be made (node NULL): that batch runs without them */
     unsigned long last_use;
     cnn_node_plan *node;         /* num_nodes entries */
 } cnn_plan_set;
