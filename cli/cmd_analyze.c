@@ -31,7 +31,8 @@ static const char analyze_help[] =
     "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
     "  --samples N              the first N test samples (default 1000)\n"
     "  --seed S                 the power iteration's start vector (default 0)\n"
-    "  --batch-size B           samples per Jacobian batch (default 250)\n"
+    "  --batch-size B           samples per Jacobian batch (default 250; fewer when the inference\n"
+    "                           memory budget, $MIXREG_INFERENCE_MEMORY bytes, holds fewer)\n"
     "  --threads T              (default: all cores)\n"
     "  --json                   one JSON object\n";
 
@@ -120,6 +121,34 @@ static mx_status load_moments(const mx_run *run, const char *data, mx_data_momen
     return st;
 }
 
+/* The analysis within the inference memory budget (mx_model_inference_budget):
+ * the test samples and, for the Taylor terms, the training covariances are
+ * held whole, so they must fit first; the model is then planned for
+ * Jacobian batches (a backward to the input: MX_MODEL_TRAIN buffers) of as
+ * many samples as the rest holds, at most `want`. */
+static mx_status plan_analysis(mx_run *run, size_t want, size_t n, int moments)
+{
+    size_t budget;
+    mx_status st = mx_model_inference_budget(&budget);
+    if (st != MX_OK) return st;
+    const double d = (double)mx_model_input_size(run->model), C = (double)mx_model_get_spec(run->model)->num_classes;
+    const double MiB = 1048576.0, samples = (double)n * d * 4, covariance = (d * d + C * d + C * C + d + C) * 4;
+    if (moments && covariance > (double)budget)
+        return mx_error_set(MX_ERR_NOMEM, "analyze: the Taylor terms need the %.0f x %.0f input covariance (%.0f MiB), "
+                            "over the inference memory budget of %.0f MiB ($MIXREG_INFERENCE_MEMORY)", d, d,
+                            covariance / MiB, (double)budget / MiB);
+    const double fixed = samples + (moments ? covariance : 0);
+    if (fixed > (double)budget)
+        return mx_error_set(MX_ERR_NOMEM, "analyze: %zu samples of %.0f inputs%s take %.0f MiB, over the inference "
+                            "memory budget of %.0f MiB ($MIXREG_INFERENCE_MEMORY): ask for fewer --samples", n, d,
+                            moments ? " and the input covariance" : "", fixed / MiB, (double)budget / MiB);
+    const size_t per_sample = mx_analysis_bytes_per_sample((size_t)C, (size_t)d);
+    const size_t batch = mx_model_fit_batch(run->model, want < n ? want : (n ? n : 1), MX_MODEL_TRAIN, per_sample,
+                                            budget - (size_t)fixed);
+    st = mx_model_plan(run->model, batch, MX_MODEL_TRAIN);
+    return st == MX_OK ? MX_OK : mx_error_wrap(st, "analyze: Jacobian batches of %zu", batch);
+}
+
 static void json_number(const char *key, double v, int last)
 {
     if (isfinite(v)) printf("\"%s\": %.10g%s", key, v, last ? "" : ", ");
@@ -200,7 +229,7 @@ int cmd_analyze(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
     mx_run run;
-    mx_status st = mx_run_load(run_dir, o.batch, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers by plan_analysis */
     if (st != MX_OK) return cli_report(st);
     const char *data = o.data ? o.data : run.config.data;
     mx_theta_stats theta;
@@ -213,6 +242,7 @@ int cmd_analyze(int argc, char **argv)
     st = mx_theta_stats_compute(run.config.mixup.alpha, &theta);
     if (st == MX_OK) st = load_samples(&run, data, o.samples, &x, &labels, &n);
     const int erm = theta.theta_var == 0 && theta.gamma2 == 0;
+    if (st == MX_OK) st = plan_analysis(&run, o.batch, n, !erm);
     if (st == MX_OK && !erm) st = load_moments(&run, data, &mo);
     if (st == MX_OK) {
         mx_analysis_config cfg = {.theta_bar = run.rescale.theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,

@@ -37,7 +37,8 @@ static const char eval_help[] =
     "                           accuracy by the ObjectNet rule (needs --data folder:DIR)\n"
     "  --predictions FILE       per-sample probabilities (.csv or .npy: index, label, p0..)\n"
     "                           of the rescaled prediction if reported, else the plain one\n"
-    "  --batch-size B           evaluation batch (default 500)\n"
+    "  --batch-size B           evaluation batch: at most B samples at once (default 500), fewer\n"
+    "                           when $MIXREG_INFERENCE_MEMORY bytes (default 512 MiB) hold fewer\n"
     "  --threads T              (default: all cores)\n"
     "  --json                   one JSON object, one entry per mode\n";
 
@@ -159,7 +160,7 @@ int cmd_eval(int argc, char **argv)
     mx_set_threads(o.threads);
 
     mx_run run;
-    mx_status st = mx_run_load(run_dir, o.batch, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers once the batch is known */
     if (st != MX_OK) return cli_report(st);
     const char *data = o.data ? o.data : run.config.data;
     if (o.class_map && strncmp(data, "folder:", 7))
@@ -171,6 +172,8 @@ int cmd_eval(int argc, char **argv)
     /* A class map relates the data's classes to the model's; otherwise they are matched by name. */
     if (st == MX_OK && !o.class_map)
         st = cli_match_classes(&test, data, "test", run.class_names, mx_model_get_spec(run.model)->num_classes);
+    /* Inference buffers for batches of --batch-size, or of the whole test split if smaller. */
+    if (st == MX_OK) st = mx_evaluate_plan(run.model, test.n && test.n < o.batch ? test.n : o.batch);
     mx_eval_request request = {o.want_plain, o.want_rescaled, o.fit_temperature, o.bins, o.val_split, NULL};
     mx_class_map map = {0};
     if (st == MX_OK && o.class_map) {

@@ -113,7 +113,7 @@ int cmd_predict(int argc, char **argv)
     cli_check_data("predict", data);
     mx_set_threads(0);
     mx_run run;
-    mx_status st = mx_run_load(run_dir, 256, &run);
+    mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers once the batch is known */
     if (st != MX_OK) {
         free(images);
         return cli_report(st);
@@ -138,6 +138,8 @@ int cmd_predict(int argc, char **argv)
     size_t classes = spec->num_classes;
     float *logits = st == MX_OK ? malloc(ds.n * classes * sizeof(float) + 1) : NULL;
     int32_t *labels = st == MX_OK ? malloc(ds.n * sizeof(int32_t) + 1) : NULL;
+    /* Inference buffers for batches of 256 samples, or all of them if fewer (within the memory budget). */
+    if (st == MX_OK) st = mx_evaluate_plan(run.model, ds.n && ds.n < 256 ? ds.n : 256);
     if (st == MX_OK) st = mx_evaluate_logits(run.model, &ds, &run.normalizer, stats, logits, labels);
     if (st == MX_OK) {
         mx_softmax_temperature(logits, ds.n, classes, 1.0, logits);

@@ -114,6 +114,12 @@ typedef struct {
 
 /* Every estimate above over n samples x (n x d, normalised) with labels in
  * [0, C). Deterministic for a given config. */
+/* Bytes mx_analyze keeps per sample of a batch besides the model's buffers
+ * (the Jacobians at x and x~ and J~ Sigma_xx, C x d each, the shrunk inputs,
+ * the input gradient), at most: with the model's MX_MODEL_TRAIN plan
+ * (mx_model_fit_batch) it bounds a batch's memory. */
+size_t mx_analysis_bytes_per_sample(size_t num_classes, size_t input_size);
+
 mx_status mx_analyze(mx_model *model, const float *x, const int32_t *labels, size_t n, const mx_analysis_config *cfg,
                      mx_analysis *out);
 

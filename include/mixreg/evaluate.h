@@ -9,7 +9,8 @@
 #include "mixreg/rescale.h"
 
 /* Fills *plain when plain is not NULL and *rescaled (using stats) when
- * rescaled is not NULL. Batches of the model's max batch size. */
+ * rescaled is not NULL. Batches of the model's max batch size (a model
+ * without buffers: MX_ERR_ARG). */
 mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz, const mx_rescale_stats *stats,
                       size_t bins, mx_metrics *plain, mx_metrics *rescaled);
 
@@ -19,6 +20,18 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
  * the labels (ds->n), rescaled when stats is not NULL. */
 mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
                              const mx_rescale_stats *stats, float *logits, int32_t *labels);
+
+/* Plans a model (e.g. mx_run_load's with max batch 0) for evaluation and
+ * prediction: MX_MODEL_PREDICT buffers (nothing kept for a backward) for
+ * batches of up to `batch` samples, fewer when the inference memory budget
+ * (mx_model_inference_budget) holds fewer: the activation buffers plus the
+ * evaluation's own per-sample buffers (the input batch twice: normalised and
+ * rescaled, mx_evaluate_bytes_per_sample) stay within it, so evaluation
+ * needs a bounded amount of memory whatever `batch` says (the data set and
+ * the per-sample results aside). */
+mx_status mx_evaluate_plan(mx_model *model, size_t batch);
+/* The bytes mx_evaluate and mx_evaluate_logits keep per sample of a batch. */
+size_t mx_evaluate_bytes_per_sample(const mx_model *model);
 
 /* Metrics from logits already computed (bins equal-width bins); reliability
  * arrays (bins entries each) are filled when not NULL. */

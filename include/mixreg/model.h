@@ -90,10 +90,13 @@ int mx_model_arch_known(const char *arch);
 mx_status mx_model_spec_set_hidden(mx_model_spec *spec, const char *list);
 
 /* Checks the spec (known arch, shapes that fit) and plans every buffer for
- * batches of up to max_batch samples. Sizes are computed with overflow checks:
- * an input of more than MX_MODEL_MAX_INPUT values per sample, more than
- * MX_MODEL_MAX_CLASSES classes or a batch whose buffers overflow size_t is
- * MX_ERR_ARG before anything large is allocated. */
+ * training batches of up to max_batch samples (mx_model_plan with
+ * MX_MODEL_TRAIN). max_batch 0: the parameters and buffers alone (what a
+ * checkpoint holds), no activation buffers: mx_model_plan before running it
+ * (forward, predict and backward abort until then). Sizes are computed with
+ * overflow checks: an input of more than MX_MODEL_MAX_INPUT values per sample,
+ * more than MX_MODEL_MAX_CLASSES classes or a batch whose buffers overflow
+ * size_t is MX_ERR_ARG before anything large is allocated. */
 mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model **out);
 /* The same, refusing (MX_ERR_FORMAT) a model of more than max_values parameters
  * and buffer values in all before allocating them: a checkpoint passes how
@@ -101,6 +104,39 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
  * the file's own size. */
 mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, size_t max_values, mx_model **out);
 void mx_model_free(mx_model *model);
+
+/* What a model's activation buffers are planned for. TRAIN: forward and
+ * backward (every tensor a backward reads kept, the gradient slots).
+ * PREDICT: mx_model_predict only, nothing kept for a backward (tensors share
+ * buffers by forward liveness; on the cpu backend the networks that predict
+ * in chunks of CNN_PREDICT_CHUNK hold one chunk's activations): resnet20 at
+ * 224x224 needs 15 MiB a sample where training keeps 72 MiB. */
+typedef enum { MX_MODEL_TRAIN = 0, MX_MODEL_PREDICT = 1 } mx_model_use;
+
+/* Replaces the model's activation buffers (and the cpu backend's plans) by
+ * ones for batches of up to max_batch samples (>= 1) for `use`; parameters
+ * and buffers are kept. On failure the model is left without activation
+ * buffers (max batch 0). A PREDICT model refuses mx_model_forward and
+ * mx_model_backward (they abort). */
+mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use);
+/* Bytes of activation buffers mx_model_plan(model, batch, use) would
+ * allocate (measured, nothing allocated; SIZE_MAX if it would overflow).
+ * Outside them: the parameters, the cpu backend's oneDNN scratch (the
+ * plans' own, made at first use for each batch size) and the caller's input
+ * and output. */
+size_t mx_model_plan_bytes(const mx_model *model, size_t batch, mx_model_use use);
+/* The largest batch b <= want (at least 1) for which mx_model_plan_bytes(b)
+ * plus b * caller_per_sample bytes (the caller's own per-sample buffers: its
+ * input batch...) stays within budget bytes. */
+size_t mx_model_fit_batch(const mx_model *model, size_t want, mx_model_use use, size_t caller_per_sample,
+                          size_t budget);
+/* The memory budget of inference (eval, predict, analyze): bytes of
+ * activation buffers plus the caller's per-sample buffers, from
+ * $MIXREG_INFERENCE_MEMORY (bytes) when set, else MX_INFERENCE_MEMORY_DEFAULT
+ * or a quarter of physical memory if that is less. MX_ERR_ARG when the
+ * variable is not a whole number of bytes in [1 MiB, 2^48]. */
+#define MX_INFERENCE_MEMORY_DEFAULT ((size_t)512 << 20)
+mx_status mx_model_inference_budget(size_t *bytes);
 
 const mx_model_spec *mx_model_get_spec(const mx_model *model);
 size_t mx_model_input_size(const mx_model *model);
@@ -130,7 +166,7 @@ mx_status mx_model_copy_state(mx_model *dst, const mx_model *src);
 void mx_model_init_params(mx_model *model, uint64_t seed);
 
 /* Logits (n x num_classes) in a buffer owned by the model, valid until the next
- * forward. Keeps what backward needs. n <= max_batch. */
+ * forward. Keeps what backward needs. n <= max_batch; a TRAIN model only. */
 const float *mx_model_forward(mx_model *model, const float *x, size_t n);
 
 /* Floating-point operations of one sample's forward: 2 per multiply-add of
@@ -145,7 +181,8 @@ double mx_model_forward_flops(const mx_model *model);
  * into its weights and bias, as PyTorch's fuse_conv_bn_eval), the residual
  * add and the ReLU after that (oneDNN post-ops), so the logits are the eval
  * forward's up to float32 rounding (1e-5 relative), not bit for bit.
- * Evaluation (mx_predict_logits) runs on it. */
+ * Evaluation (mx_predict_logits) runs on it. n <= max_batch; a TRAIN or
+ * PREDICT model. */
 const float *mx_model_predict(mx_model *model, const float *x, size_t n);
 
 /* Gradients of the loss w.r.t. every parameter, given d loss / d logits of the

@@ -22,6 +22,30 @@ static void free_buffers(eval_buffers *b)
     mx_metrics_free(&b->rescaled);
 }
 
+size_t mx_evaluate_bytes_per_sample(const mx_model *model)
+{
+    /* x and scratch (the rescaled input), the logits, an index and a label. */
+    return (2 * mx_model_input_size(model) + mx_model_get_spec(model)->num_classes) * sizeof(float) +
+           sizeof(uint32_t) + sizeof(int32_t);
+}
+
+mx_status mx_evaluate_plan(mx_model *model, size_t batch)
+{
+    size_t budget;
+    mx_status st = mx_model_inference_budget(&budget);
+    if (st != MX_OK) return st;
+    size_t fit = mx_model_fit_batch(model, batch, MX_MODEL_PREDICT, mx_evaluate_bytes_per_sample(model), budget);
+    st = mx_model_plan(model, fit, MX_MODEL_PREDICT);
+    return st == MX_OK ? MX_OK : mx_error_wrap(st, "planning evaluation in batches of %zu", fit);
+}
+
+/* Evaluation batches of the model's max batch: a model without buffers has none. */
+static mx_status check_planned(const mx_model *model)
+{
+    if (mx_model_max_batch(model)) return MX_OK;
+    return mx_error_set(MX_ERR_ARG, "evaluation: the model has no buffers planned (mx_evaluate_plan)");
+}
+
 mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz, const mx_rescale_stats *stats,
                       size_t bins, mx_metrics *plain, mx_metrics *rescaled)
 {
@@ -33,6 +57,7 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
     if (ds->num_classes > classes)
         return mx_error_set(MX_ERR_ARG, "data has %zu classes but the model predicts %zu", ds->num_classes, classes);
     if (rescaled && !stats) return mx_error_set(MX_ERR_ARG, "rescaled evaluation needs rescale statistics");
+    if (check_planned(model) != MX_OK) return MX_ERR_ARG;
     mx_model_set_training(model, 0);
     eval_buffers b = {0};
     b.x = malloc(batch * dim * sizeof(float));
@@ -84,6 +109,7 @@ mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_nor
     if (ds->channels * ds->height * ds->width != dim || ds->num_classes > classes)
         return mx_error_set(MX_ERR_ARG, "data does not fit the model (%zux%zux%zu, %zu classes)", ds->channels, ds->height,
                             ds->width, ds->num_classes);
+    if (check_planned(model) != MX_OK) return MX_ERR_ARG;
     mx_model_set_training(model, 0);
     float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
     uint32_t *index = malloc(batch * sizeof(uint32_t));

@@ -13,6 +13,7 @@
 #include "mixreg/experiment.h"
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
+#include "mixreg/evaluate.h"
 #include "mixreg/run.h"
 #include "mixreg/run_dir.h"
 #include "mixreg/source.h"
@@ -117,7 +118,8 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     mx_status st = mx_run_dir_lock(cfg->out, &lock_fd);
     if (st != MX_OK) return st;
     mx_run run;
-    st = mx_run_load(cfg->out, 500, &run);
+    st = mx_run_load(cfg->out, 0, &run);
+    if (st == MX_OK && (st = mx_evaluate_plan(run.model, 500)) != MX_OK) mx_run_free(&run);
     if (st != MX_OK) {
         mx_run_dir_unlock(lock_fd);
         return st;

@@ -182,6 +182,14 @@ static mx_status workspace_alloc(workspace *w, size_t C, size_t d, size_t b, int
     return MX_OK;
 }
 
+size_t mx_analysis_bytes_per_sample(size_t num_classes, size_t input_size)
+{
+    const size_t C = num_classes, d = input_size;
+    if (C && d > SIZE_MAX / sizeof(float) / 8 / C) return SIZE_MAX;
+    /* jac, jt, js (C d each); xt and mx_input_jacobian's dx (d each); logits, ht, dlogits (C each). */
+    return (3 * C * d + 2 * d + 3 * C) * sizeof(float);
+}
+
 /* Smoothness, confidence and entropy of one batch of Jacobians and logits. */
 static void measure_smoothness(workspace *w, const float *jac, const float *logits, const mx_analysis_config *cfg,
                                size_t max_iter, double tol, size_t count, mx_smoothness *out)

@@ -245,10 +245,6 @@ static mx_status plan_fusion(cnn_graph *g)
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     if (!g->pred_cache)
         for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].pred_cache_at = CNN_NONE;
-    if (!g->pred_chunked) return MX_OK;
-    const size_t logits = g->model->max_batch * g->tensors[g->nodes[g->num_nodes - 1].out].size;
-    if (!(g->pred_logits = malloc(logits * sizeof(float))))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     return MX_OK;
 }
 
@@ -316,32 +312,51 @@ mx_status cnn_dnnl_init(cnn_graph *g)
     mx_status st = assign_layouts(g);
     if (st == MX_OK) st = plan_fusion(g);
     if (st == MX_OK) st = mx_dnnl_context_create(&g->dnnl);
-    if (st == MX_OK) st = make_set(g, &g->plans[0], g->model->max_batch, 0);
+    return st;
+}
+
+mx_status cnn_dnnl_plan(cnn_graph *g)
+{
+    const size_t B = g->model->max_batch;
+    /* Training: the max batch's set, made now so that a failure is reported
+     * now. Prediction makes its sets at first use (cnn_dnnl_plans), where one
+     * that cannot be made (oneDNN refuses some fusions at some batch sizes)
+     * runs unfused instead. */
+    mx_status st = g->predict_only ? MX_OK : make_set(g, &g->plans[0], B, 0);
     /* bf16: each convolution keeps its input in bfloat16 from the forward for
      * the backward weights (one reorder a step fewer; sized for the max batch). */
-    for (size_t k = 0; st == MX_OK && k < g->num_nodes; k++) {
+    for (size_t k = 0; st == MX_OK && !g->predict_only && k < g->num_nodes; k++) {
         const mx_dnnl_conv2d_plan *conv = g->plans[0].node[k].conv;
         const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
         if (bytes && !(g->nodes[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
+    const size_t logits = B * g->tensors[g->nodes[g->num_nodes - 1].out].size;
+    if (st == MX_OK && g->pred_chunked && !(g->pred_logits = malloc(logits * sizeof(float))))
+        st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     return st;
 }
 
-void cnn_dnnl_free(cnn_graph *g)
+void cnn_dnnl_drop_plans(cnn_graph *g)
 {
     for (size_t k = 0; k < g->num_nodes; k++) {
         free(g->nodes[k].x_bf16);
         g->nodes[k].x_bf16 = NULL;
     }
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &g->plans[i]);
+    free(g->pred_logits);
+    g->pred_logits = NULL;
+}
+
+void cnn_dnnl_free(cnn_graph *g)
+{
+    cnn_dnnl_drop_plans(g);
     mx_dnnl_context_free(g->dnnl);
     g->dnnl = NULL;
     free(g->fold);
     free(g->wino_u);
-    free(g->pred_logits);
     free(g->pred_cache);
-    g->fold = g->wino_u = g->pred_logits = g->pred_cache = NULL;
+    g->fold = g->wino_u = g->pred_cache = NULL;
 }
 
 const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
@@ -352,13 +367,18 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
         cnn_plan_set *s = &g->plans[i];
         if (s->n == n && s->inference == inference) {
             s->last_use = ++g->plan_clock;
-            return s;
+            return s->failed ? NULL : s;
         }
-        /* Slot 0 (the max batch) stays; an empty slot, else the least recently used. */
-        if (i > 0 && (!victim || (victim->n && (!s->n || s->last_use < victim->last_use)))) victim = s;
+        /* Slot 0 (the max batch's training set) stays; an empty slot, else the least recently used. */
+        if ((i > 0 || g->predict_only) && (!victim || (victim->n && (!s->n || s->last_use < victim->last_use))))
+            victim = s;
     }
     free_set(g, victim);
     if (make_set(g, victim, n, inference) == MX_OK) return victim;
+    /* Remembered, so that later batches of this size do not make (and fail)
+     * the same plans again, one call each. */
+    victim->n = n, victim->inference = inference, victim->failed = 1;
+    victim->last_use = ++g->plan_clock;
     if (!g->plan_warned) {
         fprintf(stderr, "mixreg: %s; running that batch size %s\n", mx_error_message(),
                 inference ? "without the inference fusions" : "on the reference layers");

@@ -259,6 +259,7 @@ static int backward_reads(const cnn_graph *g, int t)
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
+    if (g->predict_only) return 1; /* no backward: nothing to recompute, nothing kept */
     if (g->backend != MX_BACKEND_CPU || bn->op != CNN_BN || !bn->relu || b + 1 == g->num_nodes) return 0;
     size_t first = b;
     for (size_t j = b + 1; j < g->num_nodes; j++) {
@@ -276,8 +277,10 @@ static int plan_recompute(cnn_graph *g, size_t b)
  * (plan_recompute), need their values only while the forward walks from
  * their producer to their last reader (and, recomputed, within that stretch
  * of the backward), so they share a few buffers: preact18 at batch 128 keeps
- * 243 MiB fewer. A tensor holds its buffer from two nodes before its
- * producer, because cnn_predict's fused convolutions write a batch norm's or
+ * 243 MiB fewer. A model planned for prediction only (g->predict_only) has
+ * no backward: every tensor shares, and a few buffers hold the whole
+ * forward (resnet20 at 224x224: 15 MiB a sample instead of 72). A tensor
+ * holds its buffer from two nodes before its producer, because cnn_predict's fused convolutions write a batch norm's or
  * residual add's output there; and a node's output never shares with its
  * inputs. Returns the number of shared buffers; size[b] their element counts
  * per sample. */
@@ -307,27 +310,41 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
     return count;
 }
 
-static mx_status plan_arena(cnn_graph *g)
+/* The samples the activation buffers hold for a max batch of B: all of them,
+ * except where prediction runs in chunks (cnn_predict), one chunk's. */
+static size_t arena_samples(const cnn_graph *g, size_t B, int predict_only)
 {
-    const size_t B = g->model->max_batch;
-    if (g->largest > SIZE_MAX / sizeof(float) / B / 4)
-        return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", B);
-    g->slots = calloc(g->num_slots ? g->num_slots : 1, sizeof *g->slots);
+    return predict_only && g->pred_chunked && B > CNN_PREDICT_CHUNK ? CNN_PREDICT_CHUNK : B;
+}
+
+/* Lays out the arena for a max batch of B (g->predict_only saying for what):
+ * measures it, then with `commit` allocates it and points the tensors, the
+ * nodes' saved state and the gradient slots into it. *bytes: the measured size. */
+static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *bytes)
+{
+    const size_t B = arena_samples(g, max_batch, g->predict_only);
+    *bytes = SIZE_MAX;
+    /* A bound on every buffer together: each tensor and slot at most `largest` floats a sample, with room to spare. */
+    if (g->largest > SIZE_MAX / sizeof(float) / B / 4 / (g->num_tensors + g->num_slots + 1))
+        return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", max_batch);
+    const size_t num_slots = g->predict_only ? 0 : g->num_slots;
+    g->slots = commit ? calloc(num_slots ? num_slots : 1, sizeof *g->slots) : NULL;
     size_t *shared_size = calloc(g->num_tensors, sizeof *shared_size);
     float **shared = calloc(g->num_tensors, sizeof *shared);
-    if (!g->slots || !shared_size || !shared) {
+    if ((commit && !g->slots) || !shared_size || !shared) {
         free(shared_size), free(shared);
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
     const size_t num_shared = plan_shared(g, shared_size);
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 1 + commit; pass++) {
         if (pass == 0) {
             mx_arena_measure(&g->arena);
         } else {
+            *bytes = g->arena.used;
             mx_status st = mx_arena_commit(&g->arena);
             if (st != MX_OK) {
                 free(shared_size), free(shared);
-                return mx_error_wrap(st, "network buffers for batch %zu", B);
+                return mx_error_wrap(st, "network buffers for batch %zu", max_batch);
             }
         }
         for (size_t b = 0; b < num_shared; b++) shared[b] = mx_arena_alloc(&g->arena, B * shared_size[b] * sizeof(float));
@@ -348,14 +365,18 @@ static mx_status plan_arena(cnn_graph *g)
                 nd->mask = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size);
             }
         }
-        for (size_t s = 0; s < g->num_slots; s++) g->slots[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+        for (size_t s = 0; s < num_slots; s++) {
+            float *slot = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+            if (g->slots) g->slots[s] = slot; /* NULL: measuring only */
+        }
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
         if (g->backend == MX_BACKEND_CPU)
             g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));
     }
+    if (!commit) *bytes = g->arena.used;
     free(shared_size), free(shared);
-    for (size_t t = 1; t < g->num_tensors; t++)
-        if (g->tensors[t].slot >= 0) g->tensors[t].grad = g->slots[g->tensors[t].slot];
+    for (size_t t = 1; commit && t < g->num_tensors; t++)
+        g->tensors[t].grad = !g->predict_only && g->tensors[t].slot >= 0 ? g->slots[g->tensors[t].slot] : NULL;
     return MX_OK;
 }
 
@@ -369,8 +390,16 @@ mx_status cnn_plan(cnn_graph *g)
         return mx_error_set(MX_ERR_ARG, "network: the last layer must give the %zu logits", g->model->spec.num_classes);
     mx_status st = mx_model_alloc_params(g->model);
     if (st == MX_OK) st = assign_slots(g);
-    if (st == MX_OK) st = plan_arena(g);
     return st;
+}
+
+/* The activation arena and the gradient slots (not the cpu backend's plans). */
+static void free_buffers(cnn_graph *g)
+{
+    mx_arena_free(&g->arena);
+    free(g->slots);
+    g->slots = NULL;
+    for (size_t t = 0; t < g->num_tensors; t++) g->tensors[t].data = g->tensors[t].grad = NULL;
 }
 
 void cnn_graph_free(cnn_graph *g)
@@ -378,11 +407,50 @@ void cnn_graph_free(cnn_graph *g)
     if (!g) return;
     cnn_profile_report(g);
     cnn_dnnl_free(g);  /* the plans, then their context */
-    mx_arena_free(&g->arena);
-    free(g->slots);
+    free_buffers(g);
     free(g->nodes);
     free(g->tensors);
     free(g);
+}
+
+/* mx_model_plan: the arena for model->max_batch, then the cpu backend's plans. */
+static mx_status cnn_replan(mx_model *m)
+{
+    cnn_graph *g = m->impl;
+    cnn_dnnl_drop_plans(g);
+    free_buffers(g);
+    g->predict_only = m->predict_only;
+    g->fwd_inference = 0;
+    g->fwd_plans = NULL;
+    size_t bytes;
+    mx_status st = plan_arena(g, m->max_batch, 1, &bytes);
+    if (st == MX_OK && g->backend == MX_BACKEND_CPU) st = cnn_dnnl_plan(g);
+    if (st != MX_OK) {
+        cnn_dnnl_drop_plans(g);
+        free_buffers(g);
+    }
+    return st;
+}
+
+/* plan_arena's measuring pass on a copy of the graph (it marks tensors and
+ * nodes as it plans), so the model's own plan stays as it is. */
+static size_t cnn_plan_bytes(const mx_model *m, size_t batch, int predict_only)
+{
+    const cnn_graph *g = m->impl;
+    cnn_graph copy = *g;
+    copy.predict_only = predict_only;
+    copy.arena = (mx_arena){0};
+    copy.tensors = malloc(g->num_tensors * sizeof *copy.tensors);
+    copy.nodes = malloc(g->num_nodes * sizeof *copy.nodes);
+    size_t bytes = SIZE_MAX;
+    if (copy.tensors && copy.nodes) {
+        memcpy(copy.tensors, g->tensors, g->num_tensors * sizeof *copy.tensors);
+        memcpy(copy.nodes, g->nodes, g->num_nodes * sizeof *copy.nodes);
+        if (plan_arena(&copy, batch, 0, &bytes) != MX_OK) bytes = SIZE_MAX;
+    }
+    free(copy.tensors);
+    free(copy.nodes);
+    return bytes;
 }
 
 static void cnn_destroy(mx_model *m)
@@ -406,8 +474,8 @@ static double cnn_forward_flops(const mx_model *m)
     return flops;
 }
 
-static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward,   cnn_predict,
-                                     cnn_backward,    cnn_destroy,   cnn_forward_flops};
+static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward,       cnn_predict, cnn_backward,
+                                     cnn_destroy,     cnn_forward_flops, cnn_replan,  cnn_plan_bytes};
 
 mx_status mx_cnn_create(mx_model *m)
 {
@@ -426,5 +494,5 @@ mx_status mx_cnn_create(mx_model *m)
     if (st == MX_OK) st = cnn_plan(g);
     if (st == MX_OK && g->backend == MX_BACKEND_CPU) st = cnn_dnnl_init(g);
     if (st == MX_OK) cnn_reset_buffers(m, 0);
-    return st;
+    return st; /* the activation buffers: mx_model_plan (cnn_replan) */
 }

@@ -86,15 +86,17 @@ typedef struct {
     mx_dnnl_linear_plan *linear;
 } cnn_node_plan;
 
-/* Every node's plans for batch size n: the model's max batch, made when the
- * model is created, and up to three other (size, training or inference)
- * sets (an epoch's last partial batch, an evaluation's full and last
- * batches), made at their first forward and replaced least recently used
- * first. */
+/* Every node's plans for batch size n: a model planned for training has its
+ * max batch's, made when it is planned, and up to three other (size,
+ * training or inference) sets (an epoch's last partial batch, an
+ * evaluation's full and last batches), made at their first forward and
+ * replaced least recently used first; a model planned for prediction only
+ * has up to four inference sets, all made at first use. */
 #define CNN_PLAN_SETS 4
 typedef struct {
     size_t n;                    /* 0: an empty slot */
     int inference;               /* cnn_predict's plans: inference-only convolutions with the fusions */
+    int failed;                  /* these plans could not be made (node NULL): that batch runs without them */
     unsigned long last_use;
     cnn_node_plan *node;         /* num_nodes entries */
 } cnn_plan_set;
@@ -106,6 +108,7 @@ typedef struct {
     cnn_tensor *tensors;
     size_t num_tensors, tensor_cap;
     mx_status status;            /* the first error while building */
+    int predict_only;            /* the arena is planned for cnn_predict alone (MX_MODEL_PREDICT) */
     mx_arena arena;
     float *workspace;            /* im2col, the largest any convolution needs */
     size_t workspace_bytes;
@@ -153,17 +156,21 @@ int cnn_dropout(cnn_graph *g, int in, float p);
 /* Records an error (the first one wins) and returns -1. */
 int cnn_fail(cnn_graph *g, mx_status st);
 
-/* After an architecture built the graph: allocates parameters and buffers,
- * assigns gradient slots and plans the arena. */
+/* After an architecture built the graph: allocates parameters and buffers
+ * and assigns gradient slots; the arena is planned by mx_model_plan. */
 mx_status cnn_plan(cnn_graph *g);
 void cnn_graph_free(cnn_graph *g);
 
 /* ---- the cpu backend (cnn_cpu.c) ---- */
 /* The largest channel count a batch norm sees (for bn_partial). */
 size_t cnn_cpu_bn_channels(const cnn_graph *g);
-/* Chooses each tensor's layout, then makes the context and the plans for the
- * model's max batch (after cnn_plan). */
+/* Chooses each tensor's layout and the inference fusions, and makes the
+ * context (after cnn_plan, once). */
 mx_status cnn_dnnl_init(cnn_graph *g);
+/* The plans for the model's max batch and use (after the arena is planned). */
+mx_status cnn_dnnl_plan(cnn_graph *g);
+/* Frees every plan set and what was sized for the max batch (before a replan). */
+void cnn_dnnl_drop_plans(cnn_graph *g);
 void cnn_dnnl_free(cnn_graph *g);
 /* The plan set for batch n (inference: cnn_predict's), made now if it is
  * new; NULL when that fails (a note on stderr, once): the forward then runs

@@ -106,17 +106,60 @@ static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     }
 }
 
+static void free_activations(mlp_impl *impl)
+{
+    for (size_t l = 0; l < impl->num_layers; l++) free(impl->act[l]), impl->act[l] = NULL;
+    free(impl->delta[0]), free(impl->delta[1]);
+    impl->delta[0] = impl->delta[1] = NULL;
+}
+
 static void mlp_destroy(mx_model *m)
 {
     mlp_impl *impl = m->impl;
     if (!impl) return;
-    for (size_t l = 0; l < impl->num_layers; l++) free(impl->act[l]);
-    free(impl->delta[0]);
-    free(impl->delta[1]);
+    free_activations(impl);
     free(impl);
 }
 
-static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, NULL, mlp_backward, mlp_destroy, NULL};
+/* The widest hidden layer (1 without one): the backward's delta rows. */
+static size_t widest_hidden(const mlp_impl *impl)
+{
+    size_t widest = 1;
+    for (size_t l = 0; l + 1 < impl->num_layers; l++)
+        if (impl->width[l + 1] > widest) widest = impl->width[l + 1];
+    return widest;
+}
+
+/* Every layer's output, and (training) two delta buffers; tiny next to a CNN's. */
+static size_t mlp_plan_bytes(const mx_model *m, size_t batch, int predict_only)
+{
+    const mlp_impl *impl = m->impl;
+    size_t floats = predict_only ? 0 : 2 * widest_hidden(impl);
+    for (size_t l = 0; l < impl->num_layers; l++) floats += impl->width[l + 1];
+    return floats > SIZE_MAX / sizeof(float) / batch ? SIZE_MAX : batch * floats * sizeof(float);
+}
+
+static mx_status mlp_plan(mx_model *m)
+{
+    mlp_impl *impl = m->impl;
+    free_activations(impl);
+    if (mlp_plan_bytes(m, m->max_batch, m->predict_only) == SIZE_MAX)
+        return mx_error_set(MX_ERR_NOMEM, "MLP activations too large for batch %zu", m->max_batch);
+    for (size_t l = 0; l < impl->num_layers; l++)
+        if (!(impl->act[l] = malloc(m->max_batch * impl->width[l + 1] * sizeof(float)))) {
+            free_activations(impl);
+            return mx_error_set(MX_ERR_NOMEM, "out of memory for activations");
+        }
+    for (size_t k = 0; !m->predict_only && k < 2; k++)
+        if (!(impl->delta[k] = malloc(m->max_batch * widest_hidden(impl) * sizeof(float)))) {
+            free_activations(impl);
+            return mx_error_set(MX_ERR_NOMEM, "out of memory for gradients");
+        }
+    return MX_OK;
+}
+
+static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, NULL,          mlp_backward,
+                                     mlp_destroy,     NULL,        mlp_plan,      mlp_plan_bytes};
 
 mx_status mx_mlp_create(mx_model *m)
 {
@@ -129,7 +172,6 @@ mx_status mx_mlp_create(mx_model *m)
     for (size_t l = 0; l < m->spec.num_hidden; l++) impl->width[l + 1] = m->spec.hidden[l];
     impl->width[impl->num_layers] = m->spec.num_classes;
 
-    size_t widest_hidden = 1;
     for (size_t l = 0; l < impl->num_layers; l++) {
         char name[64];
         size_t wshape[2] = {impl->width[l + 1], impl->width[l]};
@@ -137,13 +179,6 @@ mx_status mx_mlp_create(mx_model *m)
         mx_model_add_tensor(m, name, 2, wshape);
         snprintf(name, sizeof name, "%zu.bias", 1 + 2 * l);
         mx_model_add_tensor(m, name, 1, &wshape[0]);
-        impl->act[l] = malloc(m->max_batch * impl->width[l + 1] * sizeof(float));
-        if (!impl->act[l]) return mx_error_set(MX_ERR_NOMEM, "out of memory for activations");
-        if (l + 1 < impl->num_layers && impl->width[l + 1] > widest_hidden) widest_hidden = impl->width[l + 1];
-    }
-    for (size_t k = 0; k < 2; k++) {
-        impl->delta[k] = malloc(m->max_batch * widest_hidden * sizeof(float));
-        if (!impl->delta[k]) return mx_error_set(MX_ERR_NOMEM, "out of memory for gradients");
     }
     return mx_model_alloc_params(m);
 }

@@ -1,9 +1,11 @@
 /* Architecture-independent parts of mx_model: spec checks, the parameter
  * table, and dispatch to the architecture. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mixreg/checked.h"
 #include "mixreg/layers_dnnl.h"
@@ -94,7 +96,6 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
 mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, size_t max_values, mx_model **out)
 {
     *out = NULL;
-    if (max_batch == 0) return mx_error_set(MX_ERR_ARG, "batch size must be at least 1");
     if (spec->num_classes < 2) return mx_error_set(MX_ERR_ARG, "a classifier needs at least 2 classes");
     if (!spec->in_channels || !spec->in_height || !spec->in_width)
         return mx_error_set(MX_ERR_ARG, "model input shape has a zero dimension");
@@ -113,7 +114,6 @@ mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, s
     mx_model *model = calloc(1, sizeof *model);
     if (!model) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the model");
     model->spec = *spec;
-    model->max_batch = max_batch;
     model->max_values = max_values;
     model->training = 1;
     mx_status st;
@@ -126,6 +126,7 @@ mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, s
     } else {
         st = mx_error_set(MX_ERR_ARG, "unknown model '%s' (available: %s)", spec->arch, mx_model_arch_names());
     }
+    if (st == MX_OK && max_batch) st = mx_model_plan(model, max_batch, MX_MODEL_TRAIN);
     if (st != MX_OK) {
         mx_model_free(model);
         return st;
@@ -271,8 +272,78 @@ size_t mx_model_param_tensors(const mx_model *model, const mx_param_info **table
 
 void mx_model_init_params(mx_model *model, uint64_t seed) { model->ops->init_params(model, seed); }
 
+mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use)
+{
+    if (max_batch == 0) return mx_error_set(MX_ERR_ARG, "batch size must be at least 1");
+    if (use != MX_MODEL_TRAIN && use != MX_MODEL_PREDICT)
+        return mx_error_set(MX_ERR_ARG, "unknown model use %d (expected train or predict)", (int)use);
+    model->max_batch = max_batch;
+    model->predict_only = use == MX_MODEL_PREDICT;
+    mx_status st = model->ops->plan(model);
+    if (st != MX_OK) model->max_batch = 0, model->predict_only = 0;
+    return st;
+}
+
+size_t mx_model_plan_bytes(const mx_model *model, size_t batch, mx_model_use use)
+{
+    return model->ops->plan_bytes(model, batch ? batch : 1, use == MX_MODEL_PREDICT);
+}
+
+/* Bytes for b samples: the plan's and the caller's, SIZE_MAX on overflow. */
+static size_t fit_bytes(const mx_model *model, size_t b, mx_model_use use, size_t per_sample)
+{
+    size_t plan = mx_model_plan_bytes(model, b, use);
+    if (per_sample && b > (SIZE_MAX - plan) / per_sample) return SIZE_MAX;
+    return plan + b * per_sample;
+}
+
+size_t mx_model_fit_batch(const mx_model *model, size_t want, mx_model_use use, size_t caller_per_sample,
+                          size_t budget)
+{
+    if (want <= 1 || fit_bytes(model, want, use, caller_per_sample) <= budget) return want ? want : 1;
+    /* The bytes grow with the batch: the largest b in [1, want) that fits, by bisection. */
+    size_t lo = 1, hi = want; /* lo fits (or is 1), hi does not */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (fit_bytes(model, mid, use, caller_per_sample) <= budget) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+mx_status mx_model_inference_budget(size_t *bytes)
+{
+    const char *env = getenv("MIXREG_INFERENCE_MEMORY");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end || errno || env[0] == '-' || v < ((unsigned long long)1 << 20) || v > ((unsigned long long)1 << 48))
+            return mx_error_set(MX_ERR_ARG, "MIXREG_INFERENCE_MEMORY: '%s' is not a number of bytes in [1 MiB, 2^48]",
+                                env);
+        *bytes = (size_t)v;
+        return MX_OK;
+    }
+    *bytes = MX_INFERENCE_MEMORY_DEFAULT;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (size_t)pages / 4 * (size_t)page < *bytes) *bytes = (size_t)pages / 4 * (size_t)page;
+    return MX_OK;
+}
+
+/* Running a model needs buffers planned for it: a caller's bug otherwise
+ * (these calls return no status). */
+static void must_be_planned(const mx_model *model, int for_backward, const char *what)
+{
+    if (model->max_batch && !(for_backward && model->predict_only)) return;
+    fprintf(stderr, "mixreg: internal error: %s on a model %s\n", what,
+            model->max_batch ? "planned for prediction only (mx_model_plan with MX_MODEL_TRAIN)"
+                             : "without activation buffers (mx_model_plan first)");
+    abort();
+}
+
 const float *mx_model_forward(mx_model *model, const float *x, size_t n)
 {
+    must_be_planned(model, 1, "mx_model_forward");
     return model->ops->forward(model, x, n);
 }
 
@@ -287,6 +358,7 @@ double mx_model_forward_flops(const mx_model *model)
 
 const float *mx_model_predict(mx_model *model, const float *x, size_t n)
 {
+    must_be_planned(model, 0, "mx_model_predict");
     if (model->ops->predict) return model->ops->predict(model, x, n);
     const int training = model->training;
     model->training = 0;
@@ -297,10 +369,12 @@ const float *mx_model_predict(mx_model *model, const float *x, size_t n)
 
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n)
 {
+    must_be_planned(model, 1, "mx_model_backward");
     model->ops->backward(model, dlogits, n, NULL);
 }
 
 void mx_model_backward_input(mx_model *model, const float *dlogits, size_t n, float *dx)
 {
+    must_be_planned(model, 1, "mx_model_backward_input");
     model->ops->backward(model, dlogits, n, dx);
 }

@@ -15,12 +15,18 @@ typedef struct {
     void (*destroy)(mx_model *model);
     /* Multiply-adds x 2 of one sample's forward; NULL: 2 x every 2-D weight's size (dense layers). */
     double (*forward_flops)(const mx_model *model);
+    /* (Re)plans the activation buffers for model->max_batch and model->predict_only
+     * (mx_model_plan set them; it clears both on failure). */
+    mx_status (*plan)(mx_model *model);
+    /* What plan would allocate for that batch and use (mx_model_plan_bytes). */
+    size_t (*plan_bytes)(const mx_model *model, size_t batch, int predict_only);
 } mx_model_ops;
 
 struct mx_model {
     const mx_model_ops *ops;
     mx_model_spec spec;
-    size_t max_batch;
+    size_t max_batch;             /* 0: no activation buffers planned */
+    int predict_only;             /* planned for MX_MODEL_PREDICT */
     size_t param_count;
     float *params;
     float *grads;
