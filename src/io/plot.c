@@ -1,7 +1,7 @@
 /* Line, point and bar figures of one or more panels side by side
- * (mx_plot_write) and the release of cairo's caches. Colours are the Tableau
- * 10 mxp_palette, markers cycle through five shapes so series stay apart in grey
- * print too. */
+ * (mx_plot_write). Colours come from plot_colour.c (a mode's name gets the
+ * mode's colour), markers cycle through five shapes so series stay apart in
+ * grey print too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +40,14 @@ mx_status mx_plot_write(const char *path, int width, int height, size_t panels, 
     double each = (double)width / (double)panels;
     for (size_t k = 0; k < panels; k++) {
         panel *p = &ps[k];
-        mxp_panel_layout(cv.cr, p, each * (double)k, 0.0, each, height, 0.0);
-        mxp_panel_draw(cv.cr, p);
         mxp_legend_from_series(p);
         if (p->axes->diagonal && p->legend_count) mxp_legend_add(p, p->diagonal_label, SWATCH_DASHED, NULL, 0);
+        mxp_panel_layout(cv.cr, p, each * (double)k, 0.0, each, height, 0.0);
+        if (mxp_legend_place(cv.cr, p)) { /* no free place inside: below, the plot area shrinking */
+            mxp_panel_layout(cv.cr, p, each * (double)k, 0.0, each, height, 0.0);
+            mxp_legend_place_below(cv.cr, p);
+        }
+        mxp_panel_draw(cv.cr, p);
         mxp_draw_legend(cv.cr, p);
     }
     free(ps);

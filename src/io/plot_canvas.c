@@ -1,7 +1,7 @@
 /* The canvas of a figure: a cairo surface (PNG image or SVG stream into
  * memory) written with mx_file_write_atomic, so a figure is replaced whole or
  * not at all and every failure to write it is an MX_ERR_IO with the reason;
- * text drawing and the mxp_palette. */
+ * text drawing. */
 #include <cairo-svg.h>
 #include <ctype.h>
 #include <fontconfig/fontconfig.h>
@@ -13,18 +13,6 @@
 #include "io/plot_internal.h"
 #include "mixreg/fileio.h"
 
-const double mxp_palette[10][3] = {
-    {0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0}, /* blue */
-    {0xff / 255.0, 0x7f / 255.0, 0x0e / 255.0}, /* orange */
-    {0x2c / 255.0, 0xa0 / 255.0, 0x2c / 255.0}, /* green */
-    {0xd6 / 255.0, 0x27 / 255.0, 0x28 / 255.0}, /* red */
-    {0x94 / 255.0, 0x67 / 255.0, 0xbd / 255.0}, /* purple */
-    {0x8c / 255.0, 0x56 / 255.0, 0x4b / 255.0}, /* brown */
-    {0xe3 / 255.0, 0x77 / 255.0, 0xc2 / 255.0}, /* pink */
-    {0x7f / 255.0, 0x7f / 255.0, 0x7f / 255.0}, /* grey */
-    {0xbc / 255.0, 0xbd / 255.0, 0x22 / 255.0}, /* olive */
-    {0x17 / 255.0, 0xbe / 255.0, 0xcf / 255.0}, /* cyan */
-};
 
 /* ---- output: a cairo surface whose bytes end up in memory ---------------- */
 
@@ -145,7 +133,7 @@ double mxp_text_width(cairo_t *cr, const char *s, double size, int bold)
  * above it (0: the anchor is the top of the capitals, 0.5 their middle, 1 the
  * baseline); angle rotates about the anchor. */
 void mxp_draw_text(cairo_t *cr, const char *s, double x, double y, double size, int bold, double ha, double va,
-                      double angle)
+                   double angle)
 {
     double w = mxp_text_width(cr, s, size, bold);
     cairo_save(cr);
@@ -154,6 +142,13 @@ void mxp_draw_text(cairo_t *cr, const char *s, double x, double y, double size, 
     cairo_move_to(cr, -ha * w, CAP_HEIGHT * size * (1.0 - va));
     cairo_show_text(cr, s);
     cairo_restore(cr);
+    if (mxp_tracing && mxp_tracing->ntexts < MXP_TRACE_MAX) {
+        mxp_trace *t = mxp_tracing;
+        snprintf(t->texts[t->ntexts].text, sizeof t->texts[t->ntexts].text, "%s", s);
+        t->texts[t->ntexts].x = x;
+        t->texts[t->ntexts].y = y;
+        t->ntexts++;
+    }
 }
 
 void mx_plot_release_caches(void)

@@ -89,14 +89,20 @@ void mxp_format_tick(const ticks *t, double v, char *buf, size_t cap);
 
 /* ---- panels (plot_panel.c) ------------------------------------------------- */
 
-typedef enum { SWATCH_LINE, SWATCH_POINTS, SWATCH_LINE_POINTS, SWATCH_BAR, SWATCH_DASHED, SWATCH_TICK } swatch_kind;
+typedef enum {
+    SWATCH_LINE, SWATCH_POINTS, SWATCH_LINE_POINTS, SWATCH_BAR, SWATCH_DASHED, SWATCH_TICK, SWATCH_SPARSE
+} swatch_kind;
 
 typedef struct {
     char label[128];
     swatch_kind kind;
     const double *rgb;
-    int marker;
+    int marker, dashed;
 } legend_entry;
+
+typedef struct {
+    double x, y, w, h;
+} mxp_rect;
 
 typedef struct {
     const mx_plot_axes *axes;
@@ -104,7 +110,9 @@ typedef struct {
     size_t count;
     const char *diagonal_label; /* legend entry for y = x (NULL: none) */
     double bar_fill;            /* fraction of the spacing a group of bars takes */
-    size_t colour_offset;       /* series k gets colour (offset + k) */
+    const unsigned char *const *sparse; /* per series, per point: a sparse bar (pale, hatched); NULL: none */
+    const mxp_rect *extra;      /* marks drawn besides the series that the legend must not hide */
+    size_t extra_count;
     /* resolved */
     double xmin, xmax, ymin, ymax;
     double bar_gap; /* between neighbouring bar centres, in axis units (log10 x on a log axis) */
@@ -112,8 +120,14 @@ typedef struct {
     ticks xt, yt;
     double px, py, pw, ph; /* the plot area on the canvas */
     double left, top, right, bottom;
+    double box_x, box_w;    /* the panel's share of the canvas, across */
+    double legend_room;     /* kept below the panel for a legend outside the plot area */
     legend_entry legend[MAX_LEGEND];
     size_t legend_count;
+    /* where mxp_legend_place put the legend */
+    mxp_rect legend_box;
+    size_t legend_cols;
+    int legend_outside;
 } panel;
 
 static inline double axis_x(const panel *p, double x) { return p->axes->log_x ? log10(x) : x; }
@@ -134,9 +148,12 @@ static inline int point_ok(const panel *p, const mx_plot_series *s, size_t i)
     return isfinite(s->x[i]) && isfinite(s->y[i]) && (!p->axes->log_x || s->x[i] > 0);
 }
 
-static inline const double *mxp_series_rgb(const panel *p, size_t k)
+/* Series k's colour: its own, its mode's, or the next palette colour that
+ * no other series of the panel takes (plot_canvas.c). */
+const double *mxp_series_rgb(const panel *p, size_t k);
+static inline int mxp_series_marker(const panel *p, size_t k)
 {
-    return mxp_palette[(p->colour_offset + k) % MXP_PALETTE_SIZE];
+    return p->series[k].marker > 0 ? p->series[k].marker - 1 : (int)k;
 }
 
 /* Checks the panel's data and works out its ranges. */
@@ -150,6 +167,9 @@ void mxp_bar_slot(const panel *p, size_t j, double x, double *left, double *widt
 /* Where bars start: y = 0, or the nearer edge when 0 is outside the range. */
 double mxp_bar_baseline(const panel *p);
 void mxp_draw_marker(cairo_t *cr, const double *rgb, int shape, double x, double y);
+/* A bar filled pale and hatched in its colour: a bin with too few samples to trust. */
+void mxp_draw_sparse_bar(cairo_t *cr, const double *rgb, double x, double y, double w, double h);
+void mxp_set_dash(cairo_t *cr, int dashed);
 /* Everything but the legend. */
 void mxp_panel_draw(cairo_t *cr, const panel *p);
 
@@ -158,7 +178,56 @@ void mxp_panel_draw(cairo_t *cr, const panel *p);
 void mxp_legend_add(panel *p, const char *label, swatch_kind kind, const double *rgb, int marker);
 /* An entry for each labelled series, in order. */
 void mxp_legend_from_series(panel *p);
-/* The legend box where it hides the least data. */
+/* Places the legend (p->legend_box): inside the plot area where it hides no
+ * bar, point, error bar, line, diagonal or extra mark, the corners first;
+ * returns 0 then. Where no such place exists, sets p->legend_room (the height
+ * a legend below the panel needs) and returns 1: the caller lays the panel
+ * out again and calls mxp_legend_place_below. */
+int mxp_legend_place(cairo_t *cr, panel *p);
+void mxp_legend_place_below(cairo_t *cr, panel *p);
+/* Draws the legend where mxp_legend_place put it. */
 void mxp_draw_legend(cairo_t *cr, const panel *p);
+
+/* ---- what was drawn, for the tests (plot_canvas.c) ------------------------ */
+
+/* While a trace is started (on this thread), drawing records into it every
+ * data mark (bars, markers, error bars, ticks, count labels) as a box, every
+ * line piece as a segment, every text, legend box and legend entry: the tests
+ * check on it that a legend hides nothing, that counts are written and that
+ * a mode's colour is the same in every figure. */
+#define MXP_TRACE_MAX 4096
+typedef struct {
+    mxp_rect marks[MXP_TRACE_MAX];
+    size_t nmarks;
+    double segments[MXP_TRACE_MAX][4]; /* x0, y0, x1, y1 */
+    size_t nsegments;
+    struct {
+        mxp_rect box;
+        double rgb[3];
+        int sparse;
+    } bars[MXP_TRACE_MAX];
+    size_t nbars;
+    struct {
+        char text[48];
+        double x, y;
+    } texts[MXP_TRACE_MAX];
+    size_t ntexts;
+    struct {
+        mxp_rect box, plot;
+        int outside;
+    } legends[16];
+    size_t nlegends;
+    struct {
+        char label[128];
+        double rgb[3];
+    } entries[64];
+    size_t nentries;
+} mxp_trace;
+
+extern _Thread_local mxp_trace *mxp_tracing;
+/* Clears t and records into it until mxp_trace_start(NULL). */
+void mxp_trace_start(mxp_trace *t);
+void mxp_trace_mark(double x, double y, double w, double h);
+void mxp_trace_segment(double x0, double y0, double x1, double y1);
 
 #endif

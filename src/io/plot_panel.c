@@ -121,7 +121,10 @@ void mxp_panel_layout(cairo_t *cr, panel *p, double x0, double y0, double w, dou
     }
     p->left = fmax(min_left, 14.0 + (ax->ylabel && *ax->ylabel ? LABEL_SIZE + 12.0 : 0.0) + label_w + 6.0 + TICK_LEN);
     p->top = ax->title && *ax->title ? 14.0 + TITLE_SIZE + 14.0 : 18.0;
-    p->bottom = TICK_LEN + 6.0 + TICK_SIZE + (ax->xlabel && *ax->xlabel ? 12.0 + LABEL_SIZE : 0.0) + 14.0;
+    p->bottom = TICK_LEN + 6.0 + TICK_SIZE + (ax->xlabel && *ax->xlabel ? 12.0 + LABEL_SIZE : 0.0) + 14.0 +
+                p->legend_room;
+    p->box_x = x0;
+    p->box_w = w;
     p->right = fmax(22.0, last_w / 2.0 + 10.0);
     p->px = floor(x0 + p->left);
     p->py = floor(y0 + p->top);
@@ -166,14 +169,18 @@ static void draw_diagonal(cairo_t *cr, const panel *p)
     cairo_set_line_width(cr, 1.4);
     set_grey(cr, 0.35);
     if (p->axes->log_x) { /* y = x is a curve on a log x axis */
-        for (int i = 0; i <= 200; i++) {
-            double v = lo * pow(hi / lo, i / 200.0);
-            if (i == 0) cairo_move_to(cr, map_x(p, v), map_y(p, v));
-            else cairo_line_to(cr, map_x(p, v), map_y(p, v));
+        double x0 = map_x(p, lo), y0 = map_y(p, lo);
+        cairo_move_to(cr, x0, y0);
+        for (int i = 1; i <= 200; i++) {
+            double v = lo * pow(hi / lo, i / 200.0), x1 = map_x(p, v), y1 = map_y(p, v);
+            cairo_line_to(cr, x1, y1);
+            mxp_trace_segment(x0, y0, x1, y1);
+            x0 = x1, y0 = y1;
         }
     } else {
         cairo_move_to(cr, map_x(p, lo), map_y(p, lo));
         cairo_line_to(cr, map_x(p, hi), map_y(p, hi));
+        mxp_trace_segment(map_x(p, lo), map_y(p, lo), map_x(p, hi), map_y(p, hi));
     }
     cairo_stroke(cr);
     cairo_restore(cr);
@@ -193,6 +200,7 @@ double mxp_bar_baseline(const panel *p) { return map_y(p, fmin(fmax(0.0, p->ymin
 
 static void draw_error_bar(cairo_t *cr, double x, double y_lo, double y_hi, double cap)
 {
+    mxp_trace_mark(x - cap, y_hi, 2.0 * cap, y_lo - y_hi);
     cairo_move_to(cr, x, y_lo);
     cairo_line_to(cr, x, y_hi);
     cairo_move_to(cr, x - cap, y_lo);
@@ -214,12 +222,24 @@ static void draw_bars(cairo_t *cr, const panel *p)
             if (!point_ok(p, s, i)) continue;
             double left, width, top = map_y(p, s->y[i]);
             mxp_bar_slot(p, j, s->x[i], &left, &width);
-            cairo_rectangle(cr, left, fmin(top, base), width, fabs(base - top));
-            set_rgb(cr, rgb, BAR_FILL_ALPHA);
-            cairo_fill_preserve(cr);
-            set_darker(cr, rgb, 0.7);
-            cairo_set_line_width(cr, 1.0);
-            cairo_stroke(cr);
+            int sparse = p->sparse && p->sparse[k] && p->sparse[k][i];
+            if (sparse) {
+                mxp_draw_sparse_bar(cr, rgb, left, fmin(top, base), width, fabs(base - top));
+            } else {
+                cairo_rectangle(cr, left, fmin(top, base), width, fabs(base - top));
+                set_rgb(cr, rgb, BAR_FILL_ALPHA);
+                cairo_fill_preserve(cr);
+                set_darker(cr, rgb, 0.7);
+                cairo_set_line_width(cr, 1.0);
+                cairo_stroke(cr);
+            }
+            mxp_trace_mark(left, fmin(top, base), width, fabs(base - top));
+            if (mxp_tracing && mxp_tracing->nbars < MXP_TRACE_MAX) {
+                mxp_trace *t = mxp_tracing;
+                t->bars[t->nbars].box = (mxp_rect){left, fmin(top, base), width, fabs(base - top)};
+                for (int c = 0; c < 3; c++) t->bars[t->nbars].rgb[c] = rgb[c];
+                t->bars[t->nbars++].sparse = sparse;
+            }
             if (s->yerr && isfinite(s->yerr[i])) {
                 set_grey(cr, 0.15);
                 cairo_set_line_width(cr, 1.2);
@@ -254,12 +274,41 @@ static void marker_path(cairo_t *cr, int shape, double x, double y, double r)
 
 void mxp_draw_marker(cairo_t *cr, const double *rgb, int shape, double x, double y)
 {
+    mxp_trace_mark(x - 5.0, y - 5.0, 10.0, 10.0);
     marker_path(cr, shape, x, y, 4.0);
     set_rgb(cr, rgb, 1.0);
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_set_line_width(cr, 0.9);
     cairo_stroke(cr);
+}
+
+void mxp_set_dash(cairo_t *cr, int dashed)
+{
+    static const double dash[] = {7.0, 4.0};
+    cairo_set_dash(cr, dash, dashed ? 2 : 0, 0);
+}
+
+/* Pale, so that the eye goes to the bars that can be trusted, and hatched, so
+ * that it still reads as different in grey print. */
+void mxp_draw_sparse_bar(cairo_t *cr, const double *rgb, double x, double y, double w, double h)
+{
+    cairo_save(cr);
+    cairo_rectangle(cr, x, y, w, h);
+    set_rgb(cr, rgb, 0.22);
+    cairo_fill_preserve(cr);
+    cairo_clip_preserve(cr);
+    set_darker(cr, rgb, 0.8);
+    cairo_set_line_width(cr, 1.0);
+    cairo_stroke(cr);
+    cairo_new_path(cr);
+    for (double d = -h; d < w + h; d += 5.0) {
+        cairo_move_to(cr, x + d, y + h);
+        cairo_line_to(cr, x + d + h, y);
+    }
+    cairo_set_line_width(cr, 0.8);
+    cairo_stroke(cr);
+    cairo_restore(cr);
 }
 
 static void draw_lines_and_points(cairo_t *cr, const panel *p)
@@ -279,24 +328,35 @@ static void draw_lines_and_points(cairo_t *cr, const panel *p)
         }
         if (s->style == MX_PLOT_LINE || s->style == MX_PLOT_LINE_POINTS) {
             int pen_down = 0;
+            double lx = 0.0, ly = 0.0;
             for (size_t i = 0; i < s->n; i++) {
                 if (!point_ok(p, s, i)) { /* a gap in the data is a gap in the line */
                     pen_down = 0;
                     continue;
                 }
-                if (pen_down) cairo_line_to(cr, map_x(p, s->x[i]), map_y(p, s->y[i]));
-                else cairo_move_to(cr, map_x(p, s->x[i]), map_y(p, s->y[i]));
+                double x = map_x(p, s->x[i]), y = map_y(p, s->y[i]);
+                if (pen_down) {
+                    cairo_line_to(cr, x, y);
+                    mxp_trace_segment(lx, ly, x, y);
+                } else {
+                    cairo_move_to(cr, x, y);
+                }
+                lx = x, ly = y;
                 pen_down = 1;
             }
+            cairo_save(cr);
+            mxp_set_dash(cr, s->dashed);
             set_rgb(cr, rgb, 1.0);
             cairo_set_line_width(cr, 2.0);
             cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
             cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
             cairo_stroke(cr);
+            cairo_restore(cr);
         }
         if (s->style == MX_PLOT_POINTS || s->style == MX_PLOT_LINE_POINTS)
             for (size_t i = 0; i < s->n; i++)
-                if (point_ok(p, s, i)) mxp_draw_marker(cr, rgb, (int)k, map_x(p, s->x[i]), map_y(p, s->y[i]));
+                if (point_ok(p, s, i))
+                    mxp_draw_marker(cr, rgb, mxp_series_marker(p, k), map_x(p, s->x[i]), map_y(p, s->y[i]));
     }
 }
 
