@@ -45,7 +45,7 @@ mx_status mx_plot_write(const char *path, int width, int height, size_t panels, 
         mxp_panel_layout(cv.cr, p, each * (double)k, 0.0, each, height, 0.0);
         if (mxp_legend_place(cv.cr, p)) { /* no free place inside: below, the plot area shrinking */
             mxp_panel_layout(cv.cr, p, each * (double)k, 0.0, each, height, 0.0);
-            mxp_legend_place_below(cv.cr, p);
+            mxp_legend_place_below(p);
         }
         mxp_panel_draw(cv.cr, p);
         mxp_draw_legend(cv.cr, p);

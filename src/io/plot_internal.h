@@ -184,7 +184,7 @@ void mxp_legend_from_series(panel *p);
  * a legend below the panel needs) and returns 1: the caller lays the panel
  * out again and calls mxp_legend_place_below. */
 int mxp_legend_place(cairo_t *cr, panel *p);
-void mxp_legend_place_below(cairo_t *cr, panel *p);
+void mxp_legend_place_below(panel *p);
 /* Draws the legend where mxp_legend_place put it. */
 void mxp_draw_legend(cairo_t *cr, const panel *p);
 

@@ -173,9 +173,8 @@ int mxp_legend_place(cairo_t *cr, panel *p)
     return 1;
 }
 
-void mxp_legend_place_below(cairo_t *cr, panel *p)
+void mxp_legend_place_below(panel *p)
 {
-    (void)cr;
     mxp_rect *b = &p->legend_box;
     double x = p->px + (p->pw - b->w) / 2.0;
     x = fmin(x, p->box_x + p->box_w - 8.0 - b->w);

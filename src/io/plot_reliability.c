@@ -216,7 +216,7 @@ mx_status mx_plot_reliability_sized(const char *path, int width, int height, con
     top.extra_count = confidence_ticks(&top, models, count, x, ticks_box);
     if (mxp_legend_place(cr, &top)) {
         layout_both(cr, &top, &bottom, width, height, top_h);
-        mxp_legend_place_below(cr, &top);
+        mxp_legend_place_below(&top);
     }
     mxp_panel_draw(cr, &top);
     /* Each bar's mean confidence as a dark tick across it: the gap to the bar
