@@ -1,7 +1,14 @@
 /* The report's figures (PNG, through plot.h): ECE and accuracy against alpha,
  * a reliability diagram per group, and the confidence histograms of the
  * methods side by side. Each written figure is recorded in r->figures for the
- * HTML page. */
+ * HTML page.
+ *
+ * One look per thing drawn, in every figure: a mode (plain, rescaled,
+ * temperature) has its colour from mx_plot_mode_colour; a method run at
+ * several alphas has its marker and line (solid or dashed), its plain
+ * predictions blue wherever they appear; a group drawn as a reference (a
+ * method without a sweep) has a colour no mode uses, the same in the alpha
+ * and the confidence figures. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +66,24 @@ static int swept(const mxr_report *r, const char *method)
     return 0;
 }
 
+/* The marker (1-based, for mx_plot_series) and dashing of the swept methods,
+ * by their rank among the swept methods. */
+static size_t swept_rank(const mxr_report *r, const char **methods, size_t nmethods, const char *method)
+{
+    size_t rank = 0;
+    for (size_t m = 0; m < nmethods && strcmp(methods[m], method) != 0; m++) rank += (size_t)swept(r, methods[m]);
+    return rank;
+}
+
+/* A reference group's colour: the k-th colour no mode uses, k its rank among
+ * the groups of methods without a sweep. */
+static size_t reference_rank(const mxr_report *r, size_t g)
+{
+    size_t rank = 0;
+    for (size_t h = 0; h < g; h++) rank += (size_t)!swept(r, r->groups[h].method);
+    return rank;
+}
+
 /* ---- alpha.png ----------------------------------------------------------- */
 
 typedef struct {
@@ -66,6 +91,8 @@ typedef struct {
     double *x, *ece, *ece_err, *acc, *acc_err;  /* ngroups each */
     size_t n;
     int line;  /* a horizontal reference line (two points, no error bars) */
+    mx_plot_colour colour;
+    int marker, dashed;
 } alpha_series;
 
 static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmethods)
@@ -104,6 +131,10 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
             if (!n) continue;
             alpha_series *a = &s[ns++];
             snprintf(a->label, sizeof a->label, "%s, %s", methods[m], mxr_mode_names[k]);
+            size_t rank = swept_rank(r, methods, nmethods, methods[m]);
+            a->colour = mx_plot_mode_colour(mxr_mode_names[k]);
+            a->marker = 1 + (int)(rank % 5);
+            a->dashed = (int)(rank % 2);
             a->n = n;
             a->x = pool + (ns - 1) * ng * 5;
             a->ece = a->x + ng;
@@ -125,7 +156,12 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
         const mxr_group *grp = &r->groups[g];
         if (swept(r, grp->method) || !drawable(grp, 0)) continue;
         alpha_series *a = &s[ns++];
-        snprintf(a->label, sizeof a->label, "%s, plain", grp->name);
+        /* plain predictions (the caption says so): named by the group alone,
+         * so that "plain" keeps meaning blue */
+        snprintf(a->label, sizeof a->label, "%s", grp->name);
+        size_t rank = reference_rank(r, g);
+        a->colour = mx_plot_other_colour(rank);
+        a->marker = 1 + (int)(rank % 5);
         a->x = pool + (ns - 1) * ng * 5;
         if (grp->alpha > 0) {
             /* A method run at one alpha (an ablation): one point there, with its spread. */
@@ -147,8 +183,10 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
     }
     for (size_t i = 0; st == MX_OK && i < ns; i++) {
         mx_plot_style style = s[i].line ? MX_PLOT_LINE : s[i].n == 1 ? MX_PLOT_POINTS : MX_PLOT_LINE_POINTS;
-        ps[i] = (mx_plot_series){s[i].label, s[i].x, s[i].ece, s[i].line ? NULL : s[i].ece_err, s[i].n, style};
-        ps[ns + i] = (mx_plot_series){s[i].label, s[i].x, s[i].acc, s[i].line ? NULL : s[i].acc_err, s[i].n, style};
+        ps[i] = (mx_plot_series){s[i].label, s[i].x, s[i].ece, s[i].line ? NULL : s[i].ece_err, s[i].n, style,
+                                 s[i].colour, s[i].marker, s[i].dashed};
+        ps[ns + i] = (mx_plot_series){s[i].label, s[i].x, s[i].acc, s[i].line ? NULL : s[i].acc_err, s[i].n, style,
+                                      s[i].colour, s[i].marker, s[i].dashed};
     }
     if (st == MX_OK) {
         mx_plot_axes axes[2] = {
@@ -158,11 +196,13 @@ static mx_status alpha_figure(mxr_report *r, const char **methods, size_t nmetho
         const size_t counts[2] = {ns, ns};
         char path[MXR_PATH];
         st = add_figure(r, "alpha.png",
-                        "ECE and accuracy against alpha: mean and standard deviation over seeds; horizontal "
+                        "ECE and accuracy against alpha: mean and standard deviation over seeds; colour is the "
+                        "prediction mode (plain blue, rescaled orange), marker and line the method; horizontal "
                         "lines are the methods without mixing, single points the methods run at one alpha "
-                        "(plain predictions).",
+                        "(both plain predictions).",
                         path);
-        if (st == MX_OK) st = mx_plot_write(path, 1200, 460, 2, axes, ps, counts);
+        /* tall enough for the plots when the legends go below them */
+        if (st == MX_OK) st = mx_plot_write(path, 1200, 600, 2, axes, ps, counts);
         if (st == MX_OK) r->nfigures++;
     }
     free(s);
@@ -253,7 +293,20 @@ static mx_status confidence_figure(mxr_report *r, const char **methods, size_t n
         const mxr_agg *a = &best->modes[0];
         double *y = pool + (ns + 1) * bins;
         for (size_t b = 0; b < bins; b++) y[b] = (double)a->count[b] / (double)a->total;
-        ps[ns++] = (mx_plot_series){best->name, centre, y, NULL, bins, MX_PLOT_LINE_POINTS};
+        /* the method's look in alpha.png: its plain predictions, or its reference colour */
+        mx_plot_colour colour;
+        int marker, dashed = 0;
+        if (swept(r, methods[m])) {
+            size_t rank = swept_rank(r, methods, nmethods, methods[m]);
+            colour = mx_plot_mode_colour("plain");
+            marker = 1 + (int)(rank % 5);
+            dashed = (int)(rank % 2);
+        } else {
+            size_t rank = reference_rank(r, (size_t)(best - r->groups));
+            colour = mx_plot_other_colour(rank);
+            marker = 1 + (int)(rank % 5);
+        }
+        ps[ns++] = (mx_plot_series){best->name, centre, y, NULL, bins, MX_PLOT_LINE_POINTS, colour, marker, dashed};
     }
     if (st == MX_OK && ns) {
         mx_plot_axes axes = {"Confidence of the plain predictions (per method, alpha closest to 1)",
@@ -261,7 +314,7 @@ static mx_status confidence_figure(mxr_report *r, const char **methods, size_t n
         char path[MXR_PATH];
         st = add_figure(r, "confidence.png",
                         "Confidence histograms of the plain predictions, seeds pooled: for each method its group "
-                        "with alpha closest to 1.",
+                        "with alpha closest to 1 (each drawn as in the alpha figure).",
                         path);
         if (st == MX_OK) st = mx_plot_write(path, 900, 520, 1, &axes, ps, &ns);
         if (st == MX_OK) r->nfigures++;
