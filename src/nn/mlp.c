@@ -116,7 +116,7 @@ static void mlp_destroy(mx_model *m)
     free(impl);
 }
 
-static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, NULL, mlp_backward, mlp_destroy, NULL};
+static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, NULL, mlp_backward, mlp_destroy, NULL, NULL, NULL};
 
 mx_status mx_mlp_create(mx_model *m)
 {

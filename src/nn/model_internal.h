@@ -15,6 +15,9 @@ typedef struct {
     void (*destroy)(mx_model *model);
     /* Multiply-adds x 2 of one sample's forward; NULL: 2 x every 2-D weight's size (dense layers). */
     double (*forward_flops)(const mx_model *model);
+    /* Sync batch norm (mx_model_set_bn_sync, mx_model_bn_sync_idle); NULL: no batch norm. */
+    mx_status (*set_bn_sync)(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
+    void (*bn_sync_idle)(mx_model *model);
 } mx_model_ops;
 
 struct mx_model {
