@@ -570,7 +570,8 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     t.test = test;
     t.root = mx_dist_is_root();
     t.ranks = mx_dist_size();
-    st = split_data(&t, train);
+    st = mx_train_dist_check_config(cfg);
+    if (st == MX_OK) st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
