@@ -79,6 +79,24 @@ check 'compare "$WORK/cnn1/model.safetensors" "$WORK/cnn2/model.safetensors" 2e-
 check '! compare "$WORK/cnn1/model.safetensors" "$WORK/cnn2local/model.safetensors" 1e-3 2> /dev/null'
 expect_status 2 "cpu backend" -- train "${CNN[@]}" --backend ref --sync-bn --out "$WORK/cnnref"
 
+# A batch of 85 over 256 images ends with a batch of 1: process 1 has no
+# sample then and takes part in the batch-norm exchanges with zeros. With a
+# learning rate of ~0 the weights stay put, so the momentum buffers sum the
+# four steps' gradients: one process's to a relative 1e-5 (measured 1.3e-6).
+IDLE=(--data "idx:$WORK/d16" --model resnet20 --epochs 1 --batch-size 85 --lr 1e-12 --mixup-alpha 1 --seed 3 --threads 1
+      --no-tensorboard --warmup-epochs 0 --sync-bn)
+"$BIN" train "${IDLE[@]}" --out "$WORK/idle1" > /dev/null 2>&1 || fail "one process, batches of 85"
+mpi2 train "${IDLE[@]}" --out "$WORK/idle2" > /dev/null 2> "$WORK/idle2.err" || fail "2 processes, a batch of 1: $(tail -3 "$WORK/idle2.err")"
+check 'compare "$WORK/idle1/model.safetensors" "$WORK/idle2/model.safetensors" 1e-5 "^mixreg.optim.momentum"'
+
+# Processes given different settings are refused before training.
+timeout 60 "${MPIRUN[@]}" -np 1 "$BIN" train "${MLP[@]}" --batch-size 64 --out "$WORK/mixed" : \
+    -np 1 "$BIN" train "${MLP[@]}" --batch-size 32 --out "$WORK/mixed" > /dev/null 2> "$WORK/mixed.err"
+status=$?
+check '[ "$status" != 0 ] && [ "$status" != 124 ]'
+check 'grep -q "other settings than rank 0" "$WORK/mixed.err"'
+check '[ ! -f "$WORK/mixed/model.safetensors" ]'
+
 # 4. Resume with another number of processes: a run directory whose latest
 #    checkpoint is step 6 of 10 (as after a SIGKILL then), continued.
 from_step6() {  # RUN COPY
