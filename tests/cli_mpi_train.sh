@@ -112,9 +112,30 @@ check 'compare "$WORK/elem1/model.safetensors" "$WORK/r12/model.safetensors" 1e-
 check 'tensors_equal "$WORK/elem2/model.safetensors" "$WORK/r22/model.safetensors"'   # same processes: exact
 check '[ "$(step_of "$WORK/r21/model.safetensors")" = 10 ]'
 
-# 5. A process killed mid-run: the job ends with an error within bounded time
-#    (timeout 60 s would say 124), the last checkpoint is intact and loads.
+# 5. SIGTERM to the launcher (as a scheduler's cancel): every process stops
+#    after the same step, rank 0 saves, and the resumed job ends bit-identical
+#    to an uninterrupted one.
 python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/d12big" 12 4000 100 3 || fail "could not write the dataset"
+TERM_ARGS=(--data "idx:$WORK/d12big" --model mlp --hidden 32 --epochs 4 --batch-size 32 --threads 1 --no-tensorboard
+           --save-every 50steps --seed 9)
+mpi2 train "${TERM_ARGS[@]}" --out "$WORK/straight" > /dev/null 2>&1 || fail "2 processes, uninterrupted"
+timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" train "${TERM_ARGS[@]}" --out "$WORK/term" > /dev/null 2> "$WORK/term.err" &
+job=$!
+for _ in $(seq 200); do [ -f "$WORK/term/model.safetensors" ] && break; sleep 0.05; done
+kill -TERM $job
+wait $job
+if grep -q "interrupted by signal 15" "$WORK/term.err"; then
+    step=$(step_of "$WORK/term/model.safetensors")
+    echo "stopped by SIGTERM at step $step"
+    check 'grep -q "interrupted by signal 15 at step $step; checkpoint saved" "$WORK/term.err"'
+else
+    echo "the job ended before SIGTERM came: the resume below is trivial"
+fi
+mpi2 train --resume "$WORK/term" > /dev/null 2> "$WORK/term-resume.err" || fail "resume after SIGTERM: $(tail -3 "$WORK/term-resume.err")"
+check 'tensors_equal "$WORK/straight/model.safetensors" "$WORK/term/model.safetensors"'
+
+# 6. A process killed mid-run: the job ends with an error within bounded time
+#    (timeout 60 s would say 124), the last checkpoint is intact and loads.
 timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" train --data "idx:$WORK/d12big" --model mlp --hidden 32 --epochs 40 \
     --batch-size 32 --threads 1 --no-tensorboard --save-every 10steps --out "$WORK/killed" > /dev/null 2> "$WORK/killed.err" &
 job=$!
