@@ -17,6 +17,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$MIXREG_SOURCE_DIR/tests/lsan-mpi.supp"
 PY=${MIXREG_PYTHON:-python3}
 [ -x "$PY" ] || PY=python3
+# Containers often forbid the cross-memory attach OpenMPI uses to copy large
+# messages between processes; plain shared-memory copies work everywhere.
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 # Root in CI and containers, and more processes than free cores on a shared machine.
 MPIRUN=("$MIXREG_MPIEXEC" --allow-run-as-root --oversubscribe)
 mpi2() { timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" "$@"; }
