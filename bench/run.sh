@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Side-by-side training-step benchmark: mixreg against the PyTorch peer
-# (../shared/bench/torch_peer.py, run with Debian's python3-torch) in one run,
+# (bench/torch_peer.py, run with Debian's python3-torch or PEER_PYTHON) in one run,
 # alternating them ROUNDS times; prints each JSON line with the peak RSS of the
 # process added, then the median ratio.
 #   bench/run.sh [MODEL] [ROUNDS]      e.g. bench/run.sh mlp 3
 # Environment: THREADS (2), STEPS (200), WARMUP (20), MIXREG_BIN, MIXREG_FLAGS (e.g. "--backend ref"),
-# PEER, PEER_FLAGS (e.g. "--channels-last").
+# PEER, PEER_PYTHON, PEER_FLAGS (e.g. "--channels-last", "--compile").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-mlp}
 ROUNDS=${2:-3}
 THREADS=${THREADS:-2}
 BIN=${MIXREG_BIN:-build/mixreg}
-PEER=${PEER:-../shared/bench/torch_peer.py}
+PEER=${PEER:-bench/torch_peer.py}
+PEER_PYTHON=${PEER_PYTHON:-/usr/bin/python3}  # e.g. bench/.venv/bin/python for PyTorch 2.x
 PEER_FLAGS=${PEER_FLAGS:-}
 MIXREG_FLAGS=${MIXREG_FLAGS:-}
 STEPS=${STEPS:-200}
@@ -34,7 +35,7 @@ for _ in $(seq "$ROUNDS"); do
     # shellcheck disable=SC2086
     with_rss "$BIN" bench --model "$MODEL" --threads "$THREADS" --batch 128 --steps "$STEPS" --warmup "$WARMUP" $MIXREG_FLAGS | tee -a "$results"
     # shellcheck disable=SC2086
-    with_rss /usr/bin/python3 "$PEER" --model "$MODEL" --threads "$THREADS" --batch 128 --steps "$STEPS" --warmup "$WARMUP" $PEER_FLAGS | tee -a "$results"
+    with_rss "$PEER_PYTHON" "$PEER" --model "$MODEL" --threads "$THREADS" --batch 128 --steps "$STEPS" --warmup "$WARMUP" $PEER_FLAGS | tee -a "$results"
 done
 /usr/bin/python3 - "$results" <<'PY'
 import json, statistics, sys

@@ -1,4 +1,4 @@
-/* The training step timed the way ../shared/bench/torch_peer.py times
+/* The training step timed the way bench/torch_peer.py times
  * PyTorch's: random batches, Mixup (one lambda per batch, permutation
  * partner), SGD with Nesterov momentum; then eval throughput over 8 batches. */
 #include <cblas.h>

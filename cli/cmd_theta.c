@@ -7,12 +7,14 @@
 #include "mixreg/theta.h"
 
 static const char theta_help[] =
-    "usage: mixreg theta --alpha A [--data SPEC] [--json]\n"
+    "usage: mixreg theta --alpha A [--mix-prob P] [--data SPEC] [--json]\n"
     "\n"
     "The paper's statistics of theta = max(lambda, 1 - lambda), lambda ~ Beta(A, A):\n"
     "theta_bar = E[theta] (the shrinkage of inputs and labels), Var(theta),\n"
     "gamma^2 = E[(1 - theta)^2] and the implied label smoothing 1 - theta_bar.\n"
     "\n"
+    "  --mix-prob P  a sample is mixed at all with probability P (train's --mix-prob):\n"
+    "                theta is 1 for the others, so theta_bar = (1 - P) + P theta_bar(A)\n"
     "  --data fashion-mnist|idx:DIR|...  also the implied targets on that training set:\n"
     "                mixup shrinks a one-hot label towards the class prior y_bar,\n"
     "                y~ = theta_bar y + (1 - theta_bar) y_bar, so class c's target is\n"
@@ -58,7 +60,7 @@ static void print_prior(const mx_theta_stats *s, const char *data, const double 
 
 int cmd_theta(int argc, char **argv)
 {
-    double alpha = -1;
+    double alpha = -1, mix_prob = 1;
     int json = 0;
     const char *data = NULL;
     cli_args a;
@@ -69,6 +71,8 @@ int cmd_theta(int argc, char **argv)
             return 0;
         } else if (cli_flag_value(&a, "--alpha")) {
             alpha = cli_parse_double(&a, "--alpha", 0, 1e6);
+        } else if (cli_flag_value(&a, "--mix-prob")) {
+            mix_prob = cli_parse_double(&a, "--mix-prob", 0, 1);
         } else if (cli_flag_value(&a, "--data")) {
             data = a.value;
         } else if (cli_flag_switch(&a, "--json")) {
@@ -79,22 +83,23 @@ int cmd_theta(int argc, char **argv)
     }
     if (alpha < 0) cli_usage_error("theta: --alpha is required (see mixreg theta --help)");
     mx_theta_stats s;
-    mx_status st = mx_theta_stats_compute(alpha, &s);
+    mx_status st = mx_theta_stats_mixed(alpha, mix_prob, &s);
     if (st != MX_OK) return cli_report(st);
     double *prior = NULL;
     size_t classes = 0;
     if (data && (st = class_prior(data, &prior, &classes)) != MX_OK) return cli_report(st);
     if (json)
-        printf("{\"alpha\": %.17g, \"theta_bar\": %.17g, \"theta_var\": %.17g, \"gamma2\": %.17g, "
-               "\"label_smoothing\": %.17g",
-               s.alpha, s.theta_bar, s.theta_var, s.gamma2, s.label_smoothing);
+        printf("{\"alpha\": %.17g, \"mix_prob\": %.17g, \"theta_bar\": %.17g, \"theta_var\": %.17g, "
+               "\"gamma2\": %.17g, \"label_smoothing\": %.17g",
+               s.alpha, mix_prob, s.theta_bar, s.theta_var, s.gamma2, s.label_smoothing);
     else
-        printf("alpha            %g\n"
+        printf("alpha            %g%s\n"
                "theta_bar        %.10f   (E[max(lambda, 1 - lambda)]: inputs and labels shrink by this)\n"
                "Var(theta)       %.10f\n"
                "gamma^2          %.10f   (E[(1 - theta)^2])\n"
                "label smoothing  %.10f   (1 - theta_bar, for balanced classes)\n",
-               s.alpha, s.theta_bar, s.theta_var, s.gamma2, s.label_smoothing);
+               s.alpha, mix_prob < 1 ? " (mixed with probability --mix-prob)" : "", s.theta_bar, s.theta_var, s.gamma2,
+               s.label_smoothing);
     if (prior) print_prior(&s, data, prior, classes, json);
     if (json) printf("}\n");
     free(prior);

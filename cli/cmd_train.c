@@ -141,8 +141,11 @@ static int finish_training(mx_status st, const mx_train_result *result, const ch
     }
     if (st != MX_OK) return cli_report(st);
     if (!mx_dist_is_root()) return 0; /* rank 0 reports for the job */
-    printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result->epochs_done,
-           result->steps_done, result->train_img_per_s, out);
+    /* A resumed run that had nothing left to train has no speed to report. */
+    char speed[48] = "";
+    if (result->train_img_per_s > 0) snprintf(speed, sizeof speed, ", %.0f img/s", result->train_img_per_s);
+    printf("test set after %zu epoch%s (%zu step%s%s), run directory %s\n", result->epochs_done,
+           result->epochs_done == 1 ? "" : "s", result->steps_done, result->steps_done == 1 ? "" : "s", speed, out);
     print_metrics_table(&result->plain, &result->rescaled);
     return 0;
 }
@@ -189,7 +192,7 @@ static void print_training_line(const mx_train_config *cfg, const mx_dataset *tr
         printf("mixup alpha %g (theta_bar %.4f), ", cfg->mixup.alpha, theta->theta_bar);
     else
         printf("ERM (no mixup), ");
-    printf("%zu epochs, batch %zu", cfg->epochs, cfg->batch_size);
+    printf("%zu epoch%s, batch %zu", cfg->epochs, cfg->epochs == 1 ? "" : "s", cfg->batch_size);
     if (mx_dist_size() > 1) printf(" over %d processes%s", mx_dist_size(), cfg->sync_bn ? " (sync batch norm)" : "");
     printf(" -> %s\n", cfg->out);
 }

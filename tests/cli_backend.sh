@@ -27,7 +27,9 @@ done
 check '[ "$(json_get "$WORK/default/config.json" "j[\"backend\"]")" = cpu ]'
 
 # The same network either way: the first step's loss (a forward on the same
-# weights and batch) agrees to its printed 6 digits. (Later steps drift apart:
+# weights and batch) agrees to a relative 1e-5 (its printed 6 digits may
+# differ in the last one: the kernels' summation order depends on the CPU's
+# vector width). (Later steps drift apart:
 # with these quantised images some activation lands within a rounding of a
 # ReLU's kink, on different sides, and training amplifies that like any
 # perturbation; tests/test_cnn_backends.c compares whole steps away from kinks.)
@@ -35,7 +37,7 @@ for b in ref cpu; do
     "$BIN" train "${ARGS[@]}" --backend "$b" --max-steps 1 --out "$WORK/one-$b" > /dev/null 2>&1 || fail "one step on $b failed"
 done
 first_loss() { python3 -c "import json,sys; print([j['loss'] for j in map(json.loads, open(sys.argv[1])) if j['type'] == 'step'][0])" "$1/log.jsonl"; }
-check '[ "$(first_loss "$WORK/one-ref")" = "$(first_loss "$WORK/one-cpu")" ]'
+check 'python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-5 * abs(a))" "$(first_loss "$WORK/one-ref")" "$(first_loss "$WORK/one-cpu")"'
 
 # Resume on the cpu backend from step 9 (epoch 2, step 2 of 7): the same final bits.
 mkdir -p "$WORK/resumed"
@@ -45,16 +47,24 @@ check '[ "$(json_get "$WORK/resumed/config.json" "j[\"backend\"]")" = cpu ]'
 check 'tensors_equal "$WORK/cpu/model.safetensors" "$WORK/resumed/model.safetensors"'
 
 # bf16 convolutions: recorded, evaluated and resumed bit-identically on them too.
-"$BIN" train "${ARGS[@]}" --precision bf16 --out "$WORK/bf16" > /dev/null 2> "$WORK/bf16.err" \
-    || fail "--precision bf16 training failed: $(cat "$WORK/bf16.err")"
-check '[ "$(json_get "$WORK/bf16/config.json" "j[\"precision\"] + j[\"backend\"]")" = bf16cpu ]'
+# oneDNN's bfloat16 kernels need AVX-512 (avx512_core: F, BW, VL, DQ); on an
+# AVX2-only CPU the run is refused before anything is written, exit 1.
 check '[ "$(json_get "$WORK/cpu/config.json" "j[\"precision\"]")" = fp32 ]'
-"$BIN" eval "$WORK/bf16" --json --threads 2 > "$WORK/bf16-eval.json" 2>&1 || fail "eval of the bf16 run failed"
-check '[ "$(json_get "$WORK/bf16-eval.json" "j[\"plain\"][\"n\"] == 40")" = True ]'
-mkdir -p "$WORK/bf16-resumed"
-cp "$WORK/bf16/checkpoints/step-0000000009.safetensors" "$WORK/bf16-resumed/model.safetensors"
-"$BIN" train --resume "$WORK/bf16-resumed" > /dev/null 2>&1 || fail "bf16 resume failed"
-check 'tensors_equal "$WORK/bf16/model.safetensors" "$WORK/bf16-resumed/model.safetensors"'
+if grep -q avx512bw /proc/cpuinfo; then
+    "$BIN" train "${ARGS[@]}" --precision bf16 --out "$WORK/bf16" > /dev/null 2> "$WORK/bf16.err" \
+        || fail "--precision bf16 training failed: $(cat "$WORK/bf16.err")"
+    check '[ "$(json_get "$WORK/bf16/config.json" "j[\"precision\"] + j[\"backend\"]")" = bf16cpu ]'
+    "$BIN" eval "$WORK/bf16" --json --threads 2 > "$WORK/bf16-eval.json" 2>&1 || fail "eval of the bf16 run failed"
+    check '[ "$(json_get "$WORK/bf16-eval.json" "j[\"plain\"][\"n\"] == 40")" = True ]'
+    mkdir -p "$WORK/bf16-resumed"
+    cp "$WORK/bf16/checkpoints/step-0000000009.safetensors" "$WORK/bf16-resumed/model.safetensors"
+    "$BIN" train --resume "$WORK/bf16-resumed" > /dev/null 2>&1 || fail "bf16 resume failed"
+    check 'tensors_equal "$WORK/bf16/model.safetensors" "$WORK/bf16-resumed/model.safetensors"'
+else
+    echo "no AVX-512 on this CPU: checking that --precision bf16 is refused"
+    expect_status 1 "no bfloat16 convolution kernels" -- train "${ARGS[@]}" --precision bf16 --out "$WORK/bf16"
+    check '[ ! -e "$WORK/bf16/model.safetensors" ]'
+fi
 expect_status 2 "backend cpu" -- train --model resnet20 --data "$DATA" --backend ref --precision bf16 --out "$WORK/bad"
 expect_status 2 "fp32 or bf16" -- train --model resnet20 --data "$DATA" --precision fp16 --out "$WORK/bad"
 

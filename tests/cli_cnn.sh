@@ -60,28 +60,23 @@ check '[ "$(json_get "$WORK/eval.json" "j[\"plain\"][\"n\"] == 40 and 0 <= j[\"p
     || fail "analyze failed: $(cat "$WORK/analyze.err")"
 check '[ "$(json_get "$WORK/analyze.json" "j[\"samples\"] == 20 and j[\"lipschitz_max\"] >= j[\"lipschitz_mean\"] > 0")" = True ]'
 
-# PyTorch: the torch_peer.py module (tests/make_cnn_fixtures.py's generalisation)
-# loads the weights and buffers strictly and, in eval mode, gives eval's probabilities.
+# PyTorch: python/mixreg/torch.py's from_run builds the run's module, loads the
+# weights and buffers strictly and, in eval mode, gives eval's probabilities.
 PY=${MIXREG_PYTHON:-$MIXREG_SOURCE_DIR/.venv/bin/python}
 "$BIN" eval "$WORK/straight" --rescale off --predictions "$WORK/pred.npy" --threads 2 > /dev/null \
     || fail "eval --predictions failed"
-if "$PY" -c "import safetensors, torch, numpy" 2> /dev/null; then
+if "$PY" -c "import torch, numpy" 2> /dev/null; then
     CHECKS=$((CHECKS + 1))
-    "$PY" - "$MIXREG_SOURCE_DIR/tests" "$WORK/straight/model.safetensors" "$WORK/pred.npy" "$WORK/tiny" <<'PY' \
+    "$PY" - "$MIXREG_SOURCE_DIR/python" "$WORK/straight" "$WORK/pred.npy" "$WORK/tiny" <<'PY' \
         || fail "PyTorch disagrees with mixreg's resnet20"
 import json, os, struct, sys
 import numpy as np, torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[1])
-import make_cnn_fixtures as defs
-path, pred, data = sys.argv[2:5]
-with safe_open(path, "pt") as f:
-    meta = f.metadata()
-spec, norm = json.loads(meta["mixreg.model"]), json.loads(meta["mixreg.normalize"])
-model = defs.build(spec["arch"], spec["in_channels"], spec["num_classes"], spec["in_height"], spec["in_width"])
-model.load_state_dict({k: v for k, v in load_file(path).items() if not k.startswith("mixreg.")}, strict=True)
-model.eval()
+from mixreg.torch import from_run
+run, pred, data = sys.argv[2:5]
+model = from_run(run)
+assert not model.training
+norm = json.loads(model.mixreg_meta["mixreg.normalize"])
 raw = open(os.path.join(data, "t10k-images-idx3-ubyte"), "rb").read()
 n, h, w = struct.unpack(">III", raw[4:16])
 x = torch.tensor(np.frombuffer(raw, np.uint8, offset=16).reshape(n, 1, h, w).astype(np.float32) / 255.0)
@@ -94,7 +89,7 @@ print(f"PyTorch resnet20 vs mixreg eval: max |probability difference| {diff:.2e}
 sys.exit(0 if diff < 1e-4 else 1)
 PY
 else
-    fail "$PY lacks safetensors/torch/numpy: run scripts/install-deps.sh"
+    fail "$PY lacks torch/numpy: run scripts/install-deps.sh"
 fi
 
 # Every mixing and augmentation option trains the CNNs (a few steps each).

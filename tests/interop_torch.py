@@ -6,8 +6,8 @@
 1. Python's `safetensors` library reads model.safetensors (both its numpy and its
    torch loaders), with the metadata mixreg documents.
 2. The weights load with `load_state_dict(strict=True)` into the PyTorch model of
-   ../shared/bench/torch_peer.py's definition (nn.Sequential(Flatten, Linear,
-   ReLU, ...)) after dropping the "mixreg." entries: the names need no map.
+   python/mixreg/torch.py's definition (nn.Sequential(Flatten, Linear, ReLU,
+   ...)) after dropping the "mixreg." entries: the names need no map.
 3. That PyTorch model, fed the test images normalised as the metadata says,
    gives the probabilities `mixreg eval --predictions` wrote, within 1e-5.
 Exits non-zero on any mismatch.
@@ -15,10 +15,13 @@ Exits non-zero on any mismatch.
 import gzip, json, os, struct, sys
 
 import numpy as np
-import torch, torch.nn as nn
+import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import load_file as load_torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from mixreg.torch import build  # noqa: E402
 
 TOLERANCE = 1e-5
 
@@ -51,13 +54,8 @@ def main():
     spec = json.loads(meta["mixreg.model"])
     norm = json.loads(meta["mixreg.normalize"])
 
-    dims = [spec["in_channels"] * spec["in_height"] * spec["in_width"]] + spec["hidden"] + [spec["num_classes"]]
-    layers = [nn.Flatten()]
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i + 2 < len(dims):
-            layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    model = build(spec["arch"], spec["in_channels"], spec["num_classes"], spec["in_height"], spec["in_width"],
+                  tuple(spec["hidden"]))
     state = {k: v for k, v in torch_tensors.items() if not k.startswith("mixreg.")}
     model.load_state_dict(state, strict=True)
     model.eval()

@@ -13,7 +13,7 @@ Format: "model ARCH C H W CLASSES PARAMS" then one line per tensor
 "p|b NAME F32|I64 NDIM D0 D1 ...".
 
 tests/fixtures/resnet20_step.safetensors: one training step of resnet20 (the
-module of ../shared/bench/torch_peer.py) on 4 samples of 1x28x28, 10 classes
+module of python/mixreg/torch.py) on 4 samples of 1x28x28, 10 classes
 (and tests/fixtures/cnn_steps.safetensors the same for lenet5, preact18,
 wrn-16-2 and resnet50 on small inputs, names prefixed "ARCH.", with the
 gradients of the smaller tensors only):
@@ -44,106 +44,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 
 
-# ---- the architectures (names and layouts of torch_peer.py, generalised) ----
+# ---- the architectures: python/mixreg/torch.py, the project's PyTorch twins ----
 
-class Basic(nn.Module):  # torch_peer.Basic
-    def __init__(s, i, o, st):
-        super().__init__()
-        s.c1 = nn.Conv2d(i, o, 3, st, 1, bias=False); s.b1 = nn.BatchNorm2d(o)
-        s.c2 = nn.Conv2d(o, o, 3, 1, 1, bias=False); s.b2 = nn.BatchNorm2d(o)
-        s.sh = None if (st == 1 and i == o) else nn.Sequential(nn.Conv2d(i, o, 1, st, bias=False), nn.BatchNorm2d(o))
-
-    def forward(s, x):
-        o = F.relu(s.b1(s.c1(x))); o = s.b2(s.c2(o))
-        return F.relu(o + (x if s.sh is None else s.sh(x)))
-
-
-class ResNetCifar(nn.Module):  # torch_peer.ResNet20 with depth 6n+2
-    def __init__(s, cin=1, nc=10, w=16, n=3):
-        super().__init__()
-        s.c = nn.Conv2d(cin, w, 3, 1, 1, bias=False); s.b = nn.BatchNorm2d(w); L = []; i = w
-        for k, o in enumerate([w, 2 * w, 4 * w]):
-            for j in range(n):
-                L.append(Basic(i, o, 2 if (j == 0 and k > 0) else 1)); i = o
-        s.L = nn.Sequential(*L); s.fc = nn.Linear(i, nc)
-
-    def forward(s, x):
-        x = s.L(F.relu(s.b(s.c(x))))
-        return s.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
-
-
-class PreAct(nn.Module):  # torch_peer.PreAct, plus WideResNet's dropout between the convolutions
-    def __init__(s, i, o, st, p=0.0):
-        super().__init__()
-        s.b1 = nn.BatchNorm2d(i); s.c1 = nn.Conv2d(i, o, 3, st, 1, bias=False)
-        s.b2 = nn.BatchNorm2d(o); s.c2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
-        s.sh = None if (st == 1 and i == o) else nn.Conv2d(i, o, 1, st, bias=False)
-        s.p = p
-
-    def forward(s, x):
-        o = F.relu(s.b1(x)); sc = x if s.sh is None else s.sh(o)
-        o = s.c1(o); o = F.relu(s.b2(o))
-        o = F.dropout(o, s.p, s.training) if s.p else o
-        return s.c2(o) + sc
-
-
-class PreActResNet18(nn.Module):  # torch_peer.PreActResNet18
-    def __init__(s, cin=1, nc=10):
-        super().__init__()
-        s.c = nn.Conv2d(cin, 64, 3, 1, 1, bias=False); L = []; i = 64
-        for k, o in enumerate([64, 128, 256, 512]):
-            for j in range(2):
-                L.append(PreAct(i, o, 2 if (j == 0 and k > 0) else 1)); i = o
-        s.L = nn.Sequential(*L); s.fc = nn.Linear(512, nc)
-
-    def forward(s, x):
-        return s.fc(F.adaptive_avg_pool2d(s.L(s.c(x)), 1).flatten(1))
-
-
-class WideResNet(nn.Module):
-    """WRN-D-K (Zagoruyko & Komodakis): stem conv 16, three stages of (D-4)/6
-    pre-activation blocks of widths 16K, 32K, 64K (strides 1, 2, 2), a final
-    BN-ReLU, global average pool, fc. Named like torch_peer's PreActResNet18."""
-    def __init__(s, cin=1, nc=10, depth=28, k=10, p=0.0):
-        super().__init__()
-        n = (depth - 4) // 6
-        s.c = nn.Conv2d(cin, 16, 3, 1, 1, bias=False); L = []; i = 16
-        for st, o in enumerate([16 * k, 32 * k, 64 * k]):
-            for j in range(n):
-                L.append(PreAct(i, o, 2 if (j == 0 and st > 0) else 1, p)); i = o
-        s.L = nn.Sequential(*L); s.b = nn.BatchNorm2d(i); s.fc = nn.Linear(i, nc)
-
-    def forward(s, x):
-        return s.fc(F.adaptive_avg_pool2d(F.relu(s.b(s.L(s.c(x)))), 1).flatten(1))
-
-
-def lenet5(cin=1, nc=10, h=28, w=28):  # torch_peer.lenet5, flatten size from the input
-    fh, fw = (h // 2 - 4) // 2, (w // 2 - 4) // 2
-    return nn.Sequential(nn.Conv2d(cin, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * fh * fw, 120), nn.ReLU(), nn.Linear(120, 84),
-                         nn.ReLU(), nn.Linear(84, nc))
-
-
-def resnet50(cin=3, nc=1000):
-    import torchvision
-    m = torchvision.models.resnet50(weights=None, num_classes=nc)
-    m.conv1 = nn.Conv2d(cin, 64, 7, 2, 3, bias=False)
-    return m
-
-
-def build(arch, cin, nc, h, w):
-    if arch == "lenet5":
-        return lenet5(cin, nc, h, w)
-    if arch.startswith("resnet") and arch != "resnet50":
-        return ResNetCifar(cin, nc, 16, (int(arch[6:]) - 2) // 6)
-    if arch == "preact18":
-        return PreActResNet18(cin, nc)
-    if arch.startswith("wrn-"):
-        _, d, k = arch.split("-")
-        return WideResNet(cin, nc, int(d), int(k))
-    if arch == "resnet50":
-        return resnet50(cin, nc)
-    raise ValueError(arch)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from mixreg.torch import build  # noqa: E402
 
 
 # ---- safetensors by hand (Debian's python3 has no safetensors module) ----
@@ -181,21 +85,6 @@ def write_state_dicts():
         m = build(arch, cin, nc, h, w)
         print(f"  {arch:10s} {cin}x{h}x{w} {nc:4d} classes: {sum(p.numel() for p in m.parameters()):,} parameters")
 
-
-def check_against_peer():
-    """The generalised definitions are torch_peer.py's at its defaults."""
-    peer_dir = os.path.join(HERE, "..", "..", "shared", "bench")
-    if not os.path.exists(os.path.join(peer_dir, "torch_peer.py")):
-        print("torch_peer.py not found: skipping the comparison with it")
-        return
-    sys.path.insert(0, peer_dir)
-    import torch_peer as tp
-    for mine, peer in ((build("lenet5", 1, 10, 28, 28), tp.lenet5()), (build("resnet20", 1, 10, 28, 28), tp.ResNet20()),
-                       (build("preact18", 1, 10, 28, 28), tp.PreActResNet18())):
-        a = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
-        b = {k: tuple(v.shape) for k, v in peer.state_dict().items()}
-        assert a == b, "definitions differ from torch_peer.py"
-    print("lenet5, resnet20, preact18 match torch_peer.py's state_dicts")
 
 
 # ---- the resnet20 training step ----
@@ -305,7 +194,6 @@ def write_steps():
 
 def main():
     os.makedirs(FIXTURES, exist_ok=True)
-    check_against_peer()
     write_state_dicts()
     write_steps()
 

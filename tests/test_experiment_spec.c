@@ -75,6 +75,11 @@ static void test_normalize_and_stream(void)
     CHECK(strstr(mx_error_message(), "n.conf:2") && strstr(mx_error_message(), "must be > 0"));
     CHECK(mx_experiment_parse("n.conf", "[m]\nstream = sometimes\n", &e) == MX_ERR_ARG);
     CHECK(strstr(mx_error_message(), "expected auto, on or off") != NULL);
+    /* --augment's "crop:4,flip" is one augmentation (the CIFAR recipe), not a grid of two. */
+    CHECK(mx_experiment_parse("n.conf", "augment = crop:4,flip\n[m]\n", &e) == MX_OK);
+    CHECK(e.count == 1);
+    if (e.count == 1) CHECK(!strcmp(e.runs[0].config.augment, "crop:4,flip"));
+    mx_experiment_free(&e);
 }
 
 static void expect_error(const char *text, const char *needle1, const char *needle2)

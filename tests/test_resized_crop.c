@@ -6,6 +6,14 @@
 #include "check.h"
 #include "mixreg/resized_crop.h"
 
+/* Field by field: a memcmp would also compare the struct's padding bytes,
+ * which nothing initialises. */
+static int same_draw(const mx_resized_crop_draw *a, const mx_resized_crop_draw *b)
+{
+    return a->top == b->top && a->left == b->left && a->height == b->height && a->width == b->width &&
+           a->flip == b->flip;
+}
+
 static void test_draw_ranges(void)
 {
     size_t flips = 0, fits = 1, in_range = 1;
@@ -23,8 +31,8 @@ static void test_draw_ranges(void)
     CHECK(flips > draws * 45 / 100 && flips < draws * 55 / 100);
     mx_resized_crop_draw a = mx_resized_crop_draw_for(5, 1, 17, h, w), b = mx_resized_crop_draw_for(5, 1, 17, h, w),
                          c = mx_resized_crop_draw_for(5, 2, 17, h, w);
-    CHECK(!memcmp(&a, &b, sizeof a));
-    CHECK(memcmp(&a, &c, sizeof a) != 0);
+    CHECK(same_draw(&a, &b));
+    CHECK(!same_draw(&a, &c));
 }
 
 /* A 10 x 1000 strip can never hold a window of ratio <= 4/3 with 8% of its

@@ -300,6 +300,56 @@ static void test_monte_carlo(void)
     }
 }
 
+/* --mix-prob p: theta is 1 with probability 1 - p, else folded Beta. Check
+ * against the mixture's moments by quadrature (the point mass adds 1 - p to
+ * the zeroth and every raw moment) and, for the whole chain, against a
+ * Monte Carlo draw of "mix with probability p, then fold". */
+static void test_mix_prob(void)
+{
+    const double alphas[] = {0.05, 0.2, 1, 8}, probs[] = {0, 0.3, 0.5, 0.9, 1};
+    for (size_t k = 0; k < sizeof alphas / sizeof alphas[0]; k++) {
+        for (size_t j = 0; j < sizeof probs / sizeof probs[0]; j++) {
+            double a = alphas[k], p = probs[j];
+            moment_acc acc = {.alpha = a};
+            integrate_moments(&acc, 256);
+            double m1 = acc.sum[1] / acc.sum[0], m2 = acc.sum[2] / acc.sum[0];
+            double mean = (1 - p) + p * m1, second = (1 - p) + p * m2;
+            double var = second - mean * mean, gamma2 = p * (1 - 2 * m1 + m2); /* the point mass adds 0 */
+            mx_theta_stats s;
+            CHECK_OK(mx_theta_stats_mixed(a, p, &s));
+            CHECK_NEAR(s.theta_bar, mean, 1e-9);
+            CHECK_NEAR(s.theta_var, var, 1e-9);
+            CHECK_NEAR(s.gamma2, gamma2, 1e-9);
+            CHECK_NEAR(s.label_smoothing, 1 - mean, 1e-9);
+            CHECK_NEAR(s.gamma2, s.theta_var + (1 - s.theta_bar) * (1 - s.theta_bar), 1e-12);
+        }
+    }
+    /* The figure: alpha = 1, p = 0.5 gives 0.875, not alpha = 1's 0.75. */
+    mx_theta_stats s;
+    CHECK_OK(mx_theta_stats_mixed(1, 0.5, &s));
+    CHECK_NEAR(s.theta_bar, 0.875, 1e-15);
+    CHECK(mx_theta_stats_mixed(1, 1.5, &s) == MX_ERR_ARG);
+    CHECK(mx_theta_stats_mixed(1, NAN, &s) == MX_ERR_ARG);
+    CHECK(mx_theta_stats_mixed(1, -0.1, &s) == MX_ERR_ARG);
+
+    mx_rng rng;
+    mx_rng_init(&rng, 7, MX_STREAM_MIXUP);
+    enum { N = 200000 };
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < N; i++) {
+        double theta = 1;
+        if (mx_rng_uniform(&rng) < 0.3) {
+            double l = mx_rng_beta(&rng, 0.4, 0.4);
+            theta = l > 0.5 ? l : 1 - l;
+        }
+        sum += theta, sum2 += theta * theta;
+    }
+    CHECK_OK(mx_theta_stats_mixed(0.4, 0.3, &s));
+    double mean = sum / N;
+    CHECK_NEAR(mean, s.theta_bar, 5 * sqrt(s.theta_var / N));
+    CHECK_NEAR(sum2 / N - mean * mean, s.theta_var, 5 * sqrt(s.theta_var * 0.25 / N) + 1e-6);
+}
+
 int main(void)
 {
     gauss_legendre_setup();
@@ -311,5 +361,6 @@ int main(void)
     test_large_alpha();
     test_reference_values();
     test_monte_carlo();
+    test_mix_prob();
     CHECK_DONE();
 }

@@ -11,7 +11,8 @@ typedef enum {
     MX_ERR_FORMAT,   /* file contents are corrupt, truncated or inconsistent */
     MX_ERR_NOMEM,    /* allocation failed */
     MX_ERR_NUMERIC,  /* NaN/Inf or another numerical failure */
-    MX_ERR_INTERRUPTED /* stopped by SIGINT/SIGTERM after saving a checkpoint */
+    MX_ERR_INTERRUPTED, /* stopped by SIGINT/SIGTERM after saving a checkpoint */
+    MX_ERR_UNSUPPORTED  /* this machine cannot do what was asked (a CPU feature it lacks) */
 } mx_status;
 
 /* Records a printf-style message and returns `status`, so callers can write

@@ -18,7 +18,7 @@
  *    repeat bit for bit for a fixed OpenBLAS thread count.
  *  - Element counts must fit an int (the cblas interface).
  *
- * Parameter counts of the torch_peer.py definitions (sum(p.numel()), Fashion-
+ * Parameter counts of the python/mixreg/torch.py definitions (sum(p.numel()), Fashion-
  * MNIST input 1x28x28, 10 classes), for the model definitions to match:
  *    mlp       669,706   (6 tensors)
  *    lenet5     61,706   (10 tensors; conv5x5 pad 2 -> 6x28x28, pool -> 6x14x14,

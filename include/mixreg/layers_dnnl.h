@@ -47,6 +47,10 @@ void mx_dnnl_context_free(mx_dnnl_context *ctx);
 /* Bytes of scratch the context holds now (the largest plan's need). */
 size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx);
 
+/* 1 when oneDNN has bfloat16 convolution kernels on this CPU (AVX-512 ones;
+ * none on AVX2-only machines), asked once per process with a tiny plan. */
+int mx_dnnl_bf16_available(void);
+
 /* Internal layout of a convolution's tensors. NCHW: the caller's layout, no
  * reorders (oneDNN's gemm-based convolution, little faster than the
  * reference). BLOCKED: oneDNN picks (format "any": nChw16c activations and

@@ -63,7 +63,8 @@ static mx_status error_at(const char *path, size_t line, const char *prefix)
 /* Keys whose one value may itself hold commas. */
 static int single_valued(const char *key)
 {
-    return !strcmp(key, "hidden") || !strcmp(key, "schedule") || !strcmp(key, "data") || !strcmp(key, "normalize");
+    return !strcmp(key, "hidden") || !strcmp(key, "schedule") || !strcmp(key, "data") || !strcmp(key, "normalize") ||
+           !strcmp(key, "augment");
 }
 
 static int experiment_key(const char *key)

@@ -75,6 +75,24 @@ mx_status mx_theta_stats_compute(double alpha, mx_theta_stats *out)
     return MX_OK;
 }
 
+mx_status mx_theta_stats_mixed(double alpha, double mix_prob, mx_theta_stats *out)
+{
+    if (!(mix_prob >= 0.0 && mix_prob <= 1.0))
+        return mx_error_set(MX_ERR_ARG, "mix probability must be in [0, 1] (got %g)", mix_prob);
+    mx_status st = mx_theta_stats_compute(alpha, out);
+    if (st != MX_OK || mix_prob == 1.0) return st;
+    /* A mixture of the point mass at 1 (weight 1 - p) and the folded Beta
+     * (weight p). Written around 1 - theta_bar(alpha), the shrinkage, so no
+     * term is a difference of two numbers near 1: the variance by the law of
+     * total variance rather than E[theta^2] - E[theta]^2. */
+    const double p = mix_prob, shrink = 1.0 - out->theta_bar;
+    out->theta_var = p * out->theta_var + p * (1.0 - p) * shrink * shrink;
+    out->gamma2 *= p;
+    out->label_smoothing = p * shrink;
+    out->theta_bar = 1.0 - p * shrink;
+    return MX_OK;
+}
+
 /* The continued fraction of I_x(a, b) (without its prefactor), evaluated by the
  * modified Lentz method; converges quickly for x < (a + 1) / (a + b + 2). */
 static double betainc_fraction(double a, double b, double x)

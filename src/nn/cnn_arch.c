@@ -1,10 +1,10 @@
 /* The convolutional architectures, as graphs of reference layers. Parameter
  * and buffer names are the PyTorch state_dict names of the modules in
- * ../shared/bench/torch_peer.py (lenet5, resnet20 generalised to resnet<6n+2>,
+ * python/mixreg/torch.py (lenet5, resnet20 generalised to resnet<6n+2>,
  * preact18; WideResNet named like preact18) and of torchvision's resnet50, so
  * a model.safetensors loads into those modules with load_state_dict(strict=True)
- * once the "mixreg." entries are dropped. tests/make_cnn_fixtures.py holds the
- * PyTorch definitions and tests/fixtures/cnn_state_dicts.txt their tables. */
+ * once the "mixreg." entries are dropped. tests/make_cnn_fixtures.py writes
+ * tests/fixtures/cnn_state_dicts.txt, their tables, from those modules. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +81,7 @@ int mx_cnn_arch_known(const char *arch)
     return parse_arch(arch, &info);
 }
 
-/* "L.<idx>.<what>", the block naming of torch_peer.py's nn.Sequential L. */
+/* "L.<idx>.<what>", the block naming of python/mixreg/torch.py's nn.Sequential L. */
 static const char *name_of(char *buf, size_t cap, const char *fmt, size_t idx, const char *what)
 {
     snprintf(buf, cap, fmt, idx, what);
@@ -107,7 +107,7 @@ static int build_lenet5(cnn_graph *g, size_t classes)
     return cnn_linear(g, x, "11", classes, 0);
 }
 
-/* He et al. 2016's CIFAR ResNet (torch_peer.py's ResNet20 and its Basic block):
+/* He et al. 2016's CIFAR ResNet (python/mixreg/torch.py's ResNetCifar and its Basic block):
  * conv3x3(16)-BN-ReLU, three stages of n basic blocks (widths 16, 32, 64,
  * strides 1, 2, 2; a 1x1 conv + BN projection where the shape changes),
  * global average pool, fc. */
@@ -138,7 +138,7 @@ static int build_resnet_cifar(cnn_graph *g, size_t n, size_t classes)
     return cnn_linear(g, x, "fc", classes, 0);
 }
 
-/* torch_peer.py's PreAct block: o = relu(b1(x)); shortcut x, or sh(o) (a bare
+/* python/mixreg/torch.py's PreAct block: o = relu(b1(x)); shortcut x, or sh(o) (a bare
  * 1x1 conv) where the shape changes; c2(relu(b2(c1(o)))) + shortcut, with
  * WideResNet's dropout before c2 when p > 0. Nodes in the order PyTorch
  * registers the parameters (b1, c1, b2, c2, sh). */
@@ -156,7 +156,7 @@ static int preact_block(cnn_graph *g, int x, size_t idx, size_t in, size_t out, 
 }
 
 /* PreAct ResNet-18 (widths 64..512, two blocks per stage, no final BN, as the
- * mixup reference code and torch_peer.py), or WideResNet-D-K[-P]: stem conv 16,
+ * mixup reference code and python/mixreg/torch.py), or WideResNet-D-K[-P]: stem conv 16,
  * three stages of (D - 4) / 6 pre-activation blocks of widths 16K, 32K, 64K,
  * final BN-ReLU ("b"), dropout P between each block's convolutions (default 0;
  * its generator state is the buffer "mixreg.rng.dropout", which a PyTorch

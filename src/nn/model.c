@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/layers_dnnl.h"
 #include "nn/model_internal.h"
 
 const char *mx_model_arch_names(void)
@@ -76,6 +77,9 @@ mx_status mx_model_create(const mx_model_spec *spec, size_t max_batch, mx_model 
     if (spec->precision == MX_PRECISION_BF16 && (is_mlp(spec->arch) || spec->backend != MX_BACKEND_CPU))
         return mx_error_set(MX_ERR_ARG, "precision bf16 is for the convolutional models on the cpu backend, not %s "
                             "on %s", spec->arch, mx_backend_name(spec->backend));
+    if (spec->precision == MX_PRECISION_BF16 && !mx_dnnl_bf16_available())
+        return mx_error_set(MX_ERR_UNSUPPORTED, "precision bf16: this CPU has no bfloat16 convolution kernels "
+                            "(oneDNN's need AVX-512); use --precision fp32");
     mx_model *model = calloc(1, sizeof *model);
     if (!model) return mx_error_set(MX_ERR_NOMEM, "out of memory creating the model");
     model->spec = *spec;

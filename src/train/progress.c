@@ -1,10 +1,15 @@
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "train/progress.h"
 
-#define BAR_WIDTH 24
+#define BAR_MAX 24
+#define BAR_MIN 8
+#define MAX_LINE 512
 #define PLAIN_INTERVAL_S 10.0
 #define TTY_INTERVAL_S 0.1
 
@@ -34,6 +39,60 @@ static void format_duration(double seconds, char *buf, size_t cap)
         snprintf(buf, cap, "%ld:%02ld", s / 60, s % 60);
 }
 
+size_t mx_progress_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char *columns = getenv("COLUMNS");
+    char *end;
+    long c = columns ? strtol(columns, &end, 10) : 0;
+    return columns && *columns && !*end && c > 0 && c < 10000 ? (size_t)c : 80;
+}
+
+/* The line with the given fields shown (bar_cells 0: no bar), into buf; its length. */
+static size_t compose(char *buf, size_t cap, const mx_progress_fields *f, size_t bar_cells, int show_rate,
+                      int show_step, int show_loss)
+{
+    char eta[32], bar[BAR_MAX + 3] = "", step[48] = "", loss[32] = "", rate[32] = "";
+    format_duration(f->eta_seconds, eta, sizeof eta);
+    if (bar_cells) {
+        double frac = f->fraction < 0 ? 0 : f->fraction > 1 ? 1 : f->fraction;
+        size_t filled = (size_t)(frac * (double)bar_cells);
+        bar[0] = ' ', bar[1] = '[';
+        for (size_t i = 0; i < bar_cells; i++) bar[2 + i] = i < filled ? '#' : '.';
+        bar[2 + bar_cells] = ']', bar[3 + bar_cells] = '\0';
+    }
+    if (show_step) snprintf(step, sizeof step, " step %zu/%zu", f->step, f->steps);
+    if (show_loss) snprintf(loss, sizeof loss, "  loss %.4f", f->loss);
+    if (show_rate) snprintf(rate, sizeof rate, "  %.0f img/s", f->img_per_s);
+    int n = snprintf(buf, cap, "epoch %zu/%zu%s%s%s%s  ETA %s", f->epoch, f->epochs, bar, step, loss, rate, eta);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+size_t mx_progress_format(char *buf, size_t cap, size_t width, const mx_progress_fields *f)
+{
+    if (!cap) return 0;
+    buf[0] = '\0';
+    if (width < 2) return 0;
+    const size_t limit = width - 1;
+    /* The fullest form first; each later one drops what matters least. */
+    for (size_t cells = BAR_MAX; cells >= BAR_MIN; cells--) {
+        size_t n = compose(buf, cap, f, cells, 1, 1, 1);
+        if (n <= limit && n < cap) return n;
+    }
+    static const int drops[][3] = {{1, 1, 1}, {0, 1, 1}, {0, 0, 1}, {0, 0, 0}}; /* rate, step, loss */
+    for (size_t k = 0; k < sizeof drops / sizeof drops[0]; k++) {
+        size_t n = compose(buf, cap, f, 0, drops[k][0], drops[k][1], drops[k][2]);
+        if (n <= limit && n < cap) return n;
+    }
+    /* Narrower than "epoch E/N  ETA T": as much of it as fits. */
+    size_t n = strlen(buf);
+    if (n > limit) n = limit;
+    if (n >= cap) n = cap - 1;
+    buf[n] = '\0';
+    return n;
+}
+
 void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t steps_done, double loss,
                       double img_per_s)
 {
@@ -44,16 +103,17 @@ void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t
     double elapsed = now - p->start;
     size_t done_here = steps_done - p->start_step;
     double eta = done_here ? elapsed * (double)(p->total_steps - steps_done) / (double)done_here : 0;
-    char eta_text[32];
-    format_duration(eta, eta_text, sizeof eta_text);
+    mx_progress_fields f = {.epoch = epoch, .epochs = p->epochs, .step = step_in_epoch, .steps = p->steps_per_epoch,
+                            .loss = loss, .img_per_s = img_per_s, .eta_seconds = eta,
+                            .fraction = p->total_steps ? (double)steps_done / (double)p->total_steps : 0};
     if (p->tty) {
-        char bar[BAR_WIDTH + 1];
-        size_t filled = p->total_steps ? BAR_WIDTH * steps_done / p->total_steps : 0;
-        for (size_t i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
-        bar[BAR_WIDTH] = '\0';
-        fprintf(stderr, "\r\033[Kepoch %zu/%zu [%s] step %zu/%zu  loss %.4f  %.0f img/s  ETA %s", epoch, p->epochs, bar,
-                step_in_epoch, p->steps_per_epoch, loss, img_per_s, eta_text);
+        /* Asked at every redraw, so a resized window is followed. */
+        char line[MAX_LINE];
+        mx_progress_format(line, sizeof line, mx_progress_width(), &f);
+        fprintf(stderr, "\r\033[K%s", line);
     } else {
+        char eta_text[32];
+        format_duration(eta, eta_text, sizeof eta_text);
         fprintf(stderr, "epoch %zu/%zu step %zu/%zu loss %.4f %.0f img/s ETA %s\n", epoch, p->epochs, step_in_epoch,
                 p->steps_per_epoch, loss, img_per_s, eta_text);
     }

@@ -13,6 +13,24 @@ typedef struct {
     double start, last_draw;
 } mx_progress;
 
+/* What one redraw of the bar shows; mx_progress_format fits it to a width. */
+typedef struct {
+    size_t epoch, epochs, step, steps;
+    double loss, img_per_s, eta_seconds;
+    double fraction;  /* of the whole run, for the bar */
+} mx_progress_fields;
+
+/* Writes the bar's text for a terminal `width` columns wide into buf and
+ * returns its length, always below width (a line as wide as the terminal
+ * wraps on some terminals, and every later redraw would then scroll).
+ * Fields are shortened, then dropped, in order of least use: the bar shrinks
+ * to 8 cells, then goes, then img/s, the step count and the loss; the epoch
+ * and the ETA stay while they fit at all. */
+size_t mx_progress_format(char *buf, size_t cap, size_t width, const mx_progress_fields *f);
+
+/* The terminal's width: TIOCGWINSZ on stderr, else $COLUMNS, else 80. */
+size_t mx_progress_width(void);
+
 double mx_now_seconds(void);
 /* Keeps p->quiet as set before. */
 void mx_progress_begin(mx_progress *p, size_t epochs, size_t steps_per_epoch, size_t total_steps);

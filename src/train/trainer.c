@@ -163,8 +163,10 @@ static mx_status build_fresh(trainer *t)
     mx_model_init_params(t->run.model, cfg->seed);
     st = mx_train_dist_broadcast_state(t->run.model);
     if (st != MX_OK) return st;
+    /* --mix-prob leaves a fraction of the samples unmixed (theta = 1), which
+     * the stored theta_bar must count. */
     mx_theta_stats theta;
-    st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
+    st = mx_theta_stats_mixed(cfg->mixup.alpha, cfg->cutmix.prob, &theta);
     /* The statistics' pass: the training pipeline without mixing (its
      * augmentation drawn as for an epoch 0 that training never uses), or clean
      * images with --rescale-stats clean. */

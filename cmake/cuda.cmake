@@ -1,0 +1,46 @@
+# The cuda backend (src/backend/cuda, docs/backends.md): ON requires the CUDA
+# toolkit, AUTO (the default) builds it where CMake finds nvcc, OFF never.
+# It compiles and links wherever the toolkit is installed, with or without a
+# GPU; tests/test_cuda.c (label gpu) skips its device checks without one.
+set(MIXREG_CUDA AUTO CACHE STRING "Build the cuda backend: ON, OFF or AUTO (when the toolkit is found)")
+set_property(CACHE MIXREG_CUDA PROPERTY STRINGS ON OFF AUTO)
+# Hopper (H100/H200) by default; e.g. -DCMAKE_CUDA_ARCHITECTURES="80;90" for A100 too.
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+string(TOUPPER "${MIXREG_CUDA}" MIXREG_CUDA_MODE)
+set(MIXREG_WITH_CUDA OFF)
+if(NOT MIXREG_CUDA_MODE STREQUAL "OFF")
+  if(NOT MIXREG_CUDA_MODE MATCHES "^(ON|AUTO)$")
+    message(FATAL_ERROR "MIXREG_CUDA must be ON, OFF or AUTO, not '${MIXREG_CUDA}'")
+  endif()
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)  # the toolkit's usual home, often not on PATH
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    find_package(CUDAToolkit)
+  endif()
+  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND)
+    set(MIXREG_WITH_CUDA ON)
+  elseif(MIXREG_CUDA_MODE STREQUAL "ON")
+    message(FATAL_ERROR "MIXREG_CUDA=ON but no CUDA toolkit (nvcc, cudart) was found")
+  endif()
+endif()
+# The library target's part, called once mixreg_lib exists.
+function(mixreg_add_cuda)
+  if(MIXREG_WITH_CUDA)
+    message(STATUS "mixreg: cuda backend with CUDA ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+    target_sources(mixreg_lib PRIVATE ${CMAKE_SOURCE_DIR}/src/backend/cuda/kernels.cu)
+    target_compile_definitions(mixreg_lib PUBLIC MIXREG_WITH_CUDA=1)
+    target_link_libraries(mixreg_lib PUBLIC CUDA::cudart)
+  else()
+    message(STATUS "mixreg: without the cuda backend (-DMIXREG_CUDA=ON to require it)")
+  endif()
+  if(TEST test_cuda)
+    # 77: no device visible, the device checks skipped (CI has no GPU).
+    set_tests_properties(test_cuda PROPERTIES LABELS gpu SKIP_RETURN_CODE 77)
+  endif()
+endfunction()
