@@ -119,17 +119,19 @@ check 'compare "$WORK/elem1/model.safetensors" "$WORK/r12/model.safetensors" 1e-
 check 'tensors_equal "$WORK/elem2/model.safetensors" "$WORK/r22/model.safetensors"'   # same processes: exact
 check '[ "$(step_of "$WORK/r21/model.safetensors")" = 10 ]'
 
-# 5. SIGTERM to the launcher (as a scheduler's cancel): every process stops
+# 5. SIGTERM to the launcher (as a scheduler's cancel; 7500 steps, long enough to be
+#    caught running on an idle machine): every process stops
 #    after the same step, rank 0 saves, and the resumed job ends bit-identical
 #    to an uninterrupted one.
 python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/d12big" 12 4000 100 3 || fail "could not write the dataset"
-TERM_ARGS=(--data "idx:$WORK/d12big" --model mlp --hidden 32 --epochs 25 --batch-size 32 --threads 1 --no-tensorboard
+TERM_ARGS=(--data "idx:$WORK/d12big" --model mlp --hidden 32 --epochs 60 --batch-size 32 --threads 1 --no-tensorboard
            --save-every 50steps --seed 9)
 mpi2 train "${TERM_ARGS[@]}" --out "$WORK/straight" > /dev/null 2>&1 || fail "2 processes, uninterrupted"
 timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" train "${TERM_ARGS[@]}" --out "$WORK/term" > /dev/null 2> "$WORK/term.err" &
 job=$!
 for _ in $(seq 200); do [ -f "$WORK/term/model.safetensors" ] && break; sleep 0.05; done
-kill -TERM $job
+launcher=$(pgrep -P $job | head -1)   # mpirun, under timeout
+kill -TERM "${launcher:-$job}"
 wait $job
 if grep -q "interrupted by signal 15" "$WORK/term.err"; then
     step=$(step_of "$WORK/term/model.safetensors")
