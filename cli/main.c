@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "mixreg/dist.h"
 
 static const char usage[] =
     "mixreg " MIXREG_VERSION ": train and evaluate image classifiers with Mixup\n"
@@ -49,9 +50,8 @@ static void set_omp_waiting(char **argv)
     /* No /proc (not Linux): carry on with the default policy. */
 }
 
-int main(int argc, char **argv)
+static int run_command(int argc, char **argv)
 {
-    set_omp_waiting(argv);
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("mixreg %s\n", MIXREG_VERSION);
+        printf("mixreg %s%s\n", MIXREG_VERSION, mx_dist_built_with_mpi() ? " (MPI)" : "");
         return 0;
     }
     cli_check_environment();
@@ -75,4 +75,24 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 2, argv + 2);
     if (!strcmp(cmd, "experiment")) return cmd_experiment(argc - 2, argv + 2);
     cli_usage_error("unknown command '%s' (commands: train, eval, predict, analyze, experiment, theta, runs, bench; see mixreg --help)", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    set_omp_waiting(argv);
+    /* Under mpirun/srun: join the job (after the re-exec above, which keeps
+     * the launcher's environment). Exits (usage errors, --help) leave it via
+     * the atexit handler mx_dist_init registers. */
+    if (mx_dist_init(&argc, &argv) != MX_OK) {
+        /* One line for the job, not one per process, where the rank is known. */
+        if (mx_dist_launcher_rank(NULL) <= 0) fprintf(stderr, "mixreg: error: %s\n", mx_error_message());
+        mx_dist_finalize(1);
+        return 1;
+    }
+    int rc = run_command(argc, argv);
+    /* A runtime failure (exit 1) may be one rank's alone: stop the whole job
+     * (MPI_Abort) rather than leave the others waiting in a collective. Usage
+     * errors (2) and an agreed stop on a signal (130) are every rank's. */
+    mx_dist_finalize(rc == 1);
+    return rc;
 }

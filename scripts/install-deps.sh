@@ -15,6 +15,7 @@ PACKAGES=(
     libcjson-dev                           # JSON configs and safetensors headers
     libcairo2-dev fonts-dejavu-core        # PNG/SVG figures
     libjpeg62-turbo-dev libpng-dev         # image-folder datasets: JPEG (libjpeg-turbo) and PNG decoding
+    openmpi-bin libopenmpi-dev             # data-parallel training across processes and machines (mpirun)
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
     python3-torch                          # interop test: PyTorch loads mixreg's weights

@@ -35,6 +35,7 @@ typedef struct {
     double lr;
     double momentum;
     int nesterov;
+    int sync_bn;                 /* data-parallel: batch norm statistics over the global batch (--sync-bn) */
     double weight_decay;         /* L2, added to the gradient (PyTorch SGD's weight_decay) */
     char schedule[256];          /* constant | cosine | step:E1,E2,... */
     double warmup_epochs;

@@ -80,4 +80,20 @@ void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx
                      const int32_t *labels, size_t n, size_t channels, size_t height, size_t width,
                      size_t num_classes, float *x_out, float *y_out, mx_cutmix_workspace *ws);
 
+/* mx_cutmix_batch in two halves, for a batch split over processes: the plan
+ * (every random draw, for all n rows, into ws: partner, lambda, box, kind)
+ * needs no data, so each process draws the whole batch's and they agree; the
+ * rows are then written for any range of it. */
+void mx_cutmix_plan(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t n, size_t height,
+                    size_t width, mx_cutmix_workspace *ws);
+
+/* Rows first..first+count of the planned batch into x_out and y_out (row k
+ * of each is batch row first + k). Batch row i's own input and label are
+ * row slot[i] of x_in and labels, its partner's row slot[partner[i]]
+ * (slot NULL: row i itself), so x_in need hold only the rows this range
+ * reads. */
+void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, size_t first, size_t count,
+                     const float *x_in, const int32_t *labels, const uint32_t *slot, size_t channels, size_t height,
+                     size_t width, size_t num_classes, float *x_out, float *y_out);
+
 #endif

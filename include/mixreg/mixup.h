@@ -48,6 +48,11 @@ typedef struct {
  * a uniform perfect matching (one sample left alone when n is odd). */
 void mx_mixup_choose_partners(const mx_mixup_config *cfg, mx_rng *rng, uint32_t *partner, size_t n);
 
+/* The draws of mx_mixup_batch for a batch of n, without the data: ws->partner
+ * and ws->lambda as mx_mixup_batch leaves them (partner i and lambda 1 when
+ * alpha is 0, drawing nothing). */
+void mx_mixup_plan(const mx_mixup_config *cfg, mx_rng *rng, size_t n, mx_mixup_workspace *ws);
+
 /* Mixes one batch. x_in: n x dim inputs (already normalised); labels: n class ids
  * in [0, num_classes). Writes x_out (n x dim, may not alias x_in) and y_out
  * (n x num_classes soft targets, rows sum to 1). Draws from rng only when

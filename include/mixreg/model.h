@@ -194,10 +194,35 @@ void mx_model_backward(mx_model *model, const float *dlogits, size_t n);
  * parameter gradients. Used by the Jacobian and Lipschitz analysis. */
 void mx_model_backward_input(mx_model *model, const float *dlogits, size_t n, float *dx);
 
+/* Sync batch norm for data-parallel training: reduce(ctx, sums, count) must
+ * replace sums[0..count) by their sums over every process of the job (or stop
+ * the job: a batch norm cannot fail). With it set, every training forward
+ * normalises with the statistics of all processes' samples together and its
+ * backward uses their gradient sums, so N processes with batches b_1..b_N
+ * compute what one process computes on their concatenation; gamma's and
+ * beta's gradients stay this process's share (summed with the rest of the
+ * gradient). NULL turns it off. MX_ERR_ARG on the ref backend (its layers
+ * have no such form); a model without batch norm accepts and ignores it. */
+typedef void (*mx_bn_reduce_fn)(void *ctx, double *sums, size_t count);
+mx_status mx_model_set_bn_sync(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
+
+/* A process with no samples in a step still takes part in every exchange of
+ * a sync batch norm's forward (backward 0) or backward (1), in the same
+ * order, with zeros: call this instead of that forward or backward. Nothing
+ * without sync batch norm. */
+void mx_model_bn_sync_idle(mx_model *model, int backward);
+
 /* Soft-target cross-entropy averaged over the batch:
  * loss = -(1/n) sum_i sum_c y[i,c] log_softmax(logits[i])[c].
  * Writes dlogits = (softmax(logits) - y) / n when dlogits is not NULL. */
 double mx_softmax_xent(const float *logits, const float *targets, size_t n, size_t num_classes,
                        float *dlogits);
+
+/* The same for n rows of a batch of `batch` samples split over processes:
+ * their share of the batch's mean, -(1/batch) sum over the n rows, and
+ * dlogits = (softmax - y) / batch, so the shares of all processes add up to
+ * the whole batch's loss and gradient. batch == n is mx_softmax_xent. */
+double mx_softmax_xent_share(const float *logits, const float *targets, size_t n, size_t batch, size_t num_classes,
+                             float *dlogits);
 
 #endif

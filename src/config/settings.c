@@ -210,6 +210,7 @@ static const mx_setting settings[] = {
     NUMBER("lr", "lr", lr, 1e-12, 1e3),
     NUMBER("momentum", "momentum", momentum, 0, 0.999999),
     SWITCH("nesterov", "nesterov", nesterov, 0),
+    SWITCH("sync-bn", "sync_bn", sync_bn, 0),
     NUMBER("weight-decay", "weight_decay", weight_decay, 0, 1),
     /* No field: the value is fixed. */
     {.key = "weight_decay_mode", .type = MX_SETTING_TEXT, .parse = set_weight_decay_mode, .format = format_weight_decay_mode},

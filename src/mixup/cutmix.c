@@ -172,14 +172,13 @@ static void paste_box(float *restrict out, const float *restrict other, mx_box b
         }
 }
 
-void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, const float *x_in,
-                     const int32_t *labels, size_t n, size_t channels, size_t height, size_t width,
-                     size_t num_classes, float *x_out, float *y_out, mx_cutmix_workspace *ws)
+void mx_cutmix_plan(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t n, size_t height,
+                    size_t width, mx_cutmix_workspace *ws)
 {
-    const size_t dim = channels * height * width;
     if (!(cut->alpha > 0.0) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
+        /* Plain Mixup (or none): its draws, exactly. */
         mx_mixup_workspace mws = {ws->partner, ws->lambda};
-        mx_mixup_batch(mix, rng, x_in, labels, n, dim, num_classes, x_out, y_out, &mws);
+        mx_mixup_plan(mix, rng, n, &mws);
         uint8_t kind = mix->alpha > 0.0 ? MX_MIXED_MIXUP : MX_MIXED_NONE;
         for (size_t i = 0; i < n; i++) {
             ws->box[i] = no_box;
@@ -188,12 +187,20 @@ void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx
         return;
     }
     decide_all(mix, cut, rng, n, height, width, ws);
-    for (size_t i = 0; i < n; i++) {
-        size_t j = ws->partner[i];
+}
+
+void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, size_t first, size_t count,
+                     const float *x_in, const int32_t *labels, const uint32_t *slot, size_t channels, size_t height,
+                     size_t width, size_t num_classes, float *x_out, float *y_out)
+{
+    const size_t dim = channels * height * width;
+    for (size_t k = 0; k < count; k++) {
+        const size_t i = first + k, j = ws->partner[i];
+        const size_t own_row = slot ? slot[i] : i, other_row = slot ? slot[j] : j;
         float lam = ws->lambda[i];
         uint8_t kind = ws->kind[i];
-        const float *own = x_in + i * dim, *other = x_in + j * dim;
-        float *out = x_out + i * dim;
+        const float *own = x_in + own_row * dim, *other = x_in + other_row * dim;
+        float *out = x_out + k * dim;
         if (kind == MX_MIXED_MIXUP && mix->mix_inputs) {
             blend_row(out, own, other, lam, dim);
         } else {
@@ -201,7 +208,15 @@ void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx
             if (kind == MX_MIXED_CUTMIX && mix->mix_inputs) paste_box(out, other, ws->box[i], channels, height, width);
         }
         int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
-        blend_targets(y_out + i * num_classes, num_classes, mix->label_smoothing, labels[i],
-                      mix_row_labels ? labels[j] : labels[i], mix_row_labels ? (double)lam : 1.0);
+        blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
+                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? (double)lam : 1.0);
     }
+}
+
+void mx_cutmix_batch(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, const float *x_in,
+                     const int32_t *labels, size_t n, size_t channels, size_t height, size_t width,
+                     size_t num_classes, float *x_out, float *y_out, mx_cutmix_workspace *ws)
+{
+    mx_cutmix_plan(mix, cut, rng, n, height, width, ws);
+    mx_cutmix_apply(mix, ws, 0, n, x_in, labels, NULL, channels, height, width, num_classes, x_out, y_out);
 }

@@ -141,11 +141,9 @@ static void blend_targets(float *row, size_t num_classes, double smoothing, int3
     row[other] = (float)(off + (1.0 - lam) * peak);
 }
 
-void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, const int32_t *labels, size_t n,
-                    size_t dim, size_t num_classes, float *x_out, float *y_out, mx_mixup_workspace *ws)
+void mx_mixup_plan(const mx_mixup_config *cfg, mx_rng *rng, size_t n, mx_mixup_workspace *ws)
 {
-    int mixing = cfg->alpha > 0.0;
-    if (mixing) {
+    if (cfg->alpha > 0.0) {
         mx_mixup_choose_partners(cfg, rng, ws->partner, n);
         choose_lambdas(cfg, rng, ws->partner, ws->lambda, n);
     } else {
@@ -154,6 +152,13 @@ void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, 
             ws->lambda[i] = 1.0f;
         }
     }
+}
+
+void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, const int32_t *labels, size_t n,
+                    size_t dim, size_t num_classes, float *x_out, float *y_out, mx_mixup_workspace *ws)
+{
+    int mixing = cfg->alpha > 0.0;
+    mx_mixup_plan(cfg, rng, n, ws);
     for (size_t i = 0; i < n; i++) {
         size_t j = ws->partner[i];
         float lam = ws->lambda[i];

@@ -568,7 +568,35 @@ void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float 
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
                               float *y, float *save_mean, float *save_invstd, int relu, float *affine)
 {
+    cnn_cpu_bn_forward_train_synced(n, channels, hw, x, gamma, beta, momentum, eps, running_mean, running_var, y,
+                                    save_mean, save_invstd, relu, affine, NULL);
+}
+
+void cnn_cpu_bn_forward_train_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, float momentum, float eps, float *running_mean,
+                                     float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                     float *affine, const cnn_bn_sync *sync)
+{
     const size_t m = n * hw, stride = channels * hw;
+    if (sync) {
+        /* Sums of every rank's samples, then the same constants everywhere. */
+        double *t = sync->sums;
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+        for (size_t c = 0; c < channels; c++) channel_sums(n, hw, stride, x + c * hw, &t[c], &t[channels + c]);
+        t[2 * channels] = (double)m;
+        sync->reduce(sync->ctx, t, 2 * channels + 1);
+        const size_t total = (size_t)t[2 * channels];
+        *sync->count = t[2 * channels];
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+        for (size_t c = 0; c < channels; c++) {
+            float k[3];
+            bn_train_channel(c, total, t[c], t[channels + c], gamma, beta, momentum, eps, running_mean, running_var,
+                             save_mean, save_invstd, k);
+            channel_affine(n, hw, stride, x + c * hw, k[0], k[1], k[2], relu, y + c * hw);
+            if (affine) affine[c] = k[0], affine[channels + c] = k[1], affine[2 * channels + c] = k[2];
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
     for (size_t c = 0; c < channels; c++) {
         double sum, sumsq;
@@ -648,7 +676,39 @@ void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, c
                          const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                          float *dgamma, float *dbeta)
 {
+    cnn_cpu_bn_backward_synced(n, channels, hw, x, y, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, NULL);
+}
+
+void cnn_cpu_bn_backward_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                float *dgamma, float *dbeta, const cnn_bn_sync *sync)
+{
     const size_t m = n * hw, stride = channels * hw;
+    if (sync) {
+        /* gamma's and beta's gradients from this rank's samples (the gradient
+         * all-reduce adds them up); the input gradient from every rank's sums. */
+        double *t = sync->sums;
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+        for (size_t c = 0; c < channels; c++) {
+            channel_grad_sums(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, &t[c], &t[channels + c]);
+            const double sum_dy_xhat = (t[channels + c] - (double)save_mean[c] * t[c]) * (double)save_invstd[c];
+            if (dgamma) dgamma[c] = (float)sum_dy_xhat;
+            if (dbeta) dbeta[c] = (float)t[c];
+        }
+        sync->reduce(sync->ctx, t, 2 * channels);
+        const double total = *sync->count;
+        if (!dx || !m) return;
+#pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
+        for (size_t c = 0; c < channels; c++) {
+            const double mean = save_mean[c], invstd = save_invstd[c];
+            const double sum_dy_xhat = (t[channels + c] - mean * t[c]) * invstd;
+            const double scale = (gamma ? gamma[c] : 1.0) * invstd;
+            const double mean_dy = t[c] / total, mean_dy_xhat = sum_dy_xhat / total;
+            channel_grad(n, hw, stride, x + c * hw, y ? y + c * hw : NULL, dy + c * hw, (float)mean,
+                         (float)(scale * mean_dy), (float)scale, (float)(scale * invstd * mean_dy_xhat), dx + c * hw);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (m * channels >= CNN_CPU_PARALLEL_MIN)
     for (size_t c = 0; c < channels; c++) {
         const double mean = save_mean[c], invstd = save_invstd[c];
@@ -902,12 +962,32 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, cons
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
                                       double *partial, float *affine, uint16_t *y16)
 {
-    const size_t m = n * hw;
+    cnn_cpu_bn_forward_train_blocked_synced(n, channels, hw, x, gamma, beta, momentum, eps, running_mean, running_var,
+                                            y, save_mean, save_invstd, relu, partial, affine, y16, NULL);
+}
+
+void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                             const float *beta, float momentum, float eps, float *running_mean,
+                                             float *running_var, float *y, float *save_mean, float *save_invstd,
+                                             int relu, double *partial, float *affine, uint16_t *y16,
+                                             const cnn_bn_sync *sync)
+{
+    size_t m = n * hw;
     blocked_sums(n, channels, hw, x, NULL, NULL, NULL, partial);
     float *k = blocked_consts(n, channels, partial);
+    if (sync) {
+        /* This rank's totals, then every rank's, in sync->sums. */
+        double *t = sync->sums;
+        for (size_t c = 0; c < channels; c++) blocked_total(n, channels, partial, c, &t[c], &t[channels + c]);
+        t[2 * channels] = (double)m;
+        sync->reduce(sync->ctx, t, 2 * channels + 1);
+        m = (size_t)t[2 * channels];
+        *sync->count = t[2 * channels];
+    }
     for (size_t c = 0; c < channels; c++) {
         double sum, sumsq;
-        blocked_total(n, channels, partial, c, &sum, &sumsq);
+        if (sync) sum = sync->sums[c], sumsq = sync->sums[channels + c];
+        else blocked_total(n, channels, partial, c, &sum, &sumsq);
         float kc[3];
         bn_train_channel(c, m, sum, sumsq, gamma, beta, momentum, eps, running_mean, running_var, save_mean,
                          save_invstd, kc);
@@ -935,24 +1015,48 @@ void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const flo
                                  const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial)
 {
-    const size_t m = n * hw;
+    cnn_cpu_bn_backward_blocked_synced(n, channels, hw, x, y, relu_k, dy, gamma, save_mean, save_invstd, dx, dx_bf16,
+                                       dgamma, dbeta, partial, NULL);
+}
+
+void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                        const float *relu_k, const float *dy, const float *gamma,
+                                        const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
+                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync)
+{
+    const size_t local_m = n * hw;
+    double m = (double)local_m;
     blocked_sums(n, channels, hw, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
+    if (sync) {
+        /* gamma's and beta's gradients from this rank's samples (the gradient
+         * all-reduce adds them up); the input gradient from every rank's sums. */
+        double *t = sync->sums;
+        for (size_t c = 0; c < channels; c++) {
+            blocked_total(n, channels, partial, c, &t[c], &t[channels + c]);
+            const double sum_dy_xhat = (t[channels + c] - (double)save_mean[c] * t[c]) * (double)save_invstd[c];
+            if (dgamma) dgamma[c] = (float)sum_dy_xhat;
+            if (dbeta) dbeta[c] = (float)t[c];
+        }
+        sync->reduce(sync->ctx, t, 2 * channels);
+        m = *sync->count;
+    }
     for (size_t c = 0; c < channels; c++) {
         double sum_dy, sum_dy_x;
-        blocked_total(n, channels, partial, c, &sum_dy, &sum_dy_x);
+        if (sync) sum_dy = sync->sums[c], sum_dy_x = sync->sums[channels + c];
+        else blocked_total(n, channels, partial, c, &sum_dy, &sum_dy_x);
         const double mean = save_mean[c], invstd = save_invstd[c];
         const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
-        if (dgamma) dgamma[c] = (float)sum_dy_xhat;
-        if (dbeta) dbeta[c] = (float)sum_dy;
+        if (dgamma && !sync) dgamma[c] = (float)sum_dy_xhat;
+        if (dbeta && !sync) dbeta[c] = (float)sum_dy;
         const double scale = (gamma ? gamma[c] : 1.0) * invstd;
-        const double mean_dy = m ? sum_dy / (double)m : 0.0, mean_dy_xhat = m ? sum_dy_xhat / (double)m : 0.0;
+        const double mean_dy = m > 0 ? sum_dy / m : 0.0, mean_dy_xhat = m > 0 ? sum_dy_xhat / m : 0.0;
         k[c] = (float)(scale * mean_dy);
         k[channels + c] = (float)scale;
         k[2 * channels + c] = (float)(scale * invstd * mean_dy_xhat);
         k[3 * channels + c] = (float)mean;
     }
-    if (dx && m) blocked_grad(n, channels, hw, x, y, relu_k, dy, k, dx, dx_bf16);
+    if (dx && local_m) blocked_grad(n, channels, hw, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
 void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,

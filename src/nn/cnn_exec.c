@@ -123,6 +123,23 @@ void cnn_init_params(mx_model *m, uint64_t seed)
     cnn_reset_buffers(m, seed);
 }
 
+/* The node's sync batch norm exchange (filled into *at), or NULL when the
+ * model has none (mx_model_set_bn_sync; the cpu backend only). */
+static cnn_bn_sync *bn_sync_of(const cnn_graph *g, const cnn_node *nd, cnn_bn_sync *at)
+{
+    if (!g->bn_reduce) return NULL;
+    *at = (cnn_bn_sync){g->bn_reduce, g->bn_reduce_ctx, g->bn_sync_sums, &g->bn_sync_counts[nd - g->nodes]};
+    return at;
+}
+
+/* The reference layers have no sync form; mx_model_set_bn_sync refuses
+ * their backend, so reaching this is a bug, not a user's error. */
+static _Noreturn void sync_unsupported(void)
+{
+    fprintf(stderr, "mixreg: internal error: sync batch norm on the reference layers\n");
+    abort();
+}
+
 /* Batch norm's forward on the node's backend: the reference layer, or the cpu
  * backend's own kernel, which applies the node's ReLU too (returns whether it
  * did). oneDNN 2.6's batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x
@@ -139,12 +156,16 @@ static int bn_forward(mx_model *m, cnn_graph *g, const cnn_node *nd, int cpu, si
     const int relu = nd->relu;
     if (m->training) {
         (*(int64_t *)m->buffers[nd->buffer + 2].data)++;
+        cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (cpu && in->blocked)
-            cnn_cpu_bn_forward_train_blocked(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                             nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine, Y16);
+            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
+                                                    nd->save_mean, nd->save_invstd, relu, g->bn_partial, nd->affine,
+                                                    Y16, sync);
         else if (cpu)
-            cnn_cpu_bn_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
-                                     nd->save_mean, nd->save_invstd, relu, nd->affine);
+            cnn_cpu_bn_forward_train_synced(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
+                                            nd->save_mean, nd->save_invstd, relu, nd->affine, sync);
+        else if (sync)
+            sync_unsupported();
         else
             mx_batchnorm2d_forward_train(n, C, hw, X, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, Y,
                                          nd->save_mean, nd->save_invstd);
@@ -517,11 +538,15 @@ static void bn_backward(mx_model *m, const cnn_graph *g, const cnn_node *nd, int
     const float *gamma = param(m, nd->weight), *rmean = buffer(m, nd->buffer), *rvar = buffer(m, nd->buffer + 1);
     float *dgamma = grad(m, nd->weight), *dbeta = grad(m, nd->bias);
     if (g->fwd_training) {
+        cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (cpu && in->blocked)
-            cnn_cpu_bn_backward_blocked(n, C, hw, X, Y, relu_k, dY, gamma, nd->save_mean, nd->save_invstd, dX, dx_bf16,
-                                        dgamma, dbeta, g->bn_partial);
+            cnn_cpu_bn_backward_blocked_synced(n, C, hw, X, Y, relu_k, dY, gamma, nd->save_mean, nd->save_invstd, dX,
+                                               dx_bf16, dgamma, dbeta, g->bn_partial, sync);
         else if (cpu)
-            cnn_cpu_bn_backward(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
+            cnn_cpu_bn_backward_synced(n, C, hw, X, Y, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta,
+                                       sync);
+        else if (sync)
+            sync_unsupported();
         else
             mx_batchnorm2d_backward(n, C, hw, X, dY, gamma, nd->save_mean, nd->save_invstd, dX, dgamma, dbeta);
     } else if (cpu && in->blocked) {

@@ -406,6 +406,8 @@ void cnn_graph_free(cnn_graph *g)
 {
     if (!g) return;
     cnn_profile_report(g);
+    free(g->bn_sync_sums);
+    free(g->bn_sync_counts);
     cnn_dnnl_free(g);  /* the plans, then their context */
     free_buffers(g);
     free(g->nodes);
@@ -453,6 +455,41 @@ static size_t cnn_plan_bytes(const mx_model *m, size_t batch, int predict_only)
     return bytes;
 }
 
+static mx_status cnn_set_bn_sync(mx_model *m, mx_bn_reduce_fn reduce, void *ctx)
+{
+    cnn_graph *g = m->impl;
+    free(g->bn_sync_sums);
+    free(g->bn_sync_counts);
+    g->bn_sync_sums = NULL, g->bn_sync_counts = NULL, g->bn_reduce = NULL, g->bn_reduce_ctx = NULL;
+    size_t channels = 0;
+    for (size_t k = 0; k < g->num_nodes; k++)
+        if (g->nodes[k].op == CNN_BN && g->tensors[g->nodes[k].in].c > channels) channels = g->tensors[g->nodes[k].in].c;
+    if (!reduce || channels == 0) return MX_OK;
+    if (g->backend != MX_BACKEND_CPU)
+        return mx_error_set(MX_ERR_ARG, "--sync-bn needs the cpu backend (the ref backend's batch norm has no sync form)");
+    g->bn_sync_sums = malloc((2 * channels + 1) * sizeof(double));
+    g->bn_sync_counts = calloc(g->num_nodes, sizeof(double));
+    if (!g->bn_sync_sums || !g->bn_sync_counts) return mx_error_set(MX_ERR_NOMEM, "out of memory for sync batch norm");
+    g->bn_reduce = reduce, g->bn_reduce_ctx = ctx;
+    return MX_OK;
+}
+
+/* The exchanges of a training forward (nodes in order: [sum, sum of squares,
+ * count]) and backward (in reverse: [sum dy', sum dy' x]) with nothing of
+ * this process's own in them. */
+static void cnn_bn_sync_idle(mx_model *m, int backward)
+{
+    cnn_graph *g = m->impl;
+    if (!g->bn_reduce) return;
+    for (size_t i = 0; i < g->num_nodes; i++) {
+        const size_t k = backward ? g->num_nodes - 1 - i : i;
+        if (g->nodes[k].op != CNN_BN) continue;
+        const size_t count = 2 * g->tensors[g->nodes[k].in].c + (backward ? 0 : 1);
+        memset(g->bn_sync_sums, 0, count * sizeof(double));
+        g->bn_reduce(g->bn_reduce_ctx, g->bn_sync_sums, count);
+    }
+}
+
 static void cnn_destroy(mx_model *m)
 {
     cnn_graph_free(m->impl);
@@ -475,7 +512,8 @@ static double cnn_forward_flops(const mx_model *m)
 }
 
 static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward,       cnn_predict, cnn_backward,
-                                     cnn_destroy,     cnn_forward_flops, cnn_replan,  cnn_plan_bytes};
+                                     cnn_destroy,     cnn_forward_flops, cnn_replan,  cnn_plan_bytes,
+                                     cnn_set_bn_sync, cnn_bn_sync_idle};
 
 mx_status mx_cnn_create(mx_model *m)
 {

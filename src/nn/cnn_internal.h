@@ -133,6 +133,10 @@ typedef struct {
     unsigned long plan_clock;
     const cnn_plan_set *fwd_plans;  /* the set the last forward ran on (NULL: the reference layers) */
     int plan_warned;
+    void (*bn_reduce)(void *ctx, double *sums, size_t count);  /* sync batch norm (cnn_cpu.c cnn_bn_sync), or NULL */
+    void *bn_reduce_ctx;
+    double *bn_sync_sums;        /* with bn_reduce: 2 x the largest channel count + 1 doubles (malloc) */
+    double *bn_sync_counts;      /* with bn_reduce: each node's global value count (num_nodes, malloc) */
     double *bn_partial;          /* cpu backend: batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel count */
     int profile;                 /* MIXREG_PROFILE: time every node, print a table when freed */
     double prof_s[CNN_PROF_KINDS][2];  /* seconds, forward / backward */
@@ -196,6 +200,39 @@ void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulat
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
                               float *y, float *save_mean, float *save_invstd, int relu, float *affine);
+/* Sync batch norm (--sync-bn): a training batch norm's per-channel sums are
+ * added over every process of a data-parallel job before the statistics are
+ * formed, so each process normalises with the global batch's. reduce sums
+ * `count` doubles in place across the processes (it stops the job itself if
+ * it cannot); sums has room for 2 x channels + 1; count is the node's global
+ * value count, written by the forward and read by its backward. */
+typedef struct {
+    void (*reduce)(void *ctx, double *sums, size_t count);
+    void *ctx;
+    double *sums;
+    double *count;
+} cnn_bn_sync;
+
+/* The training kernels with sync NULL are the plain ones above and below;
+ * with it, they exchange [sum x, sum x^2, m] (forward) and [sum dy', sum dy' x]
+ * (backward) through sync->reduce, gamma's and beta's gradients staying this
+ * process's own. */
+void cnn_cpu_bn_forward_train_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, float momentum, float eps, float *running_mean,
+                                     float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                     float *affine, const cnn_bn_sync *sync);
+void cnn_cpu_bn_backward_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                float *dgamma, float *dbeta, const cnn_bn_sync *sync);
+void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                             const float *beta, float momentum, float eps, float *running_mean,
+                                             float *running_var, float *y, float *save_mean, float *save_invstd,
+                                             int relu, double *partial, float *affine, uint16_t *y16,
+                                             const cnn_bn_sync *sync);
+void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                        const float *relu_k, const float *dy, const float *gamma,
+                                        const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
+                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync);
 void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                              const float *beta, const float *running_mean, const float *running_var, float eps,
                              float *y, int relu, float *affine);

@@ -20,6 +20,9 @@ typedef struct {
     mx_status (*plan)(mx_model *model);
     /* What plan would allocate for that batch and use (mx_model_plan_bytes). */
     size_t (*plan_bytes)(const mx_model *model, size_t batch, int predict_only);
+    /* Sync batch norm (mx_model_set_bn_sync, mx_model_bn_sync_idle); NULL: no batch norm. */
+    mx_status (*set_bn_sync)(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
+    void (*bn_sync_idle)(mx_model *model, int backward);
 } mx_model_ops;
 
 struct mx_model {
