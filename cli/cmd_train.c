@@ -3,9 +3,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
+#include "mixreg/dist.h"
 #include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "mixreg/theta.h"
@@ -74,6 +76,8 @@ static const char train_help[] =
     "  --log-every N            a JSONL/TensorBoard point every N steps (default 50, 0 = none)\n"
     "  --no-tensorboard         do not write RUN_DIR/tensorboard event files\n"
     "  --tb-histograms          also log weight histograms to TensorBoard at each epoch end\n"
+    "processes (mpirun -np N mixreg train ...; --batch-size is the global batch, --threads per process):\n"
+    "  --sync-bn                batch norm statistics over the global batch, not each process's share\n"
     "rescaled prediction:\n"
     "  --rescale-stats augmented|clean  the pass computing x_bar and y_bar after training uses the\n"
     "                           training pipeline without mixing (augmented, the default, as the\n"
@@ -117,13 +121,26 @@ static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg
     return resume;
 }
 
+/* --threads is per process. Without it, the processes of a job on one
+ * machine share its cores instead of each taking all of them. */
+static void set_threads_per_process(int requested)
+{
+    int local = mx_dist_local_size();
+    if (!requested && local > 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        requested = online > local ? (int)(online / local) : 1;
+    }
+    mx_set_threads(requested);
+}
+
 static int finish_training(mx_status st, const mx_train_result *result, const char *out)
 {
     if (st == MX_ERR_INTERRUPTED) {
-        fprintf(stderr, "mixreg: %s\n", mx_error_message());
+        if (mx_dist_is_root()) fprintf(stderr, "mixreg: %s\n", mx_error_message());
         return 130;
     }
     if (st != MX_OK) return cli_report(st);
+    if (!mx_dist_is_root()) return 0; /* rank 0 reports for the job */
     printf("test set after %zu epochs (%zu steps, %.0f img/s), run directory %s\n", result->epochs_done,
            result->steps_done, result->train_img_per_s, out);
     print_metrics_table(&result->plain, &result->rescaled);
@@ -137,7 +154,7 @@ static int resume_training(const char *dir, int threads)
     if (st != MX_OK) return cli_report(st);
     mx_train_config cfg = saved.config;
     size_t step = saved.step;
-    mx_set_threads(threads ? threads : saved.config.threads);
+    set_threads_per_process(threads ? threads : saved.config.threads);
     mx_run_free(&saved);
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);
@@ -146,15 +163,35 @@ static int resume_training(const char *dir, int threads)
         mx_dataset_free(&train);
         return cli_report(st);
     }
-    printf("mixreg: resuming %s from step %zu\n", dir, step);
+    if (mx_dist_is_root()) printf("mixreg: resuming %s from step %zu\n", dir, step);
     fflush(stdout);
     mx_train_result result;
     st = mx_train_resume(dir, threads, &train, &test, &result);
-    mx_train_data_report(cfg.data, "train", &train);
-    mx_train_data_report(cfg.data, "test", &test);
+    if (mx_dist_is_root()) {
+        mx_train_data_report(cfg.data, "train", &train);
+        mx_train_data_report(cfg.data, "test", &test);
+    }
     mx_dataset_free(&train);
     mx_dataset_free(&test);
     return finish_training(st, &result, dir);
+}
+
+static void print_training_line(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
+                                const mx_theta_stats *theta)
+{
+    printf("mixreg: training %s on %s (%zu train / %zu test, %zux%zux%zu, %zu classes%s), ", cfg->model.arch,
+            cfg->data, train->n, test->n, train->channels, train->height, train->width, train->num_classes,
+            train->stream && test->stream ? ", streamed from disk"
+            : train->stream               ? ", training set streamed from disk"
+            : test->stream                ? ", test set streamed from disk"
+                                          : "");
+    if (cfg->mixup.alpha > 0)
+        printf("mixup alpha %g (theta_bar %.4f), ", cfg->mixup.alpha, theta->theta_bar);
+    else
+        printf("ERM (no mixup), ");
+    printf("%zu epochs, batch %zu", cfg->epochs, cfg->batch_size);
+    if (mx_dist_size() > 1) printf(" over %d processes%s", mx_dist_size(), cfg->sync_bn ? " (sync batch norm)" : "");
+    printf(" -> %s\n", cfg->out);
 }
 
 /* runs/YYYYmmdd-HHMMSS, with a numeric suffix if that exists already. */
@@ -183,7 +220,7 @@ int cmd_train(int argc, char **argv)
     mx_status st = mx_train_config_validate(&cfg);
     if (st != MX_OK) return cli_report(st);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
-    mx_set_threads(cfg.threads);
+    set_threads_per_process(cfg.threads);
 
     mx_dataset train = {0}, test = {0};
     st = mx_train_data_load(&cfg, NULL, "train", &train);
@@ -194,23 +231,15 @@ int cmd_train(int argc, char **argv)
     }
     mx_theta_stats theta;
     mx_theta_stats_compute(cfg.mixup.alpha, &theta);
-    printf("mixreg: training %s on %s (%zu train / %zu test, %zux%zux%zu, %zu classes%s), ", cfg.model.arch,
-            cfg.data, train.n, test.n, train.channels, train.height, train.width, train.num_classes,
-            train.stream && test.stream ? ", streamed from disk"
-            : train.stream              ? ", training set streamed from disk"
-            : test.stream               ? ", test set streamed from disk"
-                                        : "");
-    if (cfg.mixup.alpha > 0)
-        printf("mixup alpha %g (theta_bar %.4f), ", cfg.mixup.alpha, theta.theta_bar);
-    else
-        printf("ERM (no mixup), ");
-    printf("%zu epochs, batch %zu -> %s\n", cfg.epochs, cfg.batch_size, cfg.out);
+    if (mx_dist_is_root()) print_training_line(&cfg, &train, &test, &theta);
     fflush(stdout);
 
     mx_train_result result;
     st = mx_train_run(&cfg, &train, &test, &result);
-    mx_train_data_report(cfg.data, "train", &train);
-    mx_train_data_report(cfg.data, "test", &test);
+    if (mx_dist_is_root()) {
+        mx_train_data_report(cfg.data, "train", &train);
+        mx_train_data_report(cfg.data, "test", &test);
+    }
     mx_dataset_free(&train);
     mx_dataset_free(&test);
     return finish_training(st, &result, cfg.out);

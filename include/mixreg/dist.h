@@ -39,6 +39,8 @@ int mx_dist_rank(void);
 int mx_dist_size(void);
 /* Rank among the processes of this job on the same machine (0 alone). */
 int mx_dist_local_rank(void);
+/* How many processes of this job share this machine (1 alone). */
+int mx_dist_local_size(void);
 /* 1 on rank 0, the process that writes files and prints. */
 int mx_dist_is_root(void);
 

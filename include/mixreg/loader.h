@@ -23,7 +23,8 @@ typedef mx_status (*mx_batch_fill_fn)(void *ctx, const uint32_t *idx, size_t n, 
 typedef struct {
     const float *x;
     const int32_t *labels;
-    size_t n;
+    size_t n;                 /* rows in x and labels: this process's share of the batch */
+    size_t first, total;      /* they are rows first..first+n of a batch of total (0 and n alone) */
 } mx_loader_batch;
 
 typedef struct mx_loader mx_loader;
@@ -31,6 +32,12 @@ typedef struct mx_loader mx_loader;
 /* workers threads (0: fill in the caller), depth batches in flight (>= 1). */
 mx_status mx_loader_create(mx_batch_fill_fn fill, void *ctx, size_t sample_size, size_t max_batch, size_t workers,
                            size_t depth, mx_loader **out);
+
+/* Data-parallel training: from the next epoch on, each batch of the order is
+ * split over `ranks` processes as mx_dist_split does and this loader fills
+ * only rank `rank`'s rows (max_batch then only needs to hold a share). The
+ * default is rank 0 of 1: whole batches. */
+mx_status mx_loader_set_share(mx_loader *loader, int rank, int ranks);
 
 /* Starts producing the batches of an epoch: order[0..n) cut into batches of
  * `batch`, beginning with batch number `first` (to resume mid-epoch). The

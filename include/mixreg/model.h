@@ -158,14 +158,22 @@ typedef void (*mx_bn_reduce_fn)(void *ctx, double *sums, size_t count);
 mx_status mx_model_set_bn_sync(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
 
 /* A process with no samples in a step still takes part in every exchange of
- * a sync batch norm's forward and backward, in the same order, with zeros:
- * call this instead of forward + backward. Nothing without sync batch norm. */
-void mx_model_bn_sync_idle(mx_model *model);
+ * a sync batch norm's forward (backward 0) or backward (1), in the same
+ * order, with zeros: call this instead of that forward or backward. Nothing
+ * without sync batch norm. */
+void mx_model_bn_sync_idle(mx_model *model, int backward);
 
 /* Soft-target cross-entropy averaged over the batch:
  * loss = -(1/n) sum_i sum_c y[i,c] log_softmax(logits[i])[c].
  * Writes dlogits = (softmax(logits) - y) / n when dlogits is not NULL. */
 double mx_softmax_xent(const float *logits, const float *targets, size_t n, size_t num_classes,
                        float *dlogits);
+
+/* The same for n rows of a batch of `batch` samples split over processes:
+ * their share of the batch's mean, -(1/batch) sum over the n rows, and
+ * dlogits = (softmax - y) / batch, so the shares of all processes add up to
+ * the whole batch's loss and gradient. batch == n is mx_softmax_xent. */
+double mx_softmax_xent_share(const float *logits, const float *targets, size_t n, size_t batch, size_t num_classes,
+                             float *dlogits);
 
 #endif

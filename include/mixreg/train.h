@@ -53,6 +53,7 @@ typedef struct {
     mx_streaming stream;         /* image folders: auto | on | off (source.h); rrc streams the training set */
     char normalize[128];         /* "computed" (from the training data) or given: imagenet | M,../S,.. */
     mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
+    int sync_bn;                 /* data-parallel: batch norm statistics over the global batch (--sync-bn) */
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mixreg/dist.h"
 #include "mixreg/loader.h"
 
 typedef enum { SLOT_FREE, SLOT_FILLING, SLOT_READY } slot_state;
@@ -12,7 +13,8 @@ typedef enum { SLOT_FREE, SLOT_FILLING, SLOT_READY } slot_state;
 typedef struct {
     float *x;
     int32_t *labels;
-    size_t n, number;      /* which batch of the epoch it holds */
+    size_t n, number;      /* this process's rows of batch `number` of the epoch */
+    size_t first, total;   /* they are rows first..first+n of that batch of total */
     slot_state state;
     mx_status status;
     char message[512];     /* the fill's error message (errors are per thread) */
@@ -22,6 +24,7 @@ struct mx_loader {
     mx_batch_fill_fn fill;
     void *ctx;
     size_t sample_size, max_batch, depth, workers;
+    int rank, ranks;       /* this process's share of every batch (mx_loader_set_share) */
     slot *slots;
     pthread_t *threads;
     pthread_mutex_t mutex;
@@ -42,8 +45,9 @@ static size_t batch_size_of(const mx_loader *l, size_t number)
 
 static void fill_slot(mx_loader *l, slot *s, size_t number)
 {
-    s->n = batch_size_of(l, number);
-    s->status = l->fill(l->ctx, l->order + number * l->batch, s->n, l->epoch, s->x, s->labels);
+    s->total = batch_size_of(l, number);
+    mx_dist_split(s->total, l->rank, l->ranks, &s->first, &s->n);
+    s->status = s->n ? l->fill(l->ctx, l->order + number * l->batch + s->first, s->n, l->epoch, s->x, s->labels) : MX_OK;
     if (s->status != MX_OK) snprintf(s->message, sizeof s->message, "%s", mx_error_message());
 }
 
@@ -84,6 +88,7 @@ mx_status mx_loader_create(mx_batch_fill_fn fill, void *ctx, size_t sample_size,
     mx_loader *l = calloc(1, sizeof *l);
     if (!l) return mx_error_set(MX_ERR_NOMEM, "out of memory for the loader");
     l->fill = fill, l->ctx = ctx, l->sample_size = sample_size, l->max_batch = max_batch, l->depth = depth;
+    l->rank = 0, l->ranks = 1;
     l->slots = calloc(depth, sizeof(slot));
     int ok = l->slots != NULL;
     for (size_t i = 0; ok && i < depth; i++) {
@@ -109,10 +114,21 @@ mx_status mx_loader_create(mx_batch_fill_fn fill, void *ctx, size_t sample_size,
     return MX_OK;
 }
 
+mx_status mx_loader_set_share(mx_loader *l, int rank, int ranks)
+{
+    if (ranks < 1 || rank < 0 || rank >= ranks)
+        return mx_error_set(MX_ERR_ARG, "loader: rank %d of %d out of range", rank, ranks);
+    pthread_mutex_lock(&l->mutex);
+    l->rank = rank, l->ranks = ranks;
+    pthread_mutex_unlock(&l->mutex);
+    return MX_OK;
+}
+
 mx_status mx_loader_start_epoch(mx_loader *l, const uint32_t *order, size_t n, size_t batch, size_t first,
                                 uint64_t epoch)
 {
-    if (batch == 0 || batch > l->max_batch) return mx_error_set(MX_ERR_ARG, "loader: batch %zu out of range", batch);
+    size_t share = batch ? (batch + (size_t)l->ranks - 1) / (size_t)l->ranks : 0;
+    if (batch == 0 || share > l->max_batch) return mx_error_set(MX_ERR_ARG, "loader: batch %zu out of range", batch);
     pthread_mutex_lock(&l->mutex);
     /* Wait for fills in progress (they read the old order), then reset. */
     for (;;) {
@@ -166,7 +182,7 @@ mx_status mx_loader_next(mx_loader *l, mx_loader_batch *out)
     l->held = s;
     mx_status st = s->status;
     if (st != MX_OK) st = mx_error_set(st, "%s", s->message);
-    out->x = s->x, out->labels = s->labels, out->n = s->n;
+    out->x = s->x, out->labels = s->labels, out->n = s->n, out->first = s->first, out->total = s->total;
     pthread_mutex_unlock(&l->mutex);
     return st;
 }

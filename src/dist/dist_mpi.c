@@ -15,8 +15,8 @@
 
 static struct {
     int active;      /* MPI_Init_thread succeeded and MPI_Finalize has not run */
-    int rank, size, local_rank;
-} g_dist = {0, 0, 1, 0};
+    int rank, size, local_rank, local_size;
+} g_dist = {0, 0, 1, 0, 1};
 
 /* MPI counts are int: larger arrays go in pieces of this many elements. */
 #define CHUNK ((size_t)1 << 30)
@@ -56,6 +56,7 @@ mx_status mx_dist_init(int *argc, char ***argv)
     MPI_Comm node;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_dist.rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_rank(node, &g_dist.local_rank);
+        MPI_Comm_size(node, &g_dist.local_size);
         MPI_Comm_free(&node);
     }
     return MX_OK;
@@ -78,6 +79,7 @@ int mx_dist_active(void) { return g_dist.active; }
 int mx_dist_rank(void) { return g_dist.rank; }
 int mx_dist_size(void) { return g_dist.size; }
 int mx_dist_local_rank(void) { return g_dist.local_rank; }
+int mx_dist_local_size(void) { return g_dist.local_size; }
 int mx_dist_is_root(void) { return g_dist.rank == 0; }
 
 /* Only a job of several processes talks; one process (launched or not) has

@@ -21,6 +21,7 @@ int mx_dist_active(void) { return 0; }
 int mx_dist_rank(void) { return 0; }
 int mx_dist_size(void) { return 1; }
 int mx_dist_local_rank(void) { return 0; }
+int mx_dist_local_size(void) { return 1; }
 int mx_dist_is_root(void) { return 1; }
 
 mx_status mx_dist_broadcast(void *buf, size_t bytes)

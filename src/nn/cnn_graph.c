@@ -405,21 +405,16 @@ static mx_status cnn_set_bn_sync(mx_model *m, mx_bn_reduce_fn reduce, void *ctx)
 /* The exchanges of a training forward (nodes in order: [sum, sum of squares,
  * count]) and backward (in reverse: [sum dy', sum dy' x]) with nothing of
  * this process's own in them. */
-static void cnn_bn_sync_idle(mx_model *m)
+static void cnn_bn_sync_idle(mx_model *m, int backward)
 {
     cnn_graph *g = m->impl;
     if (!g->bn_reduce) return;
-    for (size_t k = 0; k < g->num_nodes; k++) {
+    for (size_t i = 0; i < g->num_nodes; i++) {
+        const size_t k = backward ? g->num_nodes - 1 - i : i;
         if (g->nodes[k].op != CNN_BN) continue;
-        const size_t c = g->tensors[g->nodes[k].in].c;
-        memset(g->bn_sync_sums, 0, (2 * c + 1) * sizeof(double));
-        g->bn_reduce(g->bn_reduce_ctx, g->bn_sync_sums, 2 * c + 1);
-    }
-    for (size_t k = g->num_nodes; k-- > 0;) {
-        if (g->nodes[k].op != CNN_BN) continue;
-        const size_t c = g->tensors[g->nodes[k].in].c;
-        memset(g->bn_sync_sums, 0, 2 * c * sizeof(double));
-        g->bn_reduce(g->bn_reduce_ctx, g->bn_sync_sums, 2 * c);
+        const size_t count = 2 * g->tensors[g->nodes[k].in].c + (backward ? 0 : 1);
+        memset(g->bn_sync_sums, 0, count * sizeof(double));
+        g->bn_reduce(g->bn_reduce_ctx, g->bn_sync_sums, count);
     }
 }
 

@@ -5,6 +5,12 @@
 
 double mx_softmax_xent(const float *logits, const float *targets, size_t n, size_t num_classes, float *dlogits)
 {
+    return mx_softmax_xent_share(logits, targets, n, n, num_classes, dlogits);
+}
+
+double mx_softmax_xent_share(const float *logits, const float *targets, size_t n, size_t batch, size_t num_classes,
+                             float *dlogits)
+{
     double total = 0.0;
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * num_classes;
@@ -17,8 +23,8 @@ double mx_softmax_xent(const float *logits, const float *targets, size_t n, size
         for (size_t c = 0; c < num_classes; c++) {
             double log_p = (double)z[c] - log_sum;
             total -= (double)y[c] * log_p;
-            if (dlogits) dlogits[i * num_classes + c] = (float)((exp(log_p) - y[c]) / (double)n);
+            if (dlogits) dlogits[i * num_classes + c] = (float)((exp(log_p) - y[c]) / (double)batch);
         }
     }
-    return total / (double)n;
+    return total / (double)batch;
 }

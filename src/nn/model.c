@@ -265,9 +265,9 @@ mx_status mx_model_set_bn_sync(mx_model *model, mx_bn_reduce_fn reduce, void *ct
     return model->ops->set_bn_sync ? model->ops->set_bn_sync(model, reduce, ctx) : MX_OK;
 }
 
-void mx_model_bn_sync_idle(mx_model *model)
+void mx_model_bn_sync_idle(mx_model *model, int backward)
 {
-    if (model->ops->bn_sync_idle) model->ops->bn_sync_idle(model);
+    if (model->ops->bn_sync_idle) model->ops->bn_sync_idle(model, backward);
 }
 
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n)

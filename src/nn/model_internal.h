@@ -17,7 +17,7 @@ typedef struct {
     double (*forward_flops)(const mx_model *model);
     /* Sync batch norm (mx_model_set_bn_sync, mx_model_bn_sync_idle); NULL: no batch norm. */
     mx_status (*set_bn_sync)(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
-    void (*bn_sync_idle)(mx_model *model);
+    void (*bn_sync_idle)(mx_model *model, int backward);
 } mx_model_ops;
 
 struct mx_model {

@@ -246,6 +246,7 @@ char *mx_train_config_to_json(const mx_train_config *cfg)
     cJSON_AddNumberToObject(o, "log_every", (double)cfg->log_every);
     cJSON_AddBoolToObject(o, "tensorboard", cfg->tensorboard);
     cJSON_AddBoolToObject(o, "tb_histograms", cfg->tb_histograms);
+    cJSON_AddBoolToObject(o, "sync_bn", cfg->sync_bn);
     cJSON_AddStringToObject(o, "rescale_stats", mx_rescale_source_name(cfg->rescale_stats));
     cJSON_AddStringToObject(o, "label", cfg->labels == MX_LABEL_COARSE ? "coarse" : "fine");
     cJSON_AddStringToObject(o, "augment", cfg->augment);
@@ -375,6 +376,7 @@ static mx_status apply_key(const cJSON *item, mx_train_config *cfg)
     if (!strcmp(k, "log_every")) return get_size(item, &cfg->log_every);
     if (!strcmp(k, "tensorboard")) return get_bool(item, &cfg->tensorboard);
     if (!strcmp(k, "tb_histograms")) return get_bool(item, &cfg->tb_histograms);
+    if (!strcmp(k, "sync_bn")) return get_bool(item, &cfg->sync_bn);
     if (!strcmp(k, "augment")) return get_string(item, cfg->augment, sizeof cfg->augment);
     if (!strcmp(k, "normalize")) return get_string(item, cfg->normalize, sizeof cfg->normalize);
     if (!strcmp(k, "stream")) {

@@ -54,6 +54,7 @@ SWITCH_FLAG(set_only_inputs, mixup.mix_labels, 0)
 SWITCH_FLAG(set_only_labels, mixup.mix_inputs, 0)
 SWITCH_FLAG(set_theta, mixup.theta_form, 1)
 SWITCH_FLAG(set_nesterov, nesterov, 1)
+SWITCH_FLAG(set_sync_bn, sync_bn, 1)
 
 static mx_status set_save_every(mx_train_config *cfg, const char *what, const char *value, int on)
 {
@@ -220,6 +221,7 @@ static const flag_entry flags[] = {
     {"log-every", 1, set_log_every},
     {"no-tensorboard", 0, set_no_tensorboard},
     {"tb-histograms", 0, set_tb_histograms},
+    {"sync-bn", 0, set_sync_bn},
     {"rescale-stats", 1, set_rescale_stats},
 };
 

@@ -38,6 +38,7 @@ void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t
                       double img_per_s)
 {
     double now = mx_now_seconds();
+    if (p->quiet) return;
     if (now - p->last_draw < (p->tty ? TTY_INTERVAL_S : PLAIN_INTERVAL_S)) return;
     p->last_draw = now;
     double elapsed = now - p->start;
@@ -61,6 +62,7 @@ void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t
 
 void mx_progress_line(mx_progress *p, const char *line)
 {
+    if (p->quiet) return;
     if (p->tty) fputs("\r\033[K", stderr);
     fprintf(stderr, "%s\n", line);
     fflush(stderr);
@@ -68,5 +70,6 @@ void mx_progress_line(mx_progress *p, const char *line)
 
 void mx_progress_clear(mx_progress *p)
 {
+    if (p->quiet) return;
     if (p->tty) fputs("\r\033[K", stderr);
 }

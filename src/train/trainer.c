@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mixreg/dist.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/fileio.h"
 #include "mixreg/optim.h"
@@ -23,6 +24,7 @@
 #include "mixreg/tfevents.h"
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
+#include "train/dist_state.h"
 #include "train/progress.h"
 
 
@@ -34,7 +36,10 @@ typedef struct {
     mx_dataset_fill fill;     /* what the loader fills batches from */
     mx_dataset train, val;    /* train less the hold-out, and the hold-out */
     const mx_dataset *test;
-    size_t batch, steps_per_epoch, total_steps;
+    size_t batch, steps_per_epoch, total_steps;  /* batch: the global batch, over all processes */
+    size_t share_max;         /* the largest share of a batch one process takes */
+    int root, ranks;          /* rank 0 alone writes the run directory and draws progress */
+    size_t stats_synced_step; /* running statistics last averaged over the processes at this step (+1) */
     uint32_t *order;
     mx_progress progress;
     double train_time;
@@ -46,8 +51,21 @@ typedef struct {
 } trainer;
 
 static volatile sig_atomic_t g_stop_signal = 0;
+/* In a job of several processes, rank 0 says at once why it may stop: its
+ * launcher also sends this signal when another process died, and the
+ * process may then be killed before it reaches the end of its step. */
+static char g_stop_note[MX_PATH_MAX + 256];
+static size_t g_stop_note_len = 0;
 
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
+static void on_stop_signal(int sig)
+{
+    g_stop_signal = sig;
+    if (g_stop_note_len) {
+        ssize_t ignored = write(STDERR_FILENO, g_stop_note, g_stop_note_len);
+        (void)ignored;
+        g_stop_note_len = 0; /* once */
+    }
+}
 
 static void trainer_free(trainer *t)
 {
@@ -116,6 +134,7 @@ static mx_status setup_schedule(trainer *t)
     mx_status st = mx_schedule_parse(cfg->schedule, &t->schedule);
     if (st != MX_OK) return st;
     t->batch = cfg->batch_size < t->train.n ? cfg->batch_size : t->train.n;
+    t->share_max = (t->batch + (size_t)t->ranks - 1) / (size_t)t->ranks;
     t->steps_per_epoch = (t->train.n + t->batch - 1) / t->batch;
     t->schedule.base_lr = cfg->lr;
     t->schedule.warmup_epochs = cfg->warmup_epochs;
@@ -137,9 +156,13 @@ static mx_status build_fresh(trainer *t)
     spec.in_height = t->train.height;
     spec.in_width = t->train.width;
     spec.num_classes = t->train.num_classes;
-    st = mx_model_create(&spec, t->batch, &t->run.model);
+    st = mx_model_create(&spec, t->share_max, &t->run.model);
     if (st != MX_OK) return st;
+    /* Rank 0's initial model on every process (the same seed draws the same
+     * one everywhere; the broadcast makes that a fact, not an assumption). */
     mx_model_init_params(t->run.model, cfg->seed);
+    st = mx_train_dist_broadcast_state(t->run.model);
+    if (st != MX_OK) return st;
     mx_theta_stats theta;
     st = mx_theta_stats_compute(cfg->mixup.alpha, &theta);
     /* The statistics' pass: the training pipeline without mixing (its
@@ -159,7 +182,13 @@ static mx_status setup_buffers(trainer *t)
 {
     const mx_train_config *cfg = &t->run.config;
     mx_sgd_config sgd = {cfg->momentum, cfg->nesterov, cfg->weight_decay};
-    mx_status st = mx_stepper_init(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd);
+    mx_status st = mx_stepper_init_shared(&t->stepper, t->run.model, &t->run.normalizer, &cfg->mixup, &sgd, t->batch);
+    if (st != MX_OK) return st;
+    /* --sync-bn: statistics over the global batch. One process has the
+     * global batch already and keeps the plain kernels (the same bits as
+     * without the flag); the backend check still applies. */
+    if (cfg->sync_bn) st = mx_model_set_bn_sync(t->run.model, mx_train_dist_bn_reduce, NULL);
+    if (st == MX_OK && cfg->sync_bn && t->ranks == 1) st = mx_model_set_bn_sync(t->run.model, NULL, NULL);
     if (st != MX_OK) return st;
     t->stepper.cutmix = cfg->cutmix;
     t->fill = (mx_dataset_fill){&t->train, &t->run.normalizer, mx_augment_config_none(), cfg->seed};
@@ -167,8 +196,9 @@ static mx_status setup_buffers(trainer *t)
     if (st == MX_OK) st = mx_augment_config_validate(&t->fill.augment, t->train.height, t->train.width);
     /* Two batches in flight per worker keep every worker busy while one is consumed. */
     if (st == MX_OK)
-        st = mx_loader_create(mx_dataset_fill_batch, &t->fill, mx_model_input_size(t->run.model), t->batch, cfg->workers,
-                              2 * cfg->workers + 1, &t->loader);
+        st = mx_loader_create(mx_dataset_fill_batch, &t->fill, mx_model_input_size(t->run.model), t->share_max,
+                              cfg->workers, 2 * cfg->workers + 1, &t->loader);
+    if (st == MX_OK) st = mx_loader_set_share(t->loader, mx_dist_rank(), t->ranks);
     if (st != MX_OK) return st;
     if (t->run.momentum) {
         memcpy(t->stepper.velocity, t->run.momentum, mx_model_param_count(t->run.model) * sizeof(float));
@@ -232,9 +262,21 @@ static void remove_old_checkpoints(const char *dir, size_t keep)
 
 /* Saves the full training state: RUN_DIR/model.safetensors (the latest) and,
  * with --keep, RUN_DIR/checkpoints/step-NNNNNNNNNN.safetensors. */
+/* Batch norm's running statistics made the same on every process (their
+ * mean) before anything reads them for evaluation or a checkpoint; with
+ * --sync-bn they are the same already. Once per step, on every process. */
+static mx_status sync_running_stats(trainer *t)
+{
+    if (t->ranks == 1 || t->run.config.sync_bn || t->stats_synced_step == t->run.step + 1) return MX_OK;
+    t->stats_synced_step = t->run.step + 1;
+    return mx_train_dist_average_running_stats(t->run.model);
+}
+
 static mx_status save_checkpoint(trainer *t, const mx_rng *mix_rng, double epoch_loss_sum)
 {
     const mx_train_config *cfg = &t->run.config;
+    mx_status synced = sync_running_stats(t);
+    if (synced != MX_OK || !t->root) return synced;
     t->run.momentum = t->stepper.velocity;
     t->run.mix_rng = *mix_rng;
     t->run.epoch_loss_sum = epoch_loss_sum;
@@ -309,8 +351,12 @@ static mx_status trim_log(const char *path, size_t step)
 static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double lr, mx_train_result *result)
 {
     const mx_train_config *cfg = &t->run.config;
-    mx_status st = mx_evaluate(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
-                               &result->plain, &result->rescaled);
+    /* Every process evaluates (the same model, the same numbers), so an
+     * evaluation that shares the work over the processes fits here too. */
+    mx_status st = sync_running_stats(t);
+    if (st != MX_OK) return st;
+    st = mx_evaluate(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &result->plain,
+                     &result->rescaled);
     if (st != MX_OK) return mx_error_wrap(st, "evaluating the test set");
     char plain[256], rescaled[256], val[600] = "", line[2048];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
@@ -320,16 +366,22 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
         st = mx_evaluate(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &val_plain,
                          &val_rescaled);
         if (st != MX_OK) return mx_error_wrap(st, "evaluating the validation split");
+        if (!t->root) {
+            if (val_plain.accuracy > t->run.best_score) t->run.best_score = val_plain.accuracy;
+            return MX_OK;
+        }
         char vp[256], vr[256];
         mx_metrics_format_json(&val_plain, vp, sizeof vp);
         mx_metrics_format_json(&val_rescaled, vr, sizeof vr);
         snprintf(val, sizeof val, ", \"val\": {\"plain\": %s, \"rescaled\": %s}", vp, vr);
     }
+    if (!t->root) return MX_OK;
     double img_per_s = t->train_time > 0 ? (double)t->images / t->train_time : 0;
     snprintf(line, sizeof line,
              "{\"type\": \"epoch\", \"epoch\": %zu, \"step\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, \"img_per_s\": %.1f, "
-             "\"time_s\": %.2f, \"test\": {\"plain\": %s, \"rescaled\": %s}%s}",
-             epoch, t->run.step, lr, mean_loss, img_per_s, mx_now_seconds() - t->progress.start, plain, rescaled, val);
+             "\"time_s\": %.2f, \"processes\": %d, \"test\": {\"plain\": %s, \"rescaled\": %s}%s}",
+             epoch, t->run.step, lr, mean_loss, img_per_s, mx_now_seconds() - t->progress.start, t->ranks, plain, rescaled,
+             val);
     st = mx_file_append_line(t->log_path, line);
     if (st == MX_OK && t->events) {
         st = mx_tfevents_scalar(t->events, "train/epoch_loss", (int64_t)t->run.step, wall_clock(), mean_loss);
@@ -394,17 +446,28 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         double start = mx_now_seconds();
         mx_loader_batch batch;
         mx_status fill_st = mx_loader_next(t->loader, &batch);
-        if (fill_st != MX_OK) {
-            /* A streamed file that fails to decode is met here, mid-run. */
+        /* Every process takes the step, even one whose share failed: the
+         * step tells the others, so none is left waiting. */
+        mx_step_share share = {batch.x, batch.labels, batch.n, batch.first, batch.total, t->order + pos * t->batch,
+                               mx_dataset_fill_batch, &t->fill, epoch};
+        mx_step_result stepped;
+        mx_status step_st = mx_stepper_step_share(&t->stepper, &share, fill_st != MX_OK, g_stop_signal != 0, &mix, lr,
+                                                  &stepped);
+        if (step_st != MX_OK) {
+            /* A streamed file that fails to decode is met here, mid-run; in a
+             * job of several processes also another process's failure. */
             mx_progress_clear(&t->progress);
             char message[1024];
             snprintf(message, sizeof message, "%s", mx_error_message());
-            return mx_error_set(fill_st, "%s (epoch %zu step %zu; %s)", message, epoch, pos + 1,
+            return mx_error_set(step_st, "%s (epoch %zu step %zu; %s)", message, epoch, pos + 1,
                                 t->saved_any ? "the last checkpoint is kept in the run directory"
                                              : "no checkpoint had been saved yet");
         }
-        size_t n = batch.n;
-        double loss = mx_stepper_step_batch(&t->stepper, batch.x, batch.labels, n, &mix, lr);
+        size_t n = batch.total;
+        double loss = stepped.loss;
+        /* One process stops when it is signalled; a job when any process was
+         * (agreed in the step, so all stop after the same step). */
+        int stop = t->ranks > 1 ? stepped.stop : g_stop_signal != 0;
         if (t->run.step + 1 == t->fault_nan_step) loss = NAN;
         if (!isfinite(loss)) {
             mx_progress_clear(&t->progress);
@@ -420,17 +483,20 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         int epoch_done = pos + 1 == t->steps_per_epoch || t->run.step == t->total_steps;
         mx_progress_step(&t->progress, epoch, pos + 1, t->run.step, loss, (double)t->images / t->train_time);
         mx_status st = MX_OK;
-        if (cfg->log_every && t->run.step % cfg->log_every == 0) st = log_step(t, epoch, loss, lr);
+        if (t->root && cfg->log_every && t->run.step % cfg->log_every == 0) st = log_step(t, epoch, loss, lr);
         result->epochs_done = epoch;
         result->steps_done = t->run.step;
         result->final_loss = loss_sum / (double)(pos + 1);
         result->train_img_per_s = (double)t->images / t->train_time;
         if (st == MX_OK && epoch_done) st = end_of_epoch(t, epoch, result->final_loss, lr, result);
-        if (st == MX_OK && (checkpoint_due(t, epoch_done) || g_stop_signal))
+        if (st == MX_OK && (checkpoint_due(t, epoch_done) || stop))
             st = save_checkpoint(t, &mix, epoch_done ? 0.0 : loss_sum);
         if (st != MX_OK) return st;
-        if (g_stop_signal) {
+        if (stop) {
             mx_progress_clear(&t->progress);
+            if (!g_stop_signal)
+                return mx_error_set(MX_ERR_INTERRUPTED, "another process of the job was interrupted at step %zu; "
+                                    "checkpoint saved, continue with mixreg train --resume %s", t->run.step, cfg->out);
             return mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d at step %zu; checkpoint saved, continue with "
                                 "mixreg train --resume %s", (int)g_stop_signal, t->run.step, cfg->out);
         }
@@ -448,10 +514,12 @@ static mx_status finish(trainer *t, mx_train_result *result)
         result->steps_done = t->run.step;
         result->epochs_done = (t->run.step + t->steps_per_epoch - 1) / t->steps_per_epoch;
     }
+    if (!t->root) return MX_OK;
     char plain[256], rescaled[256], json[1024], path[MX_PATH_MAX + 32];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
     mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
-    int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s}\n", plain, rescaled);
+    int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s, \"processes\": %d}\n", plain, rescaled,
+                       t->ranks);
     snprintf(path, sizeof path, "%s/result.json", t->run.config.out);
     return mx_file_write_atomic(path, json, (size_t)len);
 }
@@ -463,6 +531,15 @@ static mx_status run_with_signals(trainer *t, mx_train_result *result)
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     g_stop_signal = 0;
+    g_stop_note_len = 0;
+    if (t->root && t->ranks > 1) {
+        int len = snprintf(g_stop_note, sizeof g_stop_note,
+                           "mixreg: rank 0 of %d got a stop signal (the job was interrupted, or another process "
+                           "ended): stopping; the last checkpoint in %s is kept, continue with mixreg train --resume %s\n",
+                           t->ranks, t->run.config.out, t->run.config.out);
+        if (len > 0) g_stop_note_len = (size_t)len < sizeof g_stop_note ? (size_t)len : sizeof g_stop_note - 1;
+    }
+    t->progress.quiet = !t->root;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     mx_status st = train_loop(t, result);
@@ -491,12 +568,16 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     memset(&t, 0, sizeof t);
     t.run.config = *cfg;
     t.test = test;
+    t.root = mx_dist_is_root();
+    t.ranks = mx_dist_size();
     st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
-    if (st == MX_OK) st = prepare_run_dir(cfg);
-    if (st == MX_OK) st = open_events(&t);
+    /* Rank 0 alone makes the run directory; every process learns whether it could. */
+    if (st == MX_OK && t.root) st = prepare_run_dir(cfg);
+    if (st == MX_OK && t.root) st = open_events(&t);
+    st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
     return st;
@@ -508,6 +589,8 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     memset(result, 0, sizeof *result);
     trainer t;
     memset(&t, 0, sizeof t);
+    t.root = mx_dist_is_root();
+    t.ranks = mx_dist_size();
     mx_status st = mx_run_load(dir, 1, &t.run);
     if (st != MX_OK) return st;
     if (!t.run.has_train_state) {
@@ -522,7 +605,7 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     if (st == MX_OK) st = setup_schedule(&t);
     /* The model was loaded for batch 1: recreate it at the training batch size with the saved weights. */
     mx_model *loaded = t.run.model;
-    if (st == MX_OK) st = mx_model_create(mx_model_get_spec(loaded), t.batch, &t.run.model);
+    if (st == MX_OK) st = mx_model_create(mx_model_get_spec(loaded), t.share_max, &t.run.model);
     if (st == MX_OK) {
         st = mx_model_copy_state(t.run.model, loaded);  /* parameters and buffers (running statistics) */
         mx_model_free(loaded);
@@ -535,9 +618,10 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
         st = mx_error_set(MX_ERR_FORMAT, "%s: checkpoint step %zu is beyond the run's %zu steps", dir, t.run.step, t.total_steps);
     if (st == MX_OK) st = setup_buffers(&t);
     t.saved_any = 1;
-    if (st == MX_OK) st = write_config(&t.run.config);
-    if (st == MX_OK) st = trim_log(t.log_path, t.run.step);
-    if (st == MX_OK) st = open_events(&t);
+    if (st == MX_OK && t.root) st = write_config(&t.run.config);
+    if (st == MX_OK && t.root) st = trim_log(t.log_path, t.run.step);
+    if (st == MX_OK && t.root) st = open_events(&t);
+    st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
     return st;
