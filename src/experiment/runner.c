@@ -16,6 +16,7 @@
 
 #include "mixreg/augment.h"
 #include "mixreg/dist.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/eval_modes.h"
 #include "mixreg/experiment.h"
 #include "mixreg/experiment_report.h"
@@ -130,6 +131,10 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     mx_run run;
     mx_status st = mx_run_load(cfg->out, 500, &run);
     if (st != MX_OK) return st;
+    /* The run's thread count, also when its training was done by an earlier
+     * call: logits depend on it in the last bits, and a resumed grid (or one
+     * resumed with another number of processes) must evaluate as it would have. */
+    mx_set_threads(cfg->threads);
     mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
@@ -212,6 +217,7 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         double run_start = mx_now_seconds(), summary[4];
         st = load_data(&data, &cfg);
         if (st == MX_OK) st = train_run(&cfg, &data);
+        st = mx_eval_agree(st);  /* and every rank waits for rank 0 to have written the model */
         if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
         if (st != MX_OK) {
             if (st != MX_ERR_INTERRUPTED) st = mx_error_wrap(st, "%s", e->runs[i].name);
