@@ -54,6 +54,11 @@ for model in mlp lenet5; do
     check '[ "$(json_get "$WORK/a2.json" "j[\"samples\"]")" = 50 ]'
 done
 
+# predict prints its top classes once, the same as one process.
+"$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr1.txt" 2>&1 || fail "predict: $(cat "$WORK/pr1.txt")"
+$MPI "$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr2.txt" 2>&1 || fail "mpirun predict: $(cat "$WORK/pr2.txt")"
+check '[ "$(grep -c "^sample " "$WORK/pr1.txt")" = 40 ] && cmp -s "$WORK/pr1.txt" "$WORK/pr2.txt"'
+
 # More ranks than batches: rank 2 gets none and still takes part.
 MPI3="$MIXREG_MPIEXEC --allow-run-as-root --oversubscribe -np 3"
 "$BIN" eval "$WORK/mlp" --json --threads 1 --batch-size 100 > "$WORK/one.json" 2>&1
