@@ -1,7 +1,10 @@
 """Compares two safetensors files of the same run: every float tensor to a
 relative tolerance (its largest difference over its largest magnitude),
 every integer tensor exactly. Prints the largest relative difference seen.
-usage: compare_weights.py A B TOL [NAME_REGEX]   (exit 1 when over TOL)"""
+With --global, the float tensors are taken together instead: the L2 norm of
+all differences over the L2 norm of all values (tensors whose values are near
+zero, like batch norm's shifts after a few steps, then weigh by their size).
+usage: compare_weights.py [--global] A B TOL [NAME_REGEX]   (exit 1 when over TOL)"""
 import json
 import re
 import struct
@@ -26,11 +29,16 @@ def load(path):
     return out
 
 
-a, b, tol = load(sys.argv[1]), load(sys.argv[2]), float(sys.argv[3])
-pick = re.compile(sys.argv[4]) if len(sys.argv) > 4 else None
+args = sys.argv[1:]
+whole = args[0] == "--global"
+if whole:
+    args = args[1:]
+a, b, tol = load(args[0]), load(args[1]), float(args[2])
+pick = re.compile(args[3]) if len(args) > 3 else None
 if sorted(a) != sorted(b):
     sys.exit(f"tensor names differ: {sorted(set(a) ^ set(b))}")
 worst, worst_name, bad = 0.0, "", []
+diff2 = norm2 = 0.0
 for name in sorted(a):
     if pick and not pick.search(name):
         continue
@@ -40,6 +48,10 @@ for name in sorted(a):
         continue
     if np.issubdtype(x.dtype, np.floating):
         x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        diff2 += float(((x64 - y64) ** 2).sum())
+        norm2 += float((x64 ** 2).sum())
+        if whole:
+            continue
         scale = max(np.abs(x64).max(initial=0.0), np.abs(y64).max(initial=0.0))
         rel = np.abs(x64 - y64).max(initial=0.0) / scale if scale > 0 else 0.0
         if rel > worst:
@@ -48,7 +60,13 @@ for name in sorted(a):
             bad.append(f"{name}: relative difference {rel:.3g} > {tol:g}")
     elif not np.array_equal(x, y):
         bad.append(f"{name}: integer values differ")
-print(f"largest relative difference {worst:.3g} ({worst_name or 'all equal'})")
-for line in bad:
+if whole:
+    rel = (diff2 / norm2) ** 0.5 if norm2 > 0 else 0.0
+    print(f"relative L2 difference of all float tensors {rel:.3g}")
+    if not rel <= tol:
+        bad.append(f"relative L2 difference {rel:.3g} > {tol:g}")
+else:
+    print(f"largest relative difference {worst:.3g} ({worst_name or 'all equal'})")
+for line in bad[:8] + ([f"... {len(bad) - 8} more"] if len(bad) > 8 else []):
     print("  " + line, file=sys.stderr)
 sys.exit(1 if bad else 0)
