@@ -80,4 +80,24 @@ rm "$WORK/two/runs/mixup/eval.json"
 "$BIN" experiment "$CONF" --out "$WORK/two" > /dev/null 2> "$WORK/single.err" || fail "one process after two: $(cat "$WORK/single.err")"
 check 'cmp -s "$WORK/mixup_eval.json" "$WORK/two/runs/mixup/eval.json"'
 
+# Interrupted under mpirun (SIGTERM to mpirun while the second run trains):
+# the ranks stop together after the same step with a checkpoint, and the same
+# command continues, with the first run left as it was.
+sed -e 's/^max-steps = 12$/save-every = 4steps/' -e 's/^epochs = 1$/epochs = 3/' -e 's/^batch-size = 32$/batch-size = 16/' "$CONF" > "$WORK/long.conf"
+$MPI "$BIN" experiment "$WORK/long.conf" --out "$WORK/stop" > "$WORK/stop.out" 2> "$WORK/stop.err" &
+PID=$!
+for _ in $(seq 1 600); do
+    [ -e "$WORK/stop/runs/mixup" ] && break
+    sleep 0.05
+done
+kill -TERM "$PID" 2> /dev/null
+wait "$PID"
+check '[ -f "$WORK/stop/runs/erm/eval.json" ]'
+STAMP=$(stat -c %Y.%s "$WORK/stop/runs/erm/eval.json")
+sleep 1
+$MPI "$BIN" experiment "$WORK/long.conf" --out "$WORK/stop" > "$WORK/resume.out" 2> "$WORK/resume.err" ||
+    fail "mpirun, resumed after a stop: $(cat "$WORK/resume.err")"
+check '[ -f "$WORK/stop/runs/mixup/eval.json" ] && grep -q "2 done, 0 pending" "$WORK/stop/table.md"'
+check '[ "$(stat -c %Y.%s "$WORK/stop/runs/erm/eval.json")" = "$STAMP" ]'
+
 finish
