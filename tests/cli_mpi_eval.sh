@@ -70,6 +70,19 @@ $MPI3 "$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 
 "$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 > "$WORK/a1.json" 2>&1
 check '[ -s "$WORK/a1.json" ] && cmp -s "$WORK/a1.json" "$WORK/a3.json"'
 
+# The library's sharded functions against the one-process ones, on 2 and 3 ranks
+# (tests/test_eval_shard.c: each rank checks the job's result bit for bit).
+UNIT="$(dirname "$BIN")/test_eval_shard"
+if [ -x "$UNIT" ]; then
+    for np in 2 3; do
+        timeout 300 "$MIXREG_MPIEXEC" --allow-run-as-root --oversubscribe -np "$np" "$UNIT" > "$WORK/unit.txt" 2>&1 ||
+            fail "test_eval_shard on $np ranks: $(cat "$WORK/unit.txt")"
+        check '[ "$(grep -c "checks, 0 failed" "$WORK/unit.txt")" = "$np" ]'
+    done
+else
+    fail "no $UNIT next to $BIN"
+fi
+
 # An error every rank meets stops the job with exit 1, no hang.
 timeout 120 $MPI "$BIN" eval "$WORK/mlp" --data "idx:$WORK/nowhere" > /dev/null 2> "$WORK/err.txt"
 code=$?
