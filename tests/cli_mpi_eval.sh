@@ -3,6 +3,7 @@
 # same predictions file bytes, the same reliability diagram), and only rank 0
 # prints or writes. Skipped without an MPI build.
 . "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/mpi_sanitizer_env.sh"
 
 if [ -z "${MIXREG_MPIEXEC:-}" ]; then
     echo "skipped: mixreg is built without MPI (or no mpirun was found)"
@@ -40,8 +41,8 @@ for model in mlp lenet5; do
     check '[ "$(json_get "$WORK/two.json" "j[\"rescaled+temperature\"][\"n\"]")" = 203 ]'
     check '[ "$(json_get "$WORK/two.json" "j[\"temperature_fit\"][\"n\"]")" = 120 ]'
     # The .csv predictions and the human-readable table, too.
-    "$BIN" eval "$RUN" --threads 1 --batch-size 32 --predictions "$WORK/one.csv" > "$WORK/one.txt" 2>&1
-    $MPI "$BIN" eval "$RUN" --threads 1 --batch-size 32 --predictions "$WORK/two.csv" > "$WORK/two.txt" 2>&1
+    "$BIN" eval "$RUN" --threads 1 --batch-size 32 --predictions "$WORK/one.csv" > "$WORK/one.txt" 2> "$WORK/one.err"
+    $MPI "$BIN" eval "$RUN" --threads 1 --batch-size 32 --predictions "$WORK/two.csv" > "$WORK/two.txt" 2> "$WORK/two.err"
     check '[ -s "$WORK/one.txt" ] && cmp -s "$WORK/one.txt" "$WORK/two.txt"'
     check '[ "$(wc -l < "$WORK/two.csv")" = 204 ] && cmp -s "$WORK/one.csv" "$WORK/two.csv"'
 
@@ -55,19 +56,19 @@ for model in mlp lenet5; do
 done
 
 # predict prints its top classes once, the same as one process.
-"$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr1.txt" 2>&1 || fail "predict: $(cat "$WORK/pr1.txt")"
-$MPI "$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr2.txt" 2>&1 || fail "mpirun predict: $(cat "$WORK/pr2.txt")"
+"$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr1.txt" 2> "$WORK/pr.err" || fail "predict: $(cat "$WORK/pr.err")"
+$MPI "$BIN" predict "$WORK/lenet5" --data "idx:$DATA" --limit 40 > "$WORK/pr2.txt" 2> "$WORK/pr.err" || fail "mpirun predict: $(cat "$WORK/pr.err")"
 check '[ "$(grep -c "^sample " "$WORK/pr1.txt")" = 40 ] && cmp -s "$WORK/pr1.txt" "$WORK/pr2.txt"'
 
 # More ranks than batches: rank 2 gets none and still takes part.
 MPI3="$MIXREG_MPIEXEC --allow-run-as-root --oversubscribe -np 3"
-"$BIN" eval "$WORK/mlp" --json --threads 1 --batch-size 100 > "$WORK/one.json" 2>&1
+"$BIN" eval "$WORK/mlp" --json --threads 1 --batch-size 100 > "$WORK/one.json" 2> "$WORK/one.err"
 $MPI3 "$BIN" eval "$WORK/mlp" --json --threads 1 --batch-size 100 > "$WORK/three.json" 2> "$WORK/three.err" ||
     fail "mpirun -np 3 eval: $(cat "$WORK/three.err")"
 check '[ -s "$WORK/one.json" ] && cmp -s "$WORK/one.json" "$WORK/three.json"'
-$MPI3 "$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 > "$WORK/a3.json" 2>&1 ||
-    fail "mpirun -np 3 analyze: $(cat "$WORK/a3.json")"
-"$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 > "$WORK/a1.json" 2>&1
+$MPI3 "$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 > "$WORK/a3.json" 2> "$WORK/a3.err" ||
+    fail "mpirun -np 3 analyze: $(cat "$WORK/a3.err")"
+"$BIN" analyze "$WORK/mlp" --json --threads 1 --samples 10 --batch-size 8 > "$WORK/a1.json" 2> "$WORK/a1.err"
 check '[ -s "$WORK/a1.json" ] && cmp -s "$WORK/a1.json" "$WORK/a3.json"'
 
 # The library's sharded functions against the one-process ones, on 2 and 3 ranks

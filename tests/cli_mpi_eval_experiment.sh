@@ -4,6 +4,7 @@
 # summation order, stays resumable, and prints its progress once. Skipped
 # without an MPI build.
 . "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/mpi_sanitizer_env.sh"
 
 if [ -z "${MIXREG_MPIEXEC:-}" ]; then
     echo "skipped: mixreg is built without MPI (or no mpirun was found)"

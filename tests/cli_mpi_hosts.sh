@@ -8,6 +8,7 @@
 # Skipped where namespaces cannot be made (not root, no `ip`, no permission)
 # or mixreg is built without MPI. The namespaces are removed on every exit.
 . "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/mpi_sanitizer_env.sh"
 
 skip() {
     echo "skipped: $*"
@@ -80,7 +81,7 @@ check '[ "$(json_get "$WORK/one/result.json" "j[\"plain\"][\"accuracy\"]")" = "$
 check '[ "$(json_get "$WORK/one/result.json" "round(j[\"rescaled\"][\"nll\"], 5)")" = "$(json_get "$WORK/two/result.json" "round(j[\"rescaled\"][\"nll\"], 5)")" ]'
 
 # Evaluation across the hosts: the same bytes as one process.
-"$BIN" eval "$WORK/two" --json --threads 1 --batch-size 32 --temperature fit --predictions "$WORK/p1.npy" > "$WORK/e1.json" 2>&1
+"$BIN" eval "$WORK/two" --json --threads 1 --batch-size 32 --temperature fit --predictions "$WORK/p1.npy" > "$WORK/e1.json" 2> "$WORK/e1.err"
 two_hosts "$BIN" eval "$WORK/two" --json --threads 1 --batch-size 32 --temperature fit --predictions "$WORK/p2.npy" \
     > "$WORK/e2.json" 2> "$WORK/e2.err" || fail "eval on two hosts: $(cat "$WORK/e2.err")"
 check '[ -s "$WORK/e1.json" ] && cmp -s "$WORK/e1.json" "$WORK/e2.json"'
