@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include "mixreg/dist.h"
@@ -54,4 +55,21 @@ mx_status mx_train_dist_agree(mx_status st)
     if (ex != MX_OK) return ex;
     if (failed) return mx_error_set(MX_ERR_IO, "process %d of the job failed (its error is printed there)", failed - 1);
     return MX_OK;
+}
+
+mx_status mx_train_dist_check_config(const mx_train_config *cfg)
+{
+    if (mx_dist_size() == 1) return MX_OK;
+    char *json = mx_train_config_to_json(cfg);
+    if (!json) return mx_train_dist_agree(mx_error_set(MX_ERR_NOMEM, "out of memory comparing configurations"));
+    /* FNV-1a of the JSON: rank 0's against each process's own. */
+    uint64_t mine = 1469598103934665603ULL;
+    for (const char *c = json; *c; c++) mine = (mine ^ (uint8_t)*c) * 1099511628211ULL;
+    free(json);
+    uint64_t root = mine;
+    mx_status st = mx_dist_broadcast(&root, sizeof root);
+    if (st == MX_OK && root != mine)
+        st = mx_error_set(MX_ERR_ARG, "process %d was given other settings than rank 0: every process of the job must "
+                          "run the same command", mx_dist_rank());
+    return mx_train_dist_agree(st);
 }

@@ -6,6 +6,7 @@
 #define MIXREG_TRAIN_DIST_STATE_H
 
 #include "mixreg/model.h"
+#include "mixreg/train.h"
 
 /* Rank 0's parameters and every buffer copied to all processes. */
 mx_status mx_train_dist_broadcast_state(mx_model *model);
@@ -24,5 +25,10 @@ void mx_train_dist_bn_reduce(void *ctx, double *sums, size_t count);
  * MX_ERR_IO naming a process that did. For steps only some processes take
  * (rank 0 writing the run directory), so that none is left waiting. */
 mx_status mx_train_dist_agree(mx_status st);
+
+/* MX_ERR_ARG on every process unless all run with rank 0's configuration
+ * (a launcher given different flags per process would otherwise train a
+ * model none of them asked for). */
+mx_status mx_train_dist_check_config(const mx_train_config *cfg);
 
 #endif

@@ -260,8 +260,6 @@ static void remove_old_checkpoints(const char *dir, size_t keep)
     mx_free_names(names, count);
 }
 
-/* Saves the full training state: RUN_DIR/model.safetensors (the latest) and,
- * with --keep, RUN_DIR/checkpoints/step-NNNNNNNNNN.safetensors. */
 /* Batch norm's running statistics made the same on every process (their
  * mean) before anything reads them for evaluation or a checkpoint; with
  * --sync-bn they are the same already. Once per step, on every process. */
@@ -272,6 +270,9 @@ static mx_status sync_running_stats(trainer *t)
     return mx_train_dist_average_running_stats(t->run.model);
 }
 
+/* Saves the full training state: RUN_DIR/model.safetensors (the latest) and,
+ * with --keep, RUN_DIR/checkpoints/step-NNNNNNNNNN.safetensors; rank 0 alone
+ * writes, every process takes part in making the statistics agree. */
 static mx_status save_checkpoint(trainer *t, const mx_rng *mix_rng, double epoch_loss_sum)
 {
     const mx_train_config *cfg = &t->run.config;
@@ -366,16 +367,12 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
         st = mx_evaluate(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &val_plain,
                          &val_rescaled);
         if (st != MX_OK) return mx_error_wrap(st, "evaluating the validation split");
-        if (!t->root) {
-            if (val_plain.accuracy > t->run.best_score) t->run.best_score = val_plain.accuracy;
-            return MX_OK;
-        }
         char vp[256], vr[256];
         mx_metrics_format_json(&val_plain, vp, sizeof vp);
         mx_metrics_format_json(&val_rescaled, vr, sizeof vr);
         snprintf(val, sizeof val, ", \"val\": {\"plain\": %s, \"rescaled\": %s}", vp, vr);
     }
-    if (!t->root) return MX_OK;
+    if (!t->root) return MX_OK; /* rank 0 writes the logs and best.safetensors */
     double img_per_s = t->train_time > 0 ? (double)t->images / t->train_time : 0;
     snprintf(line, sizeof line,
              "{\"type\": \"epoch\", \"epoch\": %zu, \"step\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, \"img_per_s\": %.1f, "
@@ -570,7 +567,8 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     t.test = test;
     t.root = mx_dist_is_root();
     t.ranks = mx_dist_size();
-    st = split_data(&t, train);
+    st = mx_train_dist_check_config(cfg);
+    if (st == MX_OK) st = split_data(&t, train);
     if (st == MX_OK) st = setup_schedule(&t);
     if (st == MX_OK) st = build_fresh(&t);
     if (st == MX_OK) st = setup_buffers(&t);
