@@ -12,8 +12,9 @@
 #
 # mixreg's rate is measured inside training, without the warm-up steps: from
 # the log's cumulative img_per_s at step WARMUP and at the last step (the
-# rescale-statistics pass and the evaluation after training are not timed;
-# a training subset of 16,384 images keeps them short). The peer times the
+# evaluations at epoch ends and the rescale-statistics pass after training
+# are not timed; a subset of 16,384 training and 2,048 test images keeps
+# them short). The peer times the
 # same steps. Environment: MIXREG_BIN (build/mixreg), MPIRUN (mpirun),
 # PEER_PYTHON (bench/.venv/bin/python: PyTorch 2.x from PyPI, see BENCHMARKS.md),
 # DATA (/usr/share/datasets/fashion-mnist), BATCH (128), STEPS_<model>, WARMUP.
@@ -66,7 +67,7 @@ PY
 # mixreg_rate PROCS THREADS MODEL STEPS: images/s of the job between step WARMUP and the last.
 mixreg_rate() {
     local procs=$1 threads=$2 model=$3 steps=$4 out="$WORK/run-$RANDOM$RANDOM"
-    local cmd=("$BIN" train --data "idx:$WORK/data" --model "$model" --epochs 1 --max-steps "$steps"
+    local cmd=("$BIN" train --data "idx:$WORK/data" --model "$model" --epochs 1000 --max-steps "$steps"
                --batch-size "$BATCH" --threads "$threads" --mixup-alpha 1 --no-tensorboard --log-every "$WARMUP"
                --keep 0 --seed 1 --out "$out")
     if [ "$procs" = 1 ]; then "${cmd[@]}" > "$WORK/out.txt" 2>&1
@@ -104,6 +105,7 @@ for round in $(seq "$ROUNDS"); do
         c=$(mixreg_rate 1 2 "$model" "$steps")
         d=$(peer_rate "$model" "$steps")
         echo "round $round $model: mixreg 1x1 $a, 2x1 $b, 1x2 $c; ddp 2x1 $d" >&2
+        for v in "$a" "$b" "$c" "$d"; do [ -n "$v" ] || { echo "bench/mpi_scaling.sh: a measurement failed" >&2; exit 1; }; done
         echo "$model $a $b $c $d" >> "$RESULTS"
     done
 done
