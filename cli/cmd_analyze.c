@@ -7,6 +7,7 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/analysis.h"
+#include "mixreg/dist.h"
 #include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "mixreg/theta.h"
@@ -27,6 +28,8 @@ static const char analyze_help[] =
     "    -<E[eps delta^T], J>, with the run's theta_bar, x_bar, y_bar, sigma^2 = Var(theta)\n"
     "    and gamma^2 = E[(1 - theta)^2] for its alpha, and the training covariances\n"
     "    Sigma_xx, Sigma_yx (one-hot labels). Both are 0 for an ERM model (alpha 0).\n"
+    "Under mpirun each process takes a share of the Jacobian batches and rank 0 reports:\n"
+    "the same numbers as one process (docs/distributed.md).\n"
     "\n"
     "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
     "  --samples N              the first N test samples (default 1000)\n"
@@ -251,7 +254,7 @@ int cmd_analyze(int argc, char **argv)
         st = mx_analyze(run.model, x, labels, n, &cfg, &r);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (st == MX_OK) {
+    if (st == MX_OK && mx_dist_is_root()) {  /* under mpirun every rank took a shard; rank 0 reports */
         if (o.json) print_json(&r, run.config.mixup.alpha);
         else print_table(run_dir, &r, &run.config, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     }

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/calibration.h"
+#include "mixreg/dist.h"
 #include "mixreg/eval_modes.h"
 #include "mixreg/fileio.h"
 #include "mixreg/evaluate.h"
@@ -23,6 +24,8 @@ static const char eval_help[] =
     "classes), NLL, ECE, adaptive (equal-mass) ECE and MCE, Brier score; plain and with\n"
     "the paper's rescaled prediction (input shrunk towards the training mean by\n"
     "theta_bar, shrinkage undone on the logits).\n"
+    "Under mpirun each process evaluates a share of the batches and rank 0 reports: the\n"
+    "same numbers as one process (docs/distributed.md).\n"
     "\n"
     "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
     "  --rescale off|on|both    which predictions to report (default both)\n"
@@ -192,8 +195,11 @@ int cmd_eval(int argc, char **argv)
                  report.fit_seen_in_training ? "true" : "false");
     const mx_eval_mode *modes = report.modes;
     size_t count = report.count;
-    if (st == MX_OK) st = write_outputs(modes, count, report.labels, test.n, report.classes, &o, run_dir);
-    if (st == MX_OK) {
+    /* Under mpirun every rank evaluated a shard; rank 0 alone holds the
+     * logits, writes the files and prints. */
+    const int root = mx_dist_is_root();
+    if (st == MX_OK && root) st = write_outputs(modes, count, report.labels, test.n, report.classes, &o, run_dir);
+    if (st == MX_OK && root) {
         if (o.json) {
             print_json(modes, count, run.rescale.theta_bar, fit_note);
         } else {

@@ -3,6 +3,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "mixreg/dist.h"
 #include "mixreg/experiment.h"
 
 static const char experiment_help[] =
@@ -46,6 +47,10 @@ int cmd_experiment(int argc, char **argv)
         }
     }
     if (!file) cli_usage_error("experiment: missing FILE (see mixreg experiment --help)");
+    /* Under mpirun every rank runs the grid and rank 0 alone reports: the
+     * others' progress lines go nowhere (their errors still reach stderr). */
+    if (!mx_dist_is_root() && !freopen("/dev/null", "w", stdout))
+        return cli_report(mx_error_set(MX_ERR_IO, "/dev/null: cannot open for the output of rank %d", mx_dist_rank()));
     mx_experiment e;
     mx_status st = mx_experiment_load(file, &e);
     /* The file's settings are flags by another name: checked as the command line is. */

@@ -9,6 +9,8 @@
 #include "args.h"
 #include "commands.h"
 #include "mixreg/calibration.h"
+#include "mixreg/dist.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/folder.h"
 #include "mixreg/image.h"
@@ -140,8 +142,9 @@ int cmd_predict(int argc, char **argv)
     int32_t *labels = st == MX_OK ? malloc(ds.n * sizeof(int32_t) + 1) : NULL;
     /* Inference buffers for batches of 256 samples, or all of them if fewer (within the memory budget). */
     if (st == MX_OK) st = mx_evaluate_plan(run.model, ds.n && ds.n < 256 ? ds.n : 256);
-    if (st == MX_OK) st = mx_evaluate_logits(run.model, &ds, &run.normalizer, stats, logits, labels);
-    if (st == MX_OK) {
+    /* Under mpirun each process predicts a shard; rank 0 gathers and prints. */
+    if (st == MX_OK) st = mx_evaluate_logits_sharded(run.model, &ds, &run.normalizer, stats, logits, labels);
+    if (st == MX_OK && mx_dist_is_root()) {
         mx_softmax_temperature(logits, ds.n, classes, 1.0, logits);
         printf("%s prediction (theta_bar %.4f)\n", stats ? "rescaled" : "plain", run.rescale.theta_bar);
         char name[64];

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/metrics.h"
 
 static mx_metrics metrics_of_probs(const float *probs, const int32_t *labels, size_t n, size_t classes, size_t bins)
@@ -379,6 +380,36 @@ static void test_reliability(void)
     mx_metrics_free(&acc);
 }
 
+/* The evaluation shards of a job: whole batches, contiguous, covering every
+ * sample once in rank order, as even as batches allow. */
+static void test_eval_shards(void)
+{
+    static const size_t cases[][3] = {{203, 32, 2}, {203, 32, 3}, {10000, 500, 4}, {5, 100, 3}, {0, 16, 2},
+                                      {64, 32, 2}, {65, 32, 2}, {7, 1, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = cases[c][0], batch = cases[c][1], next = 0, most = 0, least = (size_t)-1;
+        int size = (int)cases[c][2];
+        for (int r = 0; r < size; r++) {
+            size_t start, count;
+            mx_eval_shard(n, batch, r, size, &start, &count);
+            CHECK(start == next);                                 /* contiguous, in rank order */
+            CHECK(start % batch == 0 || count == 0);              /* starts where one process starts a batch */
+            CHECK(count % batch == 0 || start + count == n);      /* whole batches but the last */
+            size_t batches = (count + batch - 1) / batch;
+            if (batches > most) most = batches;
+            if (batches < least) least = batches;
+            next = start + count;
+        }
+        CHECK(next == n);
+        CHECK(most - least <= 1);
+    }
+    size_t start, count;
+    mx_eval_shard(203, 32, 0, 1, &start, &count);  /* one process: everything */
+    CHECK(start == 0 && count == 203);
+    mx_eval_shard(203, 32, 1, 2, &start, &count);  /* 7 batches: 4 + 3, the short one last */
+    CHECK(start == 128 && count == 75);
+}
+
 int main(void)
 {
     test_hand_worked_three_classes();
@@ -394,5 +425,6 @@ int main(void)
     test_adaptive_ece();
     test_reserve_and_growth();
     test_reliability();
+    test_eval_shards();
     CHECK_DONE();
 }

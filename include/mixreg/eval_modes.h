@@ -43,7 +43,10 @@ typedef struct {
 
 /* Evaluates run on test in the modes asked for. T is fitted by NLL on the
  * run's validation hold-out (the same seeded split training made), taken from
- * train when given, else loaded from data_spec. */
+ * train when given, else loaded from data_spec. In a job of several processes
+ * every rank calls it and evaluates a shard (mixreg/eval_shard.h): every rank
+ * gets the metrics, temperatures and reliability data, equal to one
+ * process's; only rank 0 gets the logits and labels (elsewhere unfilled). */
 mx_status mx_eval_report_compute(mx_run *run, const mx_dataset *test, const mx_dataset *train, const char *data_spec,
                                  const mx_eval_request *request, mx_eval_report *out);
 void mx_eval_report_free(mx_eval_report *report);

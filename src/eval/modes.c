@@ -7,11 +7,14 @@
 
 #include "mixreg/calibration.h"
 #include "mixreg/class_map_metrics.h"
+#include "mixreg/dist.h"
 #include "mixreg/eval_modes.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/evaluate.h"
 #include "mixreg/source.h"
 
-/* T fitted on the validation hold-out of the run's training data. */
+/* T fitted on the validation hold-out of the run's training data: the
+ * logits sharded over the job's ranks, the fit on rank 0, T sent to all. */
 static mx_status fit_temperature(mx_run *run, const mx_dataset *train, const char *data_spec, double fallback_split,
                                  int rescaled, double *t, size_t *n_fit, int *seen)
 {
@@ -31,16 +34,32 @@ static mx_status fit_temperature(mx_run *run, const mx_dataset *train, const cha
     mx_dataset_free(&loaded);
     mx_dataset_free(&rest);
     size_t classes = mx_model_get_spec(run->model)->num_classes;
-    float *logits = st == MX_OK ? malloc(val.n * classes * sizeof(float) + 1) : NULL;
-    int32_t *labels = st == MX_OK ? malloc(val.n * sizeof(int32_t) + 1) : NULL;
+    const size_t held = mx_dist_is_root() ? val.n : 0;  /* only rank 0 receives the logits */
+    float *logits = st == MX_OK ? malloc(held * classes * sizeof(float) + 1) : NULL;
+    int32_t *labels = st == MX_OK ? malloc(held * sizeof(int32_t) + 1) : NULL;
     if (st == MX_OK && (!logits || !labels)) st = mx_error_set(MX_ERR_NOMEM, "out of memory fitting the temperature");
+    st = mx_eval_agree(st);
     if (st == MX_OK)
-        st = mx_evaluate_logits(run->model, &val, &run->normalizer, rescaled ? &run->rescale : NULL, logits, labels);
-    if (st == MX_OK) st = mx_temperature_fit(logits, labels, val.n, classes, t);
+        st = mx_evaluate_logits_sharded(run->model, &val, &run->normalizer, rescaled ? &run->rescale : NULL, logits,
+                                        labels);
+    if (st == MX_OK && mx_dist_is_root()) st = mx_temperature_fit(logits, labels, val.n, classes, t);
+    st = mx_eval_agree(st);
+    if (st == MX_OK) st = mx_dist_broadcast(t, sizeof *t);
     *n_fit = val.n;
     free(logits);
     free(labels);
     mx_dataset_free(&val);
+    return st;
+}
+
+/* Rank 0's metrics and reliability data of mode m on every rank (a no-op in
+ * a one-process job). */
+static mx_status share_mode(mx_eval_mode *m, size_t bins)
+{
+    mx_status st = mx_dist_broadcast(&m->metrics, sizeof m->metrics);
+    if (st == MX_OK) st = mx_dist_broadcast(m->rel_conf, bins * sizeof *m->rel_conf);
+    if (st == MX_OK) st = mx_dist_broadcast(m->rel_acc, bins * sizeof *m->rel_acc);
+    if (st == MX_OK) st = mx_dist_broadcast(m->rel_count, bins * sizeof *m->rel_count);
     return st;
 }
 
@@ -52,7 +71,9 @@ mx_status mx_eval_report_compute(mx_run *run, const mx_dataset *test, const mx_d
     out->n = test->n;
     out->classes = mx_model_get_spec(run->model)->num_classes;
     out->bins = request->bins;
-    out->labels = malloc(test->n * sizeof(int32_t) + 1);
+    const int root = mx_dist_is_root();
+    const size_t held = root ? test->n : 0;  /* only rank 0 receives the logits and labels */
+    out->labels = malloc(held * sizeof(int32_t) + 1);
     if (!out->labels) return mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
     mx_status st = MX_OK;
     /* With a class map the labels are the dataset's classes, not the model's:
@@ -71,24 +92,30 @@ mx_status mx_eval_report_compute(mx_run *run, const mx_dataset *test, const mx_d
             m->name = names[r][temp];
             m->rescaled = r;
             m->temperature = 1.0;
-            m->logits = malloc(test->n * out->classes * sizeof(float) + 1);
+            m->logits = malloc(held * out->classes * sizeof(float) + 1);
             m->rel_conf = calloc(request->bins, sizeof(double));
             m->rel_acc = calloc(request->bins, sizeof(double));
             m->rel_count = calloc(request->bins, sizeof(size_t));
             if (!m->logits || !m->rel_conf || !m->rel_acc || !m->rel_count)
-                return mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
-            st = mx_evaluate_logits(run->model, &view, &run->normalizer, r ? &run->rescale : NULL, m->logits, out->labels);
+                st = mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
+            st = mx_eval_agree(st);  /* a rank short of memory must not leave the others waiting */
+            if (st == MX_OK)
+                st = mx_evaluate_logits_sharded(run->model, &view, &run->normalizer, r ? &run->rescale : NULL,
+                                                m->logits, out->labels);
             if (st == MX_OK && temp) {
                 st = fit_temperature(run, train, data_spec, request->val_split, r, &m->temperature, &out->fit_n,
                                      &out->fit_seen_in_training);
-                if (st == MX_OK) mx_logits_scale(m->logits, test->n * out->classes, m->temperature);
+                if (st == MX_OK && root) mx_logits_scale(m->logits, test->n * out->classes, m->temperature);
             }
-            if (st == MX_OK && request->class_map)
+            /* The metrics on rank 0, which alone holds every logit, then sent to all. */
+            if (st == MX_OK && root && request->class_map)
                 st = mx_metrics_class_mapped(request->class_map, m->logits, out->labels, test->n, request->bins,
                                              &m->metrics, m->rel_conf, m->rel_acc, m->rel_count);
-            else if (st == MX_OK)
+            else if (st == MX_OK && root)
                 st = mx_metrics_from_logits(m->logits, out->labels, test->n, out->classes, request->bins, &m->metrics,
                                             m->rel_conf, m->rel_acc, m->rel_count);
+            st = mx_eval_agree(st);
+            if (st == MX_OK) st = share_mode(m, request->bins);
         }
     }
     return st;

@@ -1,6 +1,12 @@
 /* Running an experiment: each run trained (or resumed) in its own run
  * directory, evaluated in every mode into eval.json, and the report redrawn
- * after each so that an interrupted experiment still has one. */
+ * after each so that an interrupted experiment still has one.
+ *
+ * Under mpirun every rank walks the same grid: each run trains data-parallel
+ * and is evaluated sharded over the ranks. Rank 0 alone reads the state of
+ * the run directories (the others follow its decisions: they may not share
+ * its file system, or look a moment after it wrote) and alone writes files
+ * and prints. */
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +15,8 @@
 #include <sys/stat.h>
 
 #include "mixreg/augment.h"
+#include "mixreg/dist.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/eval_modes.h"
 #include "mixreg/experiment.h"
 #include "mixreg/experiment_report.h"
@@ -23,6 +31,22 @@ static int file_exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+/* Rank 0's value on every rank (the value itself in one process). */
+static int from_root(int value)
+{
+    return mx_dist_broadcast(&value, sizeof value) == MX_OK ? value : -1;
+}
+
+/* Rank 0's status on every rank: its error where it failed. */
+static mx_status status_from_root(mx_status st)
+{
+    int shared = from_root(mx_dist_is_root() ? (int)st : 0);
+    if (shared < 0) return MX_ERR_IO;  /* the broadcast failed; its error is set */
+    if (!mx_dist_is_root() && shared != MX_OK)
+        return mx_error_set((mx_status)shared, "rank 0 stopped the experiment (its error is on its output)");
+    return st;
 }
 
 static mx_status write_json(const char *path, cJSON *json)
@@ -113,10 +137,15 @@ static mx_status load_data(data_cache *cache, const mx_train_config *cfg)
 static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg, data_cache *data, double *summary)
 {
     /* eval.json is the run's last file: written under the run directory's
-     * lock, as training's files are, so two experiments never both write it. */
-    int lock_fd;
-    mx_status st = mx_run_dir_lock(cfg->out, &lock_fd);
+     * lock, as training's files are, so two experiments never both write it
+     * (rank 0's, the one writer, under mpirun). */
+    int lock_fd = -1;
+    mx_status st = mx_dist_is_root() ? mx_run_dir_lock(cfg->out, &lock_fd) : MX_OK;
     if (st != MX_OK) return st;
+    /* The run's thread count, also when its training was done by an earlier
+     * call: logits depend on it in the last bits, and a resumed grid (or one
+     * resumed with another number of processes) must evaluate as it would have. */
+    mx_set_threads(cfg->threads);
     mx_run run;
     st = mx_run_load(cfg->out, 0, &run);
     if (st == MX_OK && (st = mx_evaluate_plan(run.model, 500)) != MX_OK) mx_run_free(&run);
@@ -132,7 +161,8 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
     if (st == MX_OK) {
         char path[MX_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/eval.json", cfg->out);
-        st = mx_file_write_atomic(path, json, strlen(json));
+        if (mx_dist_is_root()) st = mx_file_write_atomic(path, json, strlen(json));
+        st = status_from_root(st);
         summary[0] = report.modes[0].metrics.accuracy, summary[1] = report.modes[0].metrics.ece;
         size_t r = e->temperature ? 2 : 1;  /* the rescaled mode's index */
         summary[2] = report.modes[r].metrics.accuracy, summary[3] = report.modes[r].metrics.ece;
@@ -149,9 +179,10 @@ static mx_status train_run(const mx_train_config *cfg, data_cache *data)
     char path[MX_PATH_MAX + 32];
     mx_train_result result;
     snprintf(path, sizeof path, "%s/result.json", cfg->out);
-    if (file_exists(path)) return MX_OK;  /* trained; the evaluation was cut short */
+    int trained = from_root(file_exists(path));
+    if (trained == 1) return MX_OK;  /* trained; the evaluation was cut short */
     snprintf(path, sizeof path, "%s/%s", cfg->out, MX_RUN_MODEL_FILE);
-    if (file_exists(path)) return mx_train_resume(cfg->out, cfg->threads, &data->train, &data->test, &result);
+    if (from_root(file_exists(path)) == 1) return mx_train_resume(cfg->out, cfg->threads, &data->train, &data->test, &result);
     return mx_train_run(cfg, &data->train, &data->test, &result);
 }
 
@@ -180,10 +211,13 @@ mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, con
 static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
 {
     char path[MX_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/runs", out_dir);
+    const int root = mx_dist_is_root();
     /* OUT itself may be a link the user made; OUT/runs is ours and must be a real directory. */
-    mx_status st = mx_make_dirs(out_dir);
-    if (st == MX_OK) st = mx_run_dir_subdir(out_dir, "runs", path, sizeof path);
-    if (st == MX_OK) st = write_manifest(e, out_dir);
+    mx_status st = root ? mx_make_dirs(out_dir) : MX_OK;
+    if (st == MX_OK && root) st = mx_run_dir_subdir(out_dir, "runs", path, sizeof path);
+    if (st == MX_OK && root) st = write_manifest(e, out_dir);
+    st = status_from_root(st);
     data_cache data = {0};
     size_t done = 0, trained_now = 0;
     double start = mx_now_seconds();
@@ -193,17 +227,18 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         if ((size_t)snprintf(cfg.out, sizeof cfg.out, "%s/runs/%s", out_dir, e->runs[i].name) >= sizeof cfg.out)
             return mx_error_set(MX_ERR_ARG, "%s/runs/%s: path too long", out_dir, e->runs[i].name);
         snprintf(path, sizeof path, "%s/eval.json", cfg.out);
-        st = check_existing(&cfg);
+        st = status_from_root(root ? check_existing(&cfg) : MX_OK);
         if (st != MX_OK) break;
-        if (file_exists(path)) {
+        if (from_root(file_exists(path)) == 1) {
             done++;
             continue;
         }
         if (options->report_only) continue;
-        fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s\n", e->name, i + 1, e->count, e->runs[i].name);
+        if (root) fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s\n", e->name, i + 1, e->count, e->runs[i].name);
         double run_start = mx_now_seconds(), summary[4];
         st = load_data(&data, &cfg);
         if (st == MX_OK) st = train_run(&cfg, &data);
+        st = mx_eval_agree(st);  /* and every rank waits for rank 0 to have written the model */
         if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
         if (st != MX_OK) {
             if (st != MX_ERR_INTERRUPTED) st = mx_error_wrap(st, "%s", e->runs[i].name);
@@ -211,17 +246,21 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         }
         done++, trained_now++;
         double per_run = (mx_now_seconds() - start) / (double)trained_now;
-        printf("[%zu/%zu] %-48s acc %.2f%% (rescaled %.2f%%)  ECE %.2f%% (%.2f%%)  %.0f s, about %.0f min left\n", done,
-               e->count, e->runs[i].name, 100 * summary[0], 100 * summary[2], 100 * summary[1], 100 * summary[3],
-               mx_now_seconds() - run_start, per_run * (double)(e->count - done) / 60);
+        if (root)
+            printf("[%zu/%zu] %-48s acc %.2f%% (rescaled %.2f%%)  ECE %.2f%% (%.2f%%)  %.0f s, about %.0f min left\n",
+                   done, e->count, e->runs[i].name, 100 * summary[0], 100 * summary[2], 100 * summary[1],
+                   100 * summary[3], mx_now_seconds() - run_start, per_run * (double)(e->count - done) / 60);
         fflush(stdout);
-        st = mx_experiment_report(out_dir);
-        if (st == MX_OK && g_experiment_stop)
-            st = mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d after %zu of %zu runs", (int)g_experiment_stop,
-                              done, e->count);
+        st = status_from_root(root ? mx_experiment_report(out_dir) : MX_OK);
+        /* A stop seen by any rank stops them all after the same run. */
+        int stop = (int)g_experiment_stop;
+        if (st == MX_OK) st = mx_dist_allreduce_max_int(&stop, 1);
+        if (st == MX_OK && stop)
+            st = mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d after %zu of %zu runs", stop, done, e->count);
     }
     mx_dataset_free(&data.train);
     mx_dataset_free(&data.test);
-    if (st == MX_OK && (options->report_only || trained_now == 0)) st = mx_experiment_report(out_dir);
+    if (st == MX_OK && (options->report_only || trained_now == 0))
+        st = status_from_root(root ? mx_experiment_report(out_dir) : MX_OK);
     return st;
 }

@@ -8,6 +8,8 @@
 
 #include "mixreg/analysis.h"
 #include "mixreg/checked.h"
+#include "mixreg/dist.h"
+#include "mixreg/eval_shard.h"
 #include "mixreg/rng.h"
 
 #define MX_STREAM_ANALYSIS 7 /* the power iteration's start vector */
@@ -191,8 +193,23 @@ size_t mx_analysis_bytes_per_sample(size_t num_classes, size_t input_size)
 }
 
 /* Smoothness, confidence and entropy of one batch of Jacobians and logits. */
+/* One sample's estimates, kept per sample and summed in sample order at the
+ * end, so that samples computed by several ranks (each its shard, gathered
+ * on rank 0) add up to the very sums one process makes. All doubles: the
+ * records travel as raw words. */
+typedef struct {
+    double fro, sfro, lip, conf, ent, iters;
+} smooth_sample;
+
+typedef struct {
+    smooth_sample plain, rescaled;
+    double jac_s, jac_g, cross_s, cross_g;  /* the Taylor terms' sigma^2 and gamma^2 parts */
+} sample_record;
+
+/* Smoothness, confidence and entropy of one batch of Jacobians and logits,
+ * into the batch's records (out[i] for sample i of the batch). */
 static void measure_smoothness(workspace *w, const float *jac, const float *logits, const mx_analysis_config *cfg,
-                               size_t max_iter, double tol, size_t count, mx_smoothness *out)
+                               size_t max_iter, double tol, size_t count, sample_record *rec, int rescaled)
 {
     const size_t C = w->C, d = w->d;
     for (size_t i = 0; i < count; i++) {
@@ -220,16 +237,23 @@ static void measure_smoothness(workspace *w, const float *jac, const float *logi
             if (w->s[c] > conf) conf = w->s[c];
             if (w->s[c] > 0) ent -= w->s[c] * log(w->s[c]);
         }
-        out->jacobian_fro_mean += fro;
-        out->softmax_jacobian_fro_mean += sfro;
-        out->lipschitz_mean += lip;
-        out->confidence_mean += conf;
-        out->entropy_mean += ent;
-        if (fro > out->jacobian_fro_max) out->jacobian_fro_max = fro;
-        if (sfro > out->softmax_jacobian_fro_max) out->softmax_jacobian_fro_max = sfro;
-        if (lip > out->lipschitz_max) out->lipschitz_max = lip;
-        if (iters > out->power_iters_max) out->power_iters_max = iters;
+        smooth_sample *out = rescaled ? &rec[i].rescaled : &rec[i].plain;
+        *out = (smooth_sample){fro, sfro, lip, conf, ent, (double)iters};
     }
+}
+
+/* The sums and maxima over samples, in sample order. */
+static void smoothness_add(mx_smoothness *out, const smooth_sample *r)
+{
+    out->jacobian_fro_mean += r->fro;
+    out->softmax_jacobian_fro_mean += r->sfro;
+    out->lipschitz_mean += r->lip;
+    out->confidence_mean += r->conf;
+    out->entropy_mean += r->ent;
+    if (r->fro > out->jacobian_fro_max) out->jacobian_fro_max = r->fro;
+    if (r->sfro > out->softmax_jacobian_fro_max) out->softmax_jacobian_fro_max = r->sfro;
+    if (r->lip > out->lipschitz_max) out->lipschitz_max = r->lip;
+    if ((size_t)r->iters > out->power_iters_max) out->power_iters_max = (size_t)r->iters;
 }
 
 static void smoothness_finish(mx_smoothness *s, double n)
@@ -243,7 +267,7 @@ static void smoothness_finish(mx_smoothness *s, double n)
 
 /* The Taylor terms of one batch, with w->jt, w->ht (and w->js) filled at x~. */
 static void measure_terms(workspace *w, const mx_analysis_config *cfg, const float *x, const int32_t *labels,
-                          size_t count, mx_analysis *out)
+                          size_t count, sample_record *rec)
 {
     const size_t C = w->C, d = w->d;
     const double s2 = cfg->sigma2, g2 = cfg->gamma2;
@@ -280,10 +304,7 @@ static void measure_terms(workspace *w, const mx_analysis_config *cfg, const flo
             jac_g = 0.5 * g2 * trace;
             cross_g = -g2 * inner;
         }
-        out->jacobian_term_sigma2 += jac_s;
-        out->jacobian_term_gamma2 += jac_g;
-        out->cross_term_sigma2 += cross_s;
-        out->cross_term_gamma2 += cross_g;
+        rec[i].jac_s = jac_s, rec[i].jac_g = jac_g, rec[i].cross_s = cross_s, rec[i].cross_g = cross_g;
     }
 }
 
@@ -312,15 +333,24 @@ mx_status mx_analyze(mx_model *model, const float *x, const int32_t *labels, siz
     const size_t max_iter = cfg->power_max_iter ? cfg->power_max_iter : 1000;
     const double tol = cfg->power_tol > 0 ? cfg->power_tol : 1e-12;
 
+    /* This rank's shard of whole batches (all of them in one process), its
+     * records gathered in sample order on rank 0, which sums them. */
+    size_t start, count_here;
+    mx_eval_shard(n, batch, mx_dist_rank(), mx_dist_size(), &start, &count_here);
+    const int root = mx_dist_is_root();
+    sample_record *rec = calloc(count_here + 1, sizeof *rec);
+    sample_record *all = root ? calloc(n, sizeof *all) : NULL;
     workspace w;
-    mx_status st = workspace_alloc(&w, C, d, batch, at_xt, gamma_part);
-    if (st != MX_OK) return st;
-    for (size_t i0 = 0; i0 < n && st == MX_OK; i0 += batch) {
-        size_t count = n - i0 < batch ? n - i0 : batch;
+    mx_status st = rec && (all || !root) ? workspace_alloc(&w, C, d, batch, at_xt, gamma_part)
+                                         : mx_error_set(MX_ERR_NOMEM, "out of memory for the analysis of %zu samples", n);
+    int have_workspace = st == MX_OK;
+    for (size_t i0 = start; i0 < start + count_here && st == MX_OK; i0 += batch) {
+        size_t count = start + count_here - i0 < batch ? start + count_here - i0 : batch;
         const float *xb = x + i0 * d;
+        sample_record *rb = rec + (i0 - start);
         st = mx_input_jacobian(model, xb, count, w.jac, w.logits);
         if (st != MX_OK) break;
-        measure_smoothness(&w, w.jac, w.logits, cfg, max_iter, tol, count, &out->plain);
+        measure_smoothness(&w, w.jac, w.logits, cfg, max_iter, tol, count, rb, 0);
         if (!at_xt) continue;
         const float theta = (float)cfg->theta_bar;
         for (size_t i = 0; i < count; i++)
@@ -331,16 +361,29 @@ mx_status mx_analyze(mx_model *model, const float *x, const int32_t *labels, siz
             if (gamma_part) /* every sample's J~ Sigma_xx in one product ((count C) x d times d x d) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(count * C), (int)d, (int)d, 1.0f, w.jt,
                             (int)d, cfg->moments->sigma_xx, (int)d, 0.0f, w.js, (int)d);
-            measure_terms(&w, cfg, xb, labels + i0, count, out);
+            measure_terms(&w, cfg, xb, labels + i0, count, rb);
         }
         /* The rescaled prediction: logits y_bar + (f(x~) - y_bar) / theta_bar, Jacobian J(x~).
          * (After measure_terms, which reads the unrescaled f(x~).) */
         for (size_t i = 0; i < count; i++)
             for (size_t c = 0; c < C; c++)
                 w.ht[i * C + c] = cfg->y_bar[c] + (w.ht[i * C + c] - cfg->y_bar[c]) / theta;
-        measure_smoothness(&w, w.jt, w.ht, cfg, max_iter, tol, count, &out->rescaled);
+        measure_smoothness(&w, w.jt, w.ht, cfg, max_iter, tol, count, rb, 1);
     }
-    workspace_free(&w);
+    if (have_workspace) workspace_free(&w);
+    st = mx_eval_agree(st);
+    if (st == MX_OK) st = mx_eval_gather_records(rec, count_here, sizeof *rec, all, n);
+    for (size_t i = 0; st == MX_OK && root && i < n; i++) {
+        smoothness_add(&out->plain, &all[i].plain);
+        if (at_xt) smoothness_add(&out->rescaled, &all[i].rescaled);
+        out->jacobian_term_sigma2 += all[i].jac_s;
+        out->jacobian_term_gamma2 += all[i].jac_g;
+        out->cross_term_sigma2 += all[i].cross_s;
+        out->cross_term_gamma2 += all[i].cross_g;
+    }
+    free(rec);
+    free(all);
+    if (st == MX_OK) st = mx_dist_broadcast(out, sizeof *out);  /* every rank gets rank 0's sums */
     if (st != MX_OK) return st;
     const double dn = (double)n;
     out->samples = n;
