@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "mixreg/image.h"
+#include "mixreg/model.h"
 #include "mixreg/parse.h"
 #include "mixreg/source.h"
 
@@ -107,6 +108,7 @@ mx_status cli_match_classes(mx_dataset *ds, const char *spec, const char *split,
 
 void cli_check_environment(void)
 {
-    size_t limit;
+    size_t limit, budget;
     if (mx_image_max_pixels(&limit) != MX_OK) cli_usage_error("%s", mx_error_message());
+    if (mx_model_inference_budget(&budget) != MX_OK) cli_usage_error("%s", mx_error_message());
 }

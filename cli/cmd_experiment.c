@@ -59,7 +59,7 @@ int cmd_experiment(int argc, char **argv)
     if (out) snprintf(out_dir, sizeof out_dir, "%s", out);
     else if ((st = mx_experiment_default_out(file, &e, out_dir, sizeof out_dir)) != MX_OK) {
         mx_experiment_free(&e);
-        return cli_report(st);
+        return cli_report_usage(st); /* "give --out DIR": the command line lacks something */
     }
     if (dry_run) {
         printf("%s: %zu runs -> %s\n", file, e.count, out_dir);

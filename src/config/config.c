@@ -112,6 +112,8 @@ static mx_status validate_across(const mx_train_config *cfg)
                             cfg->warmup_epochs);
     if (cfg->model.precision == MX_PRECISION_BF16 && cfg->model.backend != MX_BACKEND_CPU)
         return mx_error_set(MX_ERR_ARG, "--precision bf16 needs --backend cpu");
+    if (cfg->sync_bn && cfg->model.backend != MX_BACKEND_CPU)
+        return mx_error_set(MX_ERR_ARG, "--sync-bn needs the cpu backend (the ref backend's batch norm has no sync form)");
     if (cfg->labels == MX_LABEL_COARSE && strncmp(cfg->data, "cifar100:", 9))
         return mx_error_set(MX_ERR_ARG, "--label coarse needs --data cifar100:DIR");
     if (!cfg->mixup.mix_inputs && !cfg->mixup.mix_labels)
