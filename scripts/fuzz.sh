@@ -18,7 +18,8 @@ LIBS=($(pkg-config --libs libcjson cairo fontconfig libpng libjpeg zlib openblas
 # The whole library with coverage instrumentation, as an archive: each target
 # links only what it calls, so code moving between files needs no change here.
 rm -f "$OUT"/obj/*.o "$OUT/libmixreg.a" "$OUT/build.log"
-SOURCES=$(find src -name '*.c' | sort)
+# Without MPI (dist_single.c) and without CUDA (none.c), as a plain build.
+SOURCES=$(find src -name '*.c' ! -name dist_mpi.c | sort)
 for src in $SOURCES; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     clang "${CFLAGS[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$OUT/obj/$(tr / _ <<< "$src").o" 2>> "$OUT/build.log" &
