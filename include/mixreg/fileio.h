@@ -44,4 +44,8 @@ mx_status mx_file_append_line(const char *path, const char *line);
 mx_status mx_list_dir(const char *dir, const char *prefix, char ***names, size_t *count);
 void mx_free_names(char **names, size_t count);
 
+/* 1 when `path` ends with `extension` (".png"), letters in either case:
+ * how every writer picks its format from the file name. */
+int mx_file_has_extension(const char *path, const char *extension);
+
 #endif

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -263,4 +264,13 @@ void mx_free_names(char **names, size_t count)
 {
     for (size_t i = 0; i < count; i++) free(names[i]);
     free(names);
+}
+
+int mx_file_has_extension(const char *path, const char *extension)
+{
+    size_t n = strlen(path), k = strlen(extension);
+    if (n < k) return 0;
+    for (size_t i = 0; i < k; i++)
+        if (tolower((unsigned char)path[n - k + i]) != tolower((unsigned char)extension[i])) return 0;
+    return 1;
 }

@@ -33,21 +33,12 @@ static cairo_status_t membuf_write(void *closure, const unsigned char *data, uns
     return CAIRO_STATUS_SUCCESS;
 }
 
-static int ends_with_nocase(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    if (n < k) return 0;
-    for (size_t i = 0; i < k; i++)
-        if (tolower((unsigned char)s[n - k + i]) != tolower((unsigned char)suffix[i])) return 0;
-    return 1;
-}
-
 /* 0 for .png, 1 for .svg, -1 (with the error set) otherwise. */
 int mxp_format_of(const char *path)
 {
     if (!path) return mx_error_set(MX_ERR_ARG, "plot: no file name"), -1;
-    if (ends_with_nocase(path, ".png")) return 0;
-    if (ends_with_nocase(path, ".svg")) return 1;
+    if (mx_file_has_extension(path, ".png")) return 0;
+    if (mx_file_has_extension(path, ".svg")) return 1;
     mx_error_set(MX_ERR_ARG, "%s: unknown figure format (the name must end in .png or .svg)", path);
     return -1;
 }

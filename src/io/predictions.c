@@ -17,19 +17,10 @@
 
 typedef enum { FORMAT_NONE, FORMAT_CSV, FORMAT_NPY } pred_format;
 
-static int ends_with_nocase(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    if (n < k) return 0;
-    for (size_t i = 0; i < k; i++)
-        if (tolower((unsigned char)s[n - k + i]) != tolower((unsigned char)suffix[i])) return 0;
-    return 1;
-}
-
 static pred_format format_of(const char *path)
 {
-    if (ends_with_nocase(path, ".csv")) return FORMAT_CSV;
-    if (ends_with_nocase(path, ".npy")) return FORMAT_NPY;
+    if (mx_file_has_extension(path, ".csv")) return FORMAT_CSV;
+    if (mx_file_has_extension(path, ".npy")) return FORMAT_NPY;
     return FORMAT_NONE;
 }
 
