@@ -11,15 +11,10 @@ if [ -z "${MIXREG_MPIEXEC:-}" ]; then
     rm -rf "$WORK"
     exit 0
 fi
-# Under AddressSanitizer: OpenMPI's own allocations kept past MPI_Finalize are
-# not mixreg's leaks (tests/lsan-mpi.supp says which). Harmless otherwise.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$MIXREG_SOURCE_DIR/tests/lsan-mpi.supp"
+# The sanitizer and OpenMPI settings every MPI test shares.
+. "$(dirname "$0")/mpi_sanitizer_env.sh"
 PY=${MIXREG_PYTHON:-python3}
 [ -x "$PY" ] || PY=python3
-# Containers often forbid the cross-memory attach OpenMPI uses to copy large
-# messages between processes; plain shared-memory copies work everywhere.
-export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 # Root in CI and containers, and more processes than free cores on a shared machine.
 MPIRUN=("$MIXREG_MPIEXEC" --allow-run-as-root --oversubscribe)
 mpi2() { timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" "$@"; }
