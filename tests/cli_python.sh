@@ -13,13 +13,15 @@ if ! "$PY" -c "import numpy" 2> /dev/null; then
     fail "$PY lacks numpy: run scripts/install-deps.sh"
     finish; exit 1
 fi
+unset MIXREG_LIBRARY  # each way of finding the library is tried below
 LIB=$(dirname "$BIN")/libmixreg.so
 check '[ -f "$LIB" ]'
 # A sanitizer build's library loads into Python only after the sanitizer
 # runtimes (Python itself is not instrumented: its leaks are not ours).
+SAN_ENV=()
 if nm "$BIN" 2> /dev/null | grep -q __asan_init; then
-    export LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
-    export ASAN_OPTIONS=detect_leaks=0
+    SAN_ENV=(LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
+             ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 fi
 
 # pip install ./python into a fresh environment (system packages visible for
@@ -37,7 +39,7 @@ check '[ "${SITE#"$WORK/venv/"}" != "$SITE" ]'
 
 # Where the library is found: $MIXREG_LIBRARY, the system loader's path,
 # next to the package; and a clear one-line error where it is not.
-where() { (cd "$WORK" && "$VPY" -c 'import mixreg; print(mixreg.library_path())' 2> "$WORK/where.err"); }
+where() { (cd "$WORK" && env "${SAN_ENV[@]}" "$VPY" -c 'import mixreg; print(mixreg.library_path())' 2> "$WORK/where.err"); }
 check '[ "$(MIXREG_LIBRARY="$LIB" where)" = "$(realpath -s "$LIB")" ]'
 check '[ "$(LD_LIBRARY_PATH="$(dirname "$LIB")" where)" = libmixreg.so ]'
 if ! ldconfig -p 2> /dev/null | grep -q libmixreg; then  # not installed system-wide: nowhere to be found
@@ -90,6 +92,6 @@ for args in "--alpha 1" "--alpha 0.2" "--alpha 0" "--alpha 8 --mix-prob 0.5" "--
 done
 
 CHECKS=$((CHECKS + 1))
-(cd "$WORK" && "$VPY" "$MIXREG_SOURCE_DIR/tests/python_package_check.py" "$WORK") \
+(cd "$WORK" && env "${SAN_ENV[@]}" "$VPY" "$MIXREG_SOURCE_DIR/tests/python_package_check.py" "$WORK") \
     || fail "the Python package disagrees with the CLI"
 finish

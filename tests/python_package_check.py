@@ -14,7 +14,6 @@ train_rescaled.npy (the same of the training split), theta-*.json (`theta
 import ctypes
 import glob
 import json
-import math
 import os
 import struct
 import sys
@@ -79,8 +78,35 @@ def softmax64(z):
     return e / e.sum(1, keepdims=True)
 
 
+def c_struct_fields(header, name):
+    """[(member, type)] of `typedef struct { ... } name;` in a public header, in order."""
+    import re
+    text = open(os.path.join(os.environ["MIXREG_SOURCE_DIR"], "include", "mixreg", header)).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    body = re.search(r"typedef struct \{([^}]*)\} " + name + ";", text).group(1)
+    fields = []
+    for declaration in body.split(";"):
+        m = re.match(r"\s*(\w+)\s+(.*)", declaration, re.S)
+        if m:
+            for member in m.group(2).split(","):
+                fields.append((member.replace("*", "").strip(), m.group(1) + "*" * member.count("*")))
+    return fields
+
+
+def ctypes_fields(mirror):
+    names = {ctypes.c_double: "double", ctypes.c_size_t: "size_t", ctypes.POINTER(ctypes.c_float): "float*"}
+    return [(f, names.get(t, repr(t))) for f, t in mirror._fields_]
+
+
 def main():
     work = sys.argv[1]
+    # The ctypes mirrors of the C structs follow the public headers, member for member.
+    from mixreg import _library
+    for header, name, mirror in (("metrics.h", "mx_metrics", _library.Metrics),
+                                 ("theta.h", "mx_theta_stats", _library.ThetaStats),
+                                 ("rescale.h", "mx_rescale_stats", _library.RescaleStats)):
+        fields = c_struct_fields(header, name)
+        check(fields == ctypes_fields(mirror), f"{name} in {header} is {fields}: update mixreg/_library.py")
     run_dir = os.path.join(work, "run")
     check(os.path.realpath(mixreg.__file__).startswith(os.path.realpath(sys.prefix)),
           f"mixreg imported from {mixreg.__file__}, not the venv {sys.prefix}")
@@ -113,7 +139,7 @@ def main():
     check(run.step == epochs[-1]["step"], "the checkpoint's step")
 
     # The data, normalised as the run says.
-    data, trainset = os.path.join(work, "data"), os.path.join(work, "trainset")
+    data = os.path.join(work, "data")
     x_test = idx(os.path.join(data, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0
     y_test = idx(os.path.join(data, "t10k-labels-idx1-ubyte"))
     x_train = idx(os.path.join(data, "train-images-idx3-ubyte")).astype(np.float32) / 255.0

@@ -1,7 +1,6 @@
 """The paper's statistics of theta = max(lambda, 1 - lambda), lambda ~ Beta(alpha,
 alpha), from the C library (include/mixreg/theta.h; `mixreg theta`)."""
 import ctypes
-import math
 from typing import NamedTuple
 
 from . import _library
@@ -28,5 +27,4 @@ def theta_stats(alpha, mix_prob=1.0):
     out = _library.ThetaStats()
     alpha, mix_prob = float(alpha), float(mix_prob)
     _library.call("mx_theta_stats_mixed", alpha, mix_prob, ctypes.byref(out))
-    assert math.isfinite(out.theta_bar)
     return ThetaStatistics(out.alpha, mix_prob, out.theta_bar, out.theta_var, out.gamma2, out.label_smoothing)
