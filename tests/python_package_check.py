@@ -193,6 +193,28 @@ def main():
         check("top5" not in from_probs, "no top-5 with 4 classes")
     check(0.3 < cli["plain"]["accuracy"] < 0.95, "a model neither perfect nor useless (a meaningful comparison)")
 
+    # With 10 classes (top-5 reported), against a NumPy computation of the definitions.
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(300, 10)) * 2).astype(np.float32)
+    y = rng.integers(0, 10, 300)
+    got = mixreg.metrics_from_logits(z, y, bins=12)
+    p = softmax64(z)
+    conf, correct = p.max(1), p.argmax(1) == y
+    bins = np.clip(np.ceil(conf * 12).astype(int) - 1, 0, 11)
+    gaps = [abs(correct[bins == b].mean() - conf[bins == b].mean()) for b in range(12) if (bins == b).any()]
+    order = np.argsort(conf, kind="stable")
+    groups = [order[b * 300 // 12:(b + 1) * 300 // 12] for b in range(12)]
+    want = {"accuracy": correct.mean(), "top5": np.mean([y[i] in np.argsort(-z[i])[:5] for i in range(300)]),
+            "nll": -np.mean(np.log(p[np.arange(300), y])),
+            "brier": np.mean(((p - np.eye(10)[y]) ** 2).sum(1)),
+            "ece": sum((bins == b).mean() * abs(correct[bins == b].mean() - conf[bins == b].mean())
+                       for b in range(12) if (bins == b).any()),
+            "mce": max(gaps),
+            "ece_adaptive": sum(len(g) / 300 * abs(correct[g].mean() - conf[g].mean()) for g in groups)}
+    for key, value in want.items():
+        check(abs(got[key] - value) < 1e-9, f"10 classes: {key} {got[key]} != NumPy's {value}")
+    check(got["reliability"]["count"] == [int((bins == b).sum()) for b in range(12)], "reliability counts")
+
     # The temperature fit: on the same held-out split the CLI used (the run's
     # seed, the hold-out stream, 25% of the training set), via the library's
     # own generator.
