@@ -12,7 +12,7 @@ MAX_JSON_FILE = 16 << 20
 
 def _read_json_file(path):
     with open(path, "rb") as f:
-        raw = f.read(MAX_JSON_FILE + 1)
+        raw = f.read(min(os.fstat(f.fileno()).st_size, MAX_JSON_FILE) + 1)
     if len(raw) > MAX_JSON_FILE:
         raise FormatError(f"{path}: larger than {MAX_JSON_FILE} bytes")
     try:

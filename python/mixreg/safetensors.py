@@ -68,8 +68,12 @@ def read_safetensors(path):
         size = os.path.getsize(path)
         if size > MAX_FILE:
             raise FormatError(f"{size} bytes, more than the {MAX_FILE} a checkpoint may have")
+        # The size is checked first and only that much read: read(n) would
+        # reserve n bytes up front, whatever the file holds.
         with open(path, "rb") as f:
-            data = bytearray(f.read(MAX_FILE + 1))
+            data = bytearray(f.read(min(size, MAX_FILE) + 1))
+        if len(data) > MAX_FILE:
+            raise FormatError(f"more than the {MAX_FILE} bytes a checkpoint may have")
         return _parse(data)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
