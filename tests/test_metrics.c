@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "mixreg/eval_shard.h"
+#include "mixreg/evaluate.h"
 #include "mixreg/metrics.h"
 
 static mx_metrics metrics_of_probs(const float *probs, const int32_t *labels, size_t n, size_t classes, size_t bins)
@@ -157,6 +158,53 @@ static void test_logits_match_probs(void)
     CHECK_NEAR(a.ece, b.ece, 1e-6);
     CHECK_NEAR(a.mce, b.mce, 1e-6);
     CHECK_NEAR(a.brier, b.brier, 1e-6);
+}
+
+/* The whole-array calls (the Python package's way in) give exactly what an
+ * accumulator fed the same arrays gives, reliability data included; bad
+ * sizes are errors with a message, not crashes. */
+static void test_from_arrays(void)
+{
+    float z[RANDOM_N * RANDOM_C], p[RANDOM_N * RANDOM_C];
+    int32_t labels[RANDOM_N];
+    fill_logits(z, labels, RANDOM_N, RANDOM_C);
+    for (size_t i = 0; i < RANDOM_N * RANDOM_C; i += RANDOM_C) {
+        double sum = 0;
+        for (size_t c = 0; c < RANDOM_C; c++) sum += exp(z[i + c]);
+        for (size_t c = 0; c < RANDOM_C; c++) p[i + c] = (float)(exp(z[i + c]) / sum);
+    }
+    for (int is_probs = 0; is_probs < 2; is_probs++) {
+        const float *scores = is_probs ? p : z;
+        mx_metrics_acc acc;
+        mx_metrics want, got;
+        double want_conf[6], want_acc[6], got_conf[6], got_acc[6];
+        size_t want_count[6], got_count[6];
+        CHECK_OK(mx_metrics_init(&acc, 6, RANDOM_C));
+        if (is_probs) mx_metrics_add_probs(&acc, scores, labels, RANDOM_N);
+        else mx_metrics_add_logits(&acc, scores, labels, RANDOM_N);
+        mx_metrics_finish(&acc, &want);
+        mx_metrics_reliability(&acc, want_conf, want_acc, want_count);
+        mx_metrics_free(&acc);
+        if (is_probs)
+            CHECK_OK(mx_metrics_from_probs(scores, labels, RANDOM_N, RANDOM_C, 6, &got, got_conf, got_acc, got_count));
+        else
+            CHECK_OK(mx_metrics_from_logits(scores, labels, RANDOM_N, RANDOM_C, 6, &got, got_conf, got_acc, got_count));
+        CHECK(got.n == RANDOM_N && got.accuracy == want.accuracy && got.nll == want.nll && got.ece == want.ece);
+        CHECK(got.mce == want.mce && got.brier == want.brier && got.ece_adaptive == want.ece_adaptive);
+        CHECK(got.ece > 0 && got.ece_adaptive > 0 && got.nll > 0);
+        CHECK(!memcmp(got_conf, want_conf, sizeof got_conf) && !memcmp(got_acc, want_acc, sizeof got_acc));
+        CHECK(!memcmp(got_count, want_count, sizeof got_count));
+        /* The reliability arrays are optional. */
+        mx_metrics bare;
+        CHECK_OK(is_probs ? mx_metrics_from_probs(scores, labels, RANDOM_N, RANDOM_C, 6, &bare, NULL, NULL, NULL)
+                          : mx_metrics_from_logits(scores, labels, RANDOM_N, RANDOM_C, 6, &bare, NULL, NULL, NULL));
+        CHECK(bare.ece == want.ece);
+    }
+    mx_metrics m;
+    CHECK(mx_metrics_from_probs(p, labels, RANDOM_N, RANDOM_C, 0, &m, NULL, NULL, NULL) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "bins") != NULL);
+    CHECK(mx_metrics_from_probs(p, labels, RANDOM_N, 0, 15, &m, NULL, NULL, NULL) == MX_ERR_ARG);
+    CHECK(strstr(mx_error_message(), "classes") != NULL);
 }
 
 /* exp(-1000) underflows to 0 in double: the confidence is exactly 1, and the
@@ -417,6 +465,7 @@ int main(void)
     test_prob_floor();
     test_bin_edges();
     test_logits_match_probs();
+    test_from_arrays();
     test_extreme_logits();
     test_streaming();
     test_argmax_ties();

@@ -37,6 +37,11 @@ size_t mx_evaluate_bytes_per_sample(const mx_model *model);
  * arrays (bins entries each) are filled when not NULL. */
 mx_status mx_metrics_from_logits(const float *logits, const int32_t *labels, size_t n, size_t num_classes,
                                  size_t bins, mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count);
+/* The same from probabilities already computed (rows summing to 1, as
+ * mx_metrics_add_probs takes them): for callers that hold predictions rather
+ * than logits (a predictions file, another framework's softmax output). */
+mx_status mx_metrics_from_probs(const float *probs, const int32_t *labels, size_t n, size_t num_classes, size_t bins,
+                                mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count);
 
 #ifndef MIXREG_EVALUATE_JSON
 #define MIXREG_EVALUATE_JSON

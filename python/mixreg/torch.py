@@ -13,11 +13,13 @@ and of the reference fixtures (tests/make_cnn_fixtures.py).
 """
 import json
 import os
-import struct
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .safetensors import read_safetensors
 
 
 class Basic(nn.Module):
@@ -156,37 +158,13 @@ def build(arch, cin=1, nc=10, h=28, w=28, hidden=(512, 512)):
     raise ValueError(f"unknown architecture {arch!r}")
 
 
-_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8}
-
-
-def _read_safetensors(path):
-    """(tensors, metadata) of a safetensors file, read without the safetensors
-    package (a plain reader: 8-byte header length, JSON header, raw data)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8:
-        raise ValueError(f"{path}: too short for a safetensors file")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise ValueError(f"{path}: header length beyond the file")
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {}) or {}
-    body = memoryview(data)[8 + n:]
-    tensors = {}
-    for name, info in header.items():
-        lo, hi = info["data_offsets"]
-        dtype = _DTYPES[info["dtype"]]
-        t = torch.frombuffer(bytearray(body[lo:hi]), dtype=dtype) if hi > lo else torch.empty(0, dtype=dtype)
-        tensors[name] = t.reshape(info["shape"])
-    return tensors, meta
-
-
 def from_run(run_dir, checkpoint="model.safetensors"):
     """The PyTorch module of a mixreg run with its weights (eval mode). The
     input it expects is normalised as run metadata's mixreg.normalize says;
     model.mixreg_meta holds that metadata (x_bar/y_bar for the rescaled
     prediction are the tensors mixreg.rescale.*, in model.mixreg_rescale)."""
-    tensors, meta = _read_safetensors(os.path.join(run_dir, checkpoint))
+    arrays, meta = read_safetensors(os.path.join(run_dir, checkpoint))
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
     spec = json.loads(meta["mixreg.model"])
     model = build(spec["arch"], spec["in_channels"], spec["num_classes"], spec["in_height"], spec["in_width"],
                   tuple(spec.get("hidden", ())))

@@ -126,17 +126,32 @@ mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_nor
     return st;
 }
 
-mx_status mx_metrics_from_logits(const float *logits, const int32_t *labels, size_t n, size_t num_classes,
-                                 size_t bins, mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count)
+/* One pass of an accumulator over whole arrays, of logits (is_probs 0) or probabilities. */
+static mx_status metrics_from_scores(const float *scores, int is_probs, const int32_t *labels, size_t n,
+                                     size_t num_classes, size_t bins, mx_metrics *out, double *rel_conf,
+                                     double *rel_acc, size_t *rel_count)
 {
     mx_metrics_acc acc;
     mx_status st = mx_metrics_init(&acc, bins, num_classes);
     if (st == MX_OK) st = mx_metrics_reserve(&acc, n);
     if (st == MX_OK) {
-        mx_metrics_add_logits(&acc, logits, labels, n);
+        if (is_probs) mx_metrics_add_probs(&acc, scores, labels, n);
+        else mx_metrics_add_logits(&acc, scores, labels, n);
         mx_metrics_finish(&acc, out);
         if (rel_conf || rel_acc || rel_count) mx_metrics_reliability(&acc, rel_conf, rel_acc, rel_count);
     }
     mx_metrics_free(&acc);
     return st;
+}
+
+mx_status mx_metrics_from_logits(const float *logits, const int32_t *labels, size_t n, size_t num_classes,
+                                 size_t bins, mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count)
+{
+    return metrics_from_scores(logits, 0, labels, n, num_classes, bins, out, rel_conf, rel_acc, rel_count);
+}
+
+mx_status mx_metrics_from_probs(const float *probs, const int32_t *labels, size_t n, size_t num_classes, size_t bins,
+                                mx_metrics *out, double *rel_conf, double *rel_acc, size_t *rel_count)
+{
+    return metrics_from_scores(probs, 1, labels, n, num_classes, bins, out, rel_conf, rel_acc, rel_count);
 }
