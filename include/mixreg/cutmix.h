@@ -32,7 +32,8 @@ typedef enum { MX_MIXED_NONE = 0, MX_MIXED_MIXUP, MX_MIXED_CUTMIX } mx_mixed_kin
 /* Workspace for n samples (allocated by the caller, as for mx_mixup_workspace). */
 typedef struct {
     uint32_t *partner;  /* n: the row each row mixes with */
-    float *lambda;      /* n: the weight of row i's own label (corrected for CutMix rows) */
+    double *lambda;     /* n: the weight of row i's own label (corrected for CutMix rows); the input
+                           blend converts it to float, the targets use it as it is */
     mx_box *box;        /* n: the region row i took from its partner (empty unless CutMix) */
     uint8_t *kind;      /* n: an mx_mixed_kind */
 } mx_cutmix_workspace;

@@ -65,7 +65,7 @@ double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
 
 typedef struct {
     uint8_t kind;
-    float lambda;
+    double lambda;
     mx_box box;
 } decision;
 
@@ -75,7 +75,7 @@ static const mx_box no_box = {0, 0, 0, 0};
 static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t height,
                        size_t width)
 {
-    decision d = {MX_MIXED_NONE, 1.0f, no_box};
+    decision d = {MX_MIXED_NONE, 1.0, no_box};
     int mix_on = mix->alpha > 0.0, cut_on = cut->alpha > 0.0;
     if (!mix_on && !cut_on) return d;
     if (cut->prob < 1.0 && !(mx_rng_uniform(rng) < cut->prob)) return d;
@@ -84,13 +84,13 @@ static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
         double lam = mx_rng_beta(rng, mix->alpha, mix->alpha);
         if (mix->theta_form && lam < 0.5) lam = 1.0 - lam;
         d.kind = MX_MIXED_MIXUP;
-        d.lambda = (float)lam;
+        d.lambda = lam;
         return d;
     }
     double lam = mx_rng_beta(rng, cut->alpha, cut->alpha);
     d.kind = MX_MIXED_CUTMIX;
     d.box = mx_cutmix_rand_box(rng, lam, height, width);
-    d.lambda = (float)(cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam);
+    d.lambda = cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam;
     return d;
 }
 
@@ -116,7 +116,7 @@ static void decide_all(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
         for (size_t i = 0; i < n; i++) {
             uint32_t j = ws->partner[i];
             if (j == i) {
-                decision whole = {MX_MIXED_NONE, 1.0f, no_box};
+                decision whole = {MX_MIXED_NONE, 1.0, no_box};
                 record(ws, i, j, whole);
             } else if (j < i && (ws->kind[j] == MX_MIXED_NONE ? ws->partner[j] == j : ws->partner[j] == i)) {
                 /* The first member j was decided already: a NONE pair left partner[j] = j. */
@@ -197,19 +197,19 @@ void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, 
     for (size_t k = 0; k < count; k++) {
         const size_t i = first + k, j = ws->partner[i];
         const size_t own_row = slot ? slot[i] : i, other_row = slot ? slot[j] : j;
-        float lam = ws->lambda[i];
+        double lam = ws->lambda[i];
         uint8_t kind = ws->kind[i];
         const float *own = x_in + own_row * dim, *other = x_in + other_row * dim;
         float *out = x_out + k * dim;
         if (kind == MX_MIXED_MIXUP && mix->mix_inputs) {
-            blend_row(out, own, other, lam, dim);
+            blend_row(out, own, other, (float)lam, dim);
         } else {
             memcpy(out, own, dim * sizeof(float));
             if (kind == MX_MIXED_CUTMIX && mix->mix_inputs) paste_box(out, other, ws->box[i], channels, height, width);
         }
         int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
         blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
-                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? (double)lam : 1.0);
+                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? lam : 1.0);
     }
 }
 
