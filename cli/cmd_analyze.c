@@ -242,13 +242,17 @@ int cmd_analyze(int argc, char **argv)
     mx_data_moments mo;
     memset(&mo, 0, sizeof mo);
     mx_analysis r;
-    st = mx_theta_stats_compute(run.config.mixup.alpha, &theta);
+    /* The run's own theta statistics (--mix-prob and --mixup-off-epoch
+     * counted); none where the paper's derivation does not apply (CutMix,
+     * one-sided ablations): those are analysed as ERM models. */
+    st = mx_train_config_theta(&run.config, &theta);
+    const double theta_bar = mx_train_config_rescale_undefined(&run.config) ? 1.0 : run.rescale.theta_bar;
     if (st == MX_OK) st = load_samples(&run, data, o.samples, &x, &labels, &n);
     const int erm = theta.theta_var == 0 && theta.gamma2 == 0;
     if (st == MX_OK) st = plan_analysis(&run, o.batch, n, !erm);
     if (st == MX_OK && !erm) st = load_moments(&run, data, &mo);
     if (st == MX_OK) {
-        mx_analysis_config cfg = {.theta_bar = run.rescale.theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,
+        mx_analysis_config cfg = {.theta_bar = theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,
                                   .x_bar = run.rescale.x_bar, .y_bar = run.rescale.y_bar, .moments = erm ? NULL : &mo,
                                   .batch = o.batch, .seed = o.seed};
         st = mx_analyze(run.model, x, labels, n, &cfg, &r);

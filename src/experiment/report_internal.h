@@ -26,6 +26,7 @@ typedef struct {
     double alpha;
     int done;                 /* eval.json was there */
     mxr_mode modes[MXR_MODES];
+    char *rescaled_note;      /* eval.json's "rescaled" text where that prediction is not defined; else NULL */
 } mxr_run;
 
 typedef struct {

@@ -82,6 +82,21 @@ static void write_rows(mxr_buf *b, const mxr_report *r)
             }
             mxr_buf_puts(b, "\n");
         }
+        /* The rescaled prediction is not defined for some runs (CutMix, one-sided ablations): say so. */
+        size_t undefined = 0;
+        const char *note = NULL;
+        for (size_t i = 0; i < r->nruns; i++)
+            if (r->runs[i].done && r->runs[i].rescaled_note && !strcmp(r->runs[i].group, grp->name))
+                undefined++, note = r->runs[i].rescaled_note;
+        if (undefined) {
+            mxr_buf_puts(b, "| ");
+            md_text(b, grp->name);
+            mxr_buf_printf(b, " | rescaled | %zu | ", undefined);
+            md_text(b, note);
+            mxr_buf_puts(b, " |");
+            for (int c = 1; c < MXR_COLUMNS; c++) mxr_buf_puts(b, " " NONE " |");
+            mxr_buf_puts(b, "\n");
+        }
     }
     mxr_buf_puts(b, "\nMean \xc2\xb1 sample standard deviation over seeds; accuracy and ECE in percent; "
                      "T the fitted temperature. **Bold**: the mode with the lowest ECE in its group.\n");

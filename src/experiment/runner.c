@@ -8,6 +8,7 @@
  * its file system, or look a moment after it wrote) and alone writes files
  * and prints. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,10 +154,12 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
         mx_run_dir_unlock(lock_fd);
         return st;
     }
-    mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
+    /* No rescaled modes where the rescaled prediction is not defined (CutMix, one-sided ablations). */
+    const char *undefined = mx_train_config_rescale_undefined(&run.config);
+    mx_eval_request request = {1, !undefined, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
-    char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar) : NULL;
+    char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar, undefined) : NULL;
     if (st == MX_OK && !json) st = mx_error_set(MX_ERR_NOMEM, "out of memory");
     if (st == MX_OK) {
         char path[MX_PATH_MAX + 32];
@@ -164,8 +167,10 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
         if (mx_dist_is_root()) st = mx_file_write_atomic(path, json, strlen(json));
         st = status_from_root(st);
         summary[0] = report.modes[0].metrics.accuracy, summary[1] = report.modes[0].metrics.ece;
-        size_t r = e->temperature ? 2 : 1;  /* the rescaled mode's index */
-        summary[2] = report.modes[r].metrics.accuracy, summary[3] = report.modes[r].metrics.ece;
+        summary[2] = summary[3] = NAN; /* no rescaled mode */
+        for (size_t k = 0; k < report.count; k++)
+            if (!strcmp(report.modes[k].name, "rescaled"))
+                summary[2] = report.modes[k].metrics.accuracy, summary[3] = report.modes[k].metrics.ece;
     }
     free(json);
     mx_eval_report_free(&report);
@@ -246,7 +251,11 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         }
         done++, trained_now++;
         double per_run = (mx_now_seconds() - start) / (double)trained_now;
-        if (root)
+        if (root && isnan(summary[2]))
+            printf("[%zu/%zu] %-48s acc %.2f%% (rescaled: not defined)  ECE %.2f%%  %.0f s, about %.0f min left\n",
+                   done, e->count, e->runs[i].name, 100 * summary[0], 100 * summary[1], mx_now_seconds() - run_start,
+                   per_run * (double)(e->count - done) / 60);
+        else if (root)
             printf("[%zu/%zu] %-48s acc %.2f%% (rescaled %.2f%%)  ECE %.2f%% (%.2f%%)  %.0f s, about %.0f min left\n",
                    done, e->count, e->runs[i].name, 100 * summary[0], 100 * summary[2], 100 * summary[1],
                    100 * summary[3], mx_now_seconds() - run_start, per_run * (double)(e->count - done) / 60);

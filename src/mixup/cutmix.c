@@ -26,8 +26,14 @@ mx_status mx_cutmix_config_validate(const mx_cutmix_config *cut, const mx_mixup_
         return mx_error_set(MX_ERR_ARG, "--cutmix-switch-prob must be in [0, 1] (got %g)", cut->switch_prob);
     if (!(cut->prob >= 0.0) || !(cut->prob <= 1.0))
         return mx_error_set(MX_ERR_ARG, "--mix-prob must be in [0, 1] (got %g)", cut->prob);
+    int minmax_off = cut->minmax_lo == 0.0 && cut->minmax_hi == 0.0;
+    if (!minmax_off && !(cut->minmax_lo >= 0.0 && cut->minmax_lo < cut->minmax_hi && cut->minmax_hi <= 1.0))
+        return mx_error_set(MX_ERR_ARG, "--cutmix-minmax must be MIN,MAX with 0 <= MIN < MAX <= 1 (got %g,%g)",
+                            cut->minmax_lo, cut->minmax_hi);
     return MX_OK;
 }
+
+int mx_cutmix_on(const mx_cutmix_config *cut) { return cut->alpha > 0.0 || cut->minmax_hi > 0.0; }
 
 /* ---- boxes ---- */
 
@@ -54,6 +60,26 @@ mx_box mx_cutmix_rand_box(mx_rng *rng, double lambda, size_t height, size_t widt
     return mx_cutmix_box_at(lambda, height, width, cy, cx);
 }
 
+/* One side: uniform in [floor(lo size), floor(hi size)), or that lower end
+ * when the range holds no integer (numpy's randint would refuse it). */
+static size_t minmax_side(mx_rng *rng, double lo, double hi, size_t size)
+{
+    size_t low = (size_t)((double)size * lo), high = (size_t)((double)size * hi);
+    if (high > size) high = size;
+    if (low >= size) low = size ? size - 1 : 0; /* lo < 1, so only by rounding */
+    return high > low ? low + mx_rng_below(rng, (uint32_t)(high - low)) : low;
+}
+
+mx_box mx_cutmix_rand_box_minmax(mx_rng *rng, double lo, double hi, size_t height, size_t width)
+{
+    size_t cut_h = minmax_side(rng, lo, hi, height), cut_w = minmax_side(rng, lo, hi, width);
+    /* The corner: numpy's randint(0, size - cut), so size - cut choices (cut < size). */
+    size_t y0 = height > cut_h ? mx_rng_below(rng, (uint32_t)(height - cut_h)) : 0;
+    size_t x0 = width > cut_w ? mx_rng_below(rng, (uint32_t)(width - cut_w)) : 0;
+    mx_box b = {(uint32_t)y0, (uint32_t)(y0 + cut_h), (uint32_t)x0, (uint32_t)(x0 + cut_w)};
+    return b;
+}
+
 double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
 {
     double area = (double)(box.y1 - box.y0) * (double)(box.x1 - box.x0);
@@ -76,7 +102,7 @@ static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
                        size_t width)
 {
     decision d = {MX_MIXED_NONE, 1.0, no_box};
-    int mix_on = mix->alpha > 0.0, cut_on = cut->alpha > 0.0;
+    int mix_on = mix->alpha > 0.0, cut_on = mx_cutmix_on(cut);
     if (!mix_on && !cut_on) return d;
     if (cut->prob < 1.0 && !(mx_rng_uniform(rng) < cut->prob)) return d;
     int use_cut = cut_on && (!mix_on || mx_rng_uniform(rng) < cut->switch_prob);
@@ -87,8 +113,14 @@ static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
         d.lambda = lam;
         return d;
     }
-    double lam = mx_rng_beta(rng, cut->alpha, cut->alpha);
     d.kind = MX_MIXED_CUTMIX;
+    if (cut->minmax_hi > 0.0) {
+        /* The box's sides are drawn, not lambda: lambda is its area share. */
+        d.box = mx_cutmix_rand_box_minmax(rng, cut->minmax_lo, cut->minmax_hi, height, width);
+        d.lambda = mx_cutmix_box_lambda(d.box, height, width);
+        return d;
+    }
+    double lam = mx_rng_beta(rng, cut->alpha, cut->alpha);
     d.box = mx_cutmix_rand_box(rng, lam, height, width);
     d.lambda = cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam;
     return d;
@@ -175,7 +207,7 @@ static void paste_box(float *restrict out, const float *restrict other, mx_box b
 void mx_cutmix_plan(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t n, size_t height,
                     size_t width, mx_cutmix_workspace *ws)
 {
-    if (!(cut->alpha > 0.0) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
+    if (!mx_cutmix_on(cut) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
         /* Plain Mixup (or none): its draws, exactly. */
         mx_mixup_workspace mws = {ws->partner, ws->lambda};
         mx_mixup_plan(mix, rng, n, &mws);

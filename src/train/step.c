@@ -56,6 +56,13 @@ void mx_stepper_free(mx_stepper *s)
     memset(s, 0, sizeof *s);
 }
 
+void mx_stepper_stop_mixing(mx_stepper *s)
+{
+    s->mixup.alpha = 0.0;
+    s->cutmix.alpha = 0.0;
+    s->cutmix.minmax_lo = s->cutmix.minmax_hi = 0.0;
+}
+
 static size_t argmax(const float *v, size_t n)
 {
     size_t best = 0;
