@@ -274,6 +274,73 @@ static void test_switch_lambda_double(void)
     CHECK(below_float_one > mixup_rows / 20);
 }
 
+/* --cutmix-minmax (timm's rand_bbox_minmax): sides uniform over the integers
+ * [floor(lo size), floor(hi size)), the box whole inside the image, lambda
+ * its area share and no Beta draw; validation of the range. */
+static void test_minmax_boxes(void)
+{
+    mx_mixup_config mix = mx_mixup_config_default();
+    mx_cutmix_config cut = mx_cutmix_config_default();
+    CHECK(!mx_cutmix_on(&cut));
+    cut.minmax_lo = 0.2;
+    cut.minmax_hi = 0.8;
+    CHECK(mx_cutmix_on(&cut)); /* on with alpha 0 */
+    CHECK_OK(mx_cutmix_config_validate(&cut, &mix));
+    const double bad[][2] = {{0.5, 0.5}, {0.6, 0.4}, {-0.1, 0.5}, {0.1, 1.1}, {NAN, 0.5}, {0.0, NAN}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        mx_cutmix_config b = cut;
+        b.minmax_lo = bad[k][0], b.minmax_hi = bad[k][1];
+        CHECK(mx_cutmix_config_validate(&b, &mix) == MX_ERR_ARG);
+        CHECK(strstr(mx_error_message(), "--cutmix-minmax") != NULL);
+    }
+    /* 10 x 20 with [0.2, 0.8): heights 2..7, widths 4..15, each seen. */
+    mx_rng rng;
+    mx_rng_init(&rng, 3, MX_STREAM_MIXUP);
+    int seen_h[11] = {0}, seen_w[21] = {0}, inside = 1;
+    for (int k = 0; k < 4000; k++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&rng, 0.2, 0.8, 10, 20);
+        uint32_t h = b.y1 - b.y0, w = b.x1 - b.x0;
+        inside &= b.y1 <= 10 && b.x1 <= 20 && b.y0 <= b.y1 && b.x0 <= b.x1;
+        if (h <= 10) seen_h[h]++;
+        if (w <= 20) seen_w[w]++;
+    }
+    CHECK(inside);
+    int heights_ok = 1, widths_ok = 1;
+    for (int h = 0; h <= 10; h++) heights_ok &= (h >= 2 && h <= 7) == (seen_h[h] > 0);
+    for (int w = 0; w <= 20; w++) widths_ok &= (w >= 4 && w <= 15) == (seen_w[w] > 0);
+    CHECK(heights_ok && widths_ok);
+    /* An empty range (7 * 0.3 and 7 * 0.4 both floor to 2): that one side. */
+    mx_box narrow = mx_cutmix_rand_box_minmax(&rng, 0.3, 0.4, 7, 7);
+    CHECK(narrow.y1 - narrow.y0 == 2 && narrow.x1 - narrow.x0 == 2);
+    /* The corner leaves room: a side of 7 on a 8-pixel image starts at 0 only. */
+    for (int k = 0; k < 50; k++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&rng, 0.875, 1.0, 8, 8);
+        CHECK(b.y0 == 0 && b.y1 == 7 && b.x0 == 0 && b.x1 == 7);
+    }
+    /* In a batch: draw order partners, then per row height, width, row,
+     * column (no Beta draw); lambda is the kept share. */
+    static batch bt;
+    const size_t n = 6;
+    batch_fill(&bt, n);
+    mix.alpha = 0;
+    mix.mode = MX_MIX_ELEM;
+    mx_rng a, again;
+    mx_rng_init(&a, 12, MX_STREAM_MIXUP);
+    again = a;
+    batch_run(&bt, &mix, &cut, &a, n);
+    CHECK(rows_follow(&bt, &mix, &cut, n));
+    uint32_t perm[6];
+    mx_rng_permutation(&again, perm, n);
+    int replayed = 1;
+    for (size_t i = 0; i < n; i++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&again, 0.2, 0.8, H, W);
+        replayed &= bt.kind[i] == MX_MIXED_CUTMIX && memcmp(&b, &bt.box[i], sizeof b) == 0 &&
+                    bt.lambda[i] == mx_cutmix_box_lambda(b, H, W) && bt.partner[i] == perm[i];
+    }
+    CHECK(replayed);
+    CHECK(memcmp(&a, &again, sizeof a) == 0);
+}
+
 static void test_cutmix_rows(void)
 {
     static batch b;
@@ -596,6 +663,7 @@ int main(void)
     test_config();
     test_box_geometry();
     test_box_matches_timm_table();
+    test_minmax_boxes();
     test_switch_lambda_double();
     test_cutmix_rows();
     test_uncorrected();
