@@ -477,6 +477,7 @@ mx_status mx_experiment_report(const char *out_dir)
     mx_status st = read_manifest(&r);
     for (size_t i = 0; st == MX_OK && i < r.nruns; i++) {
         st = read_eval(&r, &r.runs[i]);
+        if (st == MX_OK) st = mxr_read_analysis(&r, &r.runs[i]);
         r.done += r.runs[i].done;
     }
     if (st == MX_OK) st = aggregate(&r);

@@ -110,6 +110,7 @@ static mx_status write_markdown(const mxr_report *r)
     mxr_buf_printf(&b, "\n\nRuns: %zu done, %zu pending (%zu in all).\n\n", r->done, r->nruns - r->done, r->nruns);
     if (!r->done) mxr_buf_puts(&b, "No results yet.\n");
     else write_rows(&b, r);
+    mxr_analysis_markdown(&b, r);
     if (r->done < r->nruns) {
         mxr_buf_puts(&b, "\nPending runs:\n\n");
         for (size_t i = 0; i < r->nruns; i++)
@@ -152,5 +153,6 @@ mx_status mxr_write_tables(const mxr_report *r)
 {
     mx_status st = write_markdown(r);
     if (st == MX_OK) st = write_csv(r);
+    if (st == MX_OK) st = mxr_write_analysis_csv(r);
     return st;
 }
