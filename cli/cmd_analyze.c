@@ -215,7 +215,11 @@ static void print_table(const char *run_dir, const mx_analysis *r, const mx_trai
            r->jacobian_term_sigma2, r->jacobian_term_gamma2);
     printf("%-38s %14.6g %14.6g %14.6g\n", "  cross term -<E[eps d^T], J>", r->cross_term, r->cross_term_sigma2,
            r->cross_term_gamma2);
-    if (r->sigma2 == 0 && r->gamma2 == 0)
+    const char *undefined = mx_train_config_rescale_undefined(cfg);
+    if (undefined)
+        printf("note: %s: the paper's expansion (and its theta statistics) does not apply; both terms are left at 0 "
+               "(docs/method.md section 4)\n", undefined);
+    else if (r->sigma2 == 0 && r->gamma2 == 0)
         printf("note: an ERM model (alpha 0): sigma^2 = gamma^2 = 0, there is no perturbation and both terms are 0\n");
     else if (!cfg->mixup.mix_inputs || !cfg->mixup.mix_labels)
         printf("note: this run mixed only its %s; the expansion assumes inputs and labels are mixed together\n",

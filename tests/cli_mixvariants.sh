@@ -37,6 +37,9 @@ for run in cutmix inputs; do
     expect_status 1 "$why" -- eval "$WORK/$run" --rescale both --threads 1
     expect_status 0 "" -- eval "$WORK/$run" --rescale off --threads 1
 done
+# analyze: no Taylor terms for CutMix, and it says why.
+"$BIN" analyze "$WORK/cutmix" --samples 10 --threads 1 > "$WORK/analyze.out" 2>&1 || fail "analyze: $(cat "$WORK/analyze.out")"
+check 'grep -q "^note: trained with CutMix: the paper.s expansion" "$WORK/analyze.out"'
 # Plain Mixup keeps its rescaled prediction.
 train mixup --mixup-alpha 1 --max-steps 2
 "$BIN" eval "$WORK/mixup" --threads 1 > "$WORK/mixup.eval" 2>&1 || fail "eval mixup: $(cat "$WORK/mixup.eval")"
@@ -79,6 +82,10 @@ train minmax --mixup-alpha 0 --cutmix-minmax 0.25,0.75 --max-steps 2
 check 'grep -q "CutMix (box sides 0.25-0.75 of the image) (no rescaled prediction)" "$WORK/minmax.out"'
 check '[ "$(json_get "$WORK/minmax/config.json" "j[\"cutmix_minmax\"], j[\"cutmix_alpha\"]")" = "0.25,0.75 0" ]'
 check '[ "$(json_get "$WORK/erm/config.json" "j[\"cutmix_minmax\"], j[\"mixup_off_epoch\"]")" = "off 0" ]'
+# `mixreg runs` names the mixing: CutMix, not ERM.
+"$BIN" runs "$WORK" > "$WORK/runs.out" 2>&1 || fail "runs: $(cat "$WORK/runs.out")"
+check 'grep -q "^cutmix .* cutmix a=1 " "$WORK/runs.out" && grep -q "^minmax .* cutmix 0.25,0.75 " "$WORK/runs.out"'
+check 'grep -q "^erm .* ERM " "$WORK/runs.out" && ! grep -q "^cutmix .* ERM " "$WORK/runs.out"'
 expect_status 2 "MIN must be below MAX" -- train "${COMMON[@]}" --cutmix-minmax 0.8,0.2 --out "$WORK/bad"
 expect_status 2 "cutmix-minmax" -- train "${COMMON[@]}" --cutmix-minmax 0.5 --out "$WORK/bad"
 expect_status 2 "cutmix-minmax" -- train "${COMMON[@]}" --cutmix-minmax 0.2,1.5 --out "$WORK/bad"
