@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "mixreg/analysis.h"
 #include "mixreg/dist.h"
+#include "mixreg/fileio.h"
 #include "mixreg/run.h"
 #include "mixreg/source.h"
 #include "mixreg/theta.h"
@@ -152,44 +153,44 @@ static mx_status plan_analysis(mx_run *run, size_t want, size_t n, int moments)
     return st == MX_OK ? MX_OK : mx_error_wrap(st, "analyze: Jacobian batches of %zu", batch);
 }
 
-static void json_number(const char *key, double v, int last)
+static void json_number(FILE *f, const char *key, double v, int last)
 {
-    if (isfinite(v)) printf("\"%s\": %.10g%s", key, v, last ? "" : ", ");
-    else printf("\"%s\": null%s", key, last ? "" : ", ");
+    if (isfinite(v)) fprintf(f, "\"%s\": %.10g%s", key, v, last ? "" : ", ");
+    else fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
 }
 
-static void json_smoothness(const mx_smoothness *m)
+static void json_smoothness(FILE *f, const mx_smoothness *m)
 {
-    json_number("jacobian_fro_mean", m->jacobian_fro_mean, 0);
-    json_number("jacobian_fro_max", m->jacobian_fro_max, 0);
-    json_number("softmax_jacobian_fro_mean", m->softmax_jacobian_fro_mean, 0);
-    json_number("softmax_jacobian_fro_max", m->softmax_jacobian_fro_max, 0);
-    json_number("lipschitz_mean", m->lipschitz_mean, 0);
-    json_number("lipschitz_max", m->lipschitz_max, 0);
-    printf("\"power_iterations_max\": %zu, ", m->power_iters_max);
-    json_number("confidence_mean", m->confidence_mean, 0);
-    json_number("entropy_mean", m->entropy_mean, 0);
+    json_number(f, "jacobian_fro_mean", m->jacobian_fro_mean, 0);
+    json_number(f, "jacobian_fro_max", m->jacobian_fro_max, 0);
+    json_number(f, "softmax_jacobian_fro_mean", m->softmax_jacobian_fro_mean, 0);
+    json_number(f, "softmax_jacobian_fro_max", m->softmax_jacobian_fro_max, 0);
+    json_number(f, "lipschitz_mean", m->lipschitz_mean, 0);
+    json_number(f, "lipschitz_max", m->lipschitz_max, 0);
+    fprintf(f, "\"power_iterations_max\": %zu, ", m->power_iters_max);
+    json_number(f, "confidence_mean", m->confidence_mean, 0);
+    json_number(f, "entropy_mean", m->entropy_mean, 0);
 }
 
 /* The plain model's estimates at the top level, the rescaled prediction's in "rescaled". */
-static void print_json(const mx_analysis *r, double alpha)
+static void print_json(FILE *f, const mx_analysis *r, double alpha)
 {
-    printf("{\"samples\": %zu, ", r->samples);
-    json_smoothness(&r->plain);
-    printf("\"rescaled\": {");
-    json_smoothness(&r->rescaled);
-    printf("\"at\": \"x_bar + theta_bar (x - x_bar)\"}, ");
-    json_number("jacobian_term", r->jacobian_term, 0);
-    json_number("jacobian_term_sigma2", r->jacobian_term_sigma2, 0);
-    json_number("jacobian_term_gamma2", r->jacobian_term_gamma2, 0);
-    json_number("cross_term", r->cross_term, 0);
-    json_number("cross_term_sigma2", r->cross_term_sigma2, 0);
-    json_number("cross_term_gamma2", r->cross_term_gamma2, 0);
-    json_number("alpha", alpha, 0);
-    json_number("theta_bar", r->theta_bar, 0);
-    json_number("sigma2", r->sigma2, 0);
-    json_number("gamma2", r->gamma2, 1);
-    printf("}\n");
+    fprintf(f, "{\"samples\": %zu, ", r->samples);
+    json_smoothness(f, &r->plain);
+    fprintf(f, "\"rescaled\": {");
+    json_smoothness(f, &r->rescaled);
+    fprintf(f, "\"at\": \"x_bar + theta_bar (x - x_bar)\"}, ");
+    json_number(f, "jacobian_term", r->jacobian_term, 0);
+    json_number(f, "jacobian_term_sigma2", r->jacobian_term_sigma2, 0);
+    json_number(f, "jacobian_term_gamma2", r->jacobian_term_gamma2, 0);
+    json_number(f, "cross_term", r->cross_term, 0);
+    json_number(f, "cross_term_sigma2", r->cross_term_sigma2, 0);
+    json_number(f, "cross_term_gamma2", r->cross_term_gamma2, 0);
+    json_number(f, "alpha", alpha, 0);
+    json_number(f, "theta_bar", r->theta_bar, 0);
+    json_number(f, "sigma2", r->sigma2, 0);
+    json_number(f, "gamma2", r->gamma2, 1);
+    fprintf(f, "}\n");
 }
 
 static void print_table(const char *run_dir, const mx_analysis *r, const mx_train_config *cfg, double secs)
@@ -214,11 +215,71 @@ static void print_table(const char *run_dir, const mx_analysis *r, const mx_trai
            r->jacobian_term_sigma2, r->jacobian_term_gamma2);
     printf("%-38s %14.6g %14.6g %14.6g\n", "  cross term -<E[eps d^T], J>", r->cross_term, r->cross_term_sigma2,
            r->cross_term_gamma2);
-    if (r->sigma2 == 0 && r->gamma2 == 0)
+    const char *undefined = mx_train_config_rescale_undefined(cfg);
+    if (undefined)
+        printf("note: %s: the paper's expansion (and its theta statistics) does not apply; both terms are left at 0 "
+               "(docs/method.md section 4)\n", undefined);
+    else if (r->sigma2 == 0 && r->gamma2 == 0)
         printf("note: an ERM model (alpha 0): sigma^2 = gamma^2 = 0, there is no perturbation and both terms are 0\n");
     else if (!cfg->mixup.mix_inputs || !cfg->mixup.mix_labels)
         printf("note: this run mixed only its %s; the expansion assumes inputs and labels are mixed together\n",
                cfg->mixup.mix_inputs ? "inputs" : "labels");
+}
+
+/* The analysis of the run in run_dir (every rank of an mpirun job takes a
+ * share; rank 0 holds the result). run is loaded here, freed by the caller. */
+static mx_status analyze_run(const char *run_dir, const analyze_options *o, mx_run *run, mx_analysis *r)
+{
+    mx_status st = mx_run_load(run_dir, 0, run);  /* the weights; buffers by plan_analysis */
+    if (st != MX_OK) return st;
+    const char *data = o->data ? o->data : run->config.data;
+    mx_theta_stats theta;
+    float *x = NULL;
+    int32_t *labels = NULL;
+    size_t n = 0;
+    mx_data_moments mo;
+    memset(&mo, 0, sizeof mo);
+    /* The run's own theta statistics (--mix-prob and --mixup-off-epoch
+     * counted); none where the paper's derivation does not apply (CutMix,
+     * one-sided ablations): those are analysed as ERM models. */
+    st = mx_train_config_theta(&run->config, &theta);
+    const double theta_bar = mx_train_config_rescale_undefined(&run->config) ? 1.0 : run->rescale.theta_bar;
+    if (st == MX_OK) st = load_samples(run, data, o->samples, &x, &labels, &n);
+    const int erm = theta.theta_var == 0 && theta.gamma2 == 0;
+    if (st == MX_OK) st = plan_analysis(run, o->batch, n, !erm);
+    if (st == MX_OK && !erm) st = load_moments(run, data, &mo);
+    if (st == MX_OK) {
+        mx_analysis_config cfg = {.theta_bar = theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,
+                                  .x_bar = run->rescale.x_bar, .y_bar = run->rescale.y_bar, .moments = erm ? NULL : &mo,
+                                  .batch = o->batch, .seed = o->seed};
+        st = mx_analyze(run->model, x, labels, n, &cfg, r);
+    }
+    mx_data_moments_free(&mo);
+    free(x);
+    free(labels);
+    return st;
+}
+
+mx_status cli_analyze_to_file(const char *run_dir, const char *json_path, void *ctx)
+{
+    (void)ctx;
+    analyze_options o = {.samples = 1000, .batch = 250};
+    mx_run run;
+    mx_analysis r;
+    mx_status st = analyze_run(run_dir, &o, &run, &r);
+    if (st == MX_OK && mx_dist_is_root()) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (f) {
+            print_json(f, &r, run.config.mixup.alpha);
+            fclose(f);
+        }
+        st = text ? mx_file_write_atomic(json_path, text, len) : mx_error_set(MX_ERR_NOMEM, "out of memory");
+        free(text);
+    }
+    mx_run_free(&run);
+    return st;
 }
 
 int cmd_analyze(int argc, char **argv)
@@ -230,37 +291,14 @@ int cmd_analyze(int argc, char **argv)
     mx_set_threads(o.threads);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-
     mx_run run;
-    mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers by plan_analysis */
-    if (st != MX_OK) return cli_report(st);
-    const char *data = o.data ? o.data : run.config.data;
-    mx_theta_stats theta;
-    float *x = NULL;
-    int32_t *labels = NULL;
-    size_t n = 0;
-    mx_data_moments mo;
-    memset(&mo, 0, sizeof mo);
     mx_analysis r;
-    st = mx_theta_stats_compute(run.config.mixup.alpha, &theta);
-    if (st == MX_OK) st = load_samples(&run, data, o.samples, &x, &labels, &n);
-    const int erm = theta.theta_var == 0 && theta.gamma2 == 0;
-    if (st == MX_OK) st = plan_analysis(&run, o.batch, n, !erm);
-    if (st == MX_OK && !erm) st = load_moments(&run, data, &mo);
-    if (st == MX_OK) {
-        mx_analysis_config cfg = {.theta_bar = run.rescale.theta_bar, .sigma2 = theta.theta_var, .gamma2 = theta.gamma2,
-                                  .x_bar = run.rescale.x_bar, .y_bar = run.rescale.y_bar, .moments = erm ? NULL : &mo,
-                                  .batch = o.batch, .seed = o.seed};
-        st = mx_analyze(run.model, x, labels, n, &cfg, &r);
-    }
+    mx_status st = analyze_run(run_dir, &o, &run, &r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st == MX_OK && mx_dist_is_root()) {  /* under mpirun every rank took a shard; rank 0 reports */
-        if (o.json) print_json(&r, run.config.mixup.alpha);
+        if (o.json) print_json(stdout, &r, run.config.mixup.alpha);
         else print_table(run_dir, &r, &run.config, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     }
-    mx_data_moments_free(&mo);
-    free(x);
-    free(labels);
     mx_run_free(&run);
     return st == MX_OK ? 0 : cli_report(st);
 }

@@ -23,12 +23,15 @@ static const char eval_help[] =
     "Evaluates a trained model on the test split: accuracy (and top-5 with more than 5\n"
     "classes), NLL, ECE, adaptive (equal-mass) ECE and MCE, Brier score; plain and with\n"
     "the paper's rescaled prediction (input shrunk towards the training mean by\n"
-    "theta_bar, shrinkage undone on the logits).\n"
+    "theta_bar, shrinkage undone on the logits). That prediction is not defined for a\n"
+    "run trained with CutMix, --mixup-only-inputs or --mixup-only-labels (docs/method.md\n"
+    "section 4): eval then reports the plain modes and says so.\n"
     "Under mpirun each process evaluates a share of the batches and rank 0 reports: the\n"
     "same numbers as one process (docs/distributed.md).\n"
     "\n"
     "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
-    "  --rescale off|on|both    which predictions to report (default both)\n"
+    "  --rescale off|on|both    which predictions to report (default both; plain only where the\n"
+    "                           rescaled prediction is not defined, and on/both are an error there)\n"
     "  --bins N                 ECE/MCE bins (default 15)\n"
     "  --temperature off|fit    also report temperature-scaled modes, one T fitted by NLL on\n"
     "                           a held-out split of the training data (default off)\n"
@@ -47,7 +50,7 @@ static const char eval_help[] =
 
 typedef struct {
     const char *data, *reliability, *predictions, *class_map;
-    int want_plain, want_rescaled, fit_temperature, json, threads;
+    int want_plain, want_rescaled, rescale_given, fit_temperature, json, threads;
     size_t batch, bins;
     double val_split;
 } eval_options;
@@ -76,6 +79,7 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;
         } else if (cli_flag_value(&a, "--rescale")) {
+            o->rescale_given = 1;
             if (!strcmp(a.value, "off")) o->want_plain = 1, o->want_rescaled = 0;
             else if (!strcmp(a.value, "on")) o->want_plain = 0, o->want_rescaled = 1;
             else if (!strcmp(a.value, "both")) o->want_plain = 1, o->want_rescaled = 1;
@@ -111,7 +115,9 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
     if (!*run_dir) cli_usage_error("eval: missing RUN_DIR (see mixreg eval --help)");
 }
 
-static void print_json(const mx_eval_mode *modes, size_t count, double theta_bar, const char *fit_note)
+/* undefined: why the run has no rescaled prediction (NULL: it has one). */
+static void print_json(const mx_eval_mode *modes, size_t count, double theta_bar, const char *undefined,
+                       const char *fit_note)
 {
     char text[512];
     printf("{");
@@ -124,7 +130,11 @@ static void print_json(const mx_eval_mode *modes, size_t count, double theta_bar
         }
         printf("%s\"%s\": %s", i ? ", " : "", modes[i].name, text);
     }
-    printf(", \"theta_bar\": %.10g%s}\n", theta_bar, fit_note);
+    if (undefined)
+        printf("%s\"rescaled\": \"not defined for this run (%s)\", \"theta_bar\": null%s}\n", count ? ", " : "",
+               undefined, fit_note);
+    else
+        printf("%s\"theta_bar\": %.10g%s}\n", count ? ", " : "", theta_bar, fit_note);
 }
 
 static mx_status write_outputs(const mx_eval_mode *modes, size_t count, const int32_t *labels, size_t n, size_t classes,
@@ -165,6 +175,19 @@ int cmd_eval(int argc, char **argv)
     mx_run run;
     mx_status st = mx_run_load(run_dir, 0, &run);  /* the weights; buffers once the batch is known */
     if (st != MX_OK) return cli_report(st);
+    /* Decided from the run's settings, so a run trained before mixreg knew
+     * (which stored a theta_bar for it) is read the same way. */
+    const char *undefined = mx_train_config_rescale_undefined(&run.config);
+    if (undefined && o.want_rescaled) {
+        if (o.rescale_given) {
+            mx_run_free(&run);
+            return cli_report(mx_error_set(MX_ERR_ARG,
+                                           "--rescale: the rescaled prediction is not defined for %s (%s; "
+                                           "docs/method.md section 4); use --rescale off",
+                                           run_dir, undefined));
+        }
+        o.want_rescaled = 0;
+    }
     const char *data = o.data ? o.data : run.config.data;
     if (o.class_map && strncmp(data, "folder:", 7))
         cli_usage_error("eval: --class-map needs an image folder (--data folder:DIR), not '%s'", data);
@@ -201,11 +224,13 @@ int cmd_eval(int argc, char **argv)
     if (st == MX_OK && root) st = write_outputs(modes, count, report.labels, test.n, report.classes, &o, run_dir);
     if (st == MX_OK && root) {
         if (o.json) {
-            print_json(modes, count, run.rescale.theta_bar, fit_note);
+            print_json(modes, count, run.rescale.theta_bar, undefined, fit_note);
         } else {
-            printf("%s (theta_bar %.4f)\n", run_dir, run.rescale.theta_bar);
+            if (undefined) printf("%s\n", run_dir);
+            else printf("%s (theta_bar %.4f)\n", run_dir, run.rescale.theta_bar);
             print_metrics_header();
             for (size_t i = 0; i < count; i++) print_metrics_row(modes[i].name, &modes[i].metrics);
+            if (undefined) printf("rescaled: not defined for this run (%s)\n", undefined);
             for (size_t i = 0; i < count; i++)
                 if (modes[i].temperature != 1.0) printf("%s: T = %.4f\n", modes[i].name, modes[i].temperature);
             if (report.fit_n && report.fit_seen_in_training)

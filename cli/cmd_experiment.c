@@ -10,7 +10,8 @@ static const char experiment_help[] =
     "usage: mixreg experiment FILE [options]\n"
     "\n"
     "Runs the grid of training runs FILE declares (methods x settings x seeds), each\n"
-    "evaluated plain, rescaled and temperature-scaled, and writes a table (Markdown and\n"
+    "evaluated plain, rescaled and temperature-scaled (and analysed, `mixreg analyze`, for\n"
+    "the seeds `analyze-seeds` names), and writes a table (Markdown and\n"
     "CSV) of mean +- std over seeds, figures and a self-contained HTML report. Finished\n"
     "runs are skipped and an interrupted one resumes, so rerunning the command continues\n"
     "an experiment. The file format is in docs/experiments.md; every line is checked\n"
@@ -26,6 +27,7 @@ int cmd_experiment(int argc, char **argv)
     const char *file = NULL, *out = NULL;
     int dry_run = 0;
     mx_experiment_options options = {0};
+    options.analyze = cli_analyze_to_file;
     cli_args a;
     cli_args_init(&a, "experiment", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
@@ -63,7 +65,7 @@ int cmd_experiment(int argc, char **argv)
     }
     if (dry_run) {
         printf("%s: %zu runs -> %s\n", file, e.count, out_dir);
-        for (size_t i = 0; i < e.count; i++) printf("  %s\n", e.runs[i].name);
+        for (size_t i = 0; i < e.count; i++) printf("  %s%s\n", e.runs[i].name, e.runs[i].analyze ? "  (+ analyze)" : "");
     } else {
         printf("mixreg: experiment %s, %zu runs -> %s\n", e.name, e.count, out_dir);
         fflush(stdout);

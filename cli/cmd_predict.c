@@ -121,7 +121,9 @@ int cmd_predict(int argc, char **argv)
         return cli_report(st);
     }
     const mx_model_spec *spec = mx_model_get_spec(run.model);
-    const mx_rescale_stats *stats = rescale && run.rescale.theta_bar < 1.0 ? &run.rescale : NULL;
+    /* Plain where the rescaled prediction is not defined (CutMix, one-sided ablations). */
+    const mx_rescale_stats *stats =
+        rescale && run.rescale.theta_bar < 1.0 && !mx_train_config_rescale_undefined(&run.config) ? &run.rescale : NULL;
     mx_dataset ds = {0};
     if (data) {
         st = mx_train_data_load(&run.config, data, "test", &ds);

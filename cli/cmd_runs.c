@@ -96,9 +96,18 @@ static void describe_line(const char *name, const char *status, const cJSON *epo
 {
     char mix[64];
     double alpha = number(config, "mixup_alpha", NULL), epochs_done = number(epoch, "epoch", NULL);
+    /* CutMix is on with an alpha or a minmax range (absent from configs older than either: off). */
+    const double cut = number(config, "cutmix_alpha", NULL);
+    const char *minmax = string(config, "cutmix_minmax");
+    const int cutmix = cut > 0 || (strcmp(minmax, "off") && strcmp(minmax, "?"));
     if (alpha > 0)
-        snprintf(mix, sizeof mix, "a=%g %s/%s%s", alpha, string(config, "mixup_mode"), string(config, "mixup_partner"),
-                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "mixup_theta")) ? "/theta" : "");
+        snprintf(mix, sizeof mix, "a=%g %s/%s%s%s", alpha, string(config, "mixup_mode"), string(config, "mixup_partner"),
+                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(config, "mixup_theta")) ? "/theta" : "",
+                 cutmix ? "+cutmix" : "");
+    else if (cutmix && cut > 0)
+        snprintf(mix, sizeof mix, "cutmix a=%g", cut);
+    else if (cutmix)
+        snprintf(mix, sizeof mix, "cutmix %.40s", minmax);
     else if (isnan(alpha))
         snprintf(mix, sizeof mix, "?");
     else

@@ -49,6 +49,9 @@ static const char train_help[] =
     "  --cutmix-alpha A         CutMix with lambda ~ Beta(A, A), lambda corrected to the clipped box (default 0: off)\n"
     "  --cutmix-switch-prob P   with both Mixup and CutMix on, the chance a batch uses CutMix (default 0.5)\n"
     "  --mix-prob P             the chance a batch is mixed at all (default 1)\n"
+    "  --cutmix-minmax MIN,MAX  CutMix boxes with sides drawn in [MIN, MAX] of the image's (timm's;\n"
+    "                           turns CutMix on, lambda = the box's area share; default off)\n"
+    "  --mixup-off-epoch N      mix (Mixup and CutMix) in the first N epochs only (default 0: all)\n"
     "augmentation:\n"
     "  --augment SPEC           none | flip | crop:PAD | crop:PAD,flip | rrc | rrc,flip: per sample, seeded\n"
     "                           (default none; CIFAR recipe crop:4,flip; ImageNet recipe rrc,flip: random\n"
@@ -208,6 +211,30 @@ static int resume_training(const char *dir, int threads)
     return finish_training(st, &result, dir);
 }
 
+/* What the run mixes, as the training line's middle part: ERM only when
+ * nothing is mixed at all (a CutMix-only run is not ERM). */
+static void print_mixing(const mx_train_config *cfg, const mx_theta_stats *theta)
+{
+    const int mixup = cfg->mixup.alpha > 0, cutmix = mx_cutmix_on(&cfg->cutmix);
+    const char *undefined = mx_train_config_rescale_undefined(cfg);
+    if (!mixup && !cutmix) {
+        printf("ERM (no mixup), ");
+        return;
+    }
+    if (mixup) printf("mixup alpha %g%s", cfg->mixup.alpha, !cfg->mixup.mix_labels  ? " (inputs only)"
+                                                            : !cfg->mixup.mix_inputs ? " (labels only)"
+                                                                                     : "");
+    if (mixup && cutmix) printf(" switched with ");
+    if (cutmix && cfg->cutmix.minmax_hi > 0)
+        printf("CutMix (box sides %g-%g of the image)", cfg->cutmix.minmax_lo, cfg->cutmix.minmax_hi);
+    else if (cutmix)
+        printf("CutMix alpha %g", cfg->cutmix.alpha);
+    if (cfg->cutmix.prob < 1) printf(", mix prob %g", cfg->cutmix.prob);
+    if (mx_train_config_mixed_epoch_share(cfg) < 1) printf(", mixing in epochs 1-%zu", cfg->mixup_off_epoch);
+    if (undefined) printf(" (no rescaled prediction), ");
+    else printf(" (theta_bar %.4f), ", theta->theta_bar);
+}
+
 static void print_training_line(const mx_train_config *cfg, const mx_dataset *train, const mx_dataset *test,
                                 const mx_theta_stats *theta)
 {
@@ -217,10 +244,7 @@ static void print_training_line(const mx_train_config *cfg, const mx_dataset *tr
             : train->stream               ? ", training set streamed from disk"
             : test->stream                ? ", test set streamed from disk"
                                           : "");
-    if (cfg->mixup.alpha > 0)
-        printf("mixup alpha %g (theta_bar %.4f), ", cfg->mixup.alpha, theta->theta_bar);
-    else
-        printf("ERM (no mixup), ");
+    print_mixing(cfg, theta);
     printf("%zu epoch%s, batch %zu", cfg->epochs, cfg->epochs == 1 ? "" : "s", cfg->batch_size);
     if (mx_dist_size() > 1) printf(" over %d processes%s", mx_dist_size(), cfg->sync_bn ? " (sync batch norm)" : "");
     printf(" -> %s\n", cfg->out);
@@ -273,7 +297,7 @@ int cmd_train(int argc, char **argv)
         return cli_report(st);
     }
     mx_theta_stats theta;
-    mx_theta_stats_compute(cfg.mixup.alpha, &theta);
+    if ((st = mx_train_config_theta(&cfg, &theta)) != MX_OK) return cli_report(st);
     if (mx_dist_is_root()) print_training_line(&cfg, &train, &test, &theta);
     fflush(stdout);
 

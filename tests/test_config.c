@@ -360,9 +360,93 @@ static void test_docs_list_the_table(void)
     }
 }
 
+/* The mixing a config describes: the epochs it mixes in, the theta
+ * statistics it carries, whether the rescaled prediction applies; and the
+ * two timm flags through the table. */
+static void test_mixing_of_a_config(void)
+{
+    mx_train_config c;
+    mx_train_config_default(&c);
+    c.epochs = 10;
+    c.mixup.alpha = 1.0;
+    mx_theta_stats t;
+    CHECK_OK(mx_train_config_theta(&c, &t));
+    CHECK(t.theta_bar == 0.75 && mx_train_config_rescale_undefined(&c) == NULL);
+    CHECK(mx_train_config_mixes_in_epoch(&c, 1) && mx_train_config_mixes_in_epoch(&c, 10));
+    /* Off from epoch 5 on (timm counts from 0: N = 4 mixes epochs 1-4 here):
+     * 4 of 10 epochs mixed, theta_bar = 0.6 + 0.4 * 0.75. */
+    CHECK_OK(mx_train_config_set(&c, "mixup-off-epoch", "4"));
+    CHECK(c.mixup_off_epoch == 4);
+    CHECK(mx_train_config_mixes_in_epoch(&c, 4) && !mx_train_config_mixes_in_epoch(&c, 5));
+    CHECK(mx_train_config_mixed_epoch_share(&c) == 0.4);
+    CHECK_OK(mx_train_config_theta(&c, &t));
+    CHECK_NEAR(t.theta_bar, 0.9, 1e-15);
+    /* With --mix-prob 0.5 too: one mixture, share 0.2 of the samples mixed. */
+    c.cutmix.prob = 0.5;
+    mx_theta_stats want;
+    CHECK_OK(mx_theta_stats_mixed(1.0, 0.2, &want));
+    CHECK_OK(mx_train_config_theta(&c, &t));
+    CHECK(t.theta_bar == want.theta_bar && t.theta_var == want.theta_var && t.gamma2 == want.gamma2);
+    CHECK_NEAR(t.theta_bar, 0.95, 1e-15);
+    /* N at or past the last epoch changes nothing. */
+    c.cutmix.prob = 1.0;
+    c.mixup_off_epoch = 10;
+    CHECK(mx_train_config_mixed_epoch_share(&c) == 1.0);
+    c.mixup_off_epoch = 99;
+    CHECK_OK(mx_train_config_theta(&c, &t));
+    CHECK(t.theta_bar == 0.75);
+    c.mixup_off_epoch = 0;
+
+    /* Where the paper's derivation does not apply: no rescaling (theta_bar 1). */
+    const char *why;
+    c.cutmix.alpha = 1.0;
+    CHECK((why = mx_train_config_rescale_undefined(&c)) && strstr(why, "CutMix switched with Mixup"));
+    CHECK_OK(mx_train_config_theta(&c, &t));
+    CHECK(t.theta_bar == 1.0 && t.theta_var == 0.0 && t.gamma2 == 0.0);
+    c.mixup.alpha = 0.0;
+    CHECK((why = mx_train_config_rescale_undefined(&c)) && !strcmp(why, "trained with CutMix"));
+    c.cutmix.alpha = 0.0;
+    CHECK_OK(mx_train_config_set(&c, "cutmix-minmax", "0.2,0.8"));
+    CHECK(c.cutmix.minmax_lo == 0.2 && c.cutmix.minmax_hi == 0.8 && mx_cutmix_on(&c.cutmix));
+    CHECK((why = mx_train_config_rescale_undefined(&c)) && !strcmp(why, "trained with CutMix"));
+    c.cutmix.prob = 0.0; /* nothing mixed at all: the identity, defined */
+    CHECK(mx_train_config_rescale_undefined(&c) == NULL);
+    c.cutmix.prob = 1.0;
+    CHECK_OK(mx_train_config_set(&c, "cutmix-minmax", "off"));
+    CHECK(!mx_cutmix_on(&c.cutmix) && mx_train_config_rescale_undefined(&c) == NULL);
+    c.mixup.alpha = 0.4;
+    c.mixup.mix_labels = 0;
+    CHECK((why = mx_train_config_rescale_undefined(&c)) && !strcmp(why, "trained with --mixup-only-inputs"));
+    c.mixup.mix_labels = 1;
+    c.mixup.mix_inputs = 0;
+    CHECK((why = mx_train_config_rescale_undefined(&c)) && !strcmp(why, "trained with --mixup-only-labels"));
+    c.mixup.alpha = 0.0; /* the ablation of nothing: ERM */
+    CHECK(mx_train_config_rescale_undefined(&c) == NULL);
+
+    /* --cutmix-minmax: refused forms, and the value through config.json. */
+    const char *bad[] = {"0.5", "0.8,0.2", "0.3,0.3", "-0.1,0.5", "0.1,1.5", "0.1,0.5,0.9", ",", "a,b", "0.1, 0.5", ""};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        mx_train_config before = c;
+        CHECK(mx_train_config_set(&c, "cutmix-minmax", bad[k]) == MX_ERR_ARG);
+        CHECK(strstr(mx_error_message(), "--cutmix-minmax") != NULL);
+        CHECK(!memcmp(&before, &c, sizeof c));
+    }
+    mx_train_config_default(&c);
+    CHECK_OK(mx_train_config_set(&c, "cutmix-minmax", "0.25,0.75"));
+    CHECK_OK(mx_train_config_set(&c, "mixup-off-epoch", "3"));
+    char *json = mx_train_config_to_json(&c);
+    CHECK(json && strstr(json, "\"cutmix_minmax\":\t\"0.25,0.75\"") && strstr(json, "\"mixup_off_epoch\":\t3"));
+    mx_train_config back;
+    CHECK_OK(mx_train_config_from_json(json, &back));
+    CHECK(back.cutmix.minmax_lo == 0.25 && back.cutmix.minmax_hi == 0.75 && back.mixup_off_epoch == 3);
+    free(json);
+    CHECK(mx_train_config_from_json("{\"cutmix_minmax\": \"0.9,0.1\"}", &back) == MX_ERR_FORMAT);
+}
+
 int main(void)
 {
     test_flag_table();
+    test_mixing_of_a_config();
     test_round_trip();
     test_rejects();
     test_table_refuses_bad_stored_values();

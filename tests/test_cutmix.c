@@ -21,7 +21,7 @@ typedef struct {
     float x_out[MAX_N * DIM];
     float y_out[MAX_N * CLASSES];
     uint32_t partner[MAX_N];
-    float lambda[MAX_N];
+    double lambda[MAX_N];
     mx_box box[MAX_N];
     uint8_t kind[MAX_N];
     mx_cutmix_workspace ws;
@@ -56,7 +56,7 @@ static int rows_follow(const batch *b, const mx_mixup_config *mix, const mx_cutm
     double e = mix->label_smoothing;
     for (size_t i = 0; i < n && ok; i++) {
         uint32_t j = b->partner[i];
-        float lam = b->lambda[i];
+        double lam = b->lambda[i];
         mx_box bx = b->box[i];
         if (j >= n || !(lam >= 0.0f && lam <= 1.0f) || b->kind[i] > MX_MIXED_CUTMIX) return 0;
         switch (b->kind[i]) {
@@ -69,7 +69,7 @@ static int rows_follow(const batch *b, const mx_mixup_config *mix, const mx_cutm
         case MX_MIXED_CUTMIX:
             ok &= bx.y0 <= bx.y1 && bx.y1 <= H && bx.x0 <= bx.x1 && bx.x1 <= W;
             /* The corrected lambda is exactly the share of the image kept. */
-            if (cut->correct_lambda) ok &= lam == (float)(1.0 - (double)(bx.y1 - bx.y0) * (bx.x1 - bx.x0) / (H * W));
+            if (cut->correct_lambda) ok &= lam == 1.0 - (double)(bx.y1 - bx.y0) * (bx.x1 - bx.x0) / (H * W);
             break;
         }
         for (size_t c = 0; c < C; c++)
@@ -82,11 +82,11 @@ static int rows_follow(const batch *b, const mx_mixup_config *mix, const mx_cutm
                     else if (b->kind[i] == MX_MIXED_CUTMIX)
                         ok &= got == (in_box(bx, y, x) ? other : own);
                     else {
-                        float want = lam * own + (1.0f - lam) * other;
+                        float want = (float)lam * own + (1.0f - (float)lam) * other;
                         ok &= fabsf(got - want) <= 1e-5f * (1.0f + fabsf(want));
                     }
                 }
-        float ll = mix->mix_labels ? lam : 1.0f;
+        double ll = mix->mix_labels ? lam : 1.0;
         double sum = 0;
         for (int cl = 0; cl < CLASSES; cl++) {
             double want = ll * smoothed(e, b->labels[i] == cl) + (1.0 - ll) * smoothed(e, b->labels[j] == cl);
@@ -212,6 +212,135 @@ static void test_box_geometry(void)
 }
 
 /* CutMix only, every mode x partner x size. */
+/* Boxes computed once with timm 1.0.28's rand_bbox (timm/data/mixup.py, the
+ * same in its main branch as of 2026-08) for a given centre, by this snippet:
+ *   ratio = np.sqrt(1 - lam); cut_h, cut_w = int(h * ratio), int(w * ratio)
+ *   yl, yh = np.clip(cy - cut_h // 2, 0, h), np.clip(cy + cut_h // 2, 0, h)
+ *   xl, xh = np.clip(cx - cut_w // 2, 0, w), np.clip(cx + cut_w // 2, 0, w)
+ * Odd cuts (23, 27, 17, 7, 5, 15) lose a pixel there too: the box is
+ * [c - cut // 2, c + cut // 2), not [c - cut // 2, c + (cut + 1) // 2). */
+static void test_box_matches_timm_table(void)
+{
+    static const struct {
+        double lambda;
+        size_t height, width, cy, cx;
+        mx_box want;
+    } table[] = {
+        {0.3, 28, 28, 14, 14, {3, 25, 3, 25}},       /* cuts 23 x 23 */
+        {0.3, 28, 28, 0, 27, {0, 11, 16, 28}},       /* cuts 23 x 23 */
+        {0.5, 32, 32, 5, 30, {0, 16, 19, 32}},       /* cuts 22 x 22 */
+        {0.19, 20, 40, 10, 20, {1, 19, 2, 38}},      /* cuts 18 x 36 */
+        {0.9, 28, 28, 13, 2, {9, 17, 0, 6}},         /* cuts 8 x 8 */
+        {0.61, 28, 28, 27, 27, {19, 28, 19, 28}},    /* cuts 17 x 17 */
+        {0.0, 28, 28, 14, 14, {0, 28, 0, 28}},       /* cuts 28 x 28 */
+        {0.0, 27, 27, 13, 13, {0, 26, 0, 26}},       /* cuts 27 x 27 */
+        {0.999, 224, 224, 100, 7, {97, 103, 4, 10}}, /* cuts 7 x 7 */
+        {0.42, 7, 9, 3, 4, {1, 5, 1, 7}},            /* cuts 5 x 6 */
+        {0.75, 31, 17, 30, 0, {23, 31, 0, 4}},       /* cuts 15 x 8 */
+        {1.0, 32, 32, 3, 5, {3, 3, 5, 5}},           /* cuts 0 x 0 */
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        mx_box got = mx_cutmix_box_at(table[k].lambda, table[k].height, table[k].width, table[k].cy, table[k].cx);
+        if (!box_is(got, table[k].want.y0, table[k].want.y1, table[k].want.x0, table[k].want.x1))
+            fprintf(stderr, "timm box %zu: got [%u, %u) x [%u, %u)\n", k, got.y0, got.y1, got.x0, got.x1);
+        CHECK(box_is(got, table[k].want.y0, table[k].want.y1, table[k].want.x0, table[k].want.x1));
+    }
+}
+
+/* The Mixup rows of the CutMix/Mixup switch keep lambda as drawn (double),
+ * as plain Mixup does: at a small alpha many lie within 2^-24 of 1. */
+static void test_switch_lambda_double(void)
+{
+    static batch b;
+    const size_t n = 8;
+    batch_fill(&b, n);
+    mx_mixup_config mix = mx_mixup_config_default();
+    mix.mode = MX_MIX_ELEM;
+    mix.alpha = 0.05;
+    mx_cutmix_config cut = mx_cutmix_config_default();
+    cut.prob = 0.5; /* the decision path, not plain Mixup's */
+    mx_rng rng;
+    mx_rng_init(&rng, 4, MX_STREAM_MIXUP);
+    size_t below_float_one = 0, mixup_rows = 0;
+    for (int r = 0; r < 400; r++) {
+        batch_run(&b, &mix, &cut, &rng, n);
+        for (size_t i = 0; i < n; i++) {
+            if (b.kind[i] != MX_MIXED_MIXUP) continue;
+            mixup_rows++;
+            below_float_one += b.lambda[i] < 1.0 && (float)b.lambda[i] == 1.0f;
+        }
+    }
+    CHECK(mixup_rows > 0);
+    CHECK(below_float_one > mixup_rows / 20);
+}
+
+/* --cutmix-minmax (timm's rand_bbox_minmax): sides uniform over the integers
+ * [floor(lo size), floor(hi size)), the box whole inside the image, lambda
+ * its area share and no Beta draw; validation of the range. */
+static void test_minmax_boxes(void)
+{
+    mx_mixup_config mix = mx_mixup_config_default();
+    mx_cutmix_config cut = mx_cutmix_config_default();
+    CHECK(!mx_cutmix_on(&cut));
+    cut.minmax_lo = 0.2;
+    cut.minmax_hi = 0.8;
+    CHECK(mx_cutmix_on(&cut)); /* on with alpha 0 */
+    CHECK_OK(mx_cutmix_config_validate(&cut, &mix));
+    const double bad[][2] = {{0.5, 0.5}, {0.6, 0.4}, {-0.1, 0.5}, {0.1, 1.1}, {NAN, 0.5}, {0.0, NAN}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        mx_cutmix_config b = cut;
+        b.minmax_lo = bad[k][0], b.minmax_hi = bad[k][1];
+        CHECK(mx_cutmix_config_validate(&b, &mix) == MX_ERR_ARG);
+        CHECK(strstr(mx_error_message(), "--cutmix-minmax") != NULL);
+    }
+    /* 10 x 20 with [0.2, 0.8): heights 2..7, widths 4..15, each seen. */
+    mx_rng rng;
+    mx_rng_init(&rng, 3, MX_STREAM_MIXUP);
+    int seen_h[11] = {0}, seen_w[21] = {0}, inside = 1;
+    for (int k = 0; k < 4000; k++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&rng, 0.2, 0.8, 10, 20);
+        uint32_t h = b.y1 - b.y0, w = b.x1 - b.x0;
+        inside &= b.y1 <= 10 && b.x1 <= 20 && b.y0 <= b.y1 && b.x0 <= b.x1;
+        if (h <= 10) seen_h[h]++;
+        if (w <= 20) seen_w[w]++;
+    }
+    CHECK(inside);
+    int heights_ok = 1, widths_ok = 1;
+    for (int h = 0; h <= 10; h++) heights_ok &= (h >= 2 && h <= 7) == (seen_h[h] > 0);
+    for (int w = 0; w <= 20; w++) widths_ok &= (w >= 4 && w <= 15) == (seen_w[w] > 0);
+    CHECK(heights_ok && widths_ok);
+    /* An empty range (7 * 0.3 and 7 * 0.4 both floor to 2): that one side. */
+    mx_box narrow = mx_cutmix_rand_box_minmax(&rng, 0.3, 0.4, 7, 7);
+    CHECK(narrow.y1 - narrow.y0 == 2 && narrow.x1 - narrow.x0 == 2);
+    /* The corner leaves room: a side of 7 on a 8-pixel image starts at 0 only. */
+    for (int k = 0; k < 50; k++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&rng, 0.875, 1.0, 8, 8);
+        CHECK(b.y0 == 0 && b.y1 == 7 && b.x0 == 0 && b.x1 == 7);
+    }
+    /* In a batch: draw order partners, then per row height, width, row,
+     * column (no Beta draw); lambda is the kept share. */
+    static batch bt;
+    const size_t n = 6;
+    batch_fill(&bt, n);
+    mix.alpha = 0;
+    mix.mode = MX_MIX_ELEM;
+    mx_rng a, again;
+    mx_rng_init(&a, 12, MX_STREAM_MIXUP);
+    again = a;
+    batch_run(&bt, &mix, &cut, &a, n);
+    CHECK(rows_follow(&bt, &mix, &cut, n));
+    uint32_t perm[6];
+    mx_rng_permutation(&again, perm, n);
+    int replayed = 1;
+    for (size_t i = 0; i < n; i++) {
+        mx_box b = mx_cutmix_rand_box_minmax(&again, 0.2, 0.8, H, W);
+        replayed &= bt.kind[i] == MX_MIXED_CUTMIX && memcmp(&b, &bt.box[i], sizeof b) == 0 &&
+                    bt.lambda[i] == mx_cutmix_box_lambda(b, H, W) && bt.partner[i] == perm[i];
+    }
+    CHECK(replayed);
+    CHECK(memcmp(&a, &again, sizeof a) == 0);
+}
+
 static void test_cutmix_rows(void)
 {
     static batch b;
@@ -291,8 +420,8 @@ static void test_uncorrected(void)
     for (size_t i = 0; i < n; i++) {
         double lam = mx_rng_beta(&again, 1.0, 1.0);
         mx_box bx = mx_cutmix_rand_box(&again, lam, H, W);
-        drawn &= b.lambda[i] == (float)lam && memcmp(&bx, &b.box[i], sizeof bx) == 0 && b.partner[i] == perm[i];
-        differs += b.lambda[i] != (float)mx_cutmix_box_lambda(bx, H, W);
+        drawn &= b.lambda[i] == lam && memcmp(&bx, &b.box[i], sizeof bx) == 0 && b.partner[i] == perm[i];
+        differs += b.lambda[i] != mx_cutmix_box_lambda(bx, H, W);
     }
     CHECK(drawn);
     CHECK(differs > 0);
@@ -320,7 +449,7 @@ static void test_draw_order(void)
     mx_box bx = mx_cutmix_rand_box(&again, lam, H, W);
     CHECK(memcmp(perm, b.partner, sizeof perm) == 0);
     CHECK(memcmp(&bx, &b.box[0], sizeof bx) == 0);
-    CHECK(b.lambda[0] == (float)mx_cutmix_box_lambda(bx, H, W));
+    CHECK(b.lambda[0] == mx_cutmix_box_lambda(bx, H, W));
     CHECK(memcmp(&rng, &again, sizeof rng) == 0);
 }
 
@@ -355,7 +484,7 @@ static void test_matches_mixup(void)
                     CHECK(memcmp(b.x_out, ref.x_out, n * DIM * sizeof(float)) == 0);
                     CHECK(memcmp(b.y_out, ref.y_out, n * CLASSES * sizeof(float)) == 0);
                     CHECK(memcmp(b.partner, ref.partner, n * sizeof(uint32_t)) == 0);
-                    CHECK(memcmp(b.lambda, ref.lambda, n * sizeof(float)) == 0);
+                    CHECK(memcmp(b.lambda, ref.lambda, n * sizeof(double)) == 0);
                     CHECK(memcmp(&r1, &r2, sizeof r1) == 0);
                     int kinds = 1;
                     for (size_t i = 0; i < n; i++)
@@ -467,11 +596,12 @@ static void test_alpha_edges(void)
     /* Centred draws keep 1 - 8*6/120 = 0.6 of the image. */
     int centred = 0;
     for (size_t i = 0; i < n; i++)
-        if (b.box[i].y1 - b.box[i].y0 == 8 && b.box[i].x1 - b.box[i].x0 == 6) centred++, sides &= b.lambda[i] == 0.6f;
+        if (b.box[i].y1 - b.box[i].y0 == 8 && b.box[i].x1 - b.box[i].x0 == 6) centred++, sides &= b.lambda[i] == 1.0 - 48.0 / 120.0;
     CHECK(centred > 0 && sides);
 
     /* One-pixel images: every box is empty, lambda 1, targets one-hot. */
-    float x1[4] = {1, 2, 3, 4}, xo[4], yo[4 * CLASSES], lam[4];
+    float x1[4] = {1, 2, 3, 4}, xo[4], yo[4 * CLASSES];
+    double lam[4];
     int32_t lb[4] = {0, 1, 2, 3};
     uint32_t pt[4];
     mx_box bx[4];
@@ -532,6 +662,9 @@ int main(void)
 {
     test_config();
     test_box_geometry();
+    test_box_matches_timm_table();
+    test_minmax_boxes();
+    test_switch_lambda_double();
     test_cutmix_rows();
     test_uncorrected();
     test_draw_order();

@@ -16,7 +16,7 @@ typedef struct {
     float x_out[MAX_N * DIM];
     float y_out[MAX_N * CLASSES];
     uint32_t partner[MAX_N];
-    float lambda[MAX_N];
+    double lambda[MAX_N];
     mx_mixup_workspace ws;
 } batch;
 
@@ -358,9 +358,9 @@ static void test_reproducible(void)
     CHECK(memcmp(a.x_out, c.x_out, n * DIM * sizeof(float)) == 0);
     CHECK(memcmp(a.y_out, c.y_out, n * CLASSES * sizeof(float)) == 0);
     CHECK(memcmp(a.partner, c.partner, n * sizeof(uint32_t)) == 0);
-    CHECK(memcmp(a.lambda, c.lambda, n * sizeof(float)) == 0);
+    CHECK(memcmp(a.lambda, c.lambda, n * sizeof(double)) == 0);
     batch_run(&c, &cfg, 1235, n);
-    CHECK(memcmp(a.lambda, c.lambda, n * sizeof(float)) != 0);
+    CHECK(memcmp(a.lambda, c.lambda, n * sizeof(double)) != 0);
 }
 
 /* The paper's label-smoothing reading (method.md section 3): with theta =
@@ -396,6 +396,49 @@ static void test_targets_shrink_to_prior(void)
     CHECK(worst < 0.02);
 }
 
+/* A small alpha puts many draws within 2^-24 of 1 (about a fifth at alpha
+ * 0.05), which float would round to exactly 1 and leave those rows unmixed.
+ * lambda is kept as drawn (double): 1 exactly only when the draw is, and the
+ * targets still give the partner its small weight. */
+static void test_small_alpha_lambda_not_saturated(void)
+{
+    static batch b;
+    const size_t n = 64;
+    batch_fill(&b, n);
+    mx_mixup_config cfg = mx_mixup_config_default();
+    cfg.mode = MX_MIX_ELEM;
+    cfg.alpha = 0.05;
+    mx_rng rng, replay;
+    mx_rng_init(&rng, 77, MX_STREAM_MIXUP);
+    mx_rng_init(&replay, 77, MX_STREAM_MIXUP);
+    uint32_t perm[64];
+    size_t as_drawn = 0, ones = 0, drawn_ones = 0, float_ones = 0, partner_weighted = 0, near_one_rows = 0;
+    enum { ROUNDS = 200 };
+    for (int r = 0; r < ROUNDS; r++) {
+        mx_mixup_batch(&cfg, &rng, b.x, b.labels, n, DIM, CLASSES, b.x_out, b.y_out, &b.ws);
+        /* The same draws replayed: the permutation, then one Beta draw per row. */
+        mx_rng_permutation(&replay, perm, n);
+        for (size_t i = 0; i < n; i++) {
+            double draw = mx_rng_beta(&replay, cfg.alpha, cfg.alpha);
+            as_drawn += b.lambda[i] == draw;
+            ones += b.lambda[i] == 1.0;
+            drawn_ones += draw == 1.0;
+            float_ones += (float)draw == 1.0f;
+            int32_t own = b.labels[i], other = b.labels[b.partner[i]];
+            if (b.lambda[i] < 1.0 && (float)b.lambda[i] == 1.0f && own != other) {
+                near_one_rows++;
+                partner_weighted += b.y_out[i * CLASSES + (size_t)other] > 0.0f;
+            }
+        }
+    }
+    const size_t draws = (size_t)ROUNDS * n;
+    CHECK(as_drawn == draws);
+    CHECK(ones == drawn_ones);
+    /* The case this guards against occurs: float would have made 1s of many draws. */
+    CHECK(float_ones > ones + draws / 10);
+    CHECK(near_one_rows > 0 && partner_weighted == near_one_rows);
+}
+
 int main(void)
 {
     test_targets_shrink_to_prior();
@@ -404,6 +447,7 @@ int main(void)
     test_all_variants();
     test_random_matching_uniform();
     test_lambda_distribution();
+    test_small_alpha_lambda_not_saturated();
     test_ablations();
     test_reproducible();
     CHECK_DONE();

@@ -18,6 +18,7 @@
 #include "mixreg/mixup.h"
 #include "mixreg/model.h"
 #include "mixreg/source.h"
+#include "mixreg/theta.h"
 
 #define MX_PATH_MAX 1024
 
@@ -59,6 +60,8 @@ typedef struct {
     mx_streaming stream;         /* image folders: auto | on | off (source.h); rrc streams the training set */
     char normalize[128];         /* "computed" (from the training data) or given: imagenet | M,../S,.. */
     mx_cutmix_config cutmix;     /* CutMix and its switch with Mixup (alpha 0 = off) */
+    size_t mixup_off_epoch;      /* mix (Mixup and CutMix) in epochs 1..N only, none after (timm's
+                                    --mixup-off-epoch N; 0 = mix in every epoch) */
 } mx_train_config;
 
 void mx_train_config_default(mx_train_config *cfg);
@@ -131,6 +134,30 @@ mx_status mx_partner_parse(const char *text, mx_partner *out);
 /* Parses "--save-every" values: "N" or "Nepochs" (epochs), "Nsteps" (steps),
  * N in the setting's range. */
 mx_status mx_save_every_parse(const char *text, size_t *every, int *in_steps);
+
+/* ---- The mixing a configuration describes (config/mixing.c) ---- */
+
+/* Whether the run mixes in epoch `epoch` (counted from 1): every epoch, or
+ * with --mixup-off-epoch N the first N only. */
+int mx_train_config_mixes_in_epoch(const mx_train_config *cfg, size_t epoch);
+
+/* The share of the run's epochs that mix: min(N, epochs) / epochs, 1 without
+ * --mixup-off-epoch. */
+double mx_train_config_mixed_epoch_share(const mx_train_config *cfg);
+
+/* NULL when the paper's rescaled prediction applies to the run (plain Mixup,
+ * or nothing mixed at all); else why not, as a phrase ("trained with
+ * CutMix"): CutMix (alone or switched with Mixup), --mixup-only-inputs and
+ * --mixup-only-labels, where the derivation of method.md section 2 does not
+ * hold (section 4). */
+const char *mx_train_config_rescale_undefined(const mx_train_config *cfg);
+
+/* The statistics of theta the run carries: theta = 1 for the samples left
+ * unmixed by --mix-prob P and by --mixup-off-epoch (share q of the epochs
+ * mixing), the folded Beta(alpha, alpha) on the rest, so
+ * mx_theta_stats_mixed(alpha, P q). A run whose rescaling is not defined
+ * carries theta_bar = 1 (no rescaling). */
+mx_status mx_train_config_theta(const mx_train_config *cfg, mx_theta_stats *out);
 
 /* ---- The data a configuration describes ---- */
 

@@ -53,7 +53,10 @@ void mx_eval_report_free(mx_eval_report *report);
 
 /* The report as one JSON object: {"bins", "n", "theta_bar", "modes": {name:
  * metrics + "temperature" + "reliability": {confidence, accuracy, count}},
- * "temperature_fit": {"n", "seen_in_training"}} (malloc'd string). */
-char *mx_eval_report_to_json(const mx_eval_report *report, double theta_bar);
+ * "temperature_fit": {"n", "seen_in_training"}} (malloc'd string). With
+ * rescale_undefined (why the run has no rescaled prediction, from
+ * mx_train_config_rescale_undefined) theta_bar is null and "rescaled" says
+ * "not defined for this run (WHY)". */
+char *mx_eval_report_to_json(const mx_eval_report *report, double theta_bar, const char *rescale_undefined);
 
 #endif

@@ -40,7 +40,7 @@ mx_status mx_mixup_config_validate(const mx_mixup_config *cfg);
 /* Workspace one batch of n samples needs (no allocation inside the training step). */
 typedef struct {
     uint32_t *partner;  /* n entries */
-    float *lambda;      /* n entries: the weight of sample i itself in row i */
+    double *lambda;     /* n entries: the weight of sample i itself in row i (double: see mixup.c) */
 } mx_mixup_workspace;
 
 /* Partners for a batch of n (batch, pair or elem mode, perm/flip/roll), the

@@ -46,6 +46,10 @@ mx_status mx_stepper_init_shared(mx_stepper *s, mx_model *model, const mx_normal
                                  const mx_sgd_config *sgd, size_t global_batch);
 void mx_stepper_free(mx_stepper *s);
 
+/* From now on the steps mix nothing (Mixup and CutMix off, no draws): the
+ * epochs after --mixup-off-epoch. */
+void mx_stepper_stop_mixing(mx_stepper *s);
+
 /* Trains on samples idx[0..n) of ds (n <= the model's max batch) with learning
  * rate lr; returns the batch loss before the update. A non-finite loss is
  * returned without touching the parameters; NaN too when a streamed sample

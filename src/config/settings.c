@@ -177,6 +177,38 @@ static void format_stream(const mx_train_config *cfg, char *out, size_t cap)
     snprintf(out, cap, "%s", mx_streaming_name(cfg->stream));
 }
 
+/* "off" (both ends 0), or "MIN,MAX": each end a number in [0, 1]; MIN < MAX
+ * is checked with the rest of CutMix's settings (mx_cutmix_config_validate). */
+static mx_status set_cutmix_minmax(const mx_setting *s, mx_train_config *cfg, const char *what, const char *value)
+{
+    (void)s;
+    if (!strcmp(value, "off")) {
+        cfg->cutmix.minmax_lo = cfg->cutmix.minmax_hi = 0.0;
+        return MX_OK;
+    }
+    const char *comma = strchr(value, ',');
+    char low[64];
+    size_t len = comma ? (size_t)(comma - value) : 0;
+    if (!comma || len >= sizeof low || strchr(comma + 1, ','))
+        return mx_error_set(MX_ERR_ARG, "%s: '%s' is not MIN,MAX (two numbers in [0, 1]) or off", what, value);
+    memcpy(low, value, len);
+    low[len] = '\0';
+    double lo, hi;
+    mx_status st = mx_parse_double(what, low, 0, 1, &lo);
+    if (st == MX_OK) st = mx_parse_double(what, comma + 1, 0, 1, &hi);
+    if (st != MX_OK) return st;
+    if (!(lo < hi)) return mx_error_set(MX_ERR_ARG, "%s: MIN must be below MAX (got %s)", what, value);
+    cfg->cutmix.minmax_lo = lo;
+    cfg->cutmix.minmax_hi = hi;
+    return MX_OK;
+}
+
+static void format_cutmix_minmax(const mx_train_config *cfg, char *out, size_t cap)
+{
+    if (cfg->cutmix.minmax_lo == 0.0 && cfg->cutmix.minmax_hi == 0.0) snprintf(out, cap, "off");
+    else snprintf(out, cap, "%.17g,%.17g", cfg->cutmix.minmax_lo, cfg->cutmix.minmax_hi);
+}
+
 /* "computed", or given statistics checked here (their channel count against
  * the data's when the data is loaded). */
 static mx_status set_normalize(const mx_setting *s, mx_train_config *cfg, const char *what, const char *value)
@@ -240,6 +272,8 @@ static const mx_setting settings[] = {
     NUMBER("cutmix-alpha", "cutmix_alpha", cutmix.alpha, 0, 1e6),
     NUMBER("cutmix-switch-prob", "cutmix_switch_prob", cutmix.switch_prob, 0, 1),
     NUMBER("mix-prob", "mix_prob", cutmix.prob, 0, 1),
+    TEXT("cutmix-minmax", "cutmix_minmax", cutmix.minmax_lo, set_cutmix_minmax, format_cutmix_minmax),
+    COUNT("mixup-off-epoch", "mixup_off_epoch", mixup_off_epoch, 0, 100000),
 };
 
 size_t mx_settings(const mx_setting **table)

@@ -2,6 +2,7 @@
  * eval command and the experiment runner. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,13 +140,20 @@ static void add_finite(cJSON *o, const char *key, double v)
     else cJSON_AddNullToObject(o, key);
 }
 
-char *mx_eval_report_to_json(const mx_eval_report *report, double theta_bar)
+char *mx_eval_report_to_json(const mx_eval_report *report, double theta_bar, const char *rescale_undefined)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     cJSON_AddNumberToObject(root, "bins", (double)report->bins);
     cJSON_AddNumberToObject(root, "n", (double)report->n);
-    cJSON_AddNumberToObject(root, "theta_bar", theta_bar);
+    if (rescale_undefined) {
+        char why[256];
+        snprintf(why, sizeof why, "not defined for this run (%s)", rescale_undefined);
+        cJSON_AddNullToObject(root, "theta_bar");
+        cJSON_AddStringToObject(root, "rescaled", why);
+    } else {
+        cJSON_AddNumberToObject(root, "theta_bar", theta_bar);
+    }
     cJSON *modes = cJSON_AddObjectToObject(root, "modes");
     for (size_t i = 0; modes && i < report->count; i++) {
         const mx_eval_mode *m = &report->modes[i];

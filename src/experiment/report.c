@@ -335,6 +335,10 @@ static mx_status read_eval(const mxr_report *r, mxr_run *run)
         const cJSON *m = get(modes, mxr_mode_names[k]);
         if (m) st = read_mode(path, mxr_mode_names[k], m, r->bins, &run->modes[k]);
     }
+    /* A run without a rescaled prediction says why (optional: older files lack it). */
+    if (st == MX_OK && get(j, "rescaled")) st = get_string(path, "", j, "rescaled", &run->rescaled_note);
+    if (st == MX_OK && strlen(run->rescaled_note ? run->rescaled_note : "") > MAX_NAME)
+        st = mx_error_set(MX_ERR_FORMAT, "%s: \"rescaled\" is longer than %d characters", path, MAX_NAME);
     if (st == MX_OK) run->done = 1;
     cJSON_Delete(j);
     return st;
@@ -446,6 +450,7 @@ static void free_report(mxr_report *r)
             free(run->modes[k].count);
         }
         free(run->name);
+        free(run->rescaled_note);
         free(run->method);
         free(run->group);
     }
@@ -472,6 +477,7 @@ mx_status mx_experiment_report(const char *out_dir)
     mx_status st = read_manifest(&r);
     for (size_t i = 0; st == MX_OK && i < r.nruns; i++) {
         st = read_eval(&r, &r.runs[i]);
+        if (st == MX_OK) st = mxr_read_analysis(&r, &r.runs[i]);
         r.done += r.runs[i].done;
     }
     if (st == MX_OK) st = aggregate(&r);

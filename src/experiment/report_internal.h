@@ -21,11 +21,17 @@ typedef struct {
     size_t *count;
 } mxr_mode;
 
+#define MXR_ANALYSIS_FIELDS 9  /* the analysis.json numbers the report aggregates (report_analysis.c) */
+extern const char *const mxr_analysis_keys[MXR_ANALYSIS_FIELDS];
+
 typedef struct {
     char *name, *method, *group;
     double alpha;
     int done;                 /* eval.json was there */
     mxr_mode modes[MXR_MODES];
+    char *rescaled_note;      /* eval.json's "rescaled" text where that prediction is not defined; else NULL */
+    int analyzed;             /* analysis.json was there */
+    double analysis[MXR_ANALYSIS_FIELDS];
 } mxr_run;
 
 typedef struct {
@@ -91,6 +97,12 @@ extern const char *const mxr_column_names[MXR_COLUMNS];
 void mxr_format_cell(const mxr_agg *a, int mode, int column, char *buf, size_t cap);
 
 mx_status mxr_write_tables(const mxr_report *r);
+
+/* RUN_DIR/analysis.json into run->analysis (absent: not analysed). */
+mx_status mxr_read_analysis(const mxr_report *r, mxr_run *run);
+/* The analysis table (nothing when no run was analysed), and analysis.csv. */
+void mxr_analysis_markdown(mxr_buf *b, const mxr_report *r);
+mx_status mxr_write_analysis_csv(const mxr_report *r);
 mx_status mxr_write_figures(mxr_report *r);
 mx_status mxr_write_html(const mxr_report *r);
 

@@ -82,6 +82,21 @@ static void write_rows(mxr_buf *b, const mxr_report *r)
             }
             mxr_buf_puts(b, "\n");
         }
+        /* The rescaled prediction is not defined for some runs (CutMix, one-sided ablations): say so. */
+        size_t undefined = 0;
+        const char *note = NULL;
+        for (size_t i = 0; i < r->nruns; i++)
+            if (r->runs[i].done && r->runs[i].rescaled_note && !strcmp(r->runs[i].group, grp->name))
+                undefined++, note = r->runs[i].rescaled_note;
+        if (undefined) {
+            mxr_buf_puts(b, "| ");
+            md_text(b, grp->name);
+            mxr_buf_printf(b, " | rescaled | %zu | ", undefined);
+            md_text(b, note);
+            mxr_buf_puts(b, " |");
+            for (int c = 1; c < MXR_COLUMNS; c++) mxr_buf_puts(b, " " NONE " |");
+            mxr_buf_puts(b, "\n");
+        }
     }
     mxr_buf_puts(b, "\nMean \xc2\xb1 sample standard deviation over seeds; accuracy and ECE in percent; "
                      "T the fitted temperature. **Bold**: the mode with the lowest ECE in its group.\n");
@@ -95,6 +110,7 @@ static mx_status write_markdown(const mxr_report *r)
     mxr_buf_printf(&b, "\n\nRuns: %zu done, %zu pending (%zu in all).\n\n", r->done, r->nruns - r->done, r->nruns);
     if (!r->done) mxr_buf_puts(&b, "No results yet.\n");
     else write_rows(&b, r);
+    mxr_analysis_markdown(&b, r);
     if (r->done < r->nruns) {
         mxr_buf_puts(&b, "\nPending runs:\n\n");
         for (size_t i = 0; i < r->nruns; i++)
@@ -137,5 +153,6 @@ mx_status mxr_write_tables(const mxr_report *r)
 {
     mx_status st = write_markdown(r);
     if (st == MX_OK) st = write_csv(r);
+    if (st == MX_OK) st = mxr_write_analysis_csv(r);
     return st;
 }

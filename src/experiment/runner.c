@@ -8,6 +8,7 @@
  * its file system, or look a moment after it wrote) and alone writes files
  * and prints. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +82,36 @@ static mx_status write_manifest(const mx_experiment *e, const char *out_dir)
     return st;
 }
 
+/* The first setting whose stored form differs between a and b (NULL: none),
+ * with both values as JSON text in va and vb. */
+static const char *first_difference(const char *a, const char *b, char *va, char *vb, size_t cap)
+{
+    static char key[128];
+    cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+    const char *found = NULL;
+    for (const cJSON *x = ja ? ja->child : NULL; x && !found; x = x->next) {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(jb, x->string);
+        if (y && cJSON_Compare(x, y, 1)) continue;
+        char *ta = cJSON_PrintUnformatted(x), *tb = y ? cJSON_PrintUnformatted(y) : NULL;
+        snprintf(key, sizeof key, "%s", x->string);
+        snprintf(va, cap, "%s", ta ? ta : "?");
+        snprintf(vb, cap, "%s", tb ? tb : "(none)");
+        free(ta);
+        free(tb);
+        found = key;
+    }
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    return found;
+}
+
 /* A run directory already there must hold this very run (the experiment file
- * may have changed since): compared by config, the thread count aside. */
+ * may have changed since): compared setting by setting through the settings
+ * table, the thread count and the run's own directory aside (an experiment's
+ * folder may have been moved, as into docs/results). A key the stored config
+ * lacks (a setting added to the table since the run was trained) reads as
+ * its default, which is the setting the run was trained with: the same
+ * setting whenever the experiment asks for that default. */
 static mx_status check_existing(const mx_train_config *cfg)
 {
     char path[MX_PATH_MAX + 32], *text;
@@ -95,13 +124,22 @@ static mx_status check_existing(const mx_train_config *cfg)
     free(text);
     if (st != MX_OK) return mx_error_wrap(st, "%s", path);
     saved.threads = cfg->threads;
+    memcpy(saved.out, cfg->out, sizeof saved.out);
     char *a = mx_train_config_to_json(&saved), *b = mx_train_config_to_json(cfg);
-    int same = a && b && !strcmp(a, b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory comparing %s", path);
+    }
+    char there[256], here[256];
+    const char *key = strcmp(a, b) ? first_difference(a, b, there, here, sizeof there) : NULL;
+    int differs = strcmp(a, b) != 0;
     free(a);
     free(b);
-    if (!same)
-        return mx_error_set(MX_ERR_ARG, "%s was trained with other settings than the experiment file now gives; "
-                            "remove it (or rename the method) to train it again", cfg->out);
+    if (differs)
+        return mx_error_set(MX_ERR_ARG, "%s was trained with other settings than the experiment file now gives "
+                            "(%s: %s there, %s here); remove it (or rename the method) to train it again",
+                            cfg->out, key ? key : "?", key ? there : "?", key ? here : "?");
     return MX_OK;
 }
 
@@ -153,10 +191,12 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
         mx_run_dir_unlock(lock_fd);
         return st;
     }
-    mx_eval_request request = {1, 1, e->temperature, e->bins, 0.1, NULL};
+    /* No rescaled modes where the rescaled prediction is not defined (CutMix, one-sided ablations). */
+    const char *undefined = mx_train_config_rescale_undefined(&run.config);
+    mx_eval_request request = {1, !undefined, e->temperature, e->bins, 0.1, NULL};
     mx_eval_report report;
     st = mx_eval_report_compute(&run, &data->test, &data->train, cfg->data, &request, &report);
-    char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar) : NULL;
+    char *json = st == MX_OK ? mx_eval_report_to_json(&report, run.rescale.theta_bar, undefined) : NULL;
     if (st == MX_OK && !json) st = mx_error_set(MX_ERR_NOMEM, "out of memory");
     if (st == MX_OK) {
         char path[MX_PATH_MAX + 32];
@@ -164,12 +204,31 @@ static mx_status evaluate_run(const mx_experiment *e, const mx_train_config *cfg
         if (mx_dist_is_root()) st = mx_file_write_atomic(path, json, strlen(json));
         st = status_from_root(st);
         summary[0] = report.modes[0].metrics.accuracy, summary[1] = report.modes[0].metrics.ece;
-        size_t r = e->temperature ? 2 : 1;  /* the rescaled mode's index */
-        summary[2] = report.modes[r].metrics.accuracy, summary[3] = report.modes[r].metrics.ece;
+        summary[2] = summary[3] = NAN; /* no rescaled mode */
+        for (size_t k = 0; k < report.count; k++)
+            if (!strcmp(report.modes[k].name, "rescaled"))
+                summary[2] = report.modes[k].metrics.accuracy, summary[3] = report.modes[k].metrics.ece;
     }
     free(json);
     mx_eval_report_free(&report);
     mx_run_free(&run);
+    mx_run_dir_unlock(lock_fd);
+    return st;
+}
+
+/* RUN_DIR/analysis.json, written under the run directory's lock as eval.json is. */
+static mx_status analyze_run(const mx_train_config *cfg, const mx_experiment_options *options)
+{
+    if (!options->analyze)
+        return mx_error_set(MX_ERR_ARG, "analyze-seeds: no analyzer was given to the experiment runner");
+    int lock_fd = -1;
+    mx_status st = mx_dist_is_root() ? mx_run_dir_lock(cfg->out, &lock_fd) : MX_OK;
+    st = status_from_root(st);
+    if (st != MX_OK) return st;
+    mx_set_threads(cfg->threads); /* as its evaluation: the numbers depend on it in the last bits */
+    char path[MX_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/analysis.json", cfg->out);
+    st = options->analyze(cfg->out, path, options->analyze_ctx);
     mx_run_dir_unlock(lock_fd);
     return st;
 }
@@ -229,24 +288,38 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
         snprintf(path, sizeof path, "%s/eval.json", cfg.out);
         st = status_from_root(root ? check_existing(&cfg) : MX_OK);
         if (st != MX_OK) break;
-        if (from_root(file_exists(path)) == 1) {
-            done++;
+        const int evaluated = from_root(file_exists(path)) == 1;
+        snprintf(path, sizeof path, "%s/analysis.json", cfg.out);
+        /* A finished run the file (now) asks to analyse is analysed, not retrained. */
+        const int analysis_due = e->runs[i].analyze && from_root(file_exists(path)) != 1;
+        if (options->report_only || (evaluated && !analysis_due)) {
+            done += evaluated;
             continue;
         }
-        if (options->report_only) continue;
-        if (root) fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s\n", e->name, i + 1, e->count, e->runs[i].name);
-        double run_start = mx_now_seconds(), summary[4];
-        st = load_data(&data, &cfg);
-        if (st == MX_OK) st = train_run(&cfg, &data);
-        st = mx_eval_agree(st);  /* and every rank waits for rank 0 to have written the model */
-        if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
+        if (root)
+            fprintf(stderr, "mixreg: experiment %s: run %zu/%zu %s%s\n", e->name, i + 1, e->count, e->runs[i].name,
+                    evaluated ? " (analysis)" : "");
+        double run_start = mx_now_seconds(), summary[4] = {NAN, NAN, NAN, NAN};
+        if (!evaluated) {
+            st = load_data(&data, &cfg);
+            if (st == MX_OK) st = train_run(&cfg, &data);
+            st = mx_eval_agree(st);  /* and every rank waits for rank 0 to have written the model */
+            if (st == MX_OK) st = evaluate_run(e, &cfg, &data, summary);
+        }
+        if (st == MX_OK && analysis_due) st = analyze_run(&cfg, options);
         if (st != MX_OK) {
             if (st != MX_ERR_INTERRUPTED) st = mx_error_wrap(st, "%s", e->runs[i].name);
             break;
         }
         done++, trained_now++;
         double per_run = (mx_now_seconds() - start) / (double)trained_now;
-        if (root)
+        if (root && evaluated)
+            printf("[%zu/%zu] %-48s analysed  %.0f s\n", done, e->count, e->runs[i].name, mx_now_seconds() - run_start);
+        else if (root && isnan(summary[2]))
+            printf("[%zu/%zu] %-48s acc %.2f%% (rescaled: not defined)  ECE %.2f%%  %.0f s, about %.0f min left\n",
+                   done, e->count, e->runs[i].name, 100 * summary[0], 100 * summary[1], mx_now_seconds() - run_start,
+                   per_run * (double)(e->count - done) / 60);
+        else if (root)
             printf("[%zu/%zu] %-48s acc %.2f%% (rescaled %.2f%%)  ECE %.2f%% (%.2f%%)  %.0f s, about %.0f min left\n",
                    done, e->count, e->runs[i].name, 100 * summary[0], 100 * summary[2], 100 * summary[1],
                    100 * summary[3], mx_now_seconds() - run_start, per_run * (double)(e->count - done) / 60);

@@ -67,10 +67,13 @@ static int single_valued(const char *key)
            !strcmp(key, "augment");
 }
 
-static int experiment_key(const char *key)
+/* Keys of the experiment as a whole, set before the first section. */
+static int whole_experiment_key(const char *key)
 {
-    return !strcmp(key, "seeds") || !strcmp(key, "bins") || !strcmp(key, "temperature");
+    return !strcmp(key, "bins") || !strcmp(key, "temperature") || !strcmp(key, "analyze-seeds");
 }
+
+static int experiment_key(const char *key) { return !strcmp(key, "seeds") || whole_experiment_key(key); }
 
 /* Checks one value of `key` on its own, so a bad value is reported at its line. */
 static mx_status check_value(const parse_state *p, size_t line, const char *key, const char *value)
@@ -87,6 +90,10 @@ static mx_status check_value(const parse_state *p, size_t line, const char *key,
     } else if (!strcmp(key, "temperature")) {
         int on;
         st = mx_parse_bool("temperature", value, &on);
+    } else if (!strcmp(key, "analyze-seeds")) {
+        /* none, all, or seeds (each a --seed value). */
+        if (strcmp(value, "none") && strcmp(value, "all") && mx_train_config_set(&scratch, "seed", value) != MX_OK)
+            st = mx_error_set(MX_ERR_ARG, "analyze-seeds: '%s' is not none, all or a seed", value);
     } else {
         st = mx_train_config_set(&scratch, key, value);
     }
@@ -105,8 +112,8 @@ static mx_status parse_setting(parse_state *p, section *sec, size_t line, char *
         return mx_error_set(MX_ERR_ARG, "%s:%zu: '%s' is set by the experiment runner, not the file", p->path, line, key);
     if (!experiment_key(key) && mx_train_flag_kind(key) == MX_FLAG_UNKNOWN)
         return mx_error_set(MX_ERR_ARG, "%s:%zu: unknown key '%s' (any `mixreg train` flag without its dashes, "
-                            "or seeds, bins, temperature)", p->path, line, key);
-    if (sec != &p->shared && (!strcmp(key, "bins") || !strcmp(key, "temperature")))
+                            "or seeds, bins, temperature, analyze-seeds)", p->path, line, key);
+    if (sec != &p->shared && whole_experiment_key(key))
         return mx_error_set(MX_ERR_ARG, "%s:%zu: '%s' applies to the whole experiment: set it before the first section",
                             p->path, line, key);
     for (size_t i = 0; i < sec->count; i++)
@@ -120,7 +127,7 @@ static mx_status parse_setting(parse_state *p, section *sec, size_t line, char *
     memset(s, 0, sizeof *s);
     strcpy(s->key, key);
     s->line = line;
-    int split = !single_valued(key) && (strcmp(key, "bins") && strcmp(key, "temperature"));
+    int split = !single_valued(key) && strcmp(key, "bins") && strcmp(key, "temperature");
     for (char *item = value, *next; item; item = next) {
         next = split ? strchr(item, ',') : NULL;
         if (next) *next++ = '\0';
@@ -185,8 +192,7 @@ static size_t effective_settings(const parse_state *p, const section *sec, const
 {
     size_t n = 0;
     for (size_t i = 0; i < p->shared.count; i++)
-        if (!find_setting(sec, p->shared.settings[i].key) && strcmp(p->shared.settings[i].key, "bins") &&
-            strcmp(p->shared.settings[i].key, "temperature"))
+        if (!find_setting(sec, p->shared.settings[i].key) && !whole_experiment_key(p->shared.settings[i].key))
             out[n++] = &p->shared.settings[i];
     for (size_t i = 0; i < sec->count; i++) out[n++] = &sec->settings[i];
     return n;
@@ -328,6 +334,32 @@ static mx_status parse_lines(parse_state *p, char *text)
     return MX_OK;
 }
 
+/* analyze-seeds: none, all, or the seeds whose runs are analysed; each
+ * listed seed must be some run's. */
+static mx_status mark_analyzed(const char *path, const setting *s, mx_experiment *e)
+{
+    int all = 0;
+    for (size_t k = 0; k < s->count; k++) {
+        int word = !strcmp(s->values[k], "none") || !strcmp(s->values[k], "all");
+        if (word && s->count > 1)
+            return mx_error_set(MX_ERR_ARG, "%s:%zu: analyze-seeds: '%s' stands alone, not in a list of seeds", path,
+                                s->line, s->values[k]);
+        all = !strcmp(s->values[k], "all");
+    }
+    if (s->count == 1 && !strcmp(s->values[0], "none")) return MX_OK;
+    for (size_t k = 0; k < s->count; k++) {
+        mx_train_config scratch;
+        mx_train_config_default(&scratch);
+        if (!all) mx_train_config_set(&scratch, "seed", s->values[k]); /* checked when read */
+        size_t matched = 0;
+        for (size_t i = 0; i < e->count; i++)
+            if (all || e->runs[i].config.seed == scratch.seed) e->runs[i].analyze = 1, matched++;
+        if (!matched)
+            return mx_error_set(MX_ERR_ARG, "%s:%zu: analyze-seeds: no run has seed %s", path, s->line, s->values[k]);
+    }
+    return MX_OK;
+}
+
 mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment *out)
 {
     memset(out, 0, sizeof *out);
@@ -344,6 +376,7 @@ mx_status mx_experiment_parse(const char *path, const char *text, mx_experiment 
     if (st == MX_OK && (s = find_setting(&p.shared, "bins"))) mx_parse_size("bins", s->values[0], 1, 1000, &out->bins);
     if (st == MX_OK && (s = find_setting(&p.shared, "temperature"))) mx_parse_bool("temperature", s->values[0], &out->temperature);
     for (size_t i = 0; st == MX_OK && i < p.count; i++) st = expand_section(&p, &p.sections[i], out);
+    if (st == MX_OK && (s = find_setting(&p.shared, "analyze-seeds"))) st = mark_analyzed(path, s, out);
     if (st == MX_OK) st = check_run_names(path, out);
     if (st == MX_OK) st = check_duplicates(path, out);
     free_section(&p.shared);

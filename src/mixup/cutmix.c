@@ -26,8 +26,14 @@ mx_status mx_cutmix_config_validate(const mx_cutmix_config *cut, const mx_mixup_
         return mx_error_set(MX_ERR_ARG, "--cutmix-switch-prob must be in [0, 1] (got %g)", cut->switch_prob);
     if (!(cut->prob >= 0.0) || !(cut->prob <= 1.0))
         return mx_error_set(MX_ERR_ARG, "--mix-prob must be in [0, 1] (got %g)", cut->prob);
+    int minmax_off = cut->minmax_lo == 0.0 && cut->minmax_hi == 0.0;
+    if (!minmax_off && !(cut->minmax_lo >= 0.0 && cut->minmax_lo < cut->minmax_hi && cut->minmax_hi <= 1.0))
+        return mx_error_set(MX_ERR_ARG, "--cutmix-minmax must be MIN,MAX with 0 <= MIN < MAX <= 1 (got %g,%g)",
+                            cut->minmax_lo, cut->minmax_hi);
     return MX_OK;
 }
+
+int mx_cutmix_on(const mx_cutmix_config *cut) { return cut->alpha > 0.0 || cut->minmax_hi > 0.0; }
 
 /* ---- boxes ---- */
 
@@ -54,6 +60,26 @@ mx_box mx_cutmix_rand_box(mx_rng *rng, double lambda, size_t height, size_t widt
     return mx_cutmix_box_at(lambda, height, width, cy, cx);
 }
 
+/* One side: uniform in [floor(lo size), floor(hi size)), or that lower end
+ * when the range holds no integer (numpy's randint would refuse it). */
+static size_t minmax_side(mx_rng *rng, double lo, double hi, size_t size)
+{
+    size_t low = (size_t)((double)size * lo), high = (size_t)((double)size * hi);
+    if (high > size) high = size;
+    if (low >= size) low = size ? size - 1 : 0; /* lo < 1, so only by rounding */
+    return high > low ? low + mx_rng_below(rng, (uint32_t)(high - low)) : low;
+}
+
+mx_box mx_cutmix_rand_box_minmax(mx_rng *rng, double lo, double hi, size_t height, size_t width)
+{
+    size_t cut_h = minmax_side(rng, lo, hi, height), cut_w = minmax_side(rng, lo, hi, width);
+    /* The corner: numpy's randint(0, size - cut), so size - cut choices (cut < size). */
+    size_t y0 = height > cut_h ? mx_rng_below(rng, (uint32_t)(height - cut_h)) : 0;
+    size_t x0 = width > cut_w ? mx_rng_below(rng, (uint32_t)(width - cut_w)) : 0;
+    mx_box b = {(uint32_t)y0, (uint32_t)(y0 + cut_h), (uint32_t)x0, (uint32_t)(x0 + cut_w)};
+    return b;
+}
+
 double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
 {
     double area = (double)(box.y1 - box.y0) * (double)(box.x1 - box.x0);
@@ -65,7 +91,7 @@ double mx_cutmix_box_lambda(mx_box box, size_t height, size_t width)
 
 typedef struct {
     uint8_t kind;
-    float lambda;
+    double lambda;
     mx_box box;
 } decision;
 
@@ -75,8 +101,8 @@ static const mx_box no_box = {0, 0, 0, 0};
 static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t height,
                        size_t width)
 {
-    decision d = {MX_MIXED_NONE, 1.0f, no_box};
-    int mix_on = mix->alpha > 0.0, cut_on = cut->alpha > 0.0;
+    decision d = {MX_MIXED_NONE, 1.0, no_box};
+    int mix_on = mix->alpha > 0.0, cut_on = mx_cutmix_on(cut);
     if (!mix_on && !cut_on) return d;
     if (cut->prob < 1.0 && !(mx_rng_uniform(rng) < cut->prob)) return d;
     int use_cut = cut_on && (!mix_on || mx_rng_uniform(rng) < cut->switch_prob);
@@ -84,13 +110,19 @@ static decision decide(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
         double lam = mx_rng_beta(rng, mix->alpha, mix->alpha);
         if (mix->theta_form && lam < 0.5) lam = 1.0 - lam;
         d.kind = MX_MIXED_MIXUP;
-        d.lambda = (float)lam;
+        d.lambda = lam;
+        return d;
+    }
+    d.kind = MX_MIXED_CUTMIX;
+    if (cut->minmax_hi > 0.0) {
+        /* The box's sides are drawn, not lambda: lambda is its area share. */
+        d.box = mx_cutmix_rand_box_minmax(rng, cut->minmax_lo, cut->minmax_hi, height, width);
+        d.lambda = mx_cutmix_box_lambda(d.box, height, width);
         return d;
     }
     double lam = mx_rng_beta(rng, cut->alpha, cut->alpha);
-    d.kind = MX_MIXED_CUTMIX;
     d.box = mx_cutmix_rand_box(rng, lam, height, width);
-    d.lambda = (float)(cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam);
+    d.lambda = cut->correct_lambda ? mx_cutmix_box_lambda(d.box, height, width) : lam;
     return d;
 }
 
@@ -116,7 +148,7 @@ static void decide_all(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
         for (size_t i = 0; i < n; i++) {
             uint32_t j = ws->partner[i];
             if (j == i) {
-                decision whole = {MX_MIXED_NONE, 1.0f, no_box};
+                decision whole = {MX_MIXED_NONE, 1.0, no_box};
                 record(ws, i, j, whole);
             } else if (j < i && (ws->kind[j] == MX_MIXED_NONE ? ws->partner[j] == j : ws->partner[j] == i)) {
                 /* The first member j was decided already: a NONE pair left partner[j] = j. */
@@ -175,7 +207,7 @@ static void paste_box(float *restrict out, const float *restrict other, mx_box b
 void mx_cutmix_plan(const mx_mixup_config *mix, const mx_cutmix_config *cut, mx_rng *rng, size_t n, size_t height,
                     size_t width, mx_cutmix_workspace *ws)
 {
-    if (!(cut->alpha > 0.0) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
+    if (!mx_cutmix_on(cut) && (!(mix->alpha > 0.0) || cut->prob >= 1.0)) {
         /* Plain Mixup (or none): its draws, exactly. */
         mx_mixup_workspace mws = {ws->partner, ws->lambda};
         mx_mixup_plan(mix, rng, n, &mws);
@@ -197,19 +229,19 @@ void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, 
     for (size_t k = 0; k < count; k++) {
         const size_t i = first + k, j = ws->partner[i];
         const size_t own_row = slot ? slot[i] : i, other_row = slot ? slot[j] : j;
-        float lam = ws->lambda[i];
+        double lam = ws->lambda[i];
         uint8_t kind = ws->kind[i];
         const float *own = x_in + own_row * dim, *other = x_in + other_row * dim;
         float *out = x_out + k * dim;
         if (kind == MX_MIXED_MIXUP && mix->mix_inputs) {
-            blend_row(out, own, other, lam, dim);
+            blend_row(out, own, other, (float)lam, dim);
         } else {
             memcpy(out, own, dim * sizeof(float));
             if (kind == MX_MIXED_CUTMIX && mix->mix_inputs) paste_box(out, other, ws->box[i], channels, height, width);
         }
         int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
         blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
-                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? (double)lam : 1.0);
+                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? lam : 1.0);
     }
 }
 

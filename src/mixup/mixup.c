@@ -83,14 +83,17 @@ void mx_mixup_choose_partners(const mx_mixup_config *cfg, mx_rng *rng, uint32_t 
     }
 }
 
-static float draw_lambda(const mx_mixup_config *cfg, mx_rng *rng)
+/* Drawn and folded in double: a small alpha puts many draws within 2^-24
+ * of 1, which float would round to exactly 1 (an unmixed row). The input
+ * blend converts to float itself; the targets are blended in double. */
+static double draw_lambda(const mx_mixup_config *cfg, mx_rng *rng)
 {
     double lam = mx_rng_beta(rng, cfg->alpha, cfg->alpha);
     if (cfg->theta_form && lam < 0.5) lam = 1.0 - lam;
-    return (float)lam;
+    return lam;
 }
 
-static void choose_lambdas(const mx_mixup_config *cfg, mx_rng *rng, const uint32_t *partner, float *lambda, size_t n)
+static void choose_lambdas(const mx_mixup_config *cfg, mx_rng *rng, const uint32_t *partner, double *lambda, size_t n)
 {
     switch (cfg->mode) {
     case MX_MIX_ELEM:
@@ -103,7 +106,7 @@ static void choose_lambdas(const mx_mixup_config *cfg, mx_rng *rng, const uint32
         for (size_t i = 0; i < n; i++) {
             uint32_t j = partner[i];
             if (j == i)
-                lambda[i] = 1.0f;
+                lambda[i] = 1.0;
             else if (j < i && partner[j] == i)
                 lambda[i] = lambda[j];
             else
@@ -112,7 +115,7 @@ static void choose_lambdas(const mx_mixup_config *cfg, mx_rng *rng, const uint32
         break;
     case MX_MIX_BATCH:
     default: {
-        float lam = draw_lambda(cfg, rng);
+        double lam = draw_lambda(cfg, rng);
         for (size_t i = 0; i < n; i++) lambda[i] = lam;
         break;
     }
@@ -149,7 +152,7 @@ void mx_mixup_plan(const mx_mixup_config *cfg, mx_rng *rng, size_t n, mx_mixup_w
     } else {
         for (size_t i = 0; i < n; i++) {
             ws->partner[i] = (uint32_t)i;
-            ws->lambda[i] = 1.0f;
+            ws->lambda[i] = 1.0;
         }
     }
 }
@@ -161,14 +164,14 @@ void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, 
     mx_mixup_plan(cfg, rng, n, ws);
     for (size_t i = 0; i < n; i++) {
         size_t j = ws->partner[i];
-        float lam = ws->lambda[i];
+        double lam = ws->lambda[i];
         const float *own = x_in + i * dim;
         if (mixing && cfg->mix_inputs)
-            blend_row(x_out + i * dim, own, x_in + j * dim, lam, dim);
+            blend_row(x_out + i * dim, own, x_in + j * dim, (float)lam, dim);
         else
             memcpy(x_out + i * dim, own, dim * sizeof(float));
         int mix_row_labels = mixing && cfg->mix_labels;
         blend_targets(y_out + i * num_classes, num_classes, cfg->label_smoothing, labels[i],
-                      mix_row_labels ? labels[j] : labels[i], mix_row_labels ? (double)lam : 1.0);
+                      mix_row_labels ? labels[j] : labels[i], mix_row_labels ? lam : 1.0);
     }
 }

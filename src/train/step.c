@@ -37,7 +37,7 @@ mx_status mx_stepper_init_shared(mx_stepper *s, mx_model *model, const mx_normal
         s->labels = mx_arena_alloc(&s->arena, b * sizeof(int32_t));
         size_t g = s->global_batch;
         s->mix_ws.partner = mx_arena_alloc(&s->arena, g * sizeof(uint32_t));
-        s->mix_ws.lambda = mx_arena_alloc(&s->arena, g * sizeof(float));
+        s->mix_ws.lambda = mx_arena_alloc(&s->arena, g * sizeof(double));
         s->mix_ws.box = mx_arena_alloc(&s->arena, g * sizeof(mx_box));
         s->mix_ws.kind = mx_arena_alloc(&s->arena, g * sizeof(uint8_t));
         if (g > b) { /* only a share of the batch: room for partner rows from the others' */
@@ -54,6 +54,13 @@ void mx_stepper_free(mx_stepper *s)
 {
     mx_arena_free(&s->arena);
     memset(s, 0, sizeof *s);
+}
+
+void mx_stepper_stop_mixing(mx_stepper *s)
+{
+    s->mixup.alpha = 0.0;
+    s->cutmix.alpha = 0.0;
+    s->cutmix.minmax_lo = s->cutmix.minmax_hi = 0.0;
 }
 
 static size_t argmax(const float *v, size_t n)

@@ -201,10 +201,11 @@ static mx_status build_fresh(trainer *t)
     mx_model_init_params(t->run.model, cfg->seed);
     st = mx_train_dist_broadcast_state(t->run.model);
     if (st != MX_OK) return st;
-    /* --mix-prob leaves a fraction of the samples unmixed (theta = 1), which
-     * the stored theta_bar must count. */
+    /* --mix-prob and --mixup-off-epoch leave a share of the samples unmixed
+     * (theta = 1), which the stored theta_bar must count; a run the rescaling
+     * does not apply to stores 1 (config/mixing.c). */
     mx_theta_stats theta;
-    st = mx_theta_stats_mixed(cfg->mixup.alpha, cfg->cutmix.prob, &theta);
+    st = mx_train_config_theta(cfg, &theta);
     /* The statistics' pass: the training pipeline without mixing (its
      * augmentation drawn as for an epoch 0 that training never uses), or clean
      * images with --rescale-stats clean. */
@@ -478,6 +479,7 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
                 loss_sum = 0;
             }
             resumed_mid_epoch = 0;
+            if (!mx_train_config_mixes_in_epoch(cfg, epoch)) mx_stepper_stop_mixing(&t->stepper);
         }
         lr = mx_schedule_lr(&t->schedule, t->run.step);
         double start = mx_now_seconds();
