@@ -13,12 +13,20 @@
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
 
+#define CLI_MAX_KNOWN 128
+#define CLI_FLAG_CAP 48
+
 typedef struct {
     const char *command;  /* for messages: "train", "eval", ... */
     int argc;
     char **argv;
     int index;            /* the argument being looked at */
     const char *value;    /* the value of the flag just matched */
+    /* The flags tried on the current argument (every cli_flag_value and
+     * cli_flag_switch call since cli_next): when none matched, these are the
+     * command's flags, so an unknown one is compared with them. */
+    char known[CLI_MAX_KNOWN][CLI_FLAG_CAP];
+    int known_count;
 } cli_args;
 
 void cli_args_init(cli_args *a, const char *command, int argc, char **argv);
@@ -35,7 +43,19 @@ double cli_parse_double(const cli_args *a, const char *name, double min, double 
 size_t cli_parse_size(const cli_args *a, const char *name, size_t min, size_t max);
 
 _Noreturn void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The current argument is not one the command takes. A flag is answered
+ * "unknown flag '--mixup-alhpa' (did you mean '--mixup-alpha'?)" when one of
+ * the command's flags is close to it (cli_closest_flag), anything else
+ * "unknown argument"; both exit with status 2. */
 _Noreturn void cli_unknown_argument(const cli_args *a);
+/* Counts `flag` ("--name" or "-n") among the command's flags for the current
+ * argument, for flags not tried through cli_flag_value/cli_flag_switch
+ * (train's come from the settings table). */
+void cli_known_flag(cli_args *a, const char *flag);
+/* The candidate closest to `typed` by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours, leading dashes ignored), or NULL
+ * when none is close: more than a third of its length, or 3, away. */
+const char *cli_closest_flag(const char *typed, const char *const *candidates, size_t count);
 /* Exit statuses: EXIT_USAGE (2) only for a command line that is wrong in
  * itself, found before anything is read: an unknown command or flag, a
  * missing or malformed value, flags that exclude each other, an unknown kind
