@@ -553,8 +553,14 @@ static mx_status finish(trainer *t, mx_train_result *result)
     char plain[256], rescaled[256], json[1024], path[MX_PATH_MAX + 32];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
     mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
-    int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s, \"processes\": %d}\n", plain, rescaled,
-                       t->ranks);
+    /* Stopped by --max-steps before the last epoch's end: a result, not the
+     * configured run's (mixreg runs shows it as stopped). */
+    const mx_train_config *cfg = &t->run.config;
+    int complete = t->run.step >= cfg->epochs * t->steps_per_epoch;
+    int len = snprintf(json, sizeof json,
+                       "{\"plain\": %s, \"rescaled\": %s, \"processes\": %d, \"steps\": %zu, \"complete\": %s%s}\n",
+                       plain, rescaled, t->ranks, t->run.step, complete ? "true" : "false",
+                       complete ? "" : ", \"stopped_by\": \"max_steps\"");
     snprintf(path, sizeof path, "%s/result.json", t->run.config.out);
     return mx_file_write_atomic(path, json, (size_t)len);
 }
