@@ -160,6 +160,17 @@ int cli_report_usage(mx_status status)
     return status == MX_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
+void cli_print_help(const char *text)
+{
+    const char *forms = mx_data_source_forms();
+    for (const char *at; (at = strstr(text, CLI_DATA_FORMS));) {
+        fwrite(text, 1, (size_t)(at - text), stdout);
+        fputs(forms, stdout);
+        text = at + strlen(CLI_DATA_FORMS);
+    }
+    fputs(text, stdout);
+}
+
 void cli_check_data(const char *command, const char *spec)
 {
     char dir[4096];

@@ -73,6 +73,12 @@ int cli_report(mx_status status);
  * an experiment file's settings): EXIT_USAGE for MX_ERR_ARG, EXIT_RUNTIME
  * otherwise (a file the flags name that cannot be read). */
 int cli_report_usage(mx_status status);
+/* Help texts write CLI_DATA_FORMS where the forms --data accepts go;
+ * cli_print_help prints the text with mx_data_source_forms() there, the list
+ * the data-source parser itself reads. */
+#define CLI_DATA_FORMS "@DATA_FORMS@"
+void cli_print_help(const char *text);
+
 /* A usage error unless --data's value names a known kind of data (mx_data_resolve). */
 void cli_check_data(const char *command, const char *spec);
 /* A usage error for an invalid $MIXREG_MAX_IMAGE_PIXELS (mx_image_max_pixels),

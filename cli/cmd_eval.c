@@ -27,7 +27,8 @@ static const char eval_help[] =
     "Under mpirun each process evaluates a share of the batches and rank 0 reports: the\n"
     "same numbers as one process (docs/distributed.md).\n"
     "\n"
-    "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
+    "  --data SOURCE            dataset (default: the one the run trained on), one of\n"
+    "                           " CLI_DATA_FORMS "\n"
     "  --rescale off|on|both    which predictions to report (default both)\n"
     "  --bins N                 ECE/MCE bins (default 15)\n"
     "  --temperature off|fit    also report temperature-scaled modes, one T fitted by NLL on\n"
@@ -72,7 +73,7 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
     cli_args_init(&a, "eval", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(eval_help, stdout);
+            cli_print_help(eval_help);
             exit(0);
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;

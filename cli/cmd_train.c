@@ -21,7 +21,7 @@ static const char train_help[] =
     "(plain and with the paper's rescaled prediction) and writes a run directory.\n"
     "\n"
     "data and model:\n"
-    "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR  (default fashion-mnist)\n"
+    "  --data " CLI_DATA_FORMS "  (default fashion-mnist)\n"
     "  --label fine|coarse      CIFAR-100 labels: 100 fine or 20 coarse classes (default fine)\n"
     "  --image-size S           image folders: shorter side to S*256/224, centre S x S crop (default 224)\n"
     "  --skip-bad-images        image folders: leave out files that fail to decode (streamed: replace\n"
@@ -92,7 +92,7 @@ static const char train_help[] =
  * table (its alias column), so the list cannot fall behind the table. */
 static void print_train_help(void)
 {
-    fputs(train_help, stdout);
+    cli_print_help(train_help);
     printf("\ntimm's names for the same settings (train.py's flags, accepted as aliases):\n");
     const mx_setting *table;
     size_t count = mx_settings(&table);
