@@ -27,6 +27,7 @@
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
 #include "train/dist_state.h"
+#include "train/hparams.h"
 #include "train/progress.h"
 
 
@@ -130,15 +131,18 @@ static mx_status open_events(trainer *t)
     return st == MX_OK ? mx_tfevents_open(dir, &t->events) : st;
 }
 
-/* Scalars "<prefix>/accuracy" etc. for one evaluation mode. */
+/* Scalars "<prefix>/accuracy" etc. for one evaluation mode: those log.jsonl
+ * has, top5 only with more than 5 classes (where it says something) and the
+ * adaptive ECE only when it was computed. */
 static mx_status events_metrics(trainer *t, const char *prefix, const mx_metrics *m)
 {
-    const char *names[5] = {"accuracy", "nll", "ece", "mce", "brier"};
-    double values[5] = {m->accuracy, m->nll, m->ece, m->mce, m->brier};
+    const char *names[7] = {"accuracy", "nll", "ece", "mce", "brier", "top5", "ece_adaptive"};
+    double values[7] = {m->accuracy, m->nll, m->ece, m->mce, m->brier, m->top5, m->ece_adaptive};
     double now = wall_clock();
     char tag[128];
     mx_status st = MX_OK;
-    for (int k = 0; k < 5 && st == MX_OK; k++) {
+    for (int k = 0; k < 7 && st == MX_OK; k++) {
+        if ((k == 5 && m->top5 < 0) || (k == 6 && !isfinite(m->ece_adaptive))) continue;
         snprintf(tag, sizeof tag, "%s/%s", prefix, names[k]);
         st = mx_tfevents_scalar(t->events, tag, (int64_t)t->run.step, now, values[k]);
     }
@@ -646,6 +650,8 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     if (st == MX_OK && t.root) st = claim_fresh_run_dir(&t);
     if (st == MX_OK && t.root) st = write_config(cfg);
     if (st == MX_OK && t.root) st = open_events(&t);
+    /* Once, at the start: a resume continues the same session. */
+    if (st == MX_OK && t.events) st = mx_train_events_hparams(t.events, cfg, t.ranks, wall_clock());
     st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
