@@ -392,6 +392,18 @@ static mx_status trim_log(const char *path, size_t step)
     return st;
 }
 
+/* The evaluation's progress on the bar's line (mx_progress_eval). */
+typedef struct {
+    mx_progress *progress;
+    const char *what;
+} eval_line;
+
+static void report_eval(void *ctx, size_t done, size_t total)
+{
+    eval_line *line = ctx;
+    mx_progress_eval(line->progress, line->what, done, total);
+}
+
 static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double lr, mx_train_result *result)
 {
     const mx_train_config *cfg = &t->run.config;
@@ -400,16 +412,18 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
      * them (mixreg/eval_shard.h), so N processes take about 1/N of the time. */
     mx_status st = sync_running_stats(t);
     if (st != MX_OK) return st;
-    st = mx_evaluate_sharded(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &result->plain,
-                     &result->rescaled);
+    eval_line test_line = {&t->progress, "test"}, val_line = {&t->progress, "val"};
+    const mx_eval_progress test_progress = {report_eval, &test_line}, val_progress = {report_eval, &val_line};
+    st = mx_evaluate_sharded_reporting(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
+                                       &result->plain, &result->rescaled, &test_progress);
     if (st != MX_OK) return mx_error_wrap(st, "evaluating the test set");
     char plain[256], rescaled[256], val[600] = "", line[2048];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
     mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
     mx_metrics val_plain, val_rescaled;
     if (t->val.n) {
-        st = mx_evaluate_sharded(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &val_plain,
-                         &val_rescaled);
+        st = mx_evaluate_sharded_reporting(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale,
+                                           MX_DEFAULT_ECE_BINS, &val_plain, &val_rescaled, &val_progress);
         if (st != MX_OK) return mx_error_wrap(st, "evaluating the validation split");
         char vp[256], vr[256];
         mx_metrics_format_json(&val_plain, vp, sizeof vp);
