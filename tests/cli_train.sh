@@ -33,7 +33,9 @@ check '[ "$(json_get "$WORK/temp.json" "j[\"temperature\"][\"nll\"] <= j[\"plain
 check '[ "$(json_get "$WORK/temp.json" "j[\"temperature_fit\"][\"seen_in_training\"]")" = True ]'
 check '[ "$(json_get "$WORK/temp.json" "j[\"plain\"][\"accuracy\"] == j[\"temperature\"][\"accuracy\"]")" = True ]'
 check '[ "$(head -c 4 "$WORK/rel.svg" | od -An -c | tr -d " ")" != "" ] && grep -q "<svg" "$WORK/rel.svg"'
-check '[ "$(head -n 1 "$WORK/pred.csv")" = "index,label,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9" ]'
+# Both modes reported (with temperature scaling too): p0.. the rescaled
+# probabilities, then the rescaled logits and the plain probabilities and logits.
+check '[ "$(head -n 1 "$WORK/pred.csv")" = "index,label,$(for b in p rescaled_logit plain_p plain_logit; do for c in 0 1 2 3 4 5 6 7 8 9; do printf "%s%s," $b $c; done; done | sed "s/,\$//")" ]'
 check '[ "$(wc -l < "$WORK/pred.csv")" = 10001 ]'
 "$BIN" eval "$RUN" --reliability "$WORK/rel.png" > /dev/null || fail "eval --reliability png failed"
 check '[ "$(head -c 8 "$WORK/rel.png" | od -An -tx1 | tr -d " \n")" = 89504e470d0a1a0a ]'
