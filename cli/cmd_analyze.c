@@ -32,7 +32,8 @@ static const char analyze_help[] =
     "Under mpirun each process takes a share of the Jacobian batches and rank 0 reports:\n"
     "the same numbers as one process (docs/distributed.md).\n"
     "\n"
-    "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
+    "  --data SOURCE            dataset (default: the one the run trained on), one of\n"
+    "                           " CLI_DATA_FORMS "\n"
     "  --samples N              the first N test samples (default 1000)\n"
     "  --seed S                 the power iteration's start vector (default 0)\n"
     "  --batch-size B           samples per Jacobian batch (default 250; fewer when the inference\n"
@@ -53,7 +54,7 @@ static void parse_analyze_flags(int argc, char **argv, analyze_options *o, const
     cli_args_init(&a, "analyze", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(analyze_help, stdout);
+            cli_print_help(analyze_help);
             exit(0);
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;

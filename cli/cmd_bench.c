@@ -23,7 +23,7 @@ static const char bench_help[] =
     "                   (default mlp)\n"
     "  --backend B      CNN kernels: cpu (oneDNN, default) or ref\n"
     "  --precision P    fp32 (default) or bf16 convolutions (cpu backend)\n"
-    "  --data D         (default fashion-mnist)\n"
+    "  --data D         " CLI_DATA_FORMS " (default fashion-mnist)\n"
     "  --threads T      (default 2)\n"
     "  --batch B        (default 128)\n"
     "  --steps N        timed steps (default 60)\n"
@@ -52,7 +52,7 @@ static void parse_bench_flags(int argc, char **argv, bench_options *o)
     cli_args_init(&a, "bench", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(bench_help, stdout);
+            cli_print_help(bench_help);
             exit(0);
         } else if (cli_flag_value(&a, "--model")) {
             if (strlen(a.value) >= sizeof o->model) cli_usage_error("bench: --model: unknown '%s'", a.value);

@@ -29,7 +29,8 @@ static const char eval_help[] =
     "Under mpirun each process evaluates a share of the batches and rank 0 reports: the\n"
     "same numbers as one process (docs/distributed.md).\n"
     "\n"
-    "  --data fashion-mnist|idx:DIR|DIR  dataset (default: the one the run trained on)\n"
+    "  --data SOURCE            dataset (default: the one the run trained on), one of\n"
+    "                           " CLI_DATA_FORMS "\n"
     "  --rescale off|on|both    which predictions to report (default both; plain only where the\n"
     "                           rescaled prediction is not defined, and on/both are an error there)\n"
     "  --bins N                 ECE/MCE bins (default 15)\n"
@@ -42,7 +43,8 @@ static const char eval_help[] =
     "                           format in docs/formats.md): only mapped classes are scored,\n"
     "                           accuracy by the ObjectNet rule (needs --data folder:DIR)\n"
     "  --predictions FILE       per-sample probabilities (.csv or .npy: index, label, p0..)\n"
-    "                           of the rescaled prediction if reported, else the plain one\n"
+    "                           of the rescaled prediction if reported, else the plain one;\n"
+    "                           with both, then rescaled_logit0.., plain_p0.., plain_logit0..\n"
     "  --batch-size B           evaluation batch: at most B samples at once (default 500), fewer\n"
     "                           when $MIXREG_INFERENCE_MEMORY bytes (default 512 MiB) hold fewer\n"
     "  --threads T              (default: all cores)\n"
@@ -74,7 +76,7 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
     cli_args_init(&a, "eval", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(eval_help, stdout);
+            cli_print_help(eval_help);
             exit(0);
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;
@@ -137,6 +139,41 @@ static void print_json(const mx_eval_mode *modes, size_t count, double theta_bar
         printf("%s\"theta_bar\": %.10g%s}\n", count ? ", " : "", theta_bar, fit_note);
 }
 
+static const mx_eval_mode *find_mode(const mx_eval_mode *modes, size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!strcmp(modes[i].name, name)) return &modes[i];
+    return NULL;
+}
+
+/* The rescaled prediction's probabilities (the one a mixup model should be
+ * used with) if reported, else the plain one's, as columns p0..; with both
+ * reported, then the rescaled logits and the plain probabilities and logits,
+ * each block named by its mode (rescaled_logit, plain_p, plain_logit), so a
+ * reader of p0.. finds what it always found. */
+static mx_status write_predictions(const mx_eval_mode *modes, size_t count, const int32_t *labels, size_t n,
+                                   size_t classes, const char *path)
+{
+    const mx_eval_mode *rescaled = find_mode(modes, count, "rescaled"), *plain = find_mode(modes, count, "plain");
+    const mx_eval_mode *first = rescaled ? rescaled : plain ? plain : &modes[0];
+    int both = rescaled && plain;
+    float *probs = malloc((both ? 2 : 1) * n * classes * sizeof(float) + 1);
+    if (!probs) return mx_error_set(MX_ERR_NOMEM, "out of memory for predictions");
+    float *plain_probs = probs + n * classes;
+    mx_softmax_temperature(first->logits, n, classes, 1.0, probs);
+    mx_prediction_block blocks[4] = {{"p", probs}};
+    size_t used = 1;
+    if (both) {
+        mx_softmax_temperature(plain->logits, n, classes, 1.0, plain_probs);
+        blocks[used++] = (mx_prediction_block){"rescaled_logit", rescaled->logits};
+        blocks[used++] = (mx_prediction_block){"plain_p", plain_probs};
+        blocks[used++] = (mx_prediction_block){"plain_logit", plain->logits};
+    }
+    mx_status st = mx_predictions_write_blocks(path, blocks, used, labels, n, classes);
+    free(probs);
+    return st;
+}
+
 static mx_status write_outputs(const mx_eval_mode *modes, size_t count, const int32_t *labels, size_t n, size_t classes,
                                const eval_options *o, const char *run_dir)
 {
@@ -150,17 +187,7 @@ static mx_status write_outputs(const mx_eval_mode *modes, size_t count, const in
         st = mx_plot_reliability(o->reliability, title, rel, count);
         mx_plot_release_caches();
     }
-    if (st == MX_OK && o->predictions) {
-        /* The rescaled prediction is the one a mixup model should be used with. */
-        const mx_eval_mode *m = &modes[0];
-        for (size_t i = 0; i < count; i++)
-            if (!strcmp(modes[i].name, "rescaled")) m = &modes[i];
-        float *probs = malloc(n * classes * sizeof(float) + 1);
-        if (!probs) return mx_error_set(MX_ERR_NOMEM, "out of memory for predictions");
-        mx_softmax_temperature(m->logits, n, classes, 1.0, probs);
-        st = mx_predictions_write(o->predictions, probs, labels, n, classes);
-        free(probs);
-    }
+    if (st == MX_OK && o->predictions) st = write_predictions(modes, count, labels, n, classes, o->predictions);
     return st;
 }
 

@@ -26,7 +26,8 @@ static const char predict_help[] =
     "--limit samples of a dataset's test split. Models trained with mixup use the\n"
     "paper's rescaled prediction unless --no-rescale is given.\n"
     "\n"
-    "  --data fashion-mnist|idx:DIR|DIR  predict the test split instead of images\n"
+    "  --data SOURCE    predict the test split instead of images; SOURCE is one of\n"
+    "                   " CLI_DATA_FORMS "\n"
     "  --limit N        samples of --data to predict (default 10)\n"
     "  --top K          classes to print per sample (default 3)\n"
     "  --no-rescale     the plain prediction\n"
@@ -92,7 +93,7 @@ int cmd_predict(int argc, char **argv)
     cli_args_init(&a, "predict", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(predict_help, stdout);
+            cli_print_help(predict_help);
             free(images);
             return 0;
         } else if (cli_flag_value(&a, "--data")) {

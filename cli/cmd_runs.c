@@ -15,8 +15,11 @@
 static const char runs_help[] =
     "usage: mixreg runs [DIR] [--json]\n"
     "\n"
-    "Lists the run directories in DIR (default runs/): model, mixup settings, epochs and\n"
-    "steps done, and the final test accuracy, NLL and ECE, plain and rescaled.\n";
+    "Lists the run directories in DIR (default runs/): status, model, mixup settings, epochs\n"
+    "and steps done, and the final test accuracy, NLL and ECE, plain and rescaled.\n"
+    "status: done (every epoch trained), stopped (ended by --max-steps before the last\n"
+    "epoch's end), partial (interrupted: resume it with mixreg train --resume), started\n"
+    "(no epoch finished yet).\n";
 
 /* A number from the run's files; NAN when it is not there (shown as "-", null in JSON). */
 static double number(const cJSON *o, const char *a, const char *b)
@@ -128,6 +131,18 @@ static void describe_line(const char *name, const char *status, const cJSON *epo
     printf("\n");
 }
 
+/* A finished run that --max-steps stopped before its last epoch's end:
+ * result.json says so ("complete": false); one written before it did is
+ * judged by its log (a step limit, and fewer epochs logged than configured). */
+static int stopped_early(const cJSON *result, const cJSON *epoch, const cJSON *config)
+{
+    const cJSON *complete = cJSON_GetObjectItemCaseSensitive(result, "complete");
+    if (cJSON_IsBool(complete)) return cJSON_IsFalse(complete);
+    double max_steps = number(config, "max_steps", NULL), epochs = number(config, "epochs", NULL);
+    double done = number(epoch, "epoch", NULL);
+    return max_steps > 0 && !isnan(epochs) && (isnan(done) || done < epochs);
+}
+
 /* Adds the run to `list` (JSON) or prints its line; returns 0 for a directory that is not a run. */
 static int describe(const char *root, const char *name, cJSON *list)
 {
@@ -141,7 +156,7 @@ static int describe(const char *root, const char *name, cJSON *list)
     cJSON *result = mx_run_files_read_json(dir, "result.json");
     cJSON *epoch = mx_run_files_last_epoch(dir);
     const cJSON *metrics = result ? result : cJSON_GetObjectItemCaseSensitive(epoch, "test");
-    const char *status = result ? "done" : epoch ? "partial" : "started";
+    const char *status = result ? (stopped_early(result, epoch, config) ? "stopped" : "done") : epoch ? "partial" : "started";
     if (list) cJSON_AddItemToArray(list, describe_json(name, status, epoch, config, metrics));
     else describe_line(name, status, epoch, config, metrics);
     cJSON_Delete(config);

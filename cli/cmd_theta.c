@@ -15,7 +15,8 @@ static const char theta_help[] =
     "\n"
     "  --mix-prob P  a sample is mixed at all with probability P (train's --mix-prob):\n"
     "                theta is 1 for the others, so theta_bar = (1 - P) + P theta_bar(A)\n"
-    "  --data fashion-mnist|idx:DIR|...  also the implied targets on that training set:\n"
+    "  --data SOURCE  also the implied targets on that training set (SOURCE is one of\n"
+    "                " CLI_DATA_FORMS "):\n"
     "                mixup shrinks a one-hot label towards the class prior y_bar,\n"
     "                y~ = theta_bar y + (1 - theta_bar) y_bar, so class c's target is\n"
     "                theta_bar + (1 - theta_bar) y_bar[c] and every other class k gets\n"
@@ -67,7 +68,7 @@ int cmd_theta(int argc, char **argv)
     cli_args_init(&a, "theta", argc, argv);
     for (; cli_current(&a); cli_next(&a)) {
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(theta_help, stdout);
+            cli_print_help(theta_help);
             return 0;
         } else if (cli_flag_value(&a, "--alpha")) {
             alpha = cli_parse_double(&a, "--alpha", 0, 1e6);

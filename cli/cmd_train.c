@@ -21,7 +21,7 @@ static const char train_help[] =
     "(plain and with the paper's rescaled prediction) and writes a run directory.\n"
     "\n"
     "data and model:\n"
-    "  --data fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR  (default fashion-mnist)\n"
+    "  --data " CLI_DATA_FORMS "  (default fashion-mnist)\n"
     "  --label fine|coarse      CIFAR-100 labels: 100 fine or 20 coarse classes (default fine)\n"
     "  --image-size S           image folders: shorter side to S*256/224, centre S x S crop (default 224)\n"
     "  --skip-bad-images        image folders: leave out files that fail to decode (streamed: replace\n"
@@ -91,6 +91,52 @@ static const char train_help[] =
     "setting's range is refused, here, in experiment files and in a run's stored\n"
     "config alike (docs/formats.md lists the ranges).\n";
 
+/* The help text, then timm's names for the same settings from the settings
+ * table (its alias column), so the list cannot fall behind the table. */
+static void print_train_help(void)
+{
+    cli_print_help(train_help);
+    printf("\ntimm's names for the same settings (train.py's flags, accepted as aliases):\n");
+    const mx_setting *table;
+    size_t count = mx_settings(&table);
+    for (size_t i = 0; i < count; i++) {
+        if (!table[i].alias) continue;
+        char alias[CLI_FLAG_CAP];
+        snprintf(alias, sizeof alias, "%s%s", strlen(table[i].alias) == 1 ? "-" : "--", table[i].alias);
+        printf("  %-24s = --%s\n", alias, table[i].flag);
+    }
+    printf("  (two differ from timm's in where they apply: -b is the global batch under mpirun, not each\n"
+           "  process's; --output is the run directory itself, not a folder that gets one per run)\n");
+}
+
+/* The table's flags and aliases, for the "did you mean" of an unknown flag. */
+static void know_train_flags(cli_args *a)
+{
+    const mx_setting *table;
+    size_t count = mx_settings(&table);
+    char flag[CLI_FLAG_CAP];
+    for (size_t i = 0; i < count; i++)
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? table[i].alias : table[i].flag;
+            if (!name) continue;
+            snprintf(flag, sizeof flag, "%s%s", strlen(name) == 1 ? "-" : "--", name);
+            cli_known_flag(a, flag);
+        }
+}
+
+/* The flag's name without its dashes into name ("--mixup-alpha=1" ->
+ * "mixup-alpha"; "-b" -> "b": one letter takes one dash, a longer name two),
+ * 0 if arg is not written as a flag. */
+static int train_flag_name(const char *arg, char *name, size_t cap)
+{
+    size_t dashes = !strncmp(arg, "--", 2) ? 2 : arg[0] == '-' ? 1 : 0;
+    size_t len = strcspn(arg, "=") - dashes;
+    if (!dashes || !len || len >= cap || (dashes == 1) != (len == 1)) return 0;
+    memcpy(name, arg + dashes, len);
+    name[len] = '\0';
+    return 1;
+}
+
 /* Parses the flags into cfg through the shared flag table; returns the
  * --resume directory (or NULL) and counts the flags other than --resume and
  * --threads in *others. */
@@ -103,7 +149,7 @@ static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg
     for (; cli_current(&a); cli_next(&a)) {
         const char *arg = cli_current(&a);
         if (cli_flag_switch(&a, "--help") || cli_flag_switch(&a, "-h")) {
-            fputs(train_help, stdout);
+            print_train_help();
             exit(0);
         }
         if (cli_flag_value(&a, "--resume")) {
@@ -112,19 +158,18 @@ static const char *parse_train_flags(int argc, char **argv, mx_train_config *cfg
         }
         /* "--name", "--name=value" or "--name value": the name decides which. */
         char name[64];
-        size_t len = strcspn(arg, "=");
-        if (strncmp(arg, "--", 2) || len - 2 >= sizeof name) cli_unknown_argument(&a);
-        memcpy(name, arg + 2, len - 2);
-        name[len - 2] = '\0';
-        mx_flag_kind kind = mx_train_flag_kind(name);
-        if (kind == MX_FLAG_UNKNOWN) cli_unknown_argument(&a);
+        mx_flag_kind kind = train_flag_name(arg, name, sizeof name) ? mx_train_flag_kind(name) : MX_FLAG_UNKNOWN;
+        if (kind == MX_FLAG_UNKNOWN) {
+            know_train_flags(&a);
+            cli_unknown_argument(&a);
+        }
         char flag[80];
-        snprintf(flag, sizeof flag, "--%s", name);
+        snprintf(flag, sizeof flag, "%s%s", strlen(name) == 1 ? "-" : "--", name);
         const char *value = NULL;
         if (kind == MX_FLAG_VALUE && cli_flag_value(&a, flag)) value = a.value;
         if (kind == MX_FLAG_SWITCH) cli_flag_switch(&a, flag); /* rejects "--switch=value" */
         if (mx_train_config_set(cfg, name, value) != MX_OK) cli_usage_error("train: %s", mx_error_message());
-        if (strcmp(name, "threads")) (*others)++;
+        if (strcmp(mx_train_flag_canonical(name), "threads")) (*others)++;
     }
     return resume;
 }

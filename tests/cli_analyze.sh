@@ -79,7 +79,7 @@ expect_status 2 "--samples" -- analyze "$RUN" --samples 0
 expect_status 2 "--samples" -- analyze "$RUN" --samples -5
 expect_status 2 "not a whole number" -- analyze "$RUN" --samples many
 expect_status 2 "needs a value" -- analyze "$RUN" --samples
-expect_status 2 "unknown argument" -- analyze "$RUN" --frobnicate
+expect_status 2 "unknown flag" -- analyze "$RUN" --frobnicate
 expect_status 2 "unknown argument" -- analyze "$RUN" "$ERM"
 expect_status 2 "takes no value" -- analyze "$RUN" --json=yes
 expect_status 2 "--batch-size" -- analyze "$RUN" --batch-size 0

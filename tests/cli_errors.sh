@@ -3,7 +3,7 @@
 . "$(dirname "$0")/cli_lib.sh"
 
 expect_status 2 "unknown command" -- frobnicate
-expect_status 2 "unknown argument" -- train --frobnicate
+expect_status 2 "unknown flag .--frobnicate. (see mixreg train --help)" -- train --frobnicate
 expect_status 2 "--mixup-alpha" -- train --mixup-alpha -1
 expect_status 2 "not a number" -- train --mixup-alpha abc
 expect_status 2 "--batch-size" -- train --batch-size 0

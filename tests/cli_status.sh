@@ -61,7 +61,7 @@ while IFS='|' read -r status pattern args; do
 done <<'TABLE'
 # usage: the command line itself
 2|unknown command|frobnicate
-2|unknown argument|train --frobnicate
+2|unknown flag|train --frobnicate
 2|missing RUN_DIR|eval
 2|needs a value|eval "$RUN" --data
 2|--data: unknown kind|eval "$RUN" --data foo:x

@@ -33,7 +33,9 @@ check '[ "$(json_get "$WORK/temp.json" "j[\"temperature\"][\"nll\"] <= j[\"plain
 check '[ "$(json_get "$WORK/temp.json" "j[\"temperature_fit\"][\"seen_in_training\"]")" = True ]'
 check '[ "$(json_get "$WORK/temp.json" "j[\"plain\"][\"accuracy\"] == j[\"temperature\"][\"accuracy\"]")" = True ]'
 check '[ "$(head -c 4 "$WORK/rel.svg" | od -An -c | tr -d " ")" != "" ] && grep -q "<svg" "$WORK/rel.svg"'
-check '[ "$(head -n 1 "$WORK/pred.csv")" = "index,label,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9" ]'
+# Both modes reported (with temperature scaling too): p0.. the rescaled
+# probabilities, then the rescaled logits and the plain probabilities and logits.
+check '[ "$(head -n 1 "$WORK/pred.csv")" = "index,label,$(for b in p rescaled_logit plain_p plain_logit; do for c in 0 1 2 3 4 5 6 7 8 9; do printf "%s%s," $b $c; done; done | sed "s/,\$//")" ]'
 check '[ "$(wc -l < "$WORK/pred.csv")" = 10001 ]'
 "$BIN" eval "$RUN" --reliability "$WORK/rel.png" > /dev/null || fail "eval --reliability png failed"
 check '[ "$(head -c 8 "$WORK/rel.png" | od -An -tx1 | tr -d " \n")" = 89504e470d0a1a0a ]'
@@ -95,10 +97,32 @@ expect_status 1 "loss became" -- train --epochs 1 --lr 1000 --schedule constant 
 
 # runs lists the run directories with their final metrics.
 "$BIN" runs "$WORK" --json > "$WORK/runs.json" || fail "runs failed"
-check '[ "$(json_get "$WORK/runs.json" "[r[\"status\"] for r in j if r[\"run\"] == \"run\"][0]")" = done ]'
+# (300 steps of 2 epochs: stopped by --max-steps, not done)
+check '[ "$(json_get "$WORK/runs.json" "[r[\"status\"] for r in j if r[\"run\"] == \"run\"][0]")" = stopped ]'
+check '[ "$(json_get "$RUN/result.json" "(j[\"complete\"], j[\"stopped_by\"], j[\"steps\"])")" = "(False, '"'max_steps'"', 300)" ]'
 check '[ "$(json_get "$WORK/runs.json" "[r[\"test\"][\"plain\"][\"accuracy\"] for r in j if r[\"run\"] == \"run\"][0]")" = "$acc" ]'
 check '"$BIN" runs "$WORK" | grep -q "a=1 batch/perm"'
 expect_status 1 "No such file or directory" -- runs "$WORK/absent"
+# done: every epoch trained (a step limit at or past the end changes nothing);
+# stopped: --max-steps ended it early; a result.json from before "complete"
+# was written is judged by the epochs its log holds.
+python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/tiny" 8 64 16 5 || fail "could not write the tiny dataset"
+tiny=(--data "idx:$WORK/tiny" --model logreg --batch-size 16 --threads 1 --no-tensorboard)
+"$BIN" train "${tiny[@]}" --epochs 2 --out "$WORK/status/full" > /dev/null 2>&1 || fail "full run failed"
+"$BIN" train "${tiny[@]}" --epochs 2 --max-steps 8 --out "$WORK/status/exact" > /dev/null 2>&1 || fail "exact run failed"
+"$BIN" train "${tiny[@]}" --epochs 2 --max-steps 6 --out "$WORK/status/short" > /dev/null 2>&1 || fail "short run failed"
+"$BIN" train "${tiny[@]}" --epochs 2 --max-steps 3 --out "$WORK/status/old" > /dev/null 2>&1 || fail "old run failed"
+python3 - "$WORK/status/old/result.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ("complete", "stopped_by", "steps"):
+    del j[k]
+json.dump(j, open(sys.argv[1], "w"))
+PY
+"$BIN" runs "$WORK/status" --json > "$WORK/status.json" || fail "runs failed"
+check '[ "$(json_get "$WORK/status.json" "sorted((r[\"run\"], r[\"status\"]) for r in j)")" = "[('"'exact'"', '"'done'"'), ('"'full'"', '"'done'"'), ('"'old'"', '"'stopped'"'), ('"'short'"', '"'stopped'"')]" ]'
+check '[ "$(json_get "$WORK/status/full/result.json" "(j[\"complete\"], j[\"steps\"], \"stopped_by\" in j)")" = "(True, 8, False)" ]'
+check '"$BIN" runs "$WORK/status" | grep -Eq "^short +stopped "'
 
 # theta --json carries every field.
 "$BIN" theta --alpha 1 --json > "$WORK/theta.json"

@@ -361,7 +361,8 @@ static void test_arguments(void)
     char dir[64];
     CHECK_FAILS(mx_data_resolve("cifar10:", dir, sizeof dir), MX_ERR_ARG, "empty path");
     CHECK_FAILS(mx_data_resolve("cifar100:", dir, sizeof dir), MX_ERR_ARG, "empty path");
-    CHECK_FAILS(mx_data_resolve("cifar:x", dir, sizeof dir), MX_ERR_ARG, "cifar10:DIR, cifar100:DIR");
+    CHECK_FAILS(mx_data_resolve("cifar:x", dir, sizeof dir), MX_ERR_ARG, "cifar10:DIR|cifar100:DIR");
+    CHECK(!strcmp(mx_data_source_forms(), "fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR"));
     CHECK_OK(mx_data_resolve("cifar100:rel/dir", dir, sizeof dir));
     CHECK(!strcmp(dir, "rel/dir"));
     CHECK_FAILS(mx_data_load("cifar10:x", "test", &ds), MX_ERR_IO, "data directory x");

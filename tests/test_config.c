@@ -357,6 +357,14 @@ static void test_docs_list_the_table(void)
                      s->flag ? "`" : "");
         CHECK(strstr(doc, row) != NULL);
         if (!strstr(doc, row)) fprintf(stderr, "  docs/formats.md lacks the row starting \"%s\"\n", row);
+        if (s->alias && strstr(doc, row)) {
+            /* The alias in the row's notes. */
+            char alias[96];
+            snprintf(alias, sizeof alias, "alias `%s%s`", strlen(s->alias) == 1 ? "-" : "--", s->alias);
+            const char *at = strstr(doc, row), *end = strchr(at, '\n');
+            const char *found = strstr(at, alias);
+            CHECK(found && end && found < end);
+        }
     }
 }
 
@@ -443,6 +451,47 @@ static void test_mixing_of_a_config(void)
     CHECK(mx_train_config_from_json("{\"cutmix_minmax\": \"0.9,0.1\"}", &back) == MX_ERR_FORMAT);
 }
 
+/* Aliases (timm's names): each names one setting, is no other setting's flag
+ * or alias, sets what the flag sets, and is never a stored key. */
+static void test_aliases(void)
+{
+    const mx_setting *table;
+    size_t count = mx_settings(&table), aliases = 0;
+    for (size_t i = 0; i < count; i++) {
+        const mx_setting *s = &table[i];
+        if (!s->alias) continue;
+        aliases++;
+        CHECK(s->flag != NULL);
+        CHECK(mx_setting_by_flag(s->alias) == s);
+        CHECK(!strcmp(mx_train_flag_canonical(s->alias), s->flag));
+        CHECK(mx_setting_by_key(s->alias) == NULL);
+        for (size_t k = 0; k < count; k++) {
+            CHECK(!table[k].flag || strcmp(table[k].flag, s->alias));
+            CHECK(k == i || !table[k].alias || strcmp(table[k].alias, s->alias));
+        }
+    }
+    CHECK(aliases == 8);
+    CHECK(mx_train_flag_canonical("no-such-flag") == NULL);
+    mx_train_config a, b;
+    mx_train_config_default(&a);
+    mx_train_config_default(&b);
+    CHECK_OK(mx_train_config_set(&a, "mixup", "0.3"));
+    CHECK_OK(mx_train_config_set(&b, "mixup-alpha", "0.3"));
+    CHECK_OK(mx_train_config_set(&a, "b", "64"));
+    CHECK_OK(mx_train_config_set(&b, "batch-size", "64"));
+    CHECK_OK(mx_train_config_set(&a, "sched", "step:2,4"));
+    CHECK_OK(mx_train_config_set(&b, "schedule", "step:2,4"));
+    CHECK(a.mixup.alpha == 0.3 && a.batch_size == 64 && !strcmp(a.schedule, "step:2,4"));
+    char *ja = mx_train_config_to_json(&a), *jb = mx_train_config_to_json(&b);
+    CHECK(ja && jb && !strcmp(ja, jb));
+    CHECK(ja && !strstr(ja, "\"sched\"") && !strstr(ja, "\"b\"") && !strstr(ja, "\"mixup\""));
+    free(ja);
+    free(jb);
+    /* A refused value names the alias as typed. */
+    CHECK(mx_train_config_set(&a, "b", "0") == MX_ERR_ARG && strstr(mx_error_message(), "-b must be"));
+    CHECK(mx_train_config_set(&a, "smoothing", "2") == MX_ERR_ARG && strstr(mx_error_message(), "--smoothing must be"));
+}
+
 int main(void)
 {
     test_flag_table();
@@ -454,5 +503,6 @@ int main(void)
     test_stored_cross_checks();
     test_flag_numbers();
     test_docs_list_the_table();
+    test_aliases();
     CHECK_DONE();
 }

@@ -156,6 +156,40 @@ static void test_npy(void)
     free(wide);
 }
 
+/* Several blocks of columns: named in the CSV header in order, side by side
+ * in the .npy's rows; bad names and counts refused. */
+static void test_blocks(void)
+{
+    const float a[] = {0.5f, 0.5f, 0.25f, 0.75f}, b[] = {-1.5f, 2.0f, 3.0f, 0.0f};
+    const int32_t labels[] = {1, 0};
+    const mx_prediction_block blocks[] = {{"p", a}, {"plain_logit", b}};
+    CHECK_OK(mx_predictions_write_blocks(in_dir("b.csv"), blocks, 2, labels, 2, 2));
+    size_t size;
+    char *text = read_file(in_dir("b.csv"), &size);
+    const char *expected = "index,label,p0,p1,plain_logit0,plain_logit1\n"
+                           "0,1,0.5,0.5,-1.5,2\n"
+                           "1,0,0.25,0.75,3,0\n";
+    CHECK(text && strcmp(text, expected) == 0);
+    if (text && strcmp(text, expected) != 0) fprintf(stderr, "got:\n%s", text);
+    free(text);
+    CHECK_OK(mx_predictions_write_blocks(in_dir("b.npy"), blocks, 2, labels, 2, 2));
+    unsigned char *d = (unsigned char *)read_file(in_dir("b.npy"), &size);
+    size_t start = d ? check_npy_header(d, size, 2, 6) : 0;
+    CHECK(start > 0);
+    if (start) {
+        const float want[] = {0, 1, 0.5f, 0.5f, -1.5f, 2.0f, 1, 0, 0.25f, 0.75f, 3.0f, 0.0f};
+        int wrong = 0;
+        for (size_t k = 0; k < 12; k++) wrong += f32_at(d + start + 4 * k) != want[k];
+        CHECK(wrong == 0);
+    }
+    free(d);
+    const mx_prediction_block bad[] = {{"p,0", a}, {"", a}, {NULL, a}, {"x y", a}};
+    for (size_t k = 0; k < 4; k++) CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), &bad[k], 1, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), blocks, 0, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), blocks, MX_PREDICTION_MAX_BLOCKS + 1, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(access(in_dir("bad.csv"), F_OK) != 0);
+}
+
 static void test_errors(void)
 {
     const float probs[] = {0.5f, 0.5f};
@@ -179,7 +213,7 @@ static void test_errors(void)
 
 static void remove_temp_dir(void)
 {
-    static const char *names[] = {"p.csv", "upper.CSV", "p.npy", "empty.npy", "wide.npy"};
+    static const char *names[] = {"p.csv", "upper.CSV", "p.npy", "empty.npy", "wide.npy", "b.csv", "b.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(in_dir(names[i]));
     CHECK(rmdir(dir) == 0);
 }
@@ -189,6 +223,7 @@ int main(void)
     make_temp_dir();
     test_csv();
     test_npy();
+    test_blocks();
     test_errors();
     remove_temp_dir();
     CHECK_DONE();

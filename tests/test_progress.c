@@ -48,6 +48,33 @@ static void test_forms(void)
     CHECK(n == strlen(small) && n < sizeof small);
 }
 
+/* The end-of-epoch evaluation's line: counts with thousands separators, the
+ * ETA while it fits (and once it is known), never as wide as the terminal. */
+static void test_eval_line(void)
+{
+    char line[512];
+    mx_progress_format_eval(line, sizeof line, 80, "test", 3000, 10000, 4.2);
+    CHECK(!strcmp(line, "eval test 3,000/10,000  ETA 0:04"));
+    mx_progress_format_eval(line, sizeof line, 80, "val", 0, 1234567, -1);
+    CHECK(!strcmp(line, "eval val 0/1,234,567"));
+    mx_progress_format_eval(line, sizeof line, 80, "test", 999, 1000, 3725);
+    CHECK(!strcmp(line, "eval test 999/1,000  ETA 1:02:05"));
+    /* 32 characters with the ETA, 22 without. */
+    mx_progress_format_eval(line, sizeof line, 32, "test", 3000, 10000, 4.2);
+    CHECK(!strcmp(line, "eval test 3,000/10,000"));
+    mx_progress_format_eval(line, sizeof line, 10, "test", 3000, 10000, 4.2);
+    CHECK(!strcmp(line, "eval test"));
+    int fits = 1;
+    for (size_t width = 0; width <= 120; width++) {
+        size_t n = mx_progress_format_eval(line, sizeof line, width, "test", 3000, 10000, 4.2);
+        fits &= n == strlen(line) && (width == 0 ? n == 0 : n < width);
+    }
+    CHECK(fits);
+    char small[12];
+    size_t n = mx_progress_format_eval(small, sizeof small, 200, "test", 3000, 10000, 4.2);
+    CHECK(n == strlen(small) && n < sizeof small);
+}
+
 static void test_width_source(void)
 {
     /* Not a terminal here (ctest pipes stderr): $COLUMNS, else 80. */
@@ -64,6 +91,7 @@ int main(void)
 {
     test_every_width();
     test_forms();
+    test_eval_line();
     test_width_source();
     CHECK_DONE();
 }

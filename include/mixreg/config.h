@@ -93,6 +93,7 @@ typedef struct mx_setting mx_setting;
 
 struct mx_setting {
     const char *flag;        /* command line and experiment files, without "--"; NULL: JSON only */
+    const char *alias;       /* another name for the flag (timm's), or NULL; never stored */
     const char *key;         /* config.json / checkpoint key */
     mx_setting_type type;
     double min, max;         /* COUNT and NUMBER: the accepted range, inclusive */
@@ -111,6 +112,7 @@ struct mx_setting {
 
 /* The table, in the order config.json lists the keys. */
 size_t mx_settings(const mx_setting **table);
+/* By flag or alias (without dashes). */
 const mx_setting *mx_setting_by_flag(const char *flag);
 const mx_setting *mx_setting_by_key(const char *key);
 
@@ -120,6 +122,8 @@ const mx_setting *mx_setting_by_key(const char *key);
  * line, with the same message. */
 typedef enum { MX_FLAG_UNKNOWN = -1, MX_FLAG_SWITCH = 0, MX_FLAG_VALUE = 1 } mx_flag_kind;
 mx_flag_kind mx_train_flag_kind(const char *name);
+/* The setting's own flag for a flag or an alias ("mixup" -> "mixup-alpha"), NULL if unknown. */
+const char *mx_train_flag_canonical(const char *name);
 mx_status mx_train_config_set(mx_train_config *cfg, const char *name, const char *value);
 
 const char *mx_rescale_source_name(mx_rescale_source source);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "mixreg/data.h"
+#include "mixreg/evaluate.h"
 #include "mixreg/metrics.h"
 #include "mixreg/model.h"
 #include "mixreg/rescale.h"
@@ -53,5 +54,10 @@ mx_status mx_evaluate_logits_sharded(mx_model *model, const mx_dataset *ds, cons
  * this). Every rank must call it. */
 mx_status mx_evaluate_sharded(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
                               const mx_rescale_stats *stats, size_t bins, mx_metrics *plain, mx_metrics *rescaled);
+/* The same with progress reports (mixreg/evaluate.h): each rank's of its own
+ * shard, scaled to the whole (progress NULL: none). */
+mx_status mx_evaluate_sharded_reporting(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                                        const mx_rescale_stats *stats, size_t bins, mx_metrics *plain,
+                                        mx_metrics *rescaled, const mx_eval_progress *progress);
 
 #endif

@@ -8,6 +8,20 @@
 #include "mixreg/model.h"
 #include "mixreg/rescale.h"
 
+/* Told how far an evaluation has gone: report(ctx, 0, total) before the
+ * first batch, then after each batch with the samples done so far (a shard's
+ * progress scaled to the whole, sharded). For a progress line; called on the
+ * evaluating thread. */
+typedef struct {
+    void (*report)(void *ctx, size_t done, size_t total);
+    void *ctx;
+} mx_eval_progress;
+
+/* mx_evaluate with progress reports (progress NULL: none). */
+mx_status mx_evaluate_reporting(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                                const mx_rescale_stats *stats, size_t bins, mx_metrics *plain, mx_metrics *rescaled,
+                                const mx_eval_progress *progress);
+
 /* Fills *plain when plain is not NULL and *rescaled (using stats) when
  * rescaled is not NULL. Batches of the model's max batch size (a model
  * without buffers: MX_ERR_ARG). */

@@ -18,6 +18,13 @@
  *         label, columns 2.. the probabilities. Index and label are exact as
  *         float32 up to 2^24 = 16777216. numpy.load(path) reads it.
  *
+ * More than one block of C columns (mx_predictions_write_blocks) follow in
+ * the order given, each named by its prefix in the CSV header ("p0..",
+ * "plain_p0..", "plain_logit0.."); an .npy holds the same columns in the same
+ * order, shape (n, 2 + blocks x C). `mixreg eval --rescale both` writes
+ * p (the rescaled probabilities, as a one-block file), rescaled_logit,
+ * plain_p, plain_logit (docs/formats.md).
+ *
  * The file is written to a temporary file beside it and renamed into place,
  * so an existing file is replaced whole or not at all. */
 #ifndef MIXREG_PREDICTIONS_H
@@ -34,5 +41,20 @@
  * writes the header only (a CSV header line, an .npy of shape (0, C+2)). */
 mx_status mx_predictions_write(const char *path, const float *probs, const int32_t *labels, size_t n,
                                size_t num_classes);
+
+#define MX_PREDICTION_MAX_BLOCKS 8
+
+/* One block of num_classes columns: `name` is the CSV columns' prefix
+ * (letters, digits and '_', under 32 characters), values n x num_classes. */
+typedef struct {
+    const char *name;
+    const float *values;
+} mx_prediction_block;
+
+/* The general form: index, label, then the blocks in order (1 to
+ * MX_PREDICTION_MAX_BLOCKS; a bad name is MX_ERR_ARG). mx_predictions_write
+ * is the one block "p". */
+mx_status mx_predictions_write_blocks(const char *path, const mx_prediction_block *blocks, size_t count,
+                                      const int32_t *labels, size_t n, size_t num_classes);
 
 #endif

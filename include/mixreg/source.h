@@ -18,6 +18,11 @@
 #include "mixreg/data.h"
 #include "mixreg/error.h"
 
+/* Every form above, as help texts list them:
+ * "fashion-mnist|idx:DIR|cifar10:DIR|cifar100:DIR|folder:DIR|DIR", made
+ * from the list the parser reads. */
+const char *mx_data_source_forms(void);
+
 /* Writes the directory that spec names into dir (for every kind above).
  * MX_ERR_ARG for an unknown kind, an empty path or one longer than cap. */
 mx_status mx_data_resolve(const char *spec, char *dir, size_t cap);

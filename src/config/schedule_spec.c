@@ -45,5 +45,9 @@ mx_status mx_schedule_parse(const char *text, mx_schedule *out)
         out->kind = MX_SCHEDULE_STEP;
         return parse_milestones(text + 5, out);
     }
+    /* timm's step and multistep take their epochs from other flags; here they are part of the value. */
+    if (!strcmp(text, "step") || !strcmp(text, "multistep"))
+        return mx_error_set(MX_ERR_ARG, "--schedule: '%s' needs the epochs at which the rate drops tenfold: "
+                            "step:E1,E2,... (timm's multistep with --decay-milestones E1 E2 ...)", text);
     return mx_error_set(MX_ERR_ARG, "--schedule: unknown '%s' (expected constant, cosine or step:E1,E2,...)", text);
 }

@@ -12,11 +12,15 @@
 #include "mixreg/parse.h"
 
 #define FIELD(f) .offset = offsetof(mx_train_config, f), .width = sizeof(((mx_train_config *)0)->f)
-#define COUNT(flag_, key_, f, lo, hi) {.flag = flag_, .key = key_, .type = MX_SETTING_COUNT, .min = lo, .max = hi, FIELD(f)}
-#define NUMBER(flag_, key_, f, lo, hi) {.flag = flag_, .key = key_, .type = MX_SETTING_NUMBER, .min = lo, .max = hi, FIELD(f)}
-#define SWITCH(flag_, key_, f, inv) {.flag = flag_, .key = key_, .type = MX_SETTING_SWITCH, .inverted = inv, FIELD(f)}
-#define TEXT(flag_, key_, f, parse_, format_) \
-    {.flag = flag_, .key = key_, .type = MX_SETTING_TEXT, .parse = parse_, .format = format_, FIELD(f)}
+/* A row's trailing arguments are optional extra fields, e.g. `.alias = "mixup"`. */
+#define COUNT(flag_, key_, f, lo, hi, ...) \
+    {.flag = flag_, .key = key_, .type = MX_SETTING_COUNT, .min = lo, .max = hi, FIELD(f), __VA_ARGS__}
+#define NUMBER(flag_, key_, f, lo, hi, ...) \
+    {.flag = flag_, .key = key_, .type = MX_SETTING_NUMBER, .min = lo, .max = hi, FIELD(f), __VA_ARGS__}
+#define SWITCH(flag_, key_, f, inv, ...) \
+    {.flag = flag_, .key = key_, .type = MX_SETTING_SWITCH, .inverted = inv, FIELD(f), __VA_ARGS__}
+#define TEXT(flag_, key_, f, parse_, format_, ...) \
+    {.flag = flag_, .key = key_, .type = MX_SETTING_TEXT, .parse = parse_, .format = format_, FIELD(f), __VA_ARGS__}
 
 /* Step and log counters stay far below where products with a batch size
  * could overflow 64 bits. */
@@ -222,7 +226,10 @@ static mx_status set_normalize(const mx_setting *s, mx_train_config *cfg, const 
     return set_string(s, cfg, what, value);
 }
 
-/* In config.json's order. */
+/* In config.json's order. An alias is timm's name (train.py) for a setting
+ * that means the same there: accepted wherever the flag is (command line,
+ * experiment files), shown by train --help, never stored (config.json has the
+ * key). One letter is a short flag: -b. */
 static const mx_setting settings[] = {
     TEXT("data", "data", data, set_string, NULL),
     TEXT("model", "model", model.arch, set_model, NULL),
@@ -231,14 +238,14 @@ static const mx_setting settings[] = {
     TEXT("backend", "backend", model.backend, set_backend, format_backend),
     TEXT("precision", "precision", model.precision, set_precision, format_precision),
     COUNT("epochs", "epochs", epochs, 1, 100000),
-    COUNT("batch-size", "batch_size", batch_size, 1, 65536),
-    NUMBER("mixup-alpha", "mixup_alpha", mixup.alpha, 0, 1e6),
+    COUNT("batch-size", "batch_size", batch_size, 1, 65536, .alias = "b"),
+    NUMBER("mixup-alpha", "mixup_alpha", mixup.alpha, 0, 1e6, .alias = "mixup"),
     TEXT("mixup-mode", "mixup_mode", mixup.mode, set_mode, format_mode),
     TEXT("mixup-partner", "mixup_partner", mixup.partner, set_partner, format_partner),
     SWITCH("mixup-theta", "mixup_theta", mixup.theta_form, 0),
     SWITCH("mixup-only-labels", "mixup_inputs", mixup.mix_inputs, 1),
     SWITCH("mixup-only-inputs", "mixup_labels", mixup.mix_labels, 1),
-    NUMBER("label-smoothing", "label_smoothing", mixup.label_smoothing, 0, 0.999),
+    NUMBER("label-smoothing", "label_smoothing", mixup.label_smoothing, 0, 0.999, .alias = "smoothing"),
     NUMBER("lr", "lr", lr, 1e-12, 1e3),
     NUMBER("momentum", "momentum", momentum, 0, 0.999999),
     SWITCH("nesterov", "nesterov", nesterov, 0),
@@ -246,13 +253,14 @@ static const mx_setting settings[] = {
     NUMBER("weight-decay", "weight_decay", weight_decay, 0, 1),
     /* No field: the value is fixed. */
     {.key = "weight_decay_mode", .type = MX_SETTING_TEXT, .parse = set_weight_decay_mode, .format = format_weight_decay_mode},
-    TEXT("schedule", "schedule", schedule, set_schedule, NULL),
+    TEXT("schedule", "schedule", schedule, set_schedule, NULL, .alias = "sched"),
     NUMBER("warmup-epochs", "warmup_epochs", warmup_epochs, 0, 100000),
     COUNT("seed", "seed", seed, 0, MAX_SEED),
     {.flag = "threads", .key = "threads", .type = MX_SETTING_COUNT, .min = 1, .max = 1024, .unset_ok = 1, FIELD(threads)},
     {.flag = "max-steps", .key = "max_steps", .type = MX_SETTING_COUNT, .min = 1, .max = MAX_STEPS, .unset_ok = 1,
      FIELD(max_steps)},
-    {.flag = "out", .key = "out", .type = MX_SETTING_TEXT, .parse = set_string, .unset_ok = 1, FIELD(out)},
+    {.flag = "out", .alias = "output", .key = "out", .type = MX_SETTING_TEXT, .parse = set_string, .unset_ok = 1,
+     FIELD(out)},
     {.flag = "save-every", .key = "save_every", .type = MX_SETTING_COUNT, .min = 1, .max = MAX_STEPS,
      .parse = set_save_every, FIELD(save_every)},
     TEXT(NULL, "save_every_unit", save_every_steps, set_save_every_unit, format_save_every_unit),
@@ -269,9 +277,9 @@ static const mx_setting settings[] = {
     COUNT("workers", "workers", workers, 0, 64),
     COUNT("image-size", "image_size", image_size, 8, 4096),
     SWITCH("skip-bad-images", "skip_bad_images", skip_bad_images, 0),
-    NUMBER("cutmix-alpha", "cutmix_alpha", cutmix.alpha, 0, 1e6),
-    NUMBER("cutmix-switch-prob", "cutmix_switch_prob", cutmix.switch_prob, 0, 1),
-    NUMBER("mix-prob", "mix_prob", cutmix.prob, 0, 1),
+    NUMBER("cutmix-alpha", "cutmix_alpha", cutmix.alpha, 0, 1e6, .alias = "cutmix"),
+    NUMBER("cutmix-switch-prob", "cutmix_switch_prob", cutmix.switch_prob, 0, 1, .alias = "mixup-switch-prob"),
+    NUMBER("mix-prob", "mix_prob", cutmix.prob, 0, 1, .alias = "mixup-prob"),
     TEXT("cutmix-minmax", "cutmix_minmax", cutmix.minmax_lo, set_cutmix_minmax, format_cutmix_minmax),
     COUNT("mixup-off-epoch", "mixup_off_epoch", mixup_off_epoch, 0, 100000),
 };
@@ -286,7 +294,15 @@ const mx_setting *mx_setting_by_flag(const char *flag)
 {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (settings[i].flag && !strcmp(settings[i].flag, flag)) return &settings[i];
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (settings[i].alias && !strcmp(settings[i].alias, flag)) return &settings[i];
     return NULL;
+}
+
+const char *mx_train_flag_canonical(const char *name)
+{
+    const mx_setting *s = mx_setting_by_flag(name);
+    return s ? s->flag : NULL;
 }
 
 const mx_setting *mx_setting_by_key(const char *key)
@@ -366,7 +382,7 @@ mx_status mx_train_config_set(mx_train_config *cfg, const char *name, const char
     const mx_setting *s = mx_setting_by_flag(name);
     if (!s) return mx_error_set(MX_ERR_ARG, "unknown setting '%s'", name);
     char what[64];
-    snprintf(what, sizeof what, "--%s", name);
+    snprintf(what, sizeof what, "%s%s", strlen(name) == 1 ? "-" : "--", name);  /* as it was typed: -b, --mixup */
     int on = 1;
     if (s->type == MX_SETTING_SWITCH && value) {
         mx_status st = mx_parse_bool(what, value, &on);

@@ -11,31 +11,49 @@
 
 typedef enum { SOURCE_IDX, SOURCE_CIFAR10, SOURCE_CIFAR100, SOURCE_FOLDER } source_kind;
 
+/* The kinds of --data with a prefix: the one list the parser reads, and the
+ * one mx_data_source_forms prints, so help and parser cannot disagree. */
+static const struct {
+    const char *prefix;
+    source_kind kind;
+} prefixed[] = {
+    {"idx:", SOURCE_IDX},
+    {"cifar10:", SOURCE_CIFAR10},
+    {"cifar100:", SOURCE_CIFAR100},
+    {"folder:", SOURCE_FOLDER},
+};
+#define NUM_PREFIXED (sizeof prefixed / sizeof prefixed[0])
+
+const char *mx_data_source_forms(void)
+{
+    static char forms[256];
+    if (!forms[0]) {
+        /* fashion-mnist, the prefixed kinds with DIR, and a bare DIR (IDX files). */
+        size_t len = (size_t)snprintf(forms, sizeof forms, "fashion-mnist");
+        for (size_t i = 0; i < NUM_PREFIXED && len < sizeof forms; i++)
+            len += (size_t)snprintf(forms + len, sizeof forms - len, "|%sDIR", prefixed[i].prefix);
+        if (len < sizeof forms) snprintf(forms + len, sizeof forms - len, "|DIR");
+    }
+    return forms;
+}
+
 /* Splits spec into its kind and directory; fashion-mnist is an IDX directory. */
 static mx_status parse_spec(const char *spec, source_kind *kind, char *dir, size_t cap)
 {
     const char *path = spec;
     *kind = SOURCE_IDX;
+    size_t i = 0;
+    while (i < NUM_PREFIXED && strncmp(spec, prefixed[i].prefix, strlen(prefixed[i].prefix))) i++;
     if (!strcmp(spec, "fashion-mnist")) {
         /* Debian's dataset-fashion-mnist installs here; the variable lets tests and
          * users point elsewhere without a flag. */
         const char *env = getenv("MIXREG_FASHION_MNIST");
         path = env && *env ? env : FASHION_MNIST_DEFAULT_DIR;
-    } else if (!strncmp(spec, "idx:", 4)) {
-        path = spec + 4;
-    } else if (!strncmp(spec, "cifar10:", 8)) {
-        path = spec + 8;
-        *kind = SOURCE_CIFAR10;
-    } else if (!strncmp(spec, "cifar100:", 9)) {
-        path = spec + 9;
-        *kind = SOURCE_CIFAR100;
-    } else if (!strncmp(spec, "folder:", 7)) {
-        path = spec + 7;
-        *kind = SOURCE_FOLDER;
+    } else if (i < NUM_PREFIXED) {
+        path = spec + strlen(prefixed[i].prefix);
+        *kind = prefixed[i].kind;
     } else if (strchr(spec, ':') && !strchr(spec, '/')) {
-        return mx_error_set(MX_ERR_ARG,
-                            "--data: unknown kind in '%s' (expected fashion-mnist, idx:DIR, cifar10:DIR, "
-                            "cifar100:DIR, folder:DIR or DIR)", spec);
+        return mx_error_set(MX_ERR_ARG, "--data: unknown kind in '%s' (expected %s)", spec, mx_data_source_forms());
     }
     if (!*path) return mx_error_set(MX_ERR_ARG, "--data: empty path");
     if ((size_t)snprintf(dir, cap, "%s", path) >= cap) return mx_error_set(MX_ERR_ARG, "--data: path too long");

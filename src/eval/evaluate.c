@@ -49,6 +49,13 @@ static mx_status check_planned(const mx_model *model)
 mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz, const mx_rescale_stats *stats,
                       size_t bins, mx_metrics *plain, mx_metrics *rescaled)
 {
+    return mx_evaluate_reporting(model, ds, nz, stats, bins, plain, rescaled, NULL);
+}
+
+mx_status mx_evaluate_reporting(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                                const mx_rescale_stats *stats, size_t bins, mx_metrics *plain, mx_metrics *rescaled,
+                                const mx_eval_progress *progress)
+{
     const mx_model_spec *spec = mx_model_get_spec(model);
     size_t dim = mx_model_input_size(model), classes = spec->num_classes, batch = mx_model_max_batch(model);
     if (ds->channels * ds->height * ds->width != dim)
@@ -71,8 +78,10 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
     if (st == MX_OK) st = mx_metrics_init(&b.rescaled, bins, classes);
     if (st == MX_OK) st = mx_metrics_reserve(&b.plain, plain ? ds->n : 0);
     if (st == MX_OK) st = mx_metrics_reserve(&b.rescaled, rescaled ? ds->n : 0);
+    if (st == MX_OK && progress) progress->report(progress->ctx, 0, ds->n);
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
+        if (start && progress) progress->report(progress->ctx, start, ds->n);
         for (size_t i = 0; i < n; i++) b.index[i] = (uint32_t)(start + i);
         if ((st = mx_dataset_gather(ds, nz, b.index, n, b.x, b.labels)) != MX_OK) break;
         if (plain) {
@@ -84,6 +93,7 @@ mx_status mx_evaluate(mx_model *model, const mx_dataset *ds, const mx_normalizer
             mx_metrics_add_logits(&b.rescaled, b.logits, b.labels, n);
         }
     }
+    if (st == MX_OK && progress) progress->report(progress->ctx, ds->n, ds->n);
     if (st == MX_OK && plain) mx_metrics_finish(&b.plain, plain);
     if (st == MX_OK && rescaled) mx_metrics_finish(&b.rescaled, rescaled);
     free_buffers(&b);

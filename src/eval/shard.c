@@ -79,20 +79,25 @@ static mx_status agreed_batch(mx_model *model, size_t *batch)
  * `rescaled`, either may be NULL; labels too. */
 static mx_status shard_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
                               const mx_rescale_stats *stats, size_t batch, size_t start, size_t count, float *plain,
-                              float *rescaled, int32_t *labels)
+                              float *rescaled, int32_t *labels, const mx_eval_progress *progress)
 {
     size_t dim = mx_model_input_size(model), classes = mx_model_get_spec(model)->num_classes;
     mx_model_set_training(model, 0);
     float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
     uint32_t *index = malloc(batch * sizeof(uint32_t));
     mx_status st = (x && scratch && index) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
+    /* This shard's share of the way, as samples of the whole. */
+    const double scale = count ? (double)ds->n / (double)count : 0;
+    if (st == MX_OK && progress) progress->report(progress->ctx, 0, ds->n);
     for (size_t done = 0; st == MX_OK && done < count; done += batch) {
         size_t n = count - done < batch ? count - done : batch;
+        if (done && progress) progress->report(progress->ctx, (size_t)((double)done * scale), ds->n);
         for (size_t i = 0; i < n; i++) index[i] = (uint32_t)(start + done + i);
         if ((st = mx_dataset_gather(ds, nz, index, n, x, labels + done)) != MX_OK) break;
         if (plain) mx_predict_logits(model, NULL, x, n, scratch, plain + done * classes);
         if (rescaled) mx_predict_logits(model, stats, x, n, scratch, rescaled + done * classes);
     }
+    if (st == MX_OK && progress) progress->report(progress->ctx, ds->n, ds->n);
     free(x);
     free(scratch);
     free(index);
@@ -104,7 +109,7 @@ static mx_status shard_logits(mx_model *model, const mx_dataset *ds, const mx_no
  * arrays. want_plain / want_rescaled pick the predictions. */
 static mx_status sharded_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
                                 const mx_rescale_stats *stats, int want_plain, int want_rescaled, float *plain_all,
-                                float *rescaled_all, int32_t *labels_all)
+                                float *rescaled_all, int32_t *labels_all, const mx_eval_progress *progress)
 {
     size_t classes = mx_model_get_spec(model)->num_classes, start, count, batch = 0;
     mx_status st = agreed_batch(model, &batch);
@@ -116,7 +121,7 @@ static mx_status sharded_logits(mx_model *model, const mx_dataset *ds, const mx_
     st = ((plain || !want_plain) && (rescaled || !want_rescaled) && labels)
              ? MX_OK
              : mx_error_set(MX_ERR_NOMEM, "out of memory for %zu samples' logits", count);
-    if (st == MX_OK) st = shard_logits(model, ds, nz, stats, batch, start, count, plain, rescaled, labels);
+    if (st == MX_OK) st = shard_logits(model, ds, nz, stats, batch, start, count, plain, rescaled, labels, progress);
     st = mx_eval_agree(st);
     const int root = mx_dist_is_root();
     const size_t cap = root ? ds->n * classes : 0;
@@ -135,8 +140,8 @@ mx_status mx_evaluate_logits_sharded(mx_model *model, const mx_dataset *ds, cons
     if (mx_dist_size() == 1) return mx_evaluate_logits(model, ds, nz, stats, logits, labels);
     mx_status st = check_fits(model, ds);
     if (st != MX_OK) return st;
-    return stats ? sharded_logits(model, ds, nz, stats, 0, 1, NULL, logits, labels)
-                 : sharded_logits(model, ds, nz, NULL, 1, 0, logits, NULL, labels);
+    return stats ? sharded_logits(model, ds, nz, stats, 0, 1, NULL, logits, labels, NULL)
+                 : sharded_logits(model, ds, nz, NULL, 1, 0, logits, NULL, labels, NULL);
 }
 
 /* Rank 0's metrics from the gathered logits, as mx_evaluate accumulates them
@@ -158,7 +163,14 @@ static mx_status metrics_of(const float *logits, const int32_t *labels, size_t n
 mx_status mx_evaluate_sharded(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
                               const mx_rescale_stats *stats, size_t bins, mx_metrics *plain, mx_metrics *rescaled)
 {
-    if (mx_dist_size() == 1) return mx_evaluate(model, ds, nz, stats, bins, plain, rescaled);
+    return mx_evaluate_sharded_reporting(model, ds, nz, stats, bins, plain, rescaled, NULL);
+}
+
+mx_status mx_evaluate_sharded_reporting(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
+                                        const mx_rescale_stats *stats, size_t bins, mx_metrics *plain,
+                                        mx_metrics *rescaled, const mx_eval_progress *progress)
+{
+    if (mx_dist_size() == 1) return mx_evaluate_reporting(model, ds, nz, stats, bins, plain, rescaled, progress);
     mx_status st = check_fits(model, ds);
     if (st == MX_OK && rescaled && !stats) st = mx_error_set(MX_ERR_ARG, "rescaled evaluation needs rescale statistics");
     if (st != MX_OK) return st;
@@ -175,7 +187,8 @@ mx_status mx_evaluate_sharded(mx_model *model, const mx_dataset *ds, const mx_no
     }
     st = mx_eval_agree(st);
     if (st == MX_OK)
-        st = sharded_logits(model, ds, nz, stats, plain != NULL, rescaled != NULL, plain_all, rescaled_all, labels_all);
+        st = sharded_logits(model, ds, nz, stats, plain != NULL, rescaled != NULL, plain_all, rescaled_all, labels_all,
+                            progress);
     if (st == MX_OK && root && plain) st = metrics_of(plain_all, labels_all, ds->n, classes, bins, plain);
     if (st == MX_OK && root && rescaled) st = metrics_of(rescaled_all, labels_all, ds->n, classes, bins, rescaled);
     free(plain_all);

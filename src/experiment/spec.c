@@ -105,9 +105,13 @@ static mx_status parse_setting(parse_state *p, section *sec, size_t line, char *
     char *eq = strchr(text, '=');
     if (!eq) return mx_error_set(MX_ERR_ARG, "%s:%zu: expected 'key = value' or '[method]'", p->path, line);
     *eq = '\0';
-    char *key = trim(text), *value = trim(eq + 1);
+    const char *key = trim(text);
+    char *value = trim(eq + 1);
     if (!*key || strlen(key) >= sizeof sec->settings[0].key)
         return mx_error_set(MX_ERR_ARG, "%s:%zu: missing or over-long key", p->path, line);
+    /* An alias (timm's name) stands for the setting's own flag, so a setting
+     * has one name in the grid, in run names and in "set twice". */
+    if (!experiment_key(key) && mx_train_flag_canonical(key)) key = mx_train_flag_canonical(key);
     if (!strcmp(key, "out") || !strcmp(key, "resume"))
         return mx_error_set(MX_ERR_ARG, "%s:%zu: '%s' is set by the experiment runner, not the file", p->path, line, key);
     if (!experiment_key(key) && mx_train_flag_kind(key) == MX_FLAG_UNKNOWN)

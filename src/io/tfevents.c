@@ -51,7 +51,7 @@ typedef struct {
 
 static void put_bytes(pbuf *b, const void *p, size_t n)
 {
-    if (b->failed) return;
+    if (b->failed || n == 0) return; /* an empty message has no bytes (and may have no buffer) */
     if (b->size + n > b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 256;
         while (cap < b->size + n) cap *= 2;
@@ -215,6 +215,60 @@ mx_status mx_tfevents_histogram(mx_tfevents *w, const char *tag, int64_t step, d
     free(packed_limits.data);
     free(packed_counts.data);
     free(v.data);
+    return st;
+}
+
+/* Field numbers of the messages mx_tfevents_hparams writes. */
+enum {
+    VALUE_TAG = 1, VALUE_TENSOR = 8, VALUE_METADATA = 9,              /* Summary.Value */
+    METADATA_PLUGIN_DATA = 1, METADATA_DATA_CLASS = 4,               /* SummaryMetadata */
+    PLUGIN_NAME = 1, PLUGIN_CONTENT = 2,                             /* SummaryMetadata.PluginData */
+    DATA_CLASS_TENSOR = 2,
+    TENSOR_DTYPE = 1, TENSOR_SHAPE = 2, SHAPE_DIM = 2, DT_FLOAT = 1, /* TensorProto, TensorShapeProto */
+    HPARAMS_SESSION_START_INFO = 3,                                  /* HParamsPluginData (version 1 = 0: omitted) */
+    START_HPARAMS = 1, START_TIME_SECS = 5,                          /* SessionStartInfo */
+    ENTRY_KEY = 1, ENTRY_VALUE = 2,                                  /* a map<string, Value> entry */
+    PB_NUMBER = 2, PB_STRING = 3, PB_BOOL = 4                        /* google.protobuf.Value */
+};
+
+mx_status mx_tfevents_hparams(mx_tfevents *w, double wall_time, const mx_hparam *list, size_t count)
+{
+    pbuf start = {0}, content = {0}, plugin = {0}, metadata = {0}, shape = {0}, dim = {0}, tensor = {0}, v = {0};
+    for (size_t i = 0; i < count; i++) {
+        pbuf value = {0}, entry = {0};
+        if (list[i].kind == MX_HPARAM_NUMBER) {
+            put_double(&value, PB_NUMBER, list[i].number);
+        } else if (list[i].kind == MX_HPARAM_BOOL) {
+            put_key(&value, PB_BOOL, 0);
+            put_varint(&value, list[i].on ? 1 : 0);
+        } else {
+            put_string(&value, PB_STRING, list[i].text ? list[i].text : "");
+        }
+        put_string(&entry, ENTRY_KEY, list[i].name);
+        put_message(&entry, ENTRY_VALUE, &value);
+        put_message(&start, START_HPARAMS, &entry);
+        free(value.data);
+        free(entry.data);
+    }
+    put_double(&start, START_TIME_SECS, wall_time);
+    put_message(&content, HPARAMS_SESSION_START_INFO, &start);
+    put_string(&plugin, PLUGIN_NAME, "hparams");
+    put_message(&plugin, PLUGIN_CONTENT, &content);
+    put_message(&metadata, METADATA_PLUGIN_DATA, &plugin);
+    put_key(&metadata, METADATA_DATA_CLASS, 0);
+    put_varint(&metadata, DATA_CLASS_TENSOR);
+    /* The empty float vector TensorBoard stores with metadata-only summaries:
+     * shape (0,), a dim whose size 0 is the default and so omitted. */
+    put_message(&shape, SHAPE_DIM, &dim);
+    put_key(&tensor, TENSOR_DTYPE, 0);
+    put_varint(&tensor, DT_FLOAT);
+    put_message(&tensor, TENSOR_SHAPE, &shape);
+    put_string(&v, VALUE_TAG, "_hparams_/session_start_info");
+    put_message(&v, VALUE_TENSOR, &tensor);
+    put_message(&v, VALUE_METADATA, &metadata);
+    mx_status st = write_value_event(w, 0, wall_time, &v);
+    pbuf *all[] = {&start, &content, &plugin, &metadata, &shape, &dim, &tensor, &v};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->data);
     return st;
 }
 

@@ -120,6 +120,60 @@ void mx_progress_step(mx_progress *p, size_t epoch, size_t step_in_epoch, size_t
     fflush(stderr);
 }
 
+/* 10000 as "10,000". */
+static void format_count(size_t v, char *buf, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%zu", v);
+    size_t out = 0;
+    for (int i = 0; i < n && out + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0) buf[out++] = ',';
+        buf[out++] = digits[i];
+    }
+    buf[out] = '\0';
+}
+
+size_t mx_progress_format_eval(char *buf, size_t cap, size_t width, const char *what, size_t done, size_t total,
+                               double eta_seconds)
+{
+    if (!cap) return 0;
+    buf[0] = '\0';
+    if (width < 2) return 0;
+    const size_t limit = width - 1;
+    char d[40], t[40], eta[32] = "";
+    format_count(done, d, sizeof d);
+    format_count(total, t, sizeof t);
+    if (eta_seconds >= 0) {
+        char duration[24];
+        format_duration(eta_seconds, duration, sizeof duration);
+        snprintf(eta, sizeof eta, "  ETA %s", duration);
+    }
+    for (int with_eta = 1; with_eta >= 0; with_eta--) {
+        int n = snprintf(buf, cap, "eval %s %s/%s%s", what, d, t, with_eta ? eta : "");
+        if (n >= 0 && (size_t)n <= limit && (size_t)n < cap) return (size_t)n;
+    }
+    size_t n = strlen(buf);
+    if (n > limit) n = limit;
+    if (n >= cap) n = cap - 1;
+    buf[n] = '\0';
+    return n;
+}
+
+void mx_progress_eval(mx_progress *p, const char *what, size_t done, size_t total)
+{
+    if (p->quiet || !p->tty) return;
+    double now = mx_now_seconds();
+    if (done == 0) p->eval_start = now;
+    else if (now - p->last_draw < TTY_INTERVAL_S) return;
+    p->last_draw = now;
+    double elapsed = now - p->eval_start;
+    double eta = done && done <= total ? elapsed * (double)(total - done) / (double)done : -1;
+    char line[MAX_LINE];
+    mx_progress_format_eval(line, sizeof line, mx_progress_width(), what, done, total, eta);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
 void mx_progress_line(mx_progress *p, const char *line)
 {
     if (p->quiet) return;

@@ -28,6 +28,7 @@
 #include "mixreg/theta.h"
 #include "mixreg/train.h"
 #include "train/dist_state.h"
+#include "train/hparams.h"
 #include "train/progress.h"
 
 
@@ -131,15 +132,18 @@ static mx_status open_events(trainer *t)
     return st == MX_OK ? mx_tfevents_open(dir, &t->events) : st;
 }
 
-/* Scalars "<prefix>/accuracy" etc. for one evaluation mode. */
+/* Scalars "<prefix>/accuracy" etc. for one evaluation mode: those log.jsonl
+ * has, top5 only with more than 5 classes (where it says something) and the
+ * adaptive ECE only when it was computed. */
 static mx_status events_metrics(trainer *t, const char *prefix, const mx_metrics *m)
 {
-    const char *names[5] = {"accuracy", "nll", "ece", "mce", "brier"};
-    double values[5] = {m->accuracy, m->nll, m->ece, m->mce, m->brier};
+    const char *names[7] = {"accuracy", "nll", "ece", "mce", "brier", "top5", "ece_adaptive"};
+    double values[7] = {m->accuracy, m->nll, m->ece, m->mce, m->brier, m->top5, m->ece_adaptive};
     double now = wall_clock();
     char tag[128];
     mx_status st = MX_OK;
-    for (int k = 0; k < 5 && st == MX_OK; k++) {
+    for (int k = 0; k < 7 && st == MX_OK; k++) {
+        if ((k == 5 && m->top5 < 0) || (k == 6 && !isfinite(m->ece_adaptive))) continue;
         snprintf(tag, sizeof tag, "%s/%s", prefix, names[k]);
         st = mx_tfevents_scalar(t->events, tag, (int64_t)t->run.step, now, values[k]);
     }
@@ -389,6 +393,18 @@ static mx_status trim_log(const char *path, size_t step)
     return st;
 }
 
+/* The evaluation's progress on the bar's line (mx_progress_eval). */
+typedef struct {
+    mx_progress *progress;
+    const char *what;
+} eval_line;
+
+static void report_eval(void *ctx, size_t done, size_t total)
+{
+    eval_line *line = ctx;
+    mx_progress_eval(line->progress, line->what, done, total);
+}
+
 static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double lr, mx_train_result *result)
 {
     const mx_train_config *cfg = &t->run.config;
@@ -397,16 +413,18 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
      * them (mixreg/eval_shard.h), so N processes take about 1/N of the time. */
     mx_status st = sync_running_stats(t);
     if (st != MX_OK) return st;
-    st = mx_evaluate_sharded(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &result->plain,
-                     &result->rescaled);
+    eval_line test_line = {&t->progress, "test"}, val_line = {&t->progress, "val"};
+    const mx_eval_progress test_progress = {report_eval, &test_line}, val_progress = {report_eval, &val_line};
+    st = mx_evaluate_sharded_reporting(t->run.model, t->test, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS,
+                                       &result->plain, &result->rescaled, &test_progress);
     if (st != MX_OK) return mx_error_wrap(st, "evaluating the test set");
     char plain[256], rescaled[256], val[600] = "", line[2048];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
     mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
     mx_metrics val_plain, val_rescaled;
     if (t->val.n) {
-        st = mx_evaluate_sharded(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale, MX_DEFAULT_ECE_BINS, &val_plain,
-                         &val_rescaled);
+        st = mx_evaluate_sharded_reporting(t->run.model, &t->val, &t->run.normalizer, &t->run.rescale,
+                                           MX_DEFAULT_ECE_BINS, &val_plain, &val_rescaled, &val_progress);
         if (st != MX_OK) return mx_error_wrap(st, "evaluating the validation split");
         char vp[256], vr[256];
         mx_metrics_format_json(&val_plain, vp, sizeof vp);
@@ -557,8 +575,14 @@ static mx_status finish(trainer *t, mx_train_result *result)
     char plain[256], rescaled[256], json[1024], path[MX_PATH_MAX + 32];
     mx_metrics_format_json(&result->plain, plain, sizeof plain);
     mx_metrics_format_json(&result->rescaled, rescaled, sizeof rescaled);
-    int len = snprintf(json, sizeof json, "{\"plain\": %s, \"rescaled\": %s, \"processes\": %d}\n", plain, rescaled,
-                       t->ranks);
+    /* Stopped by --max-steps before the last epoch's end: a result, not the
+     * configured run's (mixreg runs shows it as stopped). */
+    const mx_train_config *cfg = &t->run.config;
+    int complete = t->run.step >= cfg->epochs * t->steps_per_epoch;
+    int len = snprintf(json, sizeof json,
+                       "{\"plain\": %s, \"rescaled\": %s, \"processes\": %d, \"steps\": %zu, \"complete\": %s%s}\n",
+                       plain, rescaled, t->ranks, t->run.step, complete ? "true" : "false",
+                       complete ? "" : ", \"stopped_by\": \"max_steps\"");
     snprintf(path, sizeof path, "%s/result.json", t->run.config.out);
     return mx_file_write_atomic(path, json, (size_t)len);
 }
@@ -644,6 +668,8 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
     if (st == MX_OK && t.root) st = claim_fresh_run_dir(&t);
     if (st == MX_OK && t.root) st = write_config(cfg);
     if (st == MX_OK && t.root) st = open_events(&t);
+    /* Once, at the start: a resume continues the same session. */
+    if (st == MX_OK && t.events) st = mx_train_events_hparams(t.events, cfg, t.ranks, wall_clock());
     st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
