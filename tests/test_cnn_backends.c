@@ -24,7 +24,7 @@
 #include "mixreg/run.h"
 #include "mixreg/step.h"
 #include "mixreg/train.h"
-#include "nn/cnn_internal.h"
+#include "nn/cnn_cpu.h"
 #include "nn/winograd.h"
 
 /* The tolerance between the backends: every entry within RTOL (GRAD_RTOL for
@@ -141,7 +141,7 @@ static size_t relu_flips(mx_model *a, mx_model *b, size_t n)
         if (tb->shared >= 0 && nd->op == CNN_BN) {
             again = malloc(n * tb->size * sizeof *again);
             if (!again) return 1;
-            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, gb->nodes[k].affine, 1, again);
+            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, cnn_cpu_node_of(gb, k)->affine, 1, again);
             data_b = again;
         }
         for (size_t s = 0; s < n; s++)
@@ -171,9 +171,10 @@ static size_t winograd_convs(mx_model *m)
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     size_t count = 0;
     for (size_t s = 0; s < CNN_PLAN_SETS; s++) {
-        if (g->plans[s].n != mx_model_max_batch(m)) continue;
+        const cnn_plan_set *set = &cnn_cpu_of(g)->plans[s];
+        if (set->n != mx_model_max_batch(m)) continue;
         for (size_t k = 0; k < g->num_nodes; k++)
-            if (g->plans[s].node[k].conv && strstr(mx_dnnl_conv2d_plan_impl(g->plans[s].node[k].conv, 0), "wino"))
+            if (set->node[k].conv && strstr(mx_dnnl_conv2d_plan_impl(set->node[k].conv, 0), "wino"))
                 count++;
     }
     return count;
@@ -637,7 +638,7 @@ static void test_mlp(void)
                           .backend = (mx_backend)7};
     mx_model *m = NULL;
     CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
-    CHECK(strstr(mx_error_message(), "ref or cpu") != NULL);
+    CHECK(strstr(mx_error_message(), "ref, cpu or cuda") != NULL);
 }
 
 /* mx_model_predict against the eval-mode forward on the cpu backend (its
@@ -691,7 +692,8 @@ static void test_predict(void)
         size_t folded = 0, summed = 0, wino = 0;
         const cnn_graph *g = ((const struct mx_model *)m)->impl;
         for (size_t j = 0; j < g->num_nodes; j++)
-            folded += g->nodes[j].fold_bn >= 0, summed += g->nodes[j].fold_add >= 0, wino += g->nodes[j].wino;
+            folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
+                wino += cnn_cpu_node_of(g, j)->wino;
         CHECK((folded > 0) == cases[k].folds_bn);
         CHECK((summed > 0) == cases[k].fuses_add);
         CHECK((wino > 0) == (cases[k].winograd && mx_wino_available()));

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "nn/cnn_cpu_simd.h"
-#include "nn/cnn_internal.h"
+#include "nn/cnn_cpu.h"
 
 /* ---- nChw16c kernels --------------------------------------------------------
  * Element (s, c, p) of a tensor of C channels (a multiple of 16) and hw per

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "nn/cnn_cpu_simd.h"
-#include "nn/cnn_internal.h"
+#include "nn/cnn_cpu.h"
 
 /* ---- the cpu backend's own kernels ------------------------------------------
  * OpenMP-threaded and vectorised (#pragma omp simd), where the reference

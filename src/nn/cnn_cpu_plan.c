@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/cnn_internal.h"
+#include "nn/cnn_cpu.h"
 #include "nn/winograd.h"
 
 static void free_set(cnn_graph *g, cnn_plan_set *s)
@@ -47,7 +47,8 @@ static void free_set(cnn_graph *g, cnn_plan_set *s)
     memset(s, 0, sizeof *s);
 }
 
-size_t cnn_cpu_bn_channels(const cnn_graph *g)
+/* The largest channel count a batch norm sees (for bn_partial). */
+static size_t bn_channels(const cnn_graph *g)
 {
     size_t most = 0;
     for (size_t k = 0; k < g->num_nodes; k++)
@@ -144,10 +145,10 @@ static size_t widest_conv(const cnn_graph *g)
     return most;
 }
 
-/* Whether cnn_predict runs convolution nd on mixreg's Winograd kernel
+/* Whether prediction runs convolution nd on mixreg's Winograd kernel
  * (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1 layers
  * between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
- * ResNets), which cnn_predict then runs in chunks of 32 samples (cnn_exec.c).
+ * ResNets), which prediction then runs in chunks of 32 samples (cnn_cpu_predict.c).
  * Measured here with bench/conv_bench at batch 32, 2 threads, forward ms
  * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
  * 16@28 0.14 / 0.23 / 0.20, 32@14 0.14 / 0.23 / 0.22, 64@7 0.17 / 0.23 / 0.18,
@@ -162,7 +163,7 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
            widest <= 64 && g->tensors[nd->in].blocked && g->tensors[out].blocked;
 }
 
-/* Which nodes cnn_predict fuses (see cnn_node): a convolution without its
+/* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
  * its output, that add too, when its output is nChw16c (the binary add
@@ -182,74 +183,82 @@ static mx_status plan_fusion(cnn_graph *g)
         readers[g->nodes[k].in]++;
         if (g->nodes[k].in2 >= 0) readers[g->nodes[k].in2]++;
     }
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
     for (size_t k = 0; k < g->num_nodes; k++) {
-        cnn_node *nd = &g->nodes[k];
-        nd->fold_bn = nd->fold_add = nd->sum_in = -1;
-        nd->fused = nd->wino = 0;
-        nd->pred_out = nd->out;
-        nd->pred_relu = nd->relu;
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        cn->fold_bn = cn->fold_add = cn->sum_in = -1;
+        cn->fused = cn->wino = 0;
+        cn->pred_out = nd->out;
+        cn->pred_relu = nd->relu;
     }
     size_t folded = 0;
     const size_t widest = widest_conv(g);
     for (size_t k = 0; k + 1 < g->num_nodes; k++) {
-        cnn_node *nd = &g->nodes[k], *bn = &g->nodes[k + 1];
+        const cnn_node *nd = &g->nodes[k], *bn = &g->nodes[k + 1];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         if (nd->op != CNN_CONV || nd->relu || bn->op != CNN_BN || bn->in != nd->out || readers[nd->out] != 1) continue;
-        nd->fold_bn = (int)k + 1;
-        nd->pred_out = bn->out;
-        nd->pred_relu = bn->relu;
-        bn->fused = 1;
+        cn->fold_bn = (int)k + 1;
+        cn->pred_out = bn->out;
+        cn->pred_relu = bn->relu;
+        cnn_cpu_node_of(g, k + 1)->fused = 1;
         size_t need = g->model->tensors[nd->weight].numel + nd->conv.out_channels;
         if (need > folded) folded = need;
         if (k + 2 >= g->num_nodes) continue;
-        cnn_node *add = &g->nodes[k + 2];
+        const cnn_node *add = &g->nodes[k + 2];
         /* oneDNN's Winograd kernels take no binary post-op; mixreg's own takes the add. */
         if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
             (winograd_suits(g, nd) && !winograd_inference_suits(g, nd, widest, add->out)))
             continue;
         if (add->in != bn->out && add->in2 != bn->out) continue;
-        nd->fold_add = (int)k + 2;
-        nd->sum_in = add->in == bn->out ? add->in2 : add->in;
-        nd->pred_out = add->out;
-        nd->pred_relu = add->relu;
-        add->fused = 1;
+        cn->fold_add = (int)k + 2;
+        cn->sum_in = add->in == bn->out ? add->in2 : add->in;
+        cn->pred_out = add->out;
+        cn->pred_relu = add->relu;
+        cnn_cpu_node_of(g, k + 2)->fused = 1;
     }
     free(readers);
     size_t wino_floats = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
-        cnn_node *nd = &g->nodes[k];
-        if (nd->op != CNN_CONV || !(nd->wino = winograd_inference_suits(g, nd, widest, nd->pred_out))) continue;
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        if (nd->op != CNN_CONV || !(cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out))) continue;
         if (mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
     }
-    if (folded && !(g->fold = malloc(folded * sizeof(float))))
+    if (folded && !(cs->fold = malloc(folded * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    if (wino_floats && !(g->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
+    if (wino_floats && !(cs->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* pred_cache: per fused convolution its folded weights and bias, then its
      * Winograd weights, each start 64-byte aligned. */
     size_t cache = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
-        cnn_node *nd = &g->nodes[k];
-        nd->pred_cache_at = nd->pred_cache_wino_at = CNN_NONE;
-        if (nd->op != CNN_CONV || (nd->fold_bn < 0 && !nd->wino)) continue;
-        nd->pred_cache_at = cache;
-        if (nd->fold_bn >= 0) {
-            nd->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
-            cache += nd->pred_cache_wino_at;
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        cn->pred_cache_at = cn->pred_cache_wino_at = CNN_NONE;
+        if (nd->op != CNN_CONV || (cn->fold_bn < 0 && !cn->wino)) continue;
+        cn->pred_cache_at = cache;
+        if (cn->fold_bn >= 0) {
+            cn->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
+            cache += cn->pred_cache_wino_at;
         }
-        if (nd->wino) cache += mx_wino_weight_floats(&nd->conv);
+        if (cn->wino) cache += mx_wino_weight_floats(&nd->conv);
     }
-    g->pred_chunked = wino_floats > 0; /* cnn_exec.c cnn_predict says why only these */
-    if (g->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
-        !(g->pred_cache = aligned_alloc(64, cache * sizeof(float))))
+    cs->pred_chunked = wino_floats > 0; /* cnn_cpu_predict.c says why only these */
+    if (cs->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
+        !(cs->pred_cache = aligned_alloc(64, cache * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    if (!g->pred_cache)
-        for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].pred_cache_at = CNN_NONE;
+    if (!cs->pred_cache)
+        for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
     return MX_OK;
 }
 
-static mx_status make_node_plan(cnn_graph *g, const cnn_node *nd, size_t n, int inference, cnn_node_plan *p)
+static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference, cnn_node_plan *p)
 {
-    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[inference ? nd->pred_out : nd->out];
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    mx_dnnl_context *dnnl = cnn_cpu_of(g)->dnnl;
+    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[inference ? cn->pred_out : nd->out];
     mx_status st = MX_OK;
     switch (nd->op) {
     case CNN_CONV: {
@@ -260,16 +269,16 @@ static mx_status make_node_plan(cnn_graph *g, const cnn_node *nd, size_t n, int 
                                       .dst_layout = out->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW};
         if (inference) {
             opt.inference_only = 1;
-            if (nd->fold_bn >= 0) opt.has_bias = 1;
-            opt.post_add = nd->fold_add >= 0;
-            opt.post_relu = nd->pred_relu;
+            if (cn->fold_bn >= 0) opt.has_bias = 1;
+            opt.post_add = cn->fold_add >= 0;
+            opt.post_relu = cn->pred_relu;
         }
         choose_conv_algorithm(g, nd, &opt);
-        st = mx_dnnl_conv2d_plan_create(g->dnnl, &nd->conv, n, &opt, &p->conv);
+        st = mx_dnnl_conv2d_plan_create(dnnl, &nd->conv, n, &opt, &p->conv);
         break;
     }
     case CNN_MAXPOOL:
-        st = mx_dnnl_pool2d_plan_create(g->dnnl, &nd->pool, n, MX_DNNL_POOL_MAX, 0, &p->pool);
+        st = mx_dnnl_pool2d_plan_create(dnnl, &nd->pool, n, MX_DNNL_POOL_MAX, 0, &p->pool);
         /* Its workspace (an index per output, u8 or s32) lives in the node's argmax buffer. */
         if (st == MX_OK && mx_dnnl_pool2d_workspace_bytes(p->pool) > n * out->size * sizeof(uint32_t)) {
             mx_dnnl_pool2d_plan_free(p->pool);
@@ -277,7 +286,7 @@ static mx_status make_node_plan(cnn_graph *g, const cnn_node *nd, size_t n, int 
         }
         break;
     case CNN_LINEAR:
-        st = mx_dnnl_linear_plan_create(g->dnnl, n, in->size, out->size, nd->bias != CNN_NONE, 0, &p->linear);
+        st = mx_dnnl_linear_plan_create(dnnl, n, in->size, out->size, nd->bias != CNN_NONE, 0, &p->linear);
         break;
     case CNN_BN:
     case CNN_ADD:
@@ -295,77 +304,108 @@ static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n, int inference
     s->n = n;
     s->inference = inference;
     for (size_t k = 0; k < g->num_nodes; k++) {
-        if (inference && (g->nodes[k].fused || g->nodes[k].wino)) continue;
-        mx_status st = make_node_plan(g, &g->nodes[k], n, inference, &s->node[k]);
+        if (inference && (cnn_cpu_node_of(g, k)->fused || cnn_cpu_node_of(g, k)->wino)) continue;
+        mx_status st = make_node_plan(g, k, n, inference, &s->node[k]);
         if (st != MX_OK) {
             free_set(g, s);
             return mx_error_wrap(st, "oneDNN plans for batch %zu (layer %zu)", n, k);
         }
     }
-    s->last_use = ++g->plan_clock;
+    s->last_use = ++cnn_cpu_of(g)->plan_clock;
     return MX_OK;
 }
 
-mx_status cnn_dnnl_init(cnn_graph *g)
+mx_status cnn_cpu_prepare(cnn_graph *g)
 {
+    cnn_cpu_graph *cs = calloc(1, sizeof *cs);
+    if (!cs) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    g->state = cs;
+    if (!(cs->node = calloc(g->num_nodes, sizeof *cs->node)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = &cs->node[k];
     mx_status st = assign_layouts(g);
     if (st == MX_OK) st = plan_fusion(g);
-    if (st == MX_OK) st = mx_dnnl_context_create(&g->dnnl);
+    if (st == MX_OK) st = mx_dnnl_context_create(&cs->dnnl);
     return st;
 }
 
-mx_status cnn_dnnl_plan(cnn_graph *g)
+void cnn_cpu_reserve(cnn_graph *g, mx_arena *arena, size_t B, int commit)
 {
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        if (g->nodes[k].op != CNN_BN) continue;
+        float *affine = mx_arena_alloc(arena, 3 * g->tensors[g->nodes[k].in].c * sizeof(float));
+        if (commit) cnn_cpu_node_of(g, k)->affine = affine;
+    }
+    double *partial = mx_arena_alloc(arena, (2 * B + 3) * bn_channels(g) * sizeof(double));
+    if (commit) cs->bn_partial = partial;
+}
+
+size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B)
+{
+    return cnn_cpu_of(g)->pred_chunked && B > CNN_PREDICT_CHUNK ? CNN_PREDICT_CHUNK : B;
+}
+
+mx_status cnn_cpu_plan(cnn_graph *g)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
     const size_t B = g->model->max_batch;
     /* Training: the max batch's set, made now so that a failure is reported
-     * now. Prediction makes its sets at first use (cnn_dnnl_plans), where one
+     * now. Prediction makes its sets at first use (cnn_cpu_plans), where one
      * that cannot be made (oneDNN refuses some fusions at some batch sizes)
      * runs unfused instead. */
-    mx_status st = g->predict_only ? MX_OK : make_set(g, &g->plans[0], B, 0);
+    mx_status st = g->predict_only ? MX_OK : make_set(g, &cs->plans[0], B, 0);
     /* bf16: each convolution keeps its input in bfloat16 from the forward for
      * the backward weights (one reorder a step fewer; sized for the max batch). */
     for (size_t k = 0; st == MX_OK && !g->predict_only && k < g->num_nodes; k++) {
-        const mx_dnnl_conv2d_plan *conv = g->plans[0].node[k].conv;
+        const mx_dnnl_conv2d_plan *conv = cs->plans[0].node[k].conv;
         const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
-        if (bytes && !(g->nodes[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+        if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
     const size_t logits = B * g->tensors[g->nodes[g->num_nodes - 1].out].size;
-    if (st == MX_OK && g->pred_chunked && !(g->pred_logits = malloc(logits * sizeof(float))))
+    if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))
         st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     return st;
 }
 
-void cnn_dnnl_drop_plans(cnn_graph *g)
+void cnn_cpu_unplan(cnn_graph *g)
 {
-    for (size_t k = 0; k < g->num_nodes; k++) {
-        free(g->nodes[k].x_bf16);
-        g->nodes[k].x_bf16 = NULL;
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs) return;
+    for (size_t k = 0; cs->node && k < g->num_nodes; k++) {
+        free(cs->node[k].x_bf16);
+        cs->node[k].x_bf16 = NULL;
     }
-    for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &g->plans[i]);
-    free(g->pred_logits);
-    g->pred_logits = NULL;
+    for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &cs->plans[i]);
+    free(cs->pred_logits);
+    cs->pred_logits = NULL;
 }
 
-void cnn_dnnl_free(cnn_graph *g)
+void cnn_cpu_release(cnn_graph *g)
 {
-    cnn_dnnl_drop_plans(g);
-    mx_dnnl_context_free(g->dnnl);
-    g->dnnl = NULL;
-    free(g->fold);
-    free(g->wino_u);
-    free(g->pred_cache);
-    g->fold = g->wino_u = g->pred_cache = NULL;
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs) return;
+    cnn_cpu_unplan(g);
+    mx_dnnl_context_free(cs->dnnl);
+    free(cs->fold);
+    free(cs->wino_u);
+    free(cs->pred_cache);
+    free(cs->node);
+    for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;
+    free(cs);
+    g->state = NULL;
 }
 
-const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
+const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference)
 {
-    if (!g->dnnl) return NULL;
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs || !cs->dnnl) return NULL;
     cnn_plan_set *victim = NULL;
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) {
-        cnn_plan_set *s = &g->plans[i];
+        cnn_plan_set *s = &cs->plans[i];
         if (s->n == n && s->inference == inference) {
-            s->last_use = ++g->plan_clock;
+            s->last_use = ++cs->plan_clock;
             return s->failed ? NULL : s;
         }
         /* Slot 0 (the max batch's training set) stays; an empty slot, else the least recently used. */
@@ -377,11 +417,11 @@ const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference)
     /* Remembered, so that later batches of this size do not make (and fail)
      * the same plans again, one call each. */
     victim->n = n, victim->inference = inference, victim->failed = 1;
-    victim->last_use = ++g->plan_clock;
-    if (!g->plan_warned) {
+    victim->last_use = ++cs->plan_clock;
+    if (!cs->plan_warned) {
         fprintf(stderr, "mixreg: %s; running that batch size %s\n", mx_error_message(),
                 inference ? "without the inference fusions" : "on the reference layers");
-        g->plan_warned = 1;
+        cs->plan_warned = 1;
     }
     return NULL;
 }
