@@ -760,6 +760,43 @@ static void test_memory_plan(void)
     }
 }
 
+/* The backend tables (cnn_backend.h): ref and cpu fill in every kernel (the
+ * executor calls them unchecked), the optimizer and copies are the host's,
+ * each value maps to its table, and the cuda table fills in none (its
+ * models are refused before any could be called: tests/test_cuda.c). */
+static void test_backend_tables(void)
+{
+    const cnn_backend *tables[2] = {&cnn_backend_ref, &cnn_backend_cpu};
+    for (int t = 0; t < 2; t++) {
+        const cnn_backend *be = tables[t];
+        const void *kernels[] = {
+            (const void *)be->conv_forward,    (const void *)be->bn_forward,       (const void *)be->add_forward,
+            (const void *)be->maxpool_forward, (const void *)be->gap_forward,      (const void *)be->linear_forward,
+            (const void *)be->dropout_forward, (const void *)be->relu_forward,     (const void *)be->conv_backward,
+            (const void *)be->bn_backward,     (const void *)be->add_backward,     (const void *)be->maxpool_backward,
+            (const void *)be->gap_backward,    (const void *)be->linear_backward,  (const void *)be->dropout_backward,
+            (const void *)be->relu_backward,   (const void *)be->grad_accumulate,  (const void *)be->bn_recompute,
+            (const void *)be->sgd_step,        (const void *)be->to_device,        (const void *)be->to_host};
+        for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) CHECK(kernels[i] != NULL);
+    }
+    CHECK(cnn_backend_of(MX_BACKEND_REF) == &cnn_backend_ref && cnn_backend_of(MX_BACKEND_CPU) == &cnn_backend_cpu);
+    CHECK(cnn_backend_of(MX_BACKEND_CUDA) == &cnn_backend_cuda && cnn_backend_of((mx_backend)7) == NULL);
+    CHECK(!strcmp(cnn_backend_ref.name, "ref") && !strcmp(cnn_backend_cpu.name, "cpu"));
+    CHECK(cnn_backend_cuda.conv_forward == NULL && cnn_backend_cuda.prepare != NULL);
+    /* The host's optimizer update and copies, through the table: mx_sgd_step's bits. */
+    mx_sgd_config sgd = {.momentum = 0.9, .weight_decay = 5e-4, .nesterov = 1};
+    float p[5] = {1, -2, 0.5f, 3, -0.25f}, g[5] = {0.1f, 0.2f, -0.3f, 0.4f, -0.5f}, v[5] = {0}, p2[5], v2[5] = {0},
+          back[5];
+    memcpy(p2, p, sizeof p);
+    for (int step = 0; step < 3; step++) {
+        CHECK_OK(cnn_backend_cpu.sgd_step(&sgd, 0.1, p, g, v, 5));
+        mx_sgd_step(&sgd, 0.1, p2, g, v2, 5);
+    }
+    CHECK(memcmp(p, p2, sizeof p) == 0 && memcmp(v, v2, sizeof v) == 0 && p[0] != 1.0f);
+    CHECK_OK(cnn_backend_cpu.to_host(back, p, sizeof p));
+    CHECK(memcmp(back, p, sizeof p) == 0);
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -781,5 +818,6 @@ int main(void)
     test_predict();
     printf("memory plan\n");
     test_memory_plan();
+    test_backend_tables();
     CHECK_DONE();
 }
