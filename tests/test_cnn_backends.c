@@ -42,7 +42,7 @@
 #define RTOL 1e-4
 #define GRAD_RTOL 5e-4
 /* Convolutions of 64 channels and more run Winograd kernels on the cpu
- * backend (cnn_cpu.c), whose transforms round more: the gradients of a model
+ * backend (cnn_cpu_plan.c), whose transforms round more: the gradients of a model
  * with them get this tolerance instead (preact18 measured 6.3e-4). */
 #define GRAD_RTOL_WINOGRAD 1.5e-3
 #define FLOOR 1e-2
@@ -491,7 +491,7 @@ static void test_plan_sets(void)
 
 /* ---- a cpu-backend checkpoint ---- */
 
-/* The bf16 data flow's kernels (cnn_exec.c hands bfloat16 on between
+/* The bf16 data flow's kernels (cnn_cpu_exec.c hands bfloat16 on between
  * layers) against their float32 forms, bit for bit: batch norm's output
  * written in bfloat16 (alone or beside float32) is the float32 output rounded
  * to nearest even; its backward with the ReLU's mask from the input and the

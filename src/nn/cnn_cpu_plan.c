@@ -1,6 +1,8 @@
-/* The CNN graph's "cpu" backend: oneDNN plans (mixreg/layers_dnnl.h) per node
- * and batch size, made outside the training step, and the threaded kernels
- * cnn_exec.c runs for the other nodes.
+/* The CNN graph's "cpu" backend's planning: each tensor's layout, the
+ * inference fusions, and the oneDNN plans (mixreg/layers_dnnl.h) per node and
+ * batch size, made outside the training step. Its table (cnn_cpu_exec.c)
+ * runs them, and its own threaded kernels (cnn_cpu_kernels.c,
+ * cnn_cpu_blocked.c) for the other nodes.
  *
  * What runs where (measured on resnet20 and lenet5 at batch 128, 2 threads;
  * BENCHMARKS.md has the end-to-end figures and the per-layer profile):
