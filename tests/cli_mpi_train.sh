@@ -1,7 +1,8 @@
 # Data-parallel training under mpirun (2 processes on this machine) against
 # one process: Mixup over the global batch gives the same model up to float
 # summation order (elem and batch modes, CutMix and augmentation, an uneven
-# split); resnet20 with --sync-bn takes the single-process steps; a checkpoint
+# split; the end-of-epoch evaluation sharded over the processes at the
+# smaller share's batch); resnet20 with --sync-bn takes the single-process steps; a checkpoint
 # resumes with another number of processes; a process killed mid-run stops
 # the job with an error, no hang, and leaves a checkpoint that loads.
 . "$(dirname "$0")/cli_lib.sh"

@@ -503,6 +503,43 @@ static void test_maxpool_ties(void)
     CHECK(isinf(y[0]) && y[0] < 0 && arg[0] == 0 && isnan(y[3]) && arg[3] == 15);
 }
 
+/* The 2x2 stride-2 window has its own vectorised, threaded loop: it must give
+ * the general rule's outputs and arg-max exactly, on odd sizes (a row and a
+ * column left over), ties, -inf and NaNs, and over enough planes to run on
+ * the thread team. */
+static void test_maxpool_2x2_matches_rule(void)
+{
+    const size_t n = 64, c = 6, h = 15, w = 17, oh = 7, ow = 8, in_plane = h * w, out_plane = oh * ow;
+    mx_pool2d_desc d = pool_desc(c, h, w, 2, 2, 0, 0);
+    float *x = malloc(n * c * in_plane * sizeof(float)), *y = malloc(n * c * out_plane * sizeof(float));
+    uint32_t *arg = malloc(n * c * out_plane * sizeof(uint32_t));
+    uint64_t state = 12345;
+    for (size_t i = 0; i < n * c * in_plane; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(state >> 33) % 16;
+        x[i] = r == 0 ? NAN : r == 1 ? -INFINITY : (float)(r % 4); /* few values: many ties */
+    }
+    mx_maxpool2d_forward(&d, n, x, y, arg);
+    size_t bad = 0;
+    for (size_t p = 0; p < n * c; p++)
+        for (size_t i = 0; i < oh; i++)
+            for (size_t j = 0; j < ow; j++) {
+                const float *xp = x + p * in_plane;
+                float best = -INFINITY;
+                uint32_t at = (uint32_t)(2 * i * w + 2 * j);
+                for (size_t a = 0; a < 2; a++)
+                    for (size_t b = 0; b < 2; b++) {
+                        float v = xp[(2 * i + a) * w + 2 * j + b];
+                        if (v > best || isnan(v)) best = v, at = (uint32_t)((2 * i + a) * w + 2 * j + b);
+                    }
+                float got = y[p * out_plane + i * ow + j];
+                int same = isnan(best) ? isnan(got) : got == best;
+                bad += !same || arg[p * out_plane + i * ow + j] != at;
+            }
+    CHECK(bad == 0);
+    free(x), free(y), free(arg);
+}
+
 static void test_pool_setup_and_global(void)
 {
     mx_pool2d_desc d = {.channels = 6, .in_h = 28, .in_w = 28, .kernel_h = 2, .kernel_w = 2, .stride_h = 2,
@@ -702,6 +739,7 @@ int main(void)
     test_relu();
     test_pool_finite_differences();
     test_maxpool_ties();
+    test_maxpool_2x2_matches_rule();
     test_pool_setup_and_global();
     test_linear();
     test_add();

@@ -1,6 +1,7 @@
 /* Evaluation sharded over the ranks of a job (mixreg/eval_shard.h): each rank
  * runs the batches of its shard exactly as mx_evaluate_logits runs them
  * (same batch cuts, same calls), rank 0 gathers the logits in sample order. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,15 +58,30 @@ static mx_status check_fits(mx_model *model, const mx_dataset *ds)
     return MX_OK;
 }
 
-/* The logits of samples [start, start + count) in the batches one process
- * uses (model's max batch, cut from sample 0): plain (stats NULL) into
- * `plain` and rescaled into `rescaled`, either may be NULL; labels too. */
+/* The batch every rank cuts the samples at: the smallest of the ranks'
+ * models' batches. In `mixreg eval` every rank plans the same batch, so this
+ * is the one a single process uses and the logits are its logits bit for
+ * bit. In training a rank's model is planned for its slice of the global
+ * batch, and an uneven split gives ranks different batches (43, 43, 42 of
+ * 128 over 3): the shards must still be cut at one size on every rank, or
+ * two ranks would evaluate the same samples and others none. */
+static mx_status agreed_batch(mx_model *model, size_t *batch)
+{
+    size_t mine = mx_model_max_batch(model);
+    int negated = mine > (size_t)INT_MAX ? -INT_MAX : -(int)mine; /* the minimum as a maximum */
+    mx_status st = mx_dist_allreduce_max_int(&negated, 1);
+    if (st == MX_OK) *batch = (size_t)-negated;
+    return st;
+}
+
+/* The logits of samples [start, start + count) in batches of `batch` cut
+ * from sample 0: plain (stats NULL) into `plain` and rescaled into
+ * `rescaled`, either may be NULL; labels too. */
 static mx_status shard_logits(mx_model *model, const mx_dataset *ds, const mx_normalizer *nz,
-                              const mx_rescale_stats *stats, size_t start, size_t count, float *plain, float *rescaled,
-                              int32_t *labels)
+                              const mx_rescale_stats *stats, size_t batch, size_t start, size_t count, float *plain,
+                              float *rescaled, int32_t *labels)
 {
     size_t dim = mx_model_input_size(model), classes = mx_model_get_spec(model)->num_classes;
-    size_t batch = mx_model_max_batch(model);
     mx_model_set_training(model, 0);
     float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
     uint32_t *index = malloc(batch * sizeof(uint32_t));
@@ -90,15 +106,17 @@ static mx_status sharded_logits(mx_model *model, const mx_dataset *ds, const mx_
                                 const mx_rescale_stats *stats, int want_plain, int want_rescaled, float *plain_all,
                                 float *rescaled_all, int32_t *labels_all)
 {
-    size_t classes = mx_model_get_spec(model)->num_classes, start, count;
-    mx_eval_shard(ds->n, mx_model_max_batch(model), mx_dist_rank(), mx_dist_size(), &start, &count);
+    size_t classes = mx_model_get_spec(model)->num_classes, start, count, batch = 0;
+    mx_status st = agreed_batch(model, &batch);
+    if (st != MX_OK) return st;
+    mx_eval_shard(ds->n, batch, mx_dist_rank(), mx_dist_size(), &start, &count);
     float *plain = want_plain ? malloc(count * classes * sizeof(float) + 1) : NULL;
     float *rescaled = want_rescaled ? malloc(count * classes * sizeof(float) + 1) : NULL;
     int32_t *labels = malloc(count * sizeof(int32_t) + 1);
-    mx_status st = ((plain || !want_plain) && (rescaled || !want_rescaled) && labels)
-                       ? MX_OK
-                       : mx_error_set(MX_ERR_NOMEM, "out of memory for %zu samples' logits", count);
-    if (st == MX_OK) st = shard_logits(model, ds, nz, stats, start, count, plain, rescaled, labels);
+    st = ((plain || !want_plain) && (rescaled || !want_rescaled) && labels)
+             ? MX_OK
+             : mx_error_set(MX_ERR_NOMEM, "out of memory for %zu samples' logits", count);
+    if (st == MX_OK) st = shard_logits(model, ds, nz, stats, batch, start, count, plain, rescaled, labels);
     st = mx_eval_agree(st);
     const int root = mx_dist_is_root();
     const size_t cap = root ? ds->n * classes : 0;

@@ -13,9 +13,10 @@
  *    reorders: on resnet20 that took the convolutions from 85 to 60 ms a step.
  *    The rest stay NCHW and the plans reorder at the boundary (NCHW inside
  *    instead, oneDNN's gemm convolution, was 2x slower on lenet5);
- *  - max pooling and linear layers: oneDNN (the linear layers through
- *    OpenBLAS instead trained lenet5 20-35% slower: its pthreads and the
- *    OpenMP team compete);
+ *  - linear layers: oneDNN (through OpenBLAS instead lenet5 trained 20-35%
+ *    slower: its pthreads and the OpenMP team compete);
+ *  - max pooling on NCHW: the layer's own threaded loop (layers/pool.c;
+ *    oneDNN's NCHW pooling is its slow reference kernel);
  *  - batch norm (ReLU fused), ReLU, residual add (ReLU fused), gradient sums,
  *    global average pooling and dropout on nChw16c: this file's OpenMP + SIMD
  *    kernels; oneDNN 2.6's batch norm on NCHW was 4x slower forward and 1.7x
@@ -280,12 +281,9 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
         break;
     }
     case CNN_MAXPOOL:
-        st = mx_dnnl_pool2d_plan_create(dnnl, &nd->pool, n, MX_DNNL_POOL_MAX, 0, &p->pool);
-        /* Its workspace (an index per output, u8 or s32) lives in the node's argmax buffer. */
-        if (st == MX_OK && mx_dnnl_pool2d_workspace_bytes(p->pool) > n * out->size * sizeof(uint32_t)) {
-            mx_dnnl_pool2d_plan_free(p->pool);
-            p->pool = NULL;
-        }
+        /* No plan: max pooling reads NCHW (assign_layouts), where oneDNN 2.x
+         * has only its reference kernel; the layer's own threaded loop (the
+         * exact reference semantics) is several times faster (pool.c). */
         break;
     case CNN_LINEAR:
         st = mx_dnnl_linear_plan_create(dnnl, n, in->size, out->size, nd->bias != CNN_NONE, 0, &p->linear);
