@@ -34,8 +34,9 @@ static const char train_help[] =
     "  --model M                architecture (default mlp): mlp, logreg, lenet5, resnet20, resnet32,\n"
     "                           resnet56, resnet110, preact18, wrn-D-K (e.g. wrn-28-10), resnet50\n"
     "  --hidden W1,W2,...       MLP hidden widths (default 512,512)\n"
-    "  --backend ref|cpu        CNN kernels: cpu = oneDNN (default), ref = the reference loops; both\n"
-    "                           give the same model to ~1e-5, each repeatable bit for bit\n"
+    "  --backend ref|cpu|cuda   CNN kernels: cpu = oneDNN (default), ref = the reference loops; both\n"
+    "                           give the same model to ~1e-5, each repeatable bit for bit; cuda\n"
+    "                           (NVIDIA GPUs) is refused with the reason: not runnable yet\n"
     "  --precision fp32|bf16    CNNs on the cpu backend: bf16 convolutions (bfloat16 inputs, float32\n"
     "                           sums, float32 weights and the rest), as PyTorch's autocast (default fp32)\n"
     "mixup:\n"
@@ -326,6 +327,9 @@ int cmd_train(int argc, char **argv)
     mx_train_catch_signals("nothing was trained or saved");
     mx_status st = mx_train_config_validate(&cfg);
     if (st != MX_OK) return cli_report_usage(st);
+    /* A backend this machine cannot run (--backend cuda without CUDA or a
+     * device) is refused before the data is loaded, exit 1. */
+    if ((st = mx_backend_available(cfg.model.backend)) != MX_OK) return cli_report(st);
     cli_check_data("train", cfg.data);
     if (!cfg.out[0]) default_run_dir(cfg.out, sizeof cfg.out);
     set_threads_per_process(cfg.threads);

@@ -43,4 +43,8 @@ function(mixreg_add_cuda)
     # 77: no device visible, the device checks skipped (CI has no GPU).
     set_tests_properties(test_cuda PROPERTIES LABELS gpu SKIP_RETURN_CODE 77)
   endif()
+  if(TEST cli_backend AND MIXREG_WITH_CUDA)
+    # Which refusal of --backend cuda to expect (built without CUDA, or no device).
+    set_property(TEST cli_backend APPEND PROPERTY ENVIRONMENT "MIXREG_TEST_CUDA_BUILT=1")
+  endif()
 endfunction()

@@ -41,6 +41,12 @@ set(MIXREG_PC_LIBS_PRIVATE "-ldnnl -fopenmp -lpthread -lm")
 if(MIXREG_WITH_MPI)
   string(APPEND MIXREG_PC_REQUIRES_PRIVATE " ompi-c")
 endif()
+if(MIXREG_WITH_CUDA)
+  # The cuda backend's device layer (model creation asks it for a device):
+  # the static CUDA runtime by path (CUDA ships no .pc file, and its lib
+  # directory is often not on the linker's path).
+  string(APPEND MIXREG_PC_LIBS_PRIVATE " ${CUDAToolkit_LIBRARY_DIR}/libcudart_static.a -ldl -lrt")
+endif()
 file(RELATIVE_PATH MIXREG_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 string(REGEX REPLACE "/$" "" MIXREG_PC_TO_PREFIX "${MIXREG_PC_TO_PREFIX}")
 configure_file(${CMAKE_SOURCE_DIR}/cmake/mixreg.pc.in ${CMAKE_BINARY_DIR}/mixreg.pc @ONLY)

@@ -4,7 +4,8 @@
 # records the backend (cpu by default) and a resume continues on it
 # bit-identically; the first step's loss is the same on either; the same with
 # --precision bf16 (which needs the cpu backend);
-# bench takes --backend; an unknown backend is refused.
+# bench takes --backend; an unknown backend is refused; --backend cuda is
+# parsed and refused at once with the reason (exit 1).
 . "$(dirname "$0")/cli_lib.sh"
 
 python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/tiny" 16 100 40 11 || fail "could not write the tiny dataset"
@@ -75,7 +76,35 @@ for b in ref cpu; do
     check '[ "$(json_get "$WORK/bench.json" "j[\"backend\"] == \"$b\" and j[\"train_img_per_s\"] > 0")" = True ]'
 done
 
-expect_status 2 "ref or cpu" -- train --model lenet5 --data "$DATA" --backend gpu --out "$WORK/bad"
+expect_status 2 "ref, cpu or cuda" -- train --model lenet5 --data "$DATA" --backend gpu --out "$WORK/bad"
 check '[ ! -e "$WORK/bad" ]'
-expect_status 2 "ref or cpu" -- bench --model lenet5 --backend cuda
+expect_status 2 "ref, cpu or cuda" -- bench --model lenet5 --backend gpu
+
+# --backend cuda: one line and exit 1, within seconds (never waiting for a
+# device), before anything is loaded or written. Why depends on the build
+# (cmake/cuda.cmake sets MIXREG_TEST_CUDA_BUILT; scripts/test.sh builds the
+# release suite with CUDA where the toolkit is and the sanitizer suite
+# without) and on the machine: built without CUDA; with it, no device
+# visible; with a device, the backend's layer kernels are not written yet.
+if [ "${MIXREG_TEST_CUDA_BUILT:-0}" != 1 ]; then
+    why="--backend cuda: this mixreg was built without CUDA (rebuild with -DMIXREG_CUDA=ON)"
+elif command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q '^GPU'; then
+    why="--backend cuda: a CUDA device is visible, but .* has no layer kernels yet"
+else
+    why="--backend cuda: no CUDA device visible (.*); use --backend cpu"
+fi
+echo "expecting: mixreg: error: $why"
+for cmd in "train --model resnet20 --data $DATA --out $WORK/cuda" "bench --model lenet5 --data $DATA --steps 1" \
+           "train --model mlp --data $DATA --out $WORK/cuda"; do
+    start=$(date +%s)
+    # shellcheck disable=SC2086 # the command's words
+    err=$(timeout 60 "$BIN" $cmd --backend cuda 2>&1 > /dev/null)
+    got=$?
+    check '[ "$got" = 1 ]'
+    check '[ "$(printf "%s\n" "$err" | wc -l)" = 1 ]'
+    check 'printf "%s" "$err" | grep -q -- "^mixreg: error: $why$"'
+    check '[ $(( $(date +%s) - start )) -lt 30 ]'
+    [ "$got" = 1 ] && printf '%s' "$err" | grep -q -- "^mixreg: error: $why$" || echo "got (exit $got): $err" >&2
+done
+check '[ ! -e "$WORK/cuda" ]'
 finish

@@ -24,7 +24,7 @@
 #include "mixreg/run.h"
 #include "mixreg/step.h"
 #include "mixreg/train.h"
-#include "nn/cnn_internal.h"
+#include "nn/cnn_cpu.h"
 #include "nn/winograd.h"
 
 /* The tolerance between the backends: every entry within RTOL (GRAD_RTOL for
@@ -42,7 +42,7 @@
 #define RTOL 1e-4
 #define GRAD_RTOL 5e-4
 /* Convolutions of 64 channels and more run Winograd kernels on the cpu
- * backend (cnn_cpu.c), whose transforms round more: the gradients of a model
+ * backend (cnn_cpu_plan.c), whose transforms round more: the gradients of a model
  * with them get this tolerance instead (preact18 measured 6.3e-4). */
 #define GRAD_RTOL_WINOGRAD 1.5e-3
 #define FLOOR 1e-2
@@ -141,7 +141,7 @@ static size_t relu_flips(mx_model *a, mx_model *b, size_t n)
         if (tb->shared >= 0 && nd->op == CNN_BN) {
             again = malloc(n * tb->size * sizeof *again);
             if (!again) return 1;
-            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, gb->nodes[k].affine, 1, again);
+            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, cnn_cpu_node_of(gb, k)->affine, 1, again);
             data_b = again;
         }
         for (size_t s = 0; s < n; s++)
@@ -171,9 +171,10 @@ static size_t winograd_convs(mx_model *m)
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     size_t count = 0;
     for (size_t s = 0; s < CNN_PLAN_SETS; s++) {
-        if (g->plans[s].n != mx_model_max_batch(m)) continue;
+        const cnn_plan_set *set = &cnn_cpu_of(g)->plans[s];
+        if (set->n != mx_model_max_batch(m)) continue;
         for (size_t k = 0; k < g->num_nodes; k++)
-            if (g->plans[s].node[k].conv && strstr(mx_dnnl_conv2d_plan_impl(g->plans[s].node[k].conv, 0), "wino"))
+            if (set->node[k].conv && strstr(mx_dnnl_conv2d_plan_impl(set->node[k].conv, 0), "wino"))
                 count++;
     }
     return count;
@@ -490,7 +491,7 @@ static void test_plan_sets(void)
 
 /* ---- a cpu-backend checkpoint ---- */
 
-/* The bf16 data flow's kernels (cnn_exec.c hands bfloat16 on between
+/* The bf16 data flow's kernels (cnn_cpu_exec.c hands bfloat16 on between
  * layers) against their float32 forms, bit for bit: batch norm's output
  * written in bfloat16 (alone or beside float32) is the float32 output rounded
  * to nearest even; its backward with the ReLU's mask from the input and the
@@ -637,7 +638,7 @@ static void test_mlp(void)
                           .backend = (mx_backend)7};
     mx_model *m = NULL;
     CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
-    CHECK(strstr(mx_error_message(), "ref or cpu") != NULL);
+    CHECK(strstr(mx_error_message(), "ref, cpu or cuda") != NULL);
 }
 
 /* mx_model_predict against the eval-mode forward on the cpu backend (its
@@ -691,7 +692,8 @@ static void test_predict(void)
         size_t folded = 0, summed = 0, wino = 0;
         const cnn_graph *g = ((const struct mx_model *)m)->impl;
         for (size_t j = 0; j < g->num_nodes; j++)
-            folded += g->nodes[j].fold_bn >= 0, summed += g->nodes[j].fold_add >= 0, wino += g->nodes[j].wino;
+            folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
+                wino += cnn_cpu_node_of(g, j)->wino;
         CHECK((folded > 0) == cases[k].folds_bn);
         CHECK((summed > 0) == cases[k].fuses_add);
         CHECK((wino > 0) == (cases[k].winograd && mx_wino_available()));
@@ -758,6 +760,43 @@ static void test_memory_plan(void)
     }
 }
 
+/* The backend tables (cnn_backend.h): ref and cpu fill in every kernel (the
+ * executor calls them unchecked), the optimizer and copies are the host's,
+ * each value maps to its table, and the cuda table fills in none (its
+ * models are refused before any could be called: tests/test_cuda.c). */
+static void test_backend_tables(void)
+{
+    const cnn_backend *tables[2] = {&cnn_backend_ref, &cnn_backend_cpu};
+    for (int t = 0; t < 2; t++) {
+        const cnn_backend *be = tables[t];
+        const void *kernels[] = {
+            (const void *)be->conv_forward,    (const void *)be->bn_forward,       (const void *)be->add_forward,
+            (const void *)be->maxpool_forward, (const void *)be->gap_forward,      (const void *)be->linear_forward,
+            (const void *)be->dropout_forward, (const void *)be->relu_forward,     (const void *)be->conv_backward,
+            (const void *)be->bn_backward,     (const void *)be->add_backward,     (const void *)be->maxpool_backward,
+            (const void *)be->gap_backward,    (const void *)be->linear_backward,  (const void *)be->dropout_backward,
+            (const void *)be->relu_backward,   (const void *)be->grad_accumulate,  (const void *)be->bn_recompute,
+            (const void *)be->sgd_step,        (const void *)be->to_device,        (const void *)be->to_host};
+        for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) CHECK(kernels[i] != NULL);
+    }
+    CHECK(cnn_backend_of(MX_BACKEND_REF) == &cnn_backend_ref && cnn_backend_of(MX_BACKEND_CPU) == &cnn_backend_cpu);
+    CHECK(cnn_backend_of(MX_BACKEND_CUDA) == &cnn_backend_cuda && cnn_backend_of((mx_backend)7) == NULL);
+    CHECK(!strcmp(cnn_backend_ref.name, "ref") && !strcmp(cnn_backend_cpu.name, "cpu"));
+    CHECK(cnn_backend_cuda.conv_forward == NULL && cnn_backend_cuda.prepare != NULL);
+    /* The host's optimizer update and copies, through the table: mx_sgd_step's bits. */
+    mx_sgd_config sgd = {.momentum = 0.9, .weight_decay = 5e-4, .nesterov = 1};
+    float p[5] = {1, -2, 0.5f, 3, -0.25f}, g[5] = {0.1f, 0.2f, -0.3f, 0.4f, -0.5f}, v[5] = {0}, p2[5], v2[5] = {0},
+          back[5];
+    memcpy(p2, p, sizeof p);
+    for (int step = 0; step < 3; step++) {
+        CHECK_OK(cnn_backend_cpu.sgd_step(&sgd, 0.1, p, g, v, 5));
+        mx_sgd_step(&sgd, 0.1, p2, g, v2, 5);
+    }
+    CHECK(memcmp(p, p2, sizeof p) == 0 && memcmp(v, v2, sizeof v) == 0 && p[0] != 1.0f);
+    CHECK_OK(cnn_backend_cpu.to_host(back, p, sizeof p));
+    CHECK(memcmp(back, p, sizeof p) == 0);
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -779,5 +818,6 @@ int main(void)
     test_predict();
     printf("memory plan\n");
     test_memory_plan();
+    test_backend_tables();
     CHECK_DONE();
 }

@@ -3,6 +3,7 @@
  * with exit 77 after checking that the refusal is one clear line naming the
  * way out; in a build without CUDA, that every entry point says so. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,8 +109,34 @@ static void test_blend_and_loss(mx_rng *rng)
     free(x), free(lam), free(out), free(partner), free(logits), free(targets), free(dl_host), free(dl), free(row_loss);
 }
 
+/* --backend cuda: parsed, and a model on it refused at once with one line
+ * saying why (its layer kernels are not written yet, so even with a device). */
+static void test_model_refused(void)
+{
+    mx_backend b = MX_BACKEND_REF;
+    CHECK_OK(mx_backend_parse("--backend", "cuda", &b));
+    CHECK(b == MX_BACKEND_CUDA && !strcmp(mx_backend_name(b), "cuda"));
+    CHECK(mx_backend_available(MX_BACKEND_CPU) == MX_OK && mx_backend_available(MX_BACKEND_REF) == MX_OK);
+    mx_model_spec spec = {.arch = "resnet20", .in_channels = 3, .in_height = 32, .in_width = 32, .num_classes = 10,
+                          .backend = MX_BACKEND_CUDA};
+    mx_model *m = NULL;
+    CHECK(mx_model_create(&spec, 4, &m) == MX_ERR_UNSUPPORTED && m == NULL);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", mx_error_message());
+    CHECK(!strncmp(msg, "--backend cuda: ", 16) && !strchr(msg, '\n'));
+    CHECK(mx_backend_available(MX_BACKEND_CUDA) == MX_ERR_UNSUPPORTED && !strcmp(mx_error_message(), msg));
+    if (!mx_cuda_built())
+        CHECK(!strcmp(msg, "--backend cuda: this mixreg was built without CUDA (rebuild with -DMIXREG_CUDA=ON)"));
+    else if (mx_cuda_device_count() == 0)
+        CHECK(strstr(msg, "--backend cuda: no CUDA device visible (") == msg && strstr(msg, "); use --backend cpu"));
+    else
+        CHECK(strstr(msg, "no layer kernels yet") != NULL);
+    printf("--backend cuda refused: %s\n", msg);
+}
+
 int main(void)
 {
+    test_model_refused();
     if (!mx_cuda_built()) {
         CHECK(mx_cuda_device_count() == 0);
         CHECK(strstr(mx_error_message(), "built without CUDA") && strstr(mx_error_message(), "--backend cpu"));

@@ -79,7 +79,7 @@ typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1 } mx_dnnl_act_layou
  * channels in the BLOCKED layout) where oneDNN implements them for the shape,
  * else the direct convolution (mx_dnnl_conv2d_plan_impl says which ran:
  * "jit_wino_4x3..."). Fewer multiplications, 1.5-2.4x faster from 64
- * channels up (slower below: the CNN engine's rule is in cnn_cpu.c), for more
+ * channels up (slower below: the CNN engine's rule is in cnn_cpu_plan.c), for more
  * rounding: 2.6e-6 norm-wise relative error against 1.1e-6 for the direct
  * kernels (tests/test_layers_dnnl.c). */
 typedef enum { MX_DNNL_CONV_DIRECT = 0, MX_DNNL_CONV_WINOGRAD = 1 } mx_dnnl_conv_algorithm;
@@ -156,7 +156,7 @@ mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const f
  * 1/sqrt(biased var + eps)), so either backend's backward accepts them.
  * On plain NCHW oneDNN 2.6 runs its generic "ncsp_bnorm" code: measured no
  * faster than the reference at one thread (ResNet-20 shapes, batch 128); the
- * CNN graph's cpu backend uses its own kernels instead (src/nn/cnn_cpu.c). */
+ * CNN graph's cpu backend uses its own kernels instead (src/nn/cnn_cpu_kernels.c, cnn_cpu_blocked.c). */
 typedef struct mx_dnnl_batchnorm2d_plan mx_dnnl_batchnorm2d_plan;
 
 mx_status mx_dnnl_batchnorm2d_plan_create(mx_dnnl_context *ctx, size_t n, size_t channels, size_t hw, int affine,

@@ -26,8 +26,10 @@
  * rounding (~1e-5 on the logits), not bit for bit; each repeats bit for bit
  * for a fixed thread count. The MLP ignores the choice. A backend is how a
  * model runs, not what it is: a checkpoint written under one loads under the
- * other. */
-typedef enum { MX_BACKEND_REF = 0, MX_BACKEND_CPU = 1 } mx_backend;
+ * other. CUDA: NVIDIA GPUs (cuDNN, cuBLAS); parsed and refused with one line
+ * (built without CUDA, no device visible, or its layer kernels not written
+ * yet: docs/backends.md says what exists). */
+typedef enum { MX_BACKEND_REF = 0, MX_BACKEND_CPU = 1, MX_BACKEND_CUDA = 2 } mx_backend;
 
 /* The convolutions' arithmetic on the cpu backend. BF16: their inputs
  * (activations, weights, output gradients) are rounded to bfloat16 on the way
@@ -42,10 +44,15 @@ const char *mx_precision_name(mx_precision precision);
 /* Parses "fp32" or "bf16"; MX_ERR_ARG naming `what` and the choices otherwise. */
 mx_status mx_precision_parse(const char *what, const char *text, mx_precision *out);
 
-/* "ref" or "cpu" ("?" for anything else). */
+/* "ref", "cpu" or "cuda" ("?" for anything else). */
 const char *mx_backend_name(mx_backend backend);
-/* Parses "ref" or "cpu"; MX_ERR_ARG naming `what` and the choices otherwise. */
+/* Parses "ref", "cpu" or "cuda"; MX_ERR_ARG naming `what` and the choices otherwise. */
 mx_status mx_backend_parse(const char *what, const char *text, mx_backend *out);
+/* MX_OK when models can be made on `backend` on this machine; else
+ * MX_ERR_UNSUPPORTED with one line saying why (cuda: built without CUDA, no
+ * device visible, or no layer kernels yet). Returns at once; mx_model_create
+ * asks it too. */
+mx_status mx_backend_available(mx_backend backend);
 
 typedef struct {
     char arch[32];                /* "mlp", "logreg", "lenet5", "resnet20", "wrn-28-10"...: mx_model_arch_names() */

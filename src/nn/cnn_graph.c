@@ -249,18 +249,19 @@ static int backward_reads(const cnn_graph *g, int t)
     return 0;
 }
 
-/* On the cpu backend, the output of batch norm node b with its ReLU need not
- * be kept for the backward: cnn_backward recomputes it from the input (kept
- * anyway) and the forward's per-channel constants (cnn_cpu_bn_apply, bit for
- * bit) just before the first backward that reads it, the last convolution,
+/* On a backend that can (cnn_backend.recomputes_bn_output: the cpu
+ * backend), the output of batch norm node b with its ReLU need not be kept
+ * for the backward: cnn_run_backward recomputes it (bn_recompute: from the
+ * input, kept anyway, and the forward's per-channel constants, bit for bit)
+ * just before the first backward that reads it, the last convolution,
  * linear or batch norm layer reading it, else b's own. Marks that node and
- * returns 1, or 0 when the output must be kept (the logits, the reference
- * backend, or a node that already recomputes another output). */
+ * returns 1, or 0 when the output must be kept (the logits, a backend that
+ * cannot, or a node that already recomputes another output). */
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
     if (g->predict_only) return 1; /* no backward: nothing to recompute, nothing kept */
-    if (g->backend != MX_BACKEND_CPU || bn->op != CNN_BN || !bn->relu || b + 1 == g->num_nodes) return 0;
+    if (!g->be->recomputes_bn_output || bn->op != CNN_BN || !bn->relu || b + 1 == g->num_nodes) return 0;
     size_t first = b;
     for (size_t j = b + 1; j < g->num_nodes; j++) {
         const cnn_node *nd = &g->nodes[j];
@@ -311,10 +312,10 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
 }
 
 /* The samples the activation buffers hold for a max batch of B: all of them,
- * except where prediction runs in chunks (cnn_predict), one chunk's. */
+ * except where the backend predicts in chunks (cnn_backend.predict_samples). */
 static size_t arena_samples(const cnn_graph *g, size_t B, int predict_only)
 {
-    return predict_only && g->pred_chunked && B > CNN_PREDICT_CHUNK ? CNN_PREDICT_CHUNK : B;
+    return predict_only && g->be->predict_samples ? g->be->predict_samples(g, B) : B;
 }
 
 /* Lays out the arena for a max batch of B (g->predict_only saying for what):
@@ -357,8 +358,6 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
             if (nd->op == CNN_BN) {
                 nd->save_mean = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
                 nd->save_invstd = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
-                if (g->backend == MX_BACKEND_CPU)
-                    nd->affine = mx_arena_alloc(&g->arena, 3 * g->tensors[nd->in].c * sizeof(float));
             } else if (nd->op == CNN_MAXPOOL) {
                 nd->argmax = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size * sizeof(uint32_t));
             } else if (nd->op == CNN_DROPOUT) {
@@ -370,8 +369,7 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
             if (g->slots) g->slots[s] = slot; /* NULL: measuring only */
         }
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
-        if (g->backend == MX_BACKEND_CPU)
-            g->bn_partial = mx_arena_alloc(&g->arena, (2 * B + 3) * cnn_cpu_bn_channels(g) * sizeof(double));
+        if (g->be->reserve) g->be->reserve(g, &g->arena, B, pass == 1);
     }
     if (!commit) *bytes = g->arena.used;
     free(shared_size), free(shared);
@@ -393,7 +391,7 @@ mx_status cnn_plan(cnn_graph *g)
     return st;
 }
 
-/* The activation arena and the gradient slots (not the cpu backend's plans). */
+/* The activation arena and the gradient slots (not the backend's plans). */
 static void free_buffers(cnn_graph *g)
 {
     mx_arena_free(&g->arena);
@@ -408,27 +406,27 @@ void cnn_graph_free(cnn_graph *g)
     cnn_profile_report(g);
     free(g->bn_sync_sums);
     free(g->bn_sync_counts);
-    cnn_dnnl_free(g);  /* the plans, then their context */
+    if (g->be && g->be->release) g->be->release(g);  /* the plans, then their context */
     free_buffers(g);
     free(g->nodes);
     free(g->tensors);
     free(g);
 }
 
-/* mx_model_plan: the arena for model->max_batch, then the cpu backend's plans. */
+/* mx_model_plan: the arena for model->max_batch, then the backend's plans. */
 static mx_status cnn_replan(mx_model *m)
 {
     cnn_graph *g = m->impl;
-    cnn_dnnl_drop_plans(g);
+    if (g->be->unplan) g->be->unplan(g);
     free_buffers(g);
     g->predict_only = m->predict_only;
     g->fwd_inference = 0;
-    g->fwd_plans = NULL;
+    g->fwd_pass = (cnn_pass){0};
     size_t bytes;
     mx_status st = plan_arena(g, m->max_batch, 1, &bytes);
-    if (st == MX_OK && g->backend == MX_BACKEND_CPU) st = cnn_dnnl_plan(g);
+    if (st == MX_OK && g->be->plan) st = g->be->plan(g);
     if (st != MX_OK) {
-        cnn_dnnl_drop_plans(g);
+        if (g->be->unplan) g->be->unplan(g);
         free_buffers(g);
     }
     return st;
@@ -465,8 +463,9 @@ static mx_status cnn_set_bn_sync(mx_model *m, mx_bn_reduce_fn reduce, void *ctx)
     for (size_t k = 0; k < g->num_nodes; k++)
         if (g->nodes[k].op == CNN_BN && g->tensors[g->nodes[k].in].c > channels) channels = g->tensors[g->nodes[k].in].c;
     if (!reduce || channels == 0) return MX_OK;
-    if (g->backend != MX_BACKEND_CPU)
-        return mx_error_set(MX_ERR_ARG, "--sync-bn needs the cpu backend (the ref backend's batch norm has no sync form)");
+    if (!g->be->has_sync_bn)
+        return mx_error_set(MX_ERR_ARG, "--sync-bn needs the cpu backend (the %s backend's batch norm has no sync form)",
+                            g->be->name);
     g->bn_sync_sums = malloc((2 * channels + 1) * sizeof(double));
     g->bn_sync_counts = calloc(g->num_nodes, sizeof(double));
     if (!g->bn_sync_sums || !g->bn_sync_counts) return mx_error_set(MX_ERR_NOMEM, "out of memory for sync batch norm");
@@ -522,15 +521,17 @@ mx_status mx_cnn_create(mx_model *m)
     g->model = m;
     g->rng_buffer = CNN_NONE;
     g->backend = m->spec.backend;
+    g->be = cnn_backend_of(g->backend);
     const char *profile = getenv("MIXREG_PROFILE");
     g->profile = profile && *profile && strcmp(profile, "0");
     m->impl = g;
     m->ops = &cnn_ops;
     const mx_model_spec *spec = &m->spec;
     if (new_tensor(g, spec->in_channels, spec->in_height, spec->in_width) != 0) return g->status;
+    if (!g->be) return mx_error_set(MX_ERR_ARG, "unknown backend %d", (int)g->backend);
     mx_status st = cnn_build_arch(g, spec);
     if (st == MX_OK) st = cnn_plan(g);
-    if (st == MX_OK && g->backend == MX_BACKEND_CPU) st = cnn_dnnl_init(g);
+    if (st == MX_OK && g->be->prepare) st = g->be->prepare(g);
     if (st == MX_OK) cnn_reset_buffers(m, 0);
     return st; /* the activation buffers: mx_model_plan (cnn_replan) */
 }

@@ -3,9 +3,10 @@
  * arena: every activation and what backward keeps (batch-norm statistics,
  * max-pool arg-max), a few gradient slots shared by liveness, and the im2col
  * workspace. Forward and backward only walk the node list; they never
- * allocate. The backend (mx_model_spec.backend) runs each node on the
- * reference layers (include/mixreg/layers.h) or, for "cpu", on oneDNN plans
- * and threaded kernels (cnn_cpu.c), made when the graph is planned.
+ * allocate. The backend (mx_model_spec.backend) runs each node through its
+ * table of kernels (cnn_backend.h): the reference layers (cnn_ref.c), the
+ * cpu backend's oneDNN plans and threaded kernels (cnn_cpu*.c), or the cuda
+ * backend's (src/backend/cuda/cnn_cuda.c).
  *
  * Tensors are per-sample shapes [c, h, w] (NCHW for the batch; on the cpu
  * backend some are nChw16c, see cnn_tensor.blocked); tensor 0 is the network
@@ -18,7 +19,8 @@
 
 #include "mixreg/arena.h"
 #include "mixreg/layers.h"
-#include "mixreg/layers_dnnl.h"
+#include "mixreg/rng.h"
+#include "nn/cnn_backend.h"
 #include "nn/model_internal.h"
 
 #define CNN_NONE ((size_t)-1)
@@ -42,34 +44,19 @@ typedef struct {
     mx_conv2d_desc conv;
     mx_pool2d_desc pool;
     float *save_mean, *save_invstd;  /* BN, training mode */
-    float *affine;                   /* BN on the cpu backend: the forward's per-channel float mean, scale
-                                        and shift (3 x channels), to recompute its output exactly */
-    int recompute_bn;                /* cpu backend: before this node's backward, recompute the output of
-                                        batch norm node recompute_bn (-1 none; cnn_graph.c plan_shared) */
+    int recompute_bn;                /* before this node's backward, recompute the output of batch norm node
+                                        recompute_bn (-1 none; cnn_graph.c plan_recompute, on backends that
+                                        can: cnn_backend.recomputes_bn_output) */
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
     uint8_t *mask;                   /* dropout, training mode */
-    /* Inference on the cpu backend (cnn_predict; cnn_cpu.c plan_fusion): a
-     * convolution absorbs the batch norm after it (folded into its weights
-     * and bias), then the residual add after that (oneDNN's binary add
-     * post-op with the add's other input) and the last one's ReLU (eltwise
-     * post-op); the absorbed nodes are skipped. */
-    int fold_bn, fold_add;           /* conv: the node indices absorbed, -1 none */
-    int fused;                       /* BN / ADD: runs inside an earlier convolution */
-    int pred_out;                    /* conv: the tensor the fused convolution writes */
-    int sum_in;                      /* conv with fold_add: the add's other input */
-    int pred_relu;                   /* conv: the ReLU that ends the fused chain */
-    void *x_bf16;                    /* conv, bf16 cpu backend: its input as its plans read it (bfloat16), kept
-                                        by the forward for the backward weights (mx_dnnl_conv2d_kept_x_bytes) */
-    int wino;                        /* conv: cnn_predict runs it on mixreg's Winograd kernel (winograd.h) */
-    size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
-                                        Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
-    size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
+    void *state;                     /* the backend's own per-node state (cpu: cnn_cpu_node), NULL none */
 } cnn_node;
 
 typedef struct {
     size_t c, h, w, size;        /* per-sample shape and element count */
-    int blocked;                 /* cpu backend: stored as oneDNN's nChw16c ([n, c / 16, h, w, 16]), not NCHW */
+    int blocked;                 /* stored as nChw16c ([n, c / 16, h, w, 16]), not NCHW (the cpu backend's
+                                    choice, cnn_cpu_plan.c assign_layouts; cnn_index) */
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
@@ -77,31 +64,7 @@ typedef struct {
                                     times: no backward reads it (cnn_graph.c plan_shared) */
 } cnn_tensor;
 
-/* The "cpu" backend's oneDNN plans of one node for one batch size (cnn_cpu.c);
- * without one a node runs on the cpu backend's own kernels where it has them
- * (batch norm, ReLU, add), else on the reference layers. */
-typedef struct {
-    mx_dnnl_conv2d_plan *conv;
-    mx_dnnl_pool2d_plan *pool;      /* its workspace is the node's argmax buffer */
-    mx_dnnl_linear_plan *linear;
-} cnn_node_plan;
-
-/* Every node's plans for batch size n: a model planned for training has its
- * max batch's, made when it is planned, and up to three other (size,
- * training or inference) sets (an epoch's last partial batch, an
- * evaluation's full and last batches), made at their first forward and
- * replaced least recently used first; a model planned for prediction only
- * has up to four inference sets, all made at first use. */
-#define CNN_PLAN_SETS 4
-typedef struct {
-    size_t n;                    /* 0: an empty slot */
-    int inference;               /* cnn_predict's plans: inference-only convolutions with the fusions */
-    int failed;                  /* these plans could not be made (node NULL): that batch runs without them */
-    unsigned long last_use;
-    cnn_node_plan *node;         /* num_nodes entries */
-} cnn_plan_set;
-
-typedef struct {
+typedef struct cnn_graph {
     mx_model *model;
     cnn_node *nodes;
     size_t num_nodes, node_cap;
@@ -119,25 +82,16 @@ typedef struct {
     const float *input;          /* the last forward's input */
     int fwd_training;            /* the mode the last forward ran in */
     int fwd_inference;           /* the last forward was cnn_predict's: no backward */
-    float *fold;                 /* cpu backend: one convolution's folded weights and bias */
-    float *wino_u;               /* cpu backend: one convolution's weights in the Winograd domain (64-byte aligned) */
-    int pred_chunked;            /* cpu backend: cnn_predict splits large batches (some layer runs Winograd) */
-    float *pred_logits;          /* with pred_chunked: cnn_predict's logits (max_batch rows) */
-    float *pred_cache;           /* with pred_chunked: every fused convolution's cnn_predict weights, made once
-                                    per call; NULL above CNN_PRED_CACHE_BYTES */
     size_t rng_buffer;           /* with dropout: the buffer "mixreg.rng.dropout" holding the
                                     generator's state (so checkpoints carry it), else CNN_NONE */
     mx_backend backend;
-    mx_dnnl_context *dnnl;       /* cpu backend: the engine, stream and plan scratch */
-    cnn_plan_set plans[CNN_PLAN_SETS];
-    unsigned long plan_clock;
-    const cnn_plan_set *fwd_plans;  /* the set the last forward ran on (NULL: the reference layers) */
-    int plan_warned;
-    void (*bn_reduce)(void *ctx, double *sums, size_t count);  /* sync batch norm (cnn_cpu.c cnn_bn_sync), or NULL */
+    const cnn_backend *be;       /* its table (cnn_backend_of) */
+    void *state;                 /* the backend's own state (cpu: cnn_cpu_graph), NULL none */
+    cnn_pass fwd_pass;           /* what the last forward ran on (be NULL: none yet); its backward runs there */
+    void (*bn_reduce)(void *ctx, double *sums, size_t count);  /* sync batch norm (cnn_cpu.h cnn_bn_sync), or NULL */
     void *bn_reduce_ctx;
     double *bn_sync_sums;        /* with bn_reduce: 2 x the largest channel count + 1 doubles (malloc) */
     double *bn_sync_counts;      /* with bn_reduce: each node's global value count (num_nodes, malloc) */
-    double *bn_partial;          /* cpu backend: batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel count */
     int profile;                 /* MIXREG_PROFILE: time every node, print a table when freed */
     double prof_s[CNN_PROF_KINDS][2];  /* seconds, forward / backward */
     size_t prof_calls[2];        /* forwards, backwards */
@@ -165,139 +119,56 @@ int cnn_fail(cnn_graph *g, mx_status st);
 mx_status cnn_plan(cnn_graph *g);
 void cnn_graph_free(cnn_graph *g);
 
-/* ---- the cpu backend (cnn_cpu.c) ---- */
-/* The largest channel count a batch norm sees (for bn_partial). */
-size_t cnn_cpu_bn_channels(const cnn_graph *g);
-/* Chooses each tensor's layout and the inference fusions, and makes the
- * context (after cnn_plan, once). */
-mx_status cnn_dnnl_init(cnn_graph *g);
-/* The plans for the model's max batch and use (after the arena is planned). */
-mx_status cnn_dnnl_plan(cnn_graph *g);
-/* Frees every plan set and what was sized for the max batch (before a replan). */
-void cnn_dnnl_drop_plans(cnn_graph *g);
-void cnn_dnnl_free(cnn_graph *g);
-/* The plan set for batch n (inference: cnn_predict's), made now if it is
- * new; NULL when that fails (a note on stderr, once): the forward then runs
- * on the reference layers. */
-const cnn_plan_set *cnn_dnnl_plans(cnn_graph *g, size_t n, int inference);
+/* ---- running (cnn_exec.c) ---- */
+void cnn_init_params(mx_model *m, uint64_t seed);
+/* Running statistics to their defaults, the dropout generator to the seed's stream. */
+void cnn_reset_buffers(mx_model *m, uint64_t seed);
+/* Training or eval logits (the model's mode), keeping what the backward reads. */
+mx_status cnn_run_forward(mx_model *m, const float *x, size_t n, const float **logits);
+/* Eval-mode logits through the backend's predict hook (its inference
+ * fusions), nothing kept for a backward. */
+mx_status cnn_run_predict(mx_model *m, const float *x, size_t n, const float **logits);
+/* The backward of the last forward, on the table that forward ran on; dx may be NULL. */
+mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
+/* mx_model_ops' forms of the three (they return no status: a failure is
+ * reported on stderr as an internal error and aborts). */
+const float *cnn_forward(mx_model *m, const float *x, size_t n);
+const float *cnn_predict(mx_model *m, const float *x, size_t n);
+void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
+/* One node's forward (ReLU included) on pass p, timed into *t when
+ * profiling: the predict hooks run the nodes they do not fuse through it. */
+mx_status cnn_forward_node(const cnn_pass *p, size_t k, double *t);
+/* The MIXREG_PROFILE table, on stderr. */
+void cnn_profile_report(const cnn_graph *g);
+/* With profiling: charges the time since *t to kind (dir 0 forward, 1 backward). */
+double cnn_now_s(void);
+void cnn_charge(cnn_graph *g, int kind, int dir, double *t);
 
-/* The cpu backend's threaded kernels (results independent of the thread
- * count). ReLU semantics as mx_relu_forward / mx_relu_backward; `relu` fuses
- * one into the output, a non-NULL `y` (the ReLU's output) its backward into
- * the input gradient. Batch norm as the reference's (save_mean, save_invstd
- * required in training), statistics summed in double; on NCHW tensors, or
- * nChw16c ones (the _blocked kernels, which need `partial`: the graph's
- * bn_partial). */
-void cnn_cpu_relu_forward(size_t count, float *y);
-void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
-void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
-/* The same writing y also in bfloat16 into y16 (count a multiple of 16). */
-void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16);
-/* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
-void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
-/* dst = src, or dst += src. */
-void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
-void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                              const float *beta, float momentum, float eps, float *running_mean, float *running_var,
-                              float *y, float *save_mean, float *save_invstd, int relu, float *affine);
-/* Sync batch norm (--sync-bn): a training batch norm's per-channel sums are
- * added over every process of a data-parallel job before the statistics are
- * formed, so each process normalises with the global batch's. reduce sums
- * `count` doubles in place across the processes (it stops the job itself if
- * it cannot); sums has room for 2 x channels + 1; count is the node's global
- * value count, written by the forward and read by its backward. */
-typedef struct {
-    void (*reduce)(void *ctx, double *sums, size_t count);
-    void *ctx;
-    double *sums;
-    double *count;
-} cnn_bn_sync;
+/* The dropout generator's state, kept in the I64 buffer g->rng_buffer so
+ * that checkpoints carry it: loaded before a training dropout's draws,
+ * stored after. */
+void cnn_rng_load(const mx_model *m, const cnn_graph *g, mx_rng *rng);
+void cnn_rng_store(mx_model *m, const cnn_graph *g, const mx_rng *rng);
 
-/* The training kernels with sync NULL are the plain ones above and below;
- * with it, they exchange [sum x, sum x^2, m] (forward) and [sum dy', sum dy' x]
- * (backward) through sync->reduce, gamma's and beta's gradients staying this
- * process's own. */
-void cnn_cpu_bn_forward_train_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                                     const float *beta, float momentum, float eps, float *running_mean,
-                                     float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                     float *affine, const cnn_bn_sync *sync);
-void cnn_cpu_bn_backward_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                float *dgamma, float *dbeta, const cnn_bn_sync *sync);
-void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                                             const float *beta, float momentum, float eps, float *running_mean,
-                                             float *running_var, float *y, float *save_mean, float *save_invstd,
-                                             int relu, double *partial, float *affine, uint16_t *y16,
-                                             const cnn_bn_sync *sync);
-void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y,
-                                        const float *relu_k, const float *dy, const float *gamma,
-                                        const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
-                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync);
-void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                             const float *beta, const float *running_mean, const float *running_var, float eps,
-                             float *y, int relu, float *affine);
-void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                         const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                         float *dgamma, float *dbeta);
-void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
-                              const float *gamma, const float *running_mean, const float *running_var, float eps,
-                              float *dx, float *dgamma, float *dbeta);
-
-void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                                      const float *beta, float momentum, float eps, float *running_mean,
-                                      float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
-                                      double *partial, float *affine, uint16_t *y16);
-void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
-                                     const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine, uint16_t *y16);
-/* The four forwards above save their per-channel constants in affine (when
- * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
- * (ReLU too when relu), giving the forward's output bit for bit. */
-void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
-                      float *y);
-/* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
- * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y
- * NULL): the fused ReLU's mask from x and the forward's saved constants
- * (affine) instead of from its output y, which then need not be recomputed. */
-void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
-                                 const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                 int dx_bf16, float *dgamma, float *dbeta, double *partial);
-void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
-                                      const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
-                                      const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
-                                      float *dbeta, double *partial);
-/* Global average pooling of an nChw16c tensor into [n, channels], and back. */
-void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y);
-void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, const float *dy, float *dx);
-/* Dropout of an nChw16c tensor with the reference's draws: element (s, c, p)
- * takes the draw of its NCHW index, and mask is kept in NCHW order. */
-void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, float p, mx_rng *rng, const float *x,
-                                     float *y, uint8_t *mask);
-void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, float p, const uint8_t *mask,
-                                      const float *dy, float *dx);
+/* Where the kernels find their operands. */
+static inline float *cnn_param(const mx_model *m, size_t i)
+{
+    return i == CNN_NONE ? NULL : m->params + m->tensors[i].offset;
+}
+static inline float *cnn_grad(const mx_model *m, size_t i)
+{
+    return i == CNN_NONE ? NULL : m->grads + m->tensors[i].offset;
+}
+static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers[i].data; }
+/* Tensor t's values: tensor 0 is the forward's input. */
+static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
+/* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
+static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
 /* Index of element (s, c, p) of a tensor of `channels` x hw per sample in either layout. */
 static inline size_t cnn_index(int blocked, size_t channels, size_t hw, size_t s, size_t c, size_t p)
 {
     return blocked ? ((s * (channels / 16) + c / 16) * hw + p) * 16 + c % 16 : (s * channels + c) * hw + p;
 }
-
-/* ---- running (cnn_exec.c) ---- */
-void cnn_init_params(mx_model *m, uint64_t seed);
-/* Running statistics to their defaults, the dropout generator to the seed's stream. */
-void cnn_reset_buffers(mx_model *m, uint64_t seed);
-const float *cnn_forward(mx_model *m, const float *x, size_t n);
-/* Eval-mode logits with the inference fusions (mx_model_predict); on
- * networks with Winograd layers, batches above CNN_PREDICT_CHUNK samples run
- * in near-equal chunks of at most that many, each through the whole network
- * (cnn_exec.c says why). */
-#define CNN_PREDICT_CHUNK 32
-/* The most pred_cache may take (resnet20 needs 1.5 MiB; a model whose
- * weights would need more folds them once per chunk instead). */
-#define CNN_PRED_CACHE_BYTES ((size_t)64 << 20)
-const float *cnn_predict(mx_model *m, const float *x, size_t n);
-void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
-/* The MIXREG_PROFILE table, on stderr. */
-void cnn_profile_report(const cnn_graph *g);
 
 /* ---- architectures (cnn_arch.c) ---- */
 mx_status cnn_build_arch(cnn_graph *g, const mx_model_spec *spec);

@@ -10,6 +10,7 @@
 #include "mixreg/checked.h"
 #include "mixreg/layers_dnnl.h"
 #include "mixreg/parse.h"
+#include "backend/cuda/cuda_backend.h"
 #include "nn/model_internal.h"
 
 const char *mx_model_arch_names(void)
@@ -20,15 +21,21 @@ const char *mx_model_arch_names(void)
 
 const char *mx_backend_name(mx_backend backend)
 {
-    return backend == MX_BACKEND_REF ? "ref" : backend == MX_BACKEND_CPU ? "cpu" : "?";
+    return backend == MX_BACKEND_REF ? "ref" : backend == MX_BACKEND_CPU ? "cpu" : backend == MX_BACKEND_CUDA ? "cuda" : "?";
 }
 
 mx_status mx_backend_parse(const char *what, const char *text, mx_backend *out)
 {
     if (!strcmp(text, "ref")) *out = MX_BACKEND_REF;
     else if (!strcmp(text, "cpu")) *out = MX_BACKEND_CPU;
-    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected ref or cpu)", what, text);
+    else if (!strcmp(text, "cuda")) *out = MX_BACKEND_CUDA;
+    else return mx_error_set(MX_ERR_ARG, "%s: unknown '%s' (expected ref, cpu or cuda)", what, text);
     return MX_OK;
+}
+
+mx_status mx_backend_available(mx_backend backend)
+{
+    return backend == MX_BACKEND_CUDA ? mx_cuda_backend_check() : MX_OK;
 }
 
 const char *mx_precision_name(mx_precision precision)
@@ -99,8 +106,11 @@ mx_status mx_model_create_bounded(const mx_model_spec *spec, size_t max_batch, s
     if (spec->num_classes < 2) return mx_error_set(MX_ERR_ARG, "a classifier needs at least 2 classes");
     if (!spec->in_channels || !spec->in_height || !spec->in_width)
         return mx_error_set(MX_ERR_ARG, "model input shape has a zero dimension");
-    if (spec->backend != MX_BACKEND_REF && spec->backend != MX_BACKEND_CPU)
-        return mx_error_set(MX_ERR_ARG, "unknown backend %d (expected ref or cpu)", (int)spec->backend);
+    if (spec->backend != MX_BACKEND_REF && spec->backend != MX_BACKEND_CPU && spec->backend != MX_BACKEND_CUDA)
+        return mx_error_set(MX_ERR_ARG, "unknown backend %d (expected ref, cpu or cuda)", (int)spec->backend);
+    /* Before anything is allocated: one line saying why not (exit 1 in the CLI). */
+    mx_status ready = mx_backend_available(spec->backend);
+    if (ready != MX_OK) return ready;
     if (spec->precision != MX_PRECISION_FP32 && spec->precision != MX_PRECISION_BF16)
         return mx_error_set(MX_ERR_ARG, "unknown precision %d (expected fp32 or bf16)", (int)spec->precision);
     if (spec->precision == MX_PRECISION_BF16 && (is_mlp(spec->arch) || spec->backend != MX_BACKEND_CPU))

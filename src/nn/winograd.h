@@ -1,7 +1,7 @@
 /* Winograd convolution, forward only, for nChw16c tensors: the inference
  * path's kernel for 3x3 stride-1 layers with few channels, where oneDNN's
  * direct kernels already run near the machine's peak and its own Winograd
- * loses to them (cnn_cpu.c winograd_inference_suits says by how much).
+ * loses to them (cnn_cpu_plan.c winograd_inference_suits says by how much).
  *
  * F(4x4, 3x3) or F(2x2, 3x3) by the shape (mx_wino_tile). The weights are
  * transformed when the caller chooses (mx_wino_transform_weights), so folded

@@ -29,6 +29,17 @@ int mx_cuda_built(void);
  * saying why: built without CUDA, no device, or a driver/toolkit mismatch. */
 int mx_cuda_device_count(void);
 
+/* MX_OK when a CUDA device is visible; else MX_ERR_UNSUPPORTED with "no
+ * CUDA device visible (<why>); use --backend cpu", or in a build without
+ * CUDA "this mixreg was built without CUDA (rebuild with -DMIXREG_CUDA=ON)".
+ * Returns at once without a device (never waits for one). */
+mx_status mx_cuda_require_device(void);
+
+/* --backend cuda for a model (mx_model_create): mx_cuda_require_device's
+ * answer prefixed "--backend cuda: ", or, with a device, that the cuda
+ * backend's layer kernels are not written yet (src/backend/cuda/cnn_cuda.c). */
+mx_status mx_cuda_backend_check(void);
+
 /* MX_OK when device `index` can be used, else MX_ERR_UNSUPPORTED with one
  * line naming the reason and suggesting --backend cpu. */
 mx_status mx_cuda_check_device(int index);

@@ -33,6 +33,19 @@ int mx_cuda_device_count(void)
     return count;
 }
 
+mx_status mx_cuda_require_device(void)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* clear it: later calls must not see this one */
+        return mx_error_set(MX_ERR_UNSUPPORTED, "no CUDA device visible (%s); use --backend cpu", cudaGetErrorString(e));
+    }
+    if (count == 0)
+        return mx_error_set(MX_ERR_UNSUPPORTED, "no CUDA device visible (the driver lists none); use --backend cpu");
+    return MX_OK;
+}
+
 mx_status mx_cuda_check_device(int index)
 {
     int count = mx_cuda_device_count();

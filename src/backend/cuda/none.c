@@ -12,6 +12,11 @@ static mx_status not_built(void)
 
 int mx_cuda_built(void) { return 0; }
 
+mx_status mx_cuda_require_device(void)
+{
+    return mx_error_set(MX_ERR_UNSUPPORTED, "this mixreg was built without CUDA (rebuild with -DMIXREG_CUDA=ON)");
+}
+
 int mx_cuda_device_count(void)
 {
     not_built();

@@ -1,0 +1,202 @@
+/* The "cpu" backend's private parts (cnn_cpu_*.c): its state per graph and
+ * per node, its oneDNN plan sets (cnn_cpu_plan.c), its inference fusions
+ * (cnn_cpu_predict.c) and its threaded kernels (cnn_cpu_kernels.c on NCHW,
+ * cnn_cpu_blocked.c on nChw16c). cnn_cpu_exec.c puts them behind the
+ * backend table (cnn_backend_cpu). */
+#ifndef MIXREG_NN_CNN_CPU_H
+#define MIXREG_NN_CNN_CPU_H
+
+#include "mixreg/layers_dnnl.h"
+#include "mixreg/rng.h"
+#include "nn/cnn_internal.h"
+
+/* A node's own state on the cpu backend (cnn_node.state).
+ * Inference (cnn_cpu_predict.c; cnn_cpu_plan.c plan_fusion): a convolution
+ * absorbs the batch norm after it (folded into its weights and bias), then
+ * the residual add after that (oneDNN's binary add post-op with the add's
+ * other input) and the last one's ReLU (eltwise post-op); the absorbed nodes
+ * are skipped. */
+typedef struct {
+    float *affine;                   /* BN: the forward's per-channel float mean, scale and shift (3 x channels),
+                                        to recompute its output exactly (in the arena) */
+    void *x_bf16;                    /* conv, bf16: its input as its plans read it (bfloat16), kept by the
+                                        forward for the backward weights (mx_dnnl_conv2d_kept_x_bytes) */
+    int fold_bn, fold_add;           /* conv: the node indices absorbed, -1 none */
+    int fused;                       /* BN / ADD: runs inside an earlier convolution */
+    int pred_out;                    /* conv: the tensor the fused convolution writes */
+    int sum_in;                      /* conv with fold_add: the add's other input */
+    int pred_relu;                   /* conv: the ReLU that ends the fused chain */
+    int wino;                        /* conv: prediction runs it on mixreg's Winograd kernel (winograd.h) */
+    size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
+                                        Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
+    size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
+} cnn_cpu_node;
+
+/* The oneDNN plans of one node for one batch size; without one a node runs
+ * on the cpu backend's own kernels where it has them (batch norm, ReLU, add),
+ * else on the reference layers. */
+typedef struct {
+    mx_dnnl_conv2d_plan *conv;
+    mx_dnnl_pool2d_plan *pool;      /* its workspace is the node's argmax buffer */
+    mx_dnnl_linear_plan *linear;
+} cnn_node_plan;
+
+/* Every node's plans for batch size n: a model planned for training has its
+ * max batch's, made when it is planned, and up to three other (size,
+ * training or inference) sets (an epoch's last partial batch, an
+ * evaluation's full and last batches), made at their first forward and
+ * replaced least recently used first; a model planned for prediction only
+ * has up to four inference sets, all made at first use. */
+#define CNN_PLAN_SETS 4
+typedef struct {
+    size_t n;                    /* 0: an empty slot */
+    int inference;               /* the predict hook's plans: inference-only convolutions with the fusions */
+    int failed;                  /* these plans could not be made (node NULL): that batch runs without them */
+    unsigned long last_use;
+    cnn_node_plan *node;         /* num_nodes entries */
+} cnn_plan_set;
+
+/* Predictions on networks with Winograd layers run batches above
+ * CNN_PREDICT_CHUNK samples in near-equal chunks of at most that many, each
+ * through the whole network (cnn_cpu_predict.c says why). */
+#define CNN_PREDICT_CHUNK 32
+/* The most pred_cache may take (resnet20 needs 1.5 MiB; a model whose
+ * weights would need more folds them once per chunk instead). */
+#define CNN_PRED_CACHE_BYTES ((size_t)64 << 20)
+
+/* The cpu backend's state of one graph (cnn_graph.state). */
+typedef struct {
+    cnn_cpu_node *node;          /* num_nodes entries, cnn_node.state points into it */
+    mx_dnnl_context *dnnl;       /* the engine, stream and plan scratch */
+    cnn_plan_set plans[CNN_PLAN_SETS];
+    unsigned long plan_clock;
+    int plan_warned;
+    double *bn_partial;          /* batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel
+                                    count (in the arena) */
+    float *fold;                 /* one convolution's folded weights and bias */
+    float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned) */
+    int pred_chunked;            /* prediction splits large batches (some layer runs Winograd) */
+    float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
+    float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights, made once
+                                    per call; NULL above CNN_PRED_CACHE_BYTES */
+} cnn_cpu_graph;
+
+static inline cnn_cpu_graph *cnn_cpu_of(const cnn_graph *g) { return g->state; }
+static inline cnn_cpu_node *cnn_cpu_node_of(const cnn_graph *g, size_t k) { return g->nodes[k].state; }
+
+/* ---- plans (cnn_cpu_plan.c) ---- */
+/* Chooses each tensor's layout and the inference fusions, makes the state
+ * and the context (the table's prepare hook). */
+mx_status cnn_cpu_prepare(cnn_graph *g);
+/* The arena regions: batch norm's constants and partial sums (reserve hook). */
+void cnn_cpu_reserve(cnn_graph *g, mx_arena *arena, size_t B, int commit);
+/* The plans for the model's max batch and use (after the arena is planned). */
+mx_status cnn_cpu_plan(cnn_graph *g);
+/* Frees every plan set and what was sized for the max batch (before a replan). */
+void cnn_cpu_unplan(cnn_graph *g);
+void cnn_cpu_release(cnn_graph *g);
+size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
+/* The plan set for batch n (inference: the predict hook's), made now if it
+ * is new; NULL when that fails (a note on stderr, once): the pass then runs
+ * on the reference layers. */
+const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
+
+/* The inference fusions' predict hook (cnn_cpu_predict.c). */
+mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits);
+
+/* The cpu backend's threaded kernels (results independent of the thread
+ * count). ReLU semantics as mx_relu_forward / mx_relu_backward; `relu` fuses
+ * one into the output, a non-NULL `y` (the ReLU's output) its backward into
+ * the input gradient. Batch norm as the reference's (save_mean, save_invstd
+ * required in training), statistics summed in double; on NCHW tensors, or
+ * nChw16c ones (the _blocked kernels, which need `partial`: the graph's
+ * bn_partial). */
+void cnn_cpu_relu_forward(size_t count, float *y);
+void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
+void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
+/* The same writing y also in bfloat16 into y16 (count a multiple of 16). */
+void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16);
+/* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
+void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
+/* dst = src, or dst += src. */
+void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
+void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                              const float *beta, float momentum, float eps, float *running_mean, float *running_var,
+                              float *y, float *save_mean, float *save_invstd, int relu, float *affine);
+/* Sync batch norm (--sync-bn): a training batch norm's per-channel sums are
+ * added over every process of a data-parallel job before the statistics are
+ * formed, so each process normalises with the global batch's. reduce sums
+ * `count` doubles in place across the processes (it stops the job itself if
+ * it cannot); sums has room for 2 x channels + 1; count is the node's global
+ * value count, written by the forward and read by its backward. */
+typedef struct {
+    void (*reduce)(void *ctx, double *sums, size_t count);
+    void *ctx;
+    double *sums;
+    double *count;
+} cnn_bn_sync;
+
+/* The training kernels with sync NULL are the plain ones above and below;
+ * with it, they exchange [sum x, sum x^2, m] (forward) and [sum dy', sum dy' x]
+ * (backward) through sync->reduce, gamma's and beta's gradients staying this
+ * process's own. */
+void cnn_cpu_bn_forward_train_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, float momentum, float eps, float *running_mean,
+                                     float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                     float *affine, const cnn_bn_sync *sync);
+void cnn_cpu_bn_backward_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                float *dgamma, float *dbeta, const cnn_bn_sync *sync);
+void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                             const float *beta, float momentum, float eps, float *running_mean,
+                                             float *running_var, float *y, float *save_mean, float *save_invstd,
+                                             int relu, double *partial, float *affine, uint16_t *y16,
+                                             const cnn_bn_sync *sync);
+void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                        const float *relu_k, const float *dy, const float *gamma,
+                                        const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
+                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync);
+void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                             const float *beta, const float *running_mean, const float *running_var, float eps,
+                             float *y, int relu, float *affine);
+void cnn_cpu_bn_backward(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                         const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                         float *dgamma, float *dbeta);
+void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
+                              const float *gamma, const float *running_mean, const float *running_var, float eps,
+                              float *dx, float *dgamma, float *dbeta);
+
+void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                      const float *beta, float momentum, float eps, float *running_mean,
+                                      float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
+                                      double *partial, float *affine, uint16_t *y16);
+void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
+                                     const float *beta, const float *running_mean, const float *running_var, float eps,
+                                     float *y, int relu, double *partial, float *affine, uint16_t *y16);
+/* The four forwards above save their per-channel constants in affine (when
+ * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
+ * (ReLU too when relu), giving the forward's output bit for bit. */
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, int blocked, const float *x, const float *affine, int relu,
+                      float *y);
+/* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
+ * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y
+ * NULL): the fused ReLU's mask from x and the forward's saved constants
+ * (affine) instead of from its output y, which then need not be recomputed. */
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                 const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                 int dx_bf16, float *dgamma, float *dbeta, double *partial);
+void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, const float *x, const float *y,
+                                      const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
+                                      const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
+                                      float *dbeta, double *partial);
+/* Global average pooling of an nChw16c tensor into [n, channels], and back. */
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, const float *x, float *y);
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, const float *dy, float *dx);
+/* Dropout of an nChw16c tensor with the reference's draws: element (s, c, p)
+ * takes the draw of its NCHW index, and mask is kept in NCHW order. */
+void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, float p, mx_rng *rng, const float *x,
+                                     float *y, uint8_t *mask);
+void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, float p, const uint8_t *mask,
+                                      const float *dy, float *dx);
+
+#endif

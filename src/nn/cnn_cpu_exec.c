@@ -1,0 +1,423 @@
+/* The "cpu" backend's table (cnn_backend_cpu): each node on its oneDNN plans
+ * (cnn_cpu_plan.c) where it has one, else on the backend's own threaded
+ * kernels (batch norm with its ReLU, ReLU, residual add, gradient sums, and on
+ * nChw16c global average pooling and dropout), else on the reference layers
+ * (cnn_ref.c). The pass's state is its plan set for the batch size; a size
+ * whose plans could not be made runs on the reference table.
+ *
+ * With --precision bf16 the conversions to bfloat16 are made once and handed
+ * on instead of each plan reordering its own float32 operands (each change
+ * measured and giving the same bits as the plans' own reorders):
+ *  - a convolution keeps its input in bfloat16 from the forward for its
+ *    backward weights (mx_dnnl_conv2d_forward_keep_x);
+ *  - a batch norm whose one reader is such a convolution writes its output
+ *    only in bfloat16, straight into that convolution's kept input; residual
+ *    adds (and batch norms with other readers) write a bfloat16 copy beside
+ *    their float32 output (bf16_copy_of);
+ *  - those batch-norm outputs are then not recomputed for the backward
+ *    (bn_output_unneeded);
+ *  - a batch norm's backward writes its input gradient in bfloat16 for the
+ *    convolution before it (conv_takes_bf16_dy). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cnn_cpu.h"
+
+static const cnn_plan_set *plans_of(const cnn_pass *p) { return p->set; }
+static const cnn_node_plan *plan_of(const cnn_pass *p, size_t k) { return &plans_of(p)->node[k]; }
+
+/* The node's sync batch norm exchange (filled into *at), or NULL when the
+ * model has none (mx_model_set_bn_sync). */
+static cnn_bn_sync *bn_sync_of(const cnn_graph *g, const cnn_node *nd, cnn_bn_sync *at)
+{
+    if (!g->bn_reduce) return NULL;
+    *at = (cnn_bn_sync){g->bn_reduce, g->bn_reduce_ctx, g->bn_sync_sums, &g->bn_sync_counts[nd - g->nodes]};
+    return at;
+}
+
+/* Where node k (a batch norm or residual add with a fused ReLU, nChw16c, in
+ * a training or eval forward on plans) writes its output in bfloat16 for the
+ * convolutions reading it, or NULL: the kept input (x_bf16) of its first
+ * reader among convolutions whose plans take x so
+ * (mx_dnnl_conv2d_takes_bf16_x); those convolutions read it there, forward
+ * and backward, without reordering. *f32 says whether the float32 output is
+ * still written: always for an add (its backward masks by its output), and
+ * for a batch norm unless its one reader is such a convolution (the backward
+ * then takes its ReLU's mask from its input, see bn_output_unneeded). */
+static void *bf16_copy_of(const cnn_pass *p, size_t k, int *f32)
+{
+    const cnn_graph *g = p->g;
+    const cnn_plan_set *plans = p->inference ? NULL : plans_of(p);
+    const cnn_node *pr = &g->nodes[k];
+    *f32 = 1;
+    if (!plans || (pr->op != CNN_BN && pr->op != CNN_ADD) || !pr->relu || !g->tensors[pr->out].blocked ||
+        (pr->op == CNN_BN && !cnn_cpu_node_of(g, k)->affine))
+        return NULL;
+    void *to = NULL;
+    size_t readers = 0;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if (nd->in != pr->out && nd->in2 != pr->out) continue;
+        readers++;
+        void *kept = cnn_cpu_node_of(g, j)->x_bf16;
+        if (!to && nd->op == CNN_CONV && kept && plans->node[j].conv && mx_dnnl_conv2d_takes_bf16_x(plans->node[j].conv))
+            to = kept;
+    }
+    if (to && pr->op == CNN_BN && readers == 1) *f32 = 0;
+    return to;
+}
+
+/* The bfloat16 copy of convolution node k's input its producer wrote
+ * (bf16_copy_of), when k's plan takes it; else NULL. */
+static const void *conv_bf16_input(const cnn_pass *p, size_t k)
+{
+    const cnn_graph *g = p->g;
+    const cnn_plan_set *plans = p->inference ? NULL : plans_of(p);
+    if (!plans || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_x(plans->node[k].conv)) return NULL;
+    for (size_t j = 0; j < k; j++)
+        if (g->nodes[j].out == g->nodes[k].in) {
+            int f32;
+            return bf16_copy_of(p, j, &f32);
+        }
+    return NULL;
+}
+
+/* Convolution node k's input as its plan keeps it in bfloat16 for the
+ * backward weights: its producer's copy, else its own reorder's; NULL when
+ * its plan keeps none. */
+static const void *conv_kept_input(const cnn_pass *p, size_t k)
+{
+    const cnn_node_plan *pl = plan_of(p, k);
+    void *own = cnn_cpu_node_of(p->g, k)->x_bf16;
+    if (!pl->conv || !own || !mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return NULL;
+    const void *given = conv_bf16_input(p, k);
+    return given ? given : own;
+}
+
+/* Whether convolution node k takes its dy as bfloat16 from the batch norm
+ * after it: a bfloat16 plan that reads dy so (mx_dnnl_conv2d_takes_bf16_dy),
+ * no ReLU of its own, its output (nChw16c) read by that batch norm alone.
+ * The batch norm's backward then writes its input gradient rounded to
+ * bfloat16, as the plan's reorder would have, and the reorder's pass is
+ * saved. */
+static int conv_takes_bf16_dy(const cnn_pass *p, size_t k)
+{
+    const cnn_graph *g = p->g;
+    const cnn_plan_set *plans = plans_of(p);
+    if (k + 1 >= g->num_nodes) return 0;
+    const cnn_node *cv = &g->nodes[k], *bn = &g->nodes[k + 1];
+    if (cv->op != CNN_CONV || bn->op != CNN_BN || bn->in != cv->out || cv->relu || bn->acc_in ||
+        !g->tensors[cv->out].blocked || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_dy(plans->node[k].conv))
+        return 0;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (j != k + 1 && (g->nodes[j].in == cv->out || g->nodes[j].in2 == cv->out)) return 0;
+    return 1;
+}
+
+/* Whether the backward can do without batch norm node b's output (its ReLU
+ * applied), which the memory plan left to be recomputed (cnn_graph.c
+ * plan_recompute): on nChw16c, when every reader is a convolution that kept
+ * its input from the forward in bfloat16 (mx_dnnl_conv2d_kept_x_bytes). The
+ * batch norm's own backward then takes its ReLU's mask from its input and
+ * the forward's constants (bit for bit the same), and the recomputing pass
+ * is saved. */
+static int bn_output_unneeded(const cnn_pass *p, size_t b)
+{
+    const cnn_graph *g = p->g;
+    const cnn_plan_set *plans = plans_of(p);
+    const cnn_node *bn = &g->nodes[b];
+    if (bn->op != CNN_BN || !bn->relu || !cnn_cpu_node_of(g, b)->affine || !g->tensors[bn->in].blocked) return 0;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if (nd->in != bn->out && nd->in2 != bn->out) continue;
+        if (nd->op != CNN_CONV || !cnn_cpu_node_of(g, j)->x_bf16 || !plans->node[j].conv ||
+            !mx_dnnl_conv2d_kept_x_bytes(plans->node[j].conv))
+            return 0;
+    }
+    return 1;
+}
+
+static mx_status begin(cnn_pass *p, int inference)
+{
+    p->set = cnn_cpu_plans(p->g, p->n, inference);
+    p->inference = inference;
+    if (!p->set) p->be = &cnn_backend_ref; /* the plans could not be made: the reference layers, every tensor NCHW */
+    return MX_OK;
+}
+
+static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_node_plan *pl = plan_of(p, k);
+    void *kept = cnn_cpu_node_of(p->g, k)->x_bf16;
+    const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
+    const void *given = conv_bf16_input(p, k);
+    if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
+    if (pl->conv && kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
+        return mx_dnnl_conv2d_forward_keep_x(pl->conv, p->n, x, w, b, y, kept);
+    if (pl->conv) return mx_dnnl_conv2d_forward(pl->conv, p->n, x, w, b, y);
+    return cnn_backend_ref.conv_forward(p, k, x, y);
+}
+
+/* The backend's own kernel, which applies the node's ReLU too. oneDNN 2.6's
+ * batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x slower forward and
+ * 1.7x slower backward than it on resnet20. On nChw16c the output may also
+ * (y NULL: only) go in bfloat16 to the convolutions reading it (bf16_copy_of). */
+static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
+{
+    const mx_model *m = p->m;
+    const cnn_graph *g = p->g;
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_tensor *in = &g->tensors[nd->in];
+    const size_t hw = in->h * in->w, C = in->c, n = p->n;
+    const float *gamma = cnn_param(m, nd->weight), *beta = cnn_param(m, nd->bias);
+    float *rmean = cnn_buffer(m, nd->buffer), *rvar = cnn_buffer(m, nd->buffer + 1);
+    float *affine = cnn_cpu_node_of(g, k)->affine;
+    double *partial = cnn_cpu_of(g)->bn_partial;
+    const int relu = nd->relu;
+    int f32 = 1;
+    uint16_t *y16 = bf16_copy_of(p, k, &f32);
+    if (!f32) y = NULL;
+    if (m->training) {
+        cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
+        if (in->blocked)
+            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
+                                                    nd->save_mean, nd->save_invstd, relu, partial, affine, y16, sync);
+        else
+            cnn_cpu_bn_forward_train_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
+                                            nd->save_mean, nd->save_invstd, relu, affine, sync);
+    } else if (in->blocked) {
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16);
+    } else {
+        cnn_cpu_bn_forward_eval(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, affine);
+    }
+    *relu_done = relu;
+    return MX_OK;
+}
+
+static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const float *b, float *y, int *relu_done)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const size_t count = p->n * p->g->tensors[nd->out].size;
+    int f32;
+    uint16_t *y16 = bf16_copy_of(p, k, &f32);
+    if (y16) cnn_cpu_add_forward_bf16_copy(count, a, b, y, nd->relu, y16);
+    else cnn_cpu_add_forward(count, a, b, y, nd->relu);
+    *relu_done = nd->relu;
+    return MX_OK;
+}
+
+static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+{
+    const cnn_node_plan *pl = plan_of(p, k);
+    if (pl->pool) return mx_dnnl_pool2d_forward(pl->pool, p->n, x, y, p->g->nodes[k].argmax);
+    return cnn_backend_ref.maxpool_forward(p, k, x, y);
+}
+
+static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+{
+    const cnn_tensor *in = &p->g->tensors[p->g->nodes[k].in];
+    if (!in->blocked) return cnn_backend_ref.gap_forward(p, k, x, y);
+    cnn_cpu_gap_forward_blocked(p->n, in->c, in->h * in->w, x, y);
+    return MX_OK;
+}
+
+static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_node_plan *pl = plan_of(p, k);
+    if (!pl->linear) return cnn_backend_ref.linear_forward(p, k, x, y);
+    return mx_dnnl_linear_forward(pl->linear, p->n, x, cnn_param(p->m, nd->weight), cnn_param(p->m, nd->bias), y);
+}
+
+static mx_status dropout_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_tensor *in = &p->g->tensors[nd->in];
+    if (!p->m->training || !in->blocked) return cnn_backend_ref.dropout_forward(p, k, x, y);
+    mx_rng rng;
+    cnn_rng_load(p->m, p->g, &rng);
+    cnn_cpu_dropout_forward_blocked(p->n, in->c, in->h * in->w, nd->p, &rng, x, y, nd->mask);
+    cnn_rng_store(p->m, p->g, &rng);
+    return MX_OK;
+}
+
+static mx_status relu_forward(const cnn_pass *p, size_t count, float *y)
+{
+    (void)p;
+    cnn_cpu_relu_forward(count, y);
+    return MX_OK;
+}
+
+static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
+{
+    const mx_model *m = p->m;
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_node_plan *pl = plan_of(p, k);
+    if (!pl->conv) return cnn_backend_ref.conv_backward(p, k, x, dy, dx);
+    const int dy16 = conv_takes_bf16_dy(p, k);
+    const void *x_kept = conv_kept_input(p, k);
+    const float *w = cnn_param(m, nd->weight);
+    float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
+    if (dy16 || x_kept)
+        return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,
+                                            dy16 ? (const uint16_t *)(void *)dy : NULL, dx, dw, db);
+    return mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, dw, db);
+}
+
+/* The fused ReLU's backward first (from its output, or without that, its
+ * mask from the input and the forward's constants), then batch norm's. */
+static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
+{
+    const mx_model *m = p->m;
+    const cnn_graph *g = p->g;
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_tensor *in = &g->tensors[nd->in];
+    const size_t hw = in->h * in->w, C = in->c, n = p->n;
+    const float *gamma = cnn_param(m, nd->weight), *rmean = cnn_buffer(m, nd->buffer),
+                *rvar = cnn_buffer(m, nd->buffer + 1);
+    float *dgamma = cnn_grad(m, nd->weight), *dbeta = cnn_grad(m, nd->bias);
+    double *partial = cnn_cpu_of(g)->bn_partial;
+    const int from_input = nd->relu && bn_output_unneeded(p, k);
+    const float *y = nd->relu && !from_input ? g->tensors[nd->out].data : NULL;
+    const float *relu_k = from_input ? cnn_cpu_node_of(g, k)->affine : NULL;
+    const int dx_bf16 = k > 0 && conv_takes_bf16_dy(p, k - 1);
+    if (g->fwd_training) {
+        cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
+        if (in->blocked)
+            cnn_cpu_bn_backward_blocked_synced(n, C, hw, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
+                                               dx_bf16, dgamma, dbeta, partial, sync);
+        else
+            cnn_cpu_bn_backward_synced(n, C, hw, x, y, dy, gamma, nd->save_mean, nd->save_invstd, dx, dgamma, dbeta,
+                                       sync);
+    } else if (in->blocked) {
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, x, y, relu_k, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dx_bf16, dgamma,
+                                         dbeta, partial);
+    } else {
+        cnn_cpu_bn_backward_eval(n, C, hw, x, y, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dgamma, dbeta);
+    }
+    return MX_OK;
+}
+
+/* The residual add's backward (node k): both inputs' gradients are the same
+ * (masked) dy. When both are written fresh and one input is the output of a
+ * batch norm at node k - 1 (next in the backward, which only reads its dy),
+ * that gradient is not written: *alias_t is that tensor and *alias_p the
+ * other input's gradient, which node k - 1 reads instead (a pass over the
+ * activation fewer per residual block). */
+static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx, int *alias_t, float **alias_p)
+{
+    const cnn_graph *g = p->g;
+    const cnn_node *nd = &g->nodes[k];
+    const int inputs[2] = {nd->in, nd->in2}, acc[2] = {nd->acc_in, nd->acc_in2};
+    const size_t count = p->n * g->tensors[nd->out].size;
+    const float *y = nd->relu ? g->tensors[nd->out].data : NULL;
+    const cnn_node *prev = k > 0 ? &g->nodes[k - 1] : NULL;
+    if (prev && prev->op == CNN_BN && !acc[0] && !acc[1] && inputs[0] != inputs[1] && inputs[0] > 0 &&
+        inputs[1] > 0 && (prev->out == inputs[0] || prev->out == inputs[1])) {
+        const int skip = prev->out == inputs[0] ? 0 : 1;
+        *alias_t = inputs[skip];
+        *alias_p = cnn_grad_of(g, inputs[1 - skip], dx);
+        cnn_cpu_add_backward(count, y, dy, *alias_p, 0, NULL, 0);
+        return MX_OK;
+    }
+    cnn_cpu_add_backward(count, y, dy, cnn_grad_of(g, inputs[0], dx), acc[0], cnn_grad_of(g, inputs[1], dx), acc[1]);
+    return MX_OK;
+}
+
+static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
+{
+    const cnn_node_plan *pl = plan_of(p, k);
+    if (pl->pool) return mx_dnnl_pool2d_backward(pl->pool, p->n, p->g->nodes[k].argmax, dy, dx);
+    return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
+}
+
+static mx_status gap_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
+{
+    const cnn_tensor *in = &p->g->tensors[p->g->nodes[k].in];
+    if (!in->blocked) return cnn_backend_ref.gap_backward(p, k, dy, dx);
+    cnn_cpu_gap_backward_blocked(p->n, in->c, in->h * in->w, dy, dx);
+    return MX_OK;
+}
+
+static mx_status linear_backward(const cnn_pass *p, size_t k, const float *x, const float *dy, float *dx)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_node_plan *pl = plan_of(p, k);
+    if (!pl->linear) return cnn_backend_ref.linear_backward(p, k, x, dy, dx);
+    return mx_dnnl_linear_backward(pl->linear, p->n, x, cnn_param(p->m, nd->weight), dy, dx,
+                                   cnn_grad(p->m, nd->weight), cnn_grad(p->m, nd->bias));
+}
+
+static mx_status dropout_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
+{
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_tensor *in = &p->g->tensors[nd->in];
+    if (!p->g->fwd_training || !in->blocked) return cnn_backend_ref.dropout_backward(p, k, dy, dx);
+    cnn_cpu_dropout_backward_blocked(p->n, in->c, in->h * in->w, nd->p, nd->mask, dy, dx);
+    return MX_OK;
+}
+
+static mx_status relu_backward(const cnn_pass *p, size_t count, const float *y, float *dy)
+{
+    (void)p;
+    cnn_cpu_relu_backward(count, y, dy);
+    return MX_OK;
+}
+
+static mx_status grad_accumulate(const cnn_pass *p, size_t count, float *dst, const float *src)
+{
+    (void)p;
+    cnn_cpu_grad_pass(count, dst, src, 1);
+    return MX_OK;
+}
+
+/* From the constants the forward saved (bit for bit), unless no backward
+ * needs the output (bn_output_unneeded). */
+static mx_status bn_recompute(const cnn_pass *p, size_t b)
+{
+    const cnn_graph *g = p->g;
+    const cnn_node *bn = &g->nodes[b];
+    if (bn_output_unneeded(p, b)) return MX_OK;
+    const cnn_tensor *in = &g->tensors[bn->in];
+    cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, in->blocked, cnn_tensor_data(g, bn->in),
+                     cnn_cpu_node_of(g, b)->affine, bn->relu, g->tensors[bn->out].data);
+    return MX_OK;
+}
+
+const cnn_backend cnn_backend_cpu = {
+    .name = "cpu",
+    .prepare = cnn_cpu_prepare,
+    .reserve = cnn_cpu_reserve,
+    .plan = cnn_cpu_plan,
+    .unplan = cnn_cpu_unplan,
+    .release = cnn_cpu_release,
+    .predict_samples = cnn_cpu_predict_samples,
+    .recomputes_bn_output = 1,
+    .has_sync_bn = 1,
+    .bn_backward_fuses_relu = 1,
+    .begin = begin,
+    .predict = cnn_cpu_predict,
+    .conv_forward = conv_forward,
+    .bn_forward = bn_forward,
+    .add_forward = add_forward,
+    .maxpool_forward = maxpool_forward,
+    .gap_forward = gap_forward,
+    .linear_forward = linear_forward,
+    .dropout_forward = dropout_forward,
+    .relu_forward = relu_forward,
+    .conv_backward = conv_backward,
+    .bn_backward = bn_backward,
+    .add_backward = add_backward,
+    .maxpool_backward = maxpool_backward,
+    .gap_backward = gap_backward,
+    .linear_backward = linear_backward,
+    .dropout_backward = dropout_backward,
+    .relu_backward = relu_backward,
+    .grad_accumulate = grad_accumulate,
+    .bn_recompute = bn_recompute,
+    .sgd_step = cnn_host_sgd_step,
+    .to_device = cnn_host_copy,
+    .to_host = cnn_host_copy,
+};

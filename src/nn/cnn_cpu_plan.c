@@ -1,0 +1,427 @@
+/* The CNN graph's "cpu" backend's planning: each tensor's layout, the
+ * inference fusions, and the oneDNN plans (mixreg/layers_dnnl.h) per node and
+ * batch size, made outside the training step. Its table (cnn_cpu_exec.c)
+ * runs them, and its own threaded kernels (cnn_cpu_kernels.c,
+ * cnn_cpu_blocked.c) for the other nodes.
+ *
+ * What runs where (measured on resnet20 and lenet5 at batch 128, 2 threads;
+ * BENCHMARKS.md has the end-to-end figures and the per-layer profile):
+ *  - convolution: oneDNN with its blocked layout inside (direct AVX-512
+ *    kernels; 3-12x the reference's im2col + sgemm);
+ *  - activations between nodes as nChw16c where the channel count allows
+ *    (assign_layouts), so the convolutions read and write them without
+ *    reorders: on resnet20 that took the convolutions from 85 to 60 ms a step.
+ *    The rest stay NCHW and the plans reorder at the boundary (NCHW inside
+ *    instead, oneDNN's gemm convolution, was 2x slower on lenet5);
+ *  - linear layers: oneDNN (through OpenBLAS instead lenet5 trained 20-35%
+ *    slower: its pthreads and the OpenMP team compete);
+ *  - max pooling on NCHW: the layer's own threaded loop (layers/pool.c;
+ *    oneDNN's NCHW pooling is its slow reference kernel);
+ *  - batch norm (ReLU fused), ReLU, residual add (ReLU fused), gradient sums,
+ *    global average pooling and dropout on nChw16c: this file's OpenMP + SIMD
+ *    kernels; oneDNN 2.6's batch norm on NCHW was 4x slower forward and 1.7x
+ *    backward than them;
+ *  - global average pooling and dropout on NCHW: the reference loops;
+ *  - 3x3 stride-1 convolutions of 64+ channels: oneDNN's Winograd kernels
+ *    (choose_conv_algorithm);
+ *  - inference (cnn_predict): a second kind of plan set where a convolution
+ *    absorbs the batch norm, residual add and ReLU after it (plan_fusion);
+ *    in networks no wider than 64 channels its 3x3 stride-1 convolutions
+ *    run mixreg's own Winograd kernel (winograd_inference_suits). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cnn_cpu.h"
+#include "nn/winograd.h"
+
+static void free_set(cnn_graph *g, cnn_plan_set *s)
+{
+    if (s->node) {
+        for (size_t k = 0; k < g->num_nodes; k++) {
+            cnn_node_plan *p = &s->node[k];
+            mx_dnnl_conv2d_plan_free(p->conv);
+            mx_dnnl_pool2d_plan_free(p->pool);
+            mx_dnnl_linear_plan_free(p->linear);
+        }
+        free(s->node);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+/* The largest channel count a batch norm sees (for bn_partial). */
+static size_t bn_channels(const cnn_graph *g)
+{
+    size_t most = 0;
+    for (size_t k = 0; k < g->num_nodes; k++)
+        if (g->nodes[k].op == CNN_BN && g->tensors[g->nodes[k].in].c > most) most = g->tensors[g->nodes[k].in].c;
+    return most;
+}
+
+static int find_root(int *parent, int t)
+{
+    while (parent[t] != t) t = parent[t] = parent[parent[t]];
+    return t;
+}
+
+/* Which tensors live as nChw16c: those whose channels are a multiple of 16,
+ * with more than one pixel (a [n, c, 1, 1] tensor is the same either way),
+ * and whose every reader and writer handles the layout. Batch norm, add and
+ * dropout keep their input's layout, so they tie tensors into groups that
+ * are blocked together or not at all; convolutions read and write either
+ * (their plans are told which); max pooling and the linear layers' flattened
+ * inputs stay NCHW, as does the network's input. */
+static mx_status assign_layouts(cnn_graph *g)
+{
+    const size_t T = g->num_tensors;
+    int *parent = malloc(T * sizeof *parent);
+    unsigned char *ok = malloc(T);
+    if (!parent || !ok) {
+        free(parent), free(ok);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    for (size_t t = 0; t < T; t++) {
+        const cnn_tensor *x = &g->tensors[t];
+        parent[t] = (int)t;
+        ok[t] = t > 0 && x->c % 16 == 0 && x->h * x->w > 1;
+    }
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT) {
+            parent[find_root(parent, nd->out)] = find_root(parent, nd->in);
+            if (nd->in2 >= 0) parent[find_root(parent, nd->in2)] = find_root(parent, nd->in);
+        } else if (nd->op == CNN_MAXPOOL) {
+            ok[nd->in] = ok[nd->out] = 0;
+        } else if (nd->op == CNN_LINEAR) {
+            ok[nd->in] = 0;
+        }
+    }
+    for (size_t t = 0; t < T; t++) ok[find_root(parent, (int)t)] &= ok[t];
+    for (size_t t = 0; t < T; t++) g->tensors[t].blocked = ok[find_root(parent, (int)t)];
+    free(parent), free(ok);
+    return MX_OK;
+}
+
+/* Whether a convolution runs oneDNN's Winograd kernels (all three passes):
+ * float32 3x3 stride-1 convolutions between blocked tensors with at least 64
+ * channels in and out. Measured here with bench/conv_bench (plans on
+ * nChw16c buffers as the engine runs them, batch 128, 2 threads, best of 10;
+ * forward + both backward passes, ms, direct -> Winograd):
+ *   16@28 3.32 -> 4.59   16@32 5.10 -> 8.38   32@14 3.10 -> 3.66   32@16 4.06 -> 3.99
+ *   64@7  3.07 -> 2.53   64@8  3.97 -> 2.52   64@32 70.0 -> 47.9   128@16 65.8 -> 35.5
+ *   256@8 65.3 -> 26.8
+ * Below 64 channels the transforms are memory-bound and lose. The rule is a
+ * pure function of the shape, so the choice (and the rounding) repeats from
+ * run to run. */
+static int winograd_suits(const cnn_graph *g, const cnn_node *nd)
+{
+    const mx_conv2d_desc *d = &nd->conv;
+    return g->model->spec.precision == MX_PRECISION_FP32 && d->kernel_h == 3 && d->kernel_w == 3 &&
+           d->stride_h == 1 && d->stride_w == 1 && d->in_channels >= 64 && d->out_channels >= 64 &&
+           g->tensors[nd->in].blocked && g->tensors[nd->out].blocked;
+}
+
+/* Backward weights stays direct above 256 output channels: oneDNN's
+ * Winograd pass keeps per-thread transformed weight gradients, which at
+ * preact18's 512 channels took the plans' scratch from 88 to 161 MiB (peak
+ * RSS +36 MiB) to make the step 6-12% faster (183 against 163-173 img/s). */
+#define WINOGRAD_BWD_WEIGHTS_MAX_CHANNELS 256
+
+static void choose_conv_algorithm(const cnn_graph *g, const cnn_node *nd, mx_dnnl_conv2d_options *opt)
+{
+    if (!winograd_suits(g, nd)) return;
+    opt->fwd_algorithm = opt->bwd_data_algorithm = MX_DNNL_CONV_WINOGRAD;
+    if (nd->conv.out_channels <= WINOGRAD_BWD_WEIGHTS_MAX_CHANNELS) opt->bwd_weights_algorithm = MX_DNNL_CONV_WINOGRAD;
+}
+
+/* The widest convolution's channel count, in or out. */
+static size_t widest_conv(const cnn_graph *g)
+{
+    size_t most = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->op != CNN_CONV) continue;
+        if (nd->conv.in_channels > most) most = nd->conv.in_channels;
+        if (nd->conv.out_channels > most) most = nd->conv.out_channels;
+    }
+    return most;
+}
+
+/* Whether prediction runs convolution nd on mixreg's Winograd kernel
+ * (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1 layers
+ * between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
+ * ResNets), which prediction then runs in chunks of 32 samples (cnn_cpu_predict.c).
+ * Measured here with bench/conv_bench at batch 32, 2 threads, forward ms
+ * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
+ * 16@28 0.14 / 0.23 / 0.20, 32@14 0.14 / 0.23 / 0.22, 64@7 0.17 / 0.23 / 0.18,
+ * 16@32 0.17 / 0.37 / 0.48, 32@16 0.14 / 0.30 / 0.22, 64@8 0.17 / 0.30 / 0.18.
+ * Wider networks keep oneDNN and whole batches: on preact18 the chunks and
+ * this kernel on its 64-channel layers took the evaluation from 766 to
+ * 640-660 img/s (oneDNN's Winograd on 128-512 channels wants the large batch). */
+static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size_t widest, int out)
+{
+    const mx_conv2d_desc *d = &nd->conv;
+    return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
+           widest <= 64 && g->tensors[nd->in].blocked && g->tensors[out].blocked;
+}
+
+/* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
+ * own ReLU whose output only the next node, a batch norm, reads; then, if
+ * that batch norm has no ReLU and only the next node, a residual add, reads
+ * its output, that add too, when its output is nChw16c (the binary add
+ * post-op reads the other input in the primitive's layout) and the
+ * convolution does not run oneDNN's Winograd kernels (they take no binary
+ * post-op: oneDNN would fall back to its direct kernel, slower than Winograd
+ * and a separate add together; mixreg's own Winograd kernel takes it). Measured on
+ * resnet20 eval at batch 128 (2 threads, best of 30, three alternations):
+ * folding the batch norms took the forward from 20.6-22.3 to 18.1-19.4 ms;
+ * the add as a binary post-op then to 18.0-20.2 (a sum post-op on y, which
+ * needs the other input copied into y first, lost: 19.1-24.5). */
+static mx_status plan_fusion(cnn_graph *g)
+{
+    int *readers = calloc(g->num_tensors, sizeof *readers);
+    if (!readers) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        readers[g->nodes[k].in]++;
+        if (g->nodes[k].in2 >= 0) readers[g->nodes[k].in2]++;
+    }
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        cn->fold_bn = cn->fold_add = cn->sum_in = -1;
+        cn->fused = cn->wino = 0;
+        cn->pred_out = nd->out;
+        cn->pred_relu = nd->relu;
+    }
+    size_t folded = 0;
+    const size_t widest = widest_conv(g);
+    for (size_t k = 0; k + 1 < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k], *bn = &g->nodes[k + 1];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        if (nd->op != CNN_CONV || nd->relu || bn->op != CNN_BN || bn->in != nd->out || readers[nd->out] != 1) continue;
+        cn->fold_bn = (int)k + 1;
+        cn->pred_out = bn->out;
+        cn->pred_relu = bn->relu;
+        cnn_cpu_node_of(g, k + 1)->fused = 1;
+        size_t need = g->model->tensors[nd->weight].numel + nd->conv.out_channels;
+        if (need > folded) folded = need;
+        if (k + 2 >= g->num_nodes) continue;
+        const cnn_node *add = &g->nodes[k + 2];
+        /* oneDNN's Winograd kernels take no binary post-op; mixreg's own takes the add. */
+        if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
+            (winograd_suits(g, nd) && !winograd_inference_suits(g, nd, widest, add->out)))
+            continue;
+        if (add->in != bn->out && add->in2 != bn->out) continue;
+        cn->fold_add = (int)k + 2;
+        cn->sum_in = add->in == bn->out ? add->in2 : add->in;
+        cn->pred_out = add->out;
+        cn->pred_relu = add->relu;
+        cnn_cpu_node_of(g, k + 2)->fused = 1;
+    }
+    free(readers);
+    size_t wino_floats = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        if (nd->op != CNN_CONV || !(cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out))) continue;
+        if (mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
+    }
+    if (folded && !(cs->fold = malloc(folded * sizeof(float))))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    if (wino_floats && !(cs->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    /* pred_cache: per fused convolution its folded weights and bias, then its
+     * Winograd weights, each start 64-byte aligned. */
+    size_t cache = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        cn->pred_cache_at = cn->pred_cache_wino_at = CNN_NONE;
+        if (nd->op != CNN_CONV || (cn->fold_bn < 0 && !cn->wino)) continue;
+        cn->pred_cache_at = cache;
+        if (cn->fold_bn >= 0) {
+            cn->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
+            cache += cn->pred_cache_wino_at;
+        }
+        if (cn->wino) cache += mx_wino_weight_floats(&nd->conv);
+    }
+    cs->pred_chunked = wino_floats > 0; /* cnn_cpu_predict.c says why only these */
+    if (cs->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
+        !(cs->pred_cache = aligned_alloc(64, cache * sizeof(float))))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    if (!cs->pred_cache)
+        for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
+    return MX_OK;
+}
+
+static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference, cnn_node_plan *p)
+{
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    mx_dnnl_context *dnnl = cnn_cpu_of(g)->dnnl;
+    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[inference ? cn->pred_out : nd->out];
+    mx_status st = MX_OK;
+    switch (nd->op) {
+    case CNN_CONV: {
+        mx_dnnl_conv2d_options opt = {.has_bias = nd->bias != CNN_NONE, .layout = MX_DNNL_LAYOUT_BLOCKED,
+                                      .precision = g->model->spec.precision == MX_PRECISION_BF16 ? MX_DNNL_BF16
+                                                                                                 : MX_DNNL_F32,
+                                      .src_layout = in->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW,
+                                      .dst_layout = out->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW};
+        if (inference) {
+            opt.inference_only = 1;
+            if (cn->fold_bn >= 0) opt.has_bias = 1;
+            opt.post_add = cn->fold_add >= 0;
+            opt.post_relu = cn->pred_relu;
+        }
+        choose_conv_algorithm(g, nd, &opt);
+        st = mx_dnnl_conv2d_plan_create(dnnl, &nd->conv, n, &opt, &p->conv);
+        break;
+    }
+    case CNN_MAXPOOL:
+        /* No plan: max pooling reads NCHW (assign_layouts), where oneDNN 2.x
+         * has only its reference kernel; the layer's own threaded loop (the
+         * exact reference semantics) is several times faster (pool.c). */
+        break;
+    case CNN_LINEAR:
+        st = mx_dnnl_linear_plan_create(dnnl, n, in->size, out->size, nd->bias != CNN_NONE, 0, &p->linear);
+        break;
+    case CNN_BN:
+    case CNN_ADD:
+    case CNN_GAP:
+    case CNN_DROPOUT:
+        break;
+    }
+    return st;
+}
+
+static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n, int inference)
+{
+    s->node = calloc(g->num_nodes, sizeof *s->node);
+    if (!s->node) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    s->n = n;
+    s->inference = inference;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        if (inference && (cnn_cpu_node_of(g, k)->fused || cnn_cpu_node_of(g, k)->wino)) continue;
+        mx_status st = make_node_plan(g, k, n, inference, &s->node[k]);
+        if (st != MX_OK) {
+            free_set(g, s);
+            return mx_error_wrap(st, "oneDNN plans for batch %zu (layer %zu)", n, k);
+        }
+    }
+    s->last_use = ++cnn_cpu_of(g)->plan_clock;
+    return MX_OK;
+}
+
+mx_status cnn_cpu_prepare(cnn_graph *g)
+{
+    cnn_cpu_graph *cs = calloc(1, sizeof *cs);
+    if (!cs) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    g->state = cs;
+    if (!(cs->node = calloc(g->num_nodes, sizeof *cs->node)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = &cs->node[k];
+    mx_status st = assign_layouts(g);
+    if (st == MX_OK) st = plan_fusion(g);
+    if (st == MX_OK) st = mx_dnnl_context_create(&cs->dnnl);
+    return st;
+}
+
+void cnn_cpu_reserve(cnn_graph *g, mx_arena *arena, size_t B, int commit)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        if (g->nodes[k].op != CNN_BN) continue;
+        float *affine = mx_arena_alloc(arena, 3 * g->tensors[g->nodes[k].in].c * sizeof(float));
+        if (commit) cnn_cpu_node_of(g, k)->affine = affine;
+    }
+    double *partial = mx_arena_alloc(arena, (2 * B + 3) * bn_channels(g) * sizeof(double));
+    if (commit) cs->bn_partial = partial;
+}
+
+size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B)
+{
+    return cnn_cpu_of(g)->pred_chunked && B > CNN_PREDICT_CHUNK ? CNN_PREDICT_CHUNK : B;
+}
+
+mx_status cnn_cpu_plan(cnn_graph *g)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    const size_t B = g->model->max_batch;
+    /* Training: the max batch's set, made now so that a failure is reported
+     * now. Prediction makes its sets at first use (cnn_cpu_plans), where one
+     * that cannot be made (oneDNN refuses some fusions at some batch sizes)
+     * runs unfused instead. */
+    mx_status st = g->predict_only ? MX_OK : make_set(g, &cs->plans[0], B, 0);
+    /* bf16: each convolution keeps its input in bfloat16 from the forward for
+     * the backward weights (one reorder a step fewer; sized for the max batch). */
+    for (size_t k = 0; st == MX_OK && !g->predict_only && k < g->num_nodes; k++) {
+        const mx_dnnl_conv2d_plan *conv = cs->plans[0].node[k].conv;
+        const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
+        if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+            st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    const size_t logits = B * g->tensors[g->nodes[g->num_nodes - 1].out].size;
+    if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))
+        st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    return st;
+}
+
+void cnn_cpu_unplan(cnn_graph *g)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs) return;
+    for (size_t k = 0; cs->node && k < g->num_nodes; k++) {
+        free(cs->node[k].x_bf16);
+        cs->node[k].x_bf16 = NULL;
+    }
+    for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &cs->plans[i]);
+    free(cs->pred_logits);
+    cs->pred_logits = NULL;
+}
+
+void cnn_cpu_release(cnn_graph *g)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs) return;
+    cnn_cpu_unplan(g);
+    mx_dnnl_context_free(cs->dnnl);
+    free(cs->fold);
+    free(cs->wino_u);
+    free(cs->pred_cache);
+    free(cs->node);
+    for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;
+    free(cs);
+    g->state = NULL;
+}
+
+const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference)
+{
+    cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (!cs || !cs->dnnl) return NULL;
+    cnn_plan_set *victim = NULL;
+    for (size_t i = 0; i < CNN_PLAN_SETS; i++) {
+        cnn_plan_set *s = &cs->plans[i];
+        if (s->n == n && s->inference == inference) {
+            s->last_use = ++cs->plan_clock;
+            return s->failed ? NULL : s;
+        }
+        /* Slot 0 (the max batch's training set) stays; an empty slot, else the least recently used. */
+        if ((i > 0 || g->predict_only) && (!victim || (victim->n && (!s->n || s->last_use < victim->last_use))))
+            victim = s;
+    }
+    free_set(g, victim);
+    if (make_set(g, victim, n, inference) == MX_OK) return victim;
+    /* Remembered, so that later batches of this size do not make (and fail)
+     * the same plans again, one call each. */
+    victim->n = n, victim->inference = inference, victim->failed = 1;
+    victim->last_use = ++cs->plan_clock;
+    if (!cs->plan_warned) {
+        fprintf(stderr, "mixreg: %s; running that batch size %s\n", mx_error_message(),
+                inference ? "without the inference fusions" : "on the reference layers");
+        cs->plan_warned = 1;
+    }
+    return NULL;
+}

@@ -1,0 +1,76 @@
+/* What the cpu backend's kernel files share (cnn_cpu_kernels.c, cnn_cpu_blocked.c):
+ * the size below which a loop stays on the calling thread, the float to
+ * bfloat16 rounding of 16 lanes, and batch norm's per-channel arithmetic.
+ * Static inline, so each file's loops inline them as when they were one file. */
+#ifndef MIXREG_NN_CNN_CPU_SIMD_H
+#define MIXREG_NN_CNN_CPU_SIMD_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CNN_CPU_PARALLEL_MIN 32768 /* elements: below, a team costs more than it saves */
+
+/* 16 floats to bfloat16, rounded to nearest even (NaN stays NaN), as
+ * oneDNN's reorders round. */
+static inline void store_bf16x16(const float *v, uint16_t *out)
+{
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
+#else
+    for (int l = 0; l < 16; l++) {
+        uint32_t u;
+        memcpy(&u, &v[l], sizeof u);
+        out[l] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+#endif
+}
+
+/* y = relu?((x - mean) a + b) over one channel. */
+static inline void channel_affine(size_t n, size_t hw, size_t stride, const float *x, float mean, float a, float b,
+                                  int relu, float *y)
+{
+    for (size_t s = 0; s < n; s++) {
+        const float *p = x + s * stride;
+        float *q = y + s * stride;
+        if (relu) {
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) {
+                float v = (p[i] - mean) * a + b;
+                q[i] = (v > 0.0f || v != v) ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) q[i] = (p[i] - mean) * a + b;
+        }
+    }
+}
+
+/* Channel c of a training batch norm from its m values' sum and sum of
+ * squares (double): the batch statistics saved for the backward, the running
+ * ones moved PyTorch's way (unbiased variance), and the forward's constants
+ * k = {mean, gamma / std, beta} as floats. */
+static inline void bn_train_channel(size_t c, size_t m, double sum, double sumsq, const float *gamma, const float *beta,
+                                    float momentum, float eps, float *running_mean, float *running_var,
+                                    float *save_mean, float *save_invstd, float k[3])
+{
+    const double mean = m ? sum / (double)m : 0.0;
+    double var = m ? sumsq / (double)m - mean * mean : 0.0;
+    if (var < 0) var = 0;
+    const double invstd = 1.0 / sqrt(var + eps);
+    k[0] = (float)mean;
+    k[1] = (float)((gamma ? gamma[c] : 1.0) * invstd);
+    k[2] = beta ? beta[c] : 0.0f;
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)invstd;
+    if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
+    if (running_var) {
+        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
+    }
+}
+
+#endif
