@@ -149,61 +149,10 @@ mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const f
                                        const float *weight, const float *dy, const uint16_t *dy_bf16, float *dx,
                                        float *dweight, float *dbias);
 
-/* ---- batchnorm2d --------------------------------------------------------------
- * x, y [n, channels, hw]. affine: gamma/beta exist (required non-NULL by the
- * forwards; dgamma/dbeta may be NULL); without, gamma/beta/dgamma/dbeta must
- * all be NULL. save_mean/save_invstd are the reference's (mean and
- * 1/sqrt(biased var + eps)), so either backend's backward accepts them.
- * On plain NCHW oneDNN 2.6 runs its generic "ncsp_bnorm" code: measured no
- * faster than the reference at one thread (ResNet-20 shapes, batch 128); the
- * CNN graph's cpu backend uses its own kernels instead (src/nn/cnn_cpu_kernels.c, cnn_cpu_blocked.c). */
-typedef struct mx_dnnl_batchnorm2d_plan mx_dnnl_batchnorm2d_plan;
-
-mx_status mx_dnnl_batchnorm2d_plan_create(mx_dnnl_context *ctx, size_t n, size_t channels, size_t hw, int affine,
-                                          float eps, mx_dnnl_batchnorm2d_plan **out);
-void mx_dnnl_batchnorm2d_plan_free(mx_dnnl_batchnorm2d_plan *p);
-
-/* As mx_batchnorm2d_forward_train: batch statistics, running stats (may be
- * NULL) updated PyTorch's way with the UNBIASED variance, save_mean and
- * save_invstd may be NULL. y may alias x. */
-mx_status mx_dnnl_batchnorm2d_forward_train(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
-                                            const float *gamma, const float *beta, float momentum,
-                                            float *running_mean, float *running_var, float *y, float *save_mean,
-                                            float *save_invstd);
-/* As mx_batchnorm2d_forward_eval (the plan's eps). y may alias x. */
-mx_status mx_dnnl_batchnorm2d_forward_eval(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
-                                           const float *gamma, const float *beta, const float *running_mean,
-                                           const float *running_var, float *y);
-/* As mx_batchnorm2d_backward. dx may alias dy. */
-mx_status mx_dnnl_batchnorm2d_backward(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x, const float *dy,
-                                       const float *gamma, const float *save_mean, const float *save_invstd,
-                                       float *dx, float *dgamma, float *dbeta);
-/* As mx_batchnorm2d_backward_eval. dx may alias dy. */
-mx_status mx_dnnl_batchnorm2d_backward_eval(mx_dnnl_batchnorm2d_plan *p, size_t n, const float *x,
-                                            const float *dy, const float *gamma, const float *running_mean,
-                                            const float *running_var, float *dx, float *dgamma, float *dbeta);
-
-/* ---- max / average pooling ------------------------------------------------------
- * d as for mx_pool2d_setup (avg: d->exclude_pad honoured). Max pooling's
- * backward needs the forward's workspace (oneDNN's own encoding of the argmax,
- * not the reference's uint32 plane index): the caller keeps
- * mx_dnnl_pool2d_workspace_bytes of it per layer between forward and backward.
- * Ties: the first maximum in window order wins, as in the reference (tested);
- * NaN inputs: oneDNN's behaviour, not PyTorch's "NaN wins", unspecified. */
-typedef enum { MX_DNNL_POOL_MAX = 0, MX_DNNL_POOL_AVG = 1 } mx_dnnl_pool_kind;
-
-typedef struct mx_dnnl_pool2d_plan mx_dnnl_pool2d_plan;
-
-mx_status mx_dnnl_pool2d_plan_create(mx_dnnl_context *ctx, const mx_pool2d_desc *d, size_t n, mx_dnnl_pool_kind kind,
-                                     int inference_only, mx_dnnl_pool2d_plan **out);
-void mx_dnnl_pool2d_plan_free(mx_dnnl_pool2d_plan *p);
-/* 0 for average pooling and inference-only plans (workspace may then be NULL). */
-size_t mx_dnnl_pool2d_workspace_bytes(const mx_dnnl_pool2d_plan *p);
-
-mx_status mx_dnnl_pool2d_forward(mx_dnnl_pool2d_plan *p, size_t n, const float *x, float *y, void *workspace);
-/* dx overwritten (overlapping windows add up). */
-mx_status mx_dnnl_pool2d_backward(mx_dnnl_pool2d_plan *p, size_t n, const void *workspace, const float *dy,
-                                  float *dx);
+/* Batch norm and pooling have no oneDNN plans: on the layouts the CNN graph
+ * gives them, oneDNN 2.x runs generic reference code that measured slower than
+ * the cpu backend's own kernels (batch norm: src/nn/cnn_cpu_kernels.c,
+ * cnn_cpu_blocked.c; max pooling 2-8x: src/nn/layers/pool.c). */
 
 /* ---- linear (inner product) ------------------------------------------------------
  * y [n, out] = x [n, in] weight^T + bias, weight [out, in] (nn.Linear). */

@@ -37,7 +37,6 @@ typedef struct {
  * else on the reference layers. */
 typedef struct {
     mx_dnnl_conv2d_plan *conv;
-    mx_dnnl_pool2d_plan *pool;      /* its workspace is the node's argmax buffer */
     mx_dnnl_linear_plan *linear;
 } cnn_node_plan;
 

@@ -208,10 +208,11 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     return MX_OK;
 }
 
+/* Max pooling reads NCHW on this backend too (assign_layouts), and runs the
+ * layer's own threaded loop (layers/pool.c): oneDNN 2.x has only a slow
+ * reference kernel for that layout. */
 static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
-    const cnn_node_plan *pl = plan_of(p, k);
-    if (pl->pool) return mx_dnnl_pool2d_forward(pl->pool, p->n, x, y, p->g->nodes[k].argmax);
     return cnn_backend_ref.maxpool_forward(p, k, x, y);
 }
 
@@ -328,8 +329,6 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
 
 static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
 {
-    const cnn_node_plan *pl = plan_of(p, k);
-    if (pl->pool) return mx_dnnl_pool2d_backward(pl->pool, p->n, p->g->nodes[k].argmax, dy, dx);
     return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
 }
 

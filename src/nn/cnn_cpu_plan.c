@@ -42,7 +42,6 @@ static void free_set(cnn_graph *g, cnn_plan_set *s)
         for (size_t k = 0; k < g->num_nodes; k++) {
             cnn_node_plan *p = &s->node[k];
             mx_dnnl_conv2d_plan_free(p->conv);
-            mx_dnnl_pool2d_plan_free(p->pool);
             mx_dnnl_linear_plan_free(p->linear);
         }
         free(s->node);
