@@ -189,8 +189,8 @@ int cmd_bench(int argc, char **argv)
     const double gflop_train = flops.train_step / 1e9, gflop_eval = flops.forward / 1e9;
     printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", "
            "\"threads\": %d, \"batch\": %zu, \"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
-           "\"final_loss\": %.4f, \"gflop_per_image_train\": %.6f, \"gflop_per_image_eval\": %.6f, "
-           "\"forward_gflop_per_img\": %.6f, \"train_gflops\": %.1f, \"eval_gflops\": %.1f",
+           "\"final_loss\": %.4f, \"gflop_per_image_train\": %.9g, \"gflop_per_image_eval\": %.9g, "
+           "\"forward_gflop_per_img\": %.9g, \"train_gflops\": %.1f, \"eval_gflops\": %.1f",
            MIXREG_VERSION, o.model, mx_backend_name(o.backend), mx_precision_name(o.precision),
            o.threads, o.batch, train_rate, eval_rate, loss, gflop_train, gflop_eval,
            gflop_eval, gflop_train * train_rate, gflop_eval * eval_rate);
