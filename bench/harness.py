@@ -176,16 +176,24 @@ def run_measured(argv, timeout):
         except OSError as e:
             return 127, "", str(e), 0.0
         deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(p.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(p.pid, 0)
-                status = None
-                break
-            time.sleep(0.1)
+        try:
+            while True:
+                pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    pid, status, usage = os.wait4(p.pid, 0)
+                    status = None
+                    break
+                time.sleep(0.1)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): the contender's session goes too,
+            # torch.compile's workers with it.
+            os.killpg(p.pid, signal.SIGKILL)
+            os.wait4(p.pid, 0)
+            p.returncode = -1
+            raise
         p.returncode = -1  # reaped here: Popen must not wait for it again
         # ru_maxrss (KiB): the largest of the process and its waited-for children.
         rss = usage.ru_maxrss / 1024
@@ -301,6 +309,7 @@ def report(a, peers, results, failures, peak, notes):
 
 
 def main(argv):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     a = parse_args(argv)
     os.chdir(ROOT)
     notes = []
