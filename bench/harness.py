@@ -248,7 +248,7 @@ def report(a, peers, results, failures, peak, notes):
                     cells.append(failures[(row, label)])
                     continue
                 text, med = cell([rec[key] for rec in results.get((row, label), []) if key in rec])
-                cells.append(text)
+                cells.append(text or "not run")
                 if med is not None:
                     meds[label] = med
             peer_meds = {k: v for k, v in meds.items() if k != "mixreg"}
@@ -341,8 +341,20 @@ def main(argv):
             notes.append(f"peak rates not measured: {line}")
 
     started = time.monotonic()
-    measure_peak()
     results, failures = {}, {}
+    try:
+        measure_peak()
+        run_plan(a, plan, results, failures, notes, sink)
+        measure_peak()
+    except (KeyboardInterrupt, SystemExit):
+        # Stopped (Ctrl-C, SIGTERM): the tables of what was measured so far.
+        notes.append("interrupted: the tables hold the rounds that had finished")
+    notes.append(f"the whole run took {(time.monotonic() - started) / 60:.1f} min")
+    report(a, peers, results, failures, peak, notes)
+    return 0
+
+
+def run_plan(a, plan, results, failures, notes, sink):
     for row, rnd, label, cmd in plan:
         if (row, label) in failures:
             continue  # failed in an earlier round: the same again
@@ -365,10 +377,6 @@ def main(argv):
             sink.flush()
         print(f"{row} round {rnd} {label}: train {rec['train_img_per_s']} img/s, eval {rec['eval_img_per_s']} "
               f"img/s, {rec['peak_rss_mib']} MiB", file=sys.stderr, flush=True)
-    measure_peak()
-    notes.append(f"the whole run took {(time.monotonic() - started) / 60:.1f} min")
-    report(a, peers, results, failures, peak, notes)
-    return 0
 
 
 if __name__ == "__main__":
