@@ -140,7 +140,8 @@ int cmd_bench(int argc, char **argv)
     parse_bench_flags(argc, argv, &o);
     const int synthetic = bench_is_synthetic(o.data);
     size_t sc = 0, sh = 0, sw = 0;
-    if (synthetic && bench_parse_synthetic(o.data, &sc, &sh, &sw) != MX_OK) cli_usage_error("bench: %s", mx_error_message());
+    if (synthetic && bench_parse_synthetic(o.data, &sc, &sh, &sw) != MX_OK)
+        cli_usage_error("bench: %s", mx_error_message());
     if (!synthetic && o.classes) cli_usage_error("bench: --classes: only with --data synthetic:CxHxW");
     if (!synthetic) cli_check_data("bench", o.data);
     mx_set_threads(o.threads);
