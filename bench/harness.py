@@ -342,6 +342,11 @@ def main(argv):
 
     started = time.monotonic()
     results, failures = {}, {}
+    # torch.compile's cache of its own for the run: kept across the rounds, but
+    # a file left half-written in a shared cache by a killed compilation (a
+    # timeout, an interrupted run) cannot break a later run.
+    cache = tempfile.TemporaryDirectory(prefix="mixreg-bench-inductor-")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache.name)
     try:
         measure_peak()
         run_plan(a, plan, results, failures, notes, sink)
