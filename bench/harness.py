@@ -372,7 +372,8 @@ def run_plan(a, plan, results, failures, notes, sink):
                 err = f"no JSON line: {line!r}"
         if rec is None:
             failures[(row, label)] = classify_failure(label, row, code, err)
-            notes.append(f"{row}, {label}: {failures[(row, label)]} in round {rnd}: {err or 'exit ' + str(code)}")
+            why = f"no result within {a.timeout} s" if code is None else err or f"exit status {code}"
+            notes.append(f"{row}, {label}: {failures[(row, label)]} in round {rnd}: {why}")
             print(f"{row} round {rnd} {label}: {failures[(row, label)]}: {err}", file=sys.stderr, flush=True)
             continue
         rec.update(row=row, round=rnd, contender=label, peak_rss_mib=round(rss, 1))
