@@ -1,12 +1,12 @@
 /* The training step timed the way bench/torch_peer.py times
  * PyTorch's: random batches, Mixup (one lambda per batch, permutation
  * partner), SGD with Nesterov momentum; then eval throughput over 8 batches. */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "bench_support.h"
 #include "commands.h"
 #include "mixreg/source.h"
 #include "mixreg/step.h"
@@ -24,23 +24,30 @@ static const char bench_help[] =
     "  --backend B      CNN kernels: cpu (oneDNN, default) or ref (cuda: refused with the\n"
     "                   reason, not runnable yet)\n"
     "  --precision P    fp32 (default) or bf16 convolutions (cpu backend)\n"
-    "  --data D         " CLI_DATA_FORMS " (default fashion-mnist)\n"
+    "  --data D         " CLI_DATA_FORMS " (default fashion-mnist),\n"
+    "                   or synthetic:CxHxW: 1,024 images of random bytes of that shape\n"
+    "                   (e.g. synthetic:3x224x224)\n"
+    "  --classes K      with synthetic data: the label count (default 10)\n"
     "  --threads T      (default 2)\n"
     "  --batch B        (default 128)\n"
     "  --steps N        timed steps (default 60)\n"
     "  --warmup N       untimed steps first (default 10)\n"
+    "  --eval-batches N evaluation batches timed (default 8)\n"
     "  --alpha A        mixup alpha (default 1)\n"
-    "  --sgemm          also time OpenBLAS SGEMM (2048^3) at the same thread count\n"
+    "  --sgemm          also time the machine's peak rates at the same thread count:\n"
+    "                   OpenBLAS SGEMM (2048^3, \"sgemm_gflops\") and oneDNN's bfloat16\n"
+    "                   kernels (\"bf16_gflops\", null where this CPU has none)\n"
     "\n"
-    "The line also gives the model's forward GFLOP per image (2 per multiply-add\n"
-    "of its convolutions and dense layers) and the rates they imply: training\n"
-    "counts 3 times the forward (forward, backward data, backward weights).\n";
+    "The line also gives the model's GFLOP per image, 2 per multiply-add of its\n"
+    "convolutions and dense layers counted layer by layer: \"gflop_per_image_eval\"\n"
+    "(one forward) and \"gflop_per_image_train\" (forward, backward weights and\n"
+    "backward data but the first layer's), and the rates they imply.\n";
 
 typedef struct {
     char model[32];
     const char *data;
     int threads;
-    size_t batch, steps, warmup;
+    size_t batch, steps, warmup, eval_batches, classes;
     double alpha;
     mx_backend backend;
     mx_precision precision;
@@ -74,6 +81,10 @@ static void parse_bench_flags(int argc, char **argv, bench_options *o)
             o->steps = cli_parse_size(&a, "--steps", 1, 1000000);
         } else if (cli_flag_value(&a, "--warmup")) {
             o->warmup = cli_parse_size(&a, "--warmup", 0, 1000000);
+        } else if (cli_flag_value(&a, "--eval-batches")) {
+            o->eval_batches = cli_parse_size(&a, "--eval-batches", 1, 10000);
+        } else if (cli_flag_value(&a, "--classes")) {
+            o->classes = cli_parse_size(&a, "--classes", 2, 100000);
         } else if (cli_flag_switch(&a, "--sgemm")) {
             o->sgemm = 1;
         } else if (cli_flag_value(&a, "--alpha")) {
@@ -102,9 +113,10 @@ static double time_training(mx_stepper *stepper, const mx_dataset *train, const 
     return (double)(o->steps * o->batch) / seconds;
 }
 
-static double time_eval(mx_model *model, const mx_dataset *train, const mx_normalizer *nz, size_t batch)
+static double time_eval(mx_model *model, const mx_dataset *train, const mx_normalizer *nz, size_t batch,
+                        size_t batches)
 {
-    size_t dim = mx_model_input_size(model), batches = 8;
+    size_t dim = mx_model_input_size(model);
     float *x = malloc(batches * batch * dim * sizeof(float));
     int32_t *labels = malloc(batches * batch * sizeof(int32_t));
     uint32_t *idx = malloc(batches * batch * sizeof(uint32_t));
@@ -124,39 +136,30 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
     return rate;
 }
 
-/* The machine's float32 matrix-multiply rate, as the yardstick for the
- * model's: OpenBLAS cblas_sgemm on 2048 x 2048 matrices at the benchmark's
- * thread count, best of 5, in GFLOP/s. */
-static double sgemm_gflops(void)
-{
-    const int n = 2048;
-    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b),
-          *c = malloc((size_t)n * n * sizeof *c);
-    double best = 0;
-    if (a && b && c) {
-        for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-        for (int rep = 0; rep < 6; rep++) {
-            double start = mx_now_seconds();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            double rate = 2.0 * n * n * (double)n / (mx_now_seconds() - start) / 1e9;
-            if (rep > 0 && rate > best) best = rate;  /* the first warms OpenBLAS's threads up */
-        }
-    }
-    free(a), free(b), free(c);
-    return best;
-}
-
 int cmd_bench(int argc, char **argv)
 {
-    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32, 0};
+    bench_options o = {"mlp", "fashion-mnist", 2, 128, 60, 10, 8, 0, 1.0, MX_BACKEND_CPU, MX_PRECISION_FP32, 0};
     parse_bench_flags(argc, argv, &o);
-    cli_check_data("bench", o.data);
+    const int synthetic = bench_is_synthetic(o.data);
+    size_t sc = 0, sh = 0, sw = 0;
+    if (synthetic && bench_parse_synthetic(o.data, &sc, &sh, &sw) != MX_OK)
+        cli_usage_error("bench: %s", mx_error_message());
+    if (!synthetic && o.classes) cli_usage_error("bench: --classes: only with --data synthetic:CxHxW");
+    if (!synthetic) cli_check_data("bench", o.data);
     mx_set_threads(o.threads);
     mx_dataset train = {0};
-    /* In memory: the benchmark times the model, not decoding. */
-    mx_data_options opts = mx_data_options_default();
-    opts.stream = MX_STREAMING_OFF;
-    mx_status st = mx_data_load_with(o.data, "train", &opts, &train);
+    mx_status st;
+    if (synthetic) {
+        /* As many images as the PyTorch peer draws its batches from. */
+        const size_t pool = o.batch * (o.eval_batches > 4 ? o.eval_batches : 4);
+        st = bench_synthetic_dataset(sc, sh, sw, o.classes ? o.classes : 10, pool > 1024 ? pool : 1024, &train);
+        if (st == MX_ERR_ARG) return cli_report_usage(st);
+    } else {
+        /* In memory: the benchmark times the model, not decoding. */
+        mx_data_options opts = mx_data_options_default();
+        opts.stream = MX_STREAMING_OFF;
+        st = mx_data_load_with(o.data, "train", &opts, &train);
+    }
     if (st != MX_OK) return cli_report(st);
     float mean[MX_MAX_CHANNELS], std[MX_MAX_CHANNELS];
     mx_dataset_channel_stats(&train, mean, std);
@@ -184,15 +187,22 @@ int cmd_bench(int argc, char **argv)
     }
     double loss = 0;
     double train_rate = time_training(&stepper, &train, &o, &loss);
-    double eval_rate = time_eval(model, &train, &nz, o.batch);
-    const double gflop = mx_model_forward_flops(model) / 1e9;
-    const double sgemm = o.sgemm ? sgemm_gflops() : 0;
+    double eval_rate = time_eval(model, &train, &nz, o.batch, o.eval_batches);
+    const mx_model_flops flops = mx_model_count_flops(model);
+    const double gflop_train = flops.train_step / 1e9, gflop_eval = flops.forward / 1e9;
     printf("{\"peer\": \"mixreg\", \"version\": \"%s\", \"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", "
            "\"threads\": %d, \"batch\": %zu, \"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
-           "\"final_loss\": %.4f, \"forward_gflop_per_img\": %.5f, \"train_gflops\": %.1f, \"eval_gflops\": %.1f",
-           MIXREG_VERSION, o.model, mx_backend_name(o.backend), mx_precision_name(o.precision), o.threads, o.batch,
-           train_rate, eval_rate, loss, gflop, 3 * gflop * train_rate, gflop * eval_rate);
-    if (o.sgemm) printf(", \"sgemm_gflops\": %.1f", sgemm);
+           "\"final_loss\": %.4f, \"gflop_per_image_train\": %.9g, \"gflop_per_image_eval\": %.9g, "
+           "\"forward_gflop_per_img\": %.9g, \"train_gflops\": %.1f, \"eval_gflops\": %.1f",
+           MIXREG_VERSION, o.model, mx_backend_name(o.backend), mx_precision_name(o.precision),
+           o.threads, o.batch, train_rate, eval_rate, loss, gflop_train, gflop_eval,
+           gflop_eval, gflop_train * train_rate, gflop_eval * eval_rate);
+    if (o.sgemm) {
+        const double bf16 = bench_bf16_gflops();
+        printf(", \"sgemm_gflops\": %.1f", bench_sgemm_gflops());
+        if (bf16 > 0) printf(", \"bf16_gflops\": %.1f", bf16);
+        else printf(", \"bf16_gflops\": null");
+    }
     printf("}\n");
     mx_stepper_free(&stepper);
     mx_model_free(model);

@@ -182,6 +182,20 @@ const float *mx_model_forward(mx_model *model, const float *x, size_t n);
  * weights). */
 double mx_model_forward_flops(const mx_model *model);
 
+/* Floating-point operations per sample, counted layer by layer (2 per
+ * multiply-add of the convolutions' and dense layers' matrix products; batch
+ * norm, ReLU, pooling, the loss and the optimiser, a few percent, are not
+ * counted). forward: one evaluation (or training forward) pass, the same
+ * as mx_model_forward_flops. train_step: a training step's forward,
+ * backward weights and backward data, the last for every layer but those
+ * reading the network's input (whose gradient a step does not form): just
+ * under 3 x forward. */
+typedef struct {
+    double forward;
+    double train_step;
+} mx_model_flops;
+mx_model_flops mx_model_count_flops(const mx_model *model);
+
 /* Eval-mode logits (whatever the mode; it is left as it was) for inference
  * only: nothing is kept for a backward, which must not follow (it aborts).
  * On the cpu backend a convolution absorbs the batch norm after it (folded
