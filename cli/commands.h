@@ -11,6 +11,7 @@ int cmd_runs(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* The metrics table train and eval print; a NULL row is skipped. */
 void print_metrics_header(void);
