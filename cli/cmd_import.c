@@ -53,19 +53,17 @@ static void set_setting(import_options *o, const char *name, const char *value)
 
 static void parse_input(const char *text, mx_import_options *opt)
 {
-    size_t dims[3], n = 0;
+    size_t dims[3];
     const char *p = text;
-    while (n < 3) {
+    for (size_t n = 0; n < 3; n++) {
         const char *x = strchr(p, 'x');
         size_t len = x ? (size_t)(x - p) : strlen(p);
-        if (mx_parse_size_n("--input", p, len, n == 0 ? 1 : 8, n == 0 ? MX_MAX_CHANNELS : 4096, &dims[n]) != MX_OK)
+        /* Exactly three parts: the last one ends the text. */
+        if ((n < 2) != (x != NULL) ||
+            mx_parse_size_n("--input", p, len, n == 0 ? 1 : 8, n == 0 ? MX_MAX_CHANNELS : 4096, &dims[n]) != MX_OK)
             cli_usage_error("import: --input must be CxHxW (C 1..%d, H and W 8..4096), got '%s'", MX_MAX_CHANNELS, text);
-        n++;
-        if (!x) break;
-        p = x + 1;
+        p = x ? x + 1 : p;
     }
-    if (n != 3 || strchr(p, 'x'))
-        cli_usage_error("import: --input must be CxHxW (C 1..%d, H and W 8..4096), got '%s'", MX_MAX_CHANNELS, text);
     opt->channels = dims[0];
     opt->height = dims[1];
     opt->width = dims[2];
@@ -96,9 +94,14 @@ static void parse_import_flags(int argc, char **argv, import_options *o)
             set_setting(o, "mixup-alpha", a.value);
         } else if (cli_flag_value(&a, "--data")) {
             o->data = a.value;
-        } else if (cli_flag_value(&a, "--mix-prob") || cli_flag_value(&a, "--normalize") ||
-                   cli_flag_value(&a, "--augment") || cli_flag_value(&a, "--label")) {
-            set_setting(o, cli_current(&a) + 2, a.value);
+        } else if (cli_flag_value(&a, "--mix-prob")) {
+            set_setting(o, "mix-prob", a.value);
+        } else if (cli_flag_value(&a, "--normalize")) {
+            set_setting(o, "normalize", a.value);
+        } else if (cli_flag_value(&a, "--augment")) {
+            set_setting(o, "augment", a.value);
+        } else if (cli_flag_value(&a, "--label")) {
+            set_setting(o, "label", a.value);
         } else if (cli_flag_switch(&a, "--allow-extra")) {
             o->import.allow_extra = 1;
         } else if (cli_flag_value(&a, "--threads")) {

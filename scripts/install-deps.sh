@@ -19,6 +19,7 @@ PACKAGES=(
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
     python3-torch                          # interop test: PyTorch loads mixreg's weights
+    python3-torchvision                    # import test: torchvision's resnet50 imported, its logits compared
     clang libclang-rt-14-dev libomp-dev    # libFuzzer targets (scripts/fuzz.sh; libomp: the library built with clang)
 )
 export DEBIAN_FRONTEND=noninteractive

@@ -128,6 +128,7 @@ mx_status mx_weights_file_read(const char *path, mx_weights_file *out)
     st = mx_safetensors_parse(path, (uint8_t *)data, size, &out->st);  /* takes data */
     if (st != MX_OK) return st;
     out->is_safetensors = 1;
+    out->file_size = out->st.file_size;
     out->count = out->st.count;
     out->tensors = out->st.tensors;
     return MX_OK;

@@ -182,7 +182,7 @@ mx_status mx_weights_import(const mx_weights_file *wf, const mx_import_options *
     spec.in_channels = opt->channels ? opt->channels : 3;
     spec.in_height = opt->height;
     spec.in_width = opt->width;
-    spec.num_classes = opt->classes ? opt->classes : 1;
+    spec.num_classes = opt->classes ? opt->classes : 2;  /* a probe: the file says how many */
     spec.backend = MX_BACKEND_CPU;
     /* Every value comes from the file, 2 bytes each at least (F16): a
      * classifier declared with a huge shape cannot allocate more than that. */
