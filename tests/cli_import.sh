@@ -89,6 +89,8 @@ for f in weights.safetensors weights.pt weights-f16-ckpt.pt weights-bf16.safeten
     CHECKS=$((CHECKS + 1))
     "$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" check "$W" "$W/$f" "$WORK/p.npy" || fail "$f: mixreg disagrees with torchvision"
     if [ "$f" = weights.pt ]; then
+        cp "$WORK/p.npy" "$WORK/plain.npy"
+        cp -r "$run" "$WORK/plain-run"
         # predict's top class is eval's (and so torchvision's).
         "$BIN" predict "$run" --data "folder:$W/images" --limit 7 --top 1 > "$WORK/predict.out" 2> /dev/null \
             || fail "predict failed"
@@ -115,4 +117,26 @@ check '[ "$(json_get "$WORK/eval.json" "sorted(j) == [\"rescaled\", \"theta_bar\
 CHECKS=$((CHECKS + 1))
 "$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" check "$W" "$W/weights.pt" "$WORK/p.npy" "$run" \
     || fail "the rescaled prediction disagrees with torchvision's"
+
+# docs/objectnet.md on a fake ObjectNet: mapping files in ObjectNet's formats for a 3-class "ImageNet" (its
+# label file in another order than the model's classes), the class map scripts/objectnet_class_map.py makes of
+# them, and eval on a folder of 3 ObjectNet classes, one unmapped, scored by the ObjectNet rule.
+M=$WORK/objectnet/mappings
+mkdir -p "$M" "$WORK/objectnet/images"
+cp -r "$W/images/val/ant" "$WORK/objectnet/images/alarm_clock"
+cp -r "$W/images/val/bee" "$WORK/objectnet/images/banana"
+cp -r "$W/images/val/cow" "$WORK/objectnet/images/unmapped_thing"
+printf 'cow, moo cow\nant, emmet\nbee\n' > "$M/imagenet_to_label_2012_v2"
+echo '{"0": 1, "1": 2, "2": 0}' > "$M/pytorch_to_imagenet_2012_id.json"
+echo '{"alarm_clock": "Alarm clock", "banana": "Banana", "unmapped_thing": "Unmapped thing"}' \
+    > "$M/folder_to_objectnet_label.json"
+echo '{"Banana": "bee; cow, moo cow", "Alarm clock": "ant, emmet"}' > "$M/objectnet_to_imagenet_1k.json"
+python3 "$MIXREG_SOURCE_DIR/scripts/objectnet_class_map.py" "$M" > "$WORK/objectnet.map" || fail "objectnet_class_map.py failed"
+check "[ \"\$(grep -v '^#' '$WORK/objectnet.map')\" = \"\$(printf 'alarm_clock\t0\nbanana\t1,2')\" ]"
+"$BIN" eval "$WORK/plain-run" --data "folder:$WORK/objectnet/images" --class-map "$WORK/objectnet.map" --rescale off \
+    --json > "$WORK/objectnet.json" 2> /dev/null || fail "eval on the fake ObjectNet failed"
+# Expected: alarm_clock's images (val/ant) right when class 0 scores highest, banana's (val/bee) when 1 or 2 does.
+expect=$("$PY" -c "import numpy; p = numpy.load('$WORK/plain.npy')[:, 2:].argmax(1); \
+print(round(float(((p[:2] == 0).sum() + (p[2:5] != 0).sum()) / 5), 6))")
+check '[ "$(json_get "$WORK/objectnet.json" "(j[\"plain\"][\"n\"], j[\"plain\"][\"accuracy\"])")" = "(5, $expect)" ]'
 finish
