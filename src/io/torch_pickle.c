@@ -15,10 +15,11 @@
 
 /* Bounds far above a real state dict's (ResNet-50: ~2,800 memo entries,
  * ~6,000 values), which keep a hostile pickle's memory small. */
-#define MAX_VALUES ((size_t)1 << 21)
+#define MAX_VALUES ((size_t)1 << 20)
 #define MAX_ITEMS ((size_t)1 << 22)  /* container slots, all containers together */
 #define MAX_STACK ((size_t)1 << 20)
 #define MAX_MEMO ((size_t)1 << 20)
+#define MAX_TENSORS ((size_t)1 << 16)  /* tensor objects, and entries of the state dict (an LLM's: a few thousand) */
 
 typedef enum {
     V_MARK, V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR
@@ -37,8 +38,8 @@ struct value {
     value **items;      /* TUPLE, LIST; DICT: key, value, key, value ... */
     size_t n, cap;      /* items used (DICT: 2 per entry) and allocated */
     gkind global;       /* GLOBAL */
-    mx_dtype dtype;     /* GLOBAL G_STORAGE, STORAGE, TENSOR */
-    mx_torch_tensor_ref ref; /* TENSOR (name empty) */
+    mx_dtype dtype;     /* GLOBAL G_STORAGE, STORAGE */
+    mx_torch_tensor_ref *ref; /* TENSOR (name empty), allocated apart: most values are small */
 };
 
 typedef struct {
@@ -46,7 +47,7 @@ typedef struct {
     const uint8_t *start, *p, *end;
     value **pool;
     size_t pool_n, pool_cap;
-    size_t items_total;
+    size_t items_total, tensors;
     value **stack;
     size_t sp, stack_cap;
     value **memo;
@@ -223,17 +224,19 @@ static value *reduce(vm *m, const value *f, const value *args)
     if (f->global != G_REBUILD_TENSOR || (args->n != 6 && args->n != 7)) return NULL;
     /* (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]) */
     const value *storage = args->items[0];
+    if (storage->kind != V_STORAGE || m->tensors >= MAX_TENSORS) return NULL;
     value *t = new_value(m, V_TENSOR);
-    if (!t || storage->kind != V_STORAGE) return NULL;
+    if (!t || !(t->ref = calloc(1, sizeof *t->ref))) return NULL;
+    m->tensors++;
+    mx_torch_tensor_ref *r = t->ref;
     size_t stride_n;
-    if (!as_size(args->items[1], &t->ref.offset) || !int_tuple(args->items[2], t->ref.shape, &t->ref.ndim) ||
-        !int_tuple(args->items[3], t->ref.stride, &stride_n) || stride_n != t->ref.ndim ||
-        args->items[4]->kind != V_BOOL)
+    if (!as_size(args->items[1], &r->offset) || !int_tuple(args->items[2], r->shape, &r->ndim) ||
+        !int_tuple(args->items[3], r->stride, &stride_n) || stride_n != r->ndim || args->items[4]->kind != V_BOOL)
         return NULL;
-    t->ref.dtype = storage->dtype;
-    memcpy(t->ref.storage, storage->s, storage->len);
-    t->ref.storage[storage->len] = '\0';
-    t->ref.storage_numel = (size_t)storage->i;
+    r->dtype = storage->dtype;
+    memcpy(r->storage, storage->s, storage->len);
+    r->storage[storage->len] = '\0';
+    r->storage_numel = (size_t)storage->i;
     return t;
 }
 
@@ -409,6 +412,9 @@ static mx_status collect(const char *label, const value *sd, mx_torch_tensor_ref
 {
     size_t n = sd->n / 2;
     if (n == 0) return mx_error_set(MX_ERR_FORMAT, "%s: the state dict holds no tensors", label);
+    if (n > MAX_TENSORS)
+        return mx_error_set(MX_ERR_FORMAT, "%s: the state dict has %zu entries, more than the %zu read", label, n,
+                            MAX_TENSORS);
     mx_torch_tensor_ref *out = calloc(n, sizeof *out), *sorted = calloc(n, sizeof *sorted);
     mx_status st = out && sorted ? MX_OK : mx_error_set(MX_ERR_NOMEM, "%s: out of memory", label);
     for (size_t i = 0; st == MX_OK && i < n; i++) {
@@ -422,7 +428,7 @@ static mx_status collect(const char *label, const value *sd, mx_torch_tensor_ref
         } else if (v->kind != V_TENSOR) {
             st = mx_error_set(MX_ERR_FORMAT, "%s: state dict entry '%.*s' is not a tensor", label, (int)k->len, k->s);
         } else {
-            out[i] = v->ref;
+            out[i] = *v->ref;
             memcpy(out[i].name, k->s, k->len);
             out[i].name[k->len] = '\0';
         }
@@ -466,6 +472,7 @@ mx_status mx_torch_pickle_parse(const char *label, const uint8_t *pkl, size_t si
     if (st == MX_OK) st = collect(label, sd, refs, count);
     for (size_t i = 0; i < m.pool_n; i++) {
         free(m.pool[i]->items);
+        free(m.pool[i]->ref);
         free(m.pool[i]);
     }
     free(m.pool);
