@@ -178,6 +178,7 @@ int cmd_import(int argc, char **argv)
     mx_train_config_default(&o.cfg);
     o.import.height = o.import.width = 224;
     set_setting(&o, "normalize", "imagenet");
+    set_setting(&o, "mixup-alpha", "0");  /* unknown unless --alpha says: recorded as no mixing, theta_bar 1 */
     parse_import_flags(argc, argv, &o);
     o.import.arch = o.arch;
     fill_config(&o);
