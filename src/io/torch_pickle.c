@@ -280,7 +280,7 @@ static mx_status run(vm *m, value **result)
                 v->i = (int64_t)u;
             }
             break;
-        case 'G': /* BINFLOAT: big-endian double (a checkpoint's loss or accuracy) */
+        case 'G': /* BINFLOAT: a checkpoint's loss or accuracy; its value is never used */
             if (!take(m, 8, &b)) return bad(m, "truncated");
             if ((v = new_value(m, V_FLOAT))) v->i = 0;
             break;
