@@ -76,6 +76,7 @@ fi
 W=$WORK/w
 mkdir -p "$W"
 "$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" make "$W" || fail "making the torchvision fixtures failed"
+specs=()  # weights,predictions[,run]: checked against torchvision in one Python process below
 for f in weights.safetensors weights.pt weights-f16-ckpt.pt weights-bf16.safetensors; do
     run=$WORK/run-$f
     CHECKS=$((CHECKS + 1))
@@ -84,18 +85,17 @@ for f in weights.safetensors weights.pt weights-f16-ckpt.pt weights-bf16.safeten
         continue
     fi
     grep -q "3x64x64 input, 3 classes" "$WORK/import.out" || fail "import $f: $(cat "$WORK/import.out")"
-    "$BIN" eval "$run" --data "folder:$W/images" --rescale off --predictions "$WORK/p.npy" > /dev/null 2>&1 \
+    "$BIN" eval "$run" --data "folder:$W/images" --rescale off --predictions "$WORK/p-$f.npy" > /dev/null 2>&1 \
         || fail "eval of the import of $f failed"
-    CHECKS=$((CHECKS + 1))
-    "$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" check "$W" "$W/$f" "$WORK/p.npy" || fail "$f: mixreg disagrees with torchvision"
+    specs+=("$W/$f,$WORK/p-$f.npy")
     if [ "$f" = weights.pt ]; then
-        cp "$WORK/p.npy" "$WORK/plain.npy"
+        cp "$WORK/p-$f.npy" "$WORK/plain.npy"
         cp -r "$run" "$WORK/plain-run"
         # predict's top class is eval's (and so torchvision's).
         "$BIN" predict "$run" --data "folder:$W/images" --limit 7 --top 1 > "$WORK/predict.out" 2> /dev/null \
             || fail "predict failed"
         check "[ \"\$(awk 'NR > 1 {print \$5}' '$WORK/predict.out' | tr '\n' ' ')\" = \
-\"\$("$PY" -c 'import numpy; p = numpy.load(\"$WORK/p.npy\"); print(\" \".join(str(int(c)) for c in p[:, 2:].argmax(1)))') \" ]"
+\"\$("$PY" -c 'import numpy; p = numpy.load(\"$WORK/plain.npy\"); print(\" \".join(str(int(c)) for c in p[:, 2:].argmax(1)))') \" ]"
         expect_status 1 "already holds a run" -- import "$W/$f" --arch resnet50 --input 3x64x64 --out "$run"
     fi
     rm -rf "$run"
@@ -114,9 +114,10 @@ check "grep -q 'theta_bar 0.750000 (alpha 1), x_bar and y_bar from 10 training i
 "$BIN" eval "$run" --rescale on --predictions "$WORK/p.npy" --json > "$WORK/eval.json" 2> /dev/null \
     || fail "eval --rescale on of the rescaled import failed"
 check '[ "$(json_get "$WORK/eval.json" "sorted(j) == [\"rescaled\", \"theta_bar\"] and j[\"theta_bar\"] == 0.75")" = True ]'
-CHECKS=$((CHECKS + 1))
-"$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" check "$W" "$W/weights.pt" "$WORK/p.npy" "$run" \
-    || fail "the rescaled prediction disagrees with torchvision's"
+specs+=("$W/weights.pt,$WORK/p.npy,$run")
+CHECKS=$((CHECKS + ${#specs[@]}))
+"$PY" "$MIXREG_SOURCE_DIR/tests/import_torch.py" check "$W" "${specs[@]}" \
+    || fail "mixreg's predictions (plain for each file, then rescaled) disagree with torchvision's"
 
 # docs/objectnet.md on a fake ObjectNet: mapping files in ObjectNet's formats for a 3-class "ImageNet" (its
 # label file in another order than the model's classes), the class map scripts/objectnet_class_map.py makes of

@@ -13,8 +13,9 @@ them, must give mixreg the logits torchvision gives.
       73x73 images: mixreg's evaluation recipe for 64x64 (resize the shorter
       side to round(64 * 256 / 224) = 73, centre crop 64) is then the crop
       [4:68, 4:68], which this script applies itself.
-  import_torch.py check WORK WEIGHTS PREDICTIONS.npy [RUN_DIR]
-      PREDICTIONS.npy is `mixreg eval --predictions` on WORK/images (val). Without
+  import_torch.py check WORK WEIGHTS,PREDICTIONS.npy[,RUN_DIR] ...
+      each PREDICTIONS.npy is `mixreg eval --predictions` on WORK/images (val)
+      (several in one call: torch starts once). Without
       RUN_DIR: the plain prediction, from torchvision's resnet50 with WEIGHTS'
       tensors (converted to float32 as mixreg converts them). With RUN_DIR (an
       import with --rescale-from WORK/images --alpha 1): the rescaled one, after
@@ -90,6 +91,7 @@ def load_weights(path):
 
 
 def check(work, weights, predictions, run_dir=None):
+    """None, or what is wrong."""
     model = torchvision.models.resnet50(weights=None, num_classes=len(CLASSES))
     model.load_state_dict(load_weights(weights), strict=True)
     model.eval()
@@ -112,26 +114,30 @@ def check(work, weights, predictions, run_dir=None):
             if (y_bar - freq).abs().max() > 1e-6:
                 problems.append(f"y_bar {y_bar.tolist()} is not the class frequencies {freq.tolist()}")
             if problems:
-                sys.exit("; ".join(problems))
+                return "; ".join(problems)
             shrunk = x_bar + theta * (x - x_bar)
             logits = (y_bar + (model(shrunk) - y_bar) / theta).double()
     expect = torch.log_softmax(logits, 1).numpy()
     pred = np.load(predictions)
     if pred.shape != (len(labels), 2 + len(CLASSES)):
-        sys.exit(f"predictions of shape {pred.shape}, expected {(len(labels), 2 + len(CLASSES))}")
+        return f"predictions of shape {pred.shape}, expected {(len(labels), 2 + len(CLASSES))}"
     if not np.array_equal(pred[:, 1], labels):
-        sys.exit(f"labels {pred[:, 1]} differ from {labels}")
+        return f"labels {pred[:, 1]} differ from {labels}"
     got = np.log(pred[:, 2:].astype(np.float64))
     diff = np.abs(got - expect).max()
     same_top = (got.argmax(1) == expect.argmax(1)).all()
     print(f"{os.path.basename(weights)}{' rescaled' if run_dir else ''}: torchvision vs mixreg log-softmax max |diff| "
           f"{diff:.2e} (logits spread {float(logits.std()):.2f}), same top-1: {same_top}")
     if not diff <= TOLERANCE or not same_top:
-        sys.exit(f"mixreg's predictions differ from torchvision's by {diff} (tolerance {TOLERANCE})")
+        return f"mixreg's predictions differ from torchvision's by {diff} (tolerance {TOLERANCE})"
+    return None
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
     else:
-        check(*sys.argv[2:])
+        problems = [(spec, check(sys.argv[2], *spec.split(","))) for spec in sys.argv[3:]]
+        problems = [f"{spec}: {p}" for spec, p in problems if p]
+        if problems or len(sys.argv) < 4:
+            sys.exit("\n".join(problems) or "nothing to check")
