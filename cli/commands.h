@@ -12,6 +12,7 @@ int cmd_runs(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* `mixreg analyze RUN_DIR --json` with its defaults (1,000 test samples),
  * written to json_path atomically by rank 0 (every rank of an mpirun job

@@ -18,6 +18,7 @@ static const char usage[] =
     "  predict     top-k classes for JPEG or PNG images or a test split (rescaled for mixup models)\n"
     "  analyze     Jacobian/Lipschitz estimates and the paper's Taylor regularisation terms for a run\n"
     "  experiment  a grid of runs from a file, with a table, figures and an HTML report\n"
+    "  import      a PyTorch state dict (.safetensors or .pt; torchvision/timm names) as a run\n"
     "  theta       theta_bar, Var(theta), gamma^2 and the implied label smoothing for an alpha\n"
     "  runs        list run directories with their settings and final metrics\n"
     "  bench       time the training step (compare with the PyTorch peer)\n"
@@ -74,7 +75,8 @@ static int run_command(int argc, char **argv)
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 2, argv + 2);
     if (!strcmp(cmd, "experiment")) return cmd_experiment(argc - 2, argv + 2);
-    cli_usage_error("unknown command '%s' (commands: train, eval, predict, analyze, experiment, theta, runs, bench; see mixreg --help)", cmd);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
+    cli_usage_error("unknown command '%s' (commands: train, eval, predict, analyze, experiment, import, theta, runs, bench; see mixreg --help)", cmd);
 }
 
 int main(int argc, char **argv)

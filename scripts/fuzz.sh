@@ -70,6 +70,7 @@ dictionary() { # target: the dictionary file to use, if any
     fuzz_config_json) parts=(fuzz_config_json json) ;;
     fuzz_run_files) parts=(fuzz_run_files json) ;;
     fuzz_experiment) parts=(fuzz_experiment) ;;
+    fuzz_torch_pt) parts=(fuzz_torch_pt) ;;
     esac
     [ ${#parts[@]} = 0 ] && return
     for p in "${parts[@]}"; do cat "tests/fuzz/$p.dict"; done > "$OUT/$1.dict"

@@ -18,7 +18,7 @@ PACKAGES=(
     openmpi-bin libopenmpi-dev             # data-parallel training across processes and machines (mpirun)
     dataset-fashion-mnist                  # the default dataset, /usr/share/datasets/fashion-mnist
     python3 python3-venv python3-numpy     # CLI tests; the interop environment below
-    python3-torch python3-torchvision      # interop tests: PyTorch loads mixreg's weights (resnet50: torchvision's)
+    python3-torch python3-torchvision      # interop tests (PyTorch loads mixreg's weights) and import tests (torchvision's resnet50)
     python3-pip python3-setuptools python3-wheel  # tests/cli_python.sh: pip install ./python, offline
     clang libclang-rt-14-dev libomp-dev    # libFuzzer targets (scripts/fuzz.sh; libomp: the library built with clang)
 )

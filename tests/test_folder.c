@@ -94,6 +94,10 @@ static void test_index(void)
     CHECK_OK(mx_folder_index_load(tmp_path("data/train"), NULL, &ix));
     CHECK(ix.n == 6);
     mx_folder_index_free(&ix);
+    /* The evaluation split of a folder without splits (ObjectNet's images/): DIR itself. */
+    CHECK_OK(mx_folder_index_load(tmp_path("data/train"), "val", &ix));
+    CHECK(ix.n == 6 && ix.num_classes == 3 && !strcmp(ix.root, tmp_path("data/train")));
+    mx_folder_index_free(&ix);
 }
 
 static void test_index_errors(void)

@@ -12,7 +12,11 @@
 
 #define MX_ST_MAX_NDIM 8
 
-typedef enum { MX_DTYPE_F32, MX_DTYPE_F64, MX_DTYPE_I32, MX_DTYPE_I64, MX_DTYPE_U8, MX_DTYPE_U32 } mx_dtype;
+/* F16 and BF16 are read (weights saved in half precision, converted on
+ * import) but mixreg's own files hold F32 and I64 only. */
+typedef enum {
+    MX_DTYPE_F32, MX_DTYPE_F64, MX_DTYPE_I32, MX_DTYPE_I64, MX_DTYPE_U8, MX_DTYPE_U32, MX_DTYPE_F16, MX_DTYPE_BF16
+} mx_dtype;
 
 typedef struct {
     char name[128];

@@ -89,7 +89,8 @@ static mx_status join_path(char *buf, const char *a, const char *b)
 }
 
 /* The split directory: DIR/train, DIR/val or DIR/test (val and test standing
- * in for each other), or DIR itself for no split. */
+ * in for each other), or DIR itself for no split (or for val or test when DIR
+ * has none of the three). */
 static mx_status split_dir(const char *dir, const char *split, char *root)
 {
     if (!split || !*split) {
@@ -108,6 +109,12 @@ static mx_status split_dir(const char *dir, const char *split, char *root)
     if (alias) {
         st = join_path(root, dir, alias);
         if (st != MX_OK || is_dir(root)) return st;
+        /* An evaluation split asked of a folder with no splits at all (no
+         * train/ either): DIR itself holds the class directories, as
+         * ObjectNet's images/ does. */
+        st = join_path(root, dir, "train");
+        if (st == MX_OK && !is_dir(root) && is_dir(dir)) return split_dir(dir, NULL, root);
+        if (st != MX_OK) return st;
     }
     if (!is_dir(dir)) return mx_error_set(MX_ERR_IO, "image folder %s: %s", dir, strerror(errno));
     return mx_error_set(MX_ERR_IO, "image folder %s: no split directory %s/%s%s%s (expected DIR/<split>/<class>/<images>)",

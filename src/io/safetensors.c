@@ -20,6 +20,7 @@ static const struct {
 } dtype_table[] = {
     {"F32", MX_DTYPE_F32, 4}, {"F64", MX_DTYPE_F64, 8}, {"I32", MX_DTYPE_I32, 4},
     {"I64", MX_DTYPE_I64, 8}, {"U8", MX_DTYPE_U8, 1},   {"U32", MX_DTYPE_U32, 4},
+    {"F16", MX_DTYPE_F16, 2}, {"BF16", MX_DTYPE_BF16, 2},
 };
 #define NUM_DTYPES (sizeof dtype_table / sizeof dtype_table[0])
 
