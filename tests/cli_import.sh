@@ -21,7 +21,7 @@ expect_status 2 "--input must be CxHxW" -- import x.pt --arch resnet50 --out "$W
 expect_status 2 "unknown 'resnet51'" -- import x.pt --arch resnet51 --out "$WORK/u"
 expect_status 2 "give the normalisation the model was trained with" -- import x.pt --arch resnet50 --out "$WORK/u" \
     --normalize computed
-expect_status 2 "unknown argument '--epochs'" -- import x.pt --arch resnet50 --out "$WORK/u" --epochs 3
+expect_status 2 "unknown flag '--epochs'" -- import x.pt --arch resnet50 --out "$WORK/u" --epochs 3
 check '[ ! -e "$WORK/u" ]'
 
 # ---- Crafted .pt files (Python's zipfile and hand-written pickles, no torch needed) ----
