@@ -9,7 +9,7 @@
 python3 "$MIXREG_SOURCE_DIR/tests/make_tiny_idx.py" "$WORK/tiny" 16 3000 2000 9 || fail "could not write the tiny dataset"
 for cols in 40 80 200; do
     CHECKS=$((CHECKS + 1))
-    python3 - "$cols" "$BIN" train --model mlp --hidden 256 --data "idx:$WORK/tiny" --epochs 6 --batch-size 8 --threads 1 \
+    python3 - "$cols" "$BIN" train --model mlp --hidden 1024 --data "idx:$WORK/tiny" --epochs 6 --batch-size 8 --threads 1 \
         --no-tensorboard --out "$WORK/run-$cols" > "$WORK/pty-$cols.txt" 2>&1 <<'PY' || fail "$cols columns: $(cat "$WORK/pty-$cols.txt")"
 import fcntl, os, pty, re, struct, sys, termios
 cols = int(sys.argv[1])
