@@ -11,27 +11,14 @@ for cols in 40 80 200; do
     CHECKS=$((CHECKS + 1))
     python3 - "$cols" "$BIN" train --model mlp --hidden 1024 --data "idx:$WORK/tiny" --epochs 6 --batch-size 8 --threads 1 \
         --no-tensorboard --out "$WORK/run-$cols" > "$WORK/pty-$cols.txt" 2>&1 <<'PY' || fail "$cols columns: $(cat "$WORK/pty-$cols.txt")"
-import fcntl, os, pty, re, struct, sys, termios
+import os, re, sys
+sys.path.insert(0, os.path.join(os.environ["MIXREG_SOURCE_DIR"], "tests"))
+from pty_run import run
 cols = int(sys.argv[1])
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ.pop("COLUMNS", None)
-    os.execv(sys.argv[2], sys.argv[2:])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-out = b""
-while True:
-    try:
-        chunk = os.read(fd, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, status = os.waitpid(pid, 0)
-text = out.decode("utf-8", "replace")
+code, text = run(sys.argv[2:], cols)
 # Each redraw is "\r\033[K" + the bar; other output is whole lines.
 bars = [seg for seg in re.split(r"\r\n|\r|\n", text.replace("\x1b[K", "")) if seg.startswith("epoch ") and "ETA" in seg]
-if os.waitstatus_to_exitcode(status) != 0:
+if code != 0:
     sys.exit(f"training failed: {text[-300:]}")
 if len(bars) < 2:
     sys.exit(f"only {len(bars)} redraws seen")
@@ -62,23 +49,11 @@ done
 CHECKS=$((CHECKS + 1))
 python3 - "$BIN" train --model mlp --hidden 2048,2048 --data "idx:$WORK/tiny" --epochs 1 --max-steps 20 --batch-size 8 \
     --threads 1 --no-tensorboard --out "$WORK/slow-eval" > "$WORK/pty-eval.txt" 2>&1 <<'PY' || fail "evaluation progress: $(cat "$WORK/pty-eval.txt")"
-import fcntl, os, pty, re, struct, sys, termios
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-out = b""
-while True:
-    try:
-        chunk = os.read(fd, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, status = os.waitpid(pid, 0)
-text = out.decode("utf-8", "replace")
-if os.waitstatus_to_exitcode(status) != 0:
+import os, re, sys
+sys.path.insert(0, os.path.join(os.environ["MIXREG_SOURCE_DIR"], "tests"))
+from pty_run import run
+code, text = run(sys.argv[1:], 80)
+if code != 0:
     sys.exit(f"training failed: {text[-300:]}")
 evals = [s for s in re.split(r"\r\n|\r|\n", text.replace("\x1b[K", "")) if s.startswith("eval ")]
 going = [s for s in evals if re.fullmatch(r"eval test [1-9][0-9,]*/2,000  ETA [0-9]+:[0-9]{2}", s)]
