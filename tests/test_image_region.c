@@ -213,6 +213,39 @@ static void test_region_tiny(void)
     }
 }
 
+/* A 1x1 JPEG whose one block holds detail (a noisy 8x8 image with the frame
+ * header's size patched to 1x1, as a crafted file can have): asked for a
+ * shorter side of at least 1, the decoder must not pick a DCT reduction that
+ * keeps the size (1/8 of 1x1 is 1x1, but only the block's average), so the
+ * reduced decode, the full decode and every window agree. */
+static void test_one_pixel_with_detail(void)
+{
+    for (size_t k = 0; k < NKINDS; k++) {
+        fx_buf j = encode_kind(&KINDS[k], 8, 8, 120, (uint32_t)k + 77);
+        size_t sof = 0;
+        for (size_t i = 2; i + 9 < j.len && !sof; i++)
+            if (j.data[i] == 0xFF && (j.data[i + 1] == 0xC0 || j.data[i + 1] == 0xC1 || j.data[i + 1] == 0xC2)) sof = i;
+        CHECK(sof);
+        if (!sof) continue;
+        j.data[sof + 5] = 0, j.data[sof + 6] = 1, j.data[sof + 7] = 0, j.data[sof + 8] = 1; /* height, width */
+        mx_image full, reduced, cut;
+        mx_image_decode_options least = {1, 0};
+        CHECK_OK(mx_image_decode(KINDS[k].name, j.data, j.len, NULL, &full));
+        CHECK_OK(mx_image_decode(KINDS[k].name, j.data, j.len, &least, &reduced));
+        CHECK(full.height == 1 && full.width == 1 && reduced.height == 1 && reduced.width == 1);
+        CHECK(!memcmp(full.pixels, reduced.pixels, 3));
+        mx_image_source *src;
+        CHECK_OK(mx_image_source_open(KINDS[k].name, j.data, j.len, &least, &src, NULL));
+        CHECK_OK(mx_image_source_decode_region(src, 0, 0, 1, 1, 0, 0, &cut, NULL));
+        CHECK(!memcmp(full.pixels, cut.pixels, 3));
+        mx_image_source_close(src);
+        mx_image_free(&cut);
+        mx_image_free(&reduced);
+        mx_image_free(&full);
+        free(j.data);
+    }
+}
+
 /* PNG: the window cut from the whole decode. */
 static void test_region_png(void)
 {
@@ -559,6 +592,7 @@ int main(void)
     test_resized_exact();
     test_resized_scaled();
     test_damaged();
+    test_one_pixel_with_detail();
     test_load_sample_train();
     CHECK_DONE();
 }

@@ -119,12 +119,14 @@ static void jpeg_progress(j_common_ptr cinfo)
 }
 
 /* The largest power-of-two reduction (at most 8) keeping the shorter side at
- * least min_side. */
+ * least min_side, and none for a 1x1 image: the sides round up, so any
+ * reduction leaves it 1x1, but as the average of its 8x8 block instead of
+ * its one pixel (and a window of it, decoded at full scale, would differ). */
 static unsigned jpeg_reduction(unsigned long width, unsigned long height, size_t min_side)
 {
     unsigned long shorter = width < height ? width : height;
     unsigned d = 8;
-    if (!min_side) return 1;
+    if (!min_side || (width == 1 && height == 1)) return 1;
     while (d > 1 && (shorter + d - 1) / d < min_side) d /= 2;
     return d;
 }
