@@ -33,6 +33,9 @@ static const char eval_help[] =
     "                           " CLI_DATA_FORMS "\n"
     "  --rescale off|on|both    which predictions to report (default both; plain only where the\n"
     "                           rescaled prediction is not defined, and on/both are an error there)\n"
+    "  --theta-bar T            the rescaled prediction with shrinkage T in (0, 1] instead of\n"
+    "                           the run's theta_bar (1 = plain; a sweep shows which shrinkage\n"
+    "                           the model prefers, for an ERM run too)\n"
     "  --bins N                 ECE/MCE bins (default 15)\n"
     "  --temperature off|fit    also report temperature-scaled modes, one T fitted by NLL on\n"
     "                           a held-out split of the training data (default off)\n"
@@ -55,6 +58,7 @@ typedef struct {
     int want_plain, want_rescaled, rescale_given, fit_temperature, json, threads;
     size_t batch, bins;
     double val_split;
+    double theta_bar; /* --theta-bar, 0 when not given */
 } eval_options;
 
 /* An output file's format is its name's: a wrong one is a bad flag, refused
@@ -92,6 +96,8 @@ static void parse_eval_flags(int argc, char **argv, eval_options *o, const char 
             else cli_usage_error("eval: --temperature: unknown '%s' (expected off or fit)", a.value);
         } else if (cli_flag_value(&a, "--val-split")) {
             o->val_split = cli_parse_double(&a, "--val-split", 1e-6, 0.9);
+        } else if (cli_flag_value(&a, "--theta-bar")) {
+            o->theta_bar = cli_parse_double(&a, "--theta-bar", 1e-3, 1.0);
         } else if (cli_flag_value(&a, "--bins")) {
             o->bins = cli_parse_size(&a, "--bins", 1, 1000);
         } else if (cli_flag_value(&a, "--reliability")) {
@@ -205,16 +211,18 @@ int cmd_eval(int argc, char **argv)
     /* Decided from the run's settings, so a run trained before mixreg knew
      * (which stored a theta_bar for it) is read the same way. */
     const char *undefined = mx_train_config_rescale_undefined(&run.config);
-    if (undefined && o.want_rescaled) {
-        if (o.rescale_given) {
+    if (undefined && (o.want_rescaled || o.theta_bar > 0)) {
+        if (o.rescale_given || o.theta_bar > 0) {
             mx_run_free(&run);
             return cli_report(mx_error_set(MX_ERR_ARG,
-                                           "--rescale: the rescaled prediction is not defined for %s (%s; "
+                                           "%s: the rescaled prediction is not defined for %s (%s; "
                                            "docs/method.md section 4); use --rescale off",
-                                           run_dir, undefined));
+                                           o.theta_bar > 0 ? "--theta-bar" : "--rescale", run_dir, undefined));
         }
         o.want_rescaled = 0;
     }
+    const double run_theta_bar = run.rescale.theta_bar;
+    if (o.theta_bar > 0) run.rescale.theta_bar = o.theta_bar;
     const char *data = o.data ? o.data : run.config.data;
     if (o.class_map && strncmp(data, "folder:", 7))
         cli_usage_error("eval: --class-map needs an image folder (--data folder:DIR), not '%s'", data);
@@ -254,6 +262,8 @@ int cmd_eval(int argc, char **argv)
             print_json(modes, count, run.rescale.theta_bar, undefined, fit_note);
         } else {
             if (undefined) printf("%s\n", run_dir);
+            else if (o.theta_bar > 0)
+                printf("%s (theta_bar %.4f as given; the run's is %.4f)\n", run_dir, o.theta_bar, run_theta_bar);
             else printf("%s (theta_bar %.4f)\n", run_dir, run.rescale.theta_bar);
             print_metrics_header();
             for (size_t i = 0; i < count; i++) print_metrics_row(modes[i].name, &modes[i].metrics);

@@ -45,6 +45,16 @@ train mixup --mixup-alpha 1 --max-steps 2
 "$BIN" eval "$WORK/mixup" --threads 1 > "$WORK/mixup.eval" 2>&1 || fail "eval mixup: $(cat "$WORK/mixup.eval")"
 check 'grep -q "^rescaled " "$WORK/mixup.eval" && grep -q "(theta_bar 0.7500)" "$WORK/mixup.eval"'
 check '! grep -q "not defined" "$WORK/mixup.eval"'
+# --theta-bar: the rescaled prediction with another shrinkage; 1 is the plain
+# prediction (to rounding), and an ERM run can be shrunk too.
+"$BIN" eval "$WORK/mixup" --theta-bar 1 --json --threads 1 > "$WORK/t1.json" 2> "$WORK/err" || fail "eval --theta-bar 1: $(cat "$WORK/err")"
+check '[ "$(json_get "$WORK/t1.json" "j[\"theta_bar\"], all(abs(j[\"plain\"][k] - j[\"rescaled\"][k]) < 1e-5 for k in (\"nll\", \"accuracy\", \"ece\"))")" = "1 True" ]'
+"$BIN" eval "$WORK/erm" --theta-bar 0.5 --threads 1 > "$WORK/t05.eval" 2> "$WORK/err" || fail "eval --theta-bar 0.5: $(cat "$WORK/err")"
+check 'grep -q "(theta_bar 0.5000 as given; the run.s is 1.0000)" "$WORK/t05.eval"'
+check '[ "$(grep "^plain " "$WORK/t05.eval" | awk "{print \$4}")" != "$(grep "^rescaled " "$WORK/t05.eval" | awk "{print \$4}")" ]'
+expect_status 1 "theta-bar: the rescaled prediction is not defined" -- eval "$WORK/cutmix" --theta-bar 0.9 --threads 1
+expect_status 2 "theta-bar" -- eval "$WORK/erm" --theta-bar 0 --threads 1
+expect_status 2 "theta-bar" -- eval "$WORK/erm" --theta-bar 1.5 --threads 1
 
 # ---- --mixup-off-epoch ----
 # 4 epochs of 4 steps; off from epoch 3 on (mixing in epochs 1-2): theta_bar
