@@ -51,6 +51,11 @@ size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx);
  * none on AVX2-only machines), asked once per process with a tiny plan. */
 int mx_dnnl_bf16_available(void);
 
+/* 1 when a float32 convolution between nChw16c tensors can take a residual
+ * add as a post-op on this CPU (its kernel works in nChw16c: AVX-512; on
+ * AVX2 the kernels block by 8 and the add stays a node of its own). */
+int mx_dnnl_fused_add_available(void);
+
 /* Internal layout of a convolution's tensors. NCHW: the caller's layout, no
  * reorders (oneDNN's gemm-based convolution, little faster than the
  * reference). BLOCKED: oneDNN picks (format "any": nChw16c activations and

@@ -208,9 +208,12 @@ static mx_status plan_fusion(cnn_graph *g)
         if (need > folded) folded = need;
         if (k + 2 >= g->num_nodes) continue;
         const cnn_node *add = &g->nodes[k + 2];
-        /* oneDNN's Winograd kernels take no binary post-op; mixreg's own takes the add. */
+        /* oneDNN's Winograd kernels take no binary post-op, nor do its direct
+         * ones where they do not work in nChw16c (AVX2); mixreg's own Winograd
+         * kernel takes the add. */
+        const int own_wino = winograd_inference_suits(g, nd, widest, add->out);
         if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
-            (winograd_suits(g, nd) && !winograd_inference_suits(g, nd, widest, add->out)))
+            (winograd_suits(g, nd) && !own_wino) || (!own_wino && !mx_dnnl_fused_add_available()))
             continue;
         if (add->in != bn->out && add->in2 != bn->out) continue;
         cn->fold_add = (int)k + 2;
