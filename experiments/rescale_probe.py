@@ -130,13 +130,22 @@ def probe(run_dir, x_test, y_test, x_train):
     clean = metrics(undo(logits_of(model, clean_x_bar + np.float32(theta_bar) * (x_test - clean_x_bar)), theta_bar),
                     y_test)
     x_bar_gap = float(np.abs(clean_x_bar - x_bar).max())
-    recalibrate(model, x_train)
-    recal_plain = logits_of(model, x_test)
-    recal = {"plain": metrics(recal_plain, y_test),
-             "rescaled": metrics(undo(logits_of(model, shrink(theta_bar)), theta_bar), y_test),
-             "bn": bn_log_ratios(model, x_test)[0]}
+    if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
+        recalibrate(model, x_train)
+        recal = {"plain": metrics(logits_of(model, x_test), y_test),
+                 "rescaled": metrics(undo(logits_of(model, shrink(theta_bar)), theta_bar), y_test),
+                 "bn": bn_log_ratios(model, x_test)[0]}
+    else:  # nothing to recalibrate
+        recal = {"plain": metrics(plain, y_test), "rescaled": rescaled, "bn": []}
     return {"run": run_dir, "theta_bar": theta_bar, "rescaled": rescaled, "sweep": sweep, "bn_log2_ratio": bn, "recalibrated": recal,
             "clean_x_bar": {"rescaled": clean, "max_abs_difference": x_bar_gap}}
+
+
+def bn_cell(values, first=False):
+    """A log2 ratio for the table; a dash for a network without batch norm."""
+    if not values:
+        return "—"
+    return f"{values[0] if first else np.mean(values):+.3f}"
 
 
 def fmt(m):
@@ -158,7 +167,7 @@ def report(results):
     print("|---|---|---|---|---|")
     for r in results:
         p, s = r["bn_log2_ratio"]["plain"], r["bn_log2_ratio"]["shrunk"]
-        print(f"| {os.path.basename(r['run'])} | {p[0]:+.3f} | {s[0]:+.3f} | {np.mean(p):+.3f} | {np.mean(s):+.3f} |")
+        print(f"| {os.path.basename(r['run'])} | {bn_cell(p, True)} | {bn_cell(s, True)} | {bn_cell(p)} | {bn_cell(s)} |")
     print("\n## 3. x_bar over clean images; batch norm recalibrated on clean training images (accuracy % / NLL / ECE %)\n")
     print("| run | plain | rescaled | rescaled, clean x_bar (max change of x_bar) | recalibrated, plain | "
           "recalibrated, rescaled | all layers log2 ratio after |")
@@ -169,7 +178,7 @@ def report(results):
         label = fmt(r["rescaled"])
         cx = r["clean_x_bar"]
         print(f"| {os.path.basename(r['run'])} | {fmt(base[1.0]['both'])} | {label} | {fmt(cx['rescaled'])} "
-              f"({cx['max_abs_difference']:.3f}) | {fmt(rc['plain'])} | {fmt(rc['rescaled'])} | {np.mean(rc['bn']):+.3f} |")
+              f"({cx['max_abs_difference']:.3f}) | {fmt(rc['plain'])} | {fmt(rc['rescaled'])} | {bn_cell(rc['bn'])} |")
 
 
 def main():
