@@ -20,7 +20,7 @@ Needs PyTorch and NumPy (bench/.venv has both) and mixreg's library for the
 metrics (build/libmixreg.so):
 
     MIXREG_LIBRARY=build/libmixreg.so PYTHONPATH=python bench/.venv/bin/python \\
-        experiments/rescale_probe.py RUN_DIR... [--json OUT.json]
+        experiments/rescale_probe.py RUN_DIR... [--json OUT.json] [--data-dir IDX_DIR]
 
 Prints one Markdown table per measurement; --json writes every number.
 """
@@ -41,17 +41,22 @@ SWEEP = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
 def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    """An IDX file, gzipped (PATH.gz, as Debian ships Fashion-MNIST) or not."""
+    if os.path.exists(path + ".gz"):
+        with gzip.open(path + ".gz", "rb") as f:
+            data = f.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     dims = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def load_split(split, normalize):
+def load_split(data_dir, split, normalize):
     prefix = "t10k" if split == "test" else "train"
-    x = read_idx(os.path.join(FASHION_MNIST, f"{prefix}-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
-    y = read_idx(os.path.join(FASHION_MNIST, f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int64)
+    x = read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte")).astype(np.float32) / 255.0
+    y = read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
     mean, std = np.float32(normalize["mean"][0]), np.float32(normalize["std"][0])
     return ((x - mean) / std)[:, None, :, :], y
 
@@ -187,13 +192,15 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--train-images", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-dir", default=FASHION_MNIST,
+                    help="the runs' IDX files (train-*, t10k-*, gzipped or not; default Fashion-MNIST's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     results = []
     for run in a.runs:
         meta = json.loads(from_run(run).mixreg_meta["mixreg.normalize"])
-        x_test, y_test = load_split("test", meta)
-        x_train, _ = load_split("train", meta)
+        x_test, y_test = load_split(a.data_dir, "test", meta)
+        x_train, _ = load_split(a.data_dir, "train", meta)
         # Evenly spaced, so every class is there (the file is shuffled anyway).
         x_train = x_train[:: max(1, len(x_train) // a.train_images)][: a.train_images]
         results.append(probe(run, x_test, y_test, x_train))
