@@ -169,7 +169,9 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
  * its output, that add too, when its output is nChw16c (the binary add
- * post-op reads the other input in the primitive's layout) and the
+ * post-op reads the other input in the primitive's layout, so oneDNN's
+ * kernels must work in nChw16c themselves: AVX-512, not AVX2's nChw8c;
+ * mx_dnnl_fused_add_available) and the
  * convolution does not run oneDNN's Winograd kernels (they take no binary
  * post-op: oneDNN would fall back to its direct kernel, slower than Winograd
  * and a separate add together; mixreg's own Winograd kernel takes it). Measured on
