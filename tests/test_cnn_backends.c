@@ -49,6 +49,16 @@
 
 /* The precision make() gives cpu-backend models. */
 static mx_precision g_precision = MX_PRECISION_FP32;
+/* The channel block their blocked activations use (MIXREG_CHANNEL_BLOCK), 0:
+ * the CPU's own (mx_dnnl_channel_block). */
+static size_t g_block;
+
+static void set_block(size_t block)
+{
+    g_block = block;
+    if (block) setenv("MIXREG_CHANNEL_BLOCK", block == 8 ? "8" : "16", 1);
+    else unsetenv("MIXREG_CHANNEL_BLOCK");
+}
 
 static mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
                       mx_backend backend)
@@ -161,7 +171,7 @@ static size_t blocked_tensors(mx_model *m)
 {
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     size_t count = 0;
-    for (size_t t = 0; t < g->num_tensors; t++) count += g->tensors[t].blocked;
+    for (size_t t = 0; t < g->num_tensors; t++) count += g->tensors[t].blocked != 0;
     return count;
 }
 
@@ -264,7 +274,7 @@ static void test_agreement(void)
         size_t done = 0, tries = 0;
         for (; done < 3 && tries < 12; tries++) done += step_both(ref, cpu, cases[k].batch - (done == 2), &rng, &ag);
         CHECK(done == 3);
-        printf("  %-12s %zux%zux%zu batch %zu and %zu (%zu nChw16c tensors, %zu Winograd convolutions; %zu of %zu steps "
+        printf("  %-12s %zux%zux%zu batch %zu and %zu (%zu blocked tensors, %zu Winograd convolutions; %zu of %zu steps "
                "kink-free): logits %.1e, loss %.1e, "
                "gradients %.1e (%s), buffers %.1e, parameters after SGD %.1e; eval logits %.1e, input gradient "
                "%.1e\n",
@@ -489,6 +499,170 @@ static void test_plan_sets(void)
     mx_model_free(m);
 }
 
+/* ---- the blocked kernels in either channel block ---- */
+
+static void to_layout(size_t block, size_t n, size_t C, size_t hw, const float *nchw, float *out, int back)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t q = 0; q < hw; q++) {
+                const size_t i = cnn_index(0, C, hw, s, c, q), j = cnn_index(block, C, hw, s, c, q);
+                if (back) out[i] = nchw[j];
+                else out[j] = nchw[i];
+            }
+}
+
+/* What one block's kernels give, mapped back to NCHW. */
+typedef struct {
+    float *y, *ye, *dx, *dx_masked, *dxe, *gap, *gap_dx, *drop, *drop_dx;
+    float mean[48], invstd[48], rm[48], rv[48], dg[48], db[48], dge[48], dbe[48];
+    uint8_t *mask;
+} blocked_results;
+
+/* The blocked kernels (batch norm training with its ReLU, eval, both
+ * backwards, the ReLU's mask from the output and from the input; global
+ * average pooling; dropout) in blocks of 8 and 16 channels: channel c's sums
+ * run over the same values in the same order whatever the block (its
+ * pixels, then the samples), so both give the same bits once mapped back to
+ * NCHW; the NCHW kernels add in another order and agree within RTOL;
+ * dropout takes the reference's draws, bit for bit. */
+static void run_blocked(size_t block, size_t n, size_t C, size_t hw, const float *x, const float *dy,
+                        const float *gamma, const float *beta, blocked_results *r)
+{
+    const size_t count = n * C * hw;
+    float *xb = malloc(count * sizeof *xb), *dyb = malloc(count * sizeof *dyb), *out = malloc(count * sizeof *out);
+    float *yb = malloc(count * sizeof *yb), affine[3 * 48], gy[3 * 48];
+    double *partial = malloc((2 * n + 3) * C * sizeof *partial);
+    to_layout(block, n, C, hw, x, xb, 0);
+    to_layout(block, n, C, hw, dy, dyb, 0);
+    for (size_t c = 0; c < C; c++) r->rm[c] = 0.1f * (float)c, r->rv[c] = 1.0f + 0.05f * (float)c;
+    cnn_cpu_bn_forward_train_blocked(n, C, hw, block, xb, gamma, beta, 0.1f, 1e-5f, r->rm, r->rv, yb, r->mean,
+                                     r->invstd, 1, partial, affine, NULL);
+    to_layout(block, n, C, hw, yb, r->y, 1);
+    cnn_cpu_bn_backward_blocked(n, C, hw, block, xb, yb, NULL, dyb, gamma, r->mean, r->invstd, out, 0, r->dg, r->db,
+                                partial);
+    to_layout(block, n, C, hw, out, r->dx, 1);
+    cnn_cpu_bn_backward_blocked(n, C, hw, block, xb, NULL, affine, dyb, gamma, r->mean, r->invstd, out, 0, NULL, NULL,
+                                partial);
+    to_layout(block, n, C, hw, out, r->dx_masked, 1);
+    cnn_cpu_bn_forward_eval_blocked(n, C, hw, block, xb, gamma, beta, r->rm, r->rv, 1e-5f, out, 1, partial, NULL, NULL);
+    to_layout(block, n, C, hw, out, r->ye, 1);
+    cnn_cpu_bn_backward_eval_blocked(n, C, hw, block, xb, NULL, NULL, dyb, gamma, r->rm, r->rv, 1e-5f, out, 0, r->dge,
+                                     r->dbe, partial);
+    to_layout(block, n, C, hw, out, r->dxe, 1);
+    cnn_cpu_gap_forward_blocked(n, C, hw, block, xb, r->gap);
+    for (size_t i = 0; i < n * C; i++) gy[i] = dy[i];
+    cnn_cpu_gap_backward_blocked(n, C, hw, block, gy, out);
+    to_layout(block, n, C, hw, out, r->gap_dx, 1);
+    mx_rng rng;
+    mx_rng_init(&rng, 5, MX_STREAM_DROPOUT);
+    cnn_cpu_dropout_forward_blocked(n, C, hw, block, 0.3f, &rng, xb, out, r->mask);
+    to_layout(block, n, C, hw, out, r->drop, 1);
+    cnn_cpu_dropout_backward_blocked(n, C, hw, block, 0.3f, r->mask, dyb, out);
+    to_layout(block, n, C, hw, out, r->drop_dx, 1);
+    free(xb), free(dyb), free(out), free(yb), free(partial);
+}
+
+static void test_blocked_kernels(void)
+{
+    enum { n = 3, C = 48, hw = 20, count = n * C * hw };
+    mx_rng rng;
+    mx_rng_init(&rng, 91, 0);
+    float *x = malloc(count * sizeof *x), *dy = malloc(count * sizeof *dy), gamma[C], beta[C];
+    random_fill(&rng, x, count);
+    random_fill(&rng, dy, count);
+    for (size_t c = 0; c < C; c++)
+        gamma[c] = 1.0f + 0.3f * (float)mx_rng_normal(&rng), beta[c] = 0.3f * (float)mx_rng_normal(&rng);
+    blocked_results r[2];
+    for (int b = 0; b < 2; b++) {
+        float **bufs[] = {&r[b].y, &r[b].ye, &r[b].dx, &r[b].dx_masked, &r[b].dxe, &r[b].gap_dx, &r[b].drop,
+                          &r[b].drop_dx};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = malloc(count * sizeof(float));
+        r[b].gap = malloc(n * C * sizeof(float));
+        r[b].mask = malloc(count);
+        run_blocked(b ? 16 : 8, n, C, hw, x, dy, gamma, beta, &r[b]);
+    }
+    /* Blocks 8 and 16: the same bits. */
+    const size_t bytes = count * sizeof(float);
+    CHECK(memcmp(r[0].y, r[1].y, bytes) == 0 && memcmp(r[0].ye, r[1].ye, bytes) == 0);
+    CHECK(memcmp(r[0].dx, r[1].dx, bytes) == 0 && memcmp(r[0].dxe, r[1].dxe, bytes) == 0);
+    CHECK(memcmp(r[0].dx_masked, r[0].dx, bytes) == 0 && memcmp(r[1].dx_masked, r[1].dx, bytes) == 0);
+    CHECK(memcmp(r[0].mean, r[1].mean, sizeof r[0].mean) == 0 && memcmp(r[0].invstd, r[1].invstd, sizeof r[0].invstd) == 0);
+    CHECK(memcmp(r[0].rm, r[1].rm, sizeof r[0].rm) == 0 && memcmp(r[0].rv, r[1].rv, sizeof r[0].rv) == 0);
+    CHECK(memcmp(r[0].dg, r[1].dg, sizeof r[0].dg) == 0 && memcmp(r[0].db, r[1].db, sizeof r[0].db) == 0);
+    CHECK(memcmp(r[0].dge, r[1].dge, sizeof r[0].dge) == 0 && memcmp(r[0].dbe, r[1].dbe, sizeof r[0].dbe) == 0);
+    CHECK(memcmp(r[0].gap, r[1].gap, n * C * sizeof(float)) == 0 && memcmp(r[0].gap_dx, r[1].gap_dx, bytes) == 0);
+    CHECK(memcmp(r[0].drop, r[1].drop, bytes) == 0 && memcmp(r[0].drop_dx, r[1].drop_dx, bytes) == 0);
+    CHECK(memcmp(r[0].mask, r[1].mask, count) == 0);
+    /* The NCHW kernels and the reference's dropout. */
+    float *y = malloc(bytes), *out = malloc(bytes), mean[C], invstd[C], rm[C], rv[C], dg[C], db[C], gap[n * C];
+    uint8_t *mask = malloc(count);
+    for (size_t c = 0; c < C; c++) rm[c] = 0.1f * (float)c, rv[c] = 1.0f + 0.05f * (float)c;
+    cnn_cpu_bn_forward_train(n, C, hw, x, gamma, beta, 0.1f, 1e-5f, rm, rv, y, mean, invstd, 1, NULL);
+    double worst = rel_error(r[0].y, y, count, FLOOR);
+    note(&worst, rel_error(r[0].rv, rv, C, FLOOR));
+    cnn_cpu_bn_backward(n, C, hw, x, y, dy, gamma, mean, invstd, out, dg, db);
+    note(&worst, rel_error(r[0].dx, out, count, FLOOR));
+    note(&worst, rel_error(r[0].dg, dg, C, FLOOR));
+    note(&worst, rel_error(r[0].db, db, C, FLOOR));
+    cnn_cpu_bn_forward_eval(n, C, hw, x, gamma, beta, rm, rv, 1e-5f, out, 1, NULL);
+    note(&worst, rel_error(r[0].ye, out, count, FLOOR));
+    for (size_t s = 0; s < n; s++)
+        for (size_t c = 0; c < C; c++) {
+            double sum = 0;
+            for (size_t q = 0; q < hw; q++) sum += x[(s * C + c) * hw + q];
+            gap[s * C + c] = (float)(sum / hw);
+        }
+    note(&worst, rel_error(r[0].gap, gap, n * C, FLOOR));
+    mx_rng drop;
+    mx_rng_init(&drop, 5, MX_STREAM_DROPOUT);
+    mx_dropout_forward(count, 0.3f, &drop, x, out, mask);
+    CHECK(memcmp(out, r[0].drop, bytes) == 0 && memcmp(mask, r[0].mask, count) == 0);
+    CHECK(worst <= RTOL);
+    size_t zeroed = 0;
+    for (size_t i = 0; i < count; i++) zeroed += r[0].y[i] == 0.0f;
+    CHECK(zeroed > count / 4 && zeroed < 3 * count / 4);
+    printf("  blocks of 8 and 16 channels: the same bits (batch norm both modes, its backwards, pooling, dropout); "
+           "%.1e from the NCHW kernels\n", worst);
+    for (int b = 0; b < 2; b++) {
+        free(r[b].y), free(r[b].ye), free(r[b].dx), free(r[b].dx_masked), free(r[b].dxe), free(r[b].gap);
+        free(r[b].gap_dx), free(r[b].drop), free(r[b].drop_dx), free(r[b].mask);
+    }
+    free(x), free(dy), free(y), free(out), free(mask);
+}
+
+/* The block is the CPU's kernels' own unless MIXREG_CHANNEL_BLOCK says 8 or
+ * 16; anything else, or 8 for a bfloat16 model, is refused in one line. */
+static void test_block_choice(void)
+{
+    CHECK(mx_dnnl_channel_block() == 8 || mx_dnnl_channel_block() == 16);
+    mx_model *m = make("resnet20", 1, 12, 12, 3, 2, MX_BACKEND_CPU);
+    if (m) {
+        const cnn_graph *g = ((const struct mx_model *)m)->impl;
+        size_t blocked = 0;
+        for (size_t t = 0; t < g->num_tensors; t++) {
+            CHECK(g->tensors[t].blocked == 0 || g->tensors[t].blocked == mx_dnnl_channel_block());
+            blocked += g->tensors[t].blocked != 0;
+        }
+        CHECK(blocked > 0);
+        mx_model_free(m);
+    }
+    mx_model_spec spec = {.in_channels = 1, .in_height = 12, .in_width = 12, .num_classes = 3,
+                          .backend = MX_BACKEND_CPU};
+    snprintf(spec.arch, sizeof spec.arch, "resnet20");
+    setenv("MIXREG_CHANNEL_BLOCK", "12", 1);
+    m = NULL;
+    CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
+    CHECK(strstr(mx_error_message(), "MIXREG_CHANNEL_BLOCK") && strstr(mx_error_message(), "8 or 16"));
+    if (mx_dnnl_bf16_available()) {
+        setenv("MIXREG_CHANNEL_BLOCK", "8", 1);
+        spec.precision = MX_PRECISION_BF16;
+        CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
+        CHECK(strstr(mx_error_message(), "bfloat16 models are blocked by 16"));
+    }
+    unsetenv("MIXREG_CHANNEL_BLOCK");
+}
+
 /* ---- a cpu-backend checkpoint ---- */
 
 /* The bf16 data flow's kernels (cnn_cpu_exec.c hands bfloat16 on between
@@ -529,25 +703,25 @@ static void test_bf16_kernels(void)
         rm[0][c] = rm[1][c] = 0.0f, rv[0][c] = rv[1][c] = 1.0f;
     }
     /* Forward: float32, then bfloat16 alone, then both. */
-    cnn_cpu_bn_forward_train_blocked(n, C, hw, x, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y, sm, si, 1, partial,
+    cnn_cpu_bn_forward_train_blocked(n, C, hw, 16, x, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y, sm, si, 1, partial,
                                      affine, NULL);
-    cnn_cpu_bn_forward_train_blocked(n, C, hw, x, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], NULL, sm, si, 1, partial,
+    cnn_cpu_bn_forward_train_blocked(n, C, hw, 16, x, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], NULL, sm, si, 1, partial,
                                      NULL, y16);
     CHECK(rounds_to(y, y16, count));
     CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
     memset(b16, 0, count * sizeof *b16);
-    cnn_cpu_bn_forward_eval_blocked(n, C, hw, x, gamma, beta, rm[0], rv[0], 1e-5f, y2, 1, partial, NULL, b16);
+    cnn_cpu_bn_forward_eval_blocked(n, C, hw, 16, x, gamma, beta, rm[0], rv[0], 1e-5f, y2, 1, partial, NULL, b16);
     CHECK(rounds_to(y2, b16, count));
     /* Backward: the mask from the output y, then from the input and the constants. */
-    cnn_cpu_bn_backward_blocked(n, C, hw, x, y, NULL, dy, gamma, sm, si, dx, 0, dg[0], db[0], partial);
-    cnn_cpu_bn_backward_blocked(n, C, hw, x, NULL, affine, dy, gamma, sm, si, dx2, 0, dg[1], db[1], partial);
+    cnn_cpu_bn_backward_blocked(n, C, hw, 16, x, y, NULL, dy, gamma, sm, si, dx, 0, dg[0], db[0], partial);
+    cnn_cpu_bn_backward_blocked(n, C, hw, 16, x, NULL, affine, dy, gamma, sm, si, dx2, 0, dg[1], db[1], partial);
     CHECK(memcmp(dx, dx2, count * sizeof *dx) == 0);
     CHECK(memcmp(dg[0], dg[1], sizeof dg[0]) == 0 && memcmp(db[0], db[1], sizeof db[0]) == 0);
     size_t zeroed = 0; /* the mask must matter for the comparison to mean anything */
     for (size_t i = 0; i < count; i++) zeroed += y[i] == 0.0f;
     CHECK(zeroed > count / 4 && zeroed < 3 * count / 4);
     /* Its input gradient in bfloat16, into dx2's first half. */
-    cnn_cpu_bn_backward_blocked(n, C, hw, x, NULL, affine, dy, gamma, sm, si, dx2, 1, NULL, NULL, partial);
+    cnn_cpu_bn_backward_blocked(n, C, hw, 16, x, NULL, affine, dy, gamma, sm, si, dx2, 1, NULL, NULL, partial);
     CHECK(rounds_to(dx, (const uint16_t *)(const void *)dx2, count));
     /* The residual add's copy. */
     cnn_cpu_add_forward(count, x, dy, y, 1);
@@ -695,11 +869,14 @@ static void test_predict(void)
             folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
                 wino += cnn_cpu_node_of(g, j)->wino;
         CHECK((folded > 0) == cases[k].folds_bn);
-        /* The add is fused by mixreg's Winograd kernel or by oneDNN where its
-         * kernels work in nChw16c (AVX-512); on AVX2 it stays a node. */
-        const int add_fusable = (cases[k].winograd && mx_wino_available()) || mx_dnnl_fused_add_available();
+        /* mixreg's Winograd kernel (AVX-512 code) works on nChw16c; the add is
+         * fused by it or by oneDNN where the activations are in its kernels'
+         * own block; elsewhere (nChw16c on AVX2) it stays a node. */
+        const size_t block = g_block ? g_block : mx_dnnl_channel_block();
+        const int own_wino = cases[k].winograd && mx_wino_available() && block == 16;
+        const int add_fusable = own_wino || mx_dnnl_fused_add_available(block);
         CHECK((summed > 0) == (cases[k].fuses_add && add_fusable));
-        CHECK((wino > 0) == (cases[k].winograd && mx_wino_available()));
+        CHECK((wino > 0) == own_wino);
         random_fill(&rng, x, B * d);
         double worst = 0;
         for (size_t n = B; n >= B - 1; n--) {
@@ -806,9 +983,21 @@ static void test_backend_tables(void)
 int main(void)
 {
     mx_set_threads(2);
-    printf("agreement (tolerance %.0e relative, gradients %.0e, %.1e with Winograd convolutions)\n", RTOL, GRAD_RTOL,
-           GRAD_RTOL_WINOGRAD);
-    test_agreement();
+    /* The model tests in both channel blocks, whichever is this CPU's own. */
+    static const size_t blocks[2] = {8, 16};
+    for (int b = 0; b < 2; b++) {
+        set_block(blocks[b]);
+        printf("agreement, activations blocked by %zu channels (this CPU's kernels: %zu; tolerance %.0e relative, "
+               "gradients %.0e, %.1e with Winograd convolutions)\n",
+               g_block, mx_dnnl_channel_block(), RTOL, GRAD_RTOL, GRAD_RTOL_WINOGRAD);
+        test_agreement();
+        printf("predict, activations blocked by %zu channels\n", g_block);
+        test_predict();
+    }
+    set_block(0);
+    printf("blocked kernels\n");
+    test_blocked_kernels();
+    test_block_choice();
     printf("determinism\n");
     test_determinism();
     printf("bf16\n");
@@ -820,8 +1009,6 @@ int main(void)
     test_checkpoint();
     printf("mlp\n");
     test_mlp();
-    printf("predict\n");
-    test_predict();
     printf("memory plan\n");
     test_memory_plan();
     test_backend_tables();

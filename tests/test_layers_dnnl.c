@@ -259,21 +259,23 @@ static void test_conv_errors(void)
     printf("conv2d argument errors\n");
 }
 
-/* NCHW <-> nChw16c ([n, c / 16, h, w, 16]). */
-static float *to_blocked(const float *x, size_t n, size_t c, size_t hw, int back)
+/* NCHW <-> nChw<block>c ([n, c / block, h, w, block]). */
+static float *to_blocked(const float *x, size_t n, size_t c, size_t hw, size_t block, int back)
 {
     float *y = alloc_floats(n * c * hw);
     for (size_t s = 0; s < n; s++)
         for (size_t k = 0; k < c; k++)
             for (size_t p = 0; p < hw; p++) {
-                size_t plain = (s * c + k) * hw + p, blocked = ((s * (c / 16) + k / 16) * hw + p) * 16 + k % 16;
+                size_t plain = (s * c + k) * hw + p, blocked = ((s * (c / block) + k / block) * hw + p) * block + k % block;
                 if (back) y[plain] = x[blocked];
                 else y[blocked] = x[plain];
             }
     return y;
 }
 
-/* The caller's activations as nChw16c: the same bits as the NCHW plan's, laid out blocked. */
+/* The caller's activations as nChw16c and as nChw8c: the same bits as the
+ * NCHW plan's, laid out blocked (whichever block the CPU's kernels use, the
+ * other reorders). */
 static void test_conv_user_layouts(void)
 {
     mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 9, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
@@ -285,31 +287,55 @@ static void test_conv_user_layouts(void)
     float *x = normals(nx, 1, 0), *w = normals(nw, 1, 0), *dy = normals(ny, 1, 0);
     float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dw = alloc_floats(nw);
     float *yb = alloc_floats(ny), *dxb = alloc_floats(nx), *dwb = alloc_floats(nw);
-    float *xb = to_blocked(x, n, d.in_channels, hw_in, 0), *dyb = to_blocked(dy, n, d.out_channels, hw_out, 0);
     mx_dnnl_conv2d_options plain = {.layout = MX_DNNL_LAYOUT_BLOCKED};
-    mx_dnnl_conv2d_options blocked = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = MX_DNNL_ACT_NCHW16C,
-                                      .dst_layout = MX_DNNL_ACT_NCHW16C};
-    mx_dnnl_conv2d_plan *a = NULL, *b = NULL;
+    mx_dnnl_conv2d_plan *a = NULL;
     CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &plain, &a));
-    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &blocked, &b));
-    if (a && b) {
+    if (a) {
         CHECK_OK(mx_dnnl_conv2d_forward(a, n, x, w, NULL, y));
         CHECK_OK(mx_dnnl_conv2d_backward(a, n, x, w, dy, dx, dw, NULL));
-        CHECK_OK(mx_dnnl_conv2d_forward(b, n, xb, w, NULL, yb));
-        CHECK_OK(mx_dnnl_conv2d_backward(b, n, xb, w, dyb, dxb, dwb, NULL));
-        float *y_back = to_blocked(yb, n, d.out_channels, hw_out, 1), *dx_back = to_blocked(dxb, n, d.in_channels, hw_in, 1);
-        CHECK(same(y, y_back, ny) && same(dx, dx_back, nx) && same(dw, dwb, nw));
-        free(y_back), free(dx_back);
     }
+    static const size_t blocks[2] = {16, 8};
+    for (int k = 0; k < 2; k++) {
+        const size_t block = blocks[k];
+        float *xb = to_blocked(x, n, d.in_channels, hw_in, block, 0);
+        float *dyb = to_blocked(dy, n, d.out_channels, hw_out, block, 0);
+        mx_dnnl_conv2d_options blocked = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = mx_dnnl_act_blocked(block),
+                                          .dst_layout = mx_dnnl_act_blocked(block)};
+        CHECK(mx_dnnl_act_block(blocked.src_layout) == block);
+        mx_dnnl_conv2d_plan *b = NULL;
+        CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &blocked, &b));
+        if (a && b) {
+            CHECK_OK(mx_dnnl_conv2d_forward(b, n, xb, w, NULL, yb));
+            CHECK_OK(mx_dnnl_conv2d_backward(b, n, xb, w, dyb, dxb, dwb, NULL));
+            float *y_back = to_blocked(yb, n, d.out_channels, hw_out, block, 1);
+            float *dx_back = to_blocked(dxb, n, d.in_channels, hw_in, block, 1);
+            CHECK(same(y, y_back, ny) && same(dx, dx_back, nx) && same(dw, dwb, nw));
+            free(y_back), free(dx_back);
+        }
+        mx_dnnl_conv2d_plan_free(b);
+        /* A blocked layout needs a multiple of its block of channels. */
+        mx_conv2d_desc odd = conv_desc_of(1);
+        mx_dnnl_conv2d_plan *bad = NULL;
+        CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &odd, n, &blocked, &bad) == MX_ERR_ARG && bad == NULL);
+        CHECK(strstr(mx_error_message(), "multiple of its block") != NULL);
+        free(xb), free(dyb);
+    }
+    /* 24 channels: a multiple of 8, not of 16. */
+    mx_conv2d_desc d24 = d;
+    d24.in_channels = 24;
+    CHECK_OK(mx_conv2d_setup(&d24));
+    mx_dnnl_conv2d_options in8 = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = MX_DNNL_ACT_NCHW8C};
+    mx_dnnl_conv2d_options in16 = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = MX_DNNL_ACT_NCHW16C};
+    mx_dnnl_conv2d_plan *p8 = NULL, *p16 = NULL;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d24, n, &in8, &p8));
+    CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &d24, n, &in16, &p16) == MX_ERR_ARG && p16 == NULL);
+    mx_dnnl_conv2d_plan_free(p8);
     mx_dnnl_conv2d_plan_free(a);
-    mx_dnnl_conv2d_plan_free(b);
-    /* nChw16c needs a multiple of 16 channels. */
-    mx_conv2d_desc odd = conv_desc_of(1);
-    mx_dnnl_conv2d_plan *bad = NULL;
-    CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &odd, n, &blocked, &bad) == MX_ERR_ARG && bad == NULL);
-    CHECK(strstr(mx_error_message(), "multiple of 16") != NULL);
-    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(yb), free(dxb), free(dwb), free(xb), free(dyb);
-    printf("conv2d on nChw16c activations: the NCHW plan's bits\n");
+    /* The kernels' own block, as oneDNN picks it. */
+    CHECK(mx_dnnl_channel_block() == 8 || mx_dnnl_channel_block() == 16);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(yb), free(dxb), free(dwb);
+    printf("conv2d on nChw16c and nChw8c activations: the NCHW plan's bits (this CPU's kernels block by %zu)\n",
+           mx_dnnl_channel_block());
 }
 
 /* A plan made when the context's scratch was small still runs after a larger

@@ -51,14 +51,22 @@ size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx);
  * none on AVX2-only machines), asked once per process with a tiny plan. */
 int mx_dnnl_bf16_available(void);
 
-/* 1 when a float32 convolution between nChw16c tensors can take a residual
- * add as a post-op on this CPU (its kernel works in nChw16c: AVX-512; on
- * AVX2 the kernels block by 8 and the add stays a node of its own). */
-int mx_dnnl_fused_add_available(void);
+/* The channel block of oneDNN's float32 convolution kernels on this CPU: 16
+ * where they are AVX-512 code (nChw16c activations), 8 on AVX2 (nChw8c).
+ * Asked once per process with a tiny plan. The CNN engine stores its
+ * activations in this block so the convolutions read and write them without
+ * reorders. */
+size_t mx_dnnl_channel_block(void);
+
+/* 1 when a float32 convolution between activations blocked by `block` (8 or
+ * 16) channels can take a residual add as a post-op on this CPU: only where
+ * that is the kernels' own block (the add is read in the layout the kernel
+ * writes); elsewhere the add stays a node of its own. */
+int mx_dnnl_fused_add_available(size_t block);
 
 /* Internal layout of a convolution's tensors. NCHW: the caller's layout, no
  * reorders (oneDNN's gemm-based convolution, little faster than the
- * reference). BLOCKED: oneDNN picks (format "any": nChw16c activations and
+ * reference). BLOCKED: oneDNN picks (format "any": nChw16c or nChw8c activations and
  * OIhw16i16o-like weights, its direct AVX-512 JIT kernels; a 1-3 channel
  * input stays plain), and every call reorders x, weight, dy into it and y,
  * dx, dweight back out. The one to use: on ResNet-20's 3x3 layers (batch
@@ -72,11 +80,24 @@ typedef enum { MX_DNNL_LAYOUT_NCHW = 0, MX_DNNL_LAYOUT_BLOCKED = 1 } mx_dnnl_lay
  * and y, dx, dweight, dbias come out float32 (relative error ~1e-2, not 1e-4). */
 typedef enum { MX_DNNL_F32 = 0, MX_DNNL_BF16 = 1 } mx_dnnl_precision;
 
-/* The caller's layout of an activation (x and dx, or y and dy). NCHW16C is
- * oneDNN's nChw16c: [n, c / 16, h, w, 16], for channel counts that are a
- * multiple of 16 (no padding); a BLOCKED plan's primitives use it for such
- * tensors, so passing it avoids the reorders. */
-typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1 } mx_dnnl_act_layout;
+/* The caller's layout of an activation (x and dx, or y and dy). NCHW16C and
+ * NCHW8C are oneDNN's nChw16c ([n, c / 16, h, w, 16]) and nChw8c ([n, c / 8,
+ * h, w, 8]), for channel counts that are a multiple of the block (no
+ * padding); a BLOCKED plan's primitives use the one of the CPU's kernels
+ * (mx_dnnl_channel_block) for such tensors, so passing it avoids the
+ * reorders. */
+typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1, MX_DNNL_ACT_NCHW8C = 2 } mx_dnnl_act_layout;
+
+/* The blocked layout of `block` channels (8 or 16), NCHW for 0. */
+static inline mx_dnnl_act_layout mx_dnnl_act_blocked(size_t block)
+{
+    return block == 16 ? MX_DNNL_ACT_NCHW16C : block == 8 ? MX_DNNL_ACT_NCHW8C : MX_DNNL_ACT_NCHW;
+}
+/* Its channel block (0 for NCHW). */
+static inline size_t mx_dnnl_act_block(mx_dnnl_act_layout layout)
+{
+    return layout == MX_DNNL_ACT_NCHW16C ? 16 : layout == MX_DNNL_ACT_NCHW8C ? 8 : 0;
+}
 
 /* ---- conv2d ------------------------------------------------------------------ */
 /* A convolution pass's algorithm. WINOGRAD: oneDNN's F(4x4, 3x3) Winograd
@@ -100,7 +121,7 @@ typedef struct {
      * : 0)), oneDNN's binary-add and eltwise post-ops, so a residual add and
      * a ReLU cost no pass of their own (mx_dnnl_conv2d_forward_add). The
      * addend is read in y's layout, which must be the one the primitive
-     * writes (nChw16c for a blocked plan with 16-multiple output channels):
+     * writes (the kernels' block, mx_dnnl_channel_block, for a blocked plan):
      * MX_ERR_ARG otherwise. */
     int post_add, post_relu;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */

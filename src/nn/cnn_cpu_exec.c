@@ -1,7 +1,7 @@
 /* The "cpu" backend's table (cnn_backend_cpu): each node on its oneDNN plans
  * (cnn_cpu_plan.c) where it has one, else on the backend's own threaded
  * kernels (batch norm with its ReLU, ReLU, residual add, gradient sums, and on
- * nChw16c global average pooling and dropout), else on the reference layers
+ * blocked tensors global average pooling and dropout), else on the reference layers
  * (cnn_ref.c). The pass's state is its plan set for the batch size; a size
  * whose plans could not be made runs on the reference table.
  *
@@ -182,13 +182,13 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
     if (m->training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
-            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
+            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, in->blocked, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                                     nd->save_mean, nd->save_invstd, relu, partial, affine, y16, sync);
         else
             cnn_cpu_bn_forward_train_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                             nd->save_mean, nd->save_invstd, relu, affine, sync);
     } else if (in->blocked) {
-        cnn_cpu_bn_forward_eval_blocked(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16);
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, in->blocked, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16);
     } else {
         cnn_cpu_bn_forward_eval(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, affine);
     }
@@ -220,7 +220,7 @@ static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float 
 {
     const cnn_tensor *in = &p->g->tensors[p->g->nodes[k].in];
     if (!in->blocked) return cnn_backend_ref.gap_forward(p, k, x, y);
-    cnn_cpu_gap_forward_blocked(p->n, in->c, in->h * in->w, x, y);
+    cnn_cpu_gap_forward_blocked(p->n, in->c, in->h * in->w, in->blocked, x, y);
     return MX_OK;
 }
 
@@ -239,7 +239,7 @@ static mx_status dropout_forward(const cnn_pass *p, size_t k, const float *x, fl
     if (!p->m->training || !in->blocked) return cnn_backend_ref.dropout_forward(p, k, x, y);
     mx_rng rng;
     cnn_rng_load(p->m, p->g, &rng);
-    cnn_cpu_dropout_forward_blocked(p->n, in->c, in->h * in->w, nd->p, &rng, x, y, nd->mask);
+    cnn_cpu_dropout_forward_blocked(p->n, in->c, in->h * in->w, in->blocked, nd->p, &rng, x, y, nd->mask);
     cnn_rng_store(p->m, p->g, &rng);
     return MX_OK;
 }
@@ -287,13 +287,13 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
     if (g->fwd_training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
-            cnn_cpu_bn_backward_blocked_synced(n, C, hw, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
+            cnn_cpu_bn_backward_blocked_synced(n, C, hw, in->blocked, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
                                                dx_bf16, dgamma, dbeta, partial, sync);
         else
             cnn_cpu_bn_backward_synced(n, C, hw, x, y, dy, gamma, nd->save_mean, nd->save_invstd, dx, dgamma, dbeta,
                                        sync);
     } else if (in->blocked) {
-        cnn_cpu_bn_backward_eval_blocked(n, C, hw, x, y, relu_k, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dx_bf16, dgamma,
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, in->blocked, x, y, relu_k, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dx_bf16, dgamma,
                                          dbeta, partial);
     } else {
         cnn_cpu_bn_backward_eval(n, C, hw, x, y, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dgamma, dbeta);
@@ -336,7 +336,7 @@ static mx_status gap_backward(const cnn_pass *p, size_t k, const float *dy, floa
 {
     const cnn_tensor *in = &p->g->tensors[p->g->nodes[k].in];
     if (!in->blocked) return cnn_backend_ref.gap_backward(p, k, dy, dx);
-    cnn_cpu_gap_backward_blocked(p->n, in->c, in->h * in->w, dy, dx);
+    cnn_cpu_gap_backward_blocked(p->n, in->c, in->h * in->w, in->blocked, dy, dx);
     return MX_OK;
 }
 
@@ -354,7 +354,7 @@ static mx_status dropout_backward(const cnn_pass *p, size_t k, const float *dy, 
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
     if (!p->g->fwd_training || !in->blocked) return cnn_backend_ref.dropout_backward(p, k, dy, dx);
-    cnn_cpu_dropout_backward_blocked(p->n, in->c, in->h * in->w, nd->p, nd->mask, dy, dx);
+    cnn_cpu_dropout_backward_blocked(p->n, in->c, in->h * in->w, in->blocked, nd->p, nd->mask, dy, dx);
     return MX_OK;
 }
 

@@ -8,9 +8,11 @@
  * BENCHMARKS.md has the end-to-end figures and the per-layer profile):
  *  - convolution: oneDNN with its blocked layout inside (direct AVX-512
  *    kernels; 3-12x the reference's im2col + sgemm);
- *  - activations between nodes as nChw16c where the channel count allows
- *    (assign_layouts), so the convolutions read and write them without
- *    reorders: on resnet20 that took the convolutions from 85 to 60 ms a step.
+ *  - activations between nodes blocked by the convolution kernels' own
+ *    channel block (nChw16c on AVX-512, nChw8c on AVX2;
+ *    mx_dnnl_channel_block) where the channel count allows (assign_layouts),
+ *    so the convolutions read and write them without reorders: on resnet20
+ *    that took the convolutions from 85 to 60 ms a step (AVX-512);
  *    The rest stay NCHW and the plans reorder at the boundary (NCHW inside
  *    instead, oneDNN's gemm convolution, was 2x slower on lenet5);
  *  - linear layers: oneDNN (through OpenBLAS instead lenet5 trained 20-35%
@@ -18,7 +20,7 @@
  *  - max pooling on NCHW: the layer's own threaded loop (layers/pool.c;
  *    oneDNN's NCHW pooling is its slow reference kernel);
  *  - batch norm (ReLU fused), ReLU, residual add (ReLU fused), gradient sums,
- *    global average pooling and dropout on nChw16c: this file's OpenMP + SIMD
+ *    global average pooling and dropout on blocked tensors: this file's OpenMP + SIMD
  *    kernels; oneDNN 2.6's batch norm on NCHW was 4x slower forward and 1.7x
  *    backward than them;
  *  - global average pooling and dropout on NCHW: the reference loops;
@@ -64,15 +66,39 @@ static int find_root(int *parent, int t)
     return t;
 }
 
-/* Which tensors live as nChw16c: those whose channels are a multiple of 16,
- * with more than one pixel (a [n, c, 1, 1] tensor is the same either way),
- * and whose every reader and writer handles the layout. Batch norm, add and
- * dropout keep their input's layout, so they tie tensors into groups that
- * are blocked together or not at all; convolutions read and write either
- * (their plans are told which); max pooling and the linear layers' flattened
- * inputs stay NCHW, as does the network's input. */
+/* The channel block of the graph's blocked tensors: the convolution
+ * kernels' own (mx_dnnl_channel_block: 16 on AVX-512, 8 on AVX2), 16 for
+ * bfloat16 models (oneDNN's bfloat16 kernels are AVX-512 ones, and the
+ * bfloat16 hand-offs of cnn_cpu_exec.c are written for 16 lanes).
+ * MIXREG_CHANNEL_BLOCK=8 or 16 in the environment sets it (float32 models):
+ * the tests run both layouts on any CPU, and a benchmark can measure what
+ * the other block costs. */
+static mx_status choose_block(const cnn_graph *g, size_t *block)
+{
+    const int bf16 = g->model->spec.precision == MX_PRECISION_BF16;
+    const char *env = getenv("MIXREG_CHANNEL_BLOCK");
+    *block = bf16 ? 16 : mx_dnnl_channel_block();
+    if (!env || !*env) return MX_OK;
+    if (strcmp(env, "8") != 0 && strcmp(env, "16") != 0)
+        return mx_error_set(MX_ERR_ARG, "MIXREG_CHANNEL_BLOCK is '%.20s'; it must be 8 or 16", env);
+    if (bf16 && strcmp(env, "16") != 0)
+        return mx_error_set(MX_ERR_ARG, "MIXREG_CHANNEL_BLOCK=%s: bfloat16 models are blocked by 16 channels", env);
+    *block = (size_t)atoi(env);
+    return MX_OK;
+}
+
+/* Which tensors live blocked: those whose channels are a multiple of the
+ * block, with more than one pixel (a [n, c, 1, 1] tensor is the same either
+ * way), and whose every reader and writer handles the layout. Batch norm,
+ * add and dropout keep their input's layout, so they tie tensors into groups
+ * that are blocked together or not at all; convolutions read and write
+ * either (their plans are told which); max pooling and the linear layers'
+ * flattened inputs stay NCHW, as does the network's input. */
 static mx_status assign_layouts(cnn_graph *g)
 {
+    size_t block;
+    mx_status st = choose_block(g, &block);
+    if (st != MX_OK) return st;
     const size_t T = g->num_tensors;
     int *parent = malloc(T * sizeof *parent);
     unsigned char *ok = malloc(T);
@@ -83,7 +109,7 @@ static mx_status assign_layouts(cnn_graph *g)
     for (size_t t = 0; t < T; t++) {
         const cnn_tensor *x = &g->tensors[t];
         parent[t] = (int)t;
-        ok[t] = t > 0 && x->c % 16 == 0 && x->h * x->w > 1;
+        ok[t] = t > 0 && x->c % block == 0 && x->h * x->w > 1;
     }
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
@@ -97,14 +123,15 @@ static mx_status assign_layouts(cnn_graph *g)
         }
     }
     for (size_t t = 0; t < T; t++) ok[find_root(parent, (int)t)] &= ok[t];
-    for (size_t t = 0; t < T; t++) g->tensors[t].blocked = ok[find_root(parent, (int)t)];
+    for (size_t t = 0; t < T; t++) g->tensors[t].blocked = ok[find_root(parent, (int)t)] ? block : 0;
     free(parent), free(ok);
     return MX_OK;
 }
 
 /* Whether a convolution runs oneDNN's Winograd kernels (all three passes):
  * float32 3x3 stride-1 convolutions between blocked tensors with at least 64
- * channels in and out. Measured here with bench/conv_bench (plans on
+ * channels in and out (oneDNN 2.x has them for AVX-512 alone; elsewhere it
+ * runs the direct kernel). Measured here with bench/conv_bench (plans on
  * nChw16c buffers as the engine runs them, batch 128, 2 threads, best of 10;
  * forward + both backward passes, ms, direct -> Winograd):
  *   16@28 3.32 -> 4.59   16@32 5.10 -> 8.38   32@14 3.10 -> 3.66   32@16 4.06 -> 3.99
@@ -148,8 +175,8 @@ static size_t widest_conv(const cnn_graph *g)
 }
 
 /* Whether prediction runs convolution nd on mixreg's Winograd kernel
- * (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1 layers
- * between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
+ * (winograd.h, AVX-512 code) instead of oneDNN: float32 3x3 stride-1
+ * padding-1 layers between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
  * ResNets), which prediction then runs in chunks of 32 samples (cnn_cpu_predict.c).
  * Measured here with bench/conv_bench at batch 32, 2 threads, forward ms
  * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
@@ -162,16 +189,15 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
 {
     const mx_conv2d_desc *d = &nd->conv;
     return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
-           widest <= 64 && g->tensors[nd->in].blocked && g->tensors[out].blocked;
+           widest <= 64 && g->tensors[nd->in].blocked == 16 && g->tensors[out].blocked == 16;
 }
 
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
- * its output, that add too, when its output is nChw16c (the binary add
- * post-op reads the other input in the primitive's layout, so oneDNN's
- * kernels must work in nChw16c themselves: AVX-512, not AVX2's nChw8c;
- * mx_dnnl_fused_add_available) and the
+ * its output, that add too, when its output is blocked (the binary add
+ * post-op reads the other input in the primitive's layout, so that block
+ * must be oneDNN's kernels' own: mx_dnnl_fused_add_available) and the
  * convolution does not run oneDNN's Winograd kernels (they take no binary
  * post-op: oneDNN would fall back to its direct kernel, slower than Winograd
  * and a separate add together; mixreg's own Winograd kernel takes it). Measured on
@@ -211,11 +237,12 @@ static mx_status plan_fusion(cnn_graph *g)
         if (k + 2 >= g->num_nodes) continue;
         const cnn_node *add = &g->nodes[k + 2];
         /* oneDNN's Winograd kernels take no binary post-op, nor do its direct
-         * ones where they do not work in nChw16c (AVX2); mixreg's own Winograd
-         * kernel takes the add. */
+         * ones outside their own block (nChw16c on AVX2); mixreg's own
+         * Winograd kernel takes the add. */
         const int own_wino = winograd_inference_suits(g, nd, widest, add->out);
         if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
-            (winograd_suits(g, nd) && !own_wino) || (!own_wino && !mx_dnnl_fused_add_available()))
+            (winograd_suits(g, nd) && !own_wino) ||
+            (!own_wino && !mx_dnnl_fused_add_available(g->tensors[add->out].blocked)))
             continue;
         if (add->in != bn->out && add->in2 != bn->out) continue;
         cn->fold_add = (int)k + 2;
@@ -272,8 +299,8 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
         mx_dnnl_conv2d_options opt = {.has_bias = nd->bias != CNN_NONE, .layout = MX_DNNL_LAYOUT_BLOCKED,
                                       .precision = g->model->spec.precision == MX_PRECISION_BF16 ? MX_DNNL_BF16
                                                                                                  : MX_DNNL_F32,
-                                      .src_layout = in->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW,
-                                      .dst_layout = out->blocked ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW};
+                                      .src_layout = mx_dnnl_act_blocked(in->blocked),
+                                      .dst_layout = mx_dnnl_act_blocked(out->blocked)};
         if (inference) {
             opt.inference_only = 1;
             if (cn->fold_bn >= 0) opt.has_bias = 1;

@@ -9,7 +9,7 @@
  * backend's (src/backend/cuda/cnn_cuda.c).
  *
  * Tensors are per-sample shapes [c, h, w] (NCHW for the batch; on the cpu
- * backend some are nChw16c, see cnn_tensor.blocked); tensor 0 is the network
+ * backend some are nChw16c or nChw8c, see cnn_tensor.blocked); tensor 0 is the network
  * input (the caller's buffer). Every node writes one new tensor; ReLU is a
  * flag on the node that produced its input (applied in place, its backward
  * from the output, or fused into batch norm and add on the cpu backend), so
@@ -55,8 +55,9 @@ typedef struct {
 
 typedef struct {
     size_t c, h, w, size;        /* per-sample shape and element count */
-    int blocked;                 /* stored as nChw16c ([n, c / 16, h, w, 16]), not NCHW (the cpu backend's
-                                    choice, cnn_cpu_plan.c assign_layouts; cnn_index) */
+    size_t blocked;              /* 0: NCHW; else the channel block B (8 or 16) of its nChw<B>c layout
+                                    ([n, c / B, h, w, B]; the cpu backend's choice, cnn_cpu_plan.c
+                                    assign_layouts; cnn_index) */
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
@@ -164,10 +165,11 @@ static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers
 static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
-/* Index of element (s, c, p) of a tensor of `channels` x hw per sample in either layout. */
-static inline size_t cnn_index(int blocked, size_t channels, size_t hw, size_t s, size_t c, size_t p)
+/* Index of element (s, c, p) of a tensor of `channels` x hw per sample, NCHW
+ * (block 0) or blocked by `block` channels. */
+static inline size_t cnn_index(size_t block, size_t channels, size_t hw, size_t s, size_t c, size_t p)
 {
-    return blocked ? ((s * (channels / 16) + c / 16) * hw + p) * 16 + c % 16 : (s * channels + c) * hw + p;
+    return block ? ((s * (channels / block) + c / block) * hw + p) * block + c % block : (s * channels + c) * hw + p;
 }
 
 /* ---- architectures (cnn_arch.c) ---- */

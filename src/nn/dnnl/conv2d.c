@@ -1,5 +1,5 @@
 /* oneDNN 2-D convolution: forward, backward data, backward weights (+ bias),
- * on the caller's NCHW (or nChw16c) / OIHW float32 buffers, internally NCHW or
+ * on the caller's NCHW (or nChw16c / nChw8c) / OIHW float32 buffers, internally NCHW or
  * oneDNN's preferred (blocked) layout, float32 or bfloat16. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +51,11 @@ typedef struct {
     dnnl_dims_t strides, pad_l, pad_r;
 } conv_mds;
 
+static dnnl_format_tag_t act_tag(mx_dnnl_act_layout layout)
+{
+    return layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : layout == MX_DNNL_ACT_NCHW8C ? dnnl_nChw8c : dnnl_nchw;
+}
+
 static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
 {
     const mx_conv2d_desc *d = &p->d;
@@ -59,10 +64,10 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
                        (dnnl_dim_t)d->kernel_w};
     dnnl_dims_t bias = {(dnnl_dim_t)d->out_channels};
     dnnl_dims_t dst = {(dnnl_dim_t)p->n, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
-    TRY(mxd_plain_md(&m->src, 4, src, p->opt.src_layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : dnnl_nchw));
+    TRY(mxd_plain_md(&m->src, 4, src, act_tag(p->opt.src_layout)));
     TRY(mxd_plain_md(&m->wei, 4, wei, dnnl_oihw));
     TRY(mxd_plain_md(&m->bias, 1, bias, dnnl_a));
-    TRY(mxd_plain_md(&m->dst, 4, dst, p->opt.dst_layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : dnnl_nchw));
+    TRY(mxd_plain_md(&m->dst, 4, dst, act_tag(p->opt.dst_layout)));
     const int blocked = p->opt.layout == MX_DNNL_LAYOUT_BLOCKED;
     const dnnl_data_type_t in_t = p->opt.precision == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     const dnnl_format_tag_t act = blocked ? dnnl_format_tag_any : dnnl_nchw;
@@ -188,14 +193,14 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
     if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
     if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
                 (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16) ||
-                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW16C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW16C ||
+                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW8C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW8C ||
                 (unsigned)opt->fwd_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_data_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_weights_algorithm > MX_DNNL_CONV_WINOGRAD))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout, precision or algorithm");
-    if (opt && ((opt->src_layout == MX_DNNL_ACT_NCHW16C && d->in_channels % 16) ||
-                (opt->dst_layout == MX_DNNL_ACT_NCHW16C && d->out_channels % 16)))
-        return mx_error_set(MX_ERR_ARG, "conv2d plan: nChw16c needs a multiple of 16 channels");
+    if (opt && ((opt->src_layout != MX_DNNL_ACT_NCHW && d->in_channels % mx_dnnl_act_block(opt->src_layout)) ||
+                (opt->dst_layout != MX_DNNL_ACT_NCHW && d->out_channels % mx_dnnl_act_block(opt->dst_layout))))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: a blocked layout needs a multiple of its block of channels");
     if (opt && (opt->post_add || opt->post_relu) && !opt->inference_only)
         return mx_error_set(MX_ERR_ARG, "conv2d plan: post-ops need an inference-only plan");
     mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
