@@ -7,9 +7,11 @@
  *                every call (x, weight, y; dy, weight, dx, x, dweight)
  *   native-f32   raw oneDNN primitives on buffers already in the blocked
  *                layout: what the plan costs without its reorders
- *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them)
+ *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them on AVX-512)
+ *   blocked-8c   the plans on nChw8c buffers (as the CNN engine runs them on AVX2)
  *   winograd-16c the same with oneDNN's Winograd kernels for all three passes
- *   mxwino-16c   mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
+ *   mxwino       mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
+ *                on the build's block, mx_wino_block: nChw16c with AVX-512, nChw8c with AVX2;
  *                the inference path's kernel, weights transformed every call):
  *                forward only, its bwd column is empty
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
@@ -72,7 +74,7 @@ typedef struct {
     dnnl_stream_t stream;
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
-    float *wino_u;  /* mxwino-16c: the transformed weights */
+    float *wino_u;  /* mxwino: the transformed weights */
 } bench_case;
 
 typedef void (*step_fn)(bench_case *c, int backward);
@@ -262,22 +264,23 @@ int main(int argc, char **argv)
         mx_dnnl_layout layout;
         mx_dnnl_precision prec;
         int native;
-        int act16;  /* the caller's activations in nChw16c: no activation reorders */
+        size_t block; /* the caller's activations blocked by this many channels (0: NCHW) */
         mx_dnnl_conv_algorithm algorithm;
     } variants[] = {
         {"dnnl-nchw", MX_DNNL_LAYOUT_NCHW, MX_DNNL_F32, 0, 0, MX_DNNL_CONV_DIRECT},
         {"dnnl-blocked", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 0, MX_DNNL_CONV_DIRECT},
-        {"blocked-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 1, MX_DNNL_CONV_DIRECT},
-        {"winograd-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 1, MX_DNNL_CONV_WINOGRAD},
+        {"blocked-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 16, MX_DNNL_CONV_DIRECT},
+        {"blocked-8c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 8, MX_DNNL_CONV_DIRECT},
+        {"winograd-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 0, 16, MX_DNNL_CONV_WINOGRAD},
         {"native-f32", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_F32, 1, 0, MX_DNNL_CONV_DIRECT},
         {"dnnl-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 0, MX_DNNL_CONV_DIRECT},
-        {"bf16-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 1, MX_DNNL_CONV_DIRECT},
+        {"bf16-16c", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 0, 16, MX_DNNL_CONV_DIRECT},
         {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1, 0, MX_DNNL_CONV_DIRECT},
     };
     for (int i = 0; i < 3; i++) {
-        if (mx_wino_available() && (!only || strstr(only, "mxwino-16c"))) {
+        if (mx_wino_available() && (!only || strstr(only, "mxwino"))) {
             c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
-            run(name[i], "mxwino-16c", &c[i], step_wino, reps, flops[i] / 3);
+            run(name[i], "mxwino", &c[i], step_wino, reps, flops[i] / 3);
             free(c[i].wino_u);
         }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
@@ -289,7 +292,7 @@ int main(int argc, char **argv)
                 native_free(&c[i]);
                 continue;
             }
-            const mx_dnnl_act_layout act = variants[v].act16 ? MX_DNNL_ACT_NCHW16C : MX_DNNL_ACT_NCHW;
+            const mx_dnnl_act_layout act = mx_dnnl_act_blocked(variants[v].block);
             const mx_dnnl_conv_algorithm algo = variants[v].algorithm;
             mx_dnnl_conv2d_options opt = {.layout = variants[v].layout, .precision = variants[v].prec,
                                           .src_layout = act, .dst_layout = act, .fwd_algorithm = algo,

@@ -828,12 +828,14 @@ static void test_predict(void)
         size_t c, h, w, classes, batch;
         int folds_bn, fuses_add;  /* lenet5 has no batch norm; pre-activation blocks add after a plain conv */
         int winograd;             /* no conv wider than 64 channels: mixreg's Winograd kernel on its 3x3 ones */
+        int narrow_3x3;           /* a wider network with 3x3 stride-1 layers of at most 64 channels: on the
+                                     Winograd kernel where oneDNN has no Winograd of its own (AVX2) */
     } cases[] = {
-        {"lenet5", 1, 28, 28, 10, 5, 0, 0, 0},    {"resnet20", 1, 28, 28, 10, 5, 1, 1, 1},
-        {"resnet20", 3, 16, 16, 5, 4, 1, 1, 1},   {"preact18", 1, 12, 12, 10, 4, 1, 0, 0},
-        {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0, 0}, {"resnet50", 3, 32, 32, 6, 2, 1, 1, 0},
+        {"lenet5", 1, 28, 28, 10, 5, 0, 0, 0, 0},    {"resnet20", 1, 28, 28, 10, 5, 1, 1, 1, 0},
+        {"resnet20", 3, 16, 16, 5, 4, 1, 1, 1, 0},   {"preact18", 1, 12, 12, 10, 4, 1, 0, 0, 1},
+        {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0, 0, 1}, {"resnet50", 3, 32, 32, 6, 2, 1, 1, 0, 1},
         /* above CNN_PREDICT_CHUNK: chunks of 24, 23, 23 (then 3 x 23), the weights folded once per call */
-        {"resnet20", 3, 8, 8, 4, 70, 1, 1, 1},
+        {"resnet20", 3, 8, 8, 4, 70, 1, 1, 1, 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const size_t B = cases[k].batch, C = cases[k].classes, d = cases[k].c * cases[k].h * cases[k].w;
@@ -869,11 +871,13 @@ static void test_predict(void)
             folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
                 wino += cnn_cpu_node_of(g, j)->wino;
         CHECK((folded > 0) == cases[k].folds_bn);
-        /* mixreg's Winograd kernel (AVX-512 code) works on nChw16c; the add is
-         * fused by it or by oneDNN where the activations are in its kernels'
-         * own block; elsewhere (nChw16c on AVX2) it stays a node. */
+        /* mixreg's Winograd kernel works in the build's vector block
+         * (mx_wino_block); the add is fused by it or by oneDNN where the
+         * activations are in its kernels' own block; elsewhere (nChw16c on
+         * AVX2) it stays a node. */
         const size_t block = g_block ? g_block : mx_dnnl_channel_block();
-        const int own_wino = cases[k].winograd && mx_wino_available() && block == 16;
+        const int own_wino = (cases[k].winograd || (cases[k].narrow_3x3 && mx_wino_block() == 8)) &&
+                             mx_wino_available() && block == mx_wino_block();
         const int add_fusable = own_wino || mx_dnnl_fused_add_available(block);
         CHECK((summed > 0) == (cases[k].fuses_add && add_fusable));
         CHECK((wino > 0) == own_wino);

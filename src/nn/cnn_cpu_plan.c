@@ -175,21 +175,32 @@ static size_t widest_conv(const cnn_graph *g)
 }
 
 /* Whether prediction runs convolution nd on mixreg's Winograd kernel
- * (winograd.h, AVX-512 code) instead of oneDNN: float32 3x3 stride-1
- * padding-1 layers between nChw16c tensors, in networks no wider than 64 channels (the CIFAR
+ * (winograd.h) instead of oneDNN: float32 3x3 stride-1 padding-1 layers
+ * between tensors in its block (mx_wino_block: nChw16c on AVX-512, nChw8c on
+ * AVX2), in networks no wider than 64 channels (the CIFAR
  * ResNets), which prediction then runs in chunks of 32 samples (cnn_cpu_predict.c).
  * Measured here with bench/conv_bench at batch 32, 2 threads, forward ms
  * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
  * 16@28 0.14 / 0.23 / 0.20, 32@14 0.14 / 0.23 / 0.22, 64@7 0.17 / 0.23 / 0.18,
  * 16@32 0.17 / 0.37 / 0.48, 32@16 0.14 / 0.30 / 0.22, 64@8 0.17 / 0.30 / 0.18.
- * Wider networks keep oneDNN and whole batches: on preact18 the chunks and
- * this kernel on its 64-channel layers took the evaluation from 766 to
- * 640-660 img/s (oneDNN's Winograd on 128-512 channels wants the large batch). */
+ * Wider networks keep oneDNN and whole batches on AVX-512: on preact18 the
+ * chunks and this kernel on its 64-channel layers took the evaluation from
+ * 766 to 640-660 img/s (oneDNN's Winograd on 128-512 channels wants the
+ * large batch). On AVX2 oneDNN has no Winograd kernels and its direct ones
+ * run batch 32 as fast per image as 128, so a wider network's layers of up
+ * to 64 channels take this kernel too. Measured on AVX2 (2-core EPYC,
+ * nChw8c, batch 32, forward ms, this kernel / oneDNN direct): 16@32 0.54 /
+ * 1.21, 32@16 0.42 / 0.78, 64@8 0.56 / 0.83, 64@32 6.61 / 12.01, 128@16
+ * 11.42 / 12.85, 256@8 30.6 / 13.6 (the weights, streamed once per few
+ * tiles, dominate); preact18's evaluation 176 -> 186-196 img/s with its
+ * 64-channel layers on it, 188-190 with the 128-channel ones too. */
 static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size_t widest, int out)
 {
     const mx_conv2d_desc *d = &nd->conv;
+    const int narrow = d->in_channels <= 64 && d->out_channels <= 64;
     return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
-           widest <= 64 && g->tensors[nd->in].blocked == 16 && g->tensors[out].blocked == 16;
+           (widest <= 64 || (narrow && mx_wino_block() == 8)) && g->tensors[nd->in].blocked == mx_wino_block() &&
+           g->tensors[out].blocked == mx_wino_block();
 }
 
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its

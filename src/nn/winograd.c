@@ -1,5 +1,6 @@
-/* Winograd forward convolution on nChw16c tensors (winograd.h), F(2x2, 3x3)
- * or F(4x4, 3x3) by the shape (mx_wino_tile).
+/* Winograd forward convolution on blocked tensors (winograd.h), F(2x2, 3x3)
+ * or F(4x4, 3x3) by the shape (mx_wino_tile): nChw16c with AVX-512, nChw8c
+ * with AVX2 (the block is the vector: MX_WINO_BLOCK lanes).
  *
  * With V = B^T d B (d an a x a input patch, a = m + 2), U = G g G^T (g a 3x3
  * filter) and Y = A^T [sum over input channels of U .* V] A, one m x m output
@@ -8,17 +9,65 @@
  * multiples. Work per thread: a group of one sample's tiles at a time, small
  * enough that the group's transformed input stays in cache:
  *   1. transform every tile's patch, channel block by channel block;
- *   2. per block of 16 output channels, per Winograd point, a small GEMM:
- *      tiles x in-channels times in-channels x 16, the 16 weight vectors in
- *      registers and each transformed input broadcast from L1;
+ *   2. per block of output channels, per Winograd point, a small GEMM:
+ *      tiles x in-channels times in-channels x block, each transformed
+ *      input broadcast from L1 (AVX-512: the block's 16 weight vectors held
+ *      in registers; AVX2's 16 registers hold the tiles' accumulators and
+ *      stream the weights);
  *   3. the output transform with bias, residual addend and ReLU fused, and
  *      the tile stored (clipped at the edges). */
 #include "nn/winograd.h"
 
+#include <immintrin.h>
+
+/* The vector the kernels work on: one channel block. */
+#if defined(__AVX512F__)
+#define WB 16
+typedef __m512 vec;
+#define v_load _mm512_load_ps
+#define v_loadu _mm512_loadu_ps
+#define v_store _mm512_store_ps
+#define v_storeu _mm512_storeu_ps
+#define v_zero _mm512_setzero_ps
+#define v_set1 _mm512_set1_ps
+#define v_add _mm512_add_ps
+#define v_sub _mm512_sub_ps
+#define v_fmadd _mm512_fmadd_ps
+#define v_fnmadd _mm512_fnmadd_ps
+/* max(v, 0) with NaN passing through, as the other ReLUs */
+static inline vec v_relu(vec v)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
+                                _mm512_setzero_ps(), v);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define WB 8
+typedef __m256 vec;
+#define v_load _mm256_load_ps
+#define v_loadu _mm256_loadu_ps
+#define v_store _mm256_store_ps
+#define v_storeu _mm256_storeu_ps
+#define v_zero _mm256_setzero_ps
+#define v_set1 _mm256_set1_ps
+#define v_add _mm256_add_ps
+#define v_sub _mm256_sub_ps
+#define v_fmadd _mm256_fmadd_ps
+#define v_fnmadd _mm256_fnmadd_ps
+static inline vec v_relu(vec v)
+{
+    const __m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
+}
+#else
+#define WB 16 /* no kernel (mx_wino_available is 0); the layout helpers below still compile */
+#endif
+
+size_t mx_wino_block(void) { return mx_wino_available() ? WB : 0; }
+
 int mx_wino_suits(const mx_conv2d_desc *d)
 {
     return d->kernel_h == 3 && d->kernel_w == 3 && d->stride_h == 1 && d->stride_w == 1 && d->pad_h == 1 &&
-           d->pad_w == 1 && d->in_channels % 16 == 0 && d->out_channels % 16 == 0 && d->in_channels > 0 &&
+           d->pad_w == 1 && d->in_channels % WB == 0 && d->out_channels % WB == 0 && d->in_channels > 0 &&
            d->out_channels > 0 && d->in_channels <= MX_WINO_MAX_CHANNELS;
 }
 
@@ -35,11 +84,11 @@ size_t mx_wino_weight_floats(const mx_conv2d_desc *d)
     return points_of(mx_wino_tile(d)) * d->in_channels * d->out_channels;
 }
 
-/* Where U[point][k][c] lives: [point][k / 16][c][k % 16], so the GEMM loads
- * the 16 output channels of one input channel as one vector. */
+/* Where U[point][k][c] lives: [point][k / WB][c][k % WB], so the GEMM loads
+ * the block's output channels of one input channel as one vector. */
 static size_t u_index(size_t C, size_t K, size_t point, size_t k, size_t c)
 {
-    return ((point * (K / 16) + k / 16) * C + c) * 16 + k % 16;
+    return ((point * (K / WB) + k / WB) * C + c) * WB + k % WB;
 }
 
 /* G for each tile size: a x 3 (Lavin and Gray's, points 0, 1, -1 (, 2, -2), infinity). */
@@ -51,9 +100,9 @@ static const float G4[6][3] = {{1.0f / 4, 0, 0},
                                {1.0f / 24, -1.0f / 12, 1.0f / 6},
                                {0, 0, 1}};
 
-/* Per input channel c and block of 16 output channels: the 16 filters'
- * G g G^T, lane by lane (vectorised over the 16 output channels), stored as
- * one 16-float row per point. Threaded over the input channels: this runs
+/* Per input channel c and block of WB output channels: the WB filters'
+ * G g G^T, lane by lane (vectorised over the block's output channels), stored
+ * as one WB-float row per point. Threaded over the input channels: this runs
  * once per cnn_predict call and layer, and scalar code with the points
  * scattered took 0.6 ms for a 64-channel layer. */
 void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u)
@@ -61,31 +110,30 @@ void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = a == 6 ? G4 : G2;
-    const long work = (long)(C * (K / 16));
+    const long work = (long)(C * (K / WB));
 #pragma omp parallel for schedule(static) if (work >= 64)
     for (long job = 0; job < work; job++) {
         const size_t c = (size_t)job % C, kb = (size_t)job / C;
-        float g[9][16], gg[6][3][16];
+        float g[9][WB], gg[6][3][WB];
         for (int j = 0; j < 9; j++)
 #pragma omp simd
-            for (int l = 0; l < 16; l++) g[j][l] = w[((kb * 16 + (size_t)l) * C + c) * 9 + (size_t)j];
+            for (int l = 0; l < WB; l++) g[j][l] = w[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)j];
         for (int i = 0; i < a; i++) /* G g */
             for (int j = 0; j < 3; j++)
 #pragma omp simd
-                for (int l = 0; l < 16; l++)
+                for (int l = 0; l < WB; l++)
                     gg[i][j][l] = G[i][0] * g[j][l] + G[i][1] * g[3 + j][l] + G[i][2] * g[6 + j][l];
         for (int i = 0; i < a; i++) /* (G g) G^T */
             for (int j = 0; j < a; j++) {
-                float *row = u + u_index(C, K, (size_t)(i * a + j), kb * 16, c);
+                float *row = u + u_index(C, K, (size_t)(i * a + j), kb * WB, c);
 #pragma omp simd
-                for (int l = 0; l < 16; l++)
+                for (int l = 0; l < WB; l++)
                     row[l] = gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2];
             }
     }
 }
 
-#ifdef __AVX512F__
-#include <immintrin.h>
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 
 int mx_wino_available(void) { return 1; }
 
@@ -96,13 +144,15 @@ int mx_wino_available(void) { return 1; }
 #define GROUP_FLOATS 16384
 #define GROUP_TILES 16
 #define MAX_POINTS 36
-/* Tiles per GEMM micro-kernel call: its accumulators and the 16 weight
- * vectors fit the 32 vector registers. */
+/* Tiles per GEMM micro-kernel call: its accumulators and the weight
+ * vectors fit the vector registers (AVX-512: 8 + 16 of 32; AVX2: 8 + 2 of 16). */
 #define MICRO_TILES 8
 
+#if WB == 16
 /* acc[t] = sum over the input channels of v[t][c] * U[c] for m tiles (m a
  * constant after inlining, so the accumulators live in registers); tile t's
- * result goes to out + t * out_stride. */
+ * result goes to out + t * out_stride. AVX-512: the 16 weight vectors of 16
+ * input channels in registers beside the 8 accumulators. */
 static inline __attribute__((always_inline)) void gemm_micro(int m, size_t C, const float *v, size_t v_stride,
                                                               const float *uw, float *out, size_t out_stride)
 {
@@ -124,6 +174,27 @@ static inline __attribute__((always_inline)) void gemm_micro(int m, size_t C, co
     for (int t = 0; t < m; t++) _mm512_store_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
+#else
+/* AVX2: 16 registers hold the 8 accumulators, one weight vector and the
+ * broadcast; the weights stream from L1, one load per input channel and 8
+ * multiply-adds. */
+static inline __attribute__((always_inline)) void gemm_micro(int m, size_t C, const float *v, size_t v_stride,
+                                                              const float *uw, float *out, size_t out_stride)
+{
+    __m256 acc[MICRO_TILES];
+#pragma GCC unroll 8
+    for (int t = 0; t < m; t++) acc[t] = _mm256_setzero_ps();
+    for (size_t c = 0; c < C; c++) {
+        const __m256 w = _mm256_load_ps(uw + c * 8);
+#pragma GCC unroll 8
+        for (int t = 0; t < m; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(v + (size_t)t * v_stride + c), w, acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < m; t++) _mm256_store_ps(out + (size_t)t * out_stride, acc[t]);
+}
+#endif
+
 /* The point's GEMM for m (1..MICRO_TILES) tiles. */
 static void gemm_tiles(int m, size_t C, const float *v, size_t v_stride, const float *uw, float *out,
                        size_t out_stride)
@@ -137,17 +208,17 @@ static void gemm_tiles(int m, size_t C, const float *v, size_t v_stride, const f
     }
 }
 
-/* One tile's a x a patch of 16 channels at input (row0, col0), which may
+/* One tile's a x a patch of one channel block at input (row0, col0), which may
  * start at -1 or run past the edge (zero padding). */
 static inline __attribute__((always_inline)) void load_patch(int a, const float *xb, long H, long W, long row0,
-                                                              long col0, __m512 d[6][6])
+                                                              long col0, vec d[6][6])
 {
     if (row0 >= 0 && col0 >= 0 && row0 + a <= H && col0 + a <= W) {
-        const float *p = xb + ((size_t)row0 * (size_t)W + (size_t)col0) * 16;
+        const float *p = xb + ((size_t)row0 * (size_t)W + (size_t)col0) * WB;
 #pragma GCC unroll 6
         for (int i = 0; i < a; i++)
 #pragma GCC unroll 6
-            for (int j = 0; j < a; j++) d[i][j] = _mm512_loadu_ps(p + ((size_t)i * (size_t)W + (size_t)j) * 16);
+            for (int j = 0; j < a; j++) d[i][j] = v_loadu(p + ((size_t)i * (size_t)W + (size_t)j) * WB);
         return;
     }
 #pragma GCC unroll 6
@@ -156,32 +227,32 @@ static inline __attribute__((always_inline)) void load_patch(int a, const float 
 #pragma GCC unroll 6
         for (int j = 0; j < a; j++) {
             const long c = col0 + j;
-            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? _mm512_loadu_ps(xb + ((size_t)r * (size_t)W + (size_t)c) * 16)
-                                                           : _mm512_setzero_ps();
+            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? v_loadu(xb + ((size_t)r * (size_t)W + (size_t)c) * WB)
+                                                           : v_zero();
         }
     }
 }
 
 /* B^T x for F2 (rows x0-x2, x1+x2, x2-x1, x1-x3), on 4 vectors in place. */
-static inline __attribute__((always_inline)) void bt2(__m512 *x0, __m512 *x1, __m512 *x2, __m512 *x3)
+static inline __attribute__((always_inline)) void bt2(vec *x0, vec *x1, vec *x2, vec *x3)
 {
-    const __m512 a = _mm512_sub_ps(*x0, *x2), b = _mm512_add_ps(*x1, *x2), c = _mm512_sub_ps(*x2, *x1),
-                 e = _mm512_sub_ps(*x1, *x3);
+    const vec a = v_sub(*x0, *x2), b = v_add(*x1, *x2), c = v_sub(*x2, *x1),
+                 e = v_sub(*x1, *x3);
     *x0 = a, *x1 = b, *x2 = c, *x3 = e;
 }
 
 /* B^T x for F4 on 6 vectors in place:
  *   4x0 - 5x2 + x4, (x3 + x4) - 4(x1 + x2), (x4 - x3) + 4(x1 - x2),
  *   (x4 - x2) + 2(x3 - x1), (x4 - x2) - 2(x3 - x1), 4x1 - 5x3 + x5. */
-static inline __attribute__((always_inline)) void bt4(__m512 x[6])
+static inline __attribute__((always_inline)) void bt4(vec x[6])
 {
-    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
-    const __m512 r0 = _mm512_fnmadd_ps(five, x[2], _mm512_fmadd_ps(four, x[0], x[4]));
-    const __m512 r1 = _mm512_fnmadd_ps(four, _mm512_add_ps(x[1], x[2]), _mm512_add_ps(x[3], x[4]));
-    const __m512 r2 = _mm512_fmadd_ps(four, _mm512_sub_ps(x[1], x[2]), _mm512_sub_ps(x[4], x[3]));
-    const __m512 q = _mm512_sub_ps(x[4], x[2]), e = _mm512_sub_ps(x[3], x[1]);
-    const __m512 r3 = _mm512_fmadd_ps(two, e, q), r4 = _mm512_fnmadd_ps(two, e, q);
-    const __m512 r5 = _mm512_fnmadd_ps(five, x[3], _mm512_fmadd_ps(four, x[1], x[5]));
+    const vec four = v_set1(4.0f), five = v_set1(5.0f), two = v_set1(2.0f);
+    const vec r0 = v_fnmadd(five, x[2], v_fmadd(four, x[0], x[4]));
+    const vec r1 = v_fnmadd(four, v_add(x[1], x[2]), v_add(x[3], x[4]));
+    const vec r2 = v_fmadd(four, v_sub(x[1], x[2]), v_sub(x[4], x[3]));
+    const vec q = v_sub(x[4], x[2]), e = v_sub(x[3], x[1]);
+    const vec r3 = v_fmadd(two, e, q), r4 = v_fnmadd(two, e, q);
+    const vec r5 = v_fnmadd(five, x[3], v_fmadd(four, x[1], x[5]));
     x[0] = r0, x[1] = r1, x[2] = r2, x[3] = r3, x[4] = r4, x[5] = r5;
 }
 
@@ -190,7 +261,7 @@ static inline __attribute__((always_inline)) void input_tile(int tile, const flo
                                                               long col0, float *v, size_t v_stride)
 {
     const int a = tile + 2;
-    __m512 d[6][6];
+    vec d[6][6];
     load_patch(a, xb, H, W, row0, col0, d);
     if (a == 4) {
 #pragma GCC unroll 4
@@ -200,7 +271,7 @@ static inline __attribute__((always_inline)) void input_tile(int tile, const flo
     } else {
 #pragma GCC unroll 6
         for (int j = 0; j < 6; j++) {
-            __m512 col[6];
+            vec col[6];
 #pragma GCC unroll 6
             for (int i = 0; i < 6; i++) col[i] = d[i][j];
             bt4(col);
@@ -213,50 +284,46 @@ static inline __attribute__((always_inline)) void input_tile(int tile, const flo
 #pragma GCC unroll 6
     for (int i = 0; i < a; i++)
 #pragma GCC unroll 6
-        for (int j = 0; j < a; j++) _mm512_store_ps(v + (size_t)(i * a + j) * v_stride, d[i][j]);
+        for (int j = 0; j < a; j++) v_store(v + (size_t)(i * a + j) * v_stride, d[i][j]);
 }
 
-static inline __m512 epilogue(__m512 v, __m512 bias, const float *addend, int relu)
+static inline vec epilogue(vec v, vec bias, const float *addend, int relu)
 {
-    v = _mm512_add_ps(v, bias);
-    if (addend) v = _mm512_add_ps(v, _mm512_loadu_ps(addend));
-    /* max(v, 0) with NaN passing through, as the other ReLUs */
-    return relu ? _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) |
-                                           _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
-                                       _mm512_setzero_ps(), v)
-                : v;
+    v = v_add(v, bias);
+    if (addend) v = v_add(v, v_loadu(addend));
+    return relu ? v_relu(v) : v;
 }
 
 /* A^T x: F2 (rows 1 1 1 0, 0 1 -1 -1) from 4 vectors to 2, F4 (rows
  * 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1) from 6 to 4. */
-static inline __attribute__((always_inline)) void at_apply(int tile, const __m512 *x, __m512 *y)
+static inline __attribute__((always_inline)) void at_apply(int tile, const vec *x, vec *y)
 {
     if (tile == 2) {
-        y[0] = _mm512_add_ps(_mm512_add_ps(x[0], x[1]), x[2]);
-        y[1] = _mm512_sub_ps(_mm512_sub_ps(x[1], x[2]), x[3]);
+        y[0] = v_add(v_add(x[0], x[1]), x[2]);
+        y[1] = v_sub(v_sub(x[1], x[2]), x[3]);
         return;
     }
-    const __m512 s12 = _mm512_add_ps(x[1], x[2]), d12 = _mm512_sub_ps(x[1], x[2]);
-    const __m512 s34 = _mm512_add_ps(x[3], x[4]), d34 = _mm512_sub_ps(x[3], x[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(x[0], s12), s34);
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
-    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x[5]);
+    const vec s12 = v_add(x[1], x[2]), d12 = v_sub(x[1], x[2]);
+    const vec s34 = v_add(x[3], x[4]), d34 = v_sub(x[3], x[4]);
+    y[0] = v_add(v_add(x[0], s12), s34);
+    y[1] = v_fmadd(v_set1(2.0f), d34, d12);
+    y[2] = v_fmadd(v_set1(4.0f), s34, s12);
+    y[3] = v_add(v_fmadd(v_set1(8.0f), d34, d12), x[5]);
 }
 
-/* Y = A^T M A for one tile's points m (16 floats each), then the epilogue,
+/* Y = A^T M A for one tile's points m (WB floats each), then the epilogue,
  * stored where the tile falls inside the output. */
-static inline __attribute__((always_inline)) void output_tile(int tile, const float *m, __m512 bias,
+static inline __attribute__((always_inline)) void output_tile(int tile, const float *m, vec bias,
                                                                const float *addend, int relu, float *yb, size_t OH,
                                                                size_t OW, size_t row0, size_t col0)
 {
     const int a = tile + 2;
-    __m512 t[4][6]; /* A^T M: tile rows x a columns */
+    vec t[4][6]; /* A^T M: tile rows x a columns */
 #pragma GCC unroll 6
     for (int j = 0; j < a; j++) {
-        __m512 col[6], out[4];
+        vec col[6], out[4];
 #pragma GCC unroll 6
-        for (int i = 0; i < a; i++) col[i] = _mm512_load_ps(m + (size_t)(i * a + j) * 16);
+        for (int i = 0; i < a; i++) col[i] = v_load(m + (size_t)(i * a + j) * WB);
         at_apply(tile, col, out);
 #pragma GCC unroll 4
         for (int i = 0; i < tile; i++) t[i][j] = out[i];
@@ -265,14 +332,14 @@ static inline __attribute__((always_inline)) void output_tile(int tile, const fl
     for (int i = 0; i < tile; i++) {
         const size_t r = row0 + (size_t)i;
         if (r >= OH) break;
-        __m512 y[4];
+        vec y[4];
         at_apply(tile, t[i], y);
-        const size_t at = (r * OW + col0) * 16;
+        const size_t at = (r * OW + col0) * WB;
 #pragma GCC unroll 4
         for (int j = 0; j < tile; j++)
             if (col0 + (size_t)j < OW)
-                _mm512_storeu_ps(yb + at + (size_t)j * 16,
-                                 epilogue(y[j], bias, addend ? addend + at + (size_t)j * 16 : NULL, relu));
+                v_storeu(yb + at + (size_t)j * WB,
+                                 epilogue(y[j], bias, addend ? addend + at + (size_t)j * WB : NULL, relu));
     }
 }
 
@@ -300,33 +367,33 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
                                                            int relu, float *y)
 {
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
-    const size_t OH = d->out_h, OW = d->out_w, CB = C / 16, KB = K / 16;
+    const size_t OH = d->out_h, OW = d->out_w, CB = C / WB, KB = K / WB;
     const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile, P = points_of(tile);
-    /* points x group x C transformed inputs; then points x 16 lanes per tile. */
+    /* points x group x C transformed inputs; then points x WB lanes per tile. */
     float v[GROUP_FLOATS] __attribute__((aligned(64)));
-    float mm[GROUP_TILES * MAX_POINTS * 16] __attribute__((aligned(64)));
+    float mm[GROUP_TILES * MAX_POINTS * WB] __attribute__((aligned(64)));
     const size_t v_stride = group * C; /* floats between two points of one tile */
     for (size_t cb = 0; cb < CB; cb++) {
-        const float *xb = x + (s * CB + cb) * H * W * 16;
+        const float *xb = x + (s * CB + cb) * H * W * WB;
         for (size_t t = 0; t < nt; t++) {
             const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
             input_tile(tile, xb, (long)H, (long)W, (long)(ty * (size_t)tile) - 1, (long)(tx * (size_t)tile) - 1,
-                       v + t * C + cb * 16, v_stride);
+                       v + t * C + cb * WB, v_stride);
         }
     }
     for (size_t kb = 0; kb < KB; kb++) {
         for (size_t p = 0; p < P; p++) {
-            const float *uw = u + (p * KB + kb) * C * 16;
+            const float *uw = u + (p * KB + kb) * C * WB;
             for (size_t t0 = 0; t0 < nt; t0 += MICRO_TILES) {
                 const int m = (int)(nt - t0 < MICRO_TILES ? nt - t0 : MICRO_TILES);
-                gemm_tiles(m, C, v + p * v_stride + t0 * C, C, uw, mm + (t0 * P + p) * 16, P * 16);
+                gemm_tiles(m, C, v + p * v_stride + t0 * C, C, uw, mm + (t0 * P + p) * WB, P * WB);
             }
         }
-        const __m512 bv = bias ? _mm512_loadu_ps(bias + kb * 16) : _mm512_setzero_ps();
-        const size_t plane = (s * KB + kb) * OH * OW * 16;
+        const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
+        const size_t plane = (s * KB + kb) * OH * OW * WB;
         for (size_t t = 0; t < nt; t++) {
             const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
-            output_tile(tile, mm + t * P * 16, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
+            output_tile(tile, mm + t * P * WB, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
                         ty * (size_t)tile, tx * (size_t)tile);
         }
     }
@@ -337,7 +404,7 @@ void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const fl
 {
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
-    const size_t OH = d->out_h, OW = d->out_w, CB = C / 16, KB = K / 16, T = (size_t)tile;
+    const size_t OH = d->out_h, OW = d->out_w, CB = C / WB, KB = K / WB, T = (size_t)tile;
     const size_t tiles_x = (OW + T - 1) / T, tiles = (OH + T - 1) / T * tiles_x;
     /* A job: `group` consecutive tiles (row-major, rows may wrap) of one
      * sample, near-equal groups so none is a sliver. */
@@ -359,16 +426,16 @@ void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const fl
             const size_t ne = (nb + group < tiles ? nb + group : tiles) - 1;
             const long need = (long)(T * (nb / tiles_x)) - 1, last = (long)(T * (ne / tiles_x)) + (long)T + 1;
             const long done = ns == s ? (long)(T * ((t_begin + nt - 1) / tiles_x)) + (long)T + 1 : 0;
-            prefetch_rows(x, ns, CB, H, W * 16, done > need ? done : need, last);
+            prefetch_rows(x, ns, CB, H, W * WB, done > need ? done : need, last);
             if (addend)
-                prefetch_rows(addend, ns, KB, OH, OW * 16, (long)(T * (nb / tiles_x)), (long)(T * (ne / tiles_x) + T));
+                prefetch_rows(addend, ns, KB, OH, OW * WB, (long)(T * (nb / tiles_x)), (long)(T * (ne / tiles_x) + T));
         }
         if (tile == 4) run_job(4, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
         else run_job(2, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
     }
 }
 
-#else /* no AVX-512: callers use their direct convolution */
+#else /* no AVX-512 nor AVX2: callers use their direct convolution */
 
 int mx_wino_available(void) { return 0; }
 

@@ -1,4 +1,5 @@
-/* Winograd convolution, forward only, for nChw16c tensors: the inference
+/* Winograd convolution, forward only, for blocked tensors (nChw16c with
+ * AVX-512, nChw8c with AVX2: mx_wino_block): the inference
  * path's kernel for 3x3 stride-1 layers with few channels, where oneDNN's
  * direct kernels already run near the machine's peak and its own Winograd
  * loses to them (cnn_cpu_plan.c winograd_inference_suits says by how much).
@@ -11,11 +12,16 @@
 
 #include "mixreg/layers.h"
 
-/* 1 when this build has the kernels (compiled for AVX-512), else 0. */
+/* 1 when this build has the kernels (compiled for AVX-512 or AVX2 with
+ * FMA), else 0. */
 int mx_wino_available(void);
+/* The channel block of the tensors they take: 16 (AVX-512), 8 (AVX2), 0
+ * without the kernels. */
+size_t mx_wino_block(void);
 
 /* Whether the kernels take convolution d: 3x3, stride 1, padding 1, in and
- * out channels multiples of 16, at most MX_WINO_MAX_CHANNELS in. */
+ * out channels multiples of the block (16 where the build has no kernels),
+ * at most MX_WINO_MAX_CHANNELS in. */
 #define MX_WINO_MAX_CHANNELS 256
 int mx_wino_suits(const mx_conv2d_desc *d);
 
@@ -36,7 +42,8 @@ size_t mx_wino_weight_floats(const mx_conv2d_desc *d);
  * mx_wino_forward (64-byte aligned u runs fastest). */
 void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u);
 
-/* y = relu?(conv(x, w) + bias + addend), x, addend and y nChw16c; bias and
+/* y = relu?(conv(x, w) + bias + addend), x, addend and y blocked by
+ * mx_wino_block channels; bias and
  * addend may be NULL. Threaded over samples and tile rows with OpenMP; each
  * output's arithmetic does not depend on the thread count. */
 void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
