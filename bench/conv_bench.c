@@ -13,7 +13,7 @@
  *   mxwino       mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
  *                on the build's block, mx_wino_block: nChw16c with AVX-512, nChw8c with AVX2;
  *                the inference path's kernel, weights transformed every call):
- *                forward only, its bwd column is empty
+ *                its bwd column is the input gradient alone (mx_wino_transposed)
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
  * Prints one line per layer and variant: best and median milliseconds over
  * the timed repetitions of forward, backward and both, and GFLOP/s of both
@@ -97,9 +97,16 @@ static void step_plan(bench_case *c, int backward)
     }
 }
 
+/* Forward, or the input gradient as the AVX2 training step runs it (its
+ * weights' gradient stays on oneDNN: not timed here). */
 static void step_wino(bench_case *c, int backward)
 {
-    if (backward) return;
+    if (backward) {
+        const mx_conv2d_desc t = mx_wino_transposed(c->d);
+        mx_wino_transform_weights_dx(c->d, c->w, c->wino_u);
+        mx_wino_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx);
+        return;
+    }
     mx_wino_transform_weights(c->d, c->w, c->wino_u);
     mx_wino_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cnn_kinks.h"
 #include "cnn_test_data.h"
 #include "mixreg/fileio.h"
 #include "mixreg/mixup.h"
@@ -45,6 +46,12 @@
  * backend (cnn_cpu_plan.c), whose transforms round more: the gradients of a model
  * with them get this tolerance instead (preact18 measured 6.3e-4). */
 #define GRAD_RTOL_WINOGRAD 1.5e-3
+/* ... and their batch-norm running statistics this one: a batch variance
+ * over the few values of a deep layer's plane in these 3-6 sample batches
+ * cancels, and F(4x4, 3x3)'s rounding (ten times the direct kernels') shows
+ * in it (preact18 on AVX2, whose 64-channel layers train on mixreg's
+ * Winograd kernel, measured 1.4e-4). */
+#define BUFFER_RTOL_WINOGRAD 5e-4
 #define FLOOR 1e-2
 
 /* The precision make() gives cpu-backend models. */
@@ -132,39 +139,6 @@ static double compare_buffers(mx_model *a, mx_model *b)
     return worst;
 }
 
-/* How many ReLU outputs of the last forwards are zero in one model and not in
- * the other (the cpu backend may keep a tensor as nChw16c). */
-static size_t relu_flips(mx_model *a, mx_model *b, size_t n)
-{
-    const cnn_graph *ga = ((const struct mx_model *)a)->impl, *gb = ((const struct mx_model *)b)->impl;
-    size_t flips = 0;
-    for (size_t k = 0; k < ga->num_nodes; k++) {
-        const cnn_node *nd = &ga->nodes[k];
-        if (!nd->relu) continue;
-        const cnn_tensor *ta = &ga->tensors[nd->out], *tb = &gb->tensors[nd->out];
-        const size_t hw = ta->h * ta->w;
-        /* A batch norm's output the cpu backend recomputes in the backward
-         * shares its buffer (cnn_graph.c plan_recompute): made again here from
-         * its input and the forward's constants, as the backward does. */
-        const float *data_b = tb->data;
-        float *again = NULL;
-        if (tb->shared >= 0 && nd->op == CNN_BN) {
-            again = malloc(n * tb->size * sizeof *again);
-            if (!again) return 1;
-            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, cnn_cpu_node_of(gb, k)->affine, 1, again);
-            data_b = again;
-        }
-        for (size_t s = 0; s < n; s++)
-            for (size_t c = 0; c < ta->c; c++)
-                for (size_t p = 0; p < hw; p++) {
-                    float x = ta->data[cnn_index(ta->blocked, ta->c, hw, s, c, p)];
-                    float y = data_b[cnn_index(tb->blocked, tb->c, hw, s, c, p)];
-                    flips += (x > 0.0f) != (y > 0.0f);
-                }
-        free(again);
-    }
-    return flips;
-}
 
 /* How many tensors of a model are nChw16c. */
 static size_t blocked_tensors(mx_model *m)
@@ -175,11 +149,13 @@ static size_t blocked_tensors(mx_model *m)
     return count;
 }
 
-/* How many of the model's convolutions (at its max batch) run oneDNN's Winograd kernels. */
+/* How many of the model's convolutions (at its max batch) run oneDNN's
+ * Winograd kernels or, in training, mixreg's (on AVX2). */
 static size_t winograd_convs(mx_model *m)
 {
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) count += cnn_cpu_node_of(g, k)->train_wino;
     for (size_t s = 0; s < CNN_PLAN_SETS; s++) {
         const cnn_plan_set *set = &cnn_cpu_of(g)->plans[s];
         if (set->n != mx_model_max_batch(m)) continue;
@@ -265,6 +241,7 @@ static void test_agreement(void)
         CHECK(mx_model_get_spec(cpu)->backend == MX_BACKEND_CPU);
         size_t blocked = blocked_tensors(cpu), winograd = winograd_convs(cpu);
         const double grad_rtol = winograd ? GRAD_RTOL_WINOGRAD : GRAD_RTOL;
+        const double buffer_rtol = winograd ? BUFFER_RTOL_WINOGRAD : RTOL;
         mx_model_init_params(ref, 11 + k);
         mx_rng rng;
         mx_rng_init(&rng, 100 + k, 0);
@@ -282,7 +259,7 @@ static void test_agreement(void)
                done, tries,
                ag.logits, ag.loss, ag.grads, ag.worst_grad ? ag.worst_grad : "-", ag.buffers, ag.params,
                ag.eval_logits, ag.eval_dx);
-        CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= grad_rtol && ag.buffers <= RTOL);
+        CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= grad_rtol && ag.buffers <= buffer_rtol);
         CHECK(ag.params <= RTOL && ag.eval_logits <= RTOL && ag.eval_dx <= RTOL);
         mx_model_free(ref);
         mx_model_free(cpu);

@@ -73,6 +73,42 @@ static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with
     return worst / (peak > 0 ? peak : 1);
 }
 
+/* The input gradient through mx_wino_transposed and
+ * mx_wino_transform_weights_dx against the direct backward's: relative to
+ * its largest entry. */
+static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W)
+{
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    if (mx_conv2d_setup(&d) != MX_OK) return 1e30;
+    const mx_conv2d_desc t = mx_wino_transposed(&d);
+    if (!mx_wino_suits(&t) || t.in_channels != K || t.out_channels != C || t.out_h != H || t.out_w != W) return 1e30;
+    const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
+    float *x = malloc(in * sizeof *x), *w = malloc(wn * sizeof *w), *dy = malloc(out * sizeof *dy);
+    float *dyb = malloc(out * sizeof *dyb), *ref = malloc(in * sizeof *ref), *dxb = malloc(in * sizeof *dxb);
+    float *dx = malloc(in * sizeof *dx);
+    float *u = aligned_alloc(64, (mx_wino_weight_floats(&t) * sizeof(float) + 63) / 64 * 64);
+    CHECK(mx_wino_weight_floats(&t) == mx_wino_weight_floats(&d));
+    unsigned state = (unsigned)(C * 31 + K * 7 + H);
+    for (size_t i = 0; i < in; i++) x[i] = uniform(&state);
+    for (size_t i = 0; i < wn; i++) w[i] = 0.3f * uniform(&state);
+    for (size_t i = 0; i < out; i++) dy[i] = uniform(&state);
+    mx_conv2d_backward_direct(&d, n, x, w, dy, ref, NULL, NULL);
+    to_blocked(n, K, H * W, dy, dyb);
+    for (size_t i = 0; i < in; i++) dxb[i] = NAN;
+    mx_wino_transform_weights_dx(&d, w, u);
+    mx_wino_forward(&t, n, dyb, u, NULL, NULL, 0, dxb);
+    from_blocked(n, C, H * W, dxb, dx);
+    double worst = 0, peak = 0;
+    for (size_t i = 0; i < in; i++) {
+        const double e = fabs((double)dx[i] - ref[i]);
+        if (!(e <= worst)) worst = e;
+        if (fabs(ref[i]) > peak) peak = fabs(ref[i]);
+    }
+    free(x), free(w), free(dy), free(dyb), free(ref), free(dxb), free(dx), free(u);
+    return worst / (peak > 0 ? peak : 1);
+}
+
 int main(void)
 {
     mx_conv2d_desc no = {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 3, .kernel_w = 3,
@@ -114,6 +150,16 @@ int main(void)
                         s[2], s[3], s[4], variant, e);
             CHECK(e < tol);
         }
+    }
+    /* The input gradient: channels in and out that differ, both tiles, clipped edges. */
+    const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11}};
+    for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
+        const size_t *s = dx_shapes[i];
+        const double e = compare_dx(s[0], s[1], s[2], s[3], s[4]);
+        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
+        if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
+        CHECK(e < tol);
     }
     if (mx_wino_block() == 8) { /* 24 and 40 channels: blocks of 8, not 16 */
         const double e = compare(2, 24, 40, 9, 9, 1, 1, 1);

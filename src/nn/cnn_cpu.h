@@ -27,6 +27,8 @@ typedef struct {
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
     int wino;                        /* conv: prediction runs it on mixreg's Winograd kernel (winograd.h) */
+    int train_wino;                  /* conv: the other forwards and the input gradient run on it too (the
+                                        weights' gradient stays on oneDNN; cnn_cpu_plan.c plan_training_winograd) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
@@ -73,7 +75,8 @@ typedef struct {
     double *bn_partial;          /* batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel
                                     count (in the arena) */
     float *fold;                 /* one convolution's folded weights and bias */
-    float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned) */
+    float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
+                                    its input gradient's (train_wino) */
     int pred_chunked;            /* prediction splits large batches (some layer runs Winograd) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
     float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights, made once

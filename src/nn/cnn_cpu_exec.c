@@ -17,12 +17,15 @@
  *  - those batch-norm outputs are then not recomputed for the backward
  *    (bn_output_unneeded);
  *  - a batch norm's backward writes its input gradient in bfloat16 for the
- *    convolution before it (conv_takes_bf16_dy). */
+ *    convolution before it (conv_takes_bf16_dy).
+ * On AVX2 small 3x3 convolutions run their forward and input gradient on
+ * mixreg's Winograd kernel (cnn_cpu_node.train_wino). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_cpu.h"
+#include "nn/winograd.h"
 
 static const cnn_plan_set *plans_of(const cnn_pass *p) { return p->set; }
 static const cnn_node_plan *plan_of(const cnn_pass *p, size_t k) { return &plans_of(p)->node[k]; }
@@ -152,6 +155,12 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
     const cnn_node_plan *pl = plan_of(p, k);
     void *kept = cnn_cpu_node_of(p->g, k)->x_bf16;
     const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
+    if (pl->conv && cnn_cpu_node_of(p->g, k)->train_wino) {
+        float *u = cnn_cpu_of(p->g)->wino_u;
+        mx_wino_transform_weights(&nd->conv, w, u);
+        mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, 0, y);
+        return MX_OK;
+    }
     const void *given = conv_bf16_input(p, k);
     if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
     if (pl->conv && kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
@@ -261,6 +270,15 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
     const void *x_kept = conv_kept_input(p, k);
     const float *w = cnn_param(m, nd->weight);
     float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
+    if (cnn_cpu_node_of(p->g, k)->train_wino) {
+        if (dx) {
+            const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
+            float *u = cnn_cpu_of(p->g)->wino_u;
+            mx_wino_transform_weights_dx(&nd->conv, w, u);
+            mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
+        }
+        return mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, NULL, dw, db);
+    }
     if (dy16 || x_kept)
         return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,
                                             dy16 ? (const uint16_t *)(void *)dy : NULL, dx, dw, db);

@@ -203,6 +203,27 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
            g->tensors[out].blocked == mx_wino_block();
 }
 
+/* Whether convolution nd's training and eval-mode forwards and its input
+ * gradient run mixreg's Winograd kernel (the input gradient of a 3x3
+ * stride-1 padding-1 convolution is one too: mx_wino_transposed), its
+ * weights transformed at each call; the weights' gradient stays on oneDNN's
+ * direct kernel. Where oneDNN has no Winograd kernels of its own (AVX2
+ * builds: mx_wino_block 8), float32 layers of up to 64 channels in and out
+ * between blocked tensors. Measured on AVX2 (2-core EPYC, nChw8c, batch
+ * 128, bench/conv_bench, forward ms, this kernel with its weight transform /
+ * oneDNN direct): 16@32 2.57 / 4.90, 32@16 1.67 / 3.18, 64@8 2.07 / 3.31,
+ * 16@28 1.82 / 3.76, 32@14 1.66 / 2.39, 64@7 2.09 / 2.67; resnet20's
+ * training step: BENCHMARKS.md. On AVX-512 oneDNN's direct kernels run these
+ * layers near the peak and this kernel in the training forward changed
+ * nothing measurable. */
+static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
+{
+    const mx_conv2d_desc *d = &nd->conv;
+    return mx_wino_block() == 8 && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
+           d->in_channels <= 64 && d->out_channels <= 64 && g->tensors[nd->in].blocked == 8 &&
+           g->tensors[nd->out].blocked == 8;
+}
+
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -229,7 +250,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = 0;
+        cn->fused = cn->wino = cn->train_wino = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -267,8 +288,11 @@ static mx_status plan_fusion(cnn_graph *g)
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-        if (nd->op != CNN_CONV || !(cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out))) continue;
-        if (mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
+        if (nd->op != CNN_CONV) continue;
+        cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out);
+        cn->train_wino = winograd_training_suits(g, nd);
+        if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
+            wino_floats = mx_wino_weight_floats(&nd->conv);
     }
     if (folded && !(cs->fold = malloc(folded * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");

@@ -103,9 +103,12 @@ static const float G4[6][3] = {{1.0f / 4, 0, 0},
 /* Per input channel c and block of WB output channels: the WB filters'
  * G g G^T, lane by lane (vectorised over the block's output channels), stored
  * as one WB-float row per point. Threaded over the input channels: this runs
- * once per cnn_predict call and layer, and scalar code with the points
- * scattered took 0.6 ms for a 64-channel layer. */
-void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u)
+ * once per cnn_predict call and layer (and per training step), and scalar
+ * code with the points scattered took 0.6 ms for a 64-channel layer.
+ * transposed: d is the convolution run (mx_wino_transposed of w's), whose
+ * filter from input channel c to output channel o is w's from o to c,
+ * rotated by 180 degrees. */
+static void transform(const mx_conv2d_desc *d, const float *w, int transposed, float *u)
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
@@ -115,9 +118,15 @@ void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u
     for (long job = 0; job < work; job++) {
         const size_t c = (size_t)job % C, kb = (size_t)job / C;
         float g[9][WB], gg[6][3][WB];
-        for (int j = 0; j < 9; j++)
+        if (transposed) {
+            for (int j = 0; j < 9; j++)
 #pragma omp simd
-            for (int l = 0; l < WB; l++) g[j][l] = w[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)j];
+                for (int l = 0; l < WB; l++) g[j][l] = w[(c * K + kb * WB + (size_t)l) * 9 + (size_t)(8 - j)];
+        } else {
+            for (int j = 0; j < 9; j++)
+#pragma omp simd
+                for (int l = 0; l < WB; l++) g[j][l] = w[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)j];
+        }
         for (int i = 0; i < a; i++) /* G g */
             for (int j = 0; j < 3; j++)
 #pragma omp simd
@@ -131,6 +140,24 @@ void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u
                     row[l] = gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2];
             }
     }
+}
+
+void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u) { transform(d, w, 0, u); }
+
+mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d)
+{
+    mx_conv2d_desc t = *d;
+    t.in_channels = d->out_channels;
+    t.out_channels = d->in_channels;
+    t.in_h = d->out_h, t.in_w = d->out_w;
+    (void)mx_conv2d_setup(&t);
+    return t;
+}
+
+void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float *u)
+{
+    const mx_conv2d_desc t = mx_wino_transposed(d);
+    transform(&t, w, 1, u);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))

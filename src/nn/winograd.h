@@ -42,6 +42,18 @@ size_t mx_wino_weight_floats(const mx_conv2d_desc *d);
  * mx_wino_forward (64-byte aligned u runs fastest). */
 void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u);
 
+/* The input gradient of a convolution d the kernels suit (stride 1,
+ * padding 1, so the planes keep their size) is itself such a convolution:
+ * dx = conv(dy, w'), K channels in and C out, w' from input channel k to
+ * output channel c being w's filter from c to k rotated by 180 degrees.
+ * mx_wino_transposed is its descriptor (mx_wino_suits it when d's channels
+ * are multiples of the block and K <= MX_WINO_MAX_CHANNELS), and
+ * mx_wino_transform_weights_dx transforms w into its Winograd weights
+ * (mx_wino_weight_floats of either descriptor: the same count), so
+ * mx_wino_forward(&t, n, dy, u, NULL, NULL, 0, dx) gives dx. */
+mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d);
+void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float *u);
+
 /* y = relu?(conv(x, w) + bias + addend), x, addend and y blocked by
  * mx_wino_block channels; bias and
  * addend may be NULL. Threaded over samples and tile rows with OpenMP; each
