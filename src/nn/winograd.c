@@ -235,6 +235,51 @@ static void gemm_tiles(int m, size_t C, const float *v, size_t v_stride, const f
     }
 }
 
+#if WB == 8
+/* AVX2, two blocks of output channels at once: 6 tiles x 2 vectors of
+ * accumulators, the two blocks' weight vectors and the broadcast take 15 of
+ * the 16 registers, and an input channel costs 8 loads for 12 multiply-adds
+ * (one block at a time: 9 for 8). */
+#define PAIR_TILES 6
+#define MM_BLOCKS 2
+static inline __attribute__((always_inline)) void gemm_pair_micro(int m, size_t C, const float *v, size_t v_stride,
+                                                                   const float *uw0, const float *uw1, float *out0,
+                                                                   float *out1, size_t out_stride)
+{
+    __m256 a0[PAIR_TILES], a1[PAIR_TILES];
+#pragma GCC unroll 6
+    for (int t = 0; t < m; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    for (size_t c = 0; c < C; c++) {
+        const __m256 w0 = _mm256_load_ps(uw0 + c * 8), w1 = _mm256_load_ps(uw1 + c * 8);
+#pragma GCC unroll 6
+        for (int t = 0; t < m; t++) {
+            const __m256 b = _mm256_broadcast_ss(v + (size_t)t * v_stride + c);
+            a0[t] = _mm256_fmadd_ps(b, w0, a0[t]);
+            a1[t] = _mm256_fmadd_ps(b, w1, a1[t]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < m; t++) {
+        _mm256_store_ps(out0 + (size_t)t * out_stride, a0[t]);
+        _mm256_store_ps(out1 + (size_t)t * out_stride, a1[t]);
+    }
+}
+
+static void gemm_pair(int m, size_t C, const float *v, size_t v_stride, const float *uw0, const float *uw1,
+                      float *out0, float *out1, size_t out_stride)
+{
+    switch (m) {
+#define PAIR_CASE(M)                                                                                                   \
+    case M: gemm_pair_micro(M, C, v, v_stride, uw0, uw1, out0, out1, out_stride); break;
+        PAIR_CASE(1) PAIR_CASE(2) PAIR_CASE(3) PAIR_CASE(4) PAIR_CASE(5)
+#undef PAIR_CASE
+    default: gemm_pair_micro(PAIR_TILES, C, v, v_stride, uw0, uw1, out0, out1, out_stride); break;
+    }
+}
+#else
+#define MM_BLOCKS 1
+#endif
+
 /* One tile's a x a patch of one channel block at input (row0, col0), which may
  * start at -1 or run past the edge (zero padding). */
 static inline __attribute__((always_inline)) void load_patch(int a, const float *xb, long H, long W, long row0,
@@ -387,6 +432,24 @@ static void prefetch_rows(const float *base, size_t s, size_t blocks, size_t pla
     }
 }
 
+/* The output transforms of output-channel block kb's tiles, from their
+ * points in mm. */
+static inline __attribute__((always_inline)) void output_block(int tile, const mx_conv2d_desc *d, size_t s, size_t kb,
+                                                                size_t t_begin, size_t nt, const float *mm,
+                                                                const float *bias, const float *addend, int relu,
+                                                                float *y)
+{
+    const size_t OH = d->out_h, OW = d->out_w, KB = d->out_channels / WB, P = points_of(tile);
+    const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile;
+    const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
+    const size_t plane = (s * KB + kb) * OH * OW * WB;
+    for (size_t t = 0; t < nt; t++) {
+        const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
+        output_tile(tile, mm + t * P * WB, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
+                    ty * (size_t)tile, tx * (size_t)tile);
+    }
+}
+
 /* One job: tiles [t_begin, t_begin + nt) of sample s (tile a constant after inlining). */
 static inline __attribute__((always_inline)) void run_job(int tile, const mx_conv2d_desc *d, size_t s,
                                                            size_t t_begin, size_t nt, size_t group, const float *x,
@@ -394,11 +457,11 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
                                                            int relu, float *y)
 {
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
-    const size_t OH = d->out_h, OW = d->out_w, CB = C / WB, KB = K / WB;
+    const size_t OW = d->out_w, CB = C / WB, KB = K / WB;
     const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile, P = points_of(tile);
     /* points x group x C transformed inputs; then points x WB lanes per tile. */
     float v[GROUP_FLOATS] __attribute__((aligned(64)));
-    float mm[GROUP_TILES * MAX_POINTS * WB] __attribute__((aligned(64)));
+    float mm[MM_BLOCKS * GROUP_TILES * MAX_POINTS * WB] __attribute__((aligned(64)));
     const size_t v_stride = group * C; /* floats between two points of one tile */
     for (size_t cb = 0; cb < CB; cb++) {
         const float *xb = x + (s * CB + cb) * H * W * WB;
@@ -409,6 +472,23 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
         }
     }
     for (size_t kb = 0; kb < KB; kb++) {
+#if WB == 8
+        if (kb + 1 < KB) { /* two blocks of output channels at once (gemm_pair) */
+            float *mm1 = mm + GROUP_TILES * MAX_POINTS * WB;
+            for (size_t p = 0; p < P; p++) {
+                const float *uw = u + (p * KB + kb) * C * WB;
+                for (size_t t0 = 0; t0 < nt; t0 += PAIR_TILES) {
+                    const int m = (int)(nt - t0 < PAIR_TILES ? nt - t0 : PAIR_TILES);
+                    gemm_pair(m, C, v + p * v_stride + t0 * C, C, uw, uw + C * WB, mm + (t0 * P + p) * WB,
+                              mm1 + (t0 * P + p) * WB, P * WB);
+                }
+            }
+            output_block(tile, d, s, kb, t_begin, nt, mm, bias, addend, relu, y);
+            output_block(tile, d, s, kb + 1, t_begin, nt, mm1, bias, addend, relu, y);
+            kb++;
+            continue;
+        }
+#endif
         for (size_t p = 0; p < P; p++) {
             const float *uw = u + (p * KB + kb) * C * WB;
             for (size_t t0 = 0; t0 < nt; t0 += MICRO_TILES) {
@@ -416,13 +496,7 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
                 gemm_tiles(m, C, v + p * v_stride + t0 * C, C, uw, mm + (t0 * P + p) * WB, P * WB);
             }
         }
-        const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
-        const size_t plane = (s * KB + kb) * OH * OW * WB;
-        for (size_t t = 0; t < nt; t++) {
-            const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
-            output_tile(tile, mm + t * P * WB, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
-                        ty * (size_t)tile, tx * (size_t)tile);
-        }
+        output_block(tile, d, s, kb, t_begin, nt, mm, bias, addend, relu, y);
     }
 }
 
