@@ -179,7 +179,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_
 /* The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */
-void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t blocked, const float *x, const float *affine, int relu,
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *affine, int relu,
                       float *y);
 /* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
  * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y

@@ -442,11 +442,11 @@ void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size
             }
 }
 
-void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t blocked, const float *x, const float *affine, int relu,
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *affine, int relu,
                       float *y)
 {
-    if (blocked) {
-        blocked_affine(n, channels, hw, blocked, x, affine, relu, y, NULL);
+    if (block) {
+        blocked_affine(n, channels, hw, block, x, affine, relu, y, NULL);
         return;
     }
     const size_t stride = channels * hw;

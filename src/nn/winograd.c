@@ -37,8 +37,9 @@ typedef __m512 vec;
 /* max(v, 0) with NaN passing through, as the other ReLUs */
 static inline vec v_relu(vec v)
 {
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
-                                _mm512_setzero_ps(), v);
+    const __mmask16 keep =
+        _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(keep, _mm512_setzero_ps(), v);
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 #define WB 8
@@ -55,7 +56,8 @@ typedef __m256 vec;
 #define v_fnmadd _mm256_fnmadd_ps
 static inline vec v_relu(vec v)
 {
-    const __m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m256 keep =
+        _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
 }
 #else
