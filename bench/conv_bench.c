@@ -13,7 +13,8 @@
  *   mxwino       mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
  *                on the build's block, mx_wino_block: nChw16c with AVX-512, nChw8c with AVX2;
  *                the inference path's kernel, weights transformed every call):
- *                its bwd column is the input gradient alone (mx_wino_transposed)
+ *                its bwd column is the input gradient (mx_wino_transposed) and the
+ *                weights' (mx_wino_backward_weights)
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
  * Prints one line per layer and variant: best and median milliseconds over
  * the timed repetitions of forward, backward and both, and GFLOP/s of both
@@ -97,14 +98,18 @@ static void step_plan(bench_case *c, int backward)
     }
 }
 
-/* Forward, or the input gradient as the AVX2 training step runs it (its
- * weights' gradient stays on oneDNN: not timed here). */
+/* Forward, or the backward as the AVX2 training step runs it: the input
+ * gradient through the transposed convolution, then the weights'. */
 static void step_wino(bench_case *c, int backward)
 {
     if (backward) {
         const mx_conv2d_desc t = mx_wino_transposed(c->d);
         mx_wino_transform_weights_dx(c->d, c->w, c->wino_u);
         mx_wino_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx);
+        if (mx_wino_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL) != MX_OK) {
+            fprintf(stderr, "conv_bench: %s\n", mx_error_message());
+            exit(1);
+        }
         return;
     }
     mx_wino_transform_weights(c->d, c->w, c->wino_u);
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         if (mx_wino_available() && (!only || strstr(only, "mxwino"))) {
             c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
-            run(name[i], "mxwino", &c[i], step_wino, reps, flops[i] / 3);
+            run(name[i], "mxwino", &c[i], step_wino, reps, flops[i]);
             free(c[i].wino_u);
         }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {

@@ -109,6 +109,50 @@ static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W)
     return worst / (peak > 0 ? peak : 1);
 }
 
+/* The weights' and bias's gradients (mx_wino_backward_weights) against the
+ * direct backward's: the largest error relative to the largest entry, of
+ * both. */
+static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W)
+{
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    if (mx_conv2d_setup(&d) != MX_OK || !mx_wino_suits(&d)) return 1e30;
+    const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
+    float *x = malloc(in * sizeof *x), *xb = malloc(in * sizeof *xb), *w = malloc(wn * sizeof *w);
+    float *dy = malloc(out * sizeof *dy), *dyb = malloc(out * sizeof *dyb);
+    float *ref = malloc(wn * sizeof *ref), *dw = malloc(wn * sizeof *dw), *rdb = malloc(K * sizeof *rdb),
+          *db = malloc(K * sizeof *db);
+    unsigned state = (unsigned)(C * 37 + K * 11 + H * 3 + W);
+    for (size_t i = 0; i < in; i++) x[i] = uniform(&state);
+    for (size_t i = 0; i < wn; i++) w[i] = 0.3f * uniform(&state);
+    for (size_t i = 0; i < out; i++) dy[i] = uniform(&state);
+    mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, ref, rdb);
+    to_blocked(n, C, H * W, x, xb);
+    to_blocked(n, K, H * W, dy, dyb);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN; /* every entry must be written */
+    for (size_t i = 0; i < K; i++) db[i] = NAN;
+    double worst = 1e30;
+    if (mx_wino_backward_weights(&d, n, xb, dyb, dw, db) == MX_OK) {
+        double peak = 0, bpeak = 0, bworst = 0;
+        worst = 0;
+        for (size_t i = 0; i < wn; i++) {
+            const double e = fabs((double)dw[i] - ref[i]);
+            if (!(e <= worst)) worst = e;
+            if (fabs(ref[i]) > peak) peak = fabs(ref[i]);
+        }
+        for (size_t i = 0; i < K; i++) {
+            const double e = fabs((double)db[i] - rdb[i]);
+            if (!(e <= bworst)) bworst = e;
+            if (fabs(rdb[i]) > bpeak) bpeak = fabs(rdb[i]);
+        }
+        worst /= peak > 0 ? peak : 1;
+        bworst /= bpeak > 0 ? bpeak : 1;
+        if (!(bworst <= worst)) worst = bworst;
+    }
+    free(x), free(xb), free(w), free(dy), free(dyb), free(ref), free(dw), free(rdb), free(db);
+    return worst;
+}
+
 int main(void)
 {
     mx_conv2d_desc no = {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 3, .kernel_w = 3,
@@ -159,6 +203,20 @@ int main(void)
         const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
         const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
         if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
+        CHECK(e < tol);
+    }
+    /* The weights' gradient: both tiles, clipped edges, channel counts with
+     * an odd number of blocks and not a multiple of the micro-kernel's 6, a
+     * batch whose tiles split unevenly between threads and groups. */
+    const size_t dw_shapes[][5] = {{3, 16, 16, 32, 32}, {2, 32, 64, 7, 7}, {3, 24, 40, 6, 5},
+                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}};
+    for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
+        const size_t *s = dw_shapes[i];
+        if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
+        const double e = compare_dw(s[0], s[1], s[2], s[3], s[4]);
+        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
+        printf("weights' gradient, shape %zu: relative error %.3g\n", i, e);
         CHECK(e < tol);
     }
     if (mx_wino_block() == 8) { /* 24 and 40 channels: blocks of 8, not 16 */

@@ -27,8 +27,9 @@ typedef struct {
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
     int wino;                        /* conv: prediction runs it on mixreg's Winograd kernel (winograd.h) */
-    int train_wino;                  /* conv: the other forwards and the input gradient run on it too (the
-                                        weights' gradient stays on oneDNN; cnn_cpu_plan.c plan_training_winograd) */
+    int train_wino;                  /* conv: the other forwards and the input gradient run on it too */
+    int train_wino_dw;               /* conv: the weights' gradient runs on it (mx_wino_backward_weights);
+                                        both: cnn_cpu_plan.c winograd_training_suits */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */

@@ -270,14 +270,18 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
     const void *x_kept = conv_kept_input(p, k);
     const float *w = cnn_param(m, nd->weight);
     float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
-    if (cnn_cpu_node_of(p->g, k)->train_wino) {
-        if (dx) {
+    const cnn_cpu_node *cn = cnn_cpu_node_of(p->g, k);
+    if (cn->train_wino_dw) {
+        if (dx && cn->train_wino) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
             float *u = cnn_cpu_of(p->g)->wino_u;
             mx_wino_transform_weights_dx(&nd->conv, w, u);
             mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
+        } else if (dx) {
+            const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
+            if (st != MX_OK) return st;
         }
-        return mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, NULL, dw, db);
+        return mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db);
     }
     if (dy16 || x_kept)
         return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,

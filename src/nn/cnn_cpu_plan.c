@@ -203,24 +203,29 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
            g->tensors[out].blocked == mx_wino_block();
 }
 
-/* Whether convolution nd's training and eval-mode forwards and its input
- * gradient run mixreg's Winograd kernel (the input gradient of a 3x3
- * stride-1 padding-1 convolution is one too: mx_wino_transposed), its
- * weights transformed at each call; the weights' gradient stays on oneDNN's
- * direct kernel. Where oneDNN has no Winograd kernels of its own (AVX2
- * builds: mx_wino_block 8), float32 layers of up to 64 channels in and out
- * between blocked tensors. Measured on AVX2 (2-core EPYC, nChw8c, batch
- * 128, bench/conv_bench, forward ms, this kernel with its weight transform /
- * oneDNN direct): 16@32 2.57 / 4.90, 32@16 1.67 / 3.18, 64@8 2.07 / 3.31,
- * 16@28 1.82 / 3.76, 32@14 1.66 / 2.39, 64@7 2.09 / 2.67; resnet20's
- * training step: BENCHMARKS.md. On AVX-512 oneDNN's direct kernels run these
+/* Whether convolution nd's training passes run mixreg's Winograd kernels
+ * instead of oneDNN's direct ones, on AVX2 builds (mx_wino_block 8, where
+ * oneDNN has no Winograd kernels of its own), float32 3x3 stride-1
+ * padding-1 layers between blocked tensors of up to `widest` channels in
+ * and out: with 128, the training and eval-mode forwards and the input
+ * gradient (the input gradient of such a convolution is one too:
+ * mx_wino_transposed), the weights transformed at each call; with 256, the
+ * weights' gradient (mx_wino_backward_weights). Measured on AVX2 (2-core
+ * EPYC, nChw8c, batch 128, bench/conv_bench; ms, this kernel with its
+ * weight transforms / oneDNN direct):
+ *   forward        16@32 2.40 / 4.93, 32@16 1.57 / 3.19, 64@8 1.69 / 3.32,
+ *                  64@32 28.1 / 48.4, 128@16 27.8 / 51.3, 256@8 70.7 / 56.7;
+ *   weights' grad. 16@32 3.2 / 3.8, 32@16 1.7 / 3.5, 64@8 1.4 / 3.6,
+ *                  64@32 26.0 / 62.6, 128@16 20.0 / 54.4, 256@8 26.5 / 58.8
+ * (the input gradient as the forward). resnet20's and preact18's training
+ * steps: BENCHMARKS.md. On AVX-512 oneDNN's direct kernels run the small
  * layers near the peak and this kernel in the training forward changed
- * nothing measurable. */
-static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
+ * nothing measurable; its own Winograd kernels take the wide ones. */
+static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd, size_t widest)
 {
     const mx_conv2d_desc *d = &nd->conv;
     return mx_wino_block() == 8 && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
-           d->in_channels <= 64 && d->out_channels <= 64 && g->tensors[nd->in].blocked == 8 &&
+           d->in_channels <= widest && d->out_channels <= widest && g->tensors[nd->in].blocked == 8 &&
            g->tensors[nd->out].blocked == 8;
 }
 
@@ -250,7 +255,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = cn->train_wino = 0;
+        cn->fused = cn->wino = cn->train_wino = cn->train_wino_dw = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -290,7 +295,8 @@ static mx_status plan_fusion(cnn_graph *g)
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         if (nd->op != CNN_CONV) continue;
         cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out);
-        cn->train_wino = winograd_training_suits(g, nd);
+        cn->train_wino = winograd_training_suits(g, nd, 128);
+        cn->train_wino_dw = winograd_training_suits(g, nd, 256);
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
     }

@@ -18,51 +18,7 @@
  *      the tile stored (clipped at the edges). */
 #include "nn/winograd.h"
 
-#include <immintrin.h>
-
-/* The vector the kernels work on: one channel block. */
-#if defined(__AVX512F__)
-#define WB 16
-typedef __m512 vec;
-#define v_load _mm512_load_ps
-#define v_loadu _mm512_loadu_ps
-#define v_store _mm512_store_ps
-#define v_storeu _mm512_storeu_ps
-#define v_zero _mm512_setzero_ps
-#define v_set1 _mm512_set1_ps
-#define v_add _mm512_add_ps
-#define v_sub _mm512_sub_ps
-#define v_fmadd _mm512_fmadd_ps
-#define v_fnmadd _mm512_fnmadd_ps
-/* max(v, 0) with NaN passing through, as the other ReLUs */
-static inline vec v_relu(vec v)
-{
-    const __mmask16 keep =
-        _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    return _mm512_mask_blend_ps(keep, _mm512_setzero_ps(), v);
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-#define WB 8
-typedef __m256 vec;
-#define v_load _mm256_load_ps
-#define v_loadu _mm256_loadu_ps
-#define v_store _mm256_store_ps
-#define v_storeu _mm256_storeu_ps
-#define v_zero _mm256_setzero_ps
-#define v_set1 _mm256_set1_ps
-#define v_add _mm256_add_ps
-#define v_sub _mm256_sub_ps
-#define v_fmadd _mm256_fmadd_ps
-#define v_fnmadd _mm256_fnmadd_ps
-static inline vec v_relu(vec v)
-{
-    const __m256 keep =
-        _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
-}
-#else
-#define WB 16 /* no kernel (mx_wino_available is 0); the layout helpers below still compile */
-#endif
+#include "nn/winograd_simd.h"
 
 size_t mx_wino_block(void) { return mx_wino_available() ? WB : 0; }
 
@@ -93,14 +49,6 @@ static size_t u_index(size_t C, size_t K, size_t point, size_t k, size_t c)
     return ((point * (K / WB) + k / WB) * C + c) * WB + k % WB;
 }
 
-/* G for each tile size: a x 3 (Lavin and Gray's, points 0, 1, -1 (, 2, -2), infinity). */
-static const float G2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float G4[6][3] = {{1.0f / 4, 0, 0},
-                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                               {0, 0, 1}};
 
 /* Per input channel c and block of WB output channels: the WB filters'
  * G g G^T, lane by lane (vectorised over the block's output channels), stored
@@ -282,84 +230,6 @@ static void gemm_pair(int m, size_t C, const float *v, size_t v_stride, const fl
 #define MM_BLOCKS 1
 #endif
 
-/* One tile's a x a patch of one channel block at input (row0, col0), which may
- * start at -1 or run past the edge (zero padding). */
-static inline __attribute__((always_inline)) void load_patch(int a, const float *xb, long H, long W, long row0,
-                                                              long col0, vec d[6][6])
-{
-    if (row0 >= 0 && col0 >= 0 && row0 + a <= H && col0 + a <= W) {
-        const float *p = xb + ((size_t)row0 * (size_t)W + (size_t)col0) * WB;
-#pragma GCC unroll 6
-        for (int i = 0; i < a; i++)
-#pragma GCC unroll 6
-            for (int j = 0; j < a; j++) d[i][j] = v_loadu(p + ((size_t)i * (size_t)W + (size_t)j) * WB);
-        return;
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < a; i++) {
-        const long r = row0 + i;
-#pragma GCC unroll 6
-        for (int j = 0; j < a; j++) {
-            const long c = col0 + j;
-            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? v_loadu(xb + ((size_t)r * (size_t)W + (size_t)c) * WB)
-                                                           : v_zero();
-        }
-    }
-}
-
-/* B^T x for F2 (rows x0-x2, x1+x2, x2-x1, x1-x3), on 4 vectors in place. */
-static inline __attribute__((always_inline)) void bt2(vec *x0, vec *x1, vec *x2, vec *x3)
-{
-    const vec a = v_sub(*x0, *x2), b = v_add(*x1, *x2), c = v_sub(*x2, *x1),
-                 e = v_sub(*x1, *x3);
-    *x0 = a, *x1 = b, *x2 = c, *x3 = e;
-}
-
-/* B^T x for F4 on 6 vectors in place:
- *   4x0 - 5x2 + x4, (x3 + x4) - 4(x1 + x2), (x4 - x3) + 4(x1 - x2),
- *   (x4 - x2) + 2(x3 - x1), (x4 - x2) - 2(x3 - x1), 4x1 - 5x3 + x5. */
-static inline __attribute__((always_inline)) void bt4(vec x[6])
-{
-    const vec four = v_set1(4.0f), five = v_set1(5.0f), two = v_set1(2.0f);
-    const vec r0 = v_fnmadd(five, x[2], v_fmadd(four, x[0], x[4]));
-    const vec r1 = v_fnmadd(four, v_add(x[1], x[2]), v_add(x[3], x[4]));
-    const vec r2 = v_fmadd(four, v_sub(x[1], x[2]), v_sub(x[4], x[3]));
-    const vec q = v_sub(x[4], x[2]), e = v_sub(x[3], x[1]);
-    const vec r3 = v_fmadd(two, e, q), r4 = v_fnmadd(two, e, q);
-    const vec r5 = v_fnmadd(five, x[3], v_fmadd(four, x[1], x[5]));
-    x[0] = r0, x[1] = r1, x[2] = r2, x[3] = r3, x[4] = r4, x[5] = r5;
-}
-
-/* V = B^T d B for one tile, written to v[point * v_stride]. */
-static inline __attribute__((always_inline)) void input_tile(int tile, const float *xb, long H, long W, long row0,
-                                                              long col0, float *v, size_t v_stride)
-{
-    const int a = tile + 2;
-    vec d[6][6];
-    load_patch(a, xb, H, W, row0, col0, d);
-    if (a == 4) {
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) bt2(&d[0][j], &d[1][j], &d[2][j], &d[3][j]); /* B^T d, column by column */
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) bt2(&d[i][0], &d[i][1], &d[i][2], &d[i][3]); /* (B^T d) B, row by row */
-    } else {
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; j++) {
-            vec col[6];
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) col[i] = d[i][j];
-            bt4(col);
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) d[i][j] = col[i];
-        }
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) bt4(d[i]);
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < a; i++)
-#pragma GCC unroll 6
-        for (int j = 0; j < a; j++) v_store(v + (size_t)(i * a + j) * v_stride, d[i][j]);
-}
 
 static inline vec epilogue(vec v, vec bias, const float *addend, int relu)
 {
@@ -368,22 +238,6 @@ static inline vec epilogue(vec v, vec bias, const float *addend, int relu)
     return relu ? v_relu(v) : v;
 }
 
-/* A^T x: F2 (rows 1 1 1 0, 0 1 -1 -1) from 4 vectors to 2, F4 (rows
- * 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1) from 6 to 4. */
-static inline __attribute__((always_inline)) void at_apply(int tile, const vec *x, vec *y)
-{
-    if (tile == 2) {
-        y[0] = v_add(v_add(x[0], x[1]), x[2]);
-        y[1] = v_sub(v_sub(x[1], x[2]), x[3]);
-        return;
-    }
-    const vec s12 = v_add(x[1], x[2]), d12 = v_sub(x[1], x[2]);
-    const vec s34 = v_add(x[3], x[4]), d34 = v_sub(x[3], x[4]);
-    y[0] = v_add(v_add(x[0], s12), s34);
-    y[1] = v_fmadd(v_set1(2.0f), d34, d12);
-    y[2] = v_fmadd(v_set1(4.0f), s34, s12);
-    y[3] = v_add(v_fmadd(v_set1(8.0f), d34, d12), x[5]);
-}
 
 /* Y = A^T M A for one tile's points m (WB floats each), then the epilogue,
  * stored where the tile falls inside the output. */

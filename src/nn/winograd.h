@@ -54,6 +54,16 @@ void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u
 mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d);
 void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float *u);
 
+/* The weights' gradient of a convolution d the kernels suit: dw [out, in,
+ * 3, 3] (overwritten; NULL: none) from its input x and output gradient dy
+ * (n samples, blocked by mx_wino_block), and db [out] (NULL: none).
+ * Threaded over the tiles; each thread's share is summed apart and the
+ * shares added in thread order, so the result depends on the thread count
+ * (as oneDNN's), not on scheduling. MX_ERR_NOMEM, or MX_ERR_UNSUPPORTED in
+ * a build without the kernels. */
+mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
+                                   float *db);
+
 /* y = relu?(conv(x, w) + bias + addend), x, addend and y blocked by
  * mx_wino_block channels; bias and
  * addend may be NULL. Threaded over samples and tile rows with OpenMP; each
