@@ -15,6 +15,8 @@
  *                the inference path's kernel, weights transformed every call):
  *                its bwd column is the input gradient (mx_wino_transposed) and the
  *                weights' (mx_wino_backward_weights)
+ *   mxwino-gemm  the same on the wide layers' kernels (mx_wino_gemm_*: chunks of the batch's
+ *                tiles, one sgemm per Winograd point); only when named
  *   dnnl-bf16 / bf16-16c / native-bf16: the same with bfloat16 inputs, fp32 accumulation
  * Prints one line per layer and variant: best and median milliseconds over
  * the timed repetitions of forward, backward and both, and GFLOP/s of both
@@ -24,7 +26,8 @@
  * descheduled.
  *   conv_bench [THREADS=2] [BATCH=128] [REPS=15] [SHAPES=resnet20] [VARIANTS]
  * SHAPES: resnet20 (the 28x28 Fashion-MNIST planes above), cifar (the same
- * widths on 32x32, 16x16, 8x8) or preact18 (64@32, 128@16, 256@8); VARIANTS:
+ * widths on 32x32, 16x16, 8x8), preact18 (64@32, 128@16, 256@8) or wide
+ * (preact18's 512@4, resnet50's 256@14 and 512@7); VARIANTS:
  * a comma-separated list of the variant names to run (the ref one is then
  * skipped), e.g. blocked-16c,winograd-16c.
  * The ref variants run first, before any OpenMP team exists (libgomp's
@@ -76,6 +79,7 @@ typedef struct {
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
     float *wino_u;  /* mxwino: the transformed weights */
+    float *wino_scratch; /* mxwino-gemm: its chunk buffers */
 } bench_case;
 
 typedef void (*step_fn)(bench_case *c, int backward);
@@ -98,6 +102,24 @@ static void step_plan(bench_case *c, int backward)
     }
 }
 
+/* Whether the comma-separated list names variant (NULL: every default one). */
+static int listed(const char *only, const char *variant)
+{
+    if (!only) return 1;
+    const size_t len = strlen(variant);
+    for (const char *p = only; (p = strstr(p, variant)); p += len)
+        if ((p == only || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) return 1;
+    return 0;
+}
+
+static void must(mx_status st)
+{
+    if (st != MX_OK) {
+        fprintf(stderr, "conv_bench: %s\n", mx_error_message());
+        exit(1);
+    }
+}
+
 /* Forward, or the backward as the AVX2 training step runs it: the input
  * gradient through the transposed convolution, then the weights'. */
 static void step_wino(bench_case *c, int backward)
@@ -106,14 +128,26 @@ static void step_wino(bench_case *c, int backward)
         const mx_conv2d_desc t = mx_wino_transposed(c->d);
         mx_wino_transform_weights_dx(c->d, c->w, c->wino_u);
         mx_wino_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx);
-        if (mx_wino_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL) != MX_OK) {
-            fprintf(stderr, "conv_bench: %s\n", mx_error_message());
-            exit(1);
-        }
+        must(mx_wino_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL));
         return;
     }
     mx_wino_transform_weights(c->d, c->w, c->wino_u);
     mx_wino_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y);
+}
+
+/* The wide layers' kernels (mx_wino_gemm_*): forward, or input and weights'
+ * gradients. */
+static void step_wino_gemm(bench_case *c, int backward)
+{
+    if (backward) {
+        const mx_conv2d_desc t = mx_wino_transposed(c->d);
+        mx_wino_gemm_transform_weights(&t, c->w, 1, c->wino_u);
+        must(mx_wino_gemm_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx, c->wino_scratch));
+        must(mx_wino_gemm_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL, c->wino_scratch));
+        return;
+    }
+    mx_wino_gemm_transform_weights(c->d, c->w, 0, c->wino_u);
+    must(mx_wino_gemm_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y, c->wino_scratch));
 }
 
 static void check(dnnl_status_t st)
@@ -240,7 +274,11 @@ int main(int argc, char **argv)
     static const size_t resnet20[3][2] = {{16, 28}, {32, 14}, {64, 7}};
     static const size_t cifar[3][2] = {{16, 32}, {32, 16}, {64, 8}};
     static const size_t preact18[3][2] = {{64, 32}, {128, 16}, {256, 8}};
-    const size_t(*shapes)[2] = !strcmp(set, "cifar") ? cifar : !strcmp(set, "preact18") ? preact18 : resnet20;
+    static const size_t wide[3][2] = {{512, 4}, {256, 14}, {512, 7}};
+    const size_t(*shapes)[2] = !strcmp(set, "cifar")      ? cifar
+                               : !strcmp(set, "preact18") ? preact18
+                               : !strcmp(set, "wide")     ? wide
+                                                          : resnet20;
     mx_conv2d_desc d[3];
     bench_case c[3];
     double flops[3];
@@ -290,13 +328,22 @@ int main(int argc, char **argv)
         {"native-bf16", MX_DNNL_LAYOUT_BLOCKED, MX_DNNL_BF16, 1, 0, MX_DNNL_CONV_DIRECT},
     };
     for (int i = 0; i < 3; i++) {
-        if (mx_wino_available() && (!only || strstr(only, "mxwino"))) {
+        if (mx_wino_available() && listed(only, "mxwino")) {
             c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
             run(name[i], "mxwino", &c[i], step_wino, reps, flops[i]);
             free(c[i].wino_u);
         }
+        if (mx_wino_available() && only && listed(only, "mxwino-gemm")) {
+            const mx_conv2d_desc t = mx_wino_transposed(&d[i]);
+            size_t floats = mx_wino_gemm_scratch_floats(&d[i], 1);
+            if (mx_wino_gemm_scratch_floats(&t, 0) > floats) floats = mx_wino_gemm_scratch_floats(&t, 0);
+            c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
+            c[i].wino_scratch = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+            run(name[i], "mxwino-gemm", &c[i], step_wino_gemm, reps, flops[i]);
+            free(c[i].wino_u), free(c[i].wino_scratch);
+        }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-            if (only && !strstr(only, variants[v].name)) continue;
+            if (!listed(only, variants[v].name)) continue;
             if (variants[v].native) {
                 c[i].stream = stream;
                 native_setup(&c[i], engine, variants[v].prec == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32);

@@ -36,11 +36,19 @@ static void from_blocked(size_t n, size_t c, size_t hw, const float *b, float *x
 }
 
 /* Largest |winograd - direct| over the output, relative to the largest |direct|. */
-static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with_bias, int with_addend, int relu)
+/* Scratch for the wide layers' kernels (winograd_gemm.c). */
+static float *gemm_scratch(const mx_conv2d_desc *d, int weights_grad)
+{
+    return aligned_alloc(64, (mx_wino_gemm_scratch_floats(d, weights_grad) * sizeof(float) + 63) / 64 * 64);
+}
+
+/* gemm: through the wide layers' kernels (mx_wino_gemm_*), else the per-tile ones. */
+static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with_bias, int with_addend, int relu,
+                      int gemm)
 {
     mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
-    if (mx_conv2d_setup(&d) != MX_OK || !mx_wino_suits(&d)) return 1e30;
+    if (mx_conv2d_setup(&d) != MX_OK || !(gemm ? mx_wino_gemm_suits(&d) : mx_wino_suits(&d))) return 1e30;
     const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
     float *x = malloc(in * sizeof *x), *xb = malloc(in * sizeof *xb), *w = malloc(wn * sizeof *w);
     float *bias = malloc(K * sizeof *bias), *add = malloc(out * sizeof *add), *addb = malloc(out * sizeof *addb);
@@ -61,8 +69,16 @@ static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with
     to_blocked(n, C, H * W, x, xb);
     to_blocked(n, K, H * W, add, addb);
     for (size_t i = 0; i < out; i++) yb[i] = NAN; /* every output must be written */
-    mx_wino_transform_weights(&d, w, u);
-    mx_wino_forward(&d, n, xb, u, with_bias ? bias : NULL, with_addend ? addb : NULL, relu, yb);
+    if (gemm) {
+        float *scratch = gemm_scratch(&d, 0);
+        mx_wino_gemm_transform_weights(&d, w, 0, u);
+        CHECK(mx_wino_gemm_forward(&d, n, xb, u, with_bias ? bias : NULL, with_addend ? addb : NULL, relu, yb,
+                                   scratch) == MX_OK);
+        free(scratch);
+    } else {
+        mx_wino_transform_weights(&d, w, u);
+        mx_wino_forward(&d, n, xb, u, with_bias ? bias : NULL, with_addend ? addb : NULL, relu, yb);
+    }
     from_blocked(n, K, H * W, yb, y);
     double worst = 0;
     for (size_t i = 0; i < out; i++) {
@@ -76,13 +92,13 @@ static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with
 /* The input gradient through mx_wino_transposed and
  * mx_wino_transform_weights_dx against the direct backward's: relative to
  * its largest entry. */
-static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W)
+static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W, int gemm)
 {
     mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
     if (mx_conv2d_setup(&d) != MX_OK) return 1e30;
     const mx_conv2d_desc t = mx_wino_transposed(&d);
-    if (!mx_wino_suits(&t) || t.in_channels != K || t.out_channels != C || t.out_h != H || t.out_w != W) return 1e30;
+    if (!(gemm ? mx_wino_gemm_suits(&t) : mx_wino_suits(&t)) || t.in_channels != K || t.out_channels != C || t.out_h != H || t.out_w != W) return 1e30;
     const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
     float *x = malloc(in * sizeof *x), *w = malloc(wn * sizeof *w), *dy = malloc(out * sizeof *dy);
     float *dyb = malloc(out * sizeof *dyb), *ref = malloc(in * sizeof *ref), *dxb = malloc(in * sizeof *dxb);
@@ -96,8 +112,15 @@ static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W)
     mx_conv2d_backward_direct(&d, n, x, w, dy, ref, NULL, NULL);
     to_blocked(n, K, H * W, dy, dyb);
     for (size_t i = 0; i < in; i++) dxb[i] = NAN;
-    mx_wino_transform_weights_dx(&d, w, u);
-    mx_wino_forward(&t, n, dyb, u, NULL, NULL, 0, dxb);
+    if (gemm) {
+        float *scratch = gemm_scratch(&t, 0);
+        mx_wino_gemm_transform_weights(&t, w, 1, u);
+        CHECK(mx_wino_gemm_forward(&t, n, dyb, u, NULL, NULL, 0, dxb, scratch) == MX_OK);
+        free(scratch);
+    } else {
+        mx_wino_transform_weights_dx(&d, w, u);
+        mx_wino_forward(&t, n, dyb, u, NULL, NULL, 0, dxb);
+    }
     from_blocked(n, C, H * W, dxb, dx);
     double worst = 0, peak = 0;
     for (size_t i = 0; i < in; i++) {
@@ -112,11 +135,11 @@ static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W)
 /* The weights' and bias's gradients (mx_wino_backward_weights) against the
  * direct backward's: the largest error relative to the largest entry, of
  * both. */
-static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W)
+static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W, int gemm)
 {
     mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
-    if (mx_conv2d_setup(&d) != MX_OK || !mx_wino_suits(&d)) return 1e30;
+    if (mx_conv2d_setup(&d) != MX_OK || !(gemm ? mx_wino_gemm_suits(&d) : mx_wino_suits(&d))) return 1e30;
     const size_t in = n * C * H * W, out = n * K * H * W, wn = K * C * 9;
     float *x = malloc(in * sizeof *x), *xb = malloc(in * sizeof *xb), *w = malloc(wn * sizeof *w);
     float *dy = malloc(out * sizeof *dy), *dyb = malloc(out * sizeof *dyb);
@@ -132,7 +155,11 @@ static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W)
     for (size_t i = 0; i < wn; i++) dw[i] = NAN; /* every entry must be written */
     for (size_t i = 0; i < K; i++) db[i] = NAN;
     double worst = 1e30;
-    if (mx_wino_backward_weights(&d, n, xb, dyb, dw, db) == MX_OK) {
+    float *scratch = gemm ? gemm_scratch(&d, 1) : NULL;
+    const mx_status st = gemm ? mx_wino_gemm_backward_weights(&d, n, xb, dyb, dw, db, scratch)
+                              : mx_wino_backward_weights(&d, n, xb, dyb, dw, db);
+    free(scratch);
+    if (st == MX_OK) {
         double peak = 0, bpeak = 0, bworst = 0;
         worst = 0;
         for (size_t i = 0; i < wn; i++) {
@@ -185,7 +212,7 @@ int main(void)
         const size_t *s = shapes[i];
         for (int variant = 0; variant < 4; variant++) {
             const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
-            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu);
+            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 0);
             /* F4's transforms scale by up to 8 and 1/24: ten times F2's rounding */
             const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
             const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
@@ -199,7 +226,7 @@ int main(void)
     const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11}};
     for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
         const size_t *s = dx_shapes[i];
-        const double e = compare_dx(s[0], s[1], s[2], s[3], s[4]);
+        const double e = compare_dx(s[0], s[1], s[2], s[3], s[4], 0);
         const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
         const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
         if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
@@ -213,15 +240,37 @@ int main(void)
     for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
         const size_t *s = dw_shapes[i];
         if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
-        const double e = compare_dw(s[0], s[1], s[2], s[3], s[4]);
+        const double e = compare_dw(s[0], s[1], s[2], s[3], s[4], 0);
         const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
         const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
         printf("weights' gradient, shape %zu: relative error %.3g\n", i, e);
         CHECK(e < tol);
     }
     if (mx_wino_block() == 8) { /* 24 and 40 channels: blocks of 8, not 16 */
-        const double e = compare(2, 24, 40, 9, 9, 1, 1, 1);
+        const double e = compare(2, 24, 40, 9, 9, 1, 1, 1, 0);
         CHECK(e < 1.5e-5);
+    }
+    /* The wide layers' kernels: more channels than the per-tile kernels
+     * take, a batch of several chunks with a partial last one (16 channels
+     * in and out: 3,640 tiles a chunk, 3,700 here), both tiles, clipped
+     * edges, channels in and out that differ; forward with every epilogue,
+     * input gradient, weights' and bias's gradients. */
+    const size_t gemm_shapes[][5] = {{3, 512, 256, 4, 4}, {3, 256, 128, 7, 7}, {2, 64, 320, 6, 5}, {925, 16, 16, 8, 8}};
+    for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++) {
+        const size_t *s = gemm_shapes[i];
+        if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
+        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
+        for (int variant = 0; variant < 4; variant++) {
+            const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
+            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 1);
+            if (!(e < tol)) fprintf(stderr, "wide, shape %zu variant %d: relative error %.3g\n", i, variant, e);
+            CHECK(e < tol);
+        }
+        const double edx = compare_dx(s[0], s[1], s[2], s[3], s[4], 1), edw = compare_dw(s[0], s[1], s[2], s[3], s[4], 1);
+        printf("wide, shape %zu: input gradient %.3g, weights' gradient %.3g\n", i, edx, edw);
+        CHECK(edx < tol);
+        CHECK(edw < tol);
     }
     CHECK_DONE();
 }

@@ -27,13 +27,17 @@ typedef struct {
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
     int wino;                        /* conv: prediction runs it on mixreg's Winograd kernel (winograd.h) */
-    int train_wino;                  /* conv: the other forwards and the input gradient run on it too */
-    int train_wino_dw;               /* conv: the weights' gradient runs on it (mx_wino_backward_weights);
-                                        both: cnn_cpu_plan.c winograd_training_suits */
+    int train_wino;                  /* conv: its training passes and eval-mode forward run on mixreg's
+                                        Winograd kernels (cnn_cpu_plan.c winograd_training_suits) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
 } cnn_cpu_node;
+
+/* cnn_cpu_node.train_wino: which of mixreg's Winograd kernels (winograd.h)
+ * a convolution's training passes run on; CNN_WINO_GEMM only at batches
+ * mx_wino_gemm_worth, oneDNN's otherwise. */
+enum { CNN_WINO_NONE = 0, CNN_WINO_TILES = 1, CNN_WINO_GEMM = 2 };
 
 /* The oneDNN plans of one node for one batch size; without one a node runs
  * on the cpu backend's own kernels where it has them (batch norm, ReLU, add),
@@ -78,6 +82,7 @@ typedef struct {
     float *fold;                 /* one convolution's folded weights and bias */
     float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
                                     its input gradient's (train_wino) */
+    float *wino_scratch;         /* the CNN_WINO_GEMM layers' chunk buffers (mx_wino_gemm_scratch_floats) */
     int pred_chunked;            /* prediction splits large batches (some layer runs Winograd) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
     float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights, made once

@@ -149,17 +149,31 @@ static mx_status begin(cnn_pass *p, int inference)
     return MX_OK;
 }
 
+/* The Winograd kernel node k's training passes run at this pass's batch
+ * (cnn_cpu_node.train_wino). */
+static int wino_kernel(const cnn_pass *p, size_t k)
+{
+    const int kind = cnn_cpu_node_of(p->g, k)->train_wino;
+    return kind == CNN_WINO_GEMM && !mx_wino_gemm_worth(&p->g->nodes[k].conv, p->n) ? CNN_WINO_NONE : kind;
+}
+
 static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_node_plan *pl = plan_of(p, k);
     void *kept = cnn_cpu_node_of(p->g, k)->x_bf16;
     const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
-    if (pl->conv && cnn_cpu_node_of(p->g, k)->train_wino) {
+    const int wino = pl->conv ? wino_kernel(p, k) : CNN_WINO_NONE;
+    if (wino == CNN_WINO_TILES) {
         float *u = cnn_cpu_of(p->g)->wino_u;
         mx_wino_transform_weights(&nd->conv, w, u);
         mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, 0, y);
         return MX_OK;
+    }
+    if (wino == CNN_WINO_GEMM) {
+        const cnn_cpu_graph *cs = cnn_cpu_of(p->g);
+        mx_wino_gemm_transform_weights(&nd->conv, w, 0, cs->wino_u);
+        return mx_wino_gemm_forward(&nd->conv, p->n, x, cs->wino_u, b, NULL, 0, y, cs->wino_scratch);
     }
     const void *given = conv_bf16_input(p, k);
     if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
@@ -270,18 +284,22 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
     const void *x_kept = conv_kept_input(p, k);
     const float *w = cnn_param(m, nd->weight);
     float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
-    const cnn_cpu_node *cn = cnn_cpu_node_of(p->g, k);
-    if (cn->train_wino_dw) {
-        if (dx && cn->train_wino) {
+    const int wino = wino_kernel(p, k);
+    if (wino) {
+        const cnn_cpu_graph *cs = cnn_cpu_of(p->g);
+        if (dx) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
-            float *u = cnn_cpu_of(p->g)->wino_u;
-            mx_wino_transform_weights_dx(&nd->conv, w, u);
-            mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
-        } else if (dx) {
-            const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
-            if (st != MX_OK) return st;
+            if (wino == CNN_WINO_TILES) {
+                mx_wino_transform_weights_dx(&nd->conv, w, cs->wino_u);
+                mx_wino_forward(&t, p->n, dy, cs->wino_u, NULL, NULL, 0, dx);
+            } else {
+                mx_wino_gemm_transform_weights(&t, w, 1, cs->wino_u);
+                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, cs->wino_u, NULL, NULL, 0, dx, cs->wino_scratch);
+                if (st != MX_OK) return st;
+            }
         }
-        return mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db);
+        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db)
+                                      : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
     if (dy16 || x_kept)
         return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,

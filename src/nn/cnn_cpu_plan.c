@@ -203,30 +203,34 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
            g->tensors[out].blocked == mx_wino_block();
 }
 
-/* Whether convolution nd's training passes run mixreg's Winograd kernels
- * instead of oneDNN's direct ones, on AVX2 builds (mx_wino_block 8, where
- * oneDNN has no Winograd kernels of its own), float32 3x3 stride-1
- * padding-1 layers between blocked tensors of up to `widest` channels in
- * and out: with 128, the training and eval-mode forwards and the input
- * gradient (the input gradient of such a convolution is one too:
- * mx_wino_transposed), the weights transformed at each call; with 256, the
- * weights' gradient (mx_wino_backward_weights). Measured on AVX2 (2-core
- * EPYC, nChw8c, batch 128, bench/conv_bench; ms, this kernel with its
- * weight transforms / oneDNN direct):
- *   forward        16@32 2.40 / 4.93, 32@16 1.57 / 3.19, 64@8 1.69 / 3.32,
- *                  64@32 28.1 / 48.4, 128@16 27.8 / 51.3, 256@8 70.7 / 56.7;
- *   weights' grad. 16@32 3.2 / 3.8, 32@16 1.7 / 3.5, 64@8 1.4 / 3.6,
- *                  64@32 26.0 / 62.6, 128@16 20.0 / 54.4, 256@8 26.5 / 58.8
- * (the input gradient as the forward). resnet20's and preact18's training
- * steps: BENCHMARKS.md. On AVX-512 oneDNN's direct kernels run the small
- * layers near the peak and this kernel in the training forward changed
- * nothing measurable; its own Winograd kernels take the wide ones. */
-static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd, size_t widest)
+/* Which of mixreg's Winograd kernels convolution nd's training passes run
+ * (forward, eval-mode forward, input gradient: the input gradient of a 3x3
+ * stride-1 padding-1 convolution is one too, mx_wino_transposed; weights'
+ * gradient), the weights transformed at each call, instead of oneDNN's
+ * direct kernels: on AVX2 builds (mx_wino_block 8, where oneDNN has no
+ * Winograd kernels of its own), float32 3x3 stride-1 padding-1 layers
+ * between blocked tensors; the per-tile kernels (winograd.c, winograd_dw.c)
+ * up to 64 channels in and out, the batch-wide GEMM ones (winograd_gemm.c)
+ * above. Measured on AVX2 (2-core EPYC, nChw8c, batch 128,
+ * `bench/conv_bench 2 128 4 cifar|preact18|wide mxwino,mxwino-gemm,blocked-8c`;
+ * forward + backward ms, per-tile / GEMM / oneDNN direct):
+ *   16@32 7.8 / - / 12.2, 32@16 5.0 / - / 9.7, 64@8 5.3 / - / 9.9,
+ *   64@32 82.0 / 82.8 / 159.4, 128@16 75.8 / 62.1 / 155.3,
+ *   256@8 167.6 / 60.2 / 163.3, 512@4 - / 104.3 / 197.4,
+ *   256@14 - / 217.9 / 469.8, 512@7 - / 252.5 / 524.1.
+ * resnet20's and preact18's training steps: BENCHMARKS.md. On AVX-512
+ * oneDNN's direct kernels run the small layers near the peak and the
+ * per-tile kernel in the training forward changed nothing measurable; its
+ * own Winograd kernels take the wide ones. */
+static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
 {
     const mx_conv2d_desc *d = &nd->conv;
-    return mx_wino_block() == 8 && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
-           d->in_channels <= widest && d->out_channels <= widest && g->tensors[nd->in].blocked == 8 &&
-           g->tensors[nd->out].blocked == 8;
+    if (mx_wino_block() != 8 || g->model->spec.precision != MX_PRECISION_FP32 || g->tensors[nd->in].blocked != 8 ||
+        g->tensors[nd->out].blocked != 8)
+        return CNN_WINO_NONE;
+    if (mx_wino_suits(d) && d->in_channels <= 64 && d->out_channels <= 64) return CNN_WINO_TILES;
+    const mx_conv2d_desc t = mx_wino_transposed(d);
+    return mx_wino_gemm_suits(d) && mx_wino_gemm_suits(&t) ? CNN_WINO_GEMM : CNN_WINO_NONE;
 }
 
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
@@ -255,7 +259,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = cn->train_wino = cn->train_wino_dw = 0;
+        cn->fused = cn->wino = cn->train_wino = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -289,20 +293,29 @@ static mx_status plan_fusion(cnn_graph *g)
         cnn_cpu_node_of(g, k + 2)->fused = 1;
     }
     free(readers);
-    size_t wino_floats = 0;
+    size_t wino_floats = 0, scratch_floats = 0;
+    int tiles_kernel = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         if (nd->op != CNN_CONV) continue;
         cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out);
-        cn->train_wino = winograd_training_suits(g, nd, 128);
-        cn->train_wino_dw = winograd_training_suits(g, nd, 256);
+        cn->train_wino = winograd_training_suits(g, nd);
+        tiles_kernel |= cn->wino || cn->train_wino == CNN_WINO_TILES;
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
+        if (cn->train_wino == CNN_WINO_GEMM) {
+            const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
+            const size_t both = mx_wino_gemm_scratch_floats(&nd->conv, 1), dx = mx_wino_gemm_scratch_floats(&t, 0);
+            if (both > scratch_floats) scratch_floats = both;
+            if (dx > scratch_floats) scratch_floats = dx;
+        }
     }
     if (folded && !(cs->fold = malloc(folded * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     if (wino_floats && !(cs->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    if (scratch_floats && !(cs->wino_scratch = aligned_alloc(64, (scratch_floats * sizeof(float) + 63) / 64 * 64)))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* pred_cache: per fused convolution its folded weights and bias, then its
      * Winograd weights, each start 64-byte aligned. */
@@ -319,7 +332,7 @@ static mx_status plan_fusion(cnn_graph *g)
         }
         if (cn->wino) cache += mx_wino_weight_floats(&nd->conv);
     }
-    cs->pred_chunked = wino_floats > 0; /* cnn_cpu_predict.c says why only these */
+    cs->pred_chunked = tiles_kernel; /* cnn_cpu_predict.c says why only these */
     if (cs->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
         !(cs->pred_cache = aligned_alloc(64, cache * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
@@ -462,6 +475,7 @@ void cnn_cpu_release(cnn_graph *g)
     mx_dnnl_context_free(cs->dnnl);
     free(cs->fold);
     free(cs->wino_u);
+    free(cs->wino_scratch);
     free(cs->pred_cache);
     free(cs->node);
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;

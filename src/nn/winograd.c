@@ -22,11 +22,28 @@
 
 size_t mx_wino_block(void) { return mx_wino_available() ? WB : 0; }
 
-int mx_wino_suits(const mx_conv2d_desc *d)
+static int shape_suits(const mx_conv2d_desc *d, size_t max_channels)
 {
     return d->kernel_h == 3 && d->kernel_w == 3 && d->stride_h == 1 && d->stride_w == 1 && d->pad_h == 1 &&
            d->pad_w == 1 && d->in_channels % WB == 0 && d->out_channels % WB == 0 && d->in_channels > 0 &&
-           d->out_channels > 0 && d->in_channels <= MX_WINO_MAX_CHANNELS;
+           d->out_channels > 0 && d->in_channels <= max_channels && d->out_channels <= max_channels;
+}
+
+int mx_wino_suits(const mx_conv2d_desc *d)
+{
+    return shape_suits(d, MX_WINO_GEMM_MAX_CHANNELS) && d->in_channels <= MX_WINO_MAX_CHANNELS;
+}
+
+int mx_wino_gemm_suits(const mx_conv2d_desc *d) { return shape_suits(d, MX_WINO_GEMM_MAX_CHANNELS); }
+
+static size_t gemm_min_tiles = MX_WINO_GEMM_MIN_TILES;
+
+void mx_wino_gemm_min_tiles_set(size_t tiles) { gemm_min_tiles = tiles ? tiles : MX_WINO_GEMM_MIN_TILES; }
+
+int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n)
+{
+    const size_t T = (size_t)mx_wino_tile(d);
+    return n * ((d->out_h + T - 1) / T) * ((d->out_w + T - 1) / T) >= gemm_min_tiles;
 }
 
 int mx_wino_tile(const mx_conv2d_desc *d)
@@ -58,7 +75,7 @@ static size_t u_index(size_t C, size_t K, size_t point, size_t k, size_t c)
  * transposed: d is the convolution run (mx_wino_transposed of w's), whose
  * filter from input channel c to output channel o is w's from o to c,
  * rotated by 180 degrees. */
-static void transform(const mx_conv2d_desc *d, const float *w, int transposed, float *u)
+static void transform(const mx_conv2d_desc *d, const float *w, int transposed, int plain, float *u)
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
@@ -84,7 +101,8 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, f
                     gg[i][j][l] = G[i][0] * g[j][l] + G[i][1] * g[3 + j][l] + G[i][2] * g[6 + j][l];
         for (int i = 0; i < a; i++) /* (G g) G^T */
             for (int j = 0; j < a; j++) {
-                float *row = u + u_index(C, K, (size_t)(i * a + j), kb * WB, c);
+                const size_t point = (size_t)(i * a + j);
+                float *row = u + (plain ? (point * C + c) * K + kb * WB : u_index(C, K, point, kb * WB, c));
 #pragma omp simd
                 for (int l = 0; l < WB; l++)
                     row[l] = gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2];
@@ -92,7 +110,7 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, f
     }
 }
 
-void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u) { transform(d, w, 0, u); }
+void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u) { transform(d, w, 0, 0, u); }
 
 mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d)
 {
@@ -107,7 +125,12 @@ mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d)
 void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float *u)
 {
     const mx_conv2d_desc t = mx_wino_transposed(d);
-    transform(&t, w, 1, u);
+    transform(&t, w, 1, 0, u);
+}
+
+void mx_wino_gemm_transform_weights(const mx_conv2d_desc *run, const float *w, int transposed, float *u)
+{
+    transform(run, w, transposed, 1, u);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -231,46 +254,6 @@ static void gemm_pair(int m, size_t C, const float *v, size_t v_stride, const fl
 #endif
 
 
-static inline vec epilogue(vec v, vec bias, const float *addend, int relu)
-{
-    v = v_add(v, bias);
-    if (addend) v = v_add(v, v_loadu(addend));
-    return relu ? v_relu(v) : v;
-}
-
-
-/* Y = A^T M A for one tile's points m (WB floats each), then the epilogue,
- * stored where the tile falls inside the output. */
-static inline __attribute__((always_inline)) void output_tile(int tile, const float *m, vec bias,
-                                                               const float *addend, int relu, float *yb, size_t OH,
-                                                               size_t OW, size_t row0, size_t col0)
-{
-    const int a = tile + 2;
-    vec t[4][6]; /* A^T M: tile rows x a columns */
-#pragma GCC unroll 6
-    for (int j = 0; j < a; j++) {
-        vec col[6], out[4];
-#pragma GCC unroll 6
-        for (int i = 0; i < a; i++) col[i] = v_load(m + (size_t)(i * a + j) * WB);
-        at_apply(tile, col, out);
-#pragma GCC unroll 4
-        for (int i = 0; i < tile; i++) t[i][j] = out[i];
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < tile; i++) {
-        const size_t r = row0 + (size_t)i;
-        if (r >= OH) break;
-        vec y[4];
-        at_apply(tile, t[i], y);
-        const size_t at = (r * OW + col0) * WB;
-#pragma GCC unroll 4
-        for (int j = 0; j < tile; j++)
-            if (col0 + (size_t)j < OW)
-                v_storeu(yb + at + (size_t)j * WB,
-                                 epilogue(y[j], bias, addend ? addend + at + (size_t)j * WB : NULL, relu));
-    }
-}
-
 /* Rows [row0, row1) of sample s's channel blocks (plane_rows rows of
  * row_floats each per block) towards L1: the next job's new input and addend
  * rows, fetched while this job computes (without it the tile loads waited
@@ -301,7 +284,7 @@ static inline __attribute__((always_inline)) void output_block(int tile, const m
     const size_t plane = (s * KB + kb) * OH * OW * WB;
     for (size_t t = 0; t < nt; t++) {
         const size_t ty = (t_begin + t) / tiles_x, tx = (t_begin + t) % tiles_x;
-        output_tile(tile, mm + t * P * WB, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
+        output_tile(tile, mm + t * P * WB, WB, bv, addend ? addend + plane : NULL, relu, y + plane, OH, OW,
                     ty * (size_t)tile, tx * (size_t)tile);
     }
 }

@@ -1,8 +1,10 @@
-/* Winograd convolution, forward only, for blocked tensors (nChw16c with
- * AVX-512, nChw8c with AVX2: mx_wino_block): the inference
- * path's kernel for 3x3 stride-1 layers with few channels, where oneDNN's
- * direct kernels already run near the machine's peak and its own Winograd
- * loses to them (cnn_cpu_plan.c winograd_inference_suits says by how much).
+/* Winograd convolutions for blocked tensors (nChw16c with AVX-512, nChw8c
+ * with AVX2: mx_wino_block), 3x3 stride 1 padding 1: the forward (which is
+ * also the input gradient, mx_wino_transposed) and the weights' gradient.
+ * Where each runs instead of oneDNN (cnn_cpu_plan.c
+ * winograd_inference_suits and winograd_training_suits say by how much it
+ * wins): the inference path's layers with few channels, and on AVX2, where
+ * oneDNN has no Winograd kernels, the training passes too.
  *
  * F(4x4, 3x3) or F(2x2, 3x3) by the shape (mx_wino_tile). The weights are
  * transformed when the caller chooses (mx_wino_transform_weights), so folded
@@ -63,6 +65,42 @@ void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float
  * a build without the kernels. */
 mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
                                    float *db);
+
+/* Wide layers (winograd_gemm.c): the same convolutions over a whole batch,
+ * tiles transformed a chunk at a time and each Winograd point's product a
+ * GEMM (oneDNN's sgemm, the points shared among the threads): for layers of
+ * hundreds of channels, where the per-tile kernels above stream the
+ * transformed weights once per tile group. mx_wino_gemm_suits: as
+ * mx_wino_suits without its channel limit (at most MX_WINO_GEMM_MAX_CHANNELS
+ * in and out). */
+#define MX_WINO_GEMM_MAX_CHANNELS 2048
+int mx_wino_gemm_suits(const mx_conv2d_desc *d);
+/* Whether a batch of n gives d's GEMMs enough rows to win: at least
+ * MX_WINO_GEMM_MIN_TILES output tiles (measured on AVX2, 512@4 against
+ * oneDNN's direct kernel: 32 tiles lost, 15.4 + 46.7 ms forward + backward
+ * against 16.7 + 34.7; 128 tiles won). */
+#define MX_WINO_GEMM_MIN_TILES 128
+int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n);
+/* Replaces MX_WINO_GEMM_MIN_TILES for the process (0: restores it): tests
+ * lower it so that small networks run the GEMM kernels. */
+void mx_wino_gemm_min_tiles_set(size_t tiles);
+/* Floats of the caller's scratch for d's forward (weights_grad 0) or for
+ * both (1): the chunk's transformed tiles, and for the weights' gradient its
+ * sum in the Winograd domain; independent of the batch. 64-byte aligned
+ * scratch runs fastest. */
+size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad);
+/* u (mx_wino_weight_floats of run) = the weights w of convolution run, or
+ * with transposed those of the convolution whose mx_wino_transposed run is
+ * (for its input gradient), laid out as [point][in][out] for the GEMM. */
+void mx_wino_gemm_transform_weights(const mx_conv2d_desc *run, const float *w, int transposed, float *u);
+/* y = relu?(conv(x, w) + bias + addend) as mx_wino_forward, u from
+ * mx_wino_gemm_transform_weights. MX_ERR_UNSUPPORTED without the kernels
+ * or when oneDNN's sgemm fails. */
+mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
+                               const float *addend, int relu, float *y, float *scratch);
+/* dw (overwritten) and db (NULL: none) as mx_wino_backward_weights. */
+mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
+                                        float *db, float *scratch);
 
 /* y = relu?(conv(x, w) + bias + addend), x, addend and y blocked by
  * mx_wino_block channels; bias and

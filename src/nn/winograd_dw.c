@@ -48,127 +48,7 @@ static size_t dw_points(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 
  * tiles a group and 3.5 with 56 before the padding). */
 static size_t dw_point_stride(size_t g, size_t channels) { return g * channels + 16; }
 
-/* Where dU[point][k][c] lives: [point][k / WB][c][k % WB], as winograd.c's u. */
-static size_t dw_index(size_t C, size_t K, size_t point, size_t k, size_t c)
-{
-    return ((point * (K / WB) + k / WB) * C + c) * WB + k % WB;
-}
-
-/* dw [K][C][3][3] = G^T dU G for every filter, dU being the sum of the
- * threads' parts (points x K x C floats each, `part` floats apart, added in
- * order). */
-static void dw_from_domain(const mx_conv2d_desc *d, const float *parts, int nparts, size_t part, float *dw)
-{
-    const size_t C = d->in_channels, K = d->out_channels;
-    const int a = mx_wino_tile(d) + 2;
-    const float(*G)[3] = a == 6 ? G4 : G2;
-    const long work = (long)(C * (K / WB));
-#pragma omp parallel for schedule(static) if (work >= 64)
-    for (long job = 0; job < work; job++) {
-        const size_t c = (size_t)job % C, kb = (size_t)job / C;
-        float du[6][6][WB], t[3][6][WB];
-        for (int i = 0; i < a; i++)
-            for (int j = 0; j < a; j++) {
-                const float *at = parts + dw_index(C, K, (size_t)(i * a + j), kb * WB, c);
-#pragma omp simd
-                for (int l = 0; l < WB; l++) du[i][j][l] = at[l];
-                for (int p = 1; p < nparts; p++)
-#pragma omp simd
-                    for (int l = 0; l < WB; l++) du[i][j][l] += at[(size_t)p * part + (size_t)l];
-            }
-        for (int r = 0; r < 3; r++) /* G^T dU */
-            for (int j = 0; j < a; j++) {
-#pragma omp simd
-                for (int l = 0; l < WB; l++) {
-                    float s = 0;
-                    for (int i = 0; i < a; i++) s += G[i][r] * du[i][j][l];
-                    t[r][j][l] = s;
-                }
-            }
-        for (int r = 0; r < 3; r++) /* (G^T dU) G */
-            for (int q = 0; q < 3; q++)
-#pragma omp simd
-                for (int l = 0; l < WB; l++) {
-                    float s = 0;
-                    for (int j = 0; j < a; j++) s += t[r][j][l] * G[j][q];
-                    dw[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)(r * 3 + q)] = s;
-                }
-    }
-}
-
-/* db[k] = the sum of dy over samples and pixels (blocked dy). */
-static void bias_gradient(const mx_conv2d_desc *d, size_t n, const float *dy, float *db)
-{
-    const size_t K = d->out_channels, KB = K / WB, hw = d->out_h * d->out_w;
-#pragma omp parallel for schedule(static)
-    for (long kb = 0; kb < (long)KB; kb++) {
-        float sum[WB] = {0};
-        for (size_t s = 0; s < n; s++) {
-            const float *p = dy + (s * KB + (size_t)kb) * hw * WB;
-            for (size_t i = 0; i < hw; i++)
-#pragma omp simd
-                for (int l = 0; l < WB; l++) sum[l] += p[i * WB + (size_t)l];
-        }
-        for (int l = 0; l < WB; l++) db[(size_t)kb * WB + (size_t)l] = sum[l];
-    }
-}
-
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-
-/* A y: F2 (A's rows 1 0, 1 1, 1 -1, 0 -1) from 2 vectors to 4, F4 (rows
- * 1 0 0 0, 1 1 1 1, 1 -1 1 -1, 1 2 4 8, 1 -2 4 -8, 0 0 0 1) from 4 to 6:
- * the transpose of winograd_simd.h's at_apply. */
-static inline __attribute__((always_inline)) void a_apply(int tile, const vec *y, vec *x)
-{
-    if (tile == 2) {
-        x[0] = y[0], x[1] = v_add(y[0], y[1]), x[2] = v_sub(y[0], y[1]), x[3] = v_sub(v_zero(), y[1]);
-        return;
-    }
-    const vec e = v_add(y[0], y[2]), o = v_add(y[1], y[3]);
-    const vec e4 = v_fmadd(v_set1(4.0f), y[2], y[0]), o4 = v_fmadd(v_set1(8.0f), y[3], v_add(y[1], y[1]));
-    x[0] = y[0], x[1] = v_add(e, o), x[2] = v_sub(e, o), x[3] = v_add(e4, o4), x[4] = v_sub(e4, o4), x[5] = y[3];
-}
-
-/* M = A dY A^T for one tile: its outputs at (row0, col0) of one block of
- * output channels (zero past the plane's edges), written to
- * mo[point * stride]. */
-static inline __attribute__((always_inline)) void grad_tile(int tile, const float *dyb, size_t OH, size_t OW,
-                                                             size_t row0, size_t col0, float *mo, size_t stride)
-{
-    const int a = tile + 2;
-    vec y[4][4], t[6][4];
-    if (row0 + (size_t)tile <= OH && col0 + (size_t)tile <= OW) { /* inside: no test per output */
-        const float *p = dyb + (row0 * OW + col0) * WB;
-#pragma GCC unroll 4
-        for (int i = 0; i < tile; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < tile; j++) y[i][j] = v_loadu(p + ((size_t)i * OW + (size_t)j) * WB);
-    } else {
-#pragma GCC unroll 4
-        for (int i = 0; i < tile; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < tile; j++)
-                y[i][j] = row0 + (size_t)i < OH && col0 + (size_t)j < OW
-                              ? v_loadu(dyb + ((row0 + (size_t)i) * OW + col0 + (size_t)j) * WB)
-                              : v_zero();
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < tile; j++) { /* A dY, column by column */
-        vec col[4], out[6];
-#pragma GCC unroll 4
-        for (int i = 0; i < tile; i++) col[i] = y[i][j];
-        a_apply(tile, col, out);
-#pragma GCC unroll 6
-        for (int i = 0; i < a; i++) t[i][j] = out[i];
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < a; i++) { /* (A dY) A^T, row by row */
-        vec out[6];
-        a_apply(tile, t[i], out);
-#pragma GCC unroll 6
-        for (int j = 0; j < a; j++) v_store(mo + (size_t)(i * a + j) * stride, out[j]);
-    }
-}
 
 /* For m (a constant after inlining) input channels c0.. and nb (1 or 2)
  * blocks of output channels: sum over the group's g tiles of
@@ -302,7 +182,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
             else dw_group(2, d, first, take, x, dy, vbuf, mbuf, du);
         }
     }
-    dw_from_domain(d, parts, used, part, dw);
+    dw_from_domain(d, parts, used, part, 0, dw);
     free(parts);
     return MX_OK;
 }
@@ -312,7 +192,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
 mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
                                    float *db)
 {
-    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)dw_from_domain, (void)bias_gradient;
+    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)dw_from_domain, (void)bias_gradient, (void)dw_points;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 

@@ -1,5 +1,6 @@
 /* The vector type and the tile transforms shared by the Winograd kernels
- * (winograd.c: forward; winograd_dw.c: weights' gradient), one channel block
+ * (winograd.c: forward; winograd_dw.c: weights' gradient; winograd_gemm.c:
+ * both for wide layers), one channel block
  * (WB lanes: nChw16c with AVX-512, nChw8c with AVX2) per vector. Private to
  * those two files: every function is static inline, so each keeps its
  * constant tile sizes after inlining. */
@@ -62,6 +63,72 @@ static const float G4[6][3] = {{1.0f / 4, 0, 0},
                                {1.0f / 24, 1.0f / 12, 1.0f / 6},
                                {1.0f / 24, -1.0f / 12, 1.0f / 6},
                                {0, 0, 1}};
+
+/* Where dU[point][k][c] lives: [point][k / WB][c][k % WB], as winograd.c's u. */
+static inline size_t dw_index(size_t C, size_t K, size_t point, size_t k, size_t c)
+{
+    return ((point * (K / WB) + k / WB) * C + c) * WB + k % WB;
+}
+
+/* dw [K][C][3][3] = G^T dU G for every filter, dU being the sum of
+ * `nparts` parts (points x K x C floats each, `part` floats apart, added in
+ * order), laid out as dw_index says, or with `plain` as [point][k][c]. */
+static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, int nparts, size_t part, int plain,
+                                  float *dw)
+{
+    const size_t C = d->in_channels, K = d->out_channels;
+    const int a = mx_wino_tile(d) + 2;
+    const float(*G)[3] = a == 6 ? G4 : G2;
+    const long work = (long)(C * (K / WB));
+#pragma omp parallel for schedule(static) if (work >= 64)
+    for (long job = 0; job < work; job++) {
+        const size_t c = (size_t)job % C, kb = (size_t)job / C;
+        float du[6][6][WB], t[3][6][WB];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
+                const size_t point = (size_t)(i * a + j);
+                const float *at = parts + (plain ? (point * K + kb * WB) * C + c : dw_index(C, K, point, kb * WB, c));
+                const size_t lane = plain ? C : 1;
+                for (int l = 0; l < WB; l++) du[i][j][l] = at[(size_t)l * lane];
+                for (int p = 1; p < nparts; p++)
+                    for (int l = 0; l < WB; l++) du[i][j][l] += at[(size_t)p * part + (size_t)l * lane];
+            }
+        for (int r = 0; r < 3; r++) /* G^T dU */
+            for (int j = 0; j < a; j++) {
+#pragma omp simd
+                for (int l = 0; l < WB; l++) {
+                    float s = 0;
+                    for (int i = 0; i < a; i++) s += G[i][r] * du[i][j][l];
+                    t[r][j][l] = s;
+                }
+            }
+        for (int r = 0; r < 3; r++) /* (G^T dU) G */
+            for (int q = 0; q < 3; q++)
+#pragma omp simd
+                for (int l = 0; l < WB; l++) {
+                    float s = 0;
+                    for (int j = 0; j < a; j++) s += t[r][j][l] * G[j][q];
+                    dw[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)(r * 3 + q)] = s;
+                }
+    }
+}
+
+/* db[k] = the sum of dy over samples and pixels (blocked dy). */
+static inline void bias_gradient(const mx_conv2d_desc *d, size_t n, const float *dy, float *db)
+{
+    const size_t K = d->out_channels, KB = K / WB, hw = d->out_h * d->out_w;
+#pragma omp parallel for schedule(static)
+    for (long kb = 0; kb < (long)KB; kb++) {
+        float sum[WB] = {0};
+        for (size_t s = 0; s < n; s++) {
+            const float *p = dy + (s * KB + (size_t)kb) * hw * WB;
+            for (size_t i = 0; i < hw; i++)
+#pragma omp simd
+                for (int l = 0; l < WB; l++) sum[l] += p[i * WB + (size_t)l];
+        }
+        for (int l = 0; l < WB; l++) db[(size_t)kb * WB + (size_t)l] = sum[l];
+    }
+}
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 
@@ -159,6 +226,101 @@ static inline __attribute__((always_inline)) void at_apply(int tile, const vec *
     y[1] = v_fmadd(v_set1(2.0f), d34, d12);
     y[2] = v_fmadd(v_set1(4.0f), s34, s12);
     y[3] = v_add(v_fmadd(v_set1(8.0f), d34, d12), x[5]);
+}
+
+static inline vec epilogue(vec v, vec bias, const float *addend, int relu)
+{
+    v = v_add(v, bias);
+    if (addend) v = v_add(v, v_loadu(addend));
+    return relu ? v_relu(v) : v;
+}
+
+
+/* Y = A^T M A for one tile's points m (WB floats each, m_stride floats
+ * apart), then the epilogue, stored where the tile falls inside the output. */
+static inline __attribute__((always_inline)) void output_tile(int tile, const float *m, size_t m_stride, vec bias,
+                                                               const float *addend, int relu, float *yb, size_t OH,
+                                                               size_t OW, size_t row0, size_t col0)
+{
+    const int a = tile + 2;
+    vec t[4][6]; /* A^T M: tile rows x a columns */
+#pragma GCC unroll 6
+    for (int j = 0; j < a; j++) {
+        vec col[6], out[4];
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++) col[i] = v_load(m + (size_t)(i * a + j) * m_stride);
+        at_apply(tile, col, out);
+#pragma GCC unroll 4
+        for (int i = 0; i < tile; i++) t[i][j] = out[i];
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < tile; i++) {
+        const size_t r = row0 + (size_t)i;
+        if (r >= OH) break;
+        vec y[4];
+        at_apply(tile, t[i], y);
+        const size_t at = (r * OW + col0) * WB;
+#pragma GCC unroll 4
+        for (int j = 0; j < tile; j++)
+            if (col0 + (size_t)j < OW)
+                v_storeu(yb + at + (size_t)j * WB,
+                                 epilogue(y[j], bias, addend ? addend + at + (size_t)j * WB : NULL, relu));
+    }
+}
+
+/* A y: F2 (A's rows 1 0, 1 1, 1 -1, 0 -1) from 2 vectors to 4, F4 (rows
+ * 1 0 0 0, 1 1 1 1, 1 -1 1 -1, 1 2 4 8, 1 -2 4 -8, 0 0 0 1) from 4 to 6:
+ * the transpose of winograd_simd.h's at_apply. */
+static inline __attribute__((always_inline)) void a_apply(int tile, const vec *y, vec *x)
+{
+    if (tile == 2) {
+        x[0] = y[0], x[1] = v_add(y[0], y[1]), x[2] = v_sub(y[0], y[1]), x[3] = v_sub(v_zero(), y[1]);
+        return;
+    }
+    const vec e = v_add(y[0], y[2]), o = v_add(y[1], y[3]);
+    const vec e4 = v_fmadd(v_set1(4.0f), y[2], y[0]), o4 = v_fmadd(v_set1(8.0f), y[3], v_add(y[1], y[1]));
+    x[0] = y[0], x[1] = v_add(e, o), x[2] = v_sub(e, o), x[3] = v_add(e4, o4), x[4] = v_sub(e4, o4), x[5] = y[3];
+}
+
+/* M = A dY A^T for one tile: its outputs at (row0, col0) of one block of
+ * output channels (zero past the plane's edges), written to
+ * mo[point * stride]. */
+static inline __attribute__((always_inline)) void grad_tile(int tile, const float *dyb, size_t OH, size_t OW,
+                                                             size_t row0, size_t col0, float *mo, size_t stride)
+{
+    const int a = tile + 2;
+    vec y[4][4], t[6][4];
+    if (row0 + (size_t)tile <= OH && col0 + (size_t)tile <= OW) { /* inside: no test per output */
+        const float *p = dyb + (row0 * OW + col0) * WB;
+#pragma GCC unroll 4
+        for (int i = 0; i < tile; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < tile; j++) y[i][j] = v_loadu(p + ((size_t)i * OW + (size_t)j) * WB);
+    } else {
+#pragma GCC unroll 4
+        for (int i = 0; i < tile; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < tile; j++)
+                y[i][j] = row0 + (size_t)i < OH && col0 + (size_t)j < OW
+                              ? v_loadu(dyb + ((row0 + (size_t)i) * OW + col0 + (size_t)j) * WB)
+                              : v_zero();
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < tile; j++) { /* A dY, column by column */
+        vec col[4], out[6];
+#pragma GCC unroll 4
+        for (int i = 0; i < tile; i++) col[i] = y[i][j];
+        a_apply(tile, col, out);
+#pragma GCC unroll 6
+        for (int i = 0; i < a; i++) t[i][j] = out[i];
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < a; i++) { /* (A dY) A^T, row by row */
+        vec out[6];
+        a_apply(tile, t[i], out);
+#pragma GCC unroll 6
+        for (int j = 0; j < a; j++) v_store(mo + (size_t)(i * a + j) * stride, out[j]);
+    }
 }
 
 #endif
