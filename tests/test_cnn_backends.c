@@ -267,7 +267,7 @@ static void test_agreement(void)
         {"resnet20", 3, 16, 16, 5, 4},  {"preact18", 1, 12, 12, 10, 4}, {"wrn-10-2-0.3", 3, 8, 8, 4, 4},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) agree(&cases[k], k);
-    if (mx_wino_block() == 8) {
+    if (mx_wino_block() == 8 && (g_block ? g_block : mx_dnnl_channel_block()) == 8) {
         /* preact18 again with the batch-wide GEMM Winograd kernels on its
          * 128- to 512-channel layers, which these batches are too small for
          * otherwise (AVX2 runs them in training). */
@@ -810,93 +810,111 @@ static void test_mlp(void)
  * within RTOL, the same bits on every call and at every batch size's own
  * plans, the mode left as it was, also for batches split into chunks; on the
  * reference backend, the forward's bits. */
+typedef struct {
+    const char *arch;
+    size_t c, h, w, classes, batch;
+    int folds_bn, fuses_add; /* lenet5 has no batch norm; pre-activation blocks add after a plain conv */
+    int winograd;            /* no conv wider than 64 channels: mixreg's Winograd kernel on its 3x3 ones */
+    int narrow_3x3;          /* a wider network with 3x3 stride-1 layers of at most 64 channels: on the
+                                Winograd kernel where oneDNN has no Winograd of its own (AVX2) */
+} predict_case;
+
+/* Case c (seeded by k): predictions against the eval forward at the max
+ * batch and one less, and the fusions the case expects. */
+static void predict_agrees(const predict_case *c, size_t k)
+{
+    const size_t B = c->batch, C = c->classes, d = c->c * c->h * c->w;
+    mx_model *m = make(c->arch, c->c, c->h, c->w, C, B, MX_BACKEND_CPU);
+    mx_model *r = make(c->arch, c->c, c->h, c->w, C, B, MX_BACKEND_REF);
+    float *x = malloc(B * d * sizeof *x), *y = malloc(B * C * sizeof *y), *dl = malloc(B * C * sizeof *dl);
+    float *eval = malloc(B * C * sizeof *eval), *pred = malloc(B * C * sizeof *pred);
+    if (!m || !r || !x || !y || !dl || !eval || !pred) {
+        CHECK(0);
+        goto next;
+    }
+    mx_model_init_params(m, 40 + k);
+    mx_rng rng;
+    mx_rng_init(&rng, 50 + k, 0);
+    /* Batch-norm affine parameters off their defaults, then two SGD steps. */
+    const mx_param_info *tab;
+    size_t nt = mx_model_param_tensors(m, &tab);
+    float *params = mx_model_params(m), *grads = mx_model_grads(m);
+    for (size_t t = 0; t < nt; t++)
+        if (tab[t].ndim == 1)
+            for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(&rng);
+    for (int step = 0; step < 2; step++) {
+        random_fill(&rng, x, B * d);
+        random_targets(&rng, y, B, C);
+        const float *logits = mx_model_forward(m, x, B);
+        mx_softmax_xent(logits, y, B, C, dl);
+        mx_model_backward(m, dl, B);
+        for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
+    }
+    size_t folded = 0, summed = 0, wino = 0, gemm = 0;
+    const cnn_graph *g = ((const struct mx_model *)m)->impl;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
+            wino += cnn_cpu_node_of(g, j)->wino == CNN_WINO_TILES, gemm += cnn_cpu_node_of(g, j)->wino == CNN_WINO_GEMM;
+    CHECK((folded > 0) == c->folds_bn);
+    /* mixreg's Winograd kernel works in the build's vector block
+     * (mx_wino_block); the add is fused by it or by oneDNN where the
+     * activations are in its kernels' own block; elsewhere (nChw16c on
+     * AVX2) it stays a node. */
+    const size_t block = g_block ? g_block : mx_dnnl_channel_block();
+    const int own_wino = (c->winograd || (c->narrow_3x3 && mx_wino_block() == 8)) &&
+                         mx_wino_available() && block == mx_wino_block();
+    const int add_fusable = own_wino || mx_dnnl_fused_add_available(block);
+    CHECK((summed > 0) == (c->fuses_add && add_fusable));
+    CHECK((wino > 0) == own_wino);
+    random_fill(&rng, x, B * d);
+    double worst = 0;
+    for (size_t n = B; n >= B - 1; n--) {
+        mx_model_set_training(m, 0);
+        memcpy(eval, mx_model_forward(m, x, n), n * C * sizeof *eval);
+        mx_model_set_training(m, 1);
+        memcpy(pred, mx_model_predict(m, x, n), n * C * sizeof *pred);
+        CHECK(mx_model_is_training(m) == 1);
+        double e = norm_error(pred, eval, n * C);
+        if (e > worst) worst = e;
+        CHECK(e <= RTOL);
+        CHECK(memcmp(pred, mx_model_predict(m, x, n), n * C * sizeof *pred) == 0);
+    }
+    /* Every batch size got its inference plans (none fell back to the
+     * unfused forward, which says so on stderr). */
+    CHECK(!cnn_cpu_of(g)->plan_warned);
+    printf("  %-12s %zux%zux%zu: %zu batch norms folded into convolutions, %zu residual adds fused, %zu "
+           "convolutions on the Winograd kernel and %zu on the GEMM ones; logits %.1e from the eval forward "
+           "(norm-wise)\n",
+           c->arch, c->c, c->h, c->w, folded, summed, wino, gemm, worst);
+    /* The reference backend's predict is its eval forward, bit for bit. */
+    CHECK_OK(mx_model_copy_state(r, m));
+    mx_model_set_training(r, 0);
+    memcpy(eval, mx_model_forward(r, x, B), B * C * sizeof *eval);
+    CHECK(memcmp(eval, mx_model_predict(r, x, B), B * C * sizeof *eval) == 0);
+next:
+    mx_model_free(m), mx_model_free(r);
+    free(x), free(y), free(dl), free(eval), free(pred);
+}
+
 static void test_predict(void)
 {
-    static const struct {
-        const char *arch;
-        size_t c, h, w, classes, batch;
-        int folds_bn, fuses_add;  /* lenet5 has no batch norm; pre-activation blocks add after a plain conv */
-        int winograd;             /* no conv wider than 64 channels: mixreg's Winograd kernel on its 3x3 ones */
-        int narrow_3x3;           /* a wider network with 3x3 stride-1 layers of at most 64 channels: on the
-                                     Winograd kernel where oneDNN has no Winograd of its own (AVX2) */
-    } cases[] = {
+    static const predict_case cases[] = {
         {"lenet5", 1, 28, 28, 10, 5, 0, 0, 0, 0},    {"resnet20", 1, 28, 28, 10, 5, 1, 1, 1, 0},
         {"resnet20", 3, 16, 16, 5, 4, 1, 1, 1, 0},   {"preact18", 1, 12, 12, 10, 4, 1, 0, 0, 1},
         {"wrn-10-2-0.3", 3, 8, 8, 4, 4, 1, 0, 0, 1}, {"resnet50", 3, 32, 32, 6, 2, 1, 1, 0, 1},
         /* above CNN_PREDICT_CHUNK: chunks of 24, 23, 23 (then 3 x 23), the weights folded once per call */
         {"resnet20", 3, 8, 8, 4, 70, 1, 1, 1, 0},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const size_t B = cases[k].batch, C = cases[k].classes, d = cases[k].c * cases[k].h * cases[k].w;
-        mx_model *m = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, C, B, MX_BACKEND_CPU);
-        mx_model *r = make(cases[k].arch, cases[k].c, cases[k].h, cases[k].w, C, B, MX_BACKEND_REF);
-        float *x = malloc(B * d * sizeof *x), *y = malloc(B * C * sizeof *y), *dl = malloc(B * C * sizeof *dl);
-        float *eval = malloc(B * C * sizeof *eval), *pred = malloc(B * C * sizeof *pred);
-        if (!m || !r || !x || !y || !dl || !eval || !pred) {
-            CHECK(0);
-            goto next;
-        }
-        mx_model_init_params(m, 40 + k);
-        mx_rng rng;
-        mx_rng_init(&rng, 50 + k, 0);
-        /* Batch-norm affine parameters off their defaults, then two SGD steps. */
-        const mx_param_info *tab;
-        size_t nt = mx_model_param_tensors(m, &tab);
-        float *params = mx_model_params(m), *grads = mx_model_grads(m);
-        for (size_t t = 0; t < nt; t++)
-            if (tab[t].ndim == 1)
-                for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(&rng);
-        for (int step = 0; step < 2; step++) {
-            random_fill(&rng, x, B * d);
-            random_targets(&rng, y, B, C);
-            const float *logits = mx_model_forward(m, x, B);
-            mx_softmax_xent(logits, y, B, C, dl);
-            mx_model_backward(m, dl, B);
-            for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
-        }
-        size_t folded = 0, summed = 0, wino = 0;
-        const cnn_graph *g = ((const struct mx_model *)m)->impl;
-        for (size_t j = 0; j < g->num_nodes; j++)
-            folded += cnn_cpu_node_of(g, j)->fold_bn >= 0, summed += cnn_cpu_node_of(g, j)->fold_add >= 0,
-                wino += cnn_cpu_node_of(g, j)->wino;
-        CHECK((folded > 0) == cases[k].folds_bn);
-        /* mixreg's Winograd kernel works in the build's vector block
-         * (mx_wino_block); the add is fused by it or by oneDNN where the
-         * activations are in its kernels' own block; elsewhere (nChw16c on
-         * AVX2) it stays a node. */
-        const size_t block = g_block ? g_block : mx_dnnl_channel_block();
-        const int own_wino = (cases[k].winograd || (cases[k].narrow_3x3 && mx_wino_block() == 8)) &&
-                             mx_wino_available() && block == mx_wino_block();
-        const int add_fusable = own_wino || mx_dnnl_fused_add_available(block);
-        CHECK((summed > 0) == (cases[k].fuses_add && add_fusable));
-        CHECK((wino > 0) == own_wino);
-        random_fill(&rng, x, B * d);
-        double worst = 0;
-        for (size_t n = B; n >= B - 1; n--) {
-            mx_model_set_training(m, 0);
-            memcpy(eval, mx_model_forward(m, x, n), n * C * sizeof *eval);
-            mx_model_set_training(m, 1);
-            memcpy(pred, mx_model_predict(m, x, n), n * C * sizeof *pred);
-            CHECK(mx_model_is_training(m) == 1);
-            double e = norm_error(pred, eval, n * C);
-            if (e > worst) worst = e;
-            CHECK(e <= RTOL);
-            CHECK(memcmp(pred, mx_model_predict(m, x, n), n * C * sizeof *pred) == 0);
-        }
-        /* Every batch size got its inference plans (none fell back to the
-         * unfused forward, which says so on stderr). */
-        CHECK(!cnn_cpu_of(g)->plan_warned);
-        printf("  %-12s %zux%zux%zu: %zu batch norms folded into convolutions, %zu residual adds fused, %zu "
-               "convolutions on the Winograd kernel; logits %.1e from the eval forward (norm-wise)\n",
-               cases[k].arch, cases[k].c, cases[k].h, cases[k].w, folded, summed, wino, worst);
-        /* The reference backend's predict is its eval forward, bit for bit. */
-        CHECK_OK(mx_model_copy_state(r, m));
-        mx_model_set_training(r, 0);
-        memcpy(eval, mx_model_forward(r, x, B), B * C * sizeof *eval);
-        CHECK(memcmp(eval, mx_model_predict(r, x, B), B * C * sizeof *eval) == 0);
-    next:
-        mx_model_free(m), mx_model_free(r);
-        free(x), free(y), free(dl), free(eval), free(pred);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) predict_agrees(&cases[k], k);
+    if (mx_wino_block() == 8 && (g_block ? g_block : mx_dnnl_channel_block()) == 8) {
+        /* preact18's and resnet50's wider layers on the batch-wide GEMM
+         * Winograd kernels, which these batches are too small for otherwise
+         * (AVX2 runs them where they have the tiles). */
+        printf("  with the GEMM Winograd kernels at every batch:\n");
+        mx_wino_gemm_min_tiles_set(1);
+        predict_agrees(&cases[3], 3);
+        predict_agrees(&cases[5], 5);
+        mx_wino_gemm_min_tiles_set(0);
     }
 }
 

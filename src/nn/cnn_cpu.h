@@ -26,7 +26,8 @@ typedef struct {
     int pred_out;                    /* conv: the tensor the fused convolution writes */
     int sum_in;                      /* conv with fold_add: the add's other input */
     int pred_relu;                   /* conv: the ReLU that ends the fused chain */
-    int wino;                        /* conv: prediction runs it on mixreg's Winograd kernel (winograd.h) */
+    int wino;                        /* conv: prediction runs it on mixreg's Winograd kernels (winograd.h,
+                                        CNN_WINO_*; cnn_cpu_predicts_wino says at which batches) */
     int train_wino;                  /* conv: its training passes and eval-mode forward run on mixreg's
                                         Winograd kernels (cnn_cpu_plan.c winograd_training_suits) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
@@ -83,7 +84,8 @@ typedef struct {
     float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
                                     its input gradient's (train_wino) */
     float *wino_scratch;         /* the CNN_WINO_GEMM layers' chunk buffers (mx_wino_gemm_scratch_floats) */
-    int pred_chunked;            /* prediction splits large batches (some layer runs Winograd) */
+    int pred_chunked;            /* prediction splits large batches (a network of at most 64 channels with
+                                    layers on the per-tile Winograd kernel: cnn_cpu_predict.c) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
     float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights, made once
                                     per call; NULL above CNN_PRED_CACHE_BYTES */
@@ -104,6 +106,9 @@ mx_status cnn_cpu_plan(cnn_graph *g);
 void cnn_cpu_unplan(cnn_graph *g);
 void cnn_cpu_release(cnn_graph *g);
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
+/* Whether prediction runs node k on mixreg's Winograd kernels at batch n
+ * (its inference plan is then not made). */
+int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
 /* The plan set for batch n (inference: the predict hook's), made now if it
  * is new; NULL when that fails (a note on stderr, once): the pass then runs
  * on the reference layers. */

@@ -222,6 +222,20 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  * oneDNN's direct kernels run the small layers near the peak and the
  * per-tile kernel in the training forward changed nothing measurable; its
  * own Winograd kernels take the wide ones. */
+/* Whether prediction runs convolution nd (writing tensor out) on the
+ * batch-wide GEMM Winograd kernels (winograd_gemm.c) at batches they are
+ * worth it (mx_wino_gemm_worth; oneDNN's plan otherwise): on AVX2, float32
+ * 3x3 stride-1 padding-1 layers between nChw8c tensors that
+ * winograd_inference_suits leaves to oneDNN. Measured at batch 32 (the
+ * prediction chunk) with bench/conv_bench, forward ms, GEMM / oneDNN
+ * direct: 256@14 18.5 / 38.8, 512@7 28.7 / 44.9, 512@4 15.4 / 16.7 (32
+ * tiles: not worth it). */
+static int winograd_gemm_inference_suits(const cnn_graph *g, const cnn_node *nd, int out)
+{
+    return mx_wino_block() == 8 && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_gemm_suits(&nd->conv) &&
+           g->tensors[nd->in].blocked == 8 && g->tensors[out].blocked == 8;
+}
+
 static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
 {
     const mx_conv2d_desc *d = &nd->conv;
@@ -299,17 +313,21 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         if (nd->op != CNN_CONV) continue;
-        cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out);
+        cn->wino = winograd_inference_suits(g, nd, widest, cn->pred_out)          ? CNN_WINO_TILES
+                   : winograd_gemm_inference_suits(g, nd, cn->pred_out) ? CNN_WINO_GEMM
+                                                                         : CNN_WINO_NONE;
         cn->train_wino = winograd_training_suits(g, nd);
-        tiles_kernel |= cn->wino || cn->train_wino == CNN_WINO_TILES;
+        tiles_kernel |= cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
+        size_t scratch = cn->wino == CNN_WINO_GEMM ? mx_wino_gemm_scratch_floats(&nd->conv, 0) : 0;
         if (cn->train_wino == CNN_WINO_GEMM) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
             const size_t both = mx_wino_gemm_scratch_floats(&nd->conv, 1), dx = mx_wino_gemm_scratch_floats(&t, 0);
-            if (both > scratch_floats) scratch_floats = both;
-            if (dx > scratch_floats) scratch_floats = dx;
+            if (both > scratch) scratch = both;
+            if (dx > scratch) scratch = dx;
         }
+        if (scratch > scratch_floats) scratch_floats = scratch;
     }
     if (folded && !(cs->fold = malloc(folded * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
@@ -330,9 +348,9 @@ static mx_status plan_fusion(cnn_graph *g)
             cn->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
             cache += cn->pred_cache_wino_at;
         }
-        if (cn->wino) cache += mx_wino_weight_floats(&nd->conv);
+        if (cnn_cpu_predicts_wino(g, k, CNN_PREDICT_CHUNK)) cache += mx_wino_weight_floats(&nd->conv);
     }
-    cs->pred_chunked = tiles_kernel; /* cnn_cpu_predict.c says why only these */
+    cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
     if (cs->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
         !(cs->pred_cache = aligned_alloc(64, cache * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
@@ -389,7 +407,7 @@ static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n, int inference
     s->n = n;
     s->inference = inference;
     for (size_t k = 0; k < g->num_nodes; k++) {
-        if (inference && (cnn_cpu_node_of(g, k)->fused || cnn_cpu_node_of(g, k)->wino)) continue;
+        if (inference && (cnn_cpu_node_of(g, k)->fused || cnn_cpu_predicts_wino(g, k, n))) continue;
         mx_status st = make_node_plan(g, k, n, inference, &s->node[k]);
         if (st != MX_OK) {
             free_set(g, s);
@@ -510,4 +528,10 @@ const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference)
         cs->plan_warned = 1;
     }
     return NULL;
+}
+
+int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n)
+{
+    const int kind = cnn_cpu_node_of(g, k)->wino;
+    return kind == CNN_WINO_TILES || (kind == CNN_WINO_GEMM && mx_wino_gemm_worth(&g->nodes[k].conv, n));
 }

@@ -32,7 +32,7 @@ static void fold_batch_norm(const mx_model *m, const cnn_graph *g, size_t k, flo
  * folded in (fold_bn), then for the Winograd kernel transformed (*u); into
  * the node's place in the graph's pred_cache when it has one, else into the
  * shared g->fold and g->wino_u. */
-static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, const float **w, const float **b,
+static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w, const float **b,
                             const float **u)
 {
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
@@ -48,10 +48,10 @@ static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, con
         fold_batch_norm(m, g, k, fw, fw + m->tensors[nd->weight].numel);
         *w = fw, *b = fw + m->tensors[nd->weight].numel;
     }
-    if (cn->wino) {
-        mx_wino_transform_weights(&nd->conv, *w, fu);
-        *u = fu;
-    }
+    if (!cnn_cpu_predicts_wino(g, k, n)) return;
+    if (cn->wino == CNN_WINO_GEMM) mx_wino_gemm_transform_weights(&nd->conv, *w, 0, fu);
+    else mx_wino_transform_weights(&nd->conv, *w, fu);
+    *u = fu;
 }
 
 /* The prediction of one chunk of at most CNN_PREDICT_CHUNK samples, with
@@ -83,14 +83,16 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
             const float *at = cs->pred_cache + cn->pred_cache_at;
             w = cn->fold_bn >= 0 ? at : cnn_param(m, nd->weight);
             b = cn->fold_bn >= 0 ? at + m->tensors[nd->weight].numel : cnn_param(m, nd->bias);
-            u = cn->wino ? at + (cn->fold_bn >= 0 ? cn->pred_cache_wino_at : 0) : NULL;
+            u = cnn_cpu_predicts_wino(g, k, n) ? at + (cn->fold_bn >= 0 ? cn->pred_cache_wino_at : 0) : NULL;
         } else {
-            predict_weights(m, g, k, &w, &b, &u);
+            predict_weights(m, g, k, n, &w, &b, &u);
         }
         float *Y = g->tensors[cn->pred_out].data;
-        const float *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
-        if (u) mx_wino_forward(&nd->conv, n, cnn_tensor_data(g, nd->in), u, b, addend, cn->pred_relu, Y);
-        else st = mx_dnnl_conv2d_forward_add(plans->node[k].conv, n, cnn_tensor_data(g, nd->in), w, b, addend, Y);
+        const float *X = cnn_tensor_data(g, nd->in), *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
+        if (u && cn->wino == CNN_WINO_GEMM)
+            st = mx_wino_gemm_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y, cs->wino_scratch);
+        else if (u) mx_wino_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y);
+        else st = mx_dnnl_conv2d_forward_add(plans->node[k].conv, n, X, w, b, addend, Y);
         cnn_charge(g, CNN_CONV, 0, &t);
     }
     *logits = st == MX_OK ? g->tensors[g->nodes[g->num_nodes - 1].out].data : NULL;
@@ -104,7 +106,10 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
  * batch 128 are 6.4 MB, and the Winograd kernel at batch 16-32 ran 1.7x
  * faster per image than at 128, where it waited on memory. Networks of
  * wider layers keep the whole batch: chunks took preact18's eval from 740 to
- * 580 img/s (oneDNN's kernels for 64-512 channels want the large batch).
+ * 580 img/s on AVX-512 (oneDNN's kernels for 64-512 channels want the large
+ * batch), and on AVX2, where its wide layers run the batch-wide GEMM
+ * Winograd kernels, whole batches of 128 took it from 213 to 266 img/s (at
+ * 32 samples its 512-channel 4x4 layers have too few tiles for them). 
  * The folded and transformed weights are then made once per call
  * (pred_cache), not once per chunk: they cost 0.33 ms a chunk on resnet20. */
 mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits)
@@ -115,7 +120,7 @@ mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **l
     const int cached = cs->pred_cache != NULL;
     for (size_t k = 0; cached && k < g->num_nodes; k++) {
         const float *w, *b, *u;
-        if (cnn_cpu_node_of(g, k)->pred_cache_at != CNN_NONE) predict_weights(m, g, k, &w, &b, &u);
+        if (cnn_cpu_node_of(g, k)->pred_cache_at != CNN_NONE) predict_weights(m, g, k, CNN_PREDICT_CHUNK, &w, &b, &u);
     }
     const size_t chunks = (n + CNN_PREDICT_CHUNK - 1) / CNN_PREDICT_CHUNK;
     const size_t in = g->tensors[0].size, classes = g->tensors[g->nodes[g->num_nodes - 1].out].size;
