@@ -30,6 +30,8 @@ typedef struct {
                                         CNN_WINO_*; cnn_cpu_predicts_wino says at which batches) */
     int train_wino;                  /* conv: its training passes and eval-mode forward run on mixreg's
                                         Winograd kernels (cnn_cpu_plan.c winograd_training_suits) */
+    int narrow;                      /* conv: its forward and weights' gradient run conv_narrow.h's kernels
+                                        (NCHW first layers; cnn_cpu_plan.c narrow_suits) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
@@ -84,6 +86,8 @@ typedef struct {
     float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
                                     its input gradient's (train_wino) */
     float *wino_scratch;         /* the CNN_WINO_GEMM layers' chunk buffers (mx_wino_gemm_scratch_floats) */
+    float *narrow_scratch;       /* the narrow convolutions' (mx_conv_narrow_scratch_floats) for narrow_threads */
+    int narrow_threads;          /* OpenMP threads when planned: more at a call, and oneDNN runs the layer */
     int pred_chunked;            /* prediction splits large batches (a network of at most 64 channels with
                                     layers on the per-tile Winograd kernel: cnn_cpu_predict.c) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */

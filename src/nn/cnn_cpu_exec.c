@@ -20,11 +20,13 @@
  *    convolution before it (conv_takes_bf16_dy).
  * On AVX2 small 3x3 convolutions run their forward and input gradient on
  * mixreg's Winograd kernel (cnn_cpu_node.train_wino). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_cpu.h"
+#include "nn/conv_narrow.h"
 #include "nn/winograd.h"
 
 static const cnn_plan_set *plans_of(const cnn_pass *p) { return p->set; }
@@ -157,12 +159,21 @@ static int wino_kernel(const cnn_pass *p, size_t k)
     return kind == CNN_WINO_GEMM && !mx_wino_gemm_worth(&p->g->nodes[k].conv, p->n) ? CNN_WINO_NONE : kind;
 }
 
+/* Whether node k runs conv_narrow.h's kernels in this pass (not with more
+ * threads than its scratch was made for). */
+static int narrow_runs(const cnn_pass *p, size_t k)
+{
+    return cnn_cpu_node_of(p->g, k)->narrow && omp_get_max_threads() <= cnn_cpu_of(p->g)->narrow_threads;
+}
+
 static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_node_plan *pl = plan_of(p, k);
     void *kept = cnn_cpu_node_of(p->g, k)->x_bf16;
     const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
+    if (pl->conv && narrow_runs(p, k))
+        return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, y, cnn_cpu_of(p->g)->narrow_scratch);
     const int wino = pl->conv ? wino_kernel(p, k) : CNN_WINO_NONE;
     if (wino == CNN_WINO_TILES) {
         float *u = cnn_cpu_of(p->g)->wino_u;
@@ -284,6 +295,13 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
     const void *x_kept = conv_kept_input(p, k);
     const float *w = cnn_param(m, nd->weight);
     float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
+    if (narrow_runs(p, k)) {
+        if (dx) {
+            const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
+            if (st != MX_OK) return st;
+        }
+        return mx_conv_narrow_backward_weights(&nd->conv, p->n, x, dy, dw, db, cnn_cpu_of(p->g)->narrow_scratch);
+    }
     const int wino = wino_kernel(p, k);
     if (wino) {
         const cnn_cpu_graph *cs = cnn_cpu_of(p->g);

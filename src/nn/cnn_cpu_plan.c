@@ -31,11 +31,13 @@
  *    in networks no wider than 64 channels its 3x3 stride-1 convolutions
  *    run mixreg's own Winograd kernel (winograd_inference_suits). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_cpu.h"
+#include "nn/conv_narrow.h"
 #include "nn/winograd.h"
 
 static void free_set(cnn_graph *g, cnn_plan_set *s)
@@ -236,6 +238,19 @@ static int winograd_gemm_inference_suits(const cnn_graph *g, const cnn_node *nd,
            g->tensors[nd->in].blocked == 8 && g->tensors[out].blocked == 8;
 }
 
+/* Whether convolution nd runs conv_narrow.h's kernels (forward, weights'
+ * gradient): float32 layers of few input channels between NCHW tensors,
+ * the first layers oneDNN pads to its channel block. lenet5 on
+ * Fashion-MNIST, batch 128, 2 threads (ONEDNN_VERBOSE): its 1 -> 6 channel
+ * 5x5 layer took 0.59 ms forward and 2.43 ms weights' gradient, plus 0.74
+ * ms of reorders, of a 7.7 ms training step; BENCHMARKS.md has the step
+ * after. */
+static int narrow_suits(const cnn_graph *g, const cnn_node *nd)
+{
+    return g->model->spec.precision == MX_PRECISION_FP32 && !g->tensors[nd->in].blocked &&
+           !g->tensors[nd->out].blocked && mx_conv_narrow_suits(&nd->conv);
+}
+
 static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
 {
     const mx_conv2d_desc *d = &nd->conv;
@@ -273,7 +288,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = cn->train_wino = 0;
+        cn->fused = cn->wino = cn->train_wino = cn->narrow = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -307,7 +322,8 @@ static mx_status plan_fusion(cnn_graph *g)
         cnn_cpu_node_of(g, k + 2)->fused = 1;
     }
     free(readers);
-    size_t wino_floats = 0, scratch_floats = 0;
+    size_t wino_floats = 0, scratch_floats = 0, narrow_floats = 0;
+    const int threads = omp_get_max_threads();
     int tiles_kernel = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
@@ -317,6 +333,9 @@ static mx_status plan_fusion(cnn_graph *g)
                    : winograd_gemm_inference_suits(g, nd, cn->pred_out) ? CNN_WINO_GEMM
                                                                          : CNN_WINO_NONE;
         cn->train_wino = winograd_training_suits(g, nd);
+        cn->narrow = narrow_suits(g, nd);
+        if (cn->narrow && mx_conv_narrow_scratch_floats(&nd->conv, threads) > narrow_floats)
+            narrow_floats = mx_conv_narrow_scratch_floats(&nd->conv, threads);
         tiles_kernel |= cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
@@ -334,6 +353,9 @@ static mx_status plan_fusion(cnn_graph *g)
     if (wino_floats && !(cs->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     if (scratch_floats && !(cs->wino_scratch = aligned_alloc(64, (scratch_floats * sizeof(float) + 63) / 64 * 64)))
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    cs->narrow_threads = threads;
+    if (narrow_floats && !(cs->narrow_scratch = malloc(narrow_floats * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* pred_cache: per fused convolution its folded weights and bias, then its
      * Winograd weights, each start 64-byte aligned. */
@@ -494,6 +516,7 @@ void cnn_cpu_release(cnn_graph *g)
     free(cs->fold);
     free(cs->wino_u);
     free(cs->wino_scratch);
+    free(cs->narrow_scratch);
     free(cs->pred_cache);
     free(cs->node);
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;

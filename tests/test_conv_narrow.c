@@ -1,0 +1,91 @@
+/* The narrow first-layer convolution (src/nn/conv_narrow.c) against the
+ * reference direct convolution (double accumulators): forward with and
+ * without bias, weights' and bias's gradients, on lenet5's first layers
+ * (Fashion-MNIST's 1x28x28 and CIFAR's 3x32x32), output widths that are not
+ * a multiple of the vector (masked last columns), kernels 1 to 7, padding
+ * and none, batches that split unevenly between threads. Builds without
+ * AVX2 have no kernel; the test then checks that it says so. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "mixreg/layers.h"
+#include "nn/conv_narrow.h"
+
+static float uniform(unsigned *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) / 16777216.0 * 2.0 - 1.0);
+}
+
+/* Largest |a - b| relative to the largest |b|. */
+static double relative(const float *a, const float *b, size_t count)
+{
+    double worst = 0, peak = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double e = fabs((double)a[i] - b[i]);
+        if (!(e <= worst)) worst = e; /* NaN (an entry left unwritten) wins */
+        if (fabs(b[i]) > peak) peak = fabs(b[i]);
+    }
+    return worst / (peak > 0 ? peak : 1);
+}
+
+static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw, size_t pad)
+{
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = kh, .kernel_w = kw,
+                        .stride_h = 1, .stride_w = 1, .pad_h = pad, .pad_w = pad};
+    CHECK(mx_conv2d_setup(&d) == MX_OK && mx_conv_narrow_suits(&d));
+    const size_t in = n * C * H * W, out = n * K * d.out_h * d.out_w, wn = K * C * kh * kw;
+    float *x = malloc(in * sizeof *x), *w = malloc(wn * sizeof *w), *bias = malloc(K * sizeof *bias);
+    float *dy = malloc(out * sizeof *dy), *ref = malloc(out * sizeof *ref), *y = malloc(out * sizeof *y);
+    float *rdw = malloc(wn * sizeof *rdw), *dw = malloc(wn * sizeof *dw), *rdb = malloc(K * sizeof *rdb),
+          *db = malloc(K * sizeof *db);
+    float *scratch = malloc(mx_conv_narrow_scratch_floats(&d, omp_get_max_threads()) * sizeof(float));
+    unsigned state = (unsigned)(n * 7 + C * 131 + K * 17 + H * 5 + W + kh * 3);
+    for (size_t i = 0; i < in; i++) x[i] = uniform(&state);
+    for (size_t i = 0; i < wn; i++) w[i] = 0.3f * uniform(&state);
+    for (size_t i = 0; i < K; i++) bias[i] = uniform(&state);
+    for (size_t i = 0; i < out; i++) dy[i] = uniform(&state);
+    double worst = 0;
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        mx_conv2d_forward_direct(&d, n, x, w, with_bias ? bias : NULL, ref);
+        for (size_t i = 0; i < out; i++) y[i] = NAN; /* every output must be written */
+        CHECK(mx_conv_narrow_forward(&d, n, x, w, with_bias ? bias : NULL, y, scratch) == MX_OK);
+        const double e = relative(y, ref, out);
+        if (e > worst) worst = e;
+        CHECK(e < 1e-6);
+    }
+    mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    for (size_t i = 0; i < K; i++) db[i] = NAN;
+    CHECK(mx_conv_narrow_backward_weights(&d, n, x, dy, dw, db, scratch) == MX_OK);
+    const double ew = relative(dw, rdw, wn), eb = relative(db, rdb, K);
+    CHECK(ew < 1e-5 && eb < 1e-5);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    CHECK(mx_conv_narrow_backward_weights(&d, n, x, dy, dw, NULL, scratch) == MX_OK);
+    CHECK(relative(dw, rdw, wn) < 1e-5);
+    printf("  %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n", n, C,
+           H, W, K, kh, kw, pad, worst, ew, eb);
+    free(x), free(w), free(bias), free(dy), free(ref), free(y), free(rdw), free(dw), free(rdb), free(db), free(scratch);
+}
+
+int main(void)
+{
+    mx_conv2d_desc no = {.in_channels = 6, .out_channels = 16, .in_h = 14, .in_w = 14, .kernel_h = 5, .kernel_w = 5,
+                         .stride_h = 1, .stride_w = 1};
+    CHECK(mx_conv2d_setup(&no) == MX_OK && !mx_conv_narrow_suits(&no)); /* 6 input channels: oneDNN's */
+    no.in_channels = 1, no.stride_h = no.stride_w = 2;
+    CHECK(mx_conv2d_setup(&no) == MX_OK && !mx_conv_narrow_suits(&no)); /* stride 2 */
+    if (!mx_conv_narrow_available()) {
+        printf("no AVX2 in this build: the narrow convolution is absent, callers use oneDNN\n");
+        CHECK_DONE();
+    }
+    compare(5, 1, 6, 28, 28, 5, 5, 2); /* lenet5 on Fashion-MNIST */
+    compare(3, 3, 6, 32, 32, 5, 5, 0); /* on CIFAR: 28 columns */
+    compare(4, 2, 5, 9, 13, 3, 3, 1);
+    compare(1, 1, 1, 5, 5, 7, 7, 3);
+    compare(2, 4, 3, 40, 37, 1, 1, 0); /* 37 columns: five vectors, two passes of a row */
+    compare(3, 1, 64, 6, 6, 3, 7, 2);
+    CHECK_DONE();
+}
