@@ -1,9 +1,11 @@
 /* Multi-layer perceptron (and, with no hidden layer, logistic regression):
- * Linear -> ReLU -> ... -> Linear, every matrix product through cblas_sgemm.
+ * Linear -> ReLU -> ... -> Linear, every matrix product through oneDNN's sgemm
+ * (gemm below says why not OpenBLAS), the elementwise passes threaded.
  * Parameter names follow PyTorch's nn.Sequential(Flatten, Linear, ReLU, ...),
  * so layer l's tensors are "<1+2l>.weight" [out, in] and "<1+2l>.bias" [out]. */
-#include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,20 @@ typedef struct {
     float *delta[2];                  /* ping-pong buffers for d loss / d pre-activation */
     const float *input;               /* the last forward's input, read by backward */
 } mlp_impl;
+
+/* c [m, n] = op(a) op(b) (row-major; 'T' transposes) on oneDNN's sgemm,
+ * which threads with the OpenMP team the rest of mixreg uses. OpenBLAS's
+ * own threads, handed these 128-row products, yielded their cores to one
+ * another: a fifth of an MLP training step went to sched_yield (perf). */
+/* Elementwise passes over fewer values than this stay on one thread. */
+#define MLP_PARALLEL_MIN 16384
+
+static void gemm(char ta, char tb, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
+                 size_t ldb, float *c, size_t ldc)
+{
+    (void)dnnl_sgemm(ta, tb, (dnnl_dim_t)m, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, a, (dnnl_dim_t)lda, b,
+                     (dnnl_dim_t)ldb, 0.0f, c, (dnnl_dim_t)ldc);
+}
 
 static const float *layer_weight(const mx_model *m, size_t l) { return m->params + m->tensors[2 * l].offset; }
 static const float *layer_bias(const mx_model *m, size_t l) { return m->params + m->tensors[2 * l + 1].offset; }
@@ -42,6 +58,7 @@ static void mlp_init_params(mx_model *m, uint64_t seed)
 /* out[i, :] = relu?(out[i, :] + bias) over an n x width block. */
 static void add_bias_activate(float *out, const float *bias, size_t n, size_t width, int relu)
 {
+#pragma omp parallel for schedule(static) if (n * width >= MLP_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float *row = out + i * width;
         if (relu) {
@@ -63,19 +80,24 @@ static const float *mlp_forward(mx_model *m, const float *x, size_t n)
     for (size_t l = 0; l < impl->num_layers; l++) {
         size_t fan_in = impl->width[l], fan_out = impl->width[l + 1];
         float *out = impl->act[l];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fan_out, (int)fan_in, 1.0f, in,
-                    (int)fan_in, layer_weight(m, l), (int)fan_in, 0.0f, out, (int)fan_out);
+        gemm('N', 'T', n, fan_out, fan_in, in, fan_in, layer_weight(m, l), fan_in, out, fan_out);
         add_bias_activate(out, layer_bias(m, l), n, fan_out, l + 1 < impl->num_layers);
         in = out;
     }
     return impl->act[impl->num_layers - 1];
 }
 
+/* Each column summed over the rows in order, whatever the thread count. */
 static void column_sums(const float *a, size_t n, size_t width, float *sums)
 {
     memset(sums, 0, width * sizeof *sums);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < width; j++) sums[j] += a[i * width + j];
+#pragma omp parallel if (n * width >= MLP_PARALLEL_MIN)
+    {
+        const size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
+        const size_t j0 = width * th / nth, j1 = width * (th + 1) / nth;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = j0; j < j1; j++) sums[j] += a[i * width + j];
+    }
 }
 
 static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
@@ -87,19 +109,17 @@ static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
         const float *in = l ? impl->act[l - 1] : impl->input;
         float *dw = m->grads + m->tensors[2 * l].offset;
         float *db = m->grads + m->tensors[2 * l + 1].offset;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fan_out, (int)fan_in, (int)n, 1.0f, delta,
-                    (int)fan_out, in, (int)fan_in, 0.0f, dw, (int)fan_in);
+        gemm('T', 'N', fan_out, fan_in, n, delta, fan_out, in, fan_in, dw, fan_in);
         column_sums(delta, n, fan_out, db);
         if (l == 0) {
             if (dx)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fan_in, (int)fan_out, 1.0f, delta,
-                            (int)fan_out, layer_weight(m, 0), (int)fan_in, 0.0f, dx, (int)fan_in);
+                gemm('N', 'N', n, fan_in, fan_out, delta, fan_out, layer_weight(m, 0), fan_in, dx, fan_in);
             break;
         }
         float *dprev = impl->delta[l & 1];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fan_in, (int)fan_out, 1.0f, delta,
-                    (int)fan_out, layer_weight(m, l), (int)fan_in, 0.0f, dprev, (int)fan_in);
+        gemm('N', 'N', n, fan_in, fan_out, delta, fan_out, layer_weight(m, l), fan_in, dprev, fan_in);
         /* ReLU backward: the stored output is zero exactly where the unit was off. */
+#pragma omp parallel for simd schedule(static) if (n * fan_in >= MLP_PARALLEL_MIN)
         for (size_t i = 0; i < n * fan_in; i++)
             if (in[i] <= 0.0f) dprev[i] = 0.0f;
         delta = dprev;
