@@ -209,6 +209,13 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
                                       float *dbeta, double *partial);
 /* Global average pooling of a blocked tensor into [n, channels], and back. */
 void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, float *y);
+/* Max pooling on blocked tensors (cnn_cpu_pool.c), mx_maxpool2d_forward's and
+ * _backward's semantics; argmax in the output's blocked layout, each entry
+ * its input's index within its channel's plane. */
+void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
+                                     uint32_t *argmax);
+void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
+                                      const float *dy, float *dx);
 void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *dy, float *dx);
 /* Dropout of a blocked tensor with the reference's draws: element (s, c, p)
  * takes the draw of its NCHW index, and mask is kept in NCHW order. */

@@ -247,7 +247,11 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
  * reference kernel for that layout. */
 static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
-    return cnn_backend_ref.maxpool_forward(p, k, x, y);
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_tensor *in = &p->g->tensors[nd->in];
+    if (!in->blocked) return cnn_backend_ref.maxpool_forward(p, k, x, y);
+    cnn_cpu_maxpool_forward_blocked(&nd->pool, p->n, in->blocked, x, y, nd->argmax);
+    return MX_OK;
 }
 
 static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float *y)
@@ -387,7 +391,11 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
 
 static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
 {
-    return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
+    const cnn_node *nd = &p->g->nodes[k];
+    const cnn_tensor *in = &p->g->tensors[nd->in];
+    if (!in->blocked) return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
+    cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, dy, dx);
+    return MX_OK;
 }
 
 static mx_status gap_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)

@@ -92,9 +92,9 @@ static mx_status choose_block(const cnn_graph *g, size_t *block)
 /* Which tensors live blocked: those whose channels are a multiple of the
  * block, with more than one pixel (a [n, c, 1, 1] tensor is the same either
  * way), and whose every reader and writer handles the layout. Batch norm,
- * add and dropout keep their input's layout, so they tie tensors into groups
- * that are blocked together or not at all; convolutions read and write
- * either (their plans are told which); max pooling and the linear layers'
+ * add, dropout and max pooling keep their input's layout, so they tie
+ * tensors into groups that are blocked together or not at all; convolutions
+ * read and write either (their plans are told which); the linear layers'
  * flattened inputs stay NCHW, as does the network's input. */
 static mx_status assign_layouts(cnn_graph *g)
 {
@@ -115,11 +115,9 @@ static mx_status assign_layouts(cnn_graph *g)
     }
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
-        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT) {
+        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT || nd->op == CNN_MAXPOOL) {
             parent[find_root(parent, nd->out)] = find_root(parent, nd->in);
             if (nd->in2 >= 0) parent[find_root(parent, nd->in2)] = find_root(parent, nd->in);
-        } else if (nd->op == CNN_MAXPOOL) {
-            ok[nd->in] = ok[nd->out] = 0;
         } else if (nd->op == CNN_LINEAR) {
             ok[nd->in] = 0;
         }

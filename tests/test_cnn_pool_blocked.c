@@ -1,0 +1,83 @@
+/* Max pooling on blocked tensors (src/nn/cnn_cpu_pool.c) against the
+ * reference on NCHW (src/nn/layers/pool.c), bit for bit: outputs, arg-max
+ * (each the input's index within its plane) and the backward's input
+ * gradient, in blocks of 8 and 16 channels, on resnet50's stem pooling
+ * (3x3, stride 2, padding 1), LeNet's 2x2, odd sizes with clipped windows,
+ * overlapping windows whose gradients add up, ties and NaNs. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mixreg/layers.h"
+#include "nn/cnn_cpu.h"
+
+static void to_blocked(size_t n, size_t c, size_t hw, size_t B, const float *x, float *b)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t p = 0; p < hw; p++) b[((s * (c / B) + ch / B) * hw + p) * B + ch % B] = x[(s * c + ch) * hw + p];
+}
+
+static size_t blocked_at(size_t c, size_t hw, size_t B, size_t s, size_t ch, size_t p)
+{
+    return ((s * (c / B) + ch / B) * hw + p) * B + ch % B;
+}
+
+static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, size_t stride, size_t pad)
+{
+    mx_pool2d_desc d = {.channels = C, .in_h = H, .in_w = W, .kernel_h = k, .kernel_w = k, .stride_h = stride,
+                        .stride_w = stride, .pad_h = pad, .pad_w = pad};
+    CHECK(mx_pool2d_setup(&d) == MX_OK);
+    const size_t hw = H * W, ohw = d.out_h * d.out_w, in = n * C * hw, out = n * C * ohw;
+    float *x = malloc(in * sizeof *x), *xb = malloc(in * sizeof *xb), *y = malloc(out * sizeof *y),
+          *yb = malloc(out * sizeof *yb), *dy = malloc(out * sizeof *dy), *dyb = malloc(out * sizeof *dyb),
+          *dx = malloc(in * sizeof *dx), *dxb = malloc(in * sizeof *dxb);
+    uint32_t *a = malloc(out * sizeof *a), *ab = malloc(out * sizeof *ab);
+    unsigned state = (unsigned)(B * 7 + C * 13 + H * 3 + W + k);
+    for (size_t i = 0; i < in; i++) {
+        state = state * 1664525u + 1013904223u;
+        /* few distinct values, so windows hold ties; now and then a NaN */
+        const unsigned r = state >> 24;
+        x[i] = r < 3 ? NAN : (float)(int)(r % 7) - 3.0f;
+    }
+    for (size_t i = 0; i < out; i++) {
+        state = state * 1664525u + 1013904223u;
+        dy[i] = (float)((state >> 8) / 16777216.0) - 0.5f;
+    }
+    mx_maxpool2d_forward(&d, n, x, y, a);
+    mx_maxpool2d_backward(&d, n, a, dy, dx);
+    to_blocked(n, C, hw, B, x, xb);
+    to_blocked(n, C, ohw, B, dy, dyb);
+    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, yb, ab);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, dyb, dxb);
+    size_t bad = 0;
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < C; ch++) {
+            for (size_t p = 0; p < ohw; p++) {
+                const size_t r = (s * C + ch) * ohw + p, b = blocked_at(C, ohw, B, s, ch, p);
+                bad += !same_float(y[r], yb[b]) || a[r] != ab[b];
+            }
+            for (size_t p = 0; p < hw; p++)
+                bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
+        }
+    printf("  block %zu, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B, n, C, H, W,
+           k, k, stride, pad, bad);
+    CHECK(bad == 0);
+    free(x), free(xb), free(y), free(yb), free(dy), free(dyb), free(dx), free(dxb), free(a), free(ab);
+}
+
+int main(void)
+{
+    for (size_t B = 8; B <= 16; B += 8) {
+        compare(B, 2, 64, 20, 20, 3, 2, 1); /* resnet50's stem pooling, smaller */
+        compare(B, 3, 16, 10, 10, 2, 2, 0); /* LeNet's */
+        compare(B, 1, 32, 7, 9, 3, 2, 1);   /* odd sizes: clipped windows */
+        compare(B, 2, 16, 5, 6, 3, 1, 1);   /* stride 1: overlapping windows add their gradients */
+        compare(B, 1, 16, 6, 6, 3, 3, 0);
+    }
+    CHECK_DONE();
+}
