@@ -77,6 +77,27 @@ static __m256i column_mask(size_t x0, size_t width)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : (int)left), lane);
 }
 
+/* The first `left` (>= 1) of v's 8 columns to y: a plain store for a whole
+ * vector, the row's last columns through a copy (a masked store, vmaskmovps,
+ * is microcoded on AMD's cores: it took a sixth of the forward). */
+static inline void store_columns(float *y, size_t left, __m256 v)
+{
+    if (left >= LANES) {
+        _mm256_storeu_ps(y, v);
+        return;
+    }
+    float lanes[LANES];
+    _mm256_storeu_ps(lanes, v);
+    memcpy(y, lanes, left * sizeof(float));
+}
+
+/* The columns [x0, x0 + 8) of a row of `width`: a plain load for a whole
+ * vector, zeros past the row's end. */
+static inline __m256 load_columns(const float *row, size_t x0, size_t width)
+{
+    return x0 + LANES <= width ? _mm256_loadu_ps(row + x0) : _mm256_maskload_ps(row + x0, column_mask(x0, width));
+}
+
 /* One output row oy of output channels k0 and k1 (k1 may equal k0, then its
  * results are dropped), columns [x0, x0 + 8 nv); nv a constant after
  * inlining, so the accumulators stay in registers. */
@@ -108,9 +129,8 @@ static inline __attribute__((always_inline)) void forward_row(const mx_conv2d_de
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++) {
         const size_t at = x0 + (size_t)v * LANES;
-        const __m256i mask = column_mask(at, OW);
-        _mm256_maskstore_ps(y0 + at, mask, a0[v]);
-        if (k1 != k0) _mm256_maskstore_ps(y1 + at, mask, a1[v]);
+        store_columns(y0 + at, OW - at, a0[v]);
+        if (k1 != k0) store_columns(y1 + at, OW - at, a1[v]);
     }
 }
 
@@ -157,7 +177,7 @@ static inline __attribute__((always_inline)) void weights_taps(const mx_conv2d_d
     for (size_t oy = 0; oy < OH; oy++) {
         const float *row = pad + (c * ph + oy + i) * pw, *g = dyk + oy * OW;
         for (size_t x0 = 0; x0 < OW; x0 += LANES) {
-            const __m256 dv = _mm256_maskload_ps(g + x0, column_mask(x0, OW));
+            const __m256 dv = load_columns(g, x0, OW);
 #pragma GCC unroll 7
             for (size_t j = 0; j < KW; j++) acc[j] = _mm256_fmadd_ps(dv, _mm256_loadu_ps(row + x0 + j), acc[j]);
         }
@@ -201,8 +221,7 @@ mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, con
                     for (size_t i = 0; i < KH; i++) weights_row(d, pad, dyk, c, i, sum + ((k * C + c) * KH + i) * KW * LANES);
                 if (db) {
                     __m256 b = _mm256_loadu_ps(bsum + k * LANES);
-                    for (size_t p = 0; p < out; p += LANES)
-                        b = _mm256_add_ps(b, _mm256_maskload_ps(dyk + p, column_mask(p, out)));
+                    for (size_t p = 0; p < out; p += LANES) b = _mm256_add_ps(b, load_columns(dyk, p, out));
                     _mm256_storeu_ps(bsum + k * LANES, b);
                 }
             }
