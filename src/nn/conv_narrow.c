@@ -249,7 +249,7 @@ int mx_conv_narrow_available(void) { return 0; }
 mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias,
                                  float *y, float *scratch)
 {
-    (void)d, (void)n, (void)x, (void)w, (void)bias, (void)y, (void)scratch;
+    (void)d, (void)n, (void)x, (void)w, (void)bias, (void)y, (void)scratch, (void)pad_sample;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 

@@ -192,7 +192,8 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
 mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
                                    float *db)
 {
-    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)dw_from_domain, (void)bias_gradient, (void)dw_points;
+    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)dw_from_domain, (void)bias_gradient, (void)dw_points,
+        (void)dw_point_stride;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 
