@@ -79,7 +79,7 @@ typedef struct {
     dnnl_primitive_t fwd, bwd_d, bwd_w;
     dnnl_memory_t m_src, m_wei, m_dst, m_ddst, m_wei_d, m_dsrc, m_src_w, m_ddst_w, m_dwei;
     float *wino_u;  /* mxwino: the transformed weights */
-    float *wino_scratch; /* mxwino-gemm: its chunk buffers */
+    float *wino_scratch; /* mxwino: the weights' gradient's sums; mxwino-gemm: the chunk buffers */
 } bench_case;
 
 typedef void (*step_fn)(bench_case *c, int backward);
@@ -128,7 +128,7 @@ static void step_wino(bench_case *c, int backward)
         const mx_conv2d_desc t = mx_wino_transposed(c->d);
         mx_wino_transform_weights_dx(c->d, c->w, c->wino_u);
         mx_wino_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx);
-        must(mx_wino_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL));
+        must(mx_wino_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL, c->wino_scratch, omp_get_max_threads()));
         return;
     }
     mx_wino_transform_weights(c->d, c->w, c->wino_u);
@@ -330,8 +330,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         if (mx_wino_available() && listed(only, "mxwino")) {
             c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
+            c[i].wino_scratch =
+                aligned_alloc(64, (mx_wino_dw_scratch_floats(&d[i], omp_get_max_threads()) * sizeof(float) + 63) / 64 * 64);
             run(name[i], "mxwino", &c[i], step_wino, reps, flops[i]);
-            free(c[i].wino_u);
+            free(c[i].wino_u), free(c[i].wino_scratch);
         }
         if (mx_wino_available() && only && listed(only, "mxwino-gemm")) {
             const mx_conv2d_desc t = mx_wino_transposed(&d[i]);

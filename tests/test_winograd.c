@@ -5,6 +5,7 @@
  * the tile (edge tiles clipped), several channel counts and tile groupings,
  * with and without bias, residual addend and ReLU. Builds without
  * AVX-512 or AVX2 have no kernel; the test then checks that it says so. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,9 +156,26 @@ static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W, int g
     for (size_t i = 0; i < wn; i++) dw[i] = NAN; /* every entry must be written */
     for (size_t i = 0; i < K; i++) db[i] = NAN;
     double worst = 1e30;
-    float *scratch = gemm ? gemm_scratch(&d, 1) : NULL;
+    const int threads = omp_get_max_threads();
+    float *scratch = gemm ? gemm_scratch(&d, 1)
+                          : aligned_alloc(64, (mx_wino_dw_scratch_floats(&d, threads) * sizeof(float) + 63) / 64 * 64);
+    /* the per-tile kernel on one thread first (its scratch is for more), then on all */
+    if (!gemm) CHECK(mx_wino_backward_weights(&d, n, xb, dyb, dw, db, scratch, 1) == MX_OK);
+    float *one = malloc(wn * sizeof *one);
+    memcpy(one, dw, wn * sizeof *one);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
     const mx_status st = gemm ? mx_wino_gemm_backward_weights(&d, n, xb, dyb, dw, db, scratch)
-                              : mx_wino_backward_weights(&d, n, xb, dyb, dw, db);
+                              : mx_wino_backward_weights(&d, n, xb, dyb, dw, db, scratch, threads);
+    if (!gemm) {
+        double apart = 0, scale = 0;
+        for (size_t i = 0; i < wn; i++) {
+            const double e = fabs((double)one[i] - dw[i]);
+            if (!(e <= apart)) apart = e;
+            if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+        }
+        CHECK(apart <= 1e-5 * (scale > 0 ? scale : 1)); /* one thread and all: the same sums, added in another order */
+    }
+    free(one);
     free(scratch);
     if (st == MX_OK) {
         double peak = 0, bpeak = 0, bworst = 0;

@@ -85,9 +85,12 @@ typedef struct {
     float *fold;                 /* one convolution's folded weights and bias */
     float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
                                     its input gradient's (train_wino) */
-    float *wino_scratch;         /* the CNN_WINO_GEMM layers' chunk buffers (mx_wino_gemm_scratch_floats) */
-    float *narrow_scratch;       /* the narrow convolutions' (mx_conv_narrow_scratch_floats) for narrow_threads */
-    int narrow_threads;          /* OpenMP threads when planned: more at a call, and oneDNN runs the layer */
+    float *wino_scratch;         /* the Winograd layers' buffers: CNN_WINO_GEMM's chunks
+                                    (mx_wino_gemm_scratch_floats), CNN_WINO_TILES's weight-gradient sums
+                                    (mx_wino_dw_scratch_floats) for scratch_threads */
+    float *narrow_scratch;       /* the narrow convolutions' (mx_conv_narrow_scratch_floats) for scratch_threads */
+    int scratch_threads;         /* OpenMP threads when planned: the per-thread scratch is for this many (more
+                                    at a call: a narrow layer runs on oneDNN, a weights' gradient on these) */
     int pred_chunked;            /* prediction splits large batches (a network of at most 64 channels with
                                     layers on the per-tile Winograd kernel: cnn_cpu_predict.c) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */

@@ -163,7 +163,7 @@ static int wino_kernel(const cnn_pass *p, size_t k)
  * threads than its scratch was made for). */
 static int narrow_runs(const cnn_pass *p, size_t k)
 {
-    return cnn_cpu_node_of(p->g, k)->narrow && omp_get_max_threads() <= cnn_cpu_of(p->g)->narrow_threads;
+    return cnn_cpu_node_of(p->g, k)->narrow && omp_get_max_threads() <= cnn_cpu_of(p->g)->scratch_threads;
 }
 
 static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
@@ -320,7 +320,8 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
                 if (st != MX_OK) return st;
             }
         }
-        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db)
+        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch,
+                                                                 cs->scratch_threads)
                                       : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
     if (dy16 || x_kept)

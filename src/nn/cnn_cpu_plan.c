@@ -338,6 +338,7 @@ static mx_status plan_fusion(cnn_graph *g)
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
         size_t scratch = cn->wino == CNN_WINO_GEMM ? mx_wino_gemm_scratch_floats(&nd->conv, 0) : 0;
+        if (cn->train_wino == CNN_WINO_TILES) scratch = mx_wino_dw_scratch_floats(&nd->conv, threads);
         if (cn->train_wino == CNN_WINO_GEMM) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
             const size_t both = mx_wino_gemm_scratch_floats(&nd->conv, 1), dx = mx_wino_gemm_scratch_floats(&t, 0);
@@ -352,7 +353,7 @@ static mx_status plan_fusion(cnn_graph *g)
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     if (scratch_floats && !(cs->wino_scratch = aligned_alloc(64, (scratch_floats * sizeof(float) + 63) / 64 * 64)))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    cs->narrow_threads = threads;
+    cs->scratch_threads = threads;
     if (narrow_floats && !(cs->narrow_scratch = malloc(narrow_floats * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* pred_cache: per fused convolution its folded weights and bias, then its

@@ -58,13 +58,17 @@ void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float
 
 /* The weights' gradient of a convolution d the kernels suit: dw [out, in,
  * 3, 3] (overwritten; NULL: none) from its input x and output gradient dy
- * (n samples, blocked by mx_wino_block), and db [out] (NULL: none).
+ * (n samples, blocked by mx_wino_block), and db [out] (NULL: none), on at
+ * most `threads` OpenMP threads with the caller's scratch of
+ * mx_wino_dw_scratch_floats(d, threads) floats (64-byte aligned: each
+ * thread's sum and tile buffers, made once rather than in every step).
  * Threaded over the tiles; each thread's share is summed apart and the
  * shares added in thread order, so the result depends on the thread count
- * (as oneDNN's), not on scheduling. MX_ERR_NOMEM, or MX_ERR_UNSUPPORTED in
- * a build without the kernels. */
+ * (as oneDNN's), not on scheduling. MX_ERR_UNSUPPORTED in a build without
+ * the kernels. */
+size_t mx_wino_dw_scratch_floats(const mx_conv2d_desc *d, int threads);
 mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
-                                   float *db);
+                                   float *db, float *scratch, int threads);
 
 /* Wide layers (winograd_gemm.c): the same convolutions over a whole batch,
  * tiles transformed a chunk at a time and each Winograd point's product a

@@ -24,7 +24,6 @@
  * G^T . G, so a run's result does not depend on scheduling, only on the
  * thread count (as oneDNN's). */
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "mixreg/error.h"
@@ -152,30 +151,50 @@ static inline __attribute__((always_inline)) void dw_group(int tile, const mx_co
     }
 }
 
+/* The group size in tiles for d, and the floats of one thread's sum and
+ * of its group buffers (both multiples of 16: 64-byte aligned). */
+static size_t group_tiles(const mx_conv2d_desc *d)
+{
+    const size_t g = DW_GROUP_FLOATS / (dw_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels));
+    return g > DW_GROUP_TILES ? DW_GROUP_TILES : g < 1 ? 1 : g;
+}
+
+static size_t part_floats(const mx_conv2d_desc *d)
+{
+    return (dw_points(mx_wino_tile(d)) * d->in_channels * d->out_channels + 15) / 16 * 16;
+}
+
+static size_t group_floats(const mx_conv2d_desc *d)
+{
+    const size_t g = group_tiles(d);
+    return dw_points(mx_wino_tile(d)) * (dw_point_stride(g, d->in_channels) + dw_point_stride(g, d->out_channels));
+}
+
+size_t mx_wino_dw_scratch_floats(const mx_conv2d_desc *d, int threads)
+{
+    return (size_t)threads * (part_floats(d) + group_floats(d));
+}
+
 mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
-                                   float *db)
+                                   float *db, float *scratch, int threads)
 {
     if (db) bias_gradient(d, n, dy, db);
     if (!dw) return MX_OK;
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, T = (size_t)tile, P = dw_points(tile);
     const size_t tiles = n * ((d->out_h + T - 1) / T) * ((d->out_w + T - 1) / T);
-    size_t g = DW_GROUP_FLOATS / (P * (C + K));
-    if (g > DW_GROUP_TILES) g = DW_GROUP_TILES;
-    if (g < 1) g = 1;
-    const int threads = omp_get_max_threads();
-    /* Each thread's sum (64-byte aligned), then each one's group buffers. */
-    const size_t part = (P * K * C + 15) / 16 * 16, group = P * (dw_point_stride(g, C) + dw_point_stride(g, K));
-    float *parts = aligned_alloc(64, (size_t)threads * (part + group) * sizeof(float));
-    if (!parts) return mx_error_set(MX_ERR_NOMEM, "out of memory for a convolution's weight gradient");
+    const size_t g = group_tiles(d), part = part_floats(d), group = group_floats(d);
+    if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
+    if (threads < 1) threads = 1;
+    /* Each thread's sum, then each one's group buffers. */
     int used = threads;
 #pragma omp parallel num_threads(threads)
     {
         const int th = omp_get_thread_num(), nth = omp_get_num_threads();
 #pragma omp single
         used = nth;
-        float *du = parts + (size_t)th * part;
-        float *vbuf = parts + (size_t)threads * part + (size_t)th * group, *mbuf = vbuf + P * dw_point_stride(g, C);
+        float *du = scratch + (size_t)th * part;
+        float *vbuf = scratch + (size_t)threads * part + (size_t)th * group, *mbuf = vbuf + P * dw_point_stride(g, C);
         memset(du, 0, P * K * C * sizeof(float));
         const size_t begin = tiles * (size_t)th / (size_t)nth, end = tiles * (size_t)(th + 1) / (size_t)nth;
         for (size_t first = begin; first < end; first += g) {
@@ -185,18 +204,23 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
             else dw_group(2, d, first, take, x, dy, vbuf, mbuf, du);
         }
     }
-    dw_from_domain(d, parts, used, part, 0, dw);
-    free(parts);
+    dw_from_domain(d, scratch, used, part, 0, dw);
     return MX_OK;
 }
 
 #else /* no AVX-512 nor AVX2: callers use their direct convolution */
 
-mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
-                                   float *db)
+size_t mx_wino_dw_scratch_floats(const mx_conv2d_desc *d, int threads)
 {
-    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)dw_from_domain, (void)bias_gradient, (void)dw_points,
-        (void)dw_point_stride;
+    (void)d, (void)threads;
+    return 0;
+}
+
+mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
+                                   float *db, float *scratch, int threads)
+{
+    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch, (void)threads, (void)dw_from_domain,
+        (void)bias_gradient, (void)dw_points, (void)dw_point_stride;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 
