@@ -18,8 +18,10 @@
  *    (bn_output_unneeded);
  *  - a batch norm's backward writes its input gradient in bfloat16 for the
  *    convolution before it (conv_takes_bf16_dy).
- * On AVX2 small 3x3 convolutions run their forward and input gradient on
- * mixreg's Winograd kernel (cnn_cpu_node.train_wino). */
+ * On AVX2 the 3x3 stride-1 convolutions train on mixreg's Winograd kernels
+ * (cnn_cpu_node.train_wino: per tile up to 64 channels, batch-wide GEMMs
+ * above), and a first layer of few input channels on conv_narrow.h's
+ * (cnn_cpu_node.narrow). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,9 +244,10 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     return MX_OK;
 }
 
-/* Max pooling reads NCHW on this backend too (assign_layouts), and runs the
- * layer's own threaded loop (layers/pool.c): oneDNN 2.x has only a slow
- * reference kernel for that layout. */
+/* Max pooling keeps its input's layout (assign_layouts): blocked, the
+ * backend's own kernel (cnn_cpu_pool.c); NCHW, the layer's own threaded
+ * loop (layers/pool.c), since oneDNN 2.x has only a slow reference kernel
+ * for that layout. */
 static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
     const cnn_node *nd = &p->g->nodes[k];
