@@ -42,8 +42,7 @@ void mx_wino_gemm_min_tiles_set(size_t tiles) { gemm_min_tiles = tiles ? tiles :
 
 int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n)
 {
-    const size_t T = (size_t)mx_wino_tile(d);
-    return n * ((d->out_h + T - 1) / T) * ((d->out_w + T - 1) / T) >= gemm_min_tiles;
+    return wino_batch_tiles(d, mx_wino_tile(d), n) >= gemm_min_tiles;
 }
 
 int mx_wino_tile(const mx_conv2d_desc *d)
@@ -52,11 +51,9 @@ int mx_wino_tile(const mx_conv2d_desc *d)
     return f4 < f2 ? 4 : 2;
 }
 
-static size_t points_of(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
-
 size_t mx_wino_weight_floats(const mx_conv2d_desc *d)
 {
-    return points_of(mx_wino_tile(d)) * d->in_channels * d->out_channels;
+    return wino_points(mx_wino_tile(d)) * d->in_channels * d->out_channels;
 }
 
 /* Where U[point][k][c] lives: [point][k / WB][c][k % WB], so the GEMM loads
@@ -278,7 +275,7 @@ static inline __attribute__((always_inline)) void output_block(int tile, const m
                                                                 const float *bias, const float *addend, int relu,
                                                                 float *y)
 {
-    const size_t OH = d->out_h, OW = d->out_w, KB = d->out_channels / WB, P = points_of(tile);
+    const size_t OH = d->out_h, OW = d->out_w, KB = d->out_channels / WB, P = wino_points(tile);
     const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile;
     const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
     const size_t plane = (s * KB + kb) * OH * OW * WB;
@@ -297,7 +294,7 @@ static inline __attribute__((always_inline)) void run_job(int tile, const mx_con
 {
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w;
     const size_t OW = d->out_w, CB = C / WB, KB = K / WB;
-    const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile, P = points_of(tile);
+    const size_t tiles_x = (OW + (size_t)tile - 1) / (size_t)tile, P = wino_points(tile);
     /* points x group x C transformed inputs; then points x WB lanes per tile. */
     float v[GROUP_FLOATS] __attribute__((aligned(64)));
     float mm[MM_BLOCKS * GROUP_TILES * MAX_POINTS * WB] __attribute__((aligned(64)));
@@ -348,7 +345,7 @@ void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const fl
     const size_t tiles_x = (OW + T - 1) / T, tiles = (OH + T - 1) / T * tiles_x;
     /* A job: `group` consecutive tiles (row-major, rows may wrap) of one
      * sample, near-equal groups so none is a sliver. */
-    size_t group = GROUP_FLOATS / (points_of(tile) * C);
+    size_t group = GROUP_FLOATS / (wino_points(tile) * C);
     if (group > GROUP_TILES) group = GROUP_TILES;
     if (group > tiles) group = tiles;
     if (group < 1) group = 1;

@@ -41,15 +41,6 @@
  * gradient vectors and the broadcast fill 15 of AVX2's 16 registers. */
 #define DW_MICRO_CHANNELS 6
 
-static size_t dw_points(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
-
-/* Floats between two points of one tile in the group buffers: g tiles of
- * `channels`, plus a cache line, so that a tile's 36 points, stored one
- * after the other, do not all fall in the same L1 set when g x channels is
- * a multiple of 1024 (measured: 16@32 at batch 128 took 5.0 ms with 64
- * tiles a group and 3.5 with 56 before the padding). */
-static size_t dw_point_stride(size_t g, size_t channels) { return g * channels + 16; }
-
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 
 /* For m (a constant after inlining) input channels c0.. and nb (1 or 2)
@@ -127,17 +118,15 @@ static inline __attribute__((always_inline)) void dw_group(int tile, const mx_co
                                                             float *du)
 {
     const size_t C = d->in_channels, K = d->out_channels, H = d->in_h, W = d->in_w, OH = d->out_h, OW = d->out_w;
-    const size_t CB = C / WB, KB = K / WB, T = (size_t)tile, P = dw_points(tile);
-    const size_t tiles_x = (OW + T - 1) / T, per_sample = (OH + T - 1) / T * tiles_x;
-    const size_t vs = dw_point_stride(g, C), ms = dw_point_stride(g, K);
+    const size_t CB = C / WB, KB = K / WB, P = wino_points(tile);
+    const size_t vs = wino_point_stride(g, C), ms = wino_point_stride(g, K);
     for (size_t t = 0; t < g; t++) {
-        const size_t s = (first + t) / per_sample, at = (first + t) % per_sample;
-        const size_t ty = at / tiles_x * T, tx = at % tiles_x * T;
+        const wino_tile_at at = wino_locate(d, tile, first + t);
         for (size_t cb = 0; cb < CB; cb++)
-            input_tile(tile, x + (s * CB + cb) * H * W * WB, (long)H, (long)W, (long)ty - 1, (long)tx - 1,
+            input_tile(tile, x + (at.s * CB + cb) * H * W * WB, (long)H, (long)W, (long)at.row - 1, (long)at.col - 1,
                        vbuf + t * C + cb * WB, vs);
         for (size_t kb = 0; kb < KB; kb++)
-            grad_tile(tile, dy + (s * KB + kb) * OH * OW * WB, OH, OW, ty, tx, mbuf + t * K + kb * WB, ms);
+            grad_tile(tile, dy + (at.s * KB + kb) * OH * OW * WB, OH, OW, at.row, at.col, mbuf + t * K + kb * WB, ms);
     }
     for (size_t p = 0; p < P; p++) {
         const float *vp = vbuf + p * vs, *mp = mbuf + p * ms;
@@ -155,19 +144,19 @@ static inline __attribute__((always_inline)) void dw_group(int tile, const mx_co
  * of its group buffers (both multiples of 16: 64-byte aligned). */
 static size_t group_tiles(const mx_conv2d_desc *d)
 {
-    const size_t g = DW_GROUP_FLOATS / (dw_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels));
+    const size_t g = DW_GROUP_FLOATS / (wino_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels));
     return g > DW_GROUP_TILES ? DW_GROUP_TILES : g < 1 ? 1 : g;
 }
 
 static size_t part_floats(const mx_conv2d_desc *d)
 {
-    return (dw_points(mx_wino_tile(d)) * d->in_channels * d->out_channels + 15) / 16 * 16;
+    return (wino_points(mx_wino_tile(d)) * d->in_channels * d->out_channels + 15) / 16 * 16;
 }
 
 static size_t group_floats(const mx_conv2d_desc *d)
 {
     const size_t g = group_tiles(d);
-    return dw_points(mx_wino_tile(d)) * (dw_point_stride(g, d->in_channels) + dw_point_stride(g, d->out_channels));
+    return wino_points(mx_wino_tile(d)) * (wino_point_stride(g, d->in_channels) + wino_point_stride(g, d->out_channels));
 }
 
 size_t mx_wino_dw_scratch_floats(const mx_conv2d_desc *d, int threads)
@@ -181,8 +170,8 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
     if (db) bias_gradient(d, n, dy, db);
     if (!dw) return MX_OK;
     const int tile = mx_wino_tile(d);
-    const size_t C = d->in_channels, K = d->out_channels, T = (size_t)tile, P = dw_points(tile);
-    const size_t tiles = n * ((d->out_h + T - 1) / T) * ((d->out_w + T - 1) / T);
+    const size_t C = d->in_channels, K = d->out_channels, P = wino_points(tile);
+    const size_t tiles = wino_batch_tiles(d, tile, n);
     const size_t g = group_tiles(d), part = part_floats(d), group = group_floats(d);
     if (threads > omp_get_max_threads()) threads = omp_get_max_threads();
     if (threads < 1) threads = 1;
@@ -194,7 +183,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
 #pragma omp single
         used = nth;
         float *du = scratch + (size_t)th * part;
-        float *vbuf = scratch + (size_t)threads * part + (size_t)th * group, *mbuf = vbuf + P * dw_point_stride(g, C);
+        float *vbuf = scratch + (size_t)threads * part + (size_t)th * group, *mbuf = vbuf + P * wino_point_stride(g, C);
         memset(du, 0, P * K * C * sizeof(float));
         const size_t begin = tiles * (size_t)th / (size_t)nth, end = tiles * (size_t)(th + 1) / (size_t)nth;
         for (size_t first = begin; first < end; first += g) {
@@ -220,7 +209,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
                                    float *db, float *scratch, int threads)
 {
     (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch, (void)threads, (void)dw_from_domain,
-        (void)bias_gradient, (void)dw_points, (void)dw_point_stride;
+        (void)bias_gradient;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 

@@ -31,46 +31,22 @@
 #define GEMM_CHUNK_FLOATS ((size_t)1 << 22)
 #define GEMM_MIN_TILES 64
 
-static size_t gemm_points(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
-
-/* Tiles per chunk for d, and the floats between two points of one chunk
- * matrix of `channels` columns (plus a cache line, so a tile's points,
- * stored one after the other, do not all fall in one L1 set). */
+/* Tiles per chunk for d. */
 static size_t chunk_tiles(const mx_conv2d_desc *d)
 {
-    const size_t per = gemm_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels);
+    const size_t per = wino_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels);
     const size_t t = GEMM_CHUNK_FLOATS / per;
     return t < GEMM_MIN_TILES ? GEMM_MIN_TILES : t;
 }
 
-static size_t point_stride(size_t tiles, size_t channels) { return tiles * channels + 16; }
-
 size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad)
 {
-    const size_t P = gemm_points(mx_wino_tile(d)), tc = chunk_tiles(d);
-    const size_t tiles = P * (point_stride(tc, d->in_channels) + point_stride(tc, d->out_channels));
+    const size_t P = wino_points(mx_wino_tile(d)), tc = chunk_tiles(d);
+    const size_t tiles = P * (wino_point_stride(tc, d->in_channels) + wino_point_stride(tc, d->out_channels));
     return tiles + (weights_grad ? P * d->in_channels * d->out_channels : 0);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-
-/* Where batch tile `index` lies: its sample and its output row and column. */
-typedef struct {
-    size_t s, row, col;
-} tile_at;
-
-static tile_at locate(const mx_conv2d_desc *d, int tile, size_t index)
-{
-    const size_t T = (size_t)tile, tiles_x = (d->out_w + T - 1) / T, per_sample = (d->out_h + T - 1) / T * tiles_x;
-    const size_t at = index % per_sample;
-    return (tile_at){index / per_sample, at / tiles_x * T, at % tiles_x * T};
-}
-
-static size_t batch_tiles(const mx_conv2d_desc *d, int tile, size_t n)
-{
-    const size_t T = (size_t)tile;
-    return n * ((d->out_h + T - 1) / T) * ((d->out_w + T - 1) / T);
-}
 
 /* V for tiles [first, first + tc): tile t's channel c of point p at
  * v[p * vs + t * C + c]. */
@@ -81,7 +57,7 @@ static void transform_inputs(const mx_conv2d_desc *d, int tile, size_t first, si
 #pragma omp parallel for schedule(static)
     for (long job = 0; job < (long)(tc * CB); job++) {
         const size_t t = (size_t)job / CB, cb = (size_t)job % CB;
-        const tile_at at = locate(d, tile, first + t);
+        const wino_tile_at at = wino_locate(d, tile, first + t);
         const float *xb = x + (at.s * CB + cb) * H * W * WB;
         float *out = v + t * C + cb * WB;
         if (tile == 4) input_tile(4, xb, (long)H, (long)W, (long)at.row - 1, (long)at.col - 1, out, vs);
@@ -109,8 +85,8 @@ mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x
 {
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = gemm_points(tile), tc_max = chunk_tiles(d), tiles = batch_tiles(d, tile, n);
-    const size_t vs = point_stride(tc_max, C), ys = point_stride(tc_max, K);
+    const size_t P = wino_points(tile), tc_max = chunk_tiles(d), tiles = wino_batch_tiles(d, tile, n);
+    const size_t vs = wino_point_stride(tc_max, C), ys = wino_point_stride(tc_max, K);
     float *v = scratch, *m = scratch + P * vs;
     for (size_t first = 0; first < tiles; first += tc_max) {
         const size_t tc = tiles - first < tc_max ? tiles - first : tc_max;
@@ -120,7 +96,7 @@ mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x
 #pragma omp parallel for schedule(static)
         for (long job = 0; job < (long)(tc * KB); job++) {
             const size_t t = (size_t)job / KB, kb = (size_t)job % KB;
-            const tile_at at = locate(d, tile, first + t);
+            const wino_tile_at at = wino_locate(d, tile, first + t);
             const size_t plane = (at.s * KB + kb) * OH * OW * WB;
             const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
             const float *mt = m + t * K + kb * WB, *add = addend ? addend + plane : NULL;
@@ -138,8 +114,8 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
     if (!dw) return MX_OK;
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = gemm_points(tile), tc_max = chunk_tiles(d), tiles = batch_tiles(d, tile, n);
-    const size_t vs = point_stride(tc_max, C), ms = point_stride(tc_max, K);
+    const size_t P = wino_points(tile), tc_max = chunk_tiles(d), tiles = wino_batch_tiles(d, tile, n);
+    const size_t vs = wino_point_stride(tc_max, C), ms = wino_point_stride(tc_max, K);
     float *v = scratch, *m = scratch + P * vs, *du = m + P * ms;
     for (size_t first = 0; first < tiles; first += tc_max) {
         const size_t tc = tiles - first < tc_max ? tiles - first : tc_max;
@@ -147,7 +123,7 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
 #pragma omp parallel for schedule(static)
         for (long job = 0; job < (long)(tc * KB); job++) {
             const size_t t = (size_t)job / KB, kb = (size_t)job % KB;
-            const tile_at at = locate(d, tile, first + t);
+            const wino_tile_at at = wino_locate(d, tile, first + t);
             const float *dyb = dy + (at.s * KB + kb) * OH * OW * WB;
             if (tile == 4) grad_tile(4, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
             else grad_tile(2, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
