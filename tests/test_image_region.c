@@ -5,7 +5,8 @@
  * part of the scaled full decode, the streaming resize equals crop + resize +
  * flip of the full decode bit for bit (and stays close with DCT scaling),
  * errors inside or above the window still name the file while damage below
- * it goes unread, and mx_folder_load_sample_train equals the recipe applied to
+ * it goes unread, every decode from one source is a fresh one (tables a file
+ * defines after its scan do not carry over), and mx_folder_load_sample_train equals the recipe applied to
  * the full decode. Fixtures are encoded here (image_fixtures.h). */
 #include <dirent.h>
 #include <errno.h>
@@ -517,6 +518,71 @@ static void test_damaged(void)
     free(j.data);
 }
 
+/* ---- a table redefined after the scan ------------------------------------------- */
+
+/* The offset of the first DHT segment (FF C4) defining table `id` (its class
+ * and slot byte: 0x11 for the chroma AC table), or 0. Walks libjpeg's
+ * output, which has one table a segment and no padding between segments. */
+static size_t find_dht(const uint8_t *d, size_t len, uint8_t id)
+{
+    for (size_t i = 2; i + 4 < len && d[i] == 0xFF && d[i + 1] != 0xDA; i += 2 + (size_t)(d[i + 2] << 8 | d[i + 3]))
+        if (d[i + 1] == 0xC4 && d[i + 4] == id) return i;
+    return 0;
+}
+
+/* libjpeg keeps its Huffman and quantization tables from one decode to the
+ * next and fills a table the file never defines with the standard one. A
+ * file that leaves the chroma AC table out before its scan and defines
+ * another one after it (read only by a decode that goes on to the end
+ * marker) must not decode differently from the same source's second call
+ * on: every decode is a fresh one. */
+static void test_tables_after_scan(void)
+{
+    const size_t W = 64, H = 48;
+    fx_buf j = encode_kind(&KINDS[0], W, H, 20, 5);
+    size_t ac1 = find_dht(j.data, j.len, 0x11), ac0 = find_dht(j.data, j.len, 0x10);
+    CHECK(ac1 && ac0 && j.data[j.len - 2] == 0xFF && j.data[j.len - 1] == 0xD9);
+    if (!ac1 || !ac0) {
+        free(j.data);
+        return;
+    }
+    size_t ac1_len = 2 + (size_t)(j.data[ac1 + 2] << 8 | j.data[ac1 + 3]);
+    size_t ac0_len = 2 + (size_t)(j.data[ac0 + 2] << 8 | j.data[ac0 + 3]);
+    /* Without the chroma AC table (the decoder's default is the same
+     * standard table libjpeg wrote), and the luminance one sitting in that
+     * slot after the scan. */
+    uint8_t *crafted = malloc(j.len + ac0_len);
+    if (!crafted) fx_die("out of memory");
+    size_t n = 0;
+    memcpy(crafted, j.data, ac1), n = ac1;
+    memcpy(crafted + n, j.data + ac1 + ac1_len, j.len - 2 - ac1 - ac1_len), n += j.len - 2 - ac1 - ac1_len;
+    memcpy(crafted + n, j.data + ac0, ac0_len), crafted[n + 4] = 0x11, n += ac0_len;
+    crafted[n++] = 0xFF, crafted[n++] = 0xD9;
+    mx_image full, r;
+    CHECK_OK(mx_image_decode("crafted.jpg", crafted, n, NULL, &full));
+    CHECK_OK(mx_image_decode("plain.jpg", j.data, j.len, NULL, &r));
+    CHECK(full.pixels && r.pixels && window_diff(r.pixels, H, W, full.pixels, 0, 0, H, W) == 0);
+    mx_image_free(&r);
+    mx_image_source *src;
+    CHECK_OK(mx_image_source_open("crafted.jpg", crafted, n, NULL, &src, NULL));
+    uint8_t got[3 * 8 * 8], want[3 * 8 * 8];
+    for (int pass = 0; pass < 3; pass++) { /* the first call reads the late table, the others come after it */
+        CHECK_OK(mx_image_source_decode_region(src, 0, 0, H, W, 0, 0, &r, NULL));
+        CHECK(r.pixels && window_diff(full.pixels, H, W, r.pixels, 0, 0, H, W) == 0);
+        mx_image_free(&r);
+        CHECK_OK(mx_image_source_decode_region(src, 9, 21, 30, 17, 0, 0, &r, NULL));
+        CHECK(r.pixels && window_diff(full.pixels, H, W, r.pixels, 9, 21, 30, 17) == 0);
+        mx_image_free(&r);
+        CHECK_OK(mx_image_source_resized_crop(src, 0, 0, H, W, 8, 8, 0, 0, got));
+        CHECK_OK(mx_image_resize(full.pixels, 3, H, W, 1, want, 8, 8));
+        CHECK(memcmp(got, want, sizeof got) == 0);
+    }
+    mx_image_source_close(src);
+    mx_image_free(&full);
+    free(crafted);
+    free(j.data);
+}
+
 /* ---- the training sample ---------------------------------------------------------- */
 
 static void test_load_sample_train(void)
@@ -592,6 +658,7 @@ int main(void)
     test_resized_exact();
     test_resized_scaled();
     test_damaged();
+    test_tables_after_scan();
     test_one_pixel_with_detail();
     test_load_sample_train();
     CHECK_DONE();

@@ -160,11 +160,10 @@ static void cmyk_to_rgbx(const uint8_t *s, uint8_t *d, size_t w, int inverted)
  * (c->message). Only *c (and what the sink points to) changes after setjmp,
  * and nothing local is read after a longjmp. */
 
-/* Creates the decompressor and reads the header. */
-static int jpeg_open_run(mx_img_jpeg *c)
+/* Creates the decompressor and reads the header (in the caller's setjmp). */
+static void jpeg_create_and_read_header(mx_img_jpeg *c)
 {
     struct jpeg_decompress_struct *ci = &c->cinfo;
-    if (setjmp(c->jump)) return -1;
     ci->err = jpeg_std_error(&c->jerr);
     c->jerr.error_exit = jpeg_fail;
     c->jerr.emit_message = jpeg_emit;
@@ -179,6 +178,13 @@ static int jpeg_open_run(mx_img_jpeg *c)
     ci->mem->max_memory_to_use = (long)(c->max_pixels < (size_t)LONG_MAX / 16 ? c->max_pixels * 16 : LONG_MAX / 2);
     jpeg_mem_src(ci, c->data, (unsigned long)c->len);
     jpeg_read_header(ci, TRUE);
+}
+
+static int jpeg_open_run(mx_img_jpeg *c)
+{
+    struct jpeg_decompress_struct *ci = &c->cinfo;
+    if (setjmp(c->jump)) return -1;
+    jpeg_create_and_read_header(c);
     if ((c->status = mx_img_check_dimensions(c->name, "JPEG", ci->image_width, ci->image_height, c->max_pixels)) != MX_OK)
         return 1;
     c->height = ci->image_height;
@@ -197,10 +203,13 @@ static int jpeg_decode_run(mx_img_jpeg *c, const jpeg_plan *p, jpeg_sink *s)
 {
     struct jpeg_decompress_struct *ci = &c->cinfo;
     if (setjmp(c->jump)) return -1;
-    if (c->started) { /* after an earlier decode (or its failure), back to the start and the header again */
-        jpeg_abort_decompress(ci);
-        jpeg_mem_src(ci, c->data, (unsigned long)c->len);
-        jpeg_read_header(ci, TRUE);
+    /* After an earlier decode (or its failure), a new decompressor: libjpeg
+     * keeps the quantization and Huffman tables across jpeg_abort, so tables
+     * that a crafted file redefines after its scan would decode the next
+     * window with other tables than a fresh decode uses. */
+    if (c->started) {
+        jpeg_destroy_decompress(ci);
+        jpeg_create_and_read_header(c);
     }
     c->started = 1;
     ci->out_color_space = c->cmyk ? JCS_CMYK : JCS_EXT_RGBX;

@@ -1,7 +1,8 @@
 /* Writes the seed corpus of fuzz_image into the directory given: small valid
  * images of each kind the decoders take (baseline, progressive, grayscale,
  * CMYK and YCCK JPEGs; RGB, interlaced, RGBA, gray, 16-bit and palette PNGs),
- * encoded with libjpeg and libpng (tests/image_fixtures.h). Built and run by
+ * encoded with libjpeg and libpng (tests/image_fixtures.h), beside the found
+ * inputs kept in tests/fuzz/seeds/fuzz_image. Built and run by
  * scripts/fuzz.sh. */
 #include <stdio.h>
 
