@@ -3,7 +3,9 @@
  * (each the input's index within its plane) and the backward's input
  * gradient, in blocks of 8 and 16 channels, on resnet50's stem pooling
  * (3x3, stride 2, padding 1), LeNet's 2x2, odd sizes with clipped windows,
- * overlapping windows whose gradients add up, ties and NaNs. */
+ * overlapping windows whose gradients add up, ties and NaNs; and the 2x2
+ * kernel on NCHW planes (cnn_cpu_maxpool_2x2_*) the same way, with odd
+ * sizes, rows of 4 windows and more, signed zeros. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,8 +72,52 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
     free(x), free(xb), free(y), free(yb), free(dy), free(dyb), free(dx), free(dxb), free(a), free(ab);
 }
 
+/* The NCHW 2x2 kernel against the reference, bit for bit. */
+static void compare_2x2(size_t n, size_t C, size_t H, size_t W)
+{
+    mx_pool2d_desc d = {.channels = C, .in_h = H, .in_w = W, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+    CHECK(mx_pool2d_setup(&d) == MX_OK);
+    const size_t ohw = d.out_h * d.out_w, in = n * C * H * W, out = n * C * ohw;
+    float *x = malloc(in * sizeof *x), *y = malloc(out * sizeof *y), *y2 = malloc(out * sizeof *y2),
+          *dy = malloc(out * sizeof *dy), *dx = malloc(in * sizeof *dx), *dx2 = malloc(in * sizeof *dx2);
+    uint32_t *a = malloc(out * sizeof *a), *a2 = malloc(out * sizeof *a2);
+    unsigned state = (unsigned)(C * 13 + H * 3 + W);
+    for (size_t i = 0; i < in; i++) {
+        state = state * 1664525u + 1013904223u;
+        const unsigned r = state >> 24; /* ties, NaNs and both zeros */
+        x[i] = r < 3 ? NAN : r < 40 ? -0.0f : (float)(int)(r % 7) - 3.0f;
+    }
+    for (size_t i = 0; i < out; i++) {
+        state = state * 1664525u + 1013904223u;
+        dy[i] = (float)((state >> 8) / 16777216.0) - 0.5f;
+    }
+    mx_maxpool2d_forward(&d, n, x, y, a);
+    mx_maxpool2d_backward(&d, n, a, dy, dx);
+    CHECK(!cnn_cpu_maxpool_2x2_suits(&d) || d.out_w >= 4);
+    for (size_t i = 0; i < in; i++) dx2[i] = NAN; /* every element must be written */
+    cnn_cpu_maxpool_2x2_forward(&d, n, x, y2, a2);
+    cnn_cpu_maxpool_2x2_backward(&d, n, a2, dy, dx2);
+    size_t bad = 0;
+    for (size_t i = 0; i < out; i++) bad += !same_float(y[i], y2[i]) || a[i] != a2[i];
+    for (size_t i = 0; i < in; i++) bad += !same_float(dx[i], dx2[i]);
+    for (size_t i = 0; i < out; i++) y2[i] = 7.0f;
+    cnn_cpu_maxpool_2x2_forward(&d, n, x, y2, NULL); /* without the arg-max */
+    for (size_t i = 0; i < out; i++) bad += !same_float(y[i], y2[i]);
+    printf("  NCHW 2x2 (%s), %zu x %zu@%zux%zu: %zu mismatches\n",
+           cnn_cpu_maxpool_2x2_suits(&d) ? "own kernel" : "the reference", n, C, H, W, bad);
+    CHECK(bad == 0);
+    free(x), free(y), free(y2), free(dy), free(dx), free(dx2), free(a), free(a2);
+}
+
 int main(void)
 {
+    compare_2x2(3, 6, 28, 28);  /* lenet5's first pooling */
+    compare_2x2(2, 5, 17, 33);  /* odd sides: a row and a column no window covers */
+    compare_2x2(2, 3, 6, 16);   /* exactly 8 windows a row */
+    compare_2x2(1, 4, 9, 45);   /* 22 windows: two blocks and an overlapping third */
+    compare_2x2(2, 16, 10, 10); /* lenet5's second: 5 windows, two overlapping vectors of 4 */
+    compare_2x2(2, 3, 8, 9);    /* 4 windows and a column left over */
+    compare_2x2(2, 3, 6, 7);    /* 3 windows: the reference's loop */
     for (size_t B = 8; B <= 16; B += 8) {
         compare(B, 2, 64, 20, 20, 3, 2, 1); /* resnet50's stem pooling, smaller */
         compare(B, 3, 16, 10, 10, 2, 2, 0); /* LeNet's */

@@ -51,10 +51,20 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh,
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         mx_conv2d_forward_direct(&d, n, x, w, with_bias ? bias : NULL, ref);
         for (size_t i = 0; i < out; i++) y[i] = NAN; /* every output must be written */
-        CHECK(mx_conv_narrow_forward(&d, n, x, w, with_bias ? bias : NULL, y, scratch) == MX_OK);
+        CHECK(mx_conv_narrow_forward(&d, n, x, w, with_bias ? bias : NULL, 0, y, scratch) == MX_OK);
         const double e = relative(y, ref, out);
         if (e > worst) worst = e;
         CHECK(e < 1e-6);
+        /* With the ReLU: the same values where positive, +0 elsewhere. */
+        for (size_t i = 0; i < out; i++) y[i] = NAN;
+        CHECK(mx_conv_narrow_forward(&d, n, x, w, with_bias ? bias : NULL, 1, y, scratch) == MX_OK);
+        size_t clipped = 0, wrong = 0;
+        for (size_t i = 0; i < out; i++) {
+            if (ref[i] < -1e-4f) clipped++, wrong += !(y[i] == 0 && !signbit(y[i]));
+            else if (ref[i] > 1e-4f) wrong += fabsf(y[i] - ref[i]) > 1e-5f * (1 + fabsf(ref[i]));
+            else wrong += !(y[i] >= 0 && y[i] <= 2e-4f); /* near 0, either side of the cut */
+        }
+        CHECK(wrong == 0 && clipped > 0 && clipped < out);
     }
     mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
     for (size_t i = 0; i < wn; i++) dw[i] = NAN;

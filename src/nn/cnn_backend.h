@@ -85,7 +85,7 @@ typedef struct cnn_backend {
      * kernel that applied the node's ReLU sets *relu_done; otherwise the
      * executor calls relu_forward on y. The model's mode (m->training)
      * says training or eval (batch norm, dropout). ---- */
-    mx_status (*conv_forward)(const cnn_pass *p, size_t k, const float *x, float *y);
+    mx_status (*conv_forward)(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done);
     mx_status (*bn_forward)(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done);
     mx_status (*add_forward)(const cnn_pass *p, size_t k, const float *a, const float *b, float *y, int *relu_done);
     mx_status (*maxpool_forward)(const cnn_pass *p, size_t k, const float *x, float *y);

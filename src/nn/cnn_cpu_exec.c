@@ -168,32 +168,41 @@ static int narrow_runs(const cnn_pass *p, size_t k)
     return cnn_cpu_node_of(p->g, k)->narrow && omp_get_max_threads() <= cnn_cpu_of(p->g)->scratch_threads;
 }
 
-static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+/* The node's ReLU goes with the convolution wherever the kernel can apply
+ * it as it stores: mixreg's narrow and Winograd kernels, and oneDNN's
+ * inference plans (made with the ReLU post-op, cn->pred_relu). lenet5's
+ * evaluation spent 8% of its time in separate ReLU passes. */
+static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const cnn_node *nd = &p->g->nodes[k];
+    const cnn_cpu_node *cn = cnn_cpu_node_of(p->g, k);
     const cnn_node_plan *pl = plan_of(p, k);
-    void *kept = cnn_cpu_node_of(p->g, k)->x_bf16;
+    void *kept = cn->x_bf16;
     const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
-    if (pl->conv && narrow_runs(p, k))
-        return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, y, cnn_cpu_of(p->g)->narrow_scratch);
+    *relu_done = 0;
+    if (pl->conv && narrow_runs(p, k)) {
+        *relu_done = nd->relu;
+        return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, nd->relu, y, cnn_cpu_of(p->g)->narrow_scratch);
+    }
     const int wino = pl->conv ? wino_kernel(p, k) : CNN_WINO_NONE;
+    if (wino != CNN_WINO_NONE) *relu_done = nd->relu;
     if (wino == CNN_WINO_TILES) {
         float *u = cnn_cpu_of(p->g)->wino_u;
         mx_wino_transform_weights(&nd->conv, w, u);
-        mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, 0, y);
+        mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, nd->relu, y);
         return MX_OK;
     }
     if (wino == CNN_WINO_GEMM) {
         const cnn_cpu_graph *cs = cnn_cpu_of(p->g);
         mx_wino_gemm_transform_weights(&nd->conv, w, 0, cs->wino_u);
-        return mx_wino_gemm_forward(&nd->conv, p->n, x, cs->wino_u, b, NULL, 0, y, cs->wino_scratch);
+        return mx_wino_gemm_forward(&nd->conv, p->n, x, cs->wino_u, b, NULL, nd->relu, y, cs->wino_scratch);
     }
+    if (!pl->conv) return cnn_backend_ref.conv_forward(p, k, x, y, relu_done);
+    *relu_done = p->inference && cn->pred_relu;
     const void *given = conv_bf16_input(p, k);
     if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
-    if (pl->conv && kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv))
-        return mx_dnnl_conv2d_forward_keep_x(pl->conv, p->n, x, w, b, y, kept);
-    if (pl->conv) return mx_dnnl_conv2d_forward(pl->conv, p->n, x, w, b, y);
-    return cnn_backend_ref.conv_forward(p, k, x, y);
+    if (kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return mx_dnnl_conv2d_forward_keep_x(pl->conv, p->n, x, w, b, y, kept);
+    return mx_dnnl_conv2d_forward(pl->conv, p->n, x, w, b, y);
 }
 
 /* The backend's own kernel, which applies the node's ReLU too. oneDNN 2.6's
@@ -244,16 +253,19 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     return MX_OK;
 }
 
-/* Max pooling keeps its input's layout (assign_layouts): blocked, the
- * backend's own kernel (cnn_cpu_pool.c); NCHW, the layer's own threaded
- * loop (layers/pool.c), since oneDNN 2.x has only a slow reference kernel
- * for that layout. */
+/* Max pooling keeps its input's layout (assign_layouts): blocked, or NCHW
+ * with 2x2 windows, the backend's own kernels (cnn_cpu_pool.c); other NCHW
+ * poolings the layer's own threaded loop (layers/pool.c), since oneDNN 2.x
+ * has only a slow reference kernel for that layout. A prediction keeps no
+ * arg-max (no backward follows it). */
 static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, float *y)
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
-    if (!in->blocked) return cnn_backend_ref.maxpool_forward(p, k, x, y);
-    cnn_cpu_maxpool_forward_blocked(&nd->pool, p->n, in->blocked, x, y, nd->argmax);
+    uint32_t *argmax = p->inference ? NULL : nd->argmax;
+    if (in->blocked) cnn_cpu_maxpool_forward_blocked(&nd->pool, p->n, in->blocked, x, y, argmax);
+    else if (cnn_cpu_maxpool_2x2_suits(&nd->pool)) cnn_cpu_maxpool_2x2_forward(&nd->pool, p->n, x, y, argmax);
+    else return cnn_backend_ref.maxpool_forward(p, k, x, y);
     return MX_OK;
 }
 
@@ -397,8 +409,9 @@ static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, 
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
-    if (!in->blocked) return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
-    cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, dy, dx);
+    if (in->blocked) cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, dy, dx);
+    else if (cnn_cpu_maxpool_2x2_suits(&nd->pool)) cnn_cpu_maxpool_2x2_backward(&nd->pool, p->n, nd->argmax, dy, dx);
+    else return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
     return MX_OK;
 }
 

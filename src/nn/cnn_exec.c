@@ -130,7 +130,7 @@ mx_status cnn_forward_node(const cnn_pass *p, size_t k, double *t)
     mx_status st = MX_OK;
     switch (nd->op) {
     case CNN_CONV:
-        st = be->conv_forward(p, k, X, Y);
+        st = be->conv_forward(p, k, X, Y, &relu_done);
         break;
     case CNN_BN:
         if (m->training) (*(int64_t *)m->buffers[nd->buffer + 2].data)++;

@@ -12,9 +12,10 @@ static mx_status sync_unsupported(void)
     return mx_error_set(MX_ERR_UNSUPPORTED, "sync batch norm on the reference layers");
 }
 
-static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const cnn_node *nd = &p->g->nodes[k];
+    *relu_done = 0;
     mx_conv2d_forward(&nd->conv, p->n, x, cnn_param(p->m, nd->weight), cnn_param(p->m, nd->bias), y,
                       p->g->workspace);
     return MX_OK;

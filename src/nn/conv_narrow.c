@@ -98,11 +98,20 @@ static inline __m256 load_columns(const float *row, size_t x0, size_t width)
     return x0 + LANES <= width ? _mm256_loadu_ps(row + x0) : _mm256_maskload_ps(row + x0, column_mask(x0, width));
 }
 
+/* max(v, 0) with NaN passing through, as the other ReLUs (a -0 becomes +0). */
+static inline __m256 relu8(__m256 v)
+{
+    const __m256 keep =
+        _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
+}
+
 /* One output row oy of output channels k0 and k1 (k1 may equal k0, then its
  * results are dropped), columns [x0, x0 + 8 nv); nv a constant after
  * inlining, so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void forward_row(const mx_conv2d_desc *d, const float *pad, const float *w, const float *bias, size_t k0,
-                        size_t k1, size_t oy, size_t x0, int nv, float *y0, float *y1)
+static inline __attribute__((always_inline)) void forward_row(const mx_conv2d_desc *d, const float *pad, const float *w,
+                                                              const float *bias, int relu, size_t k0, size_t k1,
+                                                              size_t oy, size_t x0, int nv, float *y0, float *y1)
 {
     const size_t C = d->in_channels, KH = d->kernel_h, KW = d->kernel_w, pw = padded_width(d), ph = padded_rows(d);
     __m256 a0[ROW_VECS], a1[ROW_VECS];
@@ -129,13 +138,14 @@ static inline __attribute__((always_inline)) void forward_row(const mx_conv2d_de
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++) {
         const size_t at = x0 + (size_t)v * LANES;
+        if (relu) a0[v] = relu8(a0[v]), a1[v] = relu8(a1[v]);
         store_columns(y0 + at, OW - at, a0[v]);
         if (k1 != k0) store_columns(y1 + at, OW - at, a1[v]);
     }
 }
 
 mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias,
-                                 float *y, float *scratch)
+                                 int relu, float *y, float *scratch)
 {
     const size_t C = d->in_channels, K = d->out_channels, OH = d->out_h, OW = d->out_w;
     const size_t in = C * d->in_h * d->in_w, out = OH * OW, per = mx_conv_narrow_scratch_floats(d, 1);
@@ -152,10 +162,10 @@ mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float 
                     const int nv = (int)(chunks - c0 < ROW_VECS ? chunks - c0 : ROW_VECS);
                     float *y0 = ys + (k * OH + oy) * OW, *y1 = ys + (k1 * OH + oy) * OW;
                     switch (nv) {
-                    case 1: forward_row(d, pad, w, bias, k, k1, oy, c0 * LANES, 1, y0, y1); break;
-                    case 2: forward_row(d, pad, w, bias, k, k1, oy, c0 * LANES, 2, y0, y1); break;
-                    case 3: forward_row(d, pad, w, bias, k, k1, oy, c0 * LANES, 3, y0, y1); break;
-                    default: forward_row(d, pad, w, bias, k, k1, oy, c0 * LANES, 4, y0, y1); break;
+                    case 1: forward_row(d, pad, w, bias, relu, k, k1, oy, c0 * LANES, 1, y0, y1); break;
+                    case 2: forward_row(d, pad, w, bias, relu, k, k1, oy, c0 * LANES, 2, y0, y1); break;
+                    case 3: forward_row(d, pad, w, bias, relu, k, k1, oy, c0 * LANES, 3, y0, y1); break;
+                    default: forward_row(d, pad, w, bias, relu, k, k1, oy, c0 * LANES, 4, y0, y1); break;
                     }
                 }
         }
@@ -247,9 +257,9 @@ mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, con
 int mx_conv_narrow_available(void) { return 0; }
 
 mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias,
-                                 float *y, float *scratch)
+                                 int relu, float *y, float *scratch)
 {
-    (void)d, (void)n, (void)x, (void)w, (void)bias, (void)y, (void)scratch, (void)pad_sample;
+    (void)d, (void)n, (void)x, (void)w, (void)bias, (void)relu, (void)y, (void)scratch, (void)pad_sample;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 

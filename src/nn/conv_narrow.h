@@ -21,10 +21,10 @@ int mx_conv_narrow_suits(const mx_conv2d_desc *d);
  * planes and sums), the caller's to give to both calls. */
 size_t mx_conv_narrow_scratch_floats(const mx_conv2d_desc *d, int threads);
 
-/* y = conv(x, w) + bias (bias may be NULL), n samples, NCHW. scratch for at
- * least omp_get_max_threads() threads. */
+/* y = conv(x, w) + bias (bias may be NULL), then max(y, 0) when relu, n
+ * samples, NCHW. scratch for at least omp_get_max_threads() threads. */
 mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias,
-                                 float *y, float *scratch);
+                                 int relu, float *y, float *scratch);
 /* dw (overwritten) and db (NULL: none) from x and dy. */
 mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
                                           float *dw, float *db, float *scratch);
