@@ -5,7 +5,8 @@
  * (3x3, stride 2, padding 1), LeNet's 2x2, odd sizes with clipped windows,
  * overlapping windows whose gradients add up, ties and NaNs; and the 2x2
  * kernel on NCHW planes (cnn_cpu_maxpool_2x2_*) the same way, with odd
- * sizes, rows of 4 windows and more, signed zeros. */
+ * sizes, rows of 4 windows and more, signed zeros. Both backwards also with
+ * the ReLU's backward folded in, against the reference's two passes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
     to_blocked(n, C, hw, B, x, xb);
     to_blocked(n, C, ohw, B, dy, dyb);
     cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, yb, ab);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, dyb, dxb);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dyb, dxb);
     size_t bad = 0;
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < C; ch++) {
@@ -66,6 +67,13 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
             for (size_t p = 0; p < hw; p++)
                 bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
         }
+    /* With the backward of the ReLU that made x: the reference's two passes. */
+    mx_relu_backward(in, x, dx, dx);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dyb, dxb);
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < C; ch++)
+            for (size_t p = 0; p < hw; p++)
+                bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
     printf("  block %zu, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B, n, C, H, W,
            k, k, stride, pad, bad);
     CHECK(bad == 0);
@@ -96,9 +104,14 @@ static void compare_2x2(size_t n, size_t C, size_t H, size_t W)
     CHECK(!cnn_cpu_maxpool_2x2_suits(&d) || d.out_w >= 4);
     for (size_t i = 0; i < in; i++) dx2[i] = NAN; /* every element must be written */
     cnn_cpu_maxpool_2x2_forward(&d, n, x, y2, a2);
-    cnn_cpu_maxpool_2x2_backward(&d, n, a2, dy, dx2);
+    cnn_cpu_maxpool_2x2_backward(&d, n, a2, NULL, dy, dx2);
     size_t bad = 0;
     for (size_t i = 0; i < out; i++) bad += !same_float(y[i], y2[i]) || a[i] != a2[i];
+    for (size_t i = 0; i < in; i++) bad += !same_float(dx[i], dx2[i]);
+    /* With the backward of the ReLU that made x (x holds values <= 0, -0 and NaN). */
+    mx_relu_backward(in, x, dx, dx);
+    for (size_t i = 0; i < in; i++) dx2[i] = NAN;
+    cnn_cpu_maxpool_2x2_backward(&d, n, a2, x, dy, dx2);
     for (size_t i = 0; i < in; i++) bad += !same_float(dx[i], dx2[i]);
     for (size_t i = 0; i < out; i++) y2[i] = 7.0f;
     cnn_cpu_maxpool_2x2_forward(&d, n, x, y2, NULL); /* without the arg-max */

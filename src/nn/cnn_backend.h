@@ -108,7 +108,10 @@ typedef struct cnn_backend {
      * *alias_p for the next node, naming that tensor in *alias_t. */
     mx_status (*add_backward)(const cnn_pass *p, size_t k, float *dy, float *dx, int *alias_t, float **alias_p);
     /* Max pooling, global average pooling and dropout are only called with a dx. */
-    mx_status (*maxpool_backward)(const cnn_pass *p, size_t k, const float *dy, float *dx);
+    /* relu_in: the pool's input is the output of a ReLU whose backward the
+     * executor leaves to this call (the pool its only reader): dx is also 0
+     * where that input is <= 0. */
+    mx_status (*maxpool_backward)(const cnn_pass *p, size_t k, const float *dy, float *dx, int relu_in);
     mx_status (*gap_backward)(const cnn_pass *p, size_t k, const float *dy, float *dx);
     mx_status (*linear_backward)(const cnn_pass *p, size_t k, const float *x, const float *dy, float *dx);
     mx_status (*dropout_backward)(const cnn_pass *p, size_t k, const float *dy, float *dx);

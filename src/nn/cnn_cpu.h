@@ -218,14 +218,17 @@ void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t bl
 void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
                                      uint32_t *argmax);
 void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
-                                      const float *dy, float *dx);
+                                      const float *relu_x, const float *dy, float *dx);
 /* 2x2 stride-2 unpadded max pooling on NCHW planes at least 4 windows wide
  * (cnn_cpu_maxpool_2x2_suits; AVX2; other shapes and CPUs: the reference),
  * mx_maxpool2d_forward's and _backward's results bit for bit; argmax may be
- * NULL in the forward (inference: nothing reads it). */
+ * NULL in the forward (inference: nothing reads it). The backwards' relu_x,
+ * when not NULL, is the pooling's input as a ReLU made it: dx is also the
+ * ReLU's backward (0 where relu_x <= 0; the executor skips its own pass). */
 int cnn_cpu_maxpool_2x2_suits(const mx_pool2d_desc *d);
 void cnn_cpu_maxpool_2x2_forward(const mx_pool2d_desc *d, size_t n, const float *x, float *y, uint32_t *argmax);
-void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *dy, float *dx);
+void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *relu_x,
+                                  const float *dy, float *dx);
 void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *dy, float *dx);
 /* Dropout of a blocked tensor with the reference's draws: element (s, c, p)
  * takes the draw of its NCHW index, and mask is kept in NCHW order. */

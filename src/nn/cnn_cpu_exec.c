@@ -405,13 +405,15 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
     return MX_OK;
 }
 
-static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
+static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx, int relu_in)
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
-    if (in->blocked) cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, dy, dx);
-    else if (cnn_cpu_maxpool_2x2_suits(&nd->pool)) cnn_cpu_maxpool_2x2_backward(&nd->pool, p->n, nd->argmax, dy, dx);
-    else return cnn_backend_ref.maxpool_backward(p, k, dy, dx);
+    const float *relu_x = relu_in ? cnn_tensor_data(p->g, nd->in) : NULL;
+    if (in->blocked) cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, relu_x, dy, dx);
+    else if (cnn_cpu_maxpool_2x2_suits(&nd->pool))
+        cnn_cpu_maxpool_2x2_backward(&nd->pool, p->n, nd->argmax, relu_x, dy, dx);
+    else return cnn_backend_ref.maxpool_backward(p, k, dy, dx, relu_in);
     return MX_OK;
 }
 

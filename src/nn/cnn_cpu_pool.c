@@ -64,7 +64,7 @@ void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t b
 }
 
 void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
-                                      const float *dy, float *dx)
+                                      const float *relu_x, const float *dy, float *dx)
 {
     const size_t planes = n * (d->channels / block), in = d->in_h * d->in_w * block, out = d->out_h * d->out_w * block;
     /* A plane's arg-max points into that plane only: threads never share an element. */
@@ -74,7 +74,15 @@ void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t 
         const float *dyp = dy + (size_t)p * out;
         const uint32_t *ap = argmax + (size_t)p * out;
         memset(dxp, 0, in * sizeof(float));
-        for (size_t q = 0; q < out; q++) dxp[(size_t)ap[q] * block + q % block] += dyp[q];
+        if (relu_x) {
+            const float *xp = relu_x + (size_t)p * in;
+            for (size_t q = 0; q < out; q++) {
+                const size_t at = (size_t)ap[q] * block + q % block;
+                dxp[at] += xp[at] <= 0.0f ? 0.0f : dyp[q];
+            }
+        } else {
+            for (size_t q = 0; q < out; q++) dxp[(size_t)ap[q] * block + q % block] += dyp[q];
+        }
     }
 }
 
@@ -196,7 +204,8 @@ void cnn_cpu_maxpool_2x2_forward(const mx_pool2d_desc *d, size_t n, const float 
 /* The gradients of windows o .. o + 7 (o .. o + 3) of output row oh into
  * their 16 (8) inputs of each of the two rows: g where the arg-max is, 0
  * at the window's other three inputs. */
-static inline void grads8(float *dx, size_t W, size_t oh, size_t o, const float *dy, const uint32_t *ap)
+static inline void grads8(float *dx, const float *relu_x, size_t W, size_t oh, size_t o, const float *dy,
+                          const uint32_t *ap)
 {
     const __m256 g = _mm256_loadu_ps(dy), z = _mm256_setzero_ps();
     const __m256i at = _mm256_loadu_si256((const __m256i *)ap), one = _mm256_set1_epi32(1);
@@ -208,14 +217,16 @@ static inline void grads8(float *dx, size_t W, size_t oh, size_t o, const float 
     /* a, b (and c, e) interleaved back into columns */
     const __m256 lo0 = _mm256_unpacklo_ps(ga, gb), hi0 = _mm256_unpackhi_ps(ga, gb);
     const __m256 lo1 = _mm256_unpacklo_ps(gc, ge), hi1 = _mm256_unpackhi_ps(gc, ge);
-    float *r0 = dx + 2 * oh * W + 2 * o, *r1 = r0 + W;
-    _mm256_storeu_ps(r0, _mm256_permute2f128_ps(lo0, hi0, 0x20));
-    _mm256_storeu_ps(r0 + 8, _mm256_permute2f128_ps(lo0, hi0, 0x31));
-    _mm256_storeu_ps(r1, _mm256_permute2f128_ps(lo1, hi1, 0x20));
-    _mm256_storeu_ps(r1 + 8, _mm256_permute2f128_ps(lo1, hi1, 0x31));
+    const size_t at0 = 2 * oh * W + 2 * o, to[4] = {at0, at0 + 8, at0 + W, at0 + W + 8};
+    const __m256 v[4] = {_mm256_permute2f128_ps(lo0, hi0, 0x20), _mm256_permute2f128_ps(lo0, hi0, 0x31),
+                         _mm256_permute2f128_ps(lo1, hi1, 0x20), _mm256_permute2f128_ps(lo1, hi1, 0x31)};
+    for (int i = 0; i < 4; i++) /* the ReLU's backward: 0 where its output was <= 0 */
+        _mm256_storeu_ps(dx + to[i], relu_x ? _mm256_andnot_ps(_mm256_cmp_ps(_mm256_loadu_ps(relu_x + to[i]), z, _CMP_LE_OQ), v[i])
+                                     : v[i]);
 }
 
-static inline void grads4(float *dx, size_t W, size_t oh, size_t o, const float *dy, const uint32_t *ap)
+static inline void grads4(float *dx, const float *relu_x, size_t W, size_t oh, size_t o, const float *dy,
+                          const uint32_t *ap)
 {
     const __m128 g = _mm_loadu_ps(dy), z = _mm_setzero_ps();
     const __m128i at = _mm_loadu_si128((const __m128i *)ap), one = _mm_set1_epi32(1);
@@ -224,24 +235,25 @@ static inline void grads4(float *dx, size_t W, size_t oh, size_t o, const float 
 #define GRAD_AT(i) _mm_blendv_ps(z, g, _mm_castsi128_ps(_mm_cmpeq_epi32(at, (i))))
     const __m128 ga = GRAD_AT(a), gb = GRAD_AT(_mm_add_epi32(a, one)), gc = GRAD_AT(c), ge = GRAD_AT(_mm_add_epi32(c, one));
 #undef GRAD_AT
-    float *r0 = dx + 2 * oh * W + 2 * o, *r1 = r0 + W;
-    _mm_storeu_ps(r0, _mm_unpacklo_ps(ga, gb));
-    _mm_storeu_ps(r0 + 4, _mm_unpackhi_ps(ga, gb));
-    _mm_storeu_ps(r1, _mm_unpacklo_ps(gc, ge));
-    _mm_storeu_ps(r1 + 4, _mm_unpackhi_ps(gc, ge));
+    const size_t at0 = 2 * oh * W + 2 * o, to[4] = {at0, at0 + 4, at0 + W, at0 + W + 4};
+    const __m128 v[4] = {_mm_unpacklo_ps(ga, gb), _mm_unpackhi_ps(ga, gb), _mm_unpacklo_ps(gc, ge),
+                         _mm_unpackhi_ps(gc, ge)};
+    for (int i = 0; i < 4; i++)
+        _mm_storeu_ps(dx + to[i], relu_x ? _mm_andnot_ps(_mm_cmp_ps(_mm_loadu_ps(relu_x + to[i]), z, _CMP_LE_OQ), v[i]) : v[i]);
 }
 
 /* dx of a plane, every element written: zeros also to a last odd row or
  * column no window covers. */
-static void maxpool_2x2_plane_backward(const mx_pool2d_desc *d, const uint32_t *ap, const float *dyp, float *dx)
+static void maxpool_2x2_plane_backward(const mx_pool2d_desc *d, const uint32_t *ap, const float *relu_x,
+                                       const float *dyp, float *dx)
 {
     const size_t W = d->in_w, OW = d->out_w, V = OW >= 8 ? 8 : 4;
     for (size_t oh = 0; oh < d->out_h; oh++) {
         for (size_t o = 0;; o += V) {
             if (o + V > OW) o = OW - V;
             const size_t q = oh * OW + o;
-            if (V == 8) grads8(dx, W, oh, o, dyp + q, ap + q);
-            else grads4(dx, W, oh, o, dyp + q, ap + q);
+            if (V == 8) grads8(dx, relu_x, W, oh, o, dyp + q, ap + q);
+            else grads4(dx, relu_x, W, oh, o, dyp + q, ap + q);
             if (o + V >= OW) break;
         }
         if (W > 2 * OW) dx[2 * oh * W + W - 1] = dx[(2 * oh + 1) * W + W - 1] = 0.0f;
@@ -249,16 +261,19 @@ static void maxpool_2x2_plane_backward(const mx_pool2d_desc *d, const uint32_t *
     if (d->in_h > 2 * d->out_h) memset(dx + (d->in_h - 1) * W, 0, W * sizeof(float));
 }
 
-void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *dy, float *dx)
+void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *relu_x,
+                                  const float *dy, float *dx)
 {
     const size_t in = d->in_h * d->in_w, out = d->out_h * d->out_w, planes = n * d->channels;
     if (!cnn_cpu_maxpool_2x2_suits(d)) {
         mx_maxpool2d_backward(d, n, argmax, dy, dx);
+        if (relu_x) mx_relu_backward(planes * in, relu_x, dx, dx);
         return;
     }
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < (long)planes; p++)
-        maxpool_2x2_plane_backward(d, argmax + (size_t)p * out, dy + (size_t)p * out, dx + (size_t)p * in);
+        maxpool_2x2_plane_backward(d, argmax + (size_t)p * out, relu_x ? relu_x + (size_t)p * in : NULL,
+                                   dy + (size_t)p * out, dx + (size_t)p * in);
 }
 
 #else /* the reference's loops */
@@ -274,8 +289,10 @@ void cnn_cpu_maxpool_2x2_forward(const mx_pool2d_desc *d, size_t n, const float 
     mx_maxpool2d_forward(d, n, x, y, argmax);
 }
 
-void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *dy, float *dx)
+void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *relu_x,
+                                  const float *dy, float *dx)
 {
     mx_maxpool2d_backward(d, n, argmax, dy, dx);
+    if (relu_x) mx_relu_backward(n * d->channels * d->in_h * d->in_w, relu_x, dx, dx);
 }
 #endif

@@ -201,6 +201,13 @@ static float *grad_target(const cnn_graph *g, const cnn_node *nd, float *dx)
     return dst && nd->acc_in ? g->slots[nd->scratch_slot] : dst;
 }
 
+/* Whether the executor runs node nd's ReLU's backward (unless the backend's
+ * batch norm fuses it). */
+static int relu_in_backward(const cnn_backend *be, const cnn_node *nd)
+{
+    return nd->relu && !(nd->op == CNN_BN && be->bn_backward_fuses_relu);
+}
+
 mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
     cnn_graph *g = m->impl;
@@ -213,6 +220,7 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
     double t = g->profile ? cnn_now_s() : 0;
     g->prof_calls[1]++;
     int alias_t = -1;       /* a tensor whose gradient lives at alias_p (the add's backward) */
+    size_t relu_by_pool = CNN_NONE; /* a node whose ReLU's backward the max pooling after it did */
     float *alias_p = NULL;
     mx_status st = MX_OK;
     for (size_t k = g->num_nodes; k-- > 0;) {
@@ -233,7 +241,7 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
             continue;
         }
         /* The ReLU's backward, unless the backend's batch norm fuses it. */
-        if (nd->relu && !(nd->op == CNN_BN && be->bn_backward_fuses_relu)) {
+        if (relu_in_backward(be, nd) && k != relu_by_pool) {
             if ((st = be->relu_backward(&p, count, out->data, dY)) != MX_OK) return st;
             cnn_charge(g, CNN_PROF_RELU, 1, &t);
         }
@@ -247,7 +255,16 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
             st = be->bn_backward(&p, k, X, dY, dX);
             break;
         case CNN_MAXPOOL:
-            if (dX) st = be->maxpool_backward(&p, k, dY, dX);
+            if (dX) {
+                /* The ReLU before it, if the pooling is the only reader of
+                 * its output (a second reader, later in the network, would
+                 * have run its backward first: acc_in), goes with the
+                 * pooling's backward: one pass less over the larger tensor. */
+                const int fuse = k > 0 && g->nodes[k - 1].out == nd->in && !nd->acc_in &&
+                                 relu_in_backward(be, &g->nodes[k - 1]);
+                st = be->maxpool_backward(&p, k, dY, dX, fuse);
+                if (fuse) relu_by_pool = k - 1;
+            }
             break;
         case CNN_GAP:
             if (dX) st = be->gap_backward(&p, k, dY, dX);

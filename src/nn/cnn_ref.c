@@ -135,10 +135,11 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
     return MX_OK;
 }
 
-static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx)
+static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, float *dx, int relu_in)
 {
     const cnn_node *nd = &p->g->nodes[k];
     mx_maxpool2d_backward(&nd->pool, p->n, nd->argmax, dy, dx);
+    if (relu_in) mx_relu_backward(p->n * p->g->tensors[nd->in].size, cnn_tensor_data(p->g, nd->in), dx, dx);
     return MX_OK;
 }
 
