@@ -6,7 +6,8 @@
  * overlapping windows whose gradients add up, ties and NaNs; and the 2x2
  * kernel on NCHW planes (cnn_cpu_maxpool_2x2_*) the same way, with odd
  * sizes, rows of 4 windows and more, signed zeros. Both backwards also with
- * the ReLU's backward folded in, against the reference's two passes. */
+ * the ReLU's backward folded in, against the reference's two passes; the
+ * blocked kernels also with an NCHW output. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,8 +56,8 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
     mx_maxpool2d_backward(&d, n, a, dy, dx);
     to_blocked(n, C, hw, B, x, xb);
     to_blocked(n, C, ohw, B, dy, dyb);
-    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, yb, ab);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dyb, dxb);
+    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, yb, 0, ab);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dyb, 0, dxb);
     size_t bad = 0;
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < C; ch++) {
@@ -67,13 +68,24 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
             for (size_t p = 0; p < hw; p++)
                 bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
         }
+    /* The output NCHW (y and dy as the reference has them). */
+    float *y2 = malloc(out * sizeof *y2), *dxb2 = malloc(in * sizeof *dxb2);
+    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, y2, 1, ab);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dy, 1, dxb2);
+    for (size_t i = 0; i < out; i++) bad += !same_float(y[i], y2[i]);
+    for (size_t i = 0; i < in; i++) bad += !same_float(dxb[i], dxb2[i]);
     /* With the backward of the ReLU that made x: the reference's two passes. */
     mx_relu_backward(in, x, dx, dx);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dyb, dxb);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dyb, 0, dxb);
+    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dy, 1, dxb2);
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < C; ch++)
-            for (size_t p = 0; p < hw; p++)
-                bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
+            for (size_t p = 0; p < hw; p++) {
+                const float r = dx[(s * C + ch) * hw + p];
+                bad += !same_float(r, dxb[blocked_at(C, hw, B, s, ch, p)]) ||
+                       !same_float(r, dxb2[blocked_at(C, hw, B, s, ch, p)]);
+            }
+    free(y2), free(dxb2);
     printf("  block %zu, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B, n, C, H, W,
            k, k, stride, pad, bad);
     CHECK(bad == 0);

@@ -212,13 +212,15 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
                                       float *dbeta, double *partial);
 /* Global average pooling of a blocked tensor into [n, channels], and back. */
 void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, float *y);
-/* Max pooling on blocked tensors (cnn_cpu_pool.c), mx_maxpool2d_forward's and
- * _backward's semantics; argmax in the output's blocked layout, each entry
- * its input's index within its channel's plane. */
+/* Max pooling of blocked tensors (cnn_cpu_pool.c), mx_maxpool2d_forward's and
+ * _backward's semantics; argmax in the blocked layout of the output's shape,
+ * each entry its input's index within its channel's plane. The output (y,
+ * dy) is blocked too, or NCHW (y_nchw, dy_nchw: a pooling whose output goes
+ * to the linear layers, assign_layouts). relu_x as cnn_cpu_maxpool_2x2_backward. */
 void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
-                                     uint32_t *argmax);
+                                     int y_nchw, uint32_t *argmax);
 void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
-                                      const float *relu_x, const float *dy, float *dx);
+                                      const float *relu_x, const float *dy, int dy_nchw, float *dx);
 /* 2x2 stride-2 unpadded max pooling on NCHW planes at least 4 windows wide
  * (cnn_cpu_maxpool_2x2_suits; AVX2; other shapes and CPUs: the reference),
  * mx_maxpool2d_forward's and _backward's results bit for bit; argmax may be

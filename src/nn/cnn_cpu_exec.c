@@ -253,7 +253,8 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     return MX_OK;
 }
 
-/* Max pooling keeps its input's layout (assign_layouts): blocked, or NCHW
+/* Max pooling keeps its input's layout (assign_layouts), but for a blocked
+ * input whose output must be NCHW. Blocked, or NCHW
  * with 2x2 windows, the backend's own kernels (cnn_cpu_pool.c); other NCHW
  * poolings the layer's own threaded loop (layers/pool.c), since oneDNN 2.x
  * has only a slow reference kernel for that layout. A prediction keeps no
@@ -263,7 +264,8 @@ static mx_status maxpool_forward(const cnn_pass *p, size_t k, const float *x, fl
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
     uint32_t *argmax = p->inference ? NULL : nd->argmax;
-    if (in->blocked) cnn_cpu_maxpool_forward_blocked(&nd->pool, p->n, in->blocked, x, y, argmax);
+    const int out_nchw = !p->g->tensors[nd->out].blocked;
+    if (in->blocked) cnn_cpu_maxpool_forward_blocked(&nd->pool, p->n, in->blocked, x, y, out_nchw, argmax);
     else if (cnn_cpu_maxpool_2x2_suits(&nd->pool)) cnn_cpu_maxpool_2x2_forward(&nd->pool, p->n, x, y, argmax);
     else return cnn_backend_ref.maxpool_forward(p, k, x, y);
     return MX_OK;
@@ -410,7 +412,8 @@ static mx_status maxpool_backward(const cnn_pass *p, size_t k, const float *dy, 
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_tensor *in = &p->g->tensors[nd->in];
     const float *relu_x = relu_in ? cnn_tensor_data(p->g, nd->in) : NULL;
-    if (in->blocked) cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, relu_x, dy, dx);
+    const int out_nchw = !p->g->tensors[nd->out].blocked;
+    if (in->blocked) cnn_cpu_maxpool_backward_blocked(&nd->pool, p->n, in->blocked, nd->argmax, relu_x, dy, out_nchw, dx);
     else if (cnn_cpu_maxpool_2x2_suits(&nd->pool))
         cnn_cpu_maxpool_2x2_backward(&nd->pool, p->n, nd->argmax, relu_x, dy, dx);
     else return cnn_backend_ref.maxpool_backward(p, k, dy, dx, relu_in);

@@ -92,10 +92,13 @@ static mx_status choose_block(const cnn_graph *g, size_t *block)
 /* Which tensors live blocked: those whose channels are a multiple of the
  * block, with more than one pixel (a [n, c, 1, 1] tensor is the same either
  * way), and whose every reader and writer handles the layout. Batch norm,
- * add, dropout and max pooling keep their input's layout, so they tie
- * tensors into groups that are blocked together or not at all; convolutions
- * read and write either (their plans are told which); the linear layers'
- * flattened inputs stay NCHW, as does the network's input. */
+ * add and dropout keep their input's layout, so they tie tensors into
+ * groups that are blocked together or not at all; convolutions read and
+ * write either (their plans are told which); the linear layers' flattened
+ * inputs stay NCHW, as does the network's input. Max pooling keeps its
+ * input's layout too, except that a blocked input may give an NCHW output:
+ * lenet5's second convolution then writes its blocked output directly,
+ * without the reorders to and from NCHW around it (forward and backward). */
 static mx_status assign_layouts(cnn_graph *g)
 {
     size_t block;
@@ -115,7 +118,7 @@ static mx_status assign_layouts(cnn_graph *g)
     }
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
-        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT || nd->op == CNN_MAXPOOL) {
+        if (nd->op == CNN_BN || nd->op == CNN_ADD || nd->op == CNN_DROPOUT) {
             parent[find_root(parent, nd->out)] = find_root(parent, nd->in);
             if (nd->in2 >= 0) parent[find_root(parent, nd->in2)] = find_root(parent, nd->in);
         } else if (nd->op == CNN_LINEAR) {
@@ -123,6 +126,20 @@ static mx_status assign_layouts(cnn_graph *g)
         }
     }
     for (size_t t = 0; t < T; t++) ok[find_root(parent, (int)t)] &= ok[t];
+    /* A pooling of an NCHW input writes NCHW: its output's group joins its
+     * input's, which may make another pooling's input NCHW, so until none
+     * changes. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t k = 0; k < g->num_nodes; k++) {
+            const cnn_node *nd = &g->nodes[k];
+            const int in = find_root(parent, nd->in), out = find_root(parent, nd->out);
+            if (nd->op != CNN_MAXPOOL || ok[in] || !ok[out]) continue;
+            ok[out] = 0;
+            parent[out] = in;
+            changed = 1;
+        }
+    }
     for (size_t t = 0; t < T; t++) g->tensors[t].blocked = ok[find_root(parent, (int)t)] ? block : 0;
     free(parent), free(ok);
     return MX_OK;

@@ -17,18 +17,26 @@
 
 #include "nn/cnn_cpu.h"
 
-/* One (sample, channel block) plane: x [in_h][in_w][B], y and argmax
- * [out_h][out_w][B]; B (8 or 16) a constant after inlining. */
-static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_desc *d, size_t B, const float *x,
-                                                                 float *y, uint32_t *argmax)
+/* The window's shape: d's, or constants the compiler unrolls (2x2). */
+typedef struct {
+    long kh, kw, sh, sw, ph, pw;
+} pool_window;
+
+/* One (sample, channel block) plane: x [in_h][in_w][B], argmax
+ * [out_h][out_w][B], y the same (lane_stride 1) or the block's B NCHW
+ * planes (lane_stride out_h * out_w); B (8 or 16) and k constants after
+ * inlining. */
+static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_desc *d, pool_window k, size_t B,
+                                                                 const float *x, float *y, size_t lane_stride,
+                                                                 uint32_t *argmax)
 {
     const long H = (long)d->in_h, W = (long)d->in_w;
     for (size_t oh = 0; oh < d->out_h; oh++)
         for (size_t ow = 0; ow < d->out_w; ow++) {
-            const long hs = (long)(oh * d->stride_h) - (long)d->pad_h, ws = (long)(ow * d->stride_w) - (long)d->pad_w;
+            const long hs = (long)oh * k.sh - k.ph, ws = (long)ow * k.sw - k.pw;
             const long h0 = hs < 0 ? 0 : hs, w0 = ws < 0 ? 0 : ws;
-            const long h1 = hs + (long)d->kernel_h < H ? hs + (long)d->kernel_h : H;
-            const long w1 = ws + (long)d->kernel_w < W ? ws + (long)d->kernel_w : W;
+            const long h1 = hs + k.kh < H ? hs + k.kh : H;
+            const long w1 = ws + k.kw < W ? ws + k.kw : W;
             float best[16];
             uint32_t at[16];
             for (size_t l = 0; l < B; l++) best[l] = -INFINITY, at[l] = (uint32_t)(h0 * W + w0);
@@ -43,45 +51,52 @@ static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_
                         at[l] = take ? index : at[l];
                     }
                 }
-            const size_t o = (oh * d->out_w + ow) * B;
-            for (size_t l = 0; l < B; l++) y[o + l] = best[l];
+            const size_t o = (oh * d->out_w + ow) * B, at_y = lane_stride == 1 ? o : oh * d->out_w + ow;
+            for (size_t l = 0; l < B; l++) y[at_y + l * lane_stride] = best[l];
             if (argmax)
                 for (size_t l = 0; l < B; l++) argmax[o + l] = at[l];
         }
 }
 
 void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
-                                     uint32_t *argmax)
+                                     int y_nchw, uint32_t *argmax)
 {
     const size_t planes = n * (d->channels / block), in = d->in_h * d->in_w * block, out = d->out_h * d->out_w * block;
+    const size_t lanes = y_nchw ? d->out_h * d->out_w : 1; /* a block's output planes are as many floats apart */
+    const pool_window any = {(long)d->kernel_h, (long)d->kernel_w, (long)d->stride_h, (long)d->stride_w,
+                             (long)d->pad_h, (long)d->pad_w};
+    const pool_window two = {2, 2, 2, 2, 0, 0};
+    const int is_two = !memcmp(&any, &two, sizeof two);
     /* Planes are independent: any thread count gives the same outputs. */
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < (long)planes; p++) {
         uint32_t *a = argmax ? argmax + (size_t)p * out : NULL;
-        if (block == 8) maxpool_plane(d, 8, x + (size_t)p * in, y + (size_t)p * out, a);
-        else maxpool_plane(d, 16, x + (size_t)p * in, y + (size_t)p * out, a);
+        const float *xp = x + (size_t)p * in;
+        float *yp = y + (size_t)p * out;
+        if (block == 8 && is_two) maxpool_plane(d, two, 8, xp, yp, lanes, a);
+        else if (block == 8) maxpool_plane(d, any, 8, xp, yp, lanes, a);
+        else if (is_two) maxpool_plane(d, two, 16, xp, yp, lanes, a);
+        else maxpool_plane(d, any, 16, xp, yp, lanes, a);
     }
 }
 
 void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
-                                      const float *relu_x, const float *dy, float *dx)
+                                      const float *relu_x, const float *dy, int dy_nchw, float *dx)
 {
     const size_t planes = n * (d->channels / block), in = d->in_h * d->in_w * block, out = d->out_h * d->out_w * block;
+    const size_t ohw = d->out_h * d->out_w;
     /* A plane's arg-max points into that plane only: threads never share an element. */
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < (long)planes; p++) {
         float *dxp = dx + (size_t)p * in;
-        const float *dyp = dy + (size_t)p * out;
+        const float *dyp = dy + (size_t)p * out, *xp = relu_x ? relu_x + (size_t)p * in : NULL;
         const uint32_t *ap = argmax + (size_t)p * out;
         memset(dxp, 0, in * sizeof(float));
-        if (relu_x) {
-            const float *xp = relu_x + (size_t)p * in;
-            for (size_t q = 0; q < out; q++) {
-                const size_t at = (size_t)ap[q] * block + q % block;
-                dxp[at] += xp[at] <= 0.0f ? 0.0f : dyp[q];
-            }
-        } else {
-            for (size_t q = 0; q < out; q++) dxp[(size_t)ap[q] * block + q % block] += dyp[q];
+        for (size_t q = 0; q < out; q++) {
+            const size_t at = (size_t)ap[q] * block + q % block;
+            /* dy blocked as the arg-max, or the block's NCHW planes */
+            const float g = dyp[dy_nchw ? q % block * ohw + q / block : q];
+            dxp[at] += xp && xp[at] <= 0.0f ? 0.0f : g;
         }
     }
 }
