@@ -117,12 +117,13 @@ typedef struct {
     mx_dnnl_precision precision;
     mx_dnnl_act_layout src_layout, dst_layout;  /* the caller's x / dx and y / dy */
     mx_dnnl_conv_algorithm fwd_algorithm, bwd_data_algorithm, bwd_weights_algorithm;
-    /* Inference-only plans: y = relu?(conv(x) + bias + (post_add ? addend
-     * : 0)), oneDNN's binary-add and eltwise post-ops, so a residual add and
-     * a ReLU cost no pass of their own (mx_dnnl_conv2d_forward_add). The
-     * addend is read in y's layout, which must be the one the primitive
-     * writes (the kernels' block, mx_dnnl_channel_block, for a blocked plan):
-     * MX_ERR_ARG otherwise. */
+    /* y = relu?(conv(x) + bias + (post_add ? addend : 0)), oneDNN's
+     * binary-add and eltwise post-ops, so a residual add and a ReLU cost no
+     * pass of their own (mx_dnnl_conv2d_forward_add). The add needs an
+     * inference-only plan; the ReLU may also be a training plan's (its
+     * backward is the caller's, from y). The addend is read in y's layout,
+     * which must be the one the primitive writes (the kernels' block,
+     * mx_dnnl_channel_block, for a blocked plan): MX_ERR_ARG otherwise. */
     int post_add, post_relu;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 

@@ -120,6 +120,9 @@ int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
  * is new; NULL when that fails (a note on stderr, once): the pass then runs
  * on the reference layers. */
 const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
+/* Whether convolution k's oneDNN plans (inference or training ones) apply
+ * the ReLU after it (cnn_cpu_plan.c). */
+int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference);
 
 /* The inference fusions' predict hook (cnn_cpu_predict.c). */
 mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits);

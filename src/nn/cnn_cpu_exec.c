@@ -169,9 +169,9 @@ static int narrow_runs(const cnn_pass *p, size_t k)
 }
 
 /* The node's ReLU goes with the convolution wherever the kernel can apply
- * it as it stores: mixreg's narrow and Winograd kernels, and oneDNN's
- * inference plans (made with the ReLU post-op, cn->pred_relu). lenet5's
- * evaluation spent 8% of its time in separate ReLU passes. */
+ * it as it stores: mixreg's narrow and Winograd kernels, and oneDNN's plans
+ * (made with the ReLU post-op, cnn_cpu_conv_plan_relu). lenet5's evaluation
+ * spent 8% of its time in separate ReLU passes. */
 static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const cnn_node *nd = &p->g->nodes[k];
@@ -198,7 +198,7 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
         return mx_wino_gemm_forward(&nd->conv, p->n, x, cs->wino_u, b, NULL, nd->relu, y, cs->wino_scratch);
     }
     if (!pl->conv) return cnn_backend_ref.conv_forward(p, k, x, y, relu_done);
-    *relu_done = p->inference && cn->pred_relu;
+    *relu_done = cnn_cpu_conv_plan_relu(p->g, k, p->inference);
     const void *given = conv_bf16_input(p, k);
     if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
     if (kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return mx_dnnl_conv2d_forward_keep_x(pl->conv, p->n, x, w, b, y, kept);

@@ -397,6 +397,14 @@ static mx_status plan_fusion(cnn_graph *g)
     return MX_OK;
 }
 
+/* Whether convolution k's oneDNN plans apply the ReLU after it: in
+ * prediction the one ending its fused chain (plan_fusion), in training its
+ * own (lenet5's second layer: one pass less over its output). */
+int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference)
+{
+    return inference ? cnn_cpu_node_of(g, k)->pred_relu : g->nodes[k].relu;
+}
+
 static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference, cnn_node_plan *p)
 {
     const cnn_node *nd = &g->nodes[k];
@@ -411,11 +419,11 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
                                                                                                  : MX_DNNL_F32,
                                       .src_layout = mx_dnnl_act_blocked(in->blocked),
                                       .dst_layout = mx_dnnl_act_blocked(out->blocked)};
+        opt.post_relu = cnn_cpu_conv_plan_relu(g, k, inference);
         if (inference) {
             opt.inference_only = 1;
             if (cn->fold_bn >= 0) opt.has_bias = 1;
             opt.post_add = cn->fold_add >= 0;
-            opt.post_relu = cn->pred_relu;
         }
         choose_conv_algorithm(g, nd, &opt);
         st = mx_dnnl_conv2d_plan_create(dnnl, &nd->conv, n, &opt, &p->conv);

@@ -201,8 +201,8 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
     if (opt && ((opt->src_layout != MX_DNNL_ACT_NCHW && d->in_channels % mx_dnnl_act_block(opt->src_layout)) ||
                 (opt->dst_layout != MX_DNNL_ACT_NCHW && d->out_channels % mx_dnnl_act_block(opt->dst_layout))))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: a blocked layout needs a multiple of its block of channels");
-    if (opt && (opt->post_add || opt->post_relu) && !opt->inference_only)
-        return mx_error_set(MX_ERR_ARG, "conv2d plan: post-ops need an inference-only plan");
+    if (opt && opt->post_add && !opt->inference_only)
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: the add post-op needs an inference-only plan");
     mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
     if (!p) return mx_error_set(MX_ERR_NOMEM, "conv2d plan: out of memory");
     p->base.ctx = ctx;
