@@ -3,8 +3,10 @@
  * without bias, weights' and bias's gradients, on lenet5's first layers
  * (Fashion-MNIST's 1x28x28 and CIFAR's 3x32x32), output widths that are not
  * a multiple of the vector (masked last columns), kernels 1 to 7, padding
- * and none, batches that split unevenly between threads. Builds without
- * AVX2 have no kernel; the test then checks that it says so. */
+ * and none, batches that split unevenly between threads; and its forward
+ * into nChw8c (lenet5's second layer, resnet20's first, odd widths, odd
+ * block counts), with and without the ReLU. Builds without AVX2 have no
+ * kernel; the test then checks that it says so. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -80,6 +82,42 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh,
     free(x), free(w), free(bias), free(dy), free(ref), free(y), free(rdw), free(dw), free(rdb), free(db), free(scratch);
 }
 
+/* The nChw8c forward against the reference's NCHW output. */
+static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw, size_t pad)
+{
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = kh, .kernel_w = kw,
+                        .stride_h = 1, .stride_w = 1, .pad_h = pad, .pad_w = pad};
+    CHECK(mx_conv2d_setup(&d) == MX_OK && mx_conv_narrow_blocked_suits(&d));
+    const size_t hw = d.out_h * d.out_w, in = n * C * H * W, out = n * K * hw, wn = K * C * kh * kw;
+    float *x = malloc(in * sizeof *x), *w = malloc(wn * sizeof *w), *bias = malloc(K * sizeof *bias);
+    float *ref = malloc(out * sizeof *ref), *y = malloc(out * sizeof *y);
+    float *scratch = malloc(mx_conv_narrow_blocked_scratch_floats(&d, omp_get_max_threads()) * sizeof(float));
+    unsigned state = (unsigned)(n * 5 + C * 31 + K * 7 + H + W * 3 + kh);
+    for (size_t i = 0; i < in; i++) x[i] = uniform(&state);
+    for (size_t i = 0; i < wn; i++) w[i] = 0.3f * uniform(&state);
+    for (size_t i = 0; i < K; i++) bias[i] = uniform(&state);
+    mx_conv2d_forward_direct(&d, n, x, w, bias, ref);
+    double worst = 0;
+    for (int relu = 0; relu < 2; relu++) {
+        for (size_t i = 0; i < out; i++) y[i] = NAN; /* every output must be written */
+        CHECK(mx_conv_narrow_forward_blocked(&d, n, x, w, bias, relu, y, scratch) == MX_OK);
+        size_t wrong = 0;
+        for (size_t s = 0; s < n; s++)
+            for (size_t k = 0; k < K; k++)
+                for (size_t p = 0; p < hw; p++) {
+                    const float r = ref[(s * K + k) * hw + p], got = y[((s * (K / 8) + k / 8) * hw + p) * 8 + k % 8];
+                    const double e = fabs((double)got - (relu && r < 0 ? 0.0 : r));
+                    if (!(e <= worst)) worst = e;
+                    if (relu && r < -1e-4f) wrong += !(got == 0 && !signbit(got));
+                }
+        CHECK(wrong == 0);
+    }
+    CHECK(worst < 1e-5);
+    printf("  nChw8c: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: largest error %.2g\n", n, C, H, W, K, kh, kw, pad,
+           worst);
+    free(x), free(w), free(bias), free(ref), free(y), free(scratch);
+}
+
 int main(void)
 {
     mx_conv2d_desc no = {.in_channels = 6, .out_channels = 16, .in_h = 14, .in_w = 14, .kernel_h = 5, .kernel_w = 5,
@@ -97,5 +135,9 @@ int main(void)
     compare(1, 1, 1, 5, 5, 7, 7, 3);
     compare(2, 4, 3, 40, 37, 1, 1, 0); /* 37 columns: five vectors, two passes of a row */
     compare(3, 1, 64, 6, 6, 3, 7, 2);
+    compare_blocked(5, 6, 16, 14, 14, 5, 5, 0); /* lenet5's second layer: 10-wide rows, 5 + 5 */
+    compare_blocked(3, 3, 16, 32, 32, 3, 3, 1); /* resnet20's first */
+    compare_blocked(2, 8, 24, 9, 23, 3, 5, 2);  /* three blocks: a pair and one alone; 23 = 6 + 6 + 6 + 5 */
+    compare_blocked(3, 1, 8, 5, 4, 7, 7, 3);
     CHECK_DONE();
 }

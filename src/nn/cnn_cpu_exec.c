@@ -162,10 +162,16 @@ static int wino_kernel(const cnn_pass *p, size_t k)
 }
 
 /* Whether node k runs conv_narrow.h's kernels in this pass (not with more
- * threads than its scratch was made for). */
+ * threads than its scratch was made for): the NCHW ones, or the forward
+ * into nChw8c. */
 static int narrow_runs(const cnn_pass *p, size_t k)
 {
     return cnn_cpu_node_of(p->g, k)->narrow && omp_get_max_threads() <= cnn_cpu_of(p->g)->scratch_threads;
+}
+
+static int narrow_blocked_runs(const cnn_pass *p, size_t k)
+{
+    return cnn_cpu_node_of(p->g, k)->narrow_blocked && omp_get_max_threads() <= cnn_cpu_of(p->g)->scratch_threads;
 }
 
 /* The node's ReLU goes with the convolution wherever the kernel can apply
@@ -183,6 +189,10 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
     if (pl->conv && narrow_runs(p, k)) {
         *relu_done = nd->relu;
         return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, nd->relu, y, cnn_cpu_of(p->g)->narrow_scratch);
+    }
+    if (pl->conv && narrow_blocked_runs(p, k)) {
+        *relu_done = nd->relu;
+        return mx_conv_narrow_forward_blocked(&nd->conv, p->n, x, w, b, nd->relu, y, cnn_cpu_of(p->g)->narrow_scratch);
     }
     const int wino = pl->conv ? wino_kernel(p, k) : CNN_WINO_NONE;
     if (wino != CNN_WINO_NONE) *relu_done = nd->relu;

@@ -266,6 +266,17 @@ static int narrow_suits(const cnn_graph *g, const cnn_node *nd)
            !g->tensors[nd->out].blocked && mx_conv_narrow_suits(&nd->conv);
 }
 
+/* Whether convolution nd's forward runs mx_conv_narrow_forward_blocked:
+ * float32, an NCHW input of few channels, an nChw8c output (AVX2's block).
+ * lenet5's second layer (6 -> 16, 5x5, 14x14), batch 128, 2 threads:
+ * oneDNN's forward took 0.63 ms (ONEDNN_VERBOSE); BENCHMARKS.md has the step
+ * with this kernel. Its backward stays with oneDNN. */
+static int narrow_blocked_suits(const cnn_graph *g, const cnn_node *nd)
+{
+    return g->model->spec.precision == MX_PRECISION_FP32 && !g->tensors[nd->in].blocked &&
+           g->tensors[nd->out].blocked == 8 && mx_conv_narrow_blocked_suits(&nd->conv);
+}
+
 static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
 {
     const mx_conv2d_desc *d = &nd->conv;
@@ -303,7 +314,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = cn->train_wino = cn->narrow = 0;
+        cn->fused = cn->wino = cn->train_wino = cn->narrow = cn->narrow_blocked = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -351,6 +362,9 @@ static mx_status plan_fusion(cnn_graph *g)
         cn->narrow = narrow_suits(g, nd);
         if (cn->narrow && mx_conv_narrow_scratch_floats(&nd->conv, threads) > narrow_floats)
             narrow_floats = mx_conv_narrow_scratch_floats(&nd->conv, threads);
+        cn->narrow_blocked = narrow_blocked_suits(g, nd);
+        if (cn->narrow_blocked && mx_conv_narrow_blocked_scratch_floats(&nd->conv, threads) > narrow_floats)
+            narrow_floats = mx_conv_narrow_blocked_scratch_floats(&nd->conv, threads);
         tiles_kernel |= cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);

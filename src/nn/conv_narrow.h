@@ -11,6 +11,7 @@
 #include "mixreg/layers.h"
 
 #define MX_CONV_NARROW_MAX_IN 4
+#define MX_CONV_NARROW_MAX_BLOCKED_IN 8
 #define MX_CONV_NARROW_MAX_KERNEL 7
 
 /* 1 when this build has the kernels (AVX2 and FMA), else 0. */
@@ -28,5 +29,17 @@ mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float 
 /* dw (overwritten) and db (NULL: none) from x and dy. */
 mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
                                           float *dw, float *db, float *scratch);
+
+/* The forward into an nChw8c output (the input NCHW): a vector is a block
+ * of 8 output channels at one pixel, so rows too short for whole vectors
+ * (lenet5's second layer, 10 wide) lose no lanes. Stride 1, at most
+ * MX_CONV_NARROW_MAX_BLOCKED_IN input channels, output channels a multiple
+ * of 8, kernels up to MX_CONV_NARROW_MAX_KERNEL; y = relu?(conv(x, w) +
+ * bias); scratch of mx_conv_narrow_blocked_scratch_floats for at least
+ * omp_get_max_threads() threads. */
+int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d);
+size_t mx_conv_narrow_blocked_scratch_floats(const mx_conv2d_desc *d, int threads);
+mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *w,
+                                         const float *bias, int relu, float *y, float *scratch);
 
 #endif
