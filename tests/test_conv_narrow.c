@@ -4,8 +4,9 @@
  * (Fashion-MNIST's 1x28x28 and CIFAR's 3x32x32), output widths that are not
  * a multiple of the vector (masked last columns), kernels 1 to 7, padding
  * and none, batches that split unevenly between threads; and its forward
- * into nChw8c (lenet5's second layer, resnet20's first, odd widths, odd
- * block counts), with and without the ReLU. Builds without AVX2 have no
+ * into nChw8c and weights' gradient from there (lenet5's second layer,
+ * resnet20's first, odd widths, odd block counts, a 7-wide kernel), the
+ * forward with and without the ReLU. Builds without AVX2 have no
  * kernel; the test then checks that it says so. */
 #include <math.h>
 #include <omp.h>
@@ -113,9 +114,26 @@ static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, si
         CHECK(wrong == 0);
     }
     CHECK(worst < 1e-5);
-    printf("  nChw8c: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: largest error %.2g\n", n, C, H, W, K, kh, kw, pad,
-           worst);
+    /* The weights' and bias's gradients from an nChw8c dy. */
+    float *dy = malloc(out * sizeof *dy), *dyb = malloc(out * sizeof *dyb), *rdw = malloc(wn * sizeof *rdw),
+          *dw = malloc(wn * sizeof *dw), *rdb = malloc(K * sizeof *rdb), *db = malloc(K * sizeof *db);
+    for (size_t i = 0; i < out; i++) dy[i] = uniform(&state);
+    for (size_t s = 0; s < n; s++)
+        for (size_t k = 0; k < K; k++)
+            for (size_t p = 0; p < hw; p++) dyb[((s * (K / 8) + k / 8) * hw + p) * 8 + k % 8] = dy[(s * K + k) * hw + p];
+    mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    for (size_t i = 0; i < K; i++) db[i] = NAN;
+    CHECK(mx_conv_narrow_backward_weights_blocked(&d, n, x, dyb, dw, db, scratch) == MX_OK);
+    const double ew = relative(dw, rdw, wn), eb = relative(db, rdb, K);
+    CHECK(ew < 1e-5 && eb < 1e-5);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    CHECK(mx_conv_narrow_backward_weights_blocked(&d, n, x, dyb, dw, NULL, scratch) == MX_OK);
+    CHECK(relative(dw, rdw, wn) < 1e-5);
+    printf("  nChw8c: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n",
+           n, C, H, W, K, kh, kw, pad, worst, ew, eb);
     free(x), free(w), free(bias), free(ref), free(y), free(scratch);
+    free(dy), free(dyb), free(rdw), free(dw), free(rdb), free(db);
 }
 
 int main(void)
@@ -139,5 +157,6 @@ int main(void)
     compare_blocked(3, 3, 16, 32, 32, 3, 3, 1); /* resnet20's first */
     compare_blocked(2, 8, 24, 9, 23, 3, 5, 2);  /* three blocks: a pair and one alone; 23 = 6 + 6 + 6 + 5 */
     compare_blocked(3, 1, 8, 5, 4, 7, 7, 3);
+    compare_blocked(3, 2, 16, 8, 8, 7, 7, 3);   /* 7 wide: one block at a time */
     CHECK_DONE();
 }

@@ -32,8 +32,9 @@ typedef struct {
                                         Winograd kernels (cnn_cpu_plan.c winograd_training_suits) */
     int narrow;                      /* conv: its forward and weights' gradient run conv_narrow.h's kernels
                                         (NCHW first layers; cnn_cpu_plan.c narrow_suits) */
-    int narrow_blocked;              /* conv: its forward runs mx_conv_narrow_forward_blocked (few NCHW input
-                                        channels, an nChw8c output; cnn_cpu_plan.c narrow_blocked_suits) */
+    int narrow_blocked;              /* conv: its forward and weights' gradient run conv_narrow.h's nChw8c
+                                        kernels (few NCHW input channels, an nChw8c output; cnn_cpu_plan.c
+                                        narrow_blocked_suits) */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */

@@ -333,6 +333,14 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
         }
         return mx_conv_narrow_backward_weights(&nd->conv, p->n, x, dy, dw, db, cnn_cpu_of(p->g)->narrow_scratch);
     }
+    if (narrow_blocked_runs(p, k)) { /* the input's gradient on oneDNN (it reads no x), the weights' here */
+        if (dx) {
+            const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
+            if (st != MX_OK) return st;
+        }
+        return mx_conv_narrow_backward_weights_blocked(&nd->conv, p->n, x, dy, dw, db,
+                                                       cnn_cpu_of(p->g)->narrow_scratch);
+    }
     const int wino = wino_kernel(p, k);
     if (wino) {
         const cnn_cpu_graph *cs = cnn_cpu_of(p->g);

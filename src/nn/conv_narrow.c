@@ -72,17 +72,24 @@ size_t mx_conv_narrow_scratch_floats(const mx_conv2d_desc *d, int threads)
     return (size_t)threads * ((pad + sums + 15) / 16 * 16);
 }
 
-/* The weights as the blocked forward reads them, [c][i][j][k] (the output
- * channels innermost, one vector per block of 8), after every thread's
- * padded input. */
+/* Per thread: its padded input, then (weights' gradient) its sums in the
+ * forward's weight order [c][i][j][k] and the bias's [k]. After every
+ * thread's: the weights as the forward reads them, [c][i][j][k] (the output
+ * channels innermost, one vector per block of 8). */
 static size_t blocked_pad_floats(const mx_conv2d_desc *d)
 {
     return (d->in_channels * padded_rows(d) * padded_width(d) + 15) / 16 * 16;
 }
 
+static size_t blocked_thread_floats(const mx_conv2d_desc *d)
+{
+    const size_t sums = d->out_channels * (d->in_channels * d->kernel_h * d->kernel_w + 1);
+    return blocked_pad_floats(d) + (sums + 15) / 16 * 16;
+}
+
 size_t mx_conv_narrow_blocked_scratch_floats(const mx_conv2d_desc *d, int threads)
 {
-    return (size_t)threads * blocked_pad_floats(d) +
+    return (size_t)threads * blocked_thread_floats(d) +
            d->out_channels * d->in_channels * d->kernel_h * d->kernel_w;
 }
 
@@ -334,7 +341,7 @@ mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, cons
 {
     const size_t C = d->in_channels, K = d->out_channels, KH = d->kernel_h, KW = d->kernel_w;
     const size_t OH = d->out_h, OW = d->out_w, KB = K / 8, in = C * d->in_h * d->in_w, out = K * OH * OW;
-    const size_t per = blocked_pad_floats(d);
+    const size_t per = blocked_thread_floats(d);
     float *wt = scratch + (size_t)omp_get_max_threads() * per;
     for (size_t k = 0; k < K; k++)
         for (size_t t = 0; t < C * KH * KW; t++) wt[t * K + k] = w[k * C * KH * KW + t];
@@ -353,6 +360,93 @@ mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, cons
                     x0 += len;
                 }
     }
+    return MX_OK;
+}
+
+/* For tap row i of input channel c, blocks kb0 and (two) kb0 + 1, over one
+ * sample: sum[j][k] += dy[k] at each output pixel times the padded input
+ * under tap (i, j). KW and two constants after inlining: 2 x 6 accumulators
+ * at most. */
+static inline __attribute__((always_inline)) void blocked_weight_taps(const mx_conv2d_desc *d, size_t KW,
+                                                                      const float *pad, const float *dys, size_t c,
+                                                                      size_t i, size_t kb0, int two, float *sum)
+{
+    const size_t OH = d->out_h, OW = d->out_w, pw = padded_width(d), ph = padded_rows(d), K = d->out_channels;
+    __m256 a0[MX_CONV_NARROW_MAX_KERNEL], a1[MX_CONV_NARROW_MAX_KERNEL];
+#pragma GCC unroll 7
+    for (size_t j = 0; j < KW; j++) a0[j] = a1[j] = _mm256_setzero_ps();
+    const float *g0 = dys + kb0 * OH * OW * 8, *g1 = g0 + OH * OW * 8;
+    for (size_t oy = 0; oy < OH; oy++) {
+        const float *row = pad + (c * ph + oy + i) * pw;
+        for (size_t ox = 0; ox < OW; ox++) {
+            const size_t q = (oy * OW + ox) * 8;
+            const __m256 d0 = _mm256_loadu_ps(g0 + q), d1 = two ? _mm256_loadu_ps(g1 + q) : d0;
+#pragma GCC unroll 7
+            for (size_t j = 0; j < KW; j++) {
+                const __m256 xv = _mm256_broadcast_ss(row + ox + j);
+                a0[j] = _mm256_fmadd_ps(d0, xv, a0[j]);
+                if (two) a1[j] = _mm256_fmadd_ps(d1, xv, a1[j]);
+            }
+        }
+    }
+    float *s = sum + ((c * d->kernel_h + i) * d->kernel_w) * K + kb0 * 8;
+#pragma GCC unroll 7
+    for (size_t j = 0; j < KW; j++) {
+        _mm256_storeu_ps(s + j * K, _mm256_add_ps(_mm256_loadu_ps(s + j * K), a0[j]));
+        if (two) _mm256_storeu_ps(s + j * K + 8, _mm256_add_ps(_mm256_loadu_ps(s + j * K + 8), a1[j]));
+    }
+}
+
+static void blocked_weight_row(const mx_conv2d_desc *d, const float *pad, const float *dys, size_t c, size_t i,
+                               size_t kb0, int two, float *sum)
+{
+    switch (d->kernel_w * 2 + (two ? 1 : 0)) {
+#define TAPS_CASE(KW)                                                                                                      case 2 * KW: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 0, sum); break;                                          case 2 * KW + 1: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 1, sum); break;
+        TAPS_CASE(1) TAPS_CASE(2) TAPS_CASE(3) TAPS_CASE(4) TAPS_CASE(5) TAPS_CASE(6)
+#undef TAPS_CASE
+    default: blocked_weight_taps(d, MX_CONV_NARROW_MAX_KERNEL, pad, dys, c, i, kb0, 0, sum); break;
+    }
+}
+
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
+                                                  float *dw, float *db, float *scratch)
+{
+    const size_t C = d->in_channels, K = d->out_channels, KB = K / 8, KH = d->kernel_h, KW = d->kernel_w;
+    const size_t hw = d->out_h * d->out_w, in = C * d->in_h * d->in_w, taps = C * KH * KW;
+    const size_t per = blocked_thread_floats(d), pad_floats = blocked_pad_floats(d);
+    /* Two blocks at a time, but for 7-wide kernels (2 x 7 accumulators would spill). */
+    const size_t step = KW < MX_CONV_NARROW_MAX_KERNEL ? 2 : 1;
+    int used = 1;
+#pragma omp parallel
+    {
+        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+#pragma omp single
+        used = nth;
+        float *pad = scratch + (size_t)th * per, *sum = pad + pad_floats, *bsum = sum + taps * K;
+        memset(sum, 0, (taps + 1) * K * sizeof(float));
+        const size_t begin = n * (size_t)th / (size_t)nth, end = n * (size_t)(th + 1) / (size_t)nth;
+        for (size_t s = begin; s < end; s++) {
+            pad_sample(d, x + s * in, pad);
+            const float *dys = dy + s * K * hw;
+            for (size_t c = 0; c < C; c++)
+                for (size_t i = 0; i < KH; i++)
+                    for (size_t kb = 0; kb < KB; kb += step)
+                        blocked_weight_row(d, pad, dys, c, i, kb, kb + 1 < KB && step == 2, sum);
+            for (size_t kb = 0; db && kb < KB; kb++) {
+                __m256 b = _mm256_loadu_ps(bsum + kb * 8);
+                for (size_t q = 0; q < hw; q++) b = _mm256_add_ps(b, _mm256_loadu_ps(dys + (kb * hw + q) * 8));
+                _mm256_storeu_ps(bsum + kb * 8, b);
+            }
+        }
+    }
+    /* The threads' sums in thread order, into PyTorch's [k][c][i][j]. */
+    for (size_t t = 0; t < taps + (db ? 1 : 0); t++)
+        for (size_t k = 0; k < K; k++) {
+            double total = 0;
+            for (int th = 0; th < used; th++) total += scratch[(size_t)th * per + pad_floats + t * K + k];
+            if (t < taps) dw[k * taps + t] = (float)total;
+            else db[k] = (float)total;
+        }
     return MX_OK;
 }
 
@@ -378,6 +472,13 @@ mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, cons
                                          const float *bias, int relu, float *y, float *scratch)
 {
     (void)d, (void)n, (void)x, (void)w, (void)bias, (void)relu, (void)y, (void)scratch;
+    return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
+}
+
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
+                                                  float *dw, float *db, float *scratch)
+{
+    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 

@@ -41,5 +41,11 @@ int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d);
 size_t mx_conv_narrow_blocked_scratch_floats(const mx_conv2d_desc *d, int threads);
 mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *w,
                                          const float *bias, int relu, float *y, float *scratch);
+/* Its weights' gradient dw (overwritten) and the bias's db (NULL: none)
+ * from x (NCHW) and dy (nChw8c): per tap row, the output gradient's vectors
+ * against the input under each tap, broadcast; the threads' sums added in
+ * thread order (the result depends on the thread count, not on the run). */
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
+                                                  float *dw, float *db, float *scratch);
 
 #endif
