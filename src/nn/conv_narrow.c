@@ -72,8 +72,8 @@ size_t mx_conv_narrow_scratch_floats(const mx_conv2d_desc *d, int threads)
     return (size_t)threads * ((pad + sums + 15) / 16 * 16);
 }
 
-/* Per thread: its padded input, then (weights' gradient) its sums in the
- * forward's weight order [c][i][j][k] and the bias's [k]. After every
+/* Per thread: its padded input, then (weights' gradient) its sums, in
+ * double, in the forward's weight order [c][i][j][k] and the bias's [k]. After every
  * thread's: the weights as the forward reads them, [c][i][j][k] (the output
  * channels innermost, one vector per block of 8). */
 static size_t blocked_pad_floats(const mx_conv2d_desc *d)
@@ -84,7 +84,7 @@ static size_t blocked_pad_floats(const mx_conv2d_desc *d)
 static size_t blocked_thread_floats(const mx_conv2d_desc *d)
 {
     const size_t sums = d->out_channels * (d->in_channels * d->kernel_h * d->kernel_w + 1);
-    return blocked_pad_floats(d) + (sums + 15) / 16 * 16;
+    return blocked_pad_floats(d) + (2 * sums + 15) / 16 * 16;
 }
 
 size_t mx_conv_narrow_blocked_scratch_floats(const mx_conv2d_desc *d, int threads)
@@ -363,13 +363,22 @@ mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, cons
     return MX_OK;
 }
 
+/* v's 8 lanes added to s[0..7]. */
+static inline void add_to_doubles(double *s, __m256 v)
+{
+    _mm256_storeu_pd(s, _mm256_add_pd(_mm256_loadu_pd(s), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    _mm256_storeu_pd(s + 4, _mm256_add_pd(_mm256_loadu_pd(s + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+}
+
 /* For tap row i of input channel c, blocks kb0 and (two) kb0 + 1, over one
  * sample: sum[j][k] += dy[k] at each output pixel times the padded input
- * under tap (i, j). KW and two constants after inlining: 2 x 6 accumulators
- * at most. */
+ * under tap (i, j), the sample's part in float, the samples' in double (so
+ * a batch split between processes sums to the same up to the last bit
+ * nearly: the data-parallel runs agree with one process). KW and two
+ * constants after inlining: 2 x 6 accumulators at most. */
 static inline __attribute__((always_inline)) void blocked_weight_taps(const mx_conv2d_desc *d, size_t KW,
                                                                       const float *pad, const float *dys, size_t c,
-                                                                      size_t i, size_t kb0, int two, float *sum)
+                                                                      size_t i, size_t kb0, int two, double *sum)
 {
     const size_t OH = d->out_h, OW = d->out_w, pw = padded_width(d), ph = padded_rows(d), K = d->out_channels;
     __m256 a0[MX_CONV_NARROW_MAX_KERNEL], a1[MX_CONV_NARROW_MAX_KERNEL];
@@ -389,16 +398,16 @@ static inline __attribute__((always_inline)) void blocked_weight_taps(const mx_c
             }
         }
     }
-    float *s = sum + ((c * d->kernel_h + i) * d->kernel_w) * K + kb0 * 8;
+    double *s = sum + ((c * d->kernel_h + i) * d->kernel_w) * K + kb0 * 8;
 #pragma GCC unroll 7
     for (size_t j = 0; j < KW; j++) {
-        _mm256_storeu_ps(s + j * K, _mm256_add_ps(_mm256_loadu_ps(s + j * K), a0[j]));
-        if (two) _mm256_storeu_ps(s + j * K + 8, _mm256_add_ps(_mm256_loadu_ps(s + j * K + 8), a1[j]));
+        add_to_doubles(s + j * K, a0[j]);
+        if (two) add_to_doubles(s + j * K + 8, a1[j]);
     }
 }
 
 static void blocked_weight_row(const mx_conv2d_desc *d, const float *pad, const float *dys, size_t c, size_t i,
-                               size_t kb0, int two, float *sum)
+                               size_t kb0, int two, double *sum)
 {
     switch (d->kernel_w * 2 + (two ? 1 : 0)) {
 #define TAPS_CASE(KW)                                                                                                      case 2 * KW: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 0, sum); break;                                          case 2 * KW + 1: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 1, sum); break;
@@ -422,8 +431,9 @@ mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_
         const int th = omp_get_thread_num(), nth = omp_get_num_threads();
 #pragma omp single
         used = nth;
-        float *pad = scratch + (size_t)th * per, *sum = pad + pad_floats, *bsum = sum + taps * K;
-        memset(sum, 0, (taps + 1) * K * sizeof(float));
+        float *pad = scratch + (size_t)th * per;
+        double *sum = (double *)(void *)(pad + pad_floats), *bsum = sum + taps * K;
+        memset(sum, 0, (taps + 1) * K * sizeof(double));
         const size_t begin = n * (size_t)th / (size_t)nth, end = n * (size_t)(th + 1) / (size_t)nth;
         for (size_t s = begin; s < end; s++) {
             pad_sample(d, x + s * in, pad);
@@ -433,9 +443,9 @@ mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_
                     for (size_t kb = 0; kb < KB; kb += step)
                         blocked_weight_row(d, pad, dys, c, i, kb, kb + 1 < KB && step == 2, sum);
             for (size_t kb = 0; db && kb < KB; kb++) {
-                __m256 b = _mm256_loadu_ps(bsum + kb * 8);
+                __m256 b = _mm256_setzero_ps();
                 for (size_t q = 0; q < hw; q++) b = _mm256_add_ps(b, _mm256_loadu_ps(dys + (kb * hw + q) * 8));
-                _mm256_storeu_ps(bsum + kb * 8, b);
+                add_to_doubles(bsum + kb * 8, b);
             }
         }
     }
@@ -443,7 +453,8 @@ mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_
     for (size_t t = 0; t < taps + (db ? 1 : 0); t++)
         for (size_t k = 0; k < K; k++) {
             double total = 0;
-            for (int th = 0; th < used; th++) total += scratch[(size_t)th * per + pad_floats + t * K + k];
+            for (int th = 0; th < used; th++)
+                total += ((const double *)(const void *)(scratch + (size_t)th * per + pad_floats))[t * K + k];
             if (t < taps) dw[k * taps + t] = (float)total;
             else db[k] = (float)total;
         }
