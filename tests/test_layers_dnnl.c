@@ -452,7 +452,7 @@ static void test_linear(void)
             mx_linear_forward(n, in, out, x, w, b, y_ref);
             mx_linear_backward(n, in, out, x, w, dy, dx_ref, dw_ref, has_bias ? db_ref : NULL);
             mx_dnnl_linear_plan *plan = NULL;
-            CHECK_OK(mx_dnnl_linear_plan_create(g_ctx, n, in, out, has_bias, 0, &plan));
+            CHECK_OK(mx_dnnl_linear_plan_create(g_ctx, n, in, out, has_bias ? MX_DNNL_LINEAR_BIAS : 0u, &plan));
             if (plan) {
                 char what[64];
                 snprintf(what, sizeof what, "linear %zu: %zu -> %zu bias %d", n, in, out, has_bias);
@@ -478,13 +478,29 @@ static void test_linear(void)
                 CHECK(mx_dnnl_linear_backward(plan, n + 1, x, w, dy, dx, dw, NULL) == MX_ERR_ARG);
                 if (!has_bias) CHECK(mx_dnnl_linear_backward(plan, n, x, w, dy, dx, dw, db) == MX_ERR_ARG);
                 mx_dnnl_linear_plan_free(plan);
+                plan = NULL;
+            }
+            /* The ReLU post-op: exactly the plain product's output clamped at 0. */
+            CHECK_OK(mx_dnnl_linear_plan_create(g_ctx, n, in, out,
+                                                MX_DNNL_LINEAR_INFERENCE | MX_DNNL_LINEAR_RELU |
+                                                    (has_bias ? MX_DNNL_LINEAR_BIAS : 0u),
+                                                &plan));
+            if (plan) {
+                CHECK_OK(mx_dnnl_linear_forward(plan, n, x, w, b, y2));
+                size_t clamped = 0;
+                for (size_t j = 0; j < n * out; j++) {
+                    CHECK(y2[j] == (y[j] > 0.0f ? y[j] : 0.0f));
+                    clamped += y[j] < 0.0f;
+                }
+                CHECK(n * out < 8 || clamped > 0);
+                mx_dnnl_linear_plan_free(plan);
             }
             free(x), free(w), free(b), free(dy), free(y_ref), free(y), free(dx_ref), free(dw_ref), free(db_ref);
             free(dx), free(dw), free(db), free(y2), free(dw2), free(db2);
         }
     mx_dnnl_linear_plan *plan = NULL;
-    CHECK(mx_dnnl_linear_plan_create(g_ctx, 4, 0, 3, 1, 0, &plan) == MX_ERR_ARG && !plan);
-    CHECK_OK(mx_dnnl_linear_plan_create(g_ctx, 4, 6, 3, 1, 1, &plan));
+    CHECK(mx_dnnl_linear_plan_create(g_ctx, 4, 0, 3, MX_DNNL_LINEAR_BIAS, &plan) == MX_ERR_ARG && !plan);
+    CHECK_OK(mx_dnnl_linear_plan_create(g_ctx, 4, 6, 3, MX_DNNL_LINEAR_BIAS | MX_DNNL_LINEAR_INFERENCE, &plan));
     float buf[64] = {0};
     CHECK(mx_dnnl_linear_backward(plan, 4, buf, buf, buf, buf, NULL, NULL) == MX_ERR_ARG);
     mx_dnnl_linear_plan_free(plan);

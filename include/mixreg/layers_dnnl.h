@@ -185,8 +185,14 @@ mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const f
  * y [n, out] = x [n, in] weight^T + bias, weight [out, in] (nn.Linear). */
 typedef struct mx_dnnl_linear_plan mx_dnnl_linear_plan;
 
-mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, size_t out, int has_bias,
-                                     int inference_only, mx_dnnl_linear_plan **out_plan);
+/* What a linear plan does, or'd together: add a bias; forward only (no
+ * backward primitives); apply a ReLU to the forward's output inside the
+ * product (the backward still gives the linear layer's own gradients: the
+ * caller masks dy). */
+enum { MX_DNNL_LINEAR_BIAS = 1, MX_DNNL_LINEAR_INFERENCE = 2, MX_DNNL_LINEAR_RELU = 4 };
+
+mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, size_t out, unsigned flags,
+                                     mx_dnnl_linear_plan **out_plan);
 void mx_dnnl_linear_plan_free(mx_dnnl_linear_plan *p);
 
 mx_status mx_dnnl_linear_forward(mx_dnnl_linear_plan *p, size_t n, const float *x, const float *weight,

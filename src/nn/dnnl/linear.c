@@ -1,5 +1,6 @@
 /* oneDNN inner product as nn.Linear: y [n, out] = x [n, in] weight^T + bias,
- * plain layouts throughout (weight [out, in] is oneDNN's "oi"). */
+ * plain layouts throughout (weight [out, in] is oneDNN's "oi"), optionally
+ * with the ReLU after it as a post-op. */
 #include <stdlib.h>
 
 #include "nn/dnnl/dnnl_internal.h"
@@ -7,7 +8,7 @@
 struct mx_dnnl_linear_plan {
     mxd_plan base;
     size_t n, in, out;
-    int has_bias, inference_only;
+    int has_bias, inference_only, relu;
     mxd_prim fwd, bwd_data, bwd_weights;
     mxd_port f_src, f_wei, f_bias, f_dst, d_ddst, d_wei, d_dsrc, w_src, w_ddst, w_dwei, w_dbias;
 };
@@ -42,7 +43,20 @@ static mx_status build(mx_dnnl_linear_plan *p)
                       &ipd, p->inference_only ? dnnl_forward_inference : dnnl_forward_training, &src, &wei,
                       has_bias ? &bias : NULL, &dst),
                   "linear forward descriptor"));
-    TRY(mxd_prim_create(b, &p->fwd, &ipd, NULL, "linear forward"));
+    dnnl_post_ops_t post_ops = NULL;
+    if (p->relu) {
+        TRY(mxd_check(dnnl_post_ops_create(&post_ops), "linear post-ops"));
+        mx_status st = mxd_check(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f),
+                                 "linear ReLU post-op");
+        if (st != MX_OK) {
+            dnnl_post_ops_destroy(post_ops);
+            return st;
+        }
+    }
+    const void *fwd_desc = &ipd;
+    mx_status made = mxd_prim_create_first(b, &p->fwd, &fwd_desc, 1, NULL, post_ops, "linear forward");
+    if (post_ops) dnnl_post_ops_destroy(post_ops);
+    TRY(made);
     TRY(mxd_port_init(b, &p->f_src, &src, mxd_md(&p->fwd, dnnl_query_src_md), 0, 0));
     TRY(mxd_port_init(b, &p->f_wei, &wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
     if (has_bias) TRY(mxd_port_init(b, &p->f_bias, &bias, mxd_md_at(&p->fwd, dnnl_query_weights_md, 1), 0, 0));
@@ -66,8 +80,8 @@ static mx_status build(mx_dnnl_linear_plan *p)
     return mxd_plan_finish(b);
 }
 
-mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, size_t out, int has_bias,
-                                     int inference_only, mx_dnnl_linear_plan **out_plan)
+mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, size_t out, unsigned flags,
+                                     mx_dnnl_linear_plan **out_plan)
 {
     *out_plan = NULL;
     if (!n || !in || !out) return mx_error_set(MX_ERR_ARG, "linear plan: zero batch, input or output size");
@@ -77,8 +91,9 @@ mx_status mx_dnnl_linear_plan_create(mx_dnnl_context *ctx, size_t n, size_t in, 
     p->n = n;
     p->in = in;
     p->out = out;
-    p->has_bias = has_bias != 0;
-    p->inference_only = inference_only != 0;
+    p->has_bias = (flags & MX_DNNL_LINEAR_BIAS) != 0;
+    p->inference_only = (flags & MX_DNNL_LINEAR_INFERENCE) != 0;
+    p->relu = (flags & MX_DNNL_LINEAR_RELU) != 0;
     mx_status st = build(p);
     if (st != MX_OK) {
         mx_dnnl_linear_plan_free(p);
