@@ -63,6 +63,11 @@ typedef struct cnn_backend {
     /* The samples a prediction-only arena holds for a max batch of B (a
      * backend that predicts in chunks holds one chunk); NULL: B. */
     size_t (*predict_samples)(const struct cnn_graph *g, size_t B);
+    /* The first node that writes node k's output during a prediction: a
+     * convolution whose fused chain ends at k writes it in place of k
+     * (NULL: k itself, no fusions). The memory plan keeps the output's
+     * buffer from there. */
+    size_t (*first_writer)(const struct cnn_graph *g, size_t k);
 
     /* What the memory plan may assume (cnn_graph.c): whether the backend can
      * recompute a batch norm's ReLU output for the backward (bn_recompute

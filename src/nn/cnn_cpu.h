@@ -116,6 +116,7 @@ mx_status cnn_cpu_plan(cnn_graph *g);
 void cnn_cpu_unplan(cnn_graph *g);
 void cnn_cpu_release(cnn_graph *g);
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
+size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
 /* Whether prediction runs node k on mixreg's Winograd kernels at batch n
  * (its inference plan is then not made). */
 int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);

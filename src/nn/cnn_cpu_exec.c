@@ -499,6 +499,7 @@ const cnn_backend cnn_backend_cpu = {
     .unplan = cnn_cpu_unplan,
     .release = cnn_cpu_release,
     .predict_samples = cnn_cpu_predict_samples,
+    .first_writer = cnn_cpu_first_writer,
     .recomputes_bn_output = 1,
     .has_sync_bn = 1,
     .bn_backward_fuses_relu = 1,

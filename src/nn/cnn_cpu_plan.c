@@ -512,6 +512,14 @@ size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B)
     return cnn_cpu_of(g)->pred_chunked && B > CNN_PREDICT_CHUNK ? CNN_PREDICT_CHUNK : B;
 }
 
+size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)
+{
+    /* A fused chain is a convolution, its batch norm and maybe the add after it (plan_fusion). */
+    for (size_t j = k >= 2 ? k - 2 : 0; j < k; j++)
+        if (g->nodes[j].op == CNN_CONV && cnn_cpu_node_of(g, j)->pred_out == g->nodes[k].out) return j;
+    return k;
+}
+
 mx_status cnn_cpu_plan(cnn_graph *g)
 {
     cnn_cpu_graph *cs = cnn_cpu_of(g);

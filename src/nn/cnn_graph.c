@@ -280,11 +280,12 @@ static int plan_recompute(cnn_graph *g, size_t b)
  * of the backward), so they share a few buffers: preact18 at batch 128 keeps
  * 243 MiB fewer. A model planned for prediction only (g->predict_only) has
  * no backward: every tensor shares, and a few buffers hold the whole
- * forward (resnet20 at 224x224: 15 MiB a sample instead of 72). A tensor
- * holds its buffer from two nodes before its producer, because cnn_predict's fused convolutions write a batch norm's or
- * residual add's output there; and a node's output never shares with its
- * inputs. Returns the number of shared buffers; size[b] their element counts
- * per sample. */
+ * forward (resnet20 at 224x224: 15 MiB a sample instead of 72). A
+ * tensor holds its buffer from the first node that writes it
+ * (cnn_backend.first_writer: a prediction's fused convolution writes its
+ * batch norm's or residual add's output) to its last reader, and a node's
+ * output never shares with its inputs. Returns the number of shared
+ * buffers; size[b] their element counts per sample. */
 static size_t plan_shared(cnn_graph *g, size_t *size)
 {
     const size_t T = g->num_tensors, N = g->num_nodes;
@@ -299,7 +300,7 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
         long last = (long)k;
         for (size_t j = k + 1; j < N; j++)
             if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = (long)j;
-        const long start = (long)k - 2;
+        const long start = (long)(g->be->first_writer ? g->be->first_writer(g, k) : k);
         size_t b = 0;
         while (b < count && busy_until[b] >= start) b++;
         if (b == count) size[count++] = 0;
