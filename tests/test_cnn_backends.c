@@ -292,8 +292,10 @@ static int same_state(mx_model *a, mx_model *b)
     return same;
 }
 
-/* `steps` Mixup steps of batch n (the last one smaller), an eval forward between them. */
-static void train_steps(mx_model *m, size_t steps, size_t n)
+/* `steps` Mixup steps of batch n (the last one smaller), an eval forward
+ * between them, or a prediction (which on the cpu backend folds its weights
+ * into a gradient slot of the training arena). */
+static void train_steps(mx_model *m, size_t steps, size_t n, int predict)
 {
     const size_t d = mx_model_input_size(m), C = mx_model_get_spec(m)->num_classes;
     mx_normalizer nz;
@@ -315,7 +317,8 @@ static void train_steps(mx_model *m, size_t steps, size_t n)
         double loss = mx_stepper_step_batch(&s, x, labels, b, &mix, 0.05);
         CHECK(isfinite(loss));
         mx_model_set_training(m, 0);
-        mx_model_forward(m, x, 2);
+        if (predict) CHECK(mx_model_predict(m, x, n) != NULL);
+        else mx_model_forward(m, x, 2);
     }
     free(x), free(labels);
     mx_stepper_free(&s);
@@ -326,18 +329,22 @@ static void test_determinism(void)
     static const char *const archs[] = {"lenet5", "resnet20", "preact18"};
     for (size_t k = 0; k < 3; k++) {
         mx_model *a = make(archs[k], 1, 16, 16, 3, 6, MX_BACKEND_CPU), *b = make(archs[k], 1, 16, 16, 3, 6, MX_BACKEND_CPU);
-        if (!a || !b) {
-            mx_model_free(a), mx_model_free(b);
+        mx_model *c = make(archs[k], 1, 16, 16, 3, 6, MX_BACKEND_CPU);
+        if (!a || !b || !c) {
+            mx_model_free(a), mx_model_free(b), mx_model_free(c);
             continue;
         }
         mx_model_init_params(a, 21);
         mx_model_init_params(b, 21);
-        train_steps(a, 4, 6);
-        train_steps(b, 4, 6);
+        mx_model_init_params(c, 21);
+        train_steps(a, 4, 6, 0);
+        train_steps(b, 4, 6, 0);
+        train_steps(c, 4, 6, 1);
         CHECK(same_state(a, b));
-        printf("  %s: 4 cpu-backend steps (batches 6, 6, 6, 5) twice from one seed: identical parameters, "
-               "gradients and buffers\n", archs[k]);
-        mx_model_free(a), mx_model_free(b);
+        CHECK(same_state(a, c));
+        printf("  %s: 4 cpu-backend steps (batches 6, 6, 6, 5) three times from one seed, predictions between "
+               "them once: identical parameters, gradients and buffers\n", archs[k]);
+        mx_model_free(a), mx_model_free(b), mx_model_free(c);
     }
 }
 
@@ -428,8 +435,8 @@ static void test_bf16(void)
     if (a && b) {
         mx_model_init_params(a, 21);
         mx_model_init_params(b, 21);
-        train_steps(a, 3, 6);
-        train_steps(b, 3, 6);
+        train_steps(a, 3, 6, 0);
+        train_steps(b, 3, 6, 0);
         CHECK(same_state(a, b));
     }
     mx_model_free(a), mx_model_free(b);
@@ -733,7 +740,7 @@ static void test_checkpoint(void)
     run.model = make("resnet20", 1, 16, 16, C, B, MX_BACKEND_CPU);
     if (!run.model) return;
     mx_model_init_params(run.model, 4);
-    train_steps(run.model, 2, B);
+    train_steps(run.model, 2, B, 0);
     float mean = 0.0f, std = 1.0f;
     CHECK_OK(mx_normalizer_init(&run.normalizer, 1, &mean, &std));
     CHECK_OK(mx_rescale_stats_alloc(&run.rescale, d, C));
@@ -918,6 +925,39 @@ static void test_predict(void)
     }
 }
 
+/* A model trained at a batch whose gradient slot holds the prediction
+ * weights (cnn_cpu_plan: resnet20 at 32x32 from about 84 samples) keeps
+ * them there: predictions between steps leave the training as it was, and
+ * agree with the eval forward. */
+static void test_pred_cache_in_slot(void)
+{
+    const size_t B = 96;
+    mx_model *a = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU), *c = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU);
+    float *x = malloc(B * 32 * 32 * sizeof *x), *eval = malloc(B * 3 * sizeof *eval);
+    if (a && c && x && eval) {
+        const cnn_graph *g = ((const struct mx_model *)c)->impl;
+        CHECK(cnn_cpu_of(g)->pred_cache_floats > 0 && cnn_cpu_of(g)->pred_cache == g->slots[0]);
+        mx_model_init_params(a, 23);
+        mx_model_init_params(c, 23);
+        train_steps(a, 2, B, 0);
+        train_steps(c, 2, B, 1);
+        CHECK(same_state(a, c));
+        mx_rng rng;
+        mx_rng_init(&rng, 24, 0);
+        random_fill(&rng, x, B * 32 * 32);
+        mx_model_set_training(c, 0);
+        memcpy(eval, mx_model_forward(c, x, B), B * 3 * sizeof *eval);
+        const double e = norm_error(mx_model_predict(c, x, B), eval, B * 3);
+        CHECK(e <= RTOL);
+        printf("  resnet20 at batch %zu: the prediction weights in the first gradient slot; training unchanged by "
+               "predictions between steps, logits %.1e from the eval forward\n", B, e);
+    } else {
+        CHECK(0);
+    }
+    mx_model_free(a), mx_model_free(c);
+    free(x), free(eval);
+}
+
 /* The memory plan: on the cpu backend batch norms' ReLU outputs are
  * recomputed in the backward and share buffers, as do the tensors no
  * backward reads, so the arena holds less than every activation (the agreement
@@ -1022,6 +1062,7 @@ int main(void)
     test_mlp();
     printf("memory plan\n");
     test_memory_plan();
+    test_pred_cache_in_slot();
     test_backend_tables();
     CHECK_DONE();
 }

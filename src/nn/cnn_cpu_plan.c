@@ -405,12 +405,10 @@ static mx_status plan_fusion(cnn_graph *g)
         if (cnn_cpu_predicts_wino(g, k, CNN_PREDICT_CHUNK)) cache += mx_wino_weight_floats(&nd->conv);
     }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
-    if (cs->pred_chunked && cache && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES &&
-        !(cs->pred_cache = aligned_alloc(64, cache * sizeof(float))))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    if (!cs->pred_cache)
+    cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
+    if (!cs->pred_cache_floats)
         for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
-    return MX_OK;
+    return MX_OK; /* pred_cache: cnn_cpu_plan, once the arena is made */
 }
 
 /* Whether convolution k's oneDNN plans apply the ReLU after it: in
@@ -540,6 +538,15 @@ mx_status cnn_cpu_plan(cnn_graph *g)
     const size_t logits = B * g->tensors[g->nodes[g->num_nodes - 1].out].size;
     if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))
         st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    /* A prediction never runs inside a training step, so the weights it
+     * folds may go where the backward keeps activation gradients. */
+    const size_t cache = cs->pred_cache_floats;
+    if (st == MX_OK && cache && !g->predict_only && g->num_slots && B * g->largest >= cache) {
+        cs->pred_cache = g->slots[0];
+    } else if (st == MX_OK && cache) {
+        if (!cs->pred_cache_own) cs->pred_cache_own = aligned_alloc(64, (cache * sizeof(float) + 63) / 64 * 64);
+        if (!(cs->pred_cache = cs->pred_cache_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
     return st;
 }
 
@@ -554,6 +561,7 @@ void cnn_cpu_unplan(cnn_graph *g)
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &cs->plans[i]);
     free(cs->pred_logits);
     cs->pred_logits = NULL;
+    cs->pred_cache = NULL; /* maybe in the arena, which goes with the plan */
 }
 
 void cnn_cpu_release(cnn_graph *g)
@@ -566,7 +574,7 @@ void cnn_cpu_release(cnn_graph *g)
     free(cs->wino_u);
     free(cs->wino_scratch);
     free(cs->narrow_scratch);
-    free(cs->pred_cache);
+    free(cs->pred_cache_own);
     free(cs->node);
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;
     free(cs);
