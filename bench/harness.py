@@ -31,12 +31,15 @@ CIFAR = "synthetic:3x32x32"
 IMAGENET = "synthetic:3x224x224"
 
 # name: model, data ("fashion-mnist" = each side's default Fashion-MNIST), batch,
-# classes (synthetic data), bf16, steps, warm-up steps, eval batches, rounds
-# (None: ROUNDS). Steps are sized so that every row together takes about
+# classes (synthetic data), bf16, steps, warm-up steps, eval batches (default 8),
+# rounds (None: ROUNDS). Steps are sized so that every row together takes about
 # half an hour on a quiet 2-core machine, most of it torch.compile compiling.
+# The small models evaluate 64 batches: at 8, mixreg's evaluation of the MLP
+# took 8 ms, and one slow batch moved its median by 10%.
 ROWS = {
-    "mlp": dict(model="mlp", data="fashion-mnist", batch=128, bf16=False, steps=200, warmup=20),
-    "lenet5": dict(model="lenet5", data="fashion-mnist", batch=128, bf16=False, steps=100, warmup=10),
+    "mlp": dict(model="mlp", data="fashion-mnist", batch=128, bf16=False, steps=200, warmup=20, eval_batches=64),
+    "lenet5": dict(model="lenet5", data="fashion-mnist", batch=128, bf16=False, steps=100, warmup=10,
+                   eval_batches=64),
     "resnet20": dict(model="resnet20", data=CIFAR, batch=128, bf16=False, steps=30, warmup=5),
     "resnet20-bf16": dict(model="resnet20", data=CIFAR, batch=128, bf16=True, steps=30, warmup=5),
     "preact18": dict(model="preact18", data=CIFAR, batch=128, bf16=False, steps=8, warmup=2),
@@ -59,7 +62,7 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
 rows: %s (default: all)
 environment: ROWS, ROUNDS, STEPS, WARMUP, THREADS, TIMEOUT as the options; STEPS_<row>,
-  WARMUP_<row>, ROUNDS_<row> per row ('-' as '_': STEPS_resnet50_bf16); MIXREG_BIN
+  WARMUP_<row>, ROUNDS_<row>, EVAL_BATCHES_<row> per row ('-' as '_': STEPS_resnet50_bf16); MIXREG_BIN
   (build/mixreg); TORCH1_PYTHON (/usr/bin/python3, Debian's PyTorch 1.13); TORCH2_PYTHON
   (bench/.venv/bin/python, PyTorch 2.x from PyPI); PEERS (comma list of torch1, torch2,
   torch2-compile; default all installed); MIXREG_FLAGS, PEER_FLAGS (extra flags).""" % ", ".join(ROWS))
@@ -144,8 +147,9 @@ def commands(a, row, peers):
     r = ROWS[row]
     steps = row_setting(a, row, "steps", r["steps"])
     warmup = row_setting(a, row, "warmup", r["warmup"])
+    eval_batches = row_setting(a, row, "eval_batches", r.get("eval_batches", 8))
     common = ["--model", r["model"], "--threads", str(a.threads), "--batch", str(r["batch"]), "--steps", str(steps),
-              "--warmup", str(warmup), "--eval-batches", str(r.get("eval_batches", 8))]
+              "--warmup", str(warmup), "--eval-batches", str(eval_batches)]
     data = [] if r["data"] == "fashion-mnist" else ["--data", r["data"]]
     if "classes" in r:
         data += ["--classes", str(r["classes"])]
