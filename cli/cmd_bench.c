@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "mixreg/source.h"
 #include "mixreg/step.h"
+#include "mixreg/theta.h"
 #include "mixreg/train.h"
 #include "train/progress.h"
 
@@ -88,7 +89,7 @@ static void parse_bench_flags(int argc, char **argv, bench_options *o)
         } else if (cli_flag_switch(&a, "--sgemm")) {
             o->sgemm = 1;
         } else if (cli_flag_value(&a, "--alpha")) {
-            o->alpha = cli_parse_double(&a, "--alpha", 0, 1e6);
+            o->alpha = cli_parse_double(&a, "--alpha", 0, MX_MAX_ALPHA);
         } else {
             cli_unknown_argument(&a);
         }

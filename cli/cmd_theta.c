@@ -71,7 +71,7 @@ int cmd_theta(int argc, char **argv)
             cli_print_help(theta_help);
             return 0;
         } else if (cli_flag_value(&a, "--alpha")) {
-            alpha = cli_parse_double(&a, "--alpha", 0, 1e6);
+            alpha = cli_parse_double(&a, "--alpha", 0, MX_MAX_ALPHA);
         } else if (cli_flag_value(&a, "--mix-prob")) {
             mix_prob = cli_parse_double(&a, "--mix-prob", 0, 1);
         } else if (cli_flag_value(&a, "--data")) {

@@ -7,6 +7,10 @@
 
 #include "mixreg/error.h"
 
+/* The largest alpha mixreg takes (Mixup's, CutMix's, and the statistics'
+ * here): Beta(1e6, 1e6) is already lambda = 1/2 to within 1e-3. */
+#define MX_MAX_ALPHA 1e6
+
 typedef struct {
     double alpha;
     double theta_bar;

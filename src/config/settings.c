@@ -10,6 +10,7 @@
 #include "mixreg/augment.h"
 #include "mixreg/optim.h"
 #include "mixreg/parse.h"
+#include "mixreg/theta.h"
 
 #define FIELD(f) .offset = offsetof(mx_train_config, f), .width = sizeof(((mx_train_config *)0)->f)
 /* A row's trailing arguments are optional extra fields, e.g. `.alias = "mixup"`. */
@@ -239,7 +240,7 @@ static const mx_setting settings[] = {
     TEXT("precision", "precision", model.precision, set_precision, format_precision),
     COUNT("epochs", "epochs", epochs, 1, 100000),
     COUNT("batch-size", "batch_size", batch_size, 1, 65536, .alias = "b"),
-    NUMBER("mixup-alpha", "mixup_alpha", mixup.alpha, 0, 1e6, .alias = "mixup"),
+    NUMBER("mixup-alpha", "mixup_alpha", mixup.alpha, 0, MX_MAX_ALPHA, .alias = "mixup"),
     TEXT("mixup-mode", "mixup_mode", mixup.mode, set_mode, format_mode),
     TEXT("mixup-partner", "mixup_partner", mixup.partner, set_partner, format_partner),
     SWITCH("mixup-theta", "mixup_theta", mixup.theta_form, 0),
@@ -277,7 +278,7 @@ static const mx_setting settings[] = {
     COUNT("workers", "workers", workers, 0, 64),
     COUNT("image-size", "image_size", image_size, 8, 4096),
     SWITCH("skip-bad-images", "skip_bad_images", skip_bad_images, 0),
-    NUMBER("cutmix-alpha", "cutmix_alpha", cutmix.alpha, 0, 1e6, .alias = "cutmix"),
+    NUMBER("cutmix-alpha", "cutmix_alpha", cutmix.alpha, 0, MX_MAX_ALPHA, .alias = "cutmix"),
     NUMBER("cutmix-switch-prob", "cutmix_switch_prob", cutmix.switch_prob, 0, 1, .alias = "mixup-switch-prob"),
     NUMBER("mix-prob", "mix_prob", cutmix.prob, 0, 1, .alias = "mixup-prob"),
     TEXT("cutmix-minmax", "cutmix_minmax", cutmix.minmax_lo, set_cutmix_minmax, format_cutmix_minmax),

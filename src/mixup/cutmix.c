@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "mixreg/cutmix.h"
-
-#define MAX_ALPHA 1e6
+#include "mixreg/theta.h"
+#include "mixup/blend.h"
 
 mx_cutmix_config mx_cutmix_config_default(void)
 {
@@ -20,7 +20,7 @@ mx_status mx_cutmix_config_validate(const mx_cutmix_config *cut, const mx_mixup_
 {
     mx_status st = mx_mixup_config_validate(mix);
     if (st != MX_OK) return st;
-    if (!(cut->alpha >= 0.0) || !(cut->alpha <= MAX_ALPHA))
+    if (!(cut->alpha >= 0.0) || !(cut->alpha <= MX_MAX_ALPHA))
         return mx_error_set(MX_ERR_ARG, "--cutmix-alpha must be a number in [0, 1e6] (got %g)", cut->alpha);
     if (!(cut->switch_prob >= 0.0) || !(cut->switch_prob <= 1.0))
         return mx_error_set(MX_ERR_ARG, "--cutmix-switch-prob must be in [0, 1] (got %g)", cut->switch_prob);
@@ -171,27 +171,6 @@ static void decide_all(const mx_mixup_config *mix, const mx_cutmix_config *cut, 
 
 /* ---- rows ---- */
 
-/* lam * smooth(onehot(own)) + (1 - lam) * smooth(onehot(other)), as mixup.c. */
-static void blend_targets(float *row, size_t num_classes, double smoothing, int32_t own, int32_t other, double lam)
-{
-    double off = smoothing / (double)num_classes;
-    double peak = 1.0 - smoothing;
-    for (size_t c = 0; c < num_classes; c++) row[c] = (float)off;
-    if (own == other || lam == 1.0) {
-        row[own] = (float)(off + peak);
-        return;
-    }
-    row[own] = (float)(off + lam * peak);
-    row[other] = (float)(off + (1.0 - lam) * peak);
-}
-
-static void blend_row(float *restrict out, const float *restrict own, const float *restrict other, float lam,
-                      size_t dim)
-{
-    float rest = 1.0f - lam;
-    for (size_t d = 0; d < dim; d++) out[d] = lam * own[d] + rest * other[d];
-}
-
 static void paste_box(float *restrict out, const float *restrict other, mx_box b, size_t channels, size_t height,
                       size_t width)
 {
@@ -234,13 +213,13 @@ void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, 
         const float *own = x_in + own_row * dim, *other = x_in + other_row * dim;
         float *out = x_out + k * dim;
         if (kind == MX_MIXED_MIXUP && mix->mix_inputs) {
-            blend_row(out, own, other, (float)lam, dim);
+            mx_blend_row(out, own, other, (float)lam, dim);
         } else {
             memcpy(out, own, dim * sizeof(float));
             if (kind == MX_MIXED_CUTMIX && mix->mix_inputs) paste_box(out, other, ws->box[i], channels, height, width);
         }
         int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
-        blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
+        mx_blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
                       mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? lam : 1.0);
     }
 }

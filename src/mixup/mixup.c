@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "mixreg/mixup.h"
-
-#define MAX_ALPHA 1e6
+#include "mixreg/theta.h"
+#include "mixup/blend.h"
 
 mx_mixup_config mx_mixup_config_default(void)
 {
@@ -23,7 +23,7 @@ mx_mixup_config mx_mixup_config_default(void)
 
 mx_status mx_mixup_config_validate(const mx_mixup_config *cfg)
 {
-    if (!(cfg->alpha >= 0.0) || !(cfg->alpha <= MAX_ALPHA))
+    if (!(cfg->alpha >= 0.0) || !(cfg->alpha <= MX_MAX_ALPHA))
         return mx_error_set(MX_ERR_ARG, "--mixup-alpha must be a number in [0, 1e6] (got %g)", cfg->alpha);
     if (!(cfg->label_smoothing >= 0.0) || !(cfg->label_smoothing < 1.0))
         return mx_error_set(MX_ERR_ARG, "--label-smoothing must be in [0, 1) (got %g)", cfg->label_smoothing);
@@ -122,28 +122,6 @@ static void choose_lambdas(const mx_mixup_config *cfg, mx_rng *rng, const uint32
     }
 }
 
-static void blend_row(float *restrict out, const float *restrict own, const float *restrict other, float lam,
-                      size_t dim)
-{
-    float rest = 1.0f - lam;
-    for (size_t d = 0; d < dim; d++) out[d] = lam * own[d] + rest * other[d];
-}
-
-/* Row i of the targets: lam * smooth(onehot(own)) + (1 - lam) * smooth(onehot(other)).
- * Every class gets e / C; the remaining 1 - e goes to the two labels. */
-static void blend_targets(float *row, size_t num_classes, double smoothing, int32_t own, int32_t other, double lam)
-{
-    double off = smoothing / (double)num_classes;
-    double peak = 1.0 - smoothing;
-    for (size_t c = 0; c < num_classes; c++) row[c] = (float)off;
-    if (own == other || lam == 1.0) {
-        row[own] = (float)(off + peak);
-        return;
-    }
-    row[own] = (float)(off + lam * peak);
-    row[other] = (float)(off + (1.0 - lam) * peak);
-}
-
 void mx_mixup_plan(const mx_mixup_config *cfg, mx_rng *rng, size_t n, mx_mixup_workspace *ws)
 {
     if (cfg->alpha > 0.0) {
@@ -167,11 +145,11 @@ void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, 
         double lam = ws->lambda[i];
         const float *own = x_in + i * dim;
         if (mixing && cfg->mix_inputs)
-            blend_row(x_out + i * dim, own, x_in + j * dim, (float)lam, dim);
+            mx_blend_row(x_out + i * dim, own, x_in + j * dim, (float)lam, dim);
         else
             memcpy(x_out + i * dim, own, dim * sizeof(float));
         int mix_row_labels = mixing && cfg->mix_labels;
-        blend_targets(y_out + i * num_classes, num_classes, cfg->label_smoothing, labels[i],
+        mx_blend_targets(y_out + i * num_classes, num_classes, cfg->label_smoothing, labels[i],
                       mix_row_labels ? labels[j] : labels[i], mix_row_labels ? lam : 1.0);
     }
 }

@@ -16,7 +16,6 @@
 
 #include "mixreg/theta.h"
 
-#define MAX_ALPHA 1e6
 #define BETAINC_MAX_ITER 10000
 #define BETAINC_EPS 1e-16
 #define LENTZ_TINY 1e-300
@@ -53,7 +52,7 @@ static double mean_abs_deviation(double alpha)
 
 mx_status mx_theta_stats_compute(double alpha, mx_theta_stats *out)
 {
-    if (!(alpha >= 0.0) || !(alpha <= MAX_ALPHA))
+    if (!(alpha >= 0.0) || !(alpha <= MX_MAX_ALPHA))
         return mx_error_set(MX_ERR_ARG, "mixup alpha must be a number in [0, 1e6] (got %g)", alpha);
     out->alpha = alpha;
     if (alpha == 0.0) {
