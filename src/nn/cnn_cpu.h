@@ -121,6 +121,8 @@ void cnn_cpu_unplan(cnn_graph *g);
 void cnn_cpu_release(cnn_graph *g);
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
 size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
+/* Sets every tensor's cnn_tensor.blocked (cnn_cpu_layout.c): prepare's first step. */
+mx_status cnn_cpu_assign_layouts(cnn_graph *g);
 /* Whether prediction runs node k on mixreg's Winograd kernels at batch n
  * (its inference plan is then not made). */
 int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
@@ -227,7 +229,7 @@ void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t bl
  * _backward's semantics; argmax in the blocked layout of the output's shape,
  * each entry its input's index within its channel's plane. The output (y,
  * dy) is blocked too, or NCHW (y_nchw, dy_nchw: a pooling whose output goes
- * to the linear layers, assign_layouts). relu_x as cnn_cpu_maxpool_2x2_backward. */
+ * to the linear layers, cnn_cpu_assign_layouts). relu_x as cnn_cpu_maxpool_2x2_backward. */
 void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
                                      int y_nchw, uint32_t *argmax);
 void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,

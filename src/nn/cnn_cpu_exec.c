@@ -263,7 +263,7 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     return MX_OK;
 }
 
-/* Max pooling keeps its input's layout (assign_layouts), but for a blocked
+/* Max pooling keeps its input's layout (cnn_cpu_assign_layouts), but for a blocked
  * input whose output must be NCHW. Blocked, or NCHW
  * with 2x2 windows, the backend's own kernels (cnn_cpu_pool.c); other NCHW
  * poolings the layer's own threaded loop (layers/pool.c), since oneDNN 2.x

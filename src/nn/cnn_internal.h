@@ -57,7 +57,7 @@ typedef struct {
     size_t c, h, w, size;        /* per-sample shape and element count */
     size_t blocked;              /* 0: NCHW; else the channel block B (8 or 16) of its nChw<B>c layout
                                     ([n, c / B, h, w, B]; the cpu backend's choice, cnn_cpu_plan.c
-                                    assign_layouts; cnn_index) */
+                                    cnn_cpu_assign_layouts; cnn_index) */
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
