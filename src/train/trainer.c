@@ -1,15 +1,11 @@
 /* The training loop: shuffle, gather, mix, forward, loss, backward, SGD step;
  * per-step and per-epoch logs, evaluation, checkpoints, resume and clean
  * stops on SIGINT/SIGTERM. Every buffer is allocated before the first step. */
-#include <cjson/cJSON.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "mixreg/dist.h"
 #include "mixreg/eval_shard.h"
@@ -30,6 +26,8 @@
 #include "train/dist_state.h"
 #include "train/hparams.h"
 #include "train/progress.h"
+#include "train/run_io.h"
+#include "train/stop_signal.h"
 
 
 typedef struct {
@@ -54,55 +52,6 @@ typedef struct {
     char log_path[MX_PATH_MAX + 32];
     int lock_fd;              /* the run directory's writer lock, -1 when not held */
 } trainer;
-
-/* SIGINT/SIGTERM: once training runs, the handler only records the signal and
- * the loop saves a checkpoint after the step in progress. Before that (with
- * mx_train_catch_signals: loading data, setting up) there is nothing to save,
- * so the handler says so and exits at once. */
-static volatile sig_atomic_t g_stop_signal = 0;
-/* In a job of several processes, rank 0 says at once why it may stop: its
- * launcher also sends this signal when another process died, and the
- * process may then be killed before it reaches the end of its step. */
-static char g_stop_note[MX_PATH_MAX + 256];
-static size_t g_stop_note_len = 0;
-static volatile sig_atomic_t g_training = 0;
-static char g_early_message[512];
-static volatile sig_atomic_t g_early_len = 0;
-
-static void on_stop_signal(int sig)
-{
-    if (!g_training && g_early_len) {
-        /* Only async-signal-safe calls: the signal number by hand, write, _exit. */
-        char msg[sizeof g_early_message + 16] = "mixreg: interrupted by signal ";
-        size_t n = strlen(msg);
-        if (sig >= 10) msg[n++] = (char)('0' + sig / 10 % 10);
-        msg[n++] = (char)('0' + sig % 10);
-        memcpy(msg + n, g_early_message, (size_t)g_early_len);
-        n += (size_t)g_early_len;
-        ssize_t w = write(STDERR_FILENO, msg, n);
-        (void)w;
-        _exit(130);
-    }
-    g_stop_signal = sig;
-    if (g_stop_note_len) {
-        ssize_t ignored = write(STDERR_FILENO, g_stop_note, g_stop_note_len);
-        (void)ignored;
-        g_stop_note_len = 0; /* once */
-    }
-}
-
-void mx_train_catch_signals(const char *what_remains)
-{
-    int len = snprintf(g_early_message, sizeof g_early_message, " before training started; %s\n", what_remains);
-    g_early_len = len < 0 ? 0 : len < (int)sizeof g_early_message ? len : (int)sizeof g_early_message - 1;
-    g_training = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 static void trainer_free(trainer *t)
 {
@@ -258,65 +207,22 @@ static mx_status setup_buffers(trainer *t)
     return MX_OK;
 }
 
-static mx_status write_config(const mx_train_config *cfg)
-{
-    char path[MX_PATH_MAX + 64];
-    char *json = mx_train_config_to_json(cfg);
-    if (!json) return mx_error_set(MX_ERR_NOMEM, "out of memory writing the config");
-    snprintf(path, sizeof path, "%s/config.json", cfg->out);
-    mx_status st = mx_file_write_atomic(path, json, strlen(json));
-    free(json);
-    return st;
-}
-
-static mx_status check_no_run_yet(const mx_train_config *cfg)
-{
-    char path[MX_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", cfg->out, MX_RUN_MODEL_FILE);
-    struct stat sb;
-    if (lstat(path, &sb) == 0)
-        return mx_error_set(MX_ERR_ARG, "%s already holds a run; choose another --out, or continue it with --resume %s",
-                            cfg->out, cfg->out);
-    return MX_OK;
-}
-
 /* A fresh run's directory: created, locked against other writers, and
  * cleared of what a run that was stopped before its first checkpoint left. */
 static mx_status claim_fresh_run_dir(trainer *t)
 {
     const mx_train_config *cfg = &t->run.config;
     if (!cfg->out[0]) return mx_error_set(MX_ERR_ARG, "no run directory given (--out)");
-    mx_status st = check_no_run_yet(cfg);
+    mx_status st = mx_train_check_no_run_yet(cfg);
     if (st == MX_OK) st = mx_make_dirs(cfg->out);
     if (st == MX_OK) st = mx_run_dir_lock(cfg->out, &t->lock_fd);
-    if (st == MX_OK) st = check_no_run_yet(cfg);  /* again, now that no other writer can be saving one */
+    if (st == MX_OK) st = mx_train_check_no_run_yet(cfg);  /* again, now that no other writer can be saving one */
     if (st != MX_OK) return st;
     mx_run_dir_remove_stale_temporaries(cfg->out);
     return mx_run_dir_start_over(cfg->out);
 }
 
 /* ---- checkpoints ---- */
-
-static void remove_old_checkpoints(const char *dir, size_t keep)
-{
-    char **names;
-    size_t count;
-    if (mx_list_dir(dir, "step-", &names, &count) != MX_OK) return;
-    /* Zero-padded step numbers sort as strings; drop all but the newest `keep`
-     * (temporary files of an interrupted save go too). */
-    char path[MX_PATH_MAX + 512];
-    size_t complete = 0;
-    for (size_t i = 0; i < count; i++) complete += !strstr(names[i], ".tmp.");
-    for (size_t i = 0, seen = 0; i < count; i++) {
-        int temporary = strstr(names[i], ".tmp.") != NULL;
-        if (!temporary) seen++;
-        if (temporary || seen + keep <= complete) {
-            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-            unlink(path);
-        }
-    }
-    mx_free_names(names, count);
-}
 
 /* Batch norm's running statistics made the same on every process (their
  * mean) before anything reads them for evaluation or a checkpoint; with
@@ -346,7 +252,7 @@ static mx_status save_checkpoint(trainer *t, const mx_rng *mix_rng, double epoch
         st = mx_run_dir_subdir(cfg->out, "checkpoints", dir, sizeof dir);
         snprintf(path, sizeof path, "%s/step-%010zu.safetensors", dir, t->run.step);
         if (st == MX_OK) st = mx_run_save_file(path, &t->run);
-        if (st == MX_OK) remove_old_checkpoints(dir, cfg->keep);
+        if (st == MX_OK) mx_train_remove_old_checkpoints(dir, cfg->keep);
     }
     t->run.momentum = NULL;
     if (st == MX_OK) t->saved_any = 1;
@@ -372,24 +278,6 @@ static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
         if (st == MX_OK && t->train_time > 0)
             st = mx_tfevents_scalar(t->events, "train/img_per_s", (int64_t)t->run.step, now, (double)t->images / t->train_time);
     }
-    return st;
-}
-
-/* After a resume, drops log lines from steps after the checkpoint (they were
- * written by the interrupted process and will be written again). */
-static mx_status trim_log(const char *path, size_t step)
-{
-    char *text, *out;
-    size_t size, used;
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return MX_OK;
-    if (S_ISLNK(sb.st_mode)) return mx_error_set(MX_ERR_IO, "%s is a symbolic link; refusing to read or write through it", path);
-    mx_status st = mx_file_read_all(path, (size_t)1 << 30, &text, &size);
-    if (st != MX_OK) return st;
-    st = mx_run_files_trim_log(text, size, step, &out, &used);
-    if (st == MX_OK) st = mx_file_write_atomic(path, out, used);
-    free(out);
-    free(text);
     return st;
 }
 
@@ -508,7 +396,7 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         mx_step_share share = {batch.x, batch.labels, batch.n, batch.first, batch.total, t->order + pos * t->batch,
                                mx_dataset_fill_batch, &t->fill, epoch};
         mx_step_result stepped;
-        mx_status step_st = mx_stepper_step_share(&t->stepper, &share, fill_st != MX_OK, g_stop_signal != 0, &mix, lr,
+        mx_status step_st = mx_stepper_step_share(&t->stepper, &share, fill_st != MX_OK, train_stop_signal() != 0, &mix, lr,
                                                   &stepped);
         if (step_st != MX_OK) {
             /* A streamed file that fails to decode is met here, mid-run; in a
@@ -524,7 +412,7 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         double loss = stepped.loss;
         /* One process stops when it is signalled; a job when any process was
          * (agreed in the step, so all stop after the same step). */
-        int stop = t->ranks > 1 ? stepped.stop : g_stop_signal != 0;
+        int stop = t->ranks > 1 ? stepped.stop : train_stop_signal() != 0;
         if (t->run.step + 1 == t->fault_nan_step) loss = NAN;
         if (!isfinite(loss)) {
             mx_progress_clear(&t->progress);
@@ -551,11 +439,11 @@ static mx_status train_loop(trainer *t, mx_train_result *result)
         if (st != MX_OK) return st;
         if (stop) {
             mx_progress_clear(&t->progress);
-            if (!g_stop_signal)
+            if (!train_stop_signal())
                 return mx_error_set(MX_ERR_INTERRUPTED, "another process of the job was interrupted at step %zu; "
                                     "checkpoint saved, continue with mixreg train --resume %s", t->run.step, cfg->out);
             return mx_error_set(MX_ERR_INTERRUPTED, "interrupted by signal %d at step %zu; checkpoint saved, continue with "
-                                "mixreg train --resume %s", (int)g_stop_signal, t->run.step, cfg->out);
+                                "mixreg train --resume %s", train_stop_signal(), t->run.step, cfg->out);
         }
     }
     return MX_OK;
@@ -589,28 +477,18 @@ static mx_status finish(trainer *t, mx_train_result *result)
 
 static mx_status run_with_signals(trainer *t, mx_train_result *result)
 {
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    g_stop_signal = 0;
-    g_stop_note_len = 0;
-    if (t->root && t->ranks > 1) {
-        int len = snprintf(g_stop_note, sizeof g_stop_note,
-                           "mixreg: rank 0 of %d got a stop signal (the job was interrupted, or another process "
-                           "ended): stopping; the last checkpoint in %s is kept, continue with mixreg train --resume %s\n",
-                           t->ranks, t->run.config.out, t->run.config.out);
-        if (len > 0) g_stop_note_len = (size_t)len < sizeof g_stop_note ? (size_t)len : sizeof g_stop_note - 1;
-    }
+    char note[MX_PATH_MAX * 2 + 256];
+    note[0] = 0;
+    if (t->root && t->ranks > 1)
+        snprintf(note, sizeof note,
+                 "mixreg: rank 0 of %d got a stop signal (the job was interrupted, or another process "
+                 "ended): stopping; the last checkpoint in %s is kept, continue with mixreg train --resume %s\n",
+                 t->ranks, t->run.config.out, t->run.config.out);
     t->progress.quiet = !t->root;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    /* From here a stop saves a checkpoint (and after the loop is ignored by the
-     * early handler mx_train_catch_signals installed, should it be restored). */
-    g_training = 1;
+    train_stop_guard guard;
+    train_stop_begin(&guard, note[0] ? note : NULL);
     mx_status st = train_loop(t, result);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    train_stop_end(&guard);
     return st == MX_OK ? finish(t, result) : st;
 }
 
@@ -666,7 +544,7 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
      * written, and by rank 0 alone (it alone holds the lock); every process
      * learns whether it could. */
     if (st == MX_OK && t.root) st = claim_fresh_run_dir(&t);
-    if (st == MX_OK && t.root) st = write_config(cfg);
+    if (st == MX_OK && t.root) st = mx_train_write_config(cfg);
     if (st == MX_OK && t.root) st = open_events(&t);
     /* Once, at the start: a resume continues the same session. */
     if (st == MX_OK && t.events) st = mx_train_events_hparams(t.events, cfg, t.ranks, wall_clock());
@@ -725,8 +603,8 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
         st = mx_error_set(MX_ERR_FORMAT, "%s: checkpoint step %zu is beyond the run's %zu steps", dir, t.run.step, t.total_steps);
     if (st == MX_OK) st = setup_buffers(&t);
     t.saved_any = 1;
-    if (st == MX_OK && t.root) st = write_config(&t.run.config);
-    if (st == MX_OK && t.root) st = trim_log(t.log_path, t.run.step);
+    if (st == MX_OK && t.root) st = mx_train_write_config(&t.run.config);
+    if (st == MX_OK && t.root) st = mx_train_trim_log(t.log_path, t.run.step);
     if (st == MX_OK && t.root) st = open_events(&t);
     st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
