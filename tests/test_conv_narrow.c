@@ -34,6 +34,27 @@ static double relative(const float *a, const float *b, size_t count)
     return worst / (peak > 0 ? peak : 1);
 }
 
+/* A weights' gradient kernel (plain or nChw8c dy) against the reference's
+ * rdw, rdb: dw and db overwritten (NaN first), then dw alone with db NULL.
+ * *ew, *eb: the relative errors. */
+typedef mx_status (*weights_grad_fn)(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
+                                     float *db, float *scratch);
+
+static void check_weights_grad(weights_grad_fn fn, const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
+                               const float *rdw, const float *rdb, float *dw, float *db, float *scratch, double *ew,
+                               double *eb)
+{
+    const size_t K = d->out_channels, wn = K * d->in_channels * d->kernel_h * d->kernel_w;
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    for (size_t i = 0; i < K; i++) db[i] = NAN;
+    CHECK(fn(d, n, x, dy, dw, db, scratch) == MX_OK);
+    *ew = relative(dw, rdw, wn), *eb = relative(db, rdb, K);
+    CHECK(*ew < 1e-5 && *eb < 1e-5);
+    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
+    CHECK(fn(d, n, x, dy, dw, NULL, scratch) == MX_OK);
+    CHECK(relative(dw, rdw, wn) < 1e-5);
+}
+
 static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw, size_t pad)
 {
     mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = kh, .kernel_w = kw,
@@ -70,14 +91,8 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh,
         CHECK(wrong == 0 && clipped > 0 && clipped < out);
     }
     mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
-    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
-    for (size_t i = 0; i < K; i++) db[i] = NAN;
-    CHECK(mx_conv_narrow_backward_weights(&d, n, x, dy, dw, db, scratch) == MX_OK);
-    const double ew = relative(dw, rdw, wn), eb = relative(db, rdb, K);
-    CHECK(ew < 1e-5 && eb < 1e-5);
-    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
-    CHECK(mx_conv_narrow_backward_weights(&d, n, x, dy, dw, NULL, scratch) == MX_OK);
-    CHECK(relative(dw, rdw, wn) < 1e-5);
+    double ew, eb;
+    check_weights_grad(mx_conv_narrow_backward_weights, &d, n, x, dy, rdw, rdb, dw, db, scratch, &ew, &eb);
     printf("  %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n", n, C,
            H, W, K, kh, kw, pad, worst, ew, eb);
     free(x), free(w), free(bias), free(dy), free(ref), free(y), free(rdw), free(dw), free(rdb), free(db), free(scratch);
@@ -122,14 +137,8 @@ static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, si
         for (size_t k = 0; k < K; k++)
             for (size_t p = 0; p < hw; p++) dyb[((s * (K / 8) + k / 8) * hw + p) * 8 + k % 8] = dy[(s * K + k) * hw + p];
     mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
-    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
-    for (size_t i = 0; i < K; i++) db[i] = NAN;
-    CHECK(mx_conv_narrow_backward_weights_blocked(&d, n, x, dyb, dw, db, scratch) == MX_OK);
-    const double ew = relative(dw, rdw, wn), eb = relative(db, rdb, K);
-    CHECK(ew < 1e-5 && eb < 1e-5);
-    for (size_t i = 0; i < wn; i++) dw[i] = NAN;
-    CHECK(mx_conv_narrow_backward_weights_blocked(&d, n, x, dyb, dw, NULL, scratch) == MX_OK);
-    CHECK(relative(dw, rdw, wn) < 1e-5);
+    double ew, eb;
+    check_weights_grad(mx_conv_narrow_backward_weights_blocked, &d, n, x, dyb, rdw, rdb, dw, db, scratch, &ew, &eb);
     printf("  nChw8c: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n",
            n, C, H, W, K, kh, kw, pad, worst, ew, eb);
     free(x), free(w), free(bias), free(ref), free(y), free(scratch);
