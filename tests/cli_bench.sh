@@ -3,7 +3,9 @@
 # specs and --classes without them are usage errors. bench/run.sh --dry-run
 # (no process run, no PyTorch needed: the peers' interpreters are stand-ins
 # that print a version): every row against every peer, the rows' flags, the
-# rounds, the per-row steps, and a note for a peer that is not installed.
+# rounds, the per-row steps and evaluation batches, and a note for a peer
+# that is not installed; then a real run with stand-ins for mixreg and the
+# peer: a row mixreg cannot run on the CPU runs no peers.
 . "$(dirname "$0")/cli_lib.sh"
 
 "$BIN" bench --model lenet5 --data synthetic:1x28x28 --classes 3 --batch 8 --steps 2 --warmup 1 --eval-batches 2 \
@@ -48,6 +50,33 @@ check '[ "$(count "^build/mixreg bench ")" = 4 ]'
 PEERS=torch2 "${RUN[@]}" --rows lenet5 --rounds 1 --steps 3 --dry-run > "$WORK/plan.txt" 2>&1 || fail "run.sh --rows failed"
 check '[ "$(count "torch_peer.py --model lenet5 --threads 2 --batch 128 --steps 3 ")" = 1 ]'
 check '[ "$(count "--compile")" = 0 ]'
+# Evaluation batches: 64 for the small rows, 8 for the others, or a row's own.
+EVAL_BATCHES_resnet20=3 "${RUN[@]}" --rows mlp,resnet20 --rounds 1 --dry-run > "$WORK/plan.txt" 2>&1 || fail "run.sh failed"
+check '[ "$(count "^build/mixreg bench --model mlp .*--eval-batches 64 ")" = 1 ]'
+check '[ "$(count "^build/mixreg bench --model resnet20 .*--eval-batches 3 ")" = 1 ]'
 CHECKS=$((CHECKS + 1))
 if "${RUN[@]}" --rows resnet21 --dry-run > /dev/null 2>&1; then fail "run.sh took an unknown row"; fi
+
+# A row mixreg cannot run on the CPU (a stand-in that answers bf16 as a CPU
+# without AVX-512 does) runs no peers: the stand-in peer leaves a mark.
+cat > "$WORK/mixreg-stub" <<'STUB'
+#!/bin/sh
+case "$*" in *"--precision bf16"*)
+    echo "mixreg: error: precision bf16: this CPU has no bfloat16 convolution kernels (oneDNN's need AVX-512)" >&2
+    exit 1 ;;
+esac
+echo '{"sgemm_gflops": 100.0, "train_img_per_s": 1.0, "eval_img_per_s": 1.0}'
+STUB
+cat > "$WORK/torch2-stub" <<STUB
+#!/bin/sh
+if [ "\$1" = "-c" ]; then echo 2.15.0; exit 0; fi
+touch "$WORK/peer-ran"
+echo '{"train_img_per_s": 1.0, "eval_img_per_s": 1.0}'
+STUB
+chmod +x "$WORK/mixreg-stub" "$WORK/torch2-stub"
+MIXREG_BIN="$WORK/mixreg-stub" TORCH2_PYTHON="$WORK/torch2-stub" PEERS=torch2 \
+    "${RUN[@]}" --rows resnet20-bf16 --rounds 2 > "$WORK/run.md" 2> "$WORK/run.err" || fail "run.sh failed: $(cat "$WORK/run.err")"
+check '[ ! -e "$WORK/peer-ran" ]'
+check 'grep -q "resnet20-bf16: the peers not run, as mixreg.s precision is not available on this CPU" "$WORK/run.md"'
+check 'grep -q "^| resnet20-bf16 | not available on this CPU | not run |" "$WORK/run.md"'
 finish
