@@ -220,7 +220,7 @@ void mx_cutmix_apply(const mx_mixup_config *mix, const mx_cutmix_workspace *ws, 
         }
         int mix_row_labels = kind != MX_MIXED_NONE && mix->mix_labels;
         mx_blend_targets(y_out + k * num_classes, num_classes, mix->label_smoothing, labels[own_row],
-                      mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? lam : 1.0);
+                         mix_row_labels ? labels[other_row] : labels[own_row], mix_row_labels ? lam : 1.0);
     }
 }
 

@@ -150,6 +150,6 @@ void mx_mixup_batch(const mx_mixup_config *cfg, mx_rng *rng, const float *x_in, 
             memcpy(x_out + i * dim, own, dim * sizeof(float));
         int mix_row_labels = mixing && cfg->mix_labels;
         mx_blend_targets(y_out + i * num_classes, num_classes, cfg->label_smoothing, labels[i],
-                      mix_row_labels ? labels[j] : labels[i], mix_row_labels ? lam : 1.0);
+                         mix_row_labels ? labels[j] : labels[i], mix_row_labels ? lam : 1.0);
     }
 }
