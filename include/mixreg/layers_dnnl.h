@@ -86,7 +86,10 @@ typedef enum { MX_DNNL_F32 = 0, MX_DNNL_BF16 = 1 } mx_dnnl_precision;
  * padding); a BLOCKED plan's primitives use the one of the CPU's kernels
  * (mx_dnnl_channel_block) for such tensors, so passing it avoids the
  * reorders. */
-typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1, MX_DNNL_ACT_NCHW8C = 2 } mx_dnnl_act_layout;
+typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1, MX_DNNL_ACT_NCHW8C = 2, MX_DNNL_ACT_NHWC_BF16 = 3 } mx_dnnl_act_layout;
+/* NHWC_BF16: bfloat16 [n, h, w, c] (oneDNN's nhwc), what its AMX kernels
+ * read and write, for bfloat16 inference-only plans (x and y both, or an
+ * NCHW float32 x reordered on the way in): mx_dnnl_conv2d_forward_nhwc. */
 
 /* The blocked layout of `block` channels (8 or 16), NCHW for 0. */
 static inline mx_dnnl_act_layout mx_dnnl_act_blocked(size_t block)
@@ -170,6 +173,11 @@ mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const 
 int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
                                         const float *bias, float *y);
+/* The forward of a plan with an NHWC_BF16 side: x, addend and y in the
+ * plan's layouts (bfloat16 nhwc, or float32 NCHW where the plan says NCHW),
+ * the addend NULL without the add post-op. */
+mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
+                                      const float *bias, const void *addend, void *y);
 /* The backward with x_kept (NULL: x is reordered) and exactly one of dy
  * (float32) and dy_bf16. */
 mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept,

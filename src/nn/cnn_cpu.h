@@ -103,6 +103,8 @@ typedef struct {
                                     between backward passes (resnet20: 4.8 MiB less at its peak) */
     float *pred_cache_own;       /* or here, where no slot holds it (pred_cache_floats) */
     size_t pred_cache_floats;    /* its size; 0: no cache */
+    int pred_nhwc;               /* bfloat16 prediction keeps the blocked tensors in bfloat16 NHWC, in the
+                                    first half of their buffers (cnn_cpu_predict.c; plan_fusion says when) */
 } cnn_cpu_graph;
 
 static inline cnn_cpu_graph *cnn_cpu_of(const cnn_graph *g) { return g->state; }
@@ -134,7 +136,17 @@ const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
  * the ReLU after it (cnn_cpu_plan.c). */
 int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference);
 
+/* The kernels of bfloat16 prediction on NHWC activations (cnn_cpu_nhwc.c):
+ * y = relu?((x - mean) scale + shift) per channel; y = relu?(a + b); the
+ * global average pooling into float32 [n, c]; max pooling. */
+void cnn_cpu_nhwc_affine(size_t n, size_t c, size_t hw, const uint16_t *x, const float *mean, const float *scale,
+                         const float *shift, int relu, uint16_t *y);
+void cnn_cpu_nhwc_add(size_t count, const uint16_t *a, const uint16_t *b, int relu, uint16_t *y);
+void cnn_cpu_nhwc_gap(size_t n, size_t c, size_t hw, const uint16_t *x, float *y);
+void cnn_cpu_nhwc_maxpool(size_t n, const mx_pool2d_desc *d, const uint16_t *x, uint16_t *y);
+
 /* The inference fusions' predict hook (cnn_cpu_predict.c). */
+int cnn_cpu_nhwc_suits(const cnn_graph *g);
 mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits);
 
 /* The cpu backend's threaded kernels (results independent of the thread

@@ -323,6 +323,7 @@ static mx_status plan_fusion(cnn_graph *g)
         if (cnn_cpu_predicts_wino(g, k, CNN_PREDICT_CHUNK)) cache += mx_wino_weight_floats(&nd->conv);
     }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
+    cs->pred_nhwc = cnn_cpu_nhwc_suits(g);
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
     if (!cs->pred_cache_floats)
         for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
@@ -354,6 +355,10 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
         opt.post_relu = cnn_cpu_conv_plan_relu(g, k, inference);
         if (inference) {
             opt.inference_only = 1;
+            if (cnn_cpu_of(g)->pred_nhwc && out->blocked) {
+                opt.src_layout = in->blocked ? MX_DNNL_ACT_NHWC_BF16 : MX_DNNL_ACT_NCHW;
+                opt.dst_layout = MX_DNNL_ACT_NHWC_BF16;
+            }
             if (cn->fold_bn >= 0) opt.has_bias = 1;
             opt.post_add = cn->fold_add >= 0;
         }

@@ -101,6 +101,122 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
     return st;
 }
 
+/* Batch norm node k's eval-mode constants into its affine region (mean,
+ * scale, shift per channel; the training forward remakes them). */
+static const float *eval_affine(const mx_model *m, const cnn_graph *g, size_t k)
+{
+    const cnn_node *bn = &g->nodes[k];
+    float *affine = cnn_cpu_node_of(g, k)->affine;
+    const size_t c = g->tensors[bn->in].c;
+    const float *gamma = cnn_param(m, bn->weight), *beta = cnn_param(m, bn->bias);
+    const float *mean = cnn_buffer(m, bn->buffer), *var = cnn_buffer(m, bn->buffer + 1);
+    for (size_t i = 0; i < c; i++) {
+        affine[i] = mean[i];
+        affine[c + i] = (float)((gamma ? gamma[i] : 1.0) / sqrt((double)var[i] + MX_BN_EPS));
+        affine[2 * c + i] = beta ? beta[i] : 0.0f;
+    }
+    return affine;
+}
+
+/* Node k of a bfloat16 prediction (pred_nhwc) that reads or writes a
+ * blocked tensor, there in bfloat16 NHWC (cnn_cpu_nhwc.c). */
+static mx_status nhwc_node(const cnn_pass *p, size_t k, const void *X, void *Y)
+{
+    const cnn_graph *g = p->g;
+    const cnn_node *nd = &g->nodes[k];
+    const cnn_tensor *in = &g->tensors[nd->in];
+    const size_t n = p->n, hw = in->h * in->w;
+    switch (nd->op) {
+    case CNN_BN: {
+        const float *a = eval_affine(p->m, g, k);
+        cnn_cpu_nhwc_affine(n, in->c, hw, X, a, a + in->c, a + 2 * in->c, nd->relu, Y);
+        return MX_OK;
+    }
+    case CNN_ADD:
+        cnn_cpu_nhwc_add(n * in->size, X, (const void *)cnn_tensor_data(g, nd->in2), nd->relu, Y);
+        return MX_OK;
+    case CNN_GAP:
+        cnn_cpu_nhwc_gap(n, in->c, hw, X, Y);
+        return MX_OK;
+    case CNN_MAXPOOL:
+        cnn_cpu_nhwc_maxpool(n, &nd->pool, X, Y);
+        return MX_OK;
+    case CNN_DROPOUT: /* eval mode: the identity */
+        if (X != Y) memmove(Y, X, n * in->size * sizeof(uint16_t));
+        return MX_OK;
+    case CNN_CONV:
+    case CNN_LINEAR:
+        break;
+    }
+    return mx_error_set(MX_ERR_ARG, "bfloat16 prediction: layer %zu has no NHWC kernel", k);
+}
+
+/* Whether bfloat16 prediction can keep the blocked tensors in bfloat16 NHWC
+ * (cnn_cpu_graph.pred_nhwc): every node but the global pooling that reads
+ * one writes one (the convolutions' plans read and write NHWC together, or
+ * float32 NCHW in and NHWC out), and no node but a convolution, batch norm
+ * or add has its own ReLU on one; and there is one. */
+int cnn_cpu_nhwc_suits(const cnn_graph *g)
+{
+    if (g->model->spec.precision != MX_PRECISION_BF16) return 0;
+    int any = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        const int in = g->tensors[nd->in].blocked != 0;
+        const int out = g->tensors[nd->op == CNN_CONV ? cn->pred_out : nd->out].blocked != 0;
+        if (cn->fused || (!in && !out)) continue;
+        any = 1;
+        if (in && !out && nd->op != CNN_GAP) return 0;
+        if (nd->relu && nd->op != CNN_CONV && nd->op != CNN_BN && nd->op != CNN_ADD) return 0;
+    }
+    return any;
+}
+
+/* bfloat16 prediction with the blocked tensors in bfloat16 NHWC, in the
+ * first half of their float32 buffers: oneDNN's AMX convolution kernels
+ * read and write that layout, so no activation is reordered or widened
+ * between layers (the eval forward reorders each convolution's input to
+ * bfloat16 and its float32 output back, and with the add fused oneDNN 2.6
+ * leaves AMX for a kernel 7x slower: BENCHMARKS.md). The network's input
+ * and the tensors after the global pooling stay float32. */
+static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t n, const float **logits)
+{
+    const cnn_plan_set *plans = cnn_cpu_plans(g, n, 1);
+    if (!plans) return cnn_run_forward(m, x, n, logits);
+    const cnn_pass p = {m, g, n, &cnn_backend_cpu, plans, 1};
+    g->input = x;
+    g->fwd_training = 0;
+    g->fwd_inference = 1;
+    g->fwd_pass = p;
+    double t = g->profile ? cnn_now_s() : 0;
+    g->prof_calls[0]++;
+    mx_status st = MX_OK;
+    for (size_t k = 0; st == MX_OK && k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        if (cn->fused) continue;
+        const int out_t = nd->op == CNN_CONV ? cn->pred_out : nd->out;
+        const void *X = cnn_tensor_data(g, nd->in);
+        void *Y = g->tensors[out_t].data;
+        if (nd->op == CNN_CONV) {
+            const float *w, *b, *u;
+            predict_weights(m, g, k, n, &w, &b, &u);
+            const void *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
+            st = g->tensors[out_t].blocked ? mx_dnnl_conv2d_forward_nhwc(plans->node[k].conv, n, X, w, b, addend, Y)
+                                           : mx_dnnl_conv2d_forward_add(plans->node[k].conv, n, X, w, b, addend, Y);
+            cnn_charge(g, CNN_CONV, 0, &t);
+        } else if (!g->tensors[nd->in].blocked && !g->tensors[out_t].blocked) {
+            st = cnn_forward_node(&p, k, &t);
+        } else {
+            st = nhwc_node(&p, k, X, Y);
+            cnn_charge(g, (int)nd->op, 0, &t);
+        }
+    }
+    *logits = st == MX_OK ? g->tensors[g->nodes[g->num_nodes - 1].out].data : NULL;
+    return st;
+}
+
 /* On networks with Winograd layers (cnn_cpu_graph.pred_chunked) large batches
  * run in near-equal chunks of at most CNN_PREDICT_CHUNK samples (at most two
  * sizes, so two plan sets), each through the whole network while its
@@ -118,6 +234,7 @@ mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **l
 {
     cnn_graph *g = m->impl;
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
+    if (cs->pred_nhwc) return predict_nhwc(m, g, x, n, logits);
     if (!cs->pred_chunked || n <= CNN_PREDICT_CHUNK) return predict_chunk(m, g, x, n, 0, logits);
     const int cached = cs->pred_cache != NULL;
     for (size_t k = 0; cached && k < g->num_nodes; k++) {

@@ -53,7 +53,17 @@ typedef struct {
 
 static dnnl_format_tag_t act_tag(mx_dnnl_act_layout layout)
 {
-    return layout == MX_DNNL_ACT_NCHW16C ? dnnl_nChw16c : layout == MX_DNNL_ACT_NCHW8C ? dnnl_nChw8c : dnnl_nchw;
+    return layout == MX_DNNL_ACT_NCHW16C  ? dnnl_nChw16c
+           : layout == MX_DNNL_ACT_NCHW8C ? dnnl_nChw8c
+           : layout == MX_DNNL_ACT_NHWC_BF16 ? dnnl_nhwc
+                                          : dnnl_nchw;
+}
+
+/* The caller's descriptor of an activation in `layout`: float32, or bfloat16 for NHWC_BF16. */
+static mx_status act_md(dnnl_memory_desc_t *md, const dnnl_dims_t dims, mx_dnnl_act_layout layout)
+{
+    if (layout != MX_DNNL_ACT_NHWC_BF16) return mxd_plain_md(md, 4, dims, act_tag(layout));
+    return mxd_check(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_bf16, dnnl_nhwc), "conv2d descriptor");
 }
 
 static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
@@ -64,20 +74,27 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
                        (dnnl_dim_t)d->kernel_w};
     dnnl_dims_t bias = {(dnnl_dim_t)d->out_channels};
     dnnl_dims_t dst = {(dnnl_dim_t)p->n, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
-    TRY(mxd_plain_md(&m->src, 4, src, act_tag(p->opt.src_layout)));
+    TRY(act_md(&m->src, src, p->opt.src_layout));
     TRY(mxd_plain_md(&m->wei, 4, wei, dnnl_oihw));
     TRY(mxd_plain_md(&m->bias, 1, bias, dnnl_a));
-    TRY(mxd_plain_md(&m->dst, 4, dst, act_tag(p->opt.dst_layout)));
+    TRY(act_md(&m->dst, dst, p->opt.dst_layout));
     const int blocked = p->opt.layout == MX_DNNL_LAYOUT_BLOCKED;
     const dnnl_data_type_t in_t = p->opt.precision == MX_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     const dnnl_format_tag_t act = blocked ? dnnl_format_tag_any : dnnl_nchw;
     const dnnl_format_tag_t w = blocked ? dnnl_format_tag_any : dnnl_oihw;
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act), "conv2d descriptor"));
+    /* An NHWC_BF16 plan asks for nhwc on both sides: the layout of oneDNN's
+     * AMX kernels (brgconv), which it picks for "any" there too, while on
+     * AVX-512 BF16 without AMX "any" would give nChw16c and reorders. */
+    const int nhwc = p->opt.src_layout == MX_DNNL_ACT_NHWC_BF16 || p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16;
+    const dnnl_format_tag_t act_in = nhwc ? dnnl_nhwc : act;
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act_in), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_wei, 4, wei, in_t, w), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, act), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, act), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fwei, 4, wei, dnnl_f32, w), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, act), "conv2d descriptor"));
+    if (p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) m->q_fdst = m->dst;
+    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, nhwc ? dnnl_nchw : act),
+                       "conv2d descriptor"));
     m->strides[0] = (dnnl_dim_t)d->stride_h;
     m->strides[1] = (dnnl_dim_t)d->stride_w;
     /* Symmetric padding as PyTorch passes it; oneDNN checks the output size
@@ -115,7 +132,13 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     if (p->opt.post_add || p->opt.post_relu) {
         TRY(mxd_check(dnnl_post_ops_create(&post_ops), "conv2d post-ops"));
         mx_status st = MX_OK;
-        if (p->opt.post_add)
+        /* Into bfloat16 nhwc the add is a sum post-op (y += the result, the
+         * addend copied into y first): with a binary add oneDNN 2.6 leaves
+         * its AMX brgconv kernels for slower ones (0.75-0.79 against
+         * 0.47-0.51 ms on resnet20's 16-channel layers, batch 128). */
+        if (p->opt.post_add && p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16)
+            st = mxd_check(dnnl_post_ops_append_sum(post_ops, 1.0f), "conv2d add post-op");
+        else if (p->opt.post_add)
             st = mxd_check(dnnl_post_ops_append_binary(post_ops, dnnl_binary_add, &m.dst), "conv2d add post-op");
         if (st == MX_OK && p->opt.post_relu)
             st = mxd_check(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f),
@@ -193,14 +216,19 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
     if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
     if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
                 (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16) ||
-                (unsigned)opt->src_layout > MX_DNNL_ACT_NCHW8C || (unsigned)opt->dst_layout > MX_DNNL_ACT_NCHW8C ||
+                (unsigned)opt->src_layout > MX_DNNL_ACT_NHWC_BF16 || (unsigned)opt->dst_layout > MX_DNNL_ACT_NHWC_BF16 ||
                 (unsigned)opt->fwd_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_data_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_weights_algorithm > MX_DNNL_CONV_WINOGRAD))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: unknown layout, precision or algorithm");
-    if (opt && ((opt->src_layout != MX_DNNL_ACT_NCHW && d->in_channels % mx_dnnl_act_block(opt->src_layout)) ||
-                (opt->dst_layout != MX_DNNL_ACT_NCHW && d->out_channels % mx_dnnl_act_block(opt->dst_layout))))
+    if (opt && ((mx_dnnl_act_block(opt->src_layout) && d->in_channels % mx_dnnl_act_block(opt->src_layout)) ||
+                (mx_dnnl_act_block(opt->dst_layout) && d->out_channels % mx_dnnl_act_block(opt->dst_layout))))
         return mx_error_set(MX_ERR_ARG, "conv2d plan: a blocked layout needs a multiple of its block of channels");
+    if (opt && (opt->src_layout == MX_DNNL_ACT_NHWC_BF16 || opt->dst_layout == MX_DNNL_ACT_NHWC_BF16) &&
+        (opt->precision != MX_DNNL_BF16 || !opt->inference_only || opt->layout != MX_DNNL_LAYOUT_BLOCKED ||
+         opt->src_layout == MX_DNNL_ACT_NCHW16C || opt->src_layout == MX_DNNL_ACT_NCHW8C ||
+         opt->dst_layout != MX_DNNL_ACT_NHWC_BF16))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: bfloat16 nhwc needs a bfloat16 inference-only plan writing nhwc");
     if (opt && opt->post_add && !opt->inference_only)
         return mx_error_set(MX_ERR_ARG, "conv2d plan: the add post-op needs an inference-only plan");
     mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
@@ -261,7 +289,9 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         TRY(mxd_port_in(b, &p->f_bias));
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->f_bias.mem};
     }
-    if (addend) {
+    if (addend && p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) {
+        if (addend != y) memcpy(y, addend, dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_dst_md)));
+    } else if (addend) {
         TRY(mxd_check(dnnl_memory_set_data_handle(p->addend, (void *)(uintptr_t)addend), "memory handle"));
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p->addend};
     }
@@ -290,6 +320,15 @@ mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const 
                                         const float *bias, float *y)
 {
     return forward(p, n, NULL, weight, bias, NULL, y, NULL, x);
+}
+
+mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
+                                      const float *bias, const void *addend, void *y)
+{
+    if (p->opt.dst_layout != MX_DNNL_ACT_NHWC_BF16)
+        return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan does not write bfloat16 nhwc");
+    /* The ports only bind and reorder these buffers, whatever their element type. */
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL);
 }
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
