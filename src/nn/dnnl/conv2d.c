@@ -253,6 +253,19 @@ mx_status mx_dnnl_conv2d_forward(mx_dnnl_conv2d_plan *p, size_t n, const float *
     return mx_dnnl_conv2d_forward_add(p, n, x, weight, bias, NULL, y);
 }
 
+/* The sum post-op's addend into y on every thread: resnet50's residual
+ * adds copy 350 MB a batch of 32, which one thread took 35 ms of a 235 ms
+ * prediction to do. */
+static void copy_threaded(void *y, const void *x, size_t bytes)
+{
+    const size_t chunk = (size_t)1 << 20, chunks = (bytes + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t at = c * chunk, len = bytes - at < chunk ? bytes - at : chunk;
+        memcpy((char *)y + at, (const char *)x + at, len);
+    }
+}
+
 /* x_keep: where the reordered x goes (the caller keeps it); x_given: x
  * already in the primitive's bfloat16 layout (x then unused). */
 static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const float *bias,
@@ -290,7 +303,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->f_bias.mem};
     }
     if (addend && p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) {
-        if (addend != y) memcpy(y, addend, dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_dst_md)));
+        if (addend != y) copy_threaded(y, addend, dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_dst_md)));
     } else if (addend) {
         TRY(mxd_check(dnnl_memory_set_data_handle(p->addend, (void *)(uintptr_t)addend), "memory handle"));
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p->addend};
