@@ -95,7 +95,7 @@ typedef struct cnn_backend {
     mx_status (*add_forward)(const cnn_pass *p, size_t k, const float *a, const float *b, float *y, int *relu_done);
     mx_status (*maxpool_forward)(const cnn_pass *p, size_t k, const float *x, float *y);
     mx_status (*gap_forward)(const cnn_pass *p, size_t k, const float *x, float *y);
-    mx_status (*linear_forward)(const cnn_pass *p, size_t k, const float *x, float *y);
+    mx_status (*linear_forward)(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done);
     mx_status (*dropout_forward)(const cnn_pass *p, size_t k, const float *x, float *y);
     mx_status (*relu_forward)(const cnn_pass *p, size_t count, float *y);
 

@@ -289,11 +289,14 @@ static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float 
     return MX_OK;
 }
 
-static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+/* The plan applies the layer's ReLU as a post-op (cnn_cpu_plan.c): one pass
+ * over the output fewer (lenet5's two hidden layers). */
+static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_node_plan *pl = plan_of(p, k);
-    if (!pl->linear) return cnn_backend_ref.linear_forward(p, k, x, y);
+    if (!pl->linear) return cnn_backend_ref.linear_forward(p, k, x, y, relu_done);
+    *relu_done = nd->relu;
     return mx_dnnl_linear_forward(pl->linear, p->n, x, cnn_param(p->m, nd->weight), cnn_param(p->m, nd->bias), y);
 }
 

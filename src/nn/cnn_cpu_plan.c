@@ -372,7 +372,10 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
          * exact reference semantics) is several times faster (pool.c). */
         break;
     case CNN_LINEAR:
-        st = mx_dnnl_linear_plan_create(dnnl, n, in->size, out->size, nd->bias != CNN_NONE ? MX_DNNL_LINEAR_BIAS : 0u,
+        st = mx_dnnl_linear_plan_create(dnnl, n, in->size, out->size,
+                                        (nd->bias != CNN_NONE ? MX_DNNL_LINEAR_BIAS : 0u) |
+                                            (nd->relu ? MX_DNNL_LINEAR_RELU : 0u) |
+                                            (inference ? MX_DNNL_LINEAR_INFERENCE : 0u),
                                         &p->linear);
         break;
     case CNN_BN:

@@ -146,7 +146,7 @@ mx_status cnn_forward_node(const cnn_pass *p, size_t k, double *t)
         st = be->gap_forward(p, k, X, Y);
         break;
     case CNN_LINEAR:
-        st = be->linear_forward(p, k, X, Y);
+        st = be->linear_forward(p, k, X, Y, &relu_done);
         break;
     case CNN_DROPOUT:
         st = be->dropout_forward(p, k, X, Y);

@@ -61,8 +61,9 @@ static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float 
     return MX_OK;
 }
 
-static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y)
+static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
+    (void)relu_done; /* the executor's pass */
     const cnn_node *nd = &p->g->nodes[k];
     mx_linear_forward(p->n, p->g->tensors[nd->in].size, p->g->tensors[nd->out].size, x, cnn_param(p->m, nd->weight),
                       cnn_param(p->m, nd->bias), y);
