@@ -5,7 +5,8 @@
  * through a reorder of its 1-channel input into 8 padded channels, its
  * output through two more, and its weights' gradient ran at 12 GFLOP/s:
  * 3.7 of a 7.7 ms training step at batch 128 (ONEDNN_VERBOSE, 2 threads).
- * Here each output row is vectors of 8 columns: a padded copy of the
+ * Here each output row is vectors of 8 columns (16 in the AVX-512 forward,
+ * forward_row16): a padded copy of the
  * sample's input planes (zeros around, so no tap tests an edge), then
  *   forward: per output row and pair of output channels, every tap's
  *     weight broadcast against the shifted input row, 2 x 4 accumulators;
@@ -553,83 +554,9 @@ mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_
 
 int mx_conv_narrow_available(void) { return 0; }
 
-#if defined(__AVX512F__)
-/* max(v, 0) with NaN passing through, as relu8. */
-static inline __m512 relu16(__m512 v)
-{
-    const __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    return _mm512_maskz_mov_ps(keep, v);
-}
-
-/* forward_row on AVX-512: output channels k[0..3] (repeats' results
- * dropped: the first nk are distinct) by nv (1 or 2) vectors of 16 columns
- * from x0, 4 x 2 accumulators, each output summed in forward_row's order
- * (the same arithmetic). BENCHMARKS.md has lenet5 with it. */
-static inline __attribute__((always_inline)) void forward_row16(const mx_conv2d_desc *d, const float *pad,
-                                                                const float *w, const float *bias, int relu,
-                                                                const size_t k[4], int nk, size_t oy, size_t x0,
-                                                                int nv, float *const y[4])
-{
-    const size_t C = d->in_channels, KH = d->kernel_h, KW = d->kernel_w, pw = padded_width(d), ph = padded_rows(d);
-    __m512 a[4][2];
-    for (int q = 0; q < 4; q++)
-        for (int v = 0; v < nv; v++) a[q][v] = _mm512_set1_ps(bias ? bias[k[q]] : 0.0f);
-    for (size_t c = 0; c < C; c++)
-        for (size_t i = 0; i < KH; i++) {
-            const float *row = pad + (c * ph + oy + i) * pw + x0;
-            const float *wq[4];
-            for (int q = 0; q < 4; q++) wq[q] = w + ((k[q] * C + c) * KH + i) * KW;
-            for (size_t j = 0; j < KW; j++) {
-                __m512 in[2];
-                for (int v = 0; v < nv; v++) in[v] = _mm512_loadu_ps(row + (size_t)v * 16 + j);
-                for (int q = 0; q < 4; q++) {
-                    const __m512 b = _mm512_set1_ps(wq[q][j]);
-                    for (int v = 0; v < nv; v++) a[q][v] = _mm512_fmadd_ps(b, in[v], a[q][v]);
-                }
-            }
-        }
-    const size_t OW = d->out_w;
-    for (int v = 0; v < nv; v++) {
-        const size_t at = x0 + (size_t)v * 16, left = OW - at;
-        const __mmask16 cols = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-        for (int q = 0; q < nk; q++) _mm512_mask_storeu_ps(y[q] + at, cols, relu ? relu16(a[q][v]) : a[q][v]);
-    }
-}
-
-static void forward16(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias, int relu,
-                      float *y, float *scratch)
-{
-    const size_t C = d->in_channels, K = d->out_channels, OH = d->out_h, OW = d->out_w;
-    const size_t in = C * d->in_h * d->in_w, out = OH * OW, per = mx_conv_narrow_scratch_floats(d, 1);
-    const size_t chunks = (OW + 15) / 16;
-#pragma omp parallel for schedule(static)
-    for (long s = 0; s < (long)n; s++) {
-        float *pad = scratch + (size_t)omp_get_thread_num() * per;
-        pad_sample(d, x + (size_t)s * in, pad);
-        float *ys = y + (size_t)s * K * out;
-        for (size_t k0 = 0; k0 < K; k0 += 4) {
-            const int nk = (int)(K - k0 < 4 ? K - k0 : 4);
-            const size_t k[4] = {k0, k0 + (nk > 1), k0 + 2 * (nk > 2), k0 + 3 * (nk > 3)};
-            for (size_t oy = 0; oy < OH; oy++) {
-                float *const yq[4] = {ys + (k[0] * OH + oy) * OW, ys + (k[1] * OH + oy) * OW,
-                                      ys + (k[2] * OH + oy) * OW, ys + (k[3] * OH + oy) * OW};
-                for (size_t c0 = 0; c0 < chunks; c0 += 2) {
-                    if (chunks - c0 >= 2) forward_row16(d, pad, w, bias, relu, k, nk, oy, c0 * 16, 2, yq);
-                    else forward_row16(d, pad, w, bias, relu, k, nk, oy, c0 * 16, 1, yq);
-                }
-            }
-        }
-    }
-}
-#endif
-
 mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *w, const float *bias,
                                  int relu, float *y, float *scratch)
 {
-#if defined(__AVX512F__)
-    forward16(d, n, x, w, bias, relu, y, scratch);
-    return MX_OK;
-#endif
     (void)d, (void)n, (void)x, (void)w, (void)bias, (void)relu, (void)y, (void)scratch, (void)pad_sample;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
