@@ -4,8 +4,8 @@
  * pooling, padding never its maximum); resnet20, preact18 (batch norms that
  * stay nodes) and resnet50 (max pooling, bottlenecks) take the path and
  * predict within bfloat16's precision of the float32 reference's eval
- * forward, the same bits on every call and at every batch size, the mode
- * left as it was; lenet5 (a pooling that leaves the blocked layout) keeps
+ * forward, the same bits on every call, at every batch size and when
+ * planned for prediction alone, the mode left as it was; lenet5 (a pooling that leaves the blocked layout) keeps
  * the float32-activation path and still agrees. Skipped where the CPU has no
  * oneDNN bfloat16 kernels (bf16 models are refused there: test_cnn_backends). */
 #include <math.h>
@@ -188,6 +188,13 @@ static void predict_case(const char *arch, size_t c, size_t h, size_t B, int nhw
         CHECK(memcmp(pred, mx_model_predict(m, x, n), n * C * sizeof *pred) == 0);
     }
     CHECK(!cnn_cpu_of(g)->plan_warned); /* no batch fell back to the unfused forward */
+    /* Planned for prediction alone (buffers shared by forward liveness, as
+     * `mixreg eval` plans): the same logits. */
+    memcpy(want, mx_model_predict(m, x, B), B * C * sizeof *want);
+    CHECK_OK(mx_model_plan(m, B, MX_MODEL_PREDICT));
+    g = ((const struct mx_model *)m)->impl;
+    CHECK(cnn_cpu_of(g)->pred_nhwc == nhwc);
+    CHECK(memcmp(want, mx_model_predict(m, x, B), B * C * sizeof *want) == 0);
     printf("  %-9s %zux%zux%zu: %s, logits %.1e from float32's eval forward (norm-wise)\n", arch, c, h, h,
            cnn_cpu_of(g)->pred_nhwc ? "bfloat16 NHWC activations" : "float32 activations", worst);
 done:
