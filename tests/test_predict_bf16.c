@@ -7,7 +7,9 @@
  * forward, the same bits on every call, at every batch size and when
  * planned for prediction alone, the mode left as it was; lenet5 (a pooling that leaves the blocked layout) keeps
  * the float32-activation path and still agrees. Skipped where the CPU has no
- * oneDNN bfloat16 kernels (bf16 models are refused there: test_cnn_backends). */
+ * oneDNN bfloat16 kernels (bf16 models are refused there: test_cnn_backends).
+ * Plans with a bfloat16 NHWC side are bfloat16 inference-only plans writing
+ * NHWC; other combinations are refused. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,8 @@
 
 #include "check.h"
 #include "cnn_test_data.h"
+#include "mixreg/error.h"
+#include "mixreg/layers_dnnl.h"
 #include "mixreg/model.h"
 #include "mixreg/rng.h"
 #include "mixreg/threads.h"
@@ -202,11 +206,53 @@ done:
     free(x), free(y), free(dl), free(want), free(pred);
 }
 
+/* A plan with a bfloat16 NHWC side is a bfloat16 inference-only plan that
+ * writes NHWC: the other combinations are refused, not run in a layout the
+ * caller does not hold. */
+static void test_plan_options(void)
+{
+    mx_dnnl_context *ctx = NULL;
+    CHECK_OK(mx_dnnl_context_create(&ctx));
+    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 16, .in_h = 6, .in_w = 6, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const mx_dnnl_conv2d_options good = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
+                                         .inference_only = 1, .src_layout = MX_DNNL_ACT_NHWC_BF16,
+                                         .dst_layout = MX_DNNL_ACT_NHWC_BF16};
+    mx_dnnl_conv2d_options bad[4] = {good, good, good, good};
+    bad[0].precision = MX_DNNL_F32;
+    bad[1].inference_only = 0;
+    bad[2].dst_layout = MX_DNNL_ACT_NCHW;
+    bad[3].src_layout = MX_DNNL_ACT_NCHW16C;
+    for (int i = 0; i < 4; i++) {
+        mx_dnnl_conv2d_plan *p = NULL;
+        CHECK(mx_dnnl_conv2d_plan_create(ctx, &d, 2, &bad[i], &p) == MX_ERR_ARG && p == NULL);
+    }
+    mx_dnnl_conv2d_plan *p = NULL;
+    if (mx_dnnl_bf16_available()) {
+        CHECK_OK(mx_dnnl_conv2d_plan_create(ctx, &d, 2, &good, &p));
+        float w[16 * 16 * 9] = {0}, y32[2 * 16 * 36];
+        uint16_t x[2 * 16 * 36] = {0}, y[2 * 16 * 36];
+        /* The NHWC entry point runs such a plan and refuses one that writes float32. */
+        CHECK(p && mx_dnnl_conv2d_forward_nhwc(p, 2, x, w, NULL, NULL, y) == MX_OK);
+        mx_dnnl_conv2d_plan *f = NULL;
+        mx_dnnl_conv2d_options plain = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
+                                        .inference_only = 1};
+        CHECK_OK(mx_dnnl_conv2d_plan_create(ctx, &d, 2, &plain, &f));
+        CHECK(f && mx_dnnl_conv2d_forward_nhwc(f, 2, x, w, NULL, NULL, y32) == MX_ERR_ARG);
+        mx_dnnl_conv2d_plan_free(f);
+    }
+    mx_dnnl_conv2d_plan_free(p);
+    mx_dnnl_context_free(ctx);
+    mx_error_clear();
+}
+
 int main(void)
 {
     mx_set_threads(2);
     printf("NHWC kernels\n");
     test_kernels();
+    test_plan_options();
     if (!mx_dnnl_bf16_available()) {
         printf("this CPU has no oneDNN bfloat16 convolutions: bf16 prediction is not tested here\n");
         CHECK_DONE();
