@@ -142,9 +142,9 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  * (forward, eval-mode forward, input gradient: the input gradient of a 3x3
  * stride-1 padding-1 convolution is one too, mx_wino_transposed; weights'
  * gradient), the weights transformed at each call, instead of oneDNN's
- * direct kernels: on AVX2 builds (mx_wino_block 8, where oneDNN has no
- * Winograd kernels of its own), float32 3x3 stride-1 padding-1 layers
- * between blocked tensors; the per-tile kernels (winograd.c, winograd_dw.c)
+ * direct and Winograd kernels: float32 3x3 stride-1 padding-1 layers
+ * between tensors in the build's block (mx_wino_block: nChw8c on AVX2,
+ * nChw16c on AVX-512); the per-tile kernels (winograd.c, winograd_dw.c)
  * up to 64 channels in and out, the batch-wide GEMM ones (winograd_gemm.c)
  * above. Measured on AVX2 (2-core EPYC, nChw8c, batch 128,
  * `bench/conv_bench 2 128 4 cifar|preact18|wide mxwino,mxwino-gemm,blocked-8c`;
@@ -153,10 +153,14 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  *   64@32 82.0 / 82.8 / 159.4, 128@16 75.8 / 62.1 / 155.3,
  *   256@8 167.6 / 60.2 / 163.3, 512@4 - / 104.3 / 197.4,
  *   256@14 - / 217.9 / 469.8, 512@7 - / 252.5 / 524.1.
- * resnet20's and preact18's training steps: BENCHMARKS.md. On AVX-512
- * oneDNN's direct kernels run the small layers near the peak and the
- * per-tile kernel in the training forward changed nothing measurable; its
- * own Winograd kernels take the wide ones. */
+ * On AVX-512 (a 2-core Xeon with AMX, nChw16c, batch 128, alternated
+ * runs) oneDNN's direct kernels run the small layers at the SGEMM peak,
+ * yet these kernels do fewer multiplications: resnet20's step went from
+ * 951-966 to 1,115-1,154 img/s and preact18's (the GEMM ones on its 64-512
+ * channel layers, in place of oneDNN's Winograd) from 131.9 to 152-159,
+ * for 70 MiB more peak RSS (the GEMM kernels' scratch). On Zen 4 the
+ * per-tile forward alone had changed nothing measurable. BENCHMARKS.md has
+ * the steps. */
 /* Whether prediction runs convolution nd (writing tensor out) on the
  * batch-wide GEMM Winograd kernels (winograd_gemm.c) at batches they are
  * worth it (mx_wino_gemm_worth; oneDNN's plan otherwise): on AVX2, float32
@@ -200,8 +204,9 @@ static int narrow_blocked_suits(const cnn_graph *g, const cnn_node *nd)
 static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
 {
     const mx_conv2d_desc *d = &nd->conv;
-    if (mx_wino_block() != 8 || g->model->spec.precision != MX_PRECISION_FP32 || g->tensors[nd->in].blocked != 8 ||
-        g->tensors[nd->out].blocked != 8)
+    const size_t wb = mx_wino_block();
+    if (!wb || g->model->spec.precision != MX_PRECISION_FP32 || g->tensors[nd->in].blocked != wb ||
+        g->tensors[nd->out].blocked != wb)
         return CNN_WINO_NONE;
     if (mx_wino_suits(d) && d->in_channels <= 64 && d->out_channels <= 64) return CNN_WINO_TILES;
     const mx_conv2d_desc t = mx_wino_transposed(d);
