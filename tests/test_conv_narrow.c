@@ -98,12 +98,22 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh,
     free(x), free(w), free(bias), free(dy), free(ref), free(y), free(rdw), free(dw), free(rdb), free(db), free(scratch);
 }
 
-/* The nChw8c forward against the reference's NCHW output. */
-static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw, size_t pad)
+/* The weights' gradient of the block compare_blocked tests, in
+ * check_weights_grad's form. */
+static size_t g_block;
+static mx_status weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
+                                 float *db, float *scratch)
+{
+    return mx_conv_narrow_backward_weights_blocked(d, g_block, n, x, dy, dw, db, scratch);
+}
+
+/* The nChw<B>c forward (B 8 or 16) against the reference's NCHW output. */
+static void compare_blocked(size_t B, size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw,
+                            size_t pad)
 {
     mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = kh, .kernel_w = kw,
                         .stride_h = 1, .stride_w = 1, .pad_h = pad, .pad_w = pad};
-    CHECK(mx_conv2d_setup(&d) == MX_OK && mx_conv_narrow_blocked_suits(&d));
+    CHECK(mx_conv2d_setup(&d) == MX_OK && mx_conv_narrow_blocked_suits(&d, B));
     const size_t hw = d.out_h * d.out_w, in = n * C * H * W, out = n * K * hw, wn = K * C * kh * kw;
     float *x = malloc(in * sizeof *x), *w = malloc(wn * sizeof *w), *bias = malloc(K * sizeof *bias);
     float *ref = malloc(out * sizeof *ref), *y = malloc(out * sizeof *y);
@@ -116,12 +126,12 @@ static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, si
     double worst = 0;
     for (int relu = 0; relu < 2; relu++) {
         for (size_t i = 0; i < out; i++) y[i] = NAN; /* every output must be written */
-        CHECK(mx_conv_narrow_forward_blocked(&d, n, x, w, bias, relu, y, scratch) == MX_OK);
+        CHECK(mx_conv_narrow_forward_blocked(&d, B, n, x, w, bias, relu, y, scratch) == MX_OK);
         size_t wrong = 0;
         for (size_t s = 0; s < n; s++)
             for (size_t k = 0; k < K; k++)
                 for (size_t p = 0; p < hw; p++) {
-                    const float r = ref[(s * K + k) * hw + p], got = y[((s * (K / 8) + k / 8) * hw + p) * 8 + k % 8];
+                    const float r = ref[(s * K + k) * hw + p], got = y[((s * (K / B) + k / B) * hw + p) * B + k % B];
                     const double e = fabs((double)got - (relu && r < 0 ? 0.0 : r));
                     if (!(e <= worst)) worst = e;
                     if (relu && r < -1e-4f) wrong += !(got == 0 && !signbit(got));
@@ -135,12 +145,13 @@ static void compare_blocked(size_t n, size_t C, size_t K, size_t H, size_t W, si
     for (size_t i = 0; i < out; i++) dy[i] = uniform(&state);
     for (size_t s = 0; s < n; s++)
         for (size_t k = 0; k < K; k++)
-            for (size_t p = 0; p < hw; p++) dyb[((s * (K / 8) + k / 8) * hw + p) * 8 + k % 8] = dy[(s * K + k) * hw + p];
+            for (size_t p = 0; p < hw; p++) dyb[((s * (K / B) + k / B) * hw + p) * B + k % B] = dy[(s * K + k) * hw + p];
     mx_conv2d_backward_direct(&d, n, x, w, dy, NULL, rdw, rdb);
     double ew, eb;
-    check_weights_grad(mx_conv_narrow_backward_weights_blocked, &d, n, x, dyb, rdw, rdb, dw, db, scratch, &ew, &eb);
-    printf("  nChw8c: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n",
-           n, C, H, W, K, kh, kw, pad, worst, ew, eb);
+    g_block = B;
+    check_weights_grad(weights_blocked, &d, n, x, dyb, rdw, rdb, dw, db, scratch, &ew, &eb);
+    printf("  nChw%zuc: %zu x %zux%zux%zu -> %zu, %zux%zu pad %zu: forward %.2g, weights' gradient %.2g, bias's %.2g\n",
+           B, n, C, H, W, K, kh, kw, pad, worst, ew, eb);
     free(x), free(w), free(bias), free(ref), free(y), free(scratch);
     free(dy), free(dyb), free(rdw), free(dw), free(rdb), free(db);
 }
@@ -162,10 +173,18 @@ int main(void)
     compare(1, 1, 1, 5, 5, 7, 7, 3);
     compare(2, 4, 3, 40, 37, 1, 1, 0); /* 37 columns: five vectors, two passes of a row */
     compare(3, 1, 64, 6, 6, 3, 7, 2);
-    compare_blocked(5, 6, 16, 14, 14, 5, 5, 0); /* lenet5's second layer: 10-wide rows, 5 + 5 */
-    compare_blocked(3, 3, 16, 32, 32, 3, 3, 1); /* resnet20's first */
-    compare_blocked(2, 8, 24, 9, 23, 3, 5, 2);  /* three blocks: a pair and one alone; 23 = 6 + 6 + 6 + 5 */
-    compare_blocked(3, 1, 8, 5, 4, 7, 7, 3);
-    compare_blocked(3, 2, 16, 8, 8, 7, 7, 3);   /* 7 wide: one block at a time */
+    compare_blocked(8, 5, 6, 16, 14, 14, 5, 5, 0); /* lenet5's second layer: 10-wide rows, 5 + 5 */
+    compare_blocked(8, 3, 3, 16, 32, 32, 3, 3, 1); /* resnet20's first */
+    compare_blocked(8, 2, 8, 24, 9, 23, 3, 5, 2);  /* three groups: a pair and one alone; 23 = 6 + 6 + 6 + 5 */
+    compare_blocked(8, 3, 1, 8, 5, 4, 7, 7, 3);
+    compare_blocked(8, 3, 2, 16, 8, 8, 7, 7, 3);   /* 7 wide: one group at a time */
+    /* nChw16c (AVX-512's block): two groups of 8 side by side in a block. */
+    compare_blocked(16, 5, 6, 16, 14, 14, 5, 5, 0);
+    compare_blocked(16, 2, 8, 32, 9, 23, 3, 5, 2);
+    compare_blocked(16, 3, 2, 16, 8, 8, 7, 7, 3);
+    mx_conv2d_desc odd = {.in_channels = 2, .out_channels = 24, .in_h = 9, .in_w = 9, .kernel_h = 3, .kernel_w = 3,
+                          .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    CHECK(mx_conv2d_setup(&odd) == MX_OK && mx_conv_narrow_blocked_suits(&odd, 8));
+    CHECK(!mx_conv_narrow_blocked_suits(&odd, 16) && !mx_conv_narrow_blocked_suits(&odd, 4)); /* 24 = 1.5 blocks of 16 */
     CHECK_DONE();
 }

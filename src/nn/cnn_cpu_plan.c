@@ -189,16 +189,17 @@ static int narrow_suits(const cnn_graph *g, const cnn_node *nd)
 }
 
 /* Whether convolution nd's forward and weights' gradient run
- * conv_narrow.h's nChw8c kernels: float32, an NCHW input of few channels, an
- * nChw8c output (AVX2's block). lenet5's second layer (6 -> 16, 5x5,
- * 14x14), batch 128, 2 threads: oneDNN's forward took 0.63 ms, its weights'
- * gradient 0.64 ms and the reorder of x for it 0.11 ms (ONEDNN_VERBOSE);
- * BENCHMARKS.md has the step with these kernels. The input's gradient stays
- * with oneDNN. */
+ * conv_narrow.h's blocked kernels: float32, an NCHW input of few channels, a
+ * blocked output (nChw8c or nChw16c). lenet5's second layer (6 -> 16, 5x5,
+ * 14x14), batch 128, 2 threads: on AVX2 oneDNN's forward took 0.63 ms, its
+ * weights' gradient 0.64 ms and the reorder of x for it 0.11 ms; on
+ * AVX-512 0.20, 0.53 (its AVX2 kernel) and 0.07 (ONEDNN_VERBOSE).
+ * BENCHMARKS.md has the steps with these kernels. The input's gradient
+ * stays with oneDNN. */
 static int narrow_blocked_suits(const cnn_graph *g, const cnn_node *nd)
 {
     return g->model->spec.precision == MX_PRECISION_FP32 && !g->tensors[nd->in].blocked &&
-           g->tensors[nd->out].blocked == 8 && mx_conv_narrow_blocked_suits(&nd->conv);
+           g->tensors[nd->out].blocked && mx_conv_narrow_blocked_suits(&nd->conv, g->tensors[nd->out].blocked);
 }
 
 static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)

@@ -43,10 +43,11 @@ int mx_conv_narrow_suits(const mx_conv2d_desc *d)
            d->out_w >= 1 && d->out_h >= 1 && d->in_w + 2 * d->pad_w <= 1024;
 }
 
-int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d)
+int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d, size_t block)
 {
-    return mx_conv_narrow_available() && d->stride_h == 1 && d->stride_w == 1 && d->in_channels >= 1 &&
-           d->in_channels <= MX_CONV_NARROW_MAX_BLOCKED_IN && d->out_channels % 8 == 0 && d->out_channels >= 8 &&
+    return mx_conv_narrow_available() && (block == 8 || block == 16) && d->stride_h == 1 && d->stride_w == 1 &&
+           d->in_channels >= 1 && d->in_channels <= MX_CONV_NARROW_MAX_BLOCKED_IN && d->out_channels % block == 0 &&
+           d->out_channels >= 8 &&
            d->kernel_h <= MX_CONV_NARROW_MAX_KERNEL && d->kernel_w <= MX_CONV_NARROW_MAX_KERNEL &&
            d->out_w >= 1 && d->out_h >= 1 && d->in_w + 2 * d->pad_w <= 1024;
 }
@@ -378,13 +379,21 @@ mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, con
  * block against P broadcast input pixels of the padded row, 2 blocks x P
  * pixels accumulators (P <= 6: 12 of the 16 registers). */
 
-/* Output pixels [x0, x0 + P) of row oy, blocks kb0 and (two) kb0 + 1, of one
- * sample (pad: its padded input; ys: its output). P and two constants after
- * inlining. */
+/* Where 8-channel group kb of one sample's output (or output gradient) of
+ * `plane` pixels starts in nChw<block>c, block 8 or 16 (its pixels then
+ * `block` floats apart): in nChw16c two groups share a block, side by side. */
+static inline size_t group_at(size_t kb, size_t block, size_t plane)
+{
+    return kb / (block / 8) * plane * block + kb % (block / 8) * 8;
+}
+
+/* Output pixels [x0, x0 + P) of row oy, groups kb0 and (two) kb0 + 1 of 8
+ * channels, of one sample (pad: its padded input; ys: its output, in
+ * nChw<block>c). P and two constants after inlining. */
 static inline __attribute__((always_inline)) void blocked_pixels(const mx_conv2d_desc *d, const float *pad,
                                                                  const float *wt, const float *bias, int relu,
                                                                  size_t kb0, int two, size_t oy, size_t x0, int P,
-                                                                 float *ys)
+                                                                 size_t block, float *ys)
 {
     const size_t C = d->in_channels, KH = d->kernel_h, KW = d->kernel_w, K = d->out_channels;
     const size_t pw = padded_width(d), ph = padded_rows(d), OH = d->out_h, OW = d->out_w;
@@ -409,24 +418,25 @@ static inline __attribute__((always_inline)) void blocked_pixels(const mx_conv2d
         }
 #pragma GCC unroll 6
     for (int p = 0; p < P; p++) {
-        _mm256_storeu_ps(ys + ((kb0 * OH + oy) * OW + x0 + (size_t)p) * 8, relu ? relu8(a0[p]) : a0[p]);
-        if (two) _mm256_storeu_ps(ys + (((kb0 + 1) * OH + oy) * OW + x0 + (size_t)p) * 8, relu ? relu8(a1[p]) : a1[p]);
+        const size_t q = (oy * OW + x0 + (size_t)p) * block;
+        _mm256_storeu_ps(ys + group_at(kb0, block, OH * OW) + q, relu ? relu8(a0[p]) : a0[p]);
+        if (two) _mm256_storeu_ps(ys + group_at(kb0 + 1, block, OH * OW) + q, relu ? relu8(a1[p]) : a1[p]);
     }
 }
 
 /* A run of P pixels (1 to 6) of blocks kb0 (and two: kb0 + 1). */
 static void blocked_run(const mx_conv2d_desc *d, const float *pad, const float *wt, const float *bias, int relu,
-                        size_t kb0, int two, size_t oy, size_t x0, int P, float *ys)
+                        size_t kb0, int two, size_t oy, size_t x0, int P, size_t block, float *ys)
 {
-#define RUN_CASE(N)                                                                                                        case N:                                                                                                                    if (two) blocked_pixels(d, pad, wt, bias, relu, kb0, 1, oy, x0, N, ys);                                                else blocked_pixels(d, pad, wt, bias, relu, kb0, 0, oy, x0, N, ys);                                                    break;
+#define RUN_CASE(N)                                                                                                        case N:                                                                                                                    if (two) blocked_pixels(d, pad, wt, bias, relu, kb0, 1, oy, x0, N, block, ys);                                                else blocked_pixels(d, pad, wt, bias, relu, kb0, 0, oy, x0, N, block, ys);                                                    break;
     switch (P) {
         RUN_CASE(1) RUN_CASE(2) RUN_CASE(3) RUN_CASE(4) RUN_CASE(5) default: RUN_CASE(6)
     }
 #undef RUN_CASE
 }
 
-mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *w,
-                                         const float *bias, int relu, float *y, float *scratch)
+mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                         const float *w, const float *bias, int relu, float *y, float *scratch)
 {
     const size_t C = d->in_channels, K = d->out_channels, KH = d->kernel_h, KW = d->kernel_w;
     const size_t OH = d->out_h, OW = d->out_w, KB = K / 8, in = C * d->in_h * d->in_w, out = K * OH * OW;
@@ -445,7 +455,7 @@ mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, cons
             for (size_t oy = 0; oy < OH; oy++)
                 for (size_t r = 0, x0 = 0; r < runs; r++) {
                     const size_t len = OW / runs + (r < OW % runs);
-                    blocked_run(d, pad, wt, bias, relu, kb, kb + 1 < KB, oy, x0, (int)len, ys);
+                    blocked_run(d, pad, wt, bias, relu, kb, kb + 1 < KB, oy, x0, (int)len, block, ys);
                     x0 += len;
                 }
     }
@@ -467,17 +477,18 @@ static inline void add_to_doubles(double *s, __m256 v)
  * constants after inlining: 2 x 6 accumulators at most. */
 static inline __attribute__((always_inline)) void blocked_weight_taps(const mx_conv2d_desc *d, size_t KW,
                                                                       const float *pad, const float *dys, size_t c,
-                                                                      size_t i, size_t kb0, int two, double *sum)
+                                                                      size_t i, size_t kb0, int two, size_t block,
+                                                                      double *sum)
 {
     const size_t OH = d->out_h, OW = d->out_w, pw = padded_width(d), ph = padded_rows(d), K = d->out_channels;
     __m256 a0[MX_CONV_NARROW_MAX_KERNEL], a1[MX_CONV_NARROW_MAX_KERNEL];
 #pragma GCC unroll 7
     for (size_t j = 0; j < KW; j++) a0[j] = a1[j] = _mm256_setzero_ps();
-    const float *g0 = dys + kb0 * OH * OW * 8, *g1 = g0 + OH * OW * 8;
+    const float *g0 = dys + group_at(kb0, block, OH * OW), *g1 = dys + group_at(kb0 + 1, block, OH * OW);
     for (size_t oy = 0; oy < OH; oy++) {
         const float *row = pad + (c * ph + oy + i) * pw;
         for (size_t ox = 0; ox < OW; ox++) {
-            const size_t q = (oy * OW + ox) * 8;
+            const size_t q = (oy * OW + ox) * block;
             const __m256 d0 = _mm256_loadu_ps(g0 + q), d1 = two ? _mm256_loadu_ps(g1 + q) : d0;
 #pragma GCC unroll 7
             for (size_t j = 0; j < KW; j++) {
@@ -496,18 +507,18 @@ static inline __attribute__((always_inline)) void blocked_weight_taps(const mx_c
 }
 
 static void blocked_weight_row(const mx_conv2d_desc *d, const float *pad, const float *dys, size_t c, size_t i,
-                               size_t kb0, int two, double *sum)
+                               size_t kb0, int two, size_t block, double *sum)
 {
     switch (d->kernel_w * 2 + (two ? 1 : 0)) {
-#define TAPS_CASE(KW)                                                                                                      case 2 * KW: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 0, sum); break;                                          case 2 * KW + 1: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 1, sum); break;
+#define TAPS_CASE(KW)                                                                                                      case 2 * KW: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 0, block, sum); break;                                          case 2 * KW + 1: blocked_weight_taps(d, KW, pad, dys, c, i, kb0, 1, block, sum); break;
         TAPS_CASE(1) TAPS_CASE(2) TAPS_CASE(3) TAPS_CASE(4) TAPS_CASE(5) TAPS_CASE(6)
 #undef TAPS_CASE
-    default: blocked_weight_taps(d, MX_CONV_NARROW_MAX_KERNEL, pad, dys, c, i, kb0, 0, sum); break;
+    default: blocked_weight_taps(d, MX_CONV_NARROW_MAX_KERNEL, pad, dys, c, i, kb0, 0, block, sum); break;
     }
 }
 
-mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
-                                                  float *dw, float *db, float *scratch)
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                                  const float *dy, float *dw, float *db, float *scratch)
 {
     const size_t C = d->in_channels, K = d->out_channels, KB = K / 8, KH = d->kernel_h, KW = d->kernel_w;
     const size_t hw = d->out_h * d->out_w, in = C * d->in_h * d->in_w, taps = C * KH * KW;
@@ -530,10 +541,10 @@ mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_
             for (size_t c = 0; c < C; c++)
                 for (size_t i = 0; i < KH; i++)
                     for (size_t kb = 0; kb < KB; kb += step)
-                        blocked_weight_row(d, pad, dys, c, i, kb, kb + 1 < KB && step == 2, sum);
+                        blocked_weight_row(d, pad, dys, c, i, kb, kb + 1 < KB && step == 2, block, sum);
             for (size_t kb = 0; db && kb < KB; kb++) {
                 __m256 b = _mm256_setzero_ps();
-                for (size_t q = 0; q < hw; q++) b = _mm256_add_ps(b, _mm256_loadu_ps(dys + (kb * hw + q) * 8));
+                for (size_t q = 0; q < hw; q++) b = _mm256_add_ps(b, _mm256_loadu_ps(dys + group_at(kb, block, hw) + q * block));
                 add_to_doubles(bsum + kb * 8, b);
             }
         }
@@ -568,17 +579,17 @@ mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, con
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 
-mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *w,
-                                         const float *bias, int relu, float *y, float *scratch)
+mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                         const float *w, const float *bias, int relu, float *y, float *scratch)
 {
-    (void)d, (void)n, (void)x, (void)w, (void)bias, (void)relu, (void)y, (void)scratch;
+    (void)d, (void)block, (void)n, (void)x, (void)w, (void)bias, (void)relu, (void)y, (void)scratch;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 
-mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
-                                                  float *dw, float *db, float *scratch)
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                                  const float *dy, float *dw, float *db, float *scratch)
 {
-    (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch;
+    (void)d, (void)block, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no AVX2 kernels for narrow convolutions");
 }
 

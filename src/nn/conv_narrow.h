@@ -30,22 +30,23 @@ mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float 
 mx_status mx_conv_narrow_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
                                           float *dw, float *db, float *scratch);
 
-/* The forward into an nChw8c output (the input NCHW): a vector is a block
- * of 8 output channels at one pixel, so rows too short for whole vectors
- * (lenet5's second layer, 10 wide) lose no lanes. Stride 1, at most
- * MX_CONV_NARROW_MAX_BLOCKED_IN input channels, output channels a multiple
- * of 8, kernels up to MX_CONV_NARROW_MAX_KERNEL; y = relu?(conv(x, w) +
- * bias); scratch of mx_conv_narrow_blocked_scratch_floats for at least
- * omp_get_max_threads() threads. */
-int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d);
+/* The forward into an nChw<block>c output, block 8 or 16 (the input
+ * NCHW): a vector is 8 output channels at one pixel, so rows too short for
+ * whole vectors (lenet5's second layer, 10 wide) lose no lanes. Stride 1, at
+ * most MX_CONV_NARROW_MAX_BLOCKED_IN input channels, output channels a
+ * multiple of the block, kernels up to MX_CONV_NARROW_MAX_KERNEL; y =
+ * relu?(conv(x, w) + bias); scratch of mx_conv_narrow_blocked_scratch_floats
+ * for at least omp_get_max_threads() threads. */
+int mx_conv_narrow_blocked_suits(const mx_conv2d_desc *d, size_t block);
 size_t mx_conv_narrow_blocked_scratch_floats(const mx_conv2d_desc *d, int threads);
-mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *w,
-                                         const float *bias, int relu, float *y, float *scratch);
+mx_status mx_conv_narrow_forward_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                         const float *w, const float *bias, int relu, float *y, float *scratch);
 /* Its weights' gradient dw (overwritten) and the bias's db (NULL: none)
- * from x (NCHW) and dy (nChw8c): per tap row, the output gradient's vectors
- * against the input under each tap, broadcast; the threads' sums added in
- * thread order (the result depends on the thread count, not on the run). */
-mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy,
-                                                  float *dw, float *db, float *scratch);
+ * from x (NCHW) and dy (nChw<block>c): per tap row, the output gradient's
+ * vectors against the input under each tap, broadcast; the threads' sums
+ * added in thread order (the result depends on the thread count, not on
+ * the run). */
+mx_status mx_conv_narrow_backward_weights_blocked(const mx_conv2d_desc *d, size_t block, size_t n, const float *x,
+                                                  const float *dy, float *dw, float *db, float *scratch);
 
 #endif
