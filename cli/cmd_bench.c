@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "args.h"
 #include "bench_support.h"
@@ -210,6 +211,17 @@ int cmd_bench(int argc, char **argv)
         if (bf16 > 0) printf(", \"bf16_gflops\": %.1f", bf16);
         else printf(", \"bf16_gflops\": null");
     }
+    /* The OpenMP wait the run had (main.c chooses the spin unless the user
+     * set either variable): it moves the rates by up to a third, so a record
+     * carries it; null where unset or not a plain value. */
+    const char *spin = getenv("GOMP_SPINCOUNT"), *wait = getenv("OMP_WAIT_POLICY");
+    char *end = NULL;
+    const long long rounds = spin ? strtoll(spin, &end, 10) : -1;
+    if (spin && end != spin && *end == '\0' && rounds >= 0) printf(", \"gomp_spincount\": %lld", rounds);
+    else printf(", \"gomp_spincount\": null");
+    if (wait && (!strcasecmp(wait, "active") || !strcasecmp(wait, "passive")))
+        printf(", \"omp_wait_policy\": \"%s\"", !strcasecmp(wait, "active") ? "active" : "passive");
+    else printf(", \"omp_wait_policy\": null");
     printf("}\n");
     mx_stepper_free(&stepper);
     mx_model_free(model);

@@ -1,6 +1,8 @@
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -29,24 +31,71 @@ static const char usage[] =
  * libgomp, whose default lets a thread that finished its share spin (300,000
  * rounds) before it sleeps. Measured with `mixreg bench` (batch 128, 2
  * threads, 2 cores; training / evaluation images per second, the median of 3
- * runs on idle cores, the mean of 2 with one other busy process):
+ * runs on idle cores, the mean of 2 with one other busy process), on Zen 4:
  *                                  idle cores              one other busy process
  *                             resnet20     lenet5           resnet20     lenet5
  *   default spinning        1,834/5,343  35.2k/132k         545/1,723  12.3k/71k
  *   GOMP_SPINCOUNT=1000     1,769/5,630  32.0k/137k         628/2,605  12.0k/54k
  *   OMP_WAIT_POLICY=passive 1,554/4,820  22.8k/65k          648/3,129  15.0k/66k
  * (and while serial loops still ran between OpenMP regions, default spinning
- * on busy cores cost 6.6x: 51 against 339 img/s). A short spin keeps nearly
- * all of spinning's gain on idle cores, where back-to-back regions wake a
- * sleeping thread otherwise, and most of passive waiting's on shared ones, so
- * with neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, main() sets
- * GOMP_SPINCOUNT=1000 and executes itself again, once: libgomp reads its
+ * on busy cores cost 6.6x: 51 against 339 img/s). On a Xeon with AMX (one
+ * run each) 1,000 rounds gave away much of spinning's gain on idle cores:
+ *                             resnet20     lenet5           resnet20     lenet5
+ *   GOMP_SPINCOUNT=1000     1,145/5,974  41.1k/162k         588/3,015  23.6k/84k
+ *   GOMP_SPINCOUNT=10000    1,179/6,791  47.8k/214k         523/2,094  12.5k/117k
+ *   GOMP_SPINCOUNT=50000    1,245/6,858  50.5k/219k         435/2,262  15.0k/15k
+ *   OMP_WAIT_POLICY=active  1,234/7,021  49.1k/205k         457/2,564  16.5k/64k
+ * So the spin follows the machine as mixreg starts: with no other task
+ * runnable (/proc/loadavg, the fewest of five looks) the threads spin
+ * 50,000 rounds, else 1,000.
+ * With neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, main() sets
+ * GOMP_SPINCOUNT so and executes itself again, once: libgomp reads its
  * environment in a constructor, before main runs (a setenv() here alone was
  * measured to change nothing). Either variable set by the user wins. */
+/* This process's runnable threads (libraries start theirs before main:
+ * OpenBLAS's). */
+static long own_running(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    long count = 0;
+    if (!tasks) return 1;
+    for (struct dirent *e; (e = readdir(tasks)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        /* "pid (comm) S ...": the state follows the last ')'. */
+        const char *close = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+        count += close && close[1] == ' ' && close[2] == 'R';
+        fclose(f);
+    }
+    closedir(tasks);
+    return count ? count : 1;
+}
+
+static long others_running(void)
+{
+    /* The fewest over five looks 2 ms apart: a task started beside this one
+     * (the rest of a shell pipeline) is runnable for a moment only. */
+    long fewest = -1;
+    for (int look = 0; look < 5 && fewest != 0; look++) {
+        if (look) nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+        FILE *f = fopen("/proc/loadavg", "r");
+        long running = 0; /* its fourth field, "runnable/total", counts this process too */
+        if (!f) return 0;
+        if (fscanf(f, "%*s %*s %*s %ld/", &running) != 1) running = 1;
+        fclose(f);
+        const long others = running - own_running();
+        if (fewest < 0 || others < fewest) fewest = others;
+    }
+    return fewest;
+}
+
 static void set_omp_waiting(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", "1000", 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", others_running() ? "1000" : "50000", 1) != 0) return;
     execv("/proc/self/exe", argv);
     /* No /proc (not Linux): carry on with the default policy. */
 }

@@ -5,7 +5,8 @@
 # that print a version): every row against every peer, the rows' flags, the
 # rounds, the per-row steps and evaluation batches, and a note for a peer
 # that is not installed; then a real run with stand-ins for mixreg and the
-# peer: a row mixreg cannot run on the CPU runs no peers.
+# peer: a row mixreg cannot run on the CPU runs no peers. The OpenMP spin
+# the run had is in its line: the user's, or the short one beside a busy task.
 . "$(dirname "$0")/cli_lib.sh"
 
 "$BIN" bench --model lenet5 --data synthetic:1x28x28 --classes 3 --batch 8 --steps 2 --warmup 1 --eval-batches 2 \
@@ -15,6 +16,18 @@
 check '[ "$(json_get "$WORK/bench.json" "j[\"gflop_per_image_eval\"] == 0.000831864 and j[\"gflop_per_image_train\"] == 0.002260392")" = True ]'
 check '[ "$(json_get "$WORK/bench.json" "abs(j[\"train_gflops\"] - j[\"train_img_per_s\"] * j[\"gflop_per_image_train\"]) <= 0.1 + 1e-3 * j[\"train_gflops\"]")" = True ]'
 check '[ "$(json_get "$WORK/bench.json" "j[\"eval_img_per_s\"] > 0 and \"sgemm_gflops\" not in j")" = True ]'
+# The OpenMP spin (cli/main.c): the user's setting kept; with another task
+# runnable as mixreg starts (a busy loop here), the short one.
+quick=(bench --model mlp --data synthetic:1x8x8 --batch 4 --steps 1 --warmup 0 --eval-batches 1)
+GOMP_SPINCOUNT=777 "$BIN" "${quick[@]}" > "$WORK/spin.json" || fail "bench with GOMP_SPINCOUNT failed"
+check '[ "$(json_get "$WORK/spin.json" "j[\"gomp_spincount\"] == 777 and j[\"omp_wait_policy\"] is None")" = True ]'
+OMP_WAIT_POLICY=passive "$BIN" "${quick[@]}" > "$WORK/spin.json" || fail "bench with OMP_WAIT_POLICY failed"
+check '[ "$(json_get "$WORK/spin.json" "j[\"gomp_spincount\"] is None and j[\"omp_wait_policy\"] == \"passive\"")" = True ]'
+(while :; do :; done) & busy=$!
+sleep 0.2
+env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$BIN" "${quick[@]}" > "$WORK/spin.json" || fail "bench beside a busy loop failed"
+kill "$busy"
+check '[ "$(json_get "$WORK/spin.json" "j[\"gomp_spincount\"] == 1000")" = True ]'
 expect_status 2 "synthetic:CxHxW" -- bench --model lenet5 --data synthetic:5x28x28
 expect_status 2 "synthetic:CxHxW" -- bench --model lenet5 --data synthetic:1x28
 expect_status 2 "synthetic:CxHxW" -- bench --model lenet5 --data synthetic:1x028x28
