@@ -1,8 +1,9 @@
-/* Random inputs, Mixup-like soft targets and buffer sizes for the CNN tests
- * (test_cnn.c, test_cnn_backends.c). */
+/* Random inputs, Mixup-like soft targets, a norm-wise error and buffer sizes
+ * for the CNN tests (test_cnn.c, test_cnn_backends.c, test_predict_bf16.c). */
 #ifndef MIXREG_TEST_CNN_TEST_DATA_H
 #define MIXREG_TEST_CNN_TEST_DATA_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -22,6 +23,39 @@ static inline void random_targets(mx_rng *rng, float *y, size_t n, size_t classe
         float lam = (float)mx_rng_uniform(rng);
         y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += lam;
         y[i * classes + mx_rng_below(rng, (uint32_t)classes)] += 1 - lam;
+    }
+}
+
+/* ||got - want|| / ||want|| (2-norms in double), infinite where got is not finite. */
+static inline double norm_error(const float *got, const float *want, size_t count)
+{
+    double d = 0, w = 0;
+    for (size_t i = 0; i < count; i++) {
+        d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        w += (double)want[i] * want[i];
+    }
+    return isfinite(d) ? sqrt(d / (w + 1e-300)) : INFINITY;
+}
+
+/* A model as predictions meet it after training: its 1-D parameters (batch
+ * norms' gamma and beta, biases) moved off their defaults by 0.3 N(0, 1),
+ * then two SGD steps (lr 0.05) on random batches of B samples of d values
+ * and C classes (x, y, dl: the caller's buffers of B d, B C, B C), which
+ * move the running statistics. */
+static inline void settle_model(mx_model *m, mx_rng *rng, size_t B, size_t d, size_t C, float *x, float *y, float *dl)
+{
+    const mx_param_info *tab;
+    const size_t nt = mx_model_param_tensors(m, &tab);
+    float *params = mx_model_params(m), *grads = mx_model_grads(m);
+    for (size_t t = 0; t < nt; t++)
+        if (tab[t].ndim == 1)
+            for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(rng);
+    for (int step = 0; step < 2; step++) {
+        random_fill(rng, x, B * d);
+        random_targets(rng, y, B, C);
+        mx_softmax_xent(mx_model_forward(m, x, B), y, B, C, dl);
+        mx_model_backward(m, dl, B);
+        for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
     }
 }
 

@@ -351,17 +351,6 @@ static void test_determinism(void)
 
 /* ---- bf16 convolutions ---- */
 
-/* ||got - want|| / ||want||. */
-static double norm_error(const float *got, const float *want, size_t count)
-{
-    double d = 0, w = 0;
-    for (size_t i = 0; i < count; i++) {
-        d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-        w += (double)want[i] * want[i];
-    }
-    return isfinite(d) ? sqrt(d / (w + 1e-300)) : INFINITY;
-}
-
 /* One training step and an eval forward with bf16 convolutions against the
  * float32 reference, norm-wise: bfloat16's 8-bit mantissa carried through the
  * network. The gradients move most: sums of many rounded products that
@@ -843,21 +832,7 @@ static void predict_agrees(const predict_case *c, size_t k)
     mx_model_init_params(m, 40 + k);
     mx_rng rng;
     mx_rng_init(&rng, 50 + k, 0);
-    /* Batch-norm affine parameters off their defaults, then two SGD steps. */
-    const mx_param_info *tab;
-    size_t nt = mx_model_param_tensors(m, &tab);
-    float *params = mx_model_params(m), *grads = mx_model_grads(m);
-    for (size_t t = 0; t < nt; t++)
-        if (tab[t].ndim == 1)
-            for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(&rng);
-    for (int step = 0; step < 2; step++) {
-        random_fill(&rng, x, B * d);
-        random_targets(&rng, y, B, C);
-        const float *logits = mx_model_forward(m, x, B);
-        mx_softmax_xent(logits, y, B, C, dl);
-        mx_model_backward(m, dl, B);
-        for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
-    }
+    settle_model(m, &rng, B, d, C, x, y, dl);
     size_t folded = 0, summed = 0, wino = 0, gemm = 0;
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     for (size_t j = 0; j < g->num_nodes; j++)

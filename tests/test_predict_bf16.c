@@ -137,16 +137,6 @@ static mx_model *make(const char *arch, size_t c, size_t h, size_t classes, size
     return m;
 }
 
-static double norm_error(const float *got, const float *want, size_t count)
-{
-    double d = 0, w = 0;
-    for (size_t i = 0; i < count; i++) {
-        d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-        w += (double)want[i] * want[i];
-    }
-    return isfinite(d) ? sqrt(d / (w + 1e-300)) : INFINITY;
-}
-
 /* A bf16 model's predictions against the float32 model's eval forward on
  * the same state (batch-norm affines moved off 1 and 0, running statistics
  * from two training steps). */
@@ -163,19 +153,7 @@ static void predict_case(const char *arch, size_t c, size_t h, size_t B, int nhw
     mx_model_init_params(m, seed);
     mx_rng rng;
     mx_rng_init(&rng, seed + 100, 0);
-    const mx_param_info *tab;
-    const size_t nt = mx_model_param_tensors(m, &tab);
-    float *params = mx_model_params(m), *grads = mx_model_grads(m);
-    for (size_t t = 0; t < nt; t++)
-        if (tab[t].ndim == 1)
-            for (size_t i = 0; i < tab[t].numel; i++) params[tab[t].offset + i] += 0.3f * (float)mx_rng_normal(&rng);
-    for (int step = 0; step < 2; step++) {
-        random_fill(&rng, x, B * d);
-        random_targets(&rng, y, B, C);
-        mx_softmax_xent(mx_model_forward(m, x, B), y, B, C, dl);
-        mx_model_backward(m, dl, B);
-        for (size_t i = 0; i < mx_model_param_count(m); i++) params[i] -= 0.05f * grads[i];
-    }
+    settle_model(m, &rng, B, d, C, x, y, dl);
     CHECK_OK(mx_model_copy_state(f, m));
     const cnn_graph *g = ((const struct mx_model *)m)->impl;
     CHECK(cnn_cpu_of(g)->pred_nhwc == nhwc);

@@ -162,8 +162,11 @@ static void check_chunked(const char *arch, mx_backend backend, size_t chunk)
     printf("  %-8s %s backend, %d samples in chunks of %zu: max |logit difference| %.2g (whole batch), %.2g (eval "
            "forward), logits up to %.3g\n", arch, mx_backend_name(backend), N, chunk, diff, fdiff, scale);
     CHECK(scale > 0.1 && diff <= 1e-5 * scale && fdiff <= 1e-5 * scale);
-    /* The reference CNN layers work sample by sample: the same bits (the MLP's sgemm blocks by the batch). */
-    if (backend == MX_BACKEND_REF && strcmp(arch, "mlp")) CHECK(diff == 0);
+    /* The reference CNN layers work sample by sample, but for the dense
+     * layer's OpenBLAS sgemm, whose small-matrix kernels on AVX-512 sum in
+     * another order at another batch size (3e-8 on logits of 0.12 on a Xeon;
+     * the same bits on AVX2): within float rounding of one product. */
+    if (backend == MX_BACKEND_REF && strcmp(arch, "mlp")) CHECK(diff <= 1e-6 * scale);
 
     /* mx_evaluate batches by the model's max batch: N / chunk full batches and a partial one. */
     uint8_t *pixels = malloc(N * C * H * W);

@@ -27,6 +27,7 @@
 #include "mixreg/run_dir.h"
 #include "mixreg/source.h"
 #include "train/progress.h"
+#include "train/stop_signal.h"
 
 static int file_exists(const char *path)
 {
@@ -254,13 +255,9 @@ static mx_status run_grid(const mx_experiment *e, const char *out_dir, const mx_
 
 mx_status mx_experiment_run_all(const mx_experiment *e, const char *out_dir, const mx_experiment_options *options)
 {
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_experiment_stop;
-    sigemptyset(&sa.sa_mask);
+    struct sigaction old_int, old_term;
     g_experiment_stop = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    train_catch_stop(on_experiment_stop, &old_int, &old_term);
     mx_status st = run_grid(e, out_dir, options);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

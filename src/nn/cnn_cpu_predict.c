@@ -56,21 +56,33 @@ static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, siz
     *u = fu;
 }
 
+/* Starts a prediction pass of n samples from x on the inference plans (*p,
+ * the profile's clock in *t); 0 when those plans cannot be made, and the
+ * caller runs the eval forward instead. */
+static int begin_prediction(mx_model *m, cnn_graph *g, const float *x, size_t n, cnn_pass *p, double *t)
+{
+    const cnn_plan_set *plans = cnn_cpu_plans(g, n, 1);
+    if (!plans) return 0;
+    *p = (cnn_pass){m, g, n, &cnn_backend_cpu, plans, 1};
+    g->input = x;
+    g->fwd_training = 0;
+    g->fwd_inference = 1;
+    g->fwd_pass = *p;
+    *t = g->profile ? cnn_now_s() : 0;
+    g->prof_calls[0]++;
+    return 1;
+}
+
 /* The prediction of one chunk of at most CNN_PREDICT_CHUNK samples, with
  * the weights already in pred_cache when `cached`: the logits, in the last
  * tensor. Without inference plans for this size, the eval forward. */
 static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t n, int cached, const float **logits)
 {
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
-    const cnn_plan_set *plans = cnn_cpu_plans(g, n, 1);
-    if (!plans) return cnn_run_forward(m, x, n, logits);
-    const cnn_pass p = {m, g, n, &cnn_backend_cpu, plans, 1};
-    g->input = x;
-    g->fwd_training = 0;
-    g->fwd_inference = 1;
-    g->fwd_pass = p;
-    double t = g->profile ? cnn_now_s() : 0;
-    g->prof_calls[0]++;
+    cnn_pass p;
+    double t;
+    if (!begin_prediction(m, g, x, n, &p, &t)) return cnn_run_forward(m, x, n, logits);
+    const cnn_plan_set *plans = p.set;
     mx_status st = MX_OK;
     for (size_t k = 0; st == MX_OK && k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
@@ -182,15 +194,10 @@ int cnn_cpu_nhwc_suits(const cnn_graph *g)
  * and the tensors after the global pooling stay float32. */
 static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t n, const float **logits)
 {
-    const cnn_plan_set *plans = cnn_cpu_plans(g, n, 1);
-    if (!plans) return cnn_run_forward(m, x, n, logits);
-    const cnn_pass p = {m, g, n, &cnn_backend_cpu, plans, 1};
-    g->input = x;
-    g->fwd_training = 0;
-    g->fwd_inference = 1;
-    g->fwd_pass = p;
-    double t = g->profile ? cnn_now_s() : 0;
-    g->prof_calls[0]++;
+    cnn_pass p;
+    double t;
+    if (!begin_prediction(m, g, x, n, &p, &t)) return cnn_run_forward(m, x, n, logits);
+    const cnn_plan_set *plans = p.set;
     mx_status st = MX_OK;
     for (size_t k = 0; st == MX_OK && k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];

@@ -18,5 +18,9 @@ void train_stop_begin(train_stop_guard *guard, const char *note);
 void train_stop_end(const train_stop_guard *guard);
 /* The signal received since train_stop_begin, or 0. */
 int train_stop_signal(void);
+/* Installs handler for SIGINT and SIGTERM (the old ones into old_int and
+ * old_term where not NULL) to run on a signal stack of its own, and blocks
+ * both in the OpenMP threads (stop_signal.c says why). */
+void train_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigaction *old_term);
 
 #endif
