@@ -46,7 +46,8 @@ static const char usage[] =
  *   GOMP_SPINCOUNT=50000    1,245/6,858  50.5k/219k         435/2,262  15.0k/15k
  *   OMP_WAIT_POLICY=active  1,234/7,021  49.1k/205k         457/2,564  16.5k/64k
  * So the spin follows the machine as mixreg starts: with no other task
- * runnable (/proc/loadavg, the fewest of five looks) the threads spin
+ * runnable (/proc/loadavg less this process's own runnable threads, the
+ * fewest of five looks) the threads spin
  * 50,000 rounds, else 1,000.
  * With neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, main() sets
  * GOMP_SPINCOUNT so and executes itself again, once: libgomp reads its
@@ -86,7 +87,8 @@ static long others_running(void)
         if (!f) return 0;
         if (fscanf(f, "%*s %*s %*s %ld/", &running) != 1) running = 1;
         fclose(f);
-        const long others = running - own_running();
+        long others = running - own_running();
+        if (others < 0) others = 0; /* a thread of ours that stopped between the two reads */
         if (fewest < 0 || others < fewest) fewest = others;
     }
     return fewest;

@@ -264,8 +264,7 @@ mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float 
 {
 #if defined(__AVX512F__)
     forward16(d, n, x, w, bias, relu, y, scratch);
-    return MX_OK;
-#endif
+#else
     const size_t C = d->in_channels, K = d->out_channels, OH = d->out_h, OW = d->out_w;
     const size_t in = C * d->in_h * d->in_w, out = OH * OW, per = mx_conv_narrow_scratch_floats(d, 1);
     const size_t chunks = (OW + LANES - 1) / LANES;
@@ -289,6 +288,7 @@ mx_status mx_conv_narrow_forward(const mx_conv2d_desc *d, size_t n, const float 
                 }
         }
     }
+#endif
     return MX_OK;
 }
 
