@@ -57,15 +57,20 @@
 
 /* The precision make() gives cpu-backend models. */
 static mx_precision g_precision = MX_PRECISION_FP32;
-/* The channel block their blocked activations use (MIXREG_CHANNEL_BLOCK), 0:
- * the CPU's own (mx_dnnl_channel_block). */
+/* The layout their blocked activations use (MIXREG_CHANNEL_BLOCK: 8, 16, or
+ * 16 | CNN_NHWC), 0: the CPU's own (mx_dnnl_channel_block). */
 static size_t g_block;
 
-static void set_block(size_t block)
+static void set_block(size_t layout)
 {
-    g_block = block;
-    if (block) setenv("MIXREG_CHANNEL_BLOCK", block == 8 ? "8" : "16", 1);
+    g_block = layout;
+    if (layout) setenv("MIXREG_CHANNEL_BLOCK", layout & CNN_NHWC ? "nhwc" : layout == 8 ? "8" : "16", 1);
     else unsetenv("MIXREG_CHANNEL_BLOCK");
+}
+
+static const char *layout_name(size_t layout)
+{
+    return layout & CNN_NHWC ? "NHWC (rows of 16 channels)" : layout == 8 ? "nChw8c" : "nChw16c";
 }
 
 static mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
@@ -559,27 +564,33 @@ static void test_blocked_kernels(void)
     random_fill(&rng, dy, count);
     for (size_t c = 0; c < C; c++)
         gamma[c] = 1.0f + 0.3f * (float)mx_rng_normal(&rng), beta[c] = 0.3f * (float)mx_rng_normal(&rng);
-    blocked_results r[2];
-    for (int b = 0; b < 2; b++) {
+    /* nChw8c, nChw16c and NHWC walked by 16 channels. */
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    blocked_results r[3];
+    for (int b = 0; b < 3; b++) {
         float **bufs[] = {&r[b].y, &r[b].ye, &r[b].dx, &r[b].dx_masked, &r[b].dxe, &r[b].gap_dx, &r[b].drop,
                           &r[b].drop_dx};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = malloc(count * sizeof(float));
         r[b].gap = malloc(n * C * sizeof(float));
         r[b].mask = malloc(count);
-        run_blocked(b ? 16 : 8, n, C, hw, x, dy, gamma, beta, &r[b]);
+        run_blocked(layouts[b], n, C, hw, x, dy, gamma, beta, &r[b]);
     }
-    /* Blocks 8 and 16: the same bits. */
+    /* Every layout: the same bits. */
     const size_t bytes = count * sizeof(float);
-    CHECK(memcmp(r[0].y, r[1].y, bytes) == 0 && memcmp(r[0].ye, r[1].ye, bytes) == 0);
-    CHECK(memcmp(r[0].dx, r[1].dx, bytes) == 0 && memcmp(r[0].dxe, r[1].dxe, bytes) == 0);
-    CHECK(memcmp(r[0].dx_masked, r[0].dx, bytes) == 0 && memcmp(r[1].dx_masked, r[1].dx, bytes) == 0);
-    CHECK(memcmp(r[0].mean, r[1].mean, sizeof r[0].mean) == 0 && memcmp(r[0].invstd, r[1].invstd, sizeof r[0].invstd) == 0);
-    CHECK(memcmp(r[0].rm, r[1].rm, sizeof r[0].rm) == 0 && memcmp(r[0].rv, r[1].rv, sizeof r[0].rv) == 0);
-    CHECK(memcmp(r[0].dg, r[1].dg, sizeof r[0].dg) == 0 && memcmp(r[0].db, r[1].db, sizeof r[0].db) == 0);
-    CHECK(memcmp(r[0].dge, r[1].dge, sizeof r[0].dge) == 0 && memcmp(r[0].dbe, r[1].dbe, sizeof r[0].dbe) == 0);
-    CHECK(memcmp(r[0].gap, r[1].gap, n * C * sizeof(float)) == 0 && memcmp(r[0].gap_dx, r[1].gap_dx, bytes) == 0);
-    CHECK(memcmp(r[0].drop, r[1].drop, bytes) == 0 && memcmp(r[0].drop_dx, r[1].drop_dx, bytes) == 0);
-    CHECK(memcmp(r[0].mask, r[1].mask, count) == 0);
+    for (int b = 1; b < 3; b++) {
+        CHECK(memcmp(r[0].y, r[b].y, bytes) == 0 && memcmp(r[0].ye, r[b].ye, bytes) == 0);
+        CHECK(memcmp(r[0].dx, r[b].dx, bytes) == 0 && memcmp(r[0].dxe, r[b].dxe, bytes) == 0);
+        CHECK(memcmp(r[b].dx_masked, r[b].dx, bytes) == 0);
+        CHECK(memcmp(r[0].mean, r[b].mean, sizeof r[0].mean) == 0 &&
+              memcmp(r[0].invstd, r[b].invstd, sizeof r[0].invstd) == 0);
+        CHECK(memcmp(r[0].rm, r[b].rm, sizeof r[0].rm) == 0 && memcmp(r[0].rv, r[b].rv, sizeof r[0].rv) == 0);
+        CHECK(memcmp(r[0].dg, r[b].dg, sizeof r[0].dg) == 0 && memcmp(r[0].db, r[b].db, sizeof r[0].db) == 0);
+        CHECK(memcmp(r[0].dge, r[b].dge, sizeof r[0].dge) == 0 && memcmp(r[0].dbe, r[b].dbe, sizeof r[0].dbe) == 0);
+        CHECK(memcmp(r[0].gap, r[b].gap, n * C * sizeof(float)) == 0 && memcmp(r[0].gap_dx, r[b].gap_dx, bytes) == 0);
+        CHECK(memcmp(r[0].drop, r[b].drop, bytes) == 0 && memcmp(r[0].drop_dx, r[b].drop_dx, bytes) == 0);
+        CHECK(memcmp(r[0].mask, r[b].mask, count) == 0);
+    }
+    CHECK(memcmp(r[0].dx_masked, r[0].dx, bytes) == 0);
     /* The NCHW kernels and the reference's dropout. */
     float *y = malloc(bytes), *out = malloc(bytes), mean[C], invstd[C], rm[C], rv[C], dg[C], db[C], gap[n * C];
     uint8_t *mask = malloc(count);
@@ -608,17 +619,19 @@ static void test_blocked_kernels(void)
     size_t zeroed = 0;
     for (size_t i = 0; i < count; i++) zeroed += r[0].y[i] == 0.0f;
     CHECK(zeroed > count / 4 && zeroed < 3 * count / 4);
-    printf("  blocks of 8 and 16 channels: the same bits (batch norm both modes, its backwards, pooling, dropout); "
+    printf("  nChw8c, nChw16c and NHWC: the same bits (batch norm both modes, its backwards, pooling, dropout); "
            "%.1e from the NCHW kernels\n", worst);
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < 3; b++) {
         free(r[b].y), free(r[b].ye), free(r[b].dx), free(r[b].dx_masked), free(r[b].dxe), free(r[b].gap);
         free(r[b].gap_dx), free(r[b].drop), free(r[b].drop_dx), free(r[b].mask);
     }
     free(x), free(dy), free(y), free(out), free(mask);
 }
 
-/* The block is the CPU's kernels' own unless MIXREG_CHANNEL_BLOCK says 8 or
- * 16; anything else, or 8 for a bfloat16 model, is refused in one line. */
+/* The block is the CPU's kernels' own unless MIXREG_CHANNEL_BLOCK says 8,
+ * 16 or nhwc; anything else, or 8 for a bfloat16 model, is refused in one
+ * line. A bfloat16 model is NHWC exactly where oneDNN's bfloat16 kernels
+ * pick that layout. */
 static void test_block_choice(void)
 {
     CHECK(mx_dnnl_channel_block() == 8 || mx_dnnl_channel_block() == 16);
@@ -639,12 +652,26 @@ static void test_block_choice(void)
     setenv("MIXREG_CHANNEL_BLOCK", "12", 1);
     m = NULL;
     CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
-    CHECK(strstr(mx_error_message(), "MIXREG_CHANNEL_BLOCK") && strstr(mx_error_message(), "8 or 16"));
+    CHECK(strstr(mx_error_message(), "MIXREG_CHANNEL_BLOCK") && strstr(mx_error_message(), "8, 16 or nhwc"));
     if (mx_dnnl_bf16_available()) {
         setenv("MIXREG_CHANNEL_BLOCK", "8", 1);
         spec.precision = MX_PRECISION_BF16;
         CHECK(mx_model_create(&spec, 2, &m) == MX_ERR_ARG && m == NULL);
         CHECK(strstr(mx_error_message(), "bfloat16 models are blocked by 16"));
+        /* Each setting's layout, and the CPU's own without one. */
+        static const char *const settings[3] = {"16", "nhwc", NULL};
+        const size_t want[3] = {16, 16 | CNN_NHWC, mx_dnnl_bf16_prefers_nhwc() ? 16 | CNN_NHWC : 16};
+        for (int k = 0; k < 3; k++) {
+            if (settings[k]) setenv("MIXREG_CHANNEL_BLOCK", settings[k], 1);
+            else unsetenv("MIXREG_CHANNEL_BLOCK");
+            m = NULL;
+            CHECK_OK(mx_model_create(&spec, 2, &m));
+            if (!m) continue;
+            const cnn_graph *g = ((const struct mx_model *)m)->impl;
+            for (size_t t = 0; t < g->num_tensors; t++) CHECK(g->tensors[t].blocked == 0 || g->tensors[t].blocked == want[k]);
+            mx_model_free(m);
+        }
+        printf("  bfloat16 activations here: %s\n", layout_name(want[2]));
     }
     unsetenv("MIXREG_CHANNEL_BLOCK");
 }
@@ -1010,15 +1037,15 @@ static void test_backend_tables(void)
 int main(void)
 {
     mx_set_threads(2);
-    /* The model tests in both channel blocks, whichever is this CPU's own. */
-    static const size_t blocks[2] = {8, 16};
-    for (int b = 0; b < 2; b++) {
-        set_block(blocks[b]);
-        printf("agreement, activations blocked by %zu channels (this CPU's kernels: %zu; tolerance %.0e relative, "
+    /* The model tests in every layout, whichever is this CPU's own. */
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    for (int b = 0; b < 3; b++) {
+        set_block(layouts[b]);
+        printf("agreement, activations %s (this CPU's kernels: nChw%zuc; tolerance %.0e relative, "
                "gradients %.0e, %.1e with Winograd convolutions)\n",
-               g_block, mx_dnnl_channel_block(), RTOL, GRAD_RTOL, GRAD_RTOL_WINOGRAD);
+               layout_name(g_block), mx_dnnl_channel_block(), RTOL, GRAD_RTOL, GRAD_RTOL_WINOGRAD);
         test_agreement();
-        printf("predict, activations blocked by %zu channels\n", g_block);
+        printf("predict, activations %s\n", layout_name(g_block));
         test_predict();
     }
     set_block(0);
@@ -1027,8 +1054,15 @@ int main(void)
     test_block_choice();
     printf("determinism\n");
     test_determinism();
-    printf("bf16\n");
+    /* bf16 in the layout this CPU's bfloat16 kernels pick, then in the other. */
+    printf("bf16, activations %s\n", layout_name(mx_dnnl_bf16_prefers_nhwc() ? 16 | CNN_NHWC : 16));
     test_bf16();
+    if (mx_dnnl_bf16_available()) {
+        set_block(mx_dnnl_bf16_prefers_nhwc() ? 16 : 16 | CNN_NHWC);
+        printf("bf16, activations %s\n", layout_name(g_block));
+        test_bf16();
+        set_block(0);
+    }
     test_bf16_kernels();
     printf("plan sets\n");
     test_plan_sets();

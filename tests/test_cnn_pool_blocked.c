@@ -1,7 +1,7 @@
 /* Max pooling on blocked tensors (src/nn/cnn_cpu_pool.c) against the
  * reference on NCHW (src/nn/layers/pool.c), bit for bit: outputs, arg-max
  * (each the input's index within its plane) and the backward's input
- * gradient, in blocks of 8 and 16 channels, on resnet50's stem pooling
+ * gradient, in nChw8c, nChw16c and NHWC (rows of 16), on resnet50's stem pooling
  * (3x3, stride 2, padding 1), LeNet's 2x2, odd sizes with clipped windows,
  * overlapping windows whose gradients add up, ties and NaNs; and the 2x2
  * kernel on NCHW planes (cnn_cpu_maxpool_2x2_*) the same way, with odd
@@ -17,21 +17,21 @@
 #include "mixreg/layers.h"
 #include "nn/cnn_cpu.h"
 
-static void to_blocked(size_t n, size_t c, size_t hw, size_t B, const float *x, float *b)
+static void to_blocked(size_t n, size_t c, size_t hw, size_t layout, const float *x, float *b)
 {
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < c; ch++)
-            for (size_t p = 0; p < hw; p++) b[((s * (c / B) + ch / B) * hw + p) * B + ch % B] = x[(s * c + ch) * hw + p];
+            for (size_t p = 0; p < hw; p++) b[cnn_index(layout, c, hw, s, ch, p)] = x[(s * c + ch) * hw + p];
 }
 
-static size_t blocked_at(size_t c, size_t hw, size_t B, size_t s, size_t ch, size_t p)
+static size_t blocked_at(size_t c, size_t hw, size_t layout, size_t s, size_t ch, size_t p)
 {
-    return ((s * (c / B) + ch / B) * hw + p) * B + ch % B;
+    return cnn_index(layout, c, hw, s, ch, p);
 }
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
-static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, size_t stride, size_t pad)
+static void compare(size_t layout, size_t n, size_t C, size_t H, size_t W, size_t k, size_t stride, size_t pad)
 {
     mx_pool2d_desc d = {.channels = C, .in_h = H, .in_w = W, .kernel_h = k, .kernel_w = k, .stride_h = stride,
                         .stride_w = stride, .pad_h = pad, .pad_w = pad};
@@ -41,6 +41,7 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
           *yb = malloc(out * sizeof *yb), *dy = malloc(out * sizeof *dy), *dyb = malloc(out * sizeof *dyb),
           *dx = malloc(in * sizeof *dx), *dxb = malloc(in * sizeof *dxb);
     uint32_t *a = malloc(out * sizeof *a), *ab = malloc(out * sizeof *ab);
+    const size_t B = cnn_block(layout);
     unsigned state = (unsigned)(B * 7 + C * 13 + H * 3 + W + k);
     for (size_t i = 0; i < in; i++) {
         state = state * 1664525u + 1013904223u;
@@ -54,39 +55,41 @@ static void compare(size_t B, size_t n, size_t C, size_t H, size_t W, size_t k, 
     }
     mx_maxpool2d_forward(&d, n, x, y, a);
     mx_maxpool2d_backward(&d, n, a, dy, dx);
-    to_blocked(n, C, hw, B, x, xb);
-    to_blocked(n, C, ohw, B, dy, dyb);
-    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, yb, 0, ab);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dyb, 0, dxb);
+    to_blocked(n, C, hw, layout, x, xb);
+    to_blocked(n, C, ohw, layout, dy, dyb);
+    cnn_cpu_maxpool_forward_blocked(&d, n, layout, xb, yb, 0, ab);
+    cnn_cpu_maxpool_backward_blocked(&d, n, layout, ab, NULL, dyb, 0, dxb);
     size_t bad = 0;
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < C; ch++) {
             for (size_t p = 0; p < ohw; p++) {
-                const size_t r = (s * C + ch) * ohw + p, b = blocked_at(C, ohw, B, s, ch, p);
-                bad += !same_float(y[r], yb[b]) || a[r] != ab[b];
+                /* the arg-max is nChw<B>c whatever the layout */
+                const size_t r = (s * C + ch) * ohw + p, b = blocked_at(C, ohw, layout, s, ch, p);
+                bad += !same_float(y[r], yb[b]) || a[r] != ab[blocked_at(C, ohw, B, s, ch, p)];
             }
             for (size_t p = 0; p < hw; p++)
-                bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, B, s, ch, p)]);
+                bad += !same_float(dx[(s * C + ch) * hw + p], dxb[blocked_at(C, hw, layout, s, ch, p)]);
         }
     /* The output NCHW (y and dy as the reference has them). */
     float *y2 = malloc(out * sizeof *y2), *dxb2 = malloc(in * sizeof *dxb2);
-    cnn_cpu_maxpool_forward_blocked(&d, n, B, xb, y2, 1, ab);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, NULL, dy, 1, dxb2);
+    cnn_cpu_maxpool_forward_blocked(&d, n, layout, xb, y2, 1, ab);
+    cnn_cpu_maxpool_backward_blocked(&d, n, layout, ab, NULL, dy, 1, dxb2);
     for (size_t i = 0; i < out; i++) bad += !same_float(y[i], y2[i]);
     for (size_t i = 0; i < in; i++) bad += !same_float(dxb[i], dxb2[i]);
     /* With the backward of the ReLU that made x: the reference's two passes. */
     mx_relu_backward(in, x, dx, dx);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dyb, 0, dxb);
-    cnn_cpu_maxpool_backward_blocked(&d, n, B, ab, xb, dy, 1, dxb2);
+    cnn_cpu_maxpool_backward_blocked(&d, n, layout, ab, xb, dyb, 0, dxb);
+    cnn_cpu_maxpool_backward_blocked(&d, n, layout, ab, xb, dy, 1, dxb2);
     for (size_t s = 0; s < n; s++)
         for (size_t ch = 0; ch < C; ch++)
             for (size_t p = 0; p < hw; p++) {
                 const float r = dx[(s * C + ch) * hw + p];
-                bad += !same_float(r, dxb[blocked_at(C, hw, B, s, ch, p)]) ||
-                       !same_float(r, dxb2[blocked_at(C, hw, B, s, ch, p)]);
+                bad += !same_float(r, dxb[blocked_at(C, hw, layout, s, ch, p)]) ||
+                       !same_float(r, dxb2[blocked_at(C, hw, layout, s, ch, p)]);
             }
     free(y2), free(dxb2);
-    printf("  block %zu, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B, n, C, H, W,
+    printf("  block %zu%s, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B,
+           layout & CNN_NHWC ? " (NHWC)" : "", n, C, H, W,
            k, k, stride, pad, bad);
     CHECK(bad == 0);
     free(x), free(xb), free(y), free(yb), free(dy), free(dyb), free(dx), free(dxb), free(a), free(ab);
@@ -143,12 +146,14 @@ int main(void)
     compare_2x2(2, 16, 10, 10); /* lenet5's second: 5 windows, two overlapping vectors of 4 */
     compare_2x2(2, 3, 8, 9);    /* 4 windows and a column left over */
     compare_2x2(2, 3, 6, 7);    /* 3 windows: the reference's loop */
-    for (size_t B = 8; B <= 16; B += 8) {
-        compare(B, 2, 64, 20, 20, 3, 2, 1); /* resnet50's stem pooling, smaller */
-        compare(B, 3, 16, 10, 10, 2, 2, 0); /* LeNet's */
-        compare(B, 1, 32, 7, 9, 3, 2, 1);   /* odd sizes: clipped windows */
-        compare(B, 2, 16, 5, 6, 3, 1, 1);   /* stride 1: overlapping windows add their gradients */
-        compare(B, 1, 16, 6, 6, 3, 3, 0);
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    for (int k = 0; k < 3; k++) {
+        const size_t L = layouts[k];
+        compare(L, 2, 64, 20, 20, 3, 2, 1); /* resnet50's stem pooling, smaller */
+        compare(L, 3, 16, 10, 10, 2, 2, 0); /* LeNet's */
+        compare(L, 1, 32, 7, 9, 3, 2, 1);   /* odd sizes: clipped windows */
+        compare(L, 2, 16, 5, 6, 3, 1, 1);   /* stride 1: overlapping windows add their gradients */
+        compare(L, 1, 16, 6, 6, 3, 3, 0);
     }
     CHECK_DONE();
 }

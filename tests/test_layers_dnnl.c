@@ -259,14 +259,15 @@ static void test_conv_errors(void)
     printf("conv2d argument errors\n");
 }
 
-/* NCHW <-> nChw<block>c ([n, c / block, h, w, block]). */
+/* NCHW <-> nChw<block>c ([n, c / block, h, w, block]), or NHWC for block 0. */
 static float *to_blocked(const float *x, size_t n, size_t c, size_t hw, size_t block, int back)
 {
     float *y = alloc_floats(n * c * hw);
     for (size_t s = 0; s < n; s++)
         for (size_t k = 0; k < c; k++)
             for (size_t p = 0; p < hw; p++) {
-                size_t plain = (s * c + k) * hw + p, blocked = ((s * (c / block) + k / block) * hw + p) * block + k % block;
+                size_t plain = (s * c + k) * hw + p,
+                       blocked = block ? ((s * (c / block) + k / block) * hw + p) * block + k % block : (s * hw + p) * c + k;
                 if (back) y[plain] = x[blocked];
                 else y[blocked] = x[plain];
             }
@@ -330,11 +331,30 @@ static void test_conv_user_layouts(void)
     CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d24, n, &in8, &p8));
     CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &d24, n, &in16, &p16) == MX_ERR_ARG && p16 == NULL);
     mx_dnnl_conv2d_plan_free(p8);
+    /* float32 NHWC on both sides: oneDNN's nhwc kernels, which sum in their
+     * own order. */
+    mx_dnnl_conv2d_options nhwc = {.layout = MX_DNNL_LAYOUT_BLOCKED, .src_layout = MX_DNNL_ACT_NHWC,
+                                   .dst_layout = MX_DNNL_ACT_NHWC};
+    mx_dnnl_conv2d_plan *pn = NULL;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &nhwc, &pn));
+    if (a && pn) {
+        float *xn = to_blocked(x, n, d.in_channels, hw_in, 0, 0), *dyn = to_blocked(dy, n, d.out_channels, hw_out, 0, 0);
+        CHECK_OK(mx_dnnl_conv2d_forward(pn, n, xn, w, NULL, yb));
+        CHECK_OK(mx_dnnl_conv2d_backward(pn, n, xn, w, dyn, dxb, dwb, NULL));
+        float *y_back = to_blocked(yb, n, d.out_channels, hw_out, 0, 1);
+        float *dx_back = to_blocked(dxb, n, d.in_channels, hw_in, 0, 1);
+        expect_close("conv2d on NHWC: y", y_back, y, ny, 1e-5);
+        expect_close("conv2d on NHWC: dx", dx_back, dx, nx, 1e-5);
+        expect_close("conv2d on NHWC: dw", dwb, dw, nw, 1e-5);
+        free(xn), free(dyn), free(y_back), free(dx_back);
+    }
+    mx_dnnl_conv2d_plan_free(pn);
     mx_dnnl_conv2d_plan_free(a);
     /* The kernels' own block, as oneDNN picks it. */
     CHECK(mx_dnnl_channel_block() == 8 || mx_dnnl_channel_block() == 16);
     free(x), free(w), free(dy), free(y), free(dx), free(dw), free(yb), free(dxb), free(dwb);
-    printf("conv2d on nChw16c and nChw8c activations: the NCHW plan's bits (this CPU's kernels block by %zu)\n",
+    printf("conv2d on nChw16c and nChw8c activations: the NCHW plan's bits, on NHWC within 1e-5 (this CPU's kernels "
+           "block by %zu)\n",
            mx_dnnl_channel_block());
 }
 
@@ -351,7 +371,7 @@ static uint16_t round_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-static void test_conv_bf16_dy(void)
+static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
 {
     mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 9, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
@@ -359,7 +379,7 @@ static void test_conv_bf16_dy(void)
     const size_t n = 3, nx = n * d.in_channels * d.in_h * d.in_w, nw = d.out_channels * d.in_channels * 9;
     const size_t ny = n * d.out_channels * d.out_h * d.out_w;
     mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
-                                  .src_layout = MX_DNNL_ACT_NCHW16C, .dst_layout = MX_DNNL_ACT_NCHW16C};
+                                  .src_layout = layout, .dst_layout = layout};
     mx_dnnl_conv2d_plan *plan = NULL;
     mx_status st = mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan);
     if (!mx_dnnl_bf16_available()) {
@@ -375,7 +395,11 @@ static void test_conv_bf16_dy(void)
     uint16_t *dy16 = malloc(ny * sizeof *dy16);
     for (size_t i = 0; i < ny; i++) dy16[i] = round_bf16(dy[i]);
     if (!mx_dnnl_conv2d_takes_bf16_dy(plan)) {
-        printf("  this oneDNN reads dy in another layout: the bfloat16 dy path is off\n");
+        printf("  %s: this oneDNN reads dy in another layout: the bfloat16 dy path is off\n",
+               layout == MX_DNNL_ACT_NHWC ? "NHWC" : "nChw16c");
+        /* AMX kernels work in NHWC: there it must be on (what the bfloat16
+         * training's layout is chosen by). */
+        CHECK(!(layout == MX_DNNL_ACT_NHWC && mx_dnnl_bf16_prefers_nhwc()));
         CHECK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, NULL, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
     } else {
         float *y1 = alloc_floats(ny), *y2 = alloc_floats(ny);
@@ -396,7 +420,9 @@ static void test_conv_bf16_dy(void)
             CHECK(same(dw1, dw2, nw));
             free(xk);
         }
-        printf("conv2d bf16 with dy given in bfloat16 and x kept by the forward: the float32 path's bits\n");
+        CHECK(mx_dnnl_conv2d_takes_bf16_x(plan));
+        printf("conv2d bf16 on %s with dy given in bfloat16 and x kept by the forward: the float32 path's bits\n",
+               layout == MX_DNNL_ACT_NHWC ? "NHWC" : "nChw16c");
         free(y1), free(y2);
     }
     mx_dnnl_conv2d_plan_free(plan);
@@ -408,6 +434,12 @@ static void test_conv_bf16_dy(void)
     CHECK(mx_dnnl_conv2d_kept_x_bytes(plan) == 0);
     mx_dnnl_conv2d_plan_free(plan);
     free(x), free(w), free(dy), free(dx1), free(dw1), free(dx2), free(dw2), free(dy16);
+}
+
+static void test_conv_bf16_dy(void)
+{
+    conv_bf16_dy_in(MX_DNNL_ACT_NCHW16C);
+    conv_bf16_dy_in(MX_DNNL_ACT_NHWC);
 }
 
 static void test_scratch_growth(void)

@@ -64,6 +64,11 @@ size_t mx_dnnl_channel_block(void);
  * writes); elsewhere the add stays a node of its own. */
 int mx_dnnl_fused_add_available(size_t block);
 
+/* 1 when oneDNN's bfloat16 convolutions read and write NHWC activations on
+ * this CPU (what they pick when left to choose: its AMX kernels do), 0 when
+ * they pick nChw16c (AVX-512 BF16 without AMX) or have none. Asked once. */
+int mx_dnnl_bf16_prefers_nhwc(void);
+
 /* Internal layout of a convolution's tensors. NCHW: the caller's layout, no
  * reorders (oneDNN's gemm-based convolution, little faster than the
  * reference). BLOCKED: oneDNN picks (format "any": nChw16c or nChw8c activations and
@@ -86,10 +91,19 @@ typedef enum { MX_DNNL_F32 = 0, MX_DNNL_BF16 = 1 } mx_dnnl_precision;
  * padding); a BLOCKED plan's primitives use the one of the CPU's kernels
  * (mx_dnnl_channel_block) for such tensors, so passing it avoids the
  * reorders. */
-typedef enum { MX_DNNL_ACT_NCHW = 0, MX_DNNL_ACT_NCHW16C = 1, MX_DNNL_ACT_NCHW8C = 2, MX_DNNL_ACT_NHWC_BF16 = 3 } mx_dnnl_act_layout;
+typedef enum {
+    MX_DNNL_ACT_NCHW = 0,
+    MX_DNNL_ACT_NCHW16C = 1,
+    MX_DNNL_ACT_NCHW8C = 2,
+    MX_DNNL_ACT_NHWC_BF16 = 3,
+    MX_DNNL_ACT_NHWC = 4
+} mx_dnnl_act_layout;
 /* NHWC_BF16: bfloat16 [n, h, w, c] (oneDNN's nhwc), what its AMX kernels
  * read and write, for bfloat16 inference-only plans (x and y both, or an
- * NCHW float32 x reordered on the way in): mx_dnnl_conv2d_forward_nhwc. */
+ * NCHW float32 x reordered on the way in): mx_dnnl_conv2d_forward_nhwc.
+ * NHWC: float32 [n, h, w, c], any plan; a BLOCKED plan with an NHWC side
+ * asks its primitives for nhwc activations too (for bfloat16 ones, the
+ * layout of the kernels mx_dnnl_bf16_prefers_nhwc finds). */
 
 /* The blocked layout of `block` channels (8 or 16), NCHW for 0. */
 static inline mx_dnnl_act_layout mx_dnnl_act_blocked(size_t block)
@@ -153,8 +167,9 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
                                   const float *dy, float *dx, float *dweight, float *dbias);
 /* Two passes a bfloat16 plan can skip when the caller holds its operands as
  * the primitives read them.
- * - dy: whether the backward primitives read it as bfloat16 nChw16c (a BF16
- *   plan whose caller's y layout is nChw16c, when oneDNN picks that layout;
+ * - dy: whether the backward primitives read it as bfloat16 in the caller's
+ *   y layout (a BF16 plan whose y is nChw16c or NHWC, when oneDNN's kernels
+ *   read that layout;
  *   mx_dnnl_conv2d_takes_bf16_dy): the caller may then give dy already so,
  *   rounded to nearest even as the plan's reorder rounds.
  * - x: when the forward and backward-weights primitives read it in one
@@ -166,8 +181,8 @@ int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                         const float *bias, float *y, void *x_keep);
-/* Whether that kept layout is bfloat16 nChw16c (for a caller whose x is
- * nChw16c): then a producer may write x so itself, rounded to nearest even,
+/* Whether that kept layout is the caller's x layout (nChw16c or NHWC) in
+ * bfloat16: then a producer may write x so itself, rounded to nearest even,
  * and mx_dnnl_conv2d_forward_bf16_x reads it without a reorder; the caller's
  * x_kept for the backward is then that same buffer. */
 int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p);

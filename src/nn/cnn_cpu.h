@@ -154,9 +154,11 @@ mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **l
  * one into the output, a non-NULL `y` (the ReLU's output) its backward into
  * the input gradient. Batch norm as the reference's (save_mean, save_invstd
  * required in training), statistics summed in double; on NCHW tensors, or
- * blocked ones (the _blocked kernels, `block` channels to a block, 8 or 16;
+ * blocked ones (the _blocked kernels; `layout` is the tensor's
+ * cnn_tensor.blocked: 8 or 16 channels to a block, nChw<B>c, or 16 | CNN_NHWC;
  * they need `partial`: the graph's bn_partial). Their bfloat16 outputs (y16,
- * dx_bf16) are for block 16 alone: bfloat16 models are blocked by 16. */
+ * dx_bf16) are for block 16 alone, in the tensor's own layout: bfloat16
+ * models are blocked by 16. */
 void cnn_cpu_relu_forward(size_t count, float *y);
 void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
 void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
@@ -193,12 +195,12 @@ void cnn_cpu_bn_forward_train_synced(size_t n, size_t channels, size_t hw, const
 void cnn_cpu_bn_backward_synced(size_t n, size_t channels, size_t hw, const float *x, const float *y, const float *dy,
                                 const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                 float *dgamma, float *dbeta, const cnn_bn_sync *sync);
-void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
                                              const cnn_bn_sync *sync);
-void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
                                         float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync);
@@ -212,39 +214,39 @@ void cnn_cpu_bn_backward_eval(size_t n, size_t channels, size_t hw, const float 
                               const float *gamma, const float *running_mean, const float *running_var, float eps,
                               float *dx, float *dgamma, float *dbeta);
 
-void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
                                       double *partial, float *affine, uint16_t *y16);
-void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
                                      float *y, int relu, double *partial, float *affine, uint16_t *y16);
 /* The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */
-void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *affine, int relu,
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,
                       float *y);
 /* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
  * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y
  * NULL): the fused ReLU's mask from x and the forward's saved constants
  * (affine) instead of from its output y, which then need not be recomputed. */
-void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                  const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial);
-void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                       const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
                                       const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
                                       float *dbeta, double *partial);
 /* Global average pooling of a blocked tensor into [n, channels], and back. */
-void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, float *y);
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, float *y);
 /* Max pooling of blocked tensors (cnn_cpu_pool.c), mx_maxpool2d_forward's and
- * _backward's semantics; argmax in the blocked layout of the output's shape,
- * each entry its input's index within its channel's plane. The output (y,
+ * _backward's semantics; argmax as nChw<B>c of the output's shape (whatever
+ * the layout), each entry its input's index within its channel's plane. The output (y,
  * dy) is blocked too, or NCHW (y_nchw, dy_nchw: a pooling whose output goes
  * to the linear layers, cnn_cpu_assign_layouts). relu_x as cnn_cpu_maxpool_2x2_backward. */
-void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
+void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t layout, const float *x, float *y,
                                      int y_nchw, uint32_t *argmax);
-void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
+void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t layout, const uint32_t *argmax,
                                       const float *relu_x, const float *dy, int dy_nchw, float *dx);
 /* 2x2 stride-2 unpadded max pooling on NCHW planes at least 4 windows wide
  * (cnn_cpu_maxpool_2x2_suits; AVX2; other shapes and CPUs: the reference),
@@ -256,12 +258,12 @@ int cnn_cpu_maxpool_2x2_suits(const mx_pool2d_desc *d);
 void cnn_cpu_maxpool_2x2_forward(const mx_pool2d_desc *d, size_t n, const float *x, float *y, uint32_t *argmax);
 void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint32_t *argmax, const float *relu_x,
                                   const float *dy, float *dx);
-void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *dy, float *dx);
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *dy, float *dx);
 /* Dropout of a blocked tensor with the reference's draws: element (s, c, p)
  * takes the draw of its NCHW index, and mask is kept in NCHW order. */
-void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, float p, mx_rng *rng, const float *x,
+void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, mx_rng *rng, const float *x,
                                      float *y, uint8_t *mask);
-void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, float p, const uint8_t *mask,
+void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, const uint8_t *mask,
                                       const float *dy, float *dx);
 
 #endif

@@ -9,8 +9,10 @@
 
 /* ---- blocked kernels --------------------------------------------------------
  * Element (s, c, p) of a tensor of C channels (a multiple of the block B, 8
- * or 16) and hw per sample at ((s * C/B + c/B) * hw + p) * B + c % B: a
- * block's B channels are one vector (AVX2: 8 floats, AVX-512: 16). Each
+ * or 16) and hw per sample at ((s * C/B + c/B) * hw + p) * B + c % B
+ * (nChw<B>c), or at (s * hw + p) * C + c (NHWC, the layout's CNN_NHWC flag):
+ * either way a pixel's B channels of a block are one vector (AVX2: 8 floats,
+ * AVX-512: 16), its rows cnn_row_stride floats apart. Each
  * kernel's parallel loop runs one (sample, block) at a time through a
  * per-block function called with B a constant (8 or 16), so the lanes'
  * loops are unrolled and vectorised for either. Batch norm's sums are taken
@@ -47,12 +49,12 @@ static inline void sums_row(__m512 g, const float *b, __m512d s[4])
 /* sums_block for 16 lanes with the sums in registers (the portable loop
  * kept them on the stack: 6% of a bf16 resnet20 step); the same operations
  * in the same order, so the same bits. */
-static void sums_block16(size_t end, const float *pa, const float *pm, const float *const rk3[3], const float *pb,
-                         double *s1, double *s2)
+static void sums_block16(size_t hw, size_t rs, const float *pa, const float *pm, const float *const rk3[3],
+                         const float *pb, double *s1, double *s2)
 {
     __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
     const __m512 zero = _mm512_setzero_ps();
-    for (size_t o = 0; o < end; o += 16) {
+    for (size_t o = 0; o < hw * rs; o += rs) {
         __m512 g = _mm512_loadu_ps(pa + o);
         if (pm) {
             g = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(_mm512_loadu_ps(pm + o), zero, _CMP_NLE_UQ), g);
@@ -71,21 +73,23 @@ static void sums_block16(size_t end, const float *pa, const float *pm, const flo
 }
 #endif
 
-/* One (sample, block) of blocked_sums: end = hw B values from pa (and pb,
- * pm), the lanes' sums into s1 and s2. rk3: the forward's mean, scale and
- * shift of the block's channels (rk3[0] NULL: no mask from them). */
-static inline __attribute__((always_inline)) void sums_block(const size_t B, size_t end, const float *pa,
+/* One (sample, block) of blocked_sums: hw rows of B values, rs floats
+ * apart, from pa (and pb, pm), the lanes' sums into s1 and s2. rk3: the
+ * forward's mean, scale and shift of the block's channels (rk3[0] NULL: no
+ * mask from them). */
+static inline __attribute__((always_inline)) void sums_block(const size_t B, size_t hw, size_t rs, const float *pa,
                                                              const float *pm, const float *const rk3[3],
                                                              const float *pb, double *s1, double *s2)
 {
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
     if (B == 16) {
-        sums_block16(end, pa, pm, rk3, pb, s1, s2);
+        sums_block16(hw, rs, pa, pm, rk3, pb, s1, s2);
         return;
     }
 #endif
+    const size_t end = hw * rs;
     if (!pb) {
-        for (size_t o = 0; o < end; o += B) {
+        for (size_t o = 0; o < end; o += rs) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
                 double v = pa[o + l];
@@ -95,7 +99,7 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, siz
         }
     } else if (!pm && rk3[0]) { /* the mask from b = x and the forward's constants (relu_zeroed) */
         const float *rm = rk3[0], *ra = rk3[1], *rb = rk3[2];
-        for (size_t o = 0; o < end; o += B) {
+        for (size_t o = 0; o < end; o += rs) {
             float gm[MAX_BLOCK];
 #pragma omp simd
             for (size_t l = 0; l < B; l++) gm[l] = relu_zeroed(pb[o + l], rm[l], ra[l], rb[l]) ? 0.0f : pa[o + l];
@@ -107,7 +111,7 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, siz
             }
         }
     } else if (pm) {
-        for (size_t o = 0; o < end; o += B) {
+        for (size_t o = 0; o < end; o += rs) {
             float gm[MAX_BLOCK]; /* the select in its own loop: GCC vectorises neither otherwise */
 #pragma omp simd
             for (size_t l = 0; l < B; l++) gm[l] = pm[o + l] <= 0.0f ? 0.0f : pa[o + l];
@@ -119,7 +123,7 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, siz
             }
         }
     } else {
-        for (size_t o = 0; o < end; o += B) {
+        for (size_t o = 0; o < end; o += rs) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
                 double g = pa[o + l];
@@ -133,20 +137,20 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, siz
 /* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
  * mask > 0 (mask NULL: unmasked, or by relu_zeroed from b and rk when rk is
  * not NULL), into partial[s][0][c], partial[s][1][c]. */
-static void blocked_sums(size_t n, size_t channels, size_t hw, size_t B, const float *a, const float *mask,
+static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, const float *a, const float *mask,
                          const float *rk, const float *b, double *partial)
 {
-    const size_t CB = channels / B;
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
         for (size_t cb = 0; cb < CB; cb++) {
-            const size_t base = (s * CB + cb) * hw * B, end = hw * B;
+            const size_t base = cnn_block_at(layout, channels, hw, s, cb);
             double s1[MAX_BLOCK] = {0}, s2[MAX_BLOCK] = {0};
             const float *rk3[3] = {b && rk && !mask ? rk + cb * B : NULL, rk ? rk + channels + cb * B : NULL,
                                    rk ? rk + 2 * channels + cb * B : NULL};
             const float *pm = b && mask ? mask + base : NULL, *pb = b ? b + base : NULL;
-            if (B == 8) sums_block(8, end, a + base, pm, rk3, pb, s1, s2);
-            else sums_block(16, end, a + base, pm, rk3, pb, s1, s2);
+            if (B == 8) sums_block(8, hw, rs, a + base, pm, rk3, pb, s1, s2);
+            else sums_block(16, hw, rs, a + base, pm, rk3, pb, s1, s2);
             double *out = partial + s * 2 * channels + cb * B;
             for (size_t l = 0; l < B; l++) out[l] = s1[l], out[channels + l] = s2[l];
         }
@@ -160,52 +164,52 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
     *t1 = a, *t2 = b;
 }
 
-/* One (sample, block) of blocked_affine. */
-static inline __attribute__((always_inline)) void affine_block(const size_t B, size_t hw, const float *x,
+/* One (sample, block) of blocked_affine: hw rows rs floats apart. */
+static inline __attribute__((always_inline)) void affine_block(const size_t B, size_t hw, size_t rs, const float *x,
                                                                const float *mean, const float *a, const float *b,
                                                                int relu, float *y, uint16_t *y16)
 {
     for (size_t q = 0; q < hw; q++) {
-        const float *px = x + q * B;
-        float row[MAX_BLOCK], *py = y ? y + q * B : row;
+        const float *px = x + q * rs;
+        float row[MAX_BLOCK], *py = y ? y + q * rs : row;
 #pragma omp simd
         for (size_t l = 0; l < B; l++) {
             float v = (px[l] - mean[l]) * a[l] + b[l];
             py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
         }
-        if (y16) store_bf16x16(py, y16 + q * B);
+        if (y16) store_bf16x16(py, y16 + q * rs);
     }
 }
 
 /* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32
  * into y and as bfloat16 into y16 (block 16 only: bfloat16 models are
  * blocked by 16), each when not NULL. */
-static void blocked_affine(size_t n, size_t channels, size_t hw, size_t B, const float *x, const float *k, int relu,
-                           float *y, uint16_t *y16)
+static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *k,
+                           int relu, float *y, uint16_t *y16)
 {
-    const size_t CB = channels / B;
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
         for (size_t cb = 0; cb < CB; cb++) {
-            const size_t base = (s * CB + cb) * hw * B;
+            const size_t base = cnn_block_at(layout, channels, hw, s, cb);
             const float *mean = k + cb * B, *a = k + channels + cb * B, *b = k + 2 * channels + cb * B;
             float *py = y ? y + base : NULL;
             uint16_t *p16 = y16 ? y16 + base : NULL;
-            if (B == 8) affine_block(8, hw, x + base, mean, a, b, relu, py, NULL);
-            else affine_block(16, hw, x + base, mean, a, b, relu, py, p16);
+            if (B == 8) affine_block(8, hw, rs, x + base, mean, a, b, relu, py, NULL);
+            else affine_block(16, hw, rs, x + base, mean, a, b, relu, py, p16);
         }
 }
 
-/* One (sample, block) of blocked_grad: k0..k2 and mean the block's constants,
- * rk3 the forward's (rk3[0] NULL: none). */
-static inline __attribute__((always_inline)) void grad_block(const size_t B, size_t hw, const float *px,
+/* One (sample, block) of blocked_grad, hw rows rs floats apart: k0..k2 and
+ * mean the block's constants, rk3 the forward's (rk3[0] NULL: none). */
+static inline __attribute__((always_inline)) void grad_block(const size_t B, size_t hw, size_t rs, const float *px,
                                                              const float *py, const float *const rk3[3],
                                                              const float *pg, const float *const k4[4], float *pd,
                                                              uint16_t *p16)
 {
     const float *k0 = k4[0], *k1 = k4[1], *k2 = k4[2], *mean = k4[3];
     const float *rm = rk3[0], *ra = rk3[1], *rb = rk3[2];
-    for (size_t q = 0; q < hw * B; q += B) {
+    for (size_t q = 0; q < hw * rs; q += rs) {
         float row[MAX_BLOCK], *out = p16 ? row : pd + q;
         if (!py && rm) {
 #pragma omp simd
@@ -232,22 +236,22 @@ static inline __attribute__((always_inline)) void grad_block(const size_t B, siz
  * rk when that is not NULL. As float32, or with dx_bf16 (block 16 only) as
  * bfloat16 in dx's first half (the next consumer, a bfloat16 convolution's
  * backward, reads it so). */
-static void blocked_grad(size_t n, size_t channels, size_t hw, size_t B, const float *x, const float *y,
+static void blocked_grad(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                          const float *rk, const float *dy, const float *k, float *dx, int dx_bf16)
 {
-    const size_t CB = channels / B;
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
         for (size_t cb = 0; cb < CB; cb++) {
-            const size_t base = (s * CB + cb) * hw * B;
+            const size_t base = cnn_block_at(layout, channels, hw, s, cb);
             const float *k4[4] = {k + cb * B, k + channels + cb * B, k + 2 * channels + cb * B,
                                   k + 3 * channels + cb * B};
             const float *rk3[3] = {rk ? rk + cb * B : NULL, rk ? rk + channels + cb * B : NULL,
                                    rk ? rk + 2 * channels + cb * B : NULL};
             const float *py = y ? y + base : NULL;
             uint16_t *p16 = dx_bf16 ? (uint16_t *)(void *)dx + base : NULL;
-            if (B == 8) grad_block(8, hw, x + base, py, rk3, dy + base, k4, dx + base, NULL);
-            else grad_block(16, hw, x + base, py, rk3, dy + base, k4, dx + base, p16);
+            if (B == 8) grad_block(8, hw, rs, x + base, py, rk3, dy + base, k4, dx + base, NULL);
+            else grad_block(16, hw, rs, x + base, py, rk3, dy + base, k4, dx + base, p16);
         }
 }
 
@@ -257,23 +261,23 @@ static float *blocked_consts(size_t n, size_t channels, double *partial)
     return (float *)(partial + 2 * n * channels);
 }
 
-void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                       const float *beta, float momentum, float eps, float *running_mean,
                                       float *running_var, float *y, float *save_mean, float *save_invstd, int relu,
                                       double *partial, float *affine, uint16_t *y16)
 {
-    cnn_cpu_bn_forward_train_blocked_synced(n, channels, hw, block, x, gamma, beta, momentum, eps, running_mean, running_var,
+    cnn_cpu_bn_forward_train_blocked_synced(n, channels, hw, layout, x, gamma, beta, momentum, eps, running_mean, running_var,
                                             y, save_mean, save_invstd, relu, partial, affine, y16, NULL);
 }
 
-void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
                                              const cnn_bn_sync *sync)
 {
     size_t m = n * hw;
-    blocked_sums(n, channels, hw, block, x, NULL, NULL, NULL, partial);
+    blocked_sums(n, channels, hw, layout, x, NULL, NULL, NULL, partial);
     float *k = blocked_consts(n, channels, partial);
     if (sync) {
         /* This rank's totals, then every rank's, in sync->sums. */
@@ -293,11 +297,11 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                          save_invstd, kc);
         k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
-    blocked_affine(n, channels, hw, block, x, k, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
-void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *gamma,
+void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
                                      float *y, int relu, double *partial, float *affine, uint16_t *y16)
 {
@@ -307,26 +311,26 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_
         k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
-    blocked_affine(n, channels, hw, block, x, k, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
-void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                  const float *relu_k, const float *dy, const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial)
 {
-    cnn_cpu_bn_backward_blocked_synced(n, channels, hw, block, x, y, relu_k, dy, gamma, save_mean, save_invstd, dx, dx_bf16,
+    cnn_cpu_bn_backward_blocked_synced(n, channels, hw, layout, x, y, relu_k, dy, gamma, save_mean, save_invstd, dx, dx_bf16,
                                        dgamma, dbeta, partial, NULL);
 }
 
-void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
                                         float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync)
 {
     const size_t local_m = n * hw;
     double m = (double)local_m;
-    blocked_sums(n, channels, hw, block, dy, y, relu_k, x, partial);
+    blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
     if (sync) {
         /* gamma's and beta's gradients from this rank's samples (the gradient
@@ -356,15 +360,15 @@ void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, si
         k[2 * channels + c] = (float)(scale * invstd * mean_dy_xhat);
         k[3 * channels + c] = (float)mean;
     }
-    if (dx && local_m) blocked_grad(n, channels, hw, block, x, y, relu_k, dy, k, dx, dx_bf16);
+    if (dx && local_m) blocked_grad(n, channels, hw, layout, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
-void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *y,
+void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                       const float *relu_k, const float *dy, const float *gamma, const float *running_mean,
                                       const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
                                       float *dbeta, double *partial)
 {
-    blocked_sums(n, channels, hw, block, dy, y, relu_k, x, partial);
+    blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
         double sum_dy, sum_dy_x;
@@ -377,42 +381,42 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
         k[2 * channels + c] = 0.0f;
         k[3 * channels + c] = 0.0f;
     }
-    if (dx) blocked_grad(n, channels, hw, block, x, y, relu_k, dy, k, dx, dx_bf16);
+    if (dx) blocked_grad(n, channels, hw, layout, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
-void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *x, float *y)
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, float *y)
 {
-    const size_t B = block, CB = channels / B;
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
         for (size_t cb = 0; cb < CB; cb++) {
-            const float *p = x + (s * CB + cb) * hw * B;
+            const float *p = x + cnn_block_at(layout, channels, hw, s, cb);
             double sum[MAX_BLOCK] = {0};
             for (size_t q = 0; q < hw; q++) {
 #pragma omp simd
-                for (size_t l = 0; l < B; l++) sum[l] += p[q * B + l];
+                for (size_t l = 0; l < B; l++) sum[l] += p[q * rs + l];
             }
             for (size_t l = 0; l < B; l++) y[s * channels + cb * B + l] = (float)(sum[l] / (double)hw);
         }
 }
 
-void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, const float *dy, float *dx)
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *dy, float *dx)
 {
-    const size_t B = block, CB = channels / B;
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
         for (size_t cb = 0; cb < CB; cb++) {
             float g[MAX_BLOCK];
             for (size_t l = 0; l < B; l++) g[l] = (float)(dy[s * channels + cb * B + l] / (double)hw);
-            float *p = dx + (s * CB + cb) * hw * B;
+            float *p = dx + cnn_block_at(layout, channels, hw, s, cb);
             for (size_t q = 0; q < hw; q++) {
 #pragma omp simd
-                for (size_t l = 0; l < B; l++) p[q * B + l] = g[l];
+                for (size_t l = 0; l < B; l++) p[q * rs + l] = g[l];
             }
         }
 }
 
-void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_t block, float p, mx_rng *rng, const float *x,
+void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, mx_rng *rng, const float *x,
                                      float *y, uint8_t *mask)
 {
     /* mx_dropout_forward's rule and draws, in its (NCHW) order, applied through the index map. */
@@ -423,30 +427,30 @@ void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_
     for (size_t s = 0; s < n; s++)
         for (size_t c = 0; c < channels; c++)
             for (size_t q = 0; q < hw; q++) {
-                const size_t i = (s * channels + c) * hw + q, j = cnn_index(block, channels, hw, s, c, q);
+                const size_t i = (s * channels + c) * hw + q, j = cnn_index(layout, channels, hw, s, c, q);
                 uint8_t keep = (uint64_t)mx_rng_u32(rng) >= threshold;
                 mask[i] = keep;
                 y[j] = keep ? x[j] * scale : 0.0f;
             }
 }
 
-void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size_t block, float p, const uint8_t *mask,
+void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, const uint8_t *mask,
                                       const float *dy, float *dx)
 {
     const float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
     for (size_t s = 0; s < n; s++)
         for (size_t c = 0; c < channels; c++)
             for (size_t q = 0; q < hw; q++) {
-                const size_t i = (s * channels + c) * hw + q, j = cnn_index(block, channels, hw, s, c, q);
+                const size_t i = (s * channels + c) * hw + q, j = cnn_index(layout, channels, hw, s, c, q);
                 dx[j] = mask[i] ? dy[j] * scale : 0.0f;
             }
 }
 
-void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t block, const float *x, const float *affine, int relu,
+void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,
                       float *y)
 {
-    if (block) {
-        blocked_affine(n, channels, hw, block, x, affine, relu, y, NULL);
+    if (layout) {
+        blocked_affine(n, channels, hw, layout, x, affine, relu, y, NULL);
         return;
     }
     const size_t stride = channels * hw;

@@ -64,7 +64,7 @@ static size_t bn_channels(const cnn_graph *g)
 }
 
 /* Whether a convolution runs oneDNN's Winograd kernels (all three passes):
- * float32 3x3 stride-1 convolutions between blocked tensors with at least 64
+ * float32 3x3 stride-1 convolutions between nChw16c tensors with at least 64
  * channels in and out (oneDNN 2.x has them for AVX-512 alone; elsewhere it
  * runs the direct kernel). Measured here with bench/conv_bench (plans on
  * nChw16c buffers as the engine runs them, batch 128, 2 threads, best of 10;
@@ -80,7 +80,7 @@ static int winograd_suits(const cnn_graph *g, const cnn_node *nd)
     const mx_conv2d_desc *d = &nd->conv;
     return g->model->spec.precision == MX_PRECISION_FP32 && d->kernel_h == 3 && d->kernel_w == 3 &&
            d->stride_h == 1 && d->stride_w == 1 && d->in_channels >= 64 && d->out_channels >= 64 &&
-           g->tensors[nd->in].blocked && g->tensors[nd->out].blocked;
+           g->tensors[nd->in].blocked && g->tensors[nd->out].blocked && !(g->tensors[nd->in].blocked & CNN_NHWC);
 }
 
 /* Backward weights stays direct above 256 output channels: oneDNN's
@@ -344,6 +344,12 @@ int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference)
     return inference ? cnn_cpu_node_of(g, k)->pred_relu : g->nodes[k].relu;
 }
 
+/* The convolution plans' name for a tensor's layout (cnn_tensor.blocked). */
+static mx_dnnl_act_layout act_layout(size_t layout)
+{
+    return layout & CNN_NHWC ? MX_DNNL_ACT_NHWC : mx_dnnl_act_blocked(layout);
+}
+
 static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference, cnn_node_plan *p)
 {
     const cnn_node *nd = &g->nodes[k];
@@ -356,8 +362,8 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
         mx_dnnl_conv2d_options opt = {.has_bias = nd->bias != CNN_NONE, .layout = MX_DNNL_LAYOUT_BLOCKED,
                                       .precision = g->model->spec.precision == MX_PRECISION_BF16 ? MX_DNNL_BF16
                                                                                                  : MX_DNNL_F32,
-                                      .src_layout = mx_dnnl_act_blocked(in->blocked),
-                                      .dst_layout = mx_dnnl_act_blocked(out->blocked)};
+                                      .src_layout = act_layout(in->blocked),
+                                      .dst_layout = act_layout(out->blocked)};
         opt.post_relu = cnn_cpu_conv_plan_relu(g, k, inference);
         if (inference) {
             opt.inference_only = 1;

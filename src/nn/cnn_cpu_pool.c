@@ -22,13 +22,14 @@ typedef struct {
     long kh, kw, sh, sw, ph, pw;
 } pool_window;
 
-/* One (sample, channel block) plane: x [in_h][in_w][B], argmax
- * [out_h][out_w][B], y the same (lane_stride 1) or the block's B NCHW
+/* One (sample, channel block) plane: x [in_h][in_w] rows of B channels rs
+ * floats apart (B in nChw<B>c, the channel count in NHWC), argmax
+ * [out_h][out_w][B], y rows as x's (lane_stride 1) or the block's B NCHW
  * planes (lane_stride out_h * out_w); B (8 or 16) and k constants after
  * inlining. */
 static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_desc *d, pool_window k, size_t B,
-                                                                 const float *x, float *y, size_t lane_stride,
-                                                                 uint32_t *argmax)
+                                                                 size_t rs, const float *x, float *y,
+                                                                 size_t lane_stride, uint32_t *argmax)
 {
     const long H = (long)d->in_h, W = (long)d->in_w;
     for (size_t oh = 0; oh < d->out_h; oh++)
@@ -43,7 +44,7 @@ static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_
             for (long ih = h0; ih < h1; ih++)
                 for (long iw = w0; iw < w1; iw++) {
                     const uint32_t index = (uint32_t)(ih * W + iw);
-                    const float *v = x + (size_t)index * B;
+                    const float *v = x + (size_t)index * rs;
 #pragma omp simd
                     for (size_t l = 0; l < B; l++) {
                         const int take = v[l] > best[l] || v[l] != v[l];
@@ -51,17 +52,24 @@ static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_
                         at[l] = take ? index : at[l];
                     }
                 }
-            const size_t o = (oh * d->out_w + ow) * B, at_y = lane_stride == 1 ? o : oh * d->out_w + ow;
+            const size_t o = (oh * d->out_w + ow) * B, at_y = (oh * d->out_w + ow) * (lane_stride == 1 ? rs : 1);
             for (size_t l = 0; l < B; l++) y[at_y + l * lane_stride] = best[l];
             if (argmax)
                 for (size_t l = 0; l < B; l++) argmax[o + l] = at[l];
         }
 }
 
-void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const float *x, float *y,
+/* Where plane p = (sample, channel block) of an NCHW output starts. */
+static size_t nchw_plane_at(const mx_pool2d_desc *d, size_t block, size_t p)
+{
+    return p * block * d->out_h * d->out_w;
+}
+
+void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t layout, const float *x, float *y,
                                      int y_nchw, uint32_t *argmax)
 {
-    const size_t planes = n * (d->channels / block), in = d->in_h * d->in_w * block, out = d->out_h * d->out_w * block;
+    const size_t block = cnn_block(layout), C = d->channels, CB = C / block, rs = cnn_row_stride(layout, C);
+    const size_t planes = n * CB, out = d->out_h * d->out_w * block;
     const size_t lanes = y_nchw ? d->out_h * d->out_w : 1; /* a block's output planes are as many floats apart */
     const pool_window any = {(long)d->kernel_h, (long)d->kernel_w, (long)d->stride_h, (long)d->stride_w,
                              (long)d->pad_h, (long)d->pad_w};
@@ -71,31 +79,34 @@ void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t b
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < (long)planes; p++) {
         uint32_t *a = argmax ? argmax + (size_t)p * out : NULL;
-        const float *xp = x + (size_t)p * in;
-        float *yp = y + (size_t)p * out;
-        if (block == 8 && is_two) maxpool_plane(d, two, 8, xp, yp, lanes, a);
-        else if (block == 8) maxpool_plane(d, any, 8, xp, yp, lanes, a);
-        else if (is_two) maxpool_plane(d, two, 16, xp, yp, lanes, a);
-        else maxpool_plane(d, any, 16, xp, yp, lanes, a);
+        const size_t s = (size_t)p / CB, cb = (size_t)p % CB;
+        const float *xp = x + cnn_block_at(layout, C, d->in_h * d->in_w, s, cb);
+        float *yp = y + (y_nchw ? nchw_plane_at(d, block, (size_t)p) : cnn_block_at(layout, C, d->out_h * d->out_w, s, cb));
+        if (block == 8 && is_two) maxpool_plane(d, two, 8, rs, xp, yp, lanes, a);
+        else if (block == 8) maxpool_plane(d, any, 8, rs, xp, yp, lanes, a);
+        else if (is_two) maxpool_plane(d, two, 16, rs, xp, yp, lanes, a);
+        else maxpool_plane(d, any, 16, rs, xp, yp, lanes, a);
     }
 }
 
-void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t block, const uint32_t *argmax,
+void cnn_cpu_maxpool_backward_blocked(const mx_pool2d_desc *d, size_t n, size_t layout, const uint32_t *argmax,
                                       const float *relu_x, const float *dy, int dy_nchw, float *dx)
 {
-    const size_t planes = n * (d->channels / block), in = d->in_h * d->in_w * block, out = d->out_h * d->out_w * block;
-    const size_t ohw = d->out_h * d->out_w;
+    const size_t block = cnn_block(layout), C = d->channels, CB = C / block, rs = cnn_row_stride(layout, C);
+    const size_t planes = n * CB, ihw = d->in_h * d->in_w, ohw = d->out_h * d->out_w, out = ohw * block;
     /* A plane's arg-max points into that plane only: threads never share an element. */
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < (long)planes; p++) {
-        float *dxp = dx + (size_t)p * in;
-        const float *dyp = dy + (size_t)p * out, *xp = relu_x ? relu_x + (size_t)p * in : NULL;
+        const size_t s = (size_t)p / CB, cb = (size_t)p % CB, in_at = cnn_block_at(layout, C, ihw, s, cb);
+        float *dxp = dx + in_at;
+        const float *dyp = dy + (dy_nchw ? nchw_plane_at(d, block, (size_t)p) : cnn_block_at(layout, C, ohw, s, cb));
+        const float *xp = relu_x ? relu_x + in_at : NULL;
         const uint32_t *ap = argmax + (size_t)p * out;
-        memset(dxp, 0, in * sizeof(float));
+        for (size_t q = 0; q < ihw; q++) memset(dxp + q * rs, 0, block * sizeof(float));
         for (size_t q = 0; q < out; q++) {
-            const size_t at = (size_t)ap[q] * block + q % block;
-            /* dy blocked as the arg-max, or the block's NCHW planes */
-            const float g = dyp[dy_nchw ? q % block * ohw + q / block : q];
+            const size_t at = (size_t)ap[q] * rs + q % block;
+            /* dy in the input's layout, or the block's NCHW planes */
+            const float g = dyp[dy_nchw ? q % block * ohw + q / block : q / block * rs + q % block];
             dxp[at] += xp && xp[at] <= 0.0f ? 0.0f : g;
         }
     }

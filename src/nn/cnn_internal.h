@@ -56,8 +56,9 @@ typedef struct {
 typedef struct {
     size_t c, h, w, size;        /* per-sample shape and element count */
     size_t blocked;              /* 0: NCHW; else the channel block B (8 or 16) of its nChw<B>c layout
-                                    ([n, c / B, h, w, B]; the cpu backend's choice, cnn_cpu_plan.c
-                                    cnn_cpu_assign_layouts; cnn_index) */
+                                    ([n, c / B, h, w, B]), or B | CNN_NHWC: [n, h, w, c], which the
+                                    same kernels walk as rows of B channels (the cpu backend's choice,
+                                    cnn_cpu_layout.c cnn_cpu_assign_layouts; cnn_block, cnn_index) */
     float *data;                 /* max_batch * size floats; NULL for the input */
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
@@ -165,11 +166,30 @@ static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers
 static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
-/* Index of element (s, c, p) of a tensor of `channels` x hw per sample, NCHW
- * (block 0) or blocked by `block` channels. */
-static inline size_t cnn_index(size_t block, size_t channels, size_t hw, size_t s, size_t c, size_t p)
+/* cnn_tensor.blocked's flag for a channels-last ([n, h, w, c]) tensor; the
+ * low bits keep the block B its kernels take the channels by. */
+#define CNN_NHWC ((size_t)0x100)
+/* A layout's channel block B (0 for NCHW). */
+static inline size_t cnn_block(size_t layout) { return layout & (CNN_NHWC - 1); }
+/* Where a blocked layout's (sample s, channel block cb) starts, and how many
+ * floats apart its pixels' rows of B channels are: B in nChw<B>c, the
+ * channel count in NHWC. */
+static inline size_t cnn_block_at(size_t layout, size_t channels, size_t hw, size_t s, size_t cb)
 {
-    return block ? ((s * (channels / block) + c / block) * hw + p) * block + c % block : (s * channels + c) * hw + p;
+    const size_t B = cnn_block(layout);
+    return layout & CNN_NHWC ? s * hw * channels + cb * B : (s * (channels / B) + cb) * hw * B;
+}
+static inline size_t cnn_row_stride(size_t layout, size_t channels)
+{
+    return layout & CNN_NHWC ? channels : cnn_block(layout);
+}
+/* Index of element (s, c, p) of a tensor of `channels` x hw per sample in
+ * `layout`: NCHW (0), nChw<B>c or NHWC (cnn_tensor.blocked). */
+static inline size_t cnn_index(size_t layout, size_t channels, size_t hw, size_t s, size_t c, size_t p)
+{
+    if (!layout) return (s * channels + c) * hw + p;
+    const size_t B = cnn_block(layout);
+    return cnn_block_at(layout, channels, hw, s, c / B) + p * cnn_row_stride(layout, channels) + c % B;
 }
 
 /* ---- architectures (cnn_arch.c) ---- */

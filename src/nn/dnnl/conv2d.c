@@ -55,7 +55,7 @@ static dnnl_format_tag_t act_tag(mx_dnnl_act_layout layout)
 {
     return layout == MX_DNNL_ACT_NCHW16C  ? dnnl_nChw16c
            : layout == MX_DNNL_ACT_NCHW8C ? dnnl_nChw8c
-           : layout == MX_DNNL_ACT_NHWC_BF16 ? dnnl_nhwc
+           : layout == MX_DNNL_ACT_NHWC_BF16 || layout == MX_DNNL_ACT_NHWC ? dnnl_nhwc
                                           : dnnl_nchw;
 }
 
@@ -84,16 +84,20 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
     const dnnl_format_tag_t w = blocked ? dnnl_format_tag_any : dnnl_oihw;
     /* An NHWC_BF16 plan asks for nhwc on both sides: the layout of oneDNN's
      * AMX kernels (brgconv), which it picks for "any" there too, while on
-     * AVX-512 BF16 without AMX "any" would give nChw16c and reorders. */
-    const int nhwc = p->opt.src_layout == MX_DNNL_ACT_NHWC_BF16 || p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16;
+     * AVX-512 BF16 without AMX "any" would give nChw16c and reorders. So does
+     * one with a float32 NHWC side (the training's layout with AMX), for its
+     * backward too: then nothing but the precision is converted. */
+    const int nhwc = p->opt.src_layout == MX_DNNL_ACT_NHWC_BF16 || p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16 ||
+                     (blocked && (p->opt.src_layout == MX_DNNL_ACT_NHWC || p->opt.dst_layout == MX_DNNL_ACT_NHWC));
     const dnnl_format_tag_t act_in = nhwc ? dnnl_nhwc : act;
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act_in), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_wei, 4, wei, in_t, w), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, act), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, act), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, nhwc ? dnnl_nhwc : act), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, nhwc ? dnnl_nhwc : act),
+                  "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fwei, 4, wei, dnnl_f32, w), "conv2d descriptor"));
     if (p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) m->q_fdst = m->dst;
-    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, nhwc ? dnnl_nchw : act),
+    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, nhwc ? dnnl_nhwc : act),
                        "conv2d descriptor"));
     m->strides[0] = (dnnl_dim_t)d->stride_h;
     m->strides[1] = (dnnl_dim_t)d->stride_w;
@@ -189,15 +193,17 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     if (p->opt.precision == MX_DNNL_BF16 && mxd_port_reorders(&p->f_src) && mxd_port_reorders(&p->w_src) &&
         dnnl_memory_desc_equal(mxd_md(&p->fwd, dnnl_query_src_md), mxd_md(&p->bwd_weights, dnnl_query_src_md)))
         p->kept_x_bytes = dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_src_md));
-    if (p->kept_x_bytes && p->opt.src_layout == MX_DNNL_ACT_NCHW16C) {
+    /* The caller's own layout in bfloat16: its kernels write that (cnn_cpu_exec.c). */
+    if (p->kept_x_bytes && (p->opt.src_layout == MX_DNNL_ACT_NCHW16C || p->opt.src_layout == MX_DNNL_ACT_NHWC)) {
         dnnl_memory_desc_t bf16_src;
-        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_src, 4, m.src.dims, dnnl_bf16, dnnl_nChw16c),
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_src, 4, m.src.dims, dnnl_bf16, act_tag(p->opt.src_layout)),
                       "conv2d descriptor"));
         p->bf16_x = dnnl_memory_desc_equal(mxd_md(&p->fwd, dnnl_query_src_md), &bf16_src);
     }
-    if (p->opt.precision == MX_DNNL_BF16 && p->opt.dst_layout == MX_DNNL_ACT_NCHW16C) {
+    if (p->opt.precision == MX_DNNL_BF16 &&
+        (p->opt.dst_layout == MX_DNNL_ACT_NCHW16C || p->opt.dst_layout == MX_DNNL_ACT_NHWC)) {
         dnnl_memory_desc_t bf16_dst;
-        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_dst, 4, m.dst.dims, dnnl_bf16, dnnl_nChw16c),
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&bf16_dst, 4, m.dst.dims, dnnl_bf16, act_tag(p->opt.dst_layout)),
                       "conv2d descriptor"));
         p->bf16_dy = dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), &bf16_dst) &&
                      dnnl_memory_desc_equal(mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), &bf16_dst);
@@ -216,7 +222,7 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
     if (!n) return mx_error_set(MX_ERR_ARG, "conv2d plan: batch size 0");
     if (opt && ((opt->layout != MX_DNNL_LAYOUT_NCHW && opt->layout != MX_DNNL_LAYOUT_BLOCKED) ||
                 (opt->precision != MX_DNNL_F32 && opt->precision != MX_DNNL_BF16) ||
-                (unsigned)opt->src_layout > MX_DNNL_ACT_NHWC_BF16 || (unsigned)opt->dst_layout > MX_DNNL_ACT_NHWC_BF16 ||
+                (unsigned)opt->src_layout > MX_DNNL_ACT_NHWC || (unsigned)opt->dst_layout > MX_DNNL_ACT_NHWC ||
                 (unsigned)opt->fwd_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_data_algorithm > MX_DNNL_CONV_WINOGRAD ||
                 (unsigned)opt->bwd_weights_algorithm > MX_DNNL_CONV_WINOGRAD))

@@ -8,6 +8,8 @@
  *  - the channel block of its float32 convolution kernels: what layout it
  *    picks for a convolution's activations when left to choose (nChw16c on
  *    AVX-512, nChw8c on AVX2);
+ *  - what layout its bfloat16 convolutions pick for their activations (NHWC
+ *    with AMX, nChw16c on AVX-512 BF16 without);
  *  - whether a float32 convolution between blocked activations can take the
  *    residual add as a post-op: only in the kernels' own block. In another
  *    (nChw16c on AVX2) the output is reordered, and the add (which reads the
@@ -17,7 +19,7 @@
 
 #include "nn/dnnl/dnnl_internal.h"
 
-static int g_bf16, g_fused_add8, g_fused_add16;
+static int g_bf16, g_bf16_nhwc, g_fused_add8, g_fused_add16;
 static size_t g_block = 16;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -31,27 +33,24 @@ static int plan_ok(mx_dnnl_context *ctx, const mx_dnnl_conv2d_options *opt)
     return ok;
 }
 
-/* The source layout oneDNN's forward float32 convolution picks for a
- * 64-channel 3x3 layer when asked for "any": its kernels' block, 16 when it
- * cannot be told (what the AVX-512 kernels use). */
-static size_t probe_block(mx_dnnl_context *ctx)
+/* Whether oneDNN's forward convolution of type t picks the source layout
+ * `tag` for a 64-channel 3x3 layer when asked for "any". */
+static int picks(mx_dnnl_context *ctx, dnnl_data_type_t t, dnnl_format_tag_t tag)
 {
     dnnl_dims_t src = {2, 64, 8, 8}, wei = {64, 64, 3, 3}, dst = {2, 64, 8, 8}, strides = {1, 1}, pad = {1, 1};
-    dnnl_memory_desc_t q_src, q_wei, q_dst, blocked8;
+    dnnl_memory_desc_t q_src, q_wei, q_dst, want;
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd = NULL;
-    size_t block = 16;
-    if (dnnl_memory_desc_init_by_tag(&q_src, 4, src, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-        dnnl_memory_desc_init_by_tag(&q_wei, 4, wei, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-        dnnl_memory_desc_init_by_tag(&q_dst, 4, dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-        dnnl_memory_desc_init_by_tag(&blocked8, 4, src, dnnl_f32, dnnl_nChw8c) == dnnl_success &&
-        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &q_src, &q_wei, NULL,
-                                           &q_dst, strides, pad, pad) == dnnl_success &&
-        dnnl_primitive_desc_create(&pd, &cd, NULL, ctx->engine, NULL) == dnnl_success &&
-        dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &blocked8))
-        block = 8;
+    int yes = dnnl_memory_desc_init_by_tag(&q_src, 4, src, t, dnnl_format_tag_any) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&q_wei, 4, wei, t, dnnl_format_tag_any) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&q_dst, 4, dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&want, 4, src, t, tag) == dnnl_success &&
+              dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &q_src, &q_wei,
+                                                 NULL, &q_dst, strides, pad, pad) == dnnl_success &&
+              dnnl_primitive_desc_create(&pd, &cd, NULL, ctx->engine, NULL) == dnnl_success &&
+              dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &want);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    return block;
+    return yes;
 }
 
 static void probe(void)
@@ -66,7 +65,10 @@ static void probe(void)
     g_fused_add16 = plan_ok(ctx, &add);
     add.src_layout = add.dst_layout = MX_DNNL_ACT_NCHW8C;
     g_fused_add8 = plan_ok(ctx, &add);
-    g_block = probe_block(ctx);
+    /* The float32 kernels' block: 16 unless they pick nChw8c (16 too when
+     * it cannot be told: what the AVX-512 kernels use). */
+    g_block = picks(ctx, dnnl_f32, dnnl_nChw8c) ? 8 : 16;
+    g_bf16_nhwc = g_bf16 && picks(ctx, dnnl_bf16, dnnl_nhwc);
     mx_dnnl_context_free(ctx);
     mx_error_clear(); /* a probe's failure is an answer, not an error to report */
 }
@@ -87,4 +89,10 @@ int mx_dnnl_fused_add_available(size_t block)
 {
     pthread_once(&g_once, probe);
     return block == 8 ? g_fused_add8 : block == 16 ? g_fused_add16 : 0;
+}
+
+int mx_dnnl_bf16_prefers_nhwc(void)
+{
+    pthread_once(&g_once, probe);
+    return g_bf16_nhwc;
 }
