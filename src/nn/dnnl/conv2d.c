@@ -89,16 +89,14 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
      * backward too: then nothing but the precision is converted. */
     const int nhwc = p->opt.src_layout == MX_DNNL_ACT_NHWC_BF16 || p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16 ||
                      (blocked && (p->opt.src_layout == MX_DNNL_ACT_NHWC || p->opt.dst_layout == MX_DNNL_ACT_NHWC));
-    const dnnl_format_tag_t act_in = nhwc ? dnnl_nhwc : act;
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act_in), "conv2d descriptor"));
+    const dnnl_format_tag_t act_q = nhwc ? dnnl_nhwc : act;
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_src, 4, src, in_t, act_q), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_wei, 4, wei, in_t, w), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, nhwc ? dnnl_nhwc : act), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, nhwc ? dnnl_nhwc : act),
-                  "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, act_q), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, act_q), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fwei, 4, wei, dnnl_f32, w), "conv2d descriptor"));
     if (p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) m->q_fdst = m->dst;
-    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, nhwc ? dnnl_nhwc : act),
-                       "conv2d descriptor"));
+    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, act_q), "conv2d descriptor"));
     m->strides[0] = (dnnl_dim_t)d->stride_h;
     m->strides[1] = (dnnl_dim_t)d->stride_w;
     /* Symmetric padding as PyTorch passes it; oneDNN checks the output size
