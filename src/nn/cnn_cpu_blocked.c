@@ -167,11 +167,11 @@ static inline row_walk walk_of(size_t layout, size_t channels, size_t hw)
     return (row_walk){(hw + rows - 1) / rows, rows, hw};
 }
 
-/* Where run r of channel block cb of sample s starts, and its rows. */
+/* Where run r of channel block cb of sample s starts (nChw<B>c has run 0
+ * alone), and its rows. */
 static inline size_t run_at(size_t layout, size_t channels, row_walk w, size_t s, size_t r, size_t cb)
 {
-    return layout & CNN_NHWC ? (s * w.hw + r * w.rows) * channels + cb * cnn_block(layout)
-                             : cnn_block_at(layout, channels, w.hw, s, cb);
+    return cnn_block_at(layout, channels, w.hw, s, cb) + r * w.rows * cnn_row_stride(layout, channels);
 }
 static inline size_t run_rows(row_walk w, size_t r) { return r + 1 < w.runs ? w.rows : w.hw - r * w.rows; }
 
