@@ -700,6 +700,83 @@ static int rounds_to(const float *f32, const uint16_t *b16, size_t count)
     return 1;
 }
 
+static float widen_bf16(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Batch norm reading its input and its dy in bfloat16 (CNN_X_BF16,
+ * CNN_DY_BF16: a convolution wrote them so) gives the float32 kernels' bits
+ * on the values they hold, in both layouts of block 16: forward (training and
+ * eval), backward (the ReLU's mask from the output and from the input) and
+ * the recomputed output. */
+static void test_bf16_operands(size_t n, size_t C, size_t hw, const float *x, const float *dy, const float *gamma,
+                               const float *beta, double *partial)
+{
+    const size_t count = n * C * hw;
+    uint16_t *x16 = malloc(count * sizeof *x16), *g16 = malloc(count * sizeof *g16);
+    float *xr = malloc(count * sizeof *xr), *gr = malloc(count * sizeof *gr), *y[2], *dx[2], *ya[2];
+    for (int k = 0; k < 2; k++) {
+        y[k] = malloc(count * sizeof *y[k]), dx[k] = malloc(count * sizeof *dx[k]);
+        ya[k] = malloc(count * sizeof *ya[k]);
+    }
+    for (size_t i = 0; i < count; i++) {
+        x16[i] = rne_bf16(x[i]), xr[i] = widen_bf16(x16[i]);
+        g16[i] = rne_bf16(dy[i]), gr[i] = widen_bf16(g16[i]);
+    }
+    const float *xb = (const float *)(const void *)x16, *gb = (const float *)(const void *)g16;
+    static const size_t layouts[2] = {16, 16 | CNN_NHWC};
+    for (size_t l = 0; l < 2; l++) {
+        const size_t L = layouts[l], LB = L | CNN_X_BF16 | CNN_DY_BF16;
+        float rm[2][32], rv[2][32], sm[2][32], si[2][32], affine[2][96], dg[2][32], db[2][32];
+        for (int k = 0; k < 2; k++)
+            for (size_t c = 0; c < C; c++) rm[k][c] = 0.1f * (float)c, rv[k][c] = 1.0f + 0.01f * (float)c;
+        cnn_cpu_bn_forward_train_blocked(n, C, hw, L, xr, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y[0], sm[0], si[0], 1,
+                                         partial, affine[0], NULL);
+        cnn_cpu_bn_forward_train_blocked(n, C, hw, LB, xb, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], y[1], sm[1], si[1],
+                                         1, partial, affine[1], NULL);
+        CHECK(memcmp(y[0], y[1], count * sizeof *y[0]) == 0);
+        CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
+        CHECK(memcmp(sm[0], sm[1], sizeof sm[0]) == 0 && memcmp(si[0], si[1], sizeof si[0]) == 0);
+        /* The recomputed output, and the eval forward. */
+        cnn_cpu_bn_apply(n, C, hw, LB, xb, affine[1], 1, ya[1]);
+        CHECK(memcmp(y[0], ya[1], count * sizeof *y[0]) == 0);
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, xr, gamma, beta, rm[0], rv[0], 1e-5f, ya[0], 0, partial, NULL,
+                                        NULL);
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, LB, xb, gamma, beta, rm[0], rv[0], 1e-5f, ya[1], 0, partial, NULL,
+                                        NULL);
+        CHECK(memcmp(ya[0], ya[1], count * sizeof *ya[0]) == 0);
+        /* Backward, masked by the output, then by the input and the constants. */
+        for (int from_input = 0; from_input < 2; from_input++) {
+            const float *mask = from_input ? NULL : y[0], *rk = from_input ? affine[0] : NULL;
+            cnn_cpu_bn_backward_blocked(n, C, hw, L, xr, mask, rk, gr, gamma, sm[0], si[0], dx[0], 0, dg[0], db[0],
+                                        partial);
+            cnn_cpu_bn_backward_blocked(n, C, hw, LB, xb, mask, rk, gb, gamma, sm[0], si[0], dx[1], 0, dg[1], db[1],
+                                        partial);
+            CHECK(memcmp(dx[0], dx[1], count * sizeof *dx[0]) == 0);
+            CHECK(memcmp(dg[0], dg[1], C * sizeof dg[0][0]) == 0 && memcmp(db[0], db[1], C * sizeof db[0][0]) == 0);
+        }
+        /* Only x in bfloat16, then only dy (eval-mode backward). */
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, L, xr, NULL, NULL, dy, gamma, rm[0], rv[0], 1e-5f, dx[0], 0, dg[0],
+                                         db[0], partial);
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, L | CNN_X_BF16, xb, NULL, NULL, dy, gamma, rm[0], rv[0], 1e-5f,
+                                         dx[1], 0, dg[1], db[1], partial);
+        CHECK(memcmp(dx[0], dx[1], count * sizeof *dx[0]) == 0 && memcmp(dg[0], dg[1], C * sizeof dg[0][0]) == 0);
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, L, x, NULL, NULL, gr, gamma, rm[0], rv[0], 1e-5f, dx[0], 0, dg[0],
+                                         db[0], partial);
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, L | CNN_DY_BF16, x, NULL, NULL, gb, gamma, rm[0], rv[0], 1e-5f,
+                                         dx[1], 0, dg[1], db[1], partial);
+        CHECK(memcmp(dx[0], dx[1], count * sizeof *dx[0]) == 0 && memcmp(db[0], db[1], C * sizeof db[0][0]) == 0);
+    }
+    printf("bf16 kernels: batch norm reading x and dy in bfloat16: the float32 kernels' bits on the values they hold, "
+           "nChw16c and NHWC\n");
+    free(x16), free(g16), free(xr), free(gr);
+    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(ya[k]);
+}
+
 static void test_bf16_kernels(void)
 {
     const size_t n = 3, C = 32, hw = 20, count = n * C * hw;
@@ -744,6 +821,7 @@ static void test_bf16_kernels(void)
     CHECK(rounds_to(y, y16, count));
     printf("bf16 kernels: batch norm and add outputs, the ReLU mask from the input, the bfloat16 gradient: "
            "the float32 forms' bits (%zu of %zu outputs zeroed by the ReLU)\n", zeroed, count);
+    test_bf16_operands(n, C, hw, x, dy, gamma, beta, partial);
     free(x), free(y), free(y2), free(dy), free(dx), free(dx2), free(y16), free(b16), free(partial);
 }
 

@@ -436,10 +436,73 @@ static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
     free(x), free(w), free(dy), free(dx1), free(dw1), free(dx2), free(dw2), free(dy16);
 }
 
+/* The same bfloat16 plan with y_bf16 and dx_bf16 writes y and dx in
+ * bfloat16: the float32-output plan's values rounded to nearest even, bit for
+ * bit; the weights' gradient is unchanged. Plans that cannot do it say so. */
+static size_t rounded_misses(const float *f32, const uint16_t *b16, size_t count)
+{
+    size_t misses = 0;
+    for (size_t i = 0; i < count; i++) misses += b16[i] != round_bf16(f32[i]);
+    return misses;
+}
+
+static void conv_bf16_activations_in(mx_dnnl_act_layout layout)
+{
+    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 10, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const size_t n = 3, nx = n * d.in_channels * d.in_h * d.in_w, nw = d.out_channels * d.in_channels * 9;
+    const size_t ny = n * d.out_channels * d.out_h * d.out_w;
+    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
+                                  .src_layout = layout, .dst_layout = layout};
+    mx_dnnl_conv2d_options half = opt;
+    half.y_bf16 = half.dx_bf16 = 1;
+    mx_dnnl_conv2d_plan *full = NULL, *plan = NULL;
+    if (!mx_dnnl_bf16_available()) {
+        CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &half, &plan) != MX_OK && plan == NULL);
+        return;
+    }
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &full));
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &half, &plan));
+    if (!full || !plan) {
+        mx_dnnl_conv2d_plan_free(full), mx_dnnl_conv2d_plan_free(plan);
+        return;
+    }
+    float *x = normals(nx, 1, 0), *w = normals(nw, 0.3, 0), *dy = normals(ny, 1, 0), *b = normals(32, 1, 0);
+    float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dw = alloc_floats(nw), *dw2 = alloc_floats(nw);
+    float *y16 = alloc_floats(ny), *dx16 = alloc_floats(nx); /* bfloat16 in their first halves */
+    CHECK_OK(mx_dnnl_conv2d_forward(full, n, x, w, NULL, y));
+    CHECK_OK(mx_dnnl_conv2d_backward(full, n, x, w, dy, dx, dw, NULL));
+    CHECK_OK(mx_dnnl_conv2d_forward(plan, n, x, w, NULL, y16));
+    CHECK_OK(mx_dnnl_conv2d_backward(plan, n, x, w, dy, dx16, dw2, NULL));
+    const size_t y_miss = rounded_misses(y, (const uint16_t *)(const void *)y16, ny);
+    const size_t dx_miss = rounded_misses(dx, (const uint16_t *)(const void *)dx16, nx);
+    CHECK(y_miss == 0 && dx_miss == 0);
+    CHECK(same(dw, dw2, nw));
+    printf("conv2d bf16 on %s writing y and dx in bfloat16: the float32 outputs rounded (%zu of %zu, %zu of %zu "
+           "differ), the weights' gradient's bits\n", layout == MX_DNNL_ACT_NHWC ? "NHWC" : "nChw16c", y_miss, ny,
+           dx_miss, nx);
+    mx_dnnl_conv2d_plan_free(full), mx_dnnl_conv2d_plan_free(plan);
+    /* Not for float32 plans, inference-only ones, NCHW activations or the add post-op. */
+    mx_dnnl_conv2d_options bad[4] = {half, half, half, half};
+    bad[0].precision = MX_DNNL_F32;
+    bad[1].inference_only = 1;
+    bad[2].src_layout = bad[2].dst_layout = MX_DNNL_ACT_NCHW;
+    bad[3].inference_only = 1, bad[3].post_add = 1;
+    for (size_t k = 0; k < 4; k++) {
+        plan = NULL;
+        CHECK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &bad[k], &plan) == MX_ERR_ARG && plan == NULL);
+        CHECK(strstr(mx_error_message(), "bfloat16 y or dx") != NULL || k == 3);
+    }
+    free(x), free(w), free(dy), free(b), free(y), free(dx), free(dw), free(dw2), free(y16), free(dx16);
+}
+
 static void test_conv_bf16_dy(void)
 {
     conv_bf16_dy_in(MX_DNNL_ACT_NCHW16C);
     conv_bf16_dy_in(MX_DNNL_ACT_NHWC);
+    conv_bf16_activations_in(MX_DNNL_ACT_NCHW16C);
+    conv_bf16_activations_in(MX_DNNL_ACT_NHWC);
 }
 
 static void test_scratch_growth(void)

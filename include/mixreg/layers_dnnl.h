@@ -142,6 +142,12 @@ typedef struct {
      * which must be the one the primitive writes (the kernels' block,
      * mx_dnnl_channel_block, for a blocked plan): MX_ERR_ARG otherwise. */
     int post_add, post_relu;
+    /* A BF16 training plan's activations in bfloat16 rather than float32,
+     * in the caller's layout (nChw16c or NHWC): y_bf16, the forward writes
+     * y so; dx_bf16, the backward writes dx so (rounded to nearest even from
+     * the float32 sums, as autocast's bfloat16 convolutions do). The caller
+     * passes those buffers (float pointers holding bfloat16) where y and dx go. */
+    int y_bf16, dx_bf16;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;

@@ -35,6 +35,15 @@ typedef struct {
     int narrow_blocked;              /* conv: its forward and weights' gradient run conv_narrow.h's nChw8c
                                         kernels (few NCHW input channels, an nChw8c output; cnn_cpu_plan.c
                                         narrow_blocked_suits) */
+    /* bfloat16 activations between a training convolution (on oneDNN, in a
+     * bfloat16 model) and a batch norm, as autocast keeps them, each halving
+     * the bytes the batch norm's kernels read (layers_dnnl.h y_bf16, dx_bf16;
+     * cnn_cpu_plan.c plan_fusion sets them). Tensors blocked by 16 alone. */
+    int y_bf16;                      /* conv: writes its output in bfloat16, for the batch norm that alone reads it */
+    int dx_bf16;                     /* conv: writes its input gradient in bfloat16, its input a batch norm's output
+                                        that it alone reads */
+    size_t bf16_io;                  /* BN: CNN_X_BF16 (its input, y_bf16) and CNN_DY_BF16 (its output's gradient,
+                                        dx_bf16) for its kernels' layout argument in training plans' passes */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
                                         Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
     size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */

@@ -41,12 +41,11 @@ static inline int relu_zeroed(float x, float mean, float scale, float shift)
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 /* One row of 16 lanes into the double sums: s1 += g, s2 += g * b (b NULL:
  * g * g), each product rounded before its add, as the scalar loop. */
-static inline void sums_row(__m512 g, const float *b, __m512d s[4])
+static inline __attribute__((always_inline)) void sums_row(__m512 g, int has_b, __m512 bv, __m512d s[4])
 {
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(g)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
     __m512d blo = lo, bhi = hi;
-    if (b) {
-        const __m512 bv = _mm512_loadu_ps(b);
+    if (has_b) {
         blo = _mm512_cvtps_pd(_mm512_castps512_ps256(bv)), bhi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(bv, 1));
     }
     s[0] = _mm512_add_pd(s[0], lo);
@@ -58,22 +57,23 @@ static inline void sums_row(__m512 g, const float *b, __m512d s[4])
 /* sums_block for 16 lanes with the sums in registers (the portable loop
  * kept them on the stack: 6% of a bf16 resnet20 step); the same operations
  * in the same order, so the same bits. */
-static void sums_block16(size_t hw, size_t rs, const float *pa, const float *pm, const float *const rk3[3],
-                         const float *pb, double *s1, double *s2)
+static inline __attribute__((always_inline)) void sums_block16(const int a16, const int b16, size_t hw, size_t rs,
+                                                               const void *pa, const float *pm,
+                                                               const float *const rk3[3], const void *pb, double *s1,
+                                                               double *s2)
 {
     __m512d s[4] = {_mm512_loadu_pd(s1), _mm512_loadu_pd(s1 + 8), _mm512_loadu_pd(s2), _mm512_loadu_pd(s2 + 8)};
     const __m512 zero = _mm512_setzero_ps();
     for (size_t o = 0; o < hw * rs; o += rs) {
-        __m512 g = _mm512_loadu_ps(pa + o);
+        __m512 g = load_f32x16(pa, o, a16), bv = pb ? load_f32x16(pb, o, b16) : zero;
         if (pm) {
             g = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(_mm512_loadu_ps(pm + o), zero, _CMP_NLE_UQ), g);
         } else if (rk3[0]) {
-            const __m512 v = _mm512_add_ps(
-                _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(pb + o), _mm512_loadu_ps(rk3[0])), _mm512_loadu_ps(rk3[1])),
-                _mm512_loadu_ps(rk3[2]));
+            const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(bv, _mm512_loadu_ps(rk3[0])), _mm512_loadu_ps(rk3[1])),
+                                           _mm512_loadu_ps(rk3[2]));
             g = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ), g);
         }
-        sums_row(g, pb ? pb + o : NULL, s);
+        sums_row(g, pb != NULL, bv, s);
     }
     _mm512_storeu_pd(s1, s[0]);
     _mm512_storeu_pd(s1 + 8, s[1]);
@@ -82,16 +82,18 @@ static void sums_block16(size_t hw, size_t rs, const float *pa, const float *pm,
 }
 #endif
 
-/* The portable loops of sums_block: rows of B values rs floats apart up to end. */
-static inline __attribute__((always_inline)) void sums_rows(const size_t B, size_t end, size_t rs, const float *pa,
-                                                            const float *pm, const float *const rk3[3],
-                                                            const float *pb, double *s1, double *s2)
+/* The portable loops of sums_block: rows of B values rs elements apart up to
+ * end, a (and b) as float32 or (a16, b16) bfloat16. */
+static inline __attribute__((always_inline)) void sums_rows(const size_t B, const int a16, const int b16, size_t end,
+                                                            size_t rs, const void *pa, const float *pm,
+                                                            const float *const rk3[3], const void *pb, double *s1,
+                                                            double *s2)
 {
     if (!pb) {
         for (size_t o = 0; o < end; o += rs) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
-                double v = pa[o + l];
+                double v = load_f32(pa, o + l, a16);
                 s1[l] += v;
                 s2[l] += v * v;
             }
@@ -101,33 +103,34 @@ static inline __attribute__((always_inline)) void sums_rows(const size_t B, size
         for (size_t o = 0; o < end; o += rs) {
             float gm[MAX_BLOCK];
 #pragma omp simd
-            for (size_t l = 0; l < B; l++) gm[l] = relu_zeroed(pb[o + l], rm[l], ra[l], rb[l]) ? 0.0f : pa[o + l];
+            for (size_t l = 0; l < B; l++)
+                gm[l] = relu_zeroed(load_f32(pb, o + l, b16), rm[l], ra[l], rb[l]) ? 0.0f : load_f32(pa, o + l, a16);
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
                 double g = gm[l];
                 s1[l] += g;
-                s2[l] += g * pb[o + l];
+                s2[l] += g * load_f32(pb, o + l, b16);
             }
         }
     } else if (pm) {
         for (size_t o = 0; o < end; o += rs) {
             float gm[MAX_BLOCK]; /* the select in its own loop: GCC vectorises neither otherwise */
 #pragma omp simd
-            for (size_t l = 0; l < B; l++) gm[l] = pm[o + l] <= 0.0f ? 0.0f : pa[o + l];
+            for (size_t l = 0; l < B; l++) gm[l] = pm[o + l] <= 0.0f ? 0.0f : load_f32(pa, o + l, a16);
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
                 double g = gm[l];
                 s1[l] += g;
-                s2[l] += g * pb[o + l];
+                s2[l] += g * load_f32(pb, o + l, b16);
             }
         }
     } else {
         for (size_t o = 0; o < end; o += rs) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
-                double g = pa[o + l];
+                double g = load_f32(pa, o + l, a16);
                 s1[l] += g;
-                s2[l] += g * pb[o + l];
+                s2[l] += g * load_f32(pb, o + l, b16);
             }
         }
     }
@@ -136,19 +139,20 @@ static inline __attribute__((always_inline)) void sums_rows(const size_t B, size
 /* One run of blocked_sums: hw rows of B values, rs floats apart, from pa
  * (and pb, pm), the lanes' sums added to s1 and s2. rk3: the forward's mean,
  * scale and shift of the block's channels (rk3[0] NULL: no mask from them). */
-static inline __attribute__((always_inline)) void sums_block(const size_t B, size_t hw, size_t rs, const float *pa,
-                                                             const float *pm, const float *const rk3[3],
-                                                             const float *pb, double *sum1, double *sum2)
+static inline __attribute__((always_inline)) void sums_block(const size_t B, const int a16, const int b16, size_t hw,
+                                                             size_t rs, const void *pa, const float *pm,
+                                                             const float *const rk3[3], const void *pb, double *sum1,
+                                                             double *sum2)
 {
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
     if (B == 16) {
-        sums_block16(hw, rs, pa, pm, rk3, pb, sum1, sum2);
+        sums_block16(a16, b16, hw, rs, pa, pm, rk3, pb, sum1, sum2);
         return;
     }
 #endif
     double s1[MAX_BLOCK], s2[MAX_BLOCK]; /* on the stack: s1 and s2 may alias, the caller's sums could not stay in registers */
     for (size_t l = 0; l < B; l++) s1[l] = sum1[l], s2[l] = sum2[l];
-    sums_rows(B, hw * rs, rs, pa, pm, rk3, pb, s1, s2);
+    sums_rows(B, a16, b16, hw * rs, rs, pa, pm, rk3, pb, s1, s2);
     for (size_t l = 0; l < B; l++) sum1[l] = s1[l], sum2[l] = s2[l];
 }
 
@@ -177,11 +181,14 @@ static inline size_t run_rows(row_walk w, size_t r) { return r + 1 < w.runs ? w.
 
 /* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
  * mask > 0 (mask NULL: unmasked, or by relu_zeroed from b and rk when rk is
- * not NULL), into partial[s][0][c], partial[s][1][c]. */
-static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, const float *a, const float *mask,
-                         const float *rk, const float *b, double *partial)
+ * not NULL), into partial[s][0][c], partial[s][1][c]. a and b are bfloat16
+ * where the layout says so (a: x, CNN_X_BF16, without b; dy, CNN_DY_BF16,
+ * with it; b: x). */
+static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, const void *a, const float *mask,
+                         const float *rk, const void *b, double *partial)
 {
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
+    const int a16 = (layout & (b ? CNN_DY_BF16 : CNN_X_BF16)) != 0, b16 = b && (layout & CNN_X_BF16);
     const row_walk w = walk_of(layout, channels, hw);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++) {
@@ -192,10 +199,14 @@ static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, co
                 const size_t base = run_at(layout, channels, w, s, r, cb), rows = run_rows(w, r);
                 const float *rk3[3] = {b && rk && !mask ? rk + cb * B : NULL, rk ? rk + channels + cb * B : NULL,
                                        rk ? rk + 2 * channels + cb * B : NULL};
-                const float *pm = b && mask ? mask + base : NULL, *pb = b ? b + base : NULL;
+                const float *pm = b && mask ? mask + base : NULL;
+                const void *pa = element_at(a, base, a16), *pb = b ? element_at(b, base, b16) : NULL;
                 double *s1 = out + cb * B, *s2 = out + channels + cb * B;
-                if (B == 8) sums_block(8, rows, rs, a + base, pm, rk3, pb, s1, s2);
-                else sums_block(16, rows, rs, a + base, pm, rk3, pb, s1, s2);
+                if (B == 8) sums_block(8, 0, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
+                else if (a16 && b16) sums_block(16, 1, 1, rows, rs, pa, pm, rk3, pb, s1, s2);
+                else if (a16) sums_block(16, 1, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
+                else if (b16) sums_block(16, 0, 1, rows, rs, pa, pm, rk3, pb, s1, s2);
+                else sums_block(16, 0, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
             }
     }
 }
@@ -208,17 +219,17 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
     *t1 = a, *t2 = b;
 }
 
-/* One (sample, block) of blocked_affine: hw rows rs floats apart. */
-static inline __attribute__((always_inline)) void affine_block(const size_t B, size_t hw, size_t rs, const float *x,
-                                                               const float *mean, const float *a, const float *b,
-                                                               int relu, float *y, uint16_t *y16)
+/* One (sample, block) of blocked_affine: hw rows rs elements apart, x as
+ * float32 or (x16) bfloat16. */
+static inline __attribute__((always_inline)) void affine_block(const size_t B, const int x16, size_t hw, size_t rs,
+                                                               const void *x, const float *mean, const float *a,
+                                                               const float *b, int relu, float *y, uint16_t *y16)
 {
     for (size_t q = 0; q < hw; q++) {
-        const float *px = x + q * rs;
         float row[MAX_BLOCK], *py = y ? y + q * rs : row;
 #pragma omp simd
         for (size_t l = 0; l < B; l++) {
-            float v = (px[l] - mean[l]) * a[l] + b[l];
+            float v = (load_f32(x, q * rs + l, x16) - mean[l]) * a[l] + b[l];
             py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
         }
         if (y16) store_bf16x16(py, y16 + q * rs);
@@ -227,11 +238,12 @@ static inline __attribute__((always_inline)) void affine_block(const size_t B, s
 
 /* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32
  * into y and as bfloat16 into y16 (block 16 only: bfloat16 models are
- * blocked by 16), each when not NULL. */
-static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *k,
+ * blocked by 16), each when not NULL; x bfloat16 with CNN_X_BF16. */
+static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *k,
                            int relu, float *y, uint16_t *y16)
 {
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
+    const int x16 = (layout & CNN_X_BF16) != 0;
     const row_walk w = walk_of(layout, channels, hw);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
@@ -241,17 +253,20 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, 
                 const float *mean = k + cb * B, *a = k + channels + cb * B, *b = k + 2 * channels + cb * B;
                 float *py = y ? y + base : NULL;
                 uint16_t *p16 = y16 ? y16 + base : NULL;
-                if (B == 8) affine_block(8, rows, rs, x + base, mean, a, b, relu, py, NULL);
-                else affine_block(16, rows, rs, x + base, mean, a, b, relu, py, p16);
+                const void *px = element_at(x, base, x16);
+                if (B == 8) affine_block(8, 0, rows, rs, px, mean, a, b, relu, py, NULL);
+                else if (x16) affine_block(16, 1, rows, rs, px, mean, a, b, relu, py, p16);
+                else affine_block(16, 0, rows, rs, px, mean, a, b, relu, py, p16);
             }
 }
 
-/* One (sample, block) of blocked_grad, hw rows rs floats apart: k0..k2 and
- * mean the block's constants, rk3 the forward's (rk3[0] NULL: none). */
-static inline __attribute__((always_inline)) void grad_block(const size_t B, size_t hw, size_t rs, const float *px,
-                                                             const float *py, const float *const rk3[3],
-                                                             const float *pg, const float *const k4[4], float *pd,
-                                                             uint16_t *p16)
+/* One (sample, block) of blocked_grad, hw rows rs elements apart: k0..k2 and
+ * mean the block's constants, rk3 the forward's (rk3[0] NULL: none); x and
+ * dy float32 or (x16, g16) bfloat16. */
+static inline __attribute__((always_inline)) void grad_block(const size_t B, const int x16, const int g16, size_t hw,
+                                                             size_t rs, const void *px, const float *py,
+                                                             const float *const rk3[3], const void *pg,
+                                                             const float *const k4[4], float *pd, uint16_t *p16)
 {
     const float *k0 = k4[0], *k1 = k4[1], *k2 = k4[2], *mean = k4[3];
     const float *rm = rk3[0], *ra = rk3[1], *rb = rk3[2];
@@ -260,18 +275,20 @@ static inline __attribute__((always_inline)) void grad_block(const size_t B, siz
         if (!py && rm) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
-                float g = relu_zeroed(px[q + l], rm[l], ra[l], rb[l]) ? 0.0f : pg[q + l];
-                out[l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                const float xv = load_f32(px, q + l, x16);
+                float g = relu_zeroed(xv, rm[l], ra[l], rb[l]) ? 0.0f : load_f32(pg, q + l, g16);
+                out[l] = k1[l] * g - k0[l] - (xv - mean[l]) * k2[l];
             }
         } else if (py) {
 #pragma omp simd
             for (size_t l = 0; l < B; l++) {
-                float v = pg[q + l], g = py[q + l] <= 0.0f ? 0.0f : v;
-                out[l] = k1[l] * g - k0[l] - (px[q + l] - mean[l]) * k2[l];
+                float v = load_f32(pg, q + l, g16), g = py[q + l] <= 0.0f ? 0.0f : v;
+                out[l] = k1[l] * g - k0[l] - (load_f32(px, q + l, x16) - mean[l]) * k2[l];
             }
         } else {
 #pragma omp simd
-            for (size_t l = 0; l < B; l++) out[l] = k1[l] * pg[q + l] - k0[l] - (px[q + l] - mean[l]) * k2[l];
+            for (size_t l = 0; l < B; l++)
+                out[l] = k1[l] * load_f32(pg, q + l, g16) - k0[l] - (load_f32(px, q + l, x16) - mean[l]) * k2[l];
         }
         if (p16) store_bf16x16(row, p16 + q);
     }
@@ -282,10 +299,11 @@ static inline __attribute__((always_inline)) void grad_block(const size_t B, siz
  * rk when that is not NULL. As float32, or with dx_bf16 (block 16 only) as
  * bfloat16 in dx's first half (the next consumer, a bfloat16 convolution's
  * backward, reads it so). */
-static void blocked_grad(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
-                         const float *rk, const float *dy, const float *k, float *dx, int dx_bf16)
+static void blocked_grad(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *y,
+                         const float *rk, const void *dy, const float *k, float *dx, int dx_bf16)
 {
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
+    const int x16 = (layout & CNN_X_BF16) != 0, g16 = (layout & CNN_DY_BF16) != 0;
     const row_walk w = walk_of(layout, channels, hw);
 #pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
     for (size_t s = 0; s < n; s++)
@@ -298,8 +316,12 @@ static void blocked_grad(size_t n, size_t channels, size_t hw, size_t layout, co
                                        rk ? rk + 2 * channels + cb * B : NULL};
                 const float *py = y ? y + base : NULL;
                 uint16_t *p16 = dx_bf16 ? (uint16_t *)(void *)dx + base : NULL;
-                if (B == 8) grad_block(8, rows, rs, x + base, py, rk3, dy + base, k4, dx + base, NULL);
-                else grad_block(16, rows, rs, x + base, py, rk3, dy + base, k4, dx + base, p16);
+                const void *px = element_at(x, base, x16), *pg = element_at(dy, base, g16);
+                if (B == 8) grad_block(8, 0, 0, rows, rs, px, py, rk3, pg, k4, dx + base, NULL);
+                else if (x16 && g16) grad_block(16, 1, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else if (x16) grad_block(16, 1, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else if (g16) grad_block(16, 0, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else grad_block(16, 0, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
             }
 }
 

@@ -145,6 +145,14 @@ static int bn_output_unneeded(const cnn_pass *p, size_t b)
     return 1;
 }
 
+/* Batch norm node k's layout argument: its input's layout, with the
+ * bfloat16 operands of the training plans' passes (cnn_cpu_node.bf16_io). */
+static size_t bn_layout(const cnn_pass *p, size_t k)
+{
+    const size_t layout = p->g->tensors[p->g->nodes[k].in].blocked;
+    return p->inference || !layout ? layout : layout | cnn_cpu_node_of(p->g, k)->bf16_io;
+}
+
 static mx_status begin(cnn_pass *p, int inference)
 {
     p->set = cnn_cpu_plans(p->g, p->n, inference);
@@ -238,16 +246,17 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
     int f32 = 1;
     uint16_t *y16 = bf16_copy_of(p, k, &f32);
     if (!f32) y = NULL;
+    const size_t layout = bn_layout(p, k);
     if (m->training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
-            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, in->blocked, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
+            cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, layout, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                                     nd->save_mean, nd->save_invstd, relu, partial, affine, y16, sync);
         else
             cnn_cpu_bn_forward_train_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                             nd->save_mean, nd->save_invstd, relu, affine, sync);
     } else if (in->blocked) {
-        cnn_cpu_bn_forward_eval_blocked(n, C, hw, in->blocked, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16);
+        cnn_cpu_bn_forward_eval_blocked(n, C, hw, layout, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16);
     } else {
         cnn_cpu_bn_forward_eval(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, affine);
     }
@@ -389,16 +398,17 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
     const float *y = nd->relu && !from_input ? g->tensors[nd->out].data : NULL;
     const float *relu_k = from_input ? cnn_cpu_node_of(g, k)->affine : NULL;
     const int dx_bf16 = k > 0 && conv_takes_bf16_dy(p, k - 1);
+    const size_t layout = bn_layout(p, k);
     if (g->fwd_training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
-            cnn_cpu_bn_backward_blocked_synced(n, C, hw, in->blocked, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
+            cnn_cpu_bn_backward_blocked_synced(n, C, hw, layout, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
                                                dx_bf16, dgamma, dbeta, partial, sync);
         else
             cnn_cpu_bn_backward_synced(n, C, hw, x, y, dy, gamma, nd->save_mean, nd->save_invstd, dx, dgamma, dbeta,
                                        sync);
     } else if (in->blocked) {
-        cnn_cpu_bn_backward_eval_blocked(n, C, hw, in->blocked, x, y, relu_k, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dx_bf16, dgamma,
+        cnn_cpu_bn_backward_eval_blocked(n, C, hw, layout, x, y, relu_k, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dx_bf16, dgamma,
                                          dbeta, partial);
     } else {
         cnn_cpu_bn_backward_eval(n, C, hw, x, y, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dgamma, dbeta);
@@ -493,7 +503,7 @@ static mx_status bn_recompute(const cnn_pass *p, size_t b)
     const cnn_node *bn = &g->nodes[b];
     if (bn_output_unneeded(p, b)) return MX_OK;
     const cnn_tensor *in = &g->tensors[bn->in];
-    cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, in->blocked, cnn_tensor_data(g, bn->in),
+    cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, bn_layout(p, b), cnn_tensor_data(g, bn->in),
                      cnn_cpu_node_of(g, b)->affine, bn->relu, g->tensors[bn->out].data);
     return MX_OK;
 }

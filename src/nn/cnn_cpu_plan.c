@@ -214,6 +214,46 @@ static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
     return mx_wino_gemm_suits(d) && mx_wino_gemm_suits(&t) ? CNN_WINO_GEMM : CNN_WINO_NONE;
 }
 
+/* A training convolution oneDNN runs (no kernel of mixreg's own) in a
+ * bfloat16 model, with nothing between it and tensor t but t's layout:
+ * blocked by 16 (nChw16c or NHWC), the layouts bfloat16 models use. */
+static int bf16_plan_on(const cnn_graph *g, size_t k, int t)
+{
+    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    return g->model->spec.precision == MX_PRECISION_BF16 && g->nodes[k].op == CNN_CONV && !cn->narrow &&
+           !cn->narrow_blocked && cn->train_wino == CNN_WINO_NONE && t > 0 && cnn_block(g->tensors[t].blocked) == 16;
+}
+
+/* The one node reading tensor t, or -1 (none, or more than one). */
+static long sole_reader(const cnn_graph *g, int t)
+{
+    long reader = -1;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (g->nodes[j].in == t || g->nodes[j].in2 == t) {
+            if (reader >= 0) return -1;
+            reader = (long)j;
+        }
+    return reader;
+}
+
+/* cnn_cpu_node.y_bf16 and dx_bf16 (cnn_cpu.h). */
+static int conv_y_bf16(const cnn_graph *g, size_t k)
+{
+    const cnn_node *nd = &g->nodes[k];
+    if (!bf16_plan_on(g, k, nd->out) || nd->relu) return 0;
+    const long r = sole_reader(g, nd->out);
+    return r >= 0 && g->nodes[r].op == CNN_BN && g->nodes[r].in == nd->out;
+}
+
+static int conv_dx_bf16(const cnn_graph *g, size_t k)
+{
+    const cnn_node *nd = &g->nodes[k];
+    if (!bf16_plan_on(g, k, nd->in) || nd->acc_in || sole_reader(g, nd->in) != (long)k) return 0;
+    for (size_t j = 0; j < k; j++)
+        if (g->nodes[j].out == nd->in) return g->nodes[j].op == CNN_BN && cnn_block(g->tensors[g->nodes[j].in].blocked) == 16;
+    return 0;
+}
+
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -240,7 +280,8 @@ static mx_status plan_fusion(cnn_graph *g)
         const cnn_node *nd = &g->nodes[k];
         cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
         cn->fold_bn = cn->fold_add = cn->sum_in = -1;
-        cn->fused = cn->wino = cn->train_wino = cn->narrow = cn->narrow_blocked = 0;
+        cn->fused = cn->wino = cn->train_wino = cn->narrow = cn->narrow_blocked = cn->y_bf16 = cn->dx_bf16 = 0;
+        cn->bf16_io = 0;
         cn->pred_out = nd->out;
         cn->pred_relu = nd->relu;
     }
@@ -330,6 +371,16 @@ static mx_status plan_fusion(cnn_graph *g)
     }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
     cs->pred_nhwc = cnn_cpu_nhwc_suits(g);
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        cn->y_bf16 = conv_y_bf16(g, k);
+        cn->dx_bf16 = conv_dx_bf16(g, k);
+        const cnn_node *nd = &g->nodes[k];
+        for (size_t j = 0; j < g->num_nodes; j++) {
+            if (cn->y_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].in == nd->out) cnn_cpu_node_of(g, j)->bf16_io |= CNN_X_BF16;
+            if (cn->dx_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].out == nd->in) cnn_cpu_node_of(g, j)->bf16_io |= CNN_DY_BF16;
+        }
+    }
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
     if (!cs->pred_cache_floats)
         for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
@@ -373,6 +424,9 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
             }
             if (cn->fold_bn >= 0) opt.has_bias = 1;
             opt.post_add = cn->fold_add >= 0;
+        } else {
+            opt.y_bf16 = cn->y_bf16;
+            opt.dx_bf16 = cn->dx_bf16;
         }
         choose_conv_algorithm(g, nd, &opt);
         st = mx_dnnl_conv2d_plan_create(dnnl, &nd->conv, n, &opt, &p->conv);

@@ -29,6 +29,30 @@ static inline void store_bf16x16(const float *v, uint16_t *out)
 #endif
 }
 
+/* Element i of an operand held as float32, or (bf16 1) as bfloat16 in the
+ * same order, widened (exactly); and where it is. The kernels take bf16 as a
+ * constant through their always-inline bodies, so each form is its own loop. */
+static inline float load_f32(const void *p, size_t i, int bf16)
+{
+    if (!bf16) return ((const float *)p)[i];
+    const uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline const void *element_at(const void *p, size_t i, int bf16)
+{
+    return (const char *)p + i * (bf16 ? sizeof(uint16_t) : sizeof(float));
+}
+#ifdef __AVX512F__
+static inline __m512 load_f32x16(const void *p, size_t i, int bf16)
+{
+    if (!bf16) return _mm512_loadu_ps((const float *)p + i);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)p + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
 /* y = relu?((x - mean) a + b) over one channel. */
 static inline void channel_affine(size_t n, size_t hw, size_t stride, const float *x, float mean, float a, float b,
                                   int relu, float *y)

@@ -169,6 +169,12 @@ static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return 
 /* cnn_tensor.blocked's flag for a channels-last ([n, h, w, c]) tensor; the
  * low bits keep the block B its kernels take the channels by. */
 #define CNN_NHWC ((size_t)0x100)
+/* Not layouts but what a batch-norm kernel's `layout` argument may carry
+ * beside one (the cpu backend's bfloat16 data flow, cnn_cpu_exec.c): its
+ * input x, or its dy, is held as bfloat16 in that layout (block 16 alone),
+ * each element at the index a float would have. */
+#define CNN_X_BF16 ((size_t)0x200)
+#define CNN_DY_BF16 ((size_t)0x400)
 /* A layout's channel block B (0 for NCHW). */
 static inline size_t cnn_block(size_t layout) { return layout & (CNN_NHWC - 1); }
 /* Where a blocked layout's (sample s, channel block cb) starts, and how many

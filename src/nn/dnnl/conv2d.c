@@ -46,8 +46,10 @@ const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which)
 /* The user (plain f32) and primitive-request descriptors of the plan's tensors. */
 typedef struct {
     dnnl_memory_desc_t src, wei, bias, dst;       /* plain f32: the caller's */
+    dnnl_memory_desc_t y, dx;                     /* the caller's y and dx: dst and src, or bf16 (y_bf16, dx_bf16) */
     dnnl_memory_desc_t q_src, q_wei, q_dst;       /* inputs' request (may be bf16 / any) */
-    dnnl_memory_desc_t q_fsrc, q_fwei, q_fdst;    /* outputs' request (f32, maybe any) */
+    dnnl_memory_desc_t q_fsrc, q_fwei, q_fdst;    /* outputs' request (f32, maybe any; y bf16 with y_bf16) */
+    dnnl_memory_desc_t q_dsrc;                    /* dx's request: q_fsrc, or bf16 with dx_bf16 */
     dnnl_dims_t strides, pad_l, pad_r;
 } conv_mds;
 
@@ -94,9 +96,19 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_wei, 4, wei, in_t, w), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dst, 4, dst, in_t, act_q), "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fsrc, 4, src, dnnl_f32, act_q), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_dsrc, 4, src, p->opt.dx_bf16 ? dnnl_bf16 : dnnl_f32, act_q),
+                  "conv2d descriptor"));
     TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fwei, 4, wei, dnnl_f32, w), "conv2d descriptor"));
     if (p->opt.dst_layout == MX_DNNL_ACT_NHWC_BF16) m->q_fdst = m->dst;
-    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, dnnl_f32, act_q), "conv2d descriptor"));
+    else TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->q_fdst, 4, dst, p->opt.y_bf16 ? dnnl_bf16 : dnnl_f32, act_q),
+                       "conv2d descriptor"));
+    m->y = m->dst, m->dx = m->src;
+    if (p->opt.y_bf16)
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->y, 4, dst, dnnl_bf16, act_tag(p->opt.dst_layout)),
+                      "conv2d descriptor"));
+    if (p->opt.dx_bf16)
+        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&m->dx, 4, src, dnnl_bf16, act_tag(p->opt.src_layout)),
+                      "conv2d descriptor"));
     m->strides[0] = (dnnl_dim_t)d->stride_h;
     m->strides[1] = (dnnl_dim_t)d->stride_w;
     /* Symmetric padding as PyTorch passes it; oneDNN checks the output size
@@ -154,7 +166,7 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     TRY(mxd_port_init(b, &p->f_src, &m.src, mxd_md(&p->fwd, dnnl_query_src_md), 0, 0));
     TRY(mxd_port_init(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
     if (bias) TRY(mxd_port_init(b, &p->f_bias, &m.bias, mxd_md_at(&p->fwd, dnnl_query_weights_md, 1), 0, 0));
-    TRY(mxd_port_init(b, &p->f_dst, &m.dst, mxd_md(&p->fwd, dnnl_query_dst_md), 1, 0));
+    TRY(mxd_port_init(b, &p->f_dst, &m.y, mxd_md(&p->fwd, dnnl_query_dst_md), 1, 0));
     /* The add post-op reads the addend in the primitive's y layout: it must be the caller's. */
     if (p->opt.post_add) {
         if (mxd_port_reorders(&p->f_dst))
@@ -165,13 +177,13 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
 
     for (int k = 0; k < 2; k++)
         TRY(mxd_check(dnnl_convolution_backward_data_desc_init(
-                          &cd[k], algorithm(k ? MX_DNNL_CONV_DIRECT : p->opt.bwd_data_algorithm), &m.q_fsrc,
+                          &cd[k], algorithm(k ? MX_DNNL_CONV_DIRECT : p->opt.bwd_data_algorithm), &m.q_dsrc,
                           &m.q_wei, &m.q_dst, m.strides, m.pad_l, m.pad_r),
                       "conv2d backward data descriptor"));
     TRY(mxd_prim_create_first(b, &p->bwd_data, alternatives, 2, p->fwd.pd, NULL, "conv2d backward data"));
     TRY(mxd_port_init(b, &p->d_ddst, &m.dst, mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), 0, 0));
     TRY(mxd_port_init(b, &p->d_wei, &m.wei, mxd_md(&p->bwd_data, dnnl_query_weights_md), 0, 0));
-    TRY(mxd_port_init(b, &p->d_dsrc, &m.src, mxd_md(&p->bwd_data, dnnl_query_diff_src_md), 1, 0));
+    TRY(mxd_port_init(b, &p->d_dsrc, &m.dx, mxd_md(&p->bwd_data, dnnl_query_diff_src_md), 1, 0));
 
     for (int k = 0; k < 2; k++)
         TRY(mxd_check(dnnl_convolution_backward_weights_desc_init(
@@ -235,6 +247,12 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
         return mx_error_set(MX_ERR_ARG, "conv2d plan: bfloat16 nhwc needs a bfloat16 inference-only plan writing nhwc");
     if (opt && opt->post_add && !opt->inference_only)
         return mx_error_set(MX_ERR_ARG, "conv2d plan: the add post-op needs an inference-only plan");
+    if (opt && (opt->y_bf16 || opt->dx_bf16) &&
+        (opt->precision != MX_DNNL_BF16 || opt->inference_only || opt->layout != MX_DNNL_LAYOUT_BLOCKED ||
+         opt->post_add || (opt->y_bf16 && opt->dst_layout != MX_DNNL_ACT_NCHW16C && opt->dst_layout != MX_DNNL_ACT_NHWC) ||
+         (opt->dx_bf16 && opt->src_layout != MX_DNNL_ACT_NCHW16C && opt->src_layout != MX_DNNL_ACT_NHWC)))
+        return mx_error_set(MX_ERR_ARG, "conv2d plan: bfloat16 y or dx needs a blocked bfloat16 training plan on nChw16c "
+                                        "or NHWC activations");
     mx_dnnl_conv2d_plan *p = calloc(1, sizeof *p);
     if (!p) return mx_error_set(MX_ERR_NOMEM, "conv2d plan: out of memory");
     p->base.ctx = ctx;
