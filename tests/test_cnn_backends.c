@@ -367,6 +367,48 @@ static void test_determinism(void)
  * as the figures printed here. */
 static void test_bf16_refused(void);
 
+/* The bfloat16 activations (cnn_cpu_node.y_bf16, dx_bf16): in resnet20 every
+ * convolution writes its output in bfloat16 for its batch norm, each
+ * convolution whose input is a batch norm's output alone writes its input
+ * gradient so, and the training arena gives those outputs half the bytes: a
+ * buffer of two bytes an element, the difference exactly what flagging them
+ * as float32 adds. A model planned for prediction alone keeps them float32. */
+static void test_bf16_activation_buffers(void)
+{
+    const size_t n = 6;
+    g_precision = MX_PRECISION_BF16;
+    mx_model *m = make("resnet20", 1, 16, 16, 3, n, MX_BACKEND_CPU);
+    g_precision = MX_PRECISION_FP32;
+    if (!m) return;
+    cnn_graph *g = ((struct mx_model *)m)->impl;
+    size_t convs = 0, halves = 0, dx16 = 0, half_bytes = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (nd->op != CNN_CONV) continue;
+        convs++;
+        halves += g->tensors[nd->out].bf16 && cnn_cpu_node_of(g, k)->y_bf16;
+        dx16 += cnn_cpu_node_of(g, k)->dx_bf16;
+        size_t readers = 0; /* of its input: the stem's batch norm also feeds the first residual add */
+        for (size_t j = 0; j < g->num_nodes; j++) readers += g->nodes[j].in == nd->in || g->nodes[j].in2 == nd->in;
+        CHECK(cnn_cpu_node_of(g, k)->dx_bf16 ==
+              (k > 0 && g->nodes[k - 1].op == CNN_BN && g->nodes[k - 1].out == nd->in && readers == 1));
+        if (g->tensors[nd->out].bf16) {
+            half_bytes += n * g->tensors[nd->out].size * sizeof(uint16_t);
+            CHECK(cnn_cpu_node_of(g, k + 1)->bf16_io & CNN_X_BF16);
+        }
+    }
+    CHECK(convs > 0 && halves == convs && dx16 > 0 && dx16 < convs);
+    const size_t train = mx_model_plan_bytes(m, n, MX_MODEL_TRAIN), predict = mx_model_plan_bytes(m, n, MX_MODEL_PREDICT);
+    for (size_t t = 0; t < g->num_tensors; t++) g->tensors[t].bf16 = 0;
+    const size_t train_f32 = mx_model_plan_bytes(m, n, MX_MODEL_TRAIN);
+    CHECK(mx_model_plan_bytes(m, n, MX_MODEL_PREDICT) == predict);
+    /* Each buffer's start is aligned: within that of each halved one. */
+    CHECK(train_f32 > train && train_f32 - train + 64 * halves >= half_bytes && train_f32 - train <= half_bytes + 64 * halves);
+    printf("  resnet20 bf16: %zu of %zu convolutions write bfloat16 outputs (%zu bytes fewer at batch %zu), %zu "
+           "bfloat16 input gradients\n", halves, convs, train_f32 - train, n, dx16);
+    mx_model_free(m);
+}
+
 static void test_bf16(void)
 {
     if (!mx_dnnl_bf16_available()) {
@@ -435,6 +477,7 @@ static void test_bf16(void)
         CHECK(same_state(a, b));
     }
     mx_model_free(a), mx_model_free(b);
+    test_bf16_activation_buffers();
     /* bf16 is for the CNNs on the cpu backend only. */
     mx_model_spec spec = {.arch = "resnet20", .in_channels = 1, .in_height = 12, .in_width = 12, .num_classes = 3,
                           .backend = MX_BACKEND_REF, .precision = MX_PRECISION_BF16};

@@ -157,7 +157,14 @@ static mx_status begin(cnn_pass *p, int inference)
 {
     p->set = cnn_cpu_plans(p->g, p->n, inference);
     p->inference = inference;
-    if (!p->set) p->be = &cnn_backend_ref; /* the plans could not be made: the reference layers, every tensor NCHW */
+    if (p->set) return MX_OK;
+    /* The plans could not be made: the reference layers, every tensor NCHW
+     * and float32, which a buffer sized for bfloat16 cannot hold. */
+    for (size_t t = 0; t < p->g->num_tensors; t++)
+        if (cnn_tensor_elem_bytes(p->g, (int)t) != sizeof(float))
+            return mx_error_set(MX_ERR_NOMEM, "bf16 training needs its oneDNN plans for batch %zu, which could not be "
+                                              "made (see above)", p->n);
+    p->be = &cnn_backend_ref;
     return MX_OK;
 }
 

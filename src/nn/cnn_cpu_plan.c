@@ -241,8 +241,10 @@ static int conv_y_bf16(const cnn_graph *g, size_t k)
 {
     const cnn_node *nd = &g->nodes[k];
     if (!bf16_plan_on(g, k, nd->out) || nd->relu) return 0;
-    const long r = sole_reader(g, nd->out);
-    return r >= 0 && g->nodes[r].op == CNN_BN && g->nodes[r].in == nd->out;
+    /* The next node: then prediction folds that batch norm into the
+     * convolution (plan_fusion) and never writes this output, whose buffer
+     * holds bfloat16 alone (cnn_tensor.bf16). */
+    return sole_reader(g, nd->out) == (long)k + 1 && g->nodes[k + 1].op == CNN_BN;
 }
 
 static int conv_dx_bf16(const cnn_graph *g, size_t k)
@@ -376,6 +378,7 @@ static mx_status plan_fusion(cnn_graph *g)
         cn->y_bf16 = conv_y_bf16(g, k);
         cn->dx_bf16 = conv_dx_bf16(g, k);
         const cnn_node *nd = &g->nodes[k];
+        if (nd->op == CNN_CONV) g->tensors[nd->out].bf16 = cn->y_bf16;
         for (size_t j = 0; j < g->num_nodes; j++) {
             if (cn->y_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].in == nd->out) cnn_cpu_node_of(g, j)->bf16_io |= CNN_X_BF16;
             if (cn->dx_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].out == nd->in) cnn_cpu_node_of(g, j)->bf16_io |= CNN_DY_BF16;

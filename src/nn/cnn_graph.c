@@ -353,7 +353,7 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
         for (size_t t = 1; t < g->num_tensors; t++)
             g->tensors[t].data = g->tensors[t].shared >= 0
                                      ? shared[g->tensors[t].shared]
-                                     : mx_arena_alloc(&g->arena, B * g->tensors[t].size * sizeof(float));
+                                     : mx_arena_alloc(&g->arena, B * g->tensors[t].size * cnn_tensor_elem_bytes(g, (int)t));
         for (size_t k = 0; k < g->num_nodes; k++) {
             cnn_node *nd = &g->nodes[k];
             if (nd->op == CNN_BN) {

@@ -64,6 +64,9 @@ typedef struct {
     int slot;                    /* index of that slot, -1 before planning */
     int shared;                  /* its data is a buffer shared with other tensors alive at other
                                     times: no backward reads it (cnn_graph.c plan_shared) */
+    int bf16;                    /* held as bfloat16 by the backend's training passes (cpu:
+                                    cnn_cpu_node.y_bf16): half the bytes, unless the graph is planned
+                                    for prediction only (cnn_tensor_elem_bytes) */
 } cnn_tensor;
 
 typedef struct cnn_graph {
@@ -163,6 +166,11 @@ static inline float *cnn_grad(const mx_model *m, size_t i)
 }
 static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers[i].data; }
 /* Tensor t's values: tensor 0 is the forward's input. */
+/* The bytes an element of tensor t's buffer takes. */
+static inline size_t cnn_tensor_elem_bytes(const cnn_graph *g, int t)
+{
+    return g->tensors[t].bf16 && !g->predict_only ? sizeof(uint16_t) : sizeof(float);
+}
 static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
