@@ -579,7 +579,7 @@ static void run_blocked(size_t block, size_t n, size_t C, size_t hw, const float
     cnn_cpu_bn_backward_blocked(n, C, hw, block, xb, NULL, affine, dyb, gamma, r->mean, r->invstd, out, 0, NULL, NULL,
                                 partial);
     to_layout(block, n, C, hw, out, r->dx_masked, 1);
-    cnn_cpu_bn_forward_eval_blocked(n, C, hw, block, xb, gamma, beta, r->rm, r->rv, 1e-5f, out, 1, partial, NULL, NULL);
+    cnn_cpu_bn_forward_eval_blocked(n, C, hw, block, xb, gamma, beta, r->rm, r->rv, 1e-5f, out, 1, partial, NULL, NULL, NULL);
     to_layout(block, n, C, hw, out, r->ye, 1);
     cnn_cpu_bn_backward_eval_blocked(n, C, hw, block, xb, NULL, NULL, dyb, gamma, r->rm, r->rv, 1e-5f, out, 0, r->dge,
                                      r->dbe, partial);
@@ -788,9 +788,9 @@ static void test_bf16_operands(size_t n, size_t C, size_t hw, const float *x, co
         cnn_cpu_bn_apply(n, C, hw, LB, xb, affine[1], 1, ya[1]);
         CHECK(memcmp(y[0], ya[1], count * sizeof *y[0]) == 0);
         cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, xr, gamma, beta, rm[0], rv[0], 1e-5f, ya[0], 0, partial, NULL,
-                                        NULL);
+                                        NULL, NULL);
         cnn_cpu_bn_forward_eval_blocked(n, C, hw, LB, xb, gamma, beta, rm[0], rv[0], 1e-5f, ya[1], 0, partial, NULL,
-                                        NULL);
+                                        NULL, NULL);
         CHECK(memcmp(ya[0], ya[1], count * sizeof *ya[0]) == 0);
         /* Backward, masked by the output, then by the input and the constants. */
         for (int from_input = 0; from_input < 2; from_input++) {
@@ -820,6 +820,52 @@ static void test_bf16_operands(size_t n, size_t C, size_t hw, const float *x, co
     for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(ya[k]);
 }
 
+/* A batch norm writing the residual add after it (the addend added before
+ * the add's ReLU, cnn_cpu_exec.c bn_add_fused): the bits of the batch norm's
+ * output added by cnn_cpu_add_forward, training and eval, in every blocked
+ * layout, with the add's bfloat16 copy. */
+static void test_bn_add_fused(void)
+{
+    const size_t n = 3, C = 32, hw = 40, count = n * C * hw;
+    mx_rng rng;
+    mx_rng_init(&rng, 78, 0);
+    float *x = malloc(count * sizeof *x), *other = malloc(count * sizeof *other), *y = malloc(count * sizeof *y);
+    float *two = malloc(count * sizeof *two), *one = malloc(count * sizeof *one);
+    uint16_t *c16 = malloc(count * sizeof *c16);
+    double *partial = malloc((2 * n + 3) * C * sizeof *partial);
+    float gamma[32], beta[32], rm[2][32], rv[2][32], sm[32], si[32];
+    random_fill(&rng, x, count);
+    random_fill(&rng, other, count);
+    for (size_t c = 0; c < C; c++) gamma[c] = 1.0f + 0.2f * (float)c / 32, beta[c] = 0.1f * (float)c / 32 - 0.05f;
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    size_t zeroed = 0;
+    for (size_t l = 0; l < 3; l++)
+        for (int eval = 0; eval < 2; eval++) {
+            const size_t L = layouts[l];
+            for (int k = 0; k < 2; k++)
+                for (size_t c = 0; c < C; c++) rm[k][c] = 0.0f, rv[k][c] = 1.0f;
+            if (eval) {
+                cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, x, gamma, beta, rm[0], rv[0], 1e-5f, y, 0, partial, NULL,
+                                                NULL, NULL);
+                cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, x, gamma, beta, rm[1], rv[1], 1e-5f, one, 1, partial,
+                                                NULL, L == 16 ? c16 : NULL, other);
+            } else {
+                cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, L, x, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y, sm, si,
+                                                        0, partial, NULL, NULL, NULL, NULL);
+                cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, L, x, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], one, sm,
+                                                        si, 1, partial, NULL, L == 16 ? c16 : NULL, NULL, other);
+                CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
+            }
+            cnn_cpu_add_forward(count, other, y, two, 1);
+            CHECK(memcmp(one, two, count * sizeof *one) == 0);
+            if (L == 16) CHECK(rounds_to(two, c16, count));
+            for (size_t i = 0; i < count; i++) zeroed += two[i] == 0.0f;
+        }
+    CHECK(zeroed > count && zeroed < 5 * count); /* the ReLU mattered (6 runs) */
+    printf("batch norm writing the residual add after it: the two nodes' bits (nChw8c, nChw16c, NHWC; training, eval)\n");
+    free(x), free(other), free(y), free(two), free(one), free(c16), free(partial);
+}
+
 static void test_bf16_kernels(void)
 {
     const size_t n = 3, C = 32, hw = 20, count = n * C * hw;
@@ -844,7 +890,7 @@ static void test_bf16_kernels(void)
     CHECK(rounds_to(y, y16, count));
     CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
     memset(b16, 0, count * sizeof *b16);
-    cnn_cpu_bn_forward_eval_blocked(n, C, hw, 16, x, gamma, beta, rm[0], rv[0], 1e-5f, y2, 1, partial, NULL, b16);
+    cnn_cpu_bn_forward_eval_blocked(n, C, hw, 16, x, gamma, beta, rm[0], rv[0], 1e-5f, y2, 1, partial, NULL, b16, NULL);
     CHECK(rounds_to(y2, b16, count));
     /* Backward: the mask from the output y, then from the input and the constants. */
     cnn_cpu_bn_backward_blocked(n, C, hw, 16, x, y, NULL, dy, gamma, sm, si, dx, 0, dg[0], db[0], partial);
@@ -1186,6 +1232,7 @@ int main(void)
         set_block(0);
     }
     test_bf16_kernels();
+    test_bn_add_fused();
     printf("plan sets\n");
     test_plan_sets();
     printf("checkpoint\n");

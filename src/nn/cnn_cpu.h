@@ -208,7 +208,7 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
-                                             const cnn_bn_sync *sync);
+                                             const cnn_bn_sync *sync, const float *addend);
 void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
@@ -229,8 +229,12 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size
                                       double *partial, float *affine, uint16_t *y16);
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine, uint16_t *y16);
-/* The four forwards above save their per-channel constants in affine (when
+                                     float *y, int relu, double *partial, float *affine, uint16_t *y16,
+                                     const float *addend);
+/* addend (blocked forwards, NULL: none): a residual add's other input, in
+ * the same layout, added before the ReLU: y is that add's output, the batch
+ * norm's own not written (the same bits as the two nodes apart).
+ * The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,

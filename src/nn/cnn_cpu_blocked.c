@@ -220,27 +220,29 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
 }
 
 /* One (sample, block) of blocked_affine: hw rows rs elements apart, x as
- * float32 or (x16) bfloat16. */
-static inline __attribute__((always_inline)) void affine_block(const size_t B, const int x16, size_t hw, size_t rs,
-                                                               const void *x, const float *mean, const float *a,
-                                                               const float *b, int relu, float *y, uint16_t *y16)
+ * float32 or (x16) bfloat16, the addend's rows (float32) added when `add`. */
+static inline __attribute__((always_inline)) void affine_block(const size_t B, const int x16, const int add, size_t hw,
+                                                               size_t rs, const void *x, const float *mean,
+                                                               const float *a, const float *b, const float *addend,
+                                                               int relu, float *y, uint16_t *y16)
 {
     for (size_t q = 0; q < hw; q++) {
         float row[MAX_BLOCK], *py = y ? y + q * rs : row;
 #pragma omp simd
         for (size_t l = 0; l < B; l++) {
             float v = (load_f32(x, q * rs + l, x16) - mean[l]) * a[l] + b[l];
+            if (add) v += addend[q * rs + l];
             py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
         }
         if (y16) store_bf16x16(py, y16 + q * rs);
     }
 }
 
-/* y = relu?((x - mean) a + b) with k = {mean, a, b} per channel, as float32
- * into y and as bfloat16 into y16 (block 16 only: bfloat16 models are
- * blocked by 16), each when not NULL; x bfloat16 with CNN_X_BF16. */
+/* y = relu?((x - mean) a + b (+ addend)) with k = {mean, a, b} per channel,
+ * as float32 into y and as bfloat16 into y16 (block 16 only: bfloat16 models
+ * are blocked by 16), each when not NULL; x bfloat16 with CNN_X_BF16. */
 static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *k,
-                           int relu, float *y, uint16_t *y16)
+                           const float *addend, int relu, float *y, uint16_t *y16)
 {
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
     const int x16 = (layout & CNN_X_BF16) != 0;
@@ -254,9 +256,13 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, 
                 float *py = y ? y + base : NULL;
                 uint16_t *p16 = y16 ? y16 + base : NULL;
                 const void *px = element_at(x, base, x16);
-                if (B == 8) affine_block(8, 0, rows, rs, px, mean, a, b, relu, py, NULL);
-                else if (x16) affine_block(16, 1, rows, rs, px, mean, a, b, relu, py, p16);
-                else affine_block(16, 0, rows, rs, px, mean, a, b, relu, py, p16);
+                const float *pa = addend ? addend + base : NULL;
+                if (B == 8 && pa) affine_block(8, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, NULL);
+                else if (B == 8) affine_block(8, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, NULL);
+                else if (x16 && pa) affine_block(16, 1, 1, rows, rs, px, mean, a, b, pa, relu, py, p16);
+                else if (x16) affine_block(16, 1, 0, rows, rs, px, mean, a, b, pa, relu, py, p16);
+                else if (pa) affine_block(16, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, p16);
+                else affine_block(16, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, p16);
             }
 }
 
@@ -337,14 +343,14 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size
                                       double *partial, float *affine, uint16_t *y16)
 {
     cnn_cpu_bn_forward_train_blocked_synced(n, channels, hw, layout, x, gamma, beta, momentum, eps, running_mean, running_var,
-                                            y, save_mean, save_invstd, relu, partial, affine, y16, NULL);
+                                            y, save_mean, save_invstd, relu, partial, affine, y16, NULL, NULL);
 }
 
 void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
-                                             const cnn_bn_sync *sync)
+                                             const cnn_bn_sync *sync, const float *addend)
 {
     size_t m = n * hw;
     blocked_sums(n, channels, hw, layout, x, NULL, NULL, NULL, partial);
@@ -367,13 +373,14 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                          save_invstd, kc);
         k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
-    blocked_affine(n, channels, hw, layout, x, k, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, addend, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
-                                     float *y, int relu, double *partial, float *affine, uint16_t *y16)
+                                     float *y, int relu, double *partial, float *affine, uint16_t *y16,
+                                     const float *addend)
 {
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
@@ -381,7 +388,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_
         k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
-    blocked_affine(n, channels, hw, layout, x, k, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, addend, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
@@ -520,7 +527,7 @@ void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const
                       float *y)
 {
     if (layout) {
-        blocked_affine(n, channels, hw, layout, x, affine, relu, y, NULL);
+        blocked_affine(n, channels, hw, layout, x, affine, NULL, relu, y, NULL);
         return;
     }
     const size_t stride = channels * hw;
