@@ -831,7 +831,7 @@ static void test_bn_add_fused(void)
     mx_rng_init(&rng, 78, 0);
     float *x = malloc(count * sizeof *x), *other = malloc(count * sizeof *other), *y = malloc(count * sizeof *y);
     float *two = malloc(count * sizeof *two), *one = malloc(count * sizeof *one);
-    uint16_t *c16 = malloc(count * sizeof *c16);
+    uint16_t *c16 = malloc(count * sizeof *c16), *bits[2] = {malloc(count / 16 * 2), malloc(count / 16 * 2)};
     double *partial = malloc((2 * n + 3) * C * sizeof *partial);
     float gamma[32], beta[32], rm[2][32], rv[2][32], sm[32], si[32];
     random_fill(&rng, x, count);
@@ -842,28 +842,39 @@ static void test_bn_add_fused(void)
     for (size_t l = 0; l < 3; l++)
         for (int eval = 0; eval < 2; eval++) {
             const size_t L = layouts[l];
+            const cnn_bn_add add = {other, L == 16 ? bits[0] : NULL};
             for (int k = 0; k < 2; k++)
                 for (size_t c = 0; c < C; c++) rm[k][c] = 0.0f, rv[k][c] = 1.0f;
             if (eval) {
                 cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, x, gamma, beta, rm[0], rv[0], 1e-5f, y, 0, partial, NULL,
                                                 NULL, NULL);
                 cnn_cpu_bn_forward_eval_blocked(n, C, hw, L, x, gamma, beta, rm[1], rv[1], 1e-5f, one, 1, partial,
-                                                NULL, L == 16 ? c16 : NULL, other);
+                                                NULL, L == 16 ? c16 : NULL, &add);
             } else {
                 cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, L, x, gamma, beta, 0.1f, 1e-5f, rm[0], rv[0], y, sm, si,
                                                         0, partial, NULL, NULL, NULL, NULL);
                 cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, L, x, gamma, beta, 0.1f, 1e-5f, rm[1], rv[1], one, sm,
-                                                        si, 1, partial, NULL, L == 16 ? c16 : NULL, NULL, other);
+                                                        si, 1, partial, NULL, L == 16 ? c16 : NULL, NULL, &add);
                 CHECK(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
             }
-            cnn_cpu_add_forward(count, other, y, two, 1);
+            cnn_cpu_add_forward_bf16_copy(count, other, y, two, 1, NULL, bits[1]);
             CHECK(memcmp(one, two, count * sizeof *one) == 0);
-            if (L == 16) CHECK(rounds_to(two, c16, count));
+            if (L == 16) CHECK(rounds_to(two, c16, count) && memcmp(bits[0], bits[1], count / 16 * 2) == 0);
             for (size_t i = 0; i < count; i++) zeroed += two[i] == 0.0f;
         }
     CHECK(zeroed > count && zeroed < 5 * count); /* the ReLU mattered (6 runs) */
-    printf("batch norm writing the residual add after it: the two nodes' bits (nChw8c, nChw16c, NHWC; training, eval)\n");
-    free(x), free(other), free(y), free(two), free(one), free(c16), free(partial);
+    /* The add's backward from its ReLU's mask as bits (the last output's): the
+     * bits of the one masking by the output, fresh and added to. */
+    float *d[4];
+    for (int k = 0; k < 4; k++) d[k] = malloc(count * sizeof *d[k]);
+    memcpy(d[0], x, count * sizeof *x), memcpy(d[2], x, count * sizeof *x);
+    cnn_cpu_add_backward(count, two, other, d[0], 1, d[1], 0);
+    cnn_cpu_add_backward_bits(count, bits[1], other, d[2], 1, d[3], 0);
+    CHECK(memcmp(d[0], d[2], count * sizeof *x) == 0 && memcmp(d[1], d[3], count * sizeof *x) == 0);
+    printf("batch norm writing the residual add after it: the two nodes' bits (nChw8c, nChw16c, NHWC; training, eval), "
+           "the ReLU's mask as bits\n");
+    for (int k = 0; k < 4; k++) free(d[k]);
+    free(x), free(other), free(y), free(two), free(one), free(c16), free(bits[0]), free(bits[1]), free(partial);
 }
 
 static void test_bf16_kernels(void)
@@ -905,7 +916,7 @@ static void test_bf16_kernels(void)
     CHECK(rounds_to(dx, (const uint16_t *)(const void *)dx2, count));
     /* The residual add's copy. */
     cnn_cpu_add_forward(count, x, dy, y, 1);
-    cnn_cpu_add_forward_bf16_copy(count, x, dy, y2, 1, y16);
+    cnn_cpu_add_forward_bf16_copy(count, x, dy, y2, 1, y16, NULL);
     CHECK(memcmp(y, y2, count * sizeof *y) == 0);
     CHECK(rounds_to(y, y16, count));
     printf("bf16 kernels: batch norm and add outputs, the ReLU mask from the input, the bfloat16 gradient: "

@@ -77,6 +77,12 @@ typedef struct cnn_backend {
     int recomputes_bn_output;
     int has_sync_bn;
     int bn_backward_fuses_relu;
+    /* Whether convolution node k's backward reads a copy of its input the
+     * backend keeps (not the input tensor), and whether node k's backward
+     * takes its ReLU's mask from the backend's own record (not its output):
+     * then those tensors need not be kept for the backward (NULL: never). */
+    int (*conv_keeps_input)(const struct cnn_graph *g, size_t k);
+    int (*keeps_relu_mask)(const struct cnn_graph *g, size_t k);
 
     /* Fills pass->be and pass->set for a batch of pass->n (inference: for
      * the predict hook's fused nodes). NULL: the pass runs on this table

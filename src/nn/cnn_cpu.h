@@ -42,6 +42,8 @@ typedef struct {
     int y_bf16;                      /* conv: writes its output in bfloat16, for the batch norm that alone reads it */
     int dx_bf16;                     /* conv: writes its input gradient in bfloat16, its input a batch norm's output
                                         that it alone reads */
+    uint16_t *relu_bits;             /* ADD: its ReLU's mask, bit e % 16 of word e / 16 for element e (in the
+                                        arena), where its output is not kept (cnn_cpu_keeps_relu_mask) */
     size_t bf16_io;                  /* BN: CNN_X_BF16 (its input, y_bf16) and CNN_DY_BF16 (its output's gradient,
                                         dx_bf16) for its kernels' layout argument in training plans' passes */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
@@ -144,6 +146,9 @@ const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
 /* Whether convolution k's oneDNN plans (inference or training ones) apply
  * the ReLU after it (cnn_cpu_plan.c). */
 int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference);
+/* cnn_backend.conv_keeps_input and keeps_relu_mask (cnn_cpu_plan.c). */
+int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k);
+int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k);
 
 /* The kernels of bfloat16 prediction on NHWC activations (cnn_cpu_nhwc.c):
  * y = relu?((x - mean) scale + shift) per channel; y = relu?(a + b); the
@@ -171,10 +176,16 @@ mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **l
 void cnn_cpu_relu_forward(size_t count, float *y);
 void cnn_cpu_relu_backward(size_t count, const float *y, float *dy);
 void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y, int relu);
-/* The same writing y also in bfloat16 into y16 (count a multiple of 16). */
-void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16);
+/* The same writing y also in bfloat16 into y16 and its ReLU's mask as bits
+ * into relu_bits (bit e % 16 of word e / 16; set where y > 0 or NaN), each
+ * when not NULL (count a multiple of 16). */
+void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16,
+                                   uint16_t *relu_bits);
 /* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
 void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
+/* The same with the mask from those bits (count a multiple of 16). */
+void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, float *da, int acc_a,
+                               float *db, int acc_b);
 /* dst = src, or dst += src. */
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
@@ -193,6 +204,15 @@ typedef struct {
     double *count;
 } cnn_bn_sync;
 
+/* A residual add that a batch norm's forward writes (cnn_cpu_exec.c
+ * bn_add_fused): its other input, in the batch norm's layout, added before
+ * the add's ReLU, and that ReLU's mask as cnn_cpu_add_forward_bf16_copy
+ * writes it, into relu_bits (block 16) unless NULL. */
+typedef struct {
+    const float *addend;
+    uint16_t *relu_bits;
+} cnn_bn_add;
+
 /* The training kernels with sync NULL are the plain ones above and below;
  * with it, they exchange [sum x, sum x^2, m] (forward) and [sum dy', sum dy' x]
  * (backward) through sync->reduce, gamma's and beta's gradients staying this
@@ -208,7 +228,7 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
-                                             const cnn_bn_sync *sync, const float *addend);
+                                             const cnn_bn_sync *sync, const cnn_bn_add *add);
 void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
@@ -230,10 +250,10 @@ void cnn_cpu_bn_forward_train_blocked(size_t n, size_t channels, size_t hw, size
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
                                      float *y, int relu, double *partial, float *affine, uint16_t *y16,
-                                     const float *addend);
-/* addend (blocked forwards, NULL: none): a residual add's other input, in
- * the same layout, added before the ReLU: y is that add's output, the batch
- * norm's own not written (the same bits as the two nodes apart).
+                                     const cnn_bn_add *add);
+/* add (blocked forwards, NULL: none): the residual add the batch norm
+ * writes (see cnn_bn_add); y is then that add's output, the batch norm's own
+ * not written (the same bits as the two nodes apart).
  * The four forwards above save their per-channel constants in affine (when
  * not NULL: 3 x channels floats, mean, scale, shift); this applies them again
  * (ReLU too when relu), giving the forward's output bit for bit. */

@@ -220,11 +220,12 @@ static void blocked_total(size_t n, size_t channels, const double *partial, size
 }
 
 /* One (sample, block) of blocked_affine: hw rows rs elements apart, x as
- * float32 or (x16) bfloat16, the addend's rows (float32) added when `add`. */
+ * float32 or (x16) bfloat16, the addend's rows (float32) added when `add`,
+ * the rows' ReLU masks into bits when not NULL (block 16). */
 static inline __attribute__((always_inline)) void affine_block(const size_t B, const int x16, const int add, size_t hw,
                                                                size_t rs, const void *x, const float *mean,
                                                                const float *a, const float *b, const float *addend,
-                                                               int relu, float *y, uint16_t *y16)
+                                                               int relu, float *y, uint16_t *y16, uint16_t *bits)
 {
     for (size_t q = 0; q < hw; q++) {
         float row[MAX_BLOCK], *py = y ? y + q * rs : row;
@@ -235,15 +236,19 @@ static inline __attribute__((always_inline)) void affine_block(const size_t B, c
             py[l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
         }
         if (y16) store_bf16x16(py, y16 + q * rs);
+        if (bits) bits[q * rs / 16] = relu_bits16(py);
     }
 }
 
-/* y = relu?((x - mean) a + b (+ addend)) with k = {mean, a, b} per channel,
- * as float32 into y and as bfloat16 into y16 (block 16 only: bfloat16 models
- * are blocked by 16), each when not NULL; x bfloat16 with CNN_X_BF16. */
+/* y = relu?((x - mean) a + b (+ add->addend)) with k = {mean, a, b} per
+ * channel, as float32 into y and as bfloat16 into y16 (block 16 only:
+ * bfloat16 models are blocked by 16), each when not NULL; x bfloat16 with
+ * CNN_X_BF16; the ReLU's mask into add->relu_bits unless NULL. */
 static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *k,
-                           const float *addend, int relu, float *y, uint16_t *y16)
+                           const cnn_bn_add *add, int relu, float *y, uint16_t *y16)
 {
+    const float *addend = add ? add->addend : NULL;
+    uint16_t *bits = add ? add->relu_bits : NULL;
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
     const int x16 = (layout & CNN_X_BF16) != 0;
     const row_walk w = walk_of(layout, channels, hw);
@@ -257,12 +262,13 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, 
                 uint16_t *p16 = y16 ? y16 + base : NULL;
                 const void *px = element_at(x, base, x16);
                 const float *pa = addend ? addend + base : NULL;
-                if (B == 8 && pa) affine_block(8, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, NULL);
-                else if (B == 8) affine_block(8, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, NULL);
-                else if (x16 && pa) affine_block(16, 1, 1, rows, rs, px, mean, a, b, pa, relu, py, p16);
-                else if (x16) affine_block(16, 1, 0, rows, rs, px, mean, a, b, pa, relu, py, p16);
-                else if (pa) affine_block(16, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, p16);
-                else affine_block(16, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, p16);
+                uint16_t *pk = bits && B == 16 ? bits + base / 16 : NULL;
+                if (B == 8 && pa) affine_block(8, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, NULL, NULL);
+                else if (B == 8) affine_block(8, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, NULL, NULL);
+                else if (x16 && pa) affine_block(16, 1, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else if (x16) affine_block(16, 1, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else if (pa) affine_block(16, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else affine_block(16, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
             }
 }
 
@@ -350,7 +356,7 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                                              const float *beta, float momentum, float eps, float *running_mean,
                                              float *running_var, float *y, float *save_mean, float *save_invstd,
                                              int relu, double *partial, float *affine, uint16_t *y16,
-                                             const cnn_bn_sync *sync, const float *addend)
+                                             const cnn_bn_sync *sync, const cnn_bn_add *add)
 {
     size_t m = n * hw;
     blocked_sums(n, channels, hw, layout, x, NULL, NULL, NULL, partial);
@@ -373,14 +379,14 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                          save_invstd, kc);
         k[c] = kc[0], k[channels + c] = kc[1], k[2 * channels + c] = kc[2];
     }
-    blocked_affine(n, channels, hw, layout, x, k, addend, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, add, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 
 void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *gamma,
                                      const float *beta, const float *running_mean, const float *running_var, float eps,
                                      float *y, int relu, double *partial, float *affine, uint16_t *y16,
-                                     const float *addend)
+                                     const cnn_bn_add *add)
 {
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
@@ -388,7 +394,7 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_
         k[channels + c] = (float)((gamma ? gamma[c] : 1.0) / sqrt((double)running_var[c] + eps));
         k[2 * channels + c] = beta ? beta[c] : 0.0f;
     }
-    blocked_affine(n, channels, hw, layout, x, k, addend, relu, y, y16);
+    blocked_affine(n, channels, hw, layout, x, k, add, relu, y, y16);
     if (affine) memcpy(affine, k, 3 * channels * sizeof(float));
 }
 

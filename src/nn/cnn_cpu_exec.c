@@ -276,12 +276,14 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
     int relu = nd->relu, f32 = 1;
     uint16_t *y16 = bf16_copy_of(p, k, &f32);
     if (!f32) y = NULL;
-    const float *addend = NULL;
+    cnn_bn_add fused, *add = NULL;
     if (bn_add_fused(p, k)) {
-        const cnn_node *add = &g->nodes[k + 1];
-        addend = cnn_tensor_data(g, add->in == nd->out ? add->in2 : add->in);
-        y = g->tensors[add->out].data;
-        relu = add->relu;
+        const cnn_node *an = &g->nodes[k + 1];
+        fused = (cnn_bn_add){cnn_tensor_data(g, an->in == nd->out ? an->in2 : an->in),
+                             p->inference ? NULL : cnn_cpu_node_of(g, k + 1)->relu_bits};
+        add = &fused;
+        y = g->tensors[an->out].data;
+        relu = an->relu;
         y16 = bf16_copy_of(p, k + 1, &f32);
     }
     const size_t layout = bn_layout(p, k);
@@ -290,13 +292,13 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
         if (in->blocked)
             cnn_cpu_bn_forward_train_blocked_synced(n, C, hw, layout, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                                     nd->save_mean, nd->save_invstd, relu, partial, affine, y16, sync,
-                                                    addend);
+                                                    add);
         else
             cnn_cpu_bn_forward_train_synced(n, C, hw, x, gamma, beta, MX_BN_MOMENTUM, MX_BN_EPS, rmean, rvar, y,
                                             nd->save_mean, nd->save_invstd, relu, affine, sync);
     } else if (in->blocked) {
         cnn_cpu_bn_forward_eval_blocked(n, C, hw, layout, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, partial, affine, y16,
-                                        addend);
+                                        add);
     } else {
         cnn_cpu_bn_forward_eval(n, C, hw, x, gamma, beta, rmean, rvar, MX_BN_EPS, y, relu, affine);
     }
@@ -311,8 +313,8 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
     if (k > 0 && bn_add_fused(p, k - 1)) return MX_OK; /* the batch norm before wrote y */
     const size_t count = p->n * p->g->tensors[nd->out].size;
     int f32;
-    uint16_t *y16 = bf16_copy_of(p, k, &f32);
-    if (y16) cnn_cpu_add_forward_bf16_copy(count, a, b, y, nd->relu, y16);
+    uint16_t *y16 = bf16_copy_of(p, k, &f32), *bits = p->inference ? NULL : cnn_cpu_node_of(p->g, k)->relu_bits;
+    if (y16 || bits) cnn_cpu_add_forward_bf16_copy(count, a, b, y, nd->relu, y16, bits);
     else cnn_cpu_add_forward(count, a, b, y, nd->relu);
     *relu_done = nd->relu;
     return MX_OK;
@@ -374,6 +376,18 @@ static mx_status relu_forward(const cnn_pass *p, size_t count, float *y)
     return MX_OK;
 }
 
+/* Whether convolution node k's input is gone by its backward: the memory
+ * plan shared its buffer, counting on the convolution's bfloat16 copy
+ * (cnn_cpu_conv_keeps_input), and no batch norm recomputes it. */
+static int input_not_kept(const cnn_graph *g, size_t k)
+{
+    const int t = g->nodes[k].in;
+    if (!cnn_cpu_conv_keeps_input(g, k) || g->tensors[t].shared < 0) return 0;
+    for (size_t j = 0; j < k; j++)
+        if (g->nodes[j].out == t) return g->nodes[j].op != CNN_BN;
+    return 1;
+}
+
 static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
 {
     const mx_model *m = p->m;
@@ -417,6 +431,9 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
                                                                  cs->scratch_threads)
                                       : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
+    if (!x_kept && (dw || db) && input_not_kept(p->g, k))
+        return mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu at batch %zu keeps no bfloat16 copy "
+                                        "of its input, whose buffer the memory plan shares", k, p->n);
     if (dy16 || x_kept)
         return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,
                                             dy16 ? (const uint16_t *)(void *)dy : NULL, dx, dw, db);
@@ -470,17 +487,22 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
     const cnn_node *nd = &g->nodes[k];
     const int inputs[2] = {nd->in, nd->in2}, acc[2] = {nd->acc_in, nd->acc_in2};
     const size_t count = p->n * g->tensors[nd->out].size;
-    const float *y = nd->relu ? g->tensors[nd->out].data : NULL;
+    /* The ReLU's mask from its output, or from the bits the forward recorded
+     * where the output was not kept (cnn_cpu_keeps_relu_mask). */
+    const uint16_t *bits = nd->relu ? cnn_cpu_node_of(g, k)->relu_bits : NULL;
+    const float *y = nd->relu && !bits ? g->tensors[nd->out].data : NULL;
+    float *da = cnn_grad_of(g, inputs[0], dx), *db = cnn_grad_of(g, inputs[1], dx);
+    int acc_a = acc[0], acc_b = acc[1];
     const cnn_node *prev = k > 0 ? &g->nodes[k - 1] : NULL;
     if (prev && prev->op == CNN_BN && !acc[0] && !acc[1] && inputs[0] != inputs[1] && inputs[0] > 0 &&
         inputs[1] > 0 && (prev->out == inputs[0] || prev->out == inputs[1])) {
         const int skip = prev->out == inputs[0] ? 0 : 1;
         *alias_t = inputs[skip];
-        *alias_p = cnn_grad_of(g, inputs[1 - skip], dx);
-        cnn_cpu_add_backward(count, y, dy, *alias_p, 0, NULL, 0);
-        return MX_OK;
+        *alias_p = da = cnn_grad_of(g, inputs[1 - skip], dx);
+        db = NULL, acc_a = 0;
     }
-    cnn_cpu_add_backward(count, y, dy, cnn_grad_of(g, inputs[0], dx), acc[0], cnn_grad_of(g, inputs[1], dx), acc[1]);
+    if (bits) cnn_cpu_add_backward_bits(count, bits, dy, da, acc_a, db, acc_b);
+    else cnn_cpu_add_backward(count, y, dy, da, acc_a, db, acc_b);
     return MX_OK;
 }
 
@@ -562,6 +584,8 @@ const cnn_backend cnn_backend_cpu = {
     .recomputes_bn_output = 1,
     .has_sync_bn = 1,
     .bn_backward_fuses_relu = 1,
+    .conv_keeps_input = cnn_cpu_conv_keeps_input,
+    .keeps_relu_mask = cnn_cpu_keeps_relu_mask,
     .begin = begin,
     .predict = cnn_cpu_predict,
     .conv_forward = conv_forward,

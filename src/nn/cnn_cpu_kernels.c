@@ -45,7 +45,8 @@ void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y,
     }
 }
 
-void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16)
+void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16,
+                                   uint16_t *relu_bits)
 {
 #pragma omp parallel for schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
     for (size_t i = 0; i < count; i += 16) {
@@ -54,7 +55,8 @@ void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b,
             float v = a[i + l] + b[i + l];
             y[i + l] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
         }
-        store_bf16x16(y + i, y16 + i);
+        if (y16) store_bf16x16(y + i, y16 + i);
+        if (relu_bits) relu_bits[i / 16] = relu_bits16(y + i);
     }
 }
 
@@ -93,6 +95,33 @@ void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *
     }
     if (da) grad_into(count, y, dy, da, acc_a);
     if (db) grad_into(count, y, dy, db, acc_b);
+}
+
+/* d = (or +=) dy where the mask's bit is set, 16 elements a word. */
+static void grad_into_bits(size_t count, const uint16_t *restrict bits, const float *restrict dy, float *restrict d,
+                           int acc)
+{
+#pragma omp parallel for schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i += 16) {
+        const unsigned m = bits[i / 16];
+        float g[16];
+#pragma omp simd
+        for (int l = 0; l < 16; l++) g[l] = (m >> l) & 1u ? dy[i + l] : 0.0f;
+        if (acc) {
+#pragma omp simd
+            for (int l = 0; l < 16; l++) d[i + l] += g[l];
+        } else {
+#pragma omp simd
+            for (int l = 0; l < 16; l++) d[i + l] = g[l];
+        }
+    }
+}
+
+void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, float *da, int acc_a,
+                               float *db, int acc_b)
+{
+    if (da) grad_into_bits(count, relu_bits, dy, da, acc_a);
+    if (db) grad_into_bits(count, relu_bits, dy, db, acc_b);
 }
 
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate)

@@ -256,6 +256,33 @@ static int conv_dx_bf16(const cnn_graph *g, size_t k)
     return 0;
 }
 
+/* cnn_backend.conv_keeps_input: a bfloat16 training convolution on oneDNN
+ * keeps its input in bfloat16 for its weights' gradient (cnn_cpu_node.x_bf16,
+ * which cnn_cpu_plan checks its plans make, and cnn_cpu_exec.c's
+ * conv_backward where a later batch size's plans do not). */
+int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k)
+{
+    return bf16_plan_on(g, k, g->nodes[k].in);
+}
+
+/* cnn_backend.keeps_relu_mask: in a bfloat16 model, a residual add's ReLU on
+ * a tensor blocked by 16 records its mask as bits (cnn_cpu_node.relu_bits)
+ * where its output is not kept otherwise, unless a max pooling reads that
+ * output (its backward takes the mask from the tensor). The float32 output
+ * then lives in a shared buffer, as long as the forward reads it: with its
+ * convolutions keeping bfloat16 copies, resnet50's block outputs (705 MB at
+ * 224x224, batch 32) are no longer held to the backward. */
+int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
+{
+    const cnn_node *nd = &g->nodes[k];
+    if (nd->op != CNN_ADD || !nd->relu || g->model->spec.precision != MX_PRECISION_BF16 ||
+        cnn_block(g->tensors[nd->out].blocked) != 16)
+        return 0;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (g->nodes[j].op == CNN_MAXPOOL && g->nodes[j].in == nd->out) return 0;
+    return 1;
+}
+
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -498,6 +525,16 @@ void cnn_cpu_reserve(cnn_graph *g, mx_arena *arena, size_t B, int commit)
     }
     double *partial = mx_arena_alloc(arena, (2 * B + 3) * bn_channels(g) * sizeof(double));
     if (commit) cs->bn_partial = partial;
+    /* The ReLU masks of the adds whose outputs the memory plan did not keep. */
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (g->predict_only || !cnn_cpu_keeps_relu_mask(g, k) || g->tensors[nd->out].shared < 0) {
+            if (commit) cnn_cpu_node_of(g, k)->relu_bits = NULL;
+            continue;
+        }
+        uint16_t *bits = mx_arena_alloc(arena, B * g->tensors[nd->out].size / 16 * sizeof(uint16_t));
+        if (commit) cnn_cpu_node_of(g, k)->relu_bits = bits;
+    }
 }
 
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B)
@@ -511,6 +548,15 @@ size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)
     for (size_t j = k >= 2 ? k - 2 : 0; j < k; j++)
         if (g->nodes[j].op == CNN_CONV && cnn_cpu_node_of(g, j)->pred_out == g->nodes[k].out) return j;
     return k;
+}
+
+/* Whether a batch norm writes tensor t (its output, when the memory plan
+ * shares it, is recomputed for the backward: cnn_graph.c plan_recompute). */
+static int produced_by_bn(const cnn_graph *g, int t)
+{
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (g->nodes[j].out == t) return g->nodes[j].op == CNN_BN;
+    return 0;
 }
 
 mx_status cnn_cpu_plan(cnn_graph *g)
@@ -529,6 +575,10 @@ mx_status cnn_cpu_plan(cnn_graph *g)
         const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
         if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+        else if (!bytes && conv && cnn_cpu_conv_keeps_input(g, k) && g->tensors[g->nodes[k].in].shared >= 0 &&
+                 !produced_by_bn(g, g->nodes[k].in))
+            st = mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu keeps no bfloat16 copy of its "
+                                          "input, which the memory plan counts on", k);
     }
     const size_t logits = B * g->tensors[g->nodes[g->num_nodes - 1].out].size;
     if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))

@@ -53,6 +53,19 @@ static inline __m512 load_f32x16(const void *p, size_t i, int bf16)
 }
 #endif
 
+/* The ReLU's backward mask of 16 outputs as bits (bit l for v[l]): set where
+ * the output passes the gradient, v > 0 or NaN (as y <= 0 ? 0 : dy). */
+static inline uint16_t relu_bits16(const float *v)
+{
+#ifdef __AVX512F__
+    return (uint16_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(v), _mm512_setzero_ps(), _CMP_NLE_UQ);
+#else
+    uint16_t m = 0;
+    for (int l = 0; l < 16; l++) m |= (uint16_t)(!(v[l] <= 0.0f) << l);
+    return m;
+#endif
+}
+
 /* y = relu?((x - mean) a + b) over one channel. */
 static inline void channel_affine(size_t n, size_t hw, size_t stride, const float *x, float mean, float a, float b,
                                   int relu, float *y)

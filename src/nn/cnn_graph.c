@@ -236,14 +236,18 @@ static mx_status assign_slots(cnn_graph *g)
  * convolution, linear and batch-norm layers read their input; a layer with a
  * ReLU (batch norm's fused one included) reads its output; the logits are the
  * caller's until the next forward. Max pooling and dropout keep their own
- * index and mask; add and average pooling read nothing. */
+ * index and mask; add and average pooling read nothing; neither does a
+ * convolution that keeps its own copy of its input, nor a ReLU whose mask
+ * the backend records (cnn_backend.conv_keeps_input, keeps_relu_mask). */
 static int backward_reads(const cnn_graph *g, int t)
 {
     if (t == g->nodes[g->num_nodes - 1].out) return 1;
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
-        if (nd->out == t && nd->relu) return 1;
-        if ((nd->in == t || nd->in2 == t) && (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN))
+        if (nd->out == t && nd->relu && !(g->be->keeps_relu_mask && g->be->keeps_relu_mask(g, k))) return 1;
+        if ((nd->in == t || nd->in2 == t) &&
+            ((nd->op == CNN_CONV && !(g->be->conv_keeps_input && g->be->conv_keeps_input(g, k))) ||
+             nd->op == CNN_LINEAR || nd->op == CNN_BN))
             return 1;
     }
     return 0;
