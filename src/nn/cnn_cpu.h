@@ -146,9 +146,35 @@ const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
 /* Whether convolution k's oneDNN plans (inference or training ones) apply
  * the ReLU after it (cnn_cpu_plan.c). */
 int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference);
-/* cnn_backend.conv_keeps_input and keeps_relu_mask (cnn_cpu_plan.c). */
+
+/* ---- the bfloat16 data flow and the passes it saves (cnn_cpu_flow.c) ---- */
+/* A pass's plan set (cnn_cpu_exec.c begin), and node k's plans in it. */
+static inline const cnn_plan_set *cnn_cpu_pass_plans(const cnn_pass *p) { return p->set; }
+static inline const cnn_node_plan *cnn_cpu_pass_plan(const cnn_pass *p, size_t k) { return &cnn_cpu_pass_plans(p)->node[k]; }
+/* Where node k writes its output in bfloat16 for the convolutions reading it
+ * (NULL: nowhere), *f32 whether it still writes float32; the bfloat16 input
+ * convolution node k's producer wrote; its input as it keeps it for its
+ * backward (its producer's copy or its own); whether it takes its dy in
+ * bfloat16 from the batch norm after it. */
+void *cnn_cpu_bf16_copy_of(const cnn_pass *p, size_t k, int *f32);
+const void *cnn_cpu_conv_bf16_input(const cnn_pass *p, size_t k);
+const void *cnn_cpu_conv_kept_input(const cnn_pass *p, size_t k);
+int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k);
+/* Whether batch norm node b's output need not be recomputed for the
+ * backward; node k's layout argument with its bfloat16 operands; whether it
+ * writes the residual add after it. */
+int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b);
+size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
+int cnn_cpu_bn_add_fused(const cnn_pass *p, size_t k);
+/* cnn_backend.conv_keeps_input and keeps_relu_mask; whether convolution node
+ * k's input is gone by its backward (shared, counting on its copy); whether
+ * a batch norm writes tensor t. */
 int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k);
 int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k);
+int cnn_cpu_conv_input_gone(const cnn_graph *g, size_t k);
+int cnn_cpu_produced_by_bn(const cnn_graph *g, int t);
+/* Sets cnn_cpu_node.y_bf16, dx_bf16, bf16_io and cnn_tensor.bf16 (prepare). */
+void cnn_cpu_mark_bf16_flow(cnn_graph *g);
 
 /* The kernels of bfloat16 prediction on NHWC activations (cnn_cpu_nhwc.c):
  * y = relu?((x - mean) scale + shift) per channel; y = relu?(a + b); the

@@ -4,20 +4,7 @@
  * blocked tensors global average pooling and dropout), else on the reference layers
  * (cnn_ref.c). The pass's state is its plan set for the batch size; a size
  * whose plans could not be made runs on the reference table.
- *
- * With --precision bf16 the conversions to bfloat16 are made once and handed
- * on instead of each plan reordering its own float32 operands (each change
- * measured and giving the same bits as the plans' own reorders):
- *  - a convolution keeps its input in bfloat16 from the forward for its
- *    backward weights (mx_dnnl_conv2d_forward_keep_x);
- *  - a batch norm whose one reader is such a convolution writes its output
- *    only in bfloat16, straight into that convolution's kept input; residual
- *    adds (and batch norms with other readers) write a bfloat16 copy beside
- *    their float32 output (bf16_copy_of);
- *  - those batch-norm outputs are then not recomputed for the backward
- *    (bn_output_unneeded);
- *  - a batch norm's backward writes its input gradient in bfloat16 for the
- *    convolution before it (conv_takes_bf16_dy).
+ * The bfloat16 data flow's hand-offs: cnn_cpu_flow.c.
  * On AVX2 the 3x3 stride-1 convolutions train on mixreg's Winograd kernels
  * (cnn_cpu_node.train_wino: per tile up to 64 channels, batch-wide GEMMs
  * above), and a first layer of few input channels on conv_narrow.h's
@@ -31,8 +18,6 @@
 #include "nn/conv_narrow.h"
 #include "nn/winograd.h"
 
-static const cnn_plan_set *plans_of(const cnn_pass *p) { return p->set; }
-static const cnn_node_plan *plan_of(const cnn_pass *p, size_t k) { return &plans_of(p)->node[k]; }
 
 /* The node's sync batch norm exchange (filled into *at), or NULL when the
  * model has none (mx_model_set_bn_sync). */
@@ -41,116 +26,6 @@ static cnn_bn_sync *bn_sync_of(const cnn_graph *g, const cnn_node *nd, cnn_bn_sy
     if (!g->bn_reduce) return NULL;
     *at = (cnn_bn_sync){g->bn_reduce, g->bn_reduce_ctx, g->bn_sync_sums, &g->bn_sync_counts[nd - g->nodes]};
     return at;
-}
-
-/* Where node k (a batch norm or residual add with a fused ReLU, nChw16c, in
- * a training or eval forward on plans) writes its output in bfloat16 for the
- * convolutions reading it, or NULL: the kept input (x_bf16) of its first
- * reader among convolutions whose plans take x so
- * (mx_dnnl_conv2d_takes_bf16_x); those convolutions read it there, forward
- * and backward, without reordering. *f32 says whether the float32 output is
- * still written: always for an add (its backward masks by its output), and
- * for a batch norm unless its one reader is such a convolution (the backward
- * then takes its ReLU's mask from its input, see bn_output_unneeded). */
-static void *bf16_copy_of(const cnn_pass *p, size_t k, int *f32)
-{
-    const cnn_graph *g = p->g;
-    const cnn_plan_set *plans = p->inference ? NULL : plans_of(p);
-    const cnn_node *pr = &g->nodes[k];
-    *f32 = 1;
-    if (!plans || (pr->op != CNN_BN && pr->op != CNN_ADD) || !pr->relu || !g->tensors[pr->out].blocked ||
-        (pr->op == CNN_BN && !cnn_cpu_node_of(g, k)->affine))
-        return NULL;
-    void *to = NULL;
-    size_t readers = 0;
-    for (size_t j = 0; j < g->num_nodes; j++) {
-        const cnn_node *nd = &g->nodes[j];
-        if (nd->in != pr->out && nd->in2 != pr->out) continue;
-        readers++;
-        void *kept = cnn_cpu_node_of(g, j)->x_bf16;
-        if (!to && nd->op == CNN_CONV && kept && plans->node[j].conv && mx_dnnl_conv2d_takes_bf16_x(plans->node[j].conv))
-            to = kept;
-    }
-    if (to && pr->op == CNN_BN && readers == 1) *f32 = 0;
-    return to;
-}
-
-/* The bfloat16 copy of convolution node k's input its producer wrote
- * (bf16_copy_of), when k's plan takes it; else NULL. */
-static const void *conv_bf16_input(const cnn_pass *p, size_t k)
-{
-    const cnn_graph *g = p->g;
-    const cnn_plan_set *plans = p->inference ? NULL : plans_of(p);
-    if (!plans || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_x(plans->node[k].conv)) return NULL;
-    for (size_t j = 0; j < k; j++)
-        if (g->nodes[j].out == g->nodes[k].in) {
-            int f32;
-            return bf16_copy_of(p, j, &f32);
-        }
-    return NULL;
-}
-
-/* Convolution node k's input as its plan keeps it in bfloat16 for the
- * backward weights: its producer's copy, else its own reorder's; NULL when
- * its plan keeps none. */
-static const void *conv_kept_input(const cnn_pass *p, size_t k)
-{
-    const cnn_node_plan *pl = plan_of(p, k);
-    void *own = cnn_cpu_node_of(p->g, k)->x_bf16;
-    if (!pl->conv || !own || !mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return NULL;
-    const void *given = conv_bf16_input(p, k);
-    return given ? given : own;
-}
-
-/* Whether convolution node k takes its dy as bfloat16 from the batch norm
- * after it: a bfloat16 plan that reads dy so (mx_dnnl_conv2d_takes_bf16_dy),
- * no ReLU of its own, its output (nChw16c) read by that batch norm alone.
- * The batch norm's backward then writes its input gradient rounded to
- * bfloat16, as the plan's reorder would have, and the reorder's pass is
- * saved. */
-static int conv_takes_bf16_dy(const cnn_pass *p, size_t k)
-{
-    const cnn_graph *g = p->g;
-    const cnn_plan_set *plans = plans_of(p);
-    if (k + 1 >= g->num_nodes) return 0;
-    const cnn_node *cv = &g->nodes[k], *bn = &g->nodes[k + 1];
-    if (cv->op != CNN_CONV || bn->op != CNN_BN || bn->in != cv->out || cv->relu || bn->acc_in ||
-        !g->tensors[cv->out].blocked || !plans->node[k].conv || !mx_dnnl_conv2d_takes_bf16_dy(plans->node[k].conv))
-        return 0;
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (j != k + 1 && (g->nodes[j].in == cv->out || g->nodes[j].in2 == cv->out)) return 0;
-    return 1;
-}
-
-/* Whether the backward can do without batch norm node b's output (its ReLU
- * applied), which the memory plan left to be recomputed (cnn_graph.c
- * plan_recompute): on nChw16c, when every reader is a convolution that kept
- * its input from the forward in bfloat16 (mx_dnnl_conv2d_kept_x_bytes). The
- * batch norm's own backward then takes its ReLU's mask from its input and
- * the forward's constants (bit for bit the same), and the recomputing pass
- * is saved. */
-static int bn_output_unneeded(const cnn_pass *p, size_t b)
-{
-    const cnn_graph *g = p->g;
-    const cnn_plan_set *plans = plans_of(p);
-    const cnn_node *bn = &g->nodes[b];
-    if (bn->op != CNN_BN || !bn->relu || !cnn_cpu_node_of(g, b)->affine || !g->tensors[bn->in].blocked) return 0;
-    for (size_t j = 0; j < g->num_nodes; j++) {
-        const cnn_node *nd = &g->nodes[j];
-        if (nd->in != bn->out && nd->in2 != bn->out) continue;
-        if (nd->op != CNN_CONV || !cnn_cpu_node_of(g, j)->x_bf16 || !plans->node[j].conv ||
-            !mx_dnnl_conv2d_kept_x_bytes(plans->node[j].conv))
-            return 0;
-    }
-    return 1;
-}
-
-/* Batch norm node k's layout argument: its input's layout, with the
- * bfloat16 operands of the training plans' passes (cnn_cpu_node.bf16_io). */
-static size_t bn_layout(const cnn_pass *p, size_t k)
-{
-    const size_t layout = p->g->tensors[p->g->nodes[k].in].blocked;
-    return p->inference || !layout ? layout : layout | cnn_cpu_node_of(p->g, k)->bf16_io;
 }
 
 static mx_status begin(cnn_pass *p, int inference)
@@ -197,7 +72,7 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
 {
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_cpu_node *cn = cnn_cpu_node_of(p->g, k);
-    const cnn_node_plan *pl = plan_of(p, k);
+    const cnn_node_plan *pl = cnn_cpu_pass_plan(p, k);
     void *kept = cn->x_bf16;
     const float *w = cnn_param(p->m, nd->weight), *b = cnn_param(p->m, nd->bias);
     *relu_done = 0;
@@ -228,40 +103,16 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
     }
     if (!pl->conv) return cnn_backend_ref.conv_forward(p, k, x, y, relu_done);
     *relu_done = cnn_cpu_conv_plan_relu(p->g, k, p->inference);
-    const void *given = conv_bf16_input(p, k);
+    const void *given = cnn_cpu_conv_bf16_input(p, k);
     if (given) return mx_dnnl_conv2d_forward_bf16_x(pl->conv, p->n, given, w, b, y);
     if (kept && mx_dnnl_conv2d_kept_x_bytes(pl->conv)) return mx_dnnl_conv2d_forward_keep_x(pl->conv, p->n, x, w, b, y, kept);
     return mx_dnnl_conv2d_forward(pl->conv, p->n, x, w, b, y);
 }
 
-/* Whether batch norm node k writes the output of the residual add after it
- * (node k + 1) in its own pass, adding the add's other input before the
- * add's ReLU: a batch norm without a ReLU whose output that add alone reads
- * (its backward reads neither input), every tensor in one blocked layout.
- * Its own output is then never written, nor read back: resnet20 bf16's
- * forward batch norms and adds took 12.6 ms a step instead of 14.7. */
-static int bn_add_fused(const cnn_pass *p, size_t k)
-{
-    const cnn_graph *g = p->g;
-    if (k + 1 >= g->num_nodes) return 0;
-    const cnn_node *bn = &g->nodes[k], *add = &g->nodes[k + 1];
-    if (bn->op != CNN_BN || bn->relu || add->op != CNN_ADD || add->in == add->in2 ||
-        (add->in != bn->out && add->in2 != bn->out))
-        return 0;
-    const size_t layout = g->tensors[bn->in].blocked;
-    const int other = add->in == bn->out ? add->in2 : add->in;
-    if (!layout || g->tensors[bn->out].blocked != layout || g->tensors[other].blocked != layout ||
-        g->tensors[add->out].blocked != layout)
-        return 0;
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (j != k + 1 && (g->nodes[j].in == bn->out || g->nodes[j].in2 == bn->out)) return 0;
-    return 1;
-}
-
 /* The backend's own kernel, which applies the node's ReLU too. oneDNN 2.6's
  * batch norm on NCHW (mx_dnnl_batchnorm2d_*) measured 4x slower forward and
  * 1.7x slower backward than it on resnet20. On nChw16c the output may also
- * (y NULL: only) go in bfloat16 to the convolutions reading it (bf16_copy_of). */
+ * (y NULL: only) go in bfloat16 to the convolutions reading it (cnn_cpu_bf16_copy_of). */
 static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const mx_model *m = p->m;
@@ -274,19 +125,19 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
     float *affine = cnn_cpu_node_of(g, k)->affine;
     double *partial = cnn_cpu_of(g)->bn_partial;
     int relu = nd->relu, f32 = 1;
-    uint16_t *y16 = bf16_copy_of(p, k, &f32);
+    uint16_t *y16 = cnn_cpu_bf16_copy_of(p, k, &f32);
     if (!f32) y = NULL;
     cnn_bn_add fused, *add = NULL;
-    if (bn_add_fused(p, k)) {
+    if (cnn_cpu_bn_add_fused(p, k)) {
         const cnn_node *an = &g->nodes[k + 1];
         fused = (cnn_bn_add){cnn_tensor_data(g, an->in == nd->out ? an->in2 : an->in),
                              p->inference ? NULL : cnn_cpu_node_of(g, k + 1)->relu_bits};
         add = &fused;
         y = g->tensors[an->out].data;
         relu = an->relu;
-        y16 = bf16_copy_of(p, k + 1, &f32);
+        y16 = cnn_cpu_bf16_copy_of(p, k + 1, &f32);
     }
-    const size_t layout = bn_layout(p, k);
+    const size_t layout = cnn_cpu_bn_layout(p, k);
     if (m->training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
@@ -310,10 +161,10 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
 {
     const cnn_node *nd = &p->g->nodes[k];
     *relu_done = nd->relu;
-    if (k > 0 && bn_add_fused(p, k - 1)) return MX_OK; /* the batch norm before wrote y */
+    if (k > 0 && cnn_cpu_bn_add_fused(p, k - 1)) return MX_OK; /* the batch norm before wrote y */
     const size_t count = p->n * p->g->tensors[nd->out].size;
     int f32;
-    uint16_t *y16 = bf16_copy_of(p, k, &f32), *bits = p->inference ? NULL : cnn_cpu_node_of(p->g, k)->relu_bits;
+    uint16_t *y16 = cnn_cpu_bf16_copy_of(p, k, &f32), *bits = p->inference ? NULL : cnn_cpu_node_of(p->g, k)->relu_bits;
     if (y16 || bits) cnn_cpu_add_forward_bf16_copy(count, a, b, y, nd->relu, y16, bits);
     else cnn_cpu_add_forward(count, a, b, y, nd->relu);
     *relu_done = nd->relu;
@@ -351,7 +202,7 @@ static mx_status gap_forward(const cnn_pass *p, size_t k, const float *x, float 
 static mx_status linear_forward(const cnn_pass *p, size_t k, const float *x, float *y, int *relu_done)
 {
     const cnn_node *nd = &p->g->nodes[k];
-    const cnn_node_plan *pl = plan_of(p, k);
+    const cnn_node_plan *pl = cnn_cpu_pass_plan(p, k);
     if (!pl->linear) return cnn_backend_ref.linear_forward(p, k, x, y, relu_done);
     *relu_done = nd->relu;
     return mx_dnnl_linear_forward(pl->linear, p->n, x, cnn_param(p->m, nd->weight), cnn_param(p->m, nd->bias), y);
@@ -376,26 +227,14 @@ static mx_status relu_forward(const cnn_pass *p, size_t count, float *y)
     return MX_OK;
 }
 
-/* Whether convolution node k's input is gone by its backward: the memory
- * plan shared its buffer, counting on the convolution's bfloat16 copy
- * (cnn_cpu_conv_keeps_input), and no batch norm recomputes it. */
-static int input_not_kept(const cnn_graph *g, size_t k)
-{
-    const int t = g->nodes[k].in;
-    if (!cnn_cpu_conv_keeps_input(g, k) || g->tensors[t].shared < 0) return 0;
-    for (size_t j = 0; j < k; j++)
-        if (g->nodes[j].out == t) return g->nodes[j].op != CNN_BN;
-    return 1;
-}
-
 static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
 {
     const mx_model *m = p->m;
     const cnn_node *nd = &p->g->nodes[k];
-    const cnn_node_plan *pl = plan_of(p, k);
+    const cnn_node_plan *pl = cnn_cpu_pass_plan(p, k);
     if (!pl->conv) return cnn_backend_ref.conv_backward(p, k, x, dy, dx);
-    const int dy16 = conv_takes_bf16_dy(p, k);
-    const void *x_kept = conv_kept_input(p, k);
+    const int dy16 = cnn_cpu_conv_takes_bf16_dy(p, k);
+    const void *x_kept = cnn_cpu_conv_kept_input(p, k);
     const float *w = cnn_param(m, nd->weight);
     float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
     if (narrow_runs(p, k)) {
@@ -431,7 +270,7 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
                                                                  cs->scratch_threads)
                                       : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
-    if (!x_kept && (dw || db) && input_not_kept(p->g, k))
+    if (!x_kept && (dw || db) && cnn_cpu_conv_input_gone(p->g, k))
         return mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu at batch %zu keeps no bfloat16 copy "
                                         "of its input, whose buffer the memory plan shares", k, p->n);
     if (dy16 || x_kept)
@@ -453,11 +292,11 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
                 *rvar = cnn_buffer(m, nd->buffer + 1);
     float *dgamma = cnn_grad(m, nd->weight), *dbeta = cnn_grad(m, nd->bias);
     double *partial = cnn_cpu_of(g)->bn_partial;
-    const int from_input = nd->relu && bn_output_unneeded(p, k);
+    const int from_input = nd->relu && cnn_cpu_bn_output_unneeded(p, k);
     const float *y = nd->relu && !from_input ? g->tensors[nd->out].data : NULL;
     const float *relu_k = from_input ? cnn_cpu_node_of(g, k)->affine : NULL;
-    const int dx_bf16 = k > 0 && conv_takes_bf16_dy(p, k - 1);
-    const size_t layout = bn_layout(p, k);
+    const int dx_bf16 = k > 0 && cnn_cpu_conv_takes_bf16_dy(p, k - 1);
+    const size_t layout = cnn_cpu_bn_layout(p, k);
     if (g->fwd_training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
@@ -530,7 +369,7 @@ static mx_status gap_backward(const cnn_pass *p, size_t k, const float *dy, floa
 static mx_status linear_backward(const cnn_pass *p, size_t k, const float *x, const float *dy, float *dx)
 {
     const cnn_node *nd = &p->g->nodes[k];
-    const cnn_node_plan *pl = plan_of(p, k);
+    const cnn_node_plan *pl = cnn_cpu_pass_plan(p, k);
     if (!pl->linear) return cnn_backend_ref.linear_backward(p, k, x, dy, dx);
     return mx_dnnl_linear_backward(pl->linear, p->n, x, cnn_param(p->m, nd->weight), dy, dx,
                                    cnn_grad(p->m, nd->weight), cnn_grad(p->m, nd->bias));
@@ -560,14 +399,14 @@ static mx_status grad_accumulate(const cnn_pass *p, size_t count, float *dst, co
 }
 
 /* From the constants the forward saved (bit for bit), unless no backward
- * needs the output (bn_output_unneeded). */
+ * needs the output (cnn_cpu_bn_output_unneeded). */
 static mx_status bn_recompute(const cnn_pass *p, size_t b)
 {
     const cnn_graph *g = p->g;
     const cnn_node *bn = &g->nodes[b];
-    if (bn_output_unneeded(p, b)) return MX_OK;
+    if (cnn_cpu_bn_output_unneeded(p, b)) return MX_OK;
     const cnn_tensor *in = &g->tensors[bn->in];
-    cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, bn_layout(p, b), cnn_tensor_data(g, bn->in),
+    cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, cnn_cpu_bn_layout(p, b), cnn_tensor_data(g, bn->in),
                      cnn_cpu_node_of(g, b)->affine, bn->relu, g->tensors[bn->out].data);
     return MX_OK;
 }

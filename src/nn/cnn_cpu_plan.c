@@ -214,75 +214,6 @@ static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
     return mx_wino_gemm_suits(d) && mx_wino_gemm_suits(&t) ? CNN_WINO_GEMM : CNN_WINO_NONE;
 }
 
-/* A training convolution oneDNN runs (no kernel of mixreg's own) in a
- * bfloat16 model, with nothing between it and tensor t but t's layout:
- * blocked by 16 (nChw16c or NHWC), the layouts bfloat16 models use. */
-static int bf16_plan_on(const cnn_graph *g, size_t k, int t)
-{
-    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-    return g->model->spec.precision == MX_PRECISION_BF16 && g->nodes[k].op == CNN_CONV && !cn->narrow &&
-           !cn->narrow_blocked && cn->train_wino == CNN_WINO_NONE && t > 0 && cnn_block(g->tensors[t].blocked) == 16;
-}
-
-/* The one node reading tensor t, or -1 (none, or more than one). */
-static long sole_reader(const cnn_graph *g, int t)
-{
-    long reader = -1;
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (g->nodes[j].in == t || g->nodes[j].in2 == t) {
-            if (reader >= 0) return -1;
-            reader = (long)j;
-        }
-    return reader;
-}
-
-/* cnn_cpu_node.y_bf16 and dx_bf16 (cnn_cpu.h). */
-static int conv_y_bf16(const cnn_graph *g, size_t k)
-{
-    const cnn_node *nd = &g->nodes[k];
-    if (!bf16_plan_on(g, k, nd->out) || nd->relu) return 0;
-    /* The next node: then prediction folds that batch norm into the
-     * convolution (plan_fusion) and never writes this output, whose buffer
-     * holds bfloat16 alone (cnn_tensor.bf16). */
-    return sole_reader(g, nd->out) == (long)k + 1 && g->nodes[k + 1].op == CNN_BN;
-}
-
-static int conv_dx_bf16(const cnn_graph *g, size_t k)
-{
-    const cnn_node *nd = &g->nodes[k];
-    if (!bf16_plan_on(g, k, nd->in) || nd->acc_in || sole_reader(g, nd->in) != (long)k) return 0;
-    for (size_t j = 0; j < k; j++)
-        if (g->nodes[j].out == nd->in) return g->nodes[j].op == CNN_BN && cnn_block(g->tensors[g->nodes[j].in].blocked) == 16;
-    return 0;
-}
-
-/* cnn_backend.conv_keeps_input: a bfloat16 training convolution on oneDNN
- * keeps its input in bfloat16 for its weights' gradient (cnn_cpu_node.x_bf16,
- * which cnn_cpu_plan checks its plans make, and cnn_cpu_exec.c's
- * conv_backward where a later batch size's plans do not). */
-int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k)
-{
-    return bf16_plan_on(g, k, g->nodes[k].in);
-}
-
-/* cnn_backend.keeps_relu_mask: in a bfloat16 model, a residual add's ReLU on
- * a tensor blocked by 16 records its mask as bits (cnn_cpu_node.relu_bits)
- * where its output is not kept otherwise, unless a max pooling reads that
- * output (its backward takes the mask from the tensor). The float32 output
- * then lives in a shared buffer, as long as the forward reads it: with its
- * convolutions keeping bfloat16 copies, resnet50's block outputs (705 MB at
- * 224x224, batch 32) are no longer held to the backward. */
-int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
-{
-    const cnn_node *nd = &g->nodes[k];
-    if (nd->op != CNN_ADD || !nd->relu || g->model->spec.precision != MX_PRECISION_BF16 ||
-        cnn_block(g->tensors[nd->out].blocked) != 16)
-        return 0;
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (g->nodes[j].op == CNN_MAXPOOL && g->nodes[j].in == nd->out) return 0;
-    return 1;
-}
-
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -400,17 +331,7 @@ static mx_status plan_fusion(cnn_graph *g)
     }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
     cs->pred_nhwc = cnn_cpu_nhwc_suits(g);
-    for (size_t k = 0; k < g->num_nodes; k++) {
-        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-        cn->y_bf16 = conv_y_bf16(g, k);
-        cn->dx_bf16 = conv_dx_bf16(g, k);
-        const cnn_node *nd = &g->nodes[k];
-        if (nd->op == CNN_CONV) g->tensors[nd->out].bf16 = cn->y_bf16;
-        for (size_t j = 0; j < g->num_nodes; j++) {
-            if (cn->y_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].in == nd->out) cnn_cpu_node_of(g, j)->bf16_io |= CNN_X_BF16;
-            if (cn->dx_bf16 && g->nodes[j].op == CNN_BN && g->nodes[j].out == nd->in) cnn_cpu_node_of(g, j)->bf16_io |= CNN_DY_BF16;
-        }
-    }
+    cnn_cpu_mark_bf16_flow(g);
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
     if (!cs->pred_cache_floats)
         for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
@@ -550,15 +471,6 @@ size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)
     return k;
 }
 
-/* Whether a batch norm writes tensor t (its output, when the memory plan
- * shares it, is recomputed for the backward: cnn_graph.c plan_recompute). */
-static int produced_by_bn(const cnn_graph *g, int t)
-{
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (g->nodes[j].out == t) return g->nodes[j].op == CNN_BN;
-    return 0;
-}
-
 mx_status cnn_cpu_plan(cnn_graph *g)
 {
     cnn_cpu_graph *cs = cnn_cpu_of(g);
@@ -576,7 +488,7 @@ mx_status cnn_cpu_plan(cnn_graph *g)
         if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
         else if (!bytes && conv && cnn_cpu_conv_keeps_input(g, k) && g->tensors[g->nodes[k].in].shared >= 0 &&
-                 !produced_by_bn(g, g->nodes[k].in))
+                 !cnn_cpu_produced_by_bn(g, g->nodes[k].in))
             st = mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu keeps no bfloat16 copy of its "
                                           "input, which the memory plan counts on", k);
     }
