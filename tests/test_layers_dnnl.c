@@ -371,15 +371,33 @@ static uint16_t round_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* The bfloat16 tests' convolution: 16 -> 32 channels, 3x3, pad 1, batch 3,
+ * on in_h x 7 with stride stride_h down, a bfloat16 plan on `layout`. */
+typedef struct {
+    mx_conv2d_desc d;
+    size_t n, nx, nw, ny;
+    mx_dnnl_conv2d_options opt;
+} bf16_case;
+
+static bf16_case bf16_case_of(mx_dnnl_act_layout layout, size_t in_h, size_t stride_h)
+{
+    bf16_case c = {.d = {.in_channels = 16, .out_channels = 32, .in_h = in_h, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+                         .stride_h = stride_h, .stride_w = 1, .pad_h = 1, .pad_w = 1},
+                   .n = 3,
+                   .opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16, .src_layout = layout,
+                           .dst_layout = layout}};
+    CHECK_OK(mx_conv2d_setup(&c.d));
+    c.nx = c.n * c.d.in_channels * c.d.in_h * c.d.in_w, c.nw = c.d.out_channels * c.d.in_channels * 9;
+    c.ny = c.n * c.d.out_channels * c.d.out_h * c.d.out_w;
+    return c;
+}
+
 static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
 {
-    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 9, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
-                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
-    CHECK_OK(mx_conv2d_setup(&d));
-    const size_t n = 3, nx = n * d.in_channels * d.in_h * d.in_w, nw = d.out_channels * d.in_channels * 9;
-    const size_t ny = n * d.out_channels * d.out_h * d.out_w;
-    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
-                                  .src_layout = layout, .dst_layout = layout};
+    bf16_case c = bf16_case_of(layout, 9, 1);
+    const mx_conv2d_desc d = c.d;
+    const size_t n = c.n, nx = c.nx, nw = c.nw, ny = c.ny;
+    mx_dnnl_conv2d_options opt = c.opt;
     mx_dnnl_conv2d_plan *plan = NULL;
     mx_status st = mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan);
     if (!mx_dnnl_bf16_available()) {
@@ -448,13 +466,10 @@ static size_t rounded_misses(const float *f32, const uint16_t *b16, size_t count
 
 static void conv_bf16_activations_in(mx_dnnl_act_layout layout)
 {
-    mx_conv2d_desc d = {.in_channels = 16, .out_channels = 32, .in_h = 10, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
-                        .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 1};
-    CHECK_OK(mx_conv2d_setup(&d));
-    const size_t n = 3, nx = n * d.in_channels * d.in_h * d.in_w, nw = d.out_channels * d.in_channels * 9;
-    const size_t ny = n * d.out_channels * d.out_h * d.out_w;
-    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
-                                  .src_layout = layout, .dst_layout = layout};
+    bf16_case c = bf16_case_of(layout, 10, 2);
+    const mx_conv2d_desc d = c.d;
+    const size_t n = c.n, nx = c.nx, nw = c.nw, ny = c.ny;
+    const mx_dnnl_conv2d_options opt = c.opt;
     mx_dnnl_conv2d_options half = opt;
     half.y_bf16 = half.dx_bf16 = 1;
     mx_dnnl_conv2d_plan *full = NULL, *plan = NULL;
