@@ -165,7 +165,7 @@ int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k);
  * writes the residual add after it. */
 int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b);
 size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
-int cnn_cpu_bn_add_fused(const cnn_pass *p, size_t k);
+int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k);
 /* cnn_backend.conv_keeps_input and keeps_relu_mask; whether convolution node
  * k's input is gone by its backward (shared, counting on its copy); whether
  * a batch norm writes tensor t. */

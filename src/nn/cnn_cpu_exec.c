@@ -128,7 +128,7 @@ static mx_status bn_forward(const cnn_pass *p, size_t k, const float *x, float *
     uint16_t *y16 = cnn_cpu_bf16_copy_of(p, k, &f32);
     if (!f32) y = NULL;
     cnn_bn_add fused, *add = NULL;
-    if (cnn_cpu_bn_add_fused(p, k)) {
+    if (cnn_cpu_bn_add_fused(p->g, k)) {
         const cnn_node *an = &g->nodes[k + 1];
         fused = (cnn_bn_add){cnn_tensor_data(g, an->in == nd->out ? an->in2 : an->in),
                              p->inference ? NULL : cnn_cpu_node_of(g, k + 1)->relu_bits};
@@ -161,7 +161,7 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
 {
     const cnn_node *nd = &p->g->nodes[k];
     *relu_done = nd->relu;
-    if (k > 0 && cnn_cpu_bn_add_fused(p, k - 1)) return MX_OK; /* the batch norm before wrote y */
+    if (k > 0 && cnn_cpu_bn_add_fused(p->g, k - 1)) return MX_OK; /* the batch norm before wrote y */
     const size_t count = p->n * p->g->tensors[nd->out].size;
     int f32;
     uint16_t *y16 = cnn_cpu_bf16_copy_of(p, k, &f32), *bits = p->inference ? NULL : cnn_cpu_node_of(p->g, k)->relu_bits;

@@ -214,6 +214,17 @@ static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
     return mx_wino_gemm_suits(d) && mx_wino_gemm_suits(&t) ? CNN_WINO_GEMM : CNN_WINO_NONE;
 }
 
+/* Whether a prediction's convolution can take the residual add after it
+ * into a tensor of this layout: as a binary post-op on oneDNN's own block
+ * (mx_dnnl_fused_add_available), or in a bfloat16 model's NHWC as the sum
+ * post-op of bfloat16 prediction (cnn_cpu_predict.c predict_nhwc; plan_fusion
+ * undoes it where that prediction does not run). */
+static int fused_add_suits(const cnn_graph *g, size_t layout)
+{
+    if (layout & CNN_NHWC) return g->model->spec.precision == MX_PRECISION_BF16;
+    return mx_dnnl_fused_add_available(layout);
+}
+
 /* Which nodes the predict hook fuses (see cnn_cpu_node): a convolution without its
  * own ReLU whose output only the next node, a batch norm, reads; then, if
  * that batch norm has no ReLU and only the next node, a residual add, reads
@@ -265,7 +276,7 @@ static mx_status plan_fusion(cnn_graph *g)
         const int own_wino = winograd_inference_suits(g, nd, widest, add->out);
         if (bn->relu || add->op != CNN_ADD || readers[bn->out] != 1 || !g->tensors[add->out].blocked ||
             (winograd_suits(g, nd) && !own_wino) ||
-            (!own_wino && !mx_dnnl_fused_add_available(g->tensors[add->out].blocked)))
+            (!own_wino && !fused_add_suits(g, g->tensors[add->out].blocked)))
             continue;
         if (add->in != bn->out && add->in2 != bn->out) continue;
         cn->fold_add = (int)k + 2;
@@ -331,6 +342,16 @@ static mx_status plan_fusion(cnn_graph *g)
     }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
     cs->pred_nhwc = cnn_cpu_nhwc_suits(g);
+    /* An add fused into NHWC counted on bfloat16 prediction's sum post-op
+     * (fused_add_suits): without it, the add stays a node of its own. */
+    for (size_t k = 0; !cs->pred_nhwc && k < g->num_nodes; k++) {
+        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+        if (cn->fold_add < 0 || !(g->tensors[g->nodes[cn->fold_add].out].blocked & CNN_NHWC)) continue;
+        cnn_cpu_node_of(g, (size_t)cn->fold_add)->fused = 0;
+        cn->fold_add = cn->sum_in = -1;
+        cn->pred_out = g->nodes[cn->fold_bn].out;
+        cn->pred_relu = g->nodes[cn->fold_bn].relu;
+    }
     cnn_cpu_mark_bf16_flow(g);
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
     if (!cs->pred_cache_floats)
@@ -468,6 +489,8 @@ size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)
     /* A fused chain is a convolution, its batch norm and maybe the add after it (plan_fusion). */
     for (size_t j = k >= 2 ? k - 2 : 0; j < k; j++)
         if (g->nodes[j].op == CNN_CONV && cnn_cpu_node_of(g, j)->pred_out == g->nodes[k].out) return j;
+    /* The forward's batch norm writes the add after it (cnn_cpu_bn_add_fused). */
+    if (k > 0 && g->nodes[k].op == CNN_ADD && cnn_cpu_bn_add_fused(g, k - 1)) return k - 1;
     return k;
 }
 
