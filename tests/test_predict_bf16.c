@@ -256,12 +256,10 @@ int main(void)
     predict_case("resnet50", 3, 64, 3, 1, 13); /* at 32x32 its last stage is 1x1: float32 NCHW, not NHWC */
     predict_case("lenet5", 1, 28, 5, 0, 14);
     /* Without bfloat16 NHWC prediction the adds stay unfused where their
-     * tensors are NHWC (plan_fusion undoes them), and where those tensors are
-     * float32 NHWC the eval forward runs (cnn_cpu_predict): the fused plans
-     * gave logits 0.66 off there. Planned for prediction alone, its batch
-     * norm writing the add's output (cnn_cpu_bn_add_fused) must find that
-     * output's buffer held from the batch norm on (cnn_cpu_first_writer):
-     * without that it overwrote the batch norm's input (logits inf). */
+     * tensors are NHWC (plan_fusion undoes them) and run as nodes of their
+     * own after the convolution that folded their batch norm: the add must
+     * not count on that batch norm to write its output
+     * (cnn_cpu_bn_add_fused; skipping it gave logits 0.66 off). */
     predict_case("resnet50", 3, 32, 4, 0, 15);
     CHECK_DONE();
 }

@@ -161,7 +161,10 @@ static mx_status add_forward(const cnn_pass *p, size_t k, const float *a, const 
 {
     const cnn_node *nd = &p->g->nodes[k];
     *relu_done = nd->relu;
-    if (k > 0 && cnn_cpu_bn_add_fused(p->g, k - 1)) return MX_OK; /* the batch norm before wrote y */
+    /* The batch norm before wrote y, unless a prediction folded that batch
+     * norm into its convolution (and skipped it). */
+    if (k > 0 && cnn_cpu_bn_add_fused(p->g, k - 1) && !(p->inference && cnn_cpu_node_of(p->g, k - 1)->fused))
+        return MX_OK;
     const size_t count = p->n * p->g->tensors[nd->out].size;
     int f32;
     uint16_t *y16 = cnn_cpu_bf16_copy_of(p, k, &f32), *bits = p->inference ? NULL : cnn_cpu_node_of(p->g, k)->relu_bits;

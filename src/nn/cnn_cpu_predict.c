@@ -237,26 +237,11 @@ static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t 
  * 32 samples its 512-channel 4x4 layers have too few tiles for them). 
  * The folded and transformed weights are then made once per call
  * (pred_cache), not once per chunk: they cost 0.33 ms a chunk on resnet20. */
-/* Whether any tensor is NHWC (cnn_tensor.blocked's CNN_NHWC). */
-static int nhwc_activations(const cnn_graph *g)
-{
-    for (size_t t = 0; t < g->num_tensors; t++)
-        if (g->tensors[t].blocked & CNN_NHWC) return 1;
-    return 0;
-}
-
 mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits)
 {
     cnn_graph *g = m->impl;
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
     if (cs->pred_nhwc) return predict_nhwc(m, g, x, n, logits);
-    /* A bfloat16 model whose float32 activations are NHWC (AMX) but that
-     * cannot keep them in bfloat16 NHWC (a layer leaves the layout mid-way:
-     * resnet50 below 64x64 pixels) runs the eval forward: the fused
-     * inference plans gave wrong logits there (tests/test_predict_bf16.c,
-     * resnet50 at 32x32: 0.66 norm-wise from float32's), while the eval
-     * forward's training plans agree within bfloat16's precision. */
-    if (g->model->spec.precision == MX_PRECISION_BF16 && nhwc_activations(g)) return cnn_run_forward(m, x, n, logits);
     if (!cs->pred_chunked || n <= CNN_PREDICT_CHUNK) return predict_chunk(m, g, x, n, 0, logits);
     const int cached = cs->pred_cache != NULL;
     for (size_t k = 0; cached && k < g->num_nodes; k++) {
