@@ -34,11 +34,12 @@ static mx_status begin(cnn_pass *p, int inference)
     p->inference = inference;
     if (p->set) return MX_OK;
     /* The plans could not be made: the reference layers, every tensor NCHW
-     * and float32, which a buffer sized for bfloat16 cannot hold. */
-    for (size_t t = 0; t < p->g->num_tensors; t++)
-        if (cnn_tensor_elem_bytes(p->g, (int)t) != sizeof(float))
-            return mx_error_set(MX_ERR_NOMEM, "bf16 training needs its oneDNN plans for batch %zu, which could not be "
-                                              "made (see above)", p->n);
+     * and float32. Not for a bfloat16 model: its memory plan sized buffers
+     * for bfloat16 and shared the inputs its convolutions keep copies of
+     * (cnn_cpu_flow.c), which the reference layers would read. */
+    if (p->g->model->spec.precision == MX_PRECISION_BF16)
+        return mx_error_set(MX_ERR_NOMEM, "bf16 training needs its oneDNN plans for batch %zu, which could not be "
+                                          "made (see above)", p->n);
     p->be = &cnn_backend_ref;
     return MX_OK;
 }
