@@ -167,12 +167,10 @@ int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b);
 size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
 int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k);
 /* cnn_backend.conv_keeps_input and keeps_relu_mask; whether convolution node
- * k's input is gone by its backward (shared, counting on its copy); whether
- * a batch norm writes tensor t. */
+ * k's input is gone by its backward (shared, counting on its copy). */
 int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k);
 int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k);
 int cnn_cpu_conv_input_gone(const cnn_graph *g, size_t k);
-int cnn_cpu_produced_by_bn(const cnn_graph *g, int t);
 /* Sets cnn_cpu_node.y_bf16, dx_bf16, bf16_io and cnn_tensor.bf16 (prepare). */
 void cnn_cpu_mark_bf16_flow(cnn_graph *g);
 

@@ -164,16 +164,22 @@ int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k)
     return 1;
 }
 
+/* Whether a batch norm writes tensor t (its output, when the memory plan
+ * shares it, is recomputed for the backward: cnn_graph.c plan_recompute). */
+static int produced_by_bn(const cnn_graph *g, int t)
+{
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (g->nodes[j].out == t) return g->nodes[j].op == CNN_BN;
+    return 0;
+}
+
 /* Whether convolution node k's input is gone by its backward: the memory
  * plan shared its buffer, counting on the convolution's bfloat16 copy
  * (cnn_cpu_conv_keeps_input), and no batch norm recomputes it. */
 int cnn_cpu_conv_input_gone(const cnn_graph *g, size_t k)
 {
     const int t = g->nodes[k].in;
-    if (!cnn_cpu_conv_keeps_input(g, k) || g->tensors[t].shared < 0) return 0;
-    for (size_t j = 0; j < k; j++)
-        if (g->nodes[j].out == t) return g->nodes[j].op != CNN_BN;
-    return 1;
+    return cnn_cpu_conv_keeps_input(g, k) && g->tensors[t].shared >= 0 && !produced_by_bn(g, t);
 }
 
 /* A training convolution oneDNN runs (no kernel of mixreg's own) in a
@@ -243,15 +249,6 @@ int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
     for (size_t j = 0; j < g->num_nodes; j++)
         if (g->nodes[j].op == CNN_MAXPOOL && g->nodes[j].in == nd->out) return 0;
     return 1;
-}
-
-/* Whether a batch norm writes tensor t (its output, when the memory plan
- * shares it, is recomputed for the backward: cnn_graph.c plan_recompute). */
-int cnn_cpu_produced_by_bn(const cnn_graph *g, int t)
-{
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (g->nodes[j].out == t) return g->nodes[j].op == CNN_BN;
-    return 0;
 }
 
 /* cnn_cpu_node.y_bf16, dx_bf16 and bf16_io, and cnn_tensor.bf16: once the

@@ -510,8 +510,7 @@ mx_status cnn_cpu_plan(cnn_graph *g)
         const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
         if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-        else if (!bytes && conv && cnn_cpu_conv_keeps_input(g, k) && g->tensors[g->nodes[k].in].shared >= 0 &&
-                 !cnn_cpu_produced_by_bn(g, g->nodes[k].in))
+        else if (!bytes && conv && cnn_cpu_conv_input_gone(g, k))
             st = mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu keeps no bfloat16 copy of its "
                                           "input, which the memory plan counts on", k);
     }

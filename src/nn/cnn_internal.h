@@ -165,12 +165,12 @@ static inline float *cnn_grad(const mx_model *m, size_t i)
     return i == CNN_NONE ? NULL : m->grads + m->tensors[i].offset;
 }
 static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers[i].data; }
-/* Tensor t's values: tensor 0 is the forward's input. */
 /* The bytes an element of tensor t's buffer takes. */
 static inline size_t cnn_tensor_elem_bytes(const cnn_graph *g, int t)
 {
     return g->tensors[t].bf16 && !g->predict_only ? sizeof(uint16_t) : sizeof(float);
 }
+/* Tensor t's values: tensor 0 is the forward's input. */
 static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
 /* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
 static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
@@ -178,7 +178,7 @@ static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return 
  * low bits keep the block B its kernels take the channels by. */
 #define CNN_NHWC ((size_t)0x100)
 /* Not layouts but what a batch-norm kernel's `layout` argument may carry
- * beside one (the cpu backend's bfloat16 data flow, cnn_cpu_exec.c): its
+ * beside one (the cpu backend's bfloat16 data flow, cnn_cpu_flow.c): its
  * input x, or its dy, is held as bfloat16 in that layout (block 16 alone),
  * each element at the index a float would have. */
 #define CNN_X_BF16 ((size_t)0x200)
