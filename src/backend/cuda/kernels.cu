@@ -1,7 +1,12 @@
 /* The cuda backend's own kernels (cuda_backend.h): elementwise and per-row
  * work over flat arrays, one thread per element or one block per row. The
  * elementwise ones do the host functions' float operations in the same
- * order, so they give the same bits; the cross-entropy sums a row's terms in
+ * order, so they give the same bits. That takes __fmul_rn / __fadd_rn /
+ * __fsub_rn: nvcc contracts a * b + c into one fused multiply-add by default
+ * (one rounding instead of two), while the host is built as ISO C11, which
+ * never contracts; these intrinsics are never merged into an FMA. On an H200
+ * the plain expressions differed from the host's SGD step and blend in the last
+ * bit; the cross-entropy sums a row's terms in
  * a tree instead of left to right (in double, as the host), which moves the
  * loss by a double rounding only. */
 #include <cuda_runtime.h>
@@ -27,10 +32,10 @@ __global__ void sgd_kernel(float *p, const float *grad, float *v, size_t count, 
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;
-    float g = grad[i] + wd * p[i];
-    float vi = m * v[i] + g;
+    float g = __fadd_rn(grad[i], __fmul_rn(wd, p[i]));
+    float vi = __fadd_rn(__fmul_rn(m, v[i]), g);
     v[i] = vi;
-    p[i] -= lr * (nesterov ? g + m * vi : vi);
+    p[i] = __fsub_rn(p[i], __fmul_rn(lr, nesterov ? __fadd_rn(g, __fmul_rn(m, vi)) : vi));
 }
 
 extern "C" mx_status mx_cuda_sgd_step(float *params, const float *grads, float *velocity, size_t count, float lr,
@@ -49,7 +54,7 @@ __global__ void blend_kernel(const float *x, const uint32_t *partner, const floa
     if (i >= n * size) return;
     size_t row = i / size, col = i % size;
     float l = lam[row];
-    out[i] = l * x[i] + (1.0f - l) * x[(size_t)partner[row] * size + col];
+    out[i] = __fadd_rn(__fmul_rn(l, x[i]), __fmul_rn(1.0f - l, x[(size_t)partner[row] * size + col]));
 }
 
 extern "C" mx_status mx_cuda_mixup_blend(const float *x, const uint32_t *partner, const float *lam, size_t n,
