@@ -1176,6 +1176,46 @@ static void test_memory_plan(void)
     }
 }
 
+/* Shared activation buffers placed in gradient slots idle at their times
+ * (cnn_graph.c place_shared): training steps, with predictions between
+ * them (which write the shared buffers, and on the cpu backend may keep
+ * folded weights in slot 0), give the bits of the same model whose shared
+ * buffers have memory of their own, in an arena smaller by those buffers. */
+static void test_shared_in_slots(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
+    for (int bf = 0; bf < precisions; bf++) {
+        for (size_t k = 0; k < 2; k++) {
+            const size_t B = 6;
+            g_precision = bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32;
+            mx_model *a = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU);
+            g_precision = MX_PRECISION_FP32;
+            if (!a || !b) {
+                mx_model_free(a), mx_model_free(b);
+                continue;
+            }
+            cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+            gb->shared_own_memory = 1;
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+            CHECK(gb->shared_in_slots == 0);
+            /* preact18's pre-activations, bf16's inputs its convolutions keep copies of: forward-only */
+            CHECK(ga->shared_in_slots > 0 || (!bf && k == 0));
+            CHECK(ga->shared_in_slots == 0 || ga->arena.capacity < gb->arena.capacity);
+            mx_model_init_params(a, 31);
+            mx_model_init_params(b, 31);
+            train_steps(a, 3, B, 1);
+            train_steps(b, 3, B, 1);
+            const int same = same_state(a, b);
+            CHECK(same);
+            printf("  %s %s: %zu shared buffers in gradient slots, arena %.2f MiB instead of %.2f; 3 steps with "
+                   "predictions between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->shared_in_slots,
+                   ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+            mx_model_free(a), mx_model_free(b);
+        }
+    }
+}
+
 /* The backend tables (cnn_backend.h): ref and cpu fill in every kernel (the
  * executor calls them unchecked), the optimizer and copies are the host's,
  * each value maps to its table, and the cuda table fills in none (its
@@ -1253,6 +1293,7 @@ int main(void)
     printf("memory plan\n");
     test_memory_plan();
     test_pred_cache_in_slot();
+    test_shared_in_slots();
     test_backend_tables();
     CHECK_DONE();
 }

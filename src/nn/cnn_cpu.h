@@ -43,7 +43,7 @@ typedef struct {
     int dx_bf16;                     /* conv: writes its input gradient in bfloat16, its input a batch norm's output
                                         that it alone reads */
     uint16_t *relu_bits;             /* ADD: its ReLU's mask, bit e % 16 of word e / 16 for element e (in the
-                                        arena), where its output is not kept (cnn_cpu_keeps_relu_mask) */
+                                        arena), where its output is not kept (cnn_cpu_add_keeps_mask_bits) */
     size_t bf16_io;                  /* BN: CNN_X_BF16 (its input, y_bf16) and CNN_DY_BF16 (its output's gradient,
                                         dx_bf16) for its kernels' layout argument in training plans' passes */
     size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
@@ -166,10 +166,14 @@ int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k);
 int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b);
 size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
 int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k);
-/* cnn_backend.conv_keeps_input and keeps_relu_mask; whether convolution node
- * k's input is gone by its backward (shared, counting on its copy). */
+/* cnn_backend.conv_keeps_input and keeps_relu_mask; whether residual add
+ * node k keeps its ReLU's mask as bits; whether tensor t is gone by the
+ * backward (shared, not recomputed); whether convolution node k's input is
+ * (counting on its copy). */
 int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k);
 int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k);
+int cnn_cpu_add_keeps_mask_bits(const cnn_graph *g, size_t k);
+int cnn_cpu_tensor_gone(const cnn_graph *g, int t);
 int cnn_cpu_conv_input_gone(const cnn_graph *g, size_t k);
 /* Sets cnn_cpu_node.y_bf16, dx_bf16, bf16_io and cnn_tensor.bf16 (prepare). */
 void cnn_cpu_mark_bf16_flow(cnn_graph *g);

@@ -297,6 +297,9 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
     float *dgamma = cnn_grad(m, nd->weight), *dbeta = cnn_grad(m, nd->bias);
     double *partial = cnn_cpu_of(g)->bn_partial;
     const int from_input = nd->relu && cnn_cpu_bn_output_unneeded(p, k);
+    if (nd->relu && !from_input && cnn_cpu_tensor_gone(g, nd->out))
+        return mx_error_set(MX_ERR_ARG, "bf16 training: at batch %zu the backward of layer %zu needs its output, "
+                                        "whose buffer the memory plan shares", p->n, k);
     const float *y = nd->relu && !from_input ? g->tensors[nd->out].data : NULL;
     const float *relu_k = from_input ? cnn_cpu_node_of(g, k)->affine : NULL;
     const int dx_bf16 = k > 0 && cnn_cpu_conv_takes_bf16_dy(p, k - 1);
@@ -331,7 +334,7 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
     const int inputs[2] = {nd->in, nd->in2}, acc[2] = {nd->acc_in, nd->acc_in2};
     const size_t count = p->n * g->tensors[nd->out].size;
     /* The ReLU's mask from its output, or from the bits the forward recorded
-     * where the output was not kept (cnn_cpu_keeps_relu_mask). */
+     * where the output was not kept (cnn_cpu_add_keeps_mask_bits). */
     const uint16_t *bits = nd->relu ? cnn_cpu_node_of(g, k)->relu_bits : NULL;
     const float *y = nd->relu && !bits ? g->tensors[nd->out].data : NULL;
     float *da = cnn_grad_of(g, inputs[0], dx), *db = cnn_grad_of(g, inputs[1], dx);

@@ -109,12 +109,11 @@ int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k)
 }
 
 /* Whether the backward can do without batch norm node b's output (its ReLU
- * applied), which the memory plan left to be recomputed (cnn_graph.c
- * plan_recompute): on nChw16c, when every reader is a convolution that kept
- * its input from the forward in bfloat16 (mx_dnnl_conv2d_kept_x_bytes). The
- * batch norm's own backward then takes its ReLU's mask from its input and
- * the forward's constants (bit for bit the same), and the recomputing pass
- * is saved. */
+ * applied): on a blocked layout, when every reader is a convolution that
+ * kept its input from the forward in bfloat16 (mx_dnnl_conv2d_kept_x_bytes),
+ * or a residual add (whose backward reads neither input). The batch norm's
+ * own backward then takes its ReLU's mask from its input and the forward's
+ * constants (bit for bit the same), and no pass recomputes the output. */
 int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b)
 {
     const cnn_graph *g = p->g;
@@ -123,12 +122,36 @@ int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b)
     if (bn->op != CNN_BN || !bn->relu || !cnn_cpu_node_of(g, b)->affine || !g->tensors[bn->in].blocked) return 0;
     for (size_t j = 0; j < g->num_nodes; j++) {
         const cnn_node *nd = &g->nodes[j];
-        if (nd->in != bn->out && nd->in2 != bn->out) continue;
+        if ((nd->in != bn->out && nd->in2 != bn->out) || nd->op == CNN_ADD) continue;
         if (nd->op != CNN_CONV || !cnn_cpu_node_of(g, j)->x_bf16 || !plans->node[j].conv ||
             !mx_dnnl_conv2d_kept_x_bytes(plans->node[j].conv))
             return 0;
     }
     return 1;
+}
+
+/* The plan-time side of cnn_cpu_bn_output_unneeded, for the memory plan
+ * (cnn_cpu_keeps_relu_mask): batch norm node b with a ReLU on a tensor
+ * blocked by 16 whose readers are convolutions keeping their input in
+ * bfloat16 (cnn_cpu_conv_keeps_input) or residual adds. Its output is then
+ * neither kept for the backward nor recomputed: it shares a buffer with
+ * others, or a gradient slot idle in the forward (cnn_graph.c place_shared).
+ * cnn_cpu_plan checks that the plans keep those copies; a batch size whose
+ * plans do not fails with an error (conv_backward, bn_backward). */
+static int bn_mask_from_input(const cnn_graph *g, size_t b)
+{
+    const cnn_node *bn = &g->nodes[b];
+    if (bn->op != CNN_BN || !bn->relu || g->model->spec.precision != MX_PRECISION_BF16 ||
+        cnn_block(g->tensors[bn->in].blocked) != 16)
+        return 0;
+    size_t convs = 0;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if ((nd->in != bn->out && nd->in2 != bn->out) || nd->op == CNN_ADD) continue;
+        if (nd->op != CNN_CONV || !cnn_cpu_conv_keeps_input(g, j)) return 0;
+        convs++;
+    }
+    return convs > 0;
 }
 
 /* Batch norm node k's layout argument: its input's layout, with the
@@ -164,22 +187,24 @@ int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k)
     return 1;
 }
 
-/* Whether a batch norm writes tensor t (its output, when the memory plan
- * shares it, is recomputed for the backward: cnn_graph.c plan_recompute). */
-static int produced_by_bn(const cnn_graph *g, int t)
+/* Whether tensor t is gone by the backward: the memory plan shared its
+ * buffer, and no batch norm's output recomputed there (cnn_graph.c
+ * plan_recompute). */
+int cnn_cpu_tensor_gone(const cnn_graph *g, int t)
 {
-    for (size_t j = 0; j < g->num_nodes; j++)
-        if (g->nodes[j].out == t) return g->nodes[j].op == CNN_BN;
-    return 0;
+    if (t <= 0 || g->tensors[t].shared < 0) return 0;
+    for (size_t j = 0; j < g->num_nodes; j++) {
+        const int b = g->nodes[j].recompute_bn;
+        if (b >= 0 && g->nodes[b].out == t) return 0;
+    }
+    return 1;
 }
 
-/* Whether convolution node k's input is gone by its backward: the memory
- * plan shared its buffer, counting on the convolution's bfloat16 copy
- * (cnn_cpu_conv_keeps_input), and no batch norm recomputes it. */
+/* Whether convolution node k's input is gone by its backward, the memory
+ * plan counting on the convolution's bfloat16 copy (cnn_cpu_conv_keeps_input). */
 int cnn_cpu_conv_input_gone(const cnn_graph *g, size_t k)
 {
-    const int t = g->nodes[k].in;
-    return cnn_cpu_conv_keeps_input(g, k) && g->tensors[t].shared >= 0 && !produced_by_bn(g, t);
+    return cnn_cpu_conv_keeps_input(g, k) && cnn_cpu_tensor_gone(g, g->nodes[k].in);
 }
 
 /* A training convolution oneDNN runs (no kernel of mixreg's own) in a
@@ -233,14 +258,14 @@ int cnn_cpu_conv_keeps_input(const cnn_graph *g, size_t k)
     return bf16_plan_on(g, k, g->nodes[k].in);
 }
 
-/* cnn_backend.keeps_relu_mask: in a bfloat16 model, a residual add's ReLU on
- * a tensor blocked by 16 records its mask as bits (cnn_cpu_node.relu_bits)
- * where its output is not kept otherwise, unless a max pooling reads that
+/* Whether residual add node k records its ReLU's mask as bits
+ * (cnn_cpu_node.relu_bits) where its output is not kept otherwise: in a
+ * bfloat16 model on a tensor blocked by 16, unless a max pooling reads that
  * output (its backward takes the mask from the tensor). The float32 output
  * then lives in a shared buffer, as long as the forward reads it: with its
  * convolutions keeping bfloat16 copies, resnet50's block outputs (705 MB at
  * 224x224, batch 32) are no longer held to the backward. */
-int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
+int cnn_cpu_add_keeps_mask_bits(const cnn_graph *g, size_t k)
 {
     const cnn_node *nd = &g->nodes[k];
     if (nd->op != CNN_ADD || !nd->relu || g->model->spec.precision != MX_PRECISION_BF16 ||
@@ -249,6 +274,13 @@ int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
     for (size_t j = 0; j < g->num_nodes; j++)
         if (g->nodes[j].op == CNN_MAXPOOL && g->nodes[j].in == nd->out) return 0;
     return 1;
+}
+
+/* cnn_backend.keeps_relu_mask: the adds' bits, and the batch norms that take
+ * their masks from their inputs (bn_mask_from_input). */
+int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
+{
+    return cnn_cpu_add_keeps_mask_bits(g, k) || bn_mask_from_input(g, k);
 }
 
 /* cnn_cpu_node.y_bf16, dx_bf16 and bf16_io, and cnn_tensor.bf16: once the

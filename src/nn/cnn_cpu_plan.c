@@ -470,7 +470,7 @@ void cnn_cpu_reserve(cnn_graph *g, mx_arena *arena, size_t B, int commit)
     /* The ReLU masks of the adds whose outputs the memory plan did not keep. */
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
-        if (g->predict_only || !cnn_cpu_keeps_relu_mask(g, k) || g->tensors[nd->out].shared < 0) {
+        if (g->predict_only || !cnn_cpu_add_keeps_mask_bits(g, k) || g->tensors[nd->out].shared < 0) {
             if (commit) cnn_cpu_node_of(g, k)->relu_bits = NULL;
             continue;
         }
@@ -518,9 +518,10 @@ mx_status cnn_cpu_plan(cnn_graph *g)
     if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))
         st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* A prediction never runs inside a training step, so the weights it
-     * folds may go where the backward keeps activation gradients. */
+     * folds may go where the backward keeps activation gradients, unless
+     * activations the prediction writes live there too. */
     const size_t cache = cs->pred_cache_floats;
-    if (st == MX_OK && cache && !g->predict_only && g->num_slots && B * g->largest >= cache) {
+    if (st == MX_OK && cache && !g->predict_only && g->num_slots && !g->slot0_shared && B * g->largest >= cache) {
         cs->pred_cache = g->slots[0];
     } else if (st == MX_OK && cache) {
         if (!cs->pred_cache_own) cs->pred_cache_own = aligned_alloc(64, (cache * sizeof(float) + 63) / 64 * 64);

@@ -316,6 +316,58 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
     return count;
 }
 
+/* Marks in busy[] (one byte per node) the nodes whose backward uses gradient
+ * slot s: a tensor's slot from its last reader's backward down to its
+ * producer's (assign_slots), and a node's scratch slot at that node. */
+static void slot_busy(const cnn_graph *g, int s, uint8_t *busy)
+{
+    const size_t N = g->num_nodes;
+    memset(busy, 0, N);
+    for (size_t p = 0; p + 1 < N; p++) {
+        const int t = g->nodes[p].out;
+        if (g->nodes[p].scratch_slot == s) busy[p] = 1;
+        if (g->tensors[t].slot != s) continue;
+        size_t last = p;
+        for (size_t j = p + 1; j < N; j++)
+            if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = j;
+        memset(busy + p, 1, last - p + 1);
+    }
+    if (g->nodes[N - 1].scratch_slot == s) busy[N - 1] = 1;
+}
+
+/* Where each shared buffer lives (plan_shared): inside a gradient slot, or
+ * (-1) in memory of its own. Slots hold gradients during the backward alone,
+ * and a shared buffer holds its tensors during the forward, except for the
+ * batch-norm outputs the backward recomputes (from node `first` down to the
+ * batch norm b, plan_recompute): so a buffer fits in a slot that no backward
+ * of those stretches uses, and resnet20 at batch 128 keeps one buffer of
+ * 8 MiB fewer. One buffer per slot; slots are sized for the largest
+ * tensor, so any fits. A prediction writes the shared buffers too, so a
+ * backend keeps its prediction cache in slot 0 only where none is placed
+ * there (cnn_graph.slot0_shared). */
+static void place_shared(const cnn_graph *g, size_t num_shared, int *in_slot)
+{
+    const size_t N = g->num_nodes;
+    for (size_t b = 0; b < num_shared; b++) in_slot[b] = -1;
+    if (g->predict_only || !g->num_slots || g->shared_own_memory) return;
+    uint8_t *busy = malloc(N), *need = malloc(N), *taken = calloc(g->num_slots, 1);
+    for (size_t b = 0; busy && need && taken && b < num_shared; b++) {
+        memset(need, 0, N);
+        for (size_t j = 0; j < N; j++) {
+            const int r = g->nodes[j].recompute_bn;
+            if (r >= 0 && g->tensors[g->nodes[r].out].shared == (int)b) memset(need + r, 1, j - (size_t)r + 1);
+        }
+        for (size_t s = g->num_slots; s-- > 0 && in_slot[b] < 0;) {
+            if (taken[s]) continue;
+            slot_busy(g, (int)s, busy);
+            size_t k = 0;
+            while (k < N && !(busy[k] && need[k])) k++;
+            if (k == N) in_slot[b] = (int)s, taken[s] = 1;
+        }
+    }
+    free(busy), free(need), free(taken);
+}
+
 /* The samples the activation buffers hold for a max batch of B: all of them,
  * except where the backend predicts in chunks (cnn_backend.predict_samples). */
 static size_t arena_samples(const cnn_graph *g, size_t B, int predict_only)
@@ -336,12 +388,16 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
     const size_t num_slots = g->predict_only ? 0 : g->num_slots;
     g->slots = commit ? calloc(num_slots ? num_slots : 1, sizeof *g->slots) : NULL;
     size_t *shared_size = calloc(g->num_tensors, sizeof *shared_size);
-    float **shared = calloc(g->num_tensors, sizeof *shared);
-    if ((commit && !g->slots) || !shared_size || !shared) {
-        free(shared_size), free(shared);
+    float **shared = calloc(2 * g->num_tensors, sizeof *shared); /* the shared buffers, then the slots */
+    int *in_slot = calloc(g->num_tensors, sizeof *in_slot);
+    if ((commit && !g->slots) || !shared_size || !shared || !in_slot) {
+        free(shared_size), free(shared), free(in_slot);
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
     const size_t num_shared = plan_shared(g, shared_size);
+    place_shared(g, num_shared, in_slot);
+    g->slot0_shared = 0, g->shared_in_slots = 0;
+    for (size_t b = 0; b < num_shared; b++) g->slot0_shared |= in_slot[b] == 0, g->shared_in_slots += in_slot[b] >= 0;
     for (int pass = 0; pass < 1 + commit; pass++) {
         if (pass == 0) {
             mx_arena_measure(&g->arena);
@@ -349,11 +405,17 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
             *bytes = g->arena.used;
             mx_status st = mx_arena_commit(&g->arena);
             if (st != MX_OK) {
-                free(shared_size), free(shared);
+                free(shared_size), free(shared), free(in_slot);
                 return mx_error_wrap(st, "network buffers for batch %zu", max_batch);
             }
         }
-        for (size_t b = 0; b < num_shared; b++) shared[b] = mx_arena_alloc(&g->arena, B * shared_size[b] * sizeof(float));
+        float **slot_at = shared + num_shared; /* the slots' memory, for the buffers placed in them */
+        for (size_t s = 0; s < num_slots; s++) {
+            slot_at[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
+            if (g->slots) g->slots[s] = slot_at[s]; /* NULL: measuring only */
+        }
+        for (size_t b = 0; b < num_shared; b++)
+            shared[b] = in_slot[b] >= 0 ? slot_at[in_slot[b]] : mx_arena_alloc(&g->arena, B * shared_size[b] * sizeof(float));
         for (size_t t = 1; t < g->num_tensors; t++)
             g->tensors[t].data = g->tensors[t].shared >= 0
                                      ? shared[g->tensors[t].shared]
@@ -369,15 +431,11 @@ static mx_status plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *
                 nd->mask = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size);
             }
         }
-        for (size_t s = 0; s < num_slots; s++) {
-            float *slot = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
-            if (g->slots) g->slots[s] = slot; /* NULL: measuring only */
-        }
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
         if (g->be->reserve) g->be->reserve(g, &g->arena, B, pass == 1);
     }
     if (!commit) *bytes = g->arena.used;
-    free(shared_size), free(shared);
+    free(shared_size), free(shared), free(in_slot);
     for (size_t t = 1; commit && t < g->num_tensors; t++)
         g->tensors[t].grad = !g->predict_only && g->tensors[t].slot >= 0 ? g->slots[g->tensors[t].slot] : NULL;
     return MX_OK;

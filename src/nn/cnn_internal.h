@@ -82,6 +82,9 @@ typedef struct cnn_graph {
     size_t workspace_bytes;
     float **slots;               /* gradient slots, max_batch * largest tensor each */
     size_t num_slots;
+    int slot0_shared;            /* a shared activation buffer lives in slot 0 (cnn_graph.c place_shared) */
+    size_t shared_in_slots;      /* shared activation buffers placed in gradient slots (place_shared) */
+    int shared_own_memory;       /* plan every shared buffer in memory of its own (tests compare the two) */
 
     size_t largest;              /* largest per-sample tensor size */
     const float *input;          /* the last forward's input */
