@@ -240,6 +240,29 @@ static inline __attribute__((always_inline)) void affine_block(const size_t B, c
     }
 }
 
+#if defined(__AVX512F__)
+/* affine_block for 16 lanes, each row computed in one register and stored
+ * from it (affine_block's row buffer, written as two 256-bit halves and read
+ * back whole, stalled on store forwarding: half of the pass). The same
+ * operations in the same order, so the same bits. */
+static inline __attribute__((always_inline)) void affine_block16(const int x16, const int add, size_t hw, size_t rs,
+                                                                 const void *x, const float *mean, const float *a,
+                                                                 const float *b, const float *addend, int relu,
+                                                                 float *y, uint16_t *y16, uint16_t *bits)
+{
+    const __m512 m = _mm512_loadu_ps(mean), av = _mm512_loadu_ps(a), bv = _mm512_loadu_ps(b), zero = _mm512_setzero_ps();
+    for (size_t q = 0; q < hw; q++) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(load_f32x16(x, q * rs, x16), m), av), bv);
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(addend + q * rs));
+        const __mmask16 pass = _mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ); /* v > 0 or NaN */
+        if (relu) v = _mm512_maskz_mov_ps(pass, v);
+        if (y) _mm512_storeu_ps(y + q * rs, v);
+        if (y16) store_bf16x16_reg(v, y16 + q * rs);
+        if (bits) bits[q * rs / 16] = (uint16_t)pass;
+    }
+}
+#endif
+
 /* y = relu?((x - mean) a + b (+ add->addend)) with k = {mean, a, b} per
  * channel, as float32 into y and as bfloat16 into y16 (block 16 only:
  * bfloat16 models are blocked by 16), each when not NULL; x bfloat16 with
@@ -265,10 +288,17 @@ static void blocked_affine(size_t n, size_t channels, size_t hw, size_t layout, 
                 uint16_t *pk = bits && B == 16 ? bits + base / 16 : NULL;
                 if (B == 8 && pa) affine_block(8, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, NULL, NULL);
                 else if (B == 8) affine_block(8, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, NULL, NULL);
+#if defined(__AVX512F__)
+                else if (x16 && pa) affine_block16(1, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else if (x16) affine_block16(1, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else if (pa) affine_block16(0, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+                else affine_block16(0, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+#else
                 else if (x16 && pa) affine_block(16, 1, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
                 else if (x16) affine_block(16, 1, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
                 else if (pa) affine_block(16, 0, 1, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
                 else affine_block(16, 0, 0, rows, rs, px, mean, a, b, pa, relu, py, p16, pk);
+#endif
             }
 }
 
@@ -306,6 +336,35 @@ static inline __attribute__((always_inline)) void grad_block(const size_t B, con
     }
 }
 
+#if defined(__AVX512F__)
+/* grad_block for 16 lanes in registers, stored from them (see
+ * affine_block16); the same operations in the same order. */
+static inline __attribute__((always_inline)) void grad_block16(const int x16, const int g16, size_t hw, size_t rs,
+                                                               const void *px, const float *py,
+                                                               const float *const rk3[3], const void *pg,
+                                                               const float *const k4[4], float *pd, uint16_t *p16)
+{
+    const __m512 k0 = _mm512_loadu_ps(k4[0]), k1 = _mm512_loadu_ps(k4[1]), k2 = _mm512_loadu_ps(k4[2]),
+                 mean = _mm512_loadu_ps(k4[3]), zero = _mm512_setzero_ps();
+    const int from_x = !py && rk3[0];
+    const __m512 rm = from_x ? _mm512_loadu_ps(rk3[0]) : zero, ra = from_x ? _mm512_loadu_ps(rk3[1]) : zero,
+                 rb = from_x ? _mm512_loadu_ps(rk3[2]) : zero;
+    for (size_t q = 0; q < hw * rs; q += rs) {
+        const __m512 xv = load_f32x16(px, q, x16);
+        __m512 g = load_f32x16(pg, q, g16);
+        if (from_x) { /* relu_zeroed: (x - mean) scale + shift <= 0 */
+            const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xv, rm), ra), rb);
+            g = _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
+        } else if (py) {
+            g = _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(_mm512_loadu_ps(py + q), zero, _CMP_LE_OQ), zero);
+        }
+        const __m512 out = _mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(k1, g), k0), _mm512_mul_ps(_mm512_sub_ps(xv, mean), k2));
+        if (p16) store_bf16x16_reg(out, p16 + q);
+        else _mm512_storeu_ps(pd + q, out);
+    }
+}
+#endif
+
 /* dx = k[1][c] g - k[0][c] - (x - k[3][c]) k[2][c], g = dy masked by the
  * fused ReLU: by its output y > 0 when y is not NULL, else by relu_zeroed from
  * rk when that is not NULL. As float32, or with dx_bf16 (block 16 only) as
@@ -330,10 +389,17 @@ static void blocked_grad(size_t n, size_t channels, size_t hw, size_t layout, co
                 uint16_t *p16 = dx_bf16 ? (uint16_t *)(void *)dx + base : NULL;
                 const void *px = element_at(x, base, x16), *pg = element_at(dy, base, g16);
                 if (B == 8) grad_block(8, 0, 0, rows, rs, px, py, rk3, pg, k4, dx + base, NULL);
+#if defined(__AVX512F__)
+                else if (x16 && g16) grad_block16(1, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else if (x16) grad_block16(1, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else if (g16) grad_block16(0, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+                else grad_block16(0, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+#else
                 else if (x16 && g16) grad_block(16, 1, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
                 else if (x16) grad_block(16, 1, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
                 else if (g16) grad_block(16, 0, 1, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
                 else grad_block(16, 0, 0, rows, rs, px, py, rk3, pg, k4, dx + base, p16);
+#endif
             }
 }
 

@@ -53,6 +53,23 @@ static inline __m512 load_f32x16(const void *p, size_t i, int bf16)
 }
 #endif
 
+#ifdef __AVX512F__
+/* store_bf16x16 of a register: the row converted where it was computed. A
+ * row stored as two 256-bit halves and read back as one 512-bit vector
+ * cannot be forwarded from the store buffer, and that stall took half of
+ * the bf16 batch norms' output and gradient passes. */
+static inline void store_bf16x16_reg(__m512 v, uint16_t *out)
+{
+#ifdef __AVX512BF16__
+    _mm256_storeu_si256((__m256i *)(void *)out, (__m256i)_mm512_cvtneps_pbh(v));
+#else
+    float row[16];
+    _mm512_storeu_ps(row, v);
+    store_bf16x16(row, out);
+#endif
+}
+#endif
+
 /* The ReLU's backward mask of 16 outputs as bits (bit l for v[l]): set where
  * the output passes the gradient, v > 0 or NaN (as y <= 0 ? 0 : dy). */
 static inline uint16_t relu_bits16(const float *v)
