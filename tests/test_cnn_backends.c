@@ -868,9 +868,34 @@ static void test_bn_add_fused(void)
     float *d[4];
     for (int k = 0; k < 4; k++) d[k] = malloc(count * sizeof *d[k]);
     memcpy(d[0], x, count * sizeof *x), memcpy(d[2], x, count * sizeof *x);
-    cnn_cpu_add_backward(count, two, other, d[0], 1, d[1], 0);
-    cnn_cpu_add_backward_bits(count, bits[1], other, d[2], 1, d[3], 0);
+    cnn_cpu_add_backward(count, two, other, NULL, d[0], 1, d[1], 0);
+    cnn_cpu_add_backward_bits(count, bits[1], other, NULL, d[2], 1, d[3], 0);
     CHECK(memcmp(d[0], d[2], count * sizeof *x) == 0 && memcmp(d[1], d[3], count * sizeof *x) == 0);
+    /* A gradient the executor left to add into dy (dy_extra): the bits of
+     * adding it first, also where it is the buffer of a gradient written
+     * fresh; by the output and by the bits. */
+    float *sum = malloc(count * sizeof *sum), *want = malloc(count * sizeof *want);
+    for (int by_bits = 0; by_bits < 2; by_bits++) {
+        memcpy(sum, other, count * sizeof *sum);
+        cnn_cpu_grad_pass(count, sum, x, 1);
+        if (by_bits) cnn_cpu_add_backward_bits(count, bits[1], sum, NULL, want, 0, NULL, 0);
+        else cnn_cpu_add_backward(count, two, sum, NULL, want, 0, NULL, 0);
+        memcpy(d[0], x, count * sizeof *x);
+        memcpy(d[1], x, count * sizeof *x);
+        memcpy(d[2], y, count * sizeof *y), memcpy(d[3], y, count * sizeof *y);
+        if (by_bits) { /* d[0] aliases the extra; d[2] is added to */
+            cnn_cpu_add_backward_bits(count, bits[1], other, d[0], d[0], 0, d[2], 1);
+            cnn_cpu_add_backward_bits(count, bits[1], other, d[1], d[3], 0, NULL, 0);
+        } else {
+            cnn_cpu_add_backward(count, two, other, d[0], d[0], 0, d[2], 1);
+            cnn_cpu_add_backward(count, two, other, d[1], d[3], 0, NULL, 0);
+        }
+        cnn_cpu_grad_pass(count, sum, y, 0);
+        cnn_cpu_grad_pass(count, sum, want, 1);
+        CHECK(memcmp(d[0], want, count * sizeof *x) == 0 && memcmp(d[3], want, count * sizeof *x) == 0);
+        CHECK(memcmp(d[2], sum, count * sizeof *x) == 0);
+    }
+    free(sum), free(want);
     printf("batch norm writing the residual add after it: the two nodes' bits (nChw8c, nChw16c, NHWC; training, eval), "
            "the ReLU's mask as bits\n");
     for (int k = 0; k < 4; k++) free(d[k]);

@@ -116,8 +116,13 @@ typedef struct cnn_backend {
     mx_status (*bn_backward)(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx);
     /* The residual add writes (or adds, per node acc_in / acc_in2) dy into
      * both inputs' gradients itself; it may instead leave one gradient at
-     * *alias_p for the next node, naming that tensor in *alias_t. */
-    mx_status (*add_backward)(const cnn_pass *p, size_t k, float *dy, float *dx, int *alias_t, float **alias_p);
+     * *alias_p for the next node, naming that tensor in *alias_t. dy_extra,
+     * when not NULL, is a gradient the executor has not yet added into dy
+     * (the last reader's, at the node before: one pass fewer); the add takes
+     * dy + dy_extra, added in that order as grad_accumulate would. It may be
+     * the buffer of an input's gradient written fresh. */
+    mx_status (*add_backward)(const cnn_pass *p, size_t k, float *dy, const float *dy_extra, float *dx, int *alias_t,
+                              float **alias_p);
     /* Max pooling, global average pooling and dropout are only called with a dx. */
     /* relu_in: the pool's input is the output of a ReLU whose backward the
      * executor leaves to this call (the pool its only reader): dx is also 0

@@ -209,11 +209,15 @@ void cnn_cpu_add_forward(size_t count, const float *a, const float *b, float *y,
  * when not NULL (count a multiple of 16). */
 void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b, float *y, int relu, uint16_t *y16,
                                    uint16_t *relu_bits);
-/* The add's backward: the (masked) dy into da and db (NULL: not wanted), added when acc_*. */
-void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b);
+/* The add's backward: the (masked) dy, plus extra where not NULL (the
+ * gradient the executor left to add into dy, cnn_backend.add_backward; it
+ * may be da or db itself, written fresh, not both), into da and db (NULL:
+ * not wanted), added when acc_*. */
+void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, const float *extra, float *da, int acc_a,
+                          float *db, int acc_b);
 /* The same with the mask from those bits (count a multiple of 16). */
-void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, float *da, int acc_a,
-                               float *db, int acc_b);
+void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, const float *extra, float *da,
+                               int acc_a, float *db, int acc_b);
 /* dst = src, or dst += src. */
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,

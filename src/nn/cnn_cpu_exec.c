@@ -327,7 +327,8 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
  * that gradient is not written: *alias_t is that tensor and *alias_p the
  * other input's gradient, which node k - 1 reads instead (a pass over the
  * activation fewer per residual block). */
-static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx, int *alias_t, float **alias_p)
+static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, const float *dy_extra, float *dx, int *alias_t,
+                              float **alias_p)
 {
     const cnn_graph *g = p->g;
     const cnn_node *nd = &g->nodes[k];
@@ -347,8 +348,8 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx,
         *alias_p = da = cnn_grad_of(g, inputs[1 - skip], dx);
         db = NULL, acc_a = 0;
     }
-    if (bits) cnn_cpu_add_backward_bits(count, bits, dy, da, acc_a, db, acc_b);
-    else cnn_cpu_add_backward(count, y, dy, da, acc_a, db, acc_b);
+    if (bits) cnn_cpu_add_backward_bits(count, bits, dy, dy_extra, da, acc_a, db, acc_b);
+    else cnn_cpu_add_backward(count, y, dy, dy_extra, da, acc_a, db, acc_b);
     return MX_OK;
 }
 

@@ -60,6 +60,25 @@ void cnn_cpu_add_forward_bf16_copy(size_t count, const float *a, const float *b,
     }
 }
 
+/* d = (or +=) dy + extra, masked by y > 0 when y is not NULL. extra may be
+ * d itself (written fresh): each element is read before it is written. */
+static void grad_into_extra(size_t count, const float *y, const float *dy, const float *extra, float *d, int acc)
+{
+    if (y && acc) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] += y[i] <= 0.0f ? 0.0f : dy[i] + extra[i];
+    } else if (y) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] = y[i] <= 0.0f ? 0.0f : dy[i] + extra[i];
+    } else if (acc) {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] += dy[i] + extra[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) d[i] = dy[i] + extra[i];
+    }
+}
+
 /* d = (or +=) dy, masked by y > 0 when y is not NULL. */
 static void grad_into(size_t count, const float *restrict y, const float *restrict dy, float *restrict d, int acc)
 {
@@ -77,8 +96,15 @@ static void grad_into(size_t count, const float *restrict y, const float *restri
 /* The cases are separate loops, with the pointers restrict: one loop testing
  * them per element stayed scalar and took preact18's add backward to 65 ms a
  * step (10x its forward). */
-void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *da, int acc_a, float *db, int acc_b)
+void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, const float *extra, float *da, int acc_a,
+                          float *db, int acc_b)
 {
+    if (extra) { /* extra may be da's buffer (or db's): that one written last */
+        if (db && extra == da) grad_into_extra(count, y, dy, extra, db, acc_b);
+        if (da) grad_into_extra(count, y, dy, extra, da, acc_a);
+        if (db && extra != da) grad_into_extra(count, y, dy, extra, db, acc_b);
+        return;
+    }
     if (da && db && !acc_a && !acc_b) {
         /* Both inputs' gradients written fresh: one pass over dy. */
         float *restrict a = da, *restrict b = db;
@@ -97,16 +123,22 @@ void cnn_cpu_add_backward(size_t count, const float *y, const float *dy, float *
     if (db) grad_into(count, y, dy, db, acc_b);
 }
 
-/* d = (or +=) dy where the mask's bit is set, 16 elements a word. */
-static void grad_into_bits(size_t count, const uint16_t *restrict bits, const float *restrict dy, float *restrict d,
+/* d = (or +=) dy (+ extra when not NULL: it may be d itself, written fresh)
+ * where the mask's bit is set, 16 elements a word. */
+static void grad_into_bits(size_t count, const uint16_t *restrict bits, const float *dy, const float *extra, float *d,
                            int acc)
 {
 #pragma omp parallel for schedule(static) if (count >= CNN_CPU_PARALLEL_MIN)
     for (size_t i = 0; i < count; i += 16) {
         const unsigned m = bits[i / 16];
         float g[16];
+        if (extra) {
 #pragma omp simd
-        for (int l = 0; l < 16; l++) g[l] = (m >> l) & 1u ? dy[i + l] : 0.0f;
+            for (int l = 0; l < 16; l++) g[l] = (m >> l) & 1u ? dy[i + l] + extra[i + l] : 0.0f;
+        } else {
+#pragma omp simd
+            for (int l = 0; l < 16; l++) g[l] = (m >> l) & 1u ? dy[i + l] : 0.0f;
+        }
         if (acc) {
 #pragma omp simd
             for (int l = 0; l < 16; l++) d[i + l] += g[l];
@@ -117,11 +149,12 @@ static void grad_into_bits(size_t count, const uint16_t *restrict bits, const fl
     }
 }
 
-void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, float *da, int acc_a,
-                               float *db, int acc_b)
+void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const float *dy, const float *extra, float *da,
+                               int acc_a, float *db, int acc_b)
 {
-    if (da) grad_into_bits(count, relu_bits, dy, da, acc_a);
-    if (db) grad_into_bits(count, relu_bits, dy, db, acc_b);
+    if (db && extra && extra == da) grad_into_bits(count, relu_bits, dy, extra, db, acc_b); /* da's buffer last */
+    if (da) grad_into_bits(count, relu_bits, dy, extra, da, acc_a);
+    if (db && !(extra && extra == da)) grad_into_bits(count, relu_bits, dy, extra, db, acc_b);
 }
 
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate)

@@ -220,6 +220,7 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
     double t = g->profile ? cnn_now_s() : 0;
     g->prof_calls[1]++;
     int alias_t = -1;       /* a tensor whose gradient lives at alias_p (the add's backward) */
+    const float *extra = NULL; /* a gradient node k left for the add at k - 1 to add into its dy */
     size_t relu_by_pool = CNN_NONE; /* a node whose ReLU's backward the max pooling after it did */
     float *alias_p = NULL;
     mx_status st = MX_OK;
@@ -235,8 +236,10 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
         float *dY = k + 1 == g->num_nodes ? (float *)(uintptr_t)dlogits : out->grad;
         if (alias_t >= 0 && alias_t == nd->out) dY = alias_p; /* the add before wrote it there */
         alias_t = -1;
+        const float *dY_extra = extra;
+        extra = NULL;
         if (nd->op == CNN_ADD) {
-            if ((st = be->add_backward(&p, k, dY, dx, &alias_t, &alias_p)) != MX_OK) return st;
+            if ((st = be->add_backward(&p, k, dY, dY_extra, dx, &alias_t, &alias_p)) != MX_OK) return st;
             cnn_charge(g, CNN_ADD, 1, &t);
             continue;
         }
@@ -281,9 +284,18 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
         if (st != MX_OK) return st;
         cnn_charge(g, (int)nd->op, 1, &t);
         float *dst = cnn_grad_of(g, nd->in, dx);
-        if (dst && nd->acc_in &&
-            (st = be->grad_accumulate(&p, n * in->size, dst, g->slots[nd->scratch_slot])) != MX_OK)
-            return st;
+        if (dst && nd->acc_in) {
+            /* The node before is a residual add writing that gradient's
+             * tensor, its last reader in the backward: it adds this one as
+             * it reads dy (same bits, a pass fewer). Not where the add's two
+             * inputs are one tensor, whose gradient buffer the scratch
+             * slot could be. */
+            const cnn_node *add = k > 0 ? &g->nodes[k - 1] : NULL;
+            if (add && add->op == CNN_ADD && add->out == nd->in && add->in != add->in2)
+                extra = g->slots[nd->scratch_slot];
+            else if ((st = be->grad_accumulate(&p, n * in->size, dst, g->slots[nd->scratch_slot])) != MX_OK)
+                return st;
+        }
         cnn_charge(g, CNN_PROF_ACCUMULATE, 1, &t);
     }
     return MX_OK;

@@ -119,13 +119,15 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
 }
 
 /* dy (through the add's ReLU) into both inputs' gradients, copied or added. */
-static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, float *dx, int *alias_t, float **alias_p)
+static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, const float *dy_extra, float *dx, int *alias_t,
+                              float **alias_p)
 {
     const cnn_graph *g = p->g;
     const cnn_node *nd = &g->nodes[k];
     const int inputs[2] = {nd->in, nd->in2}, acc[2] = {nd->acc_in, nd->acc_in2};
     const size_t count = p->n * g->tensors[nd->out].size;
     (void)alias_t, (void)alias_p;
+    if (dy_extra) mx_grad_accumulate(count, dy, dy_extra);
     if (nd->relu) mx_relu_backward(count, g->tensors[nd->out].data, dy, dy);
     for (int i = 0; i < 2; i++) {
         float *dst = cnn_grad_of(g, inputs[i], dx);
