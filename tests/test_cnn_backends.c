@@ -902,6 +902,60 @@ static void test_bn_add_fused(void)
     free(x), free(other), free(y), free(two), free(one), free(c16), free(bits[0]), free(bits[1]), free(partial);
 }
 
+/* The residual add's backward taking the batch norm's backward sums
+ * (cnn_cpu_add_bn_sums): the masked gradient and the batch norm's backward
+ * (dx, dgamma, dbeta) are the bits of the add's pass followed by the batch
+ * norm's own sums; masks by bits and by the output, with a gradient to add
+ * (also aliasing the output), x float32 and bfloat16, nChw16c and NHWC. */
+static void test_add_bn_sums(void)
+{
+    const size_t n = 3, C = 48, hw = 37, count = n * C * hw;
+    static const size_t layouts[2] = {16, 16 | CNN_NHWC};
+    if (!cnn_cpu_add_bn_sums_available(16)) {
+        printf("add backward with batch norm sums: not on this CPU (blocks of 16 on AVX-512)\n");
+        return;
+    }
+    mx_rng rng;
+    mx_rng_init(&rng, 79, 0);
+    float *x = malloc(count * sizeof *x), *dy = malloc(count * sizeof *dy), *extra = malloc(count * sizeof *extra);
+    float *y = malloc(count * sizeof *y), *g[2] = {malloc(count * sizeof(float)), malloc(count * sizeof(float))};
+    float *dx[2] = {malloc(count * sizeof(float)), malloc(count * sizeof(float))};
+    uint16_t *x16 = malloc(count * sizeof *x16), *bits = malloc(count / 16 * sizeof *bits);
+    double *partial = malloc((2 * n + 3) * C * sizeof *partial);
+    float gamma[48], sm[48], si[48], dg[2][48], db[2][48];
+    random_fill(&rng, x, count), random_fill(&rng, dy, count), random_fill(&rng, extra, count), random_fill(&rng, y, count);
+    for (size_t i = 0; i < count; i++) x16[i] = rne_bf16(x[i]);
+    cnn_cpu_add_forward_bf16_copy(count, y, dy, y, 1, NULL, bits); /* y: an add's output, the bits its mask */
+    for (size_t c = 0; c < C; c++) gamma[c] = 1.0f + 0.01f * (float)c, sm[c] = 0.02f * (float)c, si[c] = 1.5f;
+    size_t cases = 0;
+    for (size_t l = 0; l < 2; l++)
+        for (int mask = 0; mask < 2; mask++)
+            for (int ex = 0; ex < 3; ex++)
+                for (int half = 0; half < 2; half++) {
+                    const size_t L = layouts[l] | (half ? CNN_X_BF16 : 0);
+                    const void *xs = half ? (const void *)x16 : (const void *)x;
+                    const uint16_t *b = mask ? bits : NULL;
+                    const float *yv = mask ? NULL : y;
+                    /* ex 2: the gradient to add is the output's own buffer */
+                    if (ex == 2) memcpy(g[1], extra, count * sizeof *extra);
+                    const float *e = ex == 0 ? NULL : ex == 1 ? extra : g[1];
+                    if (b) cnn_cpu_add_backward_bits(count, b, dy, ex ? extra : NULL, g[0], 0, NULL, 0);
+                    else cnn_cpu_add_backward(count, yv, dy, ex ? extra : NULL, g[0], 0, NULL, 0);
+                    cnn_cpu_bn_backward_blocked_synced(n, C, hw, L, xs, NULL, NULL, g[0], gamma, sm, si, dx[0], 0,
+                                                       dg[0], db[0], partial, NULL, 0);
+                    cnn_cpu_add_bn_sums(n, C, hw, L, b, yv, dy, e, xs, g[1], partial);
+                    cnn_cpu_bn_backward_blocked_synced(n, C, hw, L, xs, NULL, NULL, g[1], gamma, sm, si, dx[1], 0,
+                                                       dg[1], db[1], partial, NULL, 1);
+                    CHECK(memcmp(g[0], g[1], count * sizeof(float)) == 0);
+                    CHECK(memcmp(dx[0], dx[1], count * sizeof(float)) == 0);
+                    CHECK(memcmp(dg[0], dg[1], sizeof dg[0]) == 0 && memcmp(db[0], db[1], sizeof db[0]) == 0);
+                    cases++;
+                }
+    printf("add backward with batch norm sums: the bits of the two passes in %zu cases\n", cases);
+    free(x), free(dy), free(extra), free(y), free(g[0]), free(g[1]), free(dx[0]), free(dx[1]), free(x16), free(bits);
+    free(partial);
+}
+
 static void test_bf16_kernels(void)
 {
     const size_t n = 3, C = 32, hw = 20, count = n * C * hw;
@@ -1309,6 +1363,7 @@ int main(void)
     }
     test_bf16_kernels();
     test_bn_add_fused();
+    test_add_bn_sums();
     printf("plan sets\n");
     test_plan_sets();
     printf("checkpoint\n");

@@ -96,6 +96,8 @@ typedef struct {
     int plan_warned;
     double *bn_partial;          /* batch norm's per-sample channel sums, (2 max_batch + 3) x largest channel
                                     count (in the arena) */
+    size_t bn_sums_ready;        /* the batch norm whose backward sums the residual add's backward left in
+                                    bn_partial (cnn_cpu_add_bn_sums), CNN_NONE: none */
     float *fold;                 /* one convolution's folded weights and bias */
     float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
                                     its input gradient's (train_wino) */
@@ -220,6 +222,16 @@ void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const fl
                                int acc_a, float *db, int acc_b);
 /* dst = src, or dst += src. */
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
+/* The residual add's gradient into the batch norm's output before it, with
+ * that batch norm's backward sums (cnn_cpu_add_bn.c): g = dy (+ extra, which
+ * may be g itself), masked by relu_bits or else by y > 0 when either is not
+ * NULL, and into partial ([n][2][C] doubles) the per-sample sums of g and
+ * g x that cnn_cpu_bn_backward_blocked_synced would take (x bfloat16 with
+ * the layout's CNN_X_BF16). Only where cnn_cpu_add_bn_sums_available(layout):
+ * blocks of 16 on AVX-512. */
+int cnn_cpu_add_bn_sums_available(size_t layout);
+void cnn_cpu_add_bn_sums(size_t n, size_t channels, size_t hw, size_t layout, const uint16_t *relu_bits,
+                         const float *y, const float *dy, const float *extra, const void *x, float *g, double *partial);
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                               const float *beta, float momentum, float eps, float *running_mean, float *running_var,
                               float *y, float *save_mean, float *save_invstd, int relu, float *affine);
@@ -264,7 +276,8 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
 void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
-                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync);
+                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync,
+                                        int sums_ready);
 void cnn_cpu_bn_forward_eval(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,
                              const float *beta, const float *running_mean, const float *running_var, float eps,
                              float *y, int relu, float *affine);

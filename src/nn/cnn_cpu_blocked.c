@@ -6,6 +6,7 @@
 
 #include "nn/cnn_cpu_simd.h"
 #include "nn/cnn_cpu.h"
+#include "nn/cnn_cpu_walk.h"
 
 /* ---- blocked kernels --------------------------------------------------------
  * Element (s, c, p) of a tensor of C channels (a multiple of the block B, 8
@@ -39,21 +40,6 @@ static inline int relu_zeroed(float x, float mean, float scale, float shift)
 }
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
-/* One row of 16 lanes into the double sums: s1 += g, s2 += g * b (b NULL:
- * g * g), each product rounded before its add, as the scalar loop. */
-static inline __attribute__((always_inline)) void sums_row(__m512 g, int has_b, __m512 bv, __m512d s[4])
-{
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(g)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
-    __m512d blo = lo, bhi = hi;
-    if (has_b) {
-        blo = _mm512_cvtps_pd(_mm512_castps512_ps256(bv)), bhi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(bv, 1));
-    }
-    s[0] = _mm512_add_pd(s[0], lo);
-    s[1] = _mm512_add_pd(s[1], hi);
-    s[2] = _mm512_add_pd(s[2], _mm512_mul_pd(lo, blo));
-    s[3] = _mm512_add_pd(s[3], _mm512_mul_pd(hi, bhi));
-}
-
 /* sums_block for 16 lanes with the sums in registers (the portable loop
  * kept them on the stack: 6% of a bf16 resnet20 step); the same operations
  * in the same order, so the same bits. */
@@ -155,29 +141,6 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, con
     sums_rows(B, a16, b16, hw * rs, rs, pa, pm, rk3, pb, s1, s2);
     for (size_t l = 0; l < B; l++) sum1[l] = s1[l], sum2[l] = s2[l];
 }
-
-/* A (sample, block)'s rows as `runs` runs of `rows` rows (the last one
- * what is left): see above. */
-#define NHWC_TILE_FLOATS 512
-typedef struct {
-    size_t runs, rows, hw;
-} row_walk;
-
-static inline row_walk walk_of(size_t layout, size_t channels, size_t hw)
-{
-    if (!(layout & CNN_NHWC) || !hw) return (row_walk){1, hw, hw};
-    size_t rows = NHWC_TILE_FLOATS / channels;
-    rows = rows < 1 ? 1 : rows > hw ? hw : rows;
-    return (row_walk){(hw + rows - 1) / rows, rows, hw};
-}
-
-/* Where run r of channel block cb of sample s starts (nChw<B>c has run 0
- * alone), and its rows. */
-static inline size_t run_at(size_t layout, size_t channels, row_walk w, size_t s, size_t r, size_t cb)
-{
-    return cnn_block_at(layout, channels, w.hw, s, cb) + r * w.rows * cnn_row_stride(layout, channels);
-}
-static inline size_t run_rows(row_walk w, size_t r) { return r + 1 < w.runs ? w.rows : w.hw - r * w.rows; }
 
 /* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
  * mask > 0 (mask NULL: unmasked, or by relu_zeroed from b and rk when rk is
@@ -469,17 +432,18 @@ void cnn_cpu_bn_backward_blocked(size_t n, size_t channels, size_t hw, size_t la
                                  int dx_bf16, float *dgamma, float *dbeta, double *partial)
 {
     cnn_cpu_bn_backward_blocked_synced(n, channels, hw, layout, x, y, relu_k, dy, gamma, save_mean, save_invstd, dx, dx_bf16,
-                                       dgamma, dbeta, partial, NULL);
+                                       dgamma, dbeta, partial, NULL, 0);
 }
 
 void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *y,
                                         const float *relu_k, const float *dy, const float *gamma,
                                         const float *save_mean, const float *save_invstd, float *dx, int dx_bf16,
-                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync)
+                                        float *dgamma, float *dbeta, double *partial, const cnn_bn_sync *sync,
+                                        int sums_ready)
 {
     const size_t local_m = n * hw;
     double m = (double)local_m;
-    blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
+    if (!sums_ready) blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
     float *k = blocked_consts(n, channels, partial);
     if (sync) {
         /* gamma's and beta's gradients from this rank's samples (the gradient

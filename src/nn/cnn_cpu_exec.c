@@ -304,11 +304,14 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
     const float *relu_k = from_input ? cnn_cpu_node_of(g, k)->affine : NULL;
     const int dx_bf16 = k > 0 && cnn_cpu_conv_takes_bf16_dy(p, k - 1);
     const size_t layout = cnn_cpu_bn_layout(p, k);
+    /* The residual add after it took the sums as it wrote dy (add_backward). */
+    const int sums_ready = cnn_cpu_of(g)->bn_sums_ready == k;
+    cnn_cpu_of(g)->bn_sums_ready = CNN_NONE;
     if (g->fwd_training) {
         cnn_bn_sync sync_at, *sync = bn_sync_of(g, nd, &sync_at);
         if (in->blocked)
             cnn_cpu_bn_backward_blocked_synced(n, C, hw, layout, x, y, relu_k, dy, gamma, nd->save_mean, nd->save_invstd, dx,
-                                               dx_bf16, dgamma, dbeta, partial, sync);
+                                               dx_bf16, dgamma, dbeta, partial, sync, sums_ready);
         else
             cnn_cpu_bn_backward_synced(n, C, hw, x, y, dy, gamma, nd->save_mean, nd->save_invstd, dx, dgamma, dbeta,
                                        sync);
@@ -319,6 +322,18 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
         cnn_cpu_bn_backward_eval(n, C, hw, x, y, dy, gamma, rmean, rvar, MX_BN_EPS, dx, dgamma, dbeta);
     }
     return MX_OK;
+}
+
+/* Whether the residual add's backward takes batch norm node b's backward
+ * sums (cnn_cpu_add_bn_sums): a training forward's batch norm without a
+ * ReLU on a layout the fused pass walks. */
+static int bn_sums_fuse(const cnn_pass *p, size_t b)
+{
+    const cnn_graph *g = p->g;
+    const cnn_node *bn = &g->nodes[b];
+    const size_t layout = g->tensors[bn->in].blocked;
+    return g->fwd_training && bn->op == CNN_BN && !bn->relu && layout && g->tensors[bn->out].blocked == layout &&
+           !(cnn_cpu_bn_layout(p, b) & CNN_DY_BF16) && cnn_cpu_add_bn_sums_available(layout);
 }
 
 /* The residual add's backward (node k): both inputs' gradients are the same
@@ -348,8 +363,18 @@ static mx_status add_backward(const cnn_pass *p, size_t k, float *dy, const floa
         *alias_p = da = cnn_grad_of(g, inputs[1 - skip], dx);
         db = NULL, acc_a = 0;
     }
-    if (bits) cnn_cpu_add_backward_bits(count, bits, dy, dy_extra, da, acc_a, db, acc_b);
-    else cnn_cpu_add_backward(count, y, dy, dy_extra, da, acc_a, db, acc_b);
+    cnn_cpu_of(g)->bn_sums_ready = CNN_NONE;
+    if (*alias_t >= 0 && da && bn_sums_fuse(p, k - 1)) {
+        /* The batch norm's dy is what this pass writes: its sums too. */
+        const cnn_tensor *bx = &g->tensors[prev->in];
+        cnn_cpu_add_bn_sums(p->n, bx->c, bx->h * bx->w, cnn_cpu_bn_layout(p, k - 1), bits, y, dy, dy_extra,
+                            cnn_tensor_data(g, prev->in), da, cnn_cpu_of(g)->bn_partial);
+        cnn_cpu_of(g)->bn_sums_ready = k - 1;
+    } else if (bits) {
+        cnn_cpu_add_backward_bits(count, bits, dy, dy_extra, da, acc_a, db, acc_b);
+    } else {
+        cnn_cpu_add_backward(count, y, dy, dy_extra, da, acc_a, db, acc_b);
+    }
     return MX_OK;
 }
 

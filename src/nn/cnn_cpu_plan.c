@@ -448,6 +448,7 @@ mx_status cnn_cpu_prepare(cnn_graph *g)
     cnn_cpu_graph *cs = calloc(1, sizeof *cs);
     if (!cs) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     g->state = cs;
+    cs->bn_sums_ready = CNN_NONE;
     if (!(cs->node = calloc(g->num_nodes, sizeof *cs->node)))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = &cs->node[k];
