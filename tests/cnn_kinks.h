@@ -24,7 +24,7 @@ static inline size_t relu_flips(mx_model *a, mx_model *b, size_t n)
         const cnn_tensor *ta = &ga->tensors[nd->out], *tb = &gb->tensors[nd->out];
         const size_t hw = ta->h * ta->w;
         /* A batch norm's output the cpu backend recomputes in the backward
-         * shares its buffer (cnn_graph.c plan_recompute): made again here from
+         * shares its buffer (cnn_memory_plan.c plan_recompute): made again here from
          * its input and the forward's constants, as the backward does. */
         const float *data_b = tb->data;
         float *again = NULL;

@@ -1256,7 +1256,7 @@ static void test_memory_plan(void)
 }
 
 /* Shared activation buffers placed in gradient slots idle at their times
- * (cnn_graph.c place_shared): training steps, with predictions between
+ * (cnn_memory_plan.c place_shared): training steps, with predictions between
  * them (which write the shared buffers, and on the cpu backend may keep
  * folded weights in slot 0), give the bits of the same model whose shared
  * buffers have memory of their own, in an arena smaller by those buffers. */

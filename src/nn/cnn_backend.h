@@ -7,7 +7,7 @@
  * node), made by its prepare hook and freed by its release hook.
  *
  * Memory: tensors, gradient slots, batch-norm statistics, max-pool arg-max
- * and dropout masks live in the graph's arena (cnn_graph.c plan_arena), in
+ * and dropout masks live in the graph's arena (cnn_memory_plan.c cnn_plan_arena), in
  * the backend's memory space; a backend adds its own regions there with
  * reserve. Parameters and gradients are the model's flat arrays. What a
  * backend allocates elsewhere it owns and frees (unplan, release).
@@ -48,7 +48,7 @@ typedef struct cnn_backend {
     /* ---- planning (cnn_graph.c) ----
      * prepare: once, after the graph is built and its parameters allocated:
      * choose layouts, fusions, make contexts and the per-node state (NULL: none).
-     * reserve: during each pass of plan_arena, the backend's own regions of
+     * reserve: during each pass of cnn_plan_arena, the backend's own regions of
      * the arena for a max batch of B samples (writes its pointers only when
      * `commit`: the measuring passes of mx_model_plan_bytes run on a copy of
      * the graph that shares the backend's state).
@@ -69,7 +69,7 @@ typedef struct cnn_backend {
      * buffer from there. */
     size_t (*first_writer)(const struct cnn_graph *g, size_t k);
 
-    /* What the memory plan may assume (cnn_graph.c): whether the backend can
+    /* What the memory plan may assume (cnn_memory_plan.c): whether the backend can
      * recompute a batch norm's ReLU output for the backward (bn_recompute
      * bit for bit), so that output need not be kept; whether its batch norm
      * has the sync form (--sync-bn); whether its batch-norm backward applies

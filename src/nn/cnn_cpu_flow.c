@@ -135,7 +135,7 @@ int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b)
  * blocked by 16 whose readers are convolutions keeping their input in
  * bfloat16 (cnn_cpu_conv_keeps_input) or residual adds. Its output is then
  * neither kept for the backward nor recomputed: it shares a buffer with
- * others, or a gradient slot idle in the forward (cnn_graph.c place_shared).
+ * others, or a gradient slot idle in the forward (cnn_memory_plan.c place_shared).
  * cnn_cpu_plan checks that the plans keep those copies; a batch size whose
  * plans do not fails with an error (conv_backward, bn_backward). */
 static int bn_mask_from_input(const cnn_graph *g, size_t b)
@@ -188,7 +188,7 @@ int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k)
 }
 
 /* Whether tensor t is gone by the backward: the memory plan shared its
- * buffer, and no batch norm's output recomputed there (cnn_graph.c
+ * buffer, and no batch norm's output recomputed there (cnn_memory_plan.c
  * plan_recompute). */
 int cnn_cpu_tensor_gone(const cnn_graph *g, int t)
 {

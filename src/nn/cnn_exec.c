@@ -1,5 +1,5 @@
 /* Running the CNN layer graph: initialisation, forward and backward, each a
- * walk over the node list with buffers planned by cnn_graph.c, every node run
+ * walk over the node list with buffers planned by cnn_memory_plan.c, every node run
  * through the backend's table of kernels (cnn_backend.h). Nothing here
  * depends on which backend that is. */
 #include <math.h>

@@ -45,7 +45,7 @@ typedef struct {
     mx_pool2d_desc pool;
     float *save_mean, *save_invstd;  /* BN, training mode */
     int recompute_bn;                /* before this node's backward, recompute the output of batch norm node
-                                        recompute_bn (-1 none; cnn_graph.c plan_recompute, on backends that
+                                        recompute_bn (-1 none; cnn_memory_plan.c plan_recompute, on backends that
                                         can: cnn_backend.recomputes_bn_output) */
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
@@ -63,7 +63,7 @@ typedef struct {
     float *grad;                 /* its gradient slot during backward; NULL for the input */
     int slot;                    /* index of that slot, -1 before planning */
     int shared;                  /* its data is a buffer shared with other tensors alive at other
-                                    times: no backward reads it (cnn_graph.c plan_shared) */
+                                    times: no backward reads it (cnn_memory_plan.c plan_shared) */
     int bf16;                    /* held as bfloat16 by the backend's training passes (cpu:
                                     cnn_cpu_node.y_bf16): half the bytes, unless the graph is planned
                                     for prediction only (cnn_tensor_elem_bytes) */
@@ -82,7 +82,7 @@ typedef struct cnn_graph {
     size_t workspace_bytes;
     float **slots;               /* gradient slots, max_batch * largest tensor each */
     size_t num_slots;
-    int slot0_shared;            /* a shared activation buffer lives in slot 0 (cnn_graph.c place_shared) */
+    int slot0_shared;            /* a shared activation buffer lives in slot 0 (cnn_memory_plan.c place_shared) */
     size_t shared_in_slots;      /* shared activation buffers placed in gradient slots (place_shared) */
     int shared_own_memory;       /* plan every shared buffer in memory of its own (tests compare the two) */
 
@@ -125,6 +125,12 @@ int cnn_fail(cnn_graph *g, mx_status st);
 /* After an architecture built the graph: allocates parameters and buffers
  * and assigns gradient slots; the arena is planned by mx_model_plan. */
 mx_status cnn_plan(cnn_graph *g);
+/* The memory plan (cnn_memory_plan.c): gradient slots, assigned once the
+ * graph is built; the arena for a max batch (g->predict_only saying for
+ * what), measured into *bytes and, with `commit`, allocated with the
+ * tensors, the nodes' saved state and the slots pointed into it. */
+mx_status cnn_assign_slots(cnn_graph *g);
+mx_status cnn_plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *bytes);
 void cnn_graph_free(cnn_graph *g);
 
 /* ---- running (cnn_exec.c) ---- */
