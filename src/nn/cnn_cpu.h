@@ -223,7 +223,7 @@ void cnn_cpu_add_backward_bits(size_t count, const uint16_t *relu_bits, const fl
 /* dst = src, or dst += src. */
 void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulate);
 /* The residual add's gradient into the batch norm's output before it, with
- * that batch norm's backward sums (cnn_cpu_add_bn.c): g = dy (+ extra, which
+ * that batch norm's backward sums (cnn_cpu_blocked.c): g = dy (+ extra, which
  * may be g itself), masked by relu_bits or else by y > 0 when either is not
  * NULL, and into partial ([n][2][C] doubles) the per-sample sums of g and
  * g x that cnn_cpu_bn_backward_blocked_synced would take (x bfloat16 with

@@ -1,12 +1,13 @@
-/* The cpu backend's kernels on blocked (nChw16c, nChw8c) tensors: batch norm (ReLU fused),
- * global average pooling, dropout, and recomputing a batch norm's output. */
+/* The cpu backend's batch-norm kernels on blocked (nChw16c, nChw8c, NHWC)
+ * tensors: training and eval, forward (ReLU and the residual add fused) and
+ * backward, the sums the residual add's backward takes for it, and
+ * recomputing a batch norm's output. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_cpu_simd.h"
 #include "nn/cnn_cpu.h"
-#include "nn/cnn_cpu_walk.h"
 
 /* ---- blocked kernels --------------------------------------------------------
  * Element (s, c, p) of a tensor of C channels (a multiple of the block B, 8
@@ -40,25 +41,55 @@ static inline int relu_zeroed(float x, float mean, float scale, float shift)
 }
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
+/* One row of 16 lanes into the double sums: s1 += g, s2 += g * b (b NULL:
+ * g * g), each product rounded before its add, as the scalar loop. */
+static inline __attribute__((always_inline)) void sums_row(__m512 g, int has_b, __m512 bv, __m512d s[4])
+{
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(g)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
+    __m512d blo = lo, bhi = hi;
+    if (has_b) {
+        blo = _mm512_cvtps_pd(_mm512_castps512_ps256(bv)), bhi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(bv, 1));
+    }
+    s[0] = _mm512_add_pd(s[0], lo);
+    s[1] = _mm512_add_pd(s[1], hi);
+    s[2] = _mm512_add_pd(s[2], _mm512_mul_pd(lo, blo));
+    s[3] = _mm512_add_pd(s[3], _mm512_mul_pd(hi, bhi));
+}
+
+/* The residual add's part when its backward takes the sums
+ * (cnn_cpu_add_bn_sums): a gradient added to a before the mask (NULL: none),
+ * the mask as bits (NULL: by `mask`), and where the masked a is written. */
+typedef struct {
+    const float *extra;
+    const uint16_t *bits;
+    float *g;
+} sums_add;
+
 /* sums_block for 16 lanes with the sums in registers (the portable loop
  * kept them on the stack: 6% of a bf16 resnet20 step); the same operations
- * in the same order, so the same bits. */
+ * in the same order, so the same bits. pe, pk, pg: the run's sums_add
+ * pointers (extra, bits, g), NULL without. */
 static inline __attribute__((always_inline)) void sums_block16(const int a16, const int b16, size_t hw, size_t rs,
                                                                const void *pa, const float *pm,
                                                                const float *const rk3[3], const void *pb, double *s1,
-                                                               double *s2)
+                                                               double *s2, const float *pe, const uint16_t *pk,
+                                                               float *pg)
 {
     __m512d s[4] = {_mm512_loadu_pd(s1), _mm512_loadu_pd(s1 + 8), _mm512_loadu_pd(s2), _mm512_loadu_pd(s2 + 8)};
     const __m512 zero = _mm512_setzero_ps();
     for (size_t o = 0; o < hw * rs; o += rs) {
         __m512 g = load_f32x16(pa, o, a16), bv = pb ? load_f32x16(pb, o, b16) : zero;
-        if (pm) {
+        if (pe) g = _mm512_add_ps(g, _mm512_loadu_ps(pe + o));
+        if (pk) {
+            g = _mm512_maskz_mov_ps((__mmask16)pk[o / 16], g);
+        } else if (pm) {
             g = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(_mm512_loadu_ps(pm + o), zero, _CMP_NLE_UQ), g);
         } else if (rk3[0]) {
             const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(bv, _mm512_loadu_ps(rk3[0])), _mm512_loadu_ps(rk3[1])),
                                            _mm512_loadu_ps(rk3[2]));
             g = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ), g);
         }
+        if (pg) _mm512_storeu_ps(pg + o, g);
         sums_row(g, pb != NULL, bv, s);
     }
     _mm512_storeu_pd(s1, s[0]);
@@ -132,7 +163,7 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, con
 {
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
     if (B == 16) {
-        sums_block16(a16, b16, hw, rs, pa, pm, rk3, pb, sum1, sum2);
+        sums_block16(a16, b16, hw, rs, pa, pm, rk3, pb, sum1, sum2, NULL, NULL, NULL);
         return;
     }
 #endif
@@ -142,13 +173,37 @@ static inline __attribute__((always_inline)) void sums_block(const size_t B, con
     for (size_t l = 0; l < B; l++) sum1[l] = s1[l], sum2[l] = s2[l];
 }
 
+/* A (sample, block)'s rows as `runs` runs of `rows` rows (the last one
+ * what is left): see above. */
+#define NHWC_TILE_FLOATS 512
+typedef struct {
+    size_t runs, rows, hw;
+} row_walk;
+
+static inline row_walk walk_of(size_t layout, size_t channels, size_t hw)
+{
+    if (!(layout & CNN_NHWC) || !hw) return (row_walk){1, hw, hw};
+    size_t rows = NHWC_TILE_FLOATS / channels;
+    rows = rows < 1 ? 1 : rows > hw ? hw : rows;
+    return (row_walk){(hw + rows - 1) / rows, rows, hw};
+}
+
+/* Where run r of channel block cb of sample s starts (nChw<B>c has run 0
+ * alone), and its rows. */
+static inline size_t run_at(size_t layout, size_t channels, row_walk w, size_t s, size_t r, size_t cb)
+{
+    return cnn_block_at(layout, channels, w.hw, s, cb) + r * w.rows * cnn_row_stride(layout, channels);
+}
+static inline size_t run_rows(row_walk w, size_t r) { return r + 1 < w.runs ? w.rows : w.hw - r * w.rows; }
+
 /* Per-sample sums of a and a^2 (b NULL), or of g and g b with g = a masked by
  * mask > 0 (mask NULL: unmasked, or by relu_zeroed from b and rk when rk is
  * not NULL), into partial[s][0][c], partial[s][1][c]. a and b are bfloat16
  * where the layout says so (a: x, CNN_X_BF16, without b; dy, CNN_DY_BF16,
- * with it; b: x). */
+ * with it; b: x). With `add` (16 lanes on AVX-512 only), a float32 and the
+ * residual add's part added (sums_add). */
 static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, const void *a, const float *mask,
-                         const float *rk, const void *b, double *partial)
+                         const float *rk, const void *b, double *partial, const sums_add *add)
 {
     const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
     const int a16 = (layout & (b ? CNN_DY_BF16 : CNN_X_BF16)) != 0, b16 = b && (layout & CNN_X_BF16);
@@ -165,6 +220,14 @@ static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, co
                 const float *pm = b && mask ? mask + base : NULL;
                 const void *pa = element_at(a, base, a16), *pb = b ? element_at(b, base, b16) : NULL;
                 double *s1 = out + cb * B, *s2 = out + channels + cb * B;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+                if (add) {
+                    sums_block16(0, b16, rows, rs, pa, add->bits ? NULL : pm, rk3, pb, s1, s2,
+                                 add->extra ? add->extra + base : NULL, add->bits ? add->bits + base / 16 : NULL,
+                                 add->g + base);
+                    continue;
+                }
+#endif
                 if (B == 8) sums_block(8, 0, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
                 else if (a16 && b16) sums_block(16, 1, 1, rows, rs, pa, pm, rk3, pb, s1, s2);
                 else if (a16) sums_block(16, 1, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
@@ -172,6 +235,27 @@ static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, co
                 else sums_block(16, 0, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
             }
     }
+}
+
+int cnn_cpu_add_bn_sums_available(size_t layout)
+{
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    return cnn_block(layout) == 16;
+#else
+    (void)layout;
+    return 0;
+#endif
+}
+
+/* The residual add's backward writing the batch norm's dy with that batch
+ * norm's sums: blocked_sums over dy and x with the add's part, walking and
+ * adding as the batch norm's own backward does, so the same bits. */
+void cnn_cpu_add_bn_sums(size_t n, size_t channels, size_t hw, size_t layout, const uint16_t *relu_bits,
+                         const float *y, const float *dy, const float *extra, const void *x, float *g, double *partial)
+{
+    const sums_add add = {extra, relu_bits, g};
+    blocked_sums(n, channels, hw, layout & ~CNN_DY_BF16, dy, relu_bits ? NULL : y, NULL, x, partial,
+                 cnn_cpu_add_bn_sums_available(layout) ? &add : NULL);
 }
 
 /* The two sums of channel c over the samples, in order. */
@@ -388,7 +472,7 @@ void cnn_cpu_bn_forward_train_blocked_synced(size_t n, size_t channels, size_t h
                                              const cnn_bn_sync *sync, const cnn_bn_add *add)
 {
     size_t m = n * hw;
-    blocked_sums(n, channels, hw, layout, x, NULL, NULL, NULL, partial);
+    blocked_sums(n, channels, hw, layout, x, NULL, NULL, NULL, partial, NULL);
     float *k = blocked_consts(n, channels, partial);
     if (sync) {
         /* This rank's totals, then every rank's, in sync->sums. */
@@ -443,7 +527,7 @@ void cnn_cpu_bn_backward_blocked_synced(size_t n, size_t channels, size_t hw, si
 {
     const size_t local_m = n * hw;
     double m = (double)local_m;
-    if (!sums_ready) blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
+    if (!sums_ready) blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial, NULL);
     float *k = blocked_consts(n, channels, partial);
     if (sync) {
         /* gamma's and beta's gradients from this rank's samples (the gradient
@@ -481,7 +565,7 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
                                       const float *running_var, float eps, float *dx, int dx_bf16, float *dgamma,
                                       float *dbeta, double *partial)
 {
-    blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial);
+    blocked_sums(n, channels, hw, layout, dy, y, relu_k, x, partial, NULL);
     float *k = blocked_consts(n, channels, partial);
     for (size_t c = 0; c < channels; c++) {
         double sum_dy, sum_dy_x;
@@ -495,68 +579,6 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
         k[3 * channels + c] = 0.0f;
     }
     if (dx) blocked_grad(n, channels, hw, layout, x, y, relu_k, dy, k, dx, dx_bf16);
-}
-
-void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, float *y)
-{
-    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
-#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
-    for (size_t s = 0; s < n; s++)
-        for (size_t cb = 0; cb < CB; cb++) {
-            const float *p = x + cnn_block_at(layout, channels, hw, s, cb);
-            double sum[MAX_BLOCK] = {0};
-            for (size_t q = 0; q < hw; q++) {
-#pragma omp simd
-                for (size_t l = 0; l < B; l++) sum[l] += p[q * rs + l];
-            }
-            for (size_t l = 0; l < B; l++) y[s * channels + cb * B + l] = (float)(sum[l] / (double)hw);
-        }
-}
-
-void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *dy, float *dx)
-{
-    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
-#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
-    for (size_t s = 0; s < n; s++)
-        for (size_t cb = 0; cb < CB; cb++) {
-            float g[MAX_BLOCK];
-            for (size_t l = 0; l < B; l++) g[l] = (float)(dy[s * channels + cb * B + l] / (double)hw);
-            float *p = dx + cnn_block_at(layout, channels, hw, s, cb);
-            for (size_t q = 0; q < hw; q++) {
-#pragma omp simd
-                for (size_t l = 0; l < B; l++) p[q * rs + l] = g[l];
-            }
-        }
-}
-
-void cnn_cpu_dropout_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, mx_rng *rng, const float *x,
-                                     float *y, uint8_t *mask)
-{
-    /* mx_dropout_forward's rule and draws, in its (NCHW) order, applied through the index map. */
-    const double cut = (double)p * 4294967296.0;
-    const int drop_all = p >= 1.0f;
-    const uint64_t threshold = p <= 0.0f ? 0 : drop_all ? UINT64_C(4294967296) : (uint64_t)cut;
-    const float scale = drop_all ? 0.0f : 1.0f / (1.0f - p);
-    for (size_t s = 0; s < n; s++)
-        for (size_t c = 0; c < channels; c++)
-            for (size_t q = 0; q < hw; q++) {
-                const size_t i = (s * channels + c) * hw + q, j = cnn_index(layout, channels, hw, s, c, q);
-                uint8_t keep = (uint64_t)mx_rng_u32(rng) >= threshold;
-                mask[i] = keep;
-                y[j] = keep ? x[j] * scale : 0.0f;
-            }
-}
-
-void cnn_cpu_dropout_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, float p, const uint8_t *mask,
-                                      const float *dy, float *dx)
-{
-    const float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
-    for (size_t s = 0; s < n; s++)
-        for (size_t c = 0; c < channels; c++)
-            for (size_t q = 0; q < hw; q++) {
-                const size_t i = (s * channels + c) * hw + q, j = cnn_index(layout, channels, hw, s, c, q);
-                dx[j] = mask[i] ? dy[j] * scale : 0.0f;
-            }
 }
 
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,

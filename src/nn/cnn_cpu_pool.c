@@ -1,4 +1,5 @@
-/* Max pooling on blocked tensors (cnn_cpu.h cnn_cpu_maxpool_*_blocked),
+/* Pooling on blocked tensors: global average pooling (cnn_cpu_gap_*_blocked,
+ * at the end), and max pooling (cnn_cpu_maxpool_*_blocked),
  * PyTorch's semantics as the reference (src/nn/layers/pool.c): -inf
  * padding, the first maximum in row-major window order winning ties, a NaN
  * beating everything (the last one in the window); each arg-max is its
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "nn/cnn_cpu.h"
+#include "nn/cnn_cpu_simd.h"
 
 /* The window's shape: d's, or constants the compiler unrolls (2x2). */
 typedef struct {
@@ -322,3 +324,37 @@ void cnn_cpu_maxpool_2x2_backward(const mx_pool2d_desc *d, size_t n, const uint3
     if (relu_x) mx_relu_backward(n * d->channels * d->in_h * d->in_w, relu_x, dx, dx);
 }
 #endif
+
+/* Global average pooling: each (sample, channel)'s mean in double, and its
+ * gradient spread back evenly. */
+void cnn_cpu_gap_forward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *x, float *y)
+{
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            const float *p = x + cnn_block_at(layout, channels, hw, s, cb);
+            double sum[16] = {0};
+            for (size_t q = 0; q < hw; q++) {
+#pragma omp simd
+                for (size_t l = 0; l < B; l++) sum[l] += p[q * rs + l];
+            }
+            for (size_t l = 0; l < B; l++) y[s * channels + cb * B + l] = (float)(sum[l] / (double)hw);
+        }
+}
+
+void cnn_cpu_gap_backward_blocked(size_t n, size_t channels, size_t hw, size_t layout, const float *dy, float *dx)
+{
+    const size_t B = cnn_block(layout), CB = channels / B, rs = cnn_row_stride(layout, channels);
+#pragma omp parallel for schedule(static) if (n * channels * hw >= CNN_CPU_PARALLEL_MIN)
+    for (size_t s = 0; s < n; s++)
+        for (size_t cb = 0; cb < CB; cb++) {
+            float g[16];
+            for (size_t l = 0; l < B; l++) g[l] = (float)(dy[s * channels + cb * B + l] / (double)hw);
+            float *p = dx + cnn_block_at(layout, channels, hw, s, cb);
+            for (size_t q = 0; q < hw; q++) {
+#pragma omp simd
+                for (size_t l = 0; l < B; l++) p[q * rs + l] = g[l];
+            }
+        }
+}
