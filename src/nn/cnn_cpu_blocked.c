@@ -40,6 +40,15 @@ static inline int relu_zeroed(float x, float mean, float scale, float shift)
     return (x - mean) * scale + shift <= 0.0f;
 }
 
+/* The residual add's part when its backward takes the sums
+ * (cnn_cpu_add_bn_sums): a gradient added to a before the mask (NULL: none),
+ * the mask as bits (NULL: by `mask`), and where the masked a is written. */
+typedef struct {
+    const float *extra;
+    const uint16_t *bits;
+    float *g;
+} sums_add;
+
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 /* One row of 16 lanes into the double sums: s1 += g, s2 += g * b (b NULL:
  * g * g), each product rounded before its add, as the scalar loop. */
@@ -55,15 +64,6 @@ static inline __attribute__((always_inline)) void sums_row(__m512 g, int has_b, 
     s[2] = _mm512_add_pd(s[2], _mm512_mul_pd(lo, blo));
     s[3] = _mm512_add_pd(s[3], _mm512_mul_pd(hi, bhi));
 }
-
-/* The residual add's part when its backward takes the sums
- * (cnn_cpu_add_bn_sums): a gradient added to a before the mask (NULL: none),
- * the mask as bits (NULL: by `mask`), and where the masked a is written. */
-typedef struct {
-    const float *extra;
-    const uint16_t *bits;
-    float *g;
-} sums_add;
 
 /* sums_block for 16 lanes with the sums in registers (the portable loop
  * kept them on the stack: 6% of a bf16 resnet20 step); the same operations
@@ -227,6 +227,8 @@ static void blocked_sums(size_t n, size_t channels, size_t hw, size_t layout, co
                                  add->g + base);
                     continue;
                 }
+#else
+                (void)add; /* cnn_cpu_add_bn_sums passes none here */
 #endif
                 if (B == 8) sums_block(8, 0, 0, rows, rs, pa, pm, rk3, pb, s1, s2);
                 else if (a16 && b16) sums_block(16, 1, 1, rows, rs, pa, pm, rk3, pb, s1, s2);
@@ -249,13 +251,22 @@ int cnn_cpu_add_bn_sums_available(size_t layout)
 
 /* The residual add's backward writing the batch norm's dy with that batch
  * norm's sums: blocked_sums over dy and x with the add's part, walking and
- * adding as the batch norm's own backward does, so the same bits. */
+ * adding as the batch norm's own backward does, so the same bits. Where the
+ * fused walk is not available, the add's pass and then the sums over what
+ * it wrote: the same results in two passes. */
 void cnn_cpu_add_bn_sums(size_t n, size_t channels, size_t hw, size_t layout, const uint16_t *relu_bits,
                          const float *y, const float *dy, const float *extra, const void *x, float *g, double *partial)
 {
-    const sums_add add = {extra, relu_bits, g};
-    blocked_sums(n, channels, hw, layout & ~CNN_DY_BF16, dy, relu_bits ? NULL : y, NULL, x, partial,
-                 cnn_cpu_add_bn_sums_available(layout) ? &add : NULL);
+    layout &= ~CNN_DY_BF16;
+    if (cnn_cpu_add_bn_sums_available(layout)) {
+        const sums_add add = {extra, relu_bits, g};
+        blocked_sums(n, channels, hw, layout, dy, relu_bits ? NULL : y, NULL, x, partial, &add);
+        return;
+    }
+    const size_t count = n * channels * hw;
+    if (relu_bits) cnn_cpu_add_backward_bits(count, relu_bits, dy, extra, g, 0, NULL, 0);
+    else cnn_cpu_add_backward(count, y, dy, extra, g, 0, NULL, 0);
+    blocked_sums(n, channels, hw, layout, g, NULL, NULL, x, partial, NULL);
 }
 
 /* The two sums of channel c over the samples, in order. */
