@@ -15,6 +15,7 @@
 #include "mixreg/layers.h"
 #include "mixreg/layers_dnnl.h"
 #include "mixreg/rng.h"
+#include "nn/conv_wgrad_amx.h"
 
 #define TOL 1e-4       /* fp32: norm-wise relative error */
 #define TOL_BF16 2e-2  /* bf16 inputs, fp32 accumulation */
@@ -436,11 +437,33 @@ static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
             memset(dw2, 0, nw * sizeof *dw2);
             CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, xk, w, dy, NULL, NULL, dw2, NULL));
             CHECK(same(dw1, dw2, nw));
+            /* Both in bfloat16: on NHWC with AMX, mixreg's own kernel (the
+             * same products, summed in another order); oneDNN's when asked. */
+            for (size_t i = 0; i < nw; i++) dw2[i] = NAN;
+            CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, xk, w, NULL, dy16, NULL, dw2, NULL));
+            const int own = strcmp(mx_dnnl_conv2d_plan_impl(plan, 2), "mixreg:amx_bf16") == 0;
+            CHECK(own == (layout == MX_DNNL_ACT_NHWC && mx_wgrad_amx_available()));
+            if (own) expect_close("conv2d bf16: the AMX weights' gradient", dw2, dw1, nw, 1e-5);
+            else CHECK(same(dw1, dw2, nw));
+            mx_dnnl_conv2d_options theirs = opt;
+            theirs.onednn_weights_grad = 1;
+            mx_dnnl_conv2d_plan *other = NULL;
+            CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &theirs, &other));
+            if (other) {
+                CHECK(strcmp(mx_dnnl_conv2d_plan_impl(other, 2), "mixreg:amx_bf16") != 0);
+                CHECK_OK(mx_dnnl_conv2d_forward_keep_x(other, n, x, w, NULL, y2, xk));
+                CHECK_OK(mx_dnnl_conv2d_backward_bf16(other, n, NULL, xk, w, NULL, dy16, NULL, dw2, NULL));
+                CHECK(same(dw1, dw2, nw));
+                mx_dnnl_conv2d_plan_free(other);
+            }
             free(xk);
         }
         CHECK(mx_dnnl_conv2d_takes_bf16_x(plan));
-        printf("conv2d bf16 on %s with dy given in bfloat16 and x kept by the forward: the float32 path's bits\n",
-               layout == MX_DNNL_ACT_NHWC ? "NHWC" : "nChw16c");
+        printf("conv2d bf16 on %s with dy given in bfloat16 and x kept by the forward: the float32 path's bits%s\n",
+               layout == MX_DNNL_ACT_NHWC ? "NHWC" : "nChw16c",
+               strcmp(mx_dnnl_conv2d_plan_impl(plan, 2), "mixreg:amx_bf16") == 0
+                   ? "; with both, the weights' gradient on AMX within 1e-5"
+                   : "");
         free(y1), free(y2);
     }
     mx_dnnl_conv2d_plan_free(plan);

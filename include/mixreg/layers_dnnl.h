@@ -148,6 +148,12 @@ typedef struct {
      * the float32 sums, as autocast's bfloat16 convolutions do). The caller
      * passes those buffers (float pointers holding bfloat16) where y and dx go. */
     int y_bf16, dx_bf16;
+    /* A BF16 training plan on NHWC activations, given x (kept) and dy in
+     * bfloat16, forms a 3x3 convolution's weights' gradient with mixreg's
+     * own AMX kernel where the CPU has one (src/nn/conv_wgrad_amx.c: the
+     * same products, summed in another order); 1 keeps oneDNN's primitive
+     * (the benchmark's and the tests' comparison). */
+    int onednn_weights_grad;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
@@ -157,7 +163,9 @@ mx_status mx_dnnl_conv2d_plan_create(mx_dnnl_context *ctx, const mx_conv2d_desc 
                                      const mx_dnnl_conv2d_options *opt, mx_dnnl_conv2d_plan **out);
 void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p);
 /* oneDNN's implementation name for the forward (which = 0), backward data (1)
- * or backward weights (2) primitive; "" when the plan has none. */
+ * or backward weights (2) primitive; "" when the plan has none. For the
+ * weights' gradient "mixreg:amx_bf16" where mixreg's own kernel forms it from
+ * bfloat16 x and dy (onednn_weights_grad). */
 const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which);
 
 /* y = conv(x, weight) + bias: bias non-NULL exactly when the plan has_bias. */
@@ -182,7 +190,9 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
  *   reordered layout (BF16 plans), mx_dnnl_conv2d_kept_x_bytes is its size
  *   (else 0): mx_dnnl_conv2d_forward_keep_x leaves that copy in the caller's
  *   buffer, and the backward reads it there instead of reordering x again.
- * Either way the results are the float32 path's bits. */
+ * Either way the results are the float32 path's bits, except the weights'
+ * gradient given both: then mixreg's AMX kernel may form it
+ * (onednn_weights_grad). */
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,

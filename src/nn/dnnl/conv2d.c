@@ -1,10 +1,12 @@
 /* oneDNN 2-D convolution: forward, backward data, backward weights (+ bias),
  * on the caller's NCHW (or nChw16c / nChw8c) / OIHW float32 buffers, internally NCHW or
  * oneDNN's preferred (blocked) layout, float32 or bfloat16. */
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/conv_wgrad_amx.h"
 #include "nn/dnnl/dnnl_internal.h"
 
 struct mx_dnnl_conv2d_plan {
@@ -21,6 +23,10 @@ struct mx_dnnl_conv2d_plan {
     size_t kept_x_bytes; /* forward and backward weights read x in one reordered layout: the caller may keep it */
     int bf16_x;          /* ... and that layout is bfloat16 nChw16c: the caller may give x so */
     dnnl_memory_t addend;  /* post_add: the binary post-op's second input, in y's layout */
+    /* The weights' gradient from bfloat16 NHWC x and dy on AMX (conv_wgrad_amx.c)
+     * instead of oneDNN's primitive, its scratch region, the threads it is sized for. */
+    int wgrad_amx, wgrad_threads;
+    size_t wgrad_offset;
 };
 
 #define TRY(expr) do { mx_status try_ = (expr); if (try_ != MX_OK) return try_; } while (0)
@@ -40,6 +46,7 @@ void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p)
 
 const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which)
 {
+    if (which == 2 && p->wgrad_amx) return "mixreg:amx_bf16"; /* given x kept and dy in bfloat16 */
     return mxd_impl(which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_weights);
 }
 
@@ -217,6 +224,16 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
                       "conv2d descriptor"));
         p->bf16_dy = dnnl_memory_desc_equal(mxd_md(&p->bwd_data, dnnl_query_diff_dst_md), &bf16_dst) &&
                      dnnl_memory_desc_equal(mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), &bf16_dst);
+    }
+    /* With both operands as bfloat16 NHWC (the training's layout with AMX),
+     * the weights' gradient of a 3x3 convolution is mixreg's own: oneDNN
+     * 2.6's AMX kernel took 1.3 ms for resnet20's 64-channel layers, whose
+     * forward takes 0.35 (BENCHMARKS.md, bench/wgrad_bench.c). */
+    if (p->bf16_x && p->bf16_dy && !bias && !p->opt.onednn_weights_grad && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
+        p->opt.dst_layout == MX_DNNL_ACT_NHWC && mx_wgrad_amx_suits(&p->d) && mx_wgrad_amx_available()) {
+        p->wgrad_amx = 1;
+        p->wgrad_threads = omp_get_max_threads();
+        p->wgrad_offset = mxd_reserve(b, mx_wgrad_amx_scratch_bytes(&p->d, p->n, p->wgrad_threads));
     }
     return mxd_plan_finish(b);
 }
@@ -399,7 +416,9 @@ static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, cons
         TRY(mxd_exec(b, &p->bwd_data, 3, args, "conv2d backward data"));
         TRY(mxd_port_out(b, &p->d_dsrc, dx));
     }
-    if (dweight || dbias) {
+    if (dweight && x_kept && dy_bf16 && p->wgrad_amx) {
+        TRY(mx_wgrad_amx(&p->d, n, x_kept, dy, dweight, mxd_at(b, p->wgrad_offset), p->wgrad_threads));
+    } else if (dweight || dbias) {
         TRY(mxd_port_bind(b, &p->w_dwei, dweight));
         if (x_kept) {
             TRY(mxd_check(dnnl_memory_set_data_handle(p->w_src.mem, (void *)(uintptr_t)x_kept), "memory handle"));
