@@ -1,6 +1,6 @@
 /* The AMX weight gradient (src/nn/conv_wgrad_amx.c) against the reference
  * direct convolution's (double accumulators) on the same bfloat16 values:
- * stride 1 and 2, channel counts of one, two and three 16-channel tiles (the
+ * 3x3 and 1x1 kernels, stride 1 and 2, channel counts of one, two and three 16-channel tiles (the
  * tile loops' four block shapes), sides odd and even, grids that end inside
  * a step, batches that split unevenly between 1, 2 and 3 threads; the
  * result overwritten, the same on every run, and what it refuses. Without
@@ -41,13 +41,14 @@ static double relative(const float *a, const float *b, size_t count)
     return worst / (peak > 0 ? peak : 1);
 }
 
-static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t stride, unsigned seed)
+static void compare_k(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kernel, size_t stride, unsigned seed)
 {
-    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = 3, .kernel_w = 3,
-                        .stride_h = stride, .stride_w = stride, .pad_h = 1, .pad_w = 1};
+    const size_t pad = kernel / 2;
+    mx_conv2d_desc d = {.in_channels = C, .out_channels = K, .in_h = H, .in_w = W, .kernel_h = kernel,
+                        .kernel_w = kernel, .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad};
     CHECK_OK(mx_conv2d_setup(&d));
     CHECK(mx_wgrad_amx_suits(&d));
-    const size_t OH = d.out_h, OW = d.out_w, xn = n * C * H * W, yn = n * K * OH * OW, wn = K * C * 9;
+    const size_t OH = d.out_h, OW = d.out_w, xn = n * C * H * W, yn = n * K * OH * OW, wn = K * C * kernel * kernel;
     uint16_t *x = malloc(xn * sizeof *x), *dy = malloc(yn * sizeof *dy);
     float *xf = malloc(xn * sizeof *xf), *dyf = malloc(yn * sizeof *dyf);
     float *ref = malloc(wn * sizeof *ref), *dw = malloc(wn * sizeof *dw), *again = malloc(wn * sizeof *again);
@@ -74,13 +75,18 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t str
         const double e = relative(dw, ref, wn);
         CHECK(e < 2e-6);
         if (!(e < 2e-6))
-            fprintf(stderr, "  n %zu, %zu -> %zu, %zux%zu, stride %zu, %d threads: relative error %.3g\n", n, C, K, H,
-                    W, stride, threads, e);
+            fprintf(stderr, "  n %zu, %zu -> %zu, %zux%zu, %zux%zu kernel, stride %zu, %d threads: relative error %.3g\n",
+                    n, C, K, H, W, kernel, kernel, stride, threads, e);
         CHECK_OK(mx_wgrad_amx(&d, n, x, dy, again, scratch, threads));
         CHECK(memcmp(dw, again, wn * sizeof *dw) == 0);
         free(scratch);
     }
     free(x), free(dy), free(xf), free(dyf), free(ref), free(dw), free(again);
+}
+
+static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t stride, unsigned seed)
+{
+    compare_k(n, C, K, H, W, 3, stride, seed);
 }
 
 int main(void)
@@ -98,6 +104,10 @@ int main(void)
          .stride_w = 2, .pad_h = 1, .pad_w = 1},
         {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 3, .kernel_w = 3, .stride_h = 1,
          .stride_w = 2, .pad_h = 1, .pad_w = 1},
+        {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 1, .kernel_w = 1, .stride_h = 1,
+         .stride_w = 1, .pad_h = 1, .pad_w = 1},
+        {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 1, .kernel_w = 1, .stride_h = 3,
+         .stride_w = 3, .pad_h = 0, .pad_w = 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_OK(mx_conv2d_setup(&bad[i]));
@@ -122,5 +132,12 @@ int main(void)
     compare(4, 16, 32, 16, 16, 2, 6u);  /* resnet20's first downsampling */
     compare(3, 32, 64, 6, 10, 2, 7u);   /* the second, on a non-square side */
     compare(5, 48, 48, 4, 4, 2, 8u);
+    /* 1x1: resnet50's projections and bottleneck ends, one tap on the output's grid */
+    compare_k(2, 64, 32, 7, 5, 1, 1, 9u);    /* two by two tiles */
+    compare_k(3, 16, 48, 6, 6, 1, 1, 10u);   /* one by two and one */
+    compare_k(2, 48, 16, 5, 7, 1, 1, 11u);   /* two and one by one */
+    compare_k(1, 16, 16, 9, 9, 1, 1, 12u);   /* one tile: 81 positions */
+    compare_k(2, 32, 64, 8, 8, 1, 2, 13u);   /* stride 2, even sides */
+    compare_k(3, 16, 32, 7, 9, 1, 2, 14u);   /* stride 2, odd sides */
     CHECK_DONE();
 }

@@ -1,4 +1,4 @@
-/* The bfloat16 weight gradient of a 3x3 convolution on AMX's tile unit.
+/* The bfloat16 weight gradient of a 3x3 or 1x1 convolution on AMX's tile unit.
  *
  * dw[o][i][kh][kw] = sum over samples and output pixels of dy[o] times the
  * input under tap (kh, kw): nine (in x out) matrix products whose reduction
@@ -12,7 +12,9 @@
  *   bottom), so tap (kh, kw) sits kh * (in_w + 1) + kw past the output pixel;
  * - stride 2: four grids, one per (row, column) parity of the padded input,
  *   each (out_h + 1) x (out_w + 1); tap (kh, kw) is on grid (kh % 2, kw % 2)
- *   at offset (kh / 2) * (out_w + 1) + kw / 2.
+ *   at offset (kh / 2) * (out_w + 1) + kw / 2;
+ * - 1x1 (no padding): one tap, the grid the output's own, the input's every
+ *   stride-th pixel.
  *
  * dy sits on the same grid, zero where the grid has no output pixel, so the
  * padding terms add nothing. The tile unit multiplies A (16 rows of 32
@@ -46,7 +48,7 @@
 #define WGRAD_AMX 0
 #endif
 
-#define TAPS 9
+#define MAX_TAPS 9
 #define STEP 32          /* grid positions per tile product: the tile's 32 bfloat16 */
 #define SUB 8            /* steps the tile loops share: 256 positions, whose dy rows
                             and input pairs (two 16-channel tiles each) stay in L1 */
@@ -54,6 +56,7 @@
 
 typedef struct {
     size_t n, ci, co, s;  /* stride s, 1 or 2 */
+    size_t k, pad, taps;  /* k x k kernel, 3 (padding 1) or 1 (none): taps k * k */
     size_t h, w, ho, wo;
     size_t hp, wp;        /* the grid of one sample */
     size_t steps;         /* STEP-position steps covering n * hp * wp */
@@ -72,9 +75,11 @@ static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
 int mx_wgrad_amx_suits(const mx_conv2d_desc *d)
 {
-    if (d->kernel_h != 3 || d->kernel_w != 3 || d->pad_h != 1 || d->pad_w != 1 || d->stride_h != d->stride_w ||
-        d->in_channels % 16 || d->out_channels % 16 || !d->in_channels || !d->out_channels)
+    if (d->kernel_h != d->kernel_w || d->pad_h != d->pad_w || d->stride_h != d->stride_w || d->in_channels % 16 ||
+        d->out_channels % 16 || !d->in_channels || !d->out_channels)
         return 0;
+    if (d->kernel_h == 1) return d->pad_h == 0 && (d->stride_h == 1 || d->stride_h == 2);
+    if (d->kernel_h != 3 || d->pad_h != 1) return 0;
     if (d->stride_h == 1) return 1;
     /* stride 2: even sides, so the parity grids of out + 1 cover the padded input */
     return d->stride_h == 2 && d->in_h % 2 == 0 && d->in_w % 2 == 0;
@@ -82,13 +87,18 @@ int mx_wgrad_amx_suits(const mx_conv2d_desc *d)
 
 static geom make_geom(const mx_conv2d_desc *d, size_t n)
 {
-    geom g = {.n = n, .ci = d->in_channels, .co = d->out_channels, .s = d->stride_h, .h = d->in_h, .w = d->in_w,
-              .ho = d->out_h, .wo = d->out_w};
-    g.hp = g.s == 1 ? g.h + 1 : g.ho + 1;
-    g.wp = g.s == 1 ? g.w + 1 : g.wo + 1;
-    g.phases = g.s * g.s;
+    geom g = {.n = n, .ci = d->in_channels, .co = d->out_channels, .s = d->stride_h, .k = d->kernel_h,
+              .pad = d->pad_h, .h = d->in_h, .w = d->in_w, .ho = d->out_h, .wo = d->out_w};
+    g.taps = g.k * g.k;
+    if (g.k == 1) { /* one tap, on the output's own grid: every s-th input pixel */
+        g.hp = g.ho, g.wp = g.wo, g.phases = 1, g.max_offset = 0;
+    } else {
+        g.hp = g.s == 1 ? g.h + 1 : g.ho + 1;
+        g.wp = g.s == 1 ? g.w + 1 : g.wo + 1;
+        g.phases = g.s * g.s;
+        g.max_offset = (2 / g.s) * g.wp + 2 / g.s;
+    }
     g.steps = (n * g.hp * g.wp + STEP - 1) / STEP;
-    g.max_offset = (2 / g.s) * g.wp + 2 / g.s;
     /* Bytes per position: the staged input and its two pair copies per
      * phase, the staged and transposed dy. */
     const size_t per_position = sizeof(uint16_t) * (3 * g.phases * g.ci + 2 * g.co);
@@ -101,7 +111,7 @@ static geom make_geom(const mx_conv2d_desc *d, size_t n)
     g.stage = round_up(staged_x > staged_dy ? staged_x : staged_dy, 32);
     g.xv = round_up(2 * g.phases * g.win * g.ci, 32);
     g.dyt = round_up(g.chunk * STEP * g.co, 32);
-    g.c_floats = round_up(TAPS * g.ci * g.co, 16);
+    g.c_floats = round_up(g.taps * g.ci * g.co, 16);
     g.thread_bytes = (g.stage + g.xv + g.dyt) * sizeof(uint16_t) + g.c_floats * sizeof(float);
     return g;
 }
@@ -180,20 +190,20 @@ static void stage_input(const geom *g, const uint16_t *x, size_t a, size_t b, si
     FOR_ROW_SEGMENTS(g, q0, count, {
         uint16_t *o = out + done * ci;
         const size_t r = s * i + a; /* in the padded input */
-        if (n >= g->n || r < 1 || r > g->h) {
+        if (n >= g->n || r < g->pad || r - g->pad >= g->h) {
             memset(o, 0, len * ci * sizeof *o);
         } else {
-            const uint16_t *row = x + (n * g->h + r - 1) * g->w * ci;
-            /* columns s * j + b of the padded input, from 1 to w, are the input's */
-            const size_t lo = b ? 0 : 1, hi = (g->w - b) / s; /* the row's j with an input column */
+            const uint16_t *row = x + (n * g->h + r - g->pad) * g->w * ci;
+            /* columns s * j + b of the padded input, from pad to pad + w - 1, are the input's */
+            const size_t lo = b >= g->pad ? 0 : (g->pad - b + s - 1) / s, hi = (g->w - 1 + g->pad - b) / s;
             const size_t from = j > lo ? j : lo, to = j + len - 1 < hi ? j + len - 1 : hi;
             if (from > to) {
                 memset(o, 0, len * ci * sizeof *o);
             } else {
                 memset(o, 0, (from - j) * ci * sizeof *o);
-                if (s == 1) memcpy(o + (from - j) * ci, row + (from + b - 1) * ci, (to - from + 1) * ci * sizeof *o);
+                if (s == 1) memcpy(o + (from - j) * ci, row + (from + b - g->pad) * ci, (to - from + 1) * ci * sizeof *o);
                 else
-                    for (size_t jj = from; jj <= to; jj++) copy_rows16(o + (jj - j) * ci, row + (s * jj + b - 1) * ci, ci);
+                    for (size_t jj = from; jj <= to; jj++) copy_rows16(o + (jj - j) * ci, row + (s * jj + b - g->pad) * ci, ci);
                 memset(o + (to + 1 - j) * ci, 0, (j + len - 1 - to) * ci * sizeof *o);
             }
         }
@@ -340,55 +350,78 @@ static void block_2x1(const uint16_t *a, tap_block t0, tap_block t1, size_t as, 
     if (two) { C_STORE(2, t1.c); C_STORE(3, t1.c + 16 * cs); }
 }
 
-/* Taps t[0..3), one output tile by two input tiles each. */
-static void block_1x2(const uint16_t *a, const tap_block *t, size_t as, size_t bs, size_t cs, size_t s0, size_t s1)
+/* Taps t[0..count), count 1 to 3, one output tile by two input tiles each. */
+static void block_1x2(const uint16_t *a, const tap_block *t, int count, size_t as, size_t bs, size_t cs, size_t s0,
+                      size_t s1)
 {
-    C_LOAD(0, t[0].c); C_LOAD(1, t[0].c + 16); C_LOAD(2, t[1].c); C_LOAD(3, t[1].c + 16);
-    C_LOAD(4, t[2].c); C_LOAD(5, t[2].c + 16);
+    C_LOAD(0, t[0].c); C_LOAD(1, t[0].c + 16);
+    if (count > 1) { C_LOAD(2, t[1].c); C_LOAD(3, t[1].c + 16); }
+    if (count > 2) { C_LOAD(4, t[2].c); C_LOAD(5, t[2].c + 16); }
     for (size_t st = s0; st < s1; st++) {
         A_LOAD(6, a + st * STEP);
         B_LOAD(7, t[0].b + st * 16 * bs);
         _tile_dpbf16ps(0, 6, 7);
         B_LOAD(7, t[0].b + st * 16 * bs + 32);
         _tile_dpbf16ps(1, 6, 7);
-        B_LOAD(7, t[1].b + st * 16 * bs);
-        _tile_dpbf16ps(2, 6, 7);
-        B_LOAD(7, t[1].b + st * 16 * bs + 32);
-        _tile_dpbf16ps(3, 6, 7);
-        B_LOAD(7, t[2].b + st * 16 * bs);
-        _tile_dpbf16ps(4, 6, 7);
-        B_LOAD(7, t[2].b + st * 16 * bs + 32);
-        _tile_dpbf16ps(5, 6, 7);
+        if (count > 1) {
+            B_LOAD(7, t[1].b + st * 16 * bs);
+            _tile_dpbf16ps(2, 6, 7);
+            B_LOAD(7, t[1].b + st * 16 * bs + 32);
+            _tile_dpbf16ps(3, 6, 7);
+        }
+        if (count > 2) {
+            B_LOAD(7, t[2].b + st * 16 * bs);
+            _tile_dpbf16ps(4, 6, 7);
+            B_LOAD(7, t[2].b + st * 16 * bs + 32);
+            _tile_dpbf16ps(5, 6, 7);
+        }
     }
-    C_STORE(0, t[0].c); C_STORE(1, t[0].c + 16); C_STORE(2, t[1].c); C_STORE(3, t[1].c + 16);
-    C_STORE(4, t[2].c); C_STORE(5, t[2].c + 16);
+    C_STORE(0, t[0].c); C_STORE(1, t[0].c + 16);
+    if (count > 1) { C_STORE(2, t[1].c); C_STORE(3, t[1].c + 16); }
+    if (count > 2) { C_STORE(4, t[2].c); C_STORE(5, t[2].c + 16); }
 }
 
-/* Taps t[0..count), count 3 or 6, one tile each. */
+/* Taps t[0..count), count 1 to 6, one tile each. */
 static void block_1x1(const uint16_t *a, const tap_block *t, int count, size_t as, size_t bs, size_t cs, size_t s0,
                       size_t s1)
 {
-    C_LOAD(0, t[0].c); C_LOAD(1, t[1].c); C_LOAD(2, t[2].c);
-    if (count > 3) { C_LOAD(3, t[3].c); C_LOAD(4, t[4].c); C_LOAD(5, t[5].c); }
+    C_LOAD(0, t[0].c);
+    if (count > 1) C_LOAD(1, t[1].c);
+    if (count > 2) C_LOAD(2, t[2].c);
+    if (count > 3) C_LOAD(3, t[3].c);
+    if (count > 4) C_LOAD(4, t[4].c);
+    if (count > 5) C_LOAD(5, t[5].c);
     for (size_t st = s0; st < s1; st++) {
         A_LOAD(6, a + st * STEP);
         B_LOAD(7, t[0].b + st * 16 * bs);
         _tile_dpbf16ps(0, 6, 7);
-        B_LOAD(7, t[1].b + st * 16 * bs);
-        _tile_dpbf16ps(1, 6, 7);
-        B_LOAD(7, t[2].b + st * 16 * bs);
-        _tile_dpbf16ps(2, 6, 7);
+        if (count > 1) {
+            B_LOAD(7, t[1].b + st * 16 * bs);
+            _tile_dpbf16ps(1, 6, 7);
+        }
+        if (count > 2) {
+            B_LOAD(7, t[2].b + st * 16 * bs);
+            _tile_dpbf16ps(2, 6, 7);
+        }
         if (count > 3) {
             B_LOAD(7, t[3].b + st * 16 * bs);
             _tile_dpbf16ps(3, 6, 7);
+        }
+        if (count > 4) {
             B_LOAD(7, t[4].b + st * 16 * bs);
             _tile_dpbf16ps(4, 6, 7);
+        }
+        if (count > 5) {
             B_LOAD(7, t[5].b + st * 16 * bs);
             _tile_dpbf16ps(5, 6, 7);
         }
     }
-    C_STORE(0, t[0].c); C_STORE(1, t[1].c); C_STORE(2, t[2].c);
-    if (count > 3) { C_STORE(3, t[3].c); C_STORE(4, t[4].c); C_STORE(5, t[5].c); }
+    C_STORE(0, t[0].c);
+    if (count > 1) C_STORE(1, t[1].c);
+    if (count > 2) C_STORE(2, t[2].c);
+    if (count > 3) C_STORE(3, t[3].c);
+    if (count > 4) C_STORE(4, t[4].c);
+    if (count > 5) C_STORE(5, t[5].c);
 }
 
 /* A chunk's steps [0, steps) into the sums c [tap][co][ci], from dy's rows
@@ -404,22 +437,25 @@ static void chunk_sums(const geom *g, const uint16_t *dyt, const uint16_t *xv, f
             const uint16_t *a = dyt + o * as;
             for (size_t i = 0; i < g->ci; i += 32) {
                 const int ni = g->ci - i >= 32 ? 2 : 1;
-                tap_block t[TAPS];
-                for (size_t k = 0; k < TAPS; k++) {
-                    const size_t kh = k / 3, kw = k % 3, phase = (kh % g->s) * g->s + kw % g->s;
+                tap_block t[MAX_TAPS];
+                const size_t taps = g->taps;
+                for (size_t k = 0; k < taps; k++) {
+                    const size_t kh = k / g->k, kw = k % g->k, phase = (kh % g->s) * g->s + kw % g->s;
                     const size_t offset = (kh / g->s) * g->wp + kw / g->s, odd = offset & 1;
                     t[k].b = xv + (2 * phase + odd) * copy + (offset - odd) / 2 * bs + 2 * i;
                     t[k].c = c + (k * g->co + o) * g->ci + i;
                 }
                 if (mi == 2 && ni == 2)
-                    for (size_t k = 0; k < TAPS; k++) block_2x2(a, t[k], as, bs, g->ci, s0, s1);
+                    for (size_t k = 0; k < taps; k++) block_2x2(a, t[k], as, bs, g->ci, s0, s1);
                 else if (mi == 2)
-                    for (size_t k = 0; k < TAPS; k += 2)
-                        block_2x1(a, t[k], k + 1 < TAPS ? t[k + 1] : (tap_block){NULL, NULL}, as, bs, g->ci, s0, s1);
+                    for (size_t k = 0; k < taps; k += 2)
+                        block_2x1(a, t[k], k + 1 < taps ? t[k + 1] : (tap_block){NULL, NULL}, as, bs, g->ci, s0, s1);
                 else if (ni == 2)
-                    for (size_t k = 0; k < TAPS; k += 3) block_1x2(a, t + k, as, bs, g->ci, s0, s1);
+                    for (size_t k = 0; k < taps; k += 3)
+                        block_1x2(a, t + k, taps - k < 3 ? (int)(taps - k) : 3, as, bs, g->ci, s0, s1);
                 else
-                    block_1x1(a, t, 6, as, bs, g->ci, s0, s1), block_1x1(a, t + 6, 3, as, bs, g->ci, s0, s1);
+                    for (size_t k = 0; k < taps; k += 6)
+                        block_1x1(a, t + k, taps - k < 6 ? (int)(taps - k) : 6, as, bs, g->ci, s0, s1);
             }
         }
     }
@@ -440,7 +476,7 @@ mx_status mx_wgrad_amx(const mx_conv2d_desc *d, size_t n, const uint16_t *x, con
         char *mine = (char *)scratch + th * g.thread_bytes;
         uint16_t *stage = (uint16_t *)(void *)mine, *xv = stage + g.stage, *dyt = xv + g.xv;
         float *sums = (float *)(void *)(mine + sums_at);
-        memset(sums, 0, TAPS * g.ci * g.co * sizeof *sums);
+        memset(sums, 0, g.taps * g.ci * g.co * sizeof *sums);
         configure_tiles();
         const size_t s_end = g.steps * (th + 1) / nth, copy = g.win / 2 * 2 * g.ci;
         for (size_t c0 = g.steps * th / nth; c0 < s_end; c0 += g.chunk) {
@@ -448,7 +484,7 @@ mx_status mx_wgrad_amx(const mx_conv2d_desc *d, size_t n, const uint16_t *x, con
             for (size_t ph = 0; ph < g.phases; ph++) {
                 stage_input(&g, x, ph / g.s, ph % g.s, q0, g.win, stage);
                 pair_input(g.ci, stage, 0, g.win / 2, xv + 2 * ph * copy);
-                pair_input(g.ci, stage, 1, g.win / 2 - 1, xv + (2 * ph + 1) * copy);
+                if (g.max_offset) pair_input(g.ci, stage, 1, g.win / 2 - 1, xv + (2 * ph + 1) * copy);
             }
             stage_dy(&g, dy, q0, steps * STEP, stage);
             transpose_dy(g.co, stage, steps * STEP, g.chunk * STEP, dyt);
@@ -459,12 +495,12 @@ mx_status mx_wgrad_amx(const mx_conv2d_desc *d, size_t n, const uint16_t *x, con
 #pragma omp for schedule(static)
         for (size_t o = 0; o < g.co; o++)
             for (size_t i = 0; i < g.ci; i++)
-                for (size_t k = 0; k < TAPS; k++) {
+                for (size_t k = 0; k < g.taps; k++) {
                     float total = 0.0f;
                     for (size_t t = 0; t < nth; t++)
                         total += ((const float *)(const void *)((const char *)scratch + t * g.thread_bytes +
                                                                  sums_at))[(k * g.co + o) * g.ci + i];
-                    dw[(o * g.ci + i) * TAPS + k] = total;
+                    dw[(o * g.ci + i) * g.taps + k] = total;
                 }
     }
     return MX_OK;

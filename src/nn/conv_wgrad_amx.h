@@ -1,5 +1,6 @@
-/* The weights' gradient of a bfloat16 3x3 convolution (padding 1, stride 1
- * or 2, channels multiples of 16) on AMX, from x and dy in bfloat16 NHWC:
+/* The weights' gradient of a bfloat16 3x3 (padding 1) or 1x1 (no padding)
+ * convolution (stride 1 or 2, channels multiples of 16) on AMX, from x and
+ * dy in bfloat16 NHWC:
  * what the training keeps for oneDNN's backward, whose AMX weight-gradient
  * kernel (oneDNN 2.6, and 3.13 in PyTorch 2.15 the same) takes four times
  * its forward's time on resnet20's 64-channel layers (conv_wgrad_amx.c says
@@ -18,7 +19,7 @@ int mx_wgrad_amx_available(void);
 int mx_wgrad_amx_suits(const mx_conv2d_desc *d);
 /* Bytes of scratch (64-byte aligned) for a batch of n on `threads` OpenMP threads. */
 size_t mx_wgrad_amx_scratch_bytes(const mx_conv2d_desc *d, size_t n, int threads);
-/* dw [out, in, 3, 3] float32 (overwritten) from x [n, in_h, in_w, in] and
+/* dw [out, in, k, k] float32 (overwritten) from x [n, in_h, in_w, in] and
  * dy [n, out_h, out_w, out], bfloat16. The products are exact and summed in
  * float32: per thread over its share of the pixels, then the threads' sums
  * in thread order (the result depends on the thread count, not on the run).
