@@ -46,7 +46,7 @@ static void run(mx_dnnl_context *ctx, shape s, size_t n, int reps, int threads)
     CHECKED(mx_conv2d_setup(&d));
     mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
                                   .src_layout = MX_DNNL_ACT_NHWC, .dst_layout = MX_DNNL_ACT_NHWC,
-                                  .onednn_weights_grad = 1};
+                                  .onednn_backward = 1};
     mx_dnnl_conv2d_plan *p;
     CHECKED(mx_dnnl_conv2d_plan_create(ctx, &d, n, &opt, &p));
     const size_t xn = n * s.c * s.hw * s.hw, yn = n * s.k * d.out_h * d.out_w, wn = s.k * s.c * kernel * kernel;

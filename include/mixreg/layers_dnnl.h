@@ -148,12 +148,15 @@ typedef struct {
      * the float32 sums, as autocast's bfloat16 convolutions do). The caller
      * passes those buffers (float pointers holding bfloat16) where y and dx go. */
     int y_bf16, dx_bf16;
-    /* A BF16 training plan on NHWC activations, given x (kept) and dy in
-     * bfloat16, forms a 3x3 convolution's weights' gradient with mixreg's
-     * own AMX kernel where the CPU has one (src/nn/conv_wgrad_amx.c: the
-     * same products, summed in another order); 1 keeps oneDNN's primitive
-     * (the benchmark's and the tests' comparison). */
-    int onednn_weights_grad;
+    /* A BF16 training plan on NHWC activations, given dy in bfloat16, forms
+     * the input gradient of a stride-1 convolution that keeps the size as a
+     * forward convolution of dy (oneDNN's AMX forward kernels), and given x
+     * (kept) too, a 3x3 or 1x1 convolution's weights' gradient with
+     * mixreg's own AMX kernel where the CPU has one
+     * (src/nn/conv_wgrad_amx.c): the same products, summed in another
+     * order. 1 keeps oneDNN's backward primitives (the benchmarks' and the
+     * tests' comparison). */
+    int onednn_backward;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
@@ -165,7 +168,8 @@ void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p);
 /* oneDNN's implementation name for the forward (which = 0), backward data (1)
  * or backward weights (2) primitive; "" when the plan has none. For the
  * weights' gradient "mixreg:amx_bf16" where mixreg's own kernel forms it from
- * bfloat16 x and dy (onednn_weights_grad). */
+ * bfloat16 x and dy, and for the input gradient oneDNN's forward kernel's name
+ * where dy in bfloat16 goes through it (onednn_backward). */
 const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which);
 
 /* y = conv(x, weight) + bias: bias non-NULL exactly when the plan has_bias. */
@@ -190,9 +194,10 @@ mx_status mx_dnnl_conv2d_backward(mx_dnnl_conv2d_plan *p, size_t n, const float 
  *   reordered layout (BF16 plans), mx_dnnl_conv2d_kept_x_bytes is its size
  *   (else 0): mx_dnnl_conv2d_forward_keep_x leaves that copy in the caller's
  *   buffer, and the backward reads it there instead of reordering x again.
- * Either way the results are the float32 path's bits, except the weights'
- * gradient given both: then mixreg's AMX kernel may form it
- * (onednn_weights_grad). */
+ * Either way the results are the float32 path's bits, except where dy is
+ * given in bfloat16 on NHWC: then the input gradient may come from a
+ * forward kernel, and given x kept too, the weights' from mixreg's AMX
+ * kernel (onednn_backward). */
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p);
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,

@@ -15,6 +15,13 @@ struct mx_dnnl_conv2d_plan {
     size_t n;
     mx_dnnl_conv2d_options opt;
     mxd_prim fwd, bwd_data, bwd_weights;
+    /* The input gradient of a stride-1 "same" convolution as a forward one:
+     * dx = conv(dy, the weights transposed and turned half a turn), on
+     * oneDNN's AMX forward kernels (brgconv), faster than its backward-data
+     * ones (jit): taken with dy given in bfloat16 (bf16_dy) on NHWC. */
+    mxd_prim dx_fwd;
+    mxd_port x_dy, x_wei, x_dx;
+    size_t flipped_offset; /* the turned weights, float32 [in][out][kh][kw] */
     mxd_port f_src, f_wei, f_bias, f_dst;   /* forward */
     mxd_port d_ddst, d_wei, d_dsrc;         /* backward data */
     mxd_port w_src, w_ddst, w_dwei, w_dbias; /* backward weights */
@@ -34,19 +41,21 @@ struct mx_dnnl_conv2d_plan {
 void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p)
 {
     if (!p) return;
-    mxd_port *ports[] = {&p->f_src, &p->f_wei, &p->f_bias, &p->f_dst, &p->d_ddst, &p->d_wei,
-                         &p->d_dsrc, &p->w_src, &p->w_ddst, &p->w_dwei, &p->w_dbias};
+    mxd_port *ports[] = {&p->f_src, &p->f_wei, &p->f_bias, &p->f_dst, &p->d_ddst, &p->d_wei, &p->d_dsrc,
+                         &p->w_src, &p->w_ddst, &p->w_dwei, &p->w_dbias, &p->x_dy, &p->x_wei, &p->x_dx};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) mxd_port_destroy(ports[i]);
     if (p->addend) dnnl_memory_destroy(p->addend);
     mxd_prim_destroy(&p->fwd);
     mxd_prim_destroy(&p->bwd_data);
     mxd_prim_destroy(&p->bwd_weights);
+    mxd_prim_destroy(&p->dx_fwd);
     free(p);
 }
 
 const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which)
 {
     if (which == 2 && p->wgrad_amx) return "mixreg:amx_bf16"; /* given x kept and dy in bfloat16 */
+    if (which == 1 && p->dx_fwd.prim) return mxd_impl(&p->dx_fwd); /* given dy in bfloat16 */
     return mxd_impl(which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_weights);
 }
 
@@ -128,6 +137,45 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
 static dnnl_alg_kind_t algorithm(mx_dnnl_conv_algorithm a)
 {
     return a == MX_DNNL_CONV_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+/* p->dx_fwd and its ports, for a stride-1 convolution whose padding keeps
+ * the size (an odd kernel, padding half of it), where oneDNN gives its
+ * forward an AMX kernel of the brgconv family (else it stays unmade and
+ * the backward-data primitive runs). */
+static mx_status build_dx_forward(mx_dnnl_conv2d_plan *p, const conv_mds *m)
+{
+    const mx_conv2d_desc *d = &p->d;
+    if (d->stride_h != 1 || d->stride_w != 1 || d->kernel_h % 2 == 0 || d->kernel_w % 2 == 0 ||
+        d->pad_h != d->kernel_h / 2 || d->pad_w != d->kernel_w / 2)
+        return MX_OK;
+    mxd_plan *b = &p->base;
+    const dnnl_dims_t turned = {(dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->kernel_h,
+                                (dnnl_dim_t)d->kernel_w};
+    dnnl_memory_desc_t dy, wei, wei_user, dx;
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&dy, 4, m->dst.dims, dnnl_bf16, dnnl_nhwc), "conv2d descriptor"));
+    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&wei, 4, turned, dnnl_bf16, dnnl_format_tag_any), "conv2d descriptor"));
+    TRY(mxd_plain_md(&wei_user, 4, turned, dnnl_oihw));
+    dx = m->q_dsrc;
+    dnnl_convolution_desc_t cd;
+    TRY(mxd_check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &dy, &wei,
+                                                     NULL, &dx, m->strides, m->pad_l, m->pad_r),
+                  "conv2d input-gradient forward descriptor"));
+    const void *alternatives[1] = {&cd};
+    if (mxd_prim_create_first(b, &p->dx_fwd, alternatives, 1, NULL, NULL, "conv2d input-gradient forward") != MX_OK) {
+        mx_error_clear();
+        return MX_OK;
+    }
+    if (!strstr(mxd_impl(&p->dx_fwd), "brgconv") ||
+        !dnnl_memory_desc_equal(mxd_md(&p->dx_fwd, dnnl_query_src_md), &dy)) {
+        mxd_prim_destroy(&p->dx_fwd);
+        return MX_OK;
+    }
+    TRY(mxd_port_init(b, &p->x_dy, &dy, &dy, 0, 0));
+    TRY(mxd_port_init(b, &p->x_wei, &wei_user, mxd_md(&p->dx_fwd, dnnl_query_weights_md), 0, 0));
+    TRY(mxd_port_init(b, &p->x_dx, &m->dx, mxd_md(&p->dx_fwd, dnnl_query_dst_md), 1, 0));
+    p->flipped_offset = mxd_reserve(b, d->in_channels * d->out_channels * d->kernel_h * d->kernel_w * sizeof(float));
+    return MX_OK;
 }
 
 static mx_status build(mx_dnnl_conv2d_plan *p)
@@ -229,12 +277,15 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
      * the weights' gradient of a 3x3 convolution is mixreg's own: oneDNN
      * 2.6's AMX kernel took 1.3 ms for resnet20's 64-channel layers, whose
      * forward takes 0.35 (BENCHMARKS.md, bench/wgrad_bench.c). */
-    if (p->bf16_x && p->bf16_dy && !bias && !p->opt.onednn_weights_grad && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
+    if (p->bf16_x && p->bf16_dy && !bias && !p->opt.onednn_backward && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
         p->opt.dst_layout == MX_DNNL_ACT_NHWC && mx_wgrad_amx_suits(&p->d) && mx_wgrad_amx_available()) {
         p->wgrad_amx = 1;
         p->wgrad_threads = omp_get_max_threads();
         p->wgrad_offset = mxd_reserve(b, mx_wgrad_amx_scratch_bytes(&p->d, p->n, p->wgrad_threads));
     }
+    if (p->bf16_dy && !p->opt.onednn_backward && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
+        p->opt.dst_layout == MX_DNNL_ACT_NHWC)
+        TRY(build_dx_forward(p, &m));
     return mxd_plan_finish(b);
 }
 
@@ -385,6 +436,26 @@ mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const vo
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
 
+/* dx = conv(dy, w turned): w[o][i][kh][kw] to [i][o][KH-1-kh][KW-1-kw]. */
+static mx_status dx_as_forward(mx_dnnl_conv2d_plan *p, const float *weight, void *dy, float *dx)
+{
+    const mxd_plan *b = &p->base;
+    const size_t ci = p->d.in_channels, co = p->d.out_channels, kh = p->d.kernel_h, kw = p->d.kernel_w;
+    float *turned = mxd_at(b, p->flipped_offset);
+    for (size_t o = 0; o < co; o++)
+        for (size_t i = 0; i < ci; i++)
+            for (size_t r = 0; r < kh; r++)
+                for (size_t c = 0; c < kw; c++)
+                    turned[((i * co + o) * kh + kh - 1 - r) * kw + kw - 1 - c] = weight[((o * ci + i) * kh + r) * kw + c];
+    TRY(mxd_port_bind(b, &p->x_wei, turned));
+    TRY(mxd_port_in(b, &p->x_wei));
+    TRY(mxd_check(dnnl_memory_set_data_handle(p->x_dy.mem, dy), "memory handle"));
+    TRY(mxd_port_bind(b, &p->x_dx, dx));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->x_dy.mem}, {DNNL_ARG_WEIGHTS, p->x_wei.mem}, {DNNL_ARG_DST, p->x_dx.mem}};
+    TRY(mxd_exec(b, &p->dx_fwd, 3, args, "conv2d input gradient"));
+    return mxd_port_out(b, &p->x_dx, dx);
+}
+
 /* The backward from dy as the caller holds it (float32) or, with dy_bf16,
  * already as the primitives read it (bfloat16 nChw16c): no reorder then. */
 static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept, const float *weight,
@@ -400,7 +471,9 @@ static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, cons
         return mx_error_set(MX_ERR_ARG, "conv2d backward: dy, and x or weight for the gradients asked, are required");
     const mxd_plan *b = &p->base;
     void *dy_mem = (void *)(uintptr_t)dy; /* oneDNN's handles are not const; dy is only read */
-    if (dx) {
+    if (dx && dy_bf16 && p->dx_fwd.prim) {
+        TRY(dx_as_forward(p, weight, dy_mem, dx));
+    } else if (dx) {
         if (dy_bf16) {
             TRY(mxd_check(dnnl_memory_set_data_handle(p->d_ddst.mem, dy_mem), "memory handle"));
         } else {
