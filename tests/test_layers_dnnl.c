@@ -372,7 +372,7 @@ static uint16_t round_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* The bfloat16 tests' convolution: 16 -> 32 channels, 3x3, pad 1, batch 3,
+/* The bfloat16 tests' convolution: 32 -> 32 channels, 3x3, pad 1, batch 3,
  * on in_h x 7 with stride stride_h down, a bfloat16 plan on `layout`. */
 typedef struct {
     mx_conv2d_desc d;
@@ -382,7 +382,7 @@ typedef struct {
 
 static bf16_case bf16_case_of(mx_dnnl_act_layout layout, size_t in_h, size_t stride_h)
 {
-    bf16_case c = {.d = {.in_channels = 16, .out_channels = 32, .in_h = in_h, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+    bf16_case c = {.d = {.in_channels = 32, .out_channels = 32, .in_h = in_h, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
                          .stride_h = stride_h, .stride_w = 1, .pad_h = 1, .pad_w = 1},
                    .n = 3,
                    .opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16, .src_layout = layout,

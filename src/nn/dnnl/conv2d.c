@@ -274,11 +274,17 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
                      dnnl_memory_desc_equal(mxd_md(&p->bwd_weights, dnnl_query_diff_dst_md), &bf16_dst);
     }
     /* With both operands as bfloat16 NHWC (the training's layout with AMX),
-     * the weights' gradient of a 3x3 convolution is mixreg's own: oneDNN
-     * 2.6's AMX kernel took 1.3 ms for resnet20's 64-channel layers, whose
-     * forward takes 0.35 (BENCHMARKS.md, bench/wgrad_bench.c). */
+     * the weights' gradient of a 3x3 or 1x1 convolution is mixreg's own:
+     * oneDNN 2.6's AMX kernel took 1.3 ms for resnet20's 64-channel layers,
+     * whose forward takes 0.35, and 2-4x mixreg's on resnet50's 1x1 layers
+     * (BENCHMARKS.md, bench/wgrad_bench.c). Not below 32 x 32 channels:
+     * there the packing costs as much as the products, and oneDNN's kernel
+     * was as fast (16 -> 16 at 32x32, batch 128: 0.77 against 0.83 ms) or
+     * faster (16 -> 32 stride 2: 0.77 against 0.69; on another AMX machine
+     * 1.75 against 1.45 for 16 -> 16). */
     if (p->bf16_x && p->bf16_dy && !bias && !p->opt.onednn_backward && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
-        p->opt.dst_layout == MX_DNNL_ACT_NHWC && mx_wgrad_amx_suits(&p->d) && mx_wgrad_amx_available()) {
+        p->opt.dst_layout == MX_DNNL_ACT_NHWC && p->d.in_channels * p->d.out_channels >= 32 * 32 &&
+        mx_wgrad_amx_suits(&p->d) && mx_wgrad_amx_available()) {
         p->wgrad_amx = 1;
         p->wgrad_threads = omp_get_max_threads();
         p->wgrad_offset = mxd_reserve(b, mx_wgrad_amx_scratch_bytes(&p->d, p->n, p->wgrad_threads));
