@@ -544,8 +544,63 @@ static void conv_bf16_activations_in(mx_dnnl_act_layout layout)
     free(x), free(w), free(dy), free(b), free(y), free(dx), free(dw), free(dw2), free(y16), free(dx16);
 }
 
+/* A 1x1 stride-2 projection (resnet50's), bfloat16 on NHWC, with dy given
+ * in bfloat16: on AMX its input gradient is a forward convolution on the
+ * output's grid spread into dx (zeros at the pixels it skips), within 1e-5
+ * of oneDNN's backward-data primitive (onednn_backward), in float32 and
+ * bfloat16 dx; odd sides, so the last row and column are read. */
+static void conv_bf16_projection(int dx_bf16)
+{
+    mx_conv2d_desc d = {.in_channels = 32, .out_channels = 64, .in_h = 9, .in_w = 7, .kernel_h = 1, .kernel_w = 1,
+                        .stride_h = 2, .stride_w = 2};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const size_t n = 3, nx = n * 32 * 9 * 7, ny = n * 64 * d.out_h * d.out_w, nw = 64 * 32;
+    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16,
+                                  .src_layout = MX_DNNL_ACT_NHWC, .dst_layout = MX_DNNL_ACT_NHWC, .dx_bf16 = dx_bf16};
+    mx_dnnl_conv2d_options theirs = opt;
+    theirs.onednn_backward = 1;
+    mx_dnnl_conv2d_plan *plan = NULL, *other = NULL;
+    if (!mx_dnnl_bf16_available()) return;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &opt, &plan));
+    CHECK_OK(mx_dnnl_conv2d_plan_create(g_ctx, &d, n, &theirs, &other));
+    if (!plan || !other || !mx_dnnl_conv2d_takes_bf16_dy(plan)) {
+        mx_dnnl_conv2d_plan_free(plan), mx_dnnl_conv2d_plan_free(other);
+        return;
+    }
+    float *w = normals(nw, 0.3, 0), *dy = normals(ny, 1, 0);
+    float *dx1 = alloc_floats(nx), *dx2 = alloc_floats(nx);
+    uint16_t *dy16 = malloc(ny * sizeof *dy16);
+    for (size_t i = 0; i < ny; i++) dy16[i] = round_bf16(dy[i]);
+    for (size_t i = 0; i < nx; i++) dx1[i] = dx2[i] = NAN;
+    CHECK_OK(mx_dnnl_conv2d_backward_bf16(other, n, NULL, NULL, w, NULL, dy16, dx1, NULL, NULL));
+    CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, NULL, w, NULL, dy16, dx2, NULL, NULL));
+    const int spread = strstr(mx_dnnl_conv2d_plan_impl(plan, 1), "brgconv") != NULL;
+    CHECK(!strstr(mx_dnnl_conv2d_plan_impl(other, 1), "brgconv"));
+    if (dx_bf16) { /* bfloat16 in the buffers' first halves: widen both */
+        for (size_t i = nx; i-- > 0;) {
+            uint32_t u1 = (uint32_t)((uint16_t *)(void *)dx1)[i] << 16, u2 = (uint32_t)((uint16_t *)(void *)dx2)[i] << 16;
+            memcpy(&dx1[i], &u1, sizeof u1), memcpy(&dx2[i], &u2, sizeof u2);
+        }
+    }
+    expect_close("conv2d bf16 1x1 stride 2: the input gradient", dx2, dx1, nx, dx_bf16 ? 1e-2 : 1e-5);
+    size_t zeros = 0, skipped = 0;
+    for (size_t b = 0; b < n; b++)
+        for (size_t h = 0; h < 9; h++)
+            for (size_t x = 0; x < 7; x++)
+                if (h % 2 || x % 2)
+                    for (size_t c = 0; c < 32; c++) skipped++, zeros += dx2[((b * 9 + h) * 7 + x) * 32 + c] == 0.0f;
+    CHECK(zeros == skipped);
+    printf("conv2d bf16 1x1 stride 2, dx in %s: %s, within %s of oneDNN's backward-data primitive\n",
+           dx_bf16 ? "bfloat16" : "float32", spread ? "a forward spread into dx" : "oneDNN's backward data",
+           dx_bf16 ? "1e-2" : "1e-5");
+    free(w), free(dy), free(dx1), free(dx2), free(dy16);
+    mx_dnnl_conv2d_plan_free(plan), mx_dnnl_conv2d_plan_free(other);
+}
+
 static void test_conv_bf16_dy(void)
 {
+    conv_bf16_projection(0);
+    conv_bf16_projection(1);
     conv_bf16_dy_in(MX_DNNL_ACT_NCHW16C);
     conv_bf16_dy_in(MX_DNNL_ACT_NHWC);
     conv_bf16_activations_in(MX_DNNL_ACT_NCHW16C);
