@@ -21,6 +21,19 @@ static int check_count_ = 0;
 #define CHECK_OK(expr) do { mx_status s_ = (expr); check_count_++; if (s_ != MX_OK) { check_failures_++; \
     fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, mx_error_message()); } } while (0)
 
+/* Largest |a - b| over count entries relative to the largest |b|; NaN in a
+ * (an entry left unwritten) wins. */
+static inline double check_relative(const float *a, const float *b, size_t count)
+{
+    double worst = 0, peak = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double e = fabs((double)a[i] - b[i]);
+        if (!(e <= worst)) worst = e;
+        if (fabs(b[i]) > peak) peak = fabs(b[i]);
+    }
+    return worst / (peak > 0 ? peak : 1);
+}
+
 /* Ends main(): a program that checked nothing is itself a failure. */
 #define CHECK_DONE() do { if (check_count_ == 0) { fprintf(stderr, "no checks ran\n"); return 1; } \
     printf("%d checks, %d failed\n", check_count_, check_failures_); \

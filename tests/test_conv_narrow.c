@@ -22,18 +22,6 @@ static float uniform(unsigned *state)
     return (float)((*state >> 8) / 16777216.0 * 2.0 - 1.0);
 }
 
-/* Largest |a - b| relative to the largest |b|. */
-static double relative(const float *a, const float *b, size_t count)
-{
-    double worst = 0, peak = 0;
-    for (size_t i = 0; i < count; i++) {
-        const double e = fabs((double)a[i] - b[i]);
-        if (!(e <= worst)) worst = e; /* NaN (an entry left unwritten) wins */
-        if (fabs(b[i]) > peak) peak = fabs(b[i]);
-    }
-    return worst / (peak > 0 ? peak : 1);
-}
-
 /* A weights' gradient kernel (plain or nChw8c dy) against the reference's
  * rdw, rdb: dw and db overwritten (NaN first), then dw alone with db NULL.
  * *ew, *eb: the relative errors. */
@@ -48,11 +36,11 @@ static void check_weights_grad(weights_grad_fn fn, const mx_conv2d_desc *d, size
     for (size_t i = 0; i < wn; i++) dw[i] = NAN;
     for (size_t i = 0; i < K; i++) db[i] = NAN;
     CHECK(fn(d, n, x, dy, dw, db, scratch) == MX_OK);
-    *ew = relative(dw, rdw, wn), *eb = relative(db, rdb, K);
+    *ew = check_relative(dw, rdw, wn), *eb = check_relative(db, rdb, K);
     CHECK(*ew < 1e-5 && *eb < 1e-5);
     for (size_t i = 0; i < wn; i++) dw[i] = NAN;
     CHECK(fn(d, n, x, dy, dw, NULL, scratch) == MX_OK);
-    CHECK(relative(dw, rdw, wn) < 1e-5);
+    CHECK(check_relative(dw, rdw, wn) < 1e-5);
 }
 
 static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh, size_t kw, size_t pad)
@@ -76,7 +64,7 @@ static void compare(size_t n, size_t C, size_t K, size_t H, size_t W, size_t kh,
         mx_conv2d_forward_direct(&d, n, x, w, with_bias ? bias : NULL, ref);
         for (size_t i = 0; i < out; i++) y[i] = NAN; /* every output must be written */
         CHECK(mx_conv_narrow_forward(&d, n, x, w, with_bias ? bias : NULL, 0, y, scratch) == MX_OK);
-        const double e = relative(y, ref, out);
+        const double e = check_relative(y, ref, out);
         if (e > worst) worst = e;
         CHECK(e < 1e-6);
         /* With the ReLU: the same values where positive, +0 elsewhere. */

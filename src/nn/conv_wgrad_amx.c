@@ -381,47 +381,24 @@ static void block_1x2(const uint16_t *a, const tap_block *t, int count, size_t a
     if (count > 2) { C_STORE(4, t[2].c); C_STORE(5, t[2].c + 16); }
 }
 
-/* Taps t[0..count), count 1 to 6, one tile each. */
+/* Taps t[0..count), count 1 to 6, one tile each: tap k's C in tile k (the
+ * tile numbers are immediates, hence the macro over k). */
+#define TAP_LOAD(k) if (count > k) C_LOAD(k, t[k].c)
+#define TAP_STORE(k) if (count > k) C_STORE(k, t[k].c)
+#define TAP_PRODUCT(k)                                   \
+    if (count > k) {                                     \
+        B_LOAD(7, t[k].b + st * 16 * bs);                \
+        _tile_dpbf16ps(k, 6, 7);                         \
+    }
 static void block_1x1(const uint16_t *a, const tap_block *t, int count, size_t as, size_t bs, size_t cs, size_t s0,
                       size_t s1)
 {
-    C_LOAD(0, t[0].c);
-    if (count > 1) C_LOAD(1, t[1].c);
-    if (count > 2) C_LOAD(2, t[2].c);
-    if (count > 3) C_LOAD(3, t[3].c);
-    if (count > 4) C_LOAD(4, t[4].c);
-    if (count > 5) C_LOAD(5, t[5].c);
+    TAP_LOAD(0); TAP_LOAD(1); TAP_LOAD(2); TAP_LOAD(3); TAP_LOAD(4); TAP_LOAD(5);
     for (size_t st = s0; st < s1; st++) {
         A_LOAD(6, a + st * STEP);
-        B_LOAD(7, t[0].b + st * 16 * bs);
-        _tile_dpbf16ps(0, 6, 7);
-        if (count > 1) {
-            B_LOAD(7, t[1].b + st * 16 * bs);
-            _tile_dpbf16ps(1, 6, 7);
-        }
-        if (count > 2) {
-            B_LOAD(7, t[2].b + st * 16 * bs);
-            _tile_dpbf16ps(2, 6, 7);
-        }
-        if (count > 3) {
-            B_LOAD(7, t[3].b + st * 16 * bs);
-            _tile_dpbf16ps(3, 6, 7);
-        }
-        if (count > 4) {
-            B_LOAD(7, t[4].b + st * 16 * bs);
-            _tile_dpbf16ps(4, 6, 7);
-        }
-        if (count > 5) {
-            B_LOAD(7, t[5].b + st * 16 * bs);
-            _tile_dpbf16ps(5, 6, 7);
-        }
+        TAP_PRODUCT(0) TAP_PRODUCT(1) TAP_PRODUCT(2) TAP_PRODUCT(3) TAP_PRODUCT(4) TAP_PRODUCT(5)
     }
-    C_STORE(0, t[0].c);
-    if (count > 1) C_STORE(1, t[1].c);
-    if (count > 2) C_STORE(2, t[2].c);
-    if (count > 3) C_STORE(3, t[3].c);
-    if (count > 4) C_STORE(4, t[4].c);
-    if (count > 5) C_STORE(5, t[5].c);
+    TAP_STORE(0); TAP_STORE(1); TAP_STORE(2); TAP_STORE(3); TAP_STORE(4); TAP_STORE(5);
 }
 
 /* A chunk's steps [0, steps) into the sums c [tap][co][ci], from dy's rows
