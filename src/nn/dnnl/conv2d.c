@@ -15,19 +15,10 @@ struct mx_dnnl_conv2d_plan {
     size_t n;
     mx_dnnl_conv2d_options opt;
     mxd_prim fwd, bwd_data, bwd_weights;
-    /* The input gradient of a stride-1 "same" convolution as a forward one:
-     * dx = conv(dy, the weights transposed and turned half a turn), on
-     * oneDNN's AMX forward kernels (brgconv), faster than its backward-data
-     * ones (jit): taken with dy given in bfloat16 (bf16_dy) on NHWC. */
-    mxd_prim dx_fwd;
-    mxd_port x_dy, x_wei, x_dx;
-    size_t flipped_offset; /* the turned weights, float32 [in][out][kh][kw] */
-    /* A 1x1 stride-2 convolution's: the forward gives dx at the pixels the
-     * convolution read, on the output's grid, into this region; they are
-     * spread into dx, zeros between (resnet50's projections at batch 32:
-     * 22.5-39.7 ms on oneDNN's backward-data kernel, 11.5-22.7 so). */
-    int dx_spread;
-    size_t dx_sub_offset;
+    /* The input gradient as forward convolutions of dy (conv2d_dx.c), on
+     * oneDNN's AMX forward kernels, faster than its backward-data ones:
+     * taken with dy given in bfloat16 (bf16_dy) on NHWC. */
+    mxd_dx_forward dxf;
     mxd_port f_src, f_wei, f_bias, f_dst;   /* forward */
     mxd_port d_ddst, d_wei, d_dsrc;         /* backward data */
     mxd_port w_src, w_ddst, w_dwei, w_dbias; /* backward weights */
@@ -48,20 +39,20 @@ void mx_dnnl_conv2d_plan_free(mx_dnnl_conv2d_plan *p)
 {
     if (!p) return;
     mxd_port *ports[] = {&p->f_src, &p->f_wei, &p->f_bias, &p->f_dst, &p->d_ddst, &p->d_wei, &p->d_dsrc,
-                         &p->w_src, &p->w_ddst, &p->w_dwei, &p->w_dbias, &p->x_dy, &p->x_wei, &p->x_dx};
+                         &p->w_src, &p->w_ddst, &p->w_dwei, &p->w_dbias};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) mxd_port_destroy(ports[i]);
     if (p->addend) dnnl_memory_destroy(p->addend);
     mxd_prim_destroy(&p->fwd);
     mxd_prim_destroy(&p->bwd_data);
     mxd_prim_destroy(&p->bwd_weights);
-    mxd_prim_destroy(&p->dx_fwd);
+    mxd_dx_forward_free(&p->dxf);
     free(p);
 }
 
 const char *mx_dnnl_conv2d_plan_impl(const mx_dnnl_conv2d_plan *p, int which)
 {
     if (which == 2 && p->wgrad_amx) return "mixreg:amx_bf16"; /* given x kept and dy in bfloat16 */
-    if (which == 1 && p->dx_fwd.prim) return mxd_impl(&p->dx_fwd); /* given dy in bfloat16 */
+    if (which == 1 && p->dxf.mode) return mxd_dx_forward_impl(&p->dxf); /* given dy in bfloat16 */
     return mxd_impl(which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_weights);
 }
 
@@ -143,59 +134,6 @@ static mx_status make_mds(const mx_dnnl_conv2d_plan *p, conv_mds *m)
 static dnnl_alg_kind_t algorithm(mx_dnnl_conv_algorithm a)
 {
     return a == MX_DNNL_CONV_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
-}
-
-/* p->dx_fwd and its ports, for a stride-1 convolution whose padding keeps
- * the size (an odd kernel, padding half of it), where oneDNN gives its
- * forward an AMX kernel of the brgconv family (else it stays unmade and
- * the backward-data primitive runs). */
-static mx_status build_dx_forward(mx_dnnl_conv2d_plan *p, const conv_mds *m)
-{
-    const mx_conv2d_desc *d = &p->d;
-    const int same = d->stride_h == 1 && d->stride_w == 1 && d->kernel_h % 2 && d->kernel_w % 2 &&
-                     d->pad_h == d->kernel_h / 2 && d->pad_w == d->kernel_w / 2;
-    /* From 32 input channels: with 16 the spread's pixels (64 bytes) cost
-     * more than the forward saves (resnet20's 16 -> 32 projection, batch
-     * 128: 0.66 against oneDNN's 0.53 ms; 32 -> 64: 0.14 against 0.26). */
-    const int spread = d->kernel_h == 1 && d->kernel_w == 1 && d->stride_h == 2 && d->stride_w == 2 && !d->pad_h &&
-                       !d->pad_w && d->in_channels >= 32;
-    if (!same && !spread) return MX_OK;
-    mxd_plan *b = &p->base;
-    const dnnl_dims_t turned = {(dnnl_dim_t)d->in_channels, (dnnl_dim_t)d->out_channels, (dnnl_dim_t)d->kernel_h,
-                                (dnnl_dim_t)d->kernel_w};
-    dnnl_memory_desc_t dy, wei, wei_user, dx;
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&dy, 4, m->dst.dims, dnnl_bf16, dnnl_nhwc), "conv2d descriptor"));
-    TRY(mxd_check(dnnl_memory_desc_init_by_tag(&wei, 4, turned, dnnl_bf16, dnnl_format_tag_any), "conv2d descriptor"));
-    TRY(mxd_plain_md(&wei_user, 4, turned, dnnl_oihw));
-    dx = m->q_dsrc;
-    const dnnl_dims_t unit = {1, 1}, none = {0, 0};
-    if (spread) { /* dx at the pixels read: the output's grid, stride 1 */
-        const dnnl_dims_t sub = {m->src.dims[0], m->src.dims[1], (dnnl_dim_t)d->out_h, (dnnl_dim_t)d->out_w};
-        TRY(mxd_check(dnnl_memory_desc_init_by_tag(&dx, 4, sub, m->q_dsrc.data_type, dnnl_nhwc), "conv2d descriptor"));
-    }
-    dnnl_convolution_desc_t cd;
-    TRY(mxd_check(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &dy, &wei,
-                                                     NULL, &dx, spread ? unit : m->strides, spread ? none : m->pad_l,
-                                                     spread ? none : m->pad_r),
-                  "conv2d input-gradient forward descriptor"));
-    const void *alternatives[1] = {&cd};
-    if (mxd_prim_create_first(b, &p->dx_fwd, alternatives, 1, NULL, NULL, "conv2d input-gradient forward") != MX_OK) {
-        mx_error_clear();
-        return MX_OK;
-    }
-    if (!strstr(mxd_impl(&p->dx_fwd), "brgconv") ||
-        !dnnl_memory_desc_equal(mxd_md(&p->dx_fwd, dnnl_query_src_md), &dy)) {
-        mxd_prim_destroy(&p->dx_fwd);
-        return MX_OK;
-    }
-    TRY(mxd_port_init(b, &p->x_dy, &dy, &dy, 0, 0));
-    TRY(mxd_port_init(b, &p->x_wei, &wei_user, mxd_md(&p->dx_fwd, dnnl_query_weights_md), 0, 0));
-    TRY(mxd_port_init(b, &p->x_dx, spread ? &dx : &m->dx, mxd_md(&p->dx_fwd, dnnl_query_dst_md), 1, 0));
-    if (spread && mxd_port_reorders(&p->x_dx)) return mx_error_set(MX_ERR_ARG, "conv2d plan: dx's layout for the spread");
-    p->dx_spread = spread;
-    if (spread) p->dx_sub_offset = mxd_reserve(b, dnnl_memory_desc_get_size(&dx));
-    p->flipped_offset = mxd_reserve(b, d->in_channels * d->out_channels * d->kernel_h * d->kernel_w * sizeof(float));
-    return MX_OK;
 }
 
 static mx_status build(mx_dnnl_conv2d_plan *p)
@@ -311,7 +249,7 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
     }
     if (p->bf16_dy && !p->opt.onednn_backward && p->opt.src_layout == MX_DNNL_ACT_NHWC &&
         p->opt.dst_layout == MX_DNNL_ACT_NHWC)
-        TRY(build_dx_forward(p, &m));
+        TRY(mxd_dx_forward_build(b, &p->dxf, &p->d, m.dst.dims, &m.dx, m.q_dsrc.data_type));
     return mxd_plan_finish(b);
 }
 
@@ -462,55 +400,6 @@ mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const vo
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
 
-/* A 1x1 stride-2 convolution's dx (NHWC, elements of `bytes`) from its
- * values at the pixels the convolution read (sub, on the output's grid):
- * those at even rows and columns, zeros elsewhere. */
-static void spread_dx(const mx_conv2d_desc *d, size_t n, size_t bytes, const void *sub, void *dx)
-{
-    const size_t pixel = d->in_channels * bytes, H = d->in_h, W = d->in_w, OW = d->out_w;
-#pragma omp parallel for schedule(static)
-    for (size_t row = 0; row < n * H; row++) {
-        char *out = (char *)dx + row * W * pixel;
-        const size_t h = row % H;
-        if (h % 2) {
-            memset(out, 0, W * pixel);
-            continue;
-        }
-        const char *in = (const char *)sub + ((row / H) * d->out_h + h / 2) * OW * pixel;
-        for (size_t w = 0; w < W; w++, out += pixel)
-            if (w % 2) memset(out, 0, pixel);
-            else memcpy(out, in + w / 2 * pixel, pixel);
-    }
-}
-
-/* dx = conv(dy, w turned): w[o][i][kh][kw] to [i][o][KH-1-kh][KW-1-kw]. */
-static mx_status dx_as_forward(mx_dnnl_conv2d_plan *p, const float *weight, void *dy, float *dx)
-{
-    const mxd_plan *b = &p->base;
-    const size_t ci = p->d.in_channels, co = p->d.out_channels, kh = p->d.kernel_h, kw = p->d.kernel_w;
-    float *turned = mxd_at(b, p->flipped_offset);
-    /* A transpose: in 16 x 16 blocks of (out, in), or a 2048 x 1024 1x1
-     * layer's writes, one cache line each, took 50 ms. */
-    const size_t taps = kh * kw, blocks_o = (co + 15) / 16, blocks_i = (ci + 15) / 16;
-#pragma omp parallel for schedule(static) collapse(2) if (co * ci * taps >= 65536)
-    for (size_t bo = 0; bo < blocks_o; bo++)
-        for (size_t bi = 0; bi < blocks_i; bi++)
-            for (size_t i = bi * 16; i < ci && i < bi * 16 + 16; i++)
-                for (size_t o = bo * 16; o < co && o < bo * 16 + 16; o++)
-                    for (size_t t = 0; t < taps; t++)
-                        turned[(i * co + o) * taps + taps - 1 - t] = weight[(o * ci + i) * taps + t];
-    TRY(mxd_port_bind(b, &p->x_wei, turned));
-    TRY(mxd_port_in(b, &p->x_wei));
-    TRY(mxd_check(dnnl_memory_set_data_handle(p->x_dy.mem, dy), "memory handle"));
-    void *sub = p->dx_spread ? mxd_at(b, p->dx_sub_offset) : NULL;
-    TRY(mxd_port_bind(b, &p->x_dx, sub ? sub : dx));
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->x_dy.mem}, {DNNL_ARG_WEIGHTS, p->x_wei.mem}, {DNNL_ARG_DST, p->x_dx.mem}};
-    TRY(mxd_exec(b, &p->dx_fwd, 3, args, "conv2d input gradient"));
-    TRY(mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d input gradient"));
-    if (sub) spread_dx(&p->d, p->n, p->opt.dx_bf16 ? sizeof(uint16_t) : sizeof(float), sub, dx);
-    return sub ? MX_OK : mxd_port_out(b, &p->x_dx, dx);
-}
-
 /* The backward from dy as the caller holds it (float32) or, with dy_bf16,
  * already as the primitives read it (bfloat16 nChw16c): no reorder then. */
 static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept, const float *weight,
@@ -526,8 +415,9 @@ static mx_status backward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, cons
         return mx_error_set(MX_ERR_ARG, "conv2d backward: dy, and x or weight for the gradients asked, are required");
     const mxd_plan *b = &p->base;
     void *dy_mem = (void *)(uintptr_t)dy; /* oneDNN's handles are not const; dy is only read */
-    if (dx && dy_bf16 && p->dx_fwd.prim) {
-        TRY(dx_as_forward(p, weight, dy_mem, dx));
+    if (dx && dy_bf16 && p->dxf.mode) {
+        TRY(mxd_dx_forward_run(b, &p->dxf, &p->d, n, p->opt.dx_bf16 ? sizeof(uint16_t) : sizeof(float), weight, dy_mem,
+                               dx));
     } else if (dx) {
         if (dy_bf16) {
             TRY(mxd_check(dnnl_memory_set_data_handle(p->d_ddst.mem, dy_mem), "memory handle"));

@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stddef.h>
 
+#include "mixreg/layers.h"
 #include "mixreg/layers_dnnl.h"
 
 struct mx_dnnl_context {
@@ -98,5 +99,40 @@ mx_status mxd_plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims
 
 /* The common checks of an execute call. */
 mx_status mxd_check_batch(const char *op, size_t plan_n, size_t n);
+
+/* ---- a convolution's input gradient as forward convolutions (conv2d_dx.c) ----
+ * From dy in bfloat16 NHWC: stride 1 with padding that keeps the size
+ * (SAME: one forward straight into dx), 1x1 stride 2 (SPREAD: one forward
+ * on the output's grid, placed at even pixels, zeros between) and 3x3
+ * stride 2 padding 1 on even sides (PARITY: four forwards, one per parity
+ * of dx's rows and columns). Built only where oneDNN gives the forwards its
+ * AMX kernels (brgconv); mode NONE otherwise. */
+enum { MXD_DX_NONE = 0, MXD_DX_SAME, MXD_DX_SPREAD, MXD_DX_PARITY };
+#define MXD_DX_MAX_TAPS 7
+typedef struct {
+    mxd_prim prim;
+    mxd_port wei;                  /* its weights, float32 [in][out][th][tw] */
+    size_t th, tw;                 /* its kernel */
+    size_t row[MXD_DX_MAX_TAPS], col[MXD_DX_MAX_TAPS]; /* the layer's kernel row, column under each tap */
+    size_t a, b;                   /* the parity of dx's rows, columns it gives (SPREAD, PARITY) */
+} mxd_dx_part;
+typedef struct {
+    int mode;
+    size_t parts;
+    mxd_dx_part part[4];
+    dnnl_memory_t dy, dx;          /* dy as given; the forwards' output (dx, or the grid region) */
+    size_t turned_offset, sub_offset; /* scratch regions: a part's weights; the output on dy's grid */
+} mxd_dx_forward;
+
+/* For convolution d whose dy has dst_dims and whose caller's dx is dx_user
+ * (element type dx_type, NHWC). */
+mx_status mxd_dx_forward_build(mxd_plan *plan, mxd_dx_forward *f, const mx_conv2d_desc *d, const dnnl_dims_t dst_dims,
+                               const dnnl_memory_desc_t *dx_user, dnnl_data_type_t dx_type);
+/* dx (elements of dx_bytes) from weight (float32 OIHW) and dy (bfloat16 NHWC). */
+mx_status mxd_dx_forward_run(const mxd_plan *plan, mxd_dx_forward *f, const mx_conv2d_desc *d, size_t n,
+                             size_t dx_bytes, const float *weight, void *dy, void *dx);
+void mxd_dx_forward_free(mxd_dx_forward *f);
+/* The forwards' oneDNN implementation ("" for NONE). */
+const char *mxd_dx_forward_impl(const mxd_dx_forward *f);
 
 #endif
