@@ -2,7 +2,8 @@
  * gradient from bfloat16 NHWC x and dy, as the training holds them with
  * AMX, by oneDNN's backward-weights primitive (a plan as the cpu backend
  * makes it: blocked, NHWC on both sides, x kept and dy given in bfloat16)
- * and by mixreg's own (src/nn/conv_wgrad_amx.c); the forward for scale.
+ * and by mixreg's own (src/nn/conv_wgrad_amx.c); the forward for scale (from
+ * float32 x, its reorder to bfloat16 included).
  * Prints per layer the best and median milliseconds of each, GFLOP/s, and
  * the largest difference between the two results relative to the largest
  * weight gradient.

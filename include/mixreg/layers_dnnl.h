@@ -149,8 +149,9 @@ typedef struct {
      * passes those buffers (float pointers holding bfloat16) where y and dx go. */
     int y_bf16, dx_bf16;
     /* A BF16 training plan on NHWC activations, given dy in bfloat16, forms
-     * the input gradient of a stride-1 convolution that keeps the size as a
-     * forward convolution of dy (oneDNN's AMX forward kernels), and given x
+     * the input gradient of a stride-1 convolution that keeps the size, a
+     * 1x1 stride-2 or a 3x3 stride-2 one from forward convolutions of dy
+     * (oneDNN's AMX forward kernels; src/nn/dnnl/conv2d_dx.c), and given x
      * (kept) too, a 3x3 or 1x1 convolution's weights' gradient with
      * mixreg's own AMX kernel where the CPU has one
      * (src/nn/conv_wgrad_amx.c): the same products, summed in another

@@ -159,10 +159,9 @@ static void configure_tiles(void)
 
 /* ---- packing: a chunk's rows as the tiles read them ---------------------- */
 
-/* count positions of the grid from q0, in rows of the grid: each row
- * segment (sample n, row i, columns [j, j + len)) to fill(out at its first
- * position, n, i, j, len). */
-typedef struct { size_t n, i, j; } grid_pos;
+/* Runs the body once per row segment of the `count` grid positions from
+ * q0: sample n, grid row i, columns [j, j + len), `done` positions before
+ * it. */
 #define FOR_ROW_SEGMENTS(g, q0, count, ...)                                                   \
     do {                                                                                       \
         const size_t per_ = (g)->hp * (g)->wp;                                                 \
@@ -175,7 +174,8 @@ typedef struct { size_t n, i, j; } grid_pos;
         }                                                                                      \
     } while (0)
 
-static void copy_rows16(uint16_t *out, const uint16_t *src, size_t channels)
+/* One pixel's channels (a multiple of 16). */
+static void copy_pixel(uint16_t *out, const uint16_t *src, size_t channels)
 {
     for (size_t c = 0; c < channels; c += 32) {
         const __mmask32 m = channels - c >= 32 ? 0xffffffffu : 0xffffu;
@@ -203,7 +203,7 @@ static void stage_input(const geom *g, const uint16_t *x, size_t a, size_t b, si
                 memset(o, 0, (from - j) * ci * sizeof *o);
                 if (s == 1) memcpy(o + (from - j) * ci, row + (from + b - g->pad) * ci, (to - from + 1) * ci * sizeof *o);
                 else
-                    for (size_t jj = from; jj <= to; jj++) copy_rows16(o + (jj - j) * ci, row + (s * jj + b - g->pad) * ci, ci);
+                    for (size_t jj = from; jj <= to; jj++) copy_pixel(o + (jj - j) * ci, row + (s * jj + b - g->pad) * ci, ci);
                 memset(o + (to + 1 - j) * ci, 0, (j + len - 1 - to) * ci * sizeof *o);
             }
         }

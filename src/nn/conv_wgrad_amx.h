@@ -23,7 +23,7 @@ size_t mx_wgrad_amx_scratch_bytes(const mx_conv2d_desc *d, size_t n, int threads
  * dy [n, out_h, out_w, out], bfloat16. The products are exact and summed in
  * float32: per thread over its share of the pixels, then the threads' sums
  * in thread order (the result depends on the thread count, not on the run).
- * scratch: mx_wgrad_amx_scratch_bytes for at least omp_get_max_threads(). */
+ * scratch: mx_wgrad_amx_scratch_bytes for `threads`, the threads it runs on. */
 mx_status mx_wgrad_amx(const mx_conv2d_desc *d, size_t n, const uint16_t *x, const uint16_t *dy, float *dw,
                        void *scratch, int threads);
 
