@@ -1292,6 +1292,54 @@ static void test_shared_in_slots(void)
     }
 }
 
+/* bfloat16 convolution inputs not kept across the step (cnn_cpu_flow.c): a
+ * convolution right after a batch norm's ReLU reads that output from its
+ * plan's room, written there again from the batch norm's input before its
+ * backward, and a second convolution reading a tensor reads the first's copy.
+ * Training steps with predictions between them give the bits of the same
+ * model in which each convolution keeps a copy of its own. */
+static void test_bf16_inputs_restaged(void)
+{
+    if (!mx_dnnl_bf16_available()) return; /* test_bf16 says so */
+    static const char *const archs[] = {"resnet20", "preact18"};
+    for (size_t k = 0; k < 2; k++) {
+        const size_t B = 6;
+        g_precision = MX_PRECISION_BF16;
+        mx_model *a = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU);
+        g_precision = MX_PRECISION_FP32;
+        if (!a || !b) {
+            mx_model_free(a), mx_model_free(b);
+            continue;
+        }
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        gb->keep_conv_inputs = 1;
+        CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+        size_t restaged = 0, copies_a = 0, copies_b = 0, bytes_a = 0, bytes_b = 0;
+        for (size_t j = 0; j < ga->num_nodes; j++) {
+            const mx_dnnl_conv2d_plan *pa = cnn_cpu_of(ga)->plans[0].node[j].conv;
+            const mx_dnnl_conv2d_plan *pb = cnn_cpu_of(gb)->plans[0].node[j].conv;
+            restaged += cnn_cpu_conv_input_restaged(ga, j) && pa && mx_dnnl_conv2d_x_room(pa);
+            CHECK(!cnn_cpu_conv_input_restaged(gb, j));
+            if (cnn_cpu_node_of(ga, j)->x_bf16) copies_a++, bytes_a += mx_dnnl_conv2d_kept_x_bytes(pa);
+            if (cnn_cpu_node_of(gb, j)->x_bf16) copies_b++, bytes_b += mx_dnnl_conv2d_kept_x_bytes(pb);
+        }
+        /* Where oneDNN's kernels take x in the tensors' layout (NHWC, with
+         * AMX): elsewhere each keeps the copy its plan reorders. */
+        CHECK(restaged + copies_a <= copies_b && bytes_a <= bytes_b);
+        CHECK(!mx_dnnl_bf16_prefers_nhwc() || (restaged > 0 && copies_a + restaged < copies_b && bytes_a < bytes_b));
+        mx_model_init_params(a, 41);
+        mx_model_init_params(b, 41);
+        train_steps(a, 3, B, 1);
+        train_steps(b, 3, B, 1);
+        const int same = same_state(a, b);
+        CHECK(same);
+        printf("  %s bf16: %zu convolution inputs written again for the backward, %zu copies kept instead of %zu "
+               "(%zu bytes instead of %zu at batch %zu); 3 steps with predictions between them give %s\n", archs[k],
+               restaged, copies_a, copies_b, bytes_a, bytes_b, B, same ? "the same bits" : "other bits");
+        mx_model_free(a), mx_model_free(b);
+    }
+}
+
 /* The backend tables (cnn_backend.h): ref and cpu fill in every kernel (the
  * executor calls them unchecked), the optimizer and copies are the host's,
  * each value maps to its table, and the cuda table fills in none (its
@@ -1371,6 +1419,7 @@ int main(void)
     test_memory_plan();
     test_pred_cache_in_slot();
     test_shared_in_slots();
+    test_bf16_inputs_restaged();
     test_backend_tables();
     CHECK_DONE();
 }

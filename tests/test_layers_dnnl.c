@@ -464,6 +464,23 @@ static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
                 CHECK(!strstr(mx_dnnl_conv2d_plan_impl(other, 1), "brgconv"));
                 mx_dnnl_conv2d_plan_free(other);
             }
+            /* x in the plan's own room, written there before each call (as
+             * a caller that keeps no copy does): the kept copy's bits, the
+             * room not overwritten by the input gradient before the
+             * weights' gradient reads it. */
+            void *room = mx_dnnl_conv2d_x_room(plan);
+            CHECK(room != NULL);
+            if (room) {
+                float *dx3 = alloc_floats(nx), *dw3 = alloc_floats(nw);
+                CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, xk, w, NULL, dy16, dx2, dw2, NULL));
+                memcpy(room, xk, kept);
+                CHECK_OK(mx_dnnl_conv2d_forward_bf16_x(plan, n, room, w, NULL, y2));
+                CHECK(same(y1, y2, ny));
+                memcpy(room, xk, kept);
+                CHECK_OK(mx_dnnl_conv2d_backward_bf16(plan, n, NULL, room, w, NULL, dy16, dx3, dw3, NULL));
+                CHECK(same(dx2, dx3, nx) && same(dw2, dw3, nw));
+                free(dx3), free(dw3);
+            }
             free(xk);
         }
         CHECK(mx_dnnl_conv2d_takes_bf16_x(plan));
@@ -482,6 +499,7 @@ static void conv_bf16_dy_in(mx_dnnl_act_layout layout)
     CHECK(!mx_dnnl_conv2d_takes_bf16_dy(plan));
     CHECK(mx_dnnl_conv2d_backward_bf16(plan, n, x, NULL, w, NULL, dy16, dx2, dw2, NULL) == MX_ERR_ARG);
     CHECK(mx_dnnl_conv2d_kept_x_bytes(plan) == 0);
+    CHECK(mx_dnnl_conv2d_x_room(plan) == NULL);
     mx_dnnl_conv2d_plan_free(plan);
     free(x), free(w), free(dy), free(dx1), free(dw1), free(dx2), free(dw2), free(dy16);
 }

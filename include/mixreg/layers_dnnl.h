@@ -208,6 +208,13 @@ mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const 
  * and mx_dnnl_conv2d_forward_bf16_x reads it without a reorder; the caller's
  * x_kept for the backward is then that same buffer. */
 int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p);
+/* Room for that bfloat16 x inside the plan's scratch (NULL where the plan
+ * takes no bfloat16 x): a caller that can write x again for the backward
+ * need not keep it. Fill it, then pass it as x to mx_dnnl_conv2d_forward_bf16_x
+ * or as x_kept to mx_dnnl_conv2d_backward_bf16, before any other call on a
+ * plan of the same context (they share the scratch, and a new plan may move
+ * it). */
+void *mx_dnnl_conv2d_x_room(const mx_dnnl_conv2d_plan *p);
 mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
                                         const float *bias, float *y);
 /* The forward of a plan with an NHWC_BF16 side: x, addend and y in the

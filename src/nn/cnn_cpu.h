@@ -161,6 +161,10 @@ static inline const cnn_node_plan *cnn_cpu_pass_plan(const cnn_pass *p, size_t k
 void *cnn_cpu_bf16_copy_of(const cnn_pass *p, size_t k, int *f32);
 const void *cnn_cpu_conv_bf16_input(const cnn_pass *p, size_t k);
 const void *cnn_cpu_conv_kept_input(const cnn_pass *p, size_t k);
+/* Whether convolution node k's bfloat16 input is written again for its
+ * backward instead of kept; the batch norm before it writes it so
+ * (cnn_cpu_bn_apply_bf16). */
+int cnn_cpu_conv_input_restaged(const cnn_graph *g, size_t k);
 int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k);
 /* Whether batch norm node b's output need not be recomputed for the
  * backward; node k's layout argument with its bfloat16 operands; whether it
@@ -305,6 +309,10 @@ void cnn_cpu_bn_forward_eval_blocked(size_t n, size_t channels, size_t hw, size_
  * (ReLU too when relu), giving the forward's output bit for bit. */
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,
                       float *y);
+/* The same into bfloat16 y16 (block 16), x as the layout says: bit for bit
+ * the bfloat16 copy the forwards wrote. */
+void cnn_cpu_bn_apply_bf16(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *affine,
+                           int relu, uint16_t *y16);
 /* dx_bf16: write dx as bfloat16 into its buffer's first half (for a bfloat16
  * convolution's backward, mx_dnnl_conv2d_backward_bf16). relu_k (with y
  * NULL): the fused ReLU's mask from x and the forward's saved constants

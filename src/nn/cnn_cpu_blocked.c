@@ -592,6 +592,12 @@ void cnn_cpu_bn_backward_eval_blocked(size_t n, size_t channels, size_t hw, size
     if (dx) blocked_grad(n, channels, hw, layout, x, y, relu_k, dy, k, dx, dx_bf16);
 }
 
+void cnn_cpu_bn_apply_bf16(size_t n, size_t channels, size_t hw, size_t layout, const void *x, const float *affine,
+                           int relu, uint16_t *y16)
+{
+    blocked_affine(n, channels, hw, layout, x, affine, NULL, relu, NULL, y16);
+}
+
 void cnn_cpu_bn_apply(size_t n, size_t channels, size_t hw, size_t layout, const float *x, const float *affine, int relu,
                       float *y)
 {

@@ -10,6 +10,7 @@
  * above), and a first layer of few input channels on conv_narrow.h's
  * (cnn_cpu_node.narrow). */
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,17 @@ static mx_status relu_forward(const cnn_pass *p, size_t count, float *y)
     return MX_OK;
 }
 
+/* Convolution node k's bfloat16 input, written again into its plan's room
+ * by the batch norm before it (cnn_cpu_conv_input_restaged). */
+static void restage_input(const cnn_pass *p, size_t k, const void *room)
+{
+    const cnn_graph *g = p->g;
+    const cnn_node *bn = &g->nodes[k - 1];
+    const cnn_tensor *in = &g->tensors[bn->in];
+    cnn_cpu_bn_apply_bf16(p->n, in->c, in->h * in->w, cnn_cpu_bn_layout(p, k - 1), cnn_tensor_data(g, bn->in),
+                          cnn_cpu_node_of(g, k - 1)->affine, bn->relu, (uint16_t *)(uintptr_t)room);
+}
+
 static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
 {
     const mx_model *m = p->m;
@@ -274,6 +286,9 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
                                                                  cs->scratch_threads)
                                       : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
+    /* Its producer wrote x into the plan's room in the forward (cnn_cpu_bf16_copy_of): again now. */
+    if (x_kept && (dw || db) && cnn_cpu_conv_input_restaged(p->g, k) && x_kept == mx_dnnl_conv2d_x_room(pl->conv))
+        restage_input(p, k, x_kept);
     if (!x_kept && (dw || db) && cnn_cpu_conv_input_gone(p->g, k))
         return mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu at batch %zu keeps no bfloat16 copy "
                                         "of its input, whose buffer the memory plan shares", k, p->n);

@@ -505,10 +505,15 @@ mx_status cnn_cpu_plan(cnn_graph *g)
      * runs unfused instead. */
     mx_status st = g->predict_only ? MX_OK : make_set(g, &cs->plans[0], B, 0);
     /* bf16: each convolution keeps its input in bfloat16 from the forward for
-     * the backward weights (one reorder a step fewer; sized for the max batch). */
+     * the backward weights (one reorder a step fewer; sized for the max
+     * batch), unless its producer writes it so into an earlier reader's copy
+     * or into the convolution's plan's room (cnn_cpu_bf16_copy_of; the
+     * convolutions are met in order, so an earlier reader's is there). */
+    const cnn_pass max_batch = {.m = g->model, .g = g, .n = B, .be = g->be, .set = &cs->plans[0]};
     for (size_t k = 0; st == MX_OK && !g->predict_only && k < g->num_nodes; k++) {
         const mx_dnnl_conv2d_plan *conv = cs->plans[0].node[k].conv;
         const size_t bytes = conv ? mx_dnnl_conv2d_kept_x_bytes(conv) : 0;
+        if (bytes && !g->keep_conv_inputs && cnn_cpu_conv_bf16_input(&max_batch, k)) continue;
         if (bytes && !(cs->node[k].x_bf16 = aligned_alloc(64, (bytes + 63) / 64 * 64)))
             st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
         else if (!bytes && conv && cnn_cpu_conv_input_gone(g, k))

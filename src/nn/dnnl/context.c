@@ -56,6 +56,12 @@ size_t mxd_reserve(mxd_plan *plan, size_t bytes)
     return offset;
 }
 
+void mxd_begin_phase(mxd_plan *plan)
+{
+    if (plan->scratch_bytes > plan->phase_bytes) plan->phase_bytes = plan->scratch_bytes;
+    plan->scratch_bytes = 0;
+}
+
 mx_status mxd_attr(dnnl_primitive_attr_t *attr)
 {
     mx_status st = mxd_check(dnnl_primitive_attr_create(attr), "primitive attribute");
@@ -156,6 +162,7 @@ mx_status mxd_exec(const mxd_plan *plan, const mxd_prim *pr, int nargs, dnnl_exe
 
 mx_status mxd_plan_finish(mxd_plan *plan)
 {
+    if (plan->phase_bytes > plan->scratch_bytes) plan->scratch_bytes = plan->phase_bytes;
     plan->pad_offset = mxd_reserve(plan, plan->pad_bytes);
     mx_dnnl_context *ctx = plan->ctx;
     if (plan->scratch_bytes <= ctx->scratch_bytes) return MX_OK;

@@ -28,6 +28,7 @@ typedef struct {
     size_t scratch_bytes;   /* regions so far */
     size_t pad_bytes;       /* largest primitive scratchpad */
     size_t pad_offset;      /* set by mxd_plan_finish */
+    size_t phase_bytes;     /* the largest earlier phase's regions (mxd_begin_phase) */
 } mxd_plan;
 
 /* A primitive, its descriptor and its scratchpad memory (NULL when it needs none). */
@@ -39,6 +40,12 @@ typedef struct {
 
 /* Offset of a new 64-byte-aligned region of `bytes` in the plan's scratch. */
 size_t mxd_reserve(mxd_plan *plan, size_t bytes);
+
+/* Starts a new phase of regions: those reserved from now on are used by
+ * other calls than the earlier phases' (a forward's reorders, then the
+ * backward's), and the context's scratch holds nothing from one call to the
+ * next, so they may take the same bytes. */
+void mxd_begin_phase(mxd_plan *plan);
 
 /* An attribute with the user scratchpad mode (the caller destroys it). */
 mx_status mxd_attr(dnnl_primitive_attr_t *attr);
