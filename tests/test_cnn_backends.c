@@ -1292,6 +1292,73 @@ static void test_shared_in_slots(void)
     }
 }
 
+/* Residual adds writing their output over an input they read last
+ * (cnn_backend.add_in_place): in the training arena (bfloat16's block
+ * outputs are forward-only) and in a prediction-only one, where bfloat16 NHWC
+ * prediction's fused convolutions then add into their addend in place
+ * instead of copying it first. Training steps with predictions between them,
+ * and predictions of a prediction-only plan, give the bits of the same model
+ * planned without. */
+static size_t adds_in_place(const cnn_graph *g)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const int s = g->tensors[nd->out].shared;
+        count += nd->op == CNN_ADD && s >= 0 &&
+                 (g->tensors[nd->in].shared == s || g->tensors[nd->in2].shared == s);
+    }
+    return count;
+}
+
+static void test_adds_in_place(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
+    for (int bf = 0; bf < precisions; bf++) {
+        for (size_t k = 0; k < 2; k++) {
+            const size_t B = 6, d = 3 * 16 * 16, C = 3;
+            g_precision = bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32;
+            mx_model *a = make(archs[k], 3, 16, 16, C, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, C, B, MX_BACKEND_CPU);
+            g_precision = MX_PRECISION_FP32;
+            if (!a || !b) {
+                mx_model_free(a), mx_model_free(b);
+                continue;
+            }
+            cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+            gb->no_adds_in_place = 1;
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+            const size_t train_a = adds_in_place(ga);
+            CHECK(adds_in_place(gb) == 0);
+            CHECK(train_a > 0 || !bf); /* float32 keeps its block outputs for the backward */
+            mx_model_init_params(a, 51);
+            mx_model_init_params(b, 51);
+            train_steps(a, 3, B, 1);
+            train_steps(b, 3, B, 1);
+            int same = same_state(a, b);
+            CHECK_OK(mx_model_plan(a, B, MX_MODEL_PREDICT));
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_PREDICT));
+            const size_t predict_a = adds_in_place(ga);
+            /* resnet20 float32 predicts its adds in fused convolutions' post-ops, reading the addend apart */
+            CHECK((predict_a > 0 || (!bf && k == 0)) && adds_in_place(gb) == 0);
+            mx_rng rng;
+            mx_rng_init(&rng, 52, 0);
+            float *x = malloc(B * d * sizeof *x), *la = malloc(B * C * sizeof *la);
+            random_fill(&rng, x, B * d);
+            const float *pa = mx_model_predict(a, x, B);
+            if (pa) memcpy(la, pa, B * C * sizeof *la);
+            const float *pb = mx_model_predict(b, x, B);
+            CHECK(pa && pb);
+            if (pa && pb) same = same && memcmp(la, pb, B * C * sizeof *la) == 0;
+            CHECK(same);
+            printf("  %s %s: %zu residual adds in place in training, %zu in prediction; steps and predictions give "
+                   "%s\n", archs[k], bf ? "bf16" : "fp32", train_a, predict_a, same ? "the same bits" : "other bits");
+            free(x), free(la);
+            mx_model_free(a), mx_model_free(b);
+        }
+    }
+}
+
 /* bfloat16 convolution inputs not kept across the step (cnn_cpu_flow.c): a
  * convolution right after a batch norm's ReLU reads that output from its
  * plan's room, written there again from the batch norm's input before its
@@ -1420,6 +1487,7 @@ int main(void)
     test_pred_cache_in_slot();
     test_shared_in_slots();
     test_bf16_inputs_restaged();
+    test_adds_in_place();
     test_backend_tables();
     CHECK_DONE();
 }

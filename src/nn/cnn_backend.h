@@ -68,6 +68,11 @@ typedef struct cnn_backend {
      * (NULL: k itself, no fusions). The memory plan keeps the output's
      * buffer from there. */
     size_t (*first_writer)(const struct cnn_graph *g, size_t k);
+    /* Whether residual add node k may write its output over its input
+     * tensor u, u's last reader: every kernel that writes that output
+     * (prediction's fused ones included) goes element by element, reading
+     * u's element before writing the same one. NULL: never. */
+    int (*add_in_place)(const struct cnn_graph *g, size_t k, int u);
 
     /* What the memory plan may assume (cnn_memory_plan.c): whether the backend can
      * recompute a batch norm's ReLU output for the backward (bn_recompute

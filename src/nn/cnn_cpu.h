@@ -136,6 +136,7 @@ void cnn_cpu_unplan(cnn_graph *g);
 void cnn_cpu_release(cnn_graph *g);
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
 size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
+int cnn_cpu_add_in_place(const cnn_graph *g, size_t k, int u);
 /* Sets every tensor's cnn_tensor.blocked (cnn_cpu_layout.c): prepare's first step. */
 mx_status cnn_cpu_assign_layouts(cnn_graph *g);
 /* Whether prediction runs node k on mixreg's Winograd kernels at batch n

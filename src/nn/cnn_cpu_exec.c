@@ -468,6 +468,7 @@ const cnn_backend cnn_backend_cpu = {
     .release = cnn_cpu_release,
     .predict_samples = cnn_cpu_predict_samples,
     .first_writer = cnn_cpu_first_writer,
+    .add_in_place = cnn_cpu_add_in_place,
     .recomputes_bn_output = 1,
     .has_sync_bn = 1,
     .bn_backward_fuses_relu = 1,

@@ -85,6 +85,7 @@ typedef struct cnn_graph {
     int slot0_shared;            /* a shared activation buffer lives in slot 0 (cnn_memory_plan.c place_shared) */
     size_t shared_in_slots;      /* shared activation buffers placed in gradient slots (place_shared) */
     int shared_own_memory;       /* plan every shared buffer in memory of its own (tests compare the two) */
+    int no_adds_in_place;        /* no residual add writes over its input (tests compare the two) */
     int keep_conv_inputs;        /* bf16 on the cpu backend: every convolution keeps a copy of its input of its
                                     own, none written again for the backward (tests compare the two) */
 

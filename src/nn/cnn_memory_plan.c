@@ -112,8 +112,9 @@ static int plan_recompute(cnn_graph *g, size_t b)
  * tensor holds its buffer from the first node that writes it
  * (cnn_backend.first_writer: a prediction's fused convolution writes its
  * batch norm's or residual add's output) to its last reader, and a node's
- * output never shares with its inputs. Returns the number of shared
- * buffers; size[b] their element counts per sample. */
+ * output never shares with its inputs, but a residual add's may take over
+ * the buffer of an input it reads last (cnn_backend.add_in_place). Returns
+ * the number of shared buffers; size[b] their element counts per sample. */
 static size_t plan_shared(cnn_graph *g, size_t *size)
 {
     const size_t T = g->num_tensors, N = g->num_nodes;
@@ -129,8 +130,17 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
         for (size_t j = k + 1; j < N; j++)
             if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = (long)j;
         const long start = (long)(g->be->first_writer ? g->be->first_writer(g, k) : k);
-        size_t b = 0;
-        while (b < count && busy_until[b] >= start) b++;
+        /* A residual add's output over an input whose last reader it is,
+         * where the backend's kernels allow (cnn_backend.add_in_place). */
+        int in_place = -1;
+        for (int i = 0; i < 2 && in_place < 0 && g->nodes[k].op == CNN_ADD && g->be->add_in_place && !g->no_adds_in_place; i++) {
+            const int u = i ? g->nodes[k].in2 : g->nodes[k].in;
+            if (u > 0 && g->tensors[u].shared >= 0 && busy_until[g->tensors[u].shared] == (long)k &&
+                g->be->add_in_place(g, k, u))
+                in_place = g->tensors[u].shared;
+        }
+        size_t b = in_place >= 0 ? (size_t)in_place : 0;
+        while (in_place < 0 && b < count && busy_until[b] >= start) b++;
         if (b == count) size[count++] = 0;
         busy_until[b] = last;
         if (g->tensors[t].size > size[b]) size[b] = g->tensors[t].size;
