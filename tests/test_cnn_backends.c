@@ -1252,6 +1252,30 @@ static void test_memory_plan(void)
     }
 }
 
+/* The model of arch twice (3x16x16 inputs, 3 classes, batch B, the cpu
+ * backend) at that precision, for a test to plan one of them otherwise; 0
+ * when either could not be made (both freed). */
+static int make_twins(const char *arch, mx_precision precision, size_t B, mx_model **a, mx_model **b)
+{
+    g_precision = precision;
+    *a = make(arch, 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(arch, 3, 16, 16, 3, B, MX_BACKEND_CPU);
+    g_precision = MX_PRECISION_FP32;
+    if (*a && *b) return 1;
+    mx_model_free(*a), mx_model_free(*b);
+    return 0;
+}
+
+/* Both from one seed through 3 Mixup steps with predictions between them:
+ * whether they end with the same parameters, gradients and buffers. */
+static int train_twins(mx_model *a, mx_model *b, uint64_t seed, size_t B)
+{
+    mx_model_init_params(a, seed);
+    mx_model_init_params(b, seed);
+    train_steps(a, 3, B, 1);
+    train_steps(b, 3, B, 1);
+    return same_state(a, b);
+}
+
 /* Shared activation buffers placed in gradient slots idle at their times
  * (cnn_memory_plan.c place_shared): training steps, with predictions between
  * them (which write the shared buffers, and on the cpu backend may keep
@@ -1264,13 +1288,8 @@ static void test_shared_in_slots(void)
     for (int bf = 0; bf < precisions; bf++) {
         for (size_t k = 0; k < 2; k++) {
             const size_t B = 6;
-            g_precision = bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32;
-            mx_model *a = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU);
-            g_precision = MX_PRECISION_FP32;
-            if (!a || !b) {
-                mx_model_free(a), mx_model_free(b);
-                continue;
-            }
+            mx_model *a, *b;
+            if (!make_twins(archs[k], bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32, B, &a, &b)) continue;
             cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
             gb->shared_own_memory = 1;
             CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
@@ -1278,11 +1297,7 @@ static void test_shared_in_slots(void)
             /* preact18's pre-activations, bf16's inputs its convolutions keep copies of: forward-only */
             CHECK(ga->shared_in_slots > 0 || (!bf && k == 0));
             CHECK(ga->shared_in_slots == 0 || ga->arena.capacity < gb->arena.capacity);
-            mx_model_init_params(a, 31);
-            mx_model_init_params(b, 31);
-            train_steps(a, 3, B, 1);
-            train_steps(b, 3, B, 1);
-            const int same = same_state(a, b);
+            const int same = train_twins(a, b, 31, B);
             CHECK(same);
             printf("  %s %s: %zu shared buffers in gradient slots, arena %.2f MiB instead of %.2f; 3 steps with "
                    "predictions between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->shared_in_slots,
@@ -1318,24 +1333,15 @@ static void test_adds_in_place(void)
     for (int bf = 0; bf < precisions; bf++) {
         for (size_t k = 0; k < 2; k++) {
             const size_t B = 6, d = 3 * 16 * 16, C = 3;
-            g_precision = bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32;
-            mx_model *a = make(archs[k], 3, 16, 16, C, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, C, B, MX_BACKEND_CPU);
-            g_precision = MX_PRECISION_FP32;
-            if (!a || !b) {
-                mx_model_free(a), mx_model_free(b);
-                continue;
-            }
+            mx_model *a, *b;
+            if (!make_twins(archs[k], bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32, B, &a, &b)) continue;
             cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
             gb->no_adds_in_place = 1;
             CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
             const size_t train_a = adds_in_place(ga);
             CHECK(adds_in_place(gb) == 0);
             CHECK(train_a > 0 || !bf); /* float32 keeps its block outputs for the backward */
-            mx_model_init_params(a, 51);
-            mx_model_init_params(b, 51);
-            train_steps(a, 3, B, 1);
-            train_steps(b, 3, B, 1);
-            int same = same_state(a, b);
+            int same = train_twins(a, b, 51, B);
             CHECK_OK(mx_model_plan(a, B, MX_MODEL_PREDICT));
             CHECK_OK(mx_model_plan(b, B, MX_MODEL_PREDICT));
             const size_t predict_a = adds_in_place(ga);
@@ -1371,13 +1377,8 @@ static void test_bf16_inputs_restaged(void)
     static const char *const archs[] = {"resnet20", "preact18"};
     for (size_t k = 0; k < 2; k++) {
         const size_t B = 6;
-        g_precision = MX_PRECISION_BF16;
-        mx_model *a = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(archs[k], 3, 16, 16, 3, B, MX_BACKEND_CPU);
-        g_precision = MX_PRECISION_FP32;
-        if (!a || !b) {
-            mx_model_free(a), mx_model_free(b);
-            continue;
-        }
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_BF16, B, &a, &b)) continue;
         cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
         gb->keep_conv_inputs = 1;
         CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
@@ -1394,11 +1395,7 @@ static void test_bf16_inputs_restaged(void)
          * AMX): elsewhere each keeps the copy its plan reorders. */
         CHECK(restaged + copies_a <= copies_b && bytes_a <= bytes_b);
         CHECK(!mx_dnnl_bf16_prefers_nhwc() || (restaged > 0 && copies_a + restaged < copies_b && bytes_a < bytes_b));
-        mx_model_init_params(a, 41);
-        mx_model_init_params(b, 41);
-        train_steps(a, 3, B, 1);
-        train_steps(b, 3, B, 1);
-        const int same = same_state(a, b);
+        const int same = train_twins(a, b, 41, B);
         CHECK(same);
         printf("  %s bf16: %zu convolution inputs written again for the backward, %zu copies kept instead of %zu "
                "(%zu bytes instead of %zu at batch %zu); 3 steps with predictions between them give %s\n", archs[k],
