@@ -240,12 +240,58 @@ static void test_plan_options(void)
     mx_error_clear();
 }
 
+/* A plan with weight_scales (prediction's folded batch norm): the reorder of
+ * the weights multiplies each output channel's by its scale, the float32
+ * product rounded to bfloat16, so the output is that of the weights scaled
+ * so beforehand, bit for bit; each entry point refuses the other kind of
+ * plan. */
+static void test_weight_scales(void)
+{
+    if (!mx_dnnl_bf16_available()) return;
+    mx_dnnl_context *ctx = NULL;
+    CHECK_OK(mx_dnnl_context_create(&ctx));
+    mx_conv2d_desc d = {.in_channels = 32, .out_channels = 48, .in_h = 7, .in_w = 7, .kernel_h = 3, .kernel_w = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    CHECK_OK(mx_conv2d_setup(&d));
+    const size_t n = 2, nx = n * 32 * 49, nw = 48 * 32 * 9, ny = n * 48 * 49;
+    mx_dnnl_conv2d_options opt = {.layout = MX_DNNL_LAYOUT_BLOCKED, .precision = MX_DNNL_BF16, .has_bias = 1,
+                                  .inference_only = 1, .src_layout = MX_DNNL_ACT_NHWC_BF16,
+                                  .dst_layout = MX_DNNL_ACT_NHWC_BF16, .weight_scales = 1};
+    mx_dnnl_conv2d_plan *scaled = NULL, *plain = NULL;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(ctx, &d, n, &opt, &scaled));
+    opt.weight_scales = 0;
+    CHECK_OK(mx_dnnl_conv2d_plan_create(ctx, &d, n, &opt, &plain));
+    uint16_t *x = malloc(nx * sizeof *x), *y1 = malloc(ny * sizeof *y1), *y2 = malloc(ny * sizeof *y2);
+    float *w = malloc(nw * sizeof *w), *ws = malloc(nw * sizeof *ws), scales[48], bias[48];
+    mx_rng rng;
+    mx_rng_init(&rng, 91, 0);
+    for (size_t i = 0; i < nx; i++) x[i] = rne((float)mx_rng_normal(&rng));
+    for (size_t i = 0; i < nw; i++) w[i] = (float)(0.2 * mx_rng_normal(&rng));
+    for (size_t o = 0; o < 48; o++) scales[o] = (float)(0.5 + mx_rng_uniform(&rng)), bias[o] = (float)(0.1 * o);
+    for (size_t i = 0; i < nw; i++) ws[i] = scales[i / (32 * 9)] * w[i];
+    if (scaled && plain) {
+        CHECK(mx_dnnl_conv2d_scales_weights(scaled) && !mx_dnnl_conv2d_scales_weights(plain));
+        CHECK_OK(mx_dnnl_conv2d_forward_nhwc_scaled(scaled, n, x, w, scales, bias, NULL, y1));
+        CHECK_OK(mx_dnnl_conv2d_forward_nhwc(plain, n, x, ws, bias, NULL, y2));
+        CHECK(memcmp(y1, y2, ny * sizeof *y1) == 0);
+        CHECK(mx_dnnl_conv2d_forward_nhwc(scaled, n, x, ws, bias, NULL, y2) == MX_ERR_ARG);
+        CHECK(mx_dnnl_conv2d_forward_nhwc_scaled(plain, n, x, w, scales, bias, NULL, y2) == MX_ERR_ARG);
+        CHECK(mx_dnnl_conv2d_forward_nhwc_scaled(scaled, n, x, w, NULL, bias, NULL, y2) == MX_ERR_ARG);
+        printf("  weight scales in the weights' reorder: the pre-scaled weights' bits\n");
+    }
+    free(x), free(y1), free(y2), free(w), free(ws);
+    mx_dnnl_conv2d_plan_free(scaled), mx_dnnl_conv2d_plan_free(plain);
+    mx_dnnl_context_free(ctx);
+    mx_error_clear();
+}
+
 int main(void)
 {
     mx_set_threads(2);
     printf("NHWC kernels\n");
     test_kernels();
     test_plan_options();
+    test_weight_scales();
     if (!mx_dnnl_bf16_available()) {
         printf("this CPU has no oneDNN bfloat16 convolutions: bf16 prediction is not tested here\n");
         CHECK_DONE();

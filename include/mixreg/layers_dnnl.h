@@ -158,6 +158,14 @@ typedef struct {
      * order. 1 keeps oneDNN's backward primitives (the benchmarks' and the
      * tests' comparison). */
     int onednn_backward;
+    /* An inference-only plan's forward may take its weights with a scale per
+     * output channel, applied by the reorder that converts them for the
+     * primitive (mx_dnnl_conv2d_forward_nhwc_scaled): a batch norm folded in
+     * without a pass of its own over the weights. Where oneDNN has no such
+     * reorder (or none is needed: float32 in oneDNN's own layout) the plan
+     * says so (mx_dnnl_conv2d_scales_weights) and takes scaled weights as
+     * before. */
+    int weight_scales;
 } mx_dnnl_conv2d_options;         /* zero-initialised: no bias, training, NCHW inside and out, f32, direct */
 
 typedef struct mx_dnnl_conv2d_plan mx_dnnl_conv2d_plan;
@@ -222,6 +230,14 @@ mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const 
  * the addend NULL without the add post-op. */
 mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
                                       const float *bias, const void *addend, void *y);
+/* The same with weight_scales: bfloat16(scale[o] x weight[o]...) for output
+ * channel o, rounded once (the reorder's float32 product, to nearest even),
+ * for a plan that scales weights (mx_dnnl_conv2d_scales_weights); MX_ERR_ARG
+ * for one that does not. */
+int mx_dnnl_conv2d_scales_weights(const mx_dnnl_conv2d_plan *p);
+mx_status mx_dnnl_conv2d_forward_nhwc_scaled(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
+                                             const float *weight_scales, const float *bias, const void *addend,
+                                             void *y);
 /* The backward with x_kept (NULL: x is reordered) and exactly one of dy
  * (float32) and dy_bf16. */
 mx_status mx_dnnl_conv2d_backward_bf16(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *x_kept,

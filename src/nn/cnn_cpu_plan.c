@@ -393,6 +393,7 @@ static mx_status make_node_plan(cnn_graph *g, size_t k, size_t n, int inference,
             if (cnn_cpu_of(g)->pred_nhwc && out->blocked) {
                 opt.src_layout = in->blocked ? MX_DNNL_ACT_NHWC_BF16 : MX_DNNL_ACT_NCHW;
                 opt.dst_layout = MX_DNNL_ACT_NHWC_BF16;
+                opt.weight_scales = cn->fold_bn >= 0; /* its batch norm folded by the weights' reorder */
             }
             if (cn->fold_bn >= 0) opt.has_bias = 1;
             opt.post_add = cn->fold_add >= 0;

@@ -176,15 +176,18 @@ mx_status mxd_plan_finish(mxd_plan *plan)
 
 /* ---- ports -------------------------------------------------------------------- */
 
-mx_status mxd_port_init(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
-                        const dnnl_memory_desc_t *prim_md, int output, int optional)
+/* scaled: the reorder's output scales per index of dimension 0 (input ports). */
+static mx_status port_init(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
+                           const dnnl_memory_desc_t *prim_md, int output, int optional, int scaled)
 {
     memset(port, 0, sizeof *port);
     port->output = output;
     dnnl_engine_t engine = plan->ctx->engine;
+    const int same = dnnl_memory_desc_equal(user_md, prim_md);
+    if (scaled && same) return mx_error_set(MX_ERR_UNSUPPORTED, "oneDNN: no reorder to scale in");
     mx_status st = mxd_check(dnnl_memory_create(&port->user, user_md, engine, DNNL_MEMORY_NONE), "memory");
     if (st != MX_OK) return st;
-    if (dnnl_memory_desc_equal(user_md, prim_md)) {
+    if (same) {
         port->mem = port->user;
         if (output && optional) {
             port->offset = mxd_reserve(plan, dnnl_memory_desc_get_size(prim_md));
@@ -194,25 +197,53 @@ mx_status mxd_port_init(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t
     }
     st = mxd_check(dnnl_memory_create(&port->mem, prim_md, engine, DNNL_MEMORY_NONE), "memory");
     if (st != MX_OK) return st;
-    port->offset = mxd_reserve(plan, dnnl_memory_desc_get_size(prim_md));
-    port->has_region = 1;
     dnnl_primitive_attr_t attr;
     st = mxd_attr(&attr);
     if (st != MX_OK) return st;
-    st = mxd_check(dnnl_reorder_primitive_desc_create(&port->reorder.pd, output ? prim_md : user_md, engine,
-                                                      output ? user_md : prim_md, engine, attr),
-                   "reorder");
+    const float runtime = DNNL_RUNTIME_F32_VAL;
+    if (scaled) st = mxd_check(dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 0, &runtime), "reorder scales");
+    if (st == MX_OK)
+        st = mxd_check(dnnl_reorder_primitive_desc_create(&port->reorder.pd, output ? prim_md : user_md, engine,
+                                                          output ? user_md : prim_md, engine, attr),
+                       "reorder");
     dnnl_primitive_attr_destroy(attr);
-    if (st != MX_OK) {
-        port->reorder.pd = NULL;
-        return st;
+    if (st == MX_OK && scaled) {
+        const dnnl_dims_t count = {user_md->dims[0]};
+        dnnl_memory_desc_t md;
+        st = mxd_check(dnnl_memory_desc_init_by_tag(&md, 1, count, dnnl_f32, dnnl_a), "memory descriptor");
+        if (st == MX_OK) st = mxd_check(dnnl_memory_create(&port->scales, &md, engine, DNNL_MEMORY_NONE), "memory");
     }
+    if (st != MX_OK) {
+        if (scaled) mxd_port_destroy(port); /* the caller makes the plain port instead */
+        else port->reorder.pd = NULL;
+        return scaled ? mx_error_set(MX_ERR_UNSUPPORTED, "oneDNN: no scaled reorder here") : st;
+    }
+    port->offset = mxd_reserve(plan, dnnl_memory_desc_get_size(prim_md));
+    port->has_region = 1;
     return prim_from_pd(plan, &port->reorder, "reorder");
+}
+
+mx_status mxd_port_init(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
+                        const dnnl_memory_desc_t *prim_md, int output, int optional)
+{
+    return port_init(plan, port, user_md, prim_md, output, optional, 0);
+}
+
+mx_status mxd_port_init_scaled(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
+                               const dnnl_memory_desc_t *prim_md)
+{
+    return port_init(plan, port, user_md, prim_md, 0, 0, 1);
+}
+
+mx_status mxd_port_scales(mxd_port *port, const float *scales)
+{
+    return mxd_check(dnnl_memory_set_data_handle(port->scales, (void *)(uintptr_t)scales), "memory handle");
 }
 
 void mxd_port_destroy(mxd_port *port)
 {
     mxd_prim_destroy(&port->reorder);
+    if (port->scales) dnnl_memory_destroy(port->scales);
     if (port->mem && port->mem != port->user) dnnl_memory_destroy(port->mem);
     if (port->user) dnnl_memory_destroy(port->user);
     memset(port, 0, sizeof *port);
@@ -232,9 +263,10 @@ mx_status mxd_port_bind(const mxd_plan *plan, mxd_port *port, const void *buffer
 
 static mx_status port_reorder(const mxd_plan *plan, mxd_port *port)
 {
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, port->output ? port->mem : port->user},
-                               {DNNL_ARG_TO, port->output ? port->user : port->mem}};
-    return mxd_exec(plan, &port->reorder, 2, args, "reorder");
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_FROM, port->output ? port->mem : port->user},
+                               {DNNL_ARG_TO, port->output ? port->user : port->mem},
+                               {DNNL_ARG_ATTR_OUTPUT_SCALES, port->scales}};
+    return mxd_exec(plan, &port->reorder, port->scales ? 3 : 2, args, "reorder");
 }
 
 mx_status mxd_port_in(const mxd_plan *plan, mxd_port *port)

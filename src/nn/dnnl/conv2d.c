@@ -31,6 +31,7 @@ struct mx_dnnl_conv2d_plan {
      * instead of oneDNN's primitive, its scratch region, the threads it is sized for. */
     int wgrad_amx, wgrad_threads;
     size_t wgrad_offset;
+    int scales_weights;  /* f_wei's reorder takes a scale per output channel (opt.weight_scales) */
     int x_room;          /* with bf16_x: f_src's region is at offset 0, and so is one as large in the backward's
                             regions (mx_dnnl_conv2d_x_room) */
 };
@@ -179,7 +180,9 @@ static mx_status build(mx_dnnl_conv2d_plan *p)
         TRY(mxd_prim_create_first(b, &p->fwd, alternatives, 2, NULL, NULL, "conv2d forward"));
     }
     TRY(mxd_port_init(b, &p->f_src, &m.src, mxd_md(&p->fwd, dnnl_query_src_md), 0, 0));
-    TRY(mxd_port_init(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
+    p->scales_weights = p->opt.weight_scales && p->opt.inference_only &&
+                        mxd_port_init_scaled(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md)) == MX_OK;
+    if (!p->scales_weights) TRY(mxd_port_init(b, &p->f_wei, &m.wei, mxd_md(&p->fwd, dnnl_query_weights_md), 0, 0));
     if (bias) TRY(mxd_port_init(b, &p->f_bias, &m.bias, mxd_md_at(&p->fwd, dnnl_query_weights_md, 1), 0, 0));
     TRY(mxd_port_init(b, &p->f_dst, &m.y, mxd_md(&p->fwd, dnnl_query_dst_md), 1, 0));
     /* The add post-op reads the addend in the primitive's y layout: it must be the caller's. */
@@ -336,8 +339,11 @@ static void copy_threaded(void *y, const void *x, size_t bytes)
 /* x_keep: where the reordered x goes (the caller keeps it); x_given: x
  * already in the primitive's bfloat16 layout (x then unused). */
 static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const float *bias,
-                         const float *addend, float *y, void *x_keep, const void *x_given)
+                         const float *addend, float *y, void *x_keep, const void *x_given, const float *weight_scales)
 {
+    if (!weight_scales != !p->scales_weights)
+        return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan %s weights with scales",
+                            p->scales_weights ? "takes its" : "does not take");
     TRY(mxd_check_batch("conv2d forward", p->n, n));
     if (x_keep && !p->kept_x_bytes) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan keeps no copy of x");
     if (x_given && !p->bf16_x) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan takes no bfloat16 x");
@@ -359,6 +365,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         if (x_keep) TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, x_keep), "memory handle"));
         TRY(mxd_port_in(b, &p->f_src));
     }
+    if (weight_scales) TRY(mxd_port_scales(&p->f_wei, weight_scales));
     TRY(mxd_port_in(b, &p->f_wei));
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, p->f_src.mem},
                                {DNNL_ARG_WEIGHTS, p->f_wei.mem},
@@ -383,7 +390,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
 mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                      const float *bias, const float *addend, float *y)
 {
-    return forward(p, n, x, weight, bias, addend, y, NULL, NULL);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL);
 }
 
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kept_x_bytes; }
@@ -391,7 +398,7 @@ size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kep
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                         const float *bias, float *y, void *x_keep)
 {
-    return forward(p, n, x, weight, bias, NULL, y, x_keep, NULL);
+    return forward(p, n, x, weight, bias, NULL, y, x_keep, NULL, NULL);
 }
 
 int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p) { return p->bf16_x; }
@@ -404,7 +411,7 @@ void *mx_dnnl_conv2d_x_room(const mx_dnnl_conv2d_plan *p)
 mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
                                         const float *bias, float *y)
 {
-    return forward(p, n, NULL, weight, bias, NULL, y, NULL, x);
+    return forward(p, n, NULL, weight, bias, NULL, y, NULL, x, NULL);
 }
 
 mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
@@ -413,7 +420,19 @@ mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const vo
     if (p->opt.dst_layout != MX_DNNL_ACT_NHWC_BF16)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan does not write bfloat16 nhwc");
     /* The ports only bind and reorder these buffers, whatever their element type. */
-    return forward(p, n, x, weight, bias, addend, y, NULL, NULL);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL);
+}
+
+int mx_dnnl_conv2d_scales_weights(const mx_dnnl_conv2d_plan *p) { return p->scales_weights; }
+
+mx_status mx_dnnl_conv2d_forward_nhwc_scaled(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
+                                             const float *weight_scales, const float *bias, const void *addend,
+                                             void *y)
+{
+    if (p->opt.dst_layout != MX_DNNL_ACT_NHWC_BF16)
+        return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan does not write bfloat16 nhwc");
+    if (!weight_scales) return mx_error_set(MX_ERR_ARG, "conv2d forward: weight_scales is required");
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, weight_scales);
 }
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }

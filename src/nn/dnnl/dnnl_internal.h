@@ -87,10 +87,18 @@ typedef struct {
     mxd_prim reorder;
     size_t offset;
     int has_region, output;
+    dnnl_memory_t scales;  /* mxd_port_init_scaled: the reorder's output scales, one per index of dimension 0 */
 } mxd_port;
 
 mx_status mxd_port_init(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
                         const dnnl_memory_desc_t *prim_md, int output, int optional);
+/* An input port whose reorder multiplies by a scale per index of the first
+ * dimension (a convolution's output channels), given at each call
+ * (mxd_port_scales): MX_ERR_UNSUPPORTED, the port left empty, where the
+ * descriptors agree (no reorder) or oneDNN has no such reorder. */
+mx_status mxd_port_init_scaled(mxd_plan *plan, mxd_port *port, const dnnl_memory_desc_t *user_md,
+                               const dnnl_memory_desc_t *prim_md);
+mx_status mxd_port_scales(mxd_port *port, const float *scales);
 void mxd_port_destroy(mxd_port *port);
 /* Binds the caller's buffer (NULL: an unwanted output, into the scratch region). */
 mx_status mxd_port_bind(const mxd_plan *plan, mxd_port *port, const void *buffer);
