@@ -21,7 +21,11 @@
  *    batch norm's input gradient backward (cnn_cpu_node.y_bf16, dx_bf16);
  *  - the memory plan does not keep the inputs convolutions hold bfloat16
  *    copies of, nor the outputs of adds whose ReLU masks are kept as bits
- *    (cnn_cpu_conv_keeps_input, cnn_cpu_keeps_relu_mask).
+ *    (cnn_cpu_conv_keeps_input, cnn_cpu_keeps_relu_mask);
+ *  - a second convolution reading a tensor reads the first one's copy, and
+ *    a convolution right after a batch norm's ReLU keeps none: it reads
+ *    that output from its plan's room, written there again before its
+ *    backward (cnn_cpu_conv_input_restaged).
  * And on any precision a batch norm without a ReLU writes the residual add
  * after it (cnn_cpu_bn_add_fused). */
 #include <stdlib.h>
@@ -32,8 +36,9 @@
  * a training or eval forward on plans) writes its output in bfloat16 for the
  * convolutions reading it, or NULL: the kept input (x_bf16) of its first
  * reader among convolutions whose plans take x so
- * (mx_dnnl_conv2d_takes_bf16_x); those convolutions read it there, forward
- * and backward, without reordering. *f32 says whether the float32 output is
+ * (mx_dnnl_conv2d_takes_bf16_x), or that reader's plan's room where it is
+ * restaged (cnn_cpu_conv_input_restaged); those convolutions read it there,
+ * forward and backward, without reordering. *f32 says whether the float32 output is
  * still written: always for an add (its backward masks by its output, or
  * by the bits of cnn_cpu_keeps_relu_mask), and
  * for a batch norm unless its one reader is such a convolution (the backward

@@ -132,8 +132,9 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
         const long start = (long)(g->be->first_writer ? g->be->first_writer(g, k) : k);
         /* A residual add's output over an input whose last reader it is,
          * where the backend's kernels allow (cnn_backend.add_in_place). */
+        const int may_take_input = g->nodes[k].op == CNN_ADD && g->be->add_in_place && !g->no_adds_in_place;
         int in_place = -1;
-        for (int i = 0; i < 2 && in_place < 0 && g->nodes[k].op == CNN_ADD && g->be->add_in_place && !g->no_adds_in_place; i++) {
+        for (int i = 0; i < 2 && in_place < 0 && may_take_input; i++) {
             const int u = i ? g->nodes[k].in2 : g->nodes[k].in;
             if (u > 0 && g->tensors[u].shared >= 0 && busy_until[g->tensors[u].shared] == (long)k &&
                 g->be->add_in_place(g, k, u))
