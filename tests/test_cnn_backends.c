@@ -1365,6 +1365,59 @@ static void test_adds_in_place(void)
     }
 }
 
+static size_t recomputed_in_dx(const cnn_graph *g)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) count += g->nodes[k].recompute_bn >= 0 && g->nodes[k].recompute_in_dx;
+    return count;
+}
+
+/* Batch-norm outputs recomputed where their convolution's backward writes
+ * its input gradient (cnn_node.recompute_in_dx, float32): the weights'
+ * gradient reads them there first, the batch norm's backward takes its
+ * ReLU's mask from its input, and the buffers they share in the forward go
+ * into gradient slots. Training steps with predictions between them, and a
+ * backward after an eval forward (the Jacobian's), give the bits of the same
+ * model recomputing them into their own buffers, in a smaller arena. */
+static void test_recompute_in_dx(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    for (size_t run = 0; run < 6; run++) {
+        const size_t k = run % 2, B = 6, d = 3 * 16 * 16, C = 3;
+        set_block(layouts[run / 2]);
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_FP32, B, &a, &b)) continue;
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        gb->no_recompute_in_dx = 1;
+        CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+        const size_t in_dx = recomputed_in_dx(ga);
+        CHECK(in_dx > 0 && recomputed_in_dx(gb) == 0);
+        CHECK(ga->shared_in_slots > gb->shared_in_slots && ga->arena.capacity < gb->arena.capacity);
+        int same = train_twins(a, b, 61, B);
+        mx_rng rng;
+        mx_rng_init(&rng, 62, 0);
+        float *x = malloc(B * d * sizeof *x), *dl = malloc(B * C * sizeof *dl);
+        random_fill(&rng, x, B * d);
+        random_fill(&rng, dl, B * C);
+        mx_model *m[2] = {a, b};
+        for (int i = 0; i < 2; i++) {
+            mx_model_set_training(m[i], 0);
+            CHECK(mx_model_forward(m[i], x, B) != NULL);
+            mx_model_backward(m[i], dl, B);
+            mx_model_set_training(m[i], 1);
+        }
+        same = same && same_state(a, b);
+        CHECK(same);
+        printf("  %s fp32, %s: %zu batch-norm outputs recomputed into input-gradient buffers, arena %.2f MiB "
+               "instead of %.2f; steps and an eval-mode backward give %s\n", archs[k], layout_name(g_block), in_dx,
+               ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+        free(x), free(dl);
+        mx_model_free(a), mx_model_free(b);
+    }
+    set_block(0);
+}
+
 /* bfloat16 convolution inputs not kept across the step (cnn_cpu_flow.c): a
  * convolution right after a batch norm's ReLU reads that output from its
  * plan's room, written there again from the batch norm's input before its
@@ -1485,6 +1538,7 @@ int main(void)
     test_shared_in_slots();
     test_bf16_inputs_restaged();
     test_adds_in_place();
+    test_recompute_in_dx();
     test_backend_tables();
     CHECK_DONE();
 }

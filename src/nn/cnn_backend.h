@@ -88,6 +88,13 @@ typedef struct cnn_backend {
      * then those tensors need not be kept for the backward (NULL: never). */
     int (*conv_keeps_input)(const struct cnn_graph *g, size_t k);
     int (*keeps_relu_mask)(const struct cnn_graph *g, size_t k);
+    /* Whether batch norm node b's output, recomputed for convolution node
+     * c's backward, may go where that backward writes its input gradient:
+     * the convolution reads it (for its weights' gradient) before it writes
+     * there, no other backward reads it, and the batch norm's backward takes
+     * its ReLU's mask from its input. The recomputed output then needs no
+     * buffer of its own in the backward (NULL: never). */
+    int (*recompute_in_dx)(const struct cnn_graph *g, size_t b, size_t c);
 
     /* Fills pass->be and pass->set for a batch of pass->n (inference: for
      * the predict hook's fused nodes). NULL: the pass runs on this table
@@ -139,10 +146,10 @@ typedef struct cnn_backend {
     mx_status (*relu_backward)(const cnn_pass *p, size_t count, const float *y, float *dy);
     /* dst += src (a tensor read by two nodes: its second gradient). */
     mx_status (*grad_accumulate)(const cnn_pass *p, size_t count, float *dst, const float *src);
-    /* Batch norm node b's output again (its ReLU applied), for a backward
-     * reading it when the memory plan did not keep it (cnn_node.recompute_bn);
-     * the same bits as the forward wrote. */
-    mx_status (*bn_recompute)(const cnn_pass *p, size_t b);
+    /* Batch norm node b's output again (its ReLU applied) into y, for a
+     * backward reading it when the memory plan did not keep it
+     * (cnn_node.recompute_bn); the same bits as the forward wrote. */
+    mx_status (*bn_recompute)(const cnn_pass *p, size_t b, float *y);
 
     /* ---- the optimizer and the copies ----
      * sgd_step: mx_sgd_step over the flat arrays in the backend's memory.

@@ -172,6 +172,10 @@ int cnn_cpu_conv_takes_bf16_dy(const cnn_pass *p, size_t k);
  * writes the residual add after it. */
 int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b);
 size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
+/* cnn_backend.recompute_in_dx; whether batch norm node b's output is
+ * recomputed so (its backward then takes its ReLU's mask from its input). */
+int cnn_cpu_recompute_in_dx(const cnn_graph *g, size_t b, size_t c);
+int cnn_cpu_bn_recomputed_in_dx(const cnn_graph *g, size_t b);
 int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k);
 /* cnn_backend.conv_keeps_input and keeps_relu_mask; whether residual add
  * node k keeps its ReLU's mask as bits; whether tensor t is gone by the

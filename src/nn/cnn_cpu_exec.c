@@ -243,30 +243,32 @@ static void restage_input(const cnn_pass *p, size_t k, const void *room)
                           cnn_cpu_node_of(g, k - 1)->affine, bn->relu, (uint16_t *)(uintptr_t)room);
 }
 
-static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
+/* conv_backward's gradients: dx unless NULL, the weights' and the bias's
+ * unless `weights` is 0. */
+static mx_status conv_backward_of(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx, int weights)
 {
     const mx_model *m = p->m;
     const cnn_node *nd = &p->g->nodes[k];
     const cnn_node_plan *pl = cnn_cpu_pass_plan(p, k);
-    if (!pl->conv) return cnn_backend_ref.conv_backward(p, k, x, dy, dx);
+    const float *w = cnn_param(m, nd->weight);
+    float *dw = weights ? cnn_grad(m, nd->weight) : NULL, *db = weights ? cnn_grad(m, nd->bias) : NULL;
+    if (!pl->conv) {
+        mx_conv2d_backward(&nd->conv, p->n, x, w, dy, dx, dw, db, p->g->workspace);
+        return MX_OK;
+    }
     const int dy16 = cnn_cpu_conv_takes_bf16_dy(p, k);
     const void *x_kept = cnn_cpu_conv_kept_input(p, k);
-    const float *w = cnn_param(m, nd->weight);
-    float *dw = cnn_grad(m, nd->weight), *db = cnn_grad(m, nd->bias);
-    if (narrow_runs(p, k)) {
+    if (narrow_runs(p, k) || narrow_blocked_runs(p, k)) { /* the input's gradient on oneDNN, the weights' here */
         if (dx) {
             const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
             if (st != MX_OK) return st;
         }
-        return mx_conv_narrow_backward_weights(&nd->conv, p->n, x, dy, dw, db, cnn_cpu_of(p->g)->narrow_scratch);
-    }
-    if (narrow_blocked_runs(p, k)) { /* the input's gradient on oneDNN (it reads no x), the weights' here */
-        if (dx) {
-            const mx_status st = mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, NULL, NULL);
-            if (st != MX_OK) return st;
-        }
-        return mx_conv_narrow_backward_weights_blocked(&nd->conv, p->g->tensors[nd->out].blocked, p->n, x, dy, dw, db,
-                                                       cnn_cpu_of(p->g)->narrow_scratch);
+        if (!weights) return MX_OK;
+        return narrow_runs(p, k) ? mx_conv_narrow_backward_weights(&nd->conv, p->n, x, dy, dw, db,
+                                                                   cnn_cpu_of(p->g)->narrow_scratch)
+                                 : mx_conv_narrow_backward_weights_blocked(&nd->conv, p->g->tensors[nd->out].blocked,
+                                                                           p->n, x, dy, dw, db,
+                                                                           cnn_cpu_of(p->g)->narrow_scratch);
     }
     const int wino = wino_kernel(p, k);
     if (wino) {
@@ -282,20 +284,31 @@ static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, floa
                 if (st != MX_OK) return st;
             }
         }
+        if (!weights) return MX_OK;
         return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch,
                                                                  cs->scratch_threads)
                                       : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
     }
     /* Its producer wrote x into the plan's room in the forward (cnn_cpu_bf16_copy_of): again now. */
-    if (x_kept && (dw || db) && cnn_cpu_conv_input_restaged(p->g, k) && x_kept == mx_dnnl_conv2d_x_room(pl->conv))
+    if (x_kept && weights && cnn_cpu_conv_input_restaged(p->g, k) && x_kept == mx_dnnl_conv2d_x_room(pl->conv))
         restage_input(p, k, x_kept);
-    if (!x_kept && (dw || db) && cnn_cpu_conv_input_gone(p->g, k))
+    if (!x_kept && weights && cnn_cpu_conv_input_gone(p->g, k))
         return mx_error_set(MX_ERR_ARG, "bf16 training: oneDNN's plan for layer %zu at batch %zu keeps no bfloat16 copy "
                                         "of its input, whose buffer the memory plan shares", k, p->n);
     if (dy16 || x_kept)
         return mx_dnnl_conv2d_backward_bf16(pl->conv, p->n, x, x_kept, w, dy16 ? NULL : dy,
                                             dy16 ? (const uint16_t *)(void *)dy : NULL, dx, dw, db);
     return mx_dnnl_conv2d_backward(pl->conv, p->n, x, w, dy, dx, dw, db);
+}
+
+/* Where the executor recomputed x into dx's buffer (cnn_node.recompute_in_dx),
+ * the weights' gradient reads it first, and then dx is written over it: the
+ * same operations as together, so the same bits. */
+static mx_status conv_backward(const cnn_pass *p, size_t k, const float *x, float *dy, float *dx)
+{
+    if (!dx || x != dx) return conv_backward_of(p, k, x, dy, dx, 1);
+    const mx_status st = conv_backward_of(p, k, x, dy, NULL, 1);
+    return st == MX_OK ? conv_backward_of(p, k, x, dy, dx, 0) : st;
 }
 
 /* The fused ReLU's backward first (from its output, or without that, its
@@ -311,7 +324,7 @@ static mx_status bn_backward(const cnn_pass *p, size_t k, const float *x, float 
                 *rvar = cnn_buffer(m, nd->buffer + 1);
     float *dgamma = cnn_grad(m, nd->weight), *dbeta = cnn_grad(m, nd->bias);
     double *partial = cnn_cpu_of(g)->bn_partial;
-    const int from_input = nd->relu && cnn_cpu_bn_output_unneeded(p, k);
+    const int from_input = nd->relu && (cnn_cpu_bn_output_unneeded(p, k) || cnn_cpu_bn_recomputed_in_dx(g, k));
     if (nd->relu && !from_input && cnn_cpu_tensor_gone(g, nd->out))
         return mx_error_set(MX_ERR_ARG, "bf16 training: at batch %zu the backward of layer %zu needs its output, "
                                         "whose buffer the memory plan shares", p->n, k);
@@ -448,14 +461,14 @@ static mx_status grad_accumulate(const cnn_pass *p, size_t count, float *dst, co
 
 /* From the constants the forward saved (bit for bit), unless no backward
  * needs the output (cnn_cpu_bn_output_unneeded). */
-static mx_status bn_recompute(const cnn_pass *p, size_t b)
+static mx_status bn_recompute(const cnn_pass *p, size_t b, float *y)
 {
     const cnn_graph *g = p->g;
     const cnn_node *bn = &g->nodes[b];
     if (cnn_cpu_bn_output_unneeded(p, b)) return MX_OK;
     const cnn_tensor *in = &g->tensors[bn->in];
     cnn_cpu_bn_apply(p->n, in->c, in->h * in->w, cnn_cpu_bn_layout(p, b), cnn_tensor_data(g, bn->in),
-                     cnn_cpu_node_of(g, b)->affine, bn->relu, g->tensors[bn->out].data);
+                     cnn_cpu_node_of(g, b)->affine, bn->relu, y);
     return MX_OK;
 }
 
@@ -474,6 +487,7 @@ const cnn_backend cnn_backend_cpu = {
     .bn_backward_fuses_relu = 1,
     .conv_keeps_input = cnn_cpu_conv_keeps_input,
     .keeps_relu_mask = cnn_cpu_keeps_relu_mask,
+    .recompute_in_dx = cnn_cpu_recompute_in_dx,
     .begin = begin,
     .predict = cnn_cpu_predict,
     .conv_forward = conv_forward,

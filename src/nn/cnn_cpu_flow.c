@@ -211,15 +211,42 @@ int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k)
     return 1;
 }
 
+/* cnn_backend.recompute_in_dx: a float32 model's batch norm with a ReLU on
+ * a blocked tensor (its backward then takes the ReLU's mask from its input
+ * and the forward's constants, as bfloat16 models' do), whose output
+ * convolution c alone reads in the backward (residual adds read no values
+ * there). c's backward reads it before writing its input gradient over it
+ * (conv_backward). */
+int cnn_cpu_recompute_in_dx(const cnn_graph *g, size_t b, size_t c)
+{
+    const cnn_node *bn = &g->nodes[b];
+    if (g->model->spec.precision == MX_PRECISION_BF16 || bn->op != CNN_BN || !bn->relu ||
+        !g->tensors[bn->in].blocked || g->nodes[c].op != CNN_CONV || g->nodes[c].in != bn->out)
+        return 0;
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (j != c && g->nodes[j].op != CNN_ADD && (g->nodes[j].in == bn->out || g->nodes[j].in2 == bn->out))
+            return 0;
+    return 1;
+}
+
+/* Whether the backward recomputes batch norm node b's output into a
+ * convolution's input-gradient buffer (cnn_node.recompute_in_dx). */
+int cnn_cpu_bn_recomputed_in_dx(const cnn_graph *g, size_t b)
+{
+    for (size_t j = 0; j < g->num_nodes; j++)
+        if (g->nodes[j].recompute_bn == (int)b && g->nodes[j].recompute_in_dx) return 1;
+    return 0;
+}
+
 /* Whether tensor t is gone by the backward: the memory plan shared its
- * buffer, and no batch norm's output recomputed there (cnn_memory_plan.c
+ * buffer, and no batch norm's output is recomputed there (cnn_memory_plan.c
  * plan_recompute). */
 int cnn_cpu_tensor_gone(const cnn_graph *g, int t)
 {
     if (t <= 0 || g->tensors[t].shared < 0) return 0;
     for (size_t j = 0; j < g->num_nodes; j++) {
         const int b = g->nodes[j].recompute_bn;
-        if (b >= 0 && g->nodes[b].out == t) return 0;
+        if (b >= 0 && g->nodes[b].out == t && !g->nodes[j].recompute_in_dx) return 0;
     }
     return 1;
 }

@@ -226,8 +226,13 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
     mx_status st = MX_OK;
     for (size_t k = g->num_nodes; k-- > 0;) {
         const cnn_node *nd = &g->nodes[k];
+        /* A batch norm's output recomputed where this node's input gradient
+         * goes (cnn_node.recompute_in_dx) is its input there. */
+        float *recomputed = NULL;
         if (nd->recompute_bn >= 0) {
-            if ((st = be->bn_recompute(&p, (size_t)nd->recompute_bn)) != MX_OK) return st;
+            const int b = nd->recompute_bn;
+            recomputed = nd->recompute_in_dx ? grad_target(g, nd, dx) : g->tensors[g->nodes[b].out].data;
+            if ((st = be->bn_recompute(&p, (size_t)b, recomputed)) != MX_OK) return st;
             cnn_charge(g, CNN_BN, 1, &t);
         }
         const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[nd->out];
@@ -248,7 +253,7 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
             if ((st = be->relu_backward(&p, count, out->data, dY)) != MX_OK) return st;
             cnn_charge(g, CNN_PROF_RELU, 1, &t);
         }
-        const float *X = cnn_tensor_data(g, nd->in);
+        const float *X = nd->recompute_in_dx ? recomputed : cnn_tensor_data(g, nd->in);
         float *dX = grad_target(g, nd, dx);
         switch (nd->op) {
         case CNN_CONV:

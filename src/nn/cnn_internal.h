@@ -47,6 +47,8 @@ typedef struct {
     int recompute_bn;                /* before this node's backward, recompute the output of batch norm node
                                         recompute_bn (-1 none; cnn_memory_plan.c plan_recompute, on backends that
                                         can: cnn_backend.recomputes_bn_output) */
+    int recompute_in_dx;             /* ... into the buffer this node's backward then writes its input gradient
+                                        to (cnn_backend.recompute_in_dx), not into that output's own */
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
     uint8_t *mask;                   /* dropout, training mode */
@@ -88,6 +90,7 @@ typedef struct cnn_graph {
     int no_adds_in_place;        /* no residual add writes over its input (tests compare the two) */
     int keep_conv_inputs;        /* bf16 on the cpu backend: every convolution keeps a copy of its input of its
                                     own, none written again for the backward (tests compare the two) */
+    int no_recompute_in_dx;      /* every recomputed batch-norm output into its own buffer (tests compare the two) */
 
     size_t largest;              /* largest per-sample tensor size */
     const float *input;          /* the last forward's input */

@@ -84,7 +84,12 @@ static int backward_reads(const cnn_graph *g, int t)
  * just before the first backward that reads it, the last convolution,
  * linear or batch norm layer reading it, else b's own. Marks that node and
  * returns 1, or 0 when the output must be kept (the logits, a backend that
- * cannot, or a node that already recomputes another output). */
+ * cannot, or a node that already recomputes another output). Where the
+ * backend allows (cnn_backend.recompute_in_dx), the output is recomputed
+ * into the buffer that convolution's backward writes its input gradient to,
+ * read there before it is overwritten: the buffer it shares in the forward
+ * is then free in the backward, and may lie in a gradient slot
+ * (place_shared; resnet20 at batch 128: 16 MiB fewer). */
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
@@ -99,6 +104,8 @@ static int plan_recompute(cnn_graph *g, size_t b)
     }
     if (g->nodes[first].recompute_bn >= 0) return 0;
     g->nodes[first].recompute_bn = (int)b;
+    g->nodes[first].recompute_in_dx = !g->no_recompute_in_dx && g->be->recompute_in_dx && g->nodes[first].op == CNN_CONV &&
+                                      g->be->recompute_in_dx(g, b, first);
     return 1;
 }
 
@@ -119,7 +126,7 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
 {
     const size_t T = g->num_tensors, N = g->num_nodes;
     size_t count = 0;
-    for (size_t k = 0; k < N; k++) g->nodes[k].recompute_bn = -1;
+    for (size_t k = 0; k < N; k++) g->nodes[k].recompute_bn = -1, g->nodes[k].recompute_in_dx = 0;
     long *busy_until = calloc(T, sizeof *busy_until);  /* per buffer: the last node its tensor is read at */
     if (!busy_until) return 0;                          /* no sharing: every tensor keeps its own buffer */
     for (size_t k = 0; k < N; k++) {
@@ -173,9 +180,9 @@ static void slot_busy(const cnn_graph *g, int s, uint8_t *busy)
 /* Where each shared buffer lives (plan_shared): inside a gradient slot, or
  * (-1) in memory of its own. Slots hold gradients during the backward alone,
  * and a shared buffer holds its tensors during the forward, except for the
- * batch-norm outputs the backward recomputes (from node `first` down to the
- * batch norm b, plan_recompute): so a buffer fits in a slot that no backward
- * of those stretches uses (resnet20-bf16 at batch 128: 24 MiB fewer, its
+ * batch-norm outputs the backward recomputes into their own buffer (from
+ * node `first` down to the batch norm b, plan_recompute): so a buffer fits
+ * in a slot that no backward of those stretches uses (resnet20-bf16 at batch 128: 24 MiB fewer, its
  * shared buffers holding forward-only tensors). One buffer per slot; slots are sized for the largest
  * tensor, so any fits. A prediction writes the shared buffers too, so a
  * backend keeps its prediction cache in slot 0 only where none is placed
@@ -190,7 +197,8 @@ static void place_shared(const cnn_graph *g, size_t num_shared, int *in_slot)
         memset(need, 0, N);
         for (size_t j = 0; j < N; j++) {
             const int r = g->nodes[j].recompute_bn;
-            if (r >= 0 && g->tensors[g->nodes[r].out].shared == (int)b) memset(need + r, 1, j - (size_t)r + 1);
+            if (r >= 0 && !g->nodes[j].recompute_in_dx && g->tensors[g->nodes[r].out].shared == (int)b)
+                memset(need + r, 1, j - (size_t)r + 1);
         }
         for (size_t s = g->num_slots; s-- > 0 && in_slot[b] < 0;) {
             if (taken[s]) continue;

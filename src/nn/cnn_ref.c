@@ -186,7 +186,7 @@ static mx_status grad_accumulate(const cnn_pass *p, size_t count, float *dst, co
 
 /* From the saved statistics (training) or the running ones, the eval
  * forward's own arithmetic. */
-static mx_status bn_recompute(const cnn_pass *p, size_t b)
+static mx_status bn_recompute(const cnn_pass *p, size_t b, float *Y)
 {
     const mx_model *m = p->m;
     const cnn_graph *g = p->g;
@@ -194,7 +194,6 @@ static mx_status bn_recompute(const cnn_pass *p, size_t b)
     const cnn_tensor *in = &g->tensors[bn->in];
     const size_t C = in->c, hw = in->h * in->w, n = p->n;
     const float *X = cnn_tensor_data(g, bn->in);
-    float *Y = g->tensors[bn->out].data;
     const float *gamma = cnn_param(m, bn->weight), *beta = cnn_param(m, bn->bias);
     if (g->fwd_training) {
         const size_t stride = C * hw;
