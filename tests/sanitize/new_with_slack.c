@@ -9,8 +9,10 @@
  * block (jit_brgemm_amx_uker.cpp, skipped_bd_mask(inp_bd_) in the row loop's
  * rewind). It makes such kernels for the bfloat16 3x3 convolutions whose
  * output is at most 3x3 (seen: every one tried from 1x1 to 3x3, 16 to 512
- * channels; none at 4x4), as in resnet50's last stages on 32x32 images. glibc's malloc always leaves that word inside
- * the block, so released builds read 8 harmless bytes. AddressSanitizer's
+ * channels; none at 4x4), as in resnet50's last stages on 32x32 images.
+ * Behind a small block glibc's malloc has either the block's own unused
+ * tail or the next chunk's header, never an unmapped page, so released
+ * builds read 8 bytes of mapped memory and drop them. AddressSanitizer's
  * allocator packs blocks end to end and maps them 64 KiB at a time: when the
  * vector is the last block of its mapping, the read lands on an unmapped page
  * and the test dies with SEGV inside libdnnl (test_predict_bf16, about one
