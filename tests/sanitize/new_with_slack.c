@@ -1,7 +1,7 @@
 /* C++'s operator new and delete for the sanitizer build's executables
  * (linked into every one of them by CMakeLists.txt when MIXREG_SANITIZE is
- * on; never into a released binary): every block gets 16 bytes more than it
- * asked for.
+ * on, and into the fuzz targets by scripts/fuzz.sh; never into a released
+ * binary): every block gets 16 bytes more than it asked for.
  *
  * Why: oneDNN 2.6.3's AMX brgemm kernel generator, for kernels that skip
  * padded rows (a row mask), reads one size_t past the end of a
