@@ -1,0 +1,126 @@
+/* cpu-backend models made and trained alike, for the tests that compare
+ * two of them (test_cnn_backends.c, test_memory_plan.c): the precision and
+ * activation layout they are made in, a few Mixup steps, and whether two end
+ * with the same parameters, gradients and buffers, bit for bit. */
+#ifndef MIXREG_TEST_CNN_TWINS_H
+#define MIXREG_TEST_CNN_TWINS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cnn_test_data.h"
+#include "mixreg/mixup.h"
+#include "mixreg/model.h"
+#include "mixreg/optim.h"
+#include "mixreg/rng.h"
+#include "mixreg/step.h"
+#include "nn/cnn_internal.h"
+
+/* The precision make() gives cpu-backend models. */
+static mx_precision g_precision = MX_PRECISION_FP32;
+/* The layout their blocked activations use (MIXREG_CHANNEL_BLOCK: 8, 16, or
+ * 16 | CNN_NHWC), 0: the CPU's own (mx_dnnl_channel_block). */
+static size_t g_block;
+
+static inline void set_block(size_t layout)
+{
+    g_block = layout;
+    if (layout) setenv("MIXREG_CHANNEL_BLOCK", layout & CNN_NHWC ? "nhwc" : layout == 8 ? "8" : "16", 1);
+    else unsetenv("MIXREG_CHANNEL_BLOCK");
+}
+
+static inline const char *layout_name(size_t layout)
+{
+    return layout & CNN_NHWC ? "NHWC (rows of 16 channels)" : layout == 8 ? "nChw8c" : "nChw16c";
+}
+
+static inline mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
+                      mx_backend backend)
+{
+    mx_model_spec spec = {.in_channels = c, .in_height = h, .in_width = w, .num_classes = classes,
+                          .backend = backend, .precision = backend == MX_BACKEND_CPU ? g_precision : MX_PRECISION_FP32};
+    snprintf(spec.arch, sizeof spec.arch, "%s", arch);
+    if (!strcmp(arch, "mlp")) {
+        spec.num_hidden = 2;
+        spec.hidden[0] = spec.hidden[1] = 32;
+    }
+    mx_model *m = NULL;
+    mx_status st = mx_model_create(&spec, batch, &m);
+    if (st != MX_OK) fprintf(stderr, "creating %s (%s): %s\n", arch, mx_backend_name(backend), mx_error_message());
+    CHECK(st == MX_OK);
+    return m;
+}
+
+static inline int same_state(mx_model *a, mx_model *b)
+{
+    size_t count = mx_model_param_count(a);
+    int same = memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0 &&
+               memcmp(mx_model_grads(a), mx_model_grads(b), count * sizeof(float)) == 0;
+    const mx_buffer_info *ba, *bb;
+    size_t nb = mx_model_buffer_tensors(a, &ba);
+    mx_model_buffer_tensors(b, &bb);
+    for (size_t i = 0; i < nb; i++) same = same && memcmp(ba[i].data, bb[i].data, buffer_bytes(&ba[i])) == 0;
+    return same;
+}
+
+/* `steps` Mixup steps of batch n (the last one smaller), an eval forward
+ * between them, or a prediction (which on the cpu backend folds its weights
+ * into a gradient slot of the training arena). */
+static inline void train_steps(mx_model *m, size_t steps, size_t n, int predict)
+{
+    const size_t d = mx_model_input_size(m), C = mx_model_get_spec(m)->num_classes;
+    mx_normalizer nz;
+    float mean = 0, std = 1;
+    mx_normalizer_init(&nz, 1, &mean, &std);
+    mx_mixup_config mixup = mx_mixup_config_default();
+    mx_sgd_config sgd = {0.9, 1, 5e-4};
+    mx_stepper s;
+    CHECK_OK(mx_stepper_init(&s, m, &nz, &mixup, &sgd));
+    mx_rng data, mix;
+    mx_rng_init(&data, 77, 0);
+    mx_rng_init(&mix, 78, MX_STREAM_MIXUP);
+    float *x = malloc(n * d * sizeof *x);
+    int32_t *labels = malloc(n * sizeof *labels);
+    for (size_t k = 0; k < steps; k++) {
+        size_t b = k + 1 == steps ? n - 1 : n;
+        random_fill(&data, x, b * d);
+        for (size_t i = 0; i < b; i++) labels[i] = (int32_t)mx_rng_below(&data, (uint32_t)C);
+        double loss = mx_stepper_step_batch(&s, x, labels, b, &mix, 0.05);
+        CHECK(isfinite(loss));
+        mx_model_set_training(m, 0);
+        if (predict) CHECK(mx_model_predict(m, x, n) != NULL);
+        else mx_model_forward(m, x, 2);
+    }
+    free(x), free(labels);
+    mx_stepper_free(&s);
+}
+
+/* The model of arch twice (3x16x16 inputs, 3 classes, batch B, the cpu
+ * backend) at that precision, for a test to plan one of them otherwise; 0
+ * when either could not be made (both freed). */
+static inline int make_twins(const char *arch, mx_precision precision, size_t B, mx_model **a, mx_model **b)
+{
+    g_precision = precision;
+    *a = make(arch, 3, 16, 16, 3, B, MX_BACKEND_CPU), *b = make(arch, 3, 16, 16, 3, B, MX_BACKEND_CPU);
+    g_precision = MX_PRECISION_FP32;
+    if (*a && *b) return 1;
+    mx_model_free(*a), mx_model_free(*b);
+    return 0;
+}
+
+/* Both from one seed through 3 Mixup steps with predictions between them:
+ * whether they end with the same parameters, gradients and buffers. */
+static inline int train_twins(mx_model *a, mx_model *b, uint64_t seed, size_t B)
+{
+    mx_model_init_params(a, seed);
+    mx_model_init_params(b, seed);
+    train_steps(a, 3, B, 1);
+    train_steps(b, 3, B, 1);
+    return same_state(a, b);
+}
+
+#endif

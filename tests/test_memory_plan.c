@@ -1,0 +1,286 @@
+/* The cpu backend's memory plan against the same models planned otherwise:
+ * batch norms' ReLU outputs recomputed and tensors no backward reads in
+ * shared buffers, those buffers in idle gradient slots, the prediction
+ * weights in a slot, residual adds in place, float32 batch-norm outputs
+ * recomputed into the input gradient's buffer, bfloat16 convolution inputs
+ * written again for the backward. Each gives the bits of the model without
+ * it, in less memory. Two threads throughout. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cnn_test_data.h"
+#include "cnn_twins.h"
+#include "mixreg/layers_dnnl.h"
+#include "mixreg/model.h"
+#include "mixreg/rng.h"
+#include "mixreg/threads.h"
+#include "nn/cnn_cpu.h"
+
+/* Predictions against the eval forward: float32 sums in other orders. */
+#define RTOL 1e-4
+
+/* A model trained at a batch whose gradient slot holds the prediction
+ * weights (cnn_cpu_plan: resnet20 at 32x32 from about 84 samples) keeps
+ * them there: predictions between steps leave the training as it was, and
+ * agree with the eval forward. */
+static void test_pred_cache_in_slot(void)
+{
+    const size_t B = 96;
+    mx_model *a = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU), *c = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU);
+    float *x = malloc(B * 32 * 32 * sizeof *x), *eval = malloc(B * 3 * sizeof *eval);
+    if (a && c && x && eval) {
+        const cnn_graph *g = ((const struct mx_model *)c)->impl;
+        CHECK(cnn_cpu_of(g)->pred_cache_floats > 0 && cnn_cpu_of(g)->pred_cache == g->slots[0]);
+        mx_model_init_params(a, 23);
+        mx_model_init_params(c, 23);
+        train_steps(a, 2, B, 0);
+        train_steps(c, 2, B, 1);
+        CHECK(same_state(a, c));
+        mx_rng rng;
+        mx_rng_init(&rng, 24, 0);
+        random_fill(&rng, x, B * 32 * 32);
+        mx_model_set_training(c, 0);
+        memcpy(eval, mx_model_forward(c, x, B), B * 3 * sizeof *eval);
+        const double e = norm_error(mx_model_predict(c, x, B), eval, B * 3);
+        CHECK(e <= RTOL);
+        printf("  resnet20 at batch %zu: the prediction weights in the first gradient slot; training unchanged by "
+               "predictions between steps, logits %.1e from the eval forward\n", B, e);
+    } else {
+        CHECK(0);
+    }
+    mx_model_free(a), mx_model_free(c);
+    free(x), free(eval);
+}
+
+/* The memory plan: on the cpu backend batch norms' ReLU outputs are
+ * recomputed in the backward and share buffers, as do the tensors no
+ * backward reads, so the arena holds less than every activation (the agreement
+ * and determinism tests above show the gradients unchanged by it); the
+ * reference backend recomputes nothing. */
+static void test_memory_plan(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    for (size_t k = 0; k < 2; k++) {
+        mx_model *m = make(archs[k], 1, 28, 28, 10, 16, MX_BACKEND_CPU), *r = make(archs[k], 1, 28, 28, 10, 16, MX_BACKEND_REF);
+        if (!m || !r) {
+            mx_model_free(m), mx_model_free(r);
+            continue;
+        }
+        const cnn_graph *g = ((const struct mx_model *)m)->impl, *gr = ((const struct mx_model *)r)->impl;
+        size_t all = 0, shared = 0, recomputed = 0, ref_recomputed = 0, ref_shared = 0;
+        for (size_t t = 1; t < g->num_tensors; t++) {
+            all += 16 * g->tensors[t].size * sizeof(float);
+            shared += g->tensors[t].shared >= 0;
+            ref_shared += gr->tensors[t].shared >= 0;
+        }
+        for (size_t j = 0; j < g->num_nodes; j++) {
+            recomputed += g->nodes[j].recompute_bn >= 0;
+            ref_recomputed += gr->nodes[j].recompute_bn >= 0;
+        }
+        printf("  %-9s cpu: %zu of %zu tensors in shared buffers, %zu batch-norm outputs recomputed, arena %.1f MiB "
+               "for %.1f MiB of activations; ref: %zu shared, %zu recomputed\n",
+               archs[k], shared, g->num_tensors - 1, recomputed, g->arena.capacity / 1048576.0, all / 1048576.0,
+               ref_shared, ref_recomputed);
+        CHECK(recomputed > 0 && ref_recomputed == 0);
+        CHECK(shared > ref_shared && ref_shared > 0);
+        CHECK(g->arena.capacity < all);
+        mx_model_free(m), mx_model_free(r);
+    }
+}
+
+/* Shared activation buffers placed in gradient slots idle at their times
+ * (cnn_memory_plan.c place_shared): training steps, with predictions between
+ * them (which write the shared buffers, and on the cpu backend may keep
+ * folded weights in slot 0), give the bits of the same model whose shared
+ * buffers have memory of their own, in an arena smaller by those buffers. */
+static void test_shared_in_slots(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
+    for (int bf = 0; bf < precisions; bf++) {
+        for (size_t k = 0; k < 2; k++) {
+            const size_t B = 6;
+            mx_model *a, *b;
+            if (!make_twins(archs[k], bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32, B, &a, &b)) continue;
+            cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+            gb->shared_own_memory = 1;
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+            CHECK(gb->shared_in_slots == 0);
+            /* preact18's pre-activations, bf16's inputs its convolutions keep copies of: forward-only */
+            CHECK(ga->shared_in_slots > 0 || (!bf && k == 0));
+            CHECK(ga->shared_in_slots == 0 || ga->arena.capacity < gb->arena.capacity);
+            const int same = train_twins(a, b, 31, B);
+            CHECK(same);
+            printf("  %s %s: %zu shared buffers in gradient slots, arena %.2f MiB instead of %.2f; 3 steps with "
+                   "predictions between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->shared_in_slots,
+                   ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+            mx_model_free(a), mx_model_free(b);
+        }
+    }
+}
+
+/* Residual adds writing their output over an input they read last
+ * (cnn_backend.add_in_place): in the training arena (bfloat16's block
+ * outputs are forward-only) and in a prediction-only one, where bfloat16 NHWC
+ * prediction's fused convolutions then add into their addend in place
+ * instead of copying it first. Training steps with predictions between them,
+ * and predictions of a prediction-only plan, give the bits of the same model
+ * planned without. */
+static size_t adds_in_place(const cnn_graph *g)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const int s = g->tensors[nd->out].shared;
+        count += nd->op == CNN_ADD && s >= 0 &&
+                 (g->tensors[nd->in].shared == s || g->tensors[nd->in2].shared == s);
+    }
+    return count;
+}
+
+static void test_adds_in_place(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
+    for (int bf = 0; bf < precisions; bf++) {
+        for (size_t k = 0; k < 2; k++) {
+            const size_t B = 6, d = 3 * 16 * 16, C = 3;
+            mx_model *a, *b;
+            if (!make_twins(archs[k], bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32, B, &a, &b)) continue;
+            cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+            gb->no_adds_in_place = 1;
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+            const size_t train_a = adds_in_place(ga);
+            CHECK(adds_in_place(gb) == 0);
+            CHECK(train_a > 0 || !bf); /* float32 keeps its block outputs for the backward */
+            int same = train_twins(a, b, 51, B);
+            CHECK_OK(mx_model_plan(a, B, MX_MODEL_PREDICT));
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_PREDICT));
+            const size_t predict_a = adds_in_place(ga);
+            /* resnet20 float32 predicts its adds in fused convolutions' post-ops, reading the addend apart */
+            CHECK((predict_a > 0 || (!bf && k == 0)) && adds_in_place(gb) == 0);
+            mx_rng rng;
+            mx_rng_init(&rng, 52, 0);
+            float *x = malloc(B * d * sizeof *x), *la = malloc(B * C * sizeof *la);
+            random_fill(&rng, x, B * d);
+            const float *pa = mx_model_predict(a, x, B);
+            if (pa) memcpy(la, pa, B * C * sizeof *la);
+            const float *pb = mx_model_predict(b, x, B);
+            CHECK(pa && pb);
+            if (pa && pb) same = same && memcmp(la, pb, B * C * sizeof *la) == 0;
+            CHECK(same);
+            printf("  %s %s: %zu residual adds in place in training, %zu in prediction; steps and predictions give "
+                   "%s\n", archs[k], bf ? "bf16" : "fp32", train_a, predict_a, same ? "the same bits" : "other bits");
+            free(x), free(la);
+            mx_model_free(a), mx_model_free(b);
+        }
+    }
+}
+
+static size_t recomputed_in_dx(const cnn_graph *g)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) count += g->nodes[k].recompute_bn >= 0 && g->nodes[k].recompute_in_dx;
+    return count;
+}
+
+/* Batch-norm outputs recomputed where their convolution's backward writes
+ * its input gradient (cnn_node.recompute_in_dx, float32): the weights'
+ * gradient reads them there first, the batch norm's backward takes its
+ * ReLU's mask from its input, and the buffers they share in the forward go
+ * into gradient slots. Training steps with predictions between them, and a
+ * backward after an eval forward (the Jacobian's), give the bits of the same
+ * model recomputing them into their own buffers, in a smaller arena. */
+static void test_recompute_in_dx(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18"};
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    for (size_t run = 0; run < 6; run++) {
+        const size_t k = run % 2, B = 6, d = 3 * 16 * 16, C = 3;
+        set_block(layouts[run / 2]);
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_FP32, B, &a, &b)) continue;
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        gb->no_recompute_in_dx = 1;
+        CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+        const size_t in_dx = recomputed_in_dx(ga);
+        CHECK(in_dx > 0 && recomputed_in_dx(gb) == 0);
+        CHECK(ga->shared_in_slots > gb->shared_in_slots && ga->arena.capacity < gb->arena.capacity);
+        int same = train_twins(a, b, 61, B);
+        mx_rng rng;
+        mx_rng_init(&rng, 62, 0);
+        float *x = malloc(B * d * sizeof *x), *dl = malloc(B * C * sizeof *dl);
+        random_fill(&rng, x, B * d);
+        random_fill(&rng, dl, B * C);
+        mx_model *m[2] = {a, b};
+        for (int i = 0; i < 2; i++) {
+            mx_model_set_training(m[i], 0);
+            CHECK(mx_model_forward(m[i], x, B) != NULL);
+            mx_model_backward(m[i], dl, B);
+            mx_model_set_training(m[i], 1);
+        }
+        same = same && same_state(a, b);
+        CHECK(same);
+        printf("  %s fp32, %s: %zu batch-norm outputs recomputed into input-gradient buffers, arena %.2f MiB "
+               "instead of %.2f; steps and an eval-mode backward give %s\n", archs[k], layout_name(g_block), in_dx,
+               ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+        free(x), free(dl);
+        mx_model_free(a), mx_model_free(b);
+    }
+    set_block(0);
+}
+
+/* bfloat16 convolution inputs not kept across the step (cnn_cpu_flow.c): a
+ * convolution right after a batch norm's ReLU reads that output from its
+ * plan's room, written there again from the batch norm's input before its
+ * backward, and a second convolution reading a tensor reads the first's copy.
+ * Training steps with predictions between them give the bits of the same
+ * model in which each convolution keeps a copy of its own. */
+static void test_bf16_inputs_restaged(void)
+{
+    if (!mx_dnnl_bf16_available()) return; /* test_bf16 says so */
+    static const char *const archs[] = {"resnet20", "preact18"};
+    for (size_t k = 0; k < 2; k++) {
+        const size_t B = 6;
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_BF16, B, &a, &b)) continue;
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        gb->keep_conv_inputs = 1;
+        CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+        size_t restaged = 0, copies_a = 0, copies_b = 0, bytes_a = 0, bytes_b = 0;
+        for (size_t j = 0; j < ga->num_nodes; j++) {
+            const mx_dnnl_conv2d_plan *pa = cnn_cpu_of(ga)->plans[0].node[j].conv;
+            const mx_dnnl_conv2d_plan *pb = cnn_cpu_of(gb)->plans[0].node[j].conv;
+            restaged += cnn_cpu_conv_input_restaged(ga, j) && pa && mx_dnnl_conv2d_x_room(pa);
+            CHECK(!cnn_cpu_conv_input_restaged(gb, j));
+            if (cnn_cpu_node_of(ga, j)->x_bf16) copies_a++, bytes_a += mx_dnnl_conv2d_kept_x_bytes(pa);
+            if (cnn_cpu_node_of(gb, j)->x_bf16) copies_b++, bytes_b += mx_dnnl_conv2d_kept_x_bytes(pb);
+        }
+        /* Where oneDNN's kernels take x in the tensors' layout (NHWC, with
+         * AMX): elsewhere each keeps the copy its plan reorders. */
+        CHECK(restaged + copies_a <= copies_b && bytes_a <= bytes_b);
+        CHECK(!mx_dnnl_bf16_prefers_nhwc() || (restaged > 0 && copies_a + restaged < copies_b && bytes_a < bytes_b));
+        const int same = train_twins(a, b, 41, B);
+        CHECK(same);
+        printf("  %s bf16: %zu convolution inputs written again for the backward, %zu copies kept instead of %zu "
+               "(%zu bytes instead of %zu at batch %zu); 3 steps with predictions between them give %s\n", archs[k],
+               restaged, copies_a, copies_b, bytes_a, bytes_b, B, same ? "the same bits" : "other bits");
+        mx_model_free(a), mx_model_free(b);
+    }
+}
+
+int main(void)
+{
+    mx_set_threads(2);
+    printf("memory plan\n");
+    test_memory_plan();
+    test_pred_cache_in_slot();
+    test_shared_in_slots();
+    test_bf16_inputs_restaged();
+    test_adds_in_place();
+    test_recompute_in_dx();
+    CHECK_DONE();
+}
