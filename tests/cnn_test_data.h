@@ -1,14 +1,20 @@
-/* Random inputs, Mixup-like soft targets, a norm-wise error and buffer sizes
- * for the CNN tests (test_cnn.c, test_cnn_backends.c, test_predict_bf16.c). */
+/* Random inputs, Mixup-like soft targets, a norm-wise error, buffer sizes
+ * and a few Mixup steps for the CNN tests (test_cnn.c, test_cnn_backends.c,
+ * test_memory_plan.c, test_predict_bf16.c). */
 #ifndef MIXREG_TEST_CNN_TEST_DATA_H
 #define MIXREG_TEST_CNN_TEST_DATA_H
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+#include "mixreg/mixup.h"
 #include "mixreg/model.h"
+#include "mixreg/optim.h"
 #include "mixreg/rng.h"
+#include "mixreg/step.h"
 
 static inline void random_fill(mx_rng *rng, float *x, size_t count)
 {
@@ -62,6 +68,38 @@ static inline void settle_model(mx_model *m, mx_rng *rng, size_t B, size_t d, si
 static inline size_t buffer_bytes(const mx_buffer_info *b)
 {
     return b->numel * (b->dtype == MX_BUFFER_F32 ? sizeof(float) : sizeof(int64_t));
+}
+
+/* `steps` Mixup steps of batch n (the last one smaller), an eval forward
+ * between them, or a prediction (which on the cpu backend folds its weights
+ * into a gradient slot of the training arena). */
+static inline void train_steps(mx_model *m, size_t steps, size_t n, int predict)
+{
+    const size_t d = mx_model_input_size(m), C = mx_model_get_spec(m)->num_classes;
+    mx_normalizer nz;
+    float mean = 0, std = 1;
+    mx_normalizer_init(&nz, 1, &mean, &std);
+    mx_mixup_config mixup = mx_mixup_config_default();
+    mx_sgd_config sgd = {0.9, 1, 5e-4};
+    mx_stepper s;
+    CHECK_OK(mx_stepper_init(&s, m, &nz, &mixup, &sgd));
+    mx_rng data, mix;
+    mx_rng_init(&data, 77, 0);
+    mx_rng_init(&mix, 78, MX_STREAM_MIXUP);
+    float *x = malloc(n * d * sizeof *x);
+    int32_t *labels = malloc(n * sizeof *labels);
+    for (size_t k = 0; k < steps; k++) {
+        size_t b = k + 1 == steps ? n - 1 : n;
+        random_fill(&data, x, b * d);
+        for (size_t i = 0; i < b; i++) labels[i] = (int32_t)mx_rng_below(&data, (uint32_t)C);
+        double loss = mx_stepper_step_batch(&s, x, labels, b, &mix, 0.05);
+        CHECK(isfinite(loss));
+        mx_model_set_training(m, 0);
+        if (predict) CHECK(mx_model_predict(m, x, n) != NULL);
+        else mx_model_forward(m, x, 2);
+    }
+    free(x), free(labels);
+    mx_stepper_free(&s);
 }
 
 #endif

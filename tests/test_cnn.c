@@ -741,33 +741,6 @@ static void test_checkpoint_buffers(void)
 
 /* ---- determinism ---- */
 
-static void train_steps(mx_model *m, size_t steps)
-{
-    const size_t n = 4, d = 144;
-    mx_normalizer nz;
-    float mean = 0, std = 1;
-    mx_normalizer_init(&nz, 1, &mean, &std);
-    mx_mixup_config mixup = mx_mixup_config_default();
-    mx_sgd_config sgd = {0.9, 1, 5e-4};
-    mx_stepper s;
-    CHECK_OK(mx_stepper_init(&s, m, &nz, &mixup, &sgd));
-    mx_rng data, mix;
-    mx_rng_init(&data, 77, 0);
-    mx_rng_init(&mix, 78, MX_STREAM_MIXUP);
-    float x[4 * 144];
-    int32_t labels[4];
-    for (size_t k = 0; k < steps; k++) {
-        random_fill(&data, x, n * d);
-        for (size_t i = 0; i < n; i++) labels[i] = (int32_t)mx_rng_below(&data, 3);
-        double loss = mx_stepper_step_batch(&s, x, labels, n, &mix, 0.05);
-        CHECK(isfinite(loss));
-        /* An evaluation between steps (eval mode) must not disturb training. */
-        mx_model_set_training(m, 0);
-        mx_model_forward(m, x, 2);
-    }
-    mx_stepper_free(&s);
-}
-
 static void test_determinism(void)
 {
     mx_model *a = make("resnet20", 1, 12, 12, 3, 4), *b = make("resnet20", 1, 12, 12, 3, 4);
@@ -778,8 +751,8 @@ static void test_determinism(void)
     CHECK(memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0);
     float *init = malloc(count * sizeof(float));
     memcpy(init, mx_model_params(a), count * sizeof(float));
-    train_steps(a, 3);
-    train_steps(b, 3);
+    train_steps(a, 3, 4, 0);
+    train_steps(b, 3, 4, 0);
     unsigned char *ba = malloc(bytes), *bb = malloc(bytes);
     snapshot_buffers(a, ba);
     snapshot_buffers(b, bb);
