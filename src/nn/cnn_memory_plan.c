@@ -182,9 +182,10 @@ static void slot_busy(const cnn_graph *g, int s, uint8_t *busy)
  * and a shared buffer holds its tensors during the forward, except for the
  * batch-norm outputs the backward recomputes into their own buffer (from
  * node `first` down to the batch norm b, plan_recompute): so a buffer fits
- * in a slot that no backward of those stretches uses (resnet20-bf16 at batch 128: 24 MiB fewer, its
- * shared buffers holding forward-only tensors). One buffer per slot; slots are sized for the largest
- * tensor, so any fits. A prediction writes the shared buffers too, so a
+ * in a slot that no backward of those stretches uses (resnet20-bf16 at
+ * batch 128: 24 MiB fewer, its shared buffers holding forward-only
+ * tensors). One buffer per slot; slots are sized for the largest tensor, so
+ * any fits. A prediction writes the shared buffers too, so a
  * backend keeps its prediction cache in slot 0 only where none is placed
  * there (cnn_graph.slot0_shared). */
 static void place_shared(const cnn_graph *g, size_t num_shared, int *in_slot)
