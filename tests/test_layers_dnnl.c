@@ -4,7 +4,8 @@
  * both backwards, in place), max/avg pooling, linear; on odd sizes, strides
  * 1/2/3, padding 0/1/2, batch 1 and 7; convolutions on nChw16c activations.
  * Also: executing a plan again repeats
- * bit for bit, plans survive the context's scratch growing, and shape or
+ * bit for bit, plans survive the context's scratch growing (by a plan or the
+ * caller's own reserve) and what the caller leaves there, and shape or
  * argument mismatches are MX_ERR_ARG. */
 #include <stdint.h>
 #include <stdio.h>
@@ -650,6 +651,18 @@ static void test_scratch_growth(void)
     CHECK_OK(mx_dnnl_conv2d_forward(small, n, x, w, NULL, y2));
     CHECK(same(y, y2, ny));
     printf("scratch: %zu bytes for the small plan, %zu after the big one\n", before, mx_dnnl_context_scratch_bytes(ctx));
+    /* The caller's own kernels' share (mx_dnnl_context_reserve): no smaller
+     * than asked, 64-byte aligned, never shrunk, and the plans still run
+     * alike from the moved scratch, over whatever the caller left there. */
+    const size_t grown = mx_dnnl_context_scratch_bytes(ctx);
+    CHECK_OK(mx_dnnl_context_reserve(ctx, grown / 2));
+    CHECK(mx_dnnl_context_scratch_bytes(ctx) == grown);
+    CHECK_OK(mx_dnnl_context_reserve(ctx, 3 * grown + 5));
+    CHECK(mx_dnnl_context_scratch_bytes(ctx) >= 3 * grown + 5);
+    CHECK((uintptr_t)mx_dnnl_context_scratch(ctx) % 64 == 0);
+    memset(mx_dnnl_context_scratch(ctx), 0xff, mx_dnnl_context_scratch_bytes(ctx)); /* NaNs as floats */
+    CHECK_OK(mx_dnnl_conv2d_forward(small, n, x, w, NULL, y2));
+    CHECK(same(y, y2, ny));
     mx_dnnl_conv2d_plan_free(small);
     mx_dnnl_conv2d_plan_free(big);
     mx_dnnl_context_free(ctx);

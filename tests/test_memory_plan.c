@@ -3,7 +3,8 @@
  * shared buffers, those buffers in idle gradient slots, the prediction
  * weights in a slot, residual adds in place, float32 batch-norm outputs
  * recomputed into the input gradient's buffer, bfloat16 convolution inputs
- * written again for the backward. Each gives the bits of the model without
+ * written again for the backward, mixreg's own kernels' buffers in oneDNN's
+ * scratch. Each gives the bits of the model without
  * it, in less memory. Two threads throughout. */
 #include <math.h>
 #include <stdio.h>
@@ -272,6 +273,50 @@ static void test_bf16_inputs_restaged(void)
     }
 }
 
+/* mixreg's own convolution kernels take their buffers from the oneDNN
+ * context's scratch (cnn_cpu_wino_u), which moves when it grows: a model
+ * whose scratch is moved and filled with NaNs between its steps and
+ * predictions (each step's last batch is a new size, so plans are made and
+ * grow it there too) ends with the bits of its twin, and the Winograd and
+ * narrow kernels did run from it. */
+static void test_kernel_scratch_moves(void)
+{
+    static const size_t layouts[2] = {8, 16};
+    for (size_t run = 0; run < 2; run++) {
+        const size_t B = 6;
+        set_block(layouts[run]);
+        mx_model *a, *b;
+        if (!make_twins("resnet20", MX_PRECISION_FP32, B, &a, &b)) continue;
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        size_t own_kernels = 0;
+        for (size_t k = 0; k < ga->num_nodes; k++) {
+            const cnn_cpu_node *cn = cnn_cpu_node_of(ga, k);
+            own_kernels += cn->wino || cn->train_wino || cn->narrow || cn->narrow_blocked;
+        }
+        CHECK(own_kernels > 0 && cnn_cpu_of(ga)->kernel_scratch_bytes > 0);
+        CHECK(mx_dnnl_context_scratch_bytes(cnn_cpu_of(ga)->dnnl) >= cnn_cpu_of(ga)->kernel_scratch_bytes);
+        mx_model_init_params(a, 71);
+        mx_model_init_params(b, 71);
+        size_t moves = 0;
+        for (int step = 0; step < 3; step++) {
+            train_steps(a, 1, B, 1);
+            mx_dnnl_context *ctx = cnn_cpu_of(gb)->dnnl;
+            const void *before = mx_dnnl_context_scratch(ctx);
+            CHECK_OK(mx_dnnl_context_reserve(ctx, 2 * mx_dnnl_context_scratch_bytes(ctx)));
+            memset(mx_dnnl_context_scratch(ctx), 0xff, mx_dnnl_context_scratch_bytes(ctx));
+            moves += mx_dnnl_context_scratch(ctx) != before;
+            train_steps(b, 1, B, 1);
+        }
+        const int same = same_state(a, b);
+        CHECK(same && moves == 3);
+        printf("  resnet20 fp32, %s: %zu layers on mixreg's own kernels, %zu bytes of their buffers in oneDNN's "
+               "scratch; moved 3 times, %s\n", layout_name(g_block), own_kernels,
+               cnn_cpu_of(ga)->kernel_scratch_bytes, same ? "the same bits" : "other bits");
+        mx_model_free(a), mx_model_free(b);
+    }
+    set_block(0);
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -282,5 +327,6 @@ int main(void)
     test_bf16_inputs_restaged();
     test_adds_in_place();
     test_recompute_in_dx();
+    test_kernel_scratch_moves();
     CHECK_DONE();
 }

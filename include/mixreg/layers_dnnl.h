@@ -46,6 +46,14 @@ mx_status mx_dnnl_context_create(mx_dnnl_context **out);
 void mx_dnnl_context_free(mx_dnnl_context *ctx);
 /* Bytes of scratch the context holds now (the largest plan's need). */
 size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx);
+/* The caller's own kernels may use the scratch between plan calls, so that
+ * their buffers and the plans' take the same memory: reserve grows it to at
+ * least `bytes` (64-byte aligned, contents undefined), and scratch gives its
+ * address now. What the caller leaves there is gone at its next plan call,
+ * and the address moves when a new plan (or reserve) grows it: ask again
+ * after making plans. */
+mx_status mx_dnnl_context_reserve(mx_dnnl_context *ctx, size_t bytes);
+void *mx_dnnl_context_scratch(const mx_dnnl_context *ctx);
 
 /* 1 when oneDNN has bfloat16 convolution kernels on this CPU (AVX-512 ones;
  * none on AVX2-only machines), asked once per process with a tiny plan. */

@@ -99,12 +99,9 @@ typedef struct {
     size_t bn_sums_ready;        /* the batch norm whose backward sums the residual add's backward left in
                                     bn_partial (cnn_cpu_add_bn_sums), CNN_NONE: none */
     float *fold;                 /* one convolution's folded weights and bias */
-    float *wino_u;               /* one convolution's weights in the Winograd domain (64-byte aligned), or
-                                    its input gradient's (train_wino) */
-    float *wino_scratch;         /* the Winograd layers' buffers: CNN_WINO_GEMM's chunks
-                                    (mx_wino_gemm_scratch_floats), CNN_WINO_TILES's weight-gradient sums
-                                    (mx_wino_dw_scratch_floats) for scratch_threads */
-    float *narrow_scratch;       /* the narrow convolutions' (mx_conv_narrow_scratch_floats) for scratch_threads */
+    size_t wino_scratch_at;      /* bytes of the Winograd weights before the Winograd layers' buffers in the
+                                    kernel scratch (cnn_cpu_wino_u) */
+    size_t kernel_scratch_bytes; /* the most that scratch holds at once */
     int scratch_threads;         /* OpenMP threads when planned: the per-thread scratch is for this many (more
                                     at a call: a narrow layer runs on oneDNN, a weights' gradient on these) */
     int pred_chunked;            /* prediction splits large batches (a network of at most 64 channels with
@@ -122,6 +119,25 @@ typedef struct {
 
 static inline cnn_cpu_graph *cnn_cpu_of(const cnn_graph *g) { return g->state; }
 static inline cnn_cpu_node *cnn_cpu_node_of(const cnn_graph *g, size_t k) { return g->nodes[k].state; }
+
+/* mixreg's own convolution kernels' buffers live in the oneDNN context's
+ * scratch (mx_dnnl_context_reserve): they run between plan calls, never
+ * inside one, and so take the same memory as the plans' reorders and
+ * scratchpads (preact18 fp32: 88 MB of Winograd buffers and a 78 MB oneDNN
+ * scratch). The address moves when a plan is made: ask at each use.
+ *  - wino_u: one convolution's weights in the Winograd domain, or its input
+ *    gradient's (train_wino);
+ *  - wino_scratch, after it: CNN_WINO_GEMM's chunks (mx_wino_gemm_scratch_floats),
+ *    CNN_WINO_TILES's weight-gradient sums (mx_wino_dw_scratch_floats) for
+ *    scratch_threads;
+ *  - narrow: the narrow convolutions' (mx_conv_narrow_scratch_floats) for
+ *    scratch_threads; a narrow layer runs no Winograd kernel. */
+static inline float *cnn_cpu_wino_u(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
+static inline float *cnn_cpu_wino_scratch(const cnn_graph *g)
+{
+    return (float *)((unsigned char *)mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl) + cnn_cpu_of(g)->wino_scratch_at);
+}
+static inline float *cnn_cpu_narrow_scratch(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 
 /* ---- plans (cnn_cpu_plan.c) ---- */
 /* Chooses each tensor's layout and the inference fusions, makes the state

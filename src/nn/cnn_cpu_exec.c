@@ -80,7 +80,7 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
     *relu_done = 0;
     if (pl->conv && narrow_runs(p, k)) {
         *relu_done = nd->relu;
-        return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, nd->relu, y, cnn_cpu_of(p->g)->narrow_scratch);
+        return mx_conv_narrow_forward(&nd->conv, p->n, x, w, b, nd->relu, y, cnn_cpu_narrow_scratch(p->g));
     }
     /* Into nChw16c oneDNN's AVX-512 forward is the faster (lenet5's evaluation
      * 163-171K img/s against 134-143K with this kernel); its weights'
@@ -88,20 +88,20 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
     if (pl->conv && narrow_blocked_runs(p, k) && p->g->tensors[nd->out].blocked == 8) {
         *relu_done = nd->relu;
         return mx_conv_narrow_forward_blocked(&nd->conv, p->g->tensors[nd->out].blocked, p->n, x, w, b, nd->relu, y,
-                                              cnn_cpu_of(p->g)->narrow_scratch);
+                                              cnn_cpu_narrow_scratch(p->g));
     }
     const int wino = pl->conv ? wino_kernel(p, k) : CNN_WINO_NONE;
     if (wino != CNN_WINO_NONE) *relu_done = nd->relu;
     if (wino == CNN_WINO_TILES) {
-        float *u = cnn_cpu_of(p->g)->wino_u;
+        float *u = cnn_cpu_wino_u(p->g);
         mx_wino_transform_weights(&nd->conv, w, u);
         mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, nd->relu, y);
         return MX_OK;
     }
     if (wino == CNN_WINO_GEMM) {
-        const cnn_cpu_graph *cs = cnn_cpu_of(p->g);
-        mx_wino_gemm_transform_weights(&nd->conv, w, 0, cs->wino_u);
-        return mx_wino_gemm_forward(&nd->conv, p->n, x, cs->wino_u, b, NULL, nd->relu, y, cs->wino_scratch);
+        float *u = cnn_cpu_wino_u(p->g);
+        mx_wino_gemm_transform_weights(&nd->conv, w, 0, u);
+        return mx_wino_gemm_forward(&nd->conv, p->n, x, u, b, NULL, nd->relu, y, cnn_cpu_wino_scratch(p->g));
     }
     if (!pl->conv) return cnn_backend_ref.conv_forward(p, k, x, y, relu_done);
     *relu_done = cnn_cpu_conv_plan_relu(p->g, k, p->inference);
@@ -265,29 +265,29 @@ static mx_status conv_backward_of(const cnn_pass *p, size_t k, const float *x, f
         }
         if (!weights) return MX_OK;
         return narrow_runs(p, k) ? mx_conv_narrow_backward_weights(&nd->conv, p->n, x, dy, dw, db,
-                                                                   cnn_cpu_of(p->g)->narrow_scratch)
+                                                                   cnn_cpu_narrow_scratch(p->g))
                                  : mx_conv_narrow_backward_weights_blocked(&nd->conv, p->g->tensors[nd->out].blocked,
                                                                            p->n, x, dy, dw, db,
-                                                                           cnn_cpu_of(p->g)->narrow_scratch);
+                                                                           cnn_cpu_narrow_scratch(p->g));
     }
     const int wino = wino_kernel(p, k);
     if (wino) {
-        const cnn_cpu_graph *cs = cnn_cpu_of(p->g);
+        float *u = cnn_cpu_wino_u(p->g), *scratch = cnn_cpu_wino_scratch(p->g);
         if (dx) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
             if (wino == CNN_WINO_TILES) {
-                mx_wino_transform_weights_dx(&nd->conv, w, cs->wino_u);
-                mx_wino_forward(&t, p->n, dy, cs->wino_u, NULL, NULL, 0, dx);
+                mx_wino_transform_weights_dx(&nd->conv, w, u);
+                mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
             } else {
-                mx_wino_gemm_transform_weights(&t, w, 1, cs->wino_u);
-                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, cs->wino_u, NULL, NULL, 0, dx, cs->wino_scratch);
+                mx_wino_gemm_transform_weights(&t, w, 1, u);
+                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, u, NULL, NULL, 0, dx, scratch);
                 if (st != MX_OK) return st;
             }
         }
         if (!weights) return MX_OK;
-        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch,
-                                                                 cs->scratch_threads)
-                                      : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, cs->wino_scratch);
+        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, scratch,
+                                                                 cnn_cpu_of(p->g)->scratch_threads)
+                                      : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, scratch);
     }
     /* Its producer wrote x into the plan's room in the forward (cnn_cpu_bf16_copy_of): again now. */
     if (x_kept && weights && cnn_cpu_conv_input_restaged(p->g, k) && x_kept == mx_dnnl_conv2d_x_room(pl->conv))

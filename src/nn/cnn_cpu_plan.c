@@ -318,13 +318,11 @@ static mx_status plan_fusion(cnn_graph *g)
     }
     if (folded && !(cs->fold = malloc(folded * sizeof(float))))
         return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    if (wino_floats && !(cs->wino_u = aligned_alloc(64, (wino_floats * sizeof(float) + 63) / 64 * 64)))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    if (scratch_floats && !(cs->wino_scratch = aligned_alloc(64, (scratch_floats * sizeof(float) + 63) / 64 * 64)))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    /* In the oneDNN context's scratch (cnn_cpu_wino_u), made in cnn_cpu_prepare. */
+    cs->wino_scratch_at = (wino_floats * sizeof(float) + 63) / 64 * 64;
+    cs->kernel_scratch_bytes = cs->wino_scratch_at + scratch_floats * sizeof(float);
+    if (narrow_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = narrow_floats * sizeof(float);
     cs->scratch_threads = threads;
-    if (narrow_floats && !(cs->narrow_scratch = malloc(narrow_floats * sizeof(float))))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* pred_cache: per fused convolution its folded weights and bias, then its
      * Winograd weights, each start 64-byte aligned. */
     size_t cache = 0;
@@ -456,6 +454,7 @@ mx_status cnn_cpu_prepare(cnn_graph *g)
     mx_status st = cnn_cpu_assign_layouts(g);
     if (st == MX_OK) st = plan_fusion(g);
     if (st == MX_OK) st = mx_dnnl_context_create(&cs->dnnl);
+    if (st == MX_OK) st = mx_dnnl_context_reserve(cs->dnnl, cs->kernel_scratch_bytes);
     return st;
 }
 
@@ -578,9 +577,6 @@ void cnn_cpu_release(cnn_graph *g)
     cnn_cpu_unplan(g);
     mx_dnnl_context_free(cs->dnnl);
     free(cs->fold);
-    free(cs->wino_u);
-    free(cs->wino_scratch);
-    free(cs->narrow_scratch);
     free(cs->pred_cache_own);
     free(cs->node);
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;

@@ -71,14 +71,14 @@ static void fold_scales(const mx_model *m, const cnn_graph *g, size_t k, float *
 /* Convolution nd's weights as cnn_predict runs them: the batch norm after it
  * folded in (fold_bn), then for the Winograd kernel transformed (*u); into
  * the node's place in the graph's pred_cache when it has one, else into the
- * shared g->fold and g->wino_u. */
+ * shared g->fold and the kernel scratch's (cnn_cpu_wino_u). */
 static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w, const float **b,
                             const float **u)
 {
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
     const cnn_node *nd = &g->nodes[k];
     const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-    float *fw = cs->fold, *fu = cs->wino_u;
+    float *fw = cs->fold, *fu = cnn_cpu_wino_u(g);
     if (cn->pred_cache_at != CNN_NONE) {
         fw = cs->pred_cache + cn->pred_cache_at;
         fu = fw + (cn->fold_bn >= 0 ? cn->pred_cache_wino_at : 0);
@@ -142,7 +142,7 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
         float *Y = g->tensors[cn->pred_out].data;
         const float *X = cnn_tensor_data(g, nd->in), *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
         if (u && cn->wino == CNN_WINO_GEMM)
-            st = mx_wino_gemm_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y, cs->wino_scratch);
+            st = mx_wino_gemm_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y, cnn_cpu_wino_scratch(g));
         else if (u) mx_wino_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y);
         else st = mx_dnnl_conv2d_forward_add(plans->node[k].conv, n, X, w, b, addend, Y);
         cnn_charge(g, CNN_CONV, 0, &t);

@@ -49,6 +49,22 @@ void mx_dnnl_context_free(mx_dnnl_context *ctx)
 
 size_t mx_dnnl_context_scratch_bytes(const mx_dnnl_context *ctx) { return ctx->scratch_bytes; }
 
+void *mx_dnnl_context_scratch(const mx_dnnl_context *ctx) { return ctx->scratch; }
+
+/* The old contents are not kept: nothing lives in the scratch from one call
+ * to the next. */
+mx_status mx_dnnl_context_reserve(mx_dnnl_context *ctx, size_t bytes)
+{
+    if (bytes <= ctx->scratch_bytes) return MX_OK;
+    bytes = (bytes + MXD_ALIGN - 1) / MXD_ALIGN * MXD_ALIGN;
+    unsigned char *grown = aligned_alloc(MXD_ALIGN, bytes);
+    if (!grown) return mx_error_set(MX_ERR_NOMEM, "oneDNN: %zu bytes of scratch: out of memory", bytes);
+    free(ctx->scratch);
+    ctx->scratch = grown;
+    ctx->scratch_bytes = bytes;
+    return MX_OK;
+}
+
 size_t mxd_reserve(mxd_plan *plan, size_t bytes)
 {
     size_t offset = plan->scratch_bytes;
@@ -164,14 +180,7 @@ mx_status mxd_plan_finish(mxd_plan *plan)
 {
     if (plan->phase_bytes > plan->scratch_bytes) plan->scratch_bytes = plan->phase_bytes;
     plan->pad_offset = mxd_reserve(plan, plan->pad_bytes);
-    mx_dnnl_context *ctx = plan->ctx;
-    if (plan->scratch_bytes <= ctx->scratch_bytes) return MX_OK;
-    unsigned char *grown = aligned_alloc(MXD_ALIGN, plan->scratch_bytes);
-    if (!grown) return mx_error_set(MX_ERR_NOMEM, "oneDNN: %zu bytes of scratch: out of memory", plan->scratch_bytes);
-    free(ctx->scratch);
-    ctx->scratch = grown;
-    ctx->scratch_bytes = plan->scratch_bytes;
-    return MX_OK;
+    return mx_dnnl_context_reserve(plan->ctx, plan->scratch_bytes);
 }
 
 /* ---- ports -------------------------------------------------------------------- */
