@@ -23,37 +23,49 @@
 /* Predictions against the eval forward: float32 sums in other orders. */
 #define RTOL 1e-4
 
-/* A model trained at a batch whose gradient slot holds the prediction
- * weights (cnn_cpu_plan: resnet20 at 32x32 from about 84 samples) keeps
+/* A model trained at a batch whose first gradient slot holds the
+ * prediction weights (cnn_cpu_plan: resnet20 at 32x32 from about 84
+ * samples, all its folded weights in pred_cache; preact18, too wide for
+ * pred_cache, from 37 samples, one convolution's at a time in fold) keeps
  * them there: predictions between steps leave the training as it was, and
  * agree with the eval forward. */
-static void test_pred_cache_in_slot(void)
+static void test_pred_weights_in_slot(void)
 {
-    const size_t B = 96;
-    mx_model *a = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU), *c = make("resnet20", 1, 32, 32, 3, B, MX_BACKEND_CPU);
-    float *x = malloc(B * 32 * 32 * sizeof *x), *eval = malloc(B * 3 * sizeof *eval);
-    if (a && c && x && eval) {
-        const cnn_graph *g = ((const struct mx_model *)c)->impl;
-        CHECK(cnn_cpu_of(g)->pred_cache_floats > 0 && cnn_cpu_of(g)->pred_cache == g->slots[0]);
-        mx_model_init_params(a, 23);
-        mx_model_init_params(c, 23);
-        train_steps(a, 2, B, 0);
-        train_steps(c, 2, B, 1);
-        CHECK(same_state(a, c));
-        mx_rng rng;
-        mx_rng_init(&rng, 24, 0);
-        random_fill(&rng, x, B * 32 * 32);
-        mx_model_set_training(c, 0);
-        memcpy(eval, mx_model_forward(c, x, B), B * 3 * sizeof *eval);
-        const double e = norm_error(mx_model_predict(c, x, B), eval, B * 3);
-        CHECK(e <= RTOL);
-        printf("  resnet20 at batch %zu: the prediction weights in the first gradient slot; training unchanged by "
-               "predictions between steps, logits %.1e from the eval forward\n", B, e);
-    } else {
-        CHECK(0);
+    static const struct {
+        const char *arch;
+        size_t B;
+    } runs[2] = {{"resnet20", 96}, {"preact18", 40}};
+    for (size_t r = 0; r < 2; r++) {
+        const size_t B = runs[r].B, d = 32 * 32;
+        mx_model *a = make(runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
+        mx_model *c = make(runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
+        float *x = malloc(B * d * sizeof *x), *eval = malloc(B * 3 * sizeof *eval);
+        if (a && c && x && eval) {
+            const cnn_graph *g = ((const struct mx_model *)c)->impl;
+            const cnn_cpu_graph *cs = cnn_cpu_of(g);
+            CHECK(r == 0 ? cs->pred_cache_floats > 0 && cs->pred_cache == g->slots[0]
+                         : cs->pred_cache_floats == 0 && cs->fold_floats > 0 && cs->fold == g->slots[0]);
+            mx_model_init_params(a, 23);
+            mx_model_init_params(c, 23);
+            train_steps(a, 2, B, 0);
+            train_steps(c, 2, B, 1);
+            CHECK(same_state(a, c));
+            mx_rng rng;
+            mx_rng_init(&rng, 24, 0);
+            random_fill(&rng, x, B * d);
+            mx_model_set_training(c, 0);
+            memcpy(eval, mx_model_forward(c, x, B), B * 3 * sizeof *eval);
+            const double e = norm_error(mx_model_predict(c, x, B), eval, B * 3);
+            CHECK(e <= RTOL);
+            printf("  %s at batch %zu: the prediction weights (%s) in the first gradient slot; training unchanged by "
+                   "predictions between steps, logits %.1e from the eval forward\n", runs[r].arch, B,
+                   r == 0 ? "all, folded" : "one convolution's at a time", e);
+        } else {
+            CHECK(0);
+        }
+        mx_model_free(a), mx_model_free(c);
+        free(x), free(eval);
     }
-    mx_model_free(a), mx_model_free(c);
-    free(x), free(eval);
 }
 
 /* The memory plan: on the cpu backend batch norms' ReLU outputs are
@@ -322,7 +334,7 @@ int main(void)
     mx_set_threads(2);
     printf("memory plan\n");
     test_memory_plan();
-    test_pred_cache_in_slot();
+    test_pred_weights_in_slot();
     test_shared_in_slots();
     test_bf16_inputs_restaged();
     test_adds_in_place();

@@ -316,8 +316,7 @@ static mx_status plan_fusion(cnn_graph *g)
         }
         if (scratch > scratch_floats) scratch_floats = scratch;
     }
-    if (folded && !(cs->fold = malloc(folded * sizeof(float))))
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    cs->fold_floats = folded; /* placed by cnn_cpu_plan */
     /* In the oneDNN context's scratch (cnn_cpu_wino_u), made in cnn_cpu_prepare. */
     cs->wino_scratch_at = (wino_floats * sizeof(float) + 63) / 64 * 64;
     cs->kernel_scratch_bytes = cs->wino_scratch_at + scratch_floats * sizeof(float);
@@ -546,12 +545,23 @@ mx_status cnn_cpu_plan(cnn_graph *g)
     /* A prediction never runs inside a training step, so the weights it
      * folds may go where the backward keeps activation gradients, unless
      * activations the prediction writes live there too. */
+    const int slot0_idle = !g->predict_only && g->num_slots && !g->slot0_shared;
     const size_t cache = cs->pred_cache_floats;
-    if (st == MX_OK && cache && !g->predict_only && g->num_slots && !g->slot0_shared && B * g->largest >= cache) {
+    if (st == MX_OK && cache && slot0_idle && B * g->largest >= cache) {
         cs->pred_cache = g->slots[0];
     } else if (st == MX_OK && cache) {
         if (!cs->pred_cache_own) cs->pred_cache_own = aligned_alloc(64, (cache * sizeof(float) + 63) / 64 * 64);
         if (!(cs->pred_cache = cs->pred_cache_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    /* So may the one convolution's folded weights (preact18: 9 MiB): they
+     * serve only models without pred_cache (whose weights all fold into it),
+     * so the two never meet in the slot. */
+    const size_t fold = cs->fold_floats;
+    if (st == MX_OK && fold && slot0_idle && B * g->largest >= fold) {
+        cs->fold = g->slots[0];
+    } else if (st == MX_OK && fold) {
+        if (!cs->fold_own) cs->fold_own = malloc(fold * sizeof(float));
+        if (!(cs->fold = cs->fold_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
     return st;
 }
@@ -567,7 +577,7 @@ void cnn_cpu_unplan(cnn_graph *g)
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &cs->plans[i]);
     free(cs->pred_logits);
     cs->pred_logits = NULL;
-    cs->pred_cache = NULL; /* maybe in the arena, which goes with the plan */
+    cs->pred_cache = cs->fold = NULL; /* maybe in the arena, which goes with the plan */
 }
 
 void cnn_cpu_release(cnn_graph *g)
@@ -576,7 +586,7 @@ void cnn_cpu_release(cnn_graph *g)
     if (!cs) return;
     cnn_cpu_unplan(g);
     mx_dnnl_context_free(cs->dnnl);
-    free(cs->fold);
+    free(cs->fold_own);
     free(cs->pred_cache_own);
     free(cs->node);
     for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].state = NULL;
