@@ -91,9 +91,11 @@ typedef struct cnn_backend {
     /* Whether batch norm node b's output, recomputed for convolution node
      * c's backward, may go where that backward writes its input gradient:
      * the convolution reads it (for its weights' gradient) before it writes
-     * there, no other backward reads it, and the batch norm's backward takes
-     * its ReLU's mask from its input. The recomputed output then needs no
-     * buffer of its own in the backward (NULL: never). */
+     * there, the batch norm's backward takes its ReLU's mask from its input,
+     * and any other backward reading it is a convolution's (the memory plan
+     * asks for each: all recompute it, or one does into a buffer of its
+     * own). The recomputed output then needs no buffer of its own in the
+     * backward (NULL: never). */
     int (*recompute_in_dx)(const struct cnn_graph *g, size_t b, size_t c);
 
     /* Fills pass->be and pass->set for a batch of pass->n (inference: for

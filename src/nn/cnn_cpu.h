@@ -99,8 +99,8 @@ typedef struct {
     size_t bn_sums_ready;        /* the batch norm whose backward sums the residual add's backward left in
                                     bn_partial (cnn_cpu_add_bn_sums), CNN_NONE: none */
     float *fold;                 /* one convolution's folded weights and bias, for prediction without
-                                    pred_cache: in the first gradient slot as pred_cache (cnn_cpu_plan),
-                                    else fold_own; NULL while unplanned */
+                                    pred_cache: in a fused convolution's output buffer (cnn_cpu_plan), else
+                                    fold_own; NULL while unplanned */
     float *fold_own;
     size_t fold_floats;
     size_t wino_scratch_at;      /* bytes of the Winograd weights before the Winograd layers' buffers in the

@@ -213,10 +213,10 @@ int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k)
 
 /* cnn_backend.recompute_in_dx: a float32 model's batch norm with a ReLU on
  * a blocked tensor (its backward then takes the ReLU's mask from its input
- * and the forward's constants, as bfloat16 models' do), whose output
- * convolution c alone reads in the backward (residual adds read no values
- * there). c's backward reads it before writing its input gradient over it
- * (conv_backward). */
+ * and the forward's constants, as bfloat16 models' do), whose output only
+ * convolutions read in the backward (residual adds read no values there),
+ * c among them. c's backward reads it before writing its input gradient
+ * over it (conv_backward). */
 int cnn_cpu_recompute_in_dx(const cnn_graph *g, size_t b, size_t c)
 {
     const cnn_node *bn = &g->nodes[b];
@@ -224,7 +224,8 @@ int cnn_cpu_recompute_in_dx(const cnn_graph *g, size_t b, size_t c)
         !g->tensors[bn->in].blocked || g->nodes[c].op != CNN_CONV || g->nodes[c].in != bn->out)
         return 0;
     for (size_t j = 0; j < g->num_nodes; j++)
-        if (j != c && g->nodes[j].op != CNN_ADD && (g->nodes[j].in == bn->out || g->nodes[j].in2 == bn->out))
+        if (g->nodes[j].op != CNN_CONV && g->nodes[j].op != CNN_ADD &&
+            (g->nodes[j].in == bn->out || g->nodes[j].in2 == bn->out))
             return 0;
     return 1;
 }

@@ -545,21 +545,26 @@ mx_status cnn_cpu_plan(cnn_graph *g)
     /* A prediction never runs inside a training step, so the weights it
      * folds may go where the backward keeps activation gradients, unless
      * activations the prediction writes live there too. */
-    const int slot0_idle = !g->predict_only && g->num_slots && !g->slot0_shared;
     const size_t cache = cs->pred_cache_floats;
-    if (st == MX_OK && cache && slot0_idle && B * g->largest >= cache) {
+    if (st == MX_OK && cache && !g->predict_only && g->num_slots && !g->slot0_shared && B * g->largest >= cache) {
         cs->pred_cache = g->slots[0];
     } else if (st == MX_OK && cache) {
         if (!cs->pred_cache_own) cs->pred_cache_own = aligned_alloc(64, (cache * sizeof(float) + 63) / 64 * 64);
         if (!(cs->pred_cache = cs->pred_cache_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
-    /* So may the one convolution's folded weights (preact18: 9 MiB): they
-     * serve only models without pred_cache (whose weights all fold into it),
-     * so the two never meet in the slot. */
+    /* Without pred_cache, the prediction folds each convolution's batch norm
+     * into one buffer as it goes (preact18: 9 MiB): in a model planned for
+     * training, that may be the output of such a convolution, kept for the
+     * backward alone: the prediction writes the batch norm's output instead. */
     const size_t fold = cs->fold_floats;
-    if (st == MX_OK && fold && slot0_idle && B * g->largest >= fold) {
-        cs->fold = g->slots[0];
-    } else if (st == MX_OK && fold) {
+    cs->fold = NULL;
+    for (size_t k = 0; st == MX_OK && fold && !g->predict_only && !cs->fold && k < g->num_nodes; k++) {
+        const int t = g->nodes[k].out;
+        if (g->nodes[k].op == CNN_CONV && cnn_cpu_node_of(g, k)->fold_bn >= 0 && g->tensors[t].shared < 0 &&
+            B * g->tensors[t].size * cnn_tensor_elem_bytes(g, t) >= fold * sizeof(float))
+            cs->fold = g->tensors[t].data;
+    }
+    if (st == MX_OK && fold && !cs->fold) {
         if (!cs->fold_own) cs->fold_own = malloc(fold * sizeof(float));
         if (!(cs->fold = cs->fold_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }

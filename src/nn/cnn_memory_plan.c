@@ -86,26 +86,49 @@ static int backward_reads(const cnn_graph *g, int t)
  * returns 1, or 0 when the output must be kept (the logits, a backend that
  * cannot, or a node that already recomputes another output). Where the
  * backend allows (cnn_backend.recompute_in_dx), the output is recomputed
- * into the buffer that convolution's backward writes its input gradient to,
- * read there before it is overwritten: the buffer it shares in the forward
- * is then free in the backward, and may lie in a gradient slot
- * (place_shared; resnet20 at batch 128: 16 MiB fewer). */
+ * instead before each reader's backward, into the buffer that convolution
+ * writes its input gradient to, read there before it is overwritten: the
+ * buffer it shares in the forward is then free in the backward, and may lie
+ * in a gradient slot (place_shared; resnet20 at batch 128: 16 MiB fewer). */
+static int reads_value(const cnn_node *nd, int t)
+{
+    return (nd->in == t || nd->in2 == t) && (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN);
+}
+
+/* Whether every backward reading batch norm node b's output is a
+ * convolution that may recompute it into its own input-gradient buffer
+ * (cnn_backend.recompute_in_dx). Then each does: a second reader (preact18's
+ * downsampling shortcut) costs one more batch-norm pass, and no buffer holds
+ * the output across the stretch between the two backwards (preact18 at batch
+ * 128: a 32 MiB buffer that found no idle gradient slot there). */
+static int recompute_in_each_dx(const cnn_graph *g, size_t b)
+{
+    if (g->no_recompute_in_dx || !g->be->recompute_in_dx) return 0;
+    size_t readers = 0;
+    for (size_t j = b + 1; j < g->num_nodes; j++) {
+        const cnn_node *nd = &g->nodes[j];
+        if (!reads_value(nd, g->nodes[b].out)) continue;
+        if (nd->op != CNN_CONV || nd->recompute_bn >= 0 || !g->be->recompute_in_dx(g, b, j)) return 0;
+        readers++;
+    }
+    return readers > 0;
+}
+
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
     if (g->predict_only) return 1; /* no backward: nothing to recompute, nothing kept */
     if (!g->be->recomputes_bn_output || bn->op != CNN_BN || !bn->relu || b + 1 == g->num_nodes) return 0;
-    size_t first = b;
-    for (size_t j = b + 1; j < g->num_nodes; j++) {
-        const cnn_node *nd = &g->nodes[j];
-        if ((nd->in == bn->out || nd->in2 == bn->out) &&
-            (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN))
-            first = j;
+    if (recompute_in_each_dx(g, b)) {
+        for (size_t j = b + 1; j < g->num_nodes; j++)
+            if (reads_value(&g->nodes[j], bn->out)) g->nodes[j].recompute_bn = (int)b, g->nodes[j].recompute_in_dx = 1;
+        return 1;
     }
+    size_t first = b;
+    for (size_t j = b + 1; j < g->num_nodes; j++)
+        if (reads_value(&g->nodes[j], bn->out)) first = j;
     if (g->nodes[first].recompute_bn >= 0) return 0;
     g->nodes[first].recompute_bn = (int)b;
-    g->nodes[first].recompute_in_dx = !g->no_recompute_in_dx && g->be->recompute_in_dx && g->nodes[first].op == CNN_CONV &&
-                                      g->be->recompute_in_dx(g, b, first);
     return 1;
 }
 
