@@ -103,7 +103,7 @@ typedef struct {
                                     fold_own; NULL while unplanned */
     float *fold_own;
     size_t fold_floats;
-    size_t wino_scratch_at;      /* bytes of the Winograd weights before the Winograd layers' buffers in the
+    size_t wino_scratch_at;      /* bytes of the Winograd weights before the GEMM kernel's chunks in the
                                     kernel scratch (cnn_cpu_wino_u) */
     size_t kernel_scratch_bytes; /* the most that scratch holds at once */
     int scratch_threads;         /* OpenMP threads when planned: the per-thread scratch is for this many (more
@@ -127,13 +127,17 @@ static inline cnn_cpu_node *cnn_cpu_node_of(const cnn_graph *g, size_t k) { retu
 /* mixreg's own convolution kernels' buffers live in the oneDNN context's
  * scratch (mx_dnnl_context_reserve): they run between plan calls, never
  * inside one, and so take the same memory as the plans' reorders and
- * scratchpads (preact18 fp32: 88 MB of Winograd buffers and a 78 MB oneDNN
- * scratch). The address moves when a plan is made: ask at each use.
+ * scratchpads (preact18 fp32 at batch 128: 52 MiB of Winograd buffers
+ * beside a 78 MiB oneDNN scratch). The address moves when a plan is made:
+ * ask at each use.
  *  - wino_u: one convolution's weights in the Winograd domain, or its input
  *    gradient's (train_wino);
- *  - wino_scratch, after it: CNN_WINO_GEMM's chunks (mx_wino_gemm_scratch_floats),
- *    CNN_WINO_TILES's weight-gradient sums (mx_wino_dw_scratch_floats) for
- *    scratch_threads;
+ *  - wino_scratch, after it: CNN_WINO_GEMM's chunks (mx_wino_gemm_scratch_floats
+ *    without the weights' gradient);
+ *  - wino_sums, over both: the weights' gradient's buffers, which need no
+ *    transformed weights (CNN_WINO_TILES's per-thread sums,
+ *    mx_wino_dw_scratch_floats for scratch_threads; CNN_WINO_GEMM's chunks
+ *    and sums): preact18's 512-channel layers need 36 MiB for either;
  *  - narrow: the narrow convolutions' (mx_conv_narrow_scratch_floats) for
  *    scratch_threads; a narrow layer runs no Winograd kernel. */
 static inline float *cnn_cpu_wino_u(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
@@ -141,6 +145,7 @@ static inline float *cnn_cpu_wino_scratch(const cnn_graph *g)
 {
     return (float *)((unsigned char *)mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl) + cnn_cpu_of(g)->wino_scratch_at);
 }
+static inline float *cnn_cpu_wino_sums(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 static inline float *cnn_cpu_narrow_scratch(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 
 /* ---- plans (cnn_cpu_plan.c) ---- */

@@ -272,22 +272,23 @@ static mx_status conv_backward_of(const cnn_pass *p, size_t k, const float *x, f
     }
     const int wino = wino_kernel(p, k);
     if (wino) {
-        float *u = cnn_cpu_wino_u(p->g), *scratch = cnn_cpu_wino_scratch(p->g);
         if (dx) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
+            float *u = cnn_cpu_wino_u(p->g);
             if (wino == CNN_WINO_TILES) {
                 mx_wino_transform_weights_dx(&nd->conv, w, u);
                 mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
             } else {
                 mx_wino_gemm_transform_weights(&t, w, 1, u);
-                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, u, NULL, NULL, 0, dx, scratch);
+                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, u, NULL, NULL, 0, dx, cnn_cpu_wino_scratch(p->g));
                 if (st != MX_OK) return st;
             }
         }
         if (!weights) return MX_OK;
-        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, scratch,
+        float *sums = cnn_cpu_wino_sums(p->g);
+        return wino == CNN_WINO_TILES ? mx_wino_backward_weights(&nd->conv, p->n, x, dy, dw, db, sums,
                                                                  cnn_cpu_of(p->g)->scratch_threads)
-                                      : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, scratch);
+                                      : mx_wino_gemm_backward_weights(&nd->conv, p->n, x, dy, dw, db, sums);
     }
     /* Its producer wrote x into the plan's room in the forward (cnn_cpu_bf16_copy_of): again now. */
     if (x_kept && weights && cnn_cpu_conv_input_restaged(p->g, k) && x_kept == mx_dnnl_conv2d_x_room(pl->conv))

@@ -286,7 +286,7 @@ static mx_status plan_fusion(cnn_graph *g)
         cnn_cpu_node_of(g, k + 2)->fused = 1;
     }
     free(readers);
-    size_t wino_floats = 0, scratch_floats = 0, narrow_floats = 0;
+    size_t wino_floats = 0, chunk_floats = 0, sums_floats = 0, narrow_floats = 0;
     const int threads = omp_get_max_threads();
     int tiles_kernel = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
@@ -306,20 +306,26 @@ static mx_status plan_fusion(cnn_graph *g)
         tiles_kernel |= cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
         if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
             wino_floats = mx_wino_weight_floats(&nd->conv);
-        size_t scratch = cn->wino == CNN_WINO_GEMM ? mx_wino_gemm_scratch_floats(&nd->conv, 0) : 0;
-        if (cn->train_wino == CNN_WINO_TILES) scratch = mx_wino_dw_scratch_floats(&nd->conv, threads);
+        /* The GEMM kernel's chunks (forward, input gradient) go beside the
+         * transformed weights; the weights' gradient sums need none, so they
+         * start where those weights would (cnn_cpu_wino_sums). */
+        size_t chunks = cn->wino == CNN_WINO_GEMM ? mx_wino_gemm_scratch_floats(&nd->conv, 0) : 0, sums = 0;
+        if (cn->train_wino == CNN_WINO_TILES) sums = mx_wino_dw_scratch_floats(&nd->conv, threads);
         if (cn->train_wino == CNN_WINO_GEMM) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
-            const size_t both = mx_wino_gemm_scratch_floats(&nd->conv, 1), dx = mx_wino_gemm_scratch_floats(&t, 0);
-            if (both > scratch) scratch = both;
-            if (dx > scratch) scratch = dx;
+            const size_t forward = mx_wino_gemm_scratch_floats(&nd->conv, 0), dx = mx_wino_gemm_scratch_floats(&t, 0);
+            if (forward > chunks) chunks = forward;
+            if (dx > chunks) chunks = dx;
+            sums = mx_wino_gemm_scratch_floats(&nd->conv, 1);
         }
-        if (scratch > scratch_floats) scratch_floats = scratch;
+        if (chunks > chunk_floats) chunk_floats = chunks;
+        if (sums > sums_floats) sums_floats = sums;
     }
     cs->fold_floats = folded; /* placed by cnn_cpu_plan */
     /* In the oneDNN context's scratch (cnn_cpu_wino_u), made in cnn_cpu_prepare. */
     cs->wino_scratch_at = (wino_floats * sizeof(float) + 63) / 64 * 64;
-    cs->kernel_scratch_bytes = cs->wino_scratch_at + scratch_floats * sizeof(float);
+    cs->kernel_scratch_bytes = cs->wino_scratch_at + chunk_floats * sizeof(float);
+    if (sums_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = sums_floats * sizeof(float);
     if (narrow_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = narrow_floats * sizeof(float);
     cs->scratch_threads = threads;
     /* pred_cache: per fused convolution its folded weights and bias, then its
