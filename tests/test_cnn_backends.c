@@ -45,7 +45,7 @@
 #define RTOL 1e-4
 #define GRAD_RTOL 5e-4
 /* Convolutions of 64 channels and more run Winograd kernels on the cpu
- * backend (cnn_cpu_plan.c), whose transforms round more: the gradients of a model
+ * backend (cnn_cpu_choice.c), whose transforms round more: the gradients of a model
  * with them get this tolerance instead (preact18 measured 6.3e-4). */
 #define GRAD_RTOL_WINOGRAD 1.5e-3
 /* ... and their batch-norm running statistics this one: a batch variance

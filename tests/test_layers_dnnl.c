@@ -90,7 +90,7 @@ static const struct {
     {16, 32, 15, 15, 3, 3, 2, 2, 1, 1, 0}, /* ResNet downsampling, odd plane */
     {16, 32, 15, 15, 1, 1, 2, 2, 0, 0, 0}, /* its 1x1 projection */
     {3, 17, 13, 11, 3, 3, 1, 1, 1, 1, 1},  /* channel counts off the 16-block */
-    {64, 64, 9, 9, 3, 3, 1, 1, 1, 1, 0},   /* Winograd-sized (cnn_cpu_plan.c), odd plane */
+    {64, 64, 9, 9, 3, 3, 1, 1, 1, 1, 0},   /* Winograd-sized (cnn_cpu_choice.c), odd plane */
     {64, 80, 8, 6, 3, 3, 1, 1, 1, 1, 1},   /* Winograd-sized, rectangular, bias */
 };
 #define NUM_CONV (sizeof conv_configs / sizeof conv_configs[0])

@@ -1,8 +1,9 @@
 /* The "cpu" backend's private parts (cnn_cpu_*.c): its state per graph and
- * per node, its oneDNN plan sets (cnn_cpu_plan.c), its inference fusions
- * (cnn_cpu_predict.c) and its threaded kernels (cnn_cpu_kernels.c on NCHW,
- * cnn_cpu_blocked.c on nChw16c and nChw8c). cnn_cpu_exec.c puts them behind the
- * backend table (cnn_backend_cpu). */
+ * per node, its kernel choice and inference fusions (cnn_cpu_choice.c), its
+ * oneDNN plan sets (cnn_cpu_plan.c), its prediction (cnn_cpu_predict.c) and
+ * its threaded kernels (cnn_cpu_kernels.c on NCHW, cnn_cpu_blocked.c on
+ * nChw16c and nChw8c). cnn_cpu_exec.c puts them behind the backend table
+ * (cnn_backend_cpu). */
 #ifndef MIXREG_NN_CNN_CPU_H
 #define MIXREG_NN_CNN_CPU_H
 
@@ -11,7 +12,7 @@
 #include "nn/cnn_internal.h"
 
 /* A node's own state on the cpu backend (cnn_node.state).
- * Inference (cnn_cpu_predict.c; cnn_cpu_plan.c plan_fusion): a convolution
+ * Inference (cnn_cpu_predict.c; cnn_cpu_choice.c): a convolution
  * absorbs the batch norm after it (folded into its weights and bias), then
  * the residual add after that (oneDNN's binary add post-op with the add's
  * other input) and the last one's ReLU (eltwise post-op); the absorbed nodes
@@ -29,16 +30,16 @@ typedef struct {
     int wino;                        /* conv: prediction runs it on mixreg's Winograd kernels (winograd.h,
                                         CNN_WINO_*; cnn_cpu_predicts_wino says at which batches) */
     int train_wino;                  /* conv: its training passes and eval-mode forward run on mixreg's
-                                        Winograd kernels (cnn_cpu_plan.c winograd_training_suits) */
+                                        Winograd kernels (cnn_cpu_choice.c winograd_training_suits) */
     int narrow;                      /* conv: its forward and weights' gradient run conv_narrow.h's kernels
-                                        (NCHW first layers; cnn_cpu_plan.c narrow_suits) */
+                                        (NCHW first layers; cnn_cpu_choice.c narrow_suits) */
     int narrow_blocked;              /* conv: its forward and weights' gradient run conv_narrow.h's nChw8c
-                                        kernels (few NCHW input channels, an nChw8c output; cnn_cpu_plan.c
+                                        kernels (few NCHW input channels, an nChw8c output; cnn_cpu_choice.c
                                         narrow_blocked_suits) */
     /* bfloat16 activations between a training convolution (on oneDNN, in a
      * bfloat16 model) and a batch norm, as autocast keeps them, each halving
      * the bytes the batch norm's kernels read (layers_dnnl.h y_bf16, dx_bf16;
-     * cnn_cpu_plan.c plan_fusion sets them). Tensors blocked by 16 alone. */
+     * cnn_cpu_choice.c sets them). Tensors blocked by 16 alone. */
     int y_bf16;                      /* conv: writes its output in bfloat16, for the batch norm that alone reads it */
     int dx_bf16;                     /* conv: writes its input gradient in bfloat16, its input a batch norm's output
                                         that it alone reads */
@@ -118,7 +119,7 @@ typedef struct {
     float *pred_cache_own;       /* or here, where no slot holds it (pred_cache_floats) */
     size_t pred_cache_floats;    /* its size; 0: no cache */
     int pred_nhwc;               /* bfloat16 prediction keeps the blocked tensors in bfloat16 NHWC, in the
-                                    first half of their buffers (cnn_cpu_predict.c; plan_fusion says when) */
+                                    first half of their buffers (cnn_cpu_predict.c; cnn_cpu_plan_fusion says when) */
 } cnn_cpu_graph;
 
 static inline cnn_cpu_graph *cnn_cpu_of(const cnn_graph *g) { return g->state; }
@@ -148,6 +149,19 @@ static inline float *cnn_cpu_wino_scratch(const cnn_graph *g)
 static inline float *cnn_cpu_wino_sums(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 static inline float *cnn_cpu_narrow_scratch(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 
+/* ---- kernel choice (cnn_cpu_choice.c) ---- */
+/* Chooses each convolution's kernels, the inference fusions, and the sizes
+ * of the kernels' buffers and the folded weights: prepare's second step. */
+mx_status cnn_cpu_plan_fusion(cnn_graph *g);
+/* The oneDNN algorithms of convolution nd's training plans (Winograd where
+ * it wins, else direct). */
+void cnn_cpu_choose_conv_algorithm(const cnn_graph *g, const cnn_node *nd, mx_dnnl_conv2d_options *opt);
+size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
+int cnn_cpu_add_in_place(const cnn_graph *g, size_t k, int u);
+/* Whether prediction runs node k on mixreg's Winograd kernels at batch n
+ * (its inference plan is then not made). */
+int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
+
 /* ---- plans (cnn_cpu_plan.c) ---- */
 /* Chooses each tensor's layout and the inference fusions, makes the state
  * and the context (the table's prepare hook). */
@@ -160,13 +174,8 @@ mx_status cnn_cpu_plan(cnn_graph *g);
 void cnn_cpu_unplan(cnn_graph *g);
 void cnn_cpu_release(cnn_graph *g);
 size_t cnn_cpu_predict_samples(const cnn_graph *g, size_t B);
-size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
-int cnn_cpu_add_in_place(const cnn_graph *g, size_t k, int u);
 /* Sets every tensor's cnn_tensor.blocked (cnn_cpu_layout.c): prepare's first step. */
 mx_status cnn_cpu_assign_layouts(cnn_graph *g);
-/* Whether prediction runs node k on mixreg's Winograd kernels at batch n
- * (its inference plan is then not made). */
-int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
 /* The plan set for batch n (inference: the predict hook's), made now if it
  * is new; NULL when that fails (a note on stderr, once): the pass then runs
  * on the reference layers. */

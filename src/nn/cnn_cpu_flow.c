@@ -287,7 +287,7 @@ static int conv_y_bf16(const cnn_graph *g, size_t k)
     const cnn_node *nd = &g->nodes[k];
     if (!bf16_plan_on(g, k, nd->out) || nd->relu) return 0;
     /* The next node: then prediction folds that batch norm into the
-     * convolution (plan_fusion) and never writes this output, whose buffer
+     * convolution (cnn_cpu_plan_fusion) and never writes this output, whose buffer
      * holds bfloat16 alone (cnn_tensor.bf16). */
     return sole_reader(g, nd->out) == (long)k + 1 && g->nodes[k + 1].op == CNN_BN;
 }
@@ -336,7 +336,7 @@ int cnn_cpu_keeps_relu_mask(const cnn_graph *g, size_t k)
 }
 
 /* cnn_cpu_node.y_bf16, dx_bf16 and bf16_io, and cnn_tensor.bf16: once the
- * layouts and the kernels of each convolution are chosen (plan_fusion). */
+ * layouts and the kernels of each convolution are chosen (cnn_cpu_plan_fusion). */
 void cnn_cpu_mark_bf16_flow(cnn_graph *g)
 {
     for (size_t k = 0; k < g->num_nodes; k++) {

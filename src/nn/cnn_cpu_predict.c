@@ -1,5 +1,5 @@
 /* The cpu backend's predict hook (mx_model_predict): eval-mode logits with
- * the inference fusions chosen by cnn_cpu_plan.c plan_fusion. A convolution
+ * the inference fusions chosen by cnn_cpu_choice.c cnn_cpu_plan_fusion. A convolution
  * absorbs the batch norm after it (folded into its weights and bias, as
  * PyTorch's fuse_conv_bn_eval), then the residual add after that and the
  * ReLU that ends the chain (oneDNN post-ops, or mixreg's Winograd kernel,

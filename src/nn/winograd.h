@@ -1,7 +1,7 @@
 /* Winograd convolutions for blocked tensors (nChw16c with AVX-512, nChw8c
  * with AVX2: mx_wino_block), 3x3 stride 1 padding 1: the forward (which is
  * also the input gradient, mx_wino_transposed) and the weights' gradient.
- * Where each runs instead of oneDNN (cnn_cpu_plan.c
+ * Where each runs instead of oneDNN (cnn_cpu_choice.c
  * winograd_inference_suits and winograd_training_suits say by how much it
  * wins): the inference path's layers with few channels, and on AVX2, where
  * oneDNN has no Winograd kernels, the training passes too.
