@@ -119,16 +119,25 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  * the steps. */
 /* Whether prediction runs convolution nd (writing tensor out) on the
  * batch-wide GEMM Winograd kernels (winograd_gemm.c) at batches they are
- * worth it (mx_wino_gemm_worth; oneDNN's plan otherwise): on AVX2, float32
- * 3x3 stride-1 padding-1 layers between nChw8c tensors that
- * winograd_inference_suits leaves to oneDNN. Measured at batch 32 (the
- * prediction chunk) with bench/conv_bench, forward ms, GEMM / oneDNN
- * direct: 256@14 18.5 / 38.8, 512@7 28.7 / 44.9, 512@4 15.4 / 16.7 (32
- * tiles: not worth it). */
+ * worth it (mx_wino_gemm_worth; oneDNN's plan otherwise): float32 3x3
+ * stride-1 padding-1 layers between tensors in the kernels' block that
+ * winograd_inference_suits leaves to oneDNN.
+ *  - AVX2 (nChw8c), where oneDNN has no Winograd kernels: at batch 32 (the
+ *    prediction chunk), bench/conv_bench, forward ms, GEMM / oneDNN direct:
+ *    256@14 18.5 / 38.8, 512@7 28.7 / 44.9, 512@4 15.4 / 16.7 (32 tiles:
+ *    not worth it).
+ *  - AVX-512 (nChw16c), in place of oneDNN's F(4x4, 3x3) kernel, whose
+ *    scratchpad for preact18's 64-channel layers at batch 128 is 60 MiB
+ *    (this kernel works through the tiles in chunks): evaluation as fast,
+ *    peak RSS 14 MiB lower (2-core Xeon, alternated, `mixreg bench`:
+ *    preact18 batch 128 480-486 against 482-489 img/s, 598 -> 584 MiB;
+ *    resnet50 at 224, batch 32, 41.5-43.0 against 41.4-42.1 img/s,
+ *    2,976 -> 2,962 MiB). */
 static int winograd_gemm_inference_suits(const cnn_graph *g, const cnn_node *nd, int out)
 {
-    return mx_wino_block() == 8 && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_gemm_suits(&nd->conv) &&
-           g->tensors[nd->in].blocked == 8 && g->tensors[out].blocked == 8;
+    const size_t wb = mx_wino_block();
+    return wb && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_gemm_suits(&nd->conv) &&
+           g->tensors[nd->in].blocked == wb && g->tensors[out].blocked == wb;
 }
 
 /* Whether convolution nd runs conv_narrow.h's kernels (forward, weights'
