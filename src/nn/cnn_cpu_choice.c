@@ -74,10 +74,11 @@ static size_t widest_conv(const cnn_graph *g)
  * (this kernel with its weight transform / oneDNN direct / oneDNN Winograd):
  * 16@28 0.14 / 0.23 / 0.20, 32@14 0.14 / 0.23 / 0.22, 64@7 0.17 / 0.23 / 0.18,
  * 16@32 0.17 / 0.37 / 0.48, 32@16 0.14 / 0.30 / 0.22, 64@8 0.17 / 0.30 / 0.18.
- * Wider networks keep oneDNN and whole batches on AVX-512: on preact18 the
- * chunks and this kernel on its 64-channel layers took the evaluation from
- * 766 to 640-660 img/s (oneDNN's Winograd on 128-512 channels wants the
- * large batch). On AVX2 oneDNN has no Winograd kernels and its direct ones
+ * Wider networks predict whole batches on AVX-512, without this kernel
+ * (their 3x3 layers on the GEMM one, winograd_gemm_inference_suits): on
+ * preact18 the chunks and this kernel on its 64-channel layers took the
+ * evaluation from 766 to 640-660 img/s (oneDNN's Winograd on 128-512
+ * channels wanted the large batch). On AVX2 oneDNN has no Winograd kernels and its direct ones
  * run batch 32 as fast per image as 128, so a wider network's layers of up
  * to 64 channels take this kernel too. Measured on AVX2 (2-core EPYC,
  * nChw8c, batch 32, forward ms, this kernel / oneDNN direct): 16@32 0.54 /

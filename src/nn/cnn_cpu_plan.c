@@ -26,7 +26,8 @@
  *    kernels; oneDNN 2.6's batch norm on NCHW was 4x slower forward and 1.7x
  *    backward than them;
  *  - global average pooling and dropout on NCHW: the reference loops;
- *  - 3x3 stride-1 convolutions of 64+ channels: oneDNN's Winograd kernels
+ *  - 3x3 stride-1 convolutions: mixreg's own Winograd kernels where they
+ *    take the tensors' block, else oneDNN's Winograd ones from 64 channels
  *    (cnn_cpu_choice.c);
  *  - inference (cnn_predict): a second kind of plan set where a convolution
  *    absorbs the batch norm, residual add and ReLU after it (cnn_cpu_choice.c);
