@@ -56,6 +56,13 @@ mx_status cnn_assign_slots(cnn_graph *g)
     return st;
 }
 
+/* Whether node nd's backward reads its input t's values: convolution, linear
+ * and batch-norm layers do, residual adds do not. */
+static int reads_value(const cnn_node *nd, int t)
+{
+    return (nd->in == t || nd->in2 == t) && (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN);
+}
+
 /* Whether a backward reads tensor t's values (not only its gradient):
  * convolution, linear and batch-norm layers read their input; a layer with a
  * ReLU (batch norm's fused one included) reads its output; the logits are the
@@ -69,30 +76,10 @@ static int backward_reads(const cnn_graph *g, int t)
     for (size_t k = 0; k < g->num_nodes; k++) {
         const cnn_node *nd = &g->nodes[k];
         if (nd->out == t && nd->relu && !(g->be->keeps_relu_mask && g->be->keeps_relu_mask(g, k))) return 1;
-        if ((nd->in == t || nd->in2 == t) &&
-            ((nd->op == CNN_CONV && !(g->be->conv_keeps_input && g->be->conv_keeps_input(g, k))) ||
-             nd->op == CNN_LINEAR || nd->op == CNN_BN))
+        if (reads_value(nd, t) && !(nd->op == CNN_CONV && g->be->conv_keeps_input && g->be->conv_keeps_input(g, k)))
             return 1;
     }
     return 0;
-}
-
-/* On a backend that can (cnn_backend.recomputes_bn_output: the cpu
- * backend), the output of batch norm node b with its ReLU need not be kept
- * for the backward: cnn_run_backward recomputes it (bn_recompute: from the
- * input, kept anyway, and the forward's per-channel constants, bit for bit)
- * just before the first backward that reads it, the last convolution,
- * linear or batch norm layer reading it, else b's own. Marks that node and
- * returns 1, or 0 when the output must be kept (the logits, a backend that
- * cannot, or a node that already recomputes another output). Where the
- * backend allows (cnn_backend.recompute_in_dx), the output is recomputed
- * instead before each reader's backward, into the buffer that convolution
- * writes its input gradient to, read there before it is overwritten: the
- * buffer it shares in the forward is then free in the backward, and may lie
- * in a gradient slot (place_shared; resnet20 at batch 128: 16 MiB fewer). */
-static int reads_value(const cnn_node *nd, int t)
-{
-    return (nd->in == t || nd->in2 == t) && (nd->op == CNN_CONV || nd->op == CNN_LINEAR || nd->op == CNN_BN);
 }
 
 /* Whether every backward reading batch norm node b's output is a
@@ -114,6 +101,19 @@ static int recompute_in_each_dx(const cnn_graph *g, size_t b)
     return readers > 0;
 }
 
+/* On a backend that can (cnn_backend.recomputes_bn_output: the cpu
+ * backend), the output of batch norm node b with its ReLU need not be kept
+ * for the backward: cnn_run_backward recomputes it (bn_recompute: from the
+ * input, kept anyway, and the forward's per-channel constants, bit for bit)
+ * just before the first backward that reads it, the last convolution,
+ * linear or batch norm layer reading it, else b's own. Marks that node and
+ * returns 1, or 0 when the output must be kept (the logits, a backend that
+ * cannot, or a node that already recomputes another output). Where the
+ * backend allows (cnn_backend.recompute_in_dx), the output is recomputed
+ * instead before each reader's backward, into the buffer that convolution
+ * writes its input gradient to, read there before it is overwritten: the
+ * buffer it shares in the forward is then free in the backward, and may lie
+ * in a gradient slot (place_shared; resnet20 at batch 128: 16 MiB fewer). */
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
