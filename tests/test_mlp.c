@@ -192,6 +192,41 @@ static void test_planned_batch_same_bits(void)
     mx_model_free(other);
 }
 
+/* Prediction (each thread its rows through every layer) gives the eval
+ * forward's logits: the default 784-512-512-10 MLP and logistic
+ * regression, at the planned batch, at an odd one, and at one sample (a
+ * thread with no rows). */
+static void test_predict_is_forward(void)
+{
+    static const char *const archs[] = {"mlp", "logreg"};
+    for (size_t a = 0; a < 2; a++) {
+        mx_model_spec spec = {.in_channels = 1, .in_height = 28, .in_width = 28, .num_classes = 10,
+                              .num_hidden = a ? 0 : 2, .hidden = {512, 512}};
+        snprintf(spec.arch, sizeof spec.arch, "%s", archs[a]);
+        mx_model *m;
+        CHECK_OK(mx_model_create(&spec, 128, &m));
+        mx_model_init_params(m, 9);
+        mx_model_set_training(m, 0);
+        float *x = malloc(128 * 784 * sizeof *x), *want = malloc(128 * 10 * sizeof *want);
+        mx_rng rng;
+        mx_rng_init(&rng, 21, 0);
+        for (size_t i = 0; i < 128 * 784; i++) x[i] = (float)mx_rng_normal(&rng);
+        static const size_t sizes[] = {128, 37, 1};
+        for (size_t k = 0; k < 3; k++) {
+            const size_t n = sizes[k];
+            memcpy(want, mx_model_forward(m, x, n), n * 10 * sizeof *want);
+            const float *got = mx_model_predict(m, x, n);
+            double scale = 0;
+            for (size_t i = 0; i < n * 10; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+            const double d = max_abs_diff(got, want, n * 10);
+            printf("  %s, %zu samples: max |predict - forward| %.2g, logits up to %.3g\n", archs[a], n, d, scale);
+            CHECK(scale > 0.1 && d <= 1e-6 * scale);
+        }
+        free(x), free(want);
+        mx_model_free(m);
+    }
+}
+
 static void test_bad_specs(void)
 {
     mx_model_spec spec = small_spec();
@@ -229,6 +264,7 @@ int main(void)
     test_finite_differences();
     test_against_pytorch();
     test_planned_batch_same_bits();
+    test_predict_is_forward();
     test_bad_specs();
     CHECK_DONE();
 }

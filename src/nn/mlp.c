@@ -137,6 +137,35 @@ static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     }
 }
 
+/* Prediction: each thread takes its share of the rows through every layer,
+ * so the team meets once, at the end, not at each layer. */
+static const float *mlp_predict(mx_model *m, const float *x, size_t n)
+{
+    mlp_impl *impl = m->impl;
+#pragma omp parallel
+    {
+        const size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
+        const size_t r0 = n * th / nth, r1 = n * (th + 1) / nth;
+        const float *in = x + r0 * impl->width[0];
+        for (size_t l = 0; r1 > r0 && l < impl->num_layers; l++) {
+            const size_t fan_in = impl->width[l], fan_out = impl->width[l + 1];
+            float *out = impl->act[l] + r0 * fan_out;
+            gemm('N', 'T', r1 - r0, fan_out, fan_in, in, fan_in, layer_weight(m, l), fan_in, out, fan_out);
+            const float *bias = layer_bias(m, l);
+            const int relu = l + 1 < impl->num_layers;
+            for (size_t i = 0; i < r1 - r0; i++) {
+                float *row = out + i * fan_out;
+                for (size_t j = 0; j < fan_out; j++) {
+                    const float v = row[j] + bias[j];
+                    row[j] = relu && v < 0.0f ? 0.0f : v;
+                }
+            }
+            in = out;
+        }
+    }
+    return impl->act[impl->num_layers - 1];
+}
+
 static void free_activations(mlp_impl *impl)
 {
     for (size_t l = 0; l < impl->num_layers; l++) mx_dnnl_linear_plan_free(impl->fwd[l]), impl->fwd[l] = NULL;
@@ -203,7 +232,7 @@ static mx_status mlp_plan(mx_model *m)
     return MX_OK;
 }
 
-static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, NULL,     mlp_backward,   mlp_destroy,
+static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, mlp_predict, mlp_backward,   mlp_destroy,
                                      NULL,            mlp_plan,    mlp_plan_bytes, NULL, NULL};
 
 mx_status mx_mlp_create(mx_model *m)
