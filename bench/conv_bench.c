@@ -27,7 +27,8 @@
  *   conv_bench [THREADS=2] [BATCH=128] [REPS=15] [SHAPES=resnet20] [VARIANTS]
  * SHAPES: resnet20 (the 28x28 Fashion-MNIST planes above), cifar (the same
  * widths on 32x32, 16x16, 8x8), preact18 (64@32, 128@16, 256@8) or wide
- * (preact18's 512@4, resnet50's 256@14 and 512@7); VARIANTS:
+ * (preact18's 512@4, resnet50's 256@14 and 512@7) or resnet50 (its stride-1
+ * 3x3 layers at 224x224 but 512@7: 64@56, 128@28, 256@14); VARIANTS:
  * a comma-separated list of the variant names to run (the ref one is then
  * skipped), e.g. blocked-16c,winograd-16c.
  * The ref variants run first, before any OpenMP team exists (libgomp's
@@ -275,9 +276,11 @@ int main(int argc, char **argv)
     static const size_t cifar[3][2] = {{16, 32}, {32, 16}, {64, 8}};
     static const size_t preact18[3][2] = {{64, 32}, {128, 16}, {256, 8}};
     static const size_t wide[3][2] = {{512, 4}, {256, 14}, {512, 7}};
+    static const size_t resnet50[3][2] = {{64, 56}, {128, 28}, {256, 14}};
     const size_t(*shapes)[2] = !strcmp(set, "cifar")      ? cifar
                                : !strcmp(set, "preact18") ? preact18
                                : !strcmp(set, "wide")     ? wide
+                               : !strcmp(set, "resnet50") ? resnet50
                                                           : resnet20;
     mx_conv2d_desc d[3];
     bench_case c[3];

@@ -77,10 +77,17 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = a == 6 ? G4 : G2;
-    const long work = (long)(C * (K / WB));
+    const size_t KB = K / WB;
+    const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
     for (long job = 0; job < work; job++) {
-        const size_t c = (size_t)job % C, kb = (size_t)job / C;
+        /* Consecutive jobs write consecutive rows of u: the input channels
+         * for the blocked layout ([point][k / WB][c][WB]), the blocks of
+         * output channels for the plain one ([point][c][k]), where the
+         * other order filled each cache line half at a time, a layer's
+         * worth apart (512 channels: 9 of the 29 ms of a forward at batch
+         * 32). */
+        const size_t c = plain ? (size_t)job / KB : (size_t)job % C, kb = plain ? (size_t)job % KB : (size_t)job / C;
         float g[9][WB], gg[6][3][WB];
         if (transposed) {
             for (int j = 0; j < 9; j++)

@@ -12,7 +12,7 @@
  *      tiles x channels matrix;
  *   2. per point one GEMM (oneDNN's sgemm, single-threaded inside the
  *      team, the points shared among the threads): Y = V U for the forward,
- *      dU += M^T V for the weights' gradient;
+ *      dU^T += V^T M for the weights' gradient;
  *   3. the forward's output transform with bias, addend and ReLU; the
  *      weights' G^T dU G once after the last chunk.
  * The GEMMs are large enough (hundreds by hundreds by hundreds) to run near
@@ -43,7 +43,7 @@ size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad)
 {
     const size_t P = wino_points(mx_wino_tile(d)), tc = chunk_tiles(d);
     const size_t tiles = P * (wino_point_stride(tc, d->in_channels) + wino_point_stride(tc, d->out_channels));
-    return tiles + (weights_grad ? P * d->in_channels * d->out_channels : 0);
+    return tiles + (weights_grad ? P * dw_plain_stride(d->in_channels, d->out_channels) : 0);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -128,9 +128,12 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
             if (tile == 4) grad_tile(4, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
             else grad_tile(2, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
         }
-        /* dU[p] (K x C) += M[p]^T V[p] */
-        const mx_status st =
-            point_gemms(P, 'T', K, C, tc, m, ms, K, v, vs, C, first ? 1.0f : 0.0f, du, K * C, C);
+        /* dU[p], as C x K, += V[p]^T M[p]: dw_from_domain then reads each
+         * input channel's block of output channels as one vector (stored
+         * K x C, it gathered them a row apart and took a fifth of
+         * conv_bench's wide layers). */
+        const mx_status st = point_gemms(P, 'T', C, K, tc, v, vs, C, m, ms, K, first ? 1.0f : 0.0f, du,
+                                         dw_plain_stride(C, K), K);
         if (st != MX_OK) return st;
     }
     if (tiles == 0) {

@@ -102,28 +102,39 @@ static inline size_t dw_index(size_t C, size_t K, size_t point, size_t k, size_t
     return ((point * (K / WB) + k / WB) * C + c) * WB + k % WB;
 }
 
+/* Floats between two points of a plain [point][c][k] dU (winograd_gemm.c):
+ * padded by a cache line, as wino_point_stride, or a layer's points (1 MiB
+ * apart at 512 channels) would all fall in one L1 and L2 set. */
+static inline size_t dw_plain_stride(size_t C, size_t K) { return wino_point_stride(C, K); }
+
 /* dw [K][C][3][3] = G^T dU G for every filter, dU being the sum of
  * `nparts` parts (points x K x C floats each, `part` floats apart, added in
- * order), laid out as dw_index says, or with `plain` as [point][k][c]. */
+ * order), laid out as dw_index says, or with `plain` as [point][c][k],
+ * dw_plain_stride floats a point. */
 static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, int nparts, size_t part, int plain,
                                   float *dw)
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = a == 6 ? G4 : G2;
-    const long work = (long)(C * (K / WB));
+    const size_t KB = K / WB, ps = dw_plain_stride(C, K);
+    const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
     for (long job = 0; job < work; job++) {
-        const size_t c = (size_t)job % C, kb = (size_t)job / C;
+        /* Consecutive jobs read consecutive WB-float rows of each point:
+         * the input channels of dw_index's layout, the blocks of output
+         * channels of the plain one. */
+        const size_t c = plain ? (size_t)job / KB : (size_t)job % C, kb = plain ? (size_t)job % KB : (size_t)job / C;
         float du[6][6][WB], t[3][6][WB];
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++) {
                 const size_t point = (size_t)(i * a + j);
-                const float *at = parts + (plain ? (point * K + kb * WB) * C + c : dw_index(C, K, point, kb * WB, c));
-                const size_t lane = plain ? C : 1;
-                for (int l = 0; l < WB; l++) du[i][j][l] = at[(size_t)l * lane];
+                const float *at = parts + (plain ? point * ps + c * K + kb * WB : dw_index(C, K, point, kb * WB, c));
+#pragma omp simd
+                for (int l = 0; l < WB; l++) du[i][j][l] = at[l];
                 for (int p = 1; p < nparts; p++)
-                    for (int l = 0; l < WB; l++) du[i][j][l] += at[(size_t)p * part + (size_t)l * lane];
+#pragma omp simd
+                    for (int l = 0; l < WB; l++) du[i][j][l] += at[(size_t)p * part + (size_t)l];
             }
         for (int r = 0; r < 3; r++) /* G^T dU */
             for (int j = 0; j < a; j++) {
