@@ -80,10 +80,18 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
 #define MX_WINO_GEMM_MAX_CHANNELS 2048
 int mx_wino_gemm_suits(const mx_conv2d_desc *d);
 /* Whether a batch of n gives d's GEMMs enough rows to win: at least
- * MX_WINO_GEMM_MIN_TILES output tiles (measured on AVX2, 512@4 against
- * oneDNN's direct kernel: 32 tiles lost, 15.4 + 46.7 ms forward + backward
- * against 16.7 + 34.7; 128 tiles won). */
+ * MX_WINO_GEMM_MIN_TILES output tiles. On AVX2 (bench/conv_bench, 2
+ * threads, forward + backward ms, these kernels / oneDNN's direct ones):
+ * 512@4 at 8 tiles 24.7 / 19.2, at 16 25.5 / 32.3, at 32 31.6 / 56.5;
+ * 512@7 at 16 tiles 26.5 / 23.3, at 32 32.9 / 41.5. (Before the weights'
+ * transforms read and wrote in row order, 32 tiles of 512@4 had lost,
+ * 62.1 / 51.4.) AVX-512 builds, not measured again here (no such CPU),
+ * keep the threshold of before, 128. */
+#if defined(__AVX512F__)
 #define MX_WINO_GEMM_MIN_TILES 128
+#else
+#define MX_WINO_GEMM_MIN_TILES 32
+#endif
 int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n);
 /* Replaces MX_WINO_GEMM_MIN_TILES for the process (0: restores it): tests
  * lower it so that small networks run the GEMM kernels. */
