@@ -110,6 +110,9 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  *   64@32 82.0 / 82.8 / 159.4, 128@16 75.8 / 62.1 / 155.3,
  *   256@8 167.6 / 60.2 / 163.3, 512@4 - / 104.3 / 197.4,
  *   256@14 - / 217.9 / 469.8, 512@7 - / 252.5 / 524.1.
+ * (Since, the GEMM kernels' weight transforms read and write in row order:
+ * at batch 32 on another such EPYC, alternated, 512@4 62.3 -> 32.5 ms and
+ * 512@7 104.8 -> 76.5; MX_WINO_GEMM_MIN_TILES has where they now win.)
  * On AVX-512 (a 2-core Xeon with AMX, nChw16c, batch 128, alternated
  * runs) oneDNN's direct kernels run the small layers at the SGEMM peak,
  * yet these kernels do fewer multiplications: resnet20's step went from
