@@ -7,7 +7,7 @@ if ! "$PY" -c "import tensorboard" 2> /dev/null; then
     fail "$PY lacks tensorboard: run scripts/install-deps.sh"
     finish; exit 1
 fi
-"$BIN" train --epochs 2 --batch-size 500 --max-steps 150 --log-every 25 --tb-histograms --threads 2 \
+"$BIN" train --epochs 2 --batch-size 500 --max-steps 150 --log-every 25 --tb-histograms --val-split 0.1 --threads 2 \
     --out "$WORK/run" > /dev/null 2>&1 || fail "training failed"
 check '[ "$(ls "$WORK/run/tensorboard" | grep -c "^events.out.tfevents")" = 1 ]'
 CHECKS=$((CHECKS + 1))

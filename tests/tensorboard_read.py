@@ -11,25 +11,30 @@ acc.Reload()
 tags = acc.Tags()
 lines = [json.loads(l) for l in open(os.path.join(run, "log.jsonl"))]
 checked = 0
+checked_val = 0
 for line in lines:
     if line["type"] == "step":
         pairs = [("train/loss", line["loss"]), ("train/lr", line["lr"]), ("train/accuracy", line["accuracy"])]
         assert 0 <= line["accuracy"] <= 1
     else:
         pairs = [("train/epoch_loss", line["train_loss"])]
-        for mode in ("plain", "rescaled"):
-            for key in ("accuracy", "nll", "ece", "mce", "brier", "top5", "ece_adaptive"):
-                # top5 only with more than 5 classes, the adaptive ECE when computed
-                if line["test"][mode].get(key) is not None:
-                    pairs.append((f"test/{mode}/{key}", line["test"][mode][key]))
-                else:
-                    assert f"test/{mode}/{key}" not in tags["scalars"] or key not in ("top5", "ece_adaptive"), key
+        # the test set's metrics, and the validation split's when the run holds one out
+        for split in [s for s in ("test", "val") if s in line]:
+            for mode in ("plain", "rescaled"):
+                for key in ("accuracy", "nll", "ece", "mce", "brier", "top5", "ece_adaptive"):
+                    # top5 only with more than 5 classes, the adaptive ECE when computed
+                    if line[split][mode].get(key) is not None:
+                        pairs.append((f"{split}/{mode}/{key}", line[split][mode][key]))
+                    else:
+                        assert f"{split}/{mode}/{key}" not in tags["scalars"] or key not in ("top5", "ece_adaptive"), key
     for tag, want in pairs:
         events = [e for e in acc.Scalars(tag) if e.step == line["step"]]
         assert len(events) == 1, f"{tag} at step {line['step']}: {len(events)} events"
         got = events[0].value
         assert math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6), f"{tag} at step {line['step']}: {got} != {want}"
         checked += 1
+        checked_val += tag.startswith("val/")
+assert checked_val > 0 or not any("val" in l for l in lines), "no validation scalars checked"
 hist = [t for t in tags["histograms"] if t.startswith("weights/")]
 assert "weights/1.weight" in hist, tags["histograms"]
 h = acc.Histograms("weights/1.weight")[-1].histogram_value

@@ -28,6 +28,7 @@
 #include "train/progress.h"
 #include "train/run_io.h"
 #include "train/stop_signal.h"
+#include "train/train_events.h"
 
 
 typedef struct {
@@ -64,54 +65,6 @@ static void trainer_free(trainer *t)
     mx_tfevents_close(t->events);
     mx_run_dir_unlock(t->lock_fd);
     t->lock_fd = -1;
-}
-
-static double wall_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static mx_status open_events(trainer *t)
-{
-    if (!t->run.config.tensorboard) return MX_OK;
-    char dir[MX_PATH_MAX + 32];
-    mx_status st = mx_run_dir_subdir(t->run.config.out, "tensorboard", dir, sizeof dir);
-    return st == MX_OK ? mx_tfevents_open(dir, &t->events) : st;
-}
-
-/* Scalars "<prefix>/accuracy" etc. for one evaluation mode: those log.jsonl
- * has, top5 only with more than 5 classes (where it says something) and the
- * adaptive ECE only when it was computed. */
-static mx_status events_metrics(trainer *t, const char *prefix, const mx_metrics *m)
-{
-    const char *names[7] = {"accuracy", "nll", "ece", "mce", "brier", "top5", "ece_adaptive"};
-    double values[7] = {m->accuracy, m->nll, m->ece, m->mce, m->brier, m->top5, m->ece_adaptive};
-    double now = wall_clock();
-    char tag[128];
-    mx_status st = MX_OK;
-    for (int k = 0; k < 7 && st == MX_OK; k++) {
-        if ((k == 5 && m->top5 < 0) || (k == 6 && !isfinite(m->ece_adaptive))) continue;
-        snprintf(tag, sizeof tag, "%s/%s", prefix, names[k]);
-        st = mx_tfevents_scalar(t->events, tag, (int64_t)t->run.step, now, values[k]);
-    }
-    return st;
-}
-
-static mx_status events_histograms(trainer *t)
-{
-    const mx_param_info *table;
-    size_t count = mx_model_param_tensors(t->run.model, &table);
-    const float *params = mx_model_params(t->run.model);
-    char tag[128];
-    mx_status st = MX_OK;
-    for (size_t i = 0; i < count && st == MX_OK; i++) {
-        snprintf(tag, sizeof tag, "weights/%s", table[i].name);
-        st = mx_tfevents_histogram(t->events, tag, (int64_t)t->run.step, wall_clock(), params + table[i].offset,
-                                   table[i].numel);
-    }
-    return st;
 }
 
 static mx_status split_data(trainer *t, const mx_dataset *full)
@@ -269,15 +222,9 @@ static mx_status log_step(trainer *t, size_t epoch, double loss, double lr)
              "\"img_per_s\": %.1f}",
              epoch, t->run.step, loss, t->stepper.last_accuracy, lr, t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
     mx_status st = mx_file_append_line(t->log_path, line);
-    if (st == MX_OK && t->events) {
-        double now = wall_clock();
-        st = mx_tfevents_scalar(t->events, "train/loss", (int64_t)t->run.step, now, loss);
-        if (st == MX_OK) st = mx_tfevents_scalar(t->events, "train/lr", (int64_t)t->run.step, now, lr);
-        if (st == MX_OK)
-            st = mx_tfevents_scalar(t->events, "train/accuracy", (int64_t)t->run.step, now, t->stepper.last_accuracy);
-        if (st == MX_OK && t->train_time > 0)
-            st = mx_tfevents_scalar(t->events, "train/img_per_s", (int64_t)t->run.step, now, (double)t->images / t->train_time);
-    }
+    if (st == MX_OK && t->events)
+        st = train_events_step(t->events, t->run.step, loss, lr, t->stepper.last_accuracy,
+                               t->train_time > 0 ? (double)t->images / t->train_time : 0.0);
     return st;
 }
 
@@ -327,15 +274,9 @@ static mx_status end_of_epoch(trainer *t, size_t epoch, double mean_loss, double
              epoch, t->run.step, lr, mean_loss, img_per_s, mx_now_seconds() - t->progress.start, t->ranks, plain, rescaled,
              val);
     st = mx_file_append_line(t->log_path, line);
-    if (st == MX_OK && t->events) {
-        st = mx_tfevents_scalar(t->events, "train/epoch_loss", (int64_t)t->run.step, wall_clock(), mean_loss);
-        if (st == MX_OK) st = events_metrics(t, "test/plain", &result->plain);
-        if (st == MX_OK) st = events_metrics(t, "test/rescaled", &result->rescaled);
-        if (st == MX_OK && t->val.n) st = events_metrics(t, "val/plain", &val_plain);
-        if (st == MX_OK && t->val.n) st = events_metrics(t, "val/rescaled", &val_rescaled);
-        if (st == MX_OK && cfg->tb_histograms) st = events_histograms(t);
-        if (st == MX_OK) st = mx_tfevents_flush(t->events);
-    }
+    if (st == MX_OK && t->events)
+        st = train_events_epoch(t->events, t->run.step, mean_loss, &result->plain, &result->rescaled,
+                                t->val.n ? &val_plain : NULL, &val_rescaled, cfg->tb_histograms ? t->run.model : NULL);
     if (st != MX_OK) return st;
     if (t->val.n && val_plain.accuracy > t->run.best_score) {
         /* best.safetensors: the model with the best validation accuracy so far. */
@@ -545,9 +486,9 @@ mx_status mx_train_run(const mx_train_config *cfg, const mx_dataset *train, cons
      * learns whether it could. */
     if (st == MX_OK && t.root) st = claim_fresh_run_dir(&t);
     if (st == MX_OK && t.root) st = mx_train_write_config(cfg);
-    if (st == MX_OK && t.root) st = open_events(&t);
+    if (st == MX_OK && t.root) st = train_events_open(&t.run.config, &t.events);
     /* Once, at the start: a resume continues the same session. */
-    if (st == MX_OK && t.events) st = mx_train_events_hparams(t.events, cfg, t.ranks, wall_clock());
+    if (st == MX_OK && t.events) st = mx_train_events_hparams(t.events, cfg, t.ranks, train_wall_clock());
     st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
@@ -605,7 +546,7 @@ mx_status mx_train_resume(const char *dir, int threads, const mx_dataset *train,
     t.saved_any = 1;
     if (st == MX_OK && t.root) st = mx_train_write_config(&t.run.config);
     if (st == MX_OK && t.root) st = mx_train_trim_log(t.log_path, t.run.step);
-    if (st == MX_OK && t.root) st = open_events(&t);
+    if (st == MX_OK && t.root) st = train_events_open(&t.run.config, &t.events);
     st = mx_train_dist_agree(st);
     if (st == MX_OK) st = run_with_signals(&t, result);
     trainer_free(&t);
