@@ -158,15 +158,8 @@ static const float *mlp_predict(mx_model *m, const float *x, size_t n)
             const size_t fan_in = impl->width[l], fan_out = impl->width[l + 1];
             float *out = impl->act[l] + r0 * fan_out;
             gemm('N', 'T', r1 - r0, fan_out, fan_in, in, fan_in, layer_weight(m, l), fan_in, out, fan_out);
-            const float *bias = layer_bias(m, l);
-            const int relu = l + 1 < impl->num_layers;
-            for (size_t i = 0; i < r1 - r0; i++) {
-                float *row = out + i * fan_out;
-                for (size_t j = 0; j < fan_out; j++) {
-                    const float v = row[j] + bias[j];
-                    row[j] = relu && v < 0.0f ? 0.0f : v;
-                }
-            }
+            /* Inside this team its parallel loop runs on the calling thread alone. */
+            add_bias_activate(out, layer_bias(m, l), r1 - r0, fan_out, l + 1 < impl->num_layers);
             in = out;
         }
     }
