@@ -824,6 +824,40 @@ static void test_bn_add_fused(void)
     free(x), free(other), free(y), free(two), free(one), free(c16), free(bits[0]), free(bits[1]), free(partial);
 }
 
+/* The residual add's masked backward with a gradient to add (dy_extra)
+ * against the scalar formula d = (or +=) (dy + extra) where y > 0 (y NaN
+ * passes), on a count that is no multiple of the kernel's 16-element blocks:
+ * written fresh, added to, and with the extra in the buffer written. */
+static void test_add_backward_extra(void)
+{
+    const size_t count = 16 * 5 + 7;
+    float y[16 * 5 + 7], dy[16 * 5 + 7], extra[16 * 5 + 7], d[16 * 5 + 7], want[16 * 5 + 7];
+    mx_rng rng;
+    mx_rng_init(&rng, 21, MX_STREAM_INIT);
+    for (size_t i = 0; i < count; i++) {
+        y[i] = (float)mx_rng_uniform(&rng) - 0.5f;
+        dy[i] = (float)mx_rng_uniform(&rng) - 0.5f;
+        extra[i] = (float)mx_rng_uniform(&rng) - 0.5f;
+    }
+    y[3] = NAN, y[count - 1] = 0.0f, y[count - 2] = 1.0f;
+    size_t masked = 0;
+    for (int acc = 0; acc < 2; acc++)
+        for (int alias = 0; alias < 2; alias++) {
+            if (acc && alias) continue; /* the executor never adds into the extra's own buffer */
+            for (size_t i = 0; i < count; i++) {
+                const float base = acc ? 0.25f * (float)i : 0.0f, g = y[i] <= 0.0f ? 0.0f : dy[i] + extra[i];
+                want[i] = acc ? base + g : g;
+                d[i] = alias ? extra[i] : base;
+                masked += !acc && !alias && y[i] <= 0.0f;
+            }
+            cnn_cpu_add_backward(count, y, dy, alias ? d : extra, d, acc, NULL, 0);
+            CHECK(memcmp(d, want, sizeof want) == 0);
+        }
+    CHECK(masked > 10 && masked < count - 10); /* both sides of the mask */
+    printf("the residual add's masked backward with a gradient to add: the scalar formula's bits (%zu elements)\n",
+           count);
+}
+
 /* The residual add's backward taking the batch norm's backward sums
  * (cnn_cpu_add_bn_sums, fused on AVX-512, two passes elsewhere): the masked gradient and the batch norm's backward
  * (dx, dgamma, dbeta) are the bits of the add's pass followed by the batch
@@ -1173,6 +1207,7 @@ int main(void)
     }
     test_bf16_kernels();
     test_bn_add_fused();
+    test_add_backward_extra();
     test_add_bn_sums();
     printf("plan sets\n");
     test_plan_sets();
