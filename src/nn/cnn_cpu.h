@@ -270,10 +270,7 @@ void cnn_cpu_grad_pass(size_t count, float *dst, const float *src, int accumulat
  * may be g itself), masked by relu_bits or else by y > 0 when either is not
  * NULL, and into partial ([n][2][C] doubles) the per-sample sums of g and
  * g x that cnn_cpu_bn_backward_blocked_synced would take (x bfloat16 with
- * the layout's CNN_X_BF16). In one pass where
- * cnn_cpu_add_bn_sums_available(layout) (blocks of 16 on AVX-512), else in
- * two with the same results. */
-int cnn_cpu_add_bn_sums_available(size_t layout);
+ * the layout's CNN_X_BF16), in one pass. */
 void cnn_cpu_add_bn_sums(size_t n, size_t channels, size_t hw, size_t layout, const uint16_t *relu_bits,
                          const float *y, const float *dy, const float *extra, const void *x, float *g, double *partial);
 void cnn_cpu_bn_forward_train(size_t n, size_t channels, size_t hw, const float *x, const float *gamma,

@@ -362,7 +362,7 @@ static int bn_sums_fuse(const cnn_pass *p, size_t b)
     const cnn_node *bn = &g->nodes[b];
     const size_t layout = g->tensors[bn->in].blocked;
     return g->fwd_training && bn->op == CNN_BN && !bn->relu && layout && g->tensors[bn->out].blocked == layout &&
-           !(cnn_cpu_bn_layout(p, b) & CNN_DY_BF16) && cnn_cpu_add_bn_sums_available(layout);
+           !(cnn_cpu_bn_layout(p, b) & CNN_DY_BF16);
 }
 
 /* The residual add's backward (node k): both inputs' gradients are the same

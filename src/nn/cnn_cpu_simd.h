@@ -1,4 +1,4 @@
-/* What the cpu backend's kernel files share (cnn_cpu_kernels.c, cnn_cpu_blocked.c):
+/* What the cpu backend's kernel files share (cnn_cpu_kernels.c, cnn_cpu_blocked.c, cnn_cpu_bn_sums.c):
  * the size below which a loop stays on the calling thread, the float to
  * bfloat16 rounding of 16 lanes, and batch norm's per-channel arithmetic.
  * Static inline, so each file's loops inline them as when they were one file. */
