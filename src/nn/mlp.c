@@ -144,20 +144,16 @@ static void mlp_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
     }
 }
 
-/* out[o, :] = relu?(out[o, :] + bias[o]) over a width x n block: a layer's
- * outputs as prediction keeps them, one row per unit. */
-static void add_bias_activate_units(float *out, const float *bias, size_t width, size_t n, int relu)
+/* out[o, :] = relu(out[o, :] + bias[o]) over a width x n block: a hidden
+ * layer's outputs as prediction keeps them, one row per unit. */
+static void add_bias_relu_units(float *out, const float *bias, size_t width, size_t n)
 {
     for (size_t o = 0; o < width; o++) {
         float *row = out + o * n;
         const float b = bias[o];
-        if (relu) {
-            for (size_t i = 0; i < n; i++) {
-                float v = row[i] + b;
-                row[i] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (size_t i = 0; i < n; i++) row[i] += b;
+        for (size_t i = 0; i < n; i++) {
+            float v = row[i] + b;
+            row[i] = v > 0.0f ? v : 0.0f;
         }
     }
 }
@@ -191,7 +187,7 @@ static const float *mlp_predict(mx_model *m, const float *x, size_t n)
             } else {
                 gemm('N', l ? 'N' : 'T', fan_out, rows, fan_in, layer_weight(m, l), fan_in, in, l ? rows : fan_in, out,
                      rows);
-                add_bias_activate_units(out, layer_bias(m, l), fan_out, rows, 1);
+                add_bias_relu_units(out, layer_bias(m, l), fan_out, rows);
             }
             in = out;
         }
