@@ -142,11 +142,23 @@ void mx_wino_gemm_transform_weights(const mx_conv2d_desc *run, const float *w, i
 int mx_wino_available(void) { return 1; }
 
 /* A job's transformed inputs, points x tiles x channels floats, at most
- * this many (64 KiB; the GEMM of one point reads one point's share), and at
- * most GROUP_TILES tiles, which keeps the wider layers' weights (streamed
- * from L2 once per job and output-channel block) in use for enough tiles. */
+ * GROUP_FLOATS (on the job's stack), and at most GROUP_TILES tiles. Each job
+ * streams all the layer's transformed weights (36 x 64 x 64 floats, 576
+ * KiB, at 64 channels: more than a Zen 2 core's 512 KiB L2), so the larger
+ * the group the fewer times they come from L3. On AVX2 (2-core EPYC,
+ * bench/conv_bench, forward ms, alternated) groups of up to 24 tiles (216
+ * KiB) instead of 16 (64 KiB): 64@32 at batch 128 28.3-28.9 -> 22.5-22.6,
+ * 64@56 at batch 32 21.8 -> 17.5, 128@28 21.2 -> 16.7, the 16-64 channel
+ * layers of 8x8-32x32 planes unchanged; preact18's step 81.8-84.4 -> 85.8-88.5
+ * img/s and its evaluation 271-277 -> 293-298. AVX-512 builds keep the
+ * groups they were measured with (no such CPU here since). */
+#if WB == 8
+#define GROUP_FLOATS 55296
+#define GROUP_TILES 24
+#else
 #define GROUP_FLOATS 16384
 #define GROUP_TILES 16
+#endif
 #define MAX_POINTS 36
 /* Tiles per GEMM micro-kernel call: its accumulators and the weight
  * vectors fit the vector registers (AVX-512: 8 + 16 of 32; AVX2: 8 + 2 of 16). */
