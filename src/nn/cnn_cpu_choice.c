@@ -89,7 +89,7 @@ static size_t widest_conv(const cnn_graph *g)
 static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size_t widest, int out)
 {
     const mx_conv2d_desc *d = &nd->conv;
-    const int narrow = d->in_channels <= 64 && d->out_channels <= 64;
+    const int narrow = mx_wino_tiles_best(d);
     return mx_wino_available() && g->model->spec.precision == MX_PRECISION_FP32 && mx_wino_suits(d) &&
            (widest <= 64 || (narrow && mx_wino_block() == 8)) && g->tensors[nd->in].blocked == mx_wino_block() &&
            g->tensors[out].blocked == mx_wino_block();
@@ -178,7 +178,7 @@ static int winograd_training_suits(const cnn_graph *g, const cnn_node *nd)
     if (!wb || g->model->spec.precision != MX_PRECISION_FP32 || g->tensors[nd->in].blocked != wb ||
         g->tensors[nd->out].blocked != wb)
         return CNN_WINO_NONE;
-    if (mx_wino_suits(d) && d->in_channels <= 64 && d->out_channels <= 64) return CNN_WINO_TILES;
+    if (mx_wino_suits(d) && mx_wino_tiles_best(d)) return CNN_WINO_TILES;
     const mx_conv2d_desc t = mx_wino_transposed(d);
     return mx_wino_gemm_suits(d) && mx_wino_gemm_suits(&t) ? CNN_WINO_GEMM : CNN_WINO_NONE;
 }

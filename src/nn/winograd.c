@@ -36,6 +36,11 @@ int mx_wino_suits(const mx_conv2d_desc *d)
 
 int mx_wino_gemm_suits(const mx_conv2d_desc *d) { return shape_suits(d, MX_WINO_GEMM_MAX_CHANNELS); }
 
+int mx_wino_tiles_best(const mx_conv2d_desc *d)
+{
+    return d->in_channels <= MX_WINO_TILES_BEST_CHANNELS && d->out_channels <= MX_WINO_TILES_BEST_CHANNELS;
+}
+
 static size_t gemm_min_tiles = MX_WINO_GEMM_MIN_TILES;
 
 void mx_wino_gemm_min_tiles_set(size_t tiles) { gemm_min_tiles = tiles ? tiles : MX_WINO_GEMM_MIN_TILES; }

@@ -26,6 +26,19 @@ size_t mx_wino_block(void);
  * at most MX_WINO_MAX_CHANNELS in. */
 #define MX_WINO_MAX_CHANNELS 256
 int mx_wino_suits(const mx_conv2d_desc *d);
+/* Whether, of mixreg's two Winograd kernels, the per-tile one (this) beats
+ * the batch-wide GEMM one (mx_wino_gemm_*) on d: at most
+ * MX_WINO_TILES_BEST_CHANNELS in and out. On AVX2 (2-core EPYC,
+ * bench/conv_bench, forward + backward ms, per-tile / GEMM, alternated):
+ * 64@32 at batch 128 73.0 / 99.2-105.6, 128@16 67.1-67.4 / 73.3-74.1,
+ * 256@8 98.5-103.8 / 61.7-63.2; at batch 32 128@28 51.7 / 58.2, 256@14
+ * 107.5 / 64.2. AVX-512 keeps 64, as measured there before. */
+#if defined(__AVX512F__)
+#define MX_WINO_TILES_BEST_CHANNELS 64
+#else
+#define MX_WINO_TILES_BEST_CHANNELS 128
+#endif
+int mx_wino_tiles_best(const mx_conv2d_desc *d);
 
 /* The output tile's side for d: 4, F(4x4, 3x3) with 36 points, when its
  * tiles cover the output with fewer points than F(2x2, 3x3)'s (16 points a
