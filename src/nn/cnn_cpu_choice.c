@@ -2,8 +2,9 @@
  * per graph at prepare (cnn_cpu_plan_fusion), and the buffers they need:
  *  - training: oneDNN's direct or Winograd kernels (winograd_suits,
  *    cnn_cpu_choose_conv_algorithm), mixreg's own Winograd kernels
- *    (winograd_training_suits: per-tile up to 64 channels, batch-wide GEMM
- *    above) or narrow kernels for the first layers (narrow_suits);
+ *    (winograd_training_suits: per-tile up to 64 channels, 128 on AVX2,
+ *    mx_wino_tiles_best; batch-wide GEMM above) or narrow kernels for the
+ *    first layers (narrow_suits);
  *  - prediction: a convolution absorbs the batch norm, residual add and
  *    ReLU after it (the fusions), and in networks no wider than 64 channels
  *    its 3x3 stride-1 layers run mixreg's per-tile Winograd kernel
@@ -80,7 +81,7 @@ static size_t widest_conv(const cnn_graph *g)
  * evaluation from 766 to 640-660 img/s (oneDNN's Winograd on 128-512
  * channels wanted the large batch). On AVX2 oneDNN has no Winograd kernels and its direct ones
  * run batch 32 as fast per image as 128, so a wider network's layers of up
- * to 64 channels take this kernel too. Measured on AVX2 (2-core EPYC,
+ * to 64 channels (128 since: mx_wino_tiles_best) take this kernel too. Measured on AVX2 (2-core EPYC,
  * nChw8c, batch 32, forward ms, this kernel / oneDNN direct): 16@32 0.54 /
  * 1.21, 32@16 0.42 / 0.78, 64@8 0.56 / 0.83, 64@32 6.61 / 12.01, 128@16
  * 11.42 / 12.85, 256@8 30.6 / 13.6 (the weights, streamed once per few
@@ -102,7 +103,8 @@ static int winograd_inference_suits(const cnn_graph *g, const cnn_node *nd, size
  * direct and Winograd kernels: float32 3x3 stride-1 padding-1 layers
  * between tensors in the build's block (mx_wino_block: nChw8c on AVX2,
  * nChw16c on AVX-512); the per-tile kernels (winograd.c, winograd_dw.c)
- * up to 64 channels in and out, the batch-wide GEMM ones (winograd_gemm.c)
+ * up to 64 channels in and out (128 on AVX2: mx_wino_tiles_best), the
+ * batch-wide GEMM ones (winograd_gemm.c)
  * above. Measured on AVX2 (2-core EPYC, nChw8c, batch 128,
  * `bench/conv_bench 2 128 4 cifar|preact18|wide mxwino,mxwino-gemm,blocked-8c`;
  * forward + backward ms, per-tile / GEMM / oneDNN direct):
