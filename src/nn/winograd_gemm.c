@@ -39,6 +39,21 @@ static size_t chunk_tiles(const mx_conv2d_desc *d)
     return t < GEMM_MIN_TILES ? GEMM_MIN_TILES : t;
 }
 
+/* The tiles of each chunk when n tiles go through in chunks of at most
+ * chunk_tiles(d): as many chunks as that needs, of near-equal size. With
+ * full chunks and the remainder last, resnet50's 512@7 layers at batch 32
+ * (128 tiles, chunks of 113) ran a chunk of 15 tiles, whose GEMMs (15 rows,
+ * or for the weights' gradient a sum of 15) streamed all 36 MiB of the
+ * transformed weights again for an eighth of the work; so did preact18's
+ * 512@4 at batch 128. bench/conv_bench on AVX2, forward + backward ms, 2
+ * alternations: 512@7 at batch 32 76.4-78.7 -> 72.8-74.4, 512@4 at batch
+ * 128 76.2-79.1 -> 71.0-72.7. */
+static size_t even_chunk_tiles(const mx_conv2d_desc *d, size_t tiles)
+{
+    const size_t most = chunk_tiles(d), chunks = (tiles + most - 1) / most;
+    return chunks ? (tiles + chunks - 1) / chunks : most;
+}
+
 size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad)
 {
     const size_t P = wino_points(mx_wino_tile(d)), tc = chunk_tiles(d);
@@ -85,7 +100,7 @@ mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x
 {
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = wino_points(tile), tc_max = chunk_tiles(d), tiles = wino_batch_tiles(d, tile, n);
+    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, tiles);
     const size_t vs = wino_point_stride(tc_max, C), ys = wino_point_stride(tc_max, K);
     float *v = scratch, *m = scratch + P * vs;
     for (size_t first = 0; first < tiles; first += tc_max) {
@@ -114,7 +129,7 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
     if (!dw) return MX_OK;
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = wino_points(tile), tc_max = chunk_tiles(d), tiles = wino_batch_tiles(d, tile, n);
+    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, tiles);
     const size_t vs = wino_point_stride(tc_max, C), ms = wino_point_stride(tc_max, K);
     float *v = scratch, *m = scratch + P * vs, *du = m + P * ms;
     for (size_t first = 0; first < tiles; first += tc_max) {
