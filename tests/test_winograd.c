@@ -220,12 +220,20 @@ int main(void)
         CHECK_DONE();
     }
     CHECK(mx_wino_block() == 8 || mx_wino_block() == 16);
+    /* The per-tile kernels take the layers of up to MX_WINO_TILES_BEST_CHANNELS
+     * (128 on AVX2, 64 on AVX-512), the GEMM ones the wider. */
+    mx_conv2d_desc best = {.in_channels = MX_WINO_TILES_BEST_CHANNELS, .out_channels = MX_WINO_TILES_BEST_CHANNELS};
+    CHECK(mx_wino_tiles_best(&best));
+    best.out_channels *= 2;
+    CHECK(!mx_wino_tiles_best(&best));
+    CHECK(MX_WINO_TILES_BEST_CHANNELS == (mx_wino_block() == 8 ? 128 : 64));
     printf("Winograd kernel on blocks of %zu channels\n", mx_wino_block());
     /* n, C, K, H, W: resnet20's widths at Fashion-MNIST's and CIFAR's sizes,
      * odd sizes (clipped edge tiles), more tiles than a micro-kernel takes,
      * and in/out channel counts that differ. */
     const size_t shapes[][5] = {{3, 16, 16, 28, 28}, {2, 32, 32, 14, 14}, {2, 64, 64, 7, 7}, {2, 16, 32, 9, 5},
-                                {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3}};
+                                {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3},
+                                {2, 128, 128, 16, 16}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const size_t *s = shapes[i];
         for (int variant = 0; variant < 4; variant++) {
@@ -241,7 +249,8 @@ int main(void)
         }
     }
     /* The input gradient: channels in and out that differ, both tiles, clipped edges. */
-    const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11}};
+    const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11},
+                                   {2, 128, 128, 16, 16}};
     for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
         const size_t *s = dx_shapes[i];
         const double e = compare_dx(s[0], s[1], s[2], s[3], s[4], 0);
@@ -254,7 +263,7 @@ int main(void)
      * an odd number of blocks and not a multiple of the micro-kernel's 6, a
      * batch whose tiles split unevenly between threads and groups. */
     const size_t dw_shapes[][5] = {{3, 16, 16, 32, 32}, {2, 32, 64, 7, 7}, {3, 24, 40, 6, 5},
-                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}};
+                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}, {2, 128, 128, 16, 16}};
     for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
         const size_t *s = dw_shapes[i];
         if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
@@ -269,8 +278,8 @@ int main(void)
         CHECK(e < 1.5e-5);
     }
     /* The wide layers' kernels: more channels than the per-tile kernels
-     * take, a batch of several chunks with a partial last one (16 channels
-     * in and out: 3,640 tiles a chunk, 3,700 here), both tiles, clipped
+     * take, a batch of several chunks (16 channels in and out: at most
+     * 3,640 tiles a chunk, so 3,700 go as two of 1,850), both tiles, clipped
      * edges, channels in and out that differ; forward with every epilogue,
      * input gradient, weights' and bias's gradients. */
     const size_t gemm_shapes[][5] = {{3, 512, 256, 4, 4}, {3, 256, 128, 7, 7}, {2, 64, 320, 6, 5}, {925, 16, 16, 8, 8}};
