@@ -8,7 +8,9 @@
  *  - prediction: a convolution absorbs the batch norm, residual add and
  *    ReLU after it (the fusions), and in networks no wider than 64 channels
  *    its 3x3 stride-1 layers run mixreg's per-tile Winograd kernel
- *    (winograd_inference_suits), on AVX2 the wider ones its GEMM kernel;
+ *    (winograd_inference_suits); on AVX2 so do a wider network's layers of
+ *    up to 128 channels (mx_wino_tiles_best), and the wider ones its GEMM
+ *    kernel;
  *  - the sizes of those kernels' buffers in the oneDNN context's scratch
  *    (cnn_cpu_wino_u) and of the folded weights (cnn_cpu_plan places them).
  * cnn_cpu_plan.c makes the oneDNN plans these choices call for. */
