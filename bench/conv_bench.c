@@ -10,7 +10,7 @@
  *   blocked-16c  the plans on nChw16c buffers (as the CNN engine runs them on AVX-512)
  *   blocked-8c   the plans on nChw8c buffers (as the CNN engine runs them on AVX2)
  *   winograd-16c the same with oneDNN's Winograd kernels for all three passes
- *   mxwino       mixreg's own Winograd forward (src/nn/winograd.c, F(4x4, 3x3) or F(2x2, 3x3),
+ *   mxwino       mixreg's own Winograd forward (src/nn/winograd.c, F(2x2), F(4x4) or F(5x5, 3x3),
  *                on the build's block, mx_wino_block: nChw16c with AVX-512, nChw8c with AVX2;
  *                the inference path's kernel, weights transformed every call):
  *                its bwd column is the input gradient (mx_wino_transposed) and the
@@ -24,11 +24,12 @@
  * On a shared machine the best is the better estimate of the uncontended
  * cost: an OpenMP team stalls at every barrier while one of its threads is
  * descheduled.
- *   conv_bench [THREADS=2] [BATCH=128] [REPS=15] [SHAPES=resnet20] [VARIANTS]
+ *   conv_bench [THREADS=2] [BATCH=128] [REPS=15] [SHAPES=resnet20] [VARIANTS] [LARGEST_TILE]
  * SHAPES: resnet20 (the 28x28 Fashion-MNIST planes above), cifar (the same
  * widths on 32x32, 16x16, 8x8), preact18 (64@32, 128@16, 256@8) or wide
  * (preact18's 512@4, resnet50's 256@14 and 512@7) or resnet50 (its stride-1
- * 3x3 layers at 224x224 but 512@7: 64@56, 128@28, 256@14); VARIANTS:
+ * 3x3 layers at 224x224 but 512@7: 64@56, 128@28, 256@14) or plane14 (64,
+ * 128 and 256 channels on 14x14, where F5 tiles apply); VARIANTS:
  * a comma-separated list of the variant names to run (the ref one is then
  * skipped), e.g. blocked-16c,winograd-16c.
  * The ref variants run first, before any OpenMP team exists (libgomp's
@@ -272,15 +273,20 @@ int main(int argc, char **argv)
     omp_set_num_threads(threads);
     const char *set = argc > 4 ? argv[4] : "resnet20";
     const char *only = argc > 5 ? argv[5] : NULL;
+    /* The largest Winograd tile the mxwino variants may take (2, 4 or 5;
+     * default the build's), to compare tile sizes on one shape. */
+    if (argc > 6) mx_wino_largest_tile_set(atoi(argv[6]));
     static const size_t resnet20[3][2] = {{16, 28}, {32, 14}, {64, 7}};
     static const size_t cifar[3][2] = {{16, 32}, {32, 16}, {64, 8}};
     static const size_t preact18[3][2] = {{64, 32}, {128, 16}, {256, 8}};
     static const size_t wide[3][2] = {{512, 4}, {256, 14}, {512, 7}};
     static const size_t resnet50[3][2] = {{64, 56}, {128, 28}, {256, 14}};
+    static const size_t plane14[3][2] = {{64, 14}, {128, 14}, {256, 14}};
     const size_t(*shapes)[2] = !strcmp(set, "cifar")      ? cifar
                                : !strcmp(set, "preact18") ? preact18
                                : !strcmp(set, "wide")     ? wide
                                : !strcmp(set, "resnet50") ? resnet50
+                               : !strcmp(set, "plane14")  ? plane14
                                                           : resnet20;
     mx_conv2d_desc d[3];
     bench_case c[3];

@@ -54,6 +54,11 @@
  * in it (preact18 on AVX2, whose 64-channel layers train on mixreg's
  * Winograd kernel, measured 1.4e-4). */
 #define BUFFER_RTOL_WINOGRAD 5e-4
+/* ... and the eval pass's input gradient this one: it goes back through
+ * every Winograd layer's input-gradient kernel (resnet20 on 28x28, whose
+ * 14x14 layers take F(5x5, 3x3) on AVX2, measured 1.1e-4; 6.8e-5 with
+ * F(4x4, 3x3) there). */
+#define EVAL_DX_RTOL_WINOGRAD 3e-4
 #define FLOOR 1e-2
 
 /* Worst |got - want| / (|want| + floor * max|want|) over the entries: relative,
@@ -211,6 +216,7 @@ static void agree(const agreement_case *c, size_t k)
     size_t blocked = blocked_tensors(cpu), winograd = winograd_convs(cpu);
     const double grad_rtol = winograd ? GRAD_RTOL_WINOGRAD : GRAD_RTOL;
     const double buffer_rtol = winograd ? BUFFER_RTOL_WINOGRAD : RTOL;
+    const double eval_dx_rtol = winograd ? EVAL_DX_RTOL_WINOGRAD : RTOL;
     mx_model_init_params(ref, 11 + k);
     mx_rng rng;
     mx_rng_init(&rng, 100 + k, 0);
@@ -227,7 +233,7 @@ static void agree(const agreement_case *c, size_t k)
            c->arch, c->c, c->h, c->w, c->batch, c->batch - 1, blocked, winograd, done, tries, ag.logits, ag.loss,
            ag.grads, ag.worst_grad ? ag.worst_grad : "-", ag.buffers, ag.params, ag.eval_logits, ag.eval_dx);
     CHECK(ag.logits <= RTOL && ag.loss <= RTOL && ag.grads <= grad_rtol && ag.buffers <= buffer_rtol);
-    CHECK(ag.params <= RTOL && ag.eval_logits <= RTOL && ag.eval_dx <= RTOL);
+    CHECK(ag.params <= RTOL && ag.eval_logits <= RTOL && ag.eval_dx <= eval_dx_rtol);
     mx_model_free(ref);
     mx_model_free(cpu);
 }

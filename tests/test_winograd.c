@@ -198,6 +198,92 @@ static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W, int g
     return worst;
 }
 
+/* F4's transforms scale by up to 8 and 1/24: ten times F2's rounding; F5's
+ * by up to 16 and 1/90, about twice F4's at the widest shapes (256 -> 128
+ * on 14x14: input gradient 1.5e-5 against 7e-6). */
+static double tolerance(const mx_conv2d_desc *d)
+{
+    const int tile = mx_wino_tile(d);
+    return tile == 2 ? 2e-6 : tile == 4 ? 1.5e-5 : 3e-5;
+}
+
+/* Every kernel against the direct convolution on shapes that take each
+ * tile the largest allowed tile (mx_wino_largest_tile_set) leaves. */
+static void check_kernels(void)
+{
+/* n, C, K, H, W: resnet20's widths at Fashion-MNIST's and CIFAR's sizes,
+ * odd sizes (clipped edge tiles), more tiles than a micro-kernel takes,
+ * and in/out channel counts that differ. */
+const size_t shapes[][5] = {{3, 16, 16, 28, 28}, {2, 32, 32, 14, 14}, {2, 64, 64, 7, 7}, {2, 16, 32, 9, 5},
+                            {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3},
+                            {2, 128, 128, 16, 16}, {2, 32, 32, 10, 10}};
+for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    const size_t *s = shapes[i];
+    for (int variant = 0; variant < 4; variant++) {
+        const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
+        const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 0);
+        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+        const double tol = tolerance(&d);
+        if (!(e < tol))
+            fprintf(stderr, "shape %zu (%zu %zu %zu %zu %zu) variant %d: relative error %.3g\n", i, s[0], s[1],
+                    s[2], s[3], s[4], variant, e);
+        CHECK(e < tol);
+    }
+}
+/* The input gradient: channels in and out that differ, both tiles, clipped edges. */
+const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11},
+                               {2, 128, 128, 16, 16}};
+for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
+    const size_t *s = dx_shapes[i];
+    const double e = compare_dx(s[0], s[1], s[2], s[3], s[4], 0);
+    const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+    const double tol = tolerance(&d);
+    if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
+    CHECK(e < tol);
+}
+/* The weights' gradient: both tiles, clipped edges, channel counts with
+ * an odd number of blocks and not a multiple of the micro-kernel's 6, a
+ * batch whose tiles split unevenly between threads and groups. */
+const size_t dw_shapes[][5] = {{3, 16, 16, 32, 32}, {2, 32, 64, 7, 7}, {3, 24, 40, 6, 5},
+                               {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}, {2, 128, 128, 16, 16}};
+for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
+    const size_t *s = dw_shapes[i];
+    if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
+    const double e = compare_dw(s[0], s[1], s[2], s[3], s[4], 0);
+    const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+    const double tol = tolerance(&d);
+    printf("weights' gradient, shape %zu: relative error %.3g\n", i, e);
+    CHECK(e < tol);
+}
+if (mx_wino_block() == 8) { /* 24 and 40 channels: blocks of 8, not 16 */
+    const double e = compare(2, 24, 40, 9, 9, 1, 1, 1, 0);
+    CHECK(e < 1.5e-5);
+}
+/* The wide layers' kernels: more channels than the per-tile kernels
+ * take, a batch of several chunks (16 channels in and out: at most
+ * 3,640 tiles a chunk, so 3,700 go as two of 1,850), every tile, clipped
+ * edges, channels in and out that differ; forward with every epilogue,
+ * input gradient, weights' and bias's gradients. */
+const size_t gemm_shapes[][5] = {{3, 512, 256, 4, 4}, {3, 256, 128, 7, 7}, {2, 64, 320, 6, 5},
+                                    {925, 16, 16, 8, 8}, {2, 256, 128, 14, 14}};
+for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++) {
+    const size_t *s = gemm_shapes[i];
+    if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
+    const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
+    const double tol = tolerance(&d);
+    for (int variant = 0; variant < 4; variant++) {
+        const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
+        const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 1);
+        if (!(e < tol)) fprintf(stderr, "wide, shape %zu variant %d: relative error %.3g\n", i, variant, e);
+        CHECK(e < tol);
+    }
+    const double edx = compare_dx(s[0], s[1], s[2], s[3], s[4], 1), edw = compare_dw(s[0], s[1], s[2], s[3], s[4], 1);
+    printf("wide, shape %zu: input gradient %.3g, weights' gradient %.3g\n", i, edx, edw);
+    CHECK(edx < tol);
+    CHECK(edw < tol);
+}
+}
+
 int main(void)
 {
     mx_conv2d_desc no = {.in_channels = 16, .out_channels = 16, .in_h = 8, .in_w = 8, .kernel_h = 3, .kernel_w = 3,
@@ -214,6 +300,24 @@ int main(void)
     CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == 2 && mx_wino_weight_floats(&no) == 16 * 16 * 16);
     no.in_h = no.in_w = 8;
     CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == 4 && mx_wino_weight_floats(&no) == 36 * 16 * 16);
+    /* F5 on AVX2 builds where its 7x7 tiles take fewer points: 14x14 (9 x 49
+     * against F4's 16 x 36) and 10x10, not 28x28 (a tie) or 7x7. */
+    const int f5 = mx_wino_block() == 8;
+    const size_t sides[] = {14, 10, 28, 7};
+    for (size_t i = 0; i < 4; i++) {
+        no.in_h = no.in_w = sides[i];
+        const int want = f5 && i < 2 ? 5 : 4;
+        CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == want);
+        CHECK(mx_wino_weight_floats(&no) == (size_t)(want + 2) * (size_t)(want + 2) * 16 * 16);
+    }
+    no.in_h = no.in_w = 14;
+    CHECK(mx_conv2d_setup(&no) == MX_OK);
+    mx_wino_largest_tile_set(4);
+    CHECK(mx_wino_tile(&no) == 4);
+    mx_wino_largest_tile_set(5);
+    CHECK(mx_wino_tile(&no) == 5);
+    mx_wino_largest_tile_set(0);
+    CHECK(mx_wino_tile(&no) == (f5 ? 5 : 4));
     if (!mx_wino_available()) {
         CHECK(mx_wino_block() == 0);
         printf("no AVX-512 or AVX2 in this build: the Winograd kernel is absent, callers use the direct convolution\n");
@@ -228,76 +332,14 @@ int main(void)
     CHECK(!mx_wino_tiles_best(&best));
     CHECK(MX_WINO_TILES_BEST_CHANNELS == (mx_wino_block() == 8 ? 128 : 64));
     printf("Winograd kernel on blocks of %zu channels\n", mx_wino_block());
-    /* n, C, K, H, W: resnet20's widths at Fashion-MNIST's and CIFAR's sizes,
-     * odd sizes (clipped edge tiles), more tiles than a micro-kernel takes,
-     * and in/out channel counts that differ. */
-    const size_t shapes[][5] = {{3, 16, 16, 28, 28}, {2, 32, 32, 14, 14}, {2, 64, 64, 7, 7}, {2, 16, 32, 9, 5},
-                                {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3},
-                                {2, 128, 128, 16, 16}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const size_t *s = shapes[i];
-        for (int variant = 0; variant < 4; variant++) {
-            const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
-            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 0);
-            /* F4's transforms scale by up to 8 and 1/24: ten times F2's rounding */
-            const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
-            const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
-            if (!(e < tol))
-                fprintf(stderr, "shape %zu (%zu %zu %zu %zu %zu) variant %d: relative error %.3g\n", i, s[0], s[1],
-                        s[2], s[3], s[4], variant, e);
-            CHECK(e < tol);
-        }
-    }
-    /* The input gradient: channels in and out that differ, both tiles, clipped edges. */
-    const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11},
-                                   {2, 128, 128, 16, 16}};
-    for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
-        const size_t *s = dx_shapes[i];
-        const double e = compare_dx(s[0], s[1], s[2], s[3], s[4], 0);
-        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
-        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
-        if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
-        CHECK(e < tol);
-    }
-    /* The weights' gradient: both tiles, clipped edges, channel counts with
-     * an odd number of blocks and not a multiple of the micro-kernel's 6, a
-     * batch whose tiles split unevenly between threads and groups. */
-    const size_t dw_shapes[][5] = {{3, 16, 16, 32, 32}, {2, 32, 64, 7, 7}, {3, 24, 40, 6, 5},
-                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}, {2, 128, 128, 16, 16}};
-    for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
-        const size_t *s = dw_shapes[i];
-        if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
-        const double e = compare_dw(s[0], s[1], s[2], s[3], s[4], 0);
-        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
-        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
-        printf("weights' gradient, shape %zu: relative error %.3g\n", i, e);
-        CHECK(e < tol);
-    }
-    if (mx_wino_block() == 8) { /* 24 and 40 channels: blocks of 8, not 16 */
-        const double e = compare(2, 24, 40, 9, 9, 1, 1, 1, 0);
-        CHECK(e < 1.5e-5);
-    }
-    /* The wide layers' kernels: more channels than the per-tile kernels
-     * take, a batch of several chunks (16 channels in and out: at most
-     * 3,640 tiles a chunk, so 3,700 go as two of 1,850), both tiles, clipped
-     * edges, channels in and out that differ; forward with every epilogue,
-     * input gradient, weights' and bias's gradients. */
-    const size_t gemm_shapes[][5] = {{3, 512, 256, 4, 4}, {3, 256, 128, 7, 7}, {2, 64, 320, 6, 5}, {925, 16, 16, 8, 8}};
-    for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++) {
-        const size_t *s = gemm_shapes[i];
-        if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
-        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
-        const double tol = mx_wino_tile(&d) == 4 ? 1.5e-5 : 2e-6;
-        for (int variant = 0; variant < 4; variant++) {
-            const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
-            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 1);
-            if (!(e < tol)) fprintf(stderr, "wide, shape %zu variant %d: relative error %.3g\n", i, variant, e);
-            CHECK(e < tol);
-        }
-        const double edx = compare_dx(s[0], s[1], s[2], s[3], s[4], 1), edw = compare_dw(s[0], s[1], s[2], s[3], s[4], 1);
-        printf("wide, shape %zu: input gradient %.3g, weights' gradient %.3g\n", i, edx, edw);
-        CHECK(edx < tol);
-        CHECK(edw < tol);
-    }
+    /* The build's tiles, then the other largest tile (F4 where F5 is the
+     * default, F5 where it is not), so both cover every shape. */
+    const int largest = mx_wino_block() == 8 ? 5 : 4;
+    printf("Winograd kernels with tiles up to F%d\n", largest);
+    check_kernels();
+    mx_wino_largest_tile_set(largest == 5 ? 4 : 5);
+    printf("Winograd kernels with tiles up to F%d\n", largest == 5 ? 4 : 5);
+    check_kernels();
+    mx_wino_largest_tile_set(0);
     CHECK_DONE();
 }

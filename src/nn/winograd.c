@@ -1,11 +1,11 @@
-/* Winograd forward convolution on blocked tensors (winograd.h), F(2x2, 3x3)
- * or F(4x4, 3x3) by the shape (mx_wino_tile): nChw16c with AVX-512, nChw8c
+/* Winograd forward convolution on blocked tensors (winograd.h), F(2x2, 3x3),
+ * F(4x4, 3x3) or F(5x5, 3x3) by the shape (mx_wino_tile): nChw16c with AVX-512, nChw8c
  * with AVX2 (the block is the vector: MX_WINO_BLOCK lanes).
  *
  * With V = B^T d B (d an a x a input patch, a = m + 2), U = G g G^T (g a 3x3
  * filter) and Y = A^T [sum over input channels of U .* V] A, one m x m output
  * tile takes a^2 multiply-adds per input channel instead of 9 m^2: 16 for 4
- * outputs (F2) or 36 for 16 (F4); the transforms are additions and small
+ * outputs (F2), 36 for 16 (F4) or 49 for 25 (F5); the transforms are additions and small
  * multiples. Work per thread: a group of one sample's tiles at a time, small
  * enough that the group's transformed input stays in cache:
  *   1. transform every tile's patch, channel block by channel block;
@@ -50,10 +50,29 @@ int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n)
     return wino_batch_tiles(d, mx_wino_tile(d), n) >= gemm_min_tiles;
 }
 
+/* F5 only where it was measured: AVX2 builds (winograd.h mx_wino_tile). */
+#if WB == 8
+#define LARGEST_TILE 5
+#else
+#define LARGEST_TILE 4
+#endif
+
+static int largest_tile = LARGEST_TILE;
+
+void mx_wino_largest_tile_set(int tile) { largest_tile = tile == 2 || tile == 4 || tile == 5 ? tile : LARGEST_TILE; }
+
+/* The points of d's output covered by m x m tiles. */
+static size_t tiled_points(const mx_conv2d_desc *d, size_t m)
+{
+    return (d->out_h + m - 1) / m * ((d->out_w + m - 1) / m) * (m + 2) * (m + 2);
+}
+
 int mx_wino_tile(const mx_conv2d_desc *d)
 {
-    const size_t f2 = (d->out_h + 1) / 2 * ((d->out_w + 1) / 2) * 16, f4 = (d->out_h + 3) / 4 * ((d->out_w + 3) / 4) * 36;
-    return f4 < f2 ? 4 : 2;
+    int best = 2;
+    for (int m = 4; m <= largest_tile; m++)
+        if (m != 3 && tiled_points(d, (size_t)m) < tiled_points(d, (size_t)best)) best = m;
+    return best;
 }
 
 size_t mx_wino_weight_floats(const mx_conv2d_desc *d)
@@ -81,7 +100,7 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
-    const float(*G)[3] = a == 6 ? G4 : G2;
+    const float(*G)[3] = wino_g(a);
     const size_t KB = K / WB;
     const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
@@ -93,7 +112,7 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
          * worth apart (512 channels: 9 of the 29 ms of a forward at batch
          * 32). */
         const size_t c = plain ? (size_t)job / KB : (size_t)job % C, kb = plain ? (size_t)job % KB : (size_t)job / C;
-        float g[9][WB], gg[6][3][WB];
+        float g[9][WB], gg[WINO_MAX_SIDE][3][WB];
         if (transposed) {
             for (int j = 0; j < 9; j++)
 #pragma omp simd
@@ -164,7 +183,7 @@ int mx_wino_available(void) { return 1; }
 #define GROUP_FLOATS 16384
 #define GROUP_TILES 16
 #endif
-#define MAX_POINTS 36
+#define MAX_POINTS (WINO_MAX_SIDE * WINO_MAX_SIDE)
 /* Tiles per GEMM micro-kernel call: its accumulators and the weight
  * vectors fit the vector registers (AVX-512: 8 + 16 of 32; AVX2: 8 + 2 of 16). */
 #define MICRO_TILES 8
@@ -392,6 +411,7 @@ void mx_wino_forward(const mx_conv2d_desc *d, size_t n, const float *x, const fl
                 prefetch_rows(addend, ns, KB, OH, OW * WB, (long)(T * (nb / tiles_x)), (long)(T * (ne / tiles_x) + T));
         }
         if (tile == 4) run_job(4, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
+        else if (tile == 5) run_job(5, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
         else run_job(2, d, s, t_begin, nt, group, x, u, bias, addend, relu, y);
     }
 }

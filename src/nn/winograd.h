@@ -40,15 +40,24 @@ int mx_wino_suits(const mx_conv2d_desc *d);
 #endif
 int mx_wino_tiles_best(const mx_conv2d_desc *d);
 
-/* The output tile's side for d: 4, F(4x4, 3x3) with 36 points, when its
- * tiles cover the output with fewer points than F(2x2, 3x3)'s (16 points a
- * 2x2 tile; a tie goes to F2), else 2: F4 on 28x28, 14x14, 8x8 and 7x7, F2
- * on 6x6 and 5x5 (measured: 64@7 0.144 against 0.192 ms at batch 32, 64@6
- * 0.143 against 0.113). F4 does 2.25 multiply-adds per output
- * and input channel against F2's 4 and direct's 9; its rounding error is
- * about ten times F2's (relative to the output's scale, ~5e-6 against
- * ~4e-7 in tests/test_winograd.c), as oneDNN's own F(4x4, 3x3). */
+/* The output tile's side for d: of F(2x2, 3x3) (16 points a tile), F(4x4,
+ * 3x3) (36) and on AVX2 builds F(5x5, 3x3) (49), the one whose tiles cover
+ * the output with the fewest points, a tie going to the smaller tile: F4 on
+ * 28x28, 8x8 and 7x7, F2 on 6x6 (measured: 64@7 0.144 against 0.192 ms at
+ * batch 32, 64@6 0.143 against 0.113), F5 on 14x14 (9 x 49 points against
+ * 16 x 36), 10x10 and 5x5, F4 there on AVX-512 (F5 unmeasured there). F4
+ * does 2.25 multiply-adds per output and input channel against F2's 4 and
+ * direct's 9, F5 1.96; F4's rounding error is about ten times F2's
+ * (relative to the output's scale, ~5e-6 against ~4e-7 in
+ * tests/test_winograd.c), as oneDNN's own F(4x4, 3x3), and F5's up to
+ * twice F4's. */
 int mx_wino_tile(const mx_conv2d_desc *d);
+
+/* The largest tile mx_wino_tile may pick for the process (2, 4 or 5; any
+ * other value restores the build's: 5 with AVX2, 4 otherwise): tests and
+ * benchmarks compare the tile sizes on one shape. Set it before any plan
+ * is made, since plans keep weights transformed for the tile they saw. */
+void mx_wino_largest_tile_set(int tile);
 
 /* Floats of the transformed weights: (tile + 2)^2 x in x out. */
 size_t mx_wino_weight_floats(const mx_conv2d_desc *d);

@@ -190,6 +190,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
             const size_t take = end - first < g ? end - first : g;
             if (first + take < end) prefetch_group(d, tile, first + take, g, end, x, dy);
             if (tile == 4) dw_group(4, d, first, take, x, dy, vbuf, mbuf, du);
+            else if (tile == 5) dw_group(5, d, first, take, x, dy, vbuf, mbuf, du);
             else dw_group(2, d, first, take, x, dy, vbuf, mbuf, du);
         }
     }

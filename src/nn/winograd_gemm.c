@@ -76,6 +76,7 @@ static void transform_inputs(const mx_conv2d_desc *d, int tile, size_t first, si
         const float *xb = x + (at.s * CB + cb) * H * W * WB;
         float *out = v + t * C + cb * WB;
         if (tile == 4) input_tile(4, xb, (long)H, (long)W, (long)at.row - 1, (long)at.col - 1, out, vs);
+        else if (tile == 5) input_tile(5, xb, (long)H, (long)W, (long)at.row - 1, (long)at.col - 1, out, vs);
         else input_tile(2, xb, (long)H, (long)W, (long)at.row - 1, (long)at.col - 1, out, vs);
     }
 }
@@ -116,6 +117,7 @@ mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x
             const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
             const float *mt = m + t * K + kb * WB, *add = addend ? addend + plane : NULL;
             if (tile == 4) output_tile(4, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
+            else if (tile == 5) output_tile(5, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
             else output_tile(2, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
         }
     }
@@ -141,6 +143,7 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
             const wino_tile_at at = wino_locate(d, tile, first + t);
             const float *dyb = dy + (at.s * KB + kb) * OH * OW * WB;
             if (tile == 4) grad_tile(4, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
+            else if (tile == 5) grad_tile(5, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
             else grad_tile(2, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
         }
         /* dU[p], as C x K, += V[p]^T M[p]: dw_from_domain then reads each

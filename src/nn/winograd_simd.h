@@ -27,6 +27,8 @@ typedef __m512 vec;
 #define v_sub _mm512_sub_ps
 #define v_fmadd _mm512_fmadd_ps
 #define v_fnmadd _mm512_fnmadd_ps
+#define v_fmsub _mm512_fmsub_ps
+#define v_mul _mm512_mul_ps
 /* max(v, 0) with NaN passing through, as the other ReLUs */
 static inline vec v_relu(vec v)
 {
@@ -47,6 +49,8 @@ typedef __m256 vec;
 #define v_sub _mm256_sub_ps
 #define v_fmadd _mm256_fmadd_ps
 #define v_fnmadd _mm256_fnmadd_ps
+#define v_fmsub _mm256_fmsub_ps
+#define v_mul _mm256_mul_ps
 static inline vec v_relu(vec v)
 {
     const __m256 keep =
@@ -65,9 +69,29 @@ static const float G4[6][3] = {{1.0f / 4, 0, 0},
                                {1.0f / 24, 1.0f / 12, 1.0f / 6},
                                {1.0f / 24, -1.0f / 12, 1.0f / 6},
                                {0, 0, 1}};
+/* F(5x5, 3x3) (AVX2 builds' 14x14 planes: mx_wino_tile): points 0, 1, -1,
+ * 1/2, -1/2, 2, infinity, the Toom-Cook construction with each row of G
+ * divided by what makes bt5's row of B^T integral (4, 4, 4, 2, 2, 4, 4).
+ * Of the 7-point sets tried (numpy, float32 against float64, 256 channels
+ * of post-ReLU inputs), its rounding error was the lowest, about F4's: two
+ * points of +-2 (A^T's 16s) are worse than 2 and +-1/2. */
+static const float G5[7][3] = {{-1.0f / 2, 0, 0},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 18, 1.0f / 18, -1.0f / 18},
+                               {8.0f / 9, 4.0f / 9, 2.0f / 9},
+                               {8.0f / 15, -4.0f / 15, 2.0f / 15},
+                               {1.0f / 90, 1.0f / 45, 2.0f / 45},
+                               {0, 0, 1.0f / 4}};
 
-/* Winograd points of a tile: (tile + 2)^2 (16 for F2, 36 for F4). */
+/* The largest tile side a = tile + 2 (F5's 7), the side of the kernels'
+ * per-tile arrays. */
+#define WINO_MAX_SIDE 7
+
+/* Winograd points of a tile: (tile + 2)^2 (16 for F2, 36 for F4, 49 for F5). */
 static inline size_t wino_points(int tile) { return (size_t)(tile + 2) * (size_t)(tile + 2); }
+
+/* G (a x 3) for the tile side a. */
+static inline const float (*wino_g(int a))[3] { return a == 7 ? G5 : a == 6 ? G4 : G2; }
 
 /* Floats between two points in a point-major buffer of `tiles` tiles of
  * `channels`, plus a cache line, so that a tile's points, stored one after
@@ -116,7 +140,7 @@ static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, i
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
-    const float(*G)[3] = a == 6 ? G4 : G2;
+    const float(*G)[3] = wino_g(a);
     const size_t KB = K / WB, ps = dw_plain_stride(C, K);
     const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
@@ -125,7 +149,7 @@ static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, i
          * the input channels of dw_index's layout, the blocks of output
          * channels of the plain one. */
         const size_t c = plain ? (size_t)job / KB : (size_t)job % C, kb = plain ? (size_t)job % KB : (size_t)job / C;
-        float du[6][6][WB], t[3][6][WB];
+        float du[WINO_MAX_SIDE][WINO_MAX_SIDE][WB], t[3][WINO_MAX_SIDE][WB];
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++) {
                 const size_t point = (size_t)(i * a + j);
@@ -178,20 +202,20 @@ static inline void bias_gradient(const mx_conv2d_desc *d, size_t n, const float 
 /* One tile's a x a patch of one channel block at input (row0, col0), which may
  * start at -1 or run past the edge (zero padding). */
 static inline __attribute__((always_inline)) void load_patch(int a, const float *xb, long H, long W, long row0,
-                                                              long col0, vec d[6][6])
+                                                              long col0, vec d[WINO_MAX_SIDE][WINO_MAX_SIDE])
 {
     if (row0 >= 0 && col0 >= 0 && row0 + a <= H && col0 + a <= W) {
         const float *p = xb + ((size_t)row0 * (size_t)W + (size_t)col0) * WB;
-#pragma GCC unroll 6
+#pragma GCC unroll 7
         for (int i = 0; i < a; i++)
-#pragma GCC unroll 6
+#pragma GCC unroll 7
             for (int j = 0; j < a; j++) d[i][j] = v_loadu(p + ((size_t)i * (size_t)W + (size_t)j) * WB);
         return;
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 7
     for (int i = 0; i < a; i++) {
         const long r = row0 + i;
-#pragma GCC unroll 6
+#pragma GCC unroll 7
         for (int j = 0; j < a; j++) {
             const long c = col0 + j;
             d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? v_loadu(xb + ((size_t)r * (size_t)W + (size_t)c) * WB)
@@ -223,18 +247,56 @@ static inline __attribute__((always_inline)) void bt4(vec x[6])
     x[0] = r0, x[1] = r1, x[2] = r2, x[3] = r3, x[4] = r4, x[5] = r5;
 }
 
+/* B^T x for F5 on 7 vectors in place, B^T's rows
+ *   -2 1 10 -5 -8 4 0,  0 2 1 -9 -4 4 0,  0 -2 3 7 -12 4 0,  0 2 3 -4 -3 2 0,
+ *   0 -2 5 0 -5 2 0,  0 1 0 -5 0 4 0,  0 -2 1 10 -5 -8 4:
+ * the rows of each pair of points +-p are e + o and e - o, where o applies
+ * to x1..x4 the pattern e applies to x2..x5 (for +-1/2 twice it); the first
+ * and last rows are one pattern on x0..x5 and x1..x6. 28 operations. */
+static inline __attribute__((always_inline)) void bt5(vec x[7])
+{
+    const vec two = v_set1(2.0f), four = v_set1(4.0f), five = v_set1(5.0f), eight = v_set1(8.0f), ten = v_set1(10.0f);
+    /* 2a - b - 8c + 4d and 2a - b - 2c + d */
+#define BT5_P1(a, b, c, d) v_fmadd(four, d, v_fnmadd(eight, c, v_fmsub(two, a, b)))
+#define BT5_P2(a, b, c, d) v_add(d, v_fnmadd(two, c, v_fmsub(two, a, b)))
+    /* -2a + b + 10c - 5d - 8e + 4f */
+#define BT5_END(a, b, c, d, e, f) v_fmadd(four, f, v_fnmadd(eight, e, v_fnmadd(five, d, v_fmadd(ten, c, v_fnmadd(two, a, b)))))
+    const vec r0 = BT5_END(x[0], x[1], x[2], x[3], x[4], x[5]);
+    const vec r6 = BT5_END(x[1], x[2], x[3], x[4], x[5], x[6]);
+    const vec e1 = BT5_P1(x[2], x[3], x[4], x[5]), o1 = BT5_P1(x[1], x[2], x[3], x[4]);
+    const vec p3 = BT5_P2(x[2], x[3], x[4], x[5]), e3 = v_add(p3, p3), o3 = BT5_P2(x[1], x[2], x[3], x[4]);
+    const vec r5 = v_fmadd(four, x[5], v_fnmadd(five, x[3], x[1]));
+#undef BT5_P1
+#undef BT5_P2
+#undef BT5_END
+    x[0] = r0, x[1] = v_add(e1, o1), x[2] = v_sub(e1, o1), x[3] = v_add(e3, o3), x[4] = v_sub(e3, o3), x[5] = r5;
+    x[6] = r6;
+}
+
 /* V = B^T d B for one tile, written to v[point * v_stride]. */
 static inline __attribute__((always_inline)) void input_tile(int tile, const float *xb, long H, long W, long row0,
                                                               long col0, float *v, size_t v_stride)
 {
     const int a = tile + 2;
-    vec d[6][6];
+    vec d[WINO_MAX_SIDE][WINO_MAX_SIDE];
     load_patch(a, xb, H, W, row0, col0, d);
     if (a == 4) {
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) bt2(&d[0][j], &d[1][j], &d[2][j], &d[3][j]); /* B^T d, column by column */
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) bt2(&d[i][0], &d[i][1], &d[i][2], &d[i][3]); /* (B^T d) B, row by row */
+    } else if (a == 7) {
+#pragma GCC unroll 7
+        for (int j = 0; j < 7; j++) {
+            vec col[7];
+#pragma GCC unroll 7
+            for (int i = 0; i < 7; i++) col[i] = d[i][j];
+            bt5(col);
+#pragma GCC unroll 7
+            for (int i = 0; i < 7; i++) d[i][j] = col[i];
+        }
+#pragma GCC unroll 7
+        for (int i = 0; i < 7; i++) bt5(d[i]);
     } else {
 #pragma GCC unroll 6
         for (int j = 0; j < 6; j++) {
@@ -248,19 +310,31 @@ static inline __attribute__((always_inline)) void input_tile(int tile, const flo
 #pragma GCC unroll 6
         for (int i = 0; i < 6; i++) bt4(d[i]);
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 7
     for (int i = 0; i < a; i++)
-#pragma GCC unroll 6
+#pragma GCC unroll 7
         for (int j = 0; j < a; j++) v_store(v + (size_t)(i * a + j) * v_stride, d[i][j]);
 }
 
 /* A^T x: F2 (rows 1 1 1 0, 0 1 -1 -1) from 4 vectors to 2, F4 (rows
- * 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1) from 6 to 4. */
+ * 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1) from 6 to 4, F5
+ * (rows 1 1 1 1 1 1 0, then p^i for the points 1 -1 1/2 -1/2 2, i = 1..4,
+ * and the last row's 1 at infinity) from 7 to 5. */
 static inline __attribute__((always_inline)) void at_apply(int tile, const vec *x, vec *y)
 {
     if (tile == 2) {
         y[0] = v_add(v_add(x[0], x[1]), x[2]);
         y[1] = v_sub(v_sub(x[1], x[2]), x[3]);
+        return;
+    }
+    if (tile == 5) {
+        const vec s12 = v_add(x[1], x[2]), d12 = v_sub(x[1], x[2]);
+        const vec s34 = v_add(x[3], x[4]), d34 = v_sub(x[3], x[4]);
+        y[0] = v_add(v_add(v_add(x[0], s12), s34), x[5]);
+        y[1] = v_fmadd(v_set1(2.0f), x[5], v_fmadd(v_set1(0.5f), d34, d12));
+        y[2] = v_fmadd(v_set1(4.0f), x[5], v_fmadd(v_set1(0.25f), s34, s12));
+        y[3] = v_fmadd(v_set1(8.0f), x[5], v_fmadd(v_set1(0.125f), d34, d12));
+        y[4] = v_add(v_fmadd(v_set1(16.0f), x[5], v_fmadd(v_set1(0.0625f), s34, s12)), x[6]);
         return;
     }
     const vec s12 = v_add(x[1], x[2]), d12 = v_sub(x[1], x[2]);
@@ -286,24 +360,24 @@ static inline __attribute__((always_inline)) void output_tile(int tile, const fl
                                                                size_t OW, size_t row0, size_t col0)
 {
     const int a = tile + 2;
-    vec t[4][6]; /* A^T M: tile rows x a columns */
-#pragma GCC unroll 6
+    vec t[WINO_MAX_SIDE - 2][WINO_MAX_SIDE]; /* A^T M: tile rows x a columns */
+#pragma GCC unroll 7
     for (int j = 0; j < a; j++) {
-        vec col[6], out[4];
-#pragma GCC unroll 6
+        vec col[WINO_MAX_SIDE], out[WINO_MAX_SIDE - 2];
+#pragma GCC unroll 7
         for (int i = 0; i < a; i++) col[i] = v_load(m + (size_t)(i * a + j) * m_stride);
         at_apply(tile, col, out);
-#pragma GCC unroll 4
+#pragma GCC unroll 5
         for (int i = 0; i < tile; i++) t[i][j] = out[i];
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 5
     for (int i = 0; i < tile; i++) {
         const size_t r = row0 + (size_t)i;
         if (r >= OH) break;
-        vec y[4];
+        vec y[WINO_MAX_SIDE - 2];
         at_apply(tile, t[i], y);
         const size_t at = (r * OW + col0) * WB;
-#pragma GCC unroll 4
+#pragma GCC unroll 5
         for (int j = 0; j < tile; j++)
             if (col0 + (size_t)j < OW)
                 v_storeu(yb + at + (size_t)j * WB,
@@ -320,6 +394,16 @@ static inline __attribute__((always_inline)) void a_apply(int tile, const vec *y
         x[0] = y[0], x[1] = v_add(y[0], y[1]), x[2] = v_sub(y[0], y[1]), x[3] = v_sub(v_zero(), y[1]);
         return;
     }
+    if (tile == 5) { /* F5: A's rows 1 0 0 0 0, then p^0..p^4 for 1 -1 1/2 -1/2 2, then 0 0 0 0 1 */
+        const vec e = v_add(v_add(y[0], y[2]), y[4]), o = v_add(y[1], y[3]);
+        const vec eh = v_fmadd(v_set1(0.0625f), y[4], v_fmadd(v_set1(0.25f), y[2], y[0]));
+        const vec oh = v_fmadd(v_set1(0.125f), y[3], v_mul(v_set1(0.5f), y[1]));
+        const vec x5 = v_fmadd(v_set1(16.0f), y[4],
+                               v_fmadd(v_set1(8.0f), y[3], v_fmadd(v_set1(4.0f), y[2], v_fmadd(v_set1(2.0f), y[1], y[0]))));
+        x[0] = y[0], x[1] = v_add(e, o), x[2] = v_sub(e, o), x[3] = v_add(eh, oh), x[4] = v_sub(eh, oh), x[5] = x5;
+        x[6] = y[4];
+        return;
+    }
     const vec e = v_add(y[0], y[2]), o = v_add(y[1], y[3]);
     const vec e4 = v_fmadd(v_set1(4.0f), y[2], y[0]), o4 = v_fmadd(v_set1(8.0f), y[3], v_add(y[1], y[1]));
     x[0] = y[0], x[1] = v_add(e, o), x[2] = v_sub(e, o), x[3] = v_add(e4, o4), x[4] = v_sub(e4, o4), x[5] = y[3];
@@ -332,36 +416,36 @@ static inline __attribute__((always_inline)) void grad_tile(int tile, const floa
                                                              size_t row0, size_t col0, float *mo, size_t stride)
 {
     const int a = tile + 2;
-    vec y[4][4], t[6][4];
+    vec y[WINO_MAX_SIDE - 2][WINO_MAX_SIDE - 2], t[WINO_MAX_SIDE][WINO_MAX_SIDE - 2];
     if (row0 + (size_t)tile <= OH && col0 + (size_t)tile <= OW) { /* inside: no test per output */
         const float *p = dyb + (row0 * OW + col0) * WB;
-#pragma GCC unroll 4
+#pragma GCC unroll 5
         for (int i = 0; i < tile; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 5
             for (int j = 0; j < tile; j++) y[i][j] = v_loadu(p + ((size_t)i * OW + (size_t)j) * WB);
     } else {
-#pragma GCC unroll 4
+#pragma GCC unroll 5
         for (int i = 0; i < tile; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 5
             for (int j = 0; j < tile; j++)
                 y[i][j] = row0 + (size_t)i < OH && col0 + (size_t)j < OW
                               ? v_loadu(dyb + ((row0 + (size_t)i) * OW + col0 + (size_t)j) * WB)
                               : v_zero();
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 5
     for (int j = 0; j < tile; j++) { /* A dY, column by column */
-        vec col[4], out[6];
-#pragma GCC unroll 4
+        vec col[WINO_MAX_SIDE - 2], out[WINO_MAX_SIDE];
+#pragma GCC unroll 5
         for (int i = 0; i < tile; i++) col[i] = y[i][j];
         a_apply(tile, col, out);
-#pragma GCC unroll 6
+#pragma GCC unroll 7
         for (int i = 0; i < a; i++) t[i][j] = out[i];
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 7
     for (int i = 0; i < a; i++) { /* (A dY) A^T, row by row */
-        vec out[6];
+        vec out[WINO_MAX_SIDE];
         a_apply(tile, t[i], out);
-#pragma GCC unroll 6
+#pragma GCC unroll 7
         for (int j = 0; j < a; j++) v_store(mo + (size_t)(i * a + j) * stride, out[j]);
     }
 }
