@@ -71,7 +71,7 @@ int mx_wino_tile(const mx_conv2d_desc *d)
 {
     int best = 2;
     for (int m = 4; m <= largest_tile; m++)
-        if (m != 3 && tiled_points(d, (size_t)m) < tiled_points(d, (size_t)best)) best = m;
+        if (tiled_points(d, (size_t)m) < tiled_points(d, (size_t)best)) best = m;
     return best;
 }
 
