@@ -273,6 +273,13 @@ static inline __attribute__((always_inline)) void bt5(vec x[7])
     x[6] = r6;
 }
 
+/* B^T x in place for the tile side a of F4 (6) or F5 (7). */
+static inline __attribute__((always_inline)) void bt_apply(int a, vec *x)
+{
+    if (a == 7) bt5(x);
+    else bt4(x);
+}
+
 /* V = B^T d B for one tile, written to v[point * v_stride]. */
 static inline __attribute__((always_inline)) void input_tile(int tile, const float *xb, long H, long W, long row0,
                                                               long col0, float *v, size_t v_stride)
@@ -285,30 +292,18 @@ static inline __attribute__((always_inline)) void input_tile(int tile, const flo
         for (int j = 0; j < 4; j++) bt2(&d[0][j], &d[1][j], &d[2][j], &d[3][j]); /* B^T d, column by column */
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) bt2(&d[i][0], &d[i][1], &d[i][2], &d[i][3]); /* (B^T d) B, row by row */
-    } else if (a == 7) {
+    } else { /* F4, F5: B^T d column by column, then (B^T d) B row by row */
 #pragma GCC unroll 7
-        for (int j = 0; j < 7; j++) {
-            vec col[7];
+        for (int j = 0; j < a; j++) {
+            vec col[WINO_MAX_SIDE];
 #pragma GCC unroll 7
-            for (int i = 0; i < 7; i++) col[i] = d[i][j];
-            bt5(col);
+            for (int i = 0; i < a; i++) col[i] = d[i][j];
+            bt_apply(a, col);
 #pragma GCC unroll 7
-            for (int i = 0; i < 7; i++) d[i][j] = col[i];
+            for (int i = 0; i < a; i++) d[i][j] = col[i];
         }
 #pragma GCC unroll 7
-        for (int i = 0; i < 7; i++) bt5(d[i]);
-    } else {
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; j++) {
-            vec col[6];
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) col[i] = d[i][j];
-            bt4(col);
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) d[i][j] = col[i];
-        }
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) bt4(d[i]);
+        for (int i = 0; i < a; i++) bt_apply(a, d[i]);
     }
 #pragma GCC unroll 7
     for (int i = 0; i < a; i++)
