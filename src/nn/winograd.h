@@ -45,7 +45,8 @@ int mx_wino_tiles_best(const mx_conv2d_desc *d);
  * the output with the fewest points, a tie going to the smaller tile: F4 on
  * 28x28, 8x8 and 7x7, F2 on 6x6 (measured: 64@7 0.144 against 0.192 ms at
  * batch 32, 64@6 0.143 against 0.113), F5 on 14x14 (9 x 49 points against
- * 16 x 36), 10x10 and 5x5, F4 there on AVX-512 (F5 unmeasured there). F4
+ * 16 x 36), 10x10 and 5x5 (on AVX-512, where F5 is unmeasured, F4 and F2
+ * there as before: F4 on 14x14 and 10x10, F2 on 5x5). F4
  * does 2.25 multiply-adds per output and input channel against F2's 4 and
  * direct's 9, F5 1.96; F4's rounding error is about ten times F2's
  * (relative to the output's scale, ~5e-6 against ~4e-7 in

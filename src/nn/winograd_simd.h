@@ -250,9 +250,10 @@ static inline __attribute__((always_inline)) void bt4(vec x[6])
 /* B^T x for F5 on 7 vectors in place, B^T's rows
  *   -2 1 10 -5 -8 4 0,  0 2 1 -9 -4 4 0,  0 -2 3 7 -12 4 0,  0 2 3 -4 -3 2 0,
  *   0 -2 5 0 -5 2 0,  0 1 0 -5 0 4 0,  0 -2 1 10 -5 -8 4:
- * the rows of each pair of points +-p are e + o and e - o, where o applies
- * to x1..x4 the pattern e applies to x2..x5 (for +-1/2 twice it); the first
- * and last rows are one pattern on x0..x5 and x1..x6. 28 operations. */
+ * the rows of each pair of points +-p are e + o and e - o, where e applies
+ * to x2..x5 the pattern o applies to x1..x4 (for +-1/2, twice that
+ * pattern); the first and last rows are one pattern on x0..x5 and x1..x6.
+ * 28 operations. */
 static inline __attribute__((always_inline)) void bt5(vec x[7])
 {
     const vec two = v_set1(2.0f), four = v_set1(4.0f), five = v_set1(5.0f), eight = v_set1(8.0f), ten = v_set1(10.0f);
