@@ -230,7 +230,7 @@ static void check_kernels(int cap)
      * and in/out channel counts that differ. */
     const size_t shapes[][5] = {{3, 16, 16, 28, 28}, {2, 32, 32, 14, 14}, {2, 64, 64, 7, 7}, {2, 16, 32, 9, 5},
                                 {1, 48, 16, 5, 11},  {2, 32, 16, 32, 32}, {1, 16, 16, 1, 1}, {1, 128, 32, 6, 3},
-                                {2, 128, 128, 16, 16}, {2, 32, 32, 10, 10}};
+                                {2, 128, 128, 16, 16}, {2, 32, 32, 10, 10}, {1, 16, 32, 14, 9}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const size_t *s = shapes[i];
         if (cap && same_as_default(s[3], s[4], cap)) continue;
@@ -245,9 +245,9 @@ static void check_kernels(int cap)
             CHECK(e < tol);
         }
     }
-    /* The input gradient: channels in and out that differ, both tiles, clipped edges. */
+    /* The input gradient: channels in and out that differ, every tile, clipped edges (13x13: F5 tiles past the edge). */
     const size_t dx_shapes[][5] = {{2, 16, 32, 28, 28}, {2, 64, 32, 7, 7}, {3, 32, 16, 6, 5}, {1, 48, 16, 9, 11},
-                                   {2, 128, 128, 16, 16}};
+                                   {2, 128, 128, 16, 16}, {2, 32, 16, 13, 13}};
     for (size_t i = 0; i < sizeof dx_shapes / sizeof dx_shapes[0]; i++) {
         const size_t *s = dx_shapes[i];
         if (cap && same_as_default(s[3], s[4], cap)) continue;
@@ -257,11 +257,12 @@ static void check_kernels(int cap)
         if (!(e < tol)) fprintf(stderr, "input gradient, shape %zu: relative error %.3g\n", i, e);
         CHECK(e < tol);
     }
-    /* The weights' gradient: both tiles, clipped edges, channel counts with
+    /* The weights' gradient: every tile, clipped edges, channel counts with
      * an odd number of blocks and not a multiple of the micro-kernel's 6, a
      * batch whose tiles split unevenly between threads and groups. */
     const size_t dw_shapes[][5] = {{3, 16, 16, 32, 32}, {2, 32, 64, 7, 7}, {3, 24, 40, 6, 5},
-                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}, {2, 128, 128, 16, 16}};
+                                   {1, 48, 16, 9, 11},  {5, 64, 32, 8, 8}, {2, 16, 16, 1, 1}, {2, 128, 128, 16, 16},
+                                   {2, 16, 32, 13, 13}};
     for (size_t i = 0; i < sizeof dw_shapes / sizeof dw_shapes[0]; i++) {
         const size_t *s = dw_shapes[i];
         if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
@@ -318,13 +319,16 @@ int main(void)
     CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == 2 && mx_wino_weight_floats(&no) == 16 * 16 * 16);
     no.in_h = no.in_w = 8;
     CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == 4 && mx_wino_weight_floats(&no) == 36 * 16 * 16);
-    /* F5 on AVX2 builds where its 7x7 tiles take fewer points: 14x14 (9 x 49
-     * against F4's 16 x 36) and 10x10, not 28x28 (a tie) or 7x7. */
+    /* F5 on AVX2 builds where its 7x7 tiles take at most four fifths of the
+     * points, two or more a side: 14x14 (9 x 49 against F4's 16 x 36),
+     * 10x10, 30x30; not 28x28 (a tie), 20x20 (784 against 900), 7x7, or 5x5
+     * (one tile: F2's 144 points). */
     const int f5 = mx_wino_block() == 8;
-    const size_t sides[] = {14, 10, 28, 7};
-    for (size_t i = 0; i < 4; i++) {
+    const size_t sides[] = {14, 10, 30, 28, 20, 7, 5};
+    const int want_f5[] = {5, 5, 5, 4, 4, 4, 2}, want_f4[] = {4, 4, 4, 4, 4, 4, 2};
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
         no.in_h = no.in_w = sides[i];
-        const int want = f5 && i < 2 ? 5 : 4;
+        const int want = f5 ? want_f5[i] : want_f4[i];
         CHECK(mx_conv2d_setup(&no) == MX_OK && mx_wino_tile(&no) == want);
         CHECK(mx_wino_weight_floats(&no) == (size_t)(want + 2) * (size_t)(want + 2) * 16 * 16);
     }

@@ -69,9 +69,17 @@ static size_t tiled_points(const mx_conv2d_desc *d, size_t m)
 
 int mx_wino_tile(const mx_conv2d_desc *d)
 {
-    int best = 2;
-    for (int m = 4; m <= largest_tile; m++)
-        if (tiled_points(d, (size_t)m) < tiled_points(d, (size_t)best)) best = m;
+    const size_t f2 = tiled_points(d, 2), f4 = tiled_points(d, 4);
+    const int best = largest_tile >= 4 && f4 < f2 ? 4 : 2;
+    /* F5's 7-point transforms cost about twice F4's per output, so it pays
+     * where F4's edge tiles waste many points, not for a few fewer: forward
+     * alone at batch 64-128, F4 -> F5, 32@14 1.52 -> 1.31 ms, 64@10 2.68 ->
+     * 2.21, 32@30 2.77-2.91 -> 2.25-2.27 (a fifth or more fewer points), but
+     * 64@20 3.64-3.67 -> 4.20-4.25 and 32@20 2.17 -> 2.37 (13% fewer); and
+     * with one tile a side the per-tile kernel's jobs hold one tile each:
+     * 64@5 1.01 -> 1.25-1.33 against F2. */
+    const size_t f5 = tiled_points(d, 5), other = best == 4 ? f4 : f2;
+    if (largest_tile >= 5 && d->out_h > 5 && d->out_w > 5 && 5 * f5 <= 4 * other) return 5;
     return best;
 }
 

@@ -40,13 +40,15 @@ int mx_wino_suits(const mx_conv2d_desc *d);
 #endif
 int mx_wino_tiles_best(const mx_conv2d_desc *d);
 
-/* The output tile's side for d: of F(2x2, 3x3) (16 points a tile), F(4x4,
- * 3x3) (36) and on AVX2 builds F(5x5, 3x3) (49), the one whose tiles cover
- * the output with the fewest points, a tie going to the smaller tile: F4 on
- * 28x28, 8x8 and 7x7, F2 on 6x6 (measured: 64@7 0.144 against 0.192 ms at
- * batch 32, 64@6 0.143 against 0.113), F5 on 14x14 (9 x 49 points against
- * 16 x 36), 10x10 and 5x5 (on AVX-512, where F5 is unmeasured, F4 and F2
- * there as before: F4 on 14x14 and 10x10, F2 on 5x5). F4
+/* The output tile's side for d: of F(2x2, 3x3) (16 points a tile) and
+ * F(4x4, 3x3) (36), the one whose tiles cover the output with fewer points,
+ * a tie going to F2: F4 on 28x28, 20x20, 14x14, 8x8 and 7x7, F2 on 6x6 and
+ * 5x5 (measured: 64@7 0.144 against 0.192 ms at batch 32, 64@6 0.143
+ * against 0.113); then on AVX2 builds F(5x5, 3x3) (49 points) instead where
+ * its tiles take at most four fifths of those points and each side has
+ * two or more of them: 14x14 (9 x 49 points against 16 x 36), 13x13, 10x10,
+ * 9x9, 30x30, not 20x20 (784 against 900) or 5x5 (winograd.c has the
+ * measurements; AVX-512 builds, where F5 is unmeasured, keep F4 and F2). F4
  * does 2.25 multiply-adds per output and input channel against F2's 4 and
  * direct's 9, F5 1.96; F4's rounding error is about ten times F2's
  * (relative to the output's scale, ~5e-6 against ~4e-7 in
