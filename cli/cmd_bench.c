@@ -128,6 +128,7 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
     double rate = 0;
     if (x && labels && idx) {
         mx_model_set_training(model, 0);
+        mx_model_hold_weights(model, 1); /* as an evaluation does (mx_evaluate) */
         double seconds = 0;
         for (size_t k = 0; k <= batches; k++) {  /* batch 0 warms up, untimed */
             for (size_t i = 0; i < batch; i++) idx[i] = (uint32_t)((k ? k - 1 : 0) * batch + i) % (uint32_t)train->n;
@@ -136,6 +137,7 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
             mx_model_predict(model, x, batch);
             if (k) seconds += mx_now_seconds() - start;
         }
+        mx_model_hold_weights(model, 0);
         rate = (double)(batches * batch) / seconds;
     }
     free(x);

@@ -205,6 +205,16 @@ mx_model_flops mx_model_count_flops(const mx_model *model);
  * Evaluation (mx_predict_logits) runs on it. n <= max_batch; a TRAIN or
  * PREDICT model. */
 const float *mx_model_predict(mx_model *model, const float *x, size_t n);
+/* With hold 1 the caller promises that the parameters and buffers stay as
+ * they are until mx_model_hold_weights(model, 0): no training step, no load
+ * or mx_model_copy_state into it, no write through mx_model_params. Until
+ * then mx_model_predict prepares the inference weights (the batch norms
+ * folded, the Winograd transforms) on its first call and reuses them on the
+ * next, where it would otherwise prepare them on every call (preact18: 7% of
+ * an evaluation batch; BENCHMARKS.md). A forward, backward or replan of the
+ * model drops what it prepared, held or not. Evaluation (mx_evaluate,
+ * mx_evaluate_logits) holds the weights for its whole pass. */
+void mx_model_hold_weights(mx_model *model, int hold);
 
 /* Gradients of the loss w.r.t. every parameter, given d loss / d logits of the
  * last forward; overwrites the gradient array (no separate zero-grad step). */

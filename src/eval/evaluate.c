@@ -79,6 +79,7 @@ mx_status mx_evaluate_reporting(mx_model *model, const mx_dataset *ds, const mx_
     if (st == MX_OK) st = mx_metrics_reserve(&b.plain, plain ? ds->n : 0);
     if (st == MX_OK) st = mx_metrics_reserve(&b.rescaled, rescaled ? ds->n : 0);
     if (st == MX_OK && progress) progress->report(progress->ctx, 0, ds->n);
+    mx_model_hold_weights(model, 1); /* the inference weights prepared once for every batch */
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
         if (start && progress) progress->report(progress->ctx, start, ds->n);
@@ -93,6 +94,7 @@ mx_status mx_evaluate_reporting(mx_model *model, const mx_dataset *ds, const mx_
             mx_metrics_add_logits(&b.rescaled, b.logits, b.labels, n);
         }
     }
+    mx_model_hold_weights(model, 0);
     if (st == MX_OK && progress) progress->report(progress->ctx, ds->n, ds->n);
     if (st == MX_OK && plain) mx_metrics_finish(&b.plain, plain);
     if (st == MX_OK && rescaled) mx_metrics_finish(&b.rescaled, rescaled);
@@ -124,12 +126,14 @@ mx_status mx_evaluate_logits(mx_model *model, const mx_dataset *ds, const mx_nor
     float *x = malloc(batch * dim * sizeof(float)), *scratch = malloc(batch * dim * sizeof(float));
     uint32_t *index = malloc(batch * sizeof(uint32_t));
     mx_status st = (x && scratch && index) ? MX_OK : mx_error_set(MX_ERR_NOMEM, "out of memory for evaluation");
+    mx_model_hold_weights(model, 1);
     for (size_t start = 0; st == MX_OK && start < ds->n; start += batch) {
         size_t n = ds->n - start < batch ? ds->n - start : batch;
         for (size_t i = 0; i < n; i++) index[i] = (uint32_t)(start + i);
         if ((st = mx_dataset_gather(ds, nz, index, n, x, labels + start)) != MX_OK) break;
         mx_predict_logits(model, stats, x, n, scratch, logits + start * classes);
     }
+    mx_model_hold_weights(model, 0);
     free(x);
     free(scratch);
     free(index);

@@ -89,6 +89,7 @@ static mx_status shard_logits(mx_model *model, const mx_dataset *ds, const mx_no
     /* This shard's share of the way, as samples of the whole. */
     const double scale = count ? (double)ds->n / (double)count : 0;
     if (st == MX_OK && progress) progress->report(progress->ctx, 0, ds->n);
+    mx_model_hold_weights(model, 1);
     for (size_t done = 0; st == MX_OK && done < count; done += batch) {
         size_t n = count - done < batch ? count - done : batch;
         if (done && progress) progress->report(progress->ctx, (size_t)((double)done * scale), ds->n);
@@ -97,6 +98,7 @@ static mx_status shard_logits(mx_model *model, const mx_dataset *ds, const mx_no
         if (plain) mx_predict_logits(model, NULL, x, n, scratch, plain + done * classes);
         if (rescaled) mx_predict_logits(model, stats, x, n, scratch, rescaled + done * classes);
     }
+    mx_model_hold_weights(model, 0);
     if (st == MX_OK && progress) progress->report(progress->ctx, ds->n, ds->n);
     free(x);
     free(scratch);

@@ -47,9 +47,11 @@ typedef struct {
                                         arena), where its output is not kept (cnn_cpu_add_keeps_mask_bits) */
     size_t bf16_io;                  /* BN: CNN_X_BF16 (its input, y_bf16) and CNN_DY_BF16 (its output's gradient,
                                         dx_bf16) for its kernels' layout argument in training plans' passes */
-    size_t pred_cache_at;            /* conv with fold_bn or wino: its folded weights and bias, then its
-                                        Winograd weights, at this float offset in pred_cache (CNN_NONE: none) */
-    size_t pred_cache_wino_at;       /* with fold_bn and wino: the Winograd weights' offset from pred_cache_at */
+    float *pred_w, *pred_u;          /* conv with fold_bn or wino: where prediction keeps its folded weights and
+                                        bias, and its Winograd weights, between calls (NULL: it prepares them
+                                        on each call; cnn_cpu_pred_weights.c) */
+    int pred_ready;                  /* what they hold for the model's state epoch pred_epoch */
+    unsigned long pred_epoch;
 } cnn_cpu_node;
 
 /* cnn_cpu_node.train_wino: which of mixreg's Winograd kernels (winograd.h)
@@ -231,6 +233,28 @@ void cnn_cpu_nhwc_affine(size_t n, size_t c, size_t hw, const uint16_t *x, const
 void cnn_cpu_nhwc_add(size_t count, const uint16_t *a, const uint16_t *b, int relu, uint16_t *y);
 void cnn_cpu_nhwc_gap(size_t n, size_t c, size_t hw, const uint16_t *x, float *y);
 void cnn_cpu_nhwc_maxpool(size_t n, const mx_pool2d_desc *d, const uint16_t *x, uint16_t *y);
+
+/* ---- the prediction's weights (cnn_cpu_pred_weights.c) ---- */
+/* Floats every fused convolution's entry takes together (pred_cache). */
+size_t cnn_cpu_pred_cache_floats(const cnn_graph *g);
+/* The entries, one after another in cache (cnn_cpu_pred_cache_floats of it). */
+void cnn_cpu_place_pred_cache(cnn_graph *g, float *cache);
+/* The entries of a model planned for training for a max batch of B, in the
+ * outputs of the convolutions that absorb a batch norm (the fold buffer's
+ * excepted): no prediction touches them. Those that do not fit get none. */
+void cnn_cpu_place_pred_entries(cnn_graph *g, size_t B);
+void cnn_cpu_drop_pred_entries(cnn_graph *g);
+/* At the start of each prediction: unless the caller holds the weights, what
+ * earlier calls prepared is stale. */
+void cnn_cpu_pred_weights_begin(mx_model *m);
+/* Convolution k's weights, bias and (when it runs on the Winograd kernels at
+ * batch n) transformed weights for prediction, the batch norm after it
+ * folded in: from its entry when made in this epoch, else made now. */
+void cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w,
+                          const float **b, const float **u);
+/* The folded batch norm's scales and bias alone, for a plan whose reorder of
+ * the weights applies the scales (mx_dnnl_conv2d_scales_weights). */
+void cnn_cpu_fold_scales(const mx_model *m, const cnn_graph *g, size_t k, float *scales, float *b);
 
 /* The inference fusions' predict hook (cnn_cpu_predict.c). */
 int cnn_cpu_nhwc_suits(const cnn_graph *g);

@@ -301,21 +301,6 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g)
     if (sums_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = sums_floats * sizeof(float);
     if (narrow_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = narrow_floats * sizeof(float);
     cs->scratch_threads = threads;
-    /* pred_cache: per fused convolution its folded weights and bias, then its
-     * Winograd weights, each start 64-byte aligned. */
-    size_t cache = 0;
-    for (size_t k = 0; k < g->num_nodes; k++) {
-        const cnn_node *nd = &g->nodes[k];
-        cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-        cn->pred_cache_at = cn->pred_cache_wino_at = CNN_NONE;
-        if (nd->op != CNN_CONV || (cn->fold_bn < 0 && !cn->wino)) continue;
-        cn->pred_cache_at = cache;
-        if (cn->fold_bn >= 0) {
-            cn->pred_cache_wino_at = (g->model->tensors[nd->weight].numel + nd->conv.out_channels + 15) / 16 * 16;
-            cache += cn->pred_cache_wino_at;
-        }
-        if (cnn_cpu_predicts_wino(g, k, CNN_PREDICT_CHUNK)) cache += mx_wino_weight_floats(&nd->conv);
-    }
     cs->pred_chunked = tiles_kernel && widest <= 64; /* cnn_cpu_predict.c says why only these */
     cs->pred_nhwc = cnn_cpu_nhwc_suits(g);
     /* An add fused into NHWC counted on bfloat16 prediction's sum post-op
@@ -329,10 +314,10 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g)
         cn->pred_relu = g->nodes[cn->fold_bn].relu;
     }
     cnn_cpu_mark_bf16_flow(g);
+    /* pred_cache: every fused convolution's prediction weights (cnn_cpu_pred_weights.c) */
+    const size_t cache = cnn_cpu_pred_cache_floats(g);
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
-    if (!cs->pred_cache_floats)
-        for (size_t k = 0; k < g->num_nodes; k++) cnn_cpu_node_of(g, k)->pred_cache_at = CNN_NONE;
-    return MX_OK; /* pred_cache: cnn_cpu_plan, once the arena is made */
+    return MX_OK; /* placed by cnn_cpu_plan, once the arena is made */
 }
 
 size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)

@@ -243,6 +243,9 @@ mx_status cnn_cpu_plan(cnn_graph *g)
         if (!cs->fold_own) cs->fold_own = malloc(fold * sizeof(float));
         if (!(cs->fold = cs->fold_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
+    cnn_cpu_drop_pred_entries(g);
+    if (st == MX_OK && cs->pred_cache) cnn_cpu_place_pred_cache(g, cs->pred_cache);
+    else if (st == MX_OK && !g->predict_only) cnn_cpu_place_pred_entries(g, B);
     return st;
 }
 
@@ -258,6 +261,7 @@ void cnn_cpu_unplan(cnn_graph *g)
     free(cs->pred_logits);
     cs->pred_logits = NULL;
     cs->pred_cache = cs->fold = NULL; /* maybe in the arena, which goes with the plan */
+    if (cs->node) cnn_cpu_drop_pred_entries(g);
 }
 
 void cnn_cpu_release(cnn_graph *g)

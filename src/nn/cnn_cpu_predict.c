@@ -11,89 +11,6 @@
 #include "nn/cnn_cpu.h"
 #include "nn/winograd.h"
 
-/* The batch norm after convolution k as PyTorch's fuse_conv_bn_eval folds
- * it: per output channel o a scale a = gamma / sqrt(running_var + eps) of
- * the weights, and the bias b' = beta + a (b - running_mean). */
-typedef struct {
-    const float *gamma, *beta, *mean, *var, *bias;
-} bn_fold;
-
-static bn_fold bn_fold_of(const mx_model *m, const cnn_graph *g, size_t k)
-{
-    const cnn_node *nd = &g->nodes[k], *bn = &g->nodes[cnn_cpu_node_of(g, k)->fold_bn];
-    return (bn_fold){cnn_param(m, bn->weight), cnn_param(m, bn->bias), cnn_buffer(m, bn->buffer),
-                     cnn_buffer(m, bn->buffer + 1), cnn_param(m, nd->bias)};
-}
-
-static inline double fold_scale(const bn_fold *f, size_t o)
-{
-    return (double)f->gamma[o] / sqrt((double)f->var[o] + MX_BN_EPS);
-}
-
-static inline float fold_bias(const bn_fold *f, size_t o, double a)
-{
-    return (float)(f->beta[o] + a * ((f->bias ? f->bias[o] : 0.0) - f->mean[o]));
-}
-
-/* Convolution k's weights and bias with the batch norm after it folded in:
- * w' = a w per output channel. */
-static void fold_batch_norm(const mx_model *m, const cnn_graph *g, size_t k, float *w, float *b)
-{
-    const cnn_node *nd = &g->nodes[k];
-    const size_t out = nd->conv.out_channels, per = m->tensors[nd->weight].numel / out;
-    const float *wsrc = cnn_param(m, nd->weight);
-    const bn_fold f = bn_fold_of(m, g, k);
-    /* Threaded: a prediction folds every convolution's weights (resnet50: 25M) on each call. */
-#pragma omp parallel for schedule(static) if (out * per >= 65536)
-    for (size_t o = 0; o < out; o++) {
-        const double a = fold_scale(&f, o);
-        for (size_t i = 0; i < per; i++) w[o * per + i] = (float)(a * wsrc[o * per + i]);
-        b[o] = fold_bias(&f, o, a);
-    }
-}
-
-/* The same as the scales alone, for a plan whose reorder of the weights
- * applies them (mx_dnnl_conv2d_scales_weights): the pass over resnet50's
- * 25M weights that took 21 ms of a 193 ms batch of 32 is gone; each weight
- * is then the float32 product with the scale rounded to float32, where the
- * fold multiplies in double, so a bfloat16 weight may differ in its last
- * bit. */
-static void fold_scales(const mx_model *m, const cnn_graph *g, size_t k, float *scales, float *b)
-{
-    const bn_fold f = bn_fold_of(m, g, k);
-    for (size_t o = 0; o < g->nodes[k].conv.out_channels; o++) {
-        const double a = fold_scale(&f, o);
-        scales[o] = (float)a;
-        b[o] = fold_bias(&f, o, a);
-    }
-}
-
-/* Convolution nd's weights as cnn_predict runs them: the batch norm after it
- * folded in (fold_bn), then for the Winograd kernel transformed (*u); into
- * the node's place in the graph's pred_cache when it has one, else into the
- * shared g->fold and the kernel scratch's (cnn_cpu_wino_u). */
-static void predict_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w, const float **b,
-                            const float **u)
-{
-    const cnn_cpu_graph *cs = cnn_cpu_of(g);
-    const cnn_node *nd = &g->nodes[k];
-    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
-    float *fw = cs->fold, *fu = cnn_cpu_wino_u(g);
-    if (cn->pred_cache_at != CNN_NONE) {
-        fw = cs->pred_cache + cn->pred_cache_at;
-        fu = fw + (cn->fold_bn >= 0 ? cn->pred_cache_wino_at : 0);
-    }
-    *w = cnn_param(m, nd->weight), *b = cnn_param(m, nd->bias), *u = NULL;
-    if (cn->fold_bn >= 0) {
-        fold_batch_norm(m, g, k, fw, fw + m->tensors[nd->weight].numel);
-        *w = fw, *b = fw + m->tensors[nd->weight].numel;
-    }
-    if (!cnn_cpu_predicts_wino(g, k, n)) return;
-    if (cn->wino == CNN_WINO_GEMM) mx_wino_gemm_transform_weights(&nd->conv, *w, 0, fu);
-    else mx_wino_transform_weights(&nd->conv, *w, fu);
-    *u = fu;
-}
-
 /* Starts a prediction pass of n samples from x on the inference plans (*p,
  * the profile's clock in *t); 0 when those plans cannot be made, and the
  * caller runs the eval forward instead. */
@@ -111,12 +28,11 @@ static int begin_prediction(mx_model *m, cnn_graph *g, const float *x, size_t n,
     return 1;
 }
 
-/* The prediction of one chunk of at most CNN_PREDICT_CHUNK samples, with
- * the weights already in pred_cache when `cached`: the logits, in the last
- * tensor. Without inference plans for this size, the eval forward. */
-static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t n, int cached, const float **logits)
+/* The prediction of one chunk of at most CNN_PREDICT_CHUNK samples: the
+ * logits, in the last tensor. Without inference plans for this size, the
+ * eval forward. */
+static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t n, const float **logits)
 {
-    const cnn_cpu_graph *cs = cnn_cpu_of(g);
     cnn_pass p;
     double t;
     if (!begin_prediction(m, g, x, n, &p, &t)) return cnn_run_forward(m, x, n, logits);
@@ -131,14 +47,7 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
             continue;
         }
         const float *w, *b, *u;
-        if (cached && cn->pred_cache_at != CNN_NONE) {
-            const float *at = cs->pred_cache + cn->pred_cache_at;
-            w = cn->fold_bn >= 0 ? at : cnn_param(m, nd->weight);
-            b = cn->fold_bn >= 0 ? at + m->tensors[nd->weight].numel : cnn_param(m, nd->bias);
-            u = cnn_cpu_predicts_wino(g, k, n) ? at + (cn->fold_bn >= 0 ? cn->pred_cache_wino_at : 0) : NULL;
-        } else {
-            predict_weights(m, g, k, n, &w, &b, &u);
-        }
+        cnn_cpu_pred_weights(m, g, k, n, &w, &b, &u);
         float *Y = g->tensors[cn->pred_out].data;
         const float *X = cnn_tensor_data(g, nd->in), *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
         if (u && cn->wino == CNN_WINO_GEMM)
@@ -249,11 +158,11 @@ static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t 
             const void *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
             if (cn->fold_bn >= 0 && mx_dnnl_conv2d_scales_weights(plan)) {
                 float *scales = cnn_cpu_of(g)->fold, *b = scales + nd->conv.out_channels;
-                fold_scales(m, g, k, scales, b);
+                cnn_cpu_fold_scales(m, g, k, scales, b);
                 st = mx_dnnl_conv2d_forward_nhwc_scaled(plan, n, X, cnn_param(m, nd->weight), scales, b, addend, Y);
             } else {
                 const float *w, *b, *u;
-                predict_weights(m, g, k, n, &w, &b, &u);
+                cnn_cpu_pred_weights(m, g, k, n, &w, &b, &u);
                 st = g->tensors[out_t].blocked ? mx_dnnl_conv2d_forward_nhwc(plan, n, X, w, b, addend, Y)
                                                : mx_dnnl_conv2d_forward_add(plan, n, X, w, b, addend, Y);
             }
@@ -280,25 +189,23 @@ static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t 
  * batch), and on AVX2, where its wide layers run the batch-wide GEMM
  * Winograd kernels, whole batches of 128 took it from 213 to 266 img/s (at
  * 32 samples its 512-channel 4x4 layers have too few tiles for them). 
- * The folded and transformed weights are then made once per call
- * (pred_cache), not once per chunk: they cost 0.33 ms a chunk on resnet20. */
+ * The folded and transformed weights are then made once per call (in
+ * pred_cache, by the first chunk), not once per chunk: they cost 0.33 ms a
+ * chunk on resnet20; and once for many calls while the caller holds the
+ * weights (cnn_cpu_pred_weights.c). */
 mx_status cnn_cpu_predict(mx_model *m, const float *x, size_t n, const float **logits)
 {
     cnn_graph *g = m->impl;
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
+    cnn_cpu_pred_weights_begin(m);
     if (cs->pred_nhwc) return predict_nhwc(m, g, x, n, logits);
-    if (!cs->pred_chunked || n <= CNN_PREDICT_CHUNK) return predict_chunk(m, g, x, n, 0, logits);
-    const int cached = cs->pred_cache != NULL;
-    for (size_t k = 0; cached && k < g->num_nodes; k++) {
-        const float *w, *b, *u;
-        if (cnn_cpu_node_of(g, k)->pred_cache_at != CNN_NONE) predict_weights(m, g, k, CNN_PREDICT_CHUNK, &w, &b, &u);
-    }
+    if (!cs->pred_chunked || n <= CNN_PREDICT_CHUNK) return predict_chunk(m, g, x, n, logits);
     const size_t chunks = (n + CNN_PREDICT_CHUNK - 1) / CNN_PREDICT_CHUNK;
     const size_t in = g->tensors[0].size, classes = g->tensors[g->nodes[g->num_nodes - 1].out].size;
     for (size_t c = 0, start = 0; c < chunks; c++) {
         const size_t len = n / chunks + (c < n % chunks);
         const float *part;
-        mx_status st = predict_chunk(m, g, x + start * in, len, cached, &part);
+        mx_status st = predict_chunk(m, g, x + start * in, len, &part);
         if (st != MX_OK) return st;
         memcpy(cs->pred_logits + start * classes, part, len * classes * sizeof(float));
         start += len;

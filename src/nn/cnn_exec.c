@@ -165,6 +165,7 @@ mx_status cnn_run_forward(mx_model *m, const float *x, size_t n, const float **l
 {
     cnn_graph *g = m->impl;
     *logits = NULL;
+    m->state_epoch++; /* it writes the whole arena, where a prediction may keep its weights */
     g->input = x;
     g->fwd_training = m->training;
     g->fwd_inference = 0;
@@ -211,6 +212,7 @@ static int relu_in_backward(const cnn_backend *be, const cnn_node *nd)
 mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
     cnn_graph *g = m->impl;
+    m->state_epoch++;
     if (g->fwd_inference)
         return mx_error_set(MX_ERR_ARG, "a backward after mx_model_predict (it keeps nothing for one)");
     if (!g->fwd_pass.be) return mx_error_set(MX_ERR_ARG, "a backward without a forward before it");

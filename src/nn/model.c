@@ -244,6 +244,12 @@ size_t mx_model_buffer_tensors(const mx_model *model, const mx_buffer_info **tab
 }
 
 void mx_model_set_training(mx_model *model, int training) { model->training = training != 0; }
+
+void mx_model_hold_weights(mx_model *model, int hold)
+{
+    model->weights_held = hold != 0;
+    model->state_epoch++;
+}
 int mx_model_is_training(const mx_model *model) { return model->training; }
 
 mx_status mx_model_copy_state(mx_model *dst, const mx_model *src)
@@ -256,6 +262,7 @@ mx_status mx_model_copy_state(mx_model *dst, const mx_model *src)
     for (size_t i = 0; same && i < dst->num_buffers; i++)
         same = dst->buffers[i].numel == src->buffers[i].numel && dst->buffers[i].dtype == src->buffers[i].dtype;
     if (!same) return mx_error_set(MX_ERR_ARG, "copying model state: the two models differ");
+    dst->state_epoch++;
     memcpy(dst->params, src->params, src->param_count * sizeof(float));
     for (size_t i = 0; i < dst->num_buffers; i++)
         memcpy(dst->buffers[i].data, src->buffers[i].data,
@@ -280,7 +287,11 @@ size_t mx_model_param_tensors(const mx_model *model, const mx_param_info **table
     return model->num_tensors;
 }
 
-void mx_model_init_params(mx_model *model, uint64_t seed) { model->ops->init_params(model, seed); }
+void mx_model_init_params(mx_model *model, uint64_t seed)
+{
+    model->state_epoch++;
+    model->ops->init_params(model, seed);
+}
 
 mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use)
 {
@@ -289,6 +300,7 @@ mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use)
         return mx_error_set(MX_ERR_ARG, "unknown model use %d (expected train or predict)", (int)use);
     model->max_batch = max_batch;
     model->predict_only = use == MX_MODEL_PREDICT;
+    model->state_epoch++;
     mx_status st = model->ops->plan(model);
     if (st != MX_OK) model->max_batch = 0, model->predict_only = 0;
     return st;
