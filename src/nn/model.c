@@ -247,8 +247,10 @@ void mx_model_set_training(mx_model *model, int training) { model->training = tr
 
 void mx_model_hold_weights(mx_model *model, int hold)
 {
-    model->weights_held = hold != 0;
-    model->state_epoch++;
+    /* What an unheld call prepared may be stale: the weights could change
+     * before this hold. A release needs no new epoch: unheld calls start one. */
+    if (hold && !model->weights_held++) model->state_epoch++;
+    if (!hold && model->weights_held) model->weights_held--;
 }
 int mx_model_is_training(const mx_model *model) { return model->training; }
 

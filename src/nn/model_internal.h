@@ -40,10 +40,12 @@ struct mx_model {
     float *buffer_f32;            /* storage of the F32 buffers, then of the I64 ones */
     int64_t *buffer_i64;
     int training;                 /* mx_model_set_training */
-    int weights_held;             /* mx_model_hold_weights: parameters and buffers stay as they are */
+    unsigned weights_held;        /* mx_model_hold_weights' holds not yet released: while any, the parameters
+                                     and buffers stay as they are */
     unsigned long state_epoch;    /* bumped whenever the parameters or the activation buffers may have changed
-                                     under what a prediction prepared (a forward, a backward, a replan, a hold
-                                     or its release): a backend reuses what it prepared in one epoch only */
+                                     under what a prediction prepared (a forward, a backward, a replan, a first
+                                     hold, an unheld prediction): a backend reuses what it prepared in one epoch
+                                     only */
     int table_oom;                /* a table could not grow: mx_model_alloc_params fails */
     int size_overflow;            /* a tensor's or the total size overflowed: mx_model_alloc_params fails */
     size_t max_values;            /* mx_model_create_bounded's limit (0: none) */
