@@ -24,23 +24,26 @@
 /* Predictions against the eval forward: float32 sums in other orders. */
 #define RTOL 1e-4
 
+/* The models and max batches of the prediction weights' tests. */
+static const struct {
+    const char *arch;
+    size_t B;
+} pred_runs[2] = {{"resnet20", 96}, {"preact18", 40}};
+
 /* A model planned for training keeps its prediction weights in buffers
  * idle during predictions (cnn_cpu_plan): resnet20 at 32x32, from about 84
  * samples, all its folded weights in its first gradient slot (pred_cache);
- * preact18, too wide for pred_cache, one convolution's at a time (fold) in
- * the output buffer of a convolution whose batch norm the prediction folds.
- * Predictions between steps leave the training as it was, and agree with
- * the eval forward. */
+ * preact18, too wide for pred_cache, in the output buffers of convolutions
+ * whose batch norm the prediction folds: each convolution's own where one
+ * fits (test_held_weights), the others one at a time in the shared fold
+ * buffer. Predictions between steps leave the training as it was, and
+ * agree with the eval forward. */
 static void test_pred_weights_in_slot(void)
 {
-    static const struct {
-        const char *arch;
-        size_t B;
-    } runs[2] = {{"resnet20", 96}, {"preact18", 40}};
     for (size_t r = 0; r < 2; r++) {
-        const size_t B = runs[r].B, d = 32 * 32;
-        mx_model *a = make(runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
-        mx_model *c = make(runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
+        const size_t B = pred_runs[r].B, d = 32 * 32;
+        mx_model *a = make(pred_runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
+        mx_model *c = make(pred_runs[r].arch, 1, 32, 32, 3, B, MX_BACKEND_CPU);
         float *x = malloc(B * d * sizeof *x), *eval = malloc(B * 3 * sizeof *eval);
         if (a && c && x && eval) {
             const cnn_graph *g = ((const struct mx_model *)c)->impl;
@@ -69,8 +72,8 @@ static void test_pred_weights_in_slot(void)
             const double e = norm_error(mx_model_predict(c, x, B), eval, B * 3);
             CHECK(e <= RTOL);
             printf("  %s at batch %zu: the prediction weights in %s; training unchanged by predictions between "
-                   "steps, logits %.1e from the eval forward\n", runs[r].arch, B,
-                   cached ? "the first gradient slot, all folded" : "a convolution's output, one at a time", e);
+                   "steps, logits %.1e from the eval forward\n", pred_runs[r].arch, B,
+                   cached ? "the first gradient slot, all folded" : "convolutions' outputs", e);
         } else {
             CHECK(0);
         }
@@ -118,14 +121,10 @@ static size_t entries_in_idle_buffers(const cnn_graph *g, size_t B, size_t *entr
  * drops what was prepared. Holds nest. */
 static void test_held_weights(void)
 {
-    static const struct {
-        const char *arch;
-        size_t B;
-    } runs[2] = {{"resnet20", 96}, {"preact18", 40}};
     for (size_t r = 0; r < 2; r++) {
-        const size_t B = runs[r].B, d = 3 * 32 * 32, out = B * 3 * sizeof(float);
-        mx_model *a = make(runs[r].arch, 3, 32, 32, 3, B, MX_BACKEND_CPU);
-        mx_model *c = make(runs[r].arch, 3, 32, 32, 3, B, MX_BACKEND_CPU);
+        const size_t B = pred_runs[r].B, d = 3 * 32 * 32, out = B * 3 * sizeof(float);
+        mx_model *a = make(pred_runs[r].arch, 3, 32, 32, 3, B, MX_BACKEND_CPU);
+        mx_model *c = make(pred_runs[r].arch, 3, 32, 32, 3, B, MX_BACKEND_CPU);
         float *x = malloc(B * d * sizeof *x), *ref = malloc(out), *ref2 = malloc(out);
         if (!a || !c || !x || !ref || !ref2) {
             CHECK(0);
@@ -180,7 +179,7 @@ static void test_held_weights(void)
         CHECK(stepped && after_step);
         printf("  %s at batch %zu: %zu of %zu fused convolutions keep their weights, in idle buffers; held "
                "predictions %s unheld ones at batches %zu and %zu; %s while held, %s by the release, %s by a "
-               "training step\n", runs[r].arch, B, placed, entries, same ? "give the bits of" : "differ from", B,
+               "training step\n", pred_runs[r].arch, B, placed, entries, same ? "give the bits of" : "differ from", B,
                B - 7, reused ? "reused" : "not reused", released ? "dropped" : "not dropped",
                after_step ? "dropped" : "not dropped");
         mx_model_free(a), mx_model_free(c);
