@@ -212,9 +212,9 @@ const float *mx_model_predict(mx_model *model, const float *x, size_t n);
  * folded, the Winograd transforms) on its first call and reuses them on the
  * next, where it would otherwise prepare them on every call (resnet50 at
  * 224x224: 2% of an evaluation batch; BENCHMARKS.md). A forward, backward
- * or replan of the model drops what it prepared, held or not. Holds nest: the weights are
- * held until every hold is released. Evaluation (mx_evaluate,
- * mx_evaluate_logits) holds them for its whole pass. */
+ * or replan of the model drops what it prepared, held or not. Holds nest:
+ * the weights are held until every hold is released. Evaluation
+ * (mx_evaluate, mx_evaluate_logits) holds them for its whole pass. */
 void mx_model_hold_weights(mx_model *model, int hold);
 
 /* Gradients of the loss w.r.t. every parameter, given d loss / d logits of the

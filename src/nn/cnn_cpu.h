@@ -114,8 +114,8 @@ typedef struct {
     int pred_chunked;            /* prediction splits large batches (a network of at most 64 channels with
                                     layers on the per-tile Winograd kernel: cnn_cpu_predict.c) */
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
-    float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights, made once
-                                    per call; NULL above CNN_PRED_CACHE_BYTES or while unplanned. A model
+    float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights (its
+                                    entries, cnn_cpu_pred_weights.c), made once per call or per hold; NULL above CNN_PRED_CACHE_BYTES or while unplanned. A model
                                     planned for training keeps it in its first gradient slot, idle
                                     between backward passes (resnet20: 4.8 MiB less at its peak) */
     float *pred_cache_own;       /* or here, where no slot holds it (pred_cache_floats) */

@@ -243,7 +243,7 @@ mx_status cnn_cpu_plan(cnn_graph *g)
         if (!cs->fold_own) cs->fold_own = malloc(fold * sizeof(float));
         if (!(cs->fold = cs->fold_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     }
-    cnn_cpu_drop_pred_entries(g);
+    /* (cnn_cpu_unplan, always run before, dropped the last plan's entries) */
     if (st == MX_OK && cs->pred_cache) cnn_cpu_place_pred_cache(g, cs->pred_cache);
     else if (st == MX_OK && !g->predict_only) cnn_cpu_place_pred_entries(g, B);
     return st;

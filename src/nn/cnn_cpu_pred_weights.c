@@ -147,17 +147,16 @@ void cnn_cpu_place_pred_entries(cnn_graph *g, size_t B)
     /* First fit, the largest entries first: at small batches the widest
      * layers' entries fit in no region, and the others still find room. */
     for (;;) {
-        size_t best = CNN_NONE, best_floats = 0;
+        size_t best = CNN_NONE, best_floats = 0, best_u_at = 0;
         for (size_t k = 0; k < g->num_nodes; k++) {
             const size_t floats = entry_floats(g, k, &u_at);
-            if (floats > best_floats && !cnn_cpu_node_of(g, k)->pred_w && !tried[k]) best = k, best_floats = floats;
+            if (floats > best_floats && !tried[k]) best = k, best_floats = floats, best_u_at = u_at;
         }
         if (best == CNN_NONE) break;
         tried[best] = 1;
-        entry_floats(g, best, &u_at);
         for (size_t r = 0; r < count; r++) {
             if (regions[r].floats - regions[r].used < best_floats) continue;
-            set_entry(cnn_cpu_node_of(g, best), regions[r].base + regions[r].used, u_at);
+            set_entry(cnn_cpu_node_of(g, best), regions[r].base + regions[r].used, best_u_at);
             regions[r].used += best_floats;
             break;
         }

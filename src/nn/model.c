@@ -245,6 +245,8 @@ size_t mx_model_buffer_tensors(const mx_model *model, const mx_buffer_info **tab
 
 void mx_model_set_training(mx_model *model, int training) { model->training = training != 0; }
 
+int mx_model_is_training(const mx_model *model) { return model->training; }
+
 void mx_model_hold_weights(mx_model *model, int hold)
 {
     /* What an unheld call prepared may be stale: the weights could change
@@ -252,7 +254,6 @@ void mx_model_hold_weights(mx_model *model, int hold)
     if (hold && !model->weights_held++) model->state_epoch++;
     if (!hold && model->weights_held) model->weights_held--;
 }
-int mx_model_is_training(const mx_model *model) { return model->training; }
 
 mx_status mx_model_copy_state(mx_model *dst, const mx_model *src)
 {
