@@ -51,6 +51,7 @@ typedef struct {
                                         bias, and its Winograd weights, between calls (NULL: it prepares them
                                         on each call; cnn_cpu_pred_weights.c) */
     int pred_ready;                  /* what they hold for the model's state epoch pred_epoch */
+    size_t pred_plan_n;              /* the batch of the oneDNN plan whose layout pred_w holds, if it does */
     unsigned long pred_epoch;
 } cnn_cpu_node;
 
@@ -247,11 +248,20 @@ void cnn_cpu_drop_pred_entries(cnn_graph *g);
 /* At the start of each prediction: unless the caller holds the weights, what
  * earlier calls prepared is stale. */
 void cnn_cpu_pred_weights_begin(mx_model *m);
-/* Convolution k's weights, bias and (when it runs on the Winograd kernels at
- * batch n) transformed weights for prediction, the batch norm after it
- * folded in: from its entry when made in this epoch, else made now. */
-void cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w,
-                          const float **b, const float **u);
+/* Convolution k's weights for prediction at batch n, the batch norm after
+ * it folded in, from its entry when made in this epoch, else made now: w
+ * and b; u, the Winograd weights, when it runs on those kernels at batch n;
+ * or, for its oneDNN plan at batch n (plan, NULL: none), prepared in that
+ * plan's layout instead of w (mx_dnnl_conv2d_forward_prepared; w NULL). */
+typedef struct {
+    const float *w, *b, *u;
+    const void *prepared;
+} cnn_pred_weights;
+cnn_pred_weights cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n,
+                                      mx_dnnl_conv2d_plan *plan);
+/* Whether convolution k's entry holds its weights in a oneDNN plan's layout
+ * for the model's state epoch (tests). */
+int cnn_cpu_pred_weights_in_plan_layout(const mx_model *m, const cnn_graph *g, size_t k);
 /* The folded batch norm's scales and bias alone, for a plan whose reorder of
  * the weights applies the scales (mx_dnnl_conv2d_scales_weights). */
 void cnn_cpu_fold_scales(const mx_model *m, const cnn_graph *g, size_t k, float *scales, float *b);

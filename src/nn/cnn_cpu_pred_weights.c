@@ -23,7 +23,10 @@
 #include "nn/cnn_cpu.h"
 #include "nn/winograd.h"
 
-enum { PRED_W = 1, PRED_U = 2 }; /* cnn_cpu_node.pred_ready */
+/* cnn_cpu_node.pred_ready: the entry's weights folded (PRED_W) or, in their
+ * place, in the layout of the oneDNN plan for batch pred_plan_n
+ * (PRED_PLAN); the Winograd weights (PRED_U). */
+enum { PRED_W = 1, PRED_U = 2, PRED_PLAN = 4 };
 
 /* The batch norm after convolution k as PyTorch's fuse_conv_bn_eval folds
  * it: per output channel o a scale a = gamma / sqrt(running_var + eps) of
@@ -179,8 +182,23 @@ void cnn_cpu_pred_weights_begin(mx_model *m)
     if (!m->weights_held) m->state_epoch++;
 }
 
-void cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n, const float **w,
-                          const float **b, const float **u)
+int cnn_cpu_pred_weights_in_plan_layout(const mx_model *m, const cnn_graph *g, size_t k)
+{
+    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    return cn->pred_w && cn->pred_epoch == m->state_epoch && (cn->pred_ready & PRED_PLAN);
+}
+
+/* Whether the entry's weights can take plan's layout in their place: the
+ * room of the folded ones, as oneDNN's blocked layouts of channels the
+ * blocks divide need. */
+static int plan_layout_fits(const mx_model *m, const cnn_node *nd, mx_dnnl_conv2d_plan *plan)
+{
+    const size_t bytes = plan ? mx_dnnl_conv2d_prepared_bytes(plan) : 0;
+    return bytes && bytes <= m->tensors[nd->weight].numel * sizeof(float);
+}
+
+cnn_pred_weights cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_t n,
+                                      mx_dnnl_conv2d_plan *plan)
 {
     const cnn_cpu_graph *cs = cnn_cpu_of(g);
     const cnn_node *nd = &g->nodes[k];
@@ -192,17 +210,39 @@ void cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, size_t k, size_
         cn->pred_ready = 0;
     }
     float *fw = cn->pred_w ? cn->pred_w : cs->fold, *fu = cn->pred_w ? cn->pred_u : cnn_cpu_wino_u(g);
-    *w = cnn_param(m, nd->weight), *b = cnn_param(m, nd->bias), *u = NULL;
+    cnn_pred_weights r = {cnn_param(m, nd->weight), cnn_param(m, nd->bias), NULL, NULL};
     if (cn->fold_bn >= 0) {
-        if (!(cn->pred_w && (cn->pred_ready & PRED_W))) fold_batch_norm(m, g, k, fw, fw + numel);
-        *w = fw, *b = fw + numel;
+        r.b = fw + numel;
+        if (!wino && cn->pred_w && (cn->pred_ready & PRED_PLAN) && cn->pred_plan_n == n) {
+            r.w = NULL, r.prepared = fw;
+            return r;
+        }
+        if (!(cn->pred_w && (cn->pred_ready & PRED_W))) {
+            fold_batch_norm(m, g, k, fw, fw + numel);
+            cn->pred_ready = (cn->pred_ready & ~PRED_PLAN) | (cn->pred_w ? PRED_W : 0);
+        }
+        r.w = fw;
+        /* Kept in the plan's layout, the forwards that follow skip its
+         * reorder; a plan for another batch size folds them again. Only
+         * where forwards follow (held weights, later chunks): for one
+         * forward, the copy out of the reorder's region would be a pass
+         * more. A failed reorder leaves them folded: the forward reorders
+         * them. */
+        if (!wino && cn->pred_w && (m->weights_held || cs->pred_chunked) && plan_layout_fits(m, nd, plan) &&
+            mx_dnnl_conv2d_prepare_weights(plan, fw, fw) == MX_OK) {
+            cn->pred_ready = (cn->pred_ready & ~PRED_W) | PRED_PLAN;
+            cn->pred_plan_n = n;
+            r.w = NULL, r.prepared = fw;
+            return r;
+        }
     }
     if (wino) {
         if (!(cn->pred_w && (cn->pred_ready & PRED_U))) {
-            if (cn->wino == CNN_WINO_GEMM) mx_wino_gemm_transform_weights(&nd->conv, *w, 0, fu);
-            else mx_wino_transform_weights(&nd->conv, *w, fu);
+            if (cn->wino == CNN_WINO_GEMM) mx_wino_gemm_transform_weights(&nd->conv, r.w, 0, fu);
+            else mx_wino_transform_weights(&nd->conv, r.w, fu);
         }
-        *u = fu;
+        r.u = fu;
+        if (cn->pred_w) cn->pred_ready |= PRED_U;
     }
-    if (cn->pred_w) cn->pred_ready |= (cn->fold_bn >= 0 ? PRED_W : 0) | (wino ? PRED_U : 0);
+    return r;
 }

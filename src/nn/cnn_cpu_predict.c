@@ -46,14 +46,15 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
             st = cnn_forward_node(&p, k, &t);
             continue;
         }
-        const float *w, *b, *u;
-        cnn_cpu_pred_weights(m, g, k, n, &w, &b, &u);
+        mx_dnnl_conv2d_plan *plan = plans->node[k].conv;
+        const cnn_pred_weights pw = cnn_cpu_pred_weights(m, g, k, n, plan);
         float *Y = g->tensors[cn->pred_out].data;
         const float *X = cnn_tensor_data(g, nd->in), *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
-        if (u && cn->wino == CNN_WINO_GEMM)
-            st = mx_wino_gemm_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y, cnn_cpu_wino_scratch(g));
-        else if (u) mx_wino_forward(&nd->conv, n, X, u, b, addend, cn->pred_relu, Y);
-        else st = mx_dnnl_conv2d_forward_add(plans->node[k].conv, n, X, w, b, addend, Y);
+        if (pw.u && cn->wino == CNN_WINO_GEMM)
+            st = mx_wino_gemm_forward(&nd->conv, n, X, pw.u, pw.b, addend, cn->pred_relu, Y, cnn_cpu_wino_scratch(g));
+        else if (pw.u) mx_wino_forward(&nd->conv, n, X, pw.u, pw.b, addend, cn->pred_relu, Y);
+        else if (pw.prepared) st = mx_dnnl_conv2d_forward_prepared(plan, n, X, pw.prepared, pw.b, addend, Y);
+        else st = mx_dnnl_conv2d_forward_add(plan, n, X, pw.w, pw.b, addend, Y);
         cnn_charge(g, CNN_CONV, 0, &t);
     }
     *logits = st == MX_OK ? g->tensors[g->nodes[g->num_nodes - 1].out].data : NULL;
@@ -161,10 +162,9 @@ static mx_status predict_nhwc(mx_model *m, cnn_graph *g, const float *x, size_t 
                 cnn_cpu_fold_scales(m, g, k, scales, b);
                 st = mx_dnnl_conv2d_forward_nhwc_scaled(plan, n, X, cnn_param(m, nd->weight), scales, b, addend, Y);
             } else {
-                const float *w, *b, *u;
-                cnn_cpu_pred_weights(m, g, k, n, &w, &b, &u);
-                st = g->tensors[out_t].blocked ? mx_dnnl_conv2d_forward_nhwc(plan, n, X, w, b, addend, Y)
-                                               : mx_dnnl_conv2d_forward_add(plan, n, X, w, b, addend, Y);
+                const cnn_pred_weights pw = cnn_cpu_pred_weights(m, g, k, n, NULL);
+                st = g->tensors[out_t].blocked ? mx_dnnl_conv2d_forward_nhwc(plan, n, X, pw.w, pw.b, addend, Y)
+                                               : mx_dnnl_conv2d_forward_add(plan, n, X, pw.w, pw.b, addend, Y);
             }
             cnn_charge(g, CNN_CONV, 0, &t);
         } else if (!g->tensors[nd->in].blocked && !g->tensors[out_t].blocked) {

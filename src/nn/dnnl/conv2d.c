@@ -336,10 +336,33 @@ static void copy_threaded(void *y, const void *x, size_t bytes)
     }
 }
 
+size_t mx_dnnl_conv2d_prepared_bytes(const mx_dnnl_conv2d_plan *p)
+{
+    if (!p->fwd.pd || !mxd_port_reorders(&p->f_wei) || p->scales_weights) return 0;
+    return dnnl_memory_desc_get_size(mxd_md(&p->fwd, dnnl_query_weights_md));
+}
+
+mx_status mx_dnnl_conv2d_prepare_weights(mx_dnnl_conv2d_plan *p, const float *weight, void *prepared)
+{
+    const size_t bytes = mx_dnnl_conv2d_prepared_bytes(p);
+    if (!bytes) return mx_error_set(MX_ERR_ARG, "conv2d: the plan keeps no weights of its own layout");
+    if (!weight || !prepared) return mx_error_set(MX_ERR_ARG, "conv2d: weights to prepare and room for them are required");
+    /* Through the port's own region, so that prepared may be weight: a
+     * reorder may not write over what it reads. */
+    const mxd_plan *b = &p->base;
+    TRY(mxd_port_bind(b, &p->f_wei, weight));
+    TRY(mxd_port_in(b, &p->f_wei));
+    TRY(mxd_check(dnnl_stream_wait(b->ctx->stream), "conv2d weights"));
+    memcpy(prepared, mxd_at(b, p->f_wei.offset), bytes);
+    return MX_OK;
+}
+
 /* x_keep: where the reordered x goes (the caller keeps it); x_given: x
- * already in the primitive's bfloat16 layout (x then unused). */
+ * already in the primitive's bfloat16 layout (x then unused); w_prepared:
+ * the weights already in the primitive's layout (weight then unused). */
 static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight, const float *bias,
-                         const float *addend, float *y, void *x_keep, const void *x_given, const float *weight_scales)
+                         const float *addend, float *y, void *x_keep, const void *x_given, const float *weight_scales,
+                         const void *w_prepared)
 {
     if (!weight_scales != !p->scales_weights)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan %s weights with scales",
@@ -347,7 +370,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
     TRY(mxd_check_batch("conv2d forward", p->n, n));
     if (x_keep && !p->kept_x_bytes) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan keeps no copy of x");
     if (x_given && !p->bf16_x) return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan takes no bfloat16 x");
-    if ((!x && !x_given) || !weight || !y)
+    if ((!x && !x_given) || (!weight && !w_prepared) || !y)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: x, weight and y are required");
     if (!bias != !p->opt.has_bias)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s a bias",
@@ -356,7 +379,13 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan was made %s an add post-op",
                             p->opt.post_add ? "with" : "without");
     const mxd_plan *b = &p->base;
-    TRY(mxd_port_bind(b, &p->f_wei, weight));
+    if (w_prepared) {
+        if (!mx_dnnl_conv2d_prepared_bytes(p))
+            return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan keeps no weights of its own layout");
+        TRY(mxd_check(dnnl_memory_set_data_handle(p->f_wei.mem, (void *)(uintptr_t)w_prepared), "memory handle"));
+    } else {
+        TRY(mxd_port_bind(b, &p->f_wei, weight));
+    }
     TRY(mxd_port_bind(b, &p->f_dst, y));
     if (x_given) {
         TRY(mxd_check(dnnl_memory_set_data_handle(p->f_src.mem, (void *)(uintptr_t)x_given), "memory handle"));
@@ -366,7 +395,7 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
         TRY(mxd_port_in(b, &p->f_src));
     }
     if (weight_scales) TRY(mxd_port_scales(&p->f_wei, weight_scales));
-    TRY(mxd_port_in(b, &p->f_wei));
+    if (!w_prepared) TRY(mxd_port_in(b, &p->f_wei));
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, p->f_src.mem},
                                {DNNL_ARG_WEIGHTS, p->f_wei.mem},
                                {DNNL_ARG_DST, p->f_dst.mem}};
@@ -390,7 +419,14 @@ static mx_status forward(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const
 mx_status mx_dnnl_conv2d_forward_add(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                      const float *bias, const float *addend, float *y)
 {
-    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL, NULL);
+}
+
+mx_status mx_dnnl_conv2d_forward_prepared(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const void *prepared,
+                                          const float *bias, const float *addend, float *y)
+{
+    if (!prepared) return mx_error_set(MX_ERR_ARG, "conv2d forward: the prepared weights are required");
+    return forward(p, n, x, NULL, bias, addend, y, NULL, NULL, NULL, prepared);
 }
 
 size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kept_x_bytes; }
@@ -398,7 +434,7 @@ size_t mx_dnnl_conv2d_kept_x_bytes(const mx_dnnl_conv2d_plan *p) { return p->kep
 mx_status mx_dnnl_conv2d_forward_keep_x(mx_dnnl_conv2d_plan *p, size_t n, const float *x, const float *weight,
                                         const float *bias, float *y, void *x_keep)
 {
-    return forward(p, n, x, weight, bias, NULL, y, x_keep, NULL, NULL);
+    return forward(p, n, x, weight, bias, NULL, y, x_keep, NULL, NULL, NULL);
 }
 
 int mx_dnnl_conv2d_takes_bf16_x(const mx_dnnl_conv2d_plan *p) { return p->bf16_x; }
@@ -411,7 +447,7 @@ void *mx_dnnl_conv2d_x_room(const mx_dnnl_conv2d_plan *p)
 mx_status mx_dnnl_conv2d_forward_bf16_x(mx_dnnl_conv2d_plan *p, size_t n, const uint16_t *x, const float *weight,
                                         const float *bias, float *y)
 {
-    return forward(p, n, NULL, weight, bias, NULL, y, NULL, x, NULL);
+    return forward(p, n, NULL, weight, bias, NULL, y, NULL, x, NULL, NULL);
 }
 
 mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const void *x, const float *weight,
@@ -420,7 +456,7 @@ mx_status mx_dnnl_conv2d_forward_nhwc(mx_dnnl_conv2d_plan *p, size_t n, const vo
     if (p->opt.dst_layout != MX_DNNL_ACT_NHWC_BF16)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan does not write bfloat16 nhwc");
     /* The ports only bind and reorder these buffers, whatever their element type. */
-    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, NULL, NULL);
 }
 
 int mx_dnnl_conv2d_scales_weights(const mx_dnnl_conv2d_plan *p) { return p->scales_weights; }
@@ -432,7 +468,7 @@ mx_status mx_dnnl_conv2d_forward_nhwc_scaled(mx_dnnl_conv2d_plan *p, size_t n, c
     if (p->opt.dst_layout != MX_DNNL_ACT_NHWC_BF16)
         return mx_error_set(MX_ERR_ARG, "conv2d forward: the plan does not write bfloat16 nhwc");
     if (!weight_scales) return mx_error_set(MX_ERR_ARG, "conv2d forward: weight_scales is required");
-    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, weight_scales);
+    return forward(p, n, x, weight, bias, addend, y, NULL, NULL, weight_scales, NULL);
 }
 
 int mx_dnnl_conv2d_takes_bf16_dy(const mx_dnnl_conv2d_plan *p) { return p->bf16_dy; }
