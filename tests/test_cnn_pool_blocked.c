@@ -7,7 +7,8 @@
  * kernel on NCHW planes (cnn_cpu_maxpool_2x2_*) the same way, with odd
  * sizes, rows of 4 windows and more, signed zeros. Both backwards also with
  * the ReLU's backward folded in, against the reference's two passes; the
- * blocked kernels also with an NCHW output. */
+ * blocked kernels also with an NCHW output, and without the arg-max (a
+ * prediction's). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,9 +46,9 @@ static void compare(size_t layout, size_t n, size_t C, size_t H, size_t W, size_
     unsigned state = (unsigned)(B * 7 + C * 13 + H * 3 + W + k);
     for (size_t i = 0; i < in; i++) {
         state = state * 1664525u + 1013904223u;
-        /* few distinct values, so windows hold ties; now and then a NaN */
+        /* few distinct values, so windows hold ties; now and then a NaN, and both zeros */
         const unsigned r = state >> 24;
-        x[i] = r < 3 ? NAN : (float)(int)(r % 7) - 3.0f;
+        x[i] = r < 3 ? NAN : r < 30 ? -0.0f : (float)(int)(r % 7) - 3.0f;
     }
     for (size_t i = 0; i < out; i++) {
         state = state * 1664525u + 1013904223u;
@@ -86,6 +87,16 @@ static void compare(size_t layout, size_t n, size_t C, size_t H, size_t W, size_
                 const float r = dx[(s * C + ch) * hw + p];
                 bad += !same_float(r, dxb[blocked_at(C, hw, layout, s, ch, p)]) ||
                        !same_float(r, dxb2[blocked_at(C, hw, layout, s, ch, p)]);
+            }
+    /* A prediction's, without the arg-max (the stem's windows have a kernel of their own there). */
+    for (size_t i = 0; i < out; i++) yb[i] = 7.0f, y2[i] = 7.0f;
+    cnn_cpu_maxpool_forward_blocked(&d, n, layout, xb, yb, 0, NULL);
+    cnn_cpu_maxpool_forward_blocked(&d, n, layout, xb, y2, 1, NULL);
+    for (size_t s = 0; s < n; s++)
+        for (size_t ch = 0; ch < C; ch++)
+            for (size_t p = 0; p < ohw; p++) {
+                const size_t r = (s * C + ch) * ohw + p;
+                bad += !same_float(y[r], yb[blocked_at(C, ohw, layout, s, ch, p)]) || !same_float(y[r], y2[r]);
             }
     free(y2), free(dxb2);
     printf("  block %zu%s, %zu x %zu@%zux%zu, %zux%zu window, stride %zu, padding %zu: %zu mismatches\n", B,
@@ -150,6 +161,7 @@ int main(void)
     for (int k = 0; k < 3; k++) {
         const size_t L = layouts[k];
         compare(L, 2, 64, 20, 20, 3, 2, 1); /* resnet50's stem pooling, smaller */
+        compare(L, 1, 16, 21, 19, 3, 2, 1); /* the same windows on odd sides: the last row and column clipped */
         compare(L, 3, 16, 10, 10, 2, 2, 0); /* LeNet's */
         compare(L, 1, 32, 7, 9, 3, 2, 1);   /* odd sizes: clipped windows */
         compare(L, 2, 16, 5, 6, 3, 1, 1);   /* stride 1: overlapping windows add their gradients */
