@@ -5,7 +5,8 @@
  * recomputed into the input gradient's buffer, bfloat16 convolution inputs
  * written again for the backward, mixreg's own kernels' buffers in oneDNN's
  * scratch. Each gives the bits of the model without
- * it, in less memory. Two threads throughout. */
+ * it, in less memory. Also the prediction's resnet50 stem and pooling in
+ * chunks of samples that stay in cache. Two threads throughout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,6 +457,53 @@ static void test_kernel_scratch_moves(void)
     set_block(0);
 }
 
+/* resnet50's stem and max pooling, predicted two samples at a time
+ * (cnn_cpu_predict.c pooled_in_chunks: at 128x128 its output is 1 MiB a
+ * sample, 10 MiB at batch 10): the pooled activations and the logits as
+ * with the whole batch at once, and the logits near the eval forward's. */
+static void test_stem_pooled_in_chunks(void)
+{
+    const size_t B = 10, c = 3, side = 128, classes = 10, d = c * side * side;
+    mx_model *m = make("resnet50", c, side, side, classes, B, MX_BACKEND_CPU);
+    float *x = malloc(B * d * sizeof *x), *eval = malloc(B * classes * sizeof *eval),
+          *chunked = malloc(B * classes * sizeof *chunked);
+    if (!m || !x || !eval || !chunked) {
+        CHECK(0);
+        mx_model_free(m);
+        free(x), free(eval), free(chunked);
+        return;
+    }
+    mx_model_init_params(m, 41);
+    mx_rng rng;
+    mx_rng_init(&rng, 42, 0);
+    random_fill(&rng, x, B * d);
+    mx_model_set_training(m, 0);
+    memcpy(eval, mx_model_forward(m, x, B), B * classes * sizeof *eval);
+    cnn_graph *g = ((struct mx_model *)m)->impl;
+    size_t stem = 0;
+    while (g->nodes[stem].op != CNN_CONV) stem++;
+    cnn_cpu_node *cn = cnn_cpu_node_of(g, stem);
+    const cnn_tensor *pooled = NULL;
+    for (size_t k = stem + 1; k < g->num_nodes && !pooled; k++)
+        if (g->nodes[k].op == CNN_MAXPOOL) pooled = &g->tensors[g->nodes[k].out];
+    const size_t pooled_floats = pooled ? B * pooled->size : 0;
+    float *pooled_chunked = malloc((pooled_floats + 1) * sizeof(float));
+    memcpy(chunked, mx_model_predict(m, x, B), B * classes * sizeof *chunked);
+    const int ran_chunked = cn->pool_chunk != NULL;
+    if (pooled) memcpy(pooled_chunked, pooled->data, pooled_floats * sizeof(float));
+    cn->pool_chunk_failed = 1; /* the whole batch at once */
+    const float *whole = mx_model_predict(m, x, B);
+    const double e_logits = norm_error(chunked, whole, B * classes), e_eval = norm_error(chunked, eval, B * classes);
+    const double e_pooled = pooled ? norm_error(pooled_chunked, pooled->data, pooled_floats) : 1.0;
+    CHECK(ran_chunked && pooled);
+    CHECK(e_pooled <= 1e-6 && e_logits <= 1e-5 && e_eval <= RTOL);
+    printf("  resnet50 at %zux%zu, batch %zu: stem and pooling %s; pooled activations %.1e and logits %.1e from the "
+           "whole batch's, %.1e from the eval forward\n", side, side, B,
+           ran_chunked ? "in chunks of 2" : "NOT in chunks", e_pooled, e_logits, e_eval);
+    mx_model_free(m);
+    free(x), free(eval), free(chunked), free(pooled_chunked);
+}
+
 int main(void)
 {
     mx_set_threads(2);
@@ -463,6 +511,7 @@ int main(void)
     test_memory_plan();
     test_pred_weights_in_slot();
     test_held_weights();
+    test_stem_pooled_in_chunks();
     test_shared_in_slots();
     test_bf16_inputs_restaged();
     test_adds_in_place();

@@ -52,6 +52,9 @@ typedef struct {
                                         on each call; cnn_cpu_pred_weights.c) */
     int pred_ready;                  /* what they hold for the model's state epoch pred_epoch */
     size_t pred_plan_n;              /* the batch of the oneDNN plan whose layout pred_w holds, if it does */
+    mx_dnnl_conv2d_plan *pool_chunk; /* conv before a max pooling: its inference plan for CNN_POOL_CHUNK samples
+                                        (cnn_cpu_predict.c pooled_in_chunks), made at first use */
+    int pool_chunk_failed;           /* oneDNN could not make it: the whole batch at once */
     unsigned long pred_epoch;
 } cnn_cpu_node;
 
@@ -87,6 +90,10 @@ typedef struct {
  * CNN_PREDICT_CHUNK samples in near-equal chunks of at most that many, each
  * through the whole network (cnn_cpu_predict.c says why). */
 #define CNN_PREDICT_CHUNK 32
+/* A prediction runs a convolution and the max pooling that alone reads its
+ * output this many samples at a time, when their output for the batch
+ * would not stay in cache (cnn_cpu_predict.c pooled_in_chunks). */
+#define CNN_POOL_CHUNK 2
 /* The most pred_cache may take (resnet20 needs 4.8 MiB; a model whose
  * weights would need more folds them once per chunk instead). */
 #define CNN_PRED_CACHE_BYTES ((size_t)64 << 20)
@@ -183,6 +190,9 @@ mx_status cnn_cpu_assign_layouts(cnn_graph *g);
  * is new; NULL when that fails (a note on stderr, once): the pass then runs
  * on the reference layers. */
 const cnn_plan_set *cnn_cpu_plans(cnn_graph *g, size_t n, int inference);
+/* Convolution k's inference plan for n samples, outside the plan sets
+ * (cnn_cpu_node.pool_chunk); NULL when oneDNN cannot make it. */
+mx_dnnl_conv2d_plan *cnn_cpu_node_inference_plan(cnn_graph *g, size_t k, size_t n);
 /* Whether convolution k's oneDNN plans (inference or training ones) apply
  * the ReLU after it (cnn_cpu_plan.c). */
 int cnn_cpu_conv_plan_relu(const cnn_graph *g, size_t k, int inference);

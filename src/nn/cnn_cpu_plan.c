@@ -146,6 +146,12 @@ static mx_status make_set(cnn_graph *g, cnn_plan_set *s, size_t n, int inference
     return MX_OK;
 }
 
+mx_dnnl_conv2d_plan *cnn_cpu_node_inference_plan(cnn_graph *g, size_t k, size_t n)
+{
+    cnn_node_plan p = {0};
+    return make_node_plan(g, k, n, 1, &p) == MX_OK ? p.conv : NULL;
+}
+
 mx_status cnn_cpu_prepare(cnn_graph *g)
 {
     cnn_cpu_graph *cs = calloc(1, sizeof *cs);
@@ -256,6 +262,9 @@ void cnn_cpu_unplan(cnn_graph *g)
     for (size_t k = 0; cs->node && k < g->num_nodes; k++) {
         free(cs->node[k].x_bf16);
         cs->node[k].x_bf16 = NULL;
+        mx_dnnl_conv2d_plan_free(cs->node[k].pool_chunk);
+        cs->node[k].pool_chunk = NULL;
+        cs->node[k].pool_chunk_failed = 0;
     }
     for (size_t i = 0; i < CNN_PLAN_SETS; i++) free_set(g, &cs->plans[i]);
     free(cs->pred_logits);

@@ -28,6 +28,64 @@ static int begin_prediction(mx_model *m, cnn_graph *g, const float *x, size_t n,
     return 1;
 }
 
+/* The next node k runs after convolution k0 (the absorbed ones skipped). */
+static size_t next_run(const cnn_graph *g, size_t k0)
+{
+    size_t k = k0 + 1;
+    while (k < g->num_nodes && cnn_cpu_node_of(g, k)->fused) k++;
+    return k;
+}
+
+/* Whether convolution k's output goes to the max pooling kp alone, and is
+ * too large to stay in cache between them (above 8 MiB for the batch, at
+ * most 4 MiB a sample): resnet50's stem, 3.2 MB a sample at 224x224. Its
+ * pooling then reads it from memory (resnet50, batch 32: 103 MB). */
+static int pooled_in_chunks(const cnn_graph *g, size_t k, size_t kp, size_t n)
+{
+    const cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    if (kp >= g->num_nodes || g->nodes[kp].op != CNN_MAXPOOL || g->nodes[kp].in != cn->pred_out ||
+        cn->fold_add >= 0 || n <= CNN_POOL_CHUNK || n % CNN_POOL_CHUNK)
+        return 0;
+    for (size_t j = kp + 1; j < g->num_nodes; j++)
+        if (g->nodes[j].in == cn->pred_out || g->nodes[j].in2 == cn->pred_out ||
+            cnn_cpu_node_of(g, j)->sum_in == cn->pred_out)
+            return 0;
+    const size_t bytes = g->tensors[cn->pred_out].size * sizeof(float);
+    return n * bytes > ((size_t)8 << 20) && bytes <= ((size_t)4 << 20);
+}
+
+/* Convolution k and the max pooling kp after it, CNN_POOL_CHUNK samples at
+ * a time: each chunk's output is still in cache when the pooling reads it.
+ * resnet50 at batch 32 on 2 AVX2 cores, stem and pooling timed call by call
+ * against the whole batch at once in one process: 2.6 ms less a batch in
+ * chunks of 2 (of 44.9), 2.7 of 1, 1.1 of 4, 1.4 more of 8. */
+static mx_status conv_pool_chunks(mx_model *m, cnn_graph *g, const cnn_pass *p, size_t k, size_t kp, double *t)
+{
+    const cnn_node *nd = &g->nodes[k];
+    cnn_cpu_node *cn = cnn_cpu_node_of(g, k);
+    const size_t c = CNN_POOL_CHUNK;
+    if (!cn->pool_chunk && !(cn->pool_chunk = cnn_cpu_node_inference_plan(g, k, c))) {
+        cn->pool_chunk_failed = 1;
+        return MX_ERR_UNSUPPORTED;
+    }
+    const cnn_pred_weights pw = cnn_cpu_pred_weights(m, g, k, c, cn->pool_chunk);
+    const cnn_tensor *in = &g->tensors[nd->in], *out = &g->tensors[g->nodes[kp].out];
+    const float *X = cnn_tensor_data(g, nd->in);
+    float *Y = g->tensors[cn->pred_out].data, *P = g->tensors[g->nodes[kp].out].data;
+    cnn_pass chunk = *p;
+    chunk.n = c;
+    mx_status st = MX_OK;
+    for (size_t s = 0; st == MX_OK && s < p->n; s += c) {
+        const float *Xs = X + s * in->size;
+        st = pw.prepared ? mx_dnnl_conv2d_forward_prepared(cn->pool_chunk, c, Xs, pw.prepared, pw.b, NULL, Y)
+                         : mx_dnnl_conv2d_forward_add(cn->pool_chunk, c, Xs, pw.w, pw.b, NULL, Y);
+        cnn_charge(g, CNN_CONV, 0, t);
+        if (st == MX_OK) st = g->be->maxpool_forward(&chunk, kp, Y, P + s * out->size);
+        cnn_charge(g, CNN_MAXPOOL, 0, t);
+    }
+    return st;
+}
+
 /* The prediction of one chunk of at most CNN_PREDICT_CHUNK samples: the
  * logits, in the last tensor. Without inference plans for this size, the
  * eval forward. */
@@ -45,6 +103,16 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
         if (nd->op != CNN_CONV || (cn->fold_bn < 0 && !cn->wino)) {
             st = cnn_forward_node(&p, k, &t);
             continue;
+        }
+        const size_t kp = next_run(g, k);
+        if (!cn->pool_chunk_failed && !cnn_cpu_predicts_wino(g, k, n) && pooled_in_chunks(g, k, kp, n)) {
+            st = conv_pool_chunks(m, g, &p, k, kp, &t);
+            if (st == MX_OK) {
+                k = kp;
+                continue;
+            }
+            if (st != MX_ERR_UNSUPPORTED) break;
+            st = MX_OK; /* no plan for the chunks: the whole batch at once */
         }
         mx_dnnl_conv2d_plan *plan = plans->node[k].conv;
         const cnn_pred_weights pw = cnn_cpu_pred_weights(m, g, k, n, plan);
