@@ -83,6 +83,17 @@ static inline __attribute__((always_inline)) void maxpool_plane(const mx_pool2d_
         }
 }
 
+/* maxpool_plane with track a constant in each copy: a run-time one left the
+ * arg-max's select inside the window's loop as masked moves, and lenet5's
+ * 2x2 pooling 3-4x slower (16@10x10 at batch 128: 0.18 against 0.045 ms). */
+static inline __attribute__((always_inline)) void tracked_plane(const mx_pool2d_desc *d, pool_window k, size_t B,
+                                                                 size_t rs, const float *x, float *y,
+                                                                 size_t lane_stride, uint32_t *argmax)
+{
+    if (argmax) maxpool_plane(d, k, B, rs, x, y, lane_stride, argmax, 1);
+    else maxpool_plane(d, k, B, rs, x, y, lane_stride, NULL, 0);
+}
+
 /* maxpool_plane for the 3x3 stride-2 windows with padding 1 of a
  * prediction (no arg-max): a window inside the plane is 9 maxima of
  * vectors and a NaN test; one that meets the border or holds a NaN goes
@@ -157,12 +168,12 @@ void cnn_cpu_maxpool_forward_blocked(const mx_pool2d_desc *d, size_t n, size_t l
         float *yp = y + (y_nchw ? nchw_plane_at(d, block, (size_t)p) : cnn_block_at(layout, C, d->out_h * d->out_w, s, cb));
         if (shape == 3 && !a && block == 8) maxpool3s2_plane(d, 8, rs, xp, yp, lanes);
         else if (shape == 3 && !a) maxpool3s2_plane(d, 16, rs, xp, yp, lanes);
-        else if (block == 8 && shape == 2) maxpool_plane(d, two, 8, rs, xp, yp, lanes, a, a != NULL);
+        else if (block == 8 && shape == 2) tracked_plane(d, two, 8, rs, xp, yp, lanes, a);
         else if (block == 8 && shape == 3) maxpool_plane(d, three, 8, rs, xp, yp, lanes, a, 1);
-        else if (block == 8) maxpool_plane(d, any, 8, rs, xp, yp, lanes, a, a != NULL);
-        else if (shape == 2) maxpool_plane(d, two, 16, rs, xp, yp, lanes, a, a != NULL);
+        else if (block == 8) tracked_plane(d, any, 8, rs, xp, yp, lanes, a);
+        else if (shape == 2) tracked_plane(d, two, 16, rs, xp, yp, lanes, a);
         else if (shape == 3) maxpool_plane(d, three, 16, rs, xp, yp, lanes, a, 1);
-        else maxpool_plane(d, any, 16, rs, xp, yp, lanes, a, a != NULL);
+        else tracked_plane(d, any, 16, rs, xp, yp, lanes, a);
     }
 }
 
