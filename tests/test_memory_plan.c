@@ -490,12 +490,12 @@ static void test_stem_pooled_in_chunks(void)
     float *pooled_chunked = malloc((pooled_floats + 1) * sizeof(float));
     memcpy(chunked, mx_model_predict(m, x, B), B * classes * sizeof *chunked);
     const int ran_chunked = cn->pool_chunk != NULL;
-    if (pooled) memcpy(pooled_chunked, pooled->data, pooled_floats * sizeof(float));
+    if (pooled && pooled_chunked) memcpy(pooled_chunked, pooled->data, pooled_floats * sizeof(float));
     cn->pool_chunk_failed = 1; /* the whole batch at once */
     const float *whole = mx_model_predict(m, x, B);
     const double e_logits = norm_error(chunked, whole, B * classes), e_eval = norm_error(chunked, eval, B * classes);
-    const double e_pooled = pooled ? norm_error(pooled_chunked, pooled->data, pooled_floats) : 1.0;
-    CHECK(ran_chunked && pooled);
+    const double e_pooled = pooled && pooled_chunked ? norm_error(pooled_chunked, pooled->data, pooled_floats) : 1.0;
+    CHECK(ran_chunked && pooled && pooled_chunked);
     CHECK(e_pooled <= 1e-6 && e_logits <= 1e-5 && e_eval <= RTOL);
     printf("  resnet50 at %zux%zu, batch %zu: stem and pooling %s; pooled activations %.1e and logits %.1e from the "
            "whole batch's, %.1e from the eval forward\n", side, side, B,

@@ -346,7 +346,8 @@ mx_status mx_dnnl_conv2d_prepare_weights(mx_dnnl_conv2d_plan *p, const float *we
 {
     const size_t bytes = mx_dnnl_conv2d_prepared_bytes(p);
     if (!bytes) return mx_error_set(MX_ERR_ARG, "conv2d: the plan keeps no weights of its own layout");
-    if (!weight || !prepared) return mx_error_set(MX_ERR_ARG, "conv2d: weights to prepare and room for them are required");
+    if (!weight || !prepared)
+        return mx_error_set(MX_ERR_ARG, "conv2d: weights to prepare and room for them are required");
     /* Through the port's own region, so that prepared may be weight: a
      * reorder may not write over what it reads. */
     const mxd_plan *b = &p->base;
