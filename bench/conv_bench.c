@@ -137,19 +137,18 @@ static void step_wino(bench_case *c, int backward)
     mx_wino_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y);
 }
 
-/* The wide layers' kernels (mx_wino_gemm_*): forward, or input and weights'
+/* The wide layers' kernels (mx_wino_gemm_*) as training runs them, the
+ * weights transformed by blocks inside: forward, or input and weights'
  * gradients. */
 static void step_wino_gemm(bench_case *c, int backward)
 {
     if (backward) {
         const mx_conv2d_desc t = mx_wino_transposed(c->d);
-        mx_wino_gemm_transform_weights(&t, c->w, 1, c->wino_u);
-        must(mx_wino_gemm_forward(&t, c->n, c->dy, c->wino_u, NULL, NULL, 0, c->dx, c->wino_scratch));
+        must(mx_wino_gemm_forward(&t, c->n, c->dy, NULL, c->w, 1, NULL, NULL, 0, c->dx, c->wino_scratch));
         must(mx_wino_gemm_backward_weights(c->d, c->n, c->x, c->dy, c->dw, NULL, c->wino_scratch));
         return;
     }
-    mx_wino_gemm_transform_weights(c->d, c->w, 0, c->wino_u);
-    must(mx_wino_gemm_forward(c->d, c->n, c->x, c->wino_u, NULL, NULL, 0, c->y, c->wino_scratch));
+    must(mx_wino_gemm_forward(c->d, c->n, c->x, NULL, c->w, 0, NULL, NULL, 0, c->y, c->wino_scratch));
 }
 
 static void check(dnnl_status_t st)
@@ -346,12 +345,14 @@ int main(int argc, char **argv)
         }
         if (mx_wino_available() && only && listed(only, "mxwino-gemm")) {
             const mx_conv2d_desc t = mx_wino_transposed(&d[i]);
-            size_t floats = mx_wino_gemm_scratch_floats(&d[i], 1);
-            if (mx_wino_gemm_scratch_floats(&t, 0) > floats) floats = mx_wino_gemm_scratch_floats(&t, 0);
-            c[i].wino_u = aligned_alloc(64, mx_wino_weight_floats(&d[i]) * sizeof(float));
+            size_t floats = mx_wino_gemm_scratch_floats(&d[i], MX_WINO_GEMM_DW);
+            if (mx_wino_gemm_scratch_floats(&t, MX_WINO_GEMM_FROM_W) > floats)
+                floats = mx_wino_gemm_scratch_floats(&t, MX_WINO_GEMM_FROM_W);
+            if (mx_wino_gemm_scratch_floats(&d[i], MX_WINO_GEMM_FROM_W) > floats)
+                floats = mx_wino_gemm_scratch_floats(&d[i], MX_WINO_GEMM_FROM_W);
             c[i].wino_scratch = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
             run(name[i], "mxwino-gemm", &c[i], step_wino_gemm, reps, flops[i]);
-            free(c[i].wino_u), free(c[i].wino_scratch);
+            free(c[i].wino_scratch);
         }
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
             if (!listed(only, variants[v].name)) continue;

@@ -55,16 +55,22 @@ static inline mx_model *make(const char *arch, size_t c, size_t h, size_t w, siz
     return m;
 }
 
-static inline int same_state(mx_model *a, mx_model *b)
+/* Whether a and b have the same buffers (batch norm's running statistics...). */
+static inline int same_buffers(mx_model *a, mx_model *b)
 {
-    size_t count = mx_model_param_count(a);
-    int same = memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0 &&
-               memcmp(mx_model_grads(a), mx_model_grads(b), count * sizeof(float)) == 0;
     const mx_buffer_info *ba, *bb;
     size_t nb = mx_model_buffer_tensors(a, &ba);
     mx_model_buffer_tensors(b, &bb);
+    int same = 1;
     for (size_t i = 0; i < nb; i++) same = same && memcmp(ba[i].data, bb[i].data, buffer_bytes(&ba[i])) == 0;
     return same;
+}
+
+static inline int same_state(mx_model *a, mx_model *b)
+{
+    size_t count = mx_model_param_count(a);
+    return memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0 &&
+           memcmp(mx_model_grads(a), mx_model_grads(b), count * sizeof(float)) == 0 && same_buffers(a, b);
 }
 
 /* The model of arch twice (3x16x16 inputs, 3 classes, batch B, the cpu

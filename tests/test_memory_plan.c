@@ -1,7 +1,9 @@
 /* The cpu backend's memory plan against the same models planned otherwise:
- * batch norms' ReLU outputs recomputed and tensors no backward reads in
- * shared buffers, those buffers in idle gradient slots, the prediction
- * weights in a slot, residual adds in place, float32 batch-norm outputs
+ * buffers packed by the times they are alive (gradients where activations
+ * the backward has read were), batch norms' ReLU outputs recomputed and
+ * tensors no backward reads in shared buffers, those buffers in memory
+ * gradients take in the backward, the prediction weights in memory idle
+ * during predictions, residual adds in place, float32 batch-norm outputs
  * recomputed into the input gradient's buffer, bfloat16 convolution inputs
  * written again for the backward, mixreg's own kernels' buffers in oneDNN's
  * scratch. Each gives the bits of the model without
@@ -11,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cnn_test_data.h"
@@ -32,14 +37,15 @@ static const struct {
 } pred_runs[2] = {{"resnet20", 96}, {"preact18", 40}};
 
 /* A model planned for training keeps its prediction weights in buffers
- * idle during predictions (cnn_cpu_plan): resnet20 at 32x32, from about 84
- * samples, all its folded weights in its first gradient slot (pred_cache);
+ * idle during predictions (cnn_cpu_plan): resnet20 at 32x32 all its folded
+ * weights in the memory plan's prediction region, which gradients share
+ * (pred_cache);
  * preact18, too wide for pred_cache, in the output buffers of convolutions
  * whose batch norm the prediction folds: each convolution's own where one
  * fits (test_held_weights), the others one at a time in the shared fold
  * buffer. Predictions between steps leave the training as it was, and
  * agree with the eval forward. */
-static void test_pred_weights_in_slot(void)
+static void test_pred_weights_in_idle_memory(void)
 {
     for (size_t r = 0; r < 2; r++) {
         const size_t B = pred_runs[r].B, d = 32 * 32;
@@ -58,7 +64,7 @@ static void test_pred_weights_in_slot(void)
              * AVX2 build on an AVX-512 CPU, whose oneDNN blocks by 16): there
              * it folds one convolution's at a time too. */
             const int cached = r == 0 && mx_wino_block() == mx_dnnl_channel_block();
-            CHECK(cached ? cs->pred_cache_floats > 0 && cs->pred_cache == g->slots[0]
+            CHECK(cached ? cs->pred_cache_floats > 0 && cs->pred_cache == g->pred_region
                          : cs->pred_cache_floats == 0 && cs->fold_floats > 0 && fold_in_tensor && !cs->fold_own);
             mx_model_init_params(a, 23);
             mx_model_init_params(c, 23);
@@ -74,7 +80,7 @@ static void test_pred_weights_in_slot(void)
             CHECK(e <= RTOL);
             printf("  %s at batch %zu: the prediction weights in %s; training unchanged by predictions between "
                    "steps, logits %.1e from the eval forward\n", pred_runs[r].arch, B,
-                   cached ? "the first gradient slot, all folded" : "convolutions' outputs", e);
+                   cached ? "the prediction region, all folded" : "convolutions' outputs", e);
         } else {
             CHECK(0);
         }
@@ -232,12 +238,12 @@ static void test_memory_plan(void)
     }
 }
 
-/* Shared activation buffers placed in gradient slots idle at their times
- * (cnn_memory_plan.c place_shared): training steps, with predictions between
+/* Shared activation buffers in memory gradients take in the backward
+ * (cnn_memory_plan.c build_layout): training steps, with predictions between
  * them (which write the shared buffers, and on the cpu backend may keep
- * folded weights in slot 0), give the bits of the same model whose shared
- * buffers have memory of their own, in an arena smaller by those buffers. */
-static void test_shared_in_slots(void)
+ * folded weights where gradients go), give the bits of the same model whose
+ * shared buffers have memory of their own, in a smaller arena. */
+static void test_shared_over_grads(void)
 {
     static const char *const archs[] = {"resnet20", "preact18"};
     const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
@@ -249,14 +255,14 @@ static void test_shared_in_slots(void)
             cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
             gb->shared_own_memory = 1;
             CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
-            CHECK(gb->shared_in_slots == 0);
+            CHECK(gb->shared_over_grads == 0);
             /* preact18's pre-activations, bf16's inputs its convolutions keep copies of: forward-only */
-            CHECK(ga->shared_in_slots > 0 || (!bf && k == 0));
-            CHECK(ga->shared_in_slots == 0 || ga->arena.capacity < gb->arena.capacity);
+            CHECK(ga->shared_over_grads > 0 || (!bf && k == 0));
+            CHECK(ga->shared_over_grads == 0 || ga->arena.capacity < gb->arena.capacity);
             const int same = train_twins(a, b, 31, B);
             CHECK(same);
-            printf("  %s %s: %zu shared buffers in gradient slots, arena %.2f MiB instead of %.2f; 3 steps with "
-                   "predictions between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->shared_in_slots,
+            printf("  %s %s: %zu shared buffers where gradients go, arena %.2f MiB instead of %.2f; 3 steps with "
+                   "predictions between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->shared_over_grads,
                    ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
             mx_model_free(a), mx_model_free(b);
         }
@@ -331,8 +337,8 @@ static size_t recomputed_in_dx(const cnn_graph *g)
 /* Batch-norm outputs recomputed where their convolution's backward writes
  * its input gradient (cnn_node.recompute_in_dx, float32): the weights'
  * gradient reads them there first, the batch norm's backward takes its
- * ReLU's mask from its input, and the buffers they share in the forward go
- * into gradient slots. Training steps with predictions between them, and a
+ * ReLU's mask from its input, and the buffers they share in the forward may
+ * go where gradients do. Training steps with predictions between them, and a
  * backward after an eval forward (the Jacobian's), give the bits of the same
  * model recomputing them into their own buffers, in a smaller arena. */
 static void test_recompute_in_dx(void)
@@ -349,7 +355,8 @@ static void test_recompute_in_dx(void)
         CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
         const size_t in_dx = recomputed_in_dx(ga);
         CHECK(in_dx > 0 && recomputed_in_dx(gb) == 0);
-        CHECK(ga->shared_in_slots > gb->shared_in_slots && ga->arena.capacity < gb->arena.capacity);
+        /* resnet20's recomputed outputs find idle memory either way. */
+        CHECK(k == 0 ? ga->arena.capacity <= gb->arena.capacity : ga->arena.capacity < gb->arena.capacity);
         int same = train_twins(a, b, 61, B);
         mx_rng rng;
         mx_rng_init(&rng, 62, 0);
@@ -504,15 +511,128 @@ static void test_stem_pooled_in_chunks(void)
     free(x), free(eval), free(chunked), free(pooled_chunked);
 }
 
+/* Buffers packed by the times they are alive (cnn_memory_plan.c
+ * build_layout, mem_pack.c): gradients go where activations the backward has
+ * read for the last time were. Training steps with predictions between them
+ * give the bits of the same model with every buffer in memory of its own,
+ * in a smaller arena: max pooling's arg-max (lenet5), batch norms and
+ * residual adds (resnet20, preact18). */
+static void test_packed_memory(void)
+{
+    static const char *const archs[] = {"lenet5", "resnet20", "preact18"};
+    const int precisions = mx_dnnl_bf16_available() ? 2 : 1;
+    for (int bf = 0; bf < precisions; bf++) {
+        for (size_t k = bf ? 1 : 0; k < 3; k++) {
+            const size_t B = 6;
+            mx_model *a, *b;
+            if (!make_twins(archs[k], bf ? MX_PRECISION_BF16 : MX_PRECISION_FP32, B, &a, &b)) continue;
+            cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+            gb->no_packing = 1;
+            CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+            CHECK(ga->backward_reuses && !gb->backward_reuses);
+            CHECK(ga->arena.capacity < gb->arena.capacity);
+            const int same = train_twins(a, b, 71, B);
+            CHECK(same);
+            printf("  %s %s: arena %.2f MiB packed, %.2f with every buffer its own; 3 steps with predictions "
+                   "between them give %s\n", archs[k], bf ? "bf16" : "fp32", ga->arena.capacity / 1048576.0,
+                   gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+            mx_model_free(a), mx_model_free(b);
+        }
+    }
+}
+
+/* mx_model_backward_sgd against mx_model_backward then mx_sgd_step over the
+ * whole array: the same parameters and velocity, bit for bit, over steps in
+ * both modes (batch norm's running statistics move too), with each layer
+ * stepped from a buffer of the largest layer's size and the model's
+ * gradient array never written. The mlp takes the fallback: backward, then
+ * the whole step. */
+static void test_backward_sgd(void)
+{
+    static const char *const archs[] = {"mlp", "lenet5", "resnet20", "preact18"};
+    for (size_t k = 0; k < 4; k++) {
+        const size_t B = 5, d = 3 * 16 * 16, C = 3;
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_FP32, B, &a, &b)) continue;
+        const size_t count = mx_model_param_count(a);
+        float *va = calloc(count, sizeof *va), *vb = calloc(count, sizeof *vb), *x = malloc(B * d * sizeof *x);
+        float *dl = malloc(B * C * sizeof *dl);
+        mx_model_init_params(a, 81);
+        mx_model_init_params(b, 81);
+        const mx_sgd_config sgd = {0.9, k % 2, 5e-4};
+        mx_rng rng;
+        mx_rng_init(&rng, 82, 0);
+        for (int step = 0; step < 3; step++) {
+            random_fill(&rng, x, B * d);
+            random_fill(&rng, dl, B * C);
+            for (int i = 0; i < 2; i++) {
+                mx_model *m = i ? b : a;
+                mx_model_set_training(m, step != 1);
+                mx_model_forward(m, x, B - (size_t)step);
+                if (i) {
+                    mx_model_backward_sgd(m, dl, B - (size_t)step, &sgd, 0.05, vb);
+                } else {
+                    mx_model_backward(m, dl, B - (size_t)step);
+                    mx_sgd_step(&sgd, 0.05, mx_model_params(m), mx_model_grads(m), va, count);
+                }
+            }
+        }
+        const cnn_graph *g = k ? ((struct mx_model *)b)->impl : NULL;
+        int untouched = 1;
+        for (size_t i = 0; k && i < count; i++) untouched &= mx_model_grads(b)[i] == 0.0f;
+        const int same = memcmp(mx_model_params(a), mx_model_params(b), count * sizeof(float)) == 0 &&
+                         memcmp(va, vb, count * sizeof(float)) == 0 && same_buffers(a, b);
+        CHECK(same);
+        CHECK(!k || (untouched && g->layer_grads_floats > 0 && g->layer_grads_floats < count));
+        printf("  %s: 3 steps give %s; %s\n", archs[k], same ? "the same bits" : "OTHER bits",
+               !k ? "the whole step after the backward" : untouched ? "the gradient array never written"
+                                                                    : "the gradient array WRITTEN");
+        mx_model_free(a), mx_model_free(b);
+        free(va), free(vb), free(x), free(dl);
+    }
+}
+
+/* A second backward of one forward would read activations that gradients
+ * have overwritten: it aborts (mx_model_backward). In a child process, run
+ * before this one starts any thread (a forked child of a threaded OpenMP
+ * process may not use OpenMP). */
+static void test_second_backward_aborts(void)
+{
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(2);
+        mx_set_threads(1);
+        const size_t B = 2, d = 3 * 16 * 16, C = 3;
+        mx_model *m = make("resnet20", 3, 16, 16, C, B, MX_BACKEND_CPU);
+        float x[2 * 3 * 16 * 16] = {0}, dl[2 * 3] = {1, 0, 0, 0, 1, 0};
+        if (!m || d * B > sizeof x / sizeof x[0]) _exit(2);
+        mx_model_forward(m, x, B);
+        mx_model_backward(m, dl, B);
+        mx_model_forward(m, x, B);
+        mx_model_backward(m, dl, B); /* one backward per forward: fine */
+        mx_model_backward(m, dl, B); /* aborts */
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    printf("  a second backward of one forward: %s\n",
+           WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT ? "aborts" : "DOES NOT abort");
+}
+
 int main(void)
 {
+    test_second_backward_aborts();
     mx_set_threads(2);
     printf("memory plan\n");
     test_memory_plan();
-    test_pred_weights_in_slot();
+    test_pred_weights_in_idle_memory();
     test_held_weights();
     test_stem_pooled_in_chunks();
-    test_shared_in_slots();
+    test_shared_over_grads();
+    test_packed_memory();
+    test_backward_sgd();
     test_bf16_inputs_restaged();
     test_adds_in_place();
     test_recompute_in_dx();

@@ -38,12 +38,14 @@ static void from_blocked(size_t n, size_t c, size_t hw, const float *b, float *x
 
 /* Largest |winograd - direct| over the output, relative to the largest |direct|. */
 /* Scratch for the wide layers' kernels (winograd_gemm.c). */
-static float *gemm_scratch(const mx_conv2d_desc *d, int weights_grad)
+static float *gemm_scratch(const mx_conv2d_desc *d, mx_wino_gemm_use use)
 {
-    return aligned_alloc(64, (mx_wino_gemm_scratch_floats(d, weights_grad) * sizeof(float) + 63) / 64 * 64);
+    return aligned_alloc(64, (mx_wino_gemm_scratch_floats(d, use) * sizeof(float) + 63) / 64 * 64);
 }
 
-/* gemm: through the wide layers' kernels (mx_wino_gemm_*), else the per-tile ones. */
+/* gemm: through the wide layers' kernels (mx_wino_gemm_*): 1 on weights
+ * transformed beforehand, 2 on weights they transform by blocks; 0: the
+ * per-tile ones. */
 static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with_bias, int with_addend, int relu,
                       int gemm)
 {
@@ -71,10 +73,10 @@ static double compare(size_t n, size_t C, size_t K, size_t H, size_t W, int with
     to_blocked(n, K, H * W, add, addb);
     for (size_t i = 0; i < out; i++) yb[i] = NAN; /* every output must be written */
     if (gemm) {
-        float *scratch = gemm_scratch(&d, 0);
-        mx_wino_gemm_transform_weights(&d, w, 0, u);
-        CHECK(mx_wino_gemm_forward(&d, n, xb, u, with_bias ? bias : NULL, with_addend ? addb : NULL, relu, yb,
-                                   scratch) == MX_OK);
+        float *scratch = gemm_scratch(&d, gemm == 1 ? MX_WINO_GEMM_HELD_U : MX_WINO_GEMM_FROM_W);
+        if (gemm == 1) mx_wino_gemm_transform_weights(&d, w, 0, u);
+        CHECK(mx_wino_gemm_forward(&d, n, xb, gemm == 1 ? u : NULL, w, 0, with_bias ? bias : NULL,
+                                   with_addend ? addb : NULL, relu, yb, scratch) == MX_OK);
         free(scratch);
     } else {
         mx_wino_transform_weights(&d, w, u);
@@ -114,9 +116,9 @@ static double compare_dx(size_t n, size_t C, size_t K, size_t H, size_t W, int g
     to_blocked(n, K, H * W, dy, dyb);
     for (size_t i = 0; i < in; i++) dxb[i] = NAN;
     if (gemm) {
-        float *scratch = gemm_scratch(&t, 0);
-        mx_wino_gemm_transform_weights(&t, w, 1, u);
-        CHECK(mx_wino_gemm_forward(&t, n, dyb, u, NULL, NULL, 0, dxb, scratch) == MX_OK);
+        float *scratch = gemm_scratch(&t, gemm == 1 ? MX_WINO_GEMM_HELD_U : MX_WINO_GEMM_FROM_W);
+        if (gemm == 1) mx_wino_gemm_transform_weights(&t, w, 1, u);
+        CHECK(mx_wino_gemm_forward(&t, n, dyb, gemm == 1 ? u : NULL, w, 1, NULL, NULL, 0, dxb, scratch) == MX_OK);
         free(scratch);
     } else {
         mx_wino_transform_weights_dx(&d, w, u);
@@ -157,7 +159,7 @@ static double compare_dw(size_t n, size_t C, size_t K, size_t H, size_t W, int g
     for (size_t i = 0; i < K; i++) db[i] = NAN;
     double worst = 1e30;
     const int threads = omp_get_max_threads();
-    float *scratch = gemm ? gemm_scratch(&d, 1)
+    float *scratch = gemm ? gemm_scratch(&d, MX_WINO_GEMM_DW)
                           : aligned_alloc(64, (mx_wino_dw_scratch_floats(&d, threads) * sizeof(float) + 63) / 64 * 64);
     /* the per-tile kernel on one thread first (its scratch is for more), then on all */
     if (!gemm) CHECK(mx_wino_backward_weights(&d, n, xb, dyb, dw, db, scratch, 1) == MX_OK);
@@ -281,26 +283,36 @@ static void check_kernels(int cap)
      * take, a batch of several chunks (16 channels in and out: at most
      * 3,640 tiles a chunk, so 3,700 go as two of 1,850), every tile, clipped
      * edges, channels in and out that differ; forward with every epilogue,
-     * input gradient, weights' and bias's gradients. */
+     * input gradient, weights' and bias's gradients; on weights transformed
+     * beforehand and by blocks of output channels (512 -> 256 at 4x4 goes
+     * by 128; a second pass by the smallest blocks). */
     const size_t gemm_shapes[][5] = {{3, 512, 256, 4, 4}, {3, 256, 128, 7, 7}, {2, 64, 320, 6, 5},
                                         {925, 16, 16, 8, 8}, {2, 256, 128, 14, 14}};
-    for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++) {
-        const size_t *s = gemm_shapes[i];
-        if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
-        if (cap && same_as_default(s[3], s[4], cap)) continue;
-        const mx_conv2d_desc d = {.out_h = s[3], .out_w = s[4]};
-        const double tol = tolerance(&d);
-        for (int variant = 0; variant < 4; variant++) {
-            const int with_bias = variant & 1, with_addend = variant >= 2, relu = variant == 3 || variant == 1;
-            const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 1);
-            if (!(e < tol)) fprintf(stderr, "wide, shape %zu variant %d: relative error %.3g\n", i, variant, e);
-            CHECK(e < tol);
+    for (int pass = 0; pass < 2; pass++) {
+        mx_wino_gemm_block_floats_set(pass ? 1 : 0);
+        for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++) {
+            const size_t *s = gemm_shapes[i];
+            if (s[1] % mx_wino_block() || s[2] % mx_wino_block()) continue;
+            if (cap && same_as_default(s[3], s[4], cap)) continue;
+            mx_conv2d_desc d = {.in_channels = s[1], .out_channels = s[2], .in_h = s[3], .in_w = s[4], .kernel_h = 3,
+                                .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+            CHECK(mx_conv2d_setup(&d) == MX_OK);
+            const double tol = tolerance(&d);
+            for (int variant = 0; variant < 8; variant++) {
+                const int with_bias = variant & 1, with_addend = variant & 2, relu = (variant & 3) == 3 || variant == 1;
+                const double e = compare(s[0], s[1], s[2], s[3], s[4], with_bias, with_addend, relu, 1 + variant / 4);
+                if (!(e < tol)) fprintf(stderr, "wide, shape %zu variant %d: relative error %.3g\n", i, variant, e);
+                CHECK(e < tol);
+            }
+            const double edx = compare_dx(s[0], s[1], s[2], s[3], s[4], 1), edw = compare_dw(s[0], s[1], s[2], s[3], s[4], 1);
+            const double bdx = compare_dx(s[0], s[1], s[2], s[3], s[4], 2);
+            printf("wide, shape %zu, blocks of %zu output channels: input gradient %.3g (by blocks %.3g), weights' "
+                   "gradient %.3g\n", i, mx_wino_gemm_block_channels(&d), edx, bdx, edw);
+            CHECK(edx < tol && bdx < tol);
+            CHECK(edw < tol);
         }
-        const double edx = compare_dx(s[0], s[1], s[2], s[3], s[4], 1), edw = compare_dw(s[0], s[1], s[2], s[3], s[4], 1);
-        printf("wide, shape %zu: input gradient %.3g, weights' gradient %.3g\n", i, edx, edw);
-        CHECK(edx < tol);
-        CHECK(edw < tol);
     }
+    mx_wino_gemm_block_floats_set(0);
 }
 
 int main(void)

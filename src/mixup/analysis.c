@@ -38,10 +38,12 @@ mx_status mx_input_jacobian(mx_model *model, const float *x, size_t n, float *ja
         return mx_error_set(MX_ERR_NOMEM, "out of memory for the input Jacobian");
     }
     mx_model_set_training(model, 0);  /* batch norm on its running statistics: a per-sample function */
-    const float *out = mx_model_forward(model, x, n);
-    if (logits) memcpy(logits, out, n * C * sizeof *logits);
-    /* Row c of every sample's Jacobian is the vector-Jacobian product with e_c. */
+    /* Row c of every sample's Jacobian is the vector-Jacobian product with
+     * e_c. Each backward needs a forward of its own (mx_model_backward):
+     * in eval mode they give the same logits. */
     for (size_t c = 0; c < C; c++) {
+        const float *out = mx_model_forward(model, x, n);
+        if (logits && c == 0) memcpy(logits, out, n * C * sizeof *logits);
         for (size_t i = 0; i < n; i++) {
             if (c) dlogits[i * C + c - 1] = 0.0f;
             dlogits[i * C + c] = 1.0f;

@@ -6,7 +6,7 @@
  * its own state behind cnn_graph.state (per graph) and cnn_node.state (per
  * node), made by its prepare hook and freed by its release hook.
  *
- * Memory: tensors, gradient slots, batch-norm statistics, max-pool arg-max
+ * Memory: tensors, gradients, batch-norm statistics, max-pool arg-max
  * and dropout masks live in the graph's arena (cnn_memory_plan.c cnn_plan_arena), in
  * the backend's memory space; a backend adds its own regions there with
  * reserve. Parameters and gradients are the model's flat arrays. What a
@@ -73,6 +73,12 @@ typedef struct cnn_backend {
      * (prediction's fused ones included) goes element by element, reading
      * u's element before writing the same one. NULL: never. */
     int (*add_in_place)(const struct cnn_graph *g, size_t k, int u);
+    /* Whether a prediction on a model planned for training leaves node k's
+     * output, kept for the backward, unwritten, and may keep data of its
+     * own there across calls (the cpu backend's held prediction weights,
+     * cnn_cpu_pred_weights.c): the memory plan then lends it to nothing a
+     * prediction writes. NULL: never. */
+    int (*pred_keeps_output)(const struct cnn_graph *g, size_t k);
 
     /* What the memory plan may assume (cnn_memory_plan.c): whether the backend can
      * recompute a batch norm's ReLU output for the backward (bn_recompute

@@ -114,8 +114,6 @@ typedef struct {
                                     fold_own; NULL while unplanned */
     float *fold_own;
     size_t fold_floats;
-    size_t wino_scratch_at;      /* bytes of the Winograd weights before the GEMM kernel's chunks in the
-                                    kernel scratch (cnn_cpu_wino_u) */
     size_t kernel_scratch_bytes; /* the most that scratch holds at once */
     int scratch_threads;         /* OpenMP threads when planned: the per-thread scratch is for this many (more
                                     at a call: a narrow layer runs on oneDNN, a weights' gradient on these) */
@@ -124,9 +122,9 @@ typedef struct {
     float *pred_logits;          /* with pred_chunked: the predicted logits (max_batch rows) */
     float *pred_cache;           /* with pred_chunked: every fused convolution's prediction weights (its
                                     entries, cnn_cpu_pred_weights.c), made once per call or per hold; NULL above CNN_PRED_CACHE_BYTES or while unplanned. A model
-                                    planned for training keeps it in its first gradient slot, idle
-                                    between backward passes (resnet20: 4.8 MiB less at its peak) */
-    float *pred_cache_own;       /* or here, where no slot holds it (pred_cache_floats) */
+                                    planned for training keeps it in the arena's prediction region,
+                                    where gradients go (cnn_graph.pred_region) */
+    float *pred_cache_own;       /* or here, in a model planned for prediction (pred_cache_floats) */
     size_t pred_cache_floats;    /* its size; 0: no cache */
     int pred_nhwc;               /* bfloat16 prediction keeps the blocked tensors in bfloat16 NHWC, in the
                                     first half of their buffers (cnn_cpu_predict.c; cnn_cpu_plan_fusion says when) */
@@ -142,20 +140,20 @@ static inline cnn_cpu_node *cnn_cpu_node_of(const cnn_graph *g, size_t k) { retu
  * beside a 78 MiB oneDNN scratch). The address moves when a plan is made:
  * ask at each use.
  *  - wino_u: one convolution's weights in the Winograd domain, or its input
- *    gradient's (train_wino);
- *  - wino_scratch, after it: CNN_WINO_GEMM's chunks (mx_wino_gemm_scratch_floats
- *    without the weights' gradient);
- *  - wino_sums, over both: the weights' gradient's buffers, which need no
- *    transformed weights (CNN_WINO_TILES's per-thread sums,
- *    mx_wino_dw_scratch_floats for scratch_threads; CNN_WINO_GEMM's chunks
- *    and sums): preact18's 512-channel layers need 36 MiB for either;
+ *    gradient's, for the per-tile kernels (CNN_WINO_TILES);
+ *  - wino_gemm, over it: the GEMM kernels' (CNN_WINO_GEMM) chunks, and the
+ *    block of transformed weights they transform themselves
+ *    (mx_wino_gemm_scratch_floats; a prediction's held weights lie in their
+ *    entry);
+ *  - wino_sums, over both: the weights' gradient's buffers
+ *    (CNN_WINO_TILES's per-thread sums, mx_wino_dw_scratch_floats for
+ *    scratch_threads; CNN_WINO_GEMM's chunks and a block's sums): preact18's
+ *    512-channel layers took 52 MiB for either before the GEMM kernels went
+ *    by blocks of output channels, 20 now;
  *  - narrow: the narrow convolutions' (mx_conv_narrow_scratch_floats) for
  *    scratch_threads; a narrow layer runs no Winograd kernel. */
 static inline float *cnn_cpu_wino_u(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
-static inline float *cnn_cpu_wino_scratch(const cnn_graph *g)
-{
-    return (float *)((unsigned char *)mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl) + cnn_cpu_of(g)->wino_scratch_at);
-}
+static inline float *cnn_cpu_wino_gemm(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 static inline float *cnn_cpu_wino_sums(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 static inline float *cnn_cpu_narrow_scratch(const cnn_graph *g) { return mx_dnnl_context_scratch(cnn_cpu_of(g)->dnnl); }
 
@@ -168,6 +166,7 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g);
 void cnn_cpu_choose_conv_algorithm(const cnn_graph *g, const cnn_node *nd, mx_dnnl_conv2d_options *opt);
 size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k);
 int cnn_cpu_add_in_place(const cnn_graph *g, size_t k, int u);
+int cnn_cpu_pred_keeps_output(const cnn_graph *g, size_t k);
 /* Whether prediction runs node k on mixreg's Winograd kernels at batch n
  * (its inference plan is then not made). */
 int cnn_cpu_predicts_wino(const cnn_graph *g, size_t k, size_t n);
@@ -260,7 +259,8 @@ void cnn_cpu_drop_pred_entries(cnn_graph *g);
 void cnn_cpu_pred_weights_begin(mx_model *m);
 /* Convolution k's weights for prediction at batch n, the batch norm after
  * it folded in, from its entry when made in this epoch, else made now: w
- * and b; u, the Winograd weights, when it runs on those kernels at batch n;
+ * and b; u, the Winograd weights, when it runs on those kernels at batch n
+ * (the GEMM kernels without an entry: none, they transform w by blocks);
  * or, for its oneDNN plan at batch n (plan, NULL: none), prepared in that
  * plan's layout instead of w (mx_dnnl_conv2d_forward_prepared; w NULL). */
 typedef struct {

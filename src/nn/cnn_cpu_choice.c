@@ -259,7 +259,7 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g)
         cnn_cpu_node_of(g, k + 2)->fused = 1;
     }
     free(readers);
-    size_t wino_floats = 0, chunk_floats = 0, sums_floats = 0, narrow_floats = 0;
+    size_t wino_floats = 0, gemm_floats = 0, sums_floats = 0, narrow_floats = 0;
     const int threads = omp_get_max_threads();
     int tiles_kernel = 0;
     for (size_t k = 0; k < g->num_nodes; k++) {
@@ -277,27 +277,35 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g)
         if (cn->narrow_blocked && mx_conv_narrow_blocked_scratch_floats(&nd->conv, threads) > narrow_floats)
             narrow_floats = mx_conv_narrow_blocked_scratch_floats(&nd->conv, threads);
         tiles_kernel |= cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
-        if ((cn->wino || cn->train_wino) && mx_wino_weight_floats(&nd->conv) > wino_floats)
-            wino_floats = mx_wino_weight_floats(&nd->conv);
-        /* The GEMM kernel's chunks (forward, input gradient) go beside the
-         * transformed weights; the weights' gradient sums need none, so they
-         * start where those weights would (cnn_cpu_wino_sums). */
-        size_t chunks = cn->wino == CNN_WINO_GEMM ? mx_wino_gemm_scratch_floats(&nd->conv, 0) : 0, sums = 0;
+        /* Each from the scratch's start: the per-tile kernels' transformed
+         * weights (cnn_cpu_wino_u), the GEMM kernels' chunks and blocks of
+         * transformed weights (cnn_cpu_wino_gemm; a prediction's held
+         * weights lie in their entry), either's weights' gradient sums
+         * (cnn_cpu_wino_sums). */
+        const int tiles = cn->wino == CNN_WINO_TILES || cn->train_wino == CNN_WINO_TILES;
+        if (tiles && mx_wino_weight_floats(&nd->conv) > wino_floats) wino_floats = mx_wino_weight_floats(&nd->conv);
+        size_t gemm = 0, sums = 0;
+        if (cn->wino == CNN_WINO_GEMM) {
+            gemm = mx_wino_gemm_scratch_floats(&nd->conv, MX_WINO_GEMM_FROM_W);
+            if (mx_wino_gemm_scratch_floats(&nd->conv, MX_WINO_GEMM_HELD_U) > gemm)
+                gemm = mx_wino_gemm_scratch_floats(&nd->conv, MX_WINO_GEMM_HELD_U);
+        }
         if (cn->train_wino == CNN_WINO_TILES) sums = mx_wino_dw_scratch_floats(&nd->conv, threads);
         if (cn->train_wino == CNN_WINO_GEMM) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
-            const size_t forward = mx_wino_gemm_scratch_floats(&nd->conv, 0), dx = mx_wino_gemm_scratch_floats(&t, 0);
-            if (forward > chunks) chunks = forward;
-            if (dx > chunks) chunks = dx;
-            sums = mx_wino_gemm_scratch_floats(&nd->conv, 1);
+            const size_t forward = mx_wino_gemm_scratch_floats(&nd->conv, MX_WINO_GEMM_FROM_W);
+            const size_t dx = mx_wino_gemm_scratch_floats(&t, MX_WINO_GEMM_FROM_W);
+            if (forward > gemm) gemm = forward;
+            if (dx > gemm) gemm = dx;
+            sums = mx_wino_gemm_scratch_floats(&nd->conv, MX_WINO_GEMM_DW);
         }
-        if (chunks > chunk_floats) chunk_floats = chunks;
+        if (gemm > gemm_floats) gemm_floats = gemm;
         if (sums > sums_floats) sums_floats = sums;
     }
     cs->fold_floats = folded; /* placed by cnn_cpu_plan */
-    /* In the oneDNN context's scratch (cnn_cpu_wino_u), made in cnn_cpu_prepare. */
-    cs->wino_scratch_at = (wino_floats * sizeof(float) + 63) / 64 * 64;
-    cs->kernel_scratch_bytes = cs->wino_scratch_at + chunk_floats * sizeof(float);
+    /* In the oneDNN context's scratch, made in cnn_cpu_prepare. */
+    cs->kernel_scratch_bytes = wino_floats * sizeof(float);
+    if (gemm_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = gemm_floats * sizeof(float);
     if (sums_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = sums_floats * sizeof(float);
     if (narrow_floats * sizeof(float) > cs->kernel_scratch_bytes) cs->kernel_scratch_bytes = narrow_floats * sizeof(float);
     cs->scratch_threads = threads;
@@ -317,6 +325,7 @@ mx_status cnn_cpu_plan_fusion(cnn_graph *g)
     /* pred_cache: every fused convolution's prediction weights (cnn_cpu_pred_weights.c) */
     const size_t cache = cnn_cpu_pred_cache_floats(g);
     cs->pred_cache_floats = cs->pred_chunked && cache * sizeof(float) <= CNN_PRED_CACHE_BYTES ? cache : 0;
+    g->pred_region_bytes = cs->pred_cache_floats * sizeof(float); /* a training plan's, in its arena */
     return MX_OK; /* placed by cnn_cpu_plan, once the arena is made */
 }
 
@@ -328,6 +337,14 @@ size_t cnn_cpu_first_writer(const cnn_graph *g, size_t k)
     /* The forward's batch norm writes the add after it (cnn_cpu_bn_add_fused). */
     if (k > 0 && g->nodes[k].op == CNN_ADD && cnn_cpu_bn_add_fused(g, k - 1)) return k - 1;
     return k;
+}
+
+int cnn_cpu_pred_keeps_output(const cnn_graph *g, size_t k)
+{
+    /* A convolution that absorbs its batch norm writes that norm's output
+     * (cnn_cpu_plan_fusion): its own holds prediction weights
+     * (cnn_cpu_place_pred_entries) or the fold buffer. */
+    return g->nodes[k].op == CNN_CONV && cnn_cpu_node_of(g, k)->fold_bn >= 0;
 }
 
 /* The add's own kernels and the batch norm's that writes it go element by

@@ -98,11 +98,8 @@ static mx_status conv_forward(const cnn_pass *p, size_t k, const float *x, float
         mx_wino_forward(&nd->conv, p->n, x, u, b, NULL, nd->relu, y);
         return MX_OK;
     }
-    if (wino == CNN_WINO_GEMM) {
-        float *u = cnn_cpu_wino_u(p->g);
-        mx_wino_gemm_transform_weights(&nd->conv, w, 0, u);
-        return mx_wino_gemm_forward(&nd->conv, p->n, x, u, b, NULL, nd->relu, y, cnn_cpu_wino_scratch(p->g));
-    }
+    if (wino == CNN_WINO_GEMM) /* the weights transformed a block at a time, in the kernel */
+        return mx_wino_gemm_forward(&nd->conv, p->n, x, NULL, w, 0, b, NULL, nd->relu, y, cnn_cpu_wino_gemm(p->g));
     if (!pl->conv) return cnn_backend_ref.conv_forward(p, k, x, y, relu_done);
     *relu_done = cnn_cpu_conv_plan_relu(p->g, k, p->inference);
     const void *given = cnn_cpu_conv_bf16_input(p, k);
@@ -274,13 +271,13 @@ static mx_status conv_backward_of(const cnn_pass *p, size_t k, const float *x, f
     if (wino) {
         if (dx) {
             const mx_conv2d_desc t = mx_wino_transposed(&nd->conv);
-            float *u = cnn_cpu_wino_u(p->g);
             if (wino == CNN_WINO_TILES) {
+                float *u = cnn_cpu_wino_u(p->g);
                 mx_wino_transform_weights_dx(&nd->conv, w, u);
                 mx_wino_forward(&t, p->n, dy, u, NULL, NULL, 0, dx);
             } else {
-                mx_wino_gemm_transform_weights(&t, w, 1, u);
-                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, u, NULL, NULL, 0, dx, cnn_cpu_wino_scratch(p->g));
+                const mx_status st = mx_wino_gemm_forward(&t, p->n, dy, NULL, w, 1, NULL, NULL, 0, dx,
+                                                          cnn_cpu_wino_gemm(p->g));
                 if (st != MX_OK) return st;
             }
         }
@@ -483,6 +480,7 @@ const cnn_backend cnn_backend_cpu = {
     .predict_samples = cnn_cpu_predict_samples,
     .first_writer = cnn_cpu_first_writer,
     .add_in_place = cnn_cpu_add_in_place,
+    .pred_keeps_output = cnn_cpu_pred_keeps_output,
     .recomputes_bn_output = 1,
     .has_sync_bn = 1,
     .bn_backward_fuses_relu = 1,

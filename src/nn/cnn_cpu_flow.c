@@ -158,8 +158,8 @@ int cnn_cpu_bn_output_unneeded(const cnn_pass *p, size_t b)
  * (cnn_cpu_keeps_relu_mask): batch norm node b with a ReLU on a tensor
  * blocked by 16 whose readers are convolutions keeping their input in
  * bfloat16 (cnn_cpu_conv_keeps_input) or residual adds. Its output is then
- * neither kept for the backward nor recomputed: it shares a buffer with
- * others, or a gradient slot idle in the forward (cnn_memory_plan.c place_shared).
+ * neither kept for the backward nor recomputed: its buffer may lie where
+ * other buffers or gradients do at other times (cnn_memory_plan.c build_layout).
  * cnn_cpu_plan checks that the plans keep those copies; a batch size whose
  * plans do not fails with an error (conv_backward, bn_backward). */
 static int bn_mask_from_input(const cnn_graph *g, size_t b)

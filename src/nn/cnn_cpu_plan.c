@@ -224,11 +224,11 @@ mx_status cnn_cpu_plan(cnn_graph *g)
     if (st == MX_OK && cs->pred_chunked && !(cs->pred_logits = malloc(logits * sizeof(float))))
         st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     /* A prediction never runs inside a training step, so the weights it
-     * folds may go where the backward keeps activation gradients, unless
-     * activations the prediction writes live there too. */
+     * folds may go where the backward keeps activation gradients: the
+     * memory plan's prediction region (cnn_graph.pred_region_bytes). */
     const size_t cache = cs->pred_cache_floats;
-    if (st == MX_OK && cache && !g->predict_only && g->num_slots && !g->slot0_shared && B * g->largest >= cache) {
-        cs->pred_cache = g->slots[0];
+    if (st == MX_OK && cache && g->pred_region) {
+        cs->pred_cache = g->pred_region;
     } else if (st == MX_OK && cache) {
         if (!cs->pred_cache_own) cs->pred_cache_own = aligned_alloc(64, (cache * sizeof(float) + 63) / 64 * 64);
         if (!(cs->pred_cache = cs->pred_cache_own)) st = mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");

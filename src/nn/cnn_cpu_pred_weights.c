@@ -236,6 +236,7 @@ cnn_pred_weights cnn_cpu_pred_weights(const mx_model *m, const cnn_graph *g, siz
             return r;
         }
     }
+    if (wino && cn->wino == CNN_WINO_GEMM && !cn->pred_w) return r; /* the kernel transforms r.w by blocks */
     if (wino) {
         if (!(cn->pred_w && (cn->pred_ready & PRED_U))) {
             if (cn->wino == CNN_WINO_GEMM) mx_wino_gemm_transform_weights(&nd->conv, r.w, 0, fu);

@@ -118,8 +118,9 @@ static mx_status predict_chunk(mx_model *m, cnn_graph *g, const float *x, size_t
         const cnn_pred_weights pw = cnn_cpu_pred_weights(m, g, k, n, plan);
         float *Y = g->tensors[cn->pred_out].data;
         const float *X = cnn_tensor_data(g, nd->in), *addend = cn->fold_add >= 0 ? cnn_tensor_data(g, cn->sum_in) : NULL;
-        if (pw.u && cn->wino == CNN_WINO_GEMM)
-            st = mx_wino_gemm_forward(&nd->conv, n, X, pw.u, pw.b, addend, cn->pred_relu, Y, cnn_cpu_wino_scratch(g));
+        if (cn->wino == CNN_WINO_GEMM && cnn_cpu_predicts_wino(g, k, n)) /* without an entry: w, by blocks */
+            st = mx_wino_gemm_forward(&nd->conv, n, X, pw.u, pw.u ? NULL : pw.w, 0, pw.b, addend, cn->pred_relu, Y,
+                                      cnn_cpu_wino_gemm(g));
         else if (pw.u) mx_wino_forward(&nd->conv, n, X, pw.u, pw.b, addend, cn->pred_relu, Y);
         else if (pw.prepared) st = mx_dnnl_conv2d_forward_prepared(plan, n, X, pw.prepared, pw.b, addend, Y);
         else st = mx_dnnl_conv2d_forward_add(plan, n, X, pw.w, pw.b, addend, Y);

@@ -199,7 +199,7 @@ mx_status cnn_run_predict(mx_model *m, const float *x, size_t n, const float **l
 static float *grad_target(const cnn_graph *g, const cnn_node *nd, float *dx)
 {
     float *dst = cnn_grad_of(g, nd->in, dx);
-    return dst && nd->acc_in ? g->slots[nd->scratch_slot] : dst;
+    return dst && nd->acc_in ? nd->grad_scratch : dst;
 }
 
 /* Whether the executor runs node nd's ReLU's backward (unless the backend's
@@ -209,7 +209,36 @@ static int relu_in_backward(const cnn_backend *be, const cnn_node *nd)
     return nd->relu && !(nd->op == CNN_BN && be->bn_backward_fuses_relu);
 }
 
-mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
+/* The range of the flat parameter array node nd's parameters take: [*lo, *hi). 0: none. */
+static int node_params(const mx_model *m, const cnn_node *nd, size_t *lo, size_t *hi)
+{
+    const size_t ids[2] = {nd->weight, nd->bias};
+    *lo = SIZE_MAX, *hi = 0;
+    for (int i = 0; i < 2; i++) {
+        if (ids[i] == CNN_NONE) continue;
+        const mx_param_info *t = &m->tensors[ids[i]];
+        if (t->offset < *lo) *lo = t->offset;
+        if (t->offset + t->numel > *hi) *hi = t->offset + t->numel;
+    }
+    return *hi > 0;
+}
+
+size_t cnn_layer_grads_floats(const mx_model *m, const cnn_graph *g)
+{
+    size_t largest = 0, covered = 0, lo, hi;
+    for (size_t k = 0; k < g->num_nodes; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        if (!node_params(m, nd, &lo, &hi)) continue;
+        const size_t own = (nd->weight != CNN_NONE ? m->tensors[nd->weight].numel : 0) +
+                           (nd->bias != CNN_NONE ? m->tensors[nd->bias].numel : 0);
+        if (own != hi - lo) return 0; /* another's parameters between its own */
+        covered += own;
+        if (own > largest) largest = own;
+    }
+    return covered == m->param_count ? largest : 0; /* else some parameter belongs to no node */
+}
+
+mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx, const cnn_sgd_update *sgd)
 {
     cnn_graph *g = m->impl;
     m->state_epoch++;
@@ -257,6 +286,9 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
         }
         const float *X = nd->recompute_in_dx ? recomputed : cnn_tensor_data(g, nd->in);
         float *dX = grad_target(g, nd, dx);
+        /* The node's parameter gradients into the layer buffer, stepped below. */
+        size_t lo = 0, hi = 0;
+        if (sgd && node_params(m, nd, &lo, &hi)) g->node_grads = g->layer_grads, g->node_grads_at = lo;
         switch (nd->op) {
         case CNN_CONV:
             st = be->conv_backward(&p, k, X, dY, dX);
@@ -288,7 +320,9 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
         case CNN_ADD:
             break;
         }
+        g->node_grads = NULL;
         if (st != MX_OK) return st;
+        if (hi) mx_sgd_step(sgd->cfg, sgd->lr, m->params + lo, g->layer_grads, sgd->velocity + lo, hi - lo);
         cnn_charge(g, (int)nd->op, 1, &t);
         float *dst = cnn_grad_of(g, nd->in, dx);
         if (dst && nd->acc_in) {
@@ -299,8 +333,8 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
              * slot could be. */
             const cnn_node *add = k > 0 ? &g->nodes[k - 1] : NULL;
             if (add && add->op == CNN_ADD && add->out == nd->in && add->in != add->in2)
-                extra = g->slots[nd->scratch_slot];
-            else if ((st = be->grad_accumulate(&p, n * in->size, dst, g->slots[nd->scratch_slot])) != MX_OK)
+                extra = nd->grad_scratch;
+            else if ((st = be->grad_accumulate(&p, n * in->size, dst, nd->grad_scratch)) != MX_OK)
                 return st;
         }
         cnn_charge(g, CNN_PROF_ACCUMULATE, 1, &t);
@@ -324,5 +358,20 @@ const float *cnn_predict(mx_model *m, const float *x, size_t n)
 
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx)
 {
-    must(m->impl, cnn_run_backward(m, dlogits, n, dx));
+    must(m->impl, cnn_run_backward(m, dlogits, n, dx, NULL));
+}
+
+void cnn_backward_sgd(mx_model *m, const float *dlogits, size_t n, const mx_sgd_config *cfg, double lr,
+                      float *velocity)
+{
+    cnn_graph *g = m->impl;
+    if (g->layer_grads_floats && !g->layer_grads && !(g->layer_grads = malloc(g->layer_grads_floats * sizeof(float))))
+        must(g, mx_error_set(MX_ERR_NOMEM, "out of memory for a layer's gradients"));
+    if (!g->layer_grads_floats) {
+        must(g, cnn_run_backward(m, dlogits, n, NULL, NULL));
+        mx_sgd_step(cfg, lr, m->params, m->grads, velocity, m->param_count);
+        return;
+    }
+    const cnn_sgd_update sgd = {cfg, lr, velocity};
+    must(g, cnn_run_backward(m, dlogits, n, NULL, &sgd));
 }

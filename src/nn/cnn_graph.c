@@ -196,6 +196,7 @@ mx_status cnn_plan(cnn_graph *g)
         return mx_error_set(MX_ERR_ARG, "network: the last layer must give the %zu logits", g->model->spec.num_classes);
     mx_status st = mx_model_alloc_params(g->model);
     if (st == MX_OK) st = cnn_assign_slots(g);
+    g->layer_grads_floats = cnn_layer_grads_floats(g->model, g);
     return st;
 }
 
@@ -203,15 +204,16 @@ mx_status cnn_plan(cnn_graph *g)
 static void free_buffers(cnn_graph *g)
 {
     mx_arena_free(&g->arena);
-    free(g->slots);
-    g->slots = NULL;
+    g->pred_region = NULL;
     for (size_t t = 0; t < g->num_tensors; t++) g->tensors[t].data = g->tensors[t].grad = NULL;
+    for (size_t k = 0; k < g->num_nodes; k++) g->nodes[k].grad_scratch = NULL;
 }
 
 void cnn_graph_free(cnn_graph *g)
 {
     if (!g) return;
     cnn_profile_report(g);
+    free(g->layer_grads);
     free(g->bn_sync_sums);
     free(g->bn_sync_counts);
     if (g->be && g->be->release) g->be->release(g);  /* the plans, then their context */
@@ -320,7 +322,7 @@ static double cnn_forward_flops(const mx_model *m)
 
 static const mx_model_ops cnn_ops = {cnn_init_params, cnn_forward,       cnn_predict, cnn_backward,
                                      cnn_destroy,     cnn_forward_flops, cnn_replan,  cnn_plan_bytes,
-                                     cnn_set_bn_sync, cnn_bn_sync_idle};
+                                     cnn_set_bn_sync, cnn_bn_sync_idle,  cnn_backward_sgd};
 
 mx_status mx_cnn_create(mx_model *m)
 {

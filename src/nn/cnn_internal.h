@@ -1,7 +1,8 @@
 /* The CNN engine behind mx_model: a small graph of layers built once per
  * (spec, max_batch) by an architecture (cnn_arch.c), then planned into one
  * arena: every activation and what backward keeps (batch-norm statistics,
- * max-pool arg-max), a few gradient slots shared by liveness, and the im2col
+ * max-pool arg-max), the gradients, where activations the backward has read
+ * were (packed by the times each is alive), and the im2col
  * workspace. Forward and backward only walk the node list; they never
  * allocate. The backend (mx_model_spec.backend) runs each node through its
  * table of kernels (cnn_backend.h): the reference layers (cnn_ref.c), the
@@ -37,7 +38,8 @@ typedef struct {
     int in, in2, out;            /* tensor ids; in2 only for ADD (else -1) */
     int acc_in, acc_in2;         /* backward adds into the input's gradient (a later consumer wrote it) */
     int scratch_slot;            /* with acc_in (not ADD): the gradient slot free during this node's
-                                    backward that takes its input gradient before it is added */
+                                    backward that takes its input gradient before it is added (>= 0) */
+    float *grad_scratch;         /* with scratch_slot: that buffer, in the arena (cnn_memory_plan.c) */
     size_t weight, bias;         /* parameter indices (BN: gamma, beta), CNN_NONE if absent */
     size_t buffer;               /* BN: running_mean's buffer index (running_var +1, num_batches_tracked +2) */
     double init_bound;           /* conv / linear: PyTorch's default U(-b, b) bound, 1/sqrt(fan_in) */
@@ -62,8 +64,8 @@ typedef struct {
                                     same kernels walk as rows of B channels (the cpu backend's choice,
                                     cnn_cpu_layout.c cnn_cpu_assign_layouts; cnn_block, cnn_index) */
     float *data;                 /* max_batch * size floats; NULL for the input */
-    float *grad;                 /* its gradient slot during backward; NULL for the input */
-    int slot;                    /* index of that slot, -1 before planning */
+    float *grad;                 /* its gradient during backward, in the arena; NULL for the input */
+    int slot;                    /* its gradient slot by backward liveness (cnn_assign_slots), -1 none */
     int shared;                  /* its data is a buffer shared with other tensors alive at other
                                     times: no backward reads it (cnn_memory_plan.c plan_shared) */
     int bf16;                    /* held as bfloat16 by the backend's training passes (cpu:
@@ -82,11 +84,15 @@ typedef struct cnn_graph {
     mx_arena arena;
     float *workspace;            /* im2col, the largest any convolution needs */
     size_t workspace_bytes;
-    float **slots;               /* gradient slots, max_batch * largest tensor each */
-    size_t num_slots;
-    int slot0_shared;            /* a shared activation buffer lives in slot 0 (cnn_memory_plan.c place_shared) */
-    size_t shared_in_slots;      /* shared activation buffers placed in gradient slots (place_shared) */
+    size_t num_slots;            /* gradient slots (cnn_assign_slots) */
+    size_t shared_over_grads;    /* shared activation buffers in memory a gradient takes in the backward */
+    int backward_reuses;         /* gradients take memory of activations the backward has read: one
+                                    backward per forward (cnn_memory_plan.c note_sharing) */
+    size_t pred_region_bytes;    /* the backend's: bytes a prediction on a model planned for training keeps
+                                    across calls, in memory no training step needs then (0: none) */
+    float *pred_region;          /* those bytes in the arena (training plans only, else NULL) */
     int shared_own_memory;       /* plan every shared buffer in memory of its own (tests compare the two) */
+    int no_packing;              /* every buffer of the arena in memory of its own (tests compare the two) */
     int no_adds_in_place;        /* no residual add writes over its input (tests compare the two) */
     int keep_conv_inputs;        /* bf16 on the cpu backend: every convolution keeps a copy of its input of its
                                     own, none written again for the backward (tests compare the two) */
@@ -109,6 +115,13 @@ typedef struct cnn_graph {
     int profile;                 /* MIXREG_PROFILE: time every node, print a table when freed */
     double prof_s[CNN_PROF_KINDS][2];  /* seconds, forward / backward */
     size_t prof_calls[2];        /* forwards, backwards */
+    /* mx_model_backward_sgd: each node's parameter gradients go to layer_grads (node_grads_at: the
+     * parameter offset of its first float; NULL: to the model's gradient array), then its step. */
+    float *layer_grads;          /* malloc, at first use: layer_grads_floats */
+    size_t layer_grads_floats;   /* the largest node's parameters; 0: some node's are not one range
+                                    (cnn_plan), and the step goes over the whole array after the backward */
+    const float *node_grads;     /* layer_grads while a node's backward writes there, else NULL */
+    size_t node_grads_at;
 } cnn_graph;
 
 /* ---- building (cnn_graph.c): each returns the new tensor's id, or -1 once
@@ -134,7 +147,7 @@ mx_status cnn_plan(cnn_graph *g);
 /* The memory plan (cnn_memory_plan.c): gradient slots, assigned once the
  * graph is built; the arena for a max batch (g->predict_only saying for
  * what), measured into *bytes and, with `commit`, allocated with the
- * tensors, the nodes' saved state and the slots pointed into it. */
+ * tensors, their gradients and the nodes' saved state pointed into it. */
 mx_status cnn_assign_slots(cnn_graph *g);
 mx_status cnn_plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *bytes);
 void cnn_graph_free(cnn_graph *g);
@@ -148,13 +161,24 @@ mx_status cnn_run_forward(mx_model *m, const float *x, size_t n, const float **l
 /* Eval-mode logits through the backend's predict hook (its inference
  * fusions), nothing kept for a backward. */
 mx_status cnn_run_predict(mx_model *m, const float *x, size_t n, const float **logits);
-/* The backward of the last forward, on the table that forward ran on; dx may be NULL. */
-mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
+/* The SGD step a backward applies node by node (mx_model_backward_sgd). */
+typedef struct {
+    const mx_sgd_config *cfg;
+    double lr;
+    float *velocity;
+} cnn_sgd_update;
+/* The backward of the last forward, on the table that forward ran on; dx may
+ * be NULL; with sgd, each node's parameters stepped after its backward. */
+mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *dx, const cnn_sgd_update *sgd);
 /* mx_model_ops' forms of the three (they return no status: a failure is
  * reported on stderr as an internal error and aborts). */
 const float *cnn_forward(mx_model *m, const float *x, size_t n);
 const float *cnn_predict(mx_model *m, const float *x, size_t n);
 void cnn_backward(mx_model *m, const float *dlogits, size_t n, float *dx);
+void cnn_backward_sgd(mx_model *m, const float *dlogits, size_t n, const mx_sgd_config *cfg, double lr,
+                      float *velocity);
+/* cnn_graph.layer_grads_floats for m's parameters (cnn_plan). */
+size_t cnn_layer_grads_floats(const mx_model *m, const cnn_graph *g);
 /* One node's forward (ReLU included) on pass p, timed into *t when
  * profiling: the predict hooks run the nodes they do not fuse through it. */
 mx_status cnn_forward_node(const cnn_pass *p, size_t k, double *t);
@@ -177,7 +201,9 @@ static inline float *cnn_param(const mx_model *m, size_t i)
 }
 static inline float *cnn_grad(const mx_model *m, size_t i)
 {
-    return i == CNN_NONE ? NULL : m->grads + m->tensors[i].offset;
+    const struct cnn_graph *g = m->impl;
+    if (i == CNN_NONE) return NULL;
+    return g->node_grads ? g->layer_grads + (m->tensors[i].offset - g->node_grads_at) : m->grads + m->tensors[i].offset;
 }
 static inline float *cnn_buffer(const mx_model *m, size_t i) { return m->buffers[i].data; }
 /* The bytes an element of tensor t's buffer takes. */
@@ -187,7 +213,7 @@ static inline size_t cnn_tensor_elem_bytes(const cnn_graph *g, int t)
 }
 /* Tensor t's values: tensor 0 is the forward's input. */
 static inline const float *cnn_tensor_data(const cnn_graph *g, int t) { return t ? g->tensors[t].data : g->input; }
-/* Where tensor t's gradient lives: its slot, or the caller's dx (maybe NULL) for the input. */
+/* Where tensor t's gradient lives: its buffer, or the caller's dx (maybe NULL) for the input. */
 static inline float *cnn_grad_of(const cnn_graph *g, int t, float *dx) { return t ? g->tensors[t].grad : dx; }
 /* cnn_tensor.blocked's flag for a channels-last ([n, h, w, c]) tensor; the
  * low bits keep the block B its kernels take the channels by. */

@@ -1,19 +1,24 @@
 /* The CNN graph's memory plan (see cnn_internal.h, docs/backends.md
- * "Memory"): gradient slots by backward liveness (cnn_assign_slots), the
- * tensors no backward reads and the batch-norm outputs it recomputes in a few
- * shared buffers, those placed in gradient slots idle at their times, and the
- * one arena holding it all (cnn_plan_arena). */
+ * "Memory"): which gradients the backward writes and which it adds into
+ * (cnn_assign_slots), the tensors no backward reads and the batch-norm
+ * outputs it recomputes in shared buffers, every buffer with the times it is
+ * alive, packed so that buffers alive at no common time share memory
+ * (build_layout, mem_pack.c), and the one arena holding it all
+ * (cnn_plan_arena). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/cnn_internal.h"
+#include "nn/mem_pack.h"
 
 /* Gradient slots by liveness, walking the nodes as backward will: a tensor's
  * gradient is live from its last consumer's backward (which writes it; earlier
- * consumers add into it, through a slot free for the while) to its
- * producer's (which reads it and frees it). */
+ * consumers add into it, through a scratch buffer: cnn_node.acc_in,
+ * scratch_slot) to its producer's (which reads it and frees it). The arena
+ * packs the gradients by those times (build_layout); the slots count them
+ * and mark the tensors that have one (cnn_tensor.slot >= 0). */
 mx_status cnn_assign_slots(cnn_graph *g)
 {
     size_t T = g->num_tensors;
@@ -87,7 +92,7 @@ static int backward_reads(const cnn_graph *g, int t)
  * (cnn_backend.recompute_in_dx). Then each does: a second reader (preact18's
  * downsampling shortcut) costs one more batch-norm pass, and no buffer holds
  * the output across the stretch between the two backwards (preact18 at batch
- * 128: a 32 MiB buffer that found no idle gradient slot there). */
+ * 128: a 32 MiB buffer that found no idle memory there). */
 static int recompute_in_each_dx(const cnn_graph *g, size_t b)
 {
     if (g->no_recompute_in_dx || !g->be->recompute_in_dx) return 0;
@@ -113,7 +118,7 @@ static int recompute_in_each_dx(const cnn_graph *g, size_t b)
  * instead before each reader's backward, into the buffer that convolution
  * writes its input gradient to, read there before it is overwritten: the
  * buffer it shares in the forward is then free in the backward, and may lie
- * in a gradient slot (place_shared; resnet20 at batch 128: 16 MiB fewer). */
+ * where gradients go (build_layout; resnet20 at batch 128: 16 MiB fewer). */
 static int plan_recompute(cnn_graph *g, size_t b)
 {
     const cnn_node *bn = &g->nodes[b];
@@ -135,16 +140,18 @@ static int plan_recompute(cnn_graph *g, size_t b)
 /* Tensors no backward reads, and batch-norm outputs the backward recomputes
  * (plan_recompute), need their values only while the forward walks from
  * their producer to their last reader (and, recomputed, within that stretch
- * of the backward), so they share a few buffers: preact18 at batch 128 keeps
- * 243 MiB fewer. A model planned for prediction only (g->predict_only) has
- * no backward: every tensor shares, and a few buffers hold the whole
- * forward (resnet20 at 224x224: 15 MiB a sample instead of 72). A
- * tensor holds its buffer from the first node that writes it
- * (cnn_backend.first_writer: a prediction's fused convolution writes its
- * batch norm's or residual add's output) to its last reader, and a node's
- * output never shares with its inputs, but a residual add's may take over
- * the buffer of an input it reads last (cnn_backend.add_in_place). Returns
- * the number of shared buffers; size[b] their element counts per sample. */
+ * of the backward): each gets a shared buffer, which the packing
+ * (build_layout) lets other buffers overlap outside those times: preact18
+ * at batch 128 keeps 243 MiB fewer. A model planned for prediction only
+ * (g->predict_only) has no backward: every tensor shares, and a few
+ * tensors' worth of memory holds the whole forward (resnet20 at 224x224:
+ * 15 MiB a sample instead of 72). A tensor holds its buffer from the first
+ * node that writes it (cnn_backend.first_writer: a prediction's fused
+ * convolution writes its batch norm's or residual add's output) to its last
+ * reader; a residual add's output may take over the buffer of an input it
+ * reads last (cnn_backend.add_in_place), the one case of two tensors in
+ * one buffer. Returns the number of shared buffers; size[b] their element
+ * counts per sample. */
 static size_t plan_shared(cnn_graph *g, size_t *size)
 {
     const size_t T = g->num_tensors, N = g->num_nodes;
@@ -159,7 +166,6 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
         long last = (long)k;
         for (size_t j = k + 1; j < N; j++)
             if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = (long)j;
-        const long start = (long)(g->be->first_writer ? g->be->first_writer(g, k) : k);
         /* A residual add's output over an input whose last reader it is,
          * where the backend's kernels allow (cnn_backend.add_in_place). */
         const int may_take_input = g->nodes[k].op == CNN_ADD && g->be->add_in_place && !g->no_adds_in_place;
@@ -170,8 +176,7 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
                 g->be->add_in_place(g, k, u))
                 in_place = g->tensors[u].shared;
         }
-        size_t b = in_place >= 0 ? (size_t)in_place : 0;
-        while (in_place < 0 && b < count && busy_until[b] >= start) b++;
+        size_t b = in_place >= 0 ? (size_t)in_place : count;
         if (b == count) size[count++] = 0;
         busy_until[b] = last;
         if (g->tensors[t].size > size[b]) size[b] = g->tensors[t].size;
@@ -181,58 +186,172 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
     return count;
 }
 
-/* Marks in busy[] (one byte per node) the nodes whose backward uses gradient
- * slot s: a tensor's slot from its last reader's backward down to its
- * producer's (cnn_assign_slots), and a node's scratch slot at that node. */
-static void slot_busy(const cnn_graph *g, int s, uint8_t *busy)
+/* ---- the arena's layout: every buffer with the times it is alive, packed
+ * (mem_pack.h) so that buffers alive at no common time share memory. The
+ * timeline: node k's forward in a training step at time k, its backward at
+ * 2N - 1 - k, a prediction's forward at 2N + k. A gradient is alive from
+ * its last reader's backward to its producer's, so it takes the memory of
+ * activations the backward has read for the last time (preact18 at batch
+ * 128: the stage-1 gradients where stages 2-4 kept theirs). ---- */
+
+enum { ITEM_KEPT, ITEM_SHARED, ITEM_GRAD, ITEM_SCRATCH, ITEM_ARGMAX, ITEM_MASK, ITEM_PRED };
+
+typedef struct {
+    size_t N, words, count;
+    uint64_t *bits;          /* `words` per item */
+    mx_pack_item *items;
+    unsigned char *kind;     /* ITEM_* */
+    size_t *index;           /* the tensor, shared buffer or node it is for */
+} layout;
+
+static size_t bw(const layout *L, size_t k) { return 2 * L->N - 1 - k; }
+static size_t pr(const layout *L, size_t k) { return 2 * L->N + k; }
+
+static void mark(uint64_t *busy, size_t from, size_t to)
 {
-    const size_t N = g->num_nodes;
-    memset(busy, 0, N);
-    for (size_t p = 0; p + 1 < N; p++) {
-        const int t = g->nodes[p].out;
-        if (g->nodes[p].scratch_slot == s) busy[p] = 1;
-        if (g->tensors[t].slot != s) continue;
-        size_t last = p;
-        for (size_t j = p + 1; j < N; j++)
-            if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = j;
-        memset(busy + p, 1, last - p + 1);
-    }
-    if (g->nodes[N - 1].scratch_slot == s) busy[N - 1] = 1;
+    for (size_t t = from; t <= to; t++) busy[t / 64] |= (uint64_t)1 << (t % 64);
 }
 
-/* Where each shared buffer lives (plan_shared): inside a gradient slot, or
- * (-1) in memory of its own. Slots hold gradients during the backward alone,
- * and a shared buffer holds its tensors during the forward, except for the
- * batch-norm outputs the backward recomputes into their own buffer (from
- * node `first` down to the batch norm b, plan_recompute): so a buffer fits
- * in a slot that no backward of those stretches uses (resnet20-bf16 at
- * batch 128: 24 MiB fewer, its shared buffers holding forward-only
- * tensors). One buffer per slot; slots are sized for the largest tensor, so
- * any fits. A prediction writes the shared buffers too, so a
- * backend keeps its prediction cache in slot 0 only where none is placed
- * there (cnn_graph.slot0_shared). */
-static void place_shared(const cnn_graph *g, size_t num_shared, int *in_slot)
+static uint64_t *add_item(layout *L, int kind, size_t index, size_t bytes)
 {
-    const size_t N = g->num_nodes;
-    for (size_t b = 0; b < num_shared; b++) in_slot[b] = -1;
-    if (g->predict_only || !g->num_slots || g->shared_own_memory) return;
-    uint8_t *busy = malloc(N), *need = malloc(N), *taken = calloc(g->num_slots, 1);
-    for (size_t b = 0; busy && need && taken && b < num_shared; b++) {
-        memset(need, 0, N);
-        for (size_t j = 0; j < N; j++) {
-            const int r = g->nodes[j].recompute_bn;
-            if (r >= 0 && !g->nodes[j].recompute_in_dx && g->tensors[g->nodes[r].out].shared == (int)b)
-                memset(need + r, 1, j - (size_t)r + 1);
+    const size_t i = L->count++;
+    L->kind[i] = (unsigned char)kind;
+    L->index[i] = index;
+    L->items[i] = (mx_pack_item){bytes, L->bits + i * L->words, 0};
+    return L->bits + i * L->words;
+}
+
+static size_t first_write(const cnn_graph *g, size_t k) { return g->be->first_writer ? g->be->first_writer(g, k) : k; }
+
+/* The last node reading tensor t, produced by node k (k itself if none). */
+static size_t last_read(const cnn_graph *g, int t, size_t k)
+{
+    size_t last = k;
+    for (size_t j = k + 1; j < g->num_nodes; j++)
+        if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = j;
+    return last;
+}
+
+static void layout_free(layout *L)
+{
+    free(L->bits), free(L->items), free(L->kind), free(L->index);
+}
+
+/* Every buffer of the arena's packed region (on failure the caller frees
+ * what was allocated) for a max batch of B and when
+ * it is alive:
+ * - a tensor a backward reads: from its first writer to its producer's
+ *   backward (the logits: through the whole step, they are the caller's),
+ *   and in a prediction from its first writer to its last reader, or
+ *   through it all where the backend keeps data there across calls
+ *   (cnn_backend.pred_keeps_output);
+ * - a shared buffer: its tensors' forwards, in training and prediction,
+ *   and the backward stretches where a batch norm's output is recomputed
+ *   into it (plan_recompute); always with g->shared_own_memory;
+ * - a gradient: from its last reader's backward to its producer's;
+ * - a node's scratch gradient (cnn_node.grad_scratch): its backward and
+ *   the next one, the residual add that may read it (cnn_run_backward's
+ *   `extra`);
+ * - max pooling's arg-max and dropout's mask: from their node's forward
+ *   to its backward, and at that node in a prediction;
+ * - the backend's prediction region (cnn_graph.pred_region_bytes): every
+ *   prediction's forward, never a training step: it may lie in gradients.
+ * With g->no_packing every one is alive at all times. */
+static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, const size_t *shared_size, layout *L)
+{
+    const size_t N = g->num_nodes, cap = 2 * g->num_tensors + 2 * N + 1;
+    L->N = N, L->words = (3 * N + 63) / 64, L->count = 0;
+    L->bits = calloc(cap * L->words, sizeof *L->bits);
+    L->items = malloc(cap * sizeof *L->items);
+    L->kind = malloc(cap);
+    L->index = malloc(cap * sizeof *L->index);
+    uint64_t **shared_busy = malloc((num_shared ? num_shared : 1) * sizeof *shared_busy);
+    if (!L->bits || !L->items || !L->kind || !L->index || !shared_busy) {
+        free(shared_busy);
+        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
+    }
+    for (size_t b = 0; b < num_shared; b++) {
+        shared_busy[b] = add_item(L, ITEM_SHARED, b, B * shared_size[b] * sizeof(float));
+        if (g->shared_own_memory) mark(shared_busy[b], 0, 3 * N - 1);
+    }
+    for (size_t k = 0; k < N; k++) {
+        const cnn_node *nd = &g->nodes[k];
+        const int t = nd->out;
+        const cnn_tensor *out = &g->tensors[t];
+        const size_t from = first_write(g, k);
+        if (out->shared >= 0) {
+            const size_t last = last_read(g, t, k);
+            mark(shared_busy[out->shared], from, last);
+            mark(shared_busy[out->shared], pr(L, from), pr(L, last));
+        } else {
+            uint64_t *busy = add_item(L, ITEM_KEPT, (size_t)t, B * out->size * cnn_tensor_elem_bytes(g, t));
+            mark(busy, from, k + 1 == N ? 2 * N - 1 : bw(L, k));
+            if (g->be->pred_keeps_output && g->be->pred_keeps_output(g, k)) mark(busy, pr(L, 0), pr(L, N - 1));
+            else mark(busy, pr(L, from), pr(L, last_read(g, t, k)));
         }
-        for (size_t s = g->num_slots; s-- > 0 && in_slot[b] < 0;) {
-            if (taken[s]) continue;
-            slot_busy(g, (int)s, busy);
-            size_t k = 0;
-            while (k < N && !(busy[k] && need[k])) k++;
-            if (k == N) in_slot[b] = (int)s, taken[s] = 1;
+        const int r = nd->recompute_bn;
+        if (r >= 0 && !nd->recompute_in_dx && g->tensors[g->nodes[r].out].shared >= 0)
+            mark(shared_busy[g->tensors[g->nodes[r].out].shared], bw(L, k), bw(L, (size_t)r));
+        if (nd->op == CNN_MAXPOOL || nd->op == CNN_DROPOUT) {
+            const size_t elem = nd->op == CNN_MAXPOOL ? sizeof(uint32_t) : 1;
+            uint64_t *busy = add_item(L, nd->op == CNN_MAXPOOL ? ITEM_ARGMAX : ITEM_MASK, k, B * out->size * elem);
+            mark(busy, k, bw(L, k));
+            mark(busy, pr(L, k), pr(L, k));
+        }
+        if (g->predict_only) continue;
+        if (out->slot >= 0) mark(add_item(L, ITEM_GRAD, (size_t)t, B * out->size * sizeof(float)), bw(L, last_read(g, t, k)), bw(L, k));
+        if (nd->scratch_slot >= 0)
+            mark(add_item(L, ITEM_SCRATCH, k, B * g->tensors[nd->in].size * sizeof(float)), bw(L, k), bw(L, k ? k - 1 : k));
+    }
+    if (!g->predict_only && g->pred_region_bytes) mark(add_item(L, ITEM_PRED, 0, g->pred_region_bytes), pr(L, 0), pr(L, N - 1));
+    for (size_t i = 0; g->no_packing && i < L->count; i++) mark(L->bits + i * L->words, 0, 3 * N - 1);
+    free(shared_busy);
+    return MX_OK;
+}
+
+static int overlaps(const mx_pack_item *a, const mx_pack_item *b)
+{
+    return a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes;
+}
+
+/* What the packing shares, for the tests and the executor: shared buffers
+ * in memory a gradient takes in the backward (g->shared_over_grads), and
+ * whether a gradient takes memory of a tensor the backward reads, which a
+ * second backward of the same forward would then read overwritten
+ * (g->backward_reuses). */
+static void note_sharing(cnn_graph *g, const layout *L)
+{
+    g->shared_over_grads = 0, g->backward_reuses = 0;
+    for (size_t i = 0; i < L->count; i++) {
+        if (L->kind[i] == ITEM_GRAD || L->kind[i] == ITEM_SCRATCH || L->kind[i] == ITEM_PRED) continue;
+        int over = 0;
+        for (size_t j = 0; j < L->count && !over; j++)
+            over = (L->kind[j] == ITEM_GRAD || L->kind[j] == ITEM_SCRATCH) && overlaps(&L->items[i], &L->items[j]);
+        if (L->kind[i] == ITEM_SHARED) g->shared_over_grads += (size_t)over;
+        else g->backward_reuses |= over;
+    }
+}
+
+/* Points every buffer of the layout into the packed region at base. */
+static void place(cnn_graph *g, const layout *L, unsigned char *base)
+{
+    float **shared = calloc(g->num_tensors, sizeof *shared);
+    for (size_t i = 0; i < L->count; i++) {
+        void *at = base + L->items[i].offset;
+        const size_t x = L->index[i];
+        switch (L->kind[i]) {
+        case ITEM_KEPT: g->tensors[x].data = at; break;
+        case ITEM_SHARED: if (shared) shared[x] = at; break;
+        case ITEM_GRAD: g->tensors[x].grad = at; break;
+        case ITEM_SCRATCH: g->nodes[x].grad_scratch = at; break;
+        case ITEM_ARGMAX: g->nodes[x].argmax = at; break;
+        case ITEM_MASK: g->nodes[x].mask = at; break;
+        case ITEM_PRED: g->pred_region = at; break;
         }
     }
-    free(busy), free(need), free(taken);
+    for (size_t t = 1; shared && t < g->num_tensors; t++)
+        if (g->tensors[t].shared >= 0) g->tensors[t].data = shared[g->tensors[t].shared];
+    free(shared);
 }
 
 /* The samples the activation buffers hold for a max batch of B: all of them,
@@ -244,67 +363,53 @@ static size_t arena_samples(const cnn_graph *g, size_t B, int predict_only)
 
 /* Lays out the arena for a max batch of B (g->predict_only saying for what):
  * measures it, then with `commit` allocates it and points the tensors, the
- * nodes' saved state and the gradient slots into it. *bytes: the measured size. */
+ * gradients and the nodes' saved state into it. *bytes: the measured size. */
 mx_status cnn_plan_arena(cnn_graph *g, size_t max_batch, int commit, size_t *bytes)
 {
     const size_t B = arena_samples(g, max_batch, g->predict_only);
     *bytes = SIZE_MAX;
-    /* A bound on every buffer together: each tensor and slot at most `largest` floats a sample, with room to spare. */
-    if (g->largest > SIZE_MAX / sizeof(float) / B / 4 / (g->num_tensors + g->num_slots + 1))
+    /* A bound on every buffer together: each of the layout's at most
+     * `largest` floats a sample, with room to spare. */
+    if (g->largest > SIZE_MAX / sizeof(float) / B / 4 / (2 * g->num_tensors + 2 * g->num_nodes + 1))
         return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", max_batch);
-    const size_t num_slots = g->predict_only ? 0 : g->num_slots;
-    g->slots = commit ? calloc(num_slots ? num_slots : 1, sizeof *g->slots) : NULL;
     size_t *shared_size = calloc(g->num_tensors, sizeof *shared_size);
-    float **shared = calloc(2 * g->num_tensors, sizeof *shared); /* the shared buffers, then the slots */
-    int *in_slot = calloc(g->num_tensors, sizeof *in_slot);
-    if ((commit && !g->slots) || !shared_size || !shared || !in_slot) {
-        free(shared_size), free(shared), free(in_slot);
-        return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
-    }
+    if (!shared_size) return mx_error_set(MX_ERR_NOMEM, "out of memory planning the network");
     const size_t num_shared = plan_shared(g, shared_size);
-    place_shared(g, num_shared, in_slot);
-    g->slot0_shared = 0, g->shared_in_slots = 0;
-    for (size_t b = 0; b < num_shared; b++) g->slot0_shared |= in_slot[b] == 0, g->shared_in_slots += in_slot[b] >= 0;
+    layout L = {0};
+    mx_status st = build_layout(g, B, num_shared, shared_size, &L);
+    free(shared_size);
+    const size_t packed = st == MX_OK ? mx_pack(L.items, L.count, L.words) : SIZE_MAX;
+    if (st != MX_OK) {
+        layout_free(&L);
+        return st;
+    }
+    if (packed == SIZE_MAX) {
+        layout_free(&L);
+        return mx_error_set(MX_ERR_NOMEM, "network activations too large for batch %zu", max_batch);
+    }
+    note_sharing(g, &L);
     for (int pass = 0; pass < 1 + commit; pass++) {
         if (pass == 0) {
             mx_arena_measure(&g->arena);
         } else {
             *bytes = g->arena.used;
-            mx_status st = mx_arena_commit(&g->arena);
-            if (st != MX_OK) {
-                free(shared_size), free(shared), free(in_slot);
+            if ((st = mx_arena_commit(&g->arena)) != MX_OK) {
+                layout_free(&L);
                 return mx_error_wrap(st, "network buffers for batch %zu", max_batch);
             }
         }
-        float **slot_at = shared + num_shared; /* the slots' memory, for the buffers placed in them */
-        for (size_t s = 0; s < num_slots; s++) {
-            slot_at[s] = mx_arena_alloc(&g->arena, B * g->largest * sizeof(float));
-            if (g->slots) g->slots[s] = slot_at[s]; /* NULL: measuring only */
-        }
-        for (size_t b = 0; b < num_shared; b++)
-            shared[b] = in_slot[b] >= 0 ? slot_at[in_slot[b]] : mx_arena_alloc(&g->arena, B * shared_size[b] * sizeof(float));
-        for (size_t t = 1; t < g->num_tensors; t++)
-            g->tensors[t].data = g->tensors[t].shared >= 0
-                                     ? shared[g->tensors[t].shared]
-                                     : mx_arena_alloc(&g->arena, B * g->tensors[t].size * cnn_tensor_elem_bytes(g, (int)t));
+        unsigned char *base = mx_arena_alloc(&g->arena, packed);
+        if (base) place(g, &L, base);
         for (size_t k = 0; k < g->num_nodes; k++) {
             cnn_node *nd = &g->nodes[k];
-            if (nd->op == CNN_BN) {
-                nd->save_mean = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
-                nd->save_invstd = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
-            } else if (nd->op == CNN_MAXPOOL) {
-                nd->argmax = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size * sizeof(uint32_t));
-            } else if (nd->op == CNN_DROPOUT) {
-                nd->mask = mx_arena_alloc(&g->arena, B * g->tensors[nd->out].size);
-            }
+            if (nd->op != CNN_BN) continue;
+            nd->save_mean = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
+            nd->save_invstd = mx_arena_alloc(&g->arena, g->tensors[nd->in].c * sizeof(float));
         }
         g->workspace = mx_arena_alloc(&g->arena, g->workspace_bytes);
         if (g->be->reserve) g->be->reserve(g, &g->arena, B, pass == 1);
     }
     if (!commit) *bytes = g->arena.used;
-    free(shared_size), free(shared), free(in_slot);
-    for (size_t t = 1; commit && t < g->num_tensors; t++)
-        g->tensors[t].grad = !g->predict_only && g->tensors[t].slot >= 0 ? g->slots[g->tensors[t].slot] : NULL;
+    layout_free(&L);
     return MX_OK;
 }
-

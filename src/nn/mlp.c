@@ -262,7 +262,8 @@ static mx_status mlp_plan(mx_model *m)
 }
 
 static const mx_model_ops mlp_ops = {mlp_init_params, mlp_forward, mlp_predict,    mlp_backward, mlp_destroy,
-                                     NULL,            mlp_plan,    mlp_plan_bytes, NULL,         NULL};
+                                     NULL,            mlp_plan,    mlp_plan_bytes, NULL,         NULL,
+                                     NULL};
 
 mx_status mx_mlp_create(mx_model *m)
 {

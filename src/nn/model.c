@@ -304,6 +304,7 @@ mx_status mx_model_plan(mx_model *model, size_t max_batch, mx_model_use use)
     model->max_batch = max_batch;
     model->predict_only = use == MX_MODEL_PREDICT;
     model->state_epoch++;
+    model->forward_unread = 0;
     mx_status st = model->ops->plan(model);
     if (st != MX_OK) model->max_batch = 0, model->predict_only = 0;
     return st;
@@ -369,7 +370,23 @@ static void must_be_planned(const mx_model *model, int for_backward, const char 
 const float *mx_model_forward(mx_model *model, const float *x, size_t n)
 {
     must_be_planned(model, 1, "mx_model_forward");
-    return model->ops->forward(model, x, n);
+    model->forward_unread = 0;
+    const float *logits = model->ops->forward(model, x, n);
+    model->forward_unread = 1;
+    return logits;
+}
+
+/* A backward reads what its forward kept, and a CNN's reuses that memory for
+ * gradients as it goes (cnn_memory_plan.c): each needs a forward of its own. */
+static void must_follow_forward(mx_model *model, const char *what)
+{
+    must_be_planned(model, 1, what);
+    if (model->forward_unread) {
+        model->forward_unread = 0;
+        return;
+    }
+    fprintf(stderr, "mixreg: internal error: %s without an mx_model_forward of its own before it\n", what);
+    abort();
 }
 
 double mx_model_forward_flops(const mx_model *model)
@@ -384,6 +401,7 @@ double mx_model_forward_flops(const mx_model *model)
 const float *mx_model_predict(mx_model *model, const float *x, size_t n)
 {
     must_be_planned(model, 0, "mx_model_predict");
+    model->forward_unread = 0;
     if (model->ops->predict) return model->ops->predict(model, x, n);
     const int training = model->training;
     model->training = 0;
@@ -404,12 +422,24 @@ void mx_model_bn_sync_idle(mx_model *model, int backward)
 
 void mx_model_backward(mx_model *model, const float *dlogits, size_t n)
 {
-    must_be_planned(model, 1, "mx_model_backward");
+    must_follow_forward(model, "mx_model_backward");
     model->ops->backward(model, dlogits, n, NULL);
+}
+
+void mx_model_backward_sgd(mx_model *model, const float *dlogits, size_t n, const mx_sgd_config *cfg, double lr,
+                           float *velocity)
+{
+    must_follow_forward(model, "mx_model_backward_sgd");
+    if (model->ops->backward_sgd) {
+        model->ops->backward_sgd(model, dlogits, n, cfg, lr, velocity);
+        return;
+    }
+    model->ops->backward(model, dlogits, n, NULL);
+    mx_sgd_step(cfg, lr, model->params, model->grads, velocity, model->param_count);
 }
 
 void mx_model_backward_input(mx_model *model, const float *dlogits, size_t n, float *dx)
 {
-    must_be_planned(model, 1, "mx_model_backward_input");
+    must_follow_forward(model, "mx_model_backward_input");
     model->ops->backward(model, dlogits, n, dx);
 }

@@ -23,6 +23,9 @@ typedef struct {
     /* Sync batch norm (mx_model_set_bn_sync, mx_model_bn_sync_idle); NULL: no batch norm. */
     mx_status (*set_bn_sync)(mx_model *model, mx_bn_reduce_fn reduce, void *ctx);
     void (*bn_sync_idle)(mx_model *model, int backward);
+    /* mx_model_backward_sgd; NULL: the backward, then the step over every parameter. */
+    void (*backward_sgd)(mx_model *model, const float *dlogits, size_t n, const mx_sgd_config *cfg, double lr,
+                         float *velocity);
 } mx_model_ops;
 
 struct mx_model {
@@ -40,6 +43,7 @@ struct mx_model {
     float *buffer_f32;            /* storage of the F32 buffers, then of the I64 ones */
     int64_t *buffer_i64;
     int training;                 /* mx_model_set_training */
+    int forward_unread;           /* a forward ran that no backward has used yet (one backward per forward) */
     unsigned weights_held;        /* mx_model_hold_weights' holds not yet released: while any, the parameters
                                      and buffers stay as they are */
     unsigned long state_epoch;    /* bumped whenever the parameters or the activation buffers may have changed

@@ -104,12 +104,13 @@ static size_t u_index(size_t C, size_t K, size_t point, size_t k, size_t c)
  * transposed: d is the convolution run (mx_wino_transposed of w's), whose
  * filter from input channel c to output channel o is w's from o to c,
  * rotated by 180 degrees. */
-static void transform(const mx_conv2d_desc *d, const float *w, int transposed, int plain, float *u)
+static void transform(const mx_conv2d_desc *d, const float *w, int transposed, int plain, size_t k0, size_t kn,
+                      float *u)
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = wino_g(a);
-    const size_t KB = K / WB;
+    const size_t KB = kn / WB;
     const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
     for (long job = 0; job < work; job++) {
@@ -120,15 +121,16 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
          * worth apart (512 channels: 9 of the 29 ms of a forward at batch
          * 32). */
         const size_t c = plain ? (size_t)job / KB : (size_t)job % C, kb = plain ? (size_t)job % KB : (size_t)job / C;
+        const size_t k = k0 + kb * WB; /* the block's first output channel */
         float g[9][WB], gg[WINO_MAX_SIDE][3][WB];
         if (transposed) {
             for (int j = 0; j < 9; j++)
 #pragma omp simd
-                for (int l = 0; l < WB; l++) g[j][l] = w[(c * K + kb * WB + (size_t)l) * 9 + (size_t)(8 - j)];
+                for (int l = 0; l < WB; l++) g[j][l] = w[(c * K + k + (size_t)l) * 9 + (size_t)(8 - j)];
         } else {
             for (int j = 0; j < 9; j++)
 #pragma omp simd
-                for (int l = 0; l < WB; l++) g[j][l] = w[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)j];
+                for (int l = 0; l < WB; l++) g[j][l] = w[((k + (size_t)l) * C + c) * 9 + (size_t)j];
         }
         for (int i = 0; i < a; i++) /* G g */
             for (int j = 0; j < 3; j++)
@@ -138,7 +140,7 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
         for (int i = 0; i < a; i++) /* (G g) G^T */
             for (int j = 0; j < a; j++) {
                 const size_t point = (size_t)(i * a + j);
-                float *row = u + (plain ? (point * C + c) * K + kb * WB : u_index(C, K, point, kb * WB, c));
+                float *row = u + (plain ? (point * C + c) * kn + kb * WB : u_index(C, K, point, k, c));
 #pragma omp simd
                 for (int l = 0; l < WB; l++)
                     row[l] = gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2];
@@ -146,7 +148,10 @@ static void transform(const mx_conv2d_desc *d, const float *w, int transposed, i
     }
 }
 
-void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u) { transform(d, w, 0, 0, u); }
+void mx_wino_transform_weights(const mx_conv2d_desc *d, const float *w, float *u)
+{
+    transform(d, w, 0, 0, 0, d->out_channels, u);
+}
 
 mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d)
 {
@@ -161,12 +166,18 @@ mx_conv2d_desc mx_wino_transposed(const mx_conv2d_desc *d)
 void mx_wino_transform_weights_dx(const mx_conv2d_desc *d, const float *w, float *u)
 {
     const mx_conv2d_desc t = mx_wino_transposed(d);
-    transform(&t, w, 1, 0, u);
+    transform(&t, w, 1, 0, 0, t.out_channels, u);
 }
 
 void mx_wino_gemm_transform_weights(const mx_conv2d_desc *run, const float *w, int transposed, float *u)
 {
-    transform(run, w, transposed, 1, u);
+    transform(run, w, transposed, 1, 0, run->out_channels, u);
+}
+
+void mx_wino_gemm_transform_block(const mx_conv2d_desc *run, const float *w, int transposed, size_t k0, size_t kn,
+                                  float *u)
+{
+    transform(run, w, transposed, 1, k0, kn, u);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))

@@ -121,20 +121,37 @@ int mx_wino_gemm_worth(const mx_conv2d_desc *d, size_t n);
 /* Replaces MX_WINO_GEMM_MIN_TILES for the process (0: restores it): tests
  * lower it so that small networks run the GEMM kernels. */
 void mx_wino_gemm_min_tiles_set(size_t tiles);
-/* Floats of the caller's scratch for d's forward (weights_grad 0) or for
- * both (1): the chunk's transformed tiles, and for the weights' gradient its
- * sum in the Winograd domain; independent of the batch. 64-byte aligned
+/* What the caller's scratch is for: a forward on weights transformed
+ * beforehand (u), a forward transforming them itself a block at a time, the
+ * weights' gradient. */
+typedef enum { MX_WINO_GEMM_HELD_U, MX_WINO_GEMM_FROM_W, MX_WINO_GEMM_DW } mx_wino_gemm_use;
+/* Floats of the caller's scratch for that use of d: the chunk's transformed
+ * tiles, and a block's transformed weights (FROM_W) or their gradient's sum
+ * in the Winograd domain (DW); independent of the batch. 64-byte aligned
  * scratch runs fastest. */
-size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad);
+size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, mx_wino_gemm_use use);
+/* The output channels d's weights go by when transformed in the kernels (a
+ * divisor of d's, all of them up to the weights of a 256 x 256 layer). */
+size_t mx_wino_gemm_block_channels(const mx_conv2d_desc *d);
+/* Replaces that limit, in floats of transformed weights, for the process
+ * (0: restores it): tests lower it so that small layers go by blocks. */
+void mx_wino_gemm_block_floats_set(size_t floats);
 /* u (mx_wino_weight_floats of run) = the weights w of convolution run, or
  * with transposed those of the convolution whose mx_wino_transposed run is
- * (for its input gradient), laid out as [point][in][out] for the GEMM. */
+ * (for its input gradient), laid out as [point][in][out] for the GEMM; the
+ * block form transforms output channels [k0, k0 + kn) alone, laid out as
+ * [point][in][kn]. */
 void mx_wino_gemm_transform_weights(const mx_conv2d_desc *run, const float *w, int transposed, float *u);
-/* y = relu?(conv(x, w) + bias + addend) as mx_wino_forward, u from
- * mx_wino_gemm_transform_weights. MX_ERR_UNSUPPORTED without the kernels
- * or when oneDNN's sgemm fails. */
-mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
-                               const float *addend, int relu, float *y, float *scratch);
+void mx_wino_gemm_transform_block(const mx_conv2d_desc *run, const float *w, int transposed, size_t k0, size_t kn,
+                                  float *u);
+/* y = relu?(conv(x, w) + bias + addend) as mx_wino_forward, from u
+ * (mx_wino_gemm_transform_weights) or, with u NULL, from the weights w (or
+ * with transposed, as there) transformed block by block into the scratch
+ * (MX_WINO_GEMM_FROM_W). MX_ERR_UNSUPPORTED without the kernels or when
+ * oneDNN's sgemm fails. */
+mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *w,
+                               int transposed, const float *bias, const float *addend, int relu, float *y,
+                               float *scratch);
 /* dw (overwritten) and db (NULL: none) as mx_wino_backward_weights. */
 mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const float *x, const float *dy, float *dw,
                                         float *db, float *scratch);

@@ -194,7 +194,7 @@ mx_status mx_wino_backward_weights(const mx_conv2d_desc *d, size_t n, const floa
             else dw_group(2, d, first, take, x, dy, vbuf, mbuf, du);
         }
     }
-    dw_from_domain(d, scratch, used, part, 0, dw);
+    dw_from_domain(d, scratch, used, part, 0, 0, d->out_channels, dw);
     return MX_OK;
 }
 

@@ -15,6 +15,13 @@
  *      dU^T += V^T M for the weights' gradient;
  *   3. the forward's output transform with bias, addend and ReLU; the
  *      weights' G^T dU G once after the last chunk.
+ * Wide layers go a block of output channels at a time (block_channels):
+ * F(4x4, 3x3)'s transformed weights take four times the weights' memory, a
+ * 512 x 512 layer's 36 MiB, and the weights' gradient sums as much; a
+ * quarter of the output channels at a time keeps 9 MiB of them (preact18
+ * at batch 128: 52 MiB of kernel scratch down to about 25), and the GEMMs
+ * are still hundreds wide: 512@4 at batch 128 ran faster by blocks
+ * (conv_bench wide, forward + backward: 72-74 -> 61-66 ms).
  * The GEMMs are large enough (hundreds by hundreds by hundreds) to run near
  * the machine's SGEMM peak (dnnl_sgemm measured 140-170 GFLOP/s of 169 on
  * 2 AVX2 cores for 113-512 tiles x 512 x 512), and F(4x4, 3x3) needs a
@@ -31,10 +38,27 @@
 #define GEMM_CHUNK_FLOATS ((size_t)1 << 22)
 #define GEMM_MIN_TILES 64
 
-/* Tiles per chunk for d. */
-static size_t chunk_tiles(const mx_conv2d_desc *d)
+/* At most this many floats of transformed weights, or of their gradient's
+ * sums, at a time: a 256 x 256 layer's for F(5x5, 3x3), 12 MiB. Blocking
+ * the 256-channel layers too (at 9 MiB) cost resnet50's 256@14 on F5 9% at
+ * batch 128 (conv_bench wide: 181 -> 198 ms a forward + backward). */
+#define GEMM_BLOCK_FLOATS ((size_t)256 * 256 * 49)
+static size_t block_floats = GEMM_BLOCK_FLOATS;
+
+void mx_wino_gemm_block_floats_set(size_t floats) { block_floats = floats ? floats : GEMM_BLOCK_FLOATS; }
+
+size_t mx_wino_gemm_block_channels(const mx_conv2d_desc *d)
 {
-    const size_t per = wino_points(mx_wino_tile(d)) * (d->in_channels + d->out_channels);
+    const size_t PC = wino_points(mx_wino_tile(d)) * d->in_channels;
+    size_t kn = d->out_channels;
+    while (PC * kn > block_floats && kn % 2 == 0 && (kn / 2) % WB == 0) kn /= 2;
+    return kn;
+}
+
+/* Tiles per chunk for d when kn output channels go at a time. */
+static size_t chunk_tiles(const mx_conv2d_desc *d, size_t kn)
+{
+    const size_t per = wino_points(mx_wino_tile(d)) * (d->in_channels + kn);
     const size_t t = GEMM_CHUNK_FLOATS / per;
     return t < GEMM_MIN_TILES ? GEMM_MIN_TILES : t;
 }
@@ -48,17 +72,26 @@ static size_t chunk_tiles(const mx_conv2d_desc *d)
  * 512@4 at batch 128. bench/conv_bench on AVX2, forward + backward ms, 2
  * alternations: 512@7 at batch 32 76.4-78.7 -> 72.8-74.4, 512@4 at batch
  * 128 76.2-79.1 -> 71.0-72.7. */
-static size_t even_chunk_tiles(const mx_conv2d_desc *d, size_t tiles)
+static size_t even_chunk_tiles(const mx_conv2d_desc *d, size_t kn, size_t tiles)
 {
-    const size_t most = chunk_tiles(d), chunks = (tiles + most - 1) / most;
+    const size_t most = chunk_tiles(d, kn), chunks = (tiles + most - 1) / most;
     return chunks ? (tiles + chunks - 1) / chunks : most;
 }
 
-size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, int weights_grad)
+/* Floats of a block's transformed weights (kn output channels), rounded to
+ * whole cache lines. */
+static size_t block_u_floats(const mx_conv2d_desc *d, size_t kn)
 {
-    const size_t P = wino_points(mx_wino_tile(d)), tc = chunk_tiles(d);
-    const size_t tiles = P * (wino_point_stride(tc, d->in_channels) + wino_point_stride(tc, d->out_channels));
-    return tiles + (weights_grad ? P * dw_plain_stride(d->in_channels, d->out_channels) : 0);
+    return (wino_points(mx_wino_tile(d)) * d->in_channels * kn + 15) / 16 * 16;
+}
+
+size_t mx_wino_gemm_scratch_floats(const mx_conv2d_desc *d, mx_wino_gemm_use use)
+{
+    const size_t P = wino_points(mx_wino_tile(d)), C = d->in_channels;
+    const size_t kn = use == MX_WINO_GEMM_HELD_U ? d->out_channels : mx_wino_gemm_block_channels(d);
+    const size_t tc = chunk_tiles(d, kn), tiles = P * (wino_point_stride(tc, C) + wino_point_stride(tc, kn));
+    if (use == MX_WINO_GEMM_DW) return tiles + P * dw_plain_stride(C, kn);
+    return tiles + (use == MX_WINO_GEMM_FROM_W ? block_u_floats(d, kn) : 0);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -96,29 +129,35 @@ static mx_status point_gemms(size_t P, char trans_a, size_t m, size_t n, size_t 
     return failed ? mx_error_set(MX_ERR_UNSUPPORTED, "oneDNN's sgemm failed in a Winograd convolution") : MX_OK;
 }
 
-mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
-                               const float *addend, int relu, float *y, float *scratch)
+mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *w,
+                               int transposed, const float *bias, const float *addend, int relu, float *y,
+                               float *scratch)
 {
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, tiles);
-    const size_t vs = wino_point_stride(tc_max, C), ys = wino_point_stride(tc_max, K);
-    float *v = scratch, *m = scratch + P * vs;
+    const size_t kn = u ? K : mx_wino_gemm_block_channels(d), KNB = kn / WB;
+    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, kn, tiles);
+    const size_t vs = wino_point_stride(tc_max, C), ys = wino_point_stride(tc_max, kn);
+    float *ub = u ? NULL : scratch, *v = scratch + (u ? 0 : block_u_floats(d, kn)), *m = v + P * vs;
+    if (!u && kn == K) mx_wino_gemm_transform_block(d, w, transposed, 0, K, ub); /* once for every chunk */
     for (size_t first = 0; first < tiles; first += tc_max) {
         const size_t tc = tiles - first < tc_max ? tiles - first : tc_max;
         transform_inputs(d, tile, first, tc, x, v, vs);
-        const mx_status st = point_gemms(P, 'N', tc, K, C, v, vs, C, u, C * K, K, 0.0f, m, ys, K);
-        if (st != MX_OK) return st;
+        for (size_t k0 = 0; k0 < K; k0 += kn) {
+            if (!u && kn < K) mx_wino_gemm_transform_block(d, w, transposed, k0, kn, ub);
+            const mx_status st = point_gemms(P, 'N', tc, kn, C, v, vs, C, u ? u : ub, C * kn, kn, 0.0f, m, ys, kn);
+            if (st != MX_OK) return st;
 #pragma omp parallel for schedule(static)
-        for (long job = 0; job < (long)(tc * KB); job++) {
-            const size_t t = (size_t)job / KB, kb = (size_t)job % KB;
-            const wino_tile_at at = wino_locate(d, tile, first + t);
-            const size_t plane = (at.s * KB + kb) * OH * OW * WB;
-            const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
-            const float *mt = m + t * K + kb * WB, *add = addend ? addend + plane : NULL;
-            if (tile == 4) output_tile(4, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
-            else if (tile == 5) output_tile(5, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
-            else output_tile(2, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
+            for (long job = 0; job < (long)(tc * KNB); job++) {
+                const size_t t = (size_t)job / KNB, kb = k0 / WB + (size_t)job % KNB;
+                const wino_tile_at at = wino_locate(d, tile, first + t);
+                const size_t plane = (at.s * KB + kb) * OH * OW * WB;
+                const vec bv = bias ? v_loadu(bias + kb * WB) : v_zero();
+                const float *mt = m + t * kn + (kb * WB - k0), *add = addend ? addend + plane : NULL;
+                if (tile == 4) output_tile(4, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
+                else if (tile == 5) output_tile(5, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
+                else output_tile(2, mt, ys, bv, add, relu, y + plane, OH, OW, at.row, at.col);
+            }
         }
     }
     return MX_OK;
@@ -131,43 +170,51 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
     if (!dw) return MX_OK;
     const int tile = mx_wino_tile(d);
     const size_t C = d->in_channels, K = d->out_channels, KB = K / WB, OH = d->out_h, OW = d->out_w;
-    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, tiles);
-    const size_t vs = wino_point_stride(tc_max, C), ms = wino_point_stride(tc_max, K);
+    const size_t kn = mx_wino_gemm_block_channels(d), KNB = kn / WB;
+    const size_t P = wino_points(tile), tiles = wino_batch_tiles(d, tile, n), tc_max = even_chunk_tiles(d, kn, tiles);
+    const size_t vs = wino_point_stride(tc_max, C), ms = wino_point_stride(tc_max, kn);
     float *v = scratch, *m = scratch + P * vs, *du = m + P * ms;
-    for (size_t first = 0; first < tiles; first += tc_max) {
-        const size_t tc = tiles - first < tc_max ? tiles - first : tc_max;
-        transform_inputs(d, tile, first, tc, x, v, vs);
-#pragma omp parallel for schedule(static)
-        for (long job = 0; job < (long)(tc * KB); job++) {
-            const size_t t = (size_t)job / KB, kb = (size_t)job % KB;
-            const wino_tile_at at = wino_locate(d, tile, first + t);
-            const float *dyb = dy + (at.s * KB + kb) * OH * OW * WB;
-            if (tile == 4) grad_tile(4, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
-            else if (tile == 5) grad_tile(5, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
-            else grad_tile(2, dyb, OH, OW, at.row, at.col, m + t * K + kb * WB, ms);
-        }
-        /* dU[p], as C x K, += V[p]^T M[p]: dw_from_domain then reads each
-         * input channel's block of output channels as one vector (stored
-         * K x C, it gathered them a row apart and took a fifth of
-         * conv_bench's wide layers). */
-        const mx_status st = point_gemms(P, 'T', C, K, tc, v, vs, C, m, ms, K, first ? 1.0f : 0.0f, du,
-                                         dw_plain_stride(C, K), K);
-        if (st != MX_OK) return st;
-    }
     if (tiles == 0) {
         for (size_t i = 0; i < K * C * 9; i++) dw[i] = 0;
         return MX_OK;
     }
-    dw_from_domain(d, du, 1, 0, 1, dw);
+    /* Block by block of output channels, each summed over every chunk;
+     * one chunk's transformed inputs serve every block. */
+    for (size_t k0 = 0; k0 < K; k0 += kn) {
+        for (size_t first = 0; first < tiles; first += tc_max) {
+            const size_t tc = tiles - first < tc_max ? tiles - first : tc_max;
+            if (k0 == 0 || tc < tiles) transform_inputs(d, tile, first, tc, x, v, vs);
+#pragma omp parallel for schedule(static)
+            for (long job = 0; job < (long)(tc * KNB); job++) {
+                const size_t t = (size_t)job / KNB, kb = k0 / WB + (size_t)job % KNB;
+                const wino_tile_at at = wino_locate(d, tile, first + t);
+                const float *dyb = dy + (at.s * KB + kb) * OH * OW * WB;
+                float *mt = m + t * kn + (kb * WB - k0);
+                if (tile == 4) grad_tile(4, dyb, OH, OW, at.row, at.col, mt, ms);
+                else if (tile == 5) grad_tile(5, dyb, OH, OW, at.row, at.col, mt, ms);
+                else grad_tile(2, dyb, OH, OW, at.row, at.col, mt, ms);
+            }
+            /* dU[p], as C x kn, += V[p]^T M[p]: dw_from_domain then reads
+             * each input channel's block of output channels as one vector
+             * (stored K x C, it gathered them a row apart and took a fifth
+             * of conv_bench's wide layers). */
+            const mx_status st = point_gemms(P, 'T', C, kn, tc, v, vs, C, m, ms, kn, first ? 1.0f : 0.0f, du,
+                                             dw_plain_stride(C, kn), kn);
+            if (st != MX_OK) return st;
+        }
+        dw_from_domain(d, du, 1, 0, 1, k0, kn, dw);
+    }
     return MX_OK;
 }
 
 #else /* no AVX-512 nor AVX2: callers use oneDNN's direct convolution */
 
-mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *bias,
-                               const float *addend, int relu, float *y, float *scratch)
+mx_status mx_wino_gemm_forward(const mx_conv2d_desc *d, size_t n, const float *x, const float *u, const float *w,
+                               int transposed, const float *bias, const float *addend, int relu, float *y,
+                               float *scratch)
 {
-    (void)d, (void)n, (void)x, (void)u, (void)bias, (void)addend, (void)relu, (void)y, (void)scratch;
+    (void)d, (void)n, (void)x, (void)u, (void)w, (void)transposed, (void)bias, (void)addend, (void)relu, (void)y,
+        (void)scratch;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 

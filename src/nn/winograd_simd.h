@@ -131,17 +131,18 @@ static inline size_t dw_index(size_t C, size_t K, size_t point, size_t k, size_t
  * apart at 512 channels) would all fall in one L1 and L2 set. */
 static inline size_t dw_plain_stride(size_t C, size_t K) { return wino_point_stride(C, K); }
 
-/* dw [K][C][3][3] = G^T dU G for every filter, dU being the sum of
- * `nparts` parts (points x K x C floats each, `part` floats apart, added in
- * order), laid out as dw_index says, or with `plain` as [point][c][k],
- * dw_plain_stride floats a point. */
+/* dw [K][C][3][3] = G^T dU G for the filters of output channels [k0, k0 +
+ * kn), dU being the sum of `nparts` parts (points x K x C floats each,
+ * `part` floats apart, added in order), laid out as dw_index says (k0 0, kn
+ * K), or with `plain` as [point][c][k - k0], dw_plain_stride(C, kn) floats a
+ * point. */
 static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, int nparts, size_t part, int plain,
-                                  float *dw)
+                                  size_t k0, size_t kn, float *dw)
 {
     const size_t C = d->in_channels, K = d->out_channels;
     const int a = mx_wino_tile(d) + 2;
     const float(*G)[3] = wino_g(a);
-    const size_t KB = K / WB, ps = dw_plain_stride(C, K);
+    const size_t KB = kn / WB, ps = dw_plain_stride(C, kn);
     const long work = (long)(C * KB);
 #pragma omp parallel for schedule(static) if (work >= 64)
     for (long job = 0; job < work; job++) {
@@ -153,7 +154,7 @@ static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, i
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++) {
                 const size_t point = (size_t)(i * a + j);
-                const float *at = parts + (plain ? point * ps + c * K + kb * WB : dw_index(C, K, point, kb * WB, c));
+                const float *at = parts + (plain ? point * ps + c * kn + kb * WB : dw_index(C, K, point, k0 + kb * WB, c));
 #pragma omp simd
                 for (int l = 0; l < WB; l++) du[i][j][l] = at[l];
                 for (int p = 1; p < nparts; p++)
@@ -175,7 +176,7 @@ static inline void dw_from_domain(const mx_conv2d_desc *d, const float *parts, i
                 for (int l = 0; l < WB; l++) {
                     float s = 0;
                     for (int j = 0; j < a; j++) s += t[r][j][l] * G[j][q];
-                    dw[((kb * WB + (size_t)l) * C + c) * 9 + (size_t)(r * 3 + q)] = s;
+                    dw[((k0 + kb * WB + (size_t)l) * C + c) * 9 + (size_t)(r * 3 + q)] = s;
                 }
     }
 }

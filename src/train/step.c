@@ -96,9 +96,7 @@ double mx_stepper_step_batch(mx_stepper *s, const float *x, const int32_t *label
     double loss = mx_softmax_xent(logits, s->y_mix, n, s->classes, s->dlogits);
     s->last_accuracy = batch_accuracy(logits, s->y_mix, n, s->classes);
     if (!isfinite(loss)) return loss;
-    mx_model_backward(s->model, s->dlogits, n);
-    mx_sgd_step(&s->sgd, lr, mx_model_params(s->model), mx_model_grads(s->model), s->velocity,
-                mx_model_param_count(s->model));
+    mx_model_backward_sgd(s->model, s->dlogits, n, &s->sgd, lr, s->velocity);
     return loss;
 }
 
@@ -180,6 +178,12 @@ mx_status mx_stepper_step_share(mx_stepper *s, const mx_step_share *sh, int fail
     if (!isfinite(out->loss)) return MX_OK;
     float *grads = mx_model_grads(s->model);
     const size_t count = mx_model_param_count(s->model);
+    if (mx_dist_size() == 1 && n) {
+        /* Nothing to sum over processes: each layer stepped as its
+         * gradients come, none of them kept (the same bits). */
+        mx_model_backward_sgd(s->model, s->dlogits, n, &s->sgd, lr, s->velocity);
+        return MX_OK;
+    }
     if (n) {
         mx_model_backward(s->model, s->dlogits, n);
     } else {
