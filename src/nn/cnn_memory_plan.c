@@ -253,7 +253,7 @@ static void layout_free(layout *L)
  *   the next one, the residual add that may read it (cnn_run_backward's
  *   `extra`);
  * - max pooling's arg-max and dropout's mask: from their node's forward
- *   to its backward, and at that node in a prediction;
+ *   to its backward, and in a prediction from its first writer to it;
  * - the backend's prediction region (cnn_graph.pred_region_bytes): every
  *   prediction's forward, never a training step: it may lie in gradients.
  * With g->no_packing every one is alive at all times. */
@@ -296,7 +296,7 @@ static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, c
             const size_t elem = nd->op == CNN_MAXPOOL ? sizeof(uint32_t) : 1;
             uint64_t *busy = add_item(L, nd->op == CNN_MAXPOOL ? ITEM_ARGMAX : ITEM_MASK, k, B * out->size * elem);
             mark(busy, k, bw(L, k));
-            mark(busy, pr(L, k), pr(L, k));
+            mark(busy, pr(L, from), pr(L, k));
         }
         if (g->predict_only) continue;
         if (out->slot >= 0) mark(add_item(L, ITEM_GRAD, (size_t)t, B * out->size * sizeof(float)), bw(L, last_read(g, t, k)), bw(L, k));
