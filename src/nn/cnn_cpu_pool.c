@@ -134,7 +134,7 @@ static inline __attribute__((always_inline)) void maxpool3s2_plane(const mx_pool
                 }
             }
 #else
-            (void)row_inside;
+            (void)row_inside, (void)W;
 #endif
             maxpool_window(d, three, B, rs, x, oh, ow, yo, lane_stride, NULL, 0);
         }

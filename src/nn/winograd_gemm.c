@@ -222,7 +222,7 @@ mx_status mx_wino_gemm_backward_weights(const mx_conv2d_desc *d, size_t n, const
                                         float *db, float *scratch)
 {
     (void)d, (void)n, (void)x, (void)dy, (void)dw, (void)db, (void)scratch, (void)dw_from_domain,
-        (void)bias_gradient;
+        (void)bias_gradient, (void)even_chunk_tiles;
     return mx_error_set(MX_ERR_UNSUPPORTED, "this build has no Winograd kernels");
 }
 
