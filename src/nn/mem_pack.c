@@ -1,10 +1,11 @@
 /* Greedy packing by size (see mem_pack.h). Placing the largest buffers first
- * leaves the small ones to fill the gaps between them; the best-fitting gap
- * keeps the large gaps for the large buffers still to come. Among buffers of
- * one size the order matters (preact18 at batch 128: 328 MiB in the
- * caller's order, 296 with the longest-lived first, 284 with the earliest
- * first, against a lower bound of 280, the most bytes alive at one time),
- * so a few orders are tried and the smallest region kept. The plans have at most a few hundred buffers: the quadratic
+ * leaves the small ones to fill the gaps between them, each in the lowest
+ * gap that takes it. Among buffers of one size the order matters (preact18
+ * at batch 128: 296 MiB in the caller's order, 280 with the longest-lived
+ * first, the lower bound: the most bytes alive at one time; the
+ * best-fitting gap instead of the lowest gave 284-328 and never less on
+ * the models tried), so a few orders are tried and the smallest region
+ * kept. The plans have at most a few hundred buffers: the quadratic
  * search costs about a millisecond. */
 #include <stdlib.h>
 #include <string.h>
@@ -67,13 +68,11 @@ static size_t pack_in_order(const mx_pack_item *items, const by_size *order, siz
             if (mx_pack_conflict(&items[i], &items[o], words)) taken[m++] = (range){at[o], at[o] + order[j].bytes};
         }
         qsort(taken, m, sizeof *taken, by_start);
-        size_t best = SIZE_MAX, best_gap = SIZE_MAX, end = 0;
-        for (size_t r = 0; r < m; r++) {
-            const size_t gap = taken[r].start > end ? taken[r].start - end : 0;
-            if (gap >= need && gap < best_gap) best = end, best_gap = gap;
+        /* end: where the ranges met so far stop; the first gap after it that takes the item wins. */
+        size_t end = 0;
+        for (size_t r = 0; r < m && !(taken[r].start > end && taken[r].start - end >= need); r++)
             if (taken[r].end > end) end = taken[r].end;
-        }
-        at[i] = best == SIZE_MAX ? end : best;
+        at[i] = end;
         size_t top;
         if (!mx_size_add(at[i], need, &top)) return SIZE_MAX;
         if (top > total) total = top;

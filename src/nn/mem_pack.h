@@ -18,7 +18,7 @@ typedef struct {
 int mx_pack_conflict(const mx_pack_item *a, const mx_pack_item *b, size_t words);
 
 /* Places every item (its offset) and returns the region's size: the
- * largest items first, each in the smallest gap between the items it
+ * largest items first, each in the lowest gap between the items it
  * conflicts with that takes it, else after them all. SIZE_MAX when the
  * sizes overflow or there is no memory to plan with. */
 size_t mx_pack(mx_pack_item *items, size_t count, size_t words);
