@@ -365,9 +365,7 @@ void cnn_backward_sgd(mx_model *m, const float *dlogits, size_t n, const mx_sgd_
                       float *velocity)
 {
     cnn_graph *g = m->impl;
-    if (g->layer_grads_floats && !g->layer_grads && !(g->layer_grads = malloc(g->layer_grads_floats * sizeof(float))))
-        must(g, mx_error_set(MX_ERR_NOMEM, "out of memory for a layer's gradients"));
-    if (!g->layer_grads_floats) {
+    if (!g->layer_grads) {
         must(g, cnn_run_backward(m, dlogits, n, NULL, NULL));
         mx_sgd_step(cfg, lr, m->params, m->grads, velocity, m->param_count);
         return;

@@ -196,7 +196,11 @@ mx_status cnn_plan(cnn_graph *g)
         return mx_error_set(MX_ERR_ARG, "network: the last layer must give the %zu logits", g->model->spec.num_classes);
     mx_status st = mx_model_alloc_params(g->model);
     if (st == MX_OK) st = cnn_assign_slots(g);
-    g->layer_grads_floats = cnn_layer_grads_floats(g->model, g);
+    /* Untouched until a backward steps the layers itself
+     * (mx_model_backward_sgd): no resident memory till then. */
+    g->layer_grads_floats = st == MX_OK ? cnn_layer_grads_floats(g->model, g) : 0;
+    if (g->layer_grads_floats && !(g->layer_grads = malloc(g->layer_grads_floats * sizeof(float))))
+        st = mx_error_set(MX_ERR_NOMEM, "out of memory for a layer's gradients");
     return st;
 }
 

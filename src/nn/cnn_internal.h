@@ -117,7 +117,7 @@ typedef struct cnn_graph {
     size_t prof_calls[2];        /* forwards, backwards */
     /* mx_model_backward_sgd: each node's parameter gradients go to layer_grads (node_grads_at: the
      * parameter offset of its first float; NULL: to the model's gradient array), then its step. */
-    float *layer_grads;          /* malloc, at first use: layer_grads_floats */
+    float *layer_grads;          /* layer_grads_floats, malloc'd by cnn_plan (NULL when 0) */
     size_t layer_grads_floats;   /* the largest node's parameters; 0: some node's are not one range
                                     (cnn_plan), and the step goes over the whole array after the backward */
     const float *node_grads;     /* layer_grads while a node's backward writes there, else NULL */

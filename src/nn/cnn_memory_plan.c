@@ -299,11 +299,17 @@ static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, c
             mark(busy, pr(L, from), pr(L, k));
         }
         if (g->predict_only) continue;
-        if (out->slot >= 0) mark(add_item(L, ITEM_GRAD, (size_t)t, B * out->size * sizeof(float)), bw(L, last_read(g, t, k)), bw(L, k));
-        if (nd->scratch_slot >= 0)
-            mark(add_item(L, ITEM_SCRATCH, k, B * g->tensors[nd->in].size * sizeof(float)), bw(L, k), bw(L, k ? k - 1 : k));
+        if (out->slot >= 0) {
+            uint64_t *busy = add_item(L, ITEM_GRAD, (size_t)t, B * out->size * sizeof(float));
+            mark(busy, bw(L, last_read(g, t, k)), bw(L, k));
+        }
+        if (nd->scratch_slot >= 0) {
+            uint64_t *busy = add_item(L, ITEM_SCRATCH, k, B * g->tensors[nd->in].size * sizeof(float));
+            mark(busy, bw(L, k), bw(L, k ? k - 1 : k));
+        }
     }
-    if (!g->predict_only && g->pred_region_bytes) mark(add_item(L, ITEM_PRED, 0, g->pred_region_bytes), pr(L, 0), pr(L, N - 1));
+    if (!g->predict_only && g->pred_region_bytes)
+        mark(add_item(L, ITEM_PRED, 0, g->pred_region_bytes), pr(L, 0), pr(L, N - 1));
     for (size_t i = 0; g->no_packing && i < L->count; i++) mark(L->bits + i * L->words, 0, 3 * N - 1);
     free(shared_busy);
     return MX_OK;
