@@ -21,7 +21,8 @@
  * quarter of the output channels at a time keeps 9 MiB of them (preact18
  * at batch 128: 52 MiB of kernel scratch down to about 25), and the GEMMs
  * are still hundreds wide: 512@4 at batch 128 ran faster by blocks
- * (conv_bench wide, forward + backward: 72-74 -> 61-66 ms).
+ * (conv_bench wide, forward + backward: 70-75 -> 66 ms; 512@7 at batch 32
+ * 73 -> 65-67).
  * The GEMMs are large enough (hundreds by hundreds by hundreds) to run near
  * the machine's SGEMM peak (dnnl_sgemm measured 140-170 GFLOP/s of 169 on
  * 2 AVX2 cores for 113-512 tiles x 512 x 512), and F(4x4, 3x3) needs a
