@@ -13,11 +13,30 @@
 
 /* How many ReLU outputs of the last forwards are zero in one model and not in
  * the other: a the reference backend's, b the cpu backend's (which may keep a
- * tensor blocked, and recomputes some batch-norm outputs). */
+ * tensor blocked, and recomputes some batch-norm outputs and the first
+ * convolution's). */
 static inline size_t relu_flips(mx_model *a, mx_model *b, size_t n)
 {
     const cnn_graph *ga = ((const struct mx_model *)a)->impl, *gb = ((const struct mx_model *)b)->impl;
     size_t flips = 0;
+    /* The first convolution's output, which the cpu backend recomputes in
+     * the backward (cnn_memory_plan.c plan_conv_recompute): made again here
+     * from the input, as the backward does, for the batch norms reading it. */
+    int conv_out = -1;
+    float *conv_again = NULL;
+    for (size_t k = 0; k < gb->num_nodes && conv_out < 0; k++) {
+        const int c = gb->nodes[k].recompute_conv;
+        if (c < 0) continue;
+        cnn_pass p = gb->fwd_pass;
+        int relu_done;
+        conv_out = gb->nodes[c].out;
+        conv_again = malloc(n * gb->tensors[conv_out].size * sizeof *conv_again);
+        if (!conv_again || p.be->conv_forward(&p, (size_t)c, cnn_tensor_data(gb, gb->nodes[c].in), conv_again,
+                                              &relu_done) != MX_OK) {
+            free(conv_again);
+            return 1;
+        }
+    }
     for (size_t k = 0; k < ga->num_nodes; k++) {
         const cnn_node *nd = &ga->nodes[k];
         if (!nd->relu) continue;
@@ -30,8 +49,12 @@ static inline size_t relu_flips(mx_model *a, mx_model *b, size_t n)
         float *again = NULL;
         if (tb->shared >= 0 && nd->op == CNN_BN) {
             again = malloc(n * tb->size * sizeof *again);
-            if (!again) return 1;
-            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, gb->tensors[nd->in].data, cnn_cpu_node_of(gb, k)->affine, 1, again);
+            if (!again) {
+                free(conv_again);
+                return 1;
+            }
+            const float *in = nd->in == conv_out ? conv_again : gb->tensors[nd->in].data;
+            cnn_cpu_bn_apply(n, tb->c, hw, tb->blocked, in, cnn_cpu_node_of(gb, k)->affine, 1, again);
             data_b = again;
         }
         for (size_t s = 0; s < n; s++)
@@ -43,6 +66,7 @@ static inline size_t relu_flips(mx_model *a, mx_model *b, size_t n)
                 }
         free(again);
     }
+    free(conv_again);
     return flips;
 }
 

@@ -4,7 +4,8 @@
  * tensors no backward reads in shared buffers, those buffers in memory
  * gradients take in the backward, the prediction weights in memory idle
  * during predictions, residual adds in place, float32 batch-norm outputs
- * recomputed into the input gradient's buffer, bfloat16 convolution inputs
+ * recomputed into the input gradient's buffer, the first convolution's
+ * output recomputed, bfloat16 convolution inputs
  * written again for the backward, mixreg's own kernels' buffers in oneDNN's
  * scratch. Each gives the bits of the model without
  * it, in less memory. Also the prediction's resnet50 stem and pooling in
@@ -381,6 +382,60 @@ static void test_recompute_in_dx(void)
     set_block(0);
 }
 
+/* The number of nodes before whose backward a convolution's output is recomputed. */
+static size_t convs_recomputed(const cnn_graph *g)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < g->num_nodes; k++) count += g->nodes[k].recompute_conv >= 0;
+    return count;
+}
+
+/* The first convolution's output recomputed in the backward, not kept
+ * (cnn_memory_plan.c plan_conv_recompute): training steps with predictions
+ * between them, and a backward after an eval forward with the input's
+ * gradient (the Jacobian's), give the bits of the same model keeping that
+ * output, in an arena no larger (preact18's strictly smaller: its stem's
+ * output is alive when the backward starts). In each layout. */
+static void test_conv_recomputed(void)
+{
+    static const char *const archs[] = {"resnet20", "preact18", "wrn-10-1"};
+    static const size_t layouts[3] = {8, 16, 16 | CNN_NHWC};
+    for (size_t run = 0; run < 9; run++) {
+        const size_t k = run % 3, B = 6, d = 3 * 16 * 16, C = 3;
+        set_block(layouts[run / 3]);
+        mx_model *a, *b;
+        if (!make_twins(archs[k], MX_PRECISION_FP32, B, &a, &b)) continue;
+        cnn_graph *ga = ((struct mx_model *)a)->impl, *gb = ((struct mx_model *)b)->impl;
+        gb->no_recompute_conv = 1;
+        CHECK_OK(mx_model_plan(b, B, MX_MODEL_TRAIN));
+        CHECK(convs_recomputed(ga) == 1 && convs_recomputed(gb) == 0);
+        CHECK(ga->tensors[ga->nodes[0].out].shared >= 0 && gb->tensors[gb->nodes[0].out].shared < 0);
+        CHECK(k == 1 ? ga->arena.capacity < gb->arena.capacity : ga->arena.capacity <= gb->arena.capacity);
+        int same = train_twins(a, b, 63, B);
+        mx_rng rng;
+        mx_rng_init(&rng, 64, 0);
+        float *x = malloc(B * d * sizeof *x), *dl = malloc(B * C * sizeof *dl), *dx[2];
+        random_fill(&rng, x, B * d);
+        random_fill(&rng, dl, B * C);
+        mx_model *m[2] = {a, b};
+        for (int i = 0; i < 2; i++) {
+            dx[i] = malloc(B * d * sizeof *dx[i]);
+            mx_model_set_training(m[i], 0);
+            CHECK(mx_model_forward(m[i], x, B) != NULL);
+            mx_model_backward_input(m[i], dl, B, dx[i]);
+            mx_model_set_training(m[i], 1);
+        }
+        same = same && same_state(a, b) && memcmp(dx[0], dx[1], B * d * sizeof(float)) == 0;
+        CHECK(same);
+        printf("  %s, %s: the first convolution's output recomputed, arena %.2f MiB instead of %.2f; steps and "
+               "an eval-mode backward to the input give %s\n", archs[k], layout_name(g_block),
+               ga->arena.capacity / 1048576.0, gb->arena.capacity / 1048576.0, same ? "the same bits" : "other bits");
+        free(x), free(dl), free(dx[0]), free(dx[1]);
+        mx_model_free(a), mx_model_free(b);
+    }
+    set_block(0);
+}
+
 /* bfloat16 convolution inputs not kept across the step (cnn_cpu_flow.c): a
  * convolution right after a batch norm's ReLU reads that output from its
  * plan's room, written there again from the batch norm's input before its
@@ -637,6 +692,7 @@ int main(void)
     test_bf16_inputs_restaged();
     test_adds_in_place();
     test_recompute_in_dx();
+    test_conv_recomputed();
     test_kernel_scratch_moves();
     CHECK_DONE();
 }

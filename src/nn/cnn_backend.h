@@ -103,6 +103,11 @@ typedef struct cnn_backend {
      * own). The recomputed output then needs no buffer of its own in the
      * backward (NULL: never). */
     int (*recompute_in_dx)(const struct cnn_graph *g, size_t b, size_t c);
+    /* Whether convolution node k, which reads the network's input (kept for
+     * the backward anyway: the first layer's weights' gradient reads it),
+     * may run its forward again in the backward and give the same bits, so
+     * that its output need not be kept across the step (NULL: never). */
+    int (*recomputes_conv_output)(const struct cnn_graph *g, size_t k);
 
     /* Fills pass->be and pass->set for a batch of pass->n (inference: for
      * the predict hook's fused nodes). NULL: the pass runs on this table

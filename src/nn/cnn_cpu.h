@@ -221,6 +221,8 @@ size_t cnn_cpu_bn_layout(const cnn_pass *p, size_t k);
 /* cnn_backend.recompute_in_dx; whether batch norm node b's output is
  * recomputed so (its backward then takes its ReLU's mask from its input). */
 int cnn_cpu_recompute_in_dx(const cnn_graph *g, size_t b, size_t c);
+/* cnn_backend.recomputes_conv_output (cnn_cpu_flow.c). */
+int cnn_cpu_recomputes_conv_output(const cnn_graph *g, size_t k);
 int cnn_cpu_bn_recomputed_in_dx(const cnn_graph *g, size_t b);
 int cnn_cpu_bn_add_fused(const cnn_graph *g, size_t k);
 /* cnn_backend.conv_keeps_input and keeps_relu_mask; whether residual add

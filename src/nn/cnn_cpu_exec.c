@@ -487,6 +487,7 @@ const cnn_backend cnn_backend_cpu = {
     .conv_keeps_input = cnn_cpu_conv_keeps_input,
     .keeps_relu_mask = cnn_cpu_keeps_relu_mask,
     .recompute_in_dx = cnn_cpu_recompute_in_dx,
+    .recomputes_conv_output = cnn_cpu_recomputes_conv_output,
     .begin = begin,
     .predict = cnn_cpu_predict,
     .conv_forward = conv_forward,

@@ -240,16 +240,31 @@ int cnn_cpu_bn_recomputed_in_dx(const cnn_graph *g, size_t b)
 }
 
 /* Whether tensor t is gone by the backward: the memory plan shared its
- * buffer, and no batch norm's output is recomputed there (cnn_memory_plan.c
- * plan_recompute). */
+ * buffer, and no batch norm's or convolution's output is recomputed there
+ * (cnn_memory_plan.c plan_recompute, plan_conv_recompute). */
 int cnn_cpu_tensor_gone(const cnn_graph *g, int t)
 {
     if (t <= 0 || g->tensors[t].shared < 0) return 0;
     for (size_t j = 0; j < g->num_nodes; j++) {
-        const int b = g->nodes[j].recompute_bn;
+        const int b = g->nodes[j].recompute_bn, c = g->nodes[j].recompute_conv;
         if (b >= 0 && g->nodes[b].out == t && !g->nodes[j].recompute_in_dx) return 0;
+        if (c >= 0 && g->nodes[c].out == t) return 0;
     }
     return 1;
+}
+
+/* cnn_backend.recomputes_conv_output: a float32 model's convolution of at
+ * most 3 x 7 x 7 weights an output value (a first layer: resnet50's stem is
+ * the largest, 1% of its step). Its forward goes on the same kernel with the
+ * same threads and operands, so it writes the same bits. Not in bfloat16
+ * models: their convolutions hand bfloat16 copies on (above), a data flow
+ * the tests have not run a second forward through (their kernels need
+ * AVX-512). */
+int cnn_cpu_recomputes_conv_output(const cnn_graph *g, size_t k)
+{
+    const cnn_node *nd = &g->nodes[k];
+    return g->model->spec.precision != MX_PRECISION_BF16 && nd->op == CNN_CONV &&
+           nd->conv.in_channels * nd->conv.kernel_h * nd->conv.kernel_w <= 3 * 7 * 7;
 }
 
 /* Whether convolution node k's input is gone by its backward, the memory

@@ -257,6 +257,16 @@ mx_status cnn_run_backward(mx_model *m, const float *dlogits, size_t n, float *d
     mx_status st = MX_OK;
     for (size_t k = g->num_nodes; k-- > 0;) {
         const cnn_node *nd = &g->nodes[k];
+        /* The first convolution's output, not kept (cnn_node.recompute_conv):
+         * its weights are the forward's still, stepped at its own backward. */
+        if (nd->recompute_conv >= 0) {
+            const cnn_node *cv = &g->nodes[nd->recompute_conv];
+            int relu_done;
+            st = be->conv_forward(&p, (size_t)nd->recompute_conv, cnn_tensor_data(g, cv->in),
+                                  g->tensors[cv->out].data, &relu_done);
+            if (st != MX_OK) return st;
+            cnn_charge(g, CNN_CONV, 1, &t);
+        }
         /* A batch norm's output recomputed where this node's input gradient
          * goes (cnn_node.recompute_in_dx) is its input there. */
         float *recomputed = NULL;

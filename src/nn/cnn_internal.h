@@ -51,6 +51,9 @@ typedef struct {
                                         can: cnn_backend.recomputes_bn_output) */
     int recompute_in_dx;             /* ... into the buffer this node's backward then writes its input gradient
                                         to (cnn_backend.recompute_in_dx), not into that output's own */
+    int recompute_conv;              /* before this node's backward (and its recompute_bn), recompute the output of
+                                        convolution node recompute_conv from the network's input (-1 none;
+                                        cnn_memory_plan.c plan_conv_recompute, cnn_backend.recomputes_conv_output) */
     uint32_t *argmax;                /* max pool */
     float p;                         /* dropout probability */
     uint8_t *mask;                   /* dropout, training mode */
@@ -97,6 +100,7 @@ typedef struct cnn_graph {
     int keep_conv_inputs;        /* bf16 on the cpu backend: every convolution keeps a copy of its input of its
                                     own, none written again for the backward (tests compare the two) */
     int no_recompute_in_dx;      /* every recomputed batch-norm output into its own buffer (tests compare the two) */
+    int no_recompute_conv;       /* the first convolution's output kept for the backward (tests compare the two) */
 
     size_t largest;              /* largest per-sample tensor size */
     const float *input;          /* the last forward's input */

@@ -137,6 +137,41 @@ static int plan_recompute(cnn_graph *g, size_t b)
     return 1;
 }
 
+/* Whether convolution node k's output is recomputed for the backward
+ * (cnn_node.recompute_conv): the backend can (recomputes_conv_output), the
+ * convolution reads the network's input and has no ReLU (whose backward
+ * would read the output), and its output is not the logits. Only the first
+ * such convolution: a node takes at most one (plan_conv_recompute). */
+static int recomputes_conv(const cnn_graph *g, size_t k)
+{
+    const cnn_node *nd = &g->nodes[k];
+    if (g->no_recompute_conv || !g->be->recomputes_conv_output || nd->op != CNN_CONV || nd->in != 0 || nd->relu ||
+        k + 1 == g->num_nodes || !g->be->recomputes_conv_output(g, k))
+        return 0;
+    for (size_t j = 0; j < k; j++)
+        if (g->nodes[j].in == 0 || g->nodes[j].in2 == 0) return 0;
+    return 1;
+}
+
+/* The backward recomputes convolution c's output (recomputes_conv) before
+ * the first event of the backward that needs it: the backward of a layer
+ * reading its values, or the recomputation of a batch norm's output from it
+ * (plan_recompute). The stem's output is the largest tensor a ResNet keeps
+ * (preact18 at batch 128: 32 MiB of the 268 alive when the backward
+ * starts), and from 3 input channels it costs a few hundredths of a
+ * percent of the step to make again: the first layer of preact18 is 0.45
+ * GFLOP of a 210 GFLOP step. */
+static void plan_conv_recompute(cnn_graph *g, size_t c)
+{
+    const int t = g->nodes[c].out;
+    size_t first = c;
+    for (size_t j = c + 1; j < g->num_nodes; j++) {
+        const int b = g->nodes[j].recompute_bn;
+        if (reads_value(&g->nodes[j], t) || (b >= 0 && g->nodes[b].in == t)) first = j;
+    }
+    g->nodes[first].recompute_conv = (int)c;
+}
+
 /* Tensors no backward reads, and batch-norm outputs the backward recomputes
  * (plan_recompute), need their values only while the forward walks from
  * their producer to their last reader (and, recomputed, within that stretch
@@ -156,13 +191,18 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
 {
     const size_t T = g->num_tensors, N = g->num_nodes;
     size_t count = 0;
-    for (size_t k = 0; k < N; k++) g->nodes[k].recompute_bn = -1, g->nodes[k].recompute_in_dx = 0;
+    size_t conv = CNN_NONE; /* the convolution whose output the backward recomputes */
+    for (size_t k = 0; k < N; k++)
+        g->nodes[k].recompute_bn = g->nodes[k].recompute_conv = -1, g->nodes[k].recompute_in_dx = 0;
     long *busy_until = calloc(T, sizeof *busy_until);  /* per buffer: the last node its tensor is read at */
     if (!busy_until) return 0;                          /* no sharing: every tensor keeps its own buffer */
     for (size_t k = 0; k < N; k++) {
         const int t = g->nodes[k].out;
         g->tensors[t].shared = -1;
-        if (backward_reads(g, t) && !plan_recompute(g, k)) continue;
+        if (backward_reads(g, t) && !plan_recompute(g, k)) {
+            if (!recomputes_conv(g, k)) continue;
+            conv = k;
+        }
         long last = (long)k;
         for (size_t j = k + 1; j < N; j++)
             if (g->nodes[j].in == t || g->nodes[j].in2 == t) last = (long)j;
@@ -182,6 +222,7 @@ static size_t plan_shared(cnn_graph *g, size_t *size)
         if (g->tensors[t].size > size[b]) size[b] = g->tensors[t].size;
         g->tensors[t].shared = (int)b;
     }
+    if (conv != CNN_NONE) plan_conv_recompute(g, conv);
     free(busy_until);
     return count;
 }
@@ -245,9 +286,11 @@ static void layout_free(layout *L)
  *   and in a prediction from its first writer to its last reader, or
  *   through it all where the backend keeps data there across calls
  *   (cnn_backend.pred_keeps_output);
- * - a shared buffer: its tensors' forwards, in training and prediction,
- *   and the backward stretches where a batch norm's output is recomputed
- *   into it (plan_recompute); always with g->shared_own_memory;
+ * - a shared buffer: its tensors' forwards, in training and prediction
+ *   (through every prediction where the backend keeps data there), and the
+ *   backward stretches where a batch norm's or the first convolution's
+ *   output is recomputed into it (plan_recompute, plan_conv_recompute);
+ *   always with g->shared_own_memory;
  * - a gradient: from its last reader's backward to its producer's;
  * - a node's scratch gradient (cnn_node.grad_scratch): its backward and
  *   the next one, the residual add that may read it (cnn_run_backward's
@@ -282,7 +325,10 @@ static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, c
         if (out->shared >= 0) {
             const size_t last = last_read(g, t, k);
             mark(shared_busy[out->shared], from, last);
-            mark(shared_busy[out->shared], pr(L, from), pr(L, last));
+            if (g->be->pred_keeps_output && g->be->pred_keeps_output(g, k))
+                mark(shared_busy[out->shared], pr(L, 0), pr(L, N - 1));
+            else
+                mark(shared_busy[out->shared], pr(L, from), pr(L, last));
         } else {
             uint64_t *busy = add_item(L, ITEM_KEPT, (size_t)t, B * out->size * cnn_tensor_elem_bytes(g, t));
             mark(busy, from, k + 1 == N ? 2 * N - 1 : bw(L, k));
@@ -292,6 +338,9 @@ static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, c
         const int r = nd->recompute_bn;
         if (r >= 0 && !nd->recompute_in_dx && g->tensors[g->nodes[r].out].shared >= 0)
             mark(shared_busy[g->tensors[g->nodes[r].out].shared], bw(L, k), bw(L, (size_t)r));
+        if (nd->recompute_conv >= 0) /* from this node's backward to the convolution's own */
+            mark(shared_busy[g->tensors[g->nodes[nd->recompute_conv].out].shared], bw(L, k),
+                 bw(L, (size_t)nd->recompute_conv));
         if (nd->op == CNN_MAXPOOL || nd->op == CNN_DROPOUT) {
             const size_t elem = nd->op == CNN_MAXPOOL ? sizeof(uint32_t) : 1;
             uint64_t *busy = add_item(L, nd->op == CNN_MAXPOOL ? ITEM_ARGMAX : ITEM_MASK, k, B * out->size * elem);
