@@ -34,12 +34,14 @@ IMAGENET = "synthetic:3x224x224"
 # classes (synthetic data), bf16, steps, warm-up steps, eval batches (default 8),
 # rounds (None: ROUNDS). Steps are sized so that every row together takes about
 # half an hour on a quiet 2-core machine, most of it torch.compile compiling.
-# The small models evaluate 64 batches: at 8, mixreg's evaluation of the MLP
-# took 8 ms, and one slow batch moved its median by 10%.
+# The small models evaluate 512 batches, going round 64 distinct ones (both
+# sides): at 8, mixreg's evaluation of the MLP took 8 ms, and one slow batch
+# moved its median by 10%; at 64 (60 ms), one 15 ms stall of the virtual
+# machine (its steal time) took a round from 133K to 99K img/s.
 ROWS = {
-    "mlp": dict(model="mlp", data="fashion-mnist", batch=128, bf16=False, steps=200, warmup=20, eval_batches=64),
+    "mlp": dict(model="mlp", data="fashion-mnist", batch=128, bf16=False, steps=200, warmup=20, eval_batches=512),
     "lenet5": dict(model="lenet5", data="fashion-mnist", batch=128, bf16=False, steps=100, warmup=10,
-                   eval_batches=64),
+                   eval_batches=512),
     "resnet20": dict(model="resnet20", data=CIFAR, batch=128, bf16=False, steps=30, warmup=5),
     "resnet20-bf16": dict(model="resnet20", data=CIFAR, batch=128, bf16=True, steps=30, warmup=5),
     "preact18": dict(model="preact18", data=CIFAR, batch=128, bf16=False, steps=8, warmup=2),

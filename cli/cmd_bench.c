@@ -12,6 +12,10 @@
 #include "mixreg/source.h"
 #include "mixreg/step.h"
 #include "mixreg/theta.h"
+
+/* Distinct batches the evaluation goes round (the PyTorch peer's too,
+ * bench/torch_peer.py): a longer evaluation holds no more images. */
+#define BENCH_EVAL_DISTINCT 64
 #include "mixreg/train.h"
 #include "train/progress.h"
 
@@ -34,7 +38,7 @@ static const char bench_help[] =
     "  --batch B        (default 128)\n"
     "  --steps N        timed steps (default 60)\n"
     "  --warmup N       untimed steps first (default 10)\n"
-    "  --eval-batches N evaluation batches timed (default 8)\n"
+    "  --eval-batches N evaluation batches timed (default 8), going round at most 64 distinct ones\n"
     "  --alpha A        mixup alpha (default 1)\n"
     "  --sgemm          also time the machine's peak rates at the same thread count:\n"
     "                   OpenBLAS SGEMM (2048^3, \"sgemm_gflops\") and oneDNN's bfloat16\n"
@@ -117,7 +121,8 @@ static double time_training(mx_stepper *stepper, const mx_dataset *train, const 
 
 /* Evaluation images/s: the forward passes alone, each batch gathered (bytes
  * to normalised floats) into one buffer before its timed pass, so that the
- * process holds one batch of floats, not all of them. */
+ * process holds one batch of floats, not all of them; the batches go round
+ * the first BENCH_EVAL_DISTINCT. */
 static double time_eval(mx_model *model, const mx_dataset *train, const mx_normalizer *nz, size_t batch,
                         size_t batches)
 {
@@ -131,7 +136,8 @@ static double time_eval(mx_model *model, const mx_dataset *train, const mx_norma
         mx_model_hold_weights(model, 1); /* as an evaluation does (mx_evaluate) */
         double seconds = 0;
         for (size_t k = 0; k <= batches; k++) {  /* batch 0 warms up, untimed */
-            for (size_t i = 0; i < batch; i++) idx[i] = (uint32_t)((k ? k - 1 : 0) * batch + i) % (uint32_t)train->n;
+            const size_t round = k ? (k - 1) % BENCH_EVAL_DISTINCT : 0;
+            for (size_t i = 0; i < batch; i++) idx[i] = (uint32_t)((round * batch + i) % train->n);
             mx_dataset_gather(train, nz, idx, batch, x, labels);
             double start = mx_now_seconds();
             mx_model_predict(model, x, batch);
@@ -160,8 +166,10 @@ int cmd_bench(int argc, char **argv)
     mx_dataset train = {0};
     mx_status st;
     if (synthetic) {
-        /* As many images as the PyTorch peer draws its batches from. */
-        const size_t pool = o.batch * (o.eval_batches > 4 ? o.eval_batches : 4);
+        /* As many images as the PyTorch peer draws its batches from: the
+         * evaluation goes round at most BENCH_EVAL_DISTINCT of them. */
+        const size_t distinct = o.eval_batches < BENCH_EVAL_DISTINCT ? o.eval_batches : BENCH_EVAL_DISTINCT;
+        const size_t pool = o.batch * (distinct > 4 ? distinct : 4);
         st = bench_synthetic_dataset(sc, sh, sw, o.classes ? o.classes : 10, pool > 1024 ? pool : 1024, &train);
         if (st == MX_ERR_ARG) return cli_report_usage(st);
     } else {

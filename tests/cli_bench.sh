@@ -63,9 +63,9 @@ check '[ "$(count "^build/mixreg bench ")" = 4 ]'
 PEERS=torch2 "${RUN[@]}" --rows lenet5 --rounds 1 --steps 3 --dry-run > "$WORK/plan.txt" 2>&1 || fail "run.sh --rows failed"
 check '[ "$(count "torch_peer.py --model lenet5 --threads 2 --batch 128 --steps 3 ")" = 1 ]'
 check '[ "$(count "--compile")" = 0 ]'
-# Evaluation batches: 64 for the small rows, 8 for the others, or a row's own.
+# Evaluation batches: 512 for the small rows, 8 for the others, or a row's own.
 EVAL_BATCHES_resnet20=3 "${RUN[@]}" --rows mlp,resnet20 --rounds 1 --dry-run > "$WORK/plan.txt" 2>&1 || fail "run.sh failed"
-check '[ "$(count "^build/mixreg bench --model mlp .*--eval-batches 64 ")" = 1 ]'
+check '[ "$(count "^build/mixreg bench --model mlp .*--eval-batches 512 ")" = 1 ]'
 check '[ "$(count "^build/mixreg bench --model resnet20 .*--eval-batches 3 ")" = 1 ]'
 CHECKS=$((CHECKS + 1))
 if "${RUN[@]}" --rows resnet21 --dry-run > /dev/null 2>&1; then fail "run.sh took an unknown row"; fi
