@@ -174,7 +174,10 @@ mx_status mx_model_copy_state(mx_model *dst, const mx_model *src);
 void mx_model_init_params(mx_model *model, uint64_t seed);
 
 /* Logits (n x num_classes) in a buffer owned by the model, valid until the next
- * forward. Keeps what backward needs. n <= max_batch; a TRAIN model only. */
+ * forward. Keeps what backward needs. n <= max_batch; a TRAIN model only. The
+ * backward reads x again (the first layer's weights' gradient; on the cpu
+ * backend a CNN's first convolution's output is made again from it), so x
+ * must stay as it was until the backward of this forward. */
 const float *mx_model_forward(mx_model *model, const float *x, size_t n);
 
 /* Floating-point operations of one sample's forward: 2 per multiply-add of
