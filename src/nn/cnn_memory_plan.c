@@ -158,9 +158,9 @@ static int recomputes_conv(const cnn_graph *g, size_t k)
  * reading its values, or the recomputation of a batch norm's output from it
  * (plan_recompute). The stem's output is the largest tensor a ResNet keeps
  * (preact18 at batch 128: 32 MiB of the 268 alive when the backward
- * starts), and from 3 input channels it costs a few hundredths of a
- * percent of the step to make again: the first layer of preact18 is 0.45
- * GFLOP of a 210 GFLOP step. */
+ * starts), and from 3 input channels the cheapest to make again: preact18's
+ * stem is 0.45 GFLOP of a 426 GFLOP step, and took about 9 ms of its 1.33 s
+ * (0.7%; 32 MiB written out again). */
 static void plan_conv_recompute(cnn_graph *g, size_t c)
 {
     const int t = g->nodes[c].out;
@@ -287,8 +287,8 @@ static void layout_free(layout *L)
  *   through it all where the backend keeps data there across calls
  *   (cnn_backend.pred_keeps_output);
  * - a shared buffer: its tensors' forwards, in training and prediction
- *   (through every prediction where the backend keeps data there), and the
- *   backward stretches where a batch norm's or the first convolution's
+ *   (the backend keeps no data across calls in one), and the backward
+ *   stretches where a batch norm's or the first convolution's
  *   output is recomputed into it (plan_recompute, plan_conv_recompute);
  *   always with g->shared_own_memory;
  * - a gradient: from its last reader's backward to its producer's;
@@ -325,10 +325,7 @@ static mx_status build_layout(const cnn_graph *g, size_t B, size_t num_shared, c
         if (out->shared >= 0) {
             const size_t last = last_read(g, t, k);
             mark(shared_busy[out->shared], from, last);
-            if (g->be->pred_keeps_output && g->be->pred_keeps_output(g, k))
-                mark(shared_busy[out->shared], pr(L, 0), pr(L, N - 1));
-            else
-                mark(shared_busy[out->shared], pr(L, from), pr(L, last));
+            mark(shared_busy[out->shared], pr(L, from), pr(L, last));
         } else {
             uint64_t *busy = add_item(L, ITEM_KEPT, (size_t)t, B * out->size * cnn_tensor_elem_bytes(g, t));
             mark(busy, from, k + 1 == N ? 2 * N - 1 : bw(L, k));
