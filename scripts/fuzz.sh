@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/fuzz_*.c; clang, ASan + UBSan) and
-# runs each for a bounded time: SECONDS_PER_TARGET (default 30); TARGETS="a b"
-# runs only those. Each starts from seeds made of real files (tests/fuzz/seeds/,
-# the test fixtures, experiments/) with a dictionary of its format's tokens
-# (tests/fuzz/<target>.dict, plus json.dict for the JSON readers). A crash stops
-# the script with libFuzzer's report; the input is kept as build-fuzz/<target>-crash-*.
+# runs each for a bounded time, one target per core at a time:
+# SECONDS_PER_TARGET (default 30); TARGETS="a b" runs only those. Each starts
+# from seeds made of real files (tests/fuzz/seeds/, the test fixtures,
+# experiments/) with a dictionary of its format's tokens (tests/fuzz/<target>.dict,
+# plus json.dict for the JSON readers). A crash fails the script with libFuzzer's
+# report once the running targets end; the input is kept as build-fuzz/<target>-crash-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-30}
@@ -79,19 +80,30 @@ dictionary() { # target: the dictionary file to use, if any
     for p in "${parts[@]}"; do cat "tests/fuzz/$p.dict"; done > "$OUT/$1.dict"
     echo "-dict=$OUT/$1.dict"
 }
-for name in ${TARGETS:-${ALL[@]}}; do
-    corpus="$OUT/corpus-$name"
+fuzz_one() { # target: fuzzes it; on a crash prints libFuzzer's report and leaves $OUT/<target>.crashed
+    local name=$1 corpus="$OUT/corpus-$1"
     mkdir -p "$corpus"
     seed "$name" "$corpus"
     echo "fuzzing $name for ${SECONDS_PER_TARGET}s"
-    # Leak checking stays on: a leak on a malformed file is a defect too.
-    if ! "$OUT/$name" -max_total_time="$SECONDS_PER_TARGET" -timeout=25 -print_final_stats=1 \
+    # Leak checking stays on: a leak on a malformed file is a defect too. One
+    # thread each, as the targets run side by side.
+    if ! OMP_NUM_THREADS=1 "$OUT/$name" -max_total_time="$SECONDS_PER_TARGET" -timeout=25 -print_final_stats=1 \
         -artifact_prefix="$OUT/$name-" $(dictionary "$name") "$corpus" > "$OUT/$name.log" 2>&1; then
-        tail -n 60 "$OUT/$name.log" >&2
-        echo "fuzz.sh: $name found a crash (input: $OUT/$name-crash-* or similar)" >&2
-        exit 1
+        { tail -n 60 "$OUT/$name.log"; echo "fuzz.sh: $name found a crash (input: $OUT/$name-crash-* or similar)"; } >&2
+        touch "$OUT/$name.crashed"
+        return
     fi
-    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$OUT/$name.log" | tr '\n' ' '
-    echo
+    echo "$name: $(grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$OUT/$name.log" | tr '\n' ' ')"
+}
+# The targets run $JOBS at a time: each is one process on one core.
+rm -f "$OUT"/*.crashed
+for name in ${TARGETS:-${ALL[@]}}; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    fuzz_one "$name" &
 done
+wait
+if compgen -G "$OUT/*.crashed" > /dev/null; then
+    echo "fuzz.sh: a crash in $(basename -s .crashed "$OUT"/*.crashed | tr '\n' ' ')" >&2
+    exit 1
+fi
 echo "fuzzing finished without a crash"
