@@ -34,6 +34,26 @@ static inline double check_relative(const float *a, const float *b, size_t count
     return worst / (peak > 0 ? peak : 1);
 }
 
+/* Worst |got - want| / (|want| + floor * max|want|) over the entries: relative,
+ * with a floor for entries that cancel to nearly nothing; a non-finite entry
+ * in got is infinitely wrong. */
+static inline double check_rel_floor(const float *got, const float *want, size_t count, double floor)
+{
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < count; i++)
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    for (size_t i = 0; i < count; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!isfinite(got[i])) return INFINITY;
+        double r = d / (fabs(want[i]) + floor * scale + 1e-30);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+/* Keeps the worse of *slot and e (NaN counts as worse). */
+static inline void check_note_worst(double *slot, double e) { if (!(e <= *slot)) *slot = e; }
+
 /* Ends main(): a program that checked nothing is itself a failure. */
 #define CHECK_DONE() do { if (check_count_ == 0) { fprintf(stderr, "no checks ran\n"); return 1; } \
     printf("%d checks, %d failed\n", check_count_, check_failures_); \
