@@ -1,11 +1,13 @@
 /* Random inputs, Mixup-like soft targets, a norm-wise error, buffer sizes
- * and a few Mixup steps for the CNN tests (test_cnn.c, test_cnn_backends.c,
- * test_memory_plan.c, test_predict_bf16.c). */
+ * and a few Mixup steps for the CNN tests (test_cnn.c, test_cnn_gradcheck.c,
+ * test_cnn_backends.c, test_memory_plan.c, test_predict_bf16.c), and the
+ * models they make. */
 #ifndef MIXREG_TEST_CNN_TEST_DATA_H
 #define MIXREG_TEST_CNN_TEST_DATA_H
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,36 @@
 #include "mixreg/optim.h"
 #include "mixreg/rng.h"
 #include "mixreg/step.h"
+
+/* A model of arch for c x h x w inputs and `classes` classes, planned for
+ * `batch` on backend in precision (the mlp with two hidden layers of
+ * `hidden`); a failure is a failed check, with the reason on stderr. */
+static inline mx_model *make_model(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
+                                   mx_backend backend, mx_precision precision, size_t hidden)
+{
+    mx_model_spec spec = {.in_channels = c, .in_height = h, .in_width = w, .num_classes = classes,
+                          .backend = backend, .precision = precision};
+    snprintf(spec.arch, sizeof spec.arch, "%s", arch);
+    if (!strcmp(arch, "mlp")) {
+        spec.num_hidden = 2;
+        spec.hidden[0] = spec.hidden[1] = hidden;
+    }
+    mx_model *m = NULL;
+    mx_status st = mx_model_create(&spec, batch, &m);
+    if (st != MX_OK) fprintf(stderr, "creating %s (%s): %s\n", arch, mx_backend_name(backend), mx_error_message());
+    CHECK(st == MX_OK);
+    return m;
+}
+
+/* The model's buffer called name (NULL: none). */
+static inline mx_buffer_info *find_buffer(mx_model *m, const char *name)
+{
+    const mx_buffer_info *b;
+    size_t nb = mx_model_buffer_tensors(m, &b);
+    for (size_t i = 0; i < nb; i++)
+        if (!strcmp(b[i].name, name)) return (mx_buffer_info *)&b[i];
+    return NULL;
+}
 
 static inline void random_fill(mx_rng *rng, float *x, size_t count)
 {

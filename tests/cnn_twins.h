@@ -39,20 +39,10 @@ static inline const char *layout_name(size_t layout)
 }
 
 static inline mx_model *make(const char *arch, size_t c, size_t h, size_t w, size_t classes, size_t batch,
-                      mx_backend backend)
+                             mx_backend backend)
 {
-    mx_model_spec spec = {.in_channels = c, .in_height = h, .in_width = w, .num_classes = classes,
-                          .backend = backend, .precision = backend == MX_BACKEND_CPU ? g_precision : MX_PRECISION_FP32};
-    snprintf(spec.arch, sizeof spec.arch, "%s", arch);
-    if (!strcmp(arch, "mlp")) {
-        spec.num_hidden = 2;
-        spec.hidden[0] = spec.hidden[1] = 32;
-    }
-    mx_model *m = NULL;
-    mx_status st = mx_model_create(&spec, batch, &m);
-    if (st != MX_OK) fprintf(stderr, "creating %s (%s): %s\n", arch, mx_backend_name(backend), mx_error_message());
-    CHECK(st == MX_OK);
-    return m;
+    return make_model(arch, c, h, w, classes, batch, backend,
+                      backend == MX_BACKEND_CPU ? g_precision : MX_PRECISION_FP32, 32);
 }
 
 /* Whether a and b have the same buffers (batch norm's running statistics...). */
