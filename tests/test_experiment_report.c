@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/error.h"
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
 
 #define BINS 5
 
-static char root[1024];
 
 static const char *path_in(const char *dir, const char *name)
 {
@@ -142,7 +142,7 @@ static cJSON *eval_json(const run_spec *s)
 
 static void write_eval_json(const char *dir, const char *name, cJSON *e)
 {
-    char run_dir[3072];
+    char run_dir[4400];
     snprintf(run_dir, sizeof run_dir, "%s/runs/%s", dir, name);
     CHECK_OK(mx_make_dirs(run_dir));
     write_json(path_in(run_dir, "eval.json"), e);
@@ -270,8 +270,8 @@ static void check_png_file(const char *path)
 
 static void test_report(void)
 {
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s/exp", root);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/exp", g_tmp);
     make_experiment(dir);
     CHECK_OK(mx_experiment_report(dir));
 
@@ -329,7 +329,7 @@ static void test_report(void)
     const char *figures[] = {"alpha.png", "confidence.png", "reliability-erm.png", "reliability-mixup-alpha-0.2.png",
                              "reliability-mixup-alpha-1.png"};
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++) {
-        char fig[4096];
+        char fig[4400];
         snprintf(fig, sizeof fig, "%s/figures/%s", dir, figures[i]);
         check_png_file(fig);
     }
@@ -352,7 +352,7 @@ static void test_report(void)
     const char *b64 = html ? strstr(html, "data:image/png;base64,") : NULL;
     char *png = NULL;
     size_t png_size = 0;
-    char alpha_path[4096];
+    char alpha_path[4400];
     snprintf(alpha_path, sizeof alpha_path, "%s/figures/alpha.png", dir);
     CHECK_OK(mx_file_read_all(alpha_path, 1 << 26, &png, &png_size));
     if (b64 && png) {
@@ -378,8 +378,8 @@ static void test_report(void)
  * diverged run (what is not finite written as null) shows as dashes. */
 static void test_no_sweep(void)
 {
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s/single", root);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/single", g_tmp);
     CHECK_OK(mx_make_dirs(dir));
     write_text(path_in(dir, "manifest.json"),
                "{\"experiment\": \"one\", \"source\": \"\", \"bins\": 5, \"runs\": ["
@@ -395,7 +395,7 @@ static void test_no_sweep(void)
     cJSON_ReplaceItemInArray(cJSON_GetObjectItemCaseSensitive(rel, "confidence"), 4, cJSON_CreateNull());
     write_eval_json(dir, "wide", e);
     CHECK_OK(mx_experiment_report(dir));
-    char fig[4096];
+    char fig[4400];
     snprintf(fig, sizeof fig, "%s/figures/alpha.png", dir);
     CHECK(access(fig, F_OK) != 0);
     snprintf(fig, sizeof fig, "%s/figures/confidence.png", dir);
@@ -410,8 +410,8 @@ static void test_no_sweep(void)
     free(md);
 
     /* Nothing done at all: tables and page all the same. */
-    char empty[2048];
-    snprintf(empty, sizeof empty, "%s/empty", root);
+    char empty[4200];
+    snprintf(empty, sizeof empty, "%s/empty", g_tmp);
     CHECK_OK(mx_make_dirs(empty));
     write_text(path_in(empty, "manifest.json"),
                "{\"experiment\": \"none\", \"source\": \"x\", \"bins\": 15, \"runs\": ["
@@ -428,7 +428,7 @@ static void expect_format(const char *dir, const char *manifest, const char *eva
     CHECK_OK(mx_make_dirs(dir));
     write_text(path_in(dir, "manifest.json"), manifest);
     if (eval) {
-        char run_dir[3072];
+        char run_dir[4400];
         snprintf(run_dir, sizeof run_dir, "%s/runs/a", dir);
         CHECK_OK(mx_make_dirs(run_dir));
         write_text(path_in(run_dir, "eval.json"), eval);
@@ -442,8 +442,8 @@ static void expect_format(const char *dir, const char *manifest, const char *eva
 
 static void test_errors(void)
 {
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s/missing", root);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/missing", g_tmp);
     CHECK_OK(mx_make_dirs(dir));
     CHECK(mx_experiment_report(dir) == MX_ERR_IO);
     CHECK(strstr(mx_error_message(), "manifest.json") != NULL);
@@ -470,7 +470,7 @@ static void test_errors(void)
         "\"alpha\": 0, \"seed\": 0}]}", /* no method */
     };
     for (size_t i = 0; i < sizeof bad_manifests / sizeof bad_manifests[0]; i++) {
-        snprintf(dir, sizeof dir, "%s/bad-manifest-%zu", root, i);
+        snprintf(dir, sizeof dir, "%s/bad-manifest-%zu", g_tmp, i);
         expect_format(dir, bad_manifests[i], NULL, "manifest.json");
     }
     const char *bad_evals[] = {
@@ -487,51 +487,23 @@ static void test_errors(void)
         "\"brier\": 0.1}}}",
     };
     for (size_t i = 0; i < sizeof bad_evals / sizeof bad_evals[0]; i++) {
-        snprintf(dir, sizeof dir, "%s/bad-eval-%zu", root, i);
+        snprintf(dir, sizeof dir, "%s/bad-eval-%zu", g_tmp, i);
         expect_format(dir, good, bad_evals[i], "runs/a/eval.json");
     }
     /* The message says what is wrong, where. */
-    snprintf(dir, sizeof dir, "%s/bad-eval-3", root);
+    snprintf(dir, sizeof dir, "%s/bad-eval-3", g_tmp);
     CHECK(mx_experiment_report(dir) == MX_ERR_FORMAT);
     CHECK(strstr(mx_error_message(), "modes.plain") && strstr(mx_error_message(), "nll"));
 }
 
-/* ---- temporary folder ---------------------------------------------------- */
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        for (struct dirent *e; d && (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char child[8192];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 int main(void)
 {
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    CHECK_OK(mx_make_dirs(base));
-    snprintf(root, sizeof root, "%s/experiment-report-XXXXXX", base);
-    if (!mkdtemp(root)) {
-        perror(root);
-        return 1;
-    }
+    make_temp_root_for("experiment-report");
     test_report();
     test_no_sweep();
     test_errors();
     const char *keep = getenv("MIXREG_KEEP_PLOTS");
-    if (keep && *keep && strcmp(keep, "0") != 0) printf("report kept in %s\n", root);
-    else remove_tree(root);
+    if (keep && *keep && strcmp(keep, "0") != 0) printf("report kept in %s\n", g_tmp);
+    else remove_tree(g_tmp);
     CHECK_DONE();
 }

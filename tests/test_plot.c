@@ -14,31 +14,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "io/plot_internal.h"
 #include "mixreg/fileio.h"
 #include "mixreg/metrics.h"
 #include "mixreg/plot.h"
 
-static char dir[4096];
-
-static void make_temp_dir(void)
-{
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    CHECK_OK(mx_make_dirs(base));
-    snprintf(dir, sizeof dir, "%s/plot-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        perror(dir);
-        exit(1);
-    }
-}
-
-static const char *in_dir(const char *name)
-{
-    static char path[4608];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return path;
-}
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -50,7 +31,7 @@ static void check_png(const char *name, uint32_t width, uint32_t height)
 {
     char *data = NULL;
     size_t size = 0;
-    CHECK_OK(mx_file_read_all(in_dir(name), 1 << 26, &data, &size));
+    CHECK_OK(mx_file_read_all(tmp_path(name), 1 << 26, &data, &size));
     const unsigned char *d = (const unsigned char *)data;
     CHECK(size > 33 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0);
     if (size > 33) {
@@ -66,7 +47,7 @@ static void check_svg(const char *name, const char *size_attr)
 {
     char *data = NULL;
     size_t size = 0;
-    CHECK_OK(mx_file_read_all(in_dir(name), 1 << 26, &data, &size));
+    CHECK_OK(mx_file_read_all(tmp_path(name), 1 << 26, &data, &size));
     CHECK(data && strncmp(data, "<?xml", 5) == 0);
     CHECK(data && strstr(data, "<svg") != NULL);
     CHECK(data && strstr(data, size_attr) != NULL);
@@ -96,24 +77,24 @@ static void test_figure(void)
         {"ECE by seed", "seed", "ECE", 0, 0, 0, 0, 0, 0},
     };
     const size_t counts[] = {2, 2};
-    CHECK_OK(mx_plot_write(in_dir("figure.png"), 1100, 420, 2, axes, series, counts));
+    CHECK_OK(mx_plot_write(tmp_path("figure.png"), 1100, 420, 2, axes, series, counts));
     check_png("figure.png", 1100, 420);
-    CHECK_OK(mx_plot_write(in_dir("figure.svg"), 1100, 420, 2, axes, series, counts));
+    CHECK_OK(mx_plot_write(tmp_path("figure.svg"), 1100, 420, 2, axes, series, counts));
     check_svg("figure.svg", "width=\"1100");
     /* Upper-case extension, one panel, points only, a fixed range with the diagonal. */
     const double px[] = {0.1, 0.4, 0.8, 0.95}, py[] = {0.15, 0.3, 0.7, 0.99};
     mx_plot_series pts = {NULL, px, py, NULL, 4, MX_PLOT_POINTS, 0, 0, 0};
     mx_plot_axes square = {NULL, NULL, NULL, 0, 1, 0, 1, 0, 1};
     const size_t one = 1;
-    CHECK_OK(mx_plot_write(in_dir("points.PNG"), 300, 300, 1, &square, &pts, &one));
+    CHECK_OK(mx_plot_write(tmp_path("points.PNG"), 300, 300, 1, &square, &pts, &one));
     check_png("points.PNG", 300, 300);
     /* A single point and non-finite values are fine (the latter skipped). */
     const double lx[] = {1, 2, NAN, 4}, ly[] = {1, INFINITY, 3, 4};
     mx_plot_series line = {"line", lx, ly, NULL, 4, MX_PLOT_LINE, 0, 0, 0};
     mx_plot_axes plain_axes = {"t", "x", "y", 0, 0, 0, 0, 0, 0};
-    CHECK_OK(mx_plot_write(in_dir("gaps.svg"), 400, 300, 1, &plain_axes, &line, &one));
+    CHECK_OK(mx_plot_write(tmp_path("gaps.svg"), 400, 300, 1, &plain_axes, &line, &one));
     mx_plot_series single = {"one", lx, ly, NULL, 1, MX_PLOT_BARS, 0, 0, 0};
-    CHECK_OK(mx_plot_write(in_dir("single.png"), 400, 300, 1, &plain_axes, &single, &one));
+    CHECK_OK(mx_plot_write(tmp_path("single.png"), 400, 300, 1, &plain_axes, &single, &one));
 }
 
 /* Deterministic over-confident predictions for 10 classes. */
@@ -164,23 +145,23 @@ static void test_reliability(void)
     fill_overconfident(z, labels, N, 1.0);
     reliability_of(z, labels, N, conf[1], acc[1], count[1]);
     mx_reliability models[] = {{"plain", 15, conf[0], acc[0], count[0]}, {"rescaled", 15, conf[1], acc[1], count[1]}};
-    CHECK_OK(mx_plot_reliability(in_dir("reliability.png"), "Reliability, MLP on Fashion-MNIST", models, 2));
+    CHECK_OK(mx_plot_reliability(tmp_path("reliability.png"), "Reliability, MLP on Fashion-MNIST", models, 2));
     check_png("reliability.png", 640, 760);
-    CHECK_OK(mx_plot_reliability(in_dir("reliability.svg"), "Reliability", models, 2));
+    CHECK_OK(mx_plot_reliability(tmp_path("reliability.svg"), "Reliability", models, 2));
     check_svg("reliability.svg", "width=\"640");
-    CHECK_OK(mx_plot_reliability_sized(in_dir("reliability-small.png"), 400, 480, NULL, models, 1));
+    CHECK_OK(mx_plot_reliability_sized(tmp_path("reliability-small.png"), 400, 480, NULL, models, 1));
     check_png("reliability-small.png", 400, 480);
     /* Errors: mismatched bins, no samples, no models. */
     mx_reliability bad[] = {models[0], models[1]};
     bad[1].bins = 10;
-    CHECK(mx_plot_reliability(in_dir("bad.png"), NULL, bad, 2) == MX_ERR_ARG);
+    CHECK(mx_plot_reliability(tmp_path("bad.png"), NULL, bad, 2) == MX_ERR_ARG);
     size_t zeros[15] = {0};
     bad[1] = models[1];
     bad[1].count = zeros;
-    CHECK(mx_plot_reliability(in_dir("bad.png"), NULL, bad, 2) == MX_ERR_ARG);
-    CHECK(mx_plot_reliability(in_dir("bad.png"), NULL, models, 0) == MX_ERR_ARG);
-    CHECK(mx_plot_reliability(in_dir("bad.pdf"), NULL, models, 2) == MX_ERR_ARG);
-    CHECK(mx_plot_reliability(in_dir("no/such/dir/r.png"), NULL, models, 2) == MX_ERR_IO);
+    CHECK(mx_plot_reliability(tmp_path("bad.png"), NULL, bad, 2) == MX_ERR_ARG);
+    CHECK(mx_plot_reliability(tmp_path("bad.png"), NULL, models, 0) == MX_ERR_ARG);
+    CHECK(mx_plot_reliability(tmp_path("bad.pdf"), NULL, models, 2) == MX_ERR_ARG);
+    CHECK(mx_plot_reliability(tmp_path("no/such/dir/r.png"), NULL, models, 2) == MX_ERR_IO);
     free(z);
     free(labels);
 }
@@ -272,7 +253,7 @@ static void test_reliability_sparse_bin(void)
     acc[0][2] = 1.0; /* the one sample, right */
     mx_reliability models[] = {{"rescaled", B, conf[0], acc[0], count[0]}, {"plain", B, conf[1], acc[1], count[1]}};
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_reliability(in_dir("sparse.png"), "a 1-sample bin", models, 2));
+    CHECK_OK(mx_plot_reliability(tmp_path("sparse.png"), "a 1-sample bin", models, 2));
     mxp_trace_start(NULL);
     check_png("sparse.png", 640, 760);
     check_legends_clear(1);
@@ -322,7 +303,7 @@ static void test_legend_outside(void)
     mx_plot_axes ax = {"Calibration against the Mixup alpha", "alpha", "ECE (%)", 0.18, 2.2, 0, 0, 1, 0};
     const size_t n = sizeof s / sizeof s[0];
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_write(in_dir("crowded.png"), 600, 460, 1, &ax, s, &n));
+    CHECK_OK(mx_plot_write(tmp_path("crowded.png"), 600, 460, 1, &ax, s, &n));
     mxp_trace_start(NULL);
     check_png("crowded.png", 600, 460);
     CHECK(check_legends_clear(1) == 1);
@@ -332,7 +313,7 @@ static void test_legend_outside(void)
     mx_plot_series both[2 * (sizeof s / sizeof s[0])];
     for (size_t i = 0; i < n; i++) both[i] = both[n + i] = s[i];
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_write(in_dir("crowded2.svg"), 1200, 600, 2, two, both, counts));
+    CHECK_OK(mx_plot_write(tmp_path("crowded2.svg"), 1200, 600, 2, two, both, counts));
     mxp_trace_start(NULL);
     CHECK(check_legends_clear(2) == 2);
     for (size_t i = 0; i < trace.nlegends; i++) {
@@ -346,7 +327,7 @@ static void test_legend_outside(void)
     mx_plot_axes roomy = {"t", "alpha", "y", 0.18, 2.2, 0, 10, 1, 0};
     const size_t one = 1;
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_write(in_dir("roomy.png"), 500, 400, 1, &roomy, &low, &one));
+    CHECK_OK(mx_plot_write(tmp_path("roomy.png"), 500, 400, 1, &roomy, &low, &one));
     mxp_trace_start(NULL);
     CHECK(check_legends_clear(1) == 0);
 }
@@ -378,7 +359,7 @@ static void test_mode_colours(void)
     mx_reliability four[4];
     for (int i = 0; i < 4; i++) four[i] = (mx_reliability){order[i], B, conf, acc, count};
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_reliability(in_dir("four.png"), NULL, four, 4));
+    CHECK_OK(mx_plot_reliability(tmp_path("four.png"), NULL, four, 4));
     mxp_trace_start(NULL);
     const double *in_eval = entry_rgb("rescaled (ECE");
     CHECK(same_rgb(in_eval, rescaled));
@@ -394,7 +375,7 @@ static void test_mode_colours(void)
      * "rescaled" is the first series: orange in both. */
     mx_reliability three[] = {four[0], four[2], four[1]};
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_reliability(in_dir("three.svg"), NULL, three, 3));
+    CHECK_OK(mx_plot_reliability(tmp_path("three.svg"), NULL, three, 3));
     mxp_trace_start(NULL);
     CHECK(same_rgb(entry_rgb("rescaled (ECE"), rescaled));
     const double x[] = {1, 2, 3}, y1[] = {1, 2, 3}, y2[] = {3, 2, 1}, y3[] = {2, 2, 2};
@@ -404,7 +385,7 @@ static void test_mode_colours(void)
     mx_plot_axes ax = {"t", "x", "y", 0, 0, 0, 0, 0, 0};
     const size_t n = 3;
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_write(in_dir("modes.png"), 400, 300, 1, &ax, lines, &n));
+    CHECK_OK(mx_plot_write(tmp_path("modes.png"), 400, 300, 1, &ax, lines, &n));
     mxp_trace_start(NULL);
     CHECK(same_rgb(entry_rgb("rescaled"), rescaled));
     double blue[3];
@@ -421,7 +402,7 @@ static void test_mode_colours(void)
     for (int i = 0; i < 8; i++) many[i] = (mx_plot_series){names[i], x, y3, NULL, 3, MX_PLOT_LINE, 0, 0, 0};
     const size_t eight = 8;
     mxp_trace_start(&trace);
-    CHECK_OK(mx_plot_write(in_dir("many.png"), 500, 400, 1, &ax, many, &eight));
+    CHECK_OK(mx_plot_write(tmp_path("many.png"), 500, 400, 1, &ax, many, &eight));
     mxp_trace_start(NULL);
     double orange_rgb[3];
     mx_plot_colour_rgb(MX_PLOT_ORANGE, orange_rgb);
@@ -435,35 +416,35 @@ static void test_errors(void)
     mx_plot_series s = {"s", x, y, NULL, 3, MX_PLOT_LINE, 0, 0, 0};
     mx_plot_axes ax = {"t", "x", "y", 0, 0, 0, 0, 0, 0};
     const size_t one = 1, none = 0;
-    CHECK(mx_plot_write(in_dir("f.jpg"), 400, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
-    CHECK(mx_plot_write(in_dir("png"), 400, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("f.jpg"), 400, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("png"), 400, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
     CHECK(mx_plot_write(NULL, 400, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
-    CHECK(mx_plot_write(in_dir("no/such/dir/f.png"), 400, 300, 1, &ax, &s, &one) == MX_ERR_IO);
-    CHECK(mx_plot_write(in_dir("no/such/dir/f.svg"), 400, 300, 1, &ax, &s, &one) == MX_ERR_IO);
+    CHECK(mx_plot_write(tmp_path("no/such/dir/f.png"), 400, 300, 1, &ax, &s, &one) == MX_ERR_IO);
+    CHECK(mx_plot_write(tmp_path("no/such/dir/f.svg"), 400, 300, 1, &ax, &s, &one) == MX_ERR_IO);
     /* Empty data in every form. */
     mx_plot_series empty = {"e", x, y, NULL, 0, MX_PLOT_LINE, 0, 0, 0};
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &ax, &empty, &one) == MX_ERR_ARG);
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &ax, &s, &none) == MX_ERR_ARG);
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 0, &ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &ax, &empty, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &ax, &s, &none) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 0, &ax, &s, &one) == MX_ERR_ARG);
     mx_plot_series no_y = {"e", x, NULL, NULL, 3, MX_PLOT_LINE, 0, 0, 0};
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &ax, &no_y, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &ax, &no_y, &one) == MX_ERR_ARG);
     mx_plot_series all_nan = {"e", x, nan3, NULL, 3, MX_PLOT_POINTS, 0, 0, 0};
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &ax, &all_nan, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &ax, &all_nan, &one) == MX_ERR_ARG);
     /* A log axis with no positive x, or a non-positive range. */
     mx_plot_axes log_ax = {"t", "x", "y", 0, 0, 0, 0, 1, 0};
     mx_plot_series negative_x = {"e", neg, y, NULL, 3, MX_PLOT_LINE, 0, 0, 0};
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &log_ax, &negative_x, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &log_ax, &negative_x, &one) == MX_ERR_ARG);
     log_ax.xmin = 0;
     log_ax.xmax = 10;
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &log_ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &log_ax, &s, &one) == MX_ERR_ARG);
     /* Sizes and styles out of range. */
-    CHECK(mx_plot_write(in_dir("e.png"), 0, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 100000, 1, &ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 0, 300, 1, &ax, &s, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 100000, 1, &ax, &s, &one) == MX_ERR_ARG);
     mx_plot_series odd = s;
     odd.style = (mx_plot_style)42;
-    CHECK(mx_plot_write(in_dir("e.png"), 400, 300, 1, &ax, &odd, &one) == MX_ERR_ARG);
+    CHECK(mx_plot_write(tmp_path("e.png"), 400, 300, 1, &ax, &odd, &one) == MX_ERR_ARG);
     /* None of these left a file (or a temporary) behind. */
-    DIR *dp = opendir(dir);
+    DIR *dp = opendir(g_tmp);
     int stray = 0;
     for (struct dirent *e; dp && (e = readdir(dp));)
         if (!strncmp(e->d_name, "e.", 2) || !strncmp(e->d_name, "f.", 2) || !strncmp(e->d_name, "bad.", 4) ||
@@ -481,7 +462,7 @@ static void test_release_and_replot(void)
     mx_plot_axes ax = {"again", "x", "y", 0, 0, 0, 0, 0, 0};
     const size_t one = 1;
     mx_plot_release_caches();
-    CHECK_OK(mx_plot_write(in_dir("again.png"), 320, 240, 1, &ax, &s, &one));
+    CHECK_OK(mx_plot_write(tmp_path("again.png"), 320, 240, 1, &ax, &s, &one));
     check_png("again.png", 320, 240);
 }
 
@@ -489,19 +470,19 @@ static void remove_temp_dir(void)
 {
     const char *keep = getenv("MIXREG_KEEP_PLOTS");
     if (keep && *keep && strcmp(keep, "0") != 0) {
-        printf("figures kept in %s\n", dir);
+        printf("figures kept in %s\n", g_tmp);
         return;
     }
-    DIR *dp = opendir(dir);
+    DIR *dp = opendir(g_tmp);
     for (struct dirent *e; dp && (e = readdir(dp));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(in_dir(e->d_name));
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tmp_path(e->d_name));
     if (dp) closedir(dp);
-    CHECK(rmdir(dir) == 0);
+    CHECK(rmdir(g_tmp) == 0);
 }
 
 int main(void)
 {
-    make_temp_dir();
+    make_temp_root_for("plot");
     test_figure();
     test_reliability();
     test_reliability_sparse_bin();

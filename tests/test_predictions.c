@@ -8,29 +8,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/predictions.h"
 
-static char dir[4096];
-
-static void make_temp_dir(void)
-{
-    const char *base = getenv("MIXREG_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    CHECK_OK(mx_make_dirs(base));
-    snprintf(dir, sizeof dir, "%s/predictions-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        perror(dir);
-        exit(1);
-    }
-}
-
-static const char *in_dir(const char *name)
-{
-    static char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return path;
-}
 
 static char *read_file(const char *path, size_t *size)
 {
@@ -44,9 +25,9 @@ static void test_csv(void)
 {
     const float probs[] = {0.5f, 0.25f, 0.25f, 0.1f, 0.2f, 0.7f, 1.0f, 1e-8f, 0.0f, 0.123456789f, 0.3f, 0.576543211f};
     const int32_t labels[] = {2, 0, 1, -1};
-    CHECK_OK(mx_predictions_write(in_dir("p.csv"), probs, labels, 4, 3));
+    CHECK_OK(mx_predictions_write(tmp_path("p.csv"), probs, labels, 4, 3));
     size_t size;
-    char *text = read_file(in_dir("p.csv"), &size);
+    char *text = read_file(tmp_path("p.csv"), &size);
     const char *expected = "index,label,p0,p1,p2\n"
                            "0,2,0.5,0.25,0.25\n"
                            "1,0,0.1,0.2,0.7\n"
@@ -56,12 +37,12 @@ static void test_csv(void)
     if (text && strcmp(text, expected) != 0) fprintf(stderr, "got:\n%s", text);
     free(text);
     /* Replacing it: the new contents whole. Upper-case extensions are fine. */
-    CHECK_OK(mx_predictions_write(in_dir("p.csv"), probs, labels, 1, 3));
-    text = read_file(in_dir("p.csv"), &size);
+    CHECK_OK(mx_predictions_write(tmp_path("p.csv"), probs, labels, 1, 3));
+    text = read_file(tmp_path("p.csv"), &size);
     CHECK(text && strcmp(text, "index,label,p0,p1,p2\n0,2,0.5,0.25,0.25\n") == 0);
     free(text);
-    CHECK_OK(mx_predictions_write(in_dir("upper.CSV"), probs, labels, 0, 2));
-    text = read_file(in_dir("upper.CSV"), &size);
+    CHECK_OK(mx_predictions_write(tmp_path("upper.CSV"), probs, labels, 0, 2));
+    text = read_file(tmp_path("upper.CSV"), &size);
     CHECK(text && strcmp(text, "index,label,p0,p1\n") == 0);
     free(text);
 }
@@ -115,9 +96,9 @@ static void test_npy(void)
 {
     const float probs[] = {0.5f, 0.25f, 0.125f, 0.125f, 0.1f, 0.2f, 0.3f, 0.4f, 1.0f, 0.0f, 0.0f, 0.0f};
     const int32_t labels[] = {3, 0, 7};
-    CHECK_OK(mx_predictions_write(in_dir("p.npy"), probs, labels, 3, 4));
+    CHECK_OK(mx_predictions_write(tmp_path("p.npy"), probs, labels, 3, 4));
     size_t size;
-    unsigned char *d = (unsigned char *)read_file(in_dir("p.npy"), &size);
+    unsigned char *d = (unsigned char *)read_file(tmp_path("p.npy"), &size);
     size_t start = d ? check_npy_header(d, size, 3, 6) : 0;
     CHECK(start == 128); /* 10 bytes, the dict's 60-odd and '\n', padded to 2 x 64 */
     if (start) {
@@ -134,8 +115,8 @@ static void test_npy(void)
     }
     free(d);
     /* Empty, and many classes (a longer shape, still aligned). */
-    CHECK_OK(mx_predictions_write(in_dir("empty.npy"), NULL, NULL, 0, 10));
-    d = (unsigned char *)read_file(in_dir("empty.npy"), &size);
+    CHECK_OK(mx_predictions_write(tmp_path("empty.npy"), NULL, NULL, 0, 10));
+    d = (unsigned char *)read_file(tmp_path("empty.npy"), &size);
     if (d) CHECK(check_npy_header(d, size, 0, 12) == 128);
     free(d);
     enum { WIDE = 1000 };
@@ -143,8 +124,8 @@ static void test_npy(void)
     wide[WIDE - 1] = 1.0f;
     wide[WIDE] = 1.0f;
     const int32_t wide_labels[] = {999, 0};
-    CHECK_OK(mx_predictions_write(in_dir("wide.npy"), wide, wide_labels, 2, WIDE));
-    d = (unsigned char *)read_file(in_dir("wide.npy"), &size);
+    CHECK_OK(mx_predictions_write(tmp_path("wide.npy"), wide, wide_labels, 2, WIDE));
+    d = (unsigned char *)read_file(tmp_path("wide.npy"), &size);
     start = d ? check_npy_header(d, size, 2, WIDE + 2) : 0;
     CHECK(start > 0);
     if (start) {
@@ -163,17 +144,17 @@ static void test_blocks(void)
     const float a[] = {0.5f, 0.5f, 0.25f, 0.75f}, b[] = {-1.5f, 2.0f, 3.0f, 0.0f};
     const int32_t labels[] = {1, 0};
     const mx_prediction_block blocks[] = {{"p", a}, {"plain_logit", b}};
-    CHECK_OK(mx_predictions_write_blocks(in_dir("b.csv"), blocks, 2, labels, 2, 2));
+    CHECK_OK(mx_predictions_write_blocks(tmp_path("b.csv"), blocks, 2, labels, 2, 2));
     size_t size;
-    char *text = read_file(in_dir("b.csv"), &size);
+    char *text = read_file(tmp_path("b.csv"), &size);
     const char *expected = "index,label,p0,p1,plain_logit0,plain_logit1\n"
                            "0,1,0.5,0.5,-1.5,2\n"
                            "1,0,0.25,0.75,3,0\n";
     CHECK(text && strcmp(text, expected) == 0);
     if (text && strcmp(text, expected) != 0) fprintf(stderr, "got:\n%s", text);
     free(text);
-    CHECK_OK(mx_predictions_write_blocks(in_dir("b.npy"), blocks, 2, labels, 2, 2));
-    unsigned char *d = (unsigned char *)read_file(in_dir("b.npy"), &size);
+    CHECK_OK(mx_predictions_write_blocks(tmp_path("b.npy"), blocks, 2, labels, 2, 2));
+    unsigned char *d = (unsigned char *)read_file(tmp_path("b.npy"), &size);
     size_t start = d ? check_npy_header(d, size, 2, 6) : 0;
     CHECK(start > 0);
     if (start) {
@@ -184,25 +165,25 @@ static void test_blocks(void)
     }
     free(d);
     const mx_prediction_block bad[] = {{"p,0", a}, {"", a}, {NULL, a}, {"x y", a}};
-    for (size_t k = 0; k < 4; k++) CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), &bad[k], 1, labels, 2, 2) == MX_ERR_ARG);
-    CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), blocks, 0, labels, 2, 2) == MX_ERR_ARG);
-    CHECK(mx_predictions_write_blocks(in_dir("bad.csv"), blocks, MX_PREDICTION_MAX_BLOCKS + 1, labels, 2, 2) == MX_ERR_ARG);
-    CHECK(access(in_dir("bad.csv"), F_OK) != 0);
+    for (size_t k = 0; k < 4; k++) CHECK(mx_predictions_write_blocks(tmp_path("bad.csv"), &bad[k], 1, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write_blocks(tmp_path("bad.csv"), blocks, 0, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write_blocks(tmp_path("bad.csv"), blocks, MX_PREDICTION_MAX_BLOCKS + 1, labels, 2, 2) == MX_ERR_ARG);
+    CHECK(access(tmp_path("bad.csv"), F_OK) != 0);
 }
 
 static void test_errors(void)
 {
     const float probs[] = {0.5f, 0.5f};
     const int32_t labels[] = {1};
-    CHECK(mx_predictions_write(in_dir("p.txt"), probs, labels, 1, 2) == MX_ERR_ARG);
-    CHECK(mx_predictions_write(in_dir("p"), probs, labels, 1, 2) == MX_ERR_ARG);
-    CHECK(mx_predictions_write(in_dir("csv"), probs, labels, 1, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write(tmp_path("p.txt"), probs, labels, 1, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write(tmp_path("p"), probs, labels, 1, 2) == MX_ERR_ARG);
+    CHECK(mx_predictions_write(tmp_path("csv"), probs, labels, 1, 2) == MX_ERR_ARG);
     CHECK(mx_predictions_write(NULL, probs, labels, 1, 2) == MX_ERR_ARG);
-    CHECK(mx_predictions_write(in_dir("zero.csv"), probs, labels, 1, 0) == MX_ERR_ARG);
-    CHECK(mx_predictions_write(in_dir("no/such/dir/p.csv"), probs, labels, 1, 2) == MX_ERR_IO);
-    CHECK(mx_predictions_write(in_dir("no/such/dir/p.npy"), probs, labels, 1, 2) == MX_ERR_IO);
+    CHECK(mx_predictions_write(tmp_path("zero.csv"), probs, labels, 1, 0) == MX_ERR_ARG);
+    CHECK(mx_predictions_write(tmp_path("no/such/dir/p.csv"), probs, labels, 1, 2) == MX_ERR_IO);
+    CHECK(mx_predictions_write(tmp_path("no/such/dir/p.npy"), probs, labels, 1, 2) == MX_ERR_IO);
     /* Nothing half-written is left behind: only the files written on purpose. */
-    DIR *dp = opendir(dir);
+    DIR *dp = opendir(g_tmp);
     CHECK(dp != NULL);
     int stray = 0;
     for (struct dirent *e; dp && (e = readdir(dp));)
@@ -214,13 +195,13 @@ static void test_errors(void)
 static void remove_temp_dir(void)
 {
     static const char *names[] = {"p.csv", "upper.CSV", "p.npy", "empty.npy", "wide.npy", "b.csv", "b.npy"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(in_dir(names[i]));
-    CHECK(rmdir(dir) == 0);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
+    CHECK(rmdir(g_tmp) == 0);
 }
 
 int main(void)
 {
-    make_temp_dir();
+    make_temp_root_for("predictions");
     test_csv();
     test_npy();
     test_blocks();

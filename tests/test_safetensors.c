@@ -7,17 +7,17 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/safetensors.h"
 
-static char dir[4096];
 
 /* Writes `header` (header_len bytes, or strlen when 0) and data_len zero bytes
  * of data, and reads the file back. */
 static mx_status read_crafted(const char *name, const char *header, size_t header_len, size_t data_len)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+    snprintf(path, sizeof path, "%s/%s.safetensors", g_tmp, name);
     FILE *f = fopen(path, "wb");
     uint64_t len = header_len ? header_len : strlen(header);
     uint8_t le[8];
@@ -36,7 +36,7 @@ static mx_status read_crafted(const char *name, const char *header, size_t heade
 static void test_round_trip(void)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/ok.safetensors", dir);
+    snprintf(path, sizeof path, "%s/ok.safetensors", g_tmp);
     float w[6] = {1, 2, 3, 4, 5, 6};
     int32_t k[2] = {-7, 9};
     mx_st_tensor t[2] = {
@@ -64,7 +64,7 @@ static void test_round_trip(void)
     CHECK(access(tmp, F_OK) != 0);
     /* A writer that cannot create its file leaves the old one alone. */
     char bad[4200];
-    snprintf(bad, sizeof bad, "%s/no/such/dir/x.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.safetensors", g_tmp);
     CHECK(mx_safetensors_write(bad, t, 2, meta, 2) == MX_ERR_IO);
     /* Shape and byte count must agree when writing, too. */
     t[0].nbytes = 8;
@@ -208,7 +208,7 @@ static void test_corrupt_files(void)
 {
     char path[4200];
     /* Header length pointing past the end of the file (a truncated file). */
-    snprintf(path, sizeof path, "%s/truncated.safetensors", dir);
+    snprintf(path, sizeof path, "%s/truncated.safetensors", g_tmp);
     FILE *f = fopen(path, "wb");
     uint8_t le[12] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
     fwrite(le, 1, sizeof le, f);
@@ -220,26 +220,19 @@ static void test_corrupt_files(void)
     fwrite(le, 1, 3, f);
     fclose(f);
     CHECK(mx_safetensors_read(path, &st) == MX_ERR_FORMAT);
-    snprintf(path, sizeof path, "%s/absent.safetensors", dir);
+    snprintf(path, sizeof path, "%s/absent.safetensors", g_tmp);
     CHECK(mx_safetensors_read(path, &st) == MX_ERR_IO);
     CHECK(strstr(mx_error_message(), "absent.safetensors") != NULL);
 }
 
 int main(void)
 {
-    const char *base = getenv("MIXREG_TEST_TMP");
-    char tmpl[4096];
-    if (base) mx_make_dirs(base);
-    snprintf(tmpl, sizeof tmpl, "%s/safetensors-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpl)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(dir, sizeof dir, "%s", tmpl);
+    make_temp_root_for("safetensors");
     test_round_trip();
     test_corrupt_files();
     test_crafted_headers();
     test_deep_nesting();
     test_accepted_headers();
+    remove_tree(g_tmp);
     CHECK_DONE();
 }

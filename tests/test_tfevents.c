@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/tfevents.h"
 
@@ -27,13 +28,9 @@ int main(void)
     CHECK(mx_crc32c(zeros, 32) == 0x8A9136AAu);
     CHECK(mx_crc32c("", 0) == 0);
 
-    const char *base = getenv("MIXREG_TEST_TMP");
-    char dir[4096];
-    if (base) mx_make_dirs(base);
-    snprintf(dir, sizeof dir, "%s/tfevents-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(dir)) return 1;
+    make_temp_root_for("tfevents");
     mx_tfevents *w;
-    CHECK_OK(mx_tfevents_open(dir, &w));
+    CHECK_OK(mx_tfevents_open(g_tmp, &w));
     if (!w) CHECK_DONE();
     CHECK_OK(mx_tfevents_scalar(w, "test/accuracy", 300, 1700000000.5, 0.875));
     float values[5] = {-1, 0, 0.5, 2, 3};
@@ -87,7 +84,7 @@ int main(void)
     CHECK(found_scalar);
     free(data);
     remove(path);
-    remove(dir);
+    remove(g_tmp);
 
     /* An unwritable place is an I/O error naming it. */
     CHECK(mx_tfevents_open("/proc/no-such-dir/tb", &w) == MX_ERR_IO);
