@@ -80,11 +80,8 @@ dictionary() { # target: the dictionary file to use, if any
     for p in "${parts[@]}"; do cat "tests/fuzz/$p.dict"; done > "$OUT/$1.dict"
     echo "-dict=$OUT/$1.dict"
 }
-fuzz_one() { # target: fuzzes it; on a crash prints libFuzzer's report and leaves $OUT/<target>.crashed
-    local name=$1 corpus="$OUT/corpus-$1"
-    mkdir -p "$corpus"
-    seed "$name" "$corpus"
-    echo "fuzzing $name for ${SECONDS_PER_TARGET}s"
+fuzz_one() { # target corpus: fuzzes it; on a crash prints libFuzzer's report and leaves $OUT/<target>.crashed
+    local name=$1 corpus=$2
     # Leak checking stays on: a leak on a malformed file is a defect too. One
     # thread each, as the targets run side by side.
     if ! OMP_NUM_THREADS=1 "$OUT/$name" -max_total_time="$SECONDS_PER_TARGET" -timeout=25 -print_final_stats=1 \
@@ -95,11 +92,16 @@ fuzz_one() { # target: fuzzes it; on a crash prints libFuzzer's report and leave
     fi
     echo "$name: $(grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$OUT/$name.log" | tr '\n' ' ')"
 }
-# The targets run $JOBS at a time: each is one process on one core.
+# The targets run $JOBS at a time: each is one process on one core. Seeding
+# runs here, so that a failure there stops the script (set -e).
 rm -f "$OUT"/*.crashed
 for name in ${TARGETS:-${ALL[@]}}; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-    fuzz_one "$name" &
+    corpus="$OUT/corpus-$name"
+    mkdir -p "$corpus"
+    seed "$name" "$corpus"
+    echo "fuzzing $name for ${SECONDS_PER_TARGET}s"
+    fuzz_one "$name" "$corpus" &
 done
 wait
 if compgen -G "$OUT/*.crashed" > /dev/null; then
