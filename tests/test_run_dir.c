@@ -351,9 +351,24 @@ static void test_size_limit(void)
     CHECK(file_size(log) == 903);
 }
 
+/* The tests' own clean-up (test_tmp.h remove_tree) removes a planted link to
+ * a directory, never what it points at. */
+static void test_remove_tree_keeps_link_targets(void)
+{
+    make_dirs("kept");
+    write_text(tmp_path("kept/file.txt"), OUTSIDE_TEXT);
+    make_dirs("doomed");
+    CHECK(symlink(tmp_path("kept"), tmp_path("doomed/link")) == 0);
+    remove_tree(tmp_path("doomed"));
+    struct stat sb;
+    CHECK(lstat(tmp_path("doomed"), &sb) != 0 && errno == ENOENT);
+    CHECK(file_is(tmp_path("kept/file.txt"), OUTSIDE_TEXT));
+}
+
 int main(void)
 {
     make_temp_root_for("run-dir");
+    test_remove_tree_keeps_link_targets();
     test_symlinks();
     test_lock();
     test_leftovers();
