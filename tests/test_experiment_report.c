@@ -14,13 +14,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "test_tmp.h"
 #include "mixreg/error.h"
 #include "mixreg/experiment_report.h"
 #include "mixreg/fileio.h"
+#include "test_tmp.h"
 
 #define BINS 5
-
 
 static const char *path_in(const char *dir, const char *name)
 {

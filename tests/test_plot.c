@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "test_tmp.h"
 #include "io/plot_internal.h"
 #include "mixreg/fileio.h"
 #include "mixreg/metrics.h"
 #include "mixreg/plot.h"
+#include "test_tmp.h"
 
 
 static uint32_t be32(const unsigned char *p)

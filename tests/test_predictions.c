@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/predictions.h"
+#include "test_tmp.h"
 
 
 static char *read_file(const char *path, size_t *size)

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/safetensors.h"
+#include "test_tmp.h"
 
 
 /* Writes `header` (header_len bytes, or strlen when 0) and data_len zero bytes

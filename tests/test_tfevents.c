@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "test_tmp.h"
 #include "mixreg/fileio.h"
 #include "mixreg/tfevents.h"
+#include "test_tmp.h"
 
 static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
